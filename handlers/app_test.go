@@ -1,0 +1,155 @@
+package handlers
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alexedwards/scs/redisstore"
+	"github.com/alexedwards/scs/v2"
+	"github.com/redis/rueidis"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/sessionlab/sessionlab/internal/accounts"
+	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/inspect"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+)
+
+// testApp is the app wired as main wires it, on a private redis-server,
+// served by httptest.
+type testApp struct {
+	t     *testing.T
+	redis *redistest.Server
+	app   *App
+	srv   *httptest.Server
+	logs  *lockedWriter
+}
+
+// newTestApp starts Redis and the app; options may change the App before
+// it serves (shorter timeouts, say).
+func newTestApp(t *testing.T, options ...func(*App)) *testApp {
+	t.Helper()
+	rs := redistest.Start(t)
+	return newTestAppOn(t, rs, options...)
+}
+
+// newTestAppOn serves another app instance on an existing Redis.
+func newTestAppOn(t *testing.T, rs *redistest.Server, options ...func(*App)) *testApp {
+	t.Helper()
+	opt := rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true,
+		ConnWriteTimeout: 2 * time.Second, Dialer: newDialer()}
+	rdb, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatalf("rueidis: %v", err)
+	}
+	t.Cleanup(rdb.Close)
+	pool := sessions.NewPool(rs.URL())
+	t.Cleanup(func() { pool.Close() })
+
+	const idle = 30 * time.Minute
+	sm := scs.New()
+	sm.Store = sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: idle}
+	sm.Codec = sessions.Codec{}
+	sm.Cookie.Persist = false
+	logs := &lockedWriter{w: &strings.Builder{}}
+	a := &App{
+		Log:        slog.New(slog.NewTextHandler(logs, nil)),
+		Sessions:   sm,
+		Ops:        sessions.NewOps(rdb),
+		Accounts:   accounts.New(rdb, bcrypt.MinCost),
+		Inspector:  inspect.New(rdb),
+		Ready:      func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Ping().Build()).Error() },
+		LogID:      sessions.LogID("test-salt").Of,
+		Instance:   "test",
+		Idle:       idle,
+		TouchEvery: time.Minute,
+	}
+	for _, o := range options {
+		o(a)
+	}
+	a.Sessions.Store = sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: a.Idle}
+	srv := httptest.NewServer(a.Routes())
+	t.Cleanup(srv.Close)
+	return &testApp{t: t, redis: rs, app: a, srv: srv, logs: logs}
+}
+
+// client is a browser: its own cookie jar, redirects not followed.
+func (ta *testApp) client() *http.Client { return apptest.Client(ta.t) }
+
+type response struct {
+	status int
+	body   string
+	header http.Header
+}
+
+func (ta *testApp) do(c *http.Client, req *http.Request) response {
+	ta.t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		ta.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, string(b), resp.Header}
+}
+
+// get sends a GET; headers come in pairs ("HX-Request", "true").
+func (ta *testApp) get(c *http.Client, path string, headers ...string) response {
+	ta.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, ta.srv.URL+path, nil)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return ta.do(c, req)
+}
+
+// post sends a form the way a browser on this site would.
+func (ta *testApp) post(c *http.Client, path string, form url.Values, headers ...string) response {
+	ta.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, ta.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return ta.do(c, req)
+}
+
+// register creates an account and leaves c logged in.
+func (ta *testApp) register(c *http.Client, name, password string) {
+	ta.t.Helper()
+	r := ta.post(c, "/register", url.Values{"username": {name}, "password": {password}})
+	if r.status != http.StatusSeeOther {
+		ta.t.Fatalf("register %s: status %d, want 303\n%s", name, r.status, r.body)
+	}
+}
+
+// token is the session token in c's jar ("" for none).
+func (ta *testApp) token(c *http.Client) string {
+	u, _ := url.Parse(ta.srv.URL)
+	for _, ck := range c.Jar.Cookies(u) {
+		if ck.Name == ta.app.Sessions.Cookie.Name {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+// viewCount reads the number in data-testid="view-count".
+func viewCount(t *testing.T, body string) string {
+	t.Helper()
+	const marker = `data-testid="view-count">`
+	i := strings.Index(body, marker)
+	if i < 0 {
+		t.Fatalf("no view-count in page:\n%s", body)
+	}
+	rest := body[i+len(marker):]
+	return rest[:strings.Index(rest, "<")]
+}

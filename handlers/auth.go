@@ -1,0 +1,194 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/sessionlab/sessionlab/internal/accounts"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
+)
+
+// registerForm handles GET /register.
+func (a *App) registerForm(w http.ResponseWriter, r *http.Request) {
+	a.render(w, r, http.StatusOK, "Create an account", views.RegisterPage(views.AuthForm{}))
+}
+
+// register handles POST /register: create the account, then log it in.
+func (a *App) register(w http.ResponseWriter, r *http.Request) {
+	if !a.parseForm(w, r) {
+		return
+	}
+	name, password := r.PostForm.Get("username"), r.PostForm.Get("password")
+	form := views.AuthForm{Username: views.Field{Value: echo(name)}}
+	acct, err := a.Accounts.Create(r.Context(), name, password)
+	var fieldErr *accounts.FieldError
+	switch {
+	case errors.As(err, &fieldErr):
+		setFieldError(&form, fieldErr)
+		a.render(w, r, http.StatusUnprocessableEntity, "Create an account", views.RegisterPage(form))
+		return
+	case errors.Is(err, accounts.ErrTaken):
+		form.Username.Error = "That username is taken. Pick another, or log in if it is yours."
+		a.render(w, r, http.StatusConflict, "Create an account", views.RegisterPage(form))
+		return
+	case err != nil:
+		a.fail(w, r, err)
+		return
+	}
+	a.Log.Info("account created", "user", acct.Username)
+	if err := a.logIn(r.Context(), acct, false); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.toProfile(w, r)
+}
+
+// loginForm handles GET /login.
+func (a *App) loginForm(w http.ResponseWriter, r *http.Request) {
+	var form views.AuthForm
+	switch r.URL.Query().Get("from") {
+	case "logout":
+		form.Notice = "You are logged out. Your session's key is gone from Redis."
+	case "expired":
+		form.Notice = "Your session has ended (it expired or was revoked). Please log in again."
+	}
+	a.render(w, r, http.StatusOK, "Log in", views.LoginPage(form))
+}
+
+// login handles POST /login. Unknown user and wrong password get the same
+// answer, in about the same time.
+func (a *App) login(w http.ResponseWriter, r *http.Request) {
+	if !a.parseForm(w, r) {
+		return
+	}
+	name, password := r.PostForm.Get("username"), r.PostForm.Get("password")
+	remember := r.PostForm.Get("remember") != ""
+	form := views.AuthForm{Username: views.Field{Value: echo(name)}, Remember: remember}
+	if strings.TrimSpace(name) == "" {
+		form.Username.Error = "Enter your username."
+	}
+	switch {
+	case password == "":
+		form.Password.Error = "Enter your password."
+	case len(password) > accounts.PasswordMax:
+		form.Password.Error = "Passwords are at most 72 bytes."
+	}
+	if form.Username.Error != "" || form.Password.Error != "" {
+		a.render(w, r, http.StatusUnprocessableEntity, "Log in", views.LoginPage(form))
+		return
+	}
+	acct, err := a.Accounts.Authenticate(r.Context(), name, password)
+	if errors.Is(err, accounts.ErrBadCredentials) {
+		a.Log.Info("login failed", "session", a.LogID(a.Sessions.Token(r.Context())))
+		form.Error = "Invalid username or password."
+		a.render(w, r, http.StatusUnauthorized, "Log in", views.LoginPage(form))
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.logIn(r.Context(), acct, remember); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.toProfile(w, r)
+}
+
+// logIn puts the user in the session under a new token, so a token known
+// before login (say, planted by an attacker) is worthless after it.
+func (a *App) logIn(ctx context.Context, acct accounts.Account, remember bool) error {
+	if err := a.renewToken(ctx); err != nil {
+		return err
+	}
+	a.Sessions.Put(ctx, sessions.KeyUser, sessions.User{Username: acct.Username, Role: acct.Role})
+	if remember {
+		a.Sessions.RememberMe(ctx, true)
+	} else {
+		a.Sessions.Remove(ctx, sessions.KeyRememberMe)
+	}
+	return nil
+}
+
+// renewToken gives the session a new token. The old key is taken with
+// GETDEL rather than deleted, so views counted by concurrent requests right
+// up to this moment move to the new token instead of being lost.
+func (a *App) renewToken(ctx context.Context) error {
+	old := a.Sessions.Token(ctx)
+	if old != "" {
+		b, err := a.Ops.Take(ctx, old)
+		switch {
+		case errors.Is(err, sessions.ErrNoSession):
+		case err != nil:
+			return err
+		default:
+			if _, values, err := (sessions.Codec{}).Decode(b); err == nil {
+				if v, ok := values[sessions.KeyViews].(int); ok {
+					a.Sessions.Put(ctx, sessions.KeyViews, v)
+				}
+			}
+		}
+	}
+	if err := a.Sessions.RenewToken(ctx); err != nil {
+		return err
+	}
+	a.Log.Info("session renewed", "old", a.LogID(old), "session", a.LogID(a.Sessions.Token(ctx)))
+	return nil
+}
+
+// toProfile ends a successful login: plain browsers follow a 303, htmx gets
+// the profile fragment and the new URL.
+func (a *App) toProfile(w http.ResponseWriter, r *http.Request) {
+	if !isHTMX(r) {
+		http.Redirect(w, r, "/profile", http.StatusSeeOther)
+		return
+	}
+	w.Header().Set("HX-Push-Url", "/profile")
+	w.Header().Set("HX-Trigger", "session-changed")
+	u, _ := a.currentUser(r.Context())
+	a.render(w, r, http.StatusOK, "Profile", views.ProfilePage(a.profileView(r.Context(), u)))
+}
+
+// logout handles POST /logout: the key is deleted, the cookie cleared, and
+// the next request starts a new anonymous session with a new token.
+func (a *App) logout(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	old := a.Sessions.Token(ctx)
+	if err := a.Sessions.Destroy(ctx); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if old != "" {
+		a.Log.Info("session destroyed", "session", a.LogID(old))
+	}
+	w.Header().Set("Clear-Site-Data", `"cookies"`)
+	if isHTMX(r) {
+		w.Header().Set("HX-Redirect", "/login?from=logout")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	http.Redirect(w, r, "/login?from=logout", http.StatusSeeOther)
+}
+
+func setFieldError(f *views.AuthForm, e *accounts.FieldError) {
+	switch e.Field {
+	case "username":
+		f.Username.Error = e.Message
+	case "password":
+		f.Password.Error = e.Message
+	default:
+		f.Error = e.Message
+	}
+}
+
+// echo bounds what a form shows back of what the user typed.
+func echo(s string) string {
+	const max = 2 * accounts.UsernameMax
+	if len(s) > max {
+		return strings.ToValidUTF8(s[:max], "")
+	}
+	return s
+}

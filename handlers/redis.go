@@ -1,0 +1,85 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/sessionlab/sessionlab/internal/accounts"
+	"github.com/sessionlab/sessionlab/internal/inspect"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
+)
+
+// redisPage handles GET /redis: this browser's keys as stored. The panel at
+// the bottom of every page loads the same data with htmx.
+func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
+	entries, err := a.redisEntries(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if isHTMX(r) && r.Header.Get("HX-Target") == "redis-panel" {
+		a.write(w, r, http.StatusOK, views.RedisPanel(entries))
+		return
+	}
+	p := a.page(r.Context(), "What's in Redis")
+	p.HidePanel = true
+	if isHTMX(r) {
+		a.write(w, r, http.StatusOK, views.Fragment(p, views.RedisPage(entries)))
+		return
+	}
+	a.write(w, r, http.StatusOK, views.Layout(p, views.RedisPage(entries)))
+}
+
+func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
+	var entries []views.RedisEntry
+	if token := a.Sessions.Token(ctx); token != "" {
+		e, err := a.Inspector.Key(ctx, sessions.Key(token))
+		if err != nil {
+			return nil, err
+		}
+		if e.Exists {
+			entries = append(entries, views.RedisEntry{
+				Key:    sessions.Key(token[:6]) + "…",
+				Note:   "this browser's session (the key holds the full token; it is cut here on purpose)",
+				TTL:    e.TTL,
+				Memory: e.Memory,
+				Value:  inspect.Pretty(e.Value),
+			})
+		}
+	}
+	if u, ok := a.currentUser(ctx); ok {
+		e, err := a.Inspector.Key(ctx, accounts.Key(u.Username))
+		if err != nil {
+			return nil, err
+		}
+		if e.Exists {
+			entries = append(entries, views.RedisEntry{
+				Key:    accounts.Key(u.Username),
+				Note:   "your account; the password is kept only as a bcrypt hash (cut here)",
+				TTL:    e.TTL,
+				Memory: e.Memory,
+				Value:  inspect.Pretty(cutHash(e.Value)),
+			})
+		}
+	}
+	return entries, nil
+}
+
+// cutHash shortens the bcrypt hash in an account value to its algorithm and
+// cost: enough to see it is a hash, nothing to crack.
+func cutHash(v []byte) []byte {
+	var m map[string]any
+	if json.Unmarshal(v, &m) != nil {
+		return v
+	}
+	if h, ok := m["hash"].(string); ok && len(h) > 7 {
+		m["hash"] = h[:7] + "…"
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return v
+	}
+	return b
+}

@@ -1,0 +1,124 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"github.com/a-h/templ"
+	"github.com/gomodule/redigo/redis"
+	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
+)
+
+func isHTMX(r *http.Request) bool { return r.Header.Get("HX-Request") == "true" }
+
+// render writes a page: the partial alone for htmx, the whole layout for a
+// normal request. It renders into a buffer first so a template error never
+// leaves half a page. Every page shows who is logged in, so none is stored.
+func (a *App) render(w http.ResponseWriter, r *http.Request, status int, title string, content templ.Component) {
+	p := a.page(r.Context(), title)
+	if isHTMX(r) {
+		a.write(w, r, status, views.Fragment(p, content))
+		return
+	}
+	a.write(w, r, status, views.Layout(p, content))
+}
+
+// write renders one component as the response.
+func (a *App) write(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
+	var buf bytes.Buffer
+	if err := c.Render(r.Context(), &buf); err != nil {
+		a.Log.Error("render failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		http.Error(w, "Internal server error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Add("Vary", "HX-Request")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (a *App) page(ctx context.Context, title string) views.Page {
+	p := views.Page{Title: title, Instance: a.Instance, Banner: a.Banner}
+	if u, ok := a.currentUser(ctx); ok {
+		p.User = u.Username
+	}
+	return p
+}
+
+// currentUser is the logged-in user, if the request has a session at all.
+func (a *App) currentUser(ctx context.Context) (sessions.User, bool) {
+	if _, ok := stateOf(ctx); !ok {
+		return sessions.User{}, false
+	}
+	u, ok := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User)
+	return u, ok && u.Username != ""
+}
+
+// problem shows an error page with a short, clear message.
+func (a *App) problem(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
+	a.render(w, r, status, title, views.ProblemPage(views.Problem{Status: status, Title: title, Message: msg}))
+}
+
+// fail answers a request that could not be served because of our side:
+// 503 when Redis is out of reach, 500 otherwise. The error is logged, never
+// shown; it names no token (see LogID).
+func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusInternalServerError
+	title, msg := "Something went wrong", "Something went wrong on our side, and nothing was changed. Please try again."
+	if unavailable(err) {
+		status = http.StatusServiceUnavailable
+		title = "Session store unavailable"
+		msg = "The session store (Redis) is not answering, so nothing was changed. Please try again in a moment."
+		w.Header().Set("Retry-After", "5")
+	}
+	a.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	a.problem(w, r, status, title, msg)
+}
+
+// unavailable tells a Redis outage (refused, reset, timed out, loading, pool
+// exhausted, client closing) from a bug.
+func unavailable(err error) bool {
+	var netErr net.Error
+	var redisErr *rueidis.RedisError
+	switch {
+	case errors.As(err, &netErr),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, rueidis.ErrClosing), errors.Is(err, redis.ErrPoolExhausted):
+		return true
+	case errors.As(err, &redisErr):
+		for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN"} {
+			if strings.HasPrefix(redisErr.Error(), p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// parseForm reads a form body of bounded size. It answers 413 or 400 itself
+// and reports whether the handler may go on.
+func (a *App) parseForm(w http.ResponseWriter, r *http.Request) bool {
+	err := r.ParseForm()
+	if err == nil {
+		return true
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		a.problem(w, r, http.StatusRequestEntityTooLarge, "Request too large", "That form was larger than this site accepts.")
+		return false
+	}
+	a.problem(w, r, http.StatusBadRequest, "Malformed form", "The form could not be read. Please send it again from the page.")
+	return false
+}

@@ -1,0 +1,30 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/sessionlab/sessionlab/static"
+)
+
+// Routes is the app's table of contents. Static files and health checks sit
+// outside the session middleware: they never touch a session.
+func (a *App) Routes() http.Handler {
+	pages := http.NewServeMux()
+	pages.HandleFunc("GET /{$}", a.home)
+	pages.HandleFunc("GET /register", a.registerForm)
+	pages.HandleFunc("POST /register", a.register)
+	pages.HandleFunc("GET /login", a.loginForm)
+	pages.HandleFunc("POST /login", a.login)
+	pages.HandleFunc("POST /logout", a.logout)
+	pages.HandleFunc("GET /profile", a.profile)
+	pages.HandleFunc("GET /count", a.count)
+	pages.HandleFunc("GET /redis", a.redisPage)
+
+	root := http.NewServeMux()
+	root.Handle("GET /static/", static.Handler())
+	root.HandleFunc("GET /healthz", a.healthz)
+	root.HandleFunc("GET /readyz", a.readyz)
+	root.Handle("/", a.crossOriginProtection(limitBody(a.withSession(a.problemPages(pages)))))
+
+	return a.recoverPanics(a.logRequests(secureHeaders(root)))
+}

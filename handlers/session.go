@@ -1,0 +1,225 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+
+	"github.com/sessionlab/sessionlab/internal/sessions"
+)
+
+// sessionState is what the middleware learned about the request's session,
+// beyond what scs keeps.
+type sessionState struct {
+	// stale: the request carried a session cookie, but no live session
+	// answers to it (never issued, malformed, expired, revoked, renewed).
+	stale bool
+	// seen is the session's last recorded activity.
+	seen time.Time
+}
+
+type stateKey struct{}
+
+func stateOf(ctx context.Context) (*sessionState, bool) {
+	s, ok := ctx.Value(stateKey{}).(*sessionState)
+	return s, ok
+}
+
+// tokenLen is the length of an scs token: 32 random bytes, base64url.
+const tokenLen = 43
+
+// validToken rejects cookies scs could not have issued before they reach Redis.
+func validToken(t string) bool {
+	if len(t) != tokenLen {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// withSession loads the session (one GET), enforces the idle and absolute
+// timeouts, and saves the session after the handler has run but before
+// anything is sent: if the save fails, the user sees that it failed instead
+// of a page claiming success. It replaces scs's LoadAndSave, which commits on
+// the first Write and would mix an error into a success page.
+//
+// A session that is only read is never written back; its expiry is moved by
+// a touch at most every TouchEvery, so a read costs one round trip.
+func (a *App) withSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Cookie")
+		var token string
+		var presented bool
+		if c, err := r.Cookie(a.Sessions.Cookie.Name); err == nil {
+			presented = true
+			if validToken(c.Value) {
+				token = c.Value
+			}
+		}
+		ctx, err := a.Sessions.Load(r.Context(), token)
+		if err != nil {
+			a.fail(w, r, fmt.Errorf("load session %s: %w", a.LogID(token), err))
+			return
+		}
+		st := &sessionState{stale: presented && a.Sessions.Token(ctx) == ""}
+		if a.Sessions.Token(ctx) != "" {
+			if err := a.checkTimeouts(ctx, st); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
+		r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
+
+		bw := &bufferedWriter{w: w, header: http.Header{}, save: func() error { return a.saveSession(w, r) }}
+		next.ServeHTTP(bw, r)
+		if bw.streaming {
+			return
+		}
+		if err := a.saveSession(w, r); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		bw.send()
+	})
+}
+
+// checkTimeouts ends a session past its idle or absolute deadline and
+// refreshes "last seen" when it is older than TouchEvery.
+func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
+	now := time.Now()
+	token := a.Sessions.Token(ctx)
+	deadline := a.Sessions.Deadline(ctx)
+	st.seen = a.Sessions.GetTime(ctx, sessions.KeySeen)
+	expired := now.After(deadline) || a.Idle > 0 && now.Sub(st.seen) > a.Idle
+	if !expired && now.Sub(st.seen) >= a.TouchEvery {
+		err := a.Ops.Touch(ctx, token, now, a.expiry(now, deadline))
+		switch {
+		case errors.Is(err, sessions.ErrNoSession):
+			expired = true // revoked or renewed since we loaded it
+		case err != nil:
+			return err
+		default:
+			st.seen = now
+		}
+	}
+	if !expired {
+		return nil
+	}
+	// Redis expires the key on its own; this check is the server's word on
+	// it, and covers the moment between the two.
+	a.Log.Info("session expired", "session", a.LogID(token))
+	st.stale = true
+	if err := a.Sessions.Destroy(ctx); err != nil {
+		return fmt.Errorf("destroy expired session %s: %w", a.LogID(token), err)
+	}
+	return nil
+}
+
+// expiry is when a session's key should vanish if nothing touches it again.
+func (a *App) expiry(now, deadline time.Time) time.Time {
+	if a.Idle > 0 && now.Add(a.Idle).Before(deadline) {
+		return now.Add(a.Idle)
+	}
+	return deadline
+}
+
+// saveSession writes a changed session to Redis and sets the cookie.
+func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	switch a.Sessions.Status(ctx) {
+	case scs.Modified:
+		created := a.Sessions.Token(ctx) == ""
+		a.Sessions.Put(ctx, sessions.KeySeen, time.Now().UTC().Truncate(time.Millisecond))
+		token, expiry, err := a.Sessions.Commit(ctx)
+		if err != nil {
+			return fmt.Errorf("save session %s: %w", a.LogID(token), err)
+		}
+		if created {
+			a.Log.Info("session created", "session", a.LogID(token))
+		}
+		a.Sessions.WriteSessionCookie(ctx, w, token, expiry)
+	case scs.Destroyed:
+		a.Sessions.WriteSessionCookie(ctx, w, "", time.Time{})
+	default:
+		return nil
+	}
+	// scs adds `no-cache="Set-Cookie"`; a response that sets a session
+	// cookie must not be stored at all.
+	w.Header().Set("Cache-Control", "no-store")
+	return nil
+}
+
+// bufferedWriter holds a response until the session is saved. A handler that
+// streams (server-sent events) flushes, which saves the session first and
+// then passes writes straight through.
+type bufferedWriter struct {
+	w         http.ResponseWriter
+	header    http.Header
+	status    int
+	body      bytes.Buffer
+	save      func() error
+	streaming bool
+}
+
+func (b *bufferedWriter) Header() http.Header { return b.header }
+
+func (b *bufferedWriter) WriteHeader(code int) {
+	if b.streaming {
+		return
+	}
+	if b.status == 0 {
+		b.status = code
+	}
+}
+
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	if b.streaming {
+		return b.w.Write(p)
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+
+// send copies the held response to the client.
+func (b *bufferedWriter) send() {
+	h := b.w.Header()
+	for k, v := range b.header {
+		if k == "Cache-Control" && h.Get("Cache-Control") == "no-store" {
+			continue
+		}
+		h[k] = v
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	b.w.WriteHeader(b.status)
+	_, _ = b.w.Write(b.body.Bytes())
+}
+
+// FlushError starts streaming: save the session, send what is held, flush.
+func (b *bufferedWriter) FlushError() error {
+	if !b.streaming {
+		if err := b.save(); err != nil {
+			return err
+		}
+		b.send()
+		b.streaming = true
+	}
+	return http.NewResponseController(b.w).Flush()
+}
+
+func (b *bufferedWriter) Flush() { _ = b.FlushError() }
+
+func (b *bufferedWriter) Unwrap() http.ResponseWriter { return b.w }

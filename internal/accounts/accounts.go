@@ -1,0 +1,162 @@
+// Package accounts keeps user accounts in Redis: one JSON value per user at
+// user:<name>, created atomically, with a bcrypt password hash.
+package accounts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Key is the Redis key of an account.
+func Key(username string) string { return "user:" + username }
+
+// RoleStudent is the role every account gets, as in the tutorial.
+const RoleStudent = "student"
+
+// Account is what is stored at user:<name>.
+type Account struct {
+	Username string    `json:"username"`
+	Role     string    `json:"role"`
+	Hash     string    `json:"hash"`
+	Created  time.Time `json:"created"`
+}
+
+var (
+	// ErrTaken means the username belongs to another account.
+	ErrTaken = errors.New("accounts: username taken")
+	// ErrBadCredentials covers unknown user and wrong password alike, so
+	// callers cannot tell (and show) which one it was.
+	ErrBadCredentials = errors.New("accounts: invalid username or password")
+)
+
+// FieldError is input that breaks a rule, named by its form field.
+type FieldError struct {
+	Field, Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// Limits on input; bcrypt reads at most 72 bytes of a password.
+const (
+	UsernameMin, UsernameMax = 3, 32
+	PasswordMin, PasswordMax = 8, 72
+)
+
+// NormalizeUsername case-folds a username and checks it is 3–32 characters
+// of a-z, 0-9, _ and -.
+func NormalizeUsername(s string) (string, error) {
+	name := strings.ToLower(strings.TrimSpace(s))
+	if name == "" {
+		return "", &FieldError{"username", "Enter a username."}
+	}
+	if len(name) < UsernameMin || len(name) > UsernameMax {
+		return "", &FieldError{"username", fmt.Sprintf("Use %d to %d characters.", UsernameMin, UsernameMax)}
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return "", &FieldError{"username", "Use only letters, digits, _ and -."}
+		}
+	}
+	return name, nil
+}
+
+// CheckPassword enforces the password length rules.
+func CheckPassword(p string) error {
+	switch {
+	case p == "":
+		return &FieldError{"password", "Enter a password."}
+	case len(p) < PasswordMin:
+		return &FieldError{"password", fmt.Sprintf("Use at least %d characters.", PasswordMin)}
+	case len(p) > PasswordMax:
+		return &FieldError{"password", fmt.Sprintf("Use at most %d bytes (bcrypt ignores the rest).", PasswordMax)}
+	}
+	return nil
+}
+
+// Store reads and writes accounts.
+type Store struct {
+	rdb   rueidis.Client
+	cost  int
+	dummy []byte // hash compared against for unknown users, to even out timing
+}
+
+// New returns a Store hashing with the given bcrypt cost.
+func New(rdb rueidis.Client, cost int) *Store {
+	dummy, err := bcrypt.GenerateFromPassword([]byte("not-a-real-password"), cost)
+	if err != nil {
+		panic(fmt.Sprintf("accounts: bcrypt cost %d: %v", cost, err))
+	}
+	return &Store{rdb: rdb, cost: cost, dummy: dummy}
+}
+
+// Create stores a new account. SET NX makes it atomic: of two concurrent
+// sign-ups for one name exactly one succeeds, the other gets ErrTaken.
+func (s *Store) Create(ctx context.Context, username, password string) (Account, error) {
+	name, err := NormalizeUsername(username)
+	if err != nil {
+		return Account{}, err
+	}
+	if err := CheckPassword(password); err != nil {
+		return Account{}, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
+	if err != nil {
+		return Account{}, fmt.Errorf("accounts: hash password for %q: %w", name, err)
+	}
+	a := Account{Username: name, Role: RoleStudent, Hash: string(hash), Created: time.Now().UTC().Truncate(time.Second)}
+	b, _ := json.Marshal(a)
+	err = s.rdb.Do(ctx, s.rdb.B().Set().Key(Key(name)).Value(string(b)).Nx().Build()).Error()
+	if rueidis.IsRedisNil(err) {
+		return Account{}, ErrTaken
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("accounts: create %q: %w", name, err)
+	}
+	return a, nil
+}
+
+// Get returns an account, or ErrBadCredentials when there is none.
+func (s *Store) Get(ctx context.Context, username string) (Account, error) {
+	b, err := s.rdb.Do(ctx, s.rdb.B().Get().Key(Key(username)).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return Account{}, ErrBadCredentials
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("accounts: get %q: %w", username, err)
+	}
+	var a Account
+	if err := json.Unmarshal(b, &a); err != nil {
+		return Account{}, fmt.Errorf("accounts: decode %q: %w", username, err)
+	}
+	return a, nil
+}
+
+// Authenticate checks a username and password. An unknown or malformed
+// username still costs one bcrypt comparison, so response time does not tell
+// an attacker which usernames exist.
+func (s *Store) Authenticate(ctx context.Context, username, password string) (Account, error) {
+	name, nameErr := NormalizeUsername(username)
+	var a Account
+	var err error
+	if nameErr == nil {
+		a, err = s.Get(ctx, name)
+		if err != nil && !errors.Is(err, ErrBadCredentials) {
+			return Account{}, err
+		}
+	}
+	hash := s.dummy
+	if nameErr == nil && err == nil {
+		hash = []byte(a.Hash)
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || nameErr != nil || err != nil {
+		return Account{}, ErrBadCredentials
+	}
+	return a, nil
+}

@@ -1,0 +1,69 @@
+// Package e2e tests the built sessionlab binary as users meet it: real
+// processes, a real redis-server, and (in browser_test.go) real Chromium.
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+)
+
+// bin is the app binary, built once for all tests in this package.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sessionlab-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin, err = apptest.Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// get fetches a page and returns status and body.
+func get(t *testing.T, c *http.Client, u string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// postForm posts a form and returns the status.
+func postForm(t *testing.T, c *http.Client, u string, form url.Values) int {
+	t.Helper()
+	resp, err := c.PostForm(u, form)
+	if err != nil {
+		t.Fatalf("POST %s: %v", u, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func viewCount(t *testing.T, body string) string {
+	t.Helper()
+	const marker = `data-testid="view-count">`
+	i := strings.Index(body, marker)
+	if i < 0 {
+		t.Fatalf("no view-count in page:\n%s", body)
+	}
+	rest := body[i+len(marker):]
+	return rest[:strings.Index(rest, "<")]
+}

@@ -1,0 +1,41 @@
+package e2e
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+// Practice step 4: restart the server and nothing is lost, because the
+// session lives in Redis, not in the process.
+func TestRestartKeepsSession(t *testing.T) {
+	rs := redistest.Start(t)
+	first := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "first")
+	c := apptest.Client(t)
+
+	if s := postForm(t, c, first.URL+"/register", url.Values{"username": {"dana"}, "password": {"dana-password"}}); s != http.StatusSeeOther {
+		t.Fatalf("register: %d", s)
+	}
+	for range 2 {
+		get(t, c, first.URL+"/count")
+	}
+	first.Stop() // SIGTERM, graceful
+
+	// The new process listens on another port; the cookie belongs to the
+	// host, not the port, so the browser sends it there too.
+	second := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "second")
+	status, body := get(t, c, second.URL+"/profile")
+	if status != http.StatusOK || !strings.Contains(body, "Hello dana") {
+		t.Fatalf("profile after restart: %d, want 200 with Hello dana", status)
+	}
+	if !strings.Contains(body, "second") {
+		t.Errorf("page does not show the instance that served it")
+	}
+	if _, body := get(t, c, second.URL+"/count"); viewCount(t, body) != "3" {
+		t.Errorf("count after restart = %s, want 3", viewCount(t, body))
+	}
+}

@@ -1,0 +1,70 @@
+// Package inspect reads keys the way a student would with redis-cli, for the
+// "What's in Redis" panel: value, TTL and memory, in one round trip.
+package inspect
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Entry is one string key as stored.
+type Entry struct {
+	Key    string
+	Exists bool
+	Value  []byte
+	TTL    time.Duration // -1: no expiry
+	Memory int64         // MEMORY USAGE, bytes
+}
+
+// Inspector reads keys.
+type Inspector struct {
+	rdb rueidis.Client
+}
+
+// New returns an Inspector over a rueidis client.
+func New(rdb rueidis.Client) *Inspector { return &Inspector{rdb: rdb} }
+
+// Key reads one string key: GET, PTTL and MEMORY USAGE pipelined.
+func (in *Inspector) Key(ctx context.Context, key string) (Entry, error) {
+	b := in.rdb.B()
+	res := in.rdb.DoMulti(ctx,
+		b.Get().Key(key).Build(),
+		b.Pttl().Key(key).Build(),
+		b.MemoryUsage().Key(key).Build(),
+	)
+	e := Entry{Key: key}
+	v, err := res[0].AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return e, nil
+	}
+	if err != nil {
+		return e, fmt.Errorf("inspect: get %s: %w", key, err)
+	}
+	e.Exists, e.Value = true, v
+	ttl, err := res[1].AsInt64()
+	if err != nil {
+		return e, fmt.Errorf("inspect: pttl %s: %w", key, err)
+	}
+	e.TTL = -1
+	if ttl >= 0 {
+		e.TTL = time.Duration(ttl) * time.Millisecond
+	}
+	if e.Memory, err = res[2].AsInt64(); err != nil && !rueidis.IsRedisNil(err) {
+		return e, fmt.Errorf("inspect: memory usage %s: %w", key, err)
+	}
+	return e, nil
+}
+
+// Pretty indents a JSON value for reading; anything else is returned as is.
+func Pretty(v []byte) string {
+	var out bytes.Buffer
+	if json.Indent(&out, v, "", "  ") != nil {
+		return string(v)
+	}
+	return out.String()
+}

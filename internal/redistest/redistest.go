@@ -1,0 +1,218 @@
+// Package redistest starts a real, private redis-server for tests: on a free
+// loopback port, in a temp dir, so a test can stop, restart and break it
+// without touching any Redis the machine already runs.
+package redistest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Server is one redis-server process owned by a test.
+type Server struct {
+	tb   testing.TB
+	dir  string
+	port int
+	cmd  *exec.Cmd
+	args []string
+}
+
+// Start launches redis-server with append-only persistence (so a restart
+// keeps data, as `task run` does) and stops it when the test ends.
+func Start(tb testing.TB, extraArgs ...string) *Server {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		tb.Fatalf("redistest: redis-server is not on PATH (apt-get install redis-server): %v", err)
+	}
+	s := &Server{tb: tb, dir: tb.TempDir(), port: freePort(tb), args: extraArgs}
+	s.start()
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// Addr is host:port of the server.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// URL is a redis:// URL for the server's database 0.
+func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+
+// Dir is the server's working directory (where append-only files live).
+func (s *Server) Dir() string { return s.dir }
+
+// Stop shuts the server down gracefully (it may be started again).
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+	s.cmd = nil
+}
+
+// Restart stops the server and starts it again on the same port and dir.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.Stop()
+	s.start()
+}
+
+// Start again after Stop, on the same port and dir.
+func (s *Server) Start() {
+	s.tb.Helper()
+	if s.cmd == nil {
+		s.start()
+	}
+}
+
+func (s *Server) start() {
+	s.tb.Helper()
+	args := append([]string{
+		"--port", strconv.Itoa(s.port),
+		"--bind", "127.0.0.1",
+		"--dir", s.dir,
+		"--save", "",
+		"--appendonly", "yes",
+		"--appendfsync", "always",
+		"--logfile", "redis.log",
+	}, s.args...)
+	var lastErr error
+	// Another process may take the port between freePort and exec; retry on a new one.
+	for attempt := 0; attempt < 3; attempt++ {
+		cmd := exec.Command("redis-server", args...)
+		cmd.Dir = s.dir
+		if err := cmd.Start(); err != nil {
+			s.tb.Fatalf("redistest: start redis-server: %v", err)
+		}
+		if err := waitReady(s.Addr(), 5*time.Second); err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			lastErr = err
+			continue
+		}
+		s.cmd = cmd
+		return
+	}
+	log, _ := os.ReadFile(s.dir + "/redis.log")
+	s.tb.Fatalf("redistest: redis-server on %s did not answer: %v\n%s", s.Addr(), lastErr, log)
+}
+
+// Do sends one command over a fresh connection and returns the reply as text,
+// so tests can look at keys exactly as a student would with redis-cli.
+func (s *Server) Do(args ...string) (string, error) {
+	conn, err := net.DialTimeout("tcp", s.Addr(), 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := conn.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	return readReply(bufio.NewReader(conn))
+}
+
+// MustDo is Do that fails the test on error.
+func (s *Server) MustDo(args ...string) string {
+	s.tb.Helper()
+	v, err := s.Do(args...)
+	if err != nil {
+		s.tb.Fatalf("redistest: %v: %v", args, err)
+	}
+	return v
+}
+
+// readReply decodes one RESP2 reply; arrays are joined with newlines and a
+// nil reply is the empty string.
+func readReply(r *bufio.Reader) (string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", fmt.Errorf("empty reply")
+	}
+	switch line[0] {
+	case '+', ':':
+		return line[1:], nil
+	case '-':
+		return "", fmt.Errorf("redis: %s", line[1:])
+	case '$':
+		n, _ := strconv.Atoi(line[1:])
+		if n < 0 {
+			return "", nil
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	case '*':
+		n, _ := strconv.Atoi(line[1:])
+		parts := make([]string, 0, max(n, 0))
+		for i := 0; i < n; i++ {
+			p, err := readReply(r)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, p)
+		}
+		return strings.Join(parts, "\n"), nil
+	}
+	return "", fmt.Errorf("unexpected reply %q", line)
+}
+
+
+func waitReady(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			_ = conn.SetDeadline(time.Now().Add(time.Second))
+			_, err = conn.Write([]byte("PING\r\n"))
+			if err == nil {
+				var line string
+				line, err = bufio.NewReader(conn).ReadString('\n')
+				if err == nil && strings.HasPrefix(line, "+PONG") {
+					conn.Close()
+					return nil
+				}
+			}
+			conn.Close()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no PONG from %s within %v: %v", addr, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("redistest: find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

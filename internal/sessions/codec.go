@@ -1,0 +1,107 @@
+package sessions
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"time"
+)
+
+// Codec stores scs session data as readable JSON, so `redis-cli GET sess:<token>`
+// shows what the tutorial describes:
+//
+//	{"deadline":"2026-11-28T09:24:43.123Z","values":{"user":{"username":"alice","role":"student"},"views":3}}
+//
+// JSON has one number type, so values the app stores are decoded back into
+// their Go types through fieldTypes; any other integer comes back as int.
+type Codec struct{}
+
+// Keys of the values the app keeps in a session.
+const (
+	KeyUser       = "user"
+	KeyViews      = "views"
+	KeySeen       = "seen"         // last activity, refreshed at most every TouchEvery
+	KeyRememberMe = "__rememberMe" // scs's own key for RememberMe
+)
+
+// User is who a session belongs to, as the tutorial stores it.
+type User struct {
+	Username string `json:"username"`
+	Role     string `json:"role"`
+}
+
+var fieldTypes = map[string]reflect.Type{
+	KeyUser:       reflect.TypeFor[User](),
+	KeyViews:      reflect.TypeFor[int](),
+	KeySeen:       reflect.TypeFor[time.Time](),
+	KeyRememberMe: reflect.TypeFor[bool](),
+}
+
+type envelope struct {
+	Deadline time.Time                  `json:"deadline"`
+	Values   map[string]json.RawMessage `json:"values"`
+}
+
+// Encode implements scs.Codec.
+func (Codec) Encode(deadline time.Time, values map[string]any) ([]byte, error) {
+	v := struct {
+		Deadline string         `json:"deadline"`
+		Values   map[string]any `json:"values"`
+	}{deadline.UTC().Format(timeFormat), values}
+	if v.Values == nil {
+		v.Values = map[string]any{}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: encode: %w", err)
+	}
+	return b, nil
+}
+
+// Decode implements scs.Codec. It rejects anything that is not a session
+// envelope, so a corrupt value is never taken for an empty session.
+func (Codec) Decode(b []byte) (time.Time, map[string]any, error) {
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return time.Time{}, nil, fmt.Errorf("sessions: decode: %w", err)
+	}
+	if env.Deadline.IsZero() || env.Values == nil {
+		return time.Time{}, nil, fmt.Errorf("sessions: decode: not a session (no deadline or values)")
+	}
+	values := make(map[string]any, len(env.Values))
+	for k, raw := range env.Values {
+		v, err := decodeValue(k, raw)
+		if err != nil {
+			return time.Time{}, nil, fmt.Errorf("sessions: decode %q: %w", k, err)
+		}
+		values[k] = v
+	}
+	return env.Deadline, values, nil
+}
+
+func decodeValue(key string, raw json.RawMessage) (any, error) {
+	if t, ok := fieldTypes[key]; ok {
+		p := reflect.New(t)
+		if err := json.Unmarshal(raw, p.Interface()); err != nil {
+			return nil, err
+		}
+		return p.Elem().Interface(), nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if n, ok := v.(json.Number); ok {
+		if i, err := n.Int64(); err == nil {
+			return int(i), nil
+		}
+		return n.Float64()
+	}
+	return v, nil
+}
+
+// timeFormat keeps stored times short and readable (millisecond precision).
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"

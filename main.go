@@ -1,0 +1,230 @@
+// Command sessionlab serves the "Session Management with Redis" practice app:
+// login, a protected profile and a view counter, with sessions in Redis.
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/alexedwards/scs/redisstore"
+	"github.com/alexedwards/scs/v2"
+	"github.com/redis/rueidis"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/sessionlab/sessionlab/handlers"
+	"github.com/sessionlab/sessionlab/internal/accounts"
+	"github.com/sessionlab/sessionlab/internal/inspect"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "sessionlab:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	addr, redisURL, instance string
+	cookieSecure             bool
+	lifetime, idle           time.Duration
+	shutdownTimeout          time.Duration
+	bcryptCost               int
+	logLevel                 slog.Level
+}
+
+// parseConfig reads flags, each with an environment variable as its default.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.addr, "addr", cmp.Or(getenv("ADDR"), ":8080"), "listen address (env ADDR)")
+	fs.StringVar(&c.redisURL, "redis", cmp.Or(getenv("REDIS_URL"), "redis://localhost:6379/0"), "Redis URL for sessions and everything else (env REDIS_URL)")
+	fs.StringVar(&c.instance, "instance", getenv("INSTANCE"), "name shown on every page (env INSTANCE; default host:port)")
+	fs.BoolVar(&c.cookieSecure, "cookie-secure", envBool(getenv("COOKIE_SECURE")), "send the cookie over HTTPS only, named __Host-session (env COOKIE_SECURE)")
+	fs.DurationVar(&c.lifetime, "lifetime", envDuration(getenv("SESSION_LIFETIME"), 24*time.Hour), "absolute session lifetime (env SESSION_LIFETIME)")
+	fs.DurationVar(&c.idle, "idle", envDuration(getenv("SESSION_IDLE"), 30*time.Minute), "idle timeout, 0 for none (env SESSION_IDLE)")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration(getenv("SHUTDOWN_TIMEOUT"), 10*time.Second), "how long SIGTERM waits for requests in flight (env SHUTDOWN_TIMEOUT)")
+	fs.IntVar(&c.bcryptCost, "bcrypt-cost", envInt(getenv("BCRYPT_COST"), bcrypt.DefaultCost), "bcrypt cost for new passwords (env BCRYPT_COST)")
+	fs.TextVar(&c.logLevel, "log-level", envLevel(getenv("LOG_LEVEL")), "debug, info, warn or error (env LOG_LEVEL)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return c, err
+	}
+	if c.lifetime <= 0 || c.idle < 0 {
+		return c, errors.New("-lifetime must be positive and -idle not negative")
+	}
+	if c.bcryptCost < bcrypt.MinCost || c.bcryptCost > bcrypt.MaxCost {
+		return c, fmt.Errorf("-bcrypt-cost must be %d to %d", bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: cfg.logLevel}))
+
+	rdb, err := connectRedis(ctx, cfg.redisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	pool := sessions.NewPool(cfg.redisURL)
+	defer pool.Close()
+
+	sm := scs.New()
+	sm.Store = sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.idle}
+	sm.Codec = sessions.Codec{}
+	sm.Lifetime = cfg.lifetime
+	sm.Cookie.Name = "session"
+	sm.Cookie.HttpOnly = true
+	sm.Cookie.SameSite = http.SameSiteLaxMode
+	sm.Cookie.Path = "/"
+	sm.Cookie.Persist = false // a browser-session cookie unless "remember me"
+	if cfg.cookieSecure {
+		sm.Cookie.Secure = true
+		sm.Cookie.Name = "__Host-session" // the browser then insists on Secure, Path=/ and no Domain
+	}
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	instance := cfg.instance
+	if instance == "" {
+		host, _ := os.Hostname()
+		instance = net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	}
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+
+	app := &handlers.App{
+		Log:        log,
+		Sessions:   sm,
+		Ops:        sessions.NewOps(rdb),
+		Accounts:   accounts.New(rdb, cfg.bcryptCost),
+		Inspector:  inspect.New(rdb),
+		Ready:      func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Ping().Build()).Error() },
+		LogID:      sessions.LogID(salt).Of,
+		Instance:   instance,
+		Idle:       cfg.idle,
+		TouchEvery: touchEvery(cfg.idle),
+	}
+	srv := &http.Server{
+		Handler:           app.Routes(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "instance", instance, "redis", redactURL(cfg.redisURL),
+		"lifetime", cfg.lifetime, "idle", cfg.idle)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	// Stop accepting, let requests in flight finish (and their session writes land).
+	log.Info("shutting down", "timeout", cfg.shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// connectRedis opens the rueidis client and checks Redis answers, failing
+// fast with one line that says what to do.
+func connectRedis(ctx context.Context, url string) (rueidis.Client, error) {
+	opt, err := rueidis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("bad Redis URL %q: %w", redactURL(url), err)
+	}
+	opt.Dialer.Timeout = 2 * time.Second
+	opt.ConnWriteTimeout = 2 * time.Second
+	opt.DisableCache = true // nothing here is read often enough to cache client-side
+	hint := fmt.Sprintf("no Redis answers at %s: start one with `go tool task run` (or `redis-server`), or point -redis/REDIS_URL at yours", redactURL(url))
+	rdb, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, errors.New(hint)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := rdb.Do(pingCtx, rdb.B().Ping().Build()).Error(); err != nil {
+		rdb.Close()
+		return nil, errors.New(hint)
+	}
+	return rdb, nil
+}
+
+// touchEvery is how often a read-only request may refresh a session's
+// expiry: a tenth of the idle timeout, at most five minutes.
+func touchEvery(idle time.Duration) time.Duration {
+	if idle <= 0 {
+		return 5 * time.Minute
+	}
+	return min(idle/10, 5*time.Minute)
+}
+
+// redactURL hides a password in a Redis URL before it is logged.
+func redactURL(u string) string {
+	opt, err := rueidis.ParseURL(u)
+	if err != nil || opt.Password == "" {
+		return u
+	}
+	return "redis://***@" + opt.InitAddress[0]
+}
+
+func envBool(s string) bool {
+	b, _ := strconv.ParseBool(s)
+	return b
+}
+
+func envDuration(s string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d
+	}
+	return def
+}
+
+func envInt(s string, def int) int {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n
+	}
+	return def
+}
+
+func envLevel(s string) slog.Level {
+	var l slog.Level
+	if l.UnmarshalText([]byte(s)) != nil {
+		return slog.LevelInfo
+	}
+	return l
+}

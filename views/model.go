@@ -1,0 +1,85 @@
+// Package views renders every page and fragment with templ. It knows only
+// the plain view-model structs below; handlers fill them.
+package views
+
+import (
+	"fmt"
+	"time"
+)
+
+// Page is what the layout needs on every page.
+type Page struct {
+	Title     string
+	Instance  string // which server instance rendered this response
+	User      string // logged-in username, "" when anonymous
+	HidePanel bool   // the Redis page is itself the panel
+	Banner    string // shown on every page, e.g. when sessions live in memory
+}
+
+// Field is one form field's value and its error, shown next to it.
+type Field struct {
+	Value, Error string
+}
+
+// AuthForm is the login or register form.
+type AuthForm struct {
+	Username Field
+	Password Field
+	Remember bool
+	Error    string // one message for the whole form (e.g. failed login)
+	Notice   string // e.g. "You are logged out."
+}
+
+// Profile is the protected page.
+type Profile struct {
+	Username, Role string
+	Views          int
+	Remember       bool
+	IdleDeadline   time.Time
+	AbsDeadline    time.Time
+	Now            time.Time
+}
+
+// RedisEntry is one key as redis-cli would show it; the session token in
+// Key is cut short so the page never shows a usable token.
+type RedisEntry struct {
+	Key    string
+	Note   string
+	TTL    time.Duration // < 0: no expiry
+	Memory int64
+	Value  string
+}
+
+// Problem is an error page.
+type Problem struct {
+	Status  int
+	Title   string
+	Message string
+}
+
+// htmxConfig keeps htmx inside a CSP without 'unsafe-inline' or 'unsafe-eval'
+// and lets it swap 4xx fragments (form errors, login prompts).
+const htmxConfig = `{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,` +
+	`"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},` +
+	`{"code":"4..","swap":true,"error":true},{"code":"5..","swap":true,"error":true}]}`
+
+func ttlText(d time.Duration) string {
+	if d < 0 {
+		return "no expiry"
+	}
+	return d.Truncate(time.Second).String()
+}
+
+func clock(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+
+func until(t, now time.Time) string {
+	d := t.Sub(now).Round(time.Minute)
+	if d < time.Minute {
+		return "in less than a minute"
+	}
+	h, m := int(d.Hours()), int(d.Minutes())%60
+	if h == 0 {
+		return fmt.Sprintf("in %d min", m)
+	}
+	return fmt.Sprintf("in %d h %d min", h, m)
+}
