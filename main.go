@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -21,13 +22,18 @@ import (
 
 	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
+	"github.com/alexedwards/scs/v2/memstore"
 	"github.com/redis/rueidis"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sessionlab/sessionlab/handlers"
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
+	"github.com/sessionlab/sessionlab/internal/live"
+	"github.com/sessionlab/sessionlab/internal/redisbound"
+	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
 func main() {
@@ -46,6 +52,9 @@ type config struct {
 	shutdownTimeout          time.Duration
 	bcryptCost               int
 	logLevel                 slog.Level
+	trustedProxies           handlers.Proxies
+	store                    string
+	debugAddr                string
 }
 
 // parseConfig reads flags, each with an environment variable as its default.
@@ -62,8 +71,18 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration(getenv("SHUTDOWN_TIMEOUT"), 10*time.Second), "how long SIGTERM waits for requests in flight (env SHUTDOWN_TIMEOUT)")
 	fs.IntVar(&c.bcryptCost, "bcrypt-cost", envInt(getenv("BCRYPT_COST"), bcrypt.DefaultCost), "bcrypt cost for new passwords (env BCRYPT_COST)")
 	fs.TextVar(&c.logLevel, "log-level", envLevel(getenv("LOG_LEVEL")), "debug, info, warn or error (env LOG_LEVEL)")
+	fs.StringVar(&c.store, "store", cmp.Or(getenv("STORE"), "redis"), "where sessions live: redis, or memory to show what is lost without Redis (env STORE)")
+	fs.StringVar(&c.debugAddr, "debug-addr", getenv("DEBUG_ADDR"), "serve /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; off when empty (env DEBUG_ADDR)")
+	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; none when empty (env TRUSTED_PROXIES)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return c, err
+	}
+	var err error
+	if c.trustedProxies, err = handlers.ParseTrustedProxies(*proxies); err != nil {
+		return c, fmt.Errorf("-trusted-proxies: %w", err)
+	}
+	if c.store != "redis" && c.store != "memory" {
+		return c, fmt.Errorf("-store must be redis or memory, not %q", c.store)
 	}
 	if c.lifetime <= 0 || c.idle < 0 {
 		return c, errors.New("-lifetime must be positive and -idle not negative")
@@ -93,18 +112,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer pool.Close()
 
 	sm := scs.New()
-	sm.Store = sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.idle}
+	sm.Store = sessions.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.idle}}
 	sm.Codec = sessions.Codec{}
 	sm.Lifetime = cfg.lifetime
-	sm.Cookie.Name = "session"
-	sm.Cookie.HttpOnly = true
-	sm.Cookie.SameSite = http.SameSiteLaxMode
-	sm.Cookie.Path = "/"
-	sm.Cookie.Persist = false // a browser-session cookie unless "remember me"
-	if cfg.cookieSecure {
-		sm.Cookie.Secure = true
-		sm.Cookie.Name = "__Host-session" // the browser then insists on Secure, Path=/ and no Domain
-	}
+	sm.Cookie = handlers.SessionCookie(cfg.cookieSecure)
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -118,10 +129,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	salt := make([]byte, 16)
 	_, _ = rand.Read(salt)
 
+	// Sessions in Redis (the default), or in this process to show what that
+	// loses. Live updates go through Redis pub/sub, or stay in the process.
+	ops := sessions.NewOps(rdb)
+	ops.Instance = instance
+	var memOps *sessions.MemoryOps
+	var index *sessionindex.Index
+	var banner string
+	var hub *live.Hub
+	if cfg.store == "memory" {
+		hub = live.New(nil, log) // sessions are local, so are their events
+		sm.Store = sessions.IdleStore{Store: memstore.New(), Idle: cfg.idle}
+		memOps = &sessions.MemoryOps{Store: sm.Store, Idle: cfg.idle, Publish: hub.Publish}
+		banner = memoryBanner
+		log.Warn("sessions are kept in this process's memory (-store memory): a restart logs everyone out, and other instances do not see these logins")
+	} else {
+		hub = live.New(rdb, log)
+		index = sessionindex.New(rdb)
+	}
+	defer hub.Close()
+
 	app := &handlers.App{
 		Log:        log,
 		Sessions:   sm,
-		Ops:        sessions.NewOps(rdb),
+		Ops:        ops,
+		Live:       hub,
+		Banner:     banner,
 		Accounts:   accounts.New(rdb, cfg.bcryptCost),
 		Inspector:  inspect.New(rdb),
 		Ready:      func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Ping().Build()).Error() },
@@ -129,18 +162,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Instance:   instance,
 		Idle:       cfg.idle,
 		TouchEvery: touchEvery(cfg.idle),
+
+		Throttle:       throttle.New(rdb, throttle.DefaultPolicy),
+		TrustedProxies: cfg.trustedProxies,
 	}
-	srv := &http.Server{
-		Handler:           app.Routes(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	if memOps != nil {
+		app.Ops = memOps
 	}
+	if index != nil {
+		app.Index = index // a nil *Index in the interface would not be nil
+	}
+	srv := newServer(app.Routes(), log)
+	// Shutdown waits for requests in flight, and an event stream never ends
+	// by itself: closing the hub ends every stream.
+	srv.RegisterOnShutdown(hub.Close)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if cfg.debugAddr != "" {
+		dln, err := net.Listen("tcp", cfg.debugAddr)
+		if err != nil {
+			return fmt.Errorf("listen on -debug-addr %s: %w", cfg.debugAddr, err)
+		}
+		debug := &http.Server{Handler: debugMux(), ReadHeaderTimeout: 5 * time.Second}
+		defer debug.Close()
+		go func() { _ = debug.Serve(dln) }()
+		log.Info("debug listener", "addr", dln.Addr().String())
+	}
 	log.Info("listening", "addr", ln.Addr().String(), "instance", instance, "redis", redactURL(cfg.redisURL),
 		"lifetime", cfg.lifetime, "idle", cfg.idle)
 
@@ -158,6 +206,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// debugMux serves the Go profiler for -debug-addr. It is a separate
+// listener, never the app's: profiles are for whoever runs the process.
+func debugMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// newServer is the app's HTTP server. Every timeout is set, so a client that
+// sends its headers or body slowly (or never reads the answer) cannot hold a
+// connection and a goroutine forever.
+func newServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // connectRedis opens the rueidis client and checks Redis answers, failing
@@ -181,8 +256,14 @@ func connectRedis(ctx context.Context, url string) (rueidis.Client, error) {
 		rdb.Close()
 		return nil, errors.New(hint)
 	}
-	return rdb, nil
+	return redisbound.Client(rdb, redisbound.DefaultTimeout), nil
 }
+
+// memoryBanner is shown on every page with -store memory.
+const memoryBanner = "Sessions are kept in this server's memory (-store memory), not in Redis. " +
+	"Restart the server and everyone is logged out; a second instance does not know these logins, " +
+	"and the sessions page cannot list them. This is the problem the tutorial solves with Redis. " +
+	"(Accounts still live in Redis.)"
 
 // touchEvery is how often a read-only request may refresh a session's
 // expiry: a tenth of the idle timeout, at most five minutes.

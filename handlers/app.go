@@ -11,6 +11,8 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
+	"github.com/sessionlab/sessionlab/internal/live"
+	"github.com/sessionlab/sessionlab/internal/sessionindex"
 )
 
 // accountStore is what the auth handlers need of internal/accounts.
@@ -18,19 +20,32 @@ type accountStore interface {
 	Create(ctx context.Context, username, password string) (accounts.Account, error)
 	Authenticate(ctx context.Context, username, password string) (accounts.Account, error)
 	Get(ctx context.Context, username string) (accounts.Account, error)
+	SetPassword(ctx context.Context, username, password string) error
 }
 
 // sessionOps are the in-place changes to a stored session that must not race
 // with other requests of the same session (see internal/sessions).
 type sessionOps interface {
-	IncrViews(ctx context.Context, token string) (int, error)
-	Touch(ctx context.Context, token string, seen, expiry time.Time) error
+	IncrViews(ctx context.Context, token, user string) (int, error)
+	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) ([]byte, error)
+	MarkRenewed(ctx context.Context, token string) error
+	Renewed(ctx context.Context, token string) (bool, error)
+}
+
+// sessionIndex is what the sessions page needs of internal/sessionindex.
+type sessionIndex interface {
+	Add(ctx context.Context, user string, e sessionindex.Entry, oldID string, deadline time.Time) error
+	List(ctx context.Context, user string) ([]sessionindex.Entry, error)
+	Remove(ctx context.Context, user, id string) error
+	Revoke(ctx context.Context, user, id string) (bool, error)
+	RevokeOthers(ctx context.Context, user, keepID string) (int, error)
 }
 
 // keyInspector reads a key as redis-cli would.
 type keyInspector interface {
 	Key(ctx context.Context, key string) (inspect.Entry, error)
+	Hash(ctx context.Context, key string) (inspect.Entry, error)
 }
 
 // App holds the dependencies every handler shares. Build it once in main.
@@ -42,6 +57,11 @@ type App struct {
 	Inspector keyInspector
 	Ready     func(context.Context) error // is Redis reachable?
 	LogID     func(token string) string   // salted short hash for logs
+	Index     sessionIndex                // per-user list of sessions; nil in memory store mode
+	Live      *live.Hub                   // pub/sub fan-out to server-sent-event streams
+	Throttle  loginThrottle               // login brute-force limits; nil: none
+	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
+	TrustedProxies Proxies
 
 	Instance   string        // shown on every page
 	Idle       time.Duration // idle timeout, enforced on the server

@@ -19,14 +19,18 @@ import (
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/inspect"
+	"github.com/sessionlab/sessionlab/internal/live"
+	"github.com/sessionlab/sessionlab/internal/redisbound"
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
 // testApp is the app wired as main wires it, on a private redis-server,
 // served by httptest.
 type testApp struct {
-	t     *testing.T
+	t     testing.TB // a *testing.B too, for bench_test.go
 	redis *redistest.Server
 	app   *App
 	srv   *httptest.Server
@@ -35,14 +39,14 @@ type testApp struct {
 
 // newTestApp starts Redis and the app; options may change the App before
 // it serves (shorter timeouts, say).
-func newTestApp(t *testing.T, options ...func(*App)) *testApp {
+func newTestApp(t testing.TB, options ...func(*App)) *testApp {
 	t.Helper()
 	rs := redistest.Start(t)
 	return newTestAppOn(t, rs, options...)
 }
 
 // newTestAppOn serves another app instance on an existing Redis.
-func newTestAppOn(t *testing.T, rs *redistest.Server, options ...func(*App)) *testApp {
+func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *testApp {
 	t.Helper()
 	opt := rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true,
 		ConnWriteTimeout: 2 * time.Second, Dialer: newDialer()}
@@ -51,6 +55,7 @@ func newTestAppOn(t *testing.T, rs *redistest.Server, options ...func(*App)) *te
 		t.Fatalf("rueidis: %v", err)
 	}
 	t.Cleanup(rdb.Close)
+	rdb = redisbound.Client(rdb, redisbound.DefaultTimeout)
 	pool := sessions.NewPool(rs.URL())
 	t.Cleanup(func() { pool.Close() })
 
@@ -58,12 +63,18 @@ func newTestAppOn(t *testing.T, rs *redistest.Server, options ...func(*App)) *te
 	sm := scs.New()
 	sm.Store = sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: idle}
 	sm.Codec = sessions.Codec{}
-	sm.Cookie.Persist = false
+	sm.Cookie = SessionCookie(false)
 	logs := &lockedWriter{w: &strings.Builder{}}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	ops := sessions.NewOps(rdb)
+	ops.Instance = "test"
+	hub := live.New(rdb, log)
 	a := &App{
-		Log:        slog.New(slog.NewTextHandler(logs, nil)),
+		Log:        log,
 		Sessions:   sm,
-		Ops:        sessions.NewOps(rdb),
+		Ops:        ops,
+		Index:      sessionindex.New(rdb),
+		Live:       hub,
 		Accounts:   accounts.New(rdb, bcrypt.MinCost),
 		Inspector:  inspect.New(rdb),
 		Ready:      func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Ping().Build()).Error() },
@@ -71,13 +82,16 @@ func newTestAppOn(t *testing.T, rs *redistest.Server, options ...func(*App)) *te
 		Instance:   "test",
 		Idle:       idle,
 		TouchEvery: time.Minute,
+		Throttle:   throttle.New(rdb, throttle.DefaultPolicy),
 	}
 	for _, o := range options {
 		o(a)
 	}
-	a.Sessions.Store = sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: a.Idle}
+	a.Sessions.Store = sessions.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: a.Idle}}
 	srv := httptest.NewServer(a.Routes())
 	t.Cleanup(srv.Close)
+	// Streams end when the hub closes, so close it before the server waits for them.
+	t.Cleanup(hub.Close)
 	return &testApp{t: t, redis: rs, app: a, srv: srv, logs: logs}
 }
 

@@ -39,7 +39,7 @@ func (a *App) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.Log.Info("account created", "user", acct.Username)
-	if err := a.logIn(r.Context(), acct, false); err != nil {
+	if err := a.logIn(r, acct, false); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -80,6 +80,9 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.render(w, r, http.StatusUnprocessableEntity, "Log in", views.LoginPage(form))
 		return
 	}
+	if !a.loginAllowed(w, r, form, name) {
+		return
+	}
 	acct, err := a.Accounts.Authenticate(r.Context(), name, password)
 	if errors.Is(err, accounts.ErrBadCredentials) {
 		a.Log.Info("login failed", "session", a.LogID(a.Sessions.Token(r.Context())))
@@ -91,7 +94,8 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.logIn(r.Context(), acct, remember); err != nil {
+	a.loginSucceeded(r, acct.Username)
+	if err := a.logIn(r, acct, remember); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -100,11 +104,23 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 
 // logIn puts the user in the session under a new token, so a token known
 // before login (say, planted by an attacker) is worthless after it.
-func (a *App) logIn(ctx context.Context, acct accounts.Account, remember bool) error {
+// The session is also recorded in the user's session index (sessions.go).
+func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) error {
+	ctx := r.Context()
+	old := a.Sessions.Token(ctx)
+	prev, _ := a.currentUser(ctx)
 	if err := a.renewToken(ctx); err != nil {
 		return err
 	}
 	a.Sessions.Put(ctx, sessions.KeyUser, sessions.User{Username: acct.Username, Role: acct.Role})
+	if prev.Username != "" && prev.Username != acct.Username {
+		if err := a.unindex(ctx, prev.Username, old); err != nil {
+			return err
+		}
+	}
+	if err := a.indexLogin(r, acct.Username, old); err != nil {
+		return err
+	}
 	if remember {
 		a.Sessions.RememberMe(ctx, true)
 	} else {
@@ -119,6 +135,11 @@ func (a *App) logIn(ctx context.Context, acct accounts.Account, remember bool) e
 func (a *App) renewToken(ctx context.Context) error {
 	old := a.Sessions.Token(ctx)
 	if old != "" {
+		// Marked first: requests still carrying the old token must never
+		// find it gone without the marker (see saveSession).
+		if err := a.Ops.MarkRenewed(ctx, old); err != nil {
+			return err
+		}
 		b, err := a.Ops.Take(ctx, old)
 		switch {
 		case errors.Is(err, sessions.ErrNoSession):
@@ -157,6 +178,12 @@ func (a *App) toProfile(w http.ResponseWriter, r *http.Request) {
 func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
+	if u, ok := a.currentUser(ctx); ok {
+		if err := a.unindex(ctx, u.Username, old); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
 	if err := a.Sessions.Destroy(ctx); err != nil {
 		a.fail(w, r, err)
 		return

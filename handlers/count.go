@@ -26,7 +26,8 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	var n int
 	token := a.Sessions.Token(ctx)
 	if token != "" {
-		incr, err := a.Ops.IncrViews(ctx, token)
+		owner, _ := a.currentUser(ctx)
+		incr, err := a.Ops.IncrViews(ctx, token, owner.Username)
 		switch {
 		case errors.Is(err, sessions.ErrNoSession):
 			// Expired or revoked since it was loaded.

@@ -51,8 +51,14 @@ func (a *App) loginRequired(w http.ResponseWriter, r *http.Request) {
 		views.LoginPrompt("This page shows your session's data, so it needs you to be logged in."))
 }
 
-// sessionEnded sends an htmx page whose session is gone to the login page.
+// sessionEnded sends an htmx page whose session is gone to the login page,
+// unless the session was renewed a moment ago by a login: then the browser
+// holds the new token, and reloading the page is what the user expects.
 func (a *App) sessionEnded(w http.ResponseWriter, r *http.Request) {
+	if renewed, err := a.renewedMeanwhile(r.Context()); err == nil && renewed {
+		a.tokenRenewed(w, r)
+		return
+	}
 	w.Header().Set("HX-Redirect", "/login?from=expired")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusUnauthorized)

@@ -63,6 +63,13 @@ func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 				Value:  inspect.Pretty(cutHash(e.Value)),
 			})
 		}
+		ie, ok, err := a.indexPanelEntry(ctx, u.Username)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			entries = append(entries, ie)
+		}
 	}
 	return entries, nil
 }

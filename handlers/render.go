@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -34,8 +33,9 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, status int, title s
 
 // write renders one component as the response.
 func (a *App) write(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
-	var buf bytes.Buffer
-	if err := c.Render(r.Context(), &buf); err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := c.Render(r.Context(), buf); err != nil {
 		a.Log.Error("render failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		http.Error(w, "Internal server error", http.StatusInternalServerError)
 		return

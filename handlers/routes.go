@@ -19,11 +19,18 @@ func (a *App) Routes() http.Handler {
 	pages.HandleFunc("GET /profile", a.profile)
 	pages.HandleFunc("GET /count", a.count)
 	pages.HandleFunc("GET /redis", a.redisPage)
+	pages.HandleFunc("GET /sessions", a.sessionsPage)
+	pages.HandleFunc("POST /sessions/{id}/revoke", a.revokeSession)
+	pages.HandleFunc("POST /sessions/revoke-others", a.revokeOthers)
+	pages.HandleFunc("POST /password", a.changePassword)
+	pages.HandleFunc("POST /session/touch", a.staySignedIn)
+	pages.HandleFunc("GET /live", a.liveEvents)
 
 	root := http.NewServeMux()
 	root.Handle("GET /static/", static.Handler())
 	root.HandleFunc("GET /healthz", a.healthz)
 	root.HandleFunc("GET /readyz", a.readyz)
+	root.HandleFunc("GET /debug/live", a.liveStats)
 	root.Handle("/", a.crossOriginProtection(limitBody(a.withSession(a.problemPages(pages)))))
 
 	return a.recoverPanics(a.logRequests(secureHeaders(root)))

@@ -19,6 +19,8 @@ type sessionState struct {
 	// stale: the request carried a session cookie, but no live session
 	// answers to it (never issued, malformed, expired, revoked, renewed).
 	stale bool
+	// presented is the well-formed token the cookie named, live or not.
+	presented string
 	// seen is the session's last recorded activity.
 	seen time.Time
 }
@@ -71,7 +73,7 @@ func (a *App) withSession(next http.Handler) http.Handler {
 			a.fail(w, r, fmt.Errorf("load session %s: %w", a.LogID(token), err))
 			return
 		}
-		st := &sessionState{stale: presented && a.Sessions.Token(ctx) == ""}
+		st := &sessionState{stale: presented && a.Sessions.Token(ctx) == "", presented: token}
 		if a.Sessions.Token(ctx) != "" {
 			if err := a.checkTimeouts(ctx, st); err != nil {
 				a.fail(w, r, err)
@@ -80,12 +82,16 @@ func (a *App) withSession(next http.Handler) http.Handler {
 		}
 		r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
 
-		bw := &bufferedWriter{w: w, header: http.Header{}, save: func() error { return a.saveSession(w, r) }}
+		bw := &bufferedWriter{w: w, header: http.Header{}, body: getBuffer(), save: func() error { return a.saveSession(w, r) }}
+		defer putBuffer(bw.body)
 		next.ServeHTTP(bw, r)
 		if bw.streaming {
 			return
 		}
-		if err := a.saveSession(w, r); err != nil {
+		if err := a.saveSession(w, r); errors.Is(err, errRenewed) {
+			a.tokenRenewed(w, r)
+			return
+		} else if err != nil {
 			a.fail(w, r, err)
 			return
 		}
@@ -102,7 +108,8 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 	st.seen = a.Sessions.GetTime(ctx, sessions.KeySeen)
 	expired := now.After(deadline) || a.Idle > 0 && now.Sub(st.seen) > a.Idle
 	if !expired && now.Sub(st.seen) >= a.TouchEvery {
-		err := a.Ops.Touch(ctx, token, now, a.expiry(now, deadline))
+		u, _ := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User)
+		err := a.Ops.Touch(ctx, token, u.Username, now, a.expiry(now, deadline))
 		switch {
 		case errors.Is(err, sessions.ErrNoSession):
 			expired = true // revoked or renewed since we loaded it
@@ -139,6 +146,13 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 	switch a.Sessions.Status(ctx) {
 	case scs.Modified:
 		created := a.Sessions.Token(ctx) == ""
+		if created {
+			if renewed, err := a.renewedMeanwhile(ctx); err != nil {
+				return err
+			} else if renewed {
+				return errRenewed
+			}
+		}
 		a.Sessions.Put(ctx, sessions.KeySeen, time.Now().UTC().Truncate(time.Millisecond))
 		token, expiry, err := a.Sessions.Commit(ctx)
 		if err != nil {
@@ -149,6 +163,15 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		}
 		a.Sessions.WriteSessionCookie(ctx, w, token, expiry)
 	case scs.Destroyed:
+		if st, _ := stateOf(ctx); st != nil && st.stale {
+			// The session ended under this request; if that was a
+			// renewal, the browser's cookie is already the new token.
+			if renewed, err := a.renewedMeanwhile(ctx); err != nil {
+				return err
+			} else if renewed {
+				return nil
+			}
+		}
 		a.Sessions.WriteSessionCookie(ctx, w, "", time.Time{})
 	default:
 		return nil
@@ -166,7 +189,7 @@ type bufferedWriter struct {
 	w         http.ResponseWriter
 	header    http.Header
 	status    int
-	body      bytes.Buffer
+	body      *bytes.Buffer // from bufferPool, returned when the request ends
 	save      func() error
 	streaming bool
 }
@@ -223,3 +246,33 @@ func (b *bufferedWriter) FlushError() error {
 func (b *bufferedWriter) Flush() { _ = b.FlushError() }
 
 func (b *bufferedWriter) Unwrap() http.ResponseWriter { return b.w }
+
+// errRenewed: the request carried a token that a login renewed meanwhile.
+var errRenewed = errors.New("session token renewed by another request")
+
+// renewedMeanwhile reports whether the token this request presented was
+// renewed a moment ago (by a login in flight at the same time). The answer
+// to such a request must set no session cookie: the browser already has, or
+// is about to get, the new token, and a cookie set here would replace it and
+// lose the login. It costs a round trip only on that rare path: a request
+// about to create a session (or delete one that vanished) although it came
+// with a cookie.
+func (a *App) renewedMeanwhile(ctx context.Context) (bool, error) {
+	st, ok := stateOf(ctx)
+	if !ok || st.presented == "" {
+		return false, nil
+	}
+	return a.Ops.Renewed(ctx, st.presented)
+}
+
+// tokenRenewed answers a request that still carried a session's old token
+// after a login renewed it: nothing was done and no cookie is set. htmx
+// reloads the page, which then goes with the browser's new cookie.
+func (a *App) tokenRenewed(w http.ResponseWriter, r *http.Request) {
+	a.Log.Info("request on a renewed token", "method", r.Method, "path", r.URL.Path)
+	if isHTMX(r) {
+		w.Header().Set("HX-Refresh", "true")
+	}
+	a.problem(w, r, http.StatusConflict, "Session renewed",
+		"You logged in a moment ago, and this request still carried your previous session, so nothing was done. Reload the page to go on.")
+}

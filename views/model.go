@@ -83,3 +83,11 @@ func until(t, now time.Time) string {
 	}
 	return fmt.Sprintf("in %d h %d min", h, m)
 }
+
+// describedBy names a field's error and, when there is one, its hint.
+func describedBy(field, help string) string {
+	if help == "" {
+		return field + "-error"
+	}
+	return field + "-error " + field + "-help"
+}

@@ -106,6 +106,9 @@ func Start(tb testing.TB, bin string, args ...string) *Process {
 	return p
 }
 
+// PID is the process id (for benchmarks that watch its CPU and memory).
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
 // Log is everything the process printed so far.
 func (p *Process) Log() string {
 	p.mu.Lock()

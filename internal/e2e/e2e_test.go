@@ -59,11 +59,12 @@ func postForm(t *testing.T, c *http.Client, u string, form url.Values) int {
 
 func viewCount(t *testing.T, body string) string {
 	t.Helper()
-	const marker = `data-testid="view-count">`
+	const marker = `data-testid="view-count"`
 	i := strings.Index(body, marker)
 	if i < 0 {
 		t.Fatalf("no view-count in page:\n%s", body)
 	}
-	rest := body[i+len(marker):]
+	rest := body[i+len(marker):] // other attributes may follow
+	rest = rest[strings.Index(rest, ">")+1:]
 	return rest[:strings.Index(rest, "<")]
 }

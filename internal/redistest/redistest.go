@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -23,6 +24,8 @@ type Server struct {
 	port int
 	cmd  *exec.Cmd
 	args []string
+	// paused: the process is stopped with SIGSTOP (see Pause).
+	paused bool
 }
 
 // Start launches redis-server with append-only persistence (so a restart
@@ -52,6 +55,7 @@ func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
+	s.Resume() // a stopped process would not see the signal
 	_ = s.cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(done) }()
@@ -62,6 +66,29 @@ func (s *Server) Stop() {
 		<-done
 	}
 	s.cmd = nil
+}
+
+// Pause freezes the server with SIGSTOP: connections stay open and are
+// accepted, but nothing is answered, as with a hung Redis. Resume (or Stop,
+// or the end of the test) undoes it.
+func (s *Server) Pause() {
+	s.tb.Helper()
+	if s.cmd == nil || s.paused {
+		return
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.tb.Fatalf("redistest: SIGSTOP: %v", err)
+	}
+	s.paused = true
+}
+
+// Resume lets a paused server run again (SIGCONT).
+func (s *Server) Resume() {
+	if s.cmd == nil || !s.paused {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGCONT)
+	s.paused = false
 }
 
 // Restart stops the server and starts it again on the same port and dir.
@@ -181,7 +208,6 @@ func readReply(r *bufio.Reader) (string, error) {
 	}
 	return "", fmt.Errorf("unexpected reply %q", line)
 }
-
 
 func waitReady(addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)

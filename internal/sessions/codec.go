@@ -69,6 +69,11 @@ func (Codec) Decode(b []byte) (time.Time, map[string]any, error) {
 	if env.Deadline.IsZero() || env.Values == nil {
 		return time.Time{}, nil, fmt.Errorf("sessions: decode: not a session (no deadline or values)")
 	}
+	// Encode writes the deadline in UTC with a four-digit year; a deadline
+	// it could not write back is not one of ours (found by FuzzCodecDecode).
+	if y := env.Deadline.UTC().Year(); y < 1 || y > 9999 {
+		return time.Time{}, nil, fmt.Errorf("sessions: decode: deadline out of range")
+	}
 	values := make(map[string]any, len(env.Values))
 	for k, raw := range env.Values {
 		v, err := decodeValue(k, raw)
@@ -81,6 +86,9 @@ func (Codec) Decode(b []byte) (time.Time, map[string]any, error) {
 }
 
 func decodeValue(key string, raw json.RawMessage) (any, error) {
+	if v, ok := decodeKnownFast(key, raw); ok { // see codec_fast.go
+		return v, nil
+	}
 	if t, ok := fieldTypes[key]; ok {
 		p := reflect.New(t)
 		if err := json.Unmarshal(raw, p.Interface()); err != nil {
@@ -98,7 +106,11 @@ func decodeValue(key string, raw json.RawMessage) (any, error) {
 		if i, err := n.Int64(); err == nil {
 			return int(i), nil
 		}
-		return n.Float64()
+		f, err := n.Float64()
+		if f == 0 {
+			f = 0 // -0 would be written as "-0" and read back as the int 0
+		}
+		return f, err
 	}
 	return v, nil
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
-	"github.com/gomodule/redigo/redis"
 	"github.com/redis/rueidis"
 )
 
@@ -24,35 +23,13 @@ const Prefix = "sess:"
 // Key is the Redis key of a session token.
 func Key(token string) string { return Prefix + token }
 
-// NewPool returns the redigo pool that scs/redisstore needs. Timeouts are
-// short so a Redis outage turns into an error within a second or two instead
-// of a hung request; TestOnBorrow drops connections that died while idle
-// (for example across a Redis restart).
-func NewPool(redisURL string) *redis.Pool {
-	return &redis.Pool{
-		MaxIdle:     64,
-		IdleTimeout: 4 * time.Minute,
-		Dial: func() (redis.Conn, error) {
-			return redis.DialURL(redisURL,
-				redis.DialConnectTimeout(time.Second),
-				redis.DialReadTimeout(2*time.Second),
-				redis.DialWriteTimeout(time.Second),
-			)
-		},
-		TestOnBorrow: func(c redis.Conn, idleSince time.Time) error {
-			if time.Since(idleSince) < 5*time.Second {
-				return nil
-			}
-			_, err := c.Do("PING")
-			return err
-		},
-	}
-}
-
 // Ops changes stored sessions atomically, with one round trip each, so
 // concurrent requests of one session (on any instance) never lose an update.
 type Ops struct {
 	rdb rueidis.Client
+	// Instance is recorded in the session index as the instance that last
+	// served a session.
+	Instance string
 }
 
 // NewOps returns Ops over a rueidis client.
@@ -65,6 +42,11 @@ var ErrNoSession = errors.New("sessions: no such session")
 // done inside Redis: read, add one and write back in one atomic step, keeping
 // the key's TTL. A lost update is impossible because no other command can run
 // between the read and the write.
+//
+// In the same step it publishes the new count on the session's live channel
+// (open tabs show it at once) and, for a logged-in session (KEYS[2], the
+// user's session index), records when and by which instance the session was
+// last served: no extra round trip.
 var incrViews = rueidis.NewLuaScript(`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
@@ -72,11 +54,36 @@ local s = cjson.decode(raw)
 local v = (tonumber(s.values.views) or 0) + 1
 s.values.views = v
 redis.call('SET', KEYS[1], cjson.encode(s), 'KEEPTTL')
+redis.call('PUBLISH', ARGV[3], 'count ' .. v)
+if KEYS[2] then
+  local e = redis.call('HGET', KEYS[2], ARGV[1])
+  if e then
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local d = cjson.decode(e)
+    if d.instance ~= ARGV[2] or now - (tonumber(d.last_seen) or 0) >= 1000 then
+      d.last_seen = now
+      d.instance = ARGV[2]
+      redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(d))
+    end
+  end
+end
 return v`)
 
+// sessionKeys are the keys the scripts touch: the session and, when it has
+// a user, that user's session index.
+func sessionKeys(token, user string) []string {
+	if user == "" {
+		return []string{Key(token)}
+	}
+	return []string{Key(token), IndexKey(user)}
+}
+
 // IncrViews adds one view to a stored session and returns the new count.
-func (o *Ops) IncrViews(ctx context.Context, token string) (int, error) {
-	n, err := incrViews.Exec(ctx, o.rdb, []string{Key(token)}, nil).AsInt64()
+// user is the session's user ("" for an anonymous session).
+func (o *Ops) IncrViews(ctx context.Context, token, user string) (int, error) {
+	id := ID(token)
+	n, err := incrViews.Exec(ctx, o.rdb, sessionKeys(token, user), []string{id, o.Instance, SessionChannel(id)}).AsInt64()
 	if rueidis.IsRedisNil(err) {
 		return 0, ErrNoSession
 	}
@@ -87,19 +94,32 @@ func (o *Ops) IncrViews(ctx context.Context, token string) (int, error) {
 }
 
 // touch records activity and moves the key's expiry to the new idle
-// deadline, without rewriting what other requests may be changing.
+// deadline, without rewriting what other requests may be changing. For a
+// logged-in session it also records last seen and the instance in the
+// user's session index (KEYS[2]).
 var touch = rueidis.NewLuaScript(`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local s = cjson.decode(raw)
 s.values.seen = ARGV[1]
 redis.call('SET', KEYS[1], cjson.encode(s), 'PXAT', ARGV[2])
+if KEYS[2] then
+  local e = redis.call('HGET', KEYS[2], ARGV[3])
+  if e then
+    local d = cjson.decode(e)
+    d.last_seen = tonumber(ARGV[4])
+    d.instance = ARGV[5]
+    redis.call('HSET', KEYS[2], ARGV[3], cjson.encode(d))
+  end
+end
 return 1`)
 
-// Touch sets the session's last-seen time and its key's expiry.
-func (o *Ops) Touch(ctx context.Context, token string, seen, expiry time.Time) error {
-	n, err := touch.Exec(ctx, o.rdb, []string{Key(token)},
-		[]string{seen.UTC().Format(timeFormat), strconv.FormatInt(expiry.UnixMilli(), 10)}).AsInt64()
+// Touch sets the session's last-seen time and its key's expiry. user is the
+// session's user ("" for an anonymous session).
+func (o *Ops) Touch(ctx context.Context, token, user string, seen, expiry time.Time) error {
+	n, err := touch.Exec(ctx, o.rdb, sessionKeys(token, user),
+		[]string{seen.UTC().Format(timeFormat), strconv.FormatInt(expiry.UnixMilli(), 10),
+			ID(token), strconv.FormatInt(seen.UnixMilli(), 10), o.Instance}).AsInt64()
 	if err != nil {
 		return fmt.Errorf("sessions: touch: %w", err)
 	}

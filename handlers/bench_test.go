@@ -1,0 +1,83 @@
+package handlers
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+// The request path up to the store: the whole handler chain (headers,
+// cross-origin check, session load, handler, render, save) called in
+// process, against a real redis-server, without HTTP or a network client in
+// the way. -benchmem shows what one request allocates.
+
+// discardWriter is a ResponseWriter that keeps only the status, so the
+// benchmark measures the app, not a recorder.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) WriteHeader(code int)        { d.status = code }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// newBenchApp is newTestApp on a Redis without persistence (redistest
+// fsyncs every write, which would measure the disk, not the app).
+func newBenchApp(b *testing.B) *testApp {
+	return newTestAppOn(b, redistest.Start(b, "--appendonly", "no"))
+}
+
+func benchRequest(b *testing.B, path, cookie string, want int) {
+	ta := newBenchApp(b)
+	h := ta.app.Routes()
+	if cookie == "logged-in" {
+		c := ta.client()
+		ta.register(c, "bench", "bench-password")
+		cookie = ta.app.Sessions.Cookie.Name + "=" + ta.token(c)
+	}
+	req, _ := http.NewRequest(http.MethodGet, ta.srv.URL+path, nil)
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		w.status = 0
+		h.ServeHTTP(w, req)
+		if w.status != want && !(want == http.StatusOK && w.status == 0) {
+			b.Fatalf("GET %s: status %d, want %d", path, w.status, want)
+		}
+	}
+}
+
+func BenchmarkProfileLoggedIn(b *testing.B) { benchRequest(b, "/profile", "logged-in", http.StatusOK) }
+func BenchmarkCountLoggedIn(b *testing.B)   { benchRequest(b, "/count", "logged-in", http.StatusOK) }
+func BenchmarkHomeNoCookie(b *testing.B)    { benchRequest(b, "/", "", http.StatusOK) }
+
+// BenchmarkProfileParallel is GET /profile from many goroutines at once:
+// what the pools and the Redis clients allow, without HTTP.
+func BenchmarkProfileParallel(b *testing.B) {
+	ta := newBenchApp(b)
+	h := ta.app.Routes()
+	c := ta.client()
+	ta.register(c, "bench", "bench-password")
+	cookie := ta.app.Sessions.Cookie.Name + "=" + ta.token(c)
+	u, _ := url.Parse(ta.srv.URL + "/profile")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req := &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{"Cookie": {cookie}}, Host: u.Host}
+		w := &discardWriter{h: http.Header{}}
+		for pb.Next() {
+			clear(w.h)
+			w.status = 0
+			h.ServeHTTP(w, req)
+			if w.status != http.StatusOK && w.status != 0 {
+				b.Fatalf("status %d", w.status)
+			}
+		}
+	})
+}

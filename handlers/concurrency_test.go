@@ -1,0 +1,335 @@
+package handlers
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+)
+
+// hit is one response, collected in a goroutine (no t.Fatal there).
+type hit struct {
+	status    int
+	body      string
+	header    http.Header
+	setCookie bool // the response set the session cookie (any value)
+	elapsed   time.Duration
+	err       error
+}
+
+// fetch sends one request; headers come in pairs. A nil form means GET.
+func fetch(c *http.Client, rawURL string, form url.Values, headers ...string) hit {
+	method, body := http.MethodGet, io.Reader(nil)
+	if form != nil {
+		method, body = http.MethodPost, strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, rawURL, body)
+	if err != nil {
+		return hit{err: err}
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	start := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		return hit{err: err, elapsed: time.Since(start)}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	h := hit{status: resp.StatusCode, body: string(b), header: resp.Header, elapsed: time.Since(start), err: err}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "session" || ck.Name == "__Host-session" {
+			h.setCookie = true
+		}
+	}
+	return h
+}
+
+var viewCountRE = regexp.MustCompile(`data-testid="view-count"[^>]*>(\d+)<`)
+
+// views is the count a page or fragment shows, or -1.
+func (h hit) views() int {
+	m := viewCountRE.FindStringSubmatch(h.body)
+	if m == nil {
+		return -1
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// storedViews is `views` in sess:<token> as Redis holds it (-1: no key).
+func storedViews(t *testing.T, rs *redistest.Server, token string) int {
+	t.Helper()
+	raw := rs.MustDo("GET", sessions.Key(token))
+	if raw == "" {
+		return -1
+	}
+	var s struct {
+		Values struct {
+			Views int `json:"views"`
+		} `json:"values"`
+	}
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
+		t.Fatalf("sess:%s… is not a session: %v\n%s", token[:6], err, raw)
+	}
+	return s.Values.Views
+}
+
+// countHeaders are the two ways a browser counts: the plain link, and the
+// htmx button that swaps the counter.
+var countHeaders = [][]string{nil, {"HX-Request", "true", "HX-Target", "counter"}}
+
+// 200 views of one session, sent at once and spread over two app instances
+// on one Redis, raise the count by exactly 200: each is counted once, and
+// each response shows a different number.
+func TestConcurrentCountsAcrossInstancesAreAllCounted(t *testing.T) {
+	first := newTestApp(t)
+	second := newTestAppOn(t, first.redis)
+	c := first.client()
+	if r := first.get(c, "/count"); r.status != http.StatusOK {
+		t.Fatalf("first count: %d", r.status)
+	}
+	token := first.token(c)
+
+	const n = 200
+	hits := make([]hit, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		base := []*testApp{first, second}[i%2].srv.URL
+		wg.Go(func() { hits[i] = fetch(c, base+"/count", nil, countHeaders[(i/2)%2]...) })
+	}
+	wg.Wait()
+
+	seen := map[int]bool{}
+	for i, h := range hits {
+		switch {
+		case h.err != nil:
+			t.Fatalf("count %d: %v", i, h.err)
+		case h.status != http.StatusOK:
+			t.Fatalf("count %d: status %d\n%s", i, h.status, h.body)
+		case h.setCookie:
+			t.Errorf("count %d set the session cookie again", i)
+		case seen[h.views()]:
+			t.Errorf("count %d showed %d, as another did before it", i, h.views())
+		}
+		seen[h.views()] = true
+	}
+	for v := 2; v <= n+1; v++ {
+		if !seen[v] {
+			t.Errorf("no response showed %d", v)
+		}
+	}
+	if got := storedViews(t, first.redis, token); got != n+1 {
+		t.Errorf("Redis holds views = %d, want %d", got, n+1)
+	}
+}
+
+// Requests that only read the session (and touch it: TouchEvery is 0 here,
+// so every one of them rewrites `seen` and the expiry) run between counts on
+// two instances and never put back an older count.
+func TestReadsNeverRollBackCounts(t *testing.T) {
+	touchAlways := func(a *App) { a.TouchEvery = 0 }
+	first := newTestApp(t, touchAlways)
+	second := newTestAppOn(t, first.redis, touchAlways)
+	c := first.client()
+	first.register(c, "reader", "reader-password")
+	token := first.token(c)
+
+	reads := []struct {
+		path    string
+		headers []string
+	}{
+		{"/profile", nil},
+		{"/profile", []string{"HX-Request", "true"}},
+		{"/redis", nil},
+		{"/redis", []string{"HX-Request", "true", "HX-Target", "redis-panel"}},
+		{"/", nil},
+	}
+	const counts = 120
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		counted int
+		failed  []string
+	)
+	for i := range counts {
+		base := []*testApp{first, second}[i%2].srv.URL
+		wg.Go(func() {
+			h := fetch(c, base+"/count", nil, countHeaders[i%2]...)
+			mu.Lock()
+			defer mu.Unlock()
+			if h.err != nil || h.status != http.StatusOK {
+				failed = append(failed, "count: "+strconv.Itoa(h.status))
+				return
+			}
+			counted++
+		})
+		rd := reads[i%len(reads)]
+		wg.Go(func() {
+			h := fetch(c, base+rd.path, nil, rd.headers...)
+			if h.err != nil || h.status != http.StatusOK || h.setCookie {
+				mu.Lock()
+				failed = append(failed, rd.path+": "+strconv.Itoa(h.status))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d requests failed: %v", len(failed), failed)
+	}
+	if got := storedViews(t, first.redis, token); got != counted {
+		t.Errorf("Redis holds views = %d after %d counts", got, counted)
+	}
+	if r := first.get(c, "/profile"); !strings.Contains(r.body, "Hello reader") {
+		t.Errorf("profile after the storm: %d, not logged in", r.status)
+	}
+}
+
+// A login while the same browser counts (plain links or the htmx button)
+// keeps the login and every view it was told about: the final session is
+// logged in and holds exactly as many views as counts answered 200. Counts
+// that still carried the pre-login cookie are answered as failed and set no
+// cookie, so none can replace the login's.
+func TestLoginWhileCountingLosesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		headers []string
+	}{
+		{"plain links", nil},
+		{"htmx button", countHeaders[1]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ta := newTestApp(t)
+			setup := ta.client()
+			ta.register(setup, "counter", "counter-password")
+
+			c := ta.client()
+			if r := ta.get(c, "/count"); r.status != http.StatusOK {
+				t.Fatalf("first count: %d", r.status)
+			}
+			const workers, each = 8, 25
+			var (
+				wg      sync.WaitGroup
+				mu      sync.Mutex
+				ok      = 1 // the first count
+				other   = map[int]int{}
+				cookies int
+				started = make(chan struct{}, workers*each)
+			)
+			for range workers {
+				wg.Go(func() {
+					for range each {
+						h := fetch(c, ta.srv.URL+"/count", nil, tc.headers...)
+						started <- struct{}{}
+						mu.Lock()
+						switch {
+						case h.err != nil:
+							other[-1]++
+						case h.status == http.StatusOK:
+							ok++
+						default:
+							other[h.status]++
+						}
+						if h.setCookie {
+							cookies++
+						}
+						mu.Unlock()
+					}
+				})
+			}
+			for range workers * 2 { // log in while the counts are under way
+				<-started
+			}
+			login := fetch(c, ta.srv.URL+"/login", url.Values{"username": {"counter"}, "password": {"counter-password"}})
+			wg.Wait()
+
+			if login.status != http.StatusSeeOther {
+				t.Fatalf("login: %d\n%s", login.status, login.body)
+			}
+			for status, n := range other {
+				if status != http.StatusConflict && status != http.StatusUnauthorized {
+					t.Errorf("%d counts answered %d; only 200, or 409/401 for the old cookie, are right", n, status)
+				}
+			}
+			if cookies > 0 {
+				t.Errorf("%d count responses set the session cookie", cookies)
+			}
+			if r := ta.get(c, "/profile"); r.status != http.StatusOK || !strings.Contains(r.body, "Hello counter") {
+				t.Fatalf("after counting: profile %d, the login was lost", r.status)
+			}
+			if got := storedViews(t, ta.redis, ta.token(c)); got != ok {
+				t.Errorf("Redis holds views = %d; %d counts were answered 200 (others: %v)", got, ok, other)
+			}
+			t.Logf("%d counts answered 200, others %v", ok, other)
+		})
+	}
+}
+
+// What a request still carrying the pre-login cookie gets, request by
+// request: nothing done, no cookie, and a way on. A cookie that was never
+// renewed (expired, or from another server) still starts a new session.
+func TestRequestOnRenewedTokenSetsNoCookie(t *testing.T) {
+	ta := newTestApp(t)
+	ta.register(ta.client(), "fay", "fay-password")
+	c := ta.client()
+	ta.get(c, "/count")
+	ta.get(c, "/count")
+	old := ta.token(c)
+	if r := ta.post(c, "/login", url.Values{"username": {"fay"}, "password": {"fay-password"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("login: %d", r.status)
+	}
+	withCookie := func(token string) *http.Client {
+		cl := ta.client()
+		u, _ := url.Parse(ta.srv.URL)
+		cl.Jar.SetCookies(u, []*http.Cookie{{Name: "session", Value: token}})
+		return cl
+	}
+
+	for _, tc := range []struct {
+		name       string
+		path       string
+		headers    []string
+		status     int
+		hxRefresh  bool
+		wantCookie bool
+	}{
+		{"plain count", "/count", nil, http.StatusConflict, false, false},
+		{"htmx count", "/count", countHeaders[1], http.StatusConflict, true, false},
+		{"plain profile", "/profile", nil, http.StatusUnauthorized, false, false},
+		{"htmx profile", "/profile", []string{"HX-Request", "true"}, http.StatusConflict, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := fetch(withCookie(old), ta.srv.URL+tc.path, nil, tc.headers...)
+			if h.status != tc.status || h.setCookie != tc.wantCookie {
+				t.Errorf("status %d, sets cookie %v; want %d, %v\n%s", h.status, h.setCookie, tc.status, tc.wantCookie, h.body)
+			}
+			if got := h.header.Get("HX-Refresh") == "true"; got != tc.hxRefresh {
+				t.Errorf("HX-Refresh: %v, want %v", got, tc.hxRefresh)
+			}
+		})
+	}
+	if got := storedViews(t, ta.redis, ta.token(c)); got != 2 {
+		t.Errorf("the logged-in session holds views = %d, want the 2 from before login", got)
+	}
+
+	t.Run("never renewed", func(t *testing.T) {
+		h := fetch(withCookie(strings.Repeat("A", tokenLen)), ta.srv.URL+"/count", nil)
+		if h.status != http.StatusOK || !h.setCookie || h.views() != 1 {
+			t.Errorf("status %d, sets cookie %v, views %d; want a new session: 200, cookie, 1", h.status, h.setCookie, h.views())
+		}
+	})
+}

@@ -1,0 +1,198 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+)
+
+// A count on one instance reaches the open page of the same session on
+// another instance, through Redis pub/sub: no polling.
+func TestCountReachesAStreamOnAnotherInstance(t *testing.T) {
+	rs := redistest.Start(t)
+	a, b := newLiveApp(t, rs, "a"), newLiveApp(t, rs, "b")
+	tests := []struct {
+		name  string
+		login bool
+	}{
+		{"anonymous session", false},
+		{"logged-in session", true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := browser(t, firefoxLinux)
+			if tt.login {
+				a.register(c, fmt.Sprintf("user%d", i), "a-long-password")
+			}
+			a.get(c, "/count") // count 1 creates an anonymous session
+			s := apptest.OpenStream(t, c, b.srv.URL+"/live")
+			if s.Status != http.StatusOK {
+				t.Fatalf("GET /live: %d", s.Status)
+			}
+			for want := 2; want <= 4; want++ {
+				a.get(c, "/count")
+				if ev := s.Next("count"); ev.Data != fmt.Sprint(want) {
+					t.Errorf("count event = %q, want %d", ev.Data, want)
+				}
+			}
+		})
+	}
+}
+
+// Another browser's count does not reach this session's stream.
+func TestCountStaysWithinItsSession(t *testing.T) {
+	rs := redistest.Start(t)
+	a := newLiveApp(t, rs, "a")
+	mine, theirs := browser(t, firefoxLinux), browser(t, chromeWin)
+	a.get(mine, "/count")
+	a.get(theirs, "/count")
+	s := apptest.OpenStream(t, mine, a.srv.URL+"/live")
+	a.get(theirs, "/count")
+	a.get(mine, "/count")
+	if ev := s.Next("count"); ev.Data != "2" {
+		t.Errorf("first count event = %q, want 2 (this session's own count)", ev.Data)
+	}
+}
+
+// A revoked session's page is told ("revoked", which sends it to the login
+// page) and its stream ends; the user's other pages hear that the list
+// changed, as they do when the user logs in elsewhere.
+func TestRevokeReachesThePagesOfBothSessions(t *testing.T) {
+	rs := redistest.Start(t)
+	a, b := newLiveApp(t, rs, "a"), newLiveApp(t, rs, "b")
+	laptop, phone := browser(t, firefoxLinux), browser(t, safariIPhone)
+	a.register(laptop, "alice", "alice-password")
+	laptopStream := apptest.OpenStream(t, laptop, a.srv.URL+"/live")
+
+	b.login(phone, "alice", "alice-password")
+	laptopStream.Next("sessions") // a login elsewhere
+	phoneStream := apptest.OpenStream(t, phone, b.srv.URL+"/live")
+
+	a.post(laptop, "/sessions/"+sessions.ID(b.token(phone))+"/revoke", nil)
+	phoneStream.Next("revoked")
+	if !phoneStream.Ended() {
+		t.Errorf("the revoked session's stream did not end")
+	}
+	laptopStream.Next("sessions")
+	// What the page does on "revoked": GET /profile, which sends it to log in.
+	r := b.get(phone, "/profile", "HX-Request", "true")
+	if r.status != http.StatusUnauthorized || r.header.Get("HX-Redirect") != "/login?from=expired" {
+		t.Errorf("revoked page's GET /profile: %d, HX-Redirect %q", r.status, r.header.Get("HX-Redirect"))
+	}
+}
+
+// Leaving a page ends its stream; reloads do not pile up streams or Redis
+// subscriptions, and a request without a session gets no stream.
+func TestStreamsAndSubscriptionsDoNotGrowWithReloads(t *testing.T) {
+	rs := redistest.Start(t)
+	a := newLiveApp(t, rs, "a")
+	rdb := newRedisClient(t, rs)
+	c := browser(t, firefoxLinux)
+	a.register(c, "alice", "alice-password")
+	channel := sessions.SessionChannel(sessions.ID(a.token(c)))
+
+	for range 5 {
+		tabs := []*apptest.Stream{apptest.OpenStream(t, c, a.srv.URL+"/live"), apptest.OpenStream(t, c, a.srv.URL+"/live")}
+		if got := a.get(c, "/debug/live").body; got != "streams 2\nchannels 2\n" {
+			t.Fatalf("two open tabs: /debug/live = %q, want 2 streams on 2 channels", got)
+		}
+		for _, s := range tabs {
+			s.Close()
+		}
+		waitFor(t, "streams to close", func() bool { return a.get(c, "/debug/live").body == "streams 0\nchannels 0\n" })
+	}
+	n, err := rdb.Do(context.Background(), rdb.B().PubsubNumsub().Channel(channel).Build()).AsIntMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n[channel] != 0 {
+		t.Errorf("Redis still has %d subscribers on the session's channel", n[channel])
+	}
+
+	if s := apptest.OpenStream(t, apptestClient(t), a.srv.URL+"/live"); s.Status != http.StatusNoContent {
+		t.Errorf("GET /live without a session: %d, want 204", s.Status)
+	}
+	// The server's read and write timeouts must not cut streams.
+	if strings.Contains(a.logs.String(), "cannot lift") {
+		t.Errorf("the stream could not lift the server's deadlines:\n%s", a.logs.String())
+	}
+}
+
+// Closing the hub (server shutdown) ends every stream.
+func TestHubCloseEndsStreams(t *testing.T) {
+	rs := redistest.Start(t)
+	a := newLiveApp(t, rs, "a")
+	c := browser(t, firefoxLinux)
+	a.get(c, "/count")
+	s := apptest.OpenStream(t, c, a.srv.URL+"/live")
+	a.app.Live.Close()
+	if !s.Ended() {
+		t.Errorf("stream still open after the hub closed")
+	}
+}
+
+// Shortly before a session would end, its page gets the "stay signed in"
+// warning over the stream.
+func TestStreamWarnsBeforeTheSessionEnds(t *testing.T) {
+	rs := redistest.Start(t)
+	a := newLiveApp(t, rs, "a", func(a *App) { a.Idle = 90 * time.Second; a.TouchEvery = 9 * time.Second })
+	c := browser(t, firefoxLinux)
+	a.register(c, "alice", "alice-password")
+	s := apptest.OpenStream(t, c, a.srv.URL+"/live")
+	ev := s.Next("idle") // the idle deadline is already within two minutes
+	if !strings.Contains(ev.Data, `data-testid="idle-warning"`) || !strings.Contains(ev.Data, `data-testid="stay-button"`) {
+		t.Errorf("idle event = %q, want the warning with the stay-signed-in button", ev.Data)
+	}
+}
+
+// "Stay signed in" touches the session: its key's expiry moves to a full
+// idle timeout from now.
+func TestStaySignedInMovesTheIdleDeadline(t *testing.T) {
+	rs := redistest.Start(t)
+	a := newLiveApp(t, rs, "a", func(a *App) { a.TouchEvery = time.Hour })
+	rdb := newRedisClient(t, rs)
+	c := browser(t, firefoxLinux)
+	a.register(c, "alice", "alice-password")
+	key := sessions.Key(a.token(c))
+	ctx := context.Background()
+	if err := rdb.Do(ctx, rdb.B().Pexpire().Key(key).Milliseconds(60_000).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	r := a.post(c, "/session/touch", nil, "HX-Request", "true")
+	if r.status != http.StatusOK || !strings.Contains(r.body, `data-testid="touched"`) {
+		t.Fatalf("POST /session/touch: %d\n%s", r.status, r.body)
+	}
+	ttl, err := rdb.Do(ctx, rdb.B().Pttl().Key(key).Build()).AsInt64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl < (a.app.Idle - time.Minute).Milliseconds() {
+		t.Errorf("TTL after stay signed in = %v, want about the idle timeout %v", time.Duration(ttl)*time.Millisecond, a.app.Idle)
+	}
+	if r := a.post(apptestClient(t), "/session/touch", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("touch without login: %d, want 401", r.status)
+	}
+	if r := a.get(c, "/profile"); !strings.Contains(r.body, `data-testid="stay-button"`) {
+		t.Errorf("the profile has no stay-signed-in button")
+	}
+}
+
+// waitFor polls cond until it holds; it fails after 10 seconds (it holds in
+// milliseconds; the bound only stops a broken test).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,535 @@
+package handlers
+
+// The security checklist of issue 4, point by point, against a real Redis.
+// Each test names the rule it proves; each can fail.
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/sessions"
+)
+
+// cookieNamed is the cookie a response sets under name, or nil.
+func cookieNamed(h http.Header, name string) *http.Cookie {
+	for _, c := range (&http.Response{Header: h}).Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// clientWithToken is a browser that presents token as its session cookie.
+func (ta *testApp) clientWithToken(token string) *http.Client {
+	ta.t.Helper()
+	c := ta.client()
+	u, _ := url.Parse(ta.srv.URL)
+	c.Jar.SetCookies(u, []*http.Cookie{{Name: ta.app.Sessions.Cookie.Name, Value: token}})
+	return c
+}
+
+// anonymousSession gives c a session (one counted view) and returns its token.
+func (ta *testApp) anonymousSession(c *http.Client) string {
+	ta.t.Helper()
+	if r := ta.get(c, "/count"); r.status != http.StatusOK {
+		ta.t.Fatalf("GET /count: %d", r.status)
+	}
+	token := ta.token(c)
+	if token == "" {
+		ta.t.Fatal("GET /count set no session cookie")
+	}
+	return token
+}
+
+// keyExists reports whether sess:<token> is in Redis.
+func (ta *testApp) keyExists(token string) bool {
+	ta.t.Helper()
+	return ta.redis.MustDo("EXISTS", sessions.Key(token)) == "1"
+}
+
+// editSession rewrites the stored session JSON in place (keeping its TTL),
+// the way time passing would change what the server reads.
+func (ta *testApp) editSession(token string, edit func(values map[string]any, env map[string]any)) {
+	ta.t.Helper()
+	var env map[string]any
+	if err := json.Unmarshal([]byte(ta.redis.MustDo("GET", sessions.Key(token))), &env); err != nil {
+		ta.t.Fatalf("stored session: %v", err)
+	}
+	edit(env["values"].(map[string]any), env)
+	b, _ := json.Marshal(env)
+	ta.redis.MustDo("SET", sessions.Key(token), string(b), "KEEPTTL")
+}
+
+var viewCountRe = regexp.MustCompile(`data-testid="view-count"[^>]*>(\d+)<`)
+
+// countShown is the number in data-testid="view-count".
+func countShown(t *testing.T, body string) string {
+	t.Helper()
+	m := viewCountRe.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no view count in the page")
+	}
+	return m[1]
+}
+
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+// Token renewal on every privilege change: the pre-change token finds no
+// session afterwards and its key is gone from Redis.
+func TestTokenRenewedOnPrivilegeChange(t *testing.T) {
+	ta := newTestApp(t)
+	ta.register(ta.client(), "carol", "carol-password")
+	login := url.Values{"username": {"carol"}, "password": {"carol-password"}}
+	tests := []struct {
+		name   string
+		before func(c *http.Client) // the session the change starts from
+		change func(c *http.Client) response
+	}{
+		{"login", func(c *http.Client) { ta.anonymousSession(c) },
+			func(c *http.Client) response { return ta.post(c, "/login", login) }},
+		{"register", func(c *http.Client) { ta.anonymousSession(c) },
+			func(c *http.Client) response {
+				return ta.post(c, "/register", url.Values{"username": {"dave"}, "password": {"dave-password"}})
+			}},
+		{"logout", func(c *http.Client) { ta.post(c, "/login", login) },
+			func(c *http.Client) response { return ta.post(c, "/logout", nil) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := ta.client()
+			tt.before(c)
+			before := ta.token(c)
+			if before == "" {
+				t.Fatal("no session before the change")
+			}
+			r := tt.change(c)
+			if r.status != http.StatusSeeOther {
+				t.Fatalf("%s: status %d\n%s", tt.name, r.status, r.body)
+			}
+			ck := cookieNamed(r.header, ta.app.Sessions.Cookie.Name)
+			switch {
+			case ck == nil:
+				t.Fatalf("%s set no session cookie", tt.name)
+			case tt.name == "logout" && (ck.MaxAge >= 0 || ck.Value != ""):
+				t.Errorf("logout did not clear the cookie: %q", r.header.Values("Set-Cookie"))
+			case tt.name != "logout" && (ck.Value == before || !validToken(ck.Value)):
+				t.Errorf("token after %s = %q, want a new one", tt.name, ck.Value)
+			}
+			if ta.keyExists(before) {
+				t.Errorf("the key of the pre-%s token still exists", tt.name)
+			}
+			old := ta.clientWithToken(before)
+			if r := ta.get(old, "/profile"); r.status != http.StatusUnauthorized {
+				t.Errorf("the pre-%s token still opens /profile: %d", tt.name, r.status)
+			}
+			// A request still carrying the old token right after the change
+			// does nothing (409, no cookie: it must not overwrite the new
+			// one); later ones start a fresh session. Never the old one.
+			r = ta.get(old, "/count")
+			switch {
+			case r.status == http.StatusConflict && len(r.header.Values("Set-Cookie")) == 0:
+			case r.status == http.StatusOK && countShown(t, r.body) == "1" && ta.token(old) != before:
+			default:
+				t.Errorf("the pre-%s token on /count: status %d, Set-Cookie %q", tt.name, r.status, r.header.Values("Set-Cookie"))
+			}
+			if ta.keyExists(before) {
+				t.Errorf("a request with the pre-%s token brought its key back", tt.name)
+			}
+		})
+	}
+}
+
+// A cookie the server did not issue, or no longer honours, starts a fresh
+// anonymous session: never a 500, never accepted, never adopted.
+func TestUnknownSessionCookies(t *testing.T) {
+	ta := newTestApp(t)
+	live := ta.client()
+	ta.register(live, "erin", "erin-password")
+	n := 0
+	issued := func() string { // a genuine logged-in session
+		n++
+		c := ta.client()
+		ta.register(c, "user"+strconv.Itoa(n), "a-password")
+		return ta.token(c)
+	}
+	tests := []struct {
+		name  string
+		token func() string
+	}{
+		{"never issued (well formed)", func() string { return strings.Repeat("A", 43) }},
+		{"malformed", func() string { return "../../etc/passwd;*" }},
+		{"one character short", func() string { return ta.token(live)[:42] }},
+		{"oversized", func() string { return strings.Repeat("x", 4000) }},
+		{"expired in Redis (key gone)", func() string {
+			tok := issued()
+			ta.redis.MustDo("DEL", sessions.Key(tok))
+			return tok
+		}},
+		{"past its absolute deadline", func() string {
+			tok := issued()
+			ta.editSession(tok, func(_, env map[string]any) { env["deadline"] = stamp(time.Now().Add(-time.Second)) })
+			return tok
+		}},
+		{"idle too long", func() string {
+			tok := issued()
+			ta.editSession(tok, func(v, _ map[string]any) { v["seen"] = stamp(time.Now().Add(-ta.app.Idle - time.Minute)) })
+			return tok
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := tt.token()
+			c := ta.client() // no jar cookie: the raw header below is all it sends
+			cookie := ta.app.Sessions.Cookie.Name + "=" + tok
+			r := ta.get(c, "/profile", "Cookie", cookie)
+			if r.status != http.StatusUnauthorized || strings.Contains(r.body, `data-testid="hello"`) {
+				t.Fatalf("GET /profile: %d, want 401 and no profile", r.status)
+			}
+			r = ta.get(c, "/count", "Cookie", cookie)
+			if r.status != http.StatusOK || countShown(t, r.body) != "1" {
+				t.Fatalf("GET /count: %d, want 200 and a fresh count of 1", r.status)
+			}
+			fresh := cookieNamed(r.header, ta.app.Sessions.Cookie.Name)
+			if fresh == nil || fresh.Value == tok || !validToken(fresh.Value) {
+				t.Errorf("the session was not replaced: Set-Cookie %q", r.header.Values("Set-Cookie"))
+			}
+			if ta.keyExists(tok) {
+				t.Errorf("a key exists for the presented token after the request")
+			}
+		})
+	}
+	if r := ta.get(live, "/profile"); r.status != http.StatusOK {
+		t.Errorf("the genuine session stopped working: %d", r.status)
+	}
+}
+
+// The cookie as main configures it (handlers.SessionCookie), with and
+// without COOKIE_SECURE.
+func TestSessionCookieAttributes(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		t.Run("secure="+strconv.FormatBool(secure), func(t *testing.T) {
+			ta := newTestApp(t, func(a *App) { a.Sessions.Cookie = SessionCookie(secure) })
+			r := ta.get(ta.client(), "/count")
+			raw := strings.Join(r.header.Values("Set-Cookie"), "\n")
+			wantName := map[bool]string{false: "session", true: "__Host-session"}[secure]
+			ck := cookieNamed(r.header, wantName)
+			if ck == nil {
+				t.Fatalf("no %s cookie in %q", wantName, raw)
+			}
+			if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || ck.Domain != "" {
+				t.Errorf("cookie %q: want HttpOnly, SameSite=Lax, Path=/ and no Domain", raw)
+			}
+			if ck.Secure != secure {
+				t.Errorf("cookie %q: Secure = %v, want %v", raw, ck.Secure, secure)
+			}
+			if ck.MaxAge != 0 || !ck.Expires.IsZero() {
+				t.Errorf("cookie %q persists without remember me", raw)
+			}
+		})
+	}
+}
+
+// Both timeouts are enforced by the server and shown on the profile.
+func TestIdleAndAbsoluteTimeouts(t *testing.T) {
+	const idle, lifetime = 10 * time.Minute, 2 * time.Hour
+	ta := newTestApp(t, func(a *App) { a.Idle = idle; a.Sessions.Lifetime = lifetime })
+	c := ta.client()
+	ta.register(c, "frank", "frank-password")
+	token := ta.token(c)
+
+	t.Run("the profile shows both deadlines", func(t *testing.T) {
+		r := ta.get(c, "/profile")
+		var env struct {
+			Deadline time.Time
+			Values   struct{ Seen time.Time }
+		}
+		if err := json.Unmarshal([]byte(ta.redis.MustDo("GET", sessions.Key(token))), &env); err != nil {
+			t.Fatal(err)
+		}
+		shown := func(testid string) string {
+			m := regexp.MustCompile(`data-testid="` + testid + `">\s*<time datetime="([^"]+)"`).FindStringSubmatch(r.body)
+			if m == nil {
+				t.Fatalf("no %s on the profile", testid)
+			}
+			return m[1]
+		}
+		const sec = "2006-01-02T15:04:05Z"
+		if got, want := shown("idle-deadline"), env.Values.Seen.Add(idle).UTC().Format(sec); got != want {
+			t.Errorf("idle deadline shown %s, want last activity + %v = %s", got, idle, want)
+		}
+		if got, want := shown("abs-deadline"), env.Deadline.UTC().Format(sec); got != want {
+			t.Errorf("absolute deadline shown %s, want the stored %s", got, want)
+		}
+		if d := env.Deadline.Sub(env.Values.Seen); d > lifetime || d < lifetime-time.Minute {
+			t.Errorf("stored deadline is %v after login, want the %v lifetime", d, lifetime)
+		}
+		ttl, _ := strconv.Atoi(ta.redis.MustDo("TTL", sessions.Key(token)))
+		if ttl <= 0 || ttl > int(idle.Seconds()) {
+			t.Errorf("key TTL %ds, want at most the idle timeout (%v): Redis drops an idle session itself", ttl, idle)
+		}
+	})
+	t.Run("activity within the idle timeout keeps the session", func(t *testing.T) {
+		ta.editSession(token, func(v, _ map[string]any) { v["seen"] = stamp(time.Now().Add(-idle + time.Minute)) })
+		if r := ta.get(c, "/profile"); r.status != http.StatusOK {
+			t.Fatalf("profile %d, want 200", r.status)
+		}
+	})
+	t.Run("idle past the timeout ends the session", func(t *testing.T) {
+		ta.editSession(token, func(v, _ map[string]any) { v["seen"] = stamp(time.Now().Add(-idle - time.Second)) })
+		if r := ta.get(c, "/profile"); r.status != http.StatusUnauthorized {
+			t.Errorf("profile %d, want 401", r.status)
+		}
+		if ta.keyExists(token) {
+			t.Error("the idle session's key was not deleted")
+		}
+		if !strings.Contains(ta.logs.String(), `msg="session expired" session=`+ta.app.LogID(token)) {
+			t.Error("no log line for the expired session")
+		}
+	})
+	t.Run("past the absolute lifetime ends an active session", func(t *testing.T) {
+		c := ta.client()
+		ta.register(c, "grace", "grace-password")
+		token := ta.token(c)
+		ta.editSession(token, func(v, env map[string]any) {
+			v["seen"] = stamp(time.Now())
+			env["deadline"] = stamp(time.Now().Add(-time.Second))
+		})
+		if r := ta.get(c, "/profile"); r.status != http.StatusUnauthorized {
+			t.Errorf("profile %d, want 401", r.status)
+		}
+		if ta.keyExists(token) {
+			t.Error("the expired session's key was not deleted")
+		}
+	})
+	t.Run("an htmx request of an ended session is sent to log in", func(t *testing.T) {
+		c := ta.client()
+		ta.register(c, "heidi", "heidi-password")
+		ta.redis.MustDo("DEL", sessions.Key(ta.token(c)))
+		r := ta.get(c, "/profile", "HX-Request", "true")
+		if r.status != http.StatusUnauthorized || r.header.Get("HX-Redirect") != "/login?from=expired" {
+			t.Errorf("status %d, HX-Redirect %q", r.status, r.header.Get("HX-Redirect"))
+		}
+	})
+}
+
+// Logout clears site data; nothing that shows session data is cached.
+func TestLogoutClearsSiteDataAndPagesAreNotStored(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.register(c, "ivan", "ivan-password")
+	for _, path := range []string{"/", "/login", "/register", "/profile", "/count", "/redis", "/no-such-page"} {
+		for _, htmx := range []string{"", "true"} {
+			r := ta.get(c, path, "HX-Request", htmx)
+			if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+				t.Errorf("GET %s (htmx=%q): Cache-Control %q, want no-store", path, htmx, cc)
+			}
+		}
+	}
+	for _, htmx := range []string{"", "true"} {
+		c := ta.client()
+		ta.post(c, "/login", url.Values{"username": {"ivan"}, "password": {"ivan-password"}})
+		r := ta.post(c, "/logout", nil, "HX-Request", htmx)
+		if got := r.header.Get("Clear-Site-Data"); got != `"cookies"` {
+			t.Errorf("logout (htmx=%q): Clear-Site-Data %q, want \"cookies\"", htmx, got)
+		}
+		if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("logout (htmx=%q): Cache-Control %q", htmx, cc)
+		}
+	}
+}
+
+var logID = regexp.MustCompile(`^[0-9a-f]{12}$`)
+
+// Logs follow a session by a short salted hash, never by its token.
+func TestSessionLogLinesCarryAHashNotTheToken(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	anon := ta.anonymousSession(c)
+	ta.register(c, "judy", "judy-password")
+	loggedIn := ta.token(c)
+	ta.post(c, "/logout", nil)
+	logs := ta.logs.String()
+
+	for _, want := range []string{
+		`msg="session created" session=` + ta.app.LogID(anon),
+		`msg="session renewed" old=` + ta.app.LogID(anon) + " session=" + ta.app.LogID(loggedIn),
+		`msg="session destroyed" session=` + ta.app.LogID(loggedIn),
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no log line %q in\n%s", want, logs)
+		}
+	}
+	for _, tok := range []string{anon, loggedIn} {
+		if id := ta.app.LogID(tok); !logID.MatchString(id) {
+			t.Errorf("LogID = %q, want 12 hex digits", id)
+		}
+		if strings.Contains(logs, tok) || strings.Contains(logs, tok[:16]) {
+			t.Errorf("the logs contain a session token")
+		}
+	}
+	if sessions.LogID("other-salt").Of(anon) == ta.app.LogID(anon) {
+		t.Error("the log id does not depend on the salt")
+	}
+}
+
+// Cross-site POSTs are refused with a clear page, and change nothing.
+func TestCrossSiteRequestsAreRefused(t *testing.T) {
+	ta := newTestApp(t)
+	owner := ta.client()
+	ta.register(owner, "kim", "kim-password")
+	token := ta.token(owner)
+	creds := url.Values{"username": {"kim"}, "password": {"kim-password"}}
+	forms := map[string]url.Values{
+		"/login":    creds,
+		"/logout":   nil,
+		"/register": {"username": {"mallory"}, "password": {"mallory-password"}},
+	}
+	attacks := [][]string{
+		{"Sec-Fetch-Site", "cross-site"},
+		{"Sec-Fetch-Site", "same-site"},
+		{"Origin", "https://evil.example"},
+	}
+	for path, form := range forms {
+		for _, h := range attacks {
+			t.Run(path+" with "+h[0]+": "+h[1], func(t *testing.T) {
+				r := ta.post(owner, path, form, h...)
+				if r.status != http.StatusForbidden || !strings.Contains(r.body, `data-testid="problem-title">Request blocked`) ||
+					!strings.Contains(r.body, "came from another site") {
+					t.Fatalf("status %d, want 403 with a clear page\n%s", r.status, r.body)
+				}
+				if ta.token(owner) != token || !ta.keyExists(token) {
+					t.Error("the blocked request changed the session")
+				}
+			})
+		}
+	}
+	if ta.redis.MustDo("EXISTS", "user:mallory") != "0" {
+		t.Error("a blocked registration created the account")
+	}
+	t.Run("a same-origin POST passes", func(t *testing.T) {
+		r := ta.post(ta.client(), "/login", creds, "Sec-Fetch-Site", "same-origin", "Origin", ta.srv.URL)
+		if r.status != http.StatusSeeOther {
+			t.Errorf("status %d, want 303", r.status)
+		}
+	})
+}
+
+var scriptTag = regexp.MustCompile(`(?i)<script\b[^>]*>`)
+
+// checkHTMLHeaders asserts the security headers of one HTML response.
+func checkHTMLHeaders(t *testing.T, what string, r response) {
+	t.Helper()
+	if !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
+		t.Errorf("%s: Content-Type %q, want HTML", what, r.header.Get("Content-Type"))
+		return
+	}
+	directives := map[string]string{}
+	for d := range strings.SplitSeq(r.header.Get("Content-Security-Policy"), ";") {
+		if f := strings.Fields(d); len(f) > 0 {
+			directives[f[0]] = strings.Join(f[1:], " ")
+		}
+	}
+	scripts, ok := directives["script-src"]
+	if !ok {
+		scripts = directives["default-src"]
+	}
+	if scripts == "" || strings.Contains(scripts, "unsafe-inline") || strings.Contains(scripts, "unsafe-eval") || strings.Contains(scripts, "*") {
+		t.Errorf("%s: CSP script sources %q, want only 'self'-like sources, no unsafe-inline", what, scripts)
+	}
+	if directives["frame-ancestors"] != "'none'" {
+		t.Errorf("%s: CSP frame-ancestors %q, want 'none'", what, directives["frame-ancestors"])
+	}
+	if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("%s: X-Content-Type-Options %q", what, got)
+	}
+	if got := r.header.Get("Referrer-Policy"); got == "" || got == "unsafe-url" {
+		t.Errorf("%s: Referrer-Policy %q", what, got)
+	}
+	for _, tag := range scriptTag.FindAllString(r.body, -1) {
+		if !strings.Contains(tag, "src=") {
+			t.Errorf("%s: inline script %s", what, tag)
+		}
+	}
+}
+
+// Every HTML response, error pages included, carries the security headers.
+func TestSecurityHeadersOnEveryHTMLResponse(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.register(c, "leo", "leo-password")
+	anon := ta.client()
+	put, _ := http.NewRequest(http.MethodPut, ta.srv.URL+"/login", nil)
+	big, _ := http.NewRequest(http.MethodPost, ta.srv.URL+"/login", strings.NewReader("username="+strings.Repeat("a", maxFormBytes)))
+	big.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	cases := map[string]response{
+		"home":             ta.get(c, "/"),
+		"login form":       ta.get(anon, "/login"),
+		"register form":    ta.get(anon, "/register"),
+		"profile":          ta.get(c, "/profile"),
+		"profile fragment": ta.get(c, "/profile", "HX-Request", "true"),
+		"login prompt":     ta.get(anon, "/profile"),
+		"count":            ta.get(c, "/count"),
+		"redis page":       ta.get(c, "/redis"),
+		"redis panel":      ta.get(c, "/redis", "HX-Request", "true", "HX-Target", "redis-panel"),
+		"failed login":     ta.post(anon, "/login", url.Values{"username": {"leo"}, "password": {"wrong-password"}}),
+		"404":              ta.get(anon, "/no-such-page"),
+		"405":              ta.do(anon, put),
+		"403":              ta.post(anon, "/login", nil, "Sec-Fetch-Site", "cross-site"),
+		"413":              ta.do(anon, big),
+	}
+	for range 5 {
+		ta.post(anon, "/login", url.Values{"username": {"leo"}, "password": {"wrong-password"}})
+	}
+	cases["429"] = ta.post(anon, "/login", url.Values{"username": {"leo"}, "password": {"wrong-password"}})
+	if cases["429"].status != http.StatusTooManyRequests {
+		t.Errorf("the throttled login answered %d", cases["429"].status)
+	}
+	for name, r := range cases {
+		checkHTMLHeaders(t, name, r)
+	}
+}
+
+func TestRequestLimits(t *testing.T) {
+	ta := newTestApp(t)
+	for _, path := range []string{"/login", "/register"} {
+		t.Run("a body over 64 KiB to "+path+" gets 413", func(t *testing.T) {
+			body := "username=a&password=" + strings.Repeat("p", maxFormBytes)
+			req, _ := http.NewRequest(http.MethodPost, ta.srv.URL+path, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r := ta.do(ta.client(), req)
+			if r.status != http.StatusRequestEntityTooLarge || !strings.Contains(r.body, "larger than this site accepts") {
+				t.Errorf("status %d, want 413 with a clear page", r.status)
+			}
+		})
+	}
+	t.Run("a body just under the limit is read", func(t *testing.T) {
+		body := "username=a&password=" + strings.Repeat("p", maxFormBytes-100)
+		req, _ := http.NewRequest(http.MethodPost, ta.srv.URL+"/login", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if r := ta.do(ta.client(), req); r.status != http.StatusUnprocessableEntity {
+			t.Errorf("status %d, want 422 (read, then refused as too long a password)", r.status)
+		}
+	})
+	for _, tc := range []struct{ method, path, allow string }{
+		{http.MethodPut, "/login", "GET, HEAD, POST"},
+		{http.MethodDelete, "/profile", "GET, HEAD"},
+		{http.MethodGet, "/logout", "POST"},
+		{"PROPFIND", "/register", "GET, HEAD, POST"},
+	} {
+		t.Run(tc.method+" "+tc.path+" gets 405 with Allow", func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, ta.srv.URL+tc.path, nil)
+			r := ta.do(ta.client(), req)
+			if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != tc.allow ||
+				!strings.Contains(r.body, "does not accept "+tc.method) {
+				t.Errorf("status %d, Allow %q; want 405, %q and a clear page", r.status, r.header.Get("Allow"), tc.allow)
+			}
+		})
+	}
+}

@@ -1,0 +1,121 @@
+package handlers
+
+import (
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sessionlab/sessionlab/internal/throttle"
+)
+
+// loginFrom posts the login form as a client at addr, behind the test's
+// trusted proxy (the test server's loopback peer).
+func (ta *testApp) loginFrom(addr, user, password string, headers ...string) response {
+	ta.t.Helper()
+	return ta.post(ta.client(), "/login", url.Values{"username": {user}, "password": {password}},
+		append([]string{"X-Forwarded-For", addr}, headers...)...)
+}
+
+func behindProxy(a *App) { a.TrustedProxies, _ = ParseTrustedProxies("127.0.0.1, ::1") }
+
+// wantStatus fails unless r has the status.
+func wantStatus(t *testing.T, what string, r response, status int) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("%s: status %d, want %d\n%s", what, r.status, status, r.body)
+	}
+}
+
+// wantThrottled asserts a 429 with Retry-After of at most max seconds and
+// the message on the login form.
+func wantThrottled(t *testing.T, what string, r response, max int) {
+	t.Helper()
+	wantStatus(t, what, r, http.StatusTooManyRequests)
+	secs, err := strconv.Atoi(r.header.Get("Retry-After"))
+	if err != nil || secs < 1 || secs > max {
+		t.Errorf("%s: Retry-After %q, want 1..%d seconds", what, r.header.Get("Retry-After"), max)
+	}
+	if !strings.Contains(r.body, `data-testid="form-error">Too many failed logins`) ||
+		!strings.Contains(r.body, `data-testid="login-form"`) {
+		t.Errorf("%s: no clear message on the login form\n%s", what, r.body)
+	}
+}
+
+func TestLoginThrottling(t *testing.T) {
+	p := throttle.DefaultPolicy
+	pairWait, accountWait := int(p.Pair.Window.Seconds()), int(p.Account.Window.Seconds())
+	ta := newTestApp(t, behindProxy)
+	for _, u := range []string{"alice", "bob", "carol", "dave"} {
+		ta.register(ta.client(), u, u+"-password")
+	}
+
+	t.Run("past the limit for one account from one address: 429, even with the right password", func(t *testing.T) {
+		for i := range p.Pair.Max {
+			wantStatus(t, "wrong password #"+strconv.Itoa(i+1), ta.loginFrom("192.0.2.1", "alice", "wrong-password"), http.StatusUnauthorized)
+		}
+		wantThrottled(t, "one more", ta.loginFrom("192.0.2.1", "alice", "wrong-password"), pairWait)
+		wantThrottled(t, "the right password", ta.loginFrom("192.0.2.1", "alice", "alice-password"), pairWait)
+		r := ta.loginFrom("192.0.2.1", "ALICE", "wrong-password", "HX-Request", "true")
+		wantThrottled(t, "htmx, another spelling of the name", r, pairWait)
+		if strings.Contains(r.body, "<html") {
+			t.Error("htmx got a whole page, want the form fragment")
+		}
+		if ta.redis.MustDo("GET", throttle.Key(throttle.KindPair, "alice", netip.MustParseAddr("192.0.2.1"))) != strconv.Itoa(p.Pair.Max) {
+			t.Error("the pair counter is not where throttle.Key says, or blocked attempts were counted")
+		}
+	})
+	t.Run("the owner elsewhere is not affected", func(t *testing.T) {
+		wantStatus(t, "login", ta.loginFrom("198.51.100.1", "alice", "alice-password"), http.StatusSeeOther)
+	})
+	t.Run("a successful login clears the address's failures", func(t *testing.T) {
+		for range p.Pair.Max - 1 {
+			wantStatus(t, "typo", ta.loginFrom("192.0.2.2", "bob", "wrong-password"), http.StatusUnauthorized)
+		}
+		wantStatus(t, "login", ta.loginFrom("192.0.2.2", "bob", "bob-password"), http.StatusSeeOther)
+		for range p.Pair.Max {
+			wantStatus(t, "later typo", ta.loginFrom("192.0.2.2", "bob", "wrong-password"), http.StatusUnauthorized)
+		}
+	})
+	t.Run("an unknown username is throttled like a real one", func(t *testing.T) {
+		for range p.Pair.Max {
+			wantStatus(t, "guess", ta.loginFrom("192.0.2.3", "nobody", "wrong-password"), http.StatusUnauthorized)
+		}
+		wantThrottled(t, "one more", ta.loginFrom("192.0.2.3", "nobody", "wrong-password"), pairWait)
+	})
+	t.Run("an attacker on many addresses cannot lock the owner out", func(t *testing.T) {
+		owner := "203.0.113.77"
+		wantStatus(t, "owner's earlier login", ta.loginFrom(owner, "carol", "carol-password"), http.StatusSeeOther)
+		for i := range p.Account.Max {
+			wantStatus(t, "bot", ta.loginFrom("10.9.0."+strconv.Itoa(i+1), "carol", "wrong-password"), http.StatusUnauthorized)
+		}
+		wantThrottled(t, "yet another bot", ta.loginFrom("10.9.1.1", "carol", "wrong-password"), accountWait)
+		wantThrottled(t, "a new address, right password", ta.loginFrom("10.9.1.2", "carol", "carol-password"), accountWait)
+		wantStatus(t, "the owner from a known address", ta.loginFrom(owner, "carol", "carol-password"), http.StatusSeeOther)
+	})
+	t.Run("one address guessing across accounts is stopped", func(t *testing.T) {
+		for i := range p.Address.Max {
+			r := ta.loginFrom("2001:db8:5::"+strconv.Itoa(i+1), "user"+strconv.Itoa(i), "wrong-password")
+			wantStatus(t, "spray", r, http.StatusUnauthorized)
+		}
+		// Another address in the same /64, and a real account.
+		wantThrottled(t, "one more", ta.loginFrom("2001:db8:5::ffff", "dave", "dave-password"), int(p.Address.Window.Seconds()))
+		wantStatus(t, "another network", ta.loginFrom("2001:db8:6::1", "dave", "dave-password"), http.StatusSeeOther)
+	})
+}
+
+// Without -trusted-proxies, X-Forwarded-For is the client's own claim and
+// changes nothing.
+func TestForwardedForIgnoredWithoutTrustedProxies(t *testing.T) {
+	ta := newTestApp(t)
+	ta.register(ta.client(), "alice", "alice-password")
+	for i := range throttle.DefaultPolicy.Pair.Max {
+		wantStatus(t, "guess", ta.loginFrom("192.0.2."+strconv.Itoa(i+1), "alice", "wrong-password"), http.StatusUnauthorized)
+	}
+	wantThrottled(t, "a guess claiming a new address", ta.loginFrom("192.0.2.99", "alice", "wrong-password"), 300)
+	if got := ta.redis.MustDo("EXISTS", throttle.Key(throttle.KindAddress, "", netip.MustParseAddr("127.0.0.1"))); got != "1" {
+		t.Error("failures not counted against the real peer address")
+	}
+}

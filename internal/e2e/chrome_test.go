@@ -1,0 +1,458 @@
+package e2e
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+// This file drives headless Chromium for the browser tests: one browser
+// process per test, with its own profile directory and TMPDIR inside the
+// test's temp dir, so nothing outlives the test.
+
+const (
+	// stepTimeout bounds one browser step; it only turns a hang into a
+	// failure, it never decides a pass.
+	stepTimeout = 20 * time.Second
+	// startTimeout bounds the start of Chromium.
+	startTimeout = 60 * time.Second
+)
+
+// Viewports the screenshots are taken at.
+var (
+	desktop = viewport{"desktop", 1280, 800}
+	phone   = viewport{"phone", 390, 844}
+)
+
+type viewport struct {
+	name          string
+	width, height int64
+}
+
+// chromiumPath finds the browser: $CHROMIUM, else Debian's chromium package.
+// The /usr/bin/chromium wrapper works too, but prints a harmless shell error.
+func chromiumPath() (string, error) {
+	candidates := []string{"/usr/lib/chromium/chromium", "/usr/bin/chromium"}
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		candidates = []string{p}
+	}
+	for _, p := range candidates {
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no Chromium at %s (apt-get install chromium, or set CHROMIUM)", strings.Join(candidates, " or "))
+}
+
+// site is one app process on its own Redis, for one browser test.
+type site struct {
+	redis *redistest.Server
+	app   *apptest.Process
+}
+
+func startSite(t *testing.T) *site {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	rs := redistest.Start(t)
+	return &site{redis: rs, app: apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "browser-test")}
+}
+
+// url is an absolute URL of the app.
+func (s *site) url(path string) string { return s.app.URL + path }
+
+// browser is one page in headless Chromium. Every message the page writes to
+// the console is kept, and the test fails at its end on any JavaScript
+// error or Content-Security-Policy violation.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu       sync.Mutex
+	console  []string // everything, for the failure log
+	problems []string // what fails the test
+}
+
+// newBrowser starts Chromium for t. A browser that cannot start fails the
+// test with a one-line reason; -short skips browser tests explicitly.
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	path, err := chromiumPath()
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	// Not t.TempDir: its path holds the test's name, and Chromium's socket
+	// path under TMPDIR must stay within 107 bytes.
+	dir, err := os.MkdirTemp("", "chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	profile, tmp := filepath.Join(dir, "profile"), filepath.Join(dir, "tmp")
+	for _, d := range []string{profile, tmp} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(profile),
+		chromedp.Env("TMPDIR="+tmp),
+		chromedp.WindowSize(int(desktop.width), int(desktop.height)),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	b := &browser{t: t}
+	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithListener(b.listen))
+	// Cleanups run last-in first-out: the browser has exited (cancelAlloc
+	// waits for it) before its directory is removed.
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	b.ctx = ctx
+	b.start(path, cancel)
+	t.Cleanup(b.report)
+	return b
+}
+
+// start launches the browser. The first Do binds the browser's life to the
+// context, so the start-up limit is a timer, not a context deadline.
+func (b *browser) start(path string, cancel context.CancelFunc) {
+	b.t.Helper()
+	timer := time.AfterFunc(startTimeout, cancel)
+	err := chromedp.Do(b.ctx)
+	timer.Stop()
+	if err != nil {
+		b.t.Fatalf("browser: Chromium (%s) did not start: %s", path, oneLine(err.Error(), 300))
+	}
+}
+
+// privateWindow opens a second, independent page in the same Chromium, in a
+// new browser context: its own cookies and storage, like a private window.
+func (b *browser) privateWindow() *browser {
+	b.t.Helper()
+	p := &browser{t: b.t}
+	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(p.listen))
+	p.ctx = ctx
+	b.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		b.t.Fatalf("browser: open a private window: %v", err)
+	}
+	b.t.Cleanup(p.report)
+	return p
+}
+
+// listen runs in the tab's event loop, in order, before the reply to any
+// later command, so a check after a step sees every message of that step.
+func (b *browser) listen(ev any) {
+	var line string
+	var bad bool
+	switch ev := ev.(type) {
+	case *runtime.EventExceptionThrown:
+		d := ev.ExceptionDetails
+		line = "exception: " + d.Text
+		if d.Exception != nil && d.Exception.Description != "" {
+			line += " " + firstLine(d.Exception.Description)
+		}
+		bad = true
+	case *runtime.EventConsoleAPICalled:
+		var args []string
+		for _, a := range ev.Args {
+			switch {
+			case a.Description != "":
+				args = append(args, a.Description)
+			case len(a.Value) > 0:
+				args = append(args, string(a.Value))
+			}
+		}
+		line = "console." + string(ev.Type) + ": " + strings.Join(args, " ")
+		// htmx logs each 4xx it swaps (a form error, a login prompt) as
+		// "Response Status Error Code 4xx", and each drop of a live-update
+		// stream (logout, restart, leaving the page) as the EventSource's
+		// error Event. That is the app working; a stream that CSP blocks
+		// still shows as a security entry below.
+		expected := strings.Contains(line, "Response Status Error Code 4") || line == `console.error: "[object Event]"`
+		bad = ev.Type == runtime.ConsoleAPICalledTypeError && !expected || ev.Type == runtime.ConsoleAPICalledTypeAssert
+	case *log.EventEntryAdded:
+		e := ev.Entry
+		line = fmt.Sprintf("log %s/%s: %s", e.Source, e.Level, e.Text)
+		if e.URL != "" {
+			line += " (" + e.URL + ")"
+		}
+		// A page answered with a 4xx is logged by the network source; the
+		// tests check statuses themselves. A static file that fails to load
+		// is a broken page.
+		bad = e.Source == log.EntrySourceSecurity || e.Source == log.EntrySourceJavascript ||
+			e.Level == log.EntryLevelError && (e.Source != log.EntrySourceNetwork || strings.Contains(e.URL, "/static/"))
+	default:
+		return
+	}
+	if strings.Contains(line, "Content Security Policy") || strings.Contains(line, "Refused to") {
+		bad = true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.console = append(b.console, line)
+	if bad {
+		b.problems = append(b.problems, line)
+	}
+}
+
+// report fails the test on any JavaScript error or CSP violation.
+func (b *browser) report() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		b.t.Errorf("browser console: %s", p)
+	}
+	if b.t.Failed() && len(b.console) > 0 {
+		b.t.Logf("browser console:\n  %s", strings.Join(b.console, "\n  "))
+	}
+}
+
+// step runs one action with a time limit and returns its value; on error it
+// fails the test, naming what was being done.
+func step[T any](b *browser, what string, a chromedp.Action[T]) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		loc, _ := chromedp.Run(b.ctx, chromedp.Location())
+		b.t.Fatalf("browser: %s (at %s): %v", what, loc, err)
+	}
+	return v
+}
+
+// do runs steps that return nothing.
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	step(b, what, chromedp.Steps(steps...))
+}
+
+// byTestID selects the first element with this data-testid.
+func byTestID(id string) chromedp.CSS {
+	return chromedp.CSS(fmt.Sprintf("[data-testid=%q]", id))
+}
+
+// open navigates to url and waits for the page's main content.
+func (b *browser) open(url string) {
+	b.t.Helper()
+	b.do("open "+url, chromedp.Navigate(url), chromedp.WaitReady(chromedp.CSS("main")))
+}
+
+// text is the visible text of the first element with this data-testid,
+// once it is visible.
+func (b *browser) text(testID string) string {
+	b.t.Helper()
+	return strings.TrimSpace(step(b, "read "+testID, chromedp.Text(byTestID(testID), chromedp.NodeVisible)))
+}
+
+// present reports whether an element with this data-testid is on the page
+// now, without waiting.
+func (b *browser) present(testID string) bool {
+	b.t.Helper()
+	return eval[bool](b, fmt.Sprintf(`document.querySelector('[data-testid=%q]') !== null`, testID))
+}
+
+// eval evaluates a JavaScript expression in the page (DevTools evaluation
+// is not bound by the page's CSP).
+func eval[T any](b *browser, expr string) T {
+	b.t.Helper()
+	return step(b, "evaluate "+expr, chromedp.Evaluate[T](expr))
+}
+
+// waitFor checks a JavaScript condition every 25 ms until it holds. A check
+// cut short by a page load (a form post, an HX-Redirect, Back) is tried
+// again on the new page.
+func (b *browser) waitFor(what, cond string) {
+	b.t.Helper()
+	deadline := time.Now().Add(stepTimeout)
+	var err error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+		var ok bool
+		ok, err = chromedp.Run(ctx, chromedp.Evaluate[bool](cond))
+		cancel()
+		var exc *chromedp.ExceptionError
+		switch {
+		case err == nil && ok:
+			return
+		case errors.As(err, &exc):
+			b.t.Fatalf("browser: wait until %s: the condition throws: %v", what, err)
+		case err != nil && !navigatedAway(err) && !errors.Is(err, context.DeadlineExceeded):
+			b.t.Fatalf("browser: wait until %s: %v", what, err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	loc, _ := chromedp.Run(b.ctx, chromedp.Location())
+	b.t.Fatalf("browser: wait until %s: not within %v (at %s; last error: %v)", what, stepTimeout, loc, err)
+}
+
+// navigatedAway tells an evaluation cut short by a page load from a failure.
+func navigatedAway(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "navigated or closed") || strings.Contains(msg, "context was destroyed") ||
+		strings.Contains(msg, "Cannot find context")
+}
+
+// waitText waits until the element with this data-testid shows want and
+// htmx has settled. New content is live only after the settle: a click on a
+// just-swapped control before then would be a plain link's page load.
+func (b *browser) waitText(testID, want string) {
+	b.t.Helper()
+	b.waitFor(fmt.Sprintf("%s shows %q", testID, want), fmt.Sprintf(
+		`(document.querySelector('[data-testid=%q]')?.textContent ?? '').trim() === %q && %s`, testID, want, htmxSettled))
+}
+
+// htmxSettled holds when no htmx swap is under way.
+const htmxSettled = `document.querySelector('.htmx-swapping, .htmx-settling, .htmx-added') === null`
+
+// fill types into a form field found by its label's id.
+func (b *browser) fill(id, value string) {
+	b.t.Helper()
+	b.do("fill #"+id,
+		chromedp.WaitVisible(chromedp.ID(id)),
+		chromedp.Clear(chromedp.ID(id)),
+		chromedp.SendKeys(chromedp.ID(id), value))
+}
+
+// click clicks the element with this data-testid.
+func (b *browser) click(testID string) {
+	b.t.Helper()
+	b.do("click "+testID, chromedp.Click(byTestID(testID), chromedp.NodeVisible))
+}
+
+// back is the browser's Back button. It does not wait for a load event: a
+// page restored from the back/forward cache has none.
+func (b *browser) back(wantPath string) {
+	b.t.Helper()
+	b.do("go back", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		h, err := cdp.Call(ctx, t, page.GetNavigationHistory, cdp.Empty{})
+		if err != nil {
+			return err
+		}
+		if h.CurrentIndex < 1 {
+			return errors.New("no page to go back to")
+		}
+		_, err = cdp.Call(ctx, t, page.NavigateToHistoryEntry,
+			page.NavigateToHistoryEntryParams{EntryID: h.Entries[h.CurrentIndex-1].ID})
+		return err
+	}))
+	b.waitFor("back at "+wantPath, fmt.Sprintf(
+		`location.pathname + location.search === %q && document.readyState === 'complete'`, wantPath))
+}
+
+// path is the path (and query) of the page's URL.
+func (b *browser) path() string {
+	b.t.Helper()
+	return eval[string](b, `location.pathname + location.search`)
+}
+
+// sessionCookie is the value of the app's session cookie, "" if there is none.
+func (b *browser) sessionCookie(url string) string {
+	b.t.Helper()
+	res := step(b, "read cookies", func(ctx context.Context, t *chromedp.Target) (network.GetCookiesResult, error) {
+		return cdp.Call(ctx, t, network.GetCookies, network.GetCookiesParams{URLs: []string{url}})
+	})
+	for _, c := range res.Cookies {
+		if c.Name == "session" {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// disableJavaScript turns off scripts for this page, as a user might.
+func (b *browser) disableJavaScript() {
+	b.t.Helper()
+	b.do("disable JavaScript", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return err
+	}))
+}
+
+// screenshotDir is where screenshots go: $SCREENSHOT_DIR, else
+// sessionlab-screenshots in the temp dir. It is kept, so a student can open
+// the pictures afterwards, and each run overwrites the last one's.
+var screenshotDir = sync.OnceValues(func() (string, error) {
+	d := cmp.Or(os.Getenv("SCREENSHOT_DIR"), filepath.Join(os.TempDir(), "sessionlab-screenshots"))
+	return d, os.MkdirAll(d, 0o755)
+})
+
+// screenshot saves the whole page as <name>-desktop.png and <name>-phone.png.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	dir, err := screenshotDir()
+	if err != nil {
+		b.t.Fatalf("screenshot dir: %v", err)
+	}
+	for _, v := range []viewport{desktop, phone} {
+		png := step(b, "screenshot "+name+" at "+v.name, func(ctx context.Context, t *chromedp.Target) ([]byte, error) {
+			if _, err := chromedp.EmulateViewport(v.width, v.height)(ctx, t); err != nil {
+				return nil, err
+			}
+			// Let layout settle at the new width before capturing.
+			if _, err := chromedp.Evaluate[bool](`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`,
+				chromedp.EvalAwaitPromise)(ctx, t); err != nil {
+				return nil, err
+			}
+			return chromedp.FullScreenshot(100)(ctx, t)
+		})
+		file := filepath.Join(dir, name+"-"+v.name+".png")
+		if err := os.WriteFile(file, png, 0o644); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	b.do("reset viewport", chromedp.EmulateViewport(desktop.width, desktop.height))
+	b.t.Logf("screenshots: %s-{desktop,phone}.png in %s", name, dir)
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// oneLine squeezes s (a browser's error output) into one line of at most
+// max bytes.
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > max {
+		s = strings.ToValidUTF8(s[:max], "") + "…"
+	}
+	return s
+}

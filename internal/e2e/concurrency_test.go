@@ -1,0 +1,118 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+// Two real processes on one Redis, one logged-in browser: 200 counts sent
+// at once across both, while the same browser reads its profile and its
+// sessions page and keeps a live (SSE) stream open on each instance. Every
+// count is counted once, and nothing that only reads (including the
+// long-lived streams, which loaded the session before any of the counts)
+// ever writes an older count back.
+func TestConcurrentCountsOnTwoProcesses(t *testing.T) {
+	rs := redistest.Start(t)
+	a := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a")
+	b := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b")
+	c := apptest.Client(t)
+	if s := postForm(t, c, a.URL+"/register", url.Values{"username": {"duo"}, "password": {"duo-password"}}); s != http.StatusSeeOther {
+		t.Fatalf("register: %d", s)
+	}
+	u, _ := url.Parse(a.URL)
+	var token string
+	for _, ck := range c.Jar.Cookies(u) {
+		if ck.Name == "session" {
+			token = ck.Value
+		}
+	}
+
+	// Live streams, opened before the counts.
+	ctx, cancel := context.WithCancel(context.Background())
+	var streams sync.WaitGroup
+	var events atomic.Int64
+	for _, p := range []*apptest.Process{a, b} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/live", nil)
+		req.Header.Set("Accept", "text/event-stream")
+		streamClient := &http.Client{Jar: c.Jar} // no timeout: it streams
+		resp, err := streamClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("live stream on %s: %v %v", p.Addr, err, resp)
+		}
+		streams.Go(func() {
+			defer resp.Body.Close()
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				if strings.HasPrefix(sc.Text(), "event: count") {
+					events.Add(1)
+				}
+			}
+		})
+	}
+
+	const counts = 200
+	var wg sync.WaitGroup
+	var ok, failed atomic.Int64
+	for i := range counts {
+		p := []*apptest.Process{a, b}[i%2]
+		wg.Go(func() {
+			if status, _ := fetchStatus(c, p.URL+"/count"); status == http.StatusOK {
+				ok.Add(1)
+			} else {
+				failed.Add(1)
+			}
+		})
+		if i%4 == 0 {
+			path := []string{"/profile", "/sessions"}[i/4%2]
+			wg.Go(func() {
+				if status, _ := fetchStatus(c, p.URL+path); status != http.StatusOK {
+					failed.Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	cancel()
+	streams.Wait()
+
+	if failed.Load() > 0 {
+		t.Errorf("%d requests failed", failed.Load())
+	}
+	var stored struct {
+		Values struct {
+			Views int `json:"views"`
+		} `json:"values"`
+	}
+	if err := json.Unmarshal([]byte(rs.MustDo("GET", "sess:"+token)), &stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored.Values.Views != counts || ok.Load() != counts {
+		t.Errorf("Redis holds views = %d; %d of %d counts answered 200", stored.Values.Views, ok.Load(), counts)
+	}
+	if status, body := get(t, c, b.URL+"/profile"); status != http.StatusOK || !strings.Contains(body, "Hello duo") {
+		t.Errorf("profile after the counts: %d", status)
+	}
+	t.Logf("the two live streams carried %d count events", events.Load())
+}
+
+// fetchStatus is a GET that may run in a goroutine.
+func fetchStatus(c *http.Client, u string) (int, error) {
+	resp, err := c.Get(u)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}

@@ -1,0 +1,168 @@
+package e2e
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+var debugListener = regexp.MustCompile(`msg="debug listener" addr=(\S+)`)
+
+// debugURL is the base URL of a process's -debug-addr listener.
+func debugURL(t *testing.T, p *apptest.Process) string {
+	t.Helper()
+	m := debugListener.FindStringSubmatch(p.Log())
+	if m == nil {
+		t.Fatalf("the app logged no debug listener (started without -debug-addr?)\n%s", p.Log())
+	}
+	return "http://" + m[1]
+}
+
+// debugGet fetches a page of the debug listener.
+func debugGet(t *testing.T, base, path string) string {
+	t.Helper()
+	resp, err := http.Get(base + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// SIGTERM drains: a request in flight when the signal arrives is answered
+// and its session write lands in Redis, new connections are refused at
+// once, and the process exits cleanly (well) within the shutdown timeout.
+//
+// The request in flight is a registration with a high bcrypt cost: slow by
+// design, so it is still running when the signal comes, and it ends with a
+// session write. The test knows it is running from the goroutine dump of
+// the debug listener, not from a sleep.
+func TestSIGTERMDrainsRequestsInFlight(t *testing.T) {
+	rs := redistest.Start(t)
+	const shutdownTimeout = 60 * time.Second
+	p := apptest.Start(t, bin, "-redis", rs.URL(), "-bcrypt-cost", "13",
+		"-debug-addr", "127.0.0.1:0", "-shutdown-timeout", shutdownTimeout.String())
+	debug := debugURL(t, p)
+	c := apptest.Client(t)
+
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := c.PostForm(p.URL+"/register", url.Values{"username": {"drain"}, "password": {"drain-password"}})
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		done <- result{resp, err}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(debugGet(t, debug, "/debug/pprof/goroutine?debug=2"), "bcrypt.GenerateFromPassword") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the registration never reached bcrypt")
+		}
+	}
+
+	signalled := time.Now()
+	if err := syscall.Kill(p.PID(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// New connections are refused while the registration still runs.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		conn, err := net.DialTimeout("tcp", p.Addr, time.Second)
+		if err != nil {
+			break
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the app still accepts connections 10 s after SIGTERM")
+		}
+	}
+	select {
+	case <-done:
+		t.Fatal("the registration was answered before the listener closed; cannot tell drain from luck (bcrypt too fast?)")
+	default:
+	}
+
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("the request in flight failed: %v\n%s", r.err, p.Log())
+	}
+	if r.resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the request in flight: %d, want 303", r.resp.StatusCode)
+	}
+	var token string
+	for _, ck := range r.resp.Cookies() {
+		if ck.Name == "session" {
+			token = ck.Value
+		}
+	}
+	if token == "" {
+		t.Fatal("the request in flight set no session cookie")
+	}
+	if v := rs.MustDo("GET", "sess:"+token); !strings.Contains(v, `"username":"drain"`) {
+		t.Errorf("the session write did not land: sess:<token> = %q", v)
+	}
+
+	select {
+	case <-p.Exited():
+	case <-time.After(shutdownTimeout):
+		t.Fatal("the app did not exit within the shutdown timeout")
+	}
+	p.Stop() // fails the test unless the exit was clean
+	if !strings.Contains(p.Log(), `msg=stopped`) {
+		t.Errorf("no clean shutdown in the log:\n%s", p.Log())
+	}
+	t.Logf("exited %v after SIGTERM", time.Since(signalled).Round(time.Millisecond))
+}
+
+// A request that outlasts the shutdown timeout does not keep the process:
+// it exits when the timeout is up, and says the drain was cut short.
+func TestSIGTERMGivesUpAtTheShutdownTimeout(t *testing.T) {
+	rs := redistest.Start(t)
+	const shutdownTimeout = 100 * time.Millisecond // a cost-14 bcrypt takes a second or more
+	p := apptest.Start(t, bin, "-redis", rs.URL(), "-bcrypt-cost", "14",
+		"-debug-addr", "127.0.0.1:0", "-shutdown-timeout", shutdownTimeout.String())
+	debug := debugURL(t, p)
+	c := apptest.Client(t)
+	go func() {
+		if resp, err := c.PostForm(p.URL+"/register", url.Values{"username": {"slow"}, "password": {"slow-password"}}); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(debugGet(t, debug, "/debug/pprof/goroutine?debug=2"), "bcrypt.GenerateFromPassword") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the registration never reached bcrypt")
+		}
+	}
+	signalled := time.Now()
+	if err := syscall.Kill(p.PID(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Exited():
+	case <-time.After(shutdownTimeout + 10*time.Second):
+		t.Fatalf("still running %v after SIGTERM with a %v shutdown timeout", time.Since(signalled), shutdownTimeout)
+	}
+	if !strings.Contains(p.Log(), "shutdown: context deadline exceeded") {
+		t.Errorf("the log does not say the drain was cut short:\n%s", p.Log())
+	}
+	t.Logf("exited %v after SIGTERM", time.Since(signalled).Round(time.Millisecond))
+}

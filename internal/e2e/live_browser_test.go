@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+// twoInstances is `go tool task demo` in small: two app processes on one
+// Redis.
+func twoInstances(t *testing.T) (a, b *apptest.Process) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	rs := redistest.Start(t)
+	return apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a"),
+		apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b")
+}
+
+// newTab opens another tab in the same browser: same cookies, same session.
+func (b *browser) newTab() *browser {
+	b.t.Helper()
+	tab := &browser{t: b.t}
+	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithListener(tab.listen))
+	tab.ctx = ctx
+	b.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		b.t.Fatalf("browser: open a tab: %v", err)
+	}
+	b.t.Cleanup(tab.report)
+	return tab
+}
+
+// waitStreams waits until the instance holds exactly n open event streams,
+// so a test acts only once every page is listening.
+func waitStreams(t *testing.T, p *apptest.Process, n int) {
+	t.Helper()
+	want := fmt.Sprintf("streams %d\n", n)
+	deadline := time.Now().Add(stepTimeout)
+	for {
+		resp, err := http.Get(p.URL + "/debug/live")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.HasPrefix(string(body), want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("instance %s: /debug/live = %q, want %d streams", p.Addr, body, n)
+			}
+		} else if time.Now().After(deadline) {
+			t.Fatalf("instance %s: /debug/live: %v", p.Addr, err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// The live counter: two tabs of one browser, one on each instance. A count
+// in either shows in the other, with no reload and no polling.
+func TestBrowserLiveCounter(t *testing.T) {
+	a, b := twoInstances(t)
+	left := newBrowser(t)
+	right := left.newTab()
+
+	left.open(a.URL + "/count")
+	left.waitText("view-count", "1")
+	waitStreams(t, a, 1)
+	right.open(b.URL + "/count") // the same session (cookies are per host), counted on b
+	right.waitText("view-count", "2")
+	waitStreams(t, b, 1)
+	left.waitText("view-count", "2") // the view on b reached the tab on a
+
+	eval[bool](left, `(window.sessionlabMarker = "same page", true)`)
+	eval[bool](right, `(window.sessionlabMarker = "same page", true)`)
+	left.count(3)
+	right.waitText("view-count", "3")
+	right.count(4)
+	left.waitText("view-count", "4")
+	// The other tab's "What's in Redis" panel follows too.
+	left.waitFor("the panel shows views 4", `(document.querySelector('[data-testid="redis-value"]')?.textContent ?? '').includes('"views": 4')`)
+	for _, tab := range []*browser{left, right} {
+		if got := eval[string](tab, `String(window.sessionlabMarker)`); got != "same page" {
+			t.Errorf("a tab was reloaded (marker %q): the count should arrive in place", got)
+		}
+	}
+	left.screenshot("live-counter")
+}
+
+// The sessions page updates itself when the user logs in elsewhere, and a
+// tab whose session is revoked elsewhere goes to the login page.
+func TestBrowserSessionsPageIsLive(t *testing.T) {
+	a, b := twoInstances(t)
+	laptop := newBrowser(t)
+	phone := laptop.privateWindow()
+	site := func(p *apptest.Process) *site { return &site{app: p} }
+
+	laptop.register(site(a), "alice", "alice-password")
+	laptop.open(a.URL + "/sessions")
+	waitStreams(t, a, 1)
+	if n := eval[int](laptop, `document.querySelectorAll('[data-testid="session-row"]').length`); n != 1 {
+		t.Fatalf("sessions page shows %d rows, want 1", n)
+	}
+
+	phone.login(site(b), "alice", "alice-password")
+	laptop.waitFor("the login on b appears on a", `document.querySelectorAll('[data-testid="session-row"]').length === 2`)
+	phone.open(b.URL + "/sessions")
+	waitStreams(t, b, 1)
+	laptop.screenshot("sessions")
+
+	laptop.click("revoke")
+	phone.waitFor("the revoked tab is sent to log in", `location.pathname + location.search === "/login?from=expired"`)
+	if got := phone.text("notice"); !strings.Contains(got, "revoked") {
+		t.Errorf("login page notice = %q, want it to say the session was revoked", got)
+	}
+	laptop.waitFor("the list shows this device only", `document.querySelectorAll('[data-testid="session-row"]').length === 1`)
+}
+
+// Before the session would end for idleness, the profile warns and offers
+// "stay signed in"; the button touches the session. (Here the idle timeout
+// is shorter than the warning time, so the warning is there at once.)
+func TestBrowserStaySignedIn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	rs := redistest.Start(t)
+	app := apptest.Start(t, bin, "-redis", rs.URL(), "-idle", "100s")
+	b := newBrowser(t)
+	b.register(&site{app: app}, "alice", "alice-password")
+	b.open(app.URL + "/profile")
+	if !b.present("idle-warning") {
+		t.Fatalf("the profile shows no warning with the session ending in under two minutes")
+	}
+	b.waitFor("the stream's warning", `document.querySelector('[data-testid="stay-signed-in"][data-pushed]') !== null`)
+	b.screenshot("stay-signed-in")
+	b.click("stay-button")
+	b.waitFor("the touch is confirmed", `document.querySelector('[data-testid="touched"]') !== null`)
+	if b.present("idle-warning") {
+		t.Errorf("the warning is still shown after staying signed in")
+	}
+}

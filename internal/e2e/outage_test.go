@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+// The real process through a Redis outage and a Redis restart: 503 pages
+// within 2 s while Redis is gone, healthz 200 and readyz 503, the process
+// keeps running, and it recovers by itself with the login and the count
+// intact (append-only persistence, as `task run` starts Redis).
+func TestProcessSurvivesRedisOutageAndRestart(t *testing.T) {
+	rs := redistest.Start(t)
+	p := apptest.Start(t, bin, "-redis", rs.URL())
+	c := apptest.Client(t)
+	if s := postForm(t, c, p.URL+"/register", url.Values{"username": {"ola"}, "password": {"ola-password"}}); s != http.StatusSeeOther {
+		t.Fatalf("register: %d", s)
+	}
+	get(t, c, p.URL+"/count")
+
+	for _, outage := range []struct {
+		name        string
+		break_, fix func()
+	}{
+		{"stopped", rs.Stop, rs.Start},
+		{"hung", rs.Pause, rs.Resume},
+	} {
+		outage.break_()
+		for _, path := range []string{"/count", "/profile", "/", "/sessions", "/live", "/redis"} {
+			start := time.Now()
+			status, body := get(t, c, p.URL+path)
+			if took := time.Since(start); status != http.StatusServiceUnavailable || took > 2*time.Second ||
+				!strings.Contains(body, "Session store unavailable") {
+				t.Errorf("Redis %s: GET %s: %d after %v, want the 503 page within 2 s", outage.name, path, status, took)
+			}
+		}
+		if status, _ := get(t, c, p.URL+"/healthz"); status != http.StatusOK {
+			t.Errorf("Redis %s: healthz %d, want 200", outage.name, status)
+		}
+		if status, _ := get(t, c, p.URL+"/readyz"); status != http.StatusServiceUnavailable {
+			t.Errorf("Redis %s: readyz %d, want 503", outage.name, status)
+		}
+		select {
+		case <-p.Exited():
+			t.Fatalf("the app exited during the outage\n%s", p.Log())
+		default:
+		}
+		outage.fix()
+		waitUntilOK(t, c, p.URL+"/readyz")
+	}
+
+	rs.Restart()
+	waitUntilOK(t, c, p.URL+"/readyz")
+	status, body := waitUntilOK(t, c, p.URL+"/count")
+	if viewCount(t, body) != "2" {
+		t.Errorf("count after outages and a Redis restart = %s, want 2 (the 503s counted nothing)", viewCount(t, body))
+	}
+	if status, body = get(t, c, p.URL+"/profile"); status != http.StatusOK || !strings.Contains(body, "Hello ola") {
+		t.Errorf("profile after the Redis restart: %d, the login was lost", status)
+	}
+}
+
+// waitUntilOK repeats a GET until it answers 200 (10 s at most).
+func waitUntilOK(t *testing.T, c *http.Client, u string) (int, string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, body := get(t, c, u)
+		if status == http.StatusOK {
+			return status, body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s still %d after 10 s: no recovery", u, status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,54 @@
+package inspect
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Hash reads one hash key as redis-cli HGETALL, PTTL and MEMORY USAGE
+// would, pipelined in one round trip. Value is the hash as a JSON object,
+// each field's value parsed as JSON when it is JSON.
+func (in *Inspector) Hash(ctx context.Context, key string) (Entry, error) {
+	b := in.rdb.B()
+	res := in.rdb.DoMulti(ctx,
+		b.Hgetall().Key(key).Build(),
+		b.Pttl().Key(key).Build(),
+		b.MemoryUsage().Key(key).Build(),
+	)
+	e := Entry{Key: key}
+	fields, err := res[0].AsStrMap()
+	if err != nil {
+		return e, fmt.Errorf("inspect: hgetall %s: %w", key, err)
+	}
+	if len(fields) == 0 {
+		return e, nil
+	}
+	obj := make(map[string]json.RawMessage, len(fields))
+	for f, v := range fields {
+		if json.Valid([]byte(v)) {
+			obj[f] = json.RawMessage(v)
+		} else {
+			obj[f], _ = json.Marshal(v)
+		}
+	}
+	if e.Value, err = json.Marshal(obj); err != nil {
+		return e, fmt.Errorf("inspect: encode %s: %w", key, err)
+	}
+	e.Exists = true
+	ttl, err := res[1].AsInt64()
+	if err != nil {
+		return e, fmt.Errorf("inspect: pttl %s: %w", key, err)
+	}
+	e.TTL = -1
+	if ttl >= 0 {
+		e.TTL = time.Duration(ttl) * time.Millisecond
+	}
+	if e.Memory, err = res[2].AsInt64(); err != nil && !rueidis.IsRedisNil(err) {
+		return e, fmt.Errorf("inspect: memory usage %s: %w", key, err)
+	}
+	return e, nil
+}

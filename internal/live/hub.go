@@ -1,0 +1,238 @@
+// Package live fans Redis pub/sub messages out to the server-sent-event
+// streams of this process. One Hub per process holds one dedicated Redis
+// connection and subscribes to a channel only while at least one local
+// stream wants it (reference counted), so the number of Redis subscriptions
+// follows the number of open pages, never the number of page loads.
+package live
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// ErrClosed means the hub has shut down (the server is stopping).
+var ErrClosed = errors.New("live: hub closed")
+
+// Hub is the process's pub/sub connection and its local subscribers.
+type Hub struct {
+	rdb rueidis.Client // nil: local only (memory store mode)
+	log *slog.Logger
+
+	// connMu serialises (un)subscribing in Redis, so the order of SUBSCRIBE
+	// and UNSUBSCRIBE matches the order of changes to subs. mu guards the
+	// maps and is never held across a Redis call: the hook that delivers
+	// messages takes it, and it runs on the connection's reader.
+	connMu  sync.Mutex
+	mu      sync.Mutex
+	subs    map[string]map[*Sub]struct{}
+	conn    rueidis.DedicatedClient // current subscription connection, nil while (re)connecting
+	closed  bool
+	done    chan struct{}
+	stopped chan struct{}
+}
+
+// Sub is one local subscriber (one SSE stream) on one or more channels.
+type Sub struct {
+	C        chan Message // closed when the hub closes
+	channels []string
+}
+
+// Message is one published message.
+type Message struct {
+	Channel, Payload string
+}
+
+// New starts a hub on rdb; with rdb nil it only delivers what Publish is
+// given in this process.
+func New(rdb rueidis.Client, log *slog.Logger) *Hub {
+	h := &Hub{rdb: rdb, log: log, subs: map[string]map[*Sub]struct{}{},
+		done: make(chan struct{}), stopped: make(chan struct{})}
+	if rdb == nil {
+		close(h.stopped)
+		return h
+	}
+	go h.run()
+	return h
+}
+
+// run keeps one dedicated subscription connection open, subscribing again
+// to every wanted channel after a reconnect.
+func (h *Hub) run() {
+	defer close(h.stopped)
+	for {
+		conn, release := h.rdb.Dedicate()
+		wait := conn.SetPubSubHooks(rueidis.PubSubHooks{OnMessage: func(m rueidis.PubSubMessage) {
+			h.Publish(m.Channel, m.Message)
+		}})
+		h.connMu.Lock()
+		h.mu.Lock()
+		channels := make([]string, 0, len(h.subs))
+		for ch := range h.subs {
+			channels = append(channels, ch)
+		}
+		h.mu.Unlock()
+		var err error
+		if len(channels) > 0 {
+			err = conn.Do(context.Background(), conn.B().Subscribe().Channel(channels...).Build()).Error()
+		}
+		if err == nil {
+			h.mu.Lock()
+			h.conn = conn
+			h.mu.Unlock()
+		}
+		h.connMu.Unlock()
+		if err == nil {
+			select {
+			case err = <-wait:
+			case <-h.done:
+			}
+		}
+		h.mu.Lock()
+		h.conn = nil
+		h.mu.Unlock()
+		conn.Close()
+		release()
+		select {
+		case <-h.done:
+			return
+		default:
+		}
+		h.log.Warn("live: subscription connection lost; reconnecting", "err", err)
+		select {
+		case <-h.done:
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// Subscribe registers a local subscriber on channels. The Redis
+// subscription exists when Subscribe returns (if the connection is up), so
+// anything published afterwards reaches s.C. Call Unsubscribe when done.
+func (h *Hub) Subscribe(ctx context.Context, channels ...string) (*Sub, error) {
+	s := &Sub{C: make(chan Message, 16), channels: channels}
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, ErrClosed
+	}
+	var fresh []string
+	for _, ch := range channels {
+		if h.subs[ch] == nil {
+			h.subs[ch] = map[*Sub]struct{}{}
+			fresh = append(fresh, ch)
+		}
+		h.subs[ch][s] = struct{}{}
+	}
+	conn := h.conn
+	h.mu.Unlock()
+	if len(fresh) > 0 && conn != nil {
+		if err := conn.Do(ctx, conn.B().Subscribe().Channel(fresh...).Build()).Error(); err != nil {
+			h.drop(s)
+			return nil, fmt.Errorf("live: subscribe: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Unsubscribe removes a subscriber; channels nobody wants any more are
+// unsubscribed in Redis.
+func (h *Hub) Unsubscribe(s *Sub) {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	h.drop(s)
+}
+
+// drop removes s; the caller holds connMu.
+func (h *Hub) drop(s *Sub) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	var gone []string
+	for _, ch := range s.channels {
+		set := h.subs[ch]
+		if set == nil {
+			continue
+		}
+		delete(set, s)
+		if len(set) == 0 {
+			delete(h.subs, ch)
+			gone = append(gone, ch)
+		}
+	}
+	conn := h.conn
+	h.mu.Unlock()
+	if len(gone) > 0 && conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := conn.Do(ctx, conn.B().Unsubscribe().Channel(gone...).Build()).Error(); err != nil {
+			h.log.Warn("live: unsubscribe failed", "err", err)
+		}
+	}
+}
+
+// Publish delivers a message to the local subscribers of channel. A
+// subscriber that is not keeping up misses it rather than blocking others.
+func (h *Hub) Publish(channel, payload string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs[channel] {
+		select {
+		case s.C <- Message{channel, payload}:
+		default:
+		}
+	}
+}
+
+// Stats is what the hub holds open: local subscribers (SSE streams) and
+// distinct channels (Redis subscriptions).
+type Stats struct {
+	Streams, Channels int
+}
+
+// Stats counts open subscribers and channels.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	streams := map[*Sub]struct{}{}
+	for _, set := range h.subs {
+		for s := range set {
+			streams[s] = struct{}{}
+		}
+	}
+	return Stats{Streams: len(streams), Channels: len(h.subs)}
+}
+
+// Close ends every stream (their channels are closed) and the Redis
+// subscription connection. The server calls it when it shuts down.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	seen := map[*Sub]struct{}{}
+	for _, set := range h.subs {
+		for s := range set {
+			if _, ok := seen[s]; !ok {
+				seen[s] = struct{}{}
+				close(s.C)
+			}
+		}
+	}
+	h.subs = map[string]map[*Sub]struct{}{}
+	close(h.done)
+	h.mu.Unlock()
+	<-h.stopped
+}

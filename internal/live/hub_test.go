@@ -1,0 +1,165 @@
+package live
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+func newHub(t *testing.T) (*Hub, rueidis.Client, *redistest.Server) {
+	t.Helper()
+	rs := redistest.Start(t)
+	rdb, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true,
+		ConnWriteTimeout: time.Second, Dialer: rueidisDialer()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	h := New(rdb, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(h.Close)
+	waitUntil(t, "the hub's connection", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.conn != nil
+	})
+	return h, rdb, rs
+}
+
+func rueidisDialer() net.Dialer { return net.Dialer{Timeout: time.Second} }
+
+// numsub is how many Redis subscriptions channel has.
+func numsub(t *testing.T, rdb rueidis.Client, channel string) int64 {
+	t.Helper()
+	m, err := rdb.Do(context.Background(), rdb.B().PubsubNumsub().Channel(channel).Build()).AsIntMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m[channel]
+}
+
+func publish(t *testing.T, rdb rueidis.Client, channel, msg string) {
+	t.Helper()
+	if err := rdb.Do(context.Background(), rdb.B().Publish().Channel(channel).Message(msg).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func receive(t *testing.T, s *Sub) Message {
+	t.Helper()
+	select {
+	case m := <-s.C:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message within 10s")
+		return Message{}
+	}
+}
+
+// Many local subscribers of one channel share one Redis subscription, which
+// ends with the last of them.
+func TestHubSubscribesOncePerChannel(t *testing.T) {
+	h, rdb, _ := newHub(t)
+	ctx := context.Background()
+	var subs []*Sub
+	for range 3 {
+		s, err := h.Subscribe(ctx, "live:sess:x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+	if n := numsub(t, rdb, "live:sess:x"); n != 1 {
+		t.Errorf("3 local subscribers hold %d Redis subscriptions, want 1", n)
+	}
+	publish(t, rdb, "live:sess:x", "count 7")
+	for i, s := range subs {
+		if m := receive(t, s); m.Payload != "count 7" {
+			t.Errorf("subscriber %d got %q", i, m.Payload)
+		}
+	}
+	for i, s := range subs {
+		h.Unsubscribe(s)
+		want := int64(1)
+		if i == len(subs)-1 {
+			want = 0
+		}
+		if n := numsub(t, rdb, "live:sess:x"); n != want {
+			t.Errorf("after %d of 3 left: %d Redis subscriptions, want %d", i+1, n, want)
+		}
+	}
+	if st := h.Stats(); st != (Stats{}) {
+		t.Errorf("Stats after everyone left = %+v, want zero", st)
+	}
+}
+
+// After Redis restarts, the hub subscribes again to what its streams want.
+func TestHubResubscribesAfterRedisRestarts(t *testing.T) {
+	h, rdb, rs := newHub(t)
+	s, err := h.Subscribe(context.Background(), "live:user:alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unsubscribe(s)
+	rs.Restart()
+	waitUntil(t, "the subscription to come back", func() bool {
+		m, err := rdb.Do(context.Background(), rdb.B().PubsubNumsub().Channel("live:user:alice").Build()).AsIntMap()
+		return err == nil && m["live:user:alice"] == 1
+	})
+	publish(t, rdb, "live:user:alice", "sessions")
+	if m := receive(t, s); m.Payload != "sessions" {
+		t.Errorf("after the restart got %q, want sessions", m.Payload)
+	}
+}
+
+// Close ends every subscriber's channel, and later subscriptions fail.
+func TestHubCloseEndsSubscribers(t *testing.T) {
+	h, _, _ := newHub(t)
+	s, err := h.Subscribe(context.Background(), "a", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if _, open := <-s.C; open {
+		t.Errorf("subscriber channel still open after Close")
+	}
+	if _, err := h.Subscribe(context.Background(), "c"); err != ErrClosed {
+		t.Errorf("Subscribe after Close: %v, want ErrClosed", err)
+	}
+	h.Unsubscribe(s) // harmless
+}
+
+// Without Redis (memory store mode) the hub delivers what this process
+// publishes.
+func TestLocalHubDeliversLocally(t *testing.T) {
+	h := New(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer h.Close()
+	s, err := h.Subscribe(context.Background(), "live:sess:y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		h.Publish("live:sess:y", "count "+strconv.Itoa(i))
+		if m := receive(t, s); m.Payload != "count "+strconv.Itoa(i) {
+			t.Errorf("got %q", m.Payload)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,77 @@
+package redisbound_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/redisbound"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+func newClient(t *testing.T, rs *redistest.Server, timeout time.Duration) rueidis.Client {
+	t.Helper()
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return redisbound.Client(c, timeout)
+}
+
+// A command to a hung Redis gives up after the bound, even a read-only one
+// that rueidis would otherwise retry for as long as the context lives.
+func TestCommandToHungRedisEndsAtTheBound(t *testing.T) {
+	rs := redistest.Start(t)
+	c := newClient(t, rs, 200*time.Millisecond)
+	rs.Pause()
+	defer rs.Resume()
+	for _, tc := range []struct {
+		name string
+		do   func() error
+	}{
+		{"GET", func() error { return c.Do(context.Background(), c.B().Get().Key("k").Build()).Error() }},
+		{"SET", func() error { return c.Do(context.Background(), c.B().Set().Key("k").Value("v").Build()).Error() }},
+		{"pipeline", func() error {
+			return c.DoMulti(context.Background(), c.B().Get().Key("a").Build(), c.B().Get().Key("b").Build())[0].Error()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			err := tc.do()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("err = %v, want context.DeadlineExceeded", err)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("took %v, want about the 200ms bound", took)
+			}
+		})
+	}
+}
+
+// Blocking commands wait as long as they ask to: the bound is for commands
+// that should answer at once.
+func TestBlockingCommandIsNotCut(t *testing.T) {
+	rs := redistest.Start(t)
+	c := newClient(t, rs, 100*time.Millisecond)
+	err := c.Do(context.Background(), c.B().Blpop().Key("empty").Timeout(0.5).Build()).Error()
+	if !rueidis.IsRedisNil(err) {
+		t.Errorf("BLPOP with a 0.5 s timeout through a 100 ms bound: %v, want its own timeout (nil reply)", err)
+	}
+}
+
+// A caller's own, shorter deadline still applies.
+func TestCallerDeadlineIsKept(t *testing.T) {
+	rs := redistest.Start(t)
+	c := newClient(t, rs, time.Hour)
+	rs.Pause()
+	defer rs.Resume()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := c.Do(ctx, c.B().Get().Key("k").Build()).Error(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want the caller's deadline", err)
+	}
+}

@@ -1,0 +1,208 @@
+// Package sessionindex keeps, per user, the list of their live sessions in
+// one Redis hash (sessions.IndexKey): field = session ID (a hash of the
+// token), value = JSON about the session. Listing a user's sessions is one
+// script call, never a scan of all keys. Entries whose session key is gone
+// are dropped whenever the list is read or written, and the hash itself
+// expires with the longest session in it, so it cannot grow without bound.
+//
+// "Last seen" and "instance" are kept up to date by the session scripts in
+// internal/sessions (Touch, IncrViews), not here, so hot paths pay no extra
+// round trip.
+package sessionindex
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/sessions"
+)
+
+// Entry is one session in a user's index.
+type Entry struct {
+	ID        string `json:"-"`
+	Token     string `json:"token"`     // to delete the key on revoke; never shown
+	Created   int64  `json:"created"`   // unix ms
+	LastSeen  int64  `json:"last_seen"` // unix ms
+	IP        string `json:"ip"`
+	UserAgent string `json:"user_agent"`
+	Instance  string `json:"instance"`
+}
+
+// CreatedAt and LastSeenAt are the entry's times as time.Time.
+func (e Entry) CreatedAt() time.Time  { return time.UnixMilli(e.Created).UTC() }
+func (e Entry) LastSeenAt() time.Time { return time.UnixMilli(e.LastSeen).UTC() }
+
+// Index reads and writes the per-user session index.
+type Index struct {
+	rdb rueidis.Client
+}
+
+// New returns an Index over a rueidis client.
+func New(rdb rueidis.Client) *Index { return &Index{rdb: rdb} }
+
+// grace is how long a new entry is kept although its session key does not
+// exist yet: an entry is written during login, the key when the response
+// is committed a moment later.
+const grace = 30 * time.Second
+
+// prune is the Lua shared by add and list: drop entries whose session key
+// is gone (expired, revoked, renewed), except entries younger than grace.
+const prune = `
+local function prune(idx, now, grace, keep)
+  local all = redis.call('HGETALL', idx)
+  local live = {}
+  for i = 1, #all, 2 do
+    local ok, e = pcall(cjson.decode, all[i+1])
+    local gone = not ok or type(e) ~= 'table' or type(e.token) ~= 'string'
+    if not gone and all[i] ~= keep and redis.call('EXISTS', 'sess:' .. e.token) == 0
+       and now - (tonumber(e.created) or 0) > grace then
+      gone = true
+    end
+    if gone then
+      redis.call('HDEL', idx, all[i])
+    else
+      live[#live+1] = all[i]
+      live[#live+1] = all[i+1]
+    end
+  end
+  return live
+end
+`
+
+// add: KEYS[1] index; ARGV: id, entry JSON, old id ("" for none), session
+// deadline (unix ms), now (unix ms), grace (ms), user channel.
+var add = rueidis.NewLuaScript(prune + `
+if ARGV[3] ~= '' then redis.call('HDEL', KEYS[1], ARGV[3]) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+prune(KEYS[1], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[1])
+local at = redis.call('PEXPIRETIME', KEYS[1])
+if at < tonumber(ARGV[4]) then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
+redis.call('PUBLISH', ARGV[7], 'sessions')
+return 1`)
+
+// Add records a new session of user (after login or token renewal),
+// removing the entry of the token it replaces. The hash's own expiry is
+// moved to deadline if that is later: the index lives as long as the
+// longest session in it.
+func (x *Index) Add(ctx context.Context, user string, e Entry, oldID string, deadline time.Time) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("sessionindex: encode: %w", err)
+	}
+	err = add.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, []string{
+		sessions.ID(e.Token), string(b), oldID,
+		ms(deadline), ms(time.Now()), strconv.FormatInt(grace.Milliseconds(), 10),
+		sessions.UserChannel(user),
+	}).Error()
+	if err != nil {
+		return fmt.Errorf("sessionindex: add for %q: %w", user, err)
+	}
+	return nil
+}
+
+// list: KEYS[1] index; ARGV: now (unix ms), grace (ms).
+var list = rueidis.NewLuaScript(prune + `
+return prune(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), '')`)
+
+// List returns the user's live sessions, most recently seen first, and
+// drops entries of sessions that have ended. One round trip.
+func (x *Index) List(ctx context.Context, user string) ([]Entry, error) {
+	flat, err := list.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)},
+		[]string{ms(time.Now()), strconv.FormatInt(grace.Milliseconds(), 10)}).AsStrSlice()
+	if err != nil {
+		return nil, fmt.Errorf("sessionindex: list for %q: %w", user, err)
+	}
+	out := make([]Entry, 0, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		var e Entry
+		if err := json.Unmarshal([]byte(flat[i+1]), &e); err != nil {
+			continue
+		}
+		e.ID = flat[i]
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].LastSeen != out[j].LastSeen {
+			return out[i].LastSeen > out[j].LastSeen
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// remove: KEYS[1] index; ARGV: id, user channel.
+var remove = rueidis.NewLuaScript(`
+local n = redis.call('HDEL', KEYS[1], ARGV[1])
+if n > 0 then redis.call('PUBLISH', ARGV[2], 'sessions') end
+return n`)
+
+// Remove drops a session from the index (on logout: its key is deleted by
+// the caller).
+func (x *Index) Remove(ctx context.Context, user, id string) error {
+	err := remove.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, []string{id, sessions.UserChannel(user)}).Error()
+	if err != nil {
+		return fmt.Errorf("sessionindex: remove for %q: %w", user, err)
+	}
+	return nil
+}
+
+// revoke: KEYS[1] index; ARGV: user channel, then the ids to revoke, or
+// '*' and the one id to keep. Deletes each session's key, drops its entry
+// and tells its open tabs; returns how many were revoked.
+var revoke = rueidis.NewLuaScript(`
+local ids = {}
+if ARGV[2] == '*' then
+  local all = redis.call('HKEYS', KEYS[1])
+  for _, id in ipairs(all) do
+    if id ~= ARGV[3] then ids[#ids+1] = id end
+  end
+else
+  for i = 2, #ARGV do ids[#ids+1] = ARGV[i] end
+end
+local n = 0
+for _, id in ipairs(ids) do
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then
+    local ok, e = pcall(cjson.decode, raw)
+    if ok and type(e) == 'table' and type(e.token) == 'string' then
+      if redis.call('DEL', 'sess:' .. e.token) > 0 then n = n + 1 end
+    end
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('PUBLISH', 'live:sess:' .. id, 'revoked')
+  end
+end
+if #ids > 0 then redis.call('PUBLISH', ARGV[1], 'sessions') end
+return n`)
+
+// Revoke ends one of the user's sessions: its key is deleted at once, so its
+// next request finds no session. An id that is not the user's does nothing.
+// It reports whether a live session was ended.
+func (x *Index) Revoke(ctx context.Context, user, id string) (bool, error) {
+	if id == "" || id == "*" {
+		return false, nil
+	}
+	n, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, []string{sessions.UserChannel(user), id}).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("sessionindex: revoke for %q: %w", user, err)
+	}
+	return n > 0, nil
+}
+
+// RevokeOthers ends every session of the user except keepID ("log out
+// everywhere else", and after a password change). It returns how many live
+// sessions it ended.
+func (x *Index) RevokeOthers(ctx context.Context, user, keepID string) (int, error) {
+	n, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, []string{sessions.UserChannel(user), "*", keepID}).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("sessionindex: revoke others for %q: %w", user, err)
+	}
+	return int(n), nil
+}
+
+func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }

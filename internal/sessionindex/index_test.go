@@ -1,0 +1,199 @@
+package sessionindex
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+)
+
+func newIndex(t *testing.T) (*Index, rueidis.Client) {
+	t.Helper()
+	rs := redistest.Start(t)
+	rdb, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	return New(rdb), rdb
+}
+
+// session stores a session key for token (as scs would) and returns an
+// index entry for it created at created.
+func session(t *testing.T, rdb rueidis.Client, token string, created time.Time) Entry {
+	t.Helper()
+	err := rdb.Do(context.Background(), rdb.B().Set().Key(sessions.Key(token)).Value(`{"deadline":"2099-01-01T00:00:00.000Z","values":{}}`).Ex(time.Hour).Build()).Error()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Entry{Token: token, Created: created.UnixMilli(), LastSeen: created.UnixMilli(), IP: "127.0.0.1", Instance: "a"}
+}
+
+func hlen(t *testing.T, rdb rueidis.Client, user string) int64 {
+	t.Helper()
+	n, err := rdb.Do(context.Background(), rdb.B().Hlen().Key(sessions.IndexKey(user)).Build()).AsInt64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func del(t *testing.T, rdb rueidis.Client, token string) {
+	t.Helper()
+	if err := rdb.Do(context.Background(), rdb.B().Del().Key(sessions.Key(token)).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The index does not grow without bound: entries of sessions whose key is
+// gone (expired, revoked, renewed) are dropped on the next login or listing,
+// so it holds at most the live sessions (plus logins of the last moments).
+func TestIndexDropsEndedSessions(t *testing.T) {
+	ctx := context.Background()
+	x, rdb := newIndex(t)
+	old := time.Now().Add(-time.Hour)
+	deadline := time.Now().Add(24 * time.Hour)
+	const n = 200
+	for i := range n {
+		tok := fmt.Sprintf("token-%03d", i)
+		if err := x.Add(ctx, "alice", session(t, rdb, tok, old), "", deadline); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 != 0 {
+			del(t, rdb, tok) // it expired
+		}
+	}
+	// Every Add pruned the entries before it: only the live ones remain.
+	if got := hlen(t, rdb, "alice"); got > n/10+1 {
+		t.Errorf("after %d logins, %d still live, the index holds %d entries", n, n/10, got)
+	}
+	list, err := x.List(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != n/10 {
+		t.Errorf("List = %d sessions, want %d", len(list), n/10)
+	}
+	// All of them end: listing empties the index.
+	for i := 0; i < n; i += 10 {
+		del(t, rdb, fmt.Sprintf("token-%03d", i))
+	}
+	if list, _ := x.List(ctx, "alice"); len(list) != 0 {
+		t.Errorf("List after every session ended = %d, want 0", len(list))
+	}
+	if got := hlen(t, rdb, "alice"); got != 0 {
+		t.Errorf("index holds %d entries after every session ended, want 0", got)
+	}
+}
+
+// A login writes its entry before its session key (that is written when
+// the response is committed): a listing in between keeps the entry.
+func TestIndexKeepsAnEntryWhoseKeyIsAboutToBeWritten(t *testing.T) {
+	ctx := context.Background()
+	x, _ := newIndex(t)
+	e := Entry{Token: "not-yet-committed", Created: time.Now().UnixMilli()}
+	if err := x.Add(ctx, "alice", e, "", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := x.List(ctx, "alice"); len(list) != 1 {
+		t.Errorf("List = %d entries, want the new one", len(list))
+	}
+}
+
+// The index hash expires with the longest session in it.
+func TestIndexExpiresWithItsLongestSession(t *testing.T) {
+	ctx := context.Background()
+	x, rdb := newIndex(t)
+	now := time.Now()
+	expireAt := func() time.Time {
+		ms, err := rdb.Do(ctx, rdb.B().Pexpiretime().Key(sessions.IndexKey("alice")).Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.UnixMilli(ms)
+	}
+	steps := []struct {
+		name     string
+		deadline time.Time
+		want     time.Time
+	}{
+		{"first session sets it", now.Add(2 * time.Hour), now.Add(2 * time.Hour)},
+		{"a shorter one leaves it", now.Add(time.Hour), now.Add(2 * time.Hour)},
+		{"a longer one moves it", now.Add(3 * time.Hour), now.Add(3 * time.Hour)},
+	}
+	for i, s := range steps {
+		e := session(t, rdb, fmt.Sprintf("token-%d", i), now)
+		if err := x.Add(ctx, "alice", e, "", s.deadline); err != nil {
+			t.Fatal(err)
+		}
+		if got := expireAt(); !got.Equal(s.want.Truncate(time.Millisecond)) {
+			t.Errorf("%s: index expires at %v, want %v", s.name, got, s.want)
+		}
+	}
+}
+
+// Revoke deletes the session's key and its entry, and tells its pages.
+func TestRevokeDeletesTheKeyAndTellsThePage(t *testing.T) {
+	ctx := context.Background()
+	x, rdb := newIndex(t)
+	keep := session(t, rdb, "keep", time.Now())
+	gone := session(t, rdb, "gone", time.Now())
+	for _, e := range []Entry{keep, gone} {
+		if err := x.Add(ctx, "alice", e, "", time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan string, 1)
+	sub := rdb.B().Subscribe().Channel(sessions.SessionChannel(sessions.ID("gone"))).Build()
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan struct{})
+	go func() {
+		_ = rdb.Receive(subCtx, sub, func(m rueidis.PubSubMessage) { got <- m.Message })
+	}()
+	// Wait for the subscription to exist.
+	go func() {
+		for subCtx.Err() == nil {
+			n, _ := rdb.Do(ctx, rdb.B().PubsubNumsub().Channel(sessions.SessionChannel(sessions.ID("gone"))).Build()).AsIntMap()
+			if n[sessions.SessionChannel(sessions.ID("gone"))] > 0 {
+				close(ready)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	<-ready
+
+	for _, tt := range []struct {
+		user, id string
+		want     bool
+	}{
+		{"mallory", sessions.ID("gone"), false}, // not mallory's session
+		{"alice", "*", false},
+		{"alice", sessions.ID("gone"), true},
+		{"alice", sessions.ID("gone"), false}, // already gone
+	} {
+		ok, err := x.Revoke(ctx, tt.user, tt.id)
+		if err != nil || ok != tt.want {
+			t.Errorf("Revoke(%s, %s) = %v, %v; want %v", tt.user, tt.id, ok, err, tt.want)
+		}
+	}
+	var kn int64
+	kn, _ = rdb.Do(ctx, rdb.B().Exists().Key(sessions.Key("gone"), sessions.Key("keep")).Build()).AsInt64()
+	if kn != 1 {
+		t.Errorf("%d of the two keys exist after one was revoked, want 1", kn)
+	}
+	select {
+	case m := <-got:
+		if m != sessions.MsgRevoked {
+			t.Errorf("revoked session's channel got %q, want %q", m, sessions.MsgRevoked)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("revoked session's channel got nothing")
+	}
+}

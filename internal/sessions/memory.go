@@ -1,0 +1,131 @@
+package sessions
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+)
+
+// MemoryOps are the in-place session changes for -store memory, where
+// sessions live in this process (scs's memstore) and the Lua scripts of Ops
+// cannot run. One mutex makes each change atomic within the process, which
+// is all a memory store can promise: another process has other sessions.
+type MemoryOps struct {
+	Store   scs.Store     // the session store scs writes to
+	Idle    time.Duration // idle timeout, to keep a key's expiry on update
+	Publish func(channel, payload string)
+
+	mu      sync.Mutex
+	renewed map[string]time.Time // token ID -> until when it counts as renewed
+}
+
+// IncrViews adds one view and returns the new count (see Ops.IncrViews).
+func (m *MemoryOps) IncrViews(ctx context.Context, token, user string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	deadline, values, err := m.find(token)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := values[KeyViews].(int)
+	n++
+	values[KeyViews] = n
+	seen, _ := values[KeySeen].(time.Time)
+	if err := m.save(token, deadline, values, m.expiry(seen, deadline)); err != nil {
+		return 0, err
+	}
+	if m.Publish != nil {
+		m.Publish(SessionChannel(ID(token)), MsgCountPrefix+strconv.Itoa(n))
+	}
+	return n, nil
+}
+
+// Touch sets last seen and the expiry (see Ops.Touch).
+func (m *MemoryOps) Touch(ctx context.Context, token, user string, seen, expiry time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	deadline, values, err := m.find(token)
+	if err != nil {
+		return err
+	}
+	values[KeySeen] = seen.UTC().Truncate(time.Millisecond)
+	return m.save(token, deadline, values, expiry)
+}
+
+// Take reads and deletes a session (see Ops.Take).
+func (m *MemoryOps) Take(ctx context.Context, token string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, found, err := m.Store.Find(token)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: take: %w", err)
+	}
+	if !found {
+		return nil, ErrNoSession
+	}
+	if err := m.Store.Delete(token); err != nil {
+		return nil, fmt.Errorf("sessions: take: %w", err)
+	}
+	return b, nil
+}
+
+// MarkRenewed records that token is being replaced (see Ops.MarkRenewed).
+func (m *MemoryOps) MarkRenewed(ctx context.Context, token string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	if m.renewed == nil {
+		m.renewed = map[string]time.Time{}
+	}
+	for id, until := range m.renewed {
+		if now.After(until) {
+			delete(m.renewed, id)
+		}
+	}
+	m.renewed[ID(token)] = now.Add(RenewedFor)
+	return nil
+}
+
+// Renewed reports whether token was renewed within RenewedFor.
+func (m *MemoryOps) Renewed(ctx context.Context, token string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	until, ok := m.renewed[ID(token)]
+	return ok && time.Now().Before(until), nil
+}
+
+func (m *MemoryOps) find(token string) (time.Time, map[string]any, error) {
+	b, found, err := m.Store.Find(token)
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("sessions: find: %w", err)
+	}
+	if !found {
+		return time.Time{}, nil, ErrNoSession
+	}
+	return Codec{}.Decode(b)
+}
+
+func (m *MemoryOps) save(token string, deadline time.Time, values map[string]any, expiry time.Time) error {
+	b, err := Codec{}.Encode(deadline, values)
+	if err != nil {
+		return err
+	}
+	if err := m.Store.Commit(token, b, expiry); err != nil {
+		return fmt.Errorf("sessions: save: %w", err)
+	}
+	return nil
+}
+
+// expiry is when the session would vanish after its last write: the idle
+// deadline after seen, never after the absolute deadline (as IdleStore and
+// Ops.Touch set it), so an update keeps the key's lifetime like KEEPTTL.
+func (m *MemoryOps) expiry(seen, deadline time.Time) time.Time {
+	if m.Idle > 0 && !seen.IsZero() && seen.Add(m.Idle).Before(deadline) {
+		return seen.Add(m.Idle)
+	}
+	return deadline
+}

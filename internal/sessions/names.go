@@ -1,0 +1,35 @@
+package sessions
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// ID names a session on pages, in forms, in the per-user index and in
+// pub/sub channels: the first 16 hex digits of SHA-256 of the token. A hash
+// of 256 random bits cannot be turned back into the token, so showing the
+// ID gives nobody the session; every instance computes the same ID.
+func ID(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:8])
+}
+
+// IndexKey is the Redis hash listing a user's sessions (see
+// internal/sessionindex): field = session ID, value = JSON about the session.
+// Usernames cannot hold ':', so it never collides with the account key.
+func IndexKey(username string) string { return "user:" + username + ":sessions" }
+
+// SessionChannel is the pub/sub channel of one session's live events
+// ("count <n>", "revoked"). It is named by ID, never by token.
+func SessionChannel(id string) string { return "live:sess:" + id }
+
+// UserChannel is the pub/sub channel that says a user's list of sessions
+// changed (a login, a logout, a revoke).
+func UserChannel(username string) string { return "live:user:" + username }
+
+// Messages published on the live channels.
+const (
+	MsgCountPrefix = "count "   // SessionChannel: the new view count follows
+	MsgRevoked     = "revoked"  // SessionChannel: the session was revoked
+	MsgSessions    = "sessions" // UserChannel: the list changed
+)

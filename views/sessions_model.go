@@ -1,0 +1,55 @@
+package views
+
+import (
+	"fmt"
+	"time"
+)
+
+// Sessions is the active-sessions page.
+type Sessions struct {
+	Rows        []SessionRow
+	Now         time.Time
+	Notice      string
+	Password    PasswordForm
+	Unavailable bool // memory store mode: no shared index of sessions
+}
+
+// SessionRow is one live session of the user. ID is a hash of the token,
+// never the token.
+type SessionRow struct {
+	ID, Device, IP, Instance string
+	Created, LastSeen        time.Time
+	Current                  bool // the session of the browser looking at the page
+}
+
+// PasswordForm is the change-password form on the sessions page.
+type PasswordForm struct {
+	Current, New Field
+	Error        string
+}
+
+// StaySignedIn is the profile's "stay signed in" control.
+type StaySignedIn struct {
+	IdleDeadline time.Time
+	Now          time.Time
+	Touched      bool // the session was just touched
+	Pushed       bool // sent over the event stream (not with the page)
+}
+
+// Warn reports whether to warn: the session ends within two minutes and
+// the user has not just asked to stay.
+func (s StaySignedIn) Warn() bool { return !s.Touched && s.IdleDeadline.Sub(s.Now) <= 2*time.Minute }
+
+func ago(t, now time.Time) string {
+	d := now.Sub(t).Round(time.Second)
+	switch {
+	case d < 5*time.Second:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%d s ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min ago", int(d.Minutes()))
+	default:
+		return fmt.Sprintf("%d h %d min ago", int(d.Hours()), int(d.Minutes())%60)
+	}
+}
