@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
-
-	"github.com/redis/rueidis"
 )
 
 // Hash reads one hash key as redis-cli HGETALL, PTTL and MEMORY USAGE
@@ -39,16 +36,5 @@ func (in *Inspector) Hash(ctx context.Context, key string) (Entry, error) {
 		return e, fmt.Errorf("inspect: encode %s: %w", key, err)
 	}
 	e.Exists = true
-	ttl, err := res[1].AsInt64()
-	if err != nil {
-		return e, fmt.Errorf("inspect: pttl %s: %w", key, err)
-	}
-	e.TTL = -1
-	if ttl >= 0 {
-		e.TTL = time.Duration(ttl) * time.Millisecond
-	}
-	if e.Memory, err = res[2].AsInt64(); err != nil && !rueidis.IsRedisNil(err) {
-		return e, fmt.Errorf("inspect: memory usage %s: %w", key, err)
-	}
-	return e, nil
+	return e, e.readTTLAndMemory(res[1], res[2])
 }

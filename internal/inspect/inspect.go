@@ -46,18 +46,7 @@ func (in *Inspector) Key(ctx context.Context, key string) (Entry, error) {
 		return e, fmt.Errorf("inspect: get %s: %w", key, err)
 	}
 	e.Exists, e.Value = true, v
-	ttl, err := res[1].AsInt64()
-	if err != nil {
-		return e, fmt.Errorf("inspect: pttl %s: %w", key, err)
-	}
-	e.TTL = -1
-	if ttl >= 0 {
-		e.TTL = time.Duration(ttl) * time.Millisecond
-	}
-	if e.Memory, err = res[2].AsInt64(); err != nil && !rueidis.IsRedisNil(err) {
-		return e, fmt.Errorf("inspect: memory usage %s: %w", key, err)
-	}
-	return e, nil
+	return e, e.readTTLAndMemory(res[1], res[2])
 }
 
 // Pretty indents a JSON value for reading; anything else is returned as is.
@@ -67,4 +56,21 @@ func Pretty(v []byte) string {
 		return string(v)
 	}
 	return out.String()
+}
+
+// readTTLAndMemory fills in what PTTL and MEMORY USAGE answered for a key
+// that exists.
+func (e *Entry) readTTLAndMemory(pttl, memory rueidis.RedisResult) error {
+	ttl, err := pttl.AsInt64()
+	if err != nil {
+		return fmt.Errorf("inspect: pttl %s: %w", e.Key, err)
+	}
+	e.TTL = -1
+	if ttl >= 0 {
+		e.TTL = time.Duration(ttl) * time.Millisecond
+	}
+	if e.Memory, err = memory.AsInt64(); err != nil && !rueidis.IsRedisNil(err) {
+		return fmt.Errorf("inspect: memory usage %s: %w", e.Key, err)
+	}
+	return nil
 }
