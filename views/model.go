@@ -4,6 +4,7 @@ package views
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -84,10 +85,15 @@ func until(t, now time.Time) string {
 	return fmt.Sprintf("in %d h %d min", h, m)
 }
 
-// describedBy names a field's error and, when there is one, its hint.
-func describedBy(field, help string) string {
-	if help == "" {
-		return field + "-error"
+// describedBy lists the ids of what describes a field: its error, when one
+// is shown, and its hint, when it has one ("" for neither).
+func describedBy(field string, f Field, help string) string {
+	var ids []string
+	if f.Error != "" {
+		ids = append(ids, field+"-error")
 	}
-	return field + "-error " + field + "-help"
+	if help != "" {
+		ids = append(ids, field+"-help")
+	}
+	return strings.Join(ids, " ")
 }
