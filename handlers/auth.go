@@ -23,19 +23,17 @@ func (a *App) register(w http.ResponseWriter, r *http.Request) {
 	}
 	name, password := r.PostForm.Get("username"), r.PostForm.Get("password")
 	form := views.AuthForm{Username: views.Field{Value: echo(name)}}
+	if _, err := accounts.CheckNew(name, password); err != nil {
+		a.registerFailed(w, r, form, err)
+		return
+	}
+	// Checked only now: only input that will be hashed counts.
+	if !a.signupAllowed(w, r, form) {
+		return
+	}
 	acct, err := a.Accounts.Create(r.Context(), name, password)
-	var fieldErr *accounts.FieldError
-	switch {
-	case errors.As(err, &fieldErr):
-		setFieldError(&form, fieldErr)
-		a.render(w, r, http.StatusUnprocessableEntity, "Create an account", views.RegisterPage(form))
-		return
-	case errors.Is(err, accounts.ErrTaken):
-		form.Username.Error = "That username is taken. Pick another, or log in if it is yours."
-		a.render(w, r, http.StatusConflict, "Create an account", views.RegisterPage(form))
-		return
-	case err != nil:
-		a.fail(w, r, err)
+	if err != nil {
+		a.registerFailed(w, r, form, err)
 		return
 	}
 	a.Log.Info("account created", "user", acct.Username)
@@ -44,6 +42,22 @@ func (a *App) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.toProfile(w, r)
+}
+
+// registerFailed shows the form again with what was wrong: 422 next to the
+// field, 409 for a taken name.
+func (a *App) registerFailed(w http.ResponseWriter, r *http.Request, form views.AuthForm, err error) {
+	var fieldErr *accounts.FieldError
+	switch {
+	case errors.As(err, &fieldErr):
+		setFieldError(&form, fieldErr)
+		a.render(w, r, http.StatusUnprocessableEntity, "Create an account", views.RegisterPage(form))
+	case errors.Is(err, accounts.ErrTaken):
+		form.Username.Error = "That username is taken. Pick another, or log in if it is yours."
+		a.render(w, r, http.StatusConflict, "Create an account", views.RegisterPage(form))
+	default:
+		a.fail(w, r, err)
+	}
 }
 
 // loginForm handles GET /login.

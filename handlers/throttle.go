@@ -12,12 +12,13 @@ import (
 	"github.com/sessionlab/sessionlab/views"
 )
 
-// loginThrottle limits password guessing (see internal/throttle for the
-// policy): Attempt is asked before a password is checked, Succeeded after
-// it was right.
+// loginThrottle limits password guessing and sign-ups (see internal/throttle
+// for the policy): Attempt is asked before a password is checked, Succeeded
+// after it was right, Signup before a new account's password is hashed.
 type loginThrottle interface {
 	Attempt(ctx context.Context, account string, addr netip.Addr) (wait time.Duration, err error)
 	Succeeded(ctx context.Context, account string, addr netip.Addr) error
+	Signup(ctx context.Context, addr netip.Addr) (wait time.Duration, err error)
 }
 
 // throttleAccount is the account a login names, for counting: "" when the
@@ -66,6 +67,30 @@ func (a *App) loginSucceeded(r *http.Request, account string) {
 	if err := a.Throttle.Succeeded(r.Context(), account, a.clientIP(r)); err != nil {
 		a.Log.Warn("login throttle not cleared", "err", err)
 	}
+}
+
+// signupAllowed counts a sign-up from the client's address before its
+// password is hashed; past the limit it answers 429 with Retry-After on the
+// register form and reports false.
+func (a *App) signupAllowed(w http.ResponseWriter, r *http.Request, form views.AuthForm) bool {
+	if a.Throttle == nil {
+		return true
+	}
+	addr := a.clientIP(r)
+	wait, err := a.Throttle.Signup(r.Context(), addr)
+	if err != nil {
+		a.fail(w, r, err)
+		return false
+	}
+	if wait <= 0 {
+		return true
+	}
+	secs := int((wait + time.Second - 1) / time.Second)
+	a.Log.Warn("sign-up throttled", "client", addr.String(), "retry_after", secs)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	form.Error = "Too many accounts were created from your address. Please try again " + waitText(secs) + "."
+	a.render(w, r, http.StatusTooManyRequests, "Create an account", views.RegisterPage(form))
+	return false
 }
 
 func waitText(secs int) string {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
@@ -118,4 +119,34 @@ func TestForwardedForIgnoredWithoutTrustedProxies(t *testing.T) {
 	if got := ta.redis.MustDo("EXISTS", throttle.Key(throttle.KindAddress, "", netip.MustParseAddr("127.0.0.1"))); got != "1" {
 		t.Error("failures not counted against the real peer address")
 	}
+}
+
+func TestSignupThrottling(t *testing.T) {
+	limit := throttle.Limit{Max: 2, Window: time.Hour}
+	ta := newTestApp(t, behindProxy)
+	p := throttle.DefaultPolicy
+	p.Signup = limit
+	ta.app.Throttle = throttle.New(newRedisClient(t, ta.redis), p)
+	registerFrom := func(addr, name, password string) response {
+		t.Helper()
+		return ta.post(ta.client(), "/register", url.Values{"username": {name}, "password": {password}},
+			"X-Forwarded-For", addr)
+	}
+	wantStatus(t, "first", registerFrom("192.0.2.5", "erin", "erin-password"), http.StatusSeeOther)
+	wantStatus(t, "invalid input is not counted", registerFrom("192.0.2.5", "x", "short"), http.StatusUnprocessableEntity)
+	wantStatus(t, "second", registerFrom("192.0.2.5", "frank", "frank-password"), http.StatusSeeOther)
+
+	r := registerFrom("192.0.2.5", "gina", "gina-password")
+	wantStatus(t, "past the limit", r, http.StatusTooManyRequests)
+	if secs, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || secs < 1 || secs > int(limit.Window.Seconds()) {
+		t.Errorf("Retry-After %q, want 1..%d seconds", r.header.Get("Retry-After"), int(limit.Window.Seconds()))
+	}
+	if !strings.Contains(r.body, `data-testid="form-error">Too many accounts`) || !strings.Contains(r.body, `data-testid="register-form"`) {
+		t.Errorf("no clear message on the register form\n%s", r.body)
+	}
+	if got := ta.redis.MustDo("EXISTS", "user:gina"); got != "0" {
+		t.Error("a throttled sign-up created the account")
+	}
+	wantStatus(t, "invalid input still gets its field error", registerFrom("192.0.2.5", "x", "short"), http.StatusUnprocessableEntity)
+	wantStatus(t, "another address", registerFrom("198.51.100.5", "gina", "gina-password"), http.StatusSeeOther)
 }

@@ -80,6 +80,19 @@ func CheckPassword(p string) error {
 	return nil
 }
 
+// CheckNew checks the input of a new account and returns the normalized
+// username; the error is a *FieldError.
+func CheckNew(username, password string) (string, error) {
+	name, err := NormalizeUsername(username)
+	if err != nil {
+		return "", err
+	}
+	if err := CheckPassword(password); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
 // Store reads and writes accounts.
 type Store struct {
 	rdb   rueidis.Client
@@ -99,11 +112,8 @@ func New(rdb rueidis.Client, cost int) *Store {
 // Create stores a new account. SET NX makes it atomic: of two concurrent
 // sign-ups for one name exactly one succeeds, the other gets ErrTaken.
 func (s *Store) Create(ctx context.Context, username, password string) (Account, error) {
-	name, err := NormalizeUsername(username)
+	name, err := CheckNew(username, password)
 	if err != nil {
-		return Account{}, err
-	}
-	if err := CheckPassword(password); err != nil {
 		return Account{}, err
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)

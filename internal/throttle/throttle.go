@@ -7,15 +7,23 @@
 //   - Pair (one account from one address): a small limit. It stops a single
 //     guesser cold and is cleared by a successful login, so the owner who
 //     mistyped a few times is not held up afterwards.
+//
 //   - Address (one address, all accounts): a larger limit against password
 //     spraying and credential stuffing from one machine. IPv6 addresses are
 //     counted per /64, the block one subscriber usually gets.
+//
 //   - Account (one account, all addresses): a short window against a guesser
 //     spread over many addresses. It applies only to addresses the account
 //     has not logged in from recently ("known" addresses), so an attacker
 //     hammering an account from a botnet slows the botnet, not the owner at
 //     home; an owner on a new address waits at most one window after the
 //     attack stops.
+//
+//   - Sign-ups (account creations from one address): each costs a bcrypt
+//     hash, deliberately slow, so one client must not be able to spend the
+//     server's CPU on it, or probe at will which names are taken. The limit
+//     is generous because a whole class may sign up from behind one school
+//     NAT.
 //
 // Every attempt is counted before the password is checked, in one atomic
 // script (one round trip), and given back when it succeeds: so parallel
@@ -45,16 +53,19 @@ type Policy struct {
 	Address Limit         // one address, any account
 	Account Limit         // one account, from addresses not known for it
 	Known   time.Duration // how long a successful login makes an address known for the account
+	Signup  Limit         // account creations from one address; Max 0: no limit
 }
 
 // DefaultPolicy: 5 failures per pair per 5 minutes, 100 per address per 15
 // minutes, 20 per account (from unknown addresses) per 5 minutes; an address
-// stays known for 30 days after a successful login.
+// stays known for 30 days after a successful login; 50 sign-ups per address
+// per hour.
 var DefaultPolicy = Policy{
 	Pair:    Limit{Max: 5, Window: 5 * time.Minute},
 	Address: Limit{Max: 100, Window: 15 * time.Minute},
 	Account: Limit{Max: 20, Window: 5 * time.Minute},
 	Known:   30 * 24 * time.Hour,
+	Signup:  Limit{Max: 50, Window: time.Hour},
 }
 
 // Kind names one of the throttle's keys.
@@ -66,6 +77,7 @@ const (
 	KindPair    Kind = "pair"
 	KindAccount Kind = "account"
 	KindKnown   Kind = "known"
+	KindSignup  Kind = "signup"
 )
 
 // Key is the Redis key of one counter (a string holding an integer, with a
@@ -75,6 +87,7 @@ const (
 //	login:fail:pair:<account>:<address>  failures for an account from an address
 //	login:fail:account:<account>         failures for an account from addresses not known for it
 //	login:known:<account>:<address>      the account logged in from this address lately
+//	signup:addr:<address>                accounts created from an address
 //
 // account is a normalized username (it never contains ':').
 func Key(kind Kind, account string, addr netip.Addr) string {
@@ -85,6 +98,8 @@ func Key(kind Kind, account string, addr netip.Addr) string {
 		return "login:fail:pair:" + account + ":" + Subject(addr)
 	case KindAccount:
 		return "login:fail:account:" + account
+	case KindSignup:
+		return "signup:addr:" + Subject(addr)
 	default:
 		return "login:known:" + account + ":" + Subject(addr)
 	}
@@ -200,4 +215,21 @@ func (t *Throttle) Succeeded(ctx context.Context, account string, addr netip.Add
 		return fmt.Errorf("throttle: succeeded: %w", err)
 	}
 	return nil
+}
+
+// Signup counts an account creation from addr, before its password is
+// hashed. It returns 0 when it may go ahead, or how long the client must
+// wait; a blocked sign-up is not counted. It uses the attempt script with
+// the address limit alone.
+func (t *Throttle) Signup(ctx context.Context, addr netip.Addr) (time.Duration, error) {
+	l := t.policy.Signup
+	if l.Max <= 0 {
+		return 0, nil
+	}
+	n, err := attempt.Exec(ctx, t.rdb, []string{Key(KindSignup, "", addr)},
+		[]string{strconv.Itoa(l.Max), ms(l.Window)}).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("throttle: sign-up: %w", err)
+	}
+	return time.Duration(n) * time.Millisecond, nil
 }

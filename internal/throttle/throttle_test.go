@@ -192,3 +192,40 @@ func TestKeysExpireWithTheirWindow(t *testing.T) {
 		}
 	}
 }
+
+func TestSignupLimitPerAddress(t *testing.T) {
+	p := small
+	p.Signup = throttle.Limit{Max: 2, Window: time.Hour}
+	th, rs := start(t, p)
+	signup := func(addr string, allowed bool) time.Duration {
+		t.Helper()
+		wait, err := th.Signup(context.Background(), ip(addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (wait == 0) != allowed {
+			t.Fatalf("sign-up from %s: wait %v, want allowed=%v", addr, wait, allowed)
+		}
+		return wait
+	}
+	signup("192.0.2.7", true)
+	signup("192.0.2.7", true)
+	if wait := signup("192.0.2.7", false); wait > time.Hour || wait < time.Hour-5*time.Second {
+		t.Errorf("wait %v, want about the 1h window", wait)
+	}
+	signup("198.51.100.7", true)
+	if got := rs.MustDo("GET", throttle.Key(throttle.KindSignup, "", ip("192.0.2.7"))); got != "2" {
+		t.Errorf("sign-up counter = %q, want 2 (blocked sign-ups are not counted)", got)
+	}
+	// Logins from a throttled address are another matter.
+	attempt(t, th, "alice", "192.0.2.7", true)
+}
+
+func TestZeroSignupLimitMeansNone(t *testing.T) {
+	th, _ := start(t, small) // small sets no Signup limit
+	for range 20 {
+		if wait, err := th.Signup(context.Background(), ip("192.0.2.8")); err != nil || wait != 0 {
+			t.Fatalf("Signup = %v, %v; want no limit", wait, err)
+		}
+	}
+}
