@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/a-h/templ"
+
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -41,20 +43,11 @@ func (a *App) loginAllowed(w http.ResponseWriter, r *http.Request, form views.Au
 	}
 	addr := a.clientIP(r)
 	wait, err := a.Throttle.Attempt(r.Context(), throttleAccount(name), addr)
-	if err != nil {
-		a.fail(w, r, err)
-		return false
-	}
-	if wait <= 0 {
-		return true
-	}
-	secs := int((wait + time.Second - 1) / time.Second)
-	a.Log.Warn("login throttled", "client", addr.String(), "retry_after", secs)
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	form.Error = "Too many failed logins. To protect the account, logins from here are paused: try again " +
-		waitText(secs) + "."
-	a.render(w, r, http.StatusTooManyRequests, "Log in", views.LoginPage(form))
-	return false
+	return a.allowed(w, r, "login", addr, wait, err, func(secs int) (string, templ.Component) {
+		form.Error = "Too many failed logins. To protect the account, logins from here are paused: try again " +
+			waitText(secs) + "."
+		return "Log in", views.LoginPage(form)
+	})
 }
 
 // loginSucceeded clears the failures of this account from this address and
@@ -78,6 +71,17 @@ func (a *App) signupAllowed(w http.ResponseWriter, r *http.Request, form views.A
 	}
 	addr := a.clientIP(r)
 	wait, err := a.Throttle.Signup(r.Context(), addr)
+	return a.allowed(w, r, "sign-up", addr, wait, err, func(secs int) (string, templ.Component) {
+		form.Error = "Too many accounts were created from your address. Please try again " + waitText(secs) + "."
+		return "Create an account", views.RegisterPage(form)
+	})
+}
+
+// allowed turns a throttle's answer into the response: on an error a 503 (it
+// fails closed); past a limit, 429 with Retry-After and the form that page
+// builds for the wait, in whole seconds. It reports whether to go on.
+func (a *App) allowed(w http.ResponseWriter, r *http.Request, what string, addr netip.Addr,
+	wait time.Duration, err error, page func(secs int) (title string, c templ.Component)) bool {
 	if err != nil {
 		a.fail(w, r, err)
 		return false
@@ -86,10 +90,10 @@ func (a *App) signupAllowed(w http.ResponseWriter, r *http.Request, form views.A
 		return true
 	}
 	secs := int((wait + time.Second - 1) / time.Second)
-	a.Log.Warn("sign-up throttled", "client", addr.String(), "retry_after", secs)
+	a.Log.Warn(what+" throttled", "client", addr.String(), "retry_after", secs)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	form.Error = "Too many accounts were created from your address. Please try again " + waitText(secs) + "."
-	a.render(w, r, http.StatusTooManyRequests, "Create an account", views.RegisterPage(form))
+	title, c := page(secs)
+	a.render(w, r, http.StatusTooManyRequests, title, c)
 	return false
 }
 
