@@ -86,9 +86,6 @@ func (Codec) Decode(b []byte) (time.Time, map[string]any, error) {
 }
 
 func decodeValue(key string, raw json.RawMessage) (any, error) {
-	if v, ok := decodeKnownFast(key, raw); ok { // see codec_fast.go
-		return v, nil
-	}
 	if t, ok := fieldTypes[key]; ok {
 		p := reflect.New(t)
 		if err := json.Unmarshal(raw, p.Interface()); err != nil {
