@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -49,7 +50,7 @@ func newTestApp(t testing.TB, options ...func(*App)) *testApp {
 func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *testApp {
 	t.Helper()
 	opt := rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true,
-		ConnWriteTimeout: 2 * time.Second, Dialer: newDialer()}
+		ConnWriteTimeout: 2 * time.Second, Dialer: net.Dialer{Timeout: time.Second}}
 	rdb, err := rueidis.NewClient(opt)
 	if err != nil {
 		t.Fatalf("rueidis: %v", err)

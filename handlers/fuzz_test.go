@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
-
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
@@ -36,11 +34,7 @@ func noJar() *http.Client {
 // with keys derived from fuzzed names), so bodies reach the password check.
 func lenientThrottle(tb testing.TB, ta *testApp) {
 	tb.Helper()
-	rdb, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{ta.redis.Addr()}, DisableCache: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(rdb.Close)
+	rdb := ta.redis.Client(tb)
 	many := throttle.Limit{Max: 1 << 30, Window: time.Minute}
 	ta.app.Throttle = throttle.New(rdb, throttle.Policy{Pair: many, Address: many, Account: many, Known: time.Minute})
 }

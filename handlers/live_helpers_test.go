@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/redis/rueidis"
 
@@ -28,13 +27,7 @@ func newLiveApp(t *testing.T, rs *redistest.Server, instance string, options ...
 
 func newRedisClient(t *testing.T, rs *redistest.Server) rueidis.Client {
 	t.Helper()
-	rdb, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true,
-		ConnWriteTimeout: 2 * time.Second, Dialer: newDialer()})
-	if err != nil {
-		t.Fatalf("rueidis: %v", err)
-	}
-	t.Cleanup(rdb.Close)
-	return rdb
+	return rs.Client(t)
 }
 
 // browser is a client that says it is a given browser.

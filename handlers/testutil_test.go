@@ -2,9 +2,7 @@ package handlers
 
 import (
 	"io"
-	"net"
 	"sync"
-	"time"
 )
 
 // lockedWriter lets concurrent requests log into one buffer.
@@ -25,5 +23,3 @@ func (l *lockedWriter) String() string {
 	defer l.mu.Unlock()
 	return l.w.(interface{ String() string }).String()
 }
-
-func newDialer() net.Dialer { return net.Dialer{Timeout: time.Second} }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
@@ -16,11 +15,7 @@ import (
 func newStore(tb testing.TB, cost int) *Store {
 	tb.Helper()
 	rs := redistest.Start(tb)
-	rdb, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(rdb.Close)
+	rdb := rs.Client(tb)
 	return New(rdb, cost)
 }
 

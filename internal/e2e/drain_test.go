@@ -68,14 +68,7 @@ func TestSIGTERMDrainsRequestsInFlight(t *testing.T) {
 		}
 		done <- result{resp, err}
 	}()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if strings.Contains(debugGet(t, debug, "/debug/pprof/goroutine?debug=2"), "bcrypt.GenerateFromPassword") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the registration never reached bcrypt")
-		}
-	}
+	waitForBcrypt(t, debug)
 
 	signalled := time.Now()
 	if err := syscall.Kill(p.PID(), syscall.SIGTERM); err != nil {
@@ -144,14 +137,7 @@ func TestSIGTERMGivesUpAtTheShutdownTimeout(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if strings.Contains(debugGet(t, debug, "/debug/pprof/goroutine?debug=2"), "bcrypt.GenerateFromPassword") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the registration never reached bcrypt")
-		}
-	}
+	waitForBcrypt(t, debug)
 	signalled := time.Now()
 	if err := syscall.Kill(p.PID(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -165,4 +151,18 @@ func TestSIGTERMGivesUpAtTheShutdownTimeout(t *testing.T) {
 		t.Errorf("the log does not say the drain was cut short:\n%s", p.Log())
 	}
 	t.Logf("exited %v after SIGTERM", time.Since(signalled).Round(time.Millisecond))
+}
+
+// waitForBcrypt returns once a goroutine of the app is hashing a password,
+// read from its goroutine dump: the registration is then surely in flight.
+func waitForBcrypt(t *testing.T, debug string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(debugGet(t, debug, "/debug/pprof/goroutine?debug=2"), "bcrypt.GenerateFromPassword") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the registration never reached bcrypt")
+		}
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -17,12 +16,7 @@ import (
 func newHub(t *testing.T) (*Hub, rueidis.Client, *redistest.Server) {
 	t.Helper()
 	rs := redistest.Start(t)
-	rdb, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true,
-		ConnWriteTimeout: time.Second, Dialer: rueidisDialer()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
+	rdb := rs.Client(t)
 	h := New(rdb, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(h.Close)
 	waitUntil(t, "the hub's connection", func() bool {
@@ -32,8 +26,6 @@ func newHub(t *testing.T) (*Hub, rueidis.Client, *redistest.Server) {
 	})
 	return h, rdb, rs
 }
-
-func rueidisDialer() net.Dialer { return net.Dialer{Timeout: time.Second} }
 
 // numsub is how many Redis subscriptions channel has.
 func numsub(t *testing.T, rdb rueidis.Client, channel string) int64 {

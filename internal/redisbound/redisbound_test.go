@@ -14,11 +14,7 @@ import (
 
 func newClient(t *testing.T, rs *redistest.Server, timeout time.Duration) rueidis.Client {
 	t.Helper()
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := rs.Client(t)
 	return redisbound.Client(c, timeout)
 }
 

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
 )
 
 // Server is one redis-server process owned by a test.
@@ -136,6 +138,23 @@ func (s *Server) start() {
 	}
 	log, _ := os.ReadFile(s.dir + "/redis.log")
 	s.tb.Fatalf("redistest: redis-server on %s did not answer: %v\n%s", s.Addr(), lastErr, log)
+}
+
+// Client opens a rueidis client to the server, closed when the test ends.
+// Its timeouts are short so a test that stops or pauses Redis sees it soon.
+func (s *Server) Client(tb testing.TB) rueidis.Client {
+	tb.Helper()
+	rdb, err := rueidis.NewClient(rueidis.ClientOption{
+		InitAddress:      []string{s.Addr()},
+		DisableCache:     true,
+		ConnWriteTimeout: time.Second,
+		Dialer:           net.Dialer{Timeout: time.Second},
+	})
+	if err != nil {
+		tb.Fatalf("redistest: rueidis client for %s: %v", s.Addr(), err)
+	}
+	tb.Cleanup(rdb.Close)
+	return rdb
 }
 
 // Do sends one command over a fresh connection and returns the reply as text,

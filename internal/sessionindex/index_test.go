@@ -15,11 +15,7 @@ import (
 func newIndex(t *testing.T) (*Index, rueidis.Client) {
 	t.Helper()
 	rs := redistest.Start(t)
-	rdb, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
+	rdb := rs.Client(t)
 	return New(rdb), rdb
 }
 

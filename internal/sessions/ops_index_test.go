@@ -16,11 +16,7 @@ import (
 // anonymous session has no index and gets none.
 func TestOpsKeepTheSessionIndexCurrent(t *testing.T) {
 	rs := redistest.Start(t)
-	rdb, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
+	rdb := rs.Client(t)
 	ctx := context.Background()
 	do := func(cmd rueidis.Completed) rueidis.RedisResult { return rdb.Do(ctx, cmd) }
 	store := func(token, blob string) {

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
-
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
@@ -24,11 +22,7 @@ var small = throttle.Policy{
 func start(t *testing.T, p throttle.Policy) (*throttle.Throttle, *redistest.Server) {
 	t.Helper()
 	rs := redistest.Start(t)
-	rdb, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
+	rdb := rs.Client(t)
 	return throttle.New(rdb, p), rs
 }
 
