@@ -103,6 +103,7 @@ type response struct {
 	status int
 	body   string
 	header http.Header
+	length int64 // Content-Length; -1 when it was not sent (chunked)
 }
 
 func (ta *testApp) do(c *http.Client, req *http.Request) response {
@@ -113,7 +114,7 @@ func (ta *testApp) do(c *http.Client, req *http.Request) response {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, string(b), resp.Header}
+	return response{resp.StatusCode, string(b), resp.Header, resp.ContentLength}
 }
 
 // get sends a GET; headers come in pairs ("HX-Request", "true").

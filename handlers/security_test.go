@@ -496,6 +496,36 @@ func TestSecurityHeadersOnEveryHTMLResponse(t *testing.T) {
 	}
 }
 
+// A page depends on the session cookie, and a fragment on HX-Request too:
+// both reach caches in Vary. A page held until its session is saved goes
+// out with its length, not chunked.
+func TestSessionPagesVaryOnCookieAndHaveALength(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.register(c, "vera", "vera-password")
+	cases := map[string]struct {
+		r    response
+		vary []string
+	}{
+		"home":             {ta.get(c, "/"), []string{"Cookie"}},
+		"profile":          {ta.get(c, "/profile"), []string{"Cookie", "HX-Request"}},
+		"profile fragment": {ta.get(c, "/profile", "HX-Request", "true"), []string{"Cookie", "HX-Request"}},
+		"count fragment":   {ta.get(c, "/count", "HX-Request", "true"), []string{"Cookie", "HX-Request"}},
+		"404":              {ta.get(c, "/no-such-page"), []string{"Cookie"}},
+	}
+	for name, tc := range cases {
+		vary := strings.Join(tc.r.header.Values("Vary"), ", ")
+		for _, want := range tc.vary {
+			if !strings.Contains(vary, want) {
+				t.Errorf("%s: Vary %q lacks %s", name, vary, want)
+			}
+		}
+		if tc.r.length != int64(len(tc.r.body)) {
+			t.Errorf("%s: Content-Length %d for a body of %d bytes", name, tc.r.length, len(tc.r.body))
+		}
+	}
+}
+
 func TestRequestLimits(t *testing.T) {
 	ta := newTestApp(t)
 	for _, path := range []string{"/login", "/register"} {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -95,7 +96,7 @@ func (a *App) withSession(next http.Handler) http.Handler {
 			a.fail(w, r, err)
 			return
 		}
-		bw.send()
+		bw.send(true)
 	})
 }
 
@@ -215,17 +216,25 @@ func (b *bufferedWriter) Write(p []byte) (int, error) {
 	return b.body.Write(p)
 }
 
-// send copies the held response to the client.
-func (b *bufferedWriter) send() {
+// send copies the held response to the client. When it is the whole
+// response (final), it goes with a Content-Length instead of chunked; a
+// stream that starts with it must not have one.
+func (b *bufferedWriter) send(final bool) {
 	h := b.w.Header()
 	for k, v := range b.header {
-		if k == "Cache-Control" && h.Get("Cache-Control") == "no-store" {
-			continue
+		switch {
+		case k == "Cache-Control" && h.Get("Cache-Control") == "no-store":
+		case k == "Vary":
+			h[k] = append(h[k], v...) // keep the middleware's "Vary: Cookie"
+		default:
+			h[k] = v
 		}
-		h[k] = v
 	}
 	if b.status == 0 {
 		b.status = http.StatusOK
+	}
+	if final && b.status >= 200 && b.status != http.StatusNoContent && b.status != http.StatusNotModified && h.Get("Content-Length") == "" {
+		h.Set("Content-Length", strconv.Itoa(b.body.Len()))
 	}
 	b.w.WriteHeader(b.status)
 	_, _ = b.w.Write(b.body.Bytes())
@@ -237,7 +246,7 @@ func (b *bufferedWriter) FlushError() error {
 		if err := b.save(); err != nil {
 			return err
 		}
-		b.send()
+		b.send(false)
 		b.streaming = true
 	}
 	return http.NewResponseController(b.w).Flush()
