@@ -153,6 +153,8 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 
+	ceiling := runCeiling(b, out, cfg, wrk, script, app, 50)
+
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "## Redis per request (commands from INFO commandstats deltas over the load above, incl. those a Lua script runs; round trips from MONITOR over 20 requests)")
 	var trips = map[string][]float64{}
@@ -192,7 +194,7 @@ func BenchmarkLoad(b *testing.B) {
 
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "## Targets (issue 7)")
-	verdicts := checkTargets(cfg, routes, targets, results, trips, noCookieKeys, sessBytes, scale)
+	verdicts := checkTargets(routes, targets, results, trips, noCookieKeys, sessBytes, scale, ceiling)
 	for _, v := range verdicts {
 		fmt.Fprintln(out, v)
 	}
@@ -508,8 +510,8 @@ func cpuProfile(addr string, cfg config, routeName string) chan string {
 }
 
 // checkTargets prints each target of the issue beside what was measured.
-func checkTargets(cfg config, routes []route, targets []*target, results map[string]map[int][]cell,
-	trips map[string][]float64, noCookieKeys int64, sessBytes []int64, scale []scalePoint) []string {
+func checkTargets(routes []route, targets []*target, results map[string]map[int][]cell,
+	trips map[string][]float64, noCookieKeys int64, sessBytes []int64, scale []scalePoint, ceiling []ceilingRow) []string {
 	var v []string
 	mark := func(ok bool) string {
 		if ok {
@@ -529,11 +531,20 @@ func checkTargets(cfg config, routes []route, targets []*target, results map[str
 			r := ratio(cells[0], cells[1])
 			line(r >= rt.ratioTarget, rt.name+" c=50 throughput vs "+targets[1].name,
 				fmt.Sprintf("%.1fx (%.0f vs %.0f req/s)", r, cells[0].rps(), cells[1].rps()), fmt.Sprintf(">= %.0fx", rt.ratioTarget))
+			if tr := trips[rt.name]; len(tr) > 0 {
+				if c, ok := ceilingFor(ceiling, int(tr[0]+0.5)); ok {
+					v = append(v, fmt.Sprintf("       %.0fx is %.0f req/s; the ceiling with %d Redis round trip(s) is %.0f req/s",
+						rt.ratioTarget, rt.ratioTarget*cells[1].rps(), int(tr[0]+0.5), c.rps()))
+				}
+			}
 		} else {
 			v = append(v, fmt.Sprintf("n/a  %-52s (set COMPARE_URL or COMPARE_EXPRESS)", rt.name+" c=50 throughput ratio"))
 		}
 		if rt.p99Target > 0 {
 			line(cells[0].p99 < rt.p99Target, rt.name+" c=50 p99", fmtDur(cells[0].p99), "< "+rt.p99Target.String())
+			if c, ok := ceilingFor(ceiling, 0); ok {
+				v = append(v, fmt.Sprintf("       the ceiling server with no Redis at all has p99 %s", fmtDur(c.p99)))
+			}
 		}
 	}
 	if tr := trips["GET /count"]; len(tr) > 0 {
@@ -567,6 +578,5 @@ func checkTargets(cfg config, routes []route, targets []*target, results map[str
 		line(flat, fmt.Sprintf("GET /profile p99 with %d vs %d sessions", last.sessions, first.sessions),
 			fmt.Sprintf("%s vs %s, %.0f vs %.0f req/s", fmtDur(last.c.p99), fmtDur(first.c.p99), last.c.rps(), first.c.rps()), "flat (p99 <= 2x+1ms, req/s >= 70%)")
 	}
-	_ = cfg
 	return v
 }
