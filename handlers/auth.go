@@ -38,7 +38,8 @@ func (a *App) register(w http.ResponseWriter, r *http.Request) {
 	}
 	a.Log.Info("account created", "user", acct.Username)
 	if err := a.logIn(r, acct, false); err != nil {
-		a.fail(w, r, err)
+		a.failWith(w, r, err, "Account created, not logged in",
+			"Your account was created, but logging you in failed on our side. Log in with your new username and password.")
 		return
 	}
 	a.toProfile(w, r)
@@ -119,13 +120,20 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 // logIn puts the user in the session under a new token, so a token known
 // before login (say, planted by an attacker) is worthless after it.
 // The session is also recorded in the user's session index (sessions.go).
-func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) error {
+// When that fails, the session is saved logged out: one missing from the
+// index could not be revoked.
+func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) (err error) {
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
 	prev, _ := a.currentUser(ctx)
 	if err := a.renewToken(ctx); err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			a.logOutHere(ctx)
+		}
+	}()
 	a.Sessions.Put(ctx, sessions.KeyUser, sessions.User{Username: acct.Username, Role: acct.Role})
 	if prev.Username != "" && prev.Username != acct.Username {
 		if err := a.unindex(ctx, prev.Username, old); err != nil {
@@ -141,6 +149,13 @@ func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) error
 		a.Sessions.Remove(ctx, sessions.KeyRememberMe)
 	}
 	return nil
+}
+
+// logOutHere takes the user out of the session, keeping the rest (views):
+// how a login or password change that failed partway ends.
+func (a *App) logOutHere(ctx context.Context) {
+	a.Sessions.Remove(ctx, sessions.KeyUser)
+	a.Sessions.Remove(ctx, sessions.KeyRememberMe)
 }
 
 // renewToken gives the session a new token. The old key is taken with

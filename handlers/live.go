@@ -36,6 +36,13 @@ const warnBefore = 2 * time.Minute
 func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	token := a.Sessions.Token(ctx)
+	if r.Method == http.MethodHead {
+		// A HEAD answer is its headers: a stream would never end (nothing
+		// written can fail) and would hold the client's connection.
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-store")
+		return
+	}
 	if token == "" || a.Live == nil {
 		// No session, nothing to hear about. Anything but 200 makes the
 		// browser's EventSource give up instead of reconnecting at once.

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
@@ -37,7 +38,7 @@ func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 	if token := a.Sessions.Token(ctx); token != "" {
 		e, err := a.Inspector.Key(ctx, sessions.Key(token))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("session %s: %w", a.LogID(token), err)
 		}
 		if e.Exists {
 			entries = append(entries, views.RedisEntry{
@@ -52,7 +53,7 @@ func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 	if u, ok := a.currentUser(ctx); ok {
 		e, err := a.Inspector.Key(ctx, accounts.Key(u.Username))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", accounts.Key(u.Username), err)
 		}
 		if e.Exists {
 			entries = append(entries, views.RedisEntry{

@@ -17,7 +17,12 @@ import (
 	"github.com/sessionlab/sessionlab/views"
 )
 
-func isHTMX(r *http.Request) bool { return r.Header.Get("HX-Request") == "true" }
+// isHTMX: the request wants a fragment. A history restore (htmx's history
+// cache missed) says HX-Request too, but puts the answer in place of the
+// whole <body>: it needs the whole page.
+func isHTMX(r *http.Request) bool {
+	return r.Header.Get("HX-Request") == "true" && r.Header.Get("HX-History-Restore-Request") != "true"
+}
 
 // render writes a page: the partial alone for htmx, the whole layout for a
 // normal request. It renders into a buffer first so a template error never
@@ -43,7 +48,7 @@ func (a *App) write(w http.ResponseWriter, r *http.Request, status int, c templ.
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Add("Vary", "HX-Request")
+	h.Add("Vary", "HX-Request, HX-History-Restore-Request")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
@@ -74,13 +79,22 @@ func (a *App) problem(w http.ResponseWriter, r *http.Request, status int, title,
 // 503 when Redis is out of reach, 500 otherwise. The error is logged, never
 // shown; it names no token (see LogID).
 func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status := http.StatusInternalServerError
 	title, msg := "Something went wrong", "Something went wrong on our side, and nothing was changed. Please try again."
 	if unavailable(err) {
-		status = http.StatusServiceUnavailable
 		title = "Session store unavailable"
 		msg = "The session store (Redis) is not answering, so nothing was changed. Please try again in a moment."
 		w.Header().Set("Retry-After", "5")
+	}
+	a.failWith(w, r, err, title, msg)
+}
+
+// failWith answers a failed request with its own words: for one that failed
+// after it had changed something for good, "nothing was changed" would be
+// untrue.
+func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title, msg string) {
+	status := http.StatusInternalServerError
+	if unavailable(err) {
+		status = http.StatusServiceUnavailable
 	}
 	a.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	a.problem(w, r, status, title, msg)

@@ -224,8 +224,8 @@ func (b *bufferedWriter) send(final bool) {
 	for k, v := range b.header {
 		switch {
 		case k == "Cache-Control" && h.Get("Cache-Control") == "no-store":
-		case k == "Vary":
-			h[k] = append(h[k], v...) // keep the middleware's "Vary: Cookie"
+		case k == "Vary" || k == "Set-Cookie":
+			h[k] = append(h[k], v...) // keep the middleware's Vary: Cookie and session cookie
 		default:
 			h[k] = v
 		}

@@ -187,22 +187,14 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	old := a.Sessions.Token(ctx)
-	if err := a.renewToken(ctx); err != nil {
-		a.fail(w, r, err)
+	if err := a.afterPasswordChange(r, u.Username); err != nil {
+		// The new password is stored; this session and the others are
+		// not in order. Failing closed: logged out here, told the truth.
+		a.logOutHere(ctx)
+		a.failWith(w, r, err, "Password changed, logged out",
+			"Your new password is saved, but ending your other sessions failed on our side, so this browser was logged out too. "+
+				"Log in with the new password, then use “Log out everywhere else” on the Sessions page.")
 		return
-	}
-	if err := a.indexLogin(r, u.Username, old); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	if a.Index != nil {
-		n, err := a.Index.RevokeOthers(ctx, u.Username, sessions.ID(a.Sessions.Token(ctx)))
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		a.Log.Info("password changed", "user", u.Username, "other_sessions_revoked", n)
 	}
 	if isHTMX(r) {
 		w.Header().Set("HX-Redirect", "/sessions?from=password")
@@ -210,6 +202,28 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/sessions?from=password", http.StatusSeeOther)
+}
+
+// afterPasswordChange renews this session's token, records it in the
+// index and revokes every other session of the user.
+func (a *App) afterPasswordChange(r *http.Request, user string) error {
+	ctx := r.Context()
+	old := a.Sessions.Token(ctx)
+	if err := a.renewToken(ctx); err != nil {
+		return err
+	}
+	if err := a.indexLogin(r, user, old); err != nil {
+		return err
+	}
+	if a.Index == nil {
+		return nil
+	}
+	n, err := a.Index.RevokeOthers(ctx, user, sessions.ID(a.Sessions.Token(ctx)))
+	if err != nil {
+		return err
+	}
+	a.Log.Info("password changed", "user", user, "other_sessions_revoked", n)
+	return nil
 }
 
 func fieldMessage(err error) string {
@@ -286,8 +300,11 @@ func (a *App) indexPanelEntry(ctx context.Context, user string) (views.RedisEntr
 		return views.RedisEntry{}, false, nil
 	}
 	e, err := a.Inspector.Hash(ctx, sessions.IndexKey(user))
-	if err != nil || !e.Exists {
-		return views.RedisEntry{}, false, err
+	if err != nil {
+		return views.RedisEntry{}, false, fmt.Errorf("%s: %w", sessions.IndexKey(user), err)
+	}
+	if !e.Exists {
+		return views.RedisEntry{}, false, nil
 	}
 	var fields map[string]map[string]any
 	if err := json.Unmarshal(e.Value, &fields); err != nil {

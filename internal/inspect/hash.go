@@ -19,7 +19,7 @@ func (in *Inspector) Hash(ctx context.Context, key string) (Entry, error) {
 	e := Entry{Key: key}
 	fields, err := res[0].AsStrMap()
 	if err != nil {
-		return e, fmt.Errorf("inspect: hgetall %s: %w", key, err)
+		return e, fmt.Errorf("inspect: hgetall: %w", err)
 	}
 	if len(fields) == 0 {
 		return e, nil
@@ -33,7 +33,7 @@ func (in *Inspector) Hash(ctx context.Context, key string) (Entry, error) {
 		}
 	}
 	if e.Value, err = json.Marshal(obj); err != nil {
-		return e, fmt.Errorf("inspect: encode %s: %w", key, err)
+		return e, fmt.Errorf("inspect: encode: %w", err)
 	}
 	e.Exists = true
 	return e, e.readTTLAndMemory(res[1], res[2])

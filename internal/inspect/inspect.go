@@ -43,7 +43,7 @@ func (in *Inspector) Key(ctx context.Context, key string) (Entry, error) {
 		return e, nil
 	}
 	if err != nil {
-		return e, fmt.Errorf("inspect: get %s: %w", key, err)
+		return e, fmt.Errorf("inspect: get: %w", err)
 	}
 	e.Exists, e.Value = true, v
 	return e, e.readTTLAndMemory(res[1], res[2])
@@ -63,14 +63,14 @@ func Pretty(v []byte) string {
 func (e *Entry) readTTLAndMemory(pttl, memory rueidis.RedisResult) error {
 	ttl, err := pttl.AsInt64()
 	if err != nil {
-		return fmt.Errorf("inspect: pttl %s: %w", e.Key, err)
+		return fmt.Errorf("inspect: pttl: %w", err)
 	}
 	e.TTL = -1
 	if ttl >= 0 {
 		e.TTL = time.Duration(ttl) * time.Millisecond
 	}
 	if e.Memory, err = memory.AsInt64(); err != nil && !rueidis.IsRedisNil(err) {
-		return fmt.Errorf("inspect: memory usage %s: %w", e.Key, err)
+		return fmt.Errorf("inspect: memory usage: %w", err)
 	}
 	return nil
 }
