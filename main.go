@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -108,7 +109,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer rdb.Close()
-	pool := sessions.NewPool(cfg.redisURL)
+	pool, err := sessions.NewPool(cfg.redisURL)
+	if err != nil {
+		return err
+	}
 	defer pool.Close()
 
 	sm := scs.New()
@@ -237,15 +241,15 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 
 // connectRedis opens the rueidis client and checks Redis answers, failing
 // fast with one line that says what to do.
-func connectRedis(ctx context.Context, url string) (rueidis.Client, error) {
-	opt, err := rueidis.ParseURL(url)
+func connectRedis(ctx context.Context, redisURL string) (rueidis.Client, error) {
+	opt, err := sessions.ParseURL(redisURL)
 	if err != nil {
-		return nil, fmt.Errorf("bad Redis URL %q: %w", redactURL(url), err)
+		return nil, fmt.Errorf("bad Redis URL %s: %w", redactURL(redisURL), err)
 	}
 	opt.Dialer.Timeout = 2 * time.Second
 	opt.ConnWriteTimeout = 2 * time.Second
 	opt.DisableCache = true // nothing here is read often enough to cache client-side
-	hint := fmt.Sprintf("no Redis answers at %s: start one with `go tool task run` (or `redis-server`), or point -redis/REDIS_URL at yours", redactURL(url))
+	hint := fmt.Sprintf("no Redis answers at %s: start one with `go tool task run` (or `redis-server`), or point -redis/REDIS_URL at yours", redactURL(redisURL))
 	rdb, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, errors.New(hint)
@@ -275,12 +279,12 @@ func touchEvery(idle time.Duration) time.Duration {
 }
 
 // redactURL hides a password in a Redis URL before it is logged.
-func redactURL(u string) string {
-	opt, err := rueidis.ParseURL(u)
-	if err != nil || opt.Password == "" {
-		return u
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(one that does not parse)"
 	}
-	return "redis://***@" + opt.InitAddress[0]
+	return u.Redacted()
 }
 
 func envBool(s string) bool {

@@ -57,7 +57,10 @@ func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *te
 	}
 	t.Cleanup(rdb.Close)
 	rdb = redisbound.Client(rdb, redisbound.DefaultTimeout)
-	pool := sessions.NewPool(rs.URL())
+	pool, err := sessions.NewPool(rs.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { pool.Close() })
 
 	const idle = 30 * time.Minute

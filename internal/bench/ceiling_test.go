@@ -49,7 +49,10 @@ func serveCeiling(spec string) error {
 		return fmt.Errorf("%s: bad number in %q", ceilingEnv, spec)
 	}
 	page := []byte(strings.Repeat("x", size))
-	pool := sessions.NewPool(redisURL)
+	pool, err := sessions.NewPool(redisURL)
+	if err != nil {
+		return err
+	}
 	return http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if trips > 0 {
 			c := pool.Get()

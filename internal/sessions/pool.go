@@ -5,15 +5,32 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/gomodule/redigo/redis"
+	"github.com/redis/rueidis"
 )
 
-// NewPool returns the redigo pool that scs/redisstore needs.
+// ParseURL reads a Redis URL (redis://, rediss:// or unix://, with user,
+// password and database) the way rueidis does. Both clients take their
+// options from it, so sessions and everything else reach the same server
+// and database: redigo's own parser would ignore ?db= and refuse unix://.
+// Its errors leave the URL out, since the URL may hold a password.
+func ParseURL(s string) (rueidis.ClientOption, error) {
+	opt, err := rueidis.ParseURL(s)
+	if uerr, ok := errors.AsType[*url.Error](err); ok {
+		err = uerr.Err
+	}
+	return opt, err
+}
+
+// NewPool returns the redigo pool that scs/redisstore needs, for the same
+// Redis URL as the rueidis client (see ParseURL).
 //
 // Every dial, write and read is bounded by a second, so a stopped or hung
 // Redis turns into an error instead of a hung request.
@@ -23,7 +40,26 @@ import (
 // or when any connection has failed since it was last used: after the first
 // failure that a restart causes, the rest of the idle connections are tested
 // instead of each failing one request (RetryStore retries that first one).
-func NewPool(redisURL string) *redis.Pool {
+func NewPool(redisURL string) (*redis.Pool, error) {
+	opt, err := ParseURL(redisURL)
+	if err != nil {
+		return nil, err
+	}
+	network, addr := "tcp", opt.InitAddress[0]
+	if strings.HasPrefix(redisURL, "unix:") {
+		network = "unix"
+	}
+	dialOptions := []redis.DialOption{
+		redis.DialConnectTimeout(time.Second),
+		redis.DialReadTimeout(time.Second),
+		redis.DialWriteTimeout(time.Second),
+		redis.DialDatabase(opt.SelectDB),
+		redis.DialUsername(opt.Username),
+		redis.DialPassword(opt.Password),
+	}
+	if opt.TLSConfig != nil {
+		dialOptions = append(dialOptions, redis.DialUseTLS(true), redis.DialTLSConfig(opt.TLSConfig))
+	}
 	var lastFailure atomic.Int64 // unix nanoseconds of the last connection error
 	return &redis.Pool{
 		// Up to one connection per request in flight is kept: with fewer, a
@@ -32,11 +68,7 @@ func NewPool(redisURL string) *redis.Pool {
 		MaxIdle:     256,
 		IdleTimeout: 4 * time.Minute,
 		Dial: func() (redis.Conn, error) {
-			c, err := redis.DialURL(redisURL,
-				redis.DialConnectTimeout(time.Second),
-				redis.DialReadTimeout(time.Second),
-				redis.DialWriteTimeout(time.Second),
-			)
+			c, err := redis.Dial(network, addr, dialOptions...)
 			if err != nil {
 				lastFailure.Store(time.Now().UnixNano())
 				return nil, err
@@ -50,7 +82,7 @@ func NewPool(redisURL string) *redis.Pool {
 			_, err := c.Do("PING")
 			return err
 		},
-	}
+	}, nil
 }
 
 // watchedConn records when a connection breaks (an I/O error, not an error

@@ -2,11 +2,15 @@ package sessions_test
 
 import (
 	"context"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/alexedwards/scs/redisstore"
+	"github.com/gomodule/redigo/redis"
+	"github.com/redis/rueidis"
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -18,8 +22,7 @@ import (
 // them, instead of letting each fail a request of its own.
 func TestStoreSurvivesRedisRestart(t *testing.T) {
 	rs := redistest.Start(t)
-	pool := sessions.NewPool(rs.URL())
-	t.Cleanup(func() { pool.Close() })
+	pool := newPool(t, rs.URL())
 	store := sessions.RetryStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix)}
 	ctx := context.Background()
 	if err := store.CommitCtx(ctx, "tok", []byte("v"), time.Now().Add(time.Hour)); err != nil {
@@ -51,8 +54,7 @@ func TestStoreSurvivesRedisRestart(t *testing.T) {
 // A hung Redis is not retried: the answer comes after one timeout, not two.
 func TestStoreGivesUpOnHungRedisAfterOneTimeout(t *testing.T) {
 	rs := redistest.Start(t)
-	pool := sessions.NewPool(rs.URL())
-	t.Cleanup(func() { pool.Close() })
+	pool := newPool(t, rs.URL())
 	store := sessions.RetryStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix)}
 	rs.Pause()
 	defer rs.Resume()
@@ -62,5 +64,58 @@ func TestStoreGivesUpOnHungRedisAfterOneTimeout(t *testing.T) {
 	}
 	if took := time.Since(start); took > 1900*time.Millisecond {
 		t.Errorf("find on a hung Redis took %v: retried after a timeout?", took)
+	}
+}
+
+func newPool(t *testing.T, redisURL string) *redis.Pool {
+	t.Helper()
+	pool, err := sessions.NewPool(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	return pool
+}
+
+// The session pool and the rueidis client read one URL alike, so sessions
+// land where the scripts, the index and the panel look for them: the same
+// database (redigo's own parser ignored ?db=) and a unix socket too.
+func TestPoolAndClientReachTheSameDatabase(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "redis.sock")
+	rs := redistest.Start(t, "--unixsocket", sock)
+	for _, u := range []string{"redis://" + rs.Addr() + "/3", "redis://" + rs.Addr() + "?db=4", "unix://" + sock + "?db=5"} {
+		store := redisstore.NewWithPrefix(newPool(t, u), sessions.Prefix)
+		if err := store.Commit("tok", []byte("v"), time.Now().Add(time.Hour)); err != nil {
+			t.Fatalf("%s: commit: %v", u, err)
+		}
+		opt, err := sessions.ParseURL(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opt.DisableCache = true
+		rdb, err := rueidis.NewClient(opt)
+		if err != nil {
+			t.Fatalf("%s: rueidis: %v", u, err)
+		}
+		got, err := rdb.Do(context.Background(), rdb.B().Getdel().Key(sessions.Key("tok")).Build()).ToString()
+		rdb.Close()
+		if got != "v" {
+			t.Errorf("%s: rueidis reads %q, %v where the pool wrote the session", u, got, err)
+		}
+	}
+}
+
+// A bad URL is refused with a reason that does not repeat the URL, which
+// may hold a password.
+func TestBadURLErrorsHideThePassword(t *testing.T) {
+	for _, u := range []string{"redis://:s3cret@localhost:63x9/0", "redis://:s3cret@localhost:6379/x", "http://:s3cret@localhost/"} {
+		_, err := sessions.NewPool(u)
+		if err == nil {
+			t.Errorf("%s: no error", u)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: error shows the password: %v", u, err)
+		}
 	}
 }
