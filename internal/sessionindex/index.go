@@ -52,15 +52,16 @@ func New(rdb rueidis.Client) *Index { return &Index{rdb: rdb} }
 const grace = 30 * time.Second
 
 // prune is the Lua shared by add and list: drop entries whose session key
-// is gone (expired, revoked, renewed), except entries younger than grace.
+// (prefix .. token) is gone (expired, revoked, renewed), except entries
+// younger than grace.
 const prune = `
-local function prune(idx, now, grace, keep)
+local function prune(idx, now, grace, keep, prefix)
   local all = redis.call('HGETALL', idx)
   local live = {}
   for i = 1, #all, 2 do
     local ok, e = pcall(cjson.decode, all[i+1])
     local gone = not ok or type(e) ~= 'table' or type(e.token) ~= 'string'
-    if not gone and all[i] ~= keep and redis.call('EXISTS', 'sess:' .. e.token) == 0
+    if not gone and all[i] ~= keep and redis.call('EXISTS', prefix .. e.token) == 0
        and now - (tonumber(e.created) or 0) > grace then
       gone = true
     end
@@ -76,11 +77,12 @@ end
 `
 
 // add: KEYS[1] index; ARGV: id, entry JSON, old id ("" for none), session
-// deadline (unix ms), now (unix ms), grace (ms), user channel.
+// deadline (unix ms), now (unix ms), grace (ms), user channel, session key
+// prefix.
 var add = rueidis.NewLuaScript(prune + `
 if ARGV[3] ~= '' then redis.call('HDEL', KEYS[1], ARGV[3]) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-prune(KEYS[1], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[1])
+prune(KEYS[1], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[1], ARGV[8])
 local at = redis.call('PEXPIRETIME', KEYS[1])
 if at < tonumber(ARGV[4]) then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
 redis.call('PUBLISH', ARGV[7], 'sessions')
@@ -98,7 +100,7 @@ func (x *Index) Add(ctx context.Context, user string, e Entry, oldID string, dea
 	err = add.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, []string{
 		sessions.ID(e.Token), string(b), oldID,
 		ms(deadline), ms(time.Now()), strconv.FormatInt(grace.Milliseconds(), 10),
-		sessions.UserChannel(user),
+		sessions.UserChannel(user), sessions.Prefix,
 	}).Error()
 	if err != nil {
 		return fmt.Errorf("sessionindex: add for %q: %w", user, err)
@@ -106,15 +108,15 @@ func (x *Index) Add(ctx context.Context, user string, e Entry, oldID string, dea
 	return nil
 }
 
-// list: KEYS[1] index; ARGV: now (unix ms), grace (ms).
+// list: KEYS[1] index; ARGV: now (unix ms), grace (ms), session key prefix.
 var list = rueidis.NewLuaScript(prune + `
-return prune(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), '')`)
+return prune(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), '', ARGV[3])`)
 
 // List returns the user's live sessions, most recently seen first, and
 // drops entries of sessions that have ended. One round trip.
 func (x *Index) List(ctx context.Context, user string) ([]Entry, error) {
 	flat, err := list.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)},
-		[]string{ms(time.Now()), strconv.FormatInt(grace.Milliseconds(), 10)}).AsStrSlice()
+		[]string{ms(time.Now()), strconv.FormatInt(grace.Milliseconds(), 10), sessions.Prefix}).AsStrSlice()
 	if err != nil {
 		return nil, fmt.Errorf("sessionindex: list for %q: %w", user, err)
 	}
@@ -152,18 +154,19 @@ func (x *Index) Remove(ctx context.Context, user, id string) error {
 	return nil
 }
 
-// revoke: KEYS[1] index; ARGV: user channel, then the ids to revoke, or
-// '*' and the one id to keep. Deletes each session's key, drops its entry
-// and tells its open tabs; returns how many were revoked.
+// revoke: KEYS[1] index; ARGV: user channel, session key prefix, session
+// channel prefix, then the ids to revoke, or '*' and the one id to keep.
+// Deletes each session's key, drops its entry and tells its open tabs;
+// returns how many were revoked.
 var revoke = rueidis.NewLuaScript(`
 local ids = {}
-if ARGV[2] == '*' then
+if ARGV[4] == '*' then
   local all = redis.call('HKEYS', KEYS[1])
   for _, id in ipairs(all) do
-    if id ~= ARGV[3] then ids[#ids+1] = id end
+    if id ~= ARGV[5] then ids[#ids+1] = id end
   end
 else
-  for i = 2, #ARGV do ids[#ids+1] = ARGV[i] end
+  for i = 4, #ARGV do ids[#ids+1] = ARGV[i] end
 end
 local n = 0
 for _, id in ipairs(ids) do
@@ -171,10 +174,10 @@ for _, id in ipairs(ids) do
   if raw then
     local ok, e = pcall(cjson.decode, raw)
     if ok and type(e) == 'table' and type(e.token) == 'string' then
-      if redis.call('DEL', 'sess:' .. e.token) > 0 then n = n + 1 end
+      if redis.call('DEL', ARGV[2] .. e.token) > 0 then n = n + 1 end
     end
     redis.call('HDEL', KEYS[1], id)
-    redis.call('PUBLISH', 'live:sess:' .. id, 'revoked')
+    redis.call('PUBLISH', ARGV[3] .. id, 'revoked')
   end
 end
 if #ids > 0 then redis.call('PUBLISH', ARGV[1], 'sessions') end
@@ -187,7 +190,7 @@ func (x *Index) Revoke(ctx context.Context, user, id string) (bool, error) {
 	if id == "" || id == "*" {
 		return false, nil
 	}
-	n, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, []string{sessions.UserChannel(user), id}).AsInt64()
+	n, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, revokeArgs(user, id)).AsInt64()
 	if err != nil {
 		return false, fmt.Errorf("sessionindex: revoke for %q: %w", user, err)
 	}
@@ -198,11 +201,15 @@ func (x *Index) Revoke(ctx context.Context, user, id string) (bool, error) {
 // everywhere else", and after a password change). It returns how many live
 // sessions it ended.
 func (x *Index) RevokeOthers(ctx context.Context, user, keepID string) (int, error) {
-	n, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, []string{sessions.UserChannel(user), "*", keepID}).AsInt64()
+	n, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, revokeArgs(user, "*", keepID)).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("sessionindex: revoke others for %q: %w", user, err)
 	}
 	return int(n), nil
+}
+
+func revokeArgs(user string, ids ...string) []string {
+	return append([]string{sessions.UserChannel(user), sessions.Prefix, sessions.SessionChannelPrefix}, ids...)
 }
 
 func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }

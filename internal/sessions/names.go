@@ -21,7 +21,11 @@ func IndexKey(username string) string { return "user:" + username + ":sessions" 
 
 // SessionChannel is the pub/sub channel of one session's live events
 // ("count <n>", "revoked"). It is named by ID, never by token.
-func SessionChannel(id string) string { return "live:sess:" + id }
+func SessionChannel(id string) string { return SessionChannelPrefix + id }
+
+// SessionChannelPrefix starts every SessionChannel (scripts that build
+// channel names from an index are given it).
+const SessionChannelPrefix = "live:sess:"
 
 // UserChannel is the pub/sub channel that says a user's list of sessions
 // changed (a login, a logout, a revoke).
