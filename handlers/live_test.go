@@ -196,3 +196,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// HEAD /live answers with headers and ends; it holds no stream.
+func TestHeadLiveEnds(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	c.Timeout = 3 * time.Second
+	ta.register(c, "hal", "hal-password")
+	req, _ := http.NewRequest(http.MethodHead, ta.srv.URL+"/live", nil)
+	if r := ta.do(c, req); r.status != http.StatusOK {
+		t.Fatalf("HEAD /live: %d", r.status)
+	}
+	if r := ta.get(c, "/debug/live"); !strings.Contains(r.body, "streams 0") {
+		t.Errorf("after HEAD /live:\n%s", r.body)
+	}
+}
+
+// "Stay signed in" works without JavaScript too: it is a form, and the
+// plain POST answers with the profile.
+func TestStaySignedInWorksWithoutJavaScript(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.register(c, "sid", "sid-password")
+	if p := ta.get(c, "/profile"); !strings.Contains(p.body, `<form method="post" action="/session/touch"`) {
+		t.Fatalf("the profile has no stay-signed-in form:\n%s", p.body)
+	}
+	if r := ta.post(c, "/session/touch", nil); r.status != http.StatusSeeOther || r.header.Get("Location") != "/profile" {
+		t.Errorf("plain POST /session/touch: %d to %q, want 303 to /profile", r.status, r.header.Get("Location"))
+	}
+}

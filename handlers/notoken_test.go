@@ -84,3 +84,23 @@ func TestNoTokenInAnyPageOrLog(t *testing.T) {
 	}
 	t.Logf("checked %d responses, crawled %v", len(fragments), seen)
 }
+
+// A Redis error while reading the session key for the panel names the
+// session by its log id in the log, never by its key (which is the token).
+func TestInspectErrorLogsNoToken(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.register(c, "ned", "ned-password")
+	token := ta.token(c)
+	ta.redis.MustDo("ACL", "SETUSER", "default", "-memory") // as some managed Redis services do
+	if r := ta.get(c, "/redis"); r.status != http.StatusInternalServerError {
+		t.Errorf("GET /redis with MEMORY refused: %d, want 500", r.status)
+	}
+	logs := ta.logs.String()
+	if !strings.Contains(logs, "NOPERM") {
+		t.Errorf("the failure is not in the log:\n%s", logs)
+	}
+	if strings.Contains(logs, token) {
+		t.Errorf("the log holds the session token:\n%s", logs)
+	}
+}

@@ -165,3 +165,38 @@ func TestBadFormInput(t *testing.T) {
 		}
 	})
 }
+
+// When htmx's history cache misses it asks again with HX-Request and puts
+// the answer in place of <body>: it must get the whole page.
+func TestHistoryRestoreGetsTheWholePage(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.register(c, "hil", "hil-password")
+	frag := ta.get(c, "/profile", "HX-Request", "true")
+	full := ta.get(c, "/profile", "HX-Request", "true", "HX-History-Restore-Request", "true")
+	if strings.Contains(frag.body, "<nav") {
+		t.Fatalf("the fragment has the layout's nav; the test cannot tell them apart")
+	}
+	if !strings.Contains(full.body, "<nav") {
+		t.Errorf("history restore got a fragment, want the whole page:\n%s", full.body)
+	}
+}
+
+// The nav follows the session: an htmx login answer replaces it out of band,
+// with the Sessions link; a full page has it in place.
+func TestNavFollowsTheSession(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.register(c, "nia", "nia-password")
+	ta.post(c, "/logout", nil)
+	r := ta.post(c, "/login", url.Values{"username": {"nia"}, "password": {"nia-password"}}, "HX-Request", "true")
+	if !strings.Contains(r.body, `id="nav-links" hx-swap-oob="true"`) || !strings.Contains(r.body, `href="/sessions"`) {
+		t.Errorf("the htmx login answer does not replace the nav with a Sessions link:\n%s", r.body)
+	}
+	if full := ta.get(c, "/profile"); !strings.Contains(full.body, `href="/sessions"`) {
+		t.Errorf("the full page has no Sessions link when logged in")
+	}
+	if anon := ta.get(ta.client(), "/"); strings.Contains(anon.body, `data-testid="nav-sessions"`) {
+		t.Errorf("an anonymous page has the Sessions link in its nav")
+	}
+}

@@ -6,6 +6,7 @@ package handlers
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -561,5 +562,24 @@ func TestRequestLimits(t *testing.T) {
 				t.Errorf("status %d, Allow %q; want 405, %q and a clear page", r.status, r.header.Get("Allow"), tc.allow)
 			}
 		})
+	}
+}
+
+// A handler's own cookie goes out beside the session cookie, not instead.
+func TestHandlerCookieDoesNotReplaceTheSessionCookie(t *testing.T) {
+	ta := newTestApp(t)
+	h := ta.app.withSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ta.app.Sessions.Put(r.Context(), "views", 1)
+		http.SetCookie(w, &http.Cookie{Name: "theme", Value: "dark", Path: "/"})
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	var names []string
+	for _, c := range rec.Result().Cookies() {
+		names = append(names, c.Name)
+	}
+	if got := strings.Join(names, " "); got != "session theme" && got != "theme session" {
+		t.Errorf("cookies set: %q, want session and theme", got)
 	}
 }

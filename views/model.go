@@ -59,9 +59,14 @@ type Problem struct {
 }
 
 // htmxConfig keeps htmx inside a CSP without 'unsafe-inline' or 'unsafe-eval'
-// and lets it swap 4xx fragments (form errors, login prompts).
-const htmxConfig = `{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,` +
+// and lets it swap 4xx fragments (form errors, login prompts); the 4xx a
+// form expects (401, 409, 422, 429) are not logged as errors. Its history
+// cache is off: every page is per session and no-store, so back and forward
+// ask the server (HX-History-Restore-Request) instead of showing a copy from
+// before a login or logout.
+const htmxConfig = `{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"historyCacheSize":0,` +
 	`"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},` +
+	`{"code":"40[19]|42[29]","swap":true},` +
 	`{"code":"4..","swap":true,"error":true},{"code":"5..","swap":true,"error":true}]}`
 
 func ttlText(d time.Duration) string {

@@ -42,6 +42,11 @@ func (b *browser) count(want int) {
 	b.t.Helper()
 	b.click("count-button")
 	b.waitText("view-count", strconv.Itoa(want))
+	if b.noJS {
+		return
+	}
+	// Only the number is swapped, so the keyboard user's focus stays put.
+	b.waitFor("focus to stay on the count button", `document.activeElement?.dataset.testid === 'count-button'`)
 }
 
 // viewsInRedis is `views` of the browser's session, as Redis holds it.
@@ -78,6 +83,9 @@ func TestBrowserRegisterAndLogIn(t *testing.T) {
 	}
 	if got := b.text("whoami"); !strings.Contains(got, "alice") {
 		t.Errorf("header shows %q, want the logged-in user alice", got)
+	}
+	if !b.present("nav-sessions") {
+		t.Errorf("the nav has no Sessions link after logging in (without a reload)")
 	}
 
 	b.click("logout")

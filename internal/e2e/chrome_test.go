@@ -90,6 +90,8 @@ type browser struct {
 	mu       sync.Mutex
 	console  []string // everything, for the failure log
 	problems []string // what fails the test
+
+	noJS bool // scripts are off: every click is a page load
 }
 
 // newBrowser starts Chromium for t. A browser that cannot start fails the
@@ -401,6 +403,7 @@ func (b *browser) disableJavaScript() {
 		_, err := cdp.Call(ctx, t, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
 		return err
 	}))
+	b.noJS = true
 }
 
 // screenshotDir is where screenshots go: $SCREENSHOT_DIR, else
