@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -77,5 +78,59 @@ func TestSecurityConfig(t *testing.T) {
 				t.Error("accepted")
 			}
 		})
+	}
+}
+
+// A Redis URL is logged without its password, and one that does not parse
+// is not logged at all (it may be a password typed in the wrong place).
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"redis://localhost:6379/0":             "redis://localhost:6379/0",
+		"redis://:s3cret@localhost:6379/0":     "redis://:xxxxx@localhost:6379/0",
+		"rediss://u:s3cret@example.com:6380/2": "rediss://u:xxxxx@example.com:6380/2",
+		"redis://:s3cret@localhost:63x9/0":     "(one that does not parse)",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Read-only requests refresh a session's expiry at most every tenth of the
+// idle timeout, and at least every five minutes.
+func TestTouchEvery(t *testing.T) {
+	for idle, want := range map[time.Duration]time.Duration{
+		30 * time.Minute: 3 * time.Minute,
+		2 * time.Hour:    5 * time.Minute,
+		time.Minute:      6 * time.Second,
+		0:                5 * time.Minute,
+	} {
+		if got := touchEvery(idle); got != want {
+			t.Errorf("touchEvery(%v) = %v, want %v", idle, got, want)
+		}
+	}
+}
+
+// With no Redis at the URL, run ends at once with one line that names the
+// URL without its password.
+func TestRunWithoutRedisSaysSoInOneLine(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	start := time.Now()
+	err = run(t.Context(), []string{"sessionlab", "-redis", "redis://:s3cret@" + addr + "/0", "-addr", "127.0.0.1:0"},
+		func(string) string { return "" }, io.Discard)
+	if err == nil {
+		t.Fatal("run succeeded without Redis")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "\n") || strings.Contains(msg, "s3cret") || !strings.Contains(msg, addr) {
+		t.Errorf("error %q: want one line naming %s, without the password", msg, addr)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("run took %v to give up", d)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -60,7 +61,8 @@ func Start(tb testing.TB, bin string, args ...string) *Process {
 	}
 	p := &Process{tb: tb, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), "BCRYPT_COST=4")
+	p.cmd.Env = append(Env(), "BCRYPT_COST=4")
+	p.cmd.SysProcAttr = dieWithParent()
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -157,4 +159,19 @@ func Client(tb testing.TB) *http.Client {
 		Timeout:       10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// Env is the test's environment without the app's own settings: a
+// developer's STORE=memory or DEBUG_ADDR must not change what a test runs.
+func Env() []string {
+	own := []string{"ADDR", "REDIS_URL", "INSTANCE", "COOKIE_SECURE", "SESSION_LIFETIME", "SESSION_IDLE",
+		"SHUTDOWN_TIMEOUT", "BCRYPT_COST", "LOG_LEVEL", "STORE", "DEBUG_ADDR", "TRUSTED_PROXIES"}
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(own, name) {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

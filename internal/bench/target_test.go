@@ -101,7 +101,7 @@ func startApp(tb testing.TB, debugAddr string) *target {
 		args = append(args, "-debug-addr", debugAddr)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "BCRYPT_COST=4")
+	cmd.Env = append(apptest.Env(), "BCRYPT_COST=4")
 	logf, _ := os.Create(filepath.Join(tb.TempDir(), "app.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

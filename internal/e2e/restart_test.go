@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -37,5 +38,27 @@ func TestRestartKeepsSession(t *testing.T) {
 	}
 	if _, body := get(t, c, second.URL+"/count"); viewCount(t, body) != "3" {
 		t.Errorf("count after restart = %s, want 3", viewCount(t, body))
+	}
+}
+
+// -lifetime reaches the session: the key's TTL is the absolute lifetime
+// when that is shorter than the idle timeout.
+func TestLifetimeFlagBoundsTheSessionKey(t *testing.T) {
+	rs := redistest.Start(t)
+	app := apptest.Start(t, bin, "-redis", rs.URL(), "-lifetime", "2m")
+	c := apptest.Client(t)
+	if s := postForm(t, c, app.URL+"/register", url.Values{"username": {"lia"}, "password": {"lia-password"}}); s != http.StatusSeeOther {
+		t.Fatalf("register: %d", s)
+	}
+	u, _ := url.Parse(app.URL)
+	var token string
+	for _, ck := range c.Jar.Cookies(u) {
+		if ck.Name == "session" {
+			token = ck.Value
+		}
+	}
+	ttl, err := strconv.Atoi(rs.MustDo("TTL", "sess:"+token))
+	if err != nil || ttl <= 0 || ttl > 120 {
+		t.Errorf("TTL of the session key with -lifetime 2m: %d (%v), want 1..120 s", ttl, err)
 	}
 }

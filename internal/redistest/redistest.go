@@ -38,7 +38,7 @@ func Start(tb testing.TB, extraArgs ...string) *Server {
 		tb.Fatalf("redistest: redis-server is not on PATH (apt-get install redis-server): %v", err)
 	}
 	s := &Server{tb: tb, dir: tb.TempDir(), port: freePort(tb), args: extraArgs}
-	s.start()
+	s.start(true)
 	tb.Cleanup(s.Stop)
 	return s
 }
@@ -97,37 +97,48 @@ func (s *Server) Resume() {
 func (s *Server) Restart() {
 	s.tb.Helper()
 	s.Stop()
-	s.start()
+	s.start(false)
 }
 
 // Start again after Stop, on the same port and dir.
 func (s *Server) Start() {
 	s.tb.Helper()
 	if s.cmd == nil {
-		s.start()
+		s.start(false)
 	}
 }
 
-func (s *Server) start() {
+// start runs redis-server and waits until it answers. Only the first start
+// may move to another port (another process took the one freePort found
+// before redis-server could bind it); a restart keeps its address.
+func (s *Server) start(firstStart bool) {
 	s.tb.Helper()
-	args := append([]string{
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--dir", s.dir,
-		"--save", "",
-		"--appendonly", "yes",
-		"--appendfsync", "always",
-		"--logfile", "redis.log",
-	}, s.args...)
 	var lastErr error
-	// Another process may take the port between freePort and exec; retry on a new one.
 	for attempt := 0; attempt < 3; attempt++ {
+		if attempt > 0 && firstStart {
+			s.port = freePort(s.tb)
+		}
+		args := append([]string{
+			"--port", strconv.Itoa(s.port),
+			"--bind", "127.0.0.1",
+			"--dir", s.dir,
+			"--save", "",
+			"--appendonly", "yes",
+			"--appendfsync", "always",
+			"--logfile", "redis.log",
+		}, s.args...)
 		cmd := exec.Command("redis-server", args...)
 		cmd.Dir = s.dir
+		cmd.SysProcAttr = dieWithParent()
 		if err := cmd.Start(); err != nil {
 			s.tb.Fatalf("redistest: start redis-server: %v", err)
 		}
-		if err := waitReady(s.Addr(), 5*time.Second); err != nil {
+		err := waitReady(s.Addr(), 5*time.Second)
+		if err == nil && s.pid() != cmd.Process.Pid {
+			// Something answers, but not ours: ours could not bind the port.
+			err = fmt.Errorf("port %d belongs to another redis-server", s.port)
+		}
+		if err != nil {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 			lastErr = err
@@ -138,6 +149,21 @@ func (s *Server) start() {
 	}
 	log, _ := os.ReadFile(s.dir + "/redis.log")
 	s.tb.Fatalf("redistest: redis-server on %s did not answer: %v\n%s", s.Addr(), lastErr, log)
+}
+
+// pid is the process id the server on s.Addr() reports (0 if unknown).
+func (s *Server) pid() int {
+	info, err := s.Do("INFO", "server")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
 }
 
 // Client opens a rueidis client to the server, closed when the test ends.

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package apptest
+
+import "syscall"
+
+// dieWithParent: only Linux can tie a child's life to its parent's.
+func dieWithParent() *syscall.SysProcAttr { return nil }
