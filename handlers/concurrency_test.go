@@ -90,7 +90,7 @@ func storedViews(t *testing.T, rs *redistest.Server, token string) int {
 
 // countHeaders are the two ways a browser counts: the plain link, and the
 // htmx button that swaps the counter.
-var countHeaders = [][]string{nil, {"HX-Request", "true", "HX-Target", "counter"}}
+var countHeaders = [][]string{nil, {"HX-Request", "true", "HX-Target", "view-count"}}
 
 // 200 views of one session, sent at once and spread over two app instances
 // on one Redis, raise the count by exactly 200: each is counted once, and

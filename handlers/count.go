@@ -50,9 +50,11 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	if token == "" {
 		n = a.Sessions.GetInt(ctx, sessions.KeyViews) + 1
 		a.Sessions.Put(ctx, sessions.KeyViews, n)
+		// A new session: the page has no live stream yet to tell its
+		// Redis panel (a stored session's count arrives over the stream).
+		w.Header().Set("HX-Trigger", "session-changed")
 	}
-	w.Header().Set("HX-Trigger", "session-changed")
-	if isHTMX(r) && r.Header.Get("HX-Target") == "counter" {
+	if isHTMX(r) && r.Header.Get("HX-Target") == "view-count" {
 		a.write(w, r, http.StatusOK, views.Counter(n))
 		return
 	}

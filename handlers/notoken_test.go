@@ -30,7 +30,7 @@ func TestNoTokenInAnyPageOrLog(t *testing.T) {
 
 	type fetch struct{ path, hxTarget string }
 	queue := []fetch{{"/", ""}, {"/profile", ""}, {"/count", ""}, {"/redis", ""}, {"/redis", "redis-panel"},
-		{"/count", "counter"}, {"/profile", "content"}, {"/sessions", ""}, {"/login", ""}, {"/register", ""}}
+		{"/count", "view-count"}, {"/profile", "content"}, {"/sessions", ""}, {"/login", ""}, {"/register", ""}}
 	seen := map[fetch]bool{}
 	for len(queue) > 0 {
 		f := queue[0]

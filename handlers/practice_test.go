@@ -200,3 +200,22 @@ func TestNavFollowsTheSession(t *testing.T) {
 		t.Errorf("an anonymous page has the Sessions link in its nav")
 	}
 }
+
+// A click on the counter gets the counter alone. Only the click that
+// creates the session tells the page's Redis panel to reload; later counts
+// reach it over the live stream, once.
+func TestCountClickGetsTheCounterAlone(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	click := []string{"HX-Request", "true", "HX-Target", "view-count"}
+	first := ta.get(c, "/count", click...)
+	if !strings.Contains(first.body, `id="view-count"`) || strings.Contains(first.body, `id="nav-links"`) {
+		t.Errorf("the click's answer is not the counter alone:\n%s", first.body)
+	}
+	if first.header.Get("HX-Trigger") != "session-changed" {
+		t.Errorf("the click that created the session did not ask the panel to reload")
+	}
+	if next := ta.get(c, "/count", click...); next.header.Get("HX-Trigger") != "" || viewCount(t, next.body) != "2" {
+		t.Errorf("second click: HX-Trigger %q, count %s; want none and 2", next.header.Get("HX-Trigger"), viewCount(t, next.body))
+	}
+}

@@ -127,7 +127,7 @@ func TestSoak(t *testing.T) {
 		}
 		if htmx {
 			req.Header.Set("HX-Request", "true")
-			req.Header.Set("HX-Target", "counter")
+			req.Header.Set("HX-Target", "view-count")
 		}
 		resp, err := client.Do(req)
 		if err != nil {
