@@ -51,7 +51,9 @@ func (a *App) registerFailed(w http.ResponseWriter, r *http.Request, form views.
 	var fieldErr *accounts.FieldError
 	switch {
 	case errors.As(err, &fieldErr):
-		setFieldError(&form, fieldErr)
+		for _, fe := range fieldErrors(err) {
+			setFieldError(&form, fe)
+		}
 		a.render(w, r, http.StatusUnprocessableEntity, "Create an account", views.RegisterPage(form))
 	case errors.Is(err, accounts.ErrTaken):
 		form.Username.Error = "That username is taken. Pick another, or log in if it is yours."
@@ -227,6 +229,21 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/login?from=logout", http.StatusSeeOther)
+}
+
+// fieldErrors lists the *accounts.FieldError in err, joined or not.
+func fieldErrors(err error) []*accounts.FieldError {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	var out []*accounts.FieldError
+	for _, e := range errs {
+		if fe, ok := errors.AsType[*accounts.FieldError](e); ok {
+			out = append(out, fe)
+		}
+	}
+	return out
 }
 
 func setFieldError(f *views.AuthForm, e *accounts.FieldError) {

@@ -219,3 +219,17 @@ func TestCountClickGetsTheCounterAlone(t *testing.T) {
 		t.Errorf("second click: HX-Trigger %q, count %s; want none and 2", next.header.Get("HX-Trigger"), viewCount(t, next.body))
 	}
 }
+
+// An empty sign-up form shows every field's error at once, not one per try.
+func TestRegisterShowsEveryFieldError(t *testing.T) {
+	ta := newTestApp(t)
+	r := ta.post(ta.client(), "/register", url.Values{"username": {""}, "password": {""}})
+	if r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("empty sign-up: %d, want 422", r.status)
+	}
+	for _, id := range []string{`id="username-error"`, `id="password-error"`} {
+		if !strings.Contains(r.body, id) {
+			t.Errorf("the form lacks %s:\n%s", id, r.body)
+		}
+	}
+}

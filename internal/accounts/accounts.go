@@ -81,13 +81,11 @@ func CheckPassword(p string) error {
 }
 
 // CheckNew checks the input of a new account and returns the normalized
-// username; the error is a *FieldError.
+// username. The error holds a *FieldError for each field that is wrong
+// (errors.Join), so a form can show them all at once.
 func CheckNew(username, password string) (string, error) {
-	name, err := NormalizeUsername(username)
-	if err != nil {
-		return "", err
-	}
-	if err := CheckPassword(password); err != nil {
+	name, uerr := NormalizeUsername(username)
+	if err := errors.Join(uerr, CheckPassword(password)); err != nil {
 		return "", err
 	}
 	return name, nil
