@@ -31,6 +31,7 @@ type sessionOps interface {
 	Take(ctx context.Context, token string) ([]byte, error)
 	MarkRenewed(ctx context.Context, token string) error
 	Renewed(ctx context.Context, token string) (bool, error)
+	Ended(ctx context.Context, token string) error
 }
 
 // sessionIndex is what the sessions page needs of internal/sessionindex.

@@ -221,6 +221,10 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	if old != "" {
 		a.Log.Info("session destroyed", "session", a.LogID(old))
+		if err := a.Ops.Ended(ctx, old); err != nil {
+			// The logout stands; other tabs learn it on their next request.
+			a.Log.Warn("logout not announced to open pages", "session", a.LogID(old), "err", err)
+		}
 	}
 	w.Header().Set("Clear-Site-Data", `"cookies"`)
 	if isHTMX(r) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 )
@@ -223,5 +224,66 @@ func TestStaySignedInWorksWithoutJavaScript(t *testing.T) {
 	}
 	if r := ta.post(c, "/session/touch", nil); r.status != http.StatusSeeOther || r.header.Get("Location") != "/profile" {
 		t.Errorf("plain POST /session/touch: %d to %q, want 303 to /profile", r.status, r.header.Get("Location"))
+	}
+}
+
+// Pages open on a session hear when it ends: on logout, and when a login
+// (in another tab) renews its token.
+func TestOpenPagesHearWhenTheirSessionEnds(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.get(c, "/count")
+	anon := hear(t, ta, ta.token(c))
+	ta.register(c, "tia", "tia-password")
+	wantRevoked(t, "login", anon)
+
+	loggedIn := hear(t, ta, ta.token(c))
+	ta.post(c, "/logout", nil)
+	wantRevoked(t, "logout", loggedIn)
+}
+
+// What a page's hook hears once its session ended: go to the login page
+// when the browser has no session any more, reload when it holds a new one.
+func TestSessionHookSaysWhereToGo(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.register(c, "uma", "uma-password")
+	hook := []string{"HX-Request", "true", "HX-Trigger", "session-hook"}
+
+	if r := ta.get(c, "/profile", hook...); r.status != http.StatusNoContent || r.header.Get("HX-Refresh") != "true" {
+		t.Errorf("logged in (a new session): %d, HX-Refresh %q; want 204 and a reload", r.status, r.header.Get("HX-Refresh"))
+	}
+	if r := ta.get(ta.client(), "/profile", hook...); r.status != http.StatusNoContent || r.header.Get("HX-Redirect") != "/login?from=logout" {
+		t.Errorf("no cookie: %d, HX-Redirect %q; want 204 to /login?from=logout", r.status, r.header.Get("HX-Redirect"))
+	}
+	if r := ta.get(c, "/profile", "HX-Request", "true"); r.status != http.StatusOK {
+		t.Errorf("an ordinary htmx GET /profile: %d", r.status)
+	}
+}
+
+// hear subscribes to a session's live channel, as its open pages do.
+func hear(t *testing.T, ta *testApp, token string) *live.Sub {
+	t.Helper()
+	sub, err := ta.app.Live.Subscribe(context.Background(), sessions.SessionChannel(sessions.ID(token)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ta.app.Live.Unsubscribe(sub) })
+	return sub
+}
+
+func wantRevoked(t *testing.T, what string, sub *live.Sub) {
+	t.Helper()
+	timeout := time.After(2 * time.Second)
+	for {
+		select {
+		case m := <-sub.C:
+			if m.Payload == sessions.MsgRevoked {
+				return
+			}
+		case <-timeout:
+			t.Errorf("%s: the session's open pages heard no %q", what, sessions.MsgRevoked)
+			return
+		}
 	}
 }

@@ -18,7 +18,20 @@ func (a *App) profile(w http.ResponseWriter, r *http.Request) {
 		a.loginRequired(w, r)
 		return
 	}
+	if fromSessionHook(r) {
+		// The page's session ended, and the browser already holds a new
+		// one (a login in another tab): reload the page with it.
+		w.Header().Set("HX-Refresh", "true")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	a.render(w, r, http.StatusOK, "Profile", views.ProfilePage(a.profileView(r.Context(), u)))
+}
+
+// fromSessionHook: the request is views.RevokedHook asking where its page
+// should go now that the page's session has ended.
+func fromSessionHook(r *http.Request) bool {
+	return isHTMX(r) && r.Header.Get("HX-Trigger") == "session-hook"
 }
 
 func (a *App) profileView(ctx context.Context, u sessions.User) views.Profile {
@@ -45,6 +58,12 @@ func (a *App) profileView(ctx context.Context, u sessions.User) views.Profile {
 func (a *App) loginRequired(w http.ResponseWriter, r *http.Request) {
 	if st, _ := stateOf(r.Context()); isHTMX(r) && st != nil && st.stale {
 		a.sessionEnded(w, r)
+		return
+	}
+	if fromSessionHook(r) {
+		// No session cookie left: a logout in another tab cleared it.
+		w.Header().Set("HX-Redirect", "/login?from=logout")
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	a.render(w, r, http.StatusUnauthorized, "Please log in",

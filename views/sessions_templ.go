@@ -513,9 +513,12 @@ func StaySignedInControl(s StaySignedIn) templ.Component {
 	})
 }
 
-// RevokedHook sends a page whose session was revoked or has ended to the
-// login page: on the stream's "revoked" event it asks for /profile, which
-// answers 401 with HX-Redirect to /login?from=expired. No inline script.
+// RevokedHook moves a page whose session has ended (revoked, logged out in
+// another tab, or renewed by a login in another tab): on the stream's
+// "revoked" event it asks /profile where to go (the login page, or a reload
+// with the new session). The delay lets the tab that logged out or changed
+// the password finish its own navigation first; only other tabs act. No
+// inline script.
 func RevokedHook() templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
@@ -533,7 +536,7 @@ func RevokedHook() templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 53, "<div hidden hx-get=\"/profile\" hx-trigger=\"sse:revoked\" hx-swap=\"none\" data-testid=\"revoked-hook\"></div>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 53, "<div hidden id=\"session-hook\" hx-get=\"/profile\" hx-trigger=\"sse:revoked delay:1s\" hx-swap=\"none\" data-testid=\"revoked-hook\"></div>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -147,3 +147,63 @@ func TestBrowserStaySignedIn(t *testing.T) {
 		t.Errorf("the warning is still shown after staying signed in")
 	}
 }
+
+// Logging out in one tab ends the session in the others, on any instance:
+// they go to the login page on their own instead of showing a session that
+// is gone. The tab that logged out keeps its own history (Back works).
+func TestBrowserLogoutReachesTheOtherTabs(t *testing.T) {
+	a, b := twoInstances(t)
+	left := newBrowser(t)
+	right := left.newTab()
+
+	left.open(a.URL + "/register")
+	left.fill("username", "otto")
+	left.fill("password", "otto-password")
+	left.click("register-submit")
+	left.waitText("hello", "Hello otto")
+	left.open(a.URL + "/profile")
+	right.open(b.URL + "/count")
+	right.waitText("view-count", "1")
+	waitStreams(t, a, 1)
+	waitStreams(t, b, 1)
+
+	left.click("logout")
+	left.waitFor("the logout notice", `document.querySelector('[data-testid=notice]') !== null`)
+	right.waitFor("the other tab at the login page", `location.pathname === '/login'`)
+	if right.present("view-count") {
+		t.Errorf("the other tab still shows the counter")
+	}
+	left.back("/profile")
+	if !left.present("login-prompt") {
+		t.Errorf("Back in the tab that logged out does not show the login prompt")
+	}
+}
+
+// A login in one tab renews the session's token; a tab open on the old
+// token reloads with the new one (logged in, same count) instead of
+// counting into a session that is gone.
+func TestBrowserLoginInAnotherTabReloadsThisOne(t *testing.T) {
+	a, _ := twoInstances(t)
+	setup := newBrowser(t).privateWindow()
+	setup.open(a.URL + "/register")
+	setup.fill("username", "pia")
+	setup.fill("password", "pia-password")
+	setup.click("register-submit")
+	setup.waitText("hello", "Hello pia")
+
+	left := newBrowser(t)
+	left.open(a.URL + "/count")
+	left.waitText("view-count", "1")
+	left.open(a.URL + "/count") // now with a session, so with a stream
+	left.waitText("view-count", "2")
+	waitStreams(t, a, 2) // setup's profile and left's counter
+	right := left.newTab()
+	right.open(a.URL + "/login")
+	right.fill("username", "pia")
+	right.fill("password", "pia-password")
+	right.click("login-submit")
+	right.waitText("hello", "Hello pia")
+
+	left.waitFor("the counter tab to reload logged in", `(document.querySelector('[data-testid=whoami]')?.textContent ?? '').includes('pia')`)
+	left.count(3)
+}

@@ -38,9 +38,7 @@ func (m *MemoryOps) IncrViews(ctx context.Context, token, user string) (int, err
 	if err := m.save(token, deadline, values, m.expiry(seen, deadline)); err != nil {
 		return 0, err
 	}
-	if m.Publish != nil {
-		m.Publish(SessionChannel(ID(token)), MsgCountPrefix+strconv.Itoa(n))
-	}
+	m.publish(SessionChannel(ID(token)), MsgCountPrefix+strconv.Itoa(n))
 	return n, nil
 }
 
@@ -70,7 +68,20 @@ func (m *MemoryOps) Take(ctx context.Context, token string) ([]byte, error) {
 	if err := m.Store.Delete(token); err != nil {
 		return nil, fmt.Errorf("sessions: take: %w", err)
 	}
+	m.publish(SessionChannel(ID(token)), MsgRevoked)
 	return b, nil
+}
+
+// Ended tells a session's open pages that it has ended (see Ops.Ended).
+func (m *MemoryOps) Ended(ctx context.Context, token string) error {
+	m.publish(SessionChannel(ID(token)), MsgRevoked)
+	return nil
+}
+
+func (m *MemoryOps) publish(channel, payload string) {
+	if m.Publish != nil {
+		m.Publish(channel, payload)
+	}
 }
 
 // MarkRenewed records that token is being replaced (see Ops.MarkRenewed).

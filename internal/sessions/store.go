@@ -129,11 +129,19 @@ func (o *Ops) Touch(ctx context.Context, token, user string, seen, expiry time.T
 	return nil
 }
 
+// take is GETDEL that also tells the session's open pages it has ended.
+var take = rueidis.NewLuaScript(`
+local v = redis.call('GETDEL', KEYS[1])
+if v then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return v`)
+
 // Take atomically reads and deletes a stored session (GETDEL). Renewing a
 // token with it carries over every update made to the old key up to the
 // moment it disappears, instead of the copy the request loaded earlier.
+// In the same step, pages open on the old token hear "revoked", and reload
+// with the browser's new one.
 func (o *Ops) Take(ctx context.Context, token string) ([]byte, error) {
-	b, err := o.rdb.Do(ctx, o.rdb.B().Getdel().Key(Key(token)).Build()).AsBytes()
+	b, err := take.Exec(ctx, o.rdb, []string{Key(token)}, []string{SessionChannel(ID(token)), MsgRevoked}).AsBytes()
 	if rueidis.IsRedisNil(err) {
 		return nil, ErrNoSession
 	}
@@ -141,6 +149,16 @@ func (o *Ops) Take(ctx context.Context, token string) ([]byte, error) {
 		return nil, fmt.Errorf("sessions: take: %w", err)
 	}
 	return b, nil
+}
+
+// Ended tells a session's open pages that it has ended (a logout), so
+// they leave instead of showing a session that is gone.
+func (o *Ops) Ended(ctx context.Context, token string) error {
+	err := o.rdb.Do(ctx, o.rdb.B().Publish().Channel(SessionChannel(ID(token))).Message(MsgRevoked).Build()).Error()
+	if err != nil {
+		return fmt.Errorf("sessions: ended: %w", err)
+	}
+	return nil
 }
 
 // LogID is a short salted hash of a token: enough to follow one session
