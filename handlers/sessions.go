@@ -25,14 +25,18 @@ func (a *App) sessionsPage(w http.ResponseWriter, r *http.Request) {
 		a.loginRequired(w, r)
 		return
 	}
-	var notice string
-	switch r.URL.Query().Get("from") {
+	a.showSessions(w, r, u, sessionsNotice(r.URL.Query().Get("from")), views.PasswordForm{})
+}
+
+// sessionsNotice says what the action that led to the sessions page did.
+func sessionsNotice(from string) string {
+	switch from {
 	case "password":
-		notice = "Your password is changed, and every other session of yours is logged out."
+		return "Your password is changed, and every other session of yours is logged out."
 	case "revoked-others":
-		notice = "Every other session of yours is logged out."
+		return "Every other session of yours is logged out."
 	}
-	a.showSessions(w, r, u, notice, views.PasswordForm{})
+	return ""
 }
 
 // showSessions renders the sessions page, or the list alone when the list
@@ -144,6 +148,7 @@ func (a *App) afterRevoke(w http.ResponseWriter, r *http.Request, u sessions.Use
 		a.fail(w, r, err)
 		return
 	}
+	p.Notice = sessionsNotice(from)
 	w.Header().Set("HX-Trigger", "session-changed")
 	a.write(w, r, http.StatusOK, views.SessionList(p))
 }

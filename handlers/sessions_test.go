@@ -247,3 +247,18 @@ func TestIndexFollowsLoginAndLogout(t *testing.T) {
 }
 
 func apptestClient(t *testing.T) *http.Client { return browser(t, chromeWin) }
+
+// "Log out everywhere else" says it is done, with JavaScript (the list
+// fragment carries the notice) and without (the page after the redirect).
+func TestLogOutEverywhereElseSaysItIsDone(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.register(c, "ned", "ned-password")
+	const done = "Every other session of yours is logged out."
+	if r := ta.post(c, "/sessions/revoke-others", nil, "HX-Request", "true", "HX-Target", "session-list"); !strings.Contains(r.body, done) {
+		t.Errorf("htmx answer lacks the notice:\n%s", r.body)
+	}
+	if r := ta.get(c, "/sessions?from=revoked-others"); !strings.Contains(r.body, done) {
+		t.Errorf("the page after the redirect lacks the notice")
+	}
+}
