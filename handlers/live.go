@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
@@ -209,9 +210,10 @@ func (a *App) staySignedIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("HX-Trigger", "session-changed")
-	ctrl := views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, Touched: true})
 	if isHTMX(r) {
-		a.write(w, r, http.StatusOK, ctrl)
+		a.write(w, r, http.StatusOK, templ.Join(
+			views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, Touched: true}),
+			views.IdleDeadline(end, now, true)))
 		return
 	}
 	http.Redirect(w, r, "/profile", http.StatusSeeOther)

@@ -170,6 +170,9 @@ func TestStaySignedInMovesTheIdleDeadline(t *testing.T) {
 	if r.status != http.StatusOK || !strings.Contains(r.body, `data-testid="touched"`) {
 		t.Fatalf("POST /session/touch: %d\n%s", r.status, r.body)
 	}
+	if !strings.Contains(r.body, `id="idle-deadline" data-testid="idle-deadline" hx-swap-oob="true"`) {
+		t.Errorf("the answer does not update the profile's idle-timeout line:\n%s", r.body)
+	}
 	ttl, err := rdb.Do(ctx, rdb.B().Pttl().Key(key).Build()).AsInt64()
 	if err != nil {
 		t.Fatal(err)
