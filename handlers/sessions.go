@@ -47,6 +47,7 @@ func (a *App) showSessions(w http.ResponseWriter, r *http.Request, u sessions.Us
 		a.fail(w, r, err)
 		return
 	}
+	pf.Username = u.Username
 	p.Notice, p.Password = notice, pf
 	if isHTMX(r) && r.Header.Get("HX-Target") == "session-list" {
 		a.write(w, r, http.StatusOK, views.SessionList(p))

@@ -24,6 +24,7 @@ type SessionRow struct {
 
 // PasswordForm is the change-password form on the sessions page.
 type PasswordForm struct {
+	Username     string // whose password: a hidden field tells password managers
 	Current, New Field
 	Error        string
 }
