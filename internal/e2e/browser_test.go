@@ -20,7 +20,13 @@ import (
 // profile it lands on.
 func (b *browser) register(s *site, name, password string) {
 	b.t.Helper()
-	b.open(s.url("/register"))
+	b.registerAt(s.app.URL, name, password)
+}
+
+// registerAt is register on the app at base.
+func (b *browser) registerAt(base, name, password string) {
+	b.t.Helper()
+	b.open(base + "/register")
 	b.fill("username", name)
 	b.fill("password", password)
 	b.click("register-submit")
@@ -30,7 +36,13 @@ func (b *browser) register(s *site, name, password string) {
 // login logs in through the login form and waits for the profile.
 func (b *browser) login(s *site, name, password string) {
 	b.t.Helper()
-	b.open(s.url("/login"))
+	b.loginAt(s.app.URL, name, password)
+}
+
+// loginAt is login on the app at base.
+func (b *browser) loginAt(base, name, password string) {
+	b.t.Helper()
+	b.open(base + "/login")
 	b.fill("username", name)
 	b.fill("password", password)
 	b.click("login-submit")

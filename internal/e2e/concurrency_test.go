@@ -30,13 +30,7 @@ func TestConcurrentCountsOnTwoProcesses(t *testing.T) {
 	if s := postForm(t, c, a.URL+"/register", url.Values{"username": {"duo"}, "password": {"duo-password"}}); s != http.StatusSeeOther {
 		t.Fatalf("register: %d", s)
 	}
-	u, _ := url.Parse(a.URL)
-	var token string
-	for _, ck := range c.Jar.Cookies(u) {
-		if ck.Name == "session" {
-			token = ck.Value
-		}
-	}
+	token := sessionToken(t, c, a.URL)
 
 	// Live streams, opened before the counts.
 	ctx, cancel := context.WithCancel(context.Background())

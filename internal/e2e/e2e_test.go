@@ -68,3 +68,19 @@ func viewCount(t *testing.T, body string) string {
 	rest = rest[strings.Index(rest, ">")+1:]
 	return rest[:strings.Index(rest, "<")]
 }
+
+// sessionToken is the session cookie the client holds for the app at base.
+func sessionToken(t *testing.T, c *http.Client, base string) string {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ck := range c.Jar.Cookies(u) {
+		if ck.Name == "session" {
+			return ck.Value
+		}
+	}
+	t.Fatalf("no session cookie for %s", base)
+	return ""
+}

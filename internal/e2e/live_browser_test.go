@@ -156,11 +156,7 @@ func TestBrowserLogoutReachesTheOtherTabs(t *testing.T) {
 	left := newBrowser(t)
 	right := left.newTab()
 
-	left.open(a.URL + "/register")
-	left.fill("username", "otto")
-	left.fill("password", "otto-password")
-	left.click("register-submit")
-	left.waitText("hello", "Hello otto")
+	left.registerAt(a.URL, "otto", "otto-password")
 	left.open(a.URL + "/profile")
 	right.open(b.URL + "/count")
 	right.waitText("view-count", "1")
@@ -185,11 +181,7 @@ func TestBrowserLogoutReachesTheOtherTabs(t *testing.T) {
 func TestBrowserLoginInAnotherTabReloadsThisOne(t *testing.T) {
 	a, _ := twoInstances(t)
 	setup := newBrowser(t).privateWindow()
-	setup.open(a.URL + "/register")
-	setup.fill("username", "pia")
-	setup.fill("password", "pia-password")
-	setup.click("register-submit")
-	setup.waitText("hello", "Hello pia")
+	setup.registerAt(a.URL, "pia", "pia-password")
 
 	left := newBrowser(t)
 	left.open(a.URL + "/count")
@@ -198,11 +190,7 @@ func TestBrowserLoginInAnotherTabReloadsThisOne(t *testing.T) {
 	left.waitText("view-count", "2")
 	waitStreams(t, a, 2) // setup's profile and left's counter
 	right := left.newTab()
-	right.open(a.URL + "/login")
-	right.fill("username", "pia")
-	right.fill("password", "pia-password")
-	right.click("login-submit")
-	right.waitText("hello", "Hello pia")
+	right.loginAt(a.URL, "pia", "pia-password")
 
 	left.waitFor("the counter tab to reload logged in", `(document.querySelector('[data-testid=whoami]')?.textContent ?? '').includes('pia')`)
 	left.count(3)

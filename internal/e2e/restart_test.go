@@ -50,14 +50,7 @@ func TestLifetimeFlagBoundsTheSessionKey(t *testing.T) {
 	if s := postForm(t, c, app.URL+"/register", url.Values{"username": {"lia"}, "password": {"lia-password"}}); s != http.StatusSeeOther {
 		t.Fatalf("register: %d", s)
 	}
-	u, _ := url.Parse(app.URL)
-	var token string
-	for _, ck := range c.Jar.Cookies(u) {
-		if ck.Name == "session" {
-			token = ck.Value
-		}
-	}
-	ttl, err := strconv.Atoi(rs.MustDo("TTL", "sess:"+token))
+	ttl, err := strconv.Atoi(rs.MustDo("TTL", "sess:"+sessionToken(t, c, app.URL)))
 	if err != nil || ttl <= 0 || ttl > 120 {
 		t.Errorf("TTL of the session key with -lifetime 2m: %d (%v), want 1..120 s", ttl, err)
 	}
