@@ -195,3 +195,25 @@ func TestBrowserLoginInAnotherTabReloadsThisOne(t *testing.T) {
 	left.waitFor("the counter tab to reload logged in", `(document.querySelector('[data-testid=whoami]')?.textContent ?? '').includes('pia')`)
 	left.count(3)
 }
+
+// A password change renews this tab's token too: the tab lands on the
+// sessions page with the notice, logged in, and stays there (its own
+// "revoked" event must not send it anywhere else).
+func TestBrowserPasswordChangeKeepsThisTab(t *testing.T) {
+	a, _ := twoInstances(t)
+	b := newBrowser(t)
+	b.registerAt(a.URL, "quinn", "quinn-password")
+	b.open(a.URL + "/sessions")
+	waitStreams(t, a, 1)
+	b.fill("current-password", "quinn-password")
+	b.fill("new-password", "quinn-new-password")
+	b.click("password-submit")
+	b.waitFor("the password notice", `(document.querySelector('[data-testid=notice]')?.textContent ?? '').includes('password is changed')`)
+	time.Sleep(2 * time.Second) // past the hook's 1 s delay: nothing more may happen
+	if got := b.path(); got != "/sessions?from=password" {
+		t.Errorf("after the password change the tab is at %s, want /sessions?from=password", got)
+	}
+	if got := b.text("whoami"); !strings.Contains(got, "quinn") {
+		t.Errorf("after the password change the header shows %q, want quinn logged in", got)
+	}
+}
