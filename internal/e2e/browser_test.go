@@ -26,11 +26,7 @@ func (b *browser) register(s *site, name, password string) {
 // registerAt is register on the app at base.
 func (b *browser) registerAt(base, name, password string) {
 	b.t.Helper()
-	b.open(base + "/register")
-	b.fill("username", name)
-	b.fill("password", password)
-	b.click("register-submit")
-	b.waitText("hello", "Hello "+name)
+	b.submitAccountForm(base, "register", name, password)
 }
 
 // login logs in through the login form and waits for the profile.
@@ -42,10 +38,17 @@ func (b *browser) login(s *site, name, password string) {
 // loginAt is login on the app at base.
 func (b *browser) loginAt(base, name, password string) {
 	b.t.Helper()
-	b.open(base + "/login")
+	b.submitAccountForm(base, "login", name, password)
+}
+
+// submitAccountForm fills the register or login form (its page and its
+// submit button share the name) and waits for the profile.
+func (b *browser) submitAccountForm(base, form, name, password string) {
+	b.t.Helper()
+	b.open(base + "/" + form)
 	b.fill("username", name)
 	b.fill("password", password)
-	b.click("login-submit")
+	b.click(form + "-submit")
 	b.waitText("hello", "Hello "+name)
 }
 

@@ -164,12 +164,25 @@ func (b *browser) start(path string, cancel context.CancelFunc) {
 // new browser context: its own cookies and storage, like a private window.
 func (b *browser) privateWindow() *browser {
 	b.t.Helper()
+	return b.openPage("a private window", chromedp.WithNewBrowserContext())
+}
+
+// newTab opens another tab in the same browser: same cookies, same session.
+func (b *browser) newTab() *browser {
+	b.t.Helper()
+	return b.openPage("a tab")
+}
+
+// openPage opens another page in the same Chromium, with its own console
+// checks.
+func (b *browser) openPage(what string, opts ...chromedp.ContextOption) *browser {
+	b.t.Helper()
 	p := &browser{t: b.t}
-	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(p.listen))
+	ctx, cancel := chromedp.NewContext(b.ctx, append(opts, chromedp.WithListener(p.listen))...)
 	p.ctx = ctx
 	b.t.Cleanup(cancel)
 	if err := chromedp.Do(ctx); err != nil {
-		b.t.Fatalf("browser: open a private window: %v", err)
+		b.t.Fatalf("browser: open %s: %v", what, err)
 	}
 	b.t.Cleanup(p.report)
 	return p

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
-
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 )
@@ -24,20 +22,6 @@ func twoInstances(t *testing.T) (a, b *apptest.Process) {
 	rs := redistest.Start(t)
 	return apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a"),
 		apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b")
-}
-
-// newTab opens another tab in the same browser: same cookies, same session.
-func (b *browser) newTab() *browser {
-	b.t.Helper()
-	tab := &browser{t: b.t}
-	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithListener(tab.listen))
-	tab.ctx = ctx
-	b.t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		b.t.Fatalf("browser: open a tab: %v", err)
-	}
-	b.t.Cleanup(tab.report)
-	return tab
 }
 
 // waitStreams waits until the instance holds exactly n open event streams,
