@@ -48,10 +48,9 @@ func (a *App) register(w http.ResponseWriter, r *http.Request) {
 // registerFailed shows the form again with what was wrong: 422 next to the
 // field, 409 for a taken name.
 func (a *App) registerFailed(w http.ResponseWriter, r *http.Request, form views.AuthForm, err error) {
-	var fieldErr *accounts.FieldError
-	switch {
-	case errors.As(err, &fieldErr):
-		for _, fe := range fieldErrors(err) {
+	switch fes := fieldErrors(err); {
+	case len(fes) > 0:
+		for _, fe := range fes {
 			setFieldError(&form, fe)
 		}
 		a.render(w, r, http.StatusUnprocessableEntity, "Create an account", views.RegisterPage(form))
@@ -235,19 +234,22 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login?from=logout", http.StatusSeeOther)
 }
 
-// fieldErrors lists the *accounts.FieldError in err, joined or not.
+// fieldErrors lists every *accounts.FieldError in err's tree (wrapped,
+// joined, or both), as errors.As would find the first.
 func fieldErrors(err error) []*accounts.FieldError {
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	var out []*accounts.FieldError
-	for _, e := range errs {
-		if fe, ok := errors.AsType[*accounts.FieldError](e); ok {
-			out = append(out, fe)
+	switch e := err.(type) {
+	case *accounts.FieldError:
+		return []*accounts.FieldError{e}
+	case interface{ Unwrap() []error }:
+		var out []*accounts.FieldError
+		for _, x := range e.Unwrap() {
+			out = append(out, fieldErrors(x)...)
 		}
+		return out
+	case interface{ Unwrap() error }:
+		return fieldErrors(e.Unwrap())
 	}
-	return out
+	return nil
 }
 
 func setFieldError(f *views.AuthForm, e *accounts.FieldError) {
