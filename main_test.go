@@ -1,13 +1,19 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
 )
 
 // Slow clients cannot hold connections open: every server timeout is set.
@@ -132,5 +138,23 @@ func TestRunWithoutRedisSaysSoInOneLine(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("run took %v to give up", d)
+	}
+}
+
+// The tests start the app without the developer's settings; they must know
+// every variable the app reads, as its flags name them.
+func TestAppTestKnowsEverySetting(t *testing.T) {
+	var usage strings.Builder
+	if _, err := parseConfig([]string{"sessionlab", "-h"}, func(string) string { return "" }, &usage); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	var read []string
+	for _, m := range regexp.MustCompile(`\(env ([A-Z_]+)`).FindAllStringSubmatch(usage.String(), -1) {
+		read = append(read, m[1])
+	}
+	slices.Sort(read)
+	known := slices.Sorted(slices.Values(apptest.AppSettings))
+	if len(read) == 0 || !slices.Equal(read, known) {
+		t.Errorf("the app reads %v; apptest.AppSettings has %v", read, known)
 	}
 }

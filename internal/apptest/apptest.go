@@ -161,15 +161,18 @@ func Client(tb testing.TB) *http.Client {
 	}
 }
 
-// Env is the test's environment without the app's own settings: a
-// developer's STORE=memory or DEBUG_ADDR must not change what a test runs.
+// AppSettings are the environment variables the app reads (main_test.go
+// checks this list against the app's flags).
+var AppSettings = []string{"ADDR", "REDIS_URL", "INSTANCE", "COOKIE_SECURE", "SESSION_LIFETIME", "SESSION_IDLE",
+	"SHUTDOWN_TIMEOUT", "BCRYPT_COST", "LOG_LEVEL", "STORE", "DEBUG_ADDR", "TRUSTED_PROXIES"}
+
+// Env is the test's environment without AppSettings: a developer's
+// STORE=memory or DEBUG_ADDR must not change what a test runs.
 func Env() []string {
-	own := []string{"ADDR", "REDIS_URL", "INSTANCE", "COOKIE_SECURE", "SESSION_LIFETIME", "SESSION_IDLE",
-		"SHUTDOWN_TIMEOUT", "BCRYPT_COST", "LOG_LEVEL", "STORE", "DEBUG_ADDR", "TRUSTED_PROXIES"}
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if !slices.Contains(own, name) {
+		if !slices.Contains(AppSettings, name) {
 			env = append(env, kv)
 		}
 	}
