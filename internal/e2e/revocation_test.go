@@ -1,0 +1,181 @@
+package e2e
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+)
+
+// loggedIn reports whether c's session is logged in as user on the app at
+// base: its profile greets the user.
+func loggedIn(t *testing.T, c *http.Client, base, user string) bool {
+	t.Helper()
+	status, body := get(t, c, base+"/profile")
+	return status == http.StatusOK && strings.Contains(body, `data-testid="hello">Hello `+user+"<")
+}
+
+// logInClient is a new browser logged in as user on the app at base.
+func logInClient(t *testing.T, base, user, password string) *http.Client {
+	t.Helper()
+	c := apptest.Client(t)
+	if s := postForm(t, c, base+"/login", url.Values{"username": {user}, "password": {password}}); s != http.StatusSeeOther {
+		t.Fatalf("log in %s on %s: status %d, want 303", user, base, s)
+	}
+	return c
+}
+
+// No session escapes revocation: once a password change or "log out
+// everywhere else" has answered, every other session of the user that was
+// logged in before it is logged out on its next request, on either
+// instance, whatever happened to the user's session index.
+func TestNoSessionEscapesRevocation(t *testing.T) {
+	rs := redistest.Start(t)
+	// A real bcrypt cost keeps each login in flight for a while, as in
+	// production, so the change lands in the middle of many of them.
+	a := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a", "-bcrypt-cost", "8")
+	b := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b", "-bcrypt-cost", "8")
+	apps := []*apptest.Process{a, b}
+
+	t.Run("logins with the old password racing a password change", func(t *testing.T) {
+		const user, oldPw, newPw = "racer", "old-password", "new-password"
+		owner := apptest.Client(t)
+		if s := postForm(t, owner, a.URL+"/register", url.Values{"username": {user}, "password": {oldPw}}); s != http.StatusSeeOther {
+			t.Fatalf("register: %d", s)
+		}
+		// Old-password logins on both instances, started before and
+		// during the change, until well after it.
+		type login struct {
+			c      *http.Client
+			status int
+			err    error
+		}
+		var (
+			mu      sync.Mutex
+			logins  []*login
+			wg      sync.WaitGroup
+			changed = make(chan struct{})
+		)
+		fire := func(i int) {
+			l := &login{c: apptest.Client(t)}
+			mu.Lock()
+			logins = append(logins, l)
+			mu.Unlock()
+			wg.Go(func() {
+				resp, err := l.c.PostForm(apps[i%2].URL+"/login", url.Values{"username": {user}, "password": {oldPw}})
+				if err != nil {
+					l.err = err
+					return
+				}
+				resp.Body.Close()
+				l.status = resp.StatusCode
+			})
+		}
+		var firing sync.WaitGroup
+		firing.Go(func() {
+			for i := 0; ; i++ {
+				fire(i)
+				select {
+				case <-changed:
+					for j := range 8 { // a few more right after the change
+						fire(i + 1 + j)
+					}
+					return
+				case <-time.After(3 * time.Millisecond):
+				}
+			}
+		})
+		time.Sleep(100 * time.Millisecond)
+		resp, err := owner.PostForm(a.URL+"/password", url.Values{"current": {oldPw}, "new": {newPw}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		close(changed)
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("password change: status %d, want 303", resp.StatusCode)
+		}
+		firing.Wait()
+		wg.Wait()
+
+		succeeded, alive := 0, 0
+		for i, l := range logins {
+			if l.err != nil {
+				t.Fatalf("login %d: %v", i, l.err)
+			}
+			if l.status != http.StatusSeeOther {
+				continue
+			}
+			succeeded++
+			for _, p := range apps {
+				if loggedIn(t, l.c, p.URL, user) {
+					alive++
+					t.Errorf("old-password login #%d is still logged in on %s after the change", i, p.Addr)
+				}
+			}
+		}
+		t.Logf("%d logins fired, %d succeeded with the old password before the change; %d still alive after", len(logins), succeeded, alive)
+		if succeeded < 5 {
+			t.Errorf("only %d old-password logins succeeded: the race was not exercised", succeeded)
+		}
+		for _, p := range apps {
+			if !loggedIn(t, owner, p.URL, user) {
+				t.Errorf("the session that changed the password is logged out on %s", p.Addr)
+			}
+		}
+	})
+
+	for _, tc := range []struct {
+		name   string
+		user   string
+		revoke func(t *testing.T, owner *http.Client, user string)
+	}{
+		{"a password change with the session index lost", "lost1", func(t *testing.T, owner *http.Client, user string) {
+			if s := postForm(t, owner, b.URL+"/password", url.Values{"current": {user + "-password"}, "new": {user + "-changed"}}); s != http.StatusSeeOther {
+				t.Fatalf("password change: %d", s)
+			}
+		}},
+		{"log out everywhere else with the session index lost", "lost2", func(t *testing.T, owner *http.Client, user string) {
+			if s := postForm(t, owner, b.URL+"/sessions/revoke-others", url.Values{}); s != http.StatusSeeOther {
+				t.Fatalf("revoke others: %d", s)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			owner := apptest.Client(t)
+			if s := postForm(t, owner, a.URL+"/register", url.Values{"username": {tc.user}, "password": {tc.user + "-password"}}); s != http.StatusSeeOther {
+				t.Fatalf("register: %d", s)
+			}
+			var others []*http.Client
+			for i := range 4 {
+				c := logInClient(t, apps[i%2].URL, tc.user, tc.user+"-password")
+				if !loggedIn(t, c, apps[(i+1)%2].URL, tc.user) {
+					t.Fatalf("other session %d is not logged in before the revocation", i)
+				}
+				others = append(others, c)
+			}
+			if n := rs.MustDo("DEL", sessions.IndexKey(tc.user)); n != "1" {
+				t.Fatalf("DEL %s = %s, want 1", sessions.IndexKey(tc.user), n)
+			}
+			tc.revoke(t, owner, tc.user)
+			for i, c := range others {
+				for _, p := range apps {
+					if loggedIn(t, c, p.URL, tc.user) {
+						t.Errorf("other session %d is still logged in on %s", i, p.Addr)
+					}
+				}
+			}
+			for _, p := range apps {
+				if !loggedIn(t, owner, p.URL, tc.user) {
+					t.Errorf("the revoking session is logged out on %s", p.Addr)
+				}
+			}
+		})
+	}
+}
