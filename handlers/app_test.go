@@ -49,7 +49,7 @@ func newTestApp(t testing.TB, options ...func(*App)) *testApp {
 // newTestAppOn serves another app instance on an existing Redis.
 func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *testApp {
 	t.Helper()
-	opt := rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true,
+	opt := rueidis.ClientOption{InitAddress: []string{rs.Addr()},
 		ConnWriteTimeout: 2 * time.Second, Dialer: net.Dialer{Timeout: time.Second}}
 	rdb, err := rueidis.NewClient(opt)
 	if err != nil {
