@@ -198,7 +198,7 @@ func (a *App) toProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("HX-Push-Url", "/profile")
-	w.Header().Set("HX-Trigger", "session-changed")
+	w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	u, _ := a.currentUser(r.Context())
 	a.render(w, r, http.StatusOK, "Profile", views.ProfilePage(a.profileView(r.Context(), u)))
 }

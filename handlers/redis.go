@@ -20,7 +20,7 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if isHTMX(r) && r.Header.Get("HX-Target") == "redis-panel" {
+	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDRedisPanel {
 		a.write(w, r, http.StatusOK, views.RedisPanel(entries))
 		return
 	}

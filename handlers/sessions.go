@@ -49,7 +49,7 @@ func (a *App) showSessions(w http.ResponseWriter, r *http.Request, u sessions.Us
 	}
 	pf.Username = u.Username
 	p.Notice, p.Password = notice, pf
-	if isHTMX(r) && r.Header.Get("HX-Target") == "session-list" {
+	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDSessionList {
 		a.write(w, r, http.StatusOK, views.SessionList(p))
 		return
 	}
@@ -157,7 +157,7 @@ func (a *App) afterRevoke(w http.ResponseWriter, r *http.Request, u sessions.Use
 		return
 	}
 	p.Notice = sessionsNotice(from)
-	w.Header().Set("HX-Trigger", "session-changed")
+	w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	a.write(w, r, http.StatusOK, views.SessionList(p))
 }
 
