@@ -129,15 +129,19 @@ func SessionKey(sessionID string) string { return "password:fail:session:" + ses
 // pendingFor, so an attempt whose process died is forgotten.
 func Pending(counter string) string { return counter + ":pending" }
 
-// pendingFor outlives any attempt: a request's Redis work is bounded to
-// about a second and a bcrypt comparison takes a fraction of one.
-const pendingFor = 10 * time.Second
+// pendingFor outlives an attempt: a request's Redis work is bounded to
+// about a second and a bcrypt comparison takes a fraction of one. It is
+// short because an attempt whose settling was lost (Redis ran the script
+// but its answer never came back, in an outage) holds others up until then.
+const pendingFor = 3 * time.Second
 
 // busyFor is how long an attempt waits for the attempts in flight to be
 // settled, when they alone could take it past a limit, before it is
-// answered 429 all the same; busyPoll is how often it looks.
+// answered 429 all the same: longer than pendingFor, so only a flood of
+// live attempts, never a lost one, gets that 429. busyPoll is how often it
+// looks.
 const (
-	busyFor  = 2 * time.Second
+	busyFor  = pendingFor + time.Second
 	busyPoll = 25 * time.Millisecond
 )
 
