@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
-	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -28,14 +27,13 @@ import (
 	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
-	"github.com/redis/rueidis"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sessionlab/sessionlab/handlers"
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
-	"github.com/sessionlab/sessionlab/internal/redisbound"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/throttle"
@@ -155,19 +153,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: cfg.logLevel}))
 
-	rdb, err := connectRedis(ctx, cfg.redisURL)
+	rdb, err := redisconn.Connect(ctx, cfg.redisURL)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	pool, err := sessions.NewPool(cfg.redisURL)
+	pool, err := redisconn.NewPool(cfg.redisURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 
 	sm := scs.New()
-	sm.Store = sessions.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.idle}}
+	sm.Store = redisconn.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.idle}}
 	sm.Codec = sessions.Codec{}
 	sm.Lifetime = cfg.lifetime
 	sm.Cookie = handlers.SessionCookie(cfg.cookieSecure)
@@ -264,7 +262,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		log.Info("debug listener", "addr", dln.Addr().String())
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "url", browserURL(ln.Addr()), "instance", instance,
-		"process", app.ProcessID, "redis", redactURL(cfg.redisURL), "store", cfg.store,
+		"process", app.ProcessID, "redis", redisconn.Redact(cfg.redisURL), "store", cfg.store,
 		"lifetime", cfg.lifetime, "idle", cfg.idle, "demo_controls", cfg.demoControls)
 
 	var restarting bool
@@ -331,30 +329,6 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// connectRedis opens the rueidis client and checks Redis answers, failing
-// fast with one line that says what to do.
-func connectRedis(ctx context.Context, redisURL string) (rueidis.Client, error) {
-	opt, err := sessions.ParseURL(redisURL)
-	if err != nil {
-		return nil, fmt.Errorf("bad Redis URL %s: %w", redactURL(redisURL), err)
-	}
-	opt.Dialer.Timeout = 2 * time.Second
-	opt.ConnWriteTimeout = 2 * time.Second
-	opt.DisableCache = true // nothing here is read often enough to cache client-side
-	hint := fmt.Sprintf("no Redis answers at %s: start one with `go tool task run` (or `redis-server`), or point -redis/REDIS_URL at yours", redactURL(redisURL))
-	rdb, err := rueidis.NewClient(opt)
-	if err != nil {
-		return nil, errors.New(hint)
-	}
-	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if err := rdb.Do(pingCtx, rdb.B().Ping().Build()).Error(); err != nil {
-		rdb.Close()
-		return nil, errors.New(hint)
-	}
-	return redisbound.Client(rdb, redisbound.DefaultTimeout), nil
-}
-
 // memoryBanner is shown on every page with -store memory.
 const memoryBanner = "Sessions are kept in this server's memory (-store memory), not in Redis. " +
 	"Restart the server and everyone is logged out; a second instance does not know these logins, " +
@@ -368,15 +342,6 @@ func touchEvery(idle time.Duration) time.Duration {
 		return 5 * time.Minute
 	}
 	return min(idle/10, 5*time.Minute)
-}
-
-// redactURL hides a password in a Redis URL before it is logged.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(one that does not parse)"
-	}
-	return u.Redacted()
 }
 
 func envBool(s string) bool {
