@@ -13,6 +13,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
+	"github.com/sessionlab/sessionlab/internal/sessions"
 )
 
 // accountStore is what the auth handlers need of internal/accounts.
@@ -28,7 +29,8 @@ type accountStore interface {
 type sessionOps interface {
 	IncrViews(ctx context.Context, token, user string) (int, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
-	Take(ctx context.Context, token string) ([]byte, error)
+	Take(ctx context.Context, token string) (views int, err error)
+	Times(ctx context.Context, token string) (sessions.Times, error)
 	MarkRenewed(ctx context.Context, token string) error
 	Renewed(ctx context.Context, token string) (bool, error)
 	Ended(ctx context.Context, token string) error

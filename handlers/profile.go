@@ -46,7 +46,8 @@ func (a *App) profileView(ctx context.Context, u sessions.User) views.Profile {
 		Role:         u.Role,
 		Views:        a.Sessions.GetInt(ctx, sessions.KeyViews),
 		Remember:     a.Sessions.GetBool(ctx, sessions.KeyRememberMe),
-		IdleDeadline: a.expiry(seen, deadline),
+		IdleDeadline: sessions.EndsAt(seen, deadline, a.Idle),
+		WarnBefore:   warnBefore,
 		AbsDeadline:  deadline,
 		Now:          now,
 	}

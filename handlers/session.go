@@ -107,10 +107,10 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 	token := a.Sessions.Token(ctx)
 	deadline := a.Sessions.Deadline(ctx)
 	st.seen = a.Sessions.GetTime(ctx, sessions.KeySeen)
-	expired := now.After(deadline) || a.Idle > 0 && now.Sub(st.seen) > a.Idle
+	expired := now.After(sessions.EndsAt(st.seen, deadline, a.Idle))
 	if !expired && now.Sub(st.seen) >= a.TouchEvery {
 		u, _ := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User)
-		err := a.Ops.Touch(ctx, token, u.Username, now, a.expiry(now, deadline))
+		err := a.Ops.Touch(ctx, token, u.Username, now, sessions.EndsAt(now, deadline, a.Idle))
 		switch {
 		case errors.Is(err, sessions.ErrNoSession):
 			expired = true // revoked or renewed since we loaded it
@@ -131,14 +131,6 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 		return fmt.Errorf("destroy expired session %s: %w", a.LogID(token), err)
 	}
 	return nil
-}
-
-// expiry is when a session's key should vanish if nothing touches it again.
-func (a *App) expiry(now, deadline time.Time) time.Time {
-	if a.Idle > 0 && now.Add(a.Idle).Before(deadline) {
-		return now.Add(a.Idle)
-	}
-	return deadline
 }
 
 // saveSession writes a changed session to Redis and sets the cookie.

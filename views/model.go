@@ -37,6 +37,7 @@ type Profile struct {
 	Views          int
 	Remember       bool
 	IdleDeadline   time.Time
+	WarnBefore     time.Duration // see StaySignedIn
 	AbsDeadline    time.Time
 	Now            time.Time
 }

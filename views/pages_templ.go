@@ -718,7 +718,7 @@ func ProfilePage(p Profile) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = StaySignedInControl(StaySignedIn{IdleDeadline: p.IdleDeadline, Now: p.Now}).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = StaySignedInControl(StaySignedIn{IdleDeadline: p.IdleDeadline, Now: p.Now, WarnBefore: p.WarnBefore}).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
