@@ -135,7 +135,7 @@ func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) (err 
 			a.logOutHere(ctx)
 		}
 	}()
-	a.Sessions.Put(ctx, sessions.KeyUser, sessions.User{Username: acct.Username, Role: acct.Role})
+	a.Sessions.Put(ctx, sessions.KeyUser, sessions.User{Username: acct.Username, Role: acct.Role, Gen: acct.Gen})
 	if prev.Username != "" && prev.Username != acct.Username {
 		if err := a.unindex(ctx, prev.Username, old); err != nil {
 			return err

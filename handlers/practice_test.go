@@ -97,7 +97,7 @@ func TestSessionKeyInRedis(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &stored); err != nil {
 		t.Fatalf("sess:<token> is not JSON: %v\n%s", err, raw)
 	}
-	if stored.Values.User != (sessions.User{Username: "bob", Role: "student"}) || stored.Values.Views != 2 {
+	if u := stored.Values.User; u.Username != "bob" || u.Role != "student" || stored.Values.Views != 2 {
 		t.Errorf("stored session = %+v, want user bob/student and views 2 (carried over login)", stored.Values)
 	}
 	ttl, _ := strconv.Atoi(ta.redis.MustDo("TTL", sessions.Key(token)))
