@@ -21,7 +21,9 @@ type accountStore interface {
 	Create(ctx context.Context, username, password string) (accounts.Account, error)
 	Authenticate(ctx context.Context, username, password string) (accounts.Account, error)
 	Get(ctx context.Context, username string) (accounts.Account, error)
-	SetPassword(ctx context.Context, username, password string) error
+	SetPassword(ctx context.Context, username, password string) (gen string, err error)
+	NewGeneration(ctx context.Context, username string) (gen string, err error)
+	Generation(ctx context.Context, username string) (gen string, found bool, err error)
 }
 
 // sessionOps are the in-place changes to a stored session that must not race
@@ -29,7 +31,8 @@ type accountStore interface {
 type sessionOps interface {
 	IncrViews(ctx context.Context, token, user string) (int, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
-	Take(ctx context.Context, token string) ([]byte, error)
+	Take(ctx context.Context, token string) (views int, err error)
+	Times(ctx context.Context, token string) (sessions.Times, error)
 	MarkRenewed(ctx context.Context, token string) error
 	Renewed(ctx context.Context, token string) (bool, error)
 	Ended(ctx context.Context, token string) error

@@ -21,7 +21,7 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := views.RedisView{Entries: entries, Memory: a.Issued != nil}
-	if isHTMX(r) && r.Header.Get("HX-Target") == "redis-panel" {
+	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDRedisPanel {
 		a.write(w, r, http.StatusOK, views.RedisPanel(v))
 		return
 	}

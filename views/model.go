@@ -70,6 +70,7 @@ type Profile struct {
 	Origin         Origin
 	Remember       bool
 	IdleDeadline   time.Time
+	WarnBefore     time.Duration // see StaySignedIn
 	AbsDeadline    time.Time
 	Now            time.Time
 }
