@@ -79,6 +79,8 @@ func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *te
 		Ready:      func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Ping().Build()).Error() },
 		LogID:      sessions.LogID("test-salt").Of,
 		Instance:   "test",
+		ProcessID:  "a1b2c3",
+		Started:    time.Now(),
 		Idle:       idle,
 		TouchEvery: time.Minute,
 		Throttle:   throttle.New(rdb, throttle.DefaultPolicy),

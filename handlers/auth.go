@@ -171,17 +171,13 @@ func (a *App) renewToken(ctx context.Context) error {
 		if err := a.Ops.MarkRenewed(ctx, old); err != nil {
 			return err
 		}
-		b, err := a.Ops.Take(ctx, old)
+		views, err := a.Ops.Take(ctx, old)
 		switch {
 		case errors.Is(err, sessions.ErrNoSession):
 		case err != nil:
 			return err
-		default:
-			if _, values, err := (sessions.Codec{}).Decode(b); err == nil {
-				if v, ok := values[sessions.KeyViews].(int); ok {
-					a.Sessions.Put(ctx, sessions.KeyViews, v)
-				}
-			}
+		case views > 0:
+			a.Sessions.Put(ctx, sessions.KeyViews, views)
 		}
 	}
 	if err := a.Sessions.RenewToken(ctx); err != nil {
