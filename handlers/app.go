@@ -70,7 +70,15 @@ type App struct {
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
 
-	Instance   string        // shown on every page
+	Instance  string    // shown on every page
+	ProcessID string    // short random id of this process, new on every start
+	Started   time.Time // when this process started
+	// Issued is set with -store memory (sessions live in this process): the
+	// sessions this process stored, to tell a lost session from an ended one.
+	Issued *sessions.Issued
+	// Restart, when set (-demo-controls), serves POST /restart to loopback
+	// clients: it asks the process to restart once this response is sent.
+	Restart    func()
 	Idle       time.Duration // idle timeout, enforced on the server
 	TouchEvery time.Duration // how stale "last seen" may get before a request refreshes it
 	Banner     string        // shown on every page when set

@@ -75,6 +75,8 @@ func wireTestApp(t testing.TB, rs *redistest.Server, mode sessionstack.Mode, opt
 		Ready:      func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Ping().Build()).Error() },
 		LogID:      sessions.LogID("test-salt").Of,
 		Instance:   "test",
+		ProcessID:  "a1b2c3",
+		Started:    time.Now(),
 		Idle:       30 * time.Minute,
 		TouchEvery: time.Minute,
 		Throttle:   throttle.New(rdb, throttle.DefaultPolicy),
@@ -86,7 +88,7 @@ func wireTestApp(t testing.TB, rs *redistest.Server, mode sessionstack.Mode, opt
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Ops, a.Index, a.Live, a.Banner = stack.Ops, stack.Index, stack.Live, stack.Warning
+	a.Ops, a.Index, a.Live, a.Banner, a.Issued = stack.Ops, stack.Index, stack.Live, stack.Warning, stack.Issued
 	return &testApp{t: t, redis: rs, app: a, logs: logs}
 }
 

@@ -19,8 +19,22 @@ import (
 func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	st, _ := stateOf(ctx)
+	if isHTMX(r) && st.lost {
+		// The session was in an earlier process's memory: reload the
+		// whole page, which says so and starts a new one.
+		w.Header().Set("HX-Refresh", "true")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	if isHTMX(r) && st.stale {
 		a.sessionEnded(w, r)
+		return
+	}
+	u, _ := a.currentUser(ctx)
+	if r.Method == http.MethodHead {
+		// HEAD must change nothing: the page as it is, no view counted.
+		a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{
+			Views: a.Sessions.GetInt(ctx, sessions.KeyViews), User: u.Username, Origin: a.origin(ctx)}))
 		return
 	}
 	var n int
@@ -58,6 +72,5 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		a.write(w, r, http.StatusOK, views.Counter(n))
 		return
 	}
-	u, _ := a.currentUser(ctx)
-	a.render(w, r, http.StatusOK, "View counter", views.CountPage(n, u.Username))
+	a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{Views: n, User: u.Username, Origin: a.origin(ctx)}))
 }

@@ -45,6 +45,7 @@ func (a *App) profileView(ctx context.Context, u sessions.User) views.Profile {
 		Username:     u.Username,
 		Role:         u.Role,
 		Views:        a.Sessions.GetInt(ctx, sessions.KeyViews),
+		Origin:       a.origin(ctx),
 		Remember:     a.Sessions.GetBool(ctx, sessions.KeyRememberMe),
 		IdleDeadline: sessions.EndsAt(seen, deadline, a.Idle),
 		WarnBefore:   warnBefore,

@@ -24,6 +24,9 @@ type sessionState struct {
 	presented string
 	// seen is the session's last recorded activity.
 	seen time.Time
+	// lost: with -store memory, presented names a session this process
+	// never stored (lost with an earlier process, or another instance's).
+	lost bool
 }
 
 type stateKey struct{}
@@ -75,6 +78,7 @@ func (a *App) withSession(next http.Handler) http.Handler {
 			return
 		}
 		st := &sessionState{stale: presented && a.Sessions.Token(ctx) == "", presented: token}
+		st.lost = st.stale && token != "" && a.Issued != nil && !a.Issued.Has(token)
 		if a.Sessions.Token(ctx) != "" {
 			if err := a.checkGeneration(ctx, st); err != nil {
 				a.fail(w, r, err)
@@ -179,10 +183,19 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 				return errRenewed
 			}
 		}
-		a.Sessions.Put(ctx, sessions.KeySeen, time.Now().UTC().Truncate(time.Millisecond))
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		a.Sessions.Put(ctx, sessions.KeySeen, now)
+		if !a.Sessions.Exists(ctx, sessions.KeyOrigin) {
+			// Recorded in the write that creates the session: no extra
+			// round trip, and pages can show it outlived this process.
+			a.Sessions.Put(ctx, sessions.KeyOrigin, sessions.Origin{Process: a.ProcessID, Instance: a.Instance, At: now})
+		}
 		token, expiry, err := a.Sessions.Commit(ctx)
 		if err != nil {
 			return fmt.Errorf("save session %s: %w", a.LogID(token), err)
+		}
+		if a.Issued != nil {
+			a.Issued.Add(token, expiry)
 		}
 		if created {
 			a.Log.Info("session created", "session", a.LogID(token))

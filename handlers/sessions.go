@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
@@ -342,10 +345,13 @@ func (a *App) indexPanelEntry(ctx context.Context, user string) (views.RedisEntr
 	if err := json.Unmarshal(e.Value, &fields); err != nil {
 		return views.RedisEntry{}, false, nil
 	}
-	for _, f := range fields {
+	var times []string
+	for _, id := range slices.Sorted(maps.Keys(fields)) {
+		f := fields[id]
 		if tok, ok := f["token"].(string); ok && len(tok) > 6 {
 			f["token"] = tok[:6] + "…"
 		}
+		times = append(times, epochTimes(id, f, "created", "last_seen"))
 	}
 	cut, err := json.Marshal(fields)
 	if err != nil {
@@ -357,5 +363,19 @@ func (a *App) indexPanelEntry(ctx context.Context, user string) (views.RedisEntr
 		TTL:    e.TTL,
 		Memory: e.Memory,
 		Value:  inspect.Pretty(cut),
+		Times:  times,
 	}, true, nil
+}
+
+// epochTimes writes a field's epoch-millisecond times out readably:
+// "3f2a…: created 1764590465123 = 2026-12-01 12:01:05 UTC, …".
+func epochTimes(id string, f map[string]any, names ...string) string {
+	var parts []string
+	for _, name := range names {
+		if ms, ok := f[name].(float64); ok {
+			t := time.UnixMilli(int64(ms)).UTC()
+			parts = append(parts, fmt.Sprintf("%s %d = %s", name, int64(ms), t.Format("2006-01-02 15:04:05 UTC")))
+		}
+	}
+	return truncate(id, 8) + "…: " + strings.Join(parts, ", ")
 }

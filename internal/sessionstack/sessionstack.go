@@ -57,6 +57,9 @@ type Stack struct {
 	Live  *live.Hub // Close it when the server stops
 	// Warning says what the mode loses ("" for none): shown on every page.
 	Warning string
+	// Issued remembers the sessions this process stored (memory mode; nil
+	// in Redis mode, where every instance sees every session).
+	Issued *sessions.Issued
 }
 
 // Config is what the stack needs besides its connections.
@@ -86,6 +89,7 @@ func New(cfg Config, sm *scs.SessionManager, rdb rueidis.Client, pool *redis.Poo
 			Index:   sessionindex.None{},
 			Live:    hub,
 			Warning: memoryWarning,
+			Issued:  &sessions.Issued{},
 		}, nil
 	}
 	return nil, fmt.Errorf("sessionstack: store mode %q: must be %s or %s", cfg.Mode, Redis, Memory)
