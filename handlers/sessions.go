@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
+
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
@@ -186,7 +188,16 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 		pf.New.Error = fieldMessage(err)
 	}
 	if pf.Current.Error == "" && pf.New.Error == "" {
+		tk, ok := a.passwordCheckAllowed(w, r, u, func(msg string) templ.Component {
+			p, _ := a.sessionsView(ctx, u)
+			p.Password = views.PasswordForm{Username: u.Username, Error: msg}
+			return views.SessionsPage(p)
+		})
+		if !ok {
+			return
+		}
 		_, err := a.Accounts.Authenticate(ctx, u.Username, current)
+		a.checked(ctx, tk, err)
 		switch {
 		case errors.Is(err, accounts.ErrBadCredentials):
 			pf.Current.Error = "That is not your current password."
