@@ -37,13 +37,15 @@ type sessionOps interface {
 	Ended(ctx context.Context, token string) error
 }
 
-// sessionIndex is what the sessions page needs of internal/sessionindex.
+// sessionIndex is what the sessions page needs of internal/sessionindex:
+// an Index in Redis, or None (which says ErrUnavailable) in memory mode.
 type sessionIndex interface {
 	Add(ctx context.Context, user string, e sessionindex.Entry, oldID string, deadline time.Time) error
 	List(ctx context.Context, user string) ([]sessionindex.Entry, error)
 	Remove(ctx context.Context, user, id string) error
 	Revoke(ctx context.Context, user, id string) (bool, error)
 	RevokeOthers(ctx context.Context, user, keepID string) (int, error)
+	Key(user string) (key string, ok bool)
 }
 
 // keyInspector reads a key as redis-cli would.
@@ -61,7 +63,7 @@ type App struct {
 	Inspector keyInspector
 	Ready     func(context.Context) error // is Redis reachable?
 	LogID     func(token string) string   // salted short hash for logs
-	Index     sessionIndex                // per-user list of sessions; nil in memory store mode
+	Index     sessionIndex                // per-user list of sessions
 	Live      *live.Hub                   // pub/sub fan-out to server-sent-event streams
 	Throttle  loginThrottle               // login brute-force limits; nil: none
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.

@@ -219,3 +219,20 @@ type IdleStore struct {
 func (s IdleStore) Commit(token string, b []byte, expiry time.Time) error {
 	return s.Store.Commit(token, b, EndsAt(time.Now(), expiry, s.Idle))
 }
+
+// Operations are the in-place session changes: Ops in Redis, MemoryOps in
+// memory store mode.
+type Operations interface {
+	IncrViews(ctx context.Context, token, user string) (int, error)
+	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
+	Take(ctx context.Context, token string) (views int, err error)
+	Times(ctx context.Context, token string) (Times, error)
+	MarkRenewed(ctx context.Context, token string) error
+	Renewed(ctx context.Context, token string) (bool, error)
+	Ended(ctx context.Context, token string) error
+}
+
+var (
+	_ Operations = (*Ops)(nil)
+	_ Operations = (*MemoryOps)(nil)
+)
