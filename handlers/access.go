@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/http"
 
+	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
 
@@ -10,6 +11,24 @@ import (
 // should go now that the page's session has ended.
 func fromSessionHook(r *http.Request) bool {
 	return isHTMX(r) && r.Header.Get("HX-Trigger") == views.IDSessionHook
+}
+
+// userHandler serves a page that needs a login, for the logged-in user u.
+type userHandler func(w http.ResponseWriter, r *http.Request, u sessions.User)
+
+// requireLogin serves h to a logged-in session only; anyone else gets
+// loginRequired. The route table wraps every page that needs a login in it,
+// so the table shows which pages are protected, and a userHandler cannot be
+// routed without it.
+func (a *App) requireLogin(h userHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, ok := a.currentUser(r.Context())
+		if !ok {
+			a.loginRequired(w, r)
+			return
+		}
+		h(w, r, u)
+	})
 }
 
 // loginRequired answers a request for a page that needs a login. An htmx

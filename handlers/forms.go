@@ -1,19 +1,11 @@
 package handlers
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/views"
 )
-
-func fieldMessage(err error) string {
-	if fe, ok := errors.AsType[*accounts.FieldError](err); ok {
-		return fe.Message
-	}
-	return err.Error()
-}
 
 // fieldErrors lists every *accounts.FieldError in err's tree (wrapped,
 // joined, or both), as errors.As would find the first.

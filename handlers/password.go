@@ -8,19 +8,15 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
+	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
 
 // changePassword handles POST /password: the current password, then the
 // new one. The session gets a new token and every other session of the user
 // is logged out, so whoever knew the old password is locked out.
-func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
+func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.User) {
 	ctx := r.Context()
-	u, ok := a.currentUser(ctx)
-	if !ok {
-		a.loginRequired(w, r)
-		return
-	}
 	if !a.parseForm(w, r) {
 		return
 	}
@@ -29,8 +25,8 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 	if current == "" {
 		pf.Current.Error = "Enter your current password."
 	}
-	if err := accounts.CheckPassword(next); err != nil {
-		pf.New.Error = fieldMessage(err)
+	for _, fe := range fieldErrors(accounts.CheckPassword(next)) {
+		pf.New.Error = fe.Message
 	}
 	if pf.Current.Error == "" && pf.New.Error == "" {
 		tk, ok := a.passwordCheckAllowed(w, r, u, func(msg string) templ.Component {

@@ -12,12 +12,7 @@ import (
 )
 
 // profile handles GET /profile, the protected page.
-func (a *App) profile(w http.ResponseWriter, r *http.Request) {
-	u, ok := a.currentUser(r.Context())
-	if !ok {
-		a.loginRequired(w, r)
-		return
-	}
+func (a *App) profile(w http.ResponseWriter, r *http.Request, u sessions.User) {
 	if fromSessionHook(r) {
 		// The page's session ended, and the browser already holds a new
 		// one (a login in another tab): reload the page with it.

@@ -14,12 +14,7 @@ import (
 
 // sessionsPage handles GET /sessions: every live session of the current
 // user, on every server, read from the user's index in one call.
-func (a *App) sessionsPage(w http.ResponseWriter, r *http.Request) {
-	u, ok := a.currentUser(r.Context())
-	if !ok {
-		a.loginRequired(w, r)
-		return
-	}
+func (a *App) sessionsPage(w http.ResponseWriter, r *http.Request, u sessions.User) {
 	a.showSessions(w, r, u, sessionsNotice(r.URL.Query().Get("from")), views.PasswordForm{})
 }
 
@@ -83,13 +78,8 @@ func (a *App) sessionsView(ctx context.Context, u sessions.User) (views.Sessions
 // revokeSession handles POST /sessions/{id}/revoke: the session's key is
 // deleted at once, so its next request, on any instance, is logged out; its
 // open pages are told and go to the login page.
-func (a *App) revokeSession(w http.ResponseWriter, r *http.Request) {
+func (a *App) revokeSession(w http.ResponseWriter, r *http.Request, u sessions.User) {
 	ctx := r.Context()
-	u, ok := a.currentUser(ctx)
-	if !ok {
-		a.loginRequired(w, r)
-		return
-	}
 	id := r.PathValue("id")
 	if id == sessions.ID(a.Sessions.Token(ctx)) {
 		a.problem(w, r, http.StatusBadRequest, "That is this session", "To end the session you are using, log out.")
@@ -111,13 +101,8 @@ func (a *App) revokeSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // revokeOthers handles POST /sessions/revoke-others: "log out everywhere else".
-func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request) {
+func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request, u sessions.User) {
 	ctx := r.Context()
-	u, ok := a.currentUser(ctx)
-	if !ok {
-		a.loginRequired(w, r)
-		return
-	}
 	err := a.endOtherSessions(r, u, func(ctx context.Context) (string, error) {
 		return a.Accounts.NewGeneration(ctx, u.Username)
 	})

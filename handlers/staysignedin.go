@@ -17,11 +17,10 @@ const warnBefore = 2 * time.Minute
 
 // staySignedIn handles POST /session/touch: it counts as activity, moving
 // the idle deadline, and shows the new one.
-func (a *App) staySignedIn(w http.ResponseWriter, r *http.Request) {
+func (a *App) staySignedIn(w http.ResponseWriter, r *http.Request, u sessions.User) {
 	ctx := r.Context()
 	token := a.Sessions.Token(ctx)
-	u, ok := a.currentUser(ctx)
-	if !ok || token == "" {
+	if token == "" {
 		a.loginRequired(w, r)
 		return
 	}
