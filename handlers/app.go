@@ -23,7 +23,7 @@ type accountStore interface {
 	Get(ctx context.Context, username string) (accounts.Account, error)
 	SetPassword(ctx context.Context, username, password string) (gen string, err error)
 	NewGeneration(ctx context.Context, username string) (gen string, err error)
-	Generation(ctx context.Context, username string) (gen string, found bool, err error)
+	Current(ctx context.Context, username, gen string) (bool, error)
 }
 
 // sessionOps are the in-place changes to a stored session that must not race
@@ -33,8 +33,7 @@ type sessionOps interface {
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
 	Times(ctx context.Context, token string) (sessions.Times, error)
-	MarkRenewed(ctx context.Context, token string) error
-	Renewed(ctx context.Context, token string) (bool, error)
+	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
 	Ended(ctx context.Context, token string) error
 }
 
