@@ -514,31 +514,37 @@ func TestSecurityHeadersOnEveryHTMLResponse(t *testing.T) {
 	put, _ := http.NewRequest(http.MethodPut, ta.srv.URL+"/login", nil)
 	big, _ := http.NewRequest(http.MethodPost, ta.srv.URL+"/login", strings.NewReader("username="+strings.Repeat("a", maxFormBytes)))
 	big.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	cases := map[string]response{
-		"home":             ta.get(c, "/"),
-		"login form":       ta.get(anon, "/login"),
-		"register form":    ta.get(anon, "/register"),
-		"profile":          ta.get(c, "/profile"),
-		"profile fragment": ta.get(c, "/profile", "HX-Request", "true"),
-		"login prompt":     ta.get(anon, "/profile"),
-		"count":            ta.get(c, "/count"),
-		"redis page":       ta.get(c, "/redis"),
-		"redis panel":      ta.get(c, "/redis", "HX-Request", "true", "HX-Target", "redis-panel"),
-		"failed login":     ta.post(anon, "/login", url.Values{"username": {"leo"}, "password": {"wrong-password"}}),
-		"404":              ta.get(anon, "/no-such-page"),
-		"405":              ta.do(anon, put),
-		"403":              ta.post(anon, "/login", nil, "Sec-Fetch-Site", "cross-site"),
-		"413":              ta.do(anon, big),
+	type reply struct {
+		r      response
+		status int
+	}
+	cases := map[string]reply{
+		"home":             {ta.get(c, "/"), http.StatusOK},
+		"login form":       {ta.get(anon, "/login"), http.StatusOK},
+		"register form":    {ta.get(anon, "/register"), http.StatusOK},
+		"profile":          {ta.get(c, "/profile"), http.StatusOK},
+		"profile fragment": {ta.get(c, "/profile", "HX-Request", "true"), http.StatusOK},
+		"login prompt":     {ta.get(anon, "/profile"), http.StatusUnauthorized},
+		"count":            {ta.get(c, "/count"), http.StatusOK},
+		"redis page":       {ta.get(c, "/redis"), http.StatusOK},
+		"redis panel":      {ta.get(c, "/redis", "HX-Request", "true", "HX-Target", "redis-panel"), http.StatusOK},
+		"failed login":     {ta.post(anon, "/login", url.Values{"username": {"leo"}, "password": {"wrong-password"}}), http.StatusUnauthorized},
+		"404":              {ta.get(anon, "/no-such-page"), http.StatusNotFound},
+		"405":              {ta.do(anon, put), http.StatusMethodNotAllowed},
+		"403":              {ta.post(anon, "/login", nil, "Sec-Fetch-Site", "cross-site"), http.StatusForbidden},
+		"413":              {ta.do(anon, big), http.StatusRequestEntityTooLarge},
 	}
 	for range 5 {
 		ta.post(anon, "/login", url.Values{"username": {"leo"}, "password": {"wrong-password"}})
 	}
-	cases["429"] = ta.post(anon, "/login", url.Values{"username": {"leo"}, "password": {"wrong-password"}})
-	if cases["429"].status != http.StatusTooManyRequests {
-		t.Errorf("the throttled login answered %d", cases["429"].status)
-	}
-	for name, r := range cases {
-		checkHTMLHeaders(t, name, r)
+	cases["429"] = reply{ta.post(anon, "/login", url.Values{"username": {"leo"}, "password": {"wrong-password"}}), http.StatusTooManyRequests}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if tc.r.status != tc.status {
+				t.Errorf("status %d, want %d", tc.r.status, tc.status)
+			}
+			checkHTMLHeaders(t, name, tc.r)
+		})
 	}
 }
 
