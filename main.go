@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,24 +15,25 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/url"
+	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
-	"github.com/redis/rueidis"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sessionlab/sessionlab/handlers"
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
-	"github.com/sessionlab/sessionlab/internal/redisbound"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/throttle"
@@ -40,10 +42,55 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
+	err := run(ctx, os.Args, os.Getenv, os.Stdout)
+	if r, ok := errors.AsType[restartError](err); ok {
+		stop()
+		err = reexec(r.addr)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "sessionlab:", err)
 		os.Exit(1)
 	}
+}
+
+// restartError: run stopped because POST /restart asked for a fresh
+// process (-demo-controls). main then replaces the process with a new run
+// of the same binary, on the same address.
+type restartError struct{ addr string }
+
+func (restartError) Error() string { return "restart requested" }
+
+// reexec starts the binary afresh in place of this process: same PID, but
+// a new process id, start time and empty memory (everything run held has
+// been closed). It listens where this one did, even if -addr asked for a
+// random port.
+func reexec(addr string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	return fmt.Errorf("restart: %w", syscall.Exec(exe, withAddr(os.Args, addr), os.Environ()))
+}
+
+// withAddr is args with every -addr flag replaced by one for addr.
+func withAddr(args []string, addr string) []string {
+	out := []string{args[0]}
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			out = append(out, args[i:]...)
+			break
+		}
+		switch name := strings.TrimLeft(a, "-"); {
+		case strings.HasPrefix(a, "-") && name == "addr":
+			i++ // its value is the next argument
+		case strings.HasPrefix(a, "-") && strings.HasPrefix(name, "addr="):
+		default:
+			out = append(out, a)
+		}
+	}
+	// First, so it is parsed even if a stray argument ends the flags.
+	return slices.Insert(out, 1, "-addr", addr)
 }
 
 type config struct {
@@ -56,6 +103,7 @@ type config struct {
 	trustedProxies           handlers.Proxies
 	store                    string
 	debugAddr                string
+	demoControls             bool
 }
 
 // parseConfig reads flags, each with an environment variable as its default.
@@ -73,6 +121,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.IntVar(&c.bcryptCost, "bcrypt-cost", envInt(getenv("BCRYPT_COST"), bcrypt.DefaultCost), "bcrypt cost for new passwords (env BCRYPT_COST)")
 	fs.TextVar(&c.logLevel, "log-level", envLevel(getenv("LOG_LEVEL")), "debug, info, warn or error (env LOG_LEVEL)")
 	fs.StringVar(&c.store, "store", cmp.Or(getenv("STORE"), "redis"), "where sessions live: redis, or memory to show what is lost without Redis (env STORE)")
+	fs.BoolVar(&c.demoControls, "demo-controls", envBool(getenv("DEMO_CONTROLS")), "show \"Restart this server\" (POST /restart, loopback clients only) for classroom demos (env DEMO_CONTROLS)")
 	fs.StringVar(&c.debugAddr, "debug-addr", getenv("DEBUG_ADDR"), "serve /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; off when empty (env DEBUG_ADDR)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; none when empty (env TRUSTED_PROXIES)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -104,19 +153,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: cfg.logLevel}))
 
-	rdb, err := connectRedis(ctx, cfg.redisURL)
+	rdb, err := redisconn.Connect(ctx, cfg.redisURL)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	pool, err := sessions.NewPool(cfg.redisURL)
+	pool, err := redisconn.NewPool(cfg.redisURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 
 	sm := scs.New()
-	sm.Store = sessions.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.idle}}
+	sm.Store = redisconn.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.idle}}
 	sm.Codec = sessions.Codec{}
 	sm.Lifetime = cfg.lifetime
 	sm.Cookie = handlers.SessionCookie(cfg.cookieSecure)
@@ -132,12 +181,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	salt := make([]byte, 16)
 	_, _ = rand.Read(salt)
+	// The process's own id: random, so a restart shows a new one even when
+	// the PID stays (re-exec) or the OS hands out the same PID again.
+	pid := make([]byte, 3)
+	_, _ = rand.Read(pid)
+	started := time.Now()
 
 	// Sessions in Redis (the default), or in this process to show what that
 	// loses. Live updates go through Redis pub/sub, or stay in the process.
 	ops := sessions.NewOps(rdb)
 	ops.Instance = instance
 	var memOps *sessions.MemoryOps
+	var issued *sessions.Issued
 	var index *sessionindex.Index
 	var banner string
 	var hub *live.Hub
@@ -146,6 +201,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		sm.Store = sessions.IdleStore{Store: memstore.New(), Idle: cfg.idle}
 		memOps = &sessions.MemoryOps{Store: sm.Store, Idle: cfg.idle, Publish: hub.Publish}
 		banner = memoryBanner
+		issued = &sessions.Issued{}
 		log.Warn("sessions are kept in this process's memory (-store memory): a restart logs everyone out, and other instances do not see these logins")
 	} else {
 		hub = live.New(rdb, log)
@@ -164,6 +220,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Ready:      func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Ping().Build()).Error() },
 		LogID:      sessions.LogID(salt).Of,
 		Instance:   instance,
+		ProcessID:  hex.EncodeToString(pid),
+		Started:    started,
+		Issued:     issued,
 		Idle:       cfg.idle,
 		TouchEvery: touchEvery(cfg.idle),
 
@@ -175,6 +234,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if index != nil {
 		app.Index = index // a nil *Index in the interface would not be nil
+	}
+	restart := make(chan struct{}, 1)
+	if cfg.demoControls {
+		app.Restart = func() {
+			select {
+			case restart <- struct{}{}:
+			default:
+			}
+		}
 	}
 	srv := newServer(app.Routes(), log)
 	// Shutdown waits for requests in flight, and an event stream never ends
@@ -193,13 +261,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		go func() { _ = debug.Serve(dln) }()
 		log.Info("debug listener", "addr", dln.Addr().String())
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "instance", instance, "redis", redactURL(cfg.redisURL),
-		"lifetime", cfg.lifetime, "idle", cfg.idle)
+	log.Info("listening", "addr", ln.Addr().String(), "url", browserURL(ln.Addr()), "instance", instance,
+		"process", app.ProcessID, "redis", redisconn.Redact(cfg.redisURL), "store", cfg.store,
+		"lifetime", cfg.lifetime, "idle", cfg.idle, "demo_controls", cfg.demoControls)
 
+	var restarting bool
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
+	case <-restart:
+		restarting = true
+		log.Warn("restarting: POST /restart asked for a fresh process")
 	}
 	// Stop accepting, let requests in flight finish (and their session writes land).
 	log.Info("shutting down", "timeout", cfg.shutdownTimeout)
@@ -209,7 +282,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
+	if restarting {
+		return restartError{addr: ln.Addr().String()}
+	}
 	return nil
+}
+
+// browserURL is where a browser on this machine reaches addr: a wildcard
+// listener (":8080") is reached at localhost.
+func browserURL(addr net.Addr) string {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return ""
+	}
+	host := ap.Addr().Unmap().String()
+	if ap.Addr().IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(int(ap.Port()))) + "/"
 }
 
 // debugMux serves the Go profiler for -debug-addr. It is a separate
@@ -239,30 +329,6 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// connectRedis opens the rueidis client and checks Redis answers, failing
-// fast with one line that says what to do.
-func connectRedis(ctx context.Context, redisURL string) (rueidis.Client, error) {
-	opt, err := sessions.ParseURL(redisURL)
-	if err != nil {
-		return nil, fmt.Errorf("bad Redis URL %s: %w", redactURL(redisURL), err)
-	}
-	opt.Dialer.Timeout = 2 * time.Second
-	opt.ConnWriteTimeout = 2 * time.Second
-	opt.DisableCache = true // nothing here is read often enough to cache client-side
-	hint := fmt.Sprintf("no Redis answers at %s: start one with `go tool task run` (or `redis-server`), or point -redis/REDIS_URL at yours", redactURL(redisURL))
-	rdb, err := rueidis.NewClient(opt)
-	if err != nil {
-		return nil, errors.New(hint)
-	}
-	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if err := rdb.Do(pingCtx, rdb.B().Ping().Build()).Error(); err != nil {
-		rdb.Close()
-		return nil, errors.New(hint)
-	}
-	return redisbound.Client(rdb, redisbound.DefaultTimeout), nil
-}
-
 // memoryBanner is shown on every page with -store memory.
 const memoryBanner = "Sessions are kept in this server's memory (-store memory), not in Redis. " +
 	"Restart the server and everyone is logged out; a second instance does not know these logins, " +
@@ -276,15 +342,6 @@ func touchEvery(idle time.Duration) time.Duration {
 		return 5 * time.Minute
 	}
 	return min(idle/10, 5*time.Minute)
-}
-
-// redactURL hides a password in a Redis URL before it is logged.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(one that does not parse)"
-	}
-	return u.Redacted()
 }
 
 func envBool(s string) bool {

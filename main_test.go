@@ -87,21 +87,6 @@ func TestSecurityConfig(t *testing.T) {
 	}
 }
 
-// A Redis URL is logged without its password, and one that does not parse
-// is not logged at all (it may be a password typed in the wrong place).
-func TestRedactURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"redis://localhost:6379/0":             "redis://localhost:6379/0",
-		"redis://:s3cret@localhost:6379/0":     "redis://:xxxxx@localhost:6379/0",
-		"rediss://u:s3cret@example.com:6380/2": "rediss://u:xxxxx@example.com:6380/2",
-		"redis://:s3cret@localhost:63x9/0":     "(one that does not parse)",
-	} {
-		if got := redactURL(in); got != want {
-			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // Read-only requests refresh a session's expiry at most every tenth of the
 // idle timeout, and at least every five minutes.
 func TestTouchEvery(t *testing.T) {
@@ -156,5 +141,38 @@ func TestAppTestKnowsEverySetting(t *testing.T) {
 	known := slices.Sorted(slices.Values(apptest.AppSettings))
 	if len(read) == 0 || !slices.Equal(read, known) {
 		t.Errorf("the app reads %v; apptest.AppSettings has %v", read, known)
+	}
+}
+
+// A restart re-runs the binary with the same flags, on the address the
+// process actually listened on (an -addr of port 0 would pick a new port).
+func TestWithAddr(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"app"}, []string{"app", "-addr", "127.0.0.1:4000"}},
+		{[]string{"app", "-addr", "127.0.0.1:0", "-store", "memory"}, []string{"app", "-addr", "127.0.0.1:4000", "-store", "memory"}},
+		{[]string{"app", "--addr=:0", "-demo-controls", "-instance", "a"}, []string{"app", "-addr", "127.0.0.1:4000", "-demo-controls", "-instance", "a"}},
+		{[]string{"app", "-instance", "addr", "-addr", "x", "-addr=y"}, []string{"app", "-addr", "127.0.0.1:4000", "-instance", "addr"}},
+	} {
+		if got := withAddr(tc.in, "127.0.0.1:4000"); !slices.Equal(got, tc.want) {
+			t.Errorf("withAddr(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// The start-up log gives a URL a terminal makes clickable.
+func TestBrowserURL(t *testing.T) {
+	for addr, want := range map[string]string{
+		"[::]:8080":      "http://localhost:8080/",
+		"0.0.0.0:8081":   "http://localhost:8081/",
+		"127.0.0.1:4000": "http://127.0.0.1:4000/",
+		"[::1]:4000":     "http://[::1]:4000/",
+	} {
+		a, err := net.ResolveTCPAddr("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := browserURL(a); got != want {
+			t.Errorf("browserURL(%s) = %q, want %q", addr, got, want)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
+	"github.com/sessionlab/sessionlab/internal/sessions"
 )
 
 // accountStore is what the auth handlers need of internal/accounts.
@@ -20,7 +21,9 @@ type accountStore interface {
 	Create(ctx context.Context, username, password string) (accounts.Account, error)
 	Authenticate(ctx context.Context, username, password string) (accounts.Account, error)
 	Get(ctx context.Context, username string) (accounts.Account, error)
-	SetPassword(ctx context.Context, username, password string) error
+	SetPassword(ctx context.Context, username, password string) (gen string, err error)
+	NewGeneration(ctx context.Context, username string) (gen string, err error)
+	Generation(ctx context.Context, username string) (gen string, found bool, err error)
 }
 
 // sessionOps are the in-place changes to a stored session that must not race
@@ -28,7 +31,8 @@ type accountStore interface {
 type sessionOps interface {
 	IncrViews(ctx context.Context, token, user string) (int, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
-	Take(ctx context.Context, token string) ([]byte, error)
+	Take(ctx context.Context, token string) (views int, err error)
+	Times(ctx context.Context, token string) (sessions.Times, error)
 	MarkRenewed(ctx context.Context, token string) error
 	Renewed(ctx context.Context, token string) (bool, error)
 	Ended(ctx context.Context, token string) error
@@ -64,7 +68,15 @@ type App struct {
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
 
-	Instance   string        // shown on every page
+	Instance  string    // shown on every page
+	ProcessID string    // short random id of this process, new on every start
+	Started   time.Time // when this process started
+	// Issued is set with -store memory (sessions live in this process): the
+	// sessions this process stored, to tell a lost session from an ended one.
+	Issued *sessions.Issued
+	// Restart, when set (-demo-controls), serves POST /restart to loopback
+	// clients: it asks the process to restart once this response is sent.
+	Restart    func()
 	Idle       time.Duration // idle timeout, enforced on the server
 	TouchEvery time.Duration // how stale "last seen" may get before a request refreshes it
 	Banner     string        // shown on every page when set

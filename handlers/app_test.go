@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,14 +13,13 @@ import (
 
 	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
-	"github.com/redis/rueidis"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
-	"github.com/sessionlab/sessionlab/internal/redisbound"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -49,15 +47,12 @@ func newTestApp(t testing.TB, options ...func(*App)) *testApp {
 // newTestAppOn serves another app instance on an existing Redis.
 func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *testApp {
 	t.Helper()
-	opt := rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true,
-		ConnWriteTimeout: 2 * time.Second, Dialer: net.Dialer{Timeout: time.Second}}
-	rdb, err := rueidis.NewClient(opt)
+	rdb, err := redisconn.Connect(t.Context(), rs.URL())
 	if err != nil {
-		t.Fatalf("rueidis: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
-	rdb = redisbound.Client(rdb, redisbound.DefaultTimeout)
-	pool, err := sessions.NewPool(rs.URL())
+	pool, err := redisconn.NewPool(rs.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +79,8 @@ func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *te
 		Ready:      func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Ping().Build()).Error() },
 		LogID:      sessions.LogID("test-salt").Of,
 		Instance:   "test",
+		ProcessID:  "a1b2c3",
+		Started:    time.Now(),
 		Idle:       idle,
 		TouchEvery: time.Minute,
 		Throttle:   throttle.New(rdb, throttle.DefaultPolicy),
@@ -91,7 +88,7 @@ func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *te
 	for _, o := range options {
 		o(a)
 	}
-	a.Sessions.Store = sessions.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: a.Idle}}
+	a.Sessions.Store = redisconn.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: a.Idle}}
 	srv := httptest.NewServer(a.Routes())
 	t.Cleanup(srv.Close)
 	// Streams end when the hub closes, so close it before the server waits for them.

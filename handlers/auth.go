@@ -135,7 +135,7 @@ func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) (err 
 			a.logOutHere(ctx)
 		}
 	}()
-	a.Sessions.Put(ctx, sessions.KeyUser, sessions.User{Username: acct.Username, Role: acct.Role})
+	a.Sessions.Put(ctx, sessions.KeyUser, sessions.User{Username: acct.Username, Role: acct.Role, Gen: acct.Gen})
 	if prev.Username != "" && prev.Username != acct.Username {
 		if err := a.unindex(ctx, prev.Username, old); err != nil {
 			return err
@@ -170,17 +170,13 @@ func (a *App) renewToken(ctx context.Context) error {
 		if err := a.Ops.MarkRenewed(ctx, old); err != nil {
 			return err
 		}
-		b, err := a.Ops.Take(ctx, old)
+		views, err := a.Ops.Take(ctx, old)
 		switch {
 		case errors.Is(err, sessions.ErrNoSession):
 		case err != nil:
 			return err
-		default:
-			if _, values, err := (sessions.Codec{}).Decode(b); err == nil {
-				if v, ok := values[sessions.KeyViews].(int); ok {
-					a.Sessions.Put(ctx, sessions.KeyViews, v)
-				}
-			}
+		case views > 0:
+			a.Sessions.Put(ctx, sessions.KeyViews, views)
 		}
 	}
 	if err := a.Sessions.RenewToken(ctx); err != nil {
@@ -198,7 +194,7 @@ func (a *App) toProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("HX-Push-Url", "/profile")
-	w.Header().Set("HX-Trigger", "session-changed")
+	w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	u, _ := a.currentUser(r.Context())
 	a.render(w, r, http.StatusOK, "Profile", views.ProfilePage(a.profileView(r.Context(), u)))
 }

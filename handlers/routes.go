@@ -32,6 +32,9 @@ func (a *App) routes() (http.Handler, []string) {
 	pages.HandleFunc("POST /password", a.changePassword)
 	pages.HandleFunc("POST /session/touch", a.staySignedIn)
 	pages.HandleFunc("GET /live", a.liveEvents)
+	if a.Restart != nil {
+		pages.HandleFunc("POST /restart", a.restart)
+	}
 
 	root := &patternMux{}
 	root.Handle("GET /static/", static.Handler())

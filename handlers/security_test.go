@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // cookieNamed is the cookie a response sets under name, or nil.
@@ -384,7 +385,8 @@ func TestSessionLogLinesCarryAHashNotTheToken(t *testing.T) {
 // and changes nothing. The routes come from the route table itself, so a new
 // POST route is covered without anyone adding it here.
 func TestCrossSiteRequestsAreRefused(t *testing.T) {
-	ta := newTestApp(t)
+	// Every optional route switched on.
+	ta := newTestApp(t, func(a *App) { a.Restart = func() { t.Error("a blocked request restarted the server") } })
 	owner, phone := ta.client(), ta.client()
 	ta.register(owner, "kim", "kim-password")
 	ta.login(phone, "kim", "kim-password")
@@ -435,7 +437,7 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 	}
 	// The walk itself must see the routes known today, or it proves nothing.
 	for _, route := range []string{"POST /login", "POST /logout", "POST /register", "POST /password",
-		"POST /session/touch", "POST /sessions/revoke-others", "POST /sessions/" + sessions.ID(phoneToken) + "/revoke"} {
+		"POST /session/touch", "POST /sessions/revoke-others", "POST /restart", "POST /sessions/" + sessions.ID(phoneToken) + "/revoke"} {
 		if !walked[route] {
 			t.Errorf("the route walk missed %s (walked %v)", route, walked)
 		}
@@ -527,7 +529,7 @@ func TestSecurityHeadersOnEveryHTMLResponse(t *testing.T) {
 		"login prompt":     {ta.get(anon, "/profile"), http.StatusUnauthorized},
 		"count":            {ta.get(c, "/count"), http.StatusOK},
 		"redis page":       {ta.get(c, "/redis"), http.StatusOK},
-		"redis panel":      {ta.get(c, "/redis", "HX-Request", "true", "HX-Target", "redis-panel"), http.StatusOK},
+		"redis panel":      {ta.get(c, "/redis", "HX-Request", "true", "HX-Target", views.IDRedisPanel), http.StatusOK},
 		"failed login":     {ta.post(anon, "/login", url.Values{"username": {"leo"}, "password": {"wrong-password"}}), http.StatusUnauthorized},
 		"404":              {ta.get(anon, "/no-such-page"), http.StatusNotFound},
 		"405":              {ta.do(anon, put), http.StatusMethodNotAllowed},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // twoInstances is `go tool task demo` in small: two app processes on one
@@ -191,7 +192,7 @@ func TestBrowserLoginInAnotherTabReloadsThisOne(t *testing.T) {
 
 // A password change renews this tab's token too: the tab lands on the
 // sessions page with the notice, logged in, and stays there (its own
-// "revoked" event must not send it anywhere else).
+// "ended" event must not send it anywhere else).
 func TestBrowserPasswordChangeKeepsThisTab(t *testing.T) {
 	a, _ := twoInstances(t)
 	b := newBrowser(t)
@@ -208,19 +209,19 @@ func TestBrowserPasswordChangeKeepsThisTab(t *testing.T) {
 		return (document.querySelector('[data-testid=notice]')?.textContent ?? '').includes('password is changed');
 	})()`)
 
-	// A "revoked" reaching this page would send it away a second later.
-	// Rather than wait and see, log in elsewhere once the page listens: the
-	// "sessions" event that tells it so comes after anything sent to it
-	// before, so it must arrive with no "revoked" ahead of it.
+	// An "ended" event reaching this page would send it away a second
+	// later. Rather than wait and see, log in elsewhere once the page
+	// listens: the "sessions" event that tells it so comes after anything
+	// sent to it before, so it must arrive with no "ended" ahead of it.
 	b.waitFor("the page's live stream", `(window.liveEvents ?? []).includes('open')`)
 	if s := postForm(t, apptest.Client(t), a.URL+"/login", url.Values{"username": {"quinn"}, "password": {"quinn-new-password"}}); s != http.StatusSeeOther {
 		t.Fatalf("login elsewhere: %d", s)
 	}
-	b.waitFor("the sessions event, with no revoked event before it", `(() => {
+	b.waitFor("the sessions event, with no ended event before it", fmt.Sprintf(`(() => {
 		const seen = window.liveEvents ?? [];
-		if (seen.includes('revoked')) throw new Error('the page got a revoked event: ' + seen.join(' '));
-		return seen.includes('sessions');
-	})()`)
+		if (seen.includes(%q)) throw new Error('the page got an ended event: ' + seen.join(' '));
+		return seen.includes(%q);
+	})()`, views.SSEEnded, views.SSESessions))
 	if got := eval[string](b, `sessionStorage.getItem('pages')`); got != "1" {
 		t.Errorf("%s pages loaded since the change, want 1 (the sessions page it was sent to)", got)
 	}

@@ -46,7 +46,8 @@ var ErrNoSession = errors.New("sessions: no such session")
 // In the same step it publishes the new count on the session's live channel
 // (open tabs show it at once) and, for a logged-in session (KEYS[2], the
 // user's session index), records when and by which instance the session was
-// last served: no extra round trip.
+// last served: no extra round trip. ARGV: session ID, instance, session
+// channel, MsgCountPrefix.
 var incrViews = rueidis.NewLuaScript(`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
@@ -54,7 +55,7 @@ local s = cjson.decode(raw)
 local v = (tonumber(s.values.views) or 0) + 1
 s.values.views = v
 redis.call('SET', KEYS[1], cjson.encode(s), 'KEEPTTL')
-redis.call('PUBLISH', ARGV[3], 'count ' .. v)
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. v)
 if KEYS[2] then
   local e = redis.call('HGET', KEYS[2], ARGV[1])
   if e then
@@ -83,7 +84,7 @@ func sessionKeys(token, user string) []string {
 // user is the session's user ("" for an anonymous session).
 func (o *Ops) IncrViews(ctx context.Context, token, user string) (int, error) {
 	id := ID(token)
-	n, err := incrViews.Exec(ctx, o.rdb, sessionKeys(token, user), []string{id, o.Instance, SessionChannel(id)}).AsInt64()
+	n, err := incrViews.Exec(ctx, o.rdb, sessionKeys(token, user), []string{id, o.Instance, SessionChannel(id), MsgCountPrefix}).AsInt64()
 	if rueidis.IsRedisNil(err) {
 		return 0, ErrNoSession
 	}
@@ -138,23 +139,37 @@ return v`)
 // Take atomically reads and deletes a stored session (GETDEL). Renewing a
 // token with it carries over every update made to the old key up to the
 // moment it disappears, instead of the copy the request loaded earlier.
-// In the same step, pages open on the old token hear "revoked", and reload
-// with the browser's new one.
-func (o *Ops) Take(ctx context.Context, token string) ([]byte, error) {
-	b, err := take.Exec(ctx, o.rdb, []string{Key(token)}, []string{SessionChannel(ID(token)), MsgRevoked}).AsBytes()
+// In the same step, pages open on the old token hear MsgEnded, and reload
+// with the browser's new one. It returns the view count the old key held
+// (see carriedViews).
+func (o *Ops) Take(ctx context.Context, token string) (views int, err error) {
+	b, err := take.Exec(ctx, o.rdb, []string{Key(token)}, []string{SessionChannel(ID(token)), MsgEnded}).AsBytes()
 	if rueidis.IsRedisNil(err) {
-		return nil, ErrNoSession
+		return 0, ErrNoSession
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sessions: take: %w", err)
+		return 0, fmt.Errorf("sessions: take: %w", err)
 	}
-	return b, nil
+	return carriedViews(b), nil
+}
+
+// Times reads a stored session's deadline and last activity (one GET).
+// A key gone, or holding nothing scs could load, is ErrNoSession.
+func (o *Ops) Times(ctx context.Context, token string) (Times, error) {
+	b, err := o.rdb.Do(ctx, o.rdb.B().Get().Key(Key(token)).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return Times{}, ErrNoSession
+	}
+	if err != nil {
+		return Times{}, fmt.Errorf("sessions: times: %w", err)
+	}
+	return timesOfStored(b)
 }
 
 // Ended tells a session's open pages that it has ended (a logout), so
 // they leave instead of showing a session that is gone.
 func (o *Ops) Ended(ctx context.Context, token string) error {
-	err := o.rdb.Do(ctx, o.rdb.B().Publish().Channel(SessionChannel(ID(token))).Message(MsgRevoked).Build()).Error()
+	err := o.rdb.Do(ctx, o.rdb.B().Publish().Channel(SessionChannel(ID(token))).Message(MsgEnded).Build()).Error()
 	if err != nil {
 		return fmt.Errorf("sessions: ended: %w", err)
 	}
@@ -185,9 +200,7 @@ type IdleStore struct {
 }
 
 // Commit implements scs.Store.
+// A write is activity, so the key lives until EndsAt(now, expiry).
 func (s IdleStore) Commit(token string, b []byte, expiry time.Time) error {
-	if ie := time.Now().Add(s.Idle); s.Idle > 0 && ie.Before(expiry) {
-		expiry = ie
-	}
-	return s.Store.Commit(token, b, expiry)
+	return s.Store.Commit(token, b, EndsAt(time.Now(), expiry, s.Idle))
 }
