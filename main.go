@@ -24,18 +24,15 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
-	"github.com/alexedwards/scs/v2/memstore"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sessionlab/sessionlab/handlers"
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
-	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
-	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/sessionstack"
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
@@ -101,7 +98,7 @@ type config struct {
 	bcryptCost               int
 	logLevel                 slog.Level
 	trustedProxies           handlers.Proxies
-	store                    string
+	store                    sessionstack.Mode
 	debugAddr                string
 	demoControls             bool
 }
@@ -120,7 +117,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration(getenv("SHUTDOWN_TIMEOUT"), 10*time.Second), "how long SIGTERM waits for requests in flight (env SHUTDOWN_TIMEOUT)")
 	fs.IntVar(&c.bcryptCost, "bcrypt-cost", envInt(getenv("BCRYPT_COST"), bcrypt.DefaultCost), "bcrypt cost for new passwords (env BCRYPT_COST)")
 	fs.TextVar(&c.logLevel, "log-level", envLevel(getenv("LOG_LEVEL")), "debug, info, warn or error (env LOG_LEVEL)")
-	fs.StringVar(&c.store, "store", cmp.Or(getenv("STORE"), "redis"), "where sessions live: redis, or memory to show what is lost without Redis (env STORE)")
+	store := fs.String("store", cmp.Or(getenv("STORE"), string(sessionstack.Redis)), "where sessions live: redis, or memory to show what is lost without Redis (env STORE)")
 	fs.BoolVar(&c.demoControls, "demo-controls", envBool(getenv("DEMO_CONTROLS")), "show \"Restart this server\" (POST /restart, loopback clients only) for classroom demos (env DEMO_CONTROLS)")
 	fs.StringVar(&c.debugAddr, "debug-addr", getenv("DEBUG_ADDR"), "serve /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; off when empty (env DEBUG_ADDR)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; none when empty (env TRUSTED_PROXIES)")
@@ -131,8 +128,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if c.trustedProxies, err = handlers.ParseTrustedProxies(*proxies); err != nil {
 		return c, fmt.Errorf("-trusted-proxies: %w", err)
 	}
-	if c.store != "redis" && c.store != "memory" {
-		return c, fmt.Errorf("-store must be redis or memory, not %q", c.store)
+	if c.store, err = sessionstack.ParseMode(*store); err != nil {
+		return c, fmt.Errorf("-store: %w", err)
 	}
 	if c.lifetime <= 0 || c.idle < 0 {
 		return c, errors.New("-lifetime must be positive and -idle not negative")
@@ -165,8 +162,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer pool.Close()
 
 	sm := scs.New()
-	sm.Store = redisconn.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.idle}}
-	sm.Codec = sessions.Codec{}
 	sm.Lifetime = cfg.lifetime
 	sm.Cookie = handlers.SessionCookie(cfg.cookieSecure)
 
@@ -189,32 +184,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	// Sessions in Redis (the default), or in this process to show what that
 	// loses. Live updates go through Redis pub/sub, or stay in the process.
-	ops := sessions.NewOps(rdb)
-	ops.Instance = instance
-	var memOps *sessions.MemoryOps
-	var issued *sessions.Issued
-	var index *sessionindex.Index
-	var banner string
-	var hub *live.Hub
-	if cfg.store == "memory" {
-		hub = live.New(nil, log) // sessions are local, so are their events
-		sm.Store = sessions.IdleStore{Store: memstore.New(), Idle: cfg.idle}
-		memOps = &sessions.MemoryOps{Store: sm.Store, Idle: cfg.idle, Publish: hub.Publish}
-		banner = memoryBanner
-		issued = &sessions.Issued{}
-		log.Warn("sessions are kept in this process's memory (-store memory): a restart logs everyone out, and other instances do not see these logins")
-	} else {
-		hub = live.New(rdb, log)
-		index = sessionindex.New(rdb)
+	stack, err := sessionstack.New(sessionstack.Config{Mode: cfg.store, Idle: cfg.idle, Instance: instance}, sm, rdb, pool, log)
+	if err != nil {
+		return err
 	}
+	hub := stack.Live
 	defer hub.Close()
 
 	app := &handlers.App{
 		Log:        log,
 		Sessions:   sm,
-		Ops:        ops,
+		Ops:        stack.Ops,
+		Index:      stack.Index,
 		Live:       hub,
-		Banner:     banner,
+		Banner:     stack.Warning,
 		Accounts:   accounts.New(rdb, cfg.bcryptCost),
 		Inspector:  inspect.New(rdb),
 		Ready:      func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Ping().Build()).Error() },
@@ -222,18 +205,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Instance:   instance,
 		ProcessID:  hex.EncodeToString(pid),
 		Started:    started,
-		Issued:     issued,
+		Issued:     stack.Issued,
 		Idle:       cfg.idle,
 		TouchEvery: touchEvery(cfg.idle),
 
 		Throttle:       throttle.New(rdb, throttle.DefaultPolicy),
 		TrustedProxies: cfg.trustedProxies,
-	}
-	if memOps != nil {
-		app.Ops = memOps
-	}
-	if index != nil {
-		app.Index = index // a nil *Index in the interface would not be nil
 	}
 	restart := make(chan struct{}, 1)
 	if cfg.demoControls {
@@ -328,12 +305,6 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
-
-// memoryBanner is shown on every page with -store memory.
-const memoryBanner = "Sessions are kept in this server's memory (-store memory), not in Redis. " +
-	"Restart the server and everyone is logged out; a second instance does not know these logins, " +
-	"and the sessions page cannot list them. This is the problem the tutorial solves with Redis. " +
-	"(Accounts still live in Redis.)"
 
 // touchEvery is how often a read-only request may refresh a session's
 // expiry: a tenth of the idle timeout, at most five minutes.

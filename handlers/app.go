@@ -23,7 +23,7 @@ type accountStore interface {
 	Get(ctx context.Context, username string) (accounts.Account, error)
 	SetPassword(ctx context.Context, username, password string) (gen string, err error)
 	NewGeneration(ctx context.Context, username string) (gen string, err error)
-	Generation(ctx context.Context, username string) (gen string, found bool, err error)
+	Current(ctx context.Context, username, gen string) (bool, error)
 }
 
 // sessionOps are the in-place changes to a stored session that must not race
@@ -33,18 +33,19 @@ type sessionOps interface {
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
 	Times(ctx context.Context, token string) (sessions.Times, error)
-	MarkRenewed(ctx context.Context, token string) error
-	Renewed(ctx context.Context, token string) (bool, error)
+	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
 	Ended(ctx context.Context, token string) error
 }
 
-// sessionIndex is what the sessions page needs of internal/sessionindex.
+// sessionIndex is what the sessions page needs of internal/sessionindex:
+// an Index in Redis, or None (which says ErrUnavailable) in memory mode.
 type sessionIndex interface {
 	Add(ctx context.Context, user string, e sessionindex.Entry, oldID string, deadline time.Time) error
 	List(ctx context.Context, user string) ([]sessionindex.Entry, error)
 	Remove(ctx context.Context, user, id string) error
 	Revoke(ctx context.Context, user, id string) (bool, error)
 	RevokeOthers(ctx context.Context, user, keepID string) (int, error)
+	Key(user string) (key string, ok bool)
 }
 
 // keyInspector reads a key as redis-cli would.
@@ -62,7 +63,7 @@ type App struct {
 	Inspector keyInspector
 	Ready     func(context.Context) error // is Redis reachable?
 	LogID     func(token string) string   // salted short hash for logs
-	Index     sessionIndex                // per-user list of sessions; nil in memory store mode
+	Index     sessionIndex                // per-user list of sessions
 	Live      *live.Hub                   // pub/sub fan-out to server-sent-event streams
 	Throttle  loginThrottle               // login brute-force limits; nil: none
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.

@@ -121,11 +121,11 @@ func (a *App) checkGeneration(ctx context.Context, st *sessionState) error {
 	if !ok || u.Username == "" {
 		return nil
 	}
-	gen, found, err := a.Accounts.Generation(ctx, u.Username)
+	current, err := a.Accounts.Current(ctx, u.Username, u.Gen)
 	if err != nil {
 		return fmt.Errorf("check session %s: %w", a.LogID(a.Sessions.Token(ctx)), err)
 	}
-	if found && gen == u.Gen {
+	if current {
 		return nil
 	}
 	token := a.Sessions.Token(ctx)
@@ -309,7 +309,8 @@ func (a *App) renewedMeanwhile(ctx context.Context) (bool, error) {
 	if !ok || st.presented == "" {
 		return false, nil
 	}
-	return a.Ops.Renewed(ctx, st.presented)
+	_, renewed, err := a.Ops.Renewed(ctx, st.presented)
+	return renewed, err
 }
 
 // tokenRenewed answers a request that still carried a session's old token

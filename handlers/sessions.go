@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
+
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
@@ -65,11 +67,11 @@ func (a *App) showSessions(w http.ResponseWriter, r *http.Request, u sessions.Us
 
 func (a *App) sessionsView(ctx context.Context, u sessions.User) (views.Sessions, error) {
 	p := views.Sessions{Now: time.Now()}
-	if a.Index == nil {
+	entries, err := a.Index.List(ctx, u.Username)
+	if errors.Is(err, sessionindex.ErrUnavailable) {
 		p.Unavailable = true
 		return p, nil
 	}
-	entries, err := a.Index.List(ctx, u.Username)
 	if err != nil {
 		return p, err
 	}
@@ -98,16 +100,16 @@ func (a *App) revokeSession(w http.ResponseWriter, r *http.Request) {
 		a.loginRequired(w, r)
 		return
 	}
-	if a.Index == nil {
-		a.showSessions(w, r, u, "", views.PasswordForm{})
-		return
-	}
 	id := r.PathValue("id")
 	if id == sessions.ID(a.Sessions.Token(ctx)) {
 		a.problem(w, r, http.StatusBadRequest, "That is this session", "To end the session you are using, log out.")
 		return
 	}
 	revoked, err := a.Index.Revoke(ctx, u.Username, id)
+	if errors.Is(err, sessionindex.ErrUnavailable) {
+		a.showSessions(w, r, u, "", views.PasswordForm{})
+		return
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -186,7 +188,16 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 		pf.New.Error = fieldMessage(err)
 	}
 	if pf.Current.Error == "" && pf.New.Error == "" {
+		tk, ok := a.passwordCheckAllowed(w, r, u, func(msg string) templ.Component {
+			p, _ := a.sessionsView(ctx, u)
+			p.Password = views.PasswordForm{Username: u.Username, Error: msg}
+			return views.SessionsPage(p)
+		})
+		if !ok {
+			return
+		}
 		_, err := a.Accounts.Authenticate(ctx, u.Username, current)
+		a.checked(ctx, tk, err)
 		switch {
 		case errors.Is(err, accounts.ErrBadCredentials):
 			pf.Current.Error = "That is not your current password."
@@ -252,10 +263,10 @@ func (a *App) endOtherSessions(r *http.Request, u sessions.User, change func(con
 	if err := a.indexLogin(r, u.Username, old); err != nil {
 		return err
 	}
-	if a.Index == nil {
-		return nil
-	}
 	n, err := a.Index.RevokeOthers(ctx, u.Username, sessions.ID(a.Sessions.Token(ctx)))
+	if errors.Is(err, sessionindex.ErrUnavailable) {
+		return nil // no list to walk: the new generation alone logs the others out
+	}
 	if err != nil {
 		return err
 	}
@@ -274,9 +285,6 @@ func fieldMessage(err error) string {
 // user's index, in place of the token it replaced. It is called after
 // every token renewal of a logged-in session.
 func (a *App) indexLogin(r *http.Request, user, oldToken string) error {
-	if a.Index == nil {
-		return nil
-	}
 	ctx := r.Context()
 	token := a.Sessions.Token(ctx)
 	now := time.Now().UnixMilli()
@@ -301,7 +309,7 @@ func (a *App) indexLogin(r *http.Request, user, oldToken string) error {
 // unindex drops a session from its user's index (logout, or a login as
 // someone else).
 func (a *App) unindex(ctx context.Context, user, token string) error {
-	if a.Index == nil || user == "" || token == "" {
+	if user == "" || token == "" {
 		return nil
 	}
 	if err := a.Index.Remove(ctx, user, sessions.ID(token)); err != nil {
@@ -333,12 +341,13 @@ func truncate(s string, n int) string {
 // indexPanelEntry is the user's session index for the "What's in Redis"
 // panel, with every token cut short as the session key is.
 func (a *App) indexPanelEntry(ctx context.Context, user string) (views.RedisEntry, bool, error) {
-	if a.Index == nil {
+	key, ok := a.Index.Key(user)
+	if !ok {
 		return views.RedisEntry{}, false, nil
 	}
-	e, err := a.Inspector.Hash(ctx, sessions.IndexKey(user))
+	e, err := a.Inspector.Hash(ctx, key)
 	if err != nil {
-		return views.RedisEntry{}, false, fmt.Errorf("%s: %w", sessions.IndexKey(user), err)
+		return views.RedisEntry{}, false, fmt.Errorf("%s: %w", key, err)
 	}
 	if !e.Exists {
 		return views.RedisEntry{}, false, nil
