@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -107,6 +108,13 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 			case m.Payload == sessions.MsgSessions:
 				err = sendEvent(w, views.SSESessions, "changed")
 			}
+		case <-sub.Resync:
+			var ended bool
+			ended, err = a.catchUp(w, token)
+			if ended {
+				_ = rc.Flush()
+				return
+			}
 		case <-keepAlive.C:
 			_, err = io.WriteString(w, ": keep-alive\n\n")
 		case <-warn.C:
@@ -125,6 +133,31 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// catchUp brings a page up to date after its subscription was re-opened
+// (a Redis hiccup), since what was published meanwhile never came: the
+// session's current count, and a nudge to reload the list of sessions. A
+// session gone meanwhile ends the stream (ended). If Redis cannot be read
+// yet, the page keeps what it has; the next count brings it up to date.
+func (a *App) catchUp(w io.Writer, token string) (ended bool, err error) {
+	b, found, err := a.Sessions.Store.Find(token)
+	if err != nil {
+		a.Log.Info("live: cannot catch up after a re-subscription", "session", a.LogID(token), "err", err)
+		return false, nil
+	}
+	if !found {
+		return true, sendEvent(w, views.SSEEnded, "ended")
+	}
+	_, values, err := a.Sessions.Codec.Decode(b)
+	if err != nil {
+		return false, nil
+	}
+	n, _ := values[sessions.KeyViews].(int)
+	if err := sendEvent(w, views.SSECount, strconv.Itoa(n)); err != nil {
+		return false, err
+	}
+	return false, sendEvent(w, views.SSESessions, "changed")
 }
 
 // warnIfEnding checks, when a session's end was due to come close, whether
