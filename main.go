@@ -32,6 +32,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redisbound"
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/throttle"
@@ -109,6 +110,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer rdb.Close()
+	redisServer, err := handlers.DescribeRedis(cfg.redisURL)
+	if err != nil {
+		return fmt.Errorf("bad Redis URL %s: %w", redactURL(cfg.redisURL), err)
+	}
 	pool, err := sessions.NewPool(cfg.redisURL)
 	if err != nil {
 		return err
@@ -116,7 +121,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer pool.Close()
 
 	sm := scs.New()
-	sm.Store = sessions.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.idle}}
+	// Outermost, the trace wrapper gets each request's context from scs and
+	// records the session commands for the Redis panel.
+	sm.Store = redistrace.Store{
+		Store: sessions.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.idle}},
+		Key:   func(token string) string { return sessions.CutKey(sessions.Key(token)) },
+	}
 	sm.Codec = sessions.Codec{}
 	sm.Lifetime = cfg.lifetime
 	sm.Cookie = handlers.SessionCookie(cfg.cookieSecure)
@@ -167,6 +177,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Idle:       cfg.idle,
 		TouchEvery: touchEvery(cfg.idle),
 
+		Redis:          redisServer,
 		Throttle:       throttle.New(rdb, throttle.DefaultPolicy),
 		TrustedProxies: cfg.trustedProxies,
 	}
@@ -260,7 +271,9 @@ func connectRedis(ctx context.Context, redisURL string) (rueidis.Client, error) 
 		rdb.Close()
 		return nil, errors.New(hint)
 	}
-	return redisbound.Client(rdb, redisbound.DefaultTimeout), nil
+	// Each command a request sends is recorded in the request's trace
+	// (the Redis panel), its time as the request waited for it.
+	return redistrace.Client(redisbound.Client(rdb, redisbound.DefaultTimeout), sessions.CutKey), nil
 }
 
 // memoryBanner is shown on every page with -store memory.

@@ -23,6 +23,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redisbound"
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/throttle"
@@ -56,7 +57,7 @@ func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *te
 		t.Fatalf("rueidis: %v", err)
 	}
 	t.Cleanup(rdb.Close)
-	rdb = redisbound.Client(rdb, redisbound.DefaultTimeout)
+	rdb = redistrace.Client(redisbound.Client(rdb, redisbound.DefaultTimeout), sessions.CutKey)
 	pool, err := sessions.NewPool(rs.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +92,13 @@ func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *te
 	for _, o := range options {
 		o(a)
 	}
-	a.Sessions.Store = sessions.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: a.Idle}}
+	a.Sessions.Store = redistrace.Store{
+		Store: sessions.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: a.Idle}},
+		Key:   func(token string) string { return sessions.CutKey(sessions.Key(token)) },
+	}
+	if a.Redis, err = DescribeRedis(rs.URL()); err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(a.Routes())
 	t.Cleanup(srv.Close)
 	// Streams end when the hub closes, so close it before the server waits for them.

@@ -30,6 +30,7 @@ const warnBefore = 2 * time.Minute
 //	revoked   the session was revoked or has ended (its pages go to /login)
 //	sessions  the user's list of sessions changed (the sessions page reloads it)
 //	idle      the session ends within warnBefore (data: the "stay signed in" warning)
+//	browsers  a browser on this computer (this client address) counted (data: the list)
 //
 // Messages come through the process's pub/sub hub, so a count made on any
 // instance reaches every open tab on every instance. The stream ends when
@@ -52,7 +53,8 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := sessions.ID(token)
-	channels := []string{sessions.SessionChannel(id)}
+	addr := a.clientIP(r).String()
+	channels := []string{sessions.SessionChannel(id), sessions.BrowsersChannel(addr)}
 	if u, ok := a.currentUser(ctx); ok {
 		channels = append(channels, sessions.UserChannel(u.Username))
 	}
@@ -110,6 +112,8 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 				return
 			case m.Payload == sessions.MsgSessions:
 				err = sendEvent(w, "sessions", "changed")
+			case strings.HasPrefix(m.Payload, sessions.MsgBrowsersPrefix):
+				err = a.sendBrowsers(ctx, w, addr, strings.TrimPrefix(m.Payload, sessions.MsgBrowsersPrefix), token)
 			}
 		case <-keepAlive.C:
 			_, err = io.WriteString(w, ": keep-alive\n\n")
@@ -161,6 +165,22 @@ func (a *App) warnIfEnding(ctx context.Context, w io.Writer, token string) (time
 	}
 	// Look again just after the end: then the page is sent to log in.
 	return end.Sub(now) + time.Second, sendEvent(w, "idle", buf.String())
+}
+
+// sendBrowsers renders a published list of an address's browsers for one
+// stream's session (its own row marked) and sends it. A list that does not
+// parse is skipped: the next count sends a new one.
+func (a *App) sendBrowsers(ctx context.Context, w io.Writer, addr, payload, token string) error {
+	list, err := sessions.ParseBrowsers(payload)
+	if err != nil {
+		a.Log.Warn("live: bad browsers message", "err", err)
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := views.BrowsersList(a.browsers(addr, list, token)).Render(ctx, &buf); err != nil {
+		return err
+	}
+	return sendEvent(w, "browsers", buf.String())
 }
 
 // sendEvent writes one server-sent event; every line of data gets its own

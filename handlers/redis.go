@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
@@ -21,16 +23,16 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if isHTMX(r) && r.Header.Get("HX-Target") == "redis-panel" {
-		a.write(w, r, http.StatusOK, views.RedisPanel(entries))
+		a.write(w, r, http.StatusOK, views.RedisPanel(entries, a.Redis))
 		return
 	}
 	p := a.page(r.Context(), "What's in Redis")
 	p.HidePanel = true
 	if isHTMX(r) {
-		a.write(w, r, http.StatusOK, views.Fragment(p, views.RedisPage(entries)))
+		a.write(w, r, http.StatusOK, views.Fragment(p, views.RedisPage(entries, a.Redis)))
 		return
 	}
-	a.write(w, r, http.StatusOK, views.Layout(p, views.RedisPage(entries)))
+	a.write(w, r, http.StatusOK, views.Layout(p, views.RedisPage(entries, a.Redis)))
 }
 
 func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
@@ -42,7 +44,7 @@ func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 		}
 		if e.Exists {
 			entries = append(entries, views.RedisEntry{
-				Key:    sessions.Key(token[:6]) + "…",
+				Key:    sessions.CutKey(sessions.Key(token)),
 				Note:   "this browser's session (the key holds the full token; it is cut here on purpose)",
 				TTL:    e.TTL,
 				Memory: e.Memory,
@@ -90,4 +92,34 @@ func cutHash(v []byte) []byte {
 		return v
 	}
 	return b
+}
+
+// DescribeRedis names the Redis at a URL for the Redis panel: where it is
+// and a redis-cli command line that reaches it, never the password. With a
+// password the command line asks for it (--askpass).
+func DescribeRedis(redisURL string) (views.RedisServer, error) {
+	opt, err := sessions.ParseURL(redisURL)
+	if err != nil {
+		return views.RedisServer{}, err
+	}
+	db := strconv.Itoa(opt.SelectDB)
+	var s views.RedisServer
+	if path, ok := strings.CutPrefix(redisURL, "unix://"); ok {
+		path, _, _ = strings.Cut(path, "?")
+		s = views.RedisServer{Where: path + ", database " + db, CLI: "redis-cli -s " + path + " -n " + db}
+	} else {
+		addr := opt.InitAddress[0]
+		scheme, tls := "redis", ""
+		if opt.TLSConfig != nil {
+			scheme, tls = "rediss", " --tls"
+		}
+		s = views.RedisServer{Where: addr + ", database " + db, CLI: "redis-cli" + tls + " -u " + scheme + "://" + addr + "/" + db}
+	}
+	if opt.Username != "" {
+		s.CLI += " --user " + opt.Username
+	}
+	if opt.Password != "" {
+		s.CLI += " --askpass"
+	}
+	return s, nil
 }

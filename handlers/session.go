@@ -11,7 +11,9 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // sessionState is what the middleware learned about the request's session,
@@ -24,6 +26,12 @@ type sessionState struct {
 	presented string
 	// seen is the session's last recorded activity.
 	seen time.Time
+	// created: the handler gave a new session its token early (newToken);
+	// saving it creates its key.
+	created bool
+	// unsaved: the handler failed before a new session was worth keeping;
+	// it is not written and no cookie is set.
+	unsaved bool
 }
 
 type stateKey struct{}
@@ -69,7 +77,10 @@ func (a *App) withSession(next http.Handler) http.Handler {
 				token = c.Value
 			}
 		}
-		ctx, err := a.Sessions.Load(r.Context(), token)
+		// Every Redis command the request sends is recorded for the
+		// Redis panel: the load's GET first.
+		ctx, trace := redistrace.Start(r.Context())
+		ctx, err := a.Sessions.Load(ctx, token)
 		if err != nil {
 			a.fail(w, r, fmt.Errorf("load session %s: %w", a.LogID(token), err))
 			return
@@ -96,9 +107,36 @@ func (a *App) withSession(next http.Handler) http.Handler {
 			a.fail(w, r, err)
 			return
 		}
+		a.fillTrace(r, bw.body, trace)
 		bw.send(true)
 	})
 }
+
+// fillTrace puts what the request sent to Redis, the save included, in
+// place of the page's trace marker (if it has one): the page was rendered
+// before the save, so it could not say.
+func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.Trace) {
+	b := body.Bytes()
+	i := bytes.Index(b, traceMarker)
+	if i < 0 {
+		return
+	}
+	tail := getBuffer()
+	defer putBuffer(tail)
+	tail.Write(b[i+len(traceMarker):])
+	body.Truncate(i)
+	cmds, dropped := trace.Commands()
+	t := views.Trace{Request: r.Method + " " + r.URL.Path, Dropped: dropped}
+	for _, c := range cmds {
+		t.Commands = append(t.Commands, views.TraceCommand{Name: c.Name, Key: c.Key, Reply: c.Reply, Took: c.Took})
+	}
+	if err := views.RedisTrace(t, a.Redis).Render(r.Context(), body); err != nil {
+		a.Log.Error("render trace", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	body.Write(tail.Bytes())
+}
+
+var traceMarker = []byte(views.TraceMarker)
 
 // checkTimeouts ends a session past its idle or absolute deadline and
 // refreshes "last seen" when it is older than TouchEvery.
@@ -146,8 +184,12 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	switch a.Sessions.Status(ctx) {
 	case scs.Modified:
-		created := a.Sessions.Token(ctx) == ""
-		if created {
+		st, _ := stateOf(ctx)
+		if st != nil && st.unsaved {
+			return nil
+		}
+		created := a.Sessions.Token(ctx) == "" || st != nil && st.created
+		if a.Sessions.Token(ctx) == "" { // newToken has checked already
 			if renewed, err := a.renewedMeanwhile(ctx); err != nil {
 				return err
 			} else if renewed {

@@ -102,3 +102,49 @@ func describedBy(field string, f Field, help string) string {
 	}
 	return strings.Join(ids, " ")
 }
+
+// Browsers is the /count list of the sessions that counted from this
+// browser's address lately ("the browsers on this computer").
+type Browsers struct {
+	Addr   string // the client address, as -trusted-proxies resolves it
+	Rows   []BrowserRow
+	Window time.Duration // how long a browser stays on the list
+	Now    time.Time
+}
+
+// BrowserRow is one browser: never its token, never its user's name.
+type BrowserRow struct {
+	Device    string
+	LoggedIn  bool
+	Views     int
+	CountedAt time.Time
+	This      bool // the browser looking at the page
+}
+
+// Trace is what one request sent to Redis, in order.
+type Trace struct {
+	Request  string // "GET /count"
+	Commands []TraceCommand
+	Dropped  int // commands sent but not kept (a trace is bounded)
+}
+
+// TraceCommand is one Redis command of a Trace.
+type TraceCommand struct {
+	Name, Key, Reply string
+	Took             time.Duration
+}
+
+// RedisServer names the Redis the app uses, for the panel and its
+// redis-cli examples; it never holds a password.
+type RedisServer struct {
+	Where string // "127.0.0.1:6391, database 0"
+	CLI   string // "redis-cli -u redis://127.0.0.1:6391/0"
+}
+
+func took(d time.Duration) string {
+	ms := float64(d) / float64(time.Millisecond)
+	if ms < 1 {
+		return fmt.Sprintf("%.2f ms", ms)
+	}
+	return fmt.Sprintf("%.1f ms", ms)
+}
