@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -24,14 +23,13 @@ import (
 	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
-	"github.com/redis/rueidis"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sessionlab/sessionlab/handlers"
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
-	"github.com/sessionlab/sessionlab/internal/redisbound"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -105,16 +103,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: cfg.logLevel}))
 
-	rdb, err := connectRedis(ctx, cfg.redisURL)
+	rdb, err := redisconn.Connect(ctx, cfg.redisURL)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
+	// Each command a request sends is recorded in the request's trace (the
+	// Redis panel), its time as the request waited for it.
+	rdb = redistrace.Client(rdb, sessions.CutKey)
 	redisServer, err := handlers.DescribeRedis(cfg.redisURL)
 	if err != nil {
-		return fmt.Errorf("bad Redis URL %s: %w", redactURL(cfg.redisURL), err)
+		return err
 	}
-	pool, err := sessions.NewPool(cfg.redisURL)
+	pool, err := redisconn.NewPool(cfg.redisURL)
 	if err != nil {
 		return err
 	}
@@ -124,7 +125,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// Outermost, the trace wrapper gets each request's context from scs and
 	// records the session commands for the Redis panel.
 	sm.Store = redistrace.Store{
-		Store: sessions.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.idle}},
+		Store: redisconn.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.idle}},
 		Key:   func(token string) string { return sessions.CutKey(sessions.Key(token)) },
 	}
 	sm.Codec = sessions.Codec{}
@@ -204,7 +205,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		go func() { _ = debug.Serve(dln) }()
 		log.Info("debug listener", "addr", dln.Addr().String())
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "instance", instance, "redis", redactURL(cfg.redisURL),
+	log.Info("listening", "addr", ln.Addr().String(), "instance", instance, "redis", redisconn.Redact(cfg.redisURL),
 		"lifetime", cfg.lifetime, "idle", cfg.idle)
 
 	select {
@@ -250,32 +251,6 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// connectRedis opens the rueidis client and checks Redis answers, failing
-// fast with one line that says what to do.
-func connectRedis(ctx context.Context, redisURL string) (rueidis.Client, error) {
-	opt, err := sessions.ParseURL(redisURL)
-	if err != nil {
-		return nil, fmt.Errorf("bad Redis URL %s: %w", redactURL(redisURL), err)
-	}
-	opt.Dialer.Timeout = 2 * time.Second
-	opt.ConnWriteTimeout = 2 * time.Second
-	opt.DisableCache = true // nothing here is read often enough to cache client-side
-	hint := fmt.Sprintf("no Redis answers at %s: start one with `go tool task run` (or `redis-server`), or point -redis/REDIS_URL at yours", redactURL(redisURL))
-	rdb, err := rueidis.NewClient(opt)
-	if err != nil {
-		return nil, errors.New(hint)
-	}
-	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if err := rdb.Do(pingCtx, rdb.B().Ping().Build()).Error(); err != nil {
-		rdb.Close()
-		return nil, errors.New(hint)
-	}
-	// Each command a request sends is recorded in the request's trace
-	// (the Redis panel), its time as the request waited for it.
-	return redistrace.Client(redisbound.Client(rdb, redisbound.DefaultTimeout), sessions.CutKey), nil
-}
-
 // memoryBanner is shown on every page with -store memory.
 const memoryBanner = "Sessions are kept in this server's memory (-store memory), not in Redis. " +
 	"Restart the server and everyone is logged out; a second instance does not know these logins, " +
@@ -289,15 +264,6 @@ func touchEvery(idle time.Duration) time.Duration {
 		return 5 * time.Minute
 	}
 	return min(idle/10, 5*time.Minute)
-}
-
-// redactURL hides a password in a Redis URL before it is logged.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(one that does not parse)"
-	}
-	return u.Redacted()
 }
 
 func envBool(s string) bool {

@@ -22,7 +22,9 @@ type accountStore interface {
 	Create(ctx context.Context, username, password string) (accounts.Account, error)
 	Authenticate(ctx context.Context, username, password string) (accounts.Account, error)
 	Get(ctx context.Context, username string) (accounts.Account, error)
-	SetPassword(ctx context.Context, username, password string) error
+	SetPassword(ctx context.Context, username, password string) (gen string, err error)
+	NewGeneration(ctx context.Context, username string) (gen string, err error)
+	Generation(ctx context.Context, username string) (gen string, found bool, err error)
 }
 
 // sessionOps are the in-place changes to a stored session that must not race

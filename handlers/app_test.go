@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,14 +13,13 @@ import (
 
 	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
-	"github.com/redis/rueidis"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
-	"github.com/sessionlab/sessionlab/internal/redisbound"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
@@ -50,15 +48,13 @@ func newTestApp(t testing.TB, options ...func(*App)) *testApp {
 // newTestAppOn serves another app instance on an existing Redis.
 func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *testApp {
 	t.Helper()
-	opt := rueidis.ClientOption{InitAddress: []string{rs.Addr()}, DisableCache: true,
-		ConnWriteTimeout: 2 * time.Second, Dialer: net.Dialer{Timeout: time.Second}}
-	rdb, err := rueidis.NewClient(opt)
+	rdb, err := redisconn.Connect(t.Context(), rs.URL())
 	if err != nil {
-		t.Fatalf("rueidis: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
-	rdb = redistrace.Client(redisbound.Client(rdb, redisbound.DefaultTimeout), sessions.CutKey)
-	pool, err := sessions.NewPool(rs.URL())
+	rdb = redistrace.Client(rdb, sessions.CutKey)
+	pool, err := redisconn.NewPool(rs.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +89,7 @@ func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *te
 		o(a)
 	}
 	a.Sessions.Store = redistrace.Store{
-		Store: sessions.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: a.Idle}},
+		Store: redisconn.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: a.Idle}},
 		Key:   func(token string) string { return sessions.CutKey(sessions.Key(token)) },
 	}
 	if a.Redis, err = DescribeRedis(rs.URL()); err != nil {

@@ -135,7 +135,7 @@ func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) (err 
 			a.logOutHere(ctx)
 		}
 	}()
-	a.Sessions.Put(ctx, sessions.KeyUser, sessions.User{Username: acct.Username, Role: acct.Role})
+	a.Sessions.Put(ctx, sessions.KeyUser, sessions.User{Username: acct.Username, Role: acct.Role, Gen: acct.Gen})
 	if prev.Username != "" && prev.Username != acct.Username {
 		if err := a.unindex(ctx, prev.Username, old); err != nil {
 			return err
@@ -198,7 +198,7 @@ func (a *App) toProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("HX-Push-Url", "/profile")
-	w.Header().Set("HX-Trigger", "session-changed")
+	w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	u, _ := a.currentUser(r.Context())
 	a.render(w, r, http.StatusOK, "Profile", views.ProfilePage(a.profileView(r.Context(), u)))
 }

@@ -75,9 +75,9 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		}
 		// A new session: the page has no live stream yet to tell its
 		// Redis panel (a stored session's count arrives over the stream).
-		w.Header().Set("HX-Trigger", "session-changed")
+		w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	}
-	if isHTMX(r) && r.Header.Get("HX-Target") == "view-count" {
+	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDViewCount {
 		a.write(w, r, http.StatusOK, templ.Join(views.Counter(n), views.RedisTraceSlot(true)))
 		return
 	}

@@ -26,15 +26,15 @@ const warnBefore = 2 * time.Minute
 // liveEvents handles GET /live: a server-sent-event stream for the
 // request's session. Events:
 //
-//	count     the session's new view count (data: the number)
-//	revoked   the session was revoked or has ended (its pages go to /login)
-//	sessions  the user's list of sessions changed (the sessions page reloads it)
-//	idle      the session ends within warnBefore (data: the "stay signed in" warning)
-//	browsers  a browser on this computer (this client address) counted (data: the list)
+//	views.SSECount     the session's new view count (data: the number)
+//	views.SSEEnded     the session has ended: revoked, logged out, renewed or expired (its pages leave)
+//	views.SSESessions  the user's list of sessions changed (the sessions page reloads it)
+//	views.SSEIdle      the session ends within warnBefore (data: the "stay signed in" warning)
+//	views.SSEBrowsers  a browser on this computer (this client address) counted (data: the list)
 //
 // Messages come through the process's pub/sub hub, so a count made on any
 // instance reaches every open tab on every instance. The stream ends when
-// the client leaves, the session is revoked, or the server shuts down.
+// the client leaves, the session ends, or the server shuts down.
 func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	token := a.Sessions.Token(ctx)
@@ -105,13 +105,13 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			switch {
 			case strings.HasPrefix(m.Payload, sessions.MsgCountPrefix):
-				err = sendEvent(w, "count", strings.TrimPrefix(m.Payload, sessions.MsgCountPrefix))
-			case m.Payload == sessions.MsgRevoked:
-				_ = sendEvent(w, "revoked", "revoked")
+				err = sendEvent(w, views.SSECount, strings.TrimPrefix(m.Payload, sessions.MsgCountPrefix))
+			case m.Payload == sessions.MsgEnded:
+				_ = sendEvent(w, views.SSEEnded, "ended")
 				_ = rc.Flush()
 				return
 			case m.Payload == sessions.MsgSessions:
-				err = sendEvent(w, "sessions", "changed")
+				err = sendEvent(w, views.SSESessions, "changed")
 			case strings.HasPrefix(m.Payload, sessions.MsgBrowsersPrefix):
 				err = a.sendBrowsers(ctx, w, addr, strings.TrimPrefix(m.Payload, sessions.MsgBrowsersPrefix), token)
 			}
@@ -137,7 +137,7 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 
 // warnIfEnding checks, when a session's end was due to come close, whether
 // it still is (another tab may have used the session since): if so it sends
-// the "stay signed in" warning, if it has ended it sends "revoked". It
+// the "stay signed in" warning, if it has ended it sends views.SSEEnded. It
 // returns when to look again (0: the session is gone, end the stream).
 func (a *App) warnIfEnding(ctx context.Context, w io.Writer, token string) (time.Duration, error) {
 	b, found, err := a.Sessions.Store.Find(token)
@@ -154,7 +154,7 @@ func (a *App) warnIfEnding(ctx context.Context, w io.Writer, token string) (time
 	}
 	now := time.Now()
 	if end.IsZero() || !now.Before(end) {
-		return 0, sendEvent(w, "revoked", "ended")
+		return 0, sendEvent(w, views.SSEEnded, "expired")
 	}
 	if left := end.Sub(now); left > warnBefore {
 		return left - warnBefore, nil
@@ -164,7 +164,7 @@ func (a *App) warnIfEnding(ctx context.Context, w io.Writer, token string) (time
 		return 0, err
 	}
 	// Look again just after the end: then the page is sent to log in.
-	return end.Sub(now) + time.Second, sendEvent(w, "idle", buf.String())
+	return end.Sub(now) + time.Second, sendEvent(w, views.SSEIdle, buf.String())
 }
 
 // sendBrowsers renders a published list of an address's browsers for one
@@ -180,7 +180,7 @@ func (a *App) sendBrowsers(ctx context.Context, w io.Writer, addr, payload, toke
 	if err := views.BrowsersList(a.browsers(addr, list, token)).Render(ctx, &buf); err != nil {
 		return err
 	}
-	return sendEvent(w, "browsers", buf.String())
+	return sendEvent(w, views.SSEBrowsers, buf.String())
 }
 
 // sendEvent writes one server-sent event; every line of data gets its own
@@ -229,7 +229,7 @@ func (a *App) staySignedIn(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	w.Header().Set("HX-Trigger", "session-changed")
+	w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	if isHTMX(r) {
 		a.write(w, r, http.StatusOK, templ.Join(
 			views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, Touched: true}),

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -22,7 +23,7 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if isHTMX(r) && r.Header.Get("HX-Target") == "redis-panel" {
+	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDRedisPanel {
 		a.write(w, r, http.StatusOK, views.RedisPanel(entries, a.Redis))
 		return
 	}
@@ -98,7 +99,7 @@ func cutHash(v []byte) []byte {
 // and a redis-cli command line that reaches it, never the password. With a
 // password the command line asks for it (--askpass).
 func DescribeRedis(redisURL string) (views.RedisServer, error) {
-	opt, err := sessions.ParseURL(redisURL)
+	opt, err := redisconn.ParseURL(redisURL)
 	if err != nil {
 		return views.RedisServer{}, err
 	}

@@ -3,16 +3,11 @@ package handlers
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"net/http"
-	"strings"
-	"syscall"
 
 	"github.com/a-h/templ"
-	"github.com/gomodule/redigo/redis"
-	"github.com/redis/rueidis"
 
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -80,7 +75,7 @@ func (a *App) problem(w http.ResponseWriter, r *http.Request, status int, title,
 // shown; it names no token (see LogID).
 func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
 	title, msg := "Something went wrong", "Something went wrong on our side, and nothing was changed. Please try again."
-	if unavailable(err) {
+	if _, ok := redisconn.Unavailable(err); ok {
 		title = "Session store unavailable"
 		msg = "The session store (Redis) is not answering, so nothing was changed. Please try again in a moment."
 		w.Header().Set("Retry-After", "5")
@@ -93,33 +88,11 @@ func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
 // untrue.
 func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title, msg string) {
 	status := http.StatusInternalServerError
-	if unavailable(err) {
+	if _, ok := redisconn.Unavailable(err); ok {
 		status = http.StatusServiceUnavailable
 	}
 	a.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	a.problem(w, r, status, title, msg)
-}
-
-// unavailable tells a Redis outage (refused, reset, timed out, loading, pool
-// exhausted, client closing) from a bug.
-func unavailable(err error) bool {
-	var netErr net.Error
-	var redisErr *rueidis.RedisError
-	switch {
-	case errors.As(err, &netErr),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, rueidis.ErrClosing), errors.Is(err, redis.ErrPoolExhausted):
-		return true
-	case errors.As(err, &redisErr):
-		for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN"} {
-			if strings.HasPrefix(redisErr.Error(), p) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // parseForm reads a form body of bounded size. It answers 413 or 400 itself

@@ -87,6 +87,12 @@ func (a *App) withSession(next http.Handler) http.Handler {
 		}
 		st := &sessionState{stale: presented && a.Sessions.Token(ctx) == "", presented: token}
 		if a.Sessions.Token(ctx) != "" {
+			if err := a.checkGeneration(ctx, st); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
+		if a.Sessions.Token(ctx) != "" {
 			if err := a.checkTimeouts(ctx, st); err != nil {
 				a.fail(w, r, err)
 				return
@@ -137,6 +143,33 @@ func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.T
 }
 
 var traceMarker = []byte(views.TraceMarker)
+
+// checkGeneration ends a logged-in session whose account has changed its
+// credential generation since the session logged in (a password change,
+// "log out everywhere else") or is gone: Django's session auth hash, see
+// accounts.NewGeneration. The account is read through rueidis's client-side
+// cache, which Redis invalidates on every instance when the account
+// changes, so the check costs no round trip while nothing changes.
+func (a *App) checkGeneration(ctx context.Context, st *sessionState) error {
+	u, ok := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User)
+	if !ok || u.Username == "" {
+		return nil
+	}
+	gen, found, err := a.Accounts.Generation(ctx, u.Username)
+	if err != nil {
+		return fmt.Errorf("check session %s: %w", a.LogID(a.Sessions.Token(ctx)), err)
+	}
+	if found && gen == u.Gen {
+		return nil
+	}
+	token := a.Sessions.Token(ctx)
+	a.Log.Info("session revoked: its account's credentials changed", "session", a.LogID(token), "user", u.Username)
+	st.stale = true
+	if err := a.Sessions.Destroy(ctx); err != nil {
+		return fmt.Errorf("destroy revoked session %s: %w", a.LogID(token), err)
+	}
+	return nil
+}
 
 // checkTimeouts ends a session past its idle or absolute deadline and
 // refreshes "last seen" when it is older than TouchEvery.

@@ -49,7 +49,7 @@ func (a *App) showSessions(w http.ResponseWriter, r *http.Request, u sessions.Us
 	}
 	pf.Username = u.Username
 	p.Notice, p.Password = notice, pf
-	if isHTMX(r) && r.Header.Get("HX-Target") == "session-list" {
+	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDSessionList {
 		a.write(w, r, http.StatusOK, views.SessionList(p))
 		return
 	}
@@ -124,13 +124,20 @@ func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request) {
 		a.loginRequired(w, r)
 		return
 	}
-	if a.Index != nil {
-		n, err := a.Index.RevokeOthers(ctx, u.Username, sessions.ID(a.Sessions.Token(ctx)))
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		a.Log.Info("other sessions revoked", "user", u.Username, "count", n, "by", a.LogID(a.Sessions.Token(ctx)))
+	err := a.endOtherSessions(r, u, func(ctx context.Context) (string, error) {
+		return a.Accounts.NewGeneration(ctx, u.Username)
+	})
+	if errors.Is(err, errCredentialsUnchanged) {
+		a.fail(w, r, err)
+		return
+	}
+	if err != nil {
+		// The other sessions are ended; this one may not hold the new
+		// generation. Failing closed, as a password change does.
+		a.logOutHere(ctx)
+		a.failWith(w, r, err, "Logged out everywhere",
+			"Your other sessions are logged out, but keeping this one failed on our side, so this browser was logged out too. Please log in again.")
+		return
 	}
 	a.afterRevoke(w, r, u, "revoked-others")
 }
@@ -151,7 +158,7 @@ func (a *App) afterRevoke(w http.ResponseWriter, r *http.Request, u sessions.Use
 		return
 	}
 	p.Notice = sessionsNotice(from)
-	w.Header().Set("HX-Trigger", "session-changed")
+	w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	a.write(w, r, http.StatusOK, views.SessionList(p))
 }
 
@@ -190,11 +197,14 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.showSessions(w, r, u, "", pf)
 		return
 	}
-	if err := a.Accounts.SetPassword(ctx, u.Username, next); err != nil {
+	err := a.endOtherSessions(r, u, func(ctx context.Context) (string, error) {
+		return a.Accounts.SetPassword(ctx, u.Username, next)
+	})
+	if errors.Is(err, errCredentialsUnchanged) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.afterPasswordChange(r, u.Username); err != nil {
+	if err != nil {
 		// The new password is stored; this session and the others are
 		// not in order. Failing closed: logged out here, told the truth.
 		a.logOutHere(ctx)
@@ -203,6 +213,7 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 				"Log in with the new password, then use “Log out everywhere else” on the Sessions page.")
 		return
 	}
+	a.Log.Info("password changed", "user", u.Username)
 	if isHTMX(r) {
 		w.Header().Set("HX-Redirect", "/sessions?from=password")
 		w.WriteHeader(http.StatusNoContent)
@@ -211,25 +222,42 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/sessions?from=password", http.StatusSeeOther)
 }
 
-// afterPasswordChange renews this session's token, records it in the
-// index and revokes every other session of the user.
-func (a *App) afterPasswordChange(r *http.Request, user string) error {
+// errCredentialsUnchanged: ending the other sessions failed before the
+// account was changed, so nothing was.
+var errCredentialsUnchanged = errors.New("credentials unchanged")
+
+// endOtherSessions ends every session of u but this one, after a password
+// change or for "log out everywhere else". change gives the account a new
+// credential generation (and maybe a new password): from then on every
+// older session is logged out on its next request, on any instance (see
+// accounts.NewGeneration). This session gets a new token carrying the new
+// generation, so its own requests still in flight on the old token cannot
+// take it down with the others. The index is then walked to delete the
+// other keys at once and tell their open pages; a session missing from it
+// is logged out all the same.
+func (a *App) endOtherSessions(r *http.Request, u sessions.User, change func(context.Context) (string, error)) error {
 	ctx := r.Context()
+	gen, err := change(ctx)
+	if err != nil {
+		return errors.Join(errCredentialsUnchanged, err)
+	}
 	old := a.Sessions.Token(ctx)
 	if err := a.renewToken(ctx); err != nil {
 		return err
 	}
-	if err := a.indexLogin(r, user, old); err != nil {
+	u.Gen = gen
+	a.Sessions.Put(ctx, sessions.KeyUser, u)
+	if err := a.indexLogin(r, u.Username, old); err != nil {
 		return err
 	}
 	if a.Index == nil {
 		return nil
 	}
-	n, err := a.Index.RevokeOthers(ctx, user, sessions.ID(a.Sessions.Token(ctx)))
+	n, err := a.Index.RevokeOthers(ctx, u.Username, sessions.ID(a.Sessions.Token(ctx)))
 	if err != nil {
 		return err
 	}
-	a.Log.Info("password changed", "user", user, "other_sessions_revoked", n)
+	a.Log.Info("other sessions revoked", "user", u.Username, "count", n, "by", a.LogID(a.Sessions.Token(ctx)))
 	return nil
 }
 

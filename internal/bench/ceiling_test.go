@@ -15,7 +15,7 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
-	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 )
 
 // The ceiling: what this machine allows at all. The same wrk load goes to
@@ -49,7 +49,7 @@ func serveCeiling(spec string) error {
 		return fmt.Errorf("%s: bad number in %q", ceilingEnv, spec)
 	}
 	page := []byte(strings.Repeat("x", size))
-	pool, err := sessions.NewPool(redisURL)
+	pool, err := redisconn.NewPool(redisURL)
 	if err != nil {
 		return err
 	}

@@ -99,7 +99,11 @@ func (t traced) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Dur
 	name, key := t.describe(cmd.Commands())
 	start := time.Now()
 	res := t.Client.DoCache(ctx, cmd, ttl)
-	tr.Add(Command{Name: name, Key: key, Reply: summarize(res), Took: time.Since(start)})
+	reply := summarize(res)
+	if res.IsCacheHit() {
+		reply += " from the client-side cache (not sent)"
+	}
+	tr.Add(Command{Name: name, Key: key, Reply: reply, Took: time.Since(start)})
 	return res
 }
 

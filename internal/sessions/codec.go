@@ -25,10 +25,14 @@ const (
 	KeyRememberMe = "__rememberMe" // scs's own key for RememberMe
 )
 
-// User is who a session belongs to, as the tutorial stores it.
+// User is who a session belongs to, as the tutorial stores it, and the
+// credential generation of the account when it logged in (see
+// accounts.NewGeneration): a session whose Gen is no longer the account's
+// is logged out.
 type User struct {
 	Username string `json:"username"`
 	Role     string `json:"role"`
+	Gen      string `json:"gen,omitempty"`
 }
 
 var fieldTypes = map[string]reflect.Type{

@@ -117,13 +117,13 @@ func (m *MemoryOps) Take(ctx context.Context, token string) ([]byte, error) {
 	if err := m.Store.Delete(token); err != nil {
 		return nil, fmt.Errorf("sessions: take: %w", err)
 	}
-	m.publish(SessionChannel(ID(token)), MsgRevoked)
+	m.publish(SessionChannel(ID(token)), MsgEnded)
 	return b, nil
 }
 
 // Ended tells a session's open pages that it has ended (see Ops.Ended).
 func (m *MemoryOps) Ended(ctx context.Context, token string) error {
-	m.publish(SessionChannel(ID(token)), MsgRevoked)
+	m.publish(SessionChannel(ID(token)), MsgEnded)
 	return nil
 }
 

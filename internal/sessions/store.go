@@ -49,8 +49,9 @@ var ErrNoSession = errors.New("sessions: no such session")
 // (open tabs show it at once), records the count in the list of browsers of
 // the client's address (KEYS[2], see note_browser) and, for a logged-in
 // session (KEYS[3], the user's session index), records when and by which
-// instance the session was last served: no extra round trip. It returns the
-// count and the address's list.
+// instance the session was last served: no extra round trip. ARGV: session
+// ID, instance, session channel, MsgCountPrefix, then browserArgs. It
+// returns the count and the address's list.
 var incrViews = rueidis.NewLuaScript(redistrace.NameScript("count", noteBrowser+`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
@@ -58,9 +59,9 @@ local s = cjson.decode(raw)
 local v = (tonumber(s.values.views) or 0) + 1
 s.values.views = v
 redis.call('SET', KEYS[1], cjson.encode(s), 'KEEPTTL')
-redis.call('PUBLISH', ARGV[3], 'count ' .. v)
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. v)
 local now = now_ms()
-local browsers = note_browser(KEYS[2], ARGV[1], v, now, {unpack(ARGV, 4)})
+local browsers = note_browser(KEYS[2], ARGV[1], v, now, {unpack(ARGV, 5)})
 if KEYS[3] then
   local e = redis.call('HGET', KEYS[3], ARGV[1])
   if e then
@@ -84,7 +85,7 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 		keys = append(keys, IndexKey(user))
 	}
 	res, err := incrViews.Exec(ctx, o.rdb, keys,
-		append([]string{id, o.Instance, SessionChannel(id)}, browserArgs(v)...)).ToArray()
+		append([]string{id, o.Instance, SessionChannel(id), MsgCountPrefix}, browserArgs(v)...)).ToArray()
 	if rueidis.IsRedisNil(err) {
 		return 0, nil, ErrNoSession
 	}
@@ -160,10 +161,10 @@ return v`))
 // Take atomically reads and deletes a stored session (GETDEL). Renewing a
 // token with it carries over every update made to the old key up to the
 // moment it disappears, instead of the copy the request loaded earlier.
-// In the same step, pages open on the old token hear "revoked", and reload
+// In the same step, pages open on the old token hear MsgEnded, and reload
 // with the browser's new one.
 func (o *Ops) Take(ctx context.Context, token string) ([]byte, error) {
-	b, err := take.Exec(ctx, o.rdb, []string{Key(token)}, []string{SessionChannel(ID(token)), MsgRevoked}).AsBytes()
+	b, err := take.Exec(ctx, o.rdb, []string{Key(token)}, []string{SessionChannel(ID(token)), MsgEnded}).AsBytes()
 	if rueidis.IsRedisNil(err) {
 		return nil, ErrNoSession
 	}
@@ -176,7 +177,7 @@ func (o *Ops) Take(ctx context.Context, token string) ([]byte, error) {
 // Ended tells a session's open pages that it has ended (a logout), so
 // they leave instead of showing a session that is gone.
 func (o *Ops) Ended(ctx context.Context, token string) error {
-	err := o.rdb.Do(ctx, o.rdb.B().Publish().Channel(SessionChannel(ID(token))).Message(MsgRevoked).Build()).Error()
+	err := o.rdb.Do(ctx, o.rdb.B().Publish().Channel(SessionChannel(ID(token))).Message(MsgEnded).Build()).Error()
 	if err != nil {
 		return fmt.Errorf("sessions: ended: %w", err)
 	}

@@ -1,4 +1,4 @@
-package sessions_test
+package redisconn_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/redis/rueidis"
 
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 )
@@ -24,7 +25,7 @@ import (
 func TestStoreSurvivesRedisRestart(t *testing.T) {
 	rs := redistest.Start(t)
 	pool := newPool(t, rs.URL())
-	store := sessions.RetryStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix)}
+	store := redisconn.RetryStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix)}
 	ctx := context.Background()
 	if err := store.CommitCtx(ctx, "tok", []byte("v"), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
@@ -57,7 +58,7 @@ func TestStoreGivesUpOnHungRedisAfterOneTimeout(t *testing.T) {
 	rs := redistest.Start(t)
 	pool := newPool(t, rs.URL())
 	inner := &countingStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix)}
-	store := sessions.RetryStore{Store: inner}
+	store := redisconn.RetryStore{Store: inner}
 	rs.Pause()
 	defer rs.Resume()
 	if _, _, err := store.FindCtx(context.Background(), "tok"); err == nil {
@@ -81,7 +82,7 @@ func (c *countingStore) Find(token string) ([]byte, bool, error) {
 
 func newPool(t *testing.T, redisURL string) *redis.Pool {
 	t.Helper()
-	pool, err := sessions.NewPool(redisURL)
+	pool, err := redisconn.NewPool(redisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestPoolAndClientReachTheSameDatabase(t *testing.T) {
 		if err := store.Commit("tok", []byte("v"), time.Now().Add(time.Hour)); err != nil {
 			t.Fatalf("%s: commit: %v", u, err)
 		}
-		opt, err := sessions.ParseURL(u)
+		opt, err := redisconn.ParseURL(u)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +122,7 @@ func TestPoolAndClientReachTheSameDatabase(t *testing.T) {
 // may hold a password.
 func TestBadURLErrorsHideThePassword(t *testing.T) {
 	for _, u := range []string{"redis://:s3cret@localhost:63x9/0", "redis://:s3cret@localhost:6379/x", "http://:s3cret@localhost/"} {
-		_, err := sessions.NewPool(u)
+		_, err := redisconn.NewPool(u)
 		if err == nil {
 			t.Errorf("%s: no error", u)
 			continue

@@ -1,12 +1,4 @@
-// Package redisbound puts a time limit on every Redis command sent through a
-// rueidis client, so no request can wait on Redis longer than that.
-//
-// rueidis waits as long as the context allows, and retries read-only commands
-// on a connection error until the context ends: with a request context that
-// has no deadline, a stopped or hung Redis would hold the request for ever.
-// Bounding each command (rather than the whole request) leaves slow work that
-// is not Redis (bcrypt) and long-lived streams alone.
-package redisbound
+package redisconn
 
 import (
 	"context"
@@ -20,11 +12,17 @@ import (
 // short; with it, a request meets a dead Redis as a 503 within about a second.
 const DefaultTimeout = time.Second
 
-// Client returns c with every Do, DoMulti, DoCache and DoMultiCache bounded
+// Bound returns c with every Do, DoMulti, DoCache and DoMultiCache bounded
 // by timeout (or by the caller's deadline, if that is sooner). Blocking
 // commands (BLPOP, XREAD BLOCK, ...), pub/sub (Receive), streams and
 // dedicated connections are passed through untouched: they wait by design.
-func Client(c rueidis.Client, timeout time.Duration) rueidis.Client {
+//
+// rueidis waits as long as the context allows, and retries read-only commands
+// on a connection error until the context ends: with a request context that
+// has no deadline, a stopped or hung Redis would hold the request for ever.
+// Bounding each command (rather than the whole request) leaves slow work that
+// is not Redis (bcrypt) and long-lived streams alone.
+func Bound(c rueidis.Client, timeout time.Duration) rueidis.Client {
 	return bounded{Client: c, timeout: timeout}
 }
 

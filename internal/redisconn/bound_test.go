@@ -1,4 +1,4 @@
-package redisbound_test
+package redisconn_test
 
 import (
 	"context"
@@ -8,14 +8,14 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/sessionlab/sessionlab/internal/redisbound"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 )
 
 func newClient(t *testing.T, rs *redistest.Server, timeout time.Duration) rueidis.Client {
 	t.Helper()
 	c := rs.Client(t)
-	return redisbound.Client(c, timeout)
+	return redisconn.Bound(c, timeout)
 }
 
 // A command to a hung Redis gives up after the bound, even a read-only one

@@ -1,0 +1,68 @@
+// Package redisconn owns the app's connections to Redis: it reads the Redis
+// URL, builds both clients (rueidis for everything the app does itself, and
+// the redigo pool that scs/redisstore needs), bounds how long a command may
+// wait, and says which errors mean "Redis cannot serve right now" (see
+// Unavailable). Nothing else in the app imports a Redis driver to decide that.
+package redisconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// ParseURL reads a Redis URL (redis://, rediss:// or unix://, with user,
+// password and database) the way rueidis does. Both clients take their
+// options from it, so sessions and everything else reach the same server
+// and database: redigo's own parser would ignore ?db= and refuse unix://.
+// Its errors leave the URL out, since the URL may hold a password.
+func ParseURL(s string) (rueidis.ClientOption, error) {
+	opt, err := rueidis.ParseURL(s)
+	if uerr, ok := errors.AsType[*url.Error](err); ok {
+		err = uerr.Err
+	}
+	return opt, err
+}
+
+// Connect opens the rueidis client for redisURL and checks that Redis
+// answers, failing fast with one line that says what to do. Every command
+// sent through the client is bounded by DefaultTimeout (see Bound).
+//
+// It is the one place the client is built: options (client-side caching,
+// hooks) belong here.
+func Connect(ctx context.Context, redisURL string) (rueidis.Client, error) {
+	opt, err := ParseURL(redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("bad Redis URL %s: %w", Redact(redisURL), err)
+	}
+	opt.Dialer.Timeout = 2 * time.Second
+	opt.ConnWriteTimeout = 2 * time.Second
+	// Client-side caching stays on: every request of a logged-in session reads
+	// its account (accounts.Generation), and Redis invalidates the copy on
+	// every instance when the account changes.
+	hint := fmt.Sprintf("no Redis answers at %s: start one with `go tool task run` (or `redis-server`), or point -redis/REDIS_URL at yours", Redact(redisURL))
+	rdb, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, errors.New(hint)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := rdb.Do(pingCtx, rdb.B().Ping().Build()).Error(); err != nil {
+		rdb.Close()
+		return nil, errors.New(hint)
+	}
+	return Bound(rdb, DefaultTimeout), nil
+}
+
+// Redact hides a password in a Redis URL before it is logged.
+func Redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(one that does not parse)"
+	}
+	return u.Redacted()
+}
