@@ -68,7 +68,7 @@ func (s Store) CommitCtx(ctx context.Context, token string, b []byte, expiry tim
 		err = s.Store.Commit(token, b, expiry)
 	}
 	if tr := From(ctx); tr != nil {
-		reply := "OK, " + Size(len(b)) + " written"
+		reply := "OK (" + Size(len(b)) + " written)"
 		if err != nil {
 			reply = "failed"
 		}
