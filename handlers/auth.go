@@ -96,10 +96,12 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.render(w, r, http.StatusUnprocessableEntity, "Log in", views.LoginPage(form))
 		return
 	}
-	if !a.loginAllowed(w, r, form, name) {
+	tk, ok := a.loginAllowed(w, r, form, name)
+	if !ok {
 		return
 	}
 	acct, err := a.Accounts.Authenticate(r.Context(), name, password)
+	a.checked(r.Context(), tk, err)
 	if errors.Is(err, accounts.ErrBadCredentials) {
 		a.Log.Info("login failed", "session", a.LogID(a.Sessions.Token(r.Context())))
 		form.Error = "Invalid username or password."
@@ -110,7 +112,6 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.loginSucceeded(r, acct.Username)
 	if err := a.logIn(r, acct, remember); err != nil {
 		a.fail(w, r, err)
 		return
@@ -170,17 +171,13 @@ func (a *App) renewToken(ctx context.Context) error {
 		if err := a.Ops.MarkRenewed(ctx, old); err != nil {
 			return err
 		}
-		b, err := a.Ops.Take(ctx, old)
+		views, err := a.Ops.Take(ctx, old)
 		switch {
 		case errors.Is(err, sessions.ErrNoSession):
 		case err != nil:
 			return err
-		default:
-			if _, values, err := (sessions.Codec{}).Decode(b); err == nil {
-				if v, ok := values[sessions.KeyViews].(int); ok {
-					a.Sessions.Put(ctx, sessions.KeyViews, v)
-				}
-			}
+		case views > 0:
+			a.Sessions.Put(ctx, sessions.KeyViews, views)
 		}
 	}
 	if err := a.Sessions.RenewToken(ctx); err != nil {

@@ -27,8 +27,22 @@ import (
 func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	st, _ := stateOf(ctx)
+	if isHTMX(r) && st.lost {
+		// The session was in an earlier process's memory: reload the
+		// whole page, which says so and starts a new one.
+		w.Header().Set("HX-Refresh", "true")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	if isHTMX(r) && st.stale {
 		a.sessionEnded(w, r)
+		return
+	}
+	u, _ := a.currentUser(ctx)
+	if r.Method == http.MethodHead {
+		// HEAD must change nothing: the page as it is, no view counted.
+		a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{
+			Views: a.Sessions.GetInt(ctx, sessions.KeyViews), User: u.Username, Origin: a.origin(ctx)}))
 		return
 	}
 	visit := a.visit(r)
@@ -81,8 +95,8 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		a.write(w, r, http.StatusOK, templ.Join(views.Counter(n), views.RedisTraceSlot(true)))
 		return
 	}
-	u, _ := a.currentUser(ctx)
-	a.render(w, r, http.StatusOK, "View counter", views.CountPage(n, u.Username, a.browsers(visit.Addr, list, token)))
+	a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{Views: n, User: u.Username, Origin: a.origin(ctx),
+		Browsers: a.browsers(visit.Addr, list, token)}))
 }
 
 // visit is who is counting, for the list of browsers of an address.

@@ -20,7 +20,8 @@ import (
 // browser see the connection is alive.
 const keepAliveEvery = 25 * time.Second
 
-// warnBefore is how long before a session's end its pages are warned.
+// warnBefore is how long before a session's end its pages are warned (the
+// stream pushes the warning; a page rendered inside it shows it at once).
 const warnBefore = 2 * time.Minute
 
 // liveEvents handles GET /live: a server-sent-event stream for the
@@ -91,7 +92,7 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 	keepAlive := time.NewTicker(keepAliveEvery)
 	defer keepAlive.Stop()
 	st, _ := stateOf(ctx)
-	end := a.expiry(st.seen, a.Sessions.Deadline(ctx))
+	end := sessions.EndsAt(st.seen, a.Sessions.Deadline(ctx), a.Idle)
 	warn := time.NewTimer(time.Until(end.Add(-warnBefore)))
 	defer warn.Stop()
 	for {
@@ -140,17 +141,14 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 // the "stay signed in" warning, if it has ended it sends views.SSEEnded. It
 // returns when to look again (0: the session is gone, end the stream).
 func (a *App) warnIfEnding(ctx context.Context, w io.Writer, token string) (time.Duration, error) {
-	b, found, err := a.Sessions.Store.Find(token)
-	if err != nil {
+	times, err := a.Ops.Times(ctx, token)
+	var end time.Time // zero: the session is gone
+	switch {
+	case errors.Is(err, sessions.ErrNoSession):
+	case err != nil:
 		return time.Minute, nil // try again later; the stream itself is fine
-	}
-	var end time.Time
-	if found {
-		deadline, values, err := (sessions.Codec{}).Decode(b)
-		if err == nil {
-			seen, _ := values[sessions.KeySeen].(time.Time)
-			end = a.expiry(seen, deadline)
-		}
+	default:
+		end = times.End(a.Idle)
 	}
 	now := time.Now()
 	if end.IsZero() || !now.Before(end) {
@@ -160,7 +158,7 @@ func (a *App) warnIfEnding(ctx context.Context, w io.Writer, token string) (time
 		return left - warnBefore, nil
 	}
 	var buf bytes.Buffer
-	if err := views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, Pushed: true}).Render(ctx, &buf); err != nil {
+	if err := views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, WarnBefore: warnBefore, Pushed: true}).Render(ctx, &buf); err != nil {
 		return 0, err
 	}
 	// Look again just after the end: then the page is sent to log in.
@@ -219,7 +217,7 @@ func (a *App) staySignedIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	end := a.expiry(now, a.Sessions.Deadline(ctx))
+	end := sessions.EndsAt(now, a.Sessions.Deadline(ctx), a.Idle)
 	err := a.Ops.Touch(ctx, token, u.Username, now, end)
 	if errors.Is(err, sessions.ErrNoSession) {
 		a.sessionEnded(w, r)
@@ -232,7 +230,7 @@ func (a *App) staySignedIn(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	if isHTMX(r) {
 		a.write(w, r, http.StatusOK, templ.Join(
-			views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, Touched: true}),
+			views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, WarnBefore: warnBefore, Touched: true}),
 			views.IdleDeadline(end, now, true)))
 		return
 	}

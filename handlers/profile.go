@@ -45,8 +45,10 @@ func (a *App) profileView(ctx context.Context, u sessions.User) views.Profile {
 		Username:     u.Username,
 		Role:         u.Role,
 		Views:        a.Sessions.GetInt(ctx, sessions.KeyViews),
+		Origin:       a.origin(ctx),
 		Remember:     a.Sessions.GetBool(ctx, sessions.KeyRememberMe),
-		IdleDeadline: a.expiry(seen, deadline),
+		IdleDeadline: sessions.EndsAt(seen, deadline, a.Idle),
+		WarnBefore:   warnBefore,
 		AbsDeadline:  deadline,
 		Now:          now,
 	}

@@ -5,9 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/a-h/templ"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
@@ -62,11 +67,11 @@ func (a *App) showSessions(w http.ResponseWriter, r *http.Request, u sessions.Us
 
 func (a *App) sessionsView(ctx context.Context, u sessions.User) (views.Sessions, error) {
 	p := views.Sessions{Now: time.Now()}
-	if a.Index == nil {
+	entries, err := a.Index.List(ctx, u.Username)
+	if errors.Is(err, sessionindex.ErrUnavailable) {
 		p.Unavailable = true
 		return p, nil
 	}
-	entries, err := a.Index.List(ctx, u.Username)
 	if err != nil {
 		return p, err
 	}
@@ -96,16 +101,16 @@ func (a *App) revokeSession(w http.ResponseWriter, r *http.Request) {
 		a.loginRequired(w, r)
 		return
 	}
-	if a.Index == nil {
-		a.showSessions(w, r, u, "", views.PasswordForm{})
-		return
-	}
 	id := r.PathValue("id")
 	if id == sessions.ID(a.Sessions.Token(ctx)) {
 		a.problem(w, r, http.StatusBadRequest, "That is this session", "To end the session you are using, log out.")
 		return
 	}
 	revoked, err := a.Index.Revoke(ctx, u.Username, id)
+	if errors.Is(err, sessionindex.ErrUnavailable) {
+		a.showSessions(w, r, u, "", views.PasswordForm{})
+		return
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -184,7 +189,16 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 		pf.New.Error = fieldMessage(err)
 	}
 	if pf.Current.Error == "" && pf.New.Error == "" {
+		tk, ok := a.passwordCheckAllowed(w, r, u, func(msg string) templ.Component {
+			p, _ := a.sessionsView(ctx, u)
+			p.Password = views.PasswordForm{Username: u.Username, Error: msg}
+			return views.SessionsPage(p)
+		})
+		if !ok {
+			return
+		}
 		_, err := a.Accounts.Authenticate(ctx, u.Username, current)
+		a.checked(ctx, tk, err)
 		switch {
 		case errors.Is(err, accounts.ErrBadCredentials):
 			pf.Current.Error = "That is not your current password."
@@ -250,10 +264,10 @@ func (a *App) endOtherSessions(r *http.Request, u sessions.User, change func(con
 	if err := a.indexLogin(r, u.Username, old); err != nil {
 		return err
 	}
-	if a.Index == nil {
-		return nil
-	}
 	n, err := a.Index.RevokeOthers(ctx, u.Username, sessions.ID(a.Sessions.Token(ctx)))
+	if errors.Is(err, sessionindex.ErrUnavailable) {
+		return nil // no list to walk: the new generation alone logs the others out
+	}
 	if err != nil {
 		return err
 	}
@@ -272,9 +286,6 @@ func fieldMessage(err error) string {
 // user's index, in place of the token it replaced. It is called after
 // every token renewal of a logged-in session.
 func (a *App) indexLogin(r *http.Request, user, oldToken string) error {
-	if a.Index == nil {
-		return nil
-	}
 	ctx := r.Context()
 	token := a.Sessions.Token(ctx)
 	now := time.Now().UnixMilli()
@@ -299,7 +310,7 @@ func (a *App) indexLogin(r *http.Request, user, oldToken string) error {
 // unindex drops a session from its user's index (logout, or a login as
 // someone else).
 func (a *App) unindex(ctx context.Context, user, token string) error {
-	if a.Index == nil || user == "" || token == "" {
+	if user == "" || token == "" {
 		return nil
 	}
 	if err := a.Index.Remove(ctx, user, sessions.ID(token)); err != nil {
@@ -331,12 +342,13 @@ func truncate(s string, n int) string {
 // indexPanelEntry is the user's session index for the "What's in Redis"
 // panel, with every token cut short as the session key is.
 func (a *App) indexPanelEntry(ctx context.Context, user string) (views.RedisEntry, bool, error) {
-	if a.Index == nil {
+	key, ok := a.Index.Key(user)
+	if !ok {
 		return views.RedisEntry{}, false, nil
 	}
-	e, err := a.Inspector.Hash(ctx, sessions.IndexKey(user))
+	e, err := a.Inspector.Hash(ctx, key)
 	if err != nil {
-		return views.RedisEntry{}, false, fmt.Errorf("%s: %w", sessions.IndexKey(user), err)
+		return views.RedisEntry{}, false, fmt.Errorf("%s: %w", key, err)
 	}
 	if !e.Exists {
 		return views.RedisEntry{}, false, nil
@@ -345,10 +357,13 @@ func (a *App) indexPanelEntry(ctx context.Context, user string) (views.RedisEntr
 	if err := json.Unmarshal(e.Value, &fields); err != nil {
 		return views.RedisEntry{}, false, nil
 	}
-	for _, f := range fields {
+	var times []string
+	for _, id := range slices.Sorted(maps.Keys(fields)) {
+		f := fields[id]
 		if tok, ok := f["token"].(string); ok && len(tok) > 6 {
 			f["token"] = tok[:6] + "…"
 		}
+		times = append(times, epochTimes(id, f, "created", "last_seen"))
 	}
 	cut, err := json.Marshal(fields)
 	if err != nil {
@@ -360,5 +375,19 @@ func (a *App) indexPanelEntry(ctx context.Context, user string) (views.RedisEntr
 		TTL:    e.TTL,
 		Memory: e.Memory,
 		Value:  inspect.Pretty(cut),
+		Times:  times,
 	}, true, nil
+}
+
+// epochTimes writes a field's epoch-millisecond times out readably:
+// "3f2a…: created 1764590465123 = 2026-12-01 12:01:05 UTC, …".
+func epochTimes(id string, f map[string]any, names ...string) string {
+	var parts []string
+	for _, name := range names {
+		if ms, ok := f[name].(float64); ok {
+			t := time.UnixMilli(int64(ms)).UTC()
+			parts = append(parts, fmt.Sprintf("%s %d = %s", name, int64(ms), t.Format("2006-01-02 15:04:05 UTC")))
+		}
+	}
+	return truncate(id, 8) + "…: " + strings.Join(parts, ", ")
 }

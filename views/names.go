@@ -13,6 +13,8 @@ const (
 	IDStaySignedIn = "stay-signed-in" // the "stay signed in" control
 	IDIdleDeadline = "idle-deadline"  // the profile's idle-timeout line
 	IDSessionHook  = "session-hook"   // SessionEndedHook's element
+	IDLiveStatus   = "live-status"    // the page's line about the server (restarting, unreachable, back)
+	IDProcess      = "process"        // the footer's process badge, replaced when a new process answers
 	IDRedisTrace   = "redis-trace"    // the panel's "what this request did in Redis"
 	IDBrowsers     = "browsers"       // the counter page's list of browsers
 

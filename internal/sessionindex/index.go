@@ -47,6 +47,9 @@ type Index struct {
 // New returns an Index over a rueidis client.
 func New(rdb rueidis.Client) *Index { return &Index{rdb: rdb} }
 
+// Key is the Redis key holding user's index (see sessions.IndexKey).
+func (x *Index) Key(user string) (string, bool) { return sessions.IndexKey(user), true }
+
 // grace is how long a new entry is kept although its session key does not
 // exist yet: an entry is written during login, the key when the response
 // is committed a moment later.

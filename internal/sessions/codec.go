@@ -22,6 +22,7 @@ const (
 	KeyUser       = "user"
 	KeyViews      = "views"
 	KeySeen       = "seen"         // last activity, refreshed at most every TouchEvery
+	KeyOrigin     = "origin"       // which process and instance created the session, and when
 	KeyRememberMe = "__rememberMe" // scs's own key for RememberMe
 )
 
@@ -35,10 +36,20 @@ type User struct {
 	Gen      string `json:"gen,omitempty"`
 }
 
+// Origin is where and when a session began: recorded in the write that
+// creates it, so a later page can show the session outlived its process or
+// came from another instance.
+type Origin struct {
+	Process  string    `json:"process"`  // the creating process's short id
+	Instance string    `json:"instance"` // the creating instance's name
+	At       time.Time `json:"at"`
+}
+
 var fieldTypes = map[string]reflect.Type{
 	KeyUser:       reflect.TypeFor[User](),
 	KeyViews:      reflect.TypeFor[int](),
 	KeySeen:       reflect.TypeFor[time.Time](),
+	KeyOrigin:     reflect.TypeFor[Origin](),
 	KeyRememberMe: reflect.TypeFor[bool](),
 }
 

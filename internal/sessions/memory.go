@@ -37,8 +37,8 @@ func (m *MemoryOps) IncrViews(ctx context.Context, token, user string, v Visit) 
 	n, _ := values[KeyViews].(int)
 	n++
 	values[KeyViews] = n
-	seen, _ := values[KeySeen].(time.Time)
-	if err := m.save(token, deadline, values, m.expiry(seen, deadline)); err != nil {
+	// An update keeps the key's lifetime, like KEEPTTL.
+	if err := m.save(token, deadline, values, timesOf(deadline, values).End(m.Idle)); err != nil {
 		return 0, nil, err
 	}
 	m.publish(SessionChannel(ID(token)), MsgCountPrefix+strconv.Itoa(n))
@@ -104,21 +104,35 @@ func (m *MemoryOps) Touch(ctx context.Context, token, user string, seen, expiry 
 }
 
 // Take reads and deletes a session (see Ops.Take).
-func (m *MemoryOps) Take(ctx context.Context, token string) ([]byte, error) {
+func (m *MemoryOps) Take(ctx context.Context, token string) (views int, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b, found, err := m.Store.Find(token)
 	if err != nil {
-		return nil, fmt.Errorf("sessions: take: %w", err)
+		return 0, fmt.Errorf("sessions: take: %w", err)
 	}
 	if !found {
-		return nil, ErrNoSession
+		return 0, ErrNoSession
 	}
 	if err := m.Store.Delete(token); err != nil {
-		return nil, fmt.Errorf("sessions: take: %w", err)
+		return 0, fmt.Errorf("sessions: take: %w", err)
 	}
 	m.publish(SessionChannel(ID(token)), MsgEnded)
-	return b, nil
+	return carriedViews(b), nil
+}
+
+// Times reads a session's deadline and last activity (see Ops.Times).
+func (m *MemoryOps) Times(ctx context.Context, token string) (Times, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, found, err := m.Store.Find(token)
+	if err != nil {
+		return Times{}, fmt.Errorf("sessions: times: %w", err)
+	}
+	if !found {
+		return Times{}, ErrNoSession
+	}
+	return timesOfStored(b)
 }
 
 // Ended tells a session's open pages that it has ended (see Ops.Ended).
@@ -178,14 +192,4 @@ func (m *MemoryOps) save(token string, deadline time.Time, values map[string]any
 		return fmt.Errorf("sessions: save: %w", err)
 	}
 	return nil
-}
-
-// expiry is when the session would vanish after its last write: the idle
-// deadline after seen, never after the absolute deadline (as IdleStore and
-// Ops.Touch set it), so an update keeps the key's lifetime like KEEPTTL.
-func (m *MemoryOps) expiry(seen, deadline time.Time) time.Time {
-	if m.Idle > 0 && !seen.IsZero() && seen.Add(m.Idle).Before(deadline) {
-		return seen.Add(m.Idle)
-	}
-	return deadline
 }

@@ -162,16 +162,30 @@ return v`))
 // token with it carries over every update made to the old key up to the
 // moment it disappears, instead of the copy the request loaded earlier.
 // In the same step, pages open on the old token hear MsgEnded, and reload
-// with the browser's new one.
-func (o *Ops) Take(ctx context.Context, token string) ([]byte, error) {
+// with the browser's new one. It returns the view count the old key held
+// (see carriedViews).
+func (o *Ops) Take(ctx context.Context, token string) (views int, err error) {
 	b, err := take.Exec(ctx, o.rdb, []string{Key(token)}, []string{SessionChannel(ID(token)), MsgEnded}).AsBytes()
 	if rueidis.IsRedisNil(err) {
-		return nil, ErrNoSession
+		return 0, ErrNoSession
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sessions: take: %w", err)
+		return 0, fmt.Errorf("sessions: take: %w", err)
 	}
-	return b, nil
+	return carriedViews(b), nil
+}
+
+// Times reads a stored session's deadline and last activity (one GET).
+// A key gone, or holding nothing scs could load, is ErrNoSession.
+func (o *Ops) Times(ctx context.Context, token string) (Times, error) {
+	b, err := o.rdb.Do(ctx, o.rdb.B().Get().Key(Key(token)).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return Times{}, ErrNoSession
+	}
+	if err != nil {
+		return Times{}, fmt.Errorf("sessions: times: %w", err)
+	}
+	return timesOfStored(b)
 }
 
 // Ended tells a session's open pages that it has ended (a logout), so
@@ -208,9 +222,25 @@ type IdleStore struct {
 }
 
 // Commit implements scs.Store.
+// A write is activity, so the key lives until EndsAt(now, expiry).
 func (s IdleStore) Commit(token string, b []byte, expiry time.Time) error {
-	if ie := time.Now().Add(s.Idle); s.Idle > 0 && ie.Before(expiry) {
-		expiry = ie
-	}
-	return s.Store.Commit(token, b, expiry)
+	return s.Store.Commit(token, b, EndsAt(time.Now(), expiry, s.Idle))
 }
+
+// Operations are the in-place session changes: Ops in Redis, MemoryOps in
+// memory store mode.
+type Operations interface {
+	IncrViews(ctx context.Context, token, user string, v Visit) (int, []Browser, error)
+	NewBrowser(ctx context.Context, token string, views int, v Visit) ([]Browser, error)
+	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
+	Take(ctx context.Context, token string) (views int, err error)
+	Times(ctx context.Context, token string) (Times, error)
+	MarkRenewed(ctx context.Context, token string) error
+	Renewed(ctx context.Context, token string) (bool, error)
+	Ended(ctx context.Context, token string) error
+}
+
+var (
+	_ Operations = (*Ops)(nil)
+	_ Operations = (*MemoryOps)(nil)
+)
