@@ -35,8 +35,7 @@ type sessionOps interface {
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
 	Times(ctx context.Context, token string) (sessions.Times, error)
-	MarkRenewed(ctx context.Context, token string) error
-	Renewed(ctx context.Context, token string) (bool, error)
+	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
 	Ended(ctx context.Context, token string) error
 }
 

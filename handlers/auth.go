@@ -162,21 +162,33 @@ func (a *App) logOutHere(ctx context.Context) {
 
 // renewToken gives the session a new token. The old key is taken with
 // GETDEL rather than deleted, so views counted by concurrent requests right
-// up to this moment move to the new token instead of being lost.
+// up to this moment move to the new token instead of being lost; a second
+// renewal of the same cookie finds them in the renewed marker.
 func (a *App) renewToken(ctx context.Context) error {
 	old := a.Sessions.Token(ctx)
+	gone := "" // the cookie's token, when its key is already gone
 	if old != "" {
-		// Marked first: requests still carrying the old token must never
-		// find it gone without the marker (see saveSession).
-		if err := a.Ops.MarkRenewed(ctx, old); err != nil {
-			return err
-		}
 		views, err := a.Ops.Take(ctx, old)
 		switch {
 		case errors.Is(err, sessions.ErrNoSession):
+			gone = old
 		case err != nil:
 			return err
 		case views > 0:
+			a.Sessions.Put(ctx, sessions.KeyViews, views)
+		}
+	} else if st, ok := stateOf(ctx); ok {
+		gone = st.presented
+	}
+	if gone != "" {
+		// If a login a moment ago renewed it (a double-submitted login
+		// form), this login starts from the views that one carried: the
+		// browser keeps whichever cookie comes last.
+		views, renewed, err := a.Ops.Renewed(ctx, gone)
+		if err != nil {
+			return err
+		}
+		if renewed && views > a.Sessions.GetInt(ctx, sessions.KeyViews) {
 			a.Sessions.Put(ctx, sessions.KeyViews, views)
 		}
 	}

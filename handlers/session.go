@@ -351,7 +351,8 @@ func (a *App) renewedMeanwhile(ctx context.Context) (bool, error) {
 	if !ok || st.presented == "" {
 		return false, nil
 	}
-	return a.Ops.Renewed(ctx, st.presented)
+	_, renewed, err := a.Ops.Renewed(ctx, st.presented)
+	return renewed, err
 }
 
 // tokenRenewed answers a request that still carried a session's old token

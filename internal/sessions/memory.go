@@ -21,7 +21,7 @@ type MemoryOps struct {
 	Publish func(channel, payload string)
 
 	mu       sync.Mutex
-	renewed  map[string]time.Time          // token ID -> until when it counts as renewed
+	renewed  map[string]renewal            // by token ID
 	browsers map[string]map[string]Browser // address -> session ID -> its last count
 }
 
@@ -103,7 +103,7 @@ func (m *MemoryOps) Touch(ctx context.Context, token, user string, seen, expiry 
 	return m.save(token, deadline, values, expiry)
 }
 
-// Take reads and deletes a session (see Ops.Take).
+// Take reads and deletes a session and marks it renewed (see Ops.Take).
 func (m *MemoryOps) Take(ctx context.Context, token string) (views int, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -112,13 +112,18 @@ func (m *MemoryOps) Take(ctx context.Context, token string) (views int, err erro
 		return 0, fmt.Errorf("sessions: take: %w", err)
 	}
 	if !found {
+		if _, ok := m.renewedNow(token); !ok {
+			m.markRenewed(token, 0)
+		}
 		return 0, ErrNoSession
 	}
 	if err := m.Store.Delete(token); err != nil {
 		return 0, fmt.Errorf("sessions: take: %w", err)
 	}
+	views = carriedViews(b)
+	m.markRenewed(token, views)
 	m.publish(SessionChannel(ID(token)), MsgEnded)
-	return carriedViews(b), nil
+	return views, nil
 }
 
 // Times reads a session's deadline and last activity (see Ops.Times).
@@ -147,29 +152,41 @@ func (m *MemoryOps) publish(channel, payload string) {
 	}
 }
 
-// MarkRenewed records that token is being replaced (see Ops.MarkRenewed).
-func (m *MemoryOps) MarkRenewed(ctx context.Context, token string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+// markRenewed records that token was renewed, carrying views; the caller
+// holds mu.
+func (m *MemoryOps) markRenewed(token string, views int) {
 	now := time.Now()
 	if m.renewed == nil {
-		m.renewed = map[string]time.Time{}
+		m.renewed = map[string]renewal{}
 	}
-	for id, until := range m.renewed {
-		if now.After(until) {
+	for id, r := range m.renewed {
+		if now.After(r.until) {
 			delete(m.renewed, id)
 		}
 	}
-	m.renewed[ID(token)] = now.Add(RenewedFor)
-	return nil
+	m.renewed[ID(token)] = renewal{until: now.Add(RenewedFor), views: views}
 }
 
-// Renewed reports whether token was renewed within RenewedFor.
-func (m *MemoryOps) Renewed(ctx context.Context, token string) (bool, error) {
+// renewedNow is the live renewal of token; the caller holds mu.
+func (m *MemoryOps) renewedNow(token string) (renewal, bool) {
+	r, ok := m.renewed[ID(token)]
+	return r, ok && time.Now().Before(r.until)
+}
+
+// Renewed reports whether token was renewed within RenewedFor, and the
+// views it carried (see Ops.Renewed).
+func (m *MemoryOps) Renewed(ctx context.Context, token string) (views int, renewed bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	until, ok := m.renewed[ID(token)]
-	return ok && time.Now().Before(until), nil
+	r, ok := m.renewedNow(token)
+	return r.views, ok, nil
+}
+
+// renewal is a renewed token: until when it counts as renewed, and the
+// views it carried.
+type renewal struct {
+	until time.Time
+	views int
 }
 
 func (m *MemoryOps) find(token string) (time.Time, map[string]any, error) {

@@ -152,20 +152,35 @@ func (o *Ops) Touch(ctx context.Context, token, user string, seen, expiry time.T
 	return nil
 }
 
-// take is GETDEL that also tells the session's open pages it has ended.
+// take is GETDEL that also marks the token renewed (RenewedKey) with the
+// view count it carried, and tells the session's open pages it has ended.
+// KEYS: the session, its renewed marker; ARGV: the session channel,
+// MsgEnded, RenewedFor (ms), KeyViews. A key already gone leaves a marker
+// already there as it is: a second login racing the first finds the count
+// the first one carried.
 var take = rueidis.NewLuaScript(redistrace.NameScript("take (GETDEL)", `
 local v = redis.call('GETDEL', KEYS[1])
-if v then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+if not v then
+  redis.call('SET', KEYS[2], 0, 'PX', ARGV[3], 'NX')
+  return false
+end
+local ok, s = pcall(cjson.decode, v)
+local n = 0
+if ok and type(s) == 'table' and type(s.values) == 'table' then n = tonumber(s.values[ARGV[4]]) or 0 end
+redis.call('SET', KEYS[2], n, 'PX', ARGV[3])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
 return v`))
 
-// Take atomically reads and deletes a stored session (GETDEL). Renewing a
-// token with it carries over every update made to the old key up to the
-// moment it disappears, instead of the copy the request loaded earlier.
-// In the same step, pages open on the old token hear MsgEnded, and reload
-// with the browser's new one. It returns the view count the old key held
-// (see carriedViews).
+// Take atomically reads and deletes a stored session (GETDEL), to renew its
+// token. It carries over every update made to the old key up to the moment
+// it disappears, instead of the copy the request loaded earlier. In the same
+// step the token is marked renewed (see RenewedFor), so no request can find
+// the key gone and the marker not yet there, and pages open on the old
+// token hear MsgEnded and reload with the browser's new one. It returns the
+// view count the old key held (see carriedViews).
 func (o *Ops) Take(ctx context.Context, token string) (views int, err error) {
-	b, err := take.Exec(ctx, o.rdb, []string{Key(token)}, []string{SessionChannel(ID(token)), MsgEnded}).AsBytes()
+	b, err := take.Exec(ctx, o.rdb, []string{Key(token), RenewedKey(token)},
+		[]string{SessionChannel(ID(token)), MsgEnded, strconv.FormatInt(RenewedFor.Milliseconds(), 10), KeyViews}).AsBytes()
 	if rueidis.IsRedisNil(err) {
 		return 0, ErrNoSession
 	}
@@ -235,8 +250,7 @@ type Operations interface {
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
 	Times(ctx context.Context, token string) (Times, error)
-	MarkRenewed(ctx context.Context, token string) error
-	Renewed(ctx context.Context, token string) (bool, error)
+	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
 	Ended(ctx context.Context, token string) error
 }
 
