@@ -18,6 +18,7 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 )
@@ -76,7 +77,12 @@ func New(cfg Config, sm *scs.SessionManager, rdb rueidis.Client, pool *redis.Poo
 	sm.Codec = sessions.Codec{}
 	switch cfg.Mode {
 	case Redis:
-		sm.Store = redisconn.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.Idle}}
+		// Outermost, the trace wrapper gets each request's context from
+		// scs and records the session commands for the Redis panel.
+		sm.Store = redistrace.Store{
+			Store: redisconn.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.Idle}},
+			Key:   func(token string) string { return sessions.CutKey(sessions.Key(token)) },
+		}
 		ops := sessions.NewOps(rdb)
 		ops.Instance = cfg.Instance
 		return &Stack{Ops: ops, Index: sessionindex.New(rdb), Live: live.New(rdb, log)}, nil
