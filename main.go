@@ -20,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
 	"golang.org/x/crypto/bcrypt"
@@ -107,14 +106,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer rdb.Close()
-	pool, err := redisconn.NewPool(cfg.redisURL)
-	if err != nil {
-		return err
+	if policy, err := redisconn.MemoryPolicy(ctx, rdb); err != nil {
+		log.Warn("cannot read Redis's maxmemory-policy; it should be noeviction", "err", err)
+	} else if warning := redisconn.PolicyWarning(policy); warning != "" {
+		log.Warn(warning, "maxmemory-policy", policy)
 	}
-	defer pool.Close()
 
 	sm := scs.New()
-	sm.Store = redisconn.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.idle}}
+	sm.Store = sessions.IdleStore{Store: redisconn.NewSessionStore(rdb, sessions.Prefix), Idle: cfg.idle}
 	sm.Codec = sessions.Codec{}
 	sm.Lifetime = cfg.lifetime
 	sm.Cookie = handlers.SessionCookie(cfg.cookieSecure)
@@ -159,7 +158,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Banner:     banner,
 		Accounts:   accounts.New(rdb, cfg.bcryptCost),
 		Inspector:  inspect.New(rdb),
-		Ready:      func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Ping().Build()).Error() },
+		Ready:      func(ctx context.Context) (redisconn.Health, error) { return redisconn.Probe(ctx, rdb) },
 		LogID:      sessions.LogID(salt).Of,
 		Instance:   instance,
 		Idle:       cfg.idle,

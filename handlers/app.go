@@ -12,6 +12,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 )
 
@@ -56,11 +57,11 @@ type App struct {
 	Ops       sessionOps
 	Accounts  accountStore
 	Inspector keyInspector
-	Ready     func(context.Context) error // is Redis reachable?
-	LogID     func(token string) string   // salted short hash for logs
-	Index     sessionIndex                // per-user list of sessions; nil in memory store mode
-	Live      *live.Hub                   // pub/sub fan-out to server-sent-event streams
-	Throttle  loginThrottle               // login brute-force limits; nil: none
+	Ready     func(context.Context) (redisconn.Health, error) // can Redis serve? (see redisconn.Probe)
+	LogID     func(token string) string                       // salted short hash for logs
+	Index     sessionIndex                                    // per-user list of sessions; nil in memory store mode
+	Live      *live.Hub                                       // pub/sub fan-out to server-sent-event streams
+	Throttle  loginThrottle                                   // login brute-force limits; nil: none
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
 
@@ -68,4 +69,6 @@ type App struct {
 	Idle       time.Duration // idle timeout, enforced on the server
 	TouchEvery time.Duration // how stale "last seen" may get before a request refreshes it
 	Banner     string        // shown on every page when set
+
+	outages outageLog // Redis outages logged so far, by kind
 }

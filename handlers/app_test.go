@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
 	"golang.org/x/crypto/bcrypt"
 
@@ -52,15 +51,9 @@ func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *te
 		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
-	pool, err := redisconn.NewPool(rs.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pool.Close() })
-
 	const idle = 30 * time.Minute
 	sm := scs.New()
-	sm.Store = sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: idle}
+	sm.Store = sessions.IdleStore{Store: redisconn.NewSessionStore(rdb, sessions.Prefix), Idle: idle}
 	sm.Codec = sessions.Codec{}
 	sm.Cookie = SessionCookie(false)
 	logs := &lockedWriter{w: &strings.Builder{}}
@@ -76,7 +69,7 @@ func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *te
 		Live:       hub,
 		Accounts:   accounts.New(rdb, bcrypt.MinCost),
 		Inspector:  inspect.New(rdb),
-		Ready:      func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Ping().Build()).Error() },
+		Ready:      func(ctx context.Context) (redisconn.Health, error) { return redisconn.Probe(ctx, rdb) },
 		LogID:      sessions.LogID("test-salt").Of,
 		Instance:   "test",
 		Idle:       idle,
@@ -86,7 +79,7 @@ func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *te
 	for _, o := range options {
 		o(a)
 	}
-	a.Sessions.Store = redisconn.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: a.Idle}}
+	a.Sessions.Store = sessions.IdleStore{Store: redisconn.NewSessionStore(rdb, sessions.Prefix), Idle: a.Idle}
 	srv := httptest.NewServer(a.Routes())
 	t.Cleanup(srv.Close)
 	// Streams end when the hub closes, so close it before the server waits for them.

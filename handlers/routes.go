@@ -31,7 +31,7 @@ func (a *App) Routes() http.Handler {
 	root.HandleFunc("GET /healthz", a.healthz)
 	root.HandleFunc("GET /readyz", a.readyz)
 	root.HandleFunc("GET /debug/live", a.liveStats)
-	root.Handle("/", a.crossOriginProtection(limitBody(a.withSession(a.problemPages(pages)))))
+	root.Handle("/", redisBudget(a.crossOriginProtection(limitBody(a.withSession(a.problemPages(pages))))))
 
 	return a.recoverPanics(a.logRequests(secureHeaders(root)))
 }

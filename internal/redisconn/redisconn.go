@@ -39,7 +39,10 @@ func Connect(ctx context.Context, redisURL string) (rueidis.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bad Redis URL %s: %w", Redact(redisURL), err)
 	}
-	opt.Dialer.Timeout = 2 * time.Second
+	// Requests that meet a broken connection wait for one dial, whoever
+	// started it and whatever their own deadline: the dial (with TLS and
+	// the handshake) must fit in what is left of a request's budget.
+	opt.Dialer.Timeout = DialTimeout
 	opt.ConnWriteTimeout = 2 * time.Second
 	opt.DisableCache = true // nothing here is read often enough to cache client-side
 	hint := fmt.Sprintf("no Redis answers at %s: start one with `go tool task run` (or `redis-server`), or point -redis/REDIS_URL at yours", Redact(redisURL))
@@ -55,6 +58,11 @@ func Connect(ctx context.Context, redisURL string) (rueidis.Client, error) {
 	}
 	return Bound(rdb, DefaultTimeout), nil
 }
+
+// DialTimeout bounds a new connection: TCP, TLS and the HELLO handshake
+// take a few round trips, well under this even to a Redis in another
+// building.
+const DialTimeout = 500 * time.Millisecond
 
 // Redact hides a password in a Redis URL before it is logged.
 func Redact(s string) string {
