@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,33 +15,79 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
-	"github.com/alexedwards/scs/v2/memstore"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sessionlab/sessionlab/handlers"
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
-	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
-	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/sessionstack"
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
+	err := run(ctx, os.Args, os.Getenv, os.Stdout)
+	if r, ok := errors.AsType[restartError](err); ok {
+		stop()
+		err = reexec(r.addr)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "sessionlab:", err)
 		os.Exit(1)
 	}
+}
+
+// restartError: run stopped because POST /restart asked for a fresh
+// process (-demo-controls). main then replaces the process with a new run
+// of the same binary, on the same address.
+type restartError struct{ addr string }
+
+func (restartError) Error() string { return "restart requested" }
+
+// reexec starts the binary afresh in place of this process: same PID, but
+// a new process id, start time and empty memory (everything run held has
+// been closed). It listens where this one did, even if -addr asked for a
+// random port.
+func reexec(addr string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	return fmt.Errorf("restart: %w", syscall.Exec(exe, withAddr(os.Args, addr), os.Environ()))
+}
+
+// withAddr is args with every -addr flag replaced by one for addr.
+func withAddr(args []string, addr string) []string {
+	out := []string{args[0]}
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			out = append(out, args[i:]...)
+			break
+		}
+		switch name := strings.TrimLeft(a, "-"); {
+		case strings.HasPrefix(a, "-") && name == "addr":
+			i++ // its value is the next argument
+		case strings.HasPrefix(a, "-") && strings.HasPrefix(name, "addr="):
+		default:
+			out = append(out, a)
+		}
+	}
+	// First, so it is parsed even if a stray argument ends the flags.
+	return slices.Insert(out, 1, "-addr", addr)
 }
 
 type config struct {
@@ -51,8 +98,9 @@ type config struct {
 	bcryptCost               int
 	logLevel                 slog.Level
 	trustedProxies           handlers.Proxies
-	store                    string
+	store                    sessionstack.Mode
 	debugAddr                string
+	demoControls             bool
 }
 
 // parseConfig reads flags, each with an environment variable as its default.
@@ -69,7 +117,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration(getenv("SHUTDOWN_TIMEOUT"), 10*time.Second), "how long SIGTERM waits for requests in flight (env SHUTDOWN_TIMEOUT)")
 	fs.IntVar(&c.bcryptCost, "bcrypt-cost", envInt(getenv("BCRYPT_COST"), bcrypt.DefaultCost), "bcrypt cost for new passwords (env BCRYPT_COST)")
 	fs.TextVar(&c.logLevel, "log-level", envLevel(getenv("LOG_LEVEL")), "debug, info, warn or error (env LOG_LEVEL)")
-	fs.StringVar(&c.store, "store", cmp.Or(getenv("STORE"), "redis"), "where sessions live: redis, or memory to show what is lost without Redis (env STORE)")
+	store := fs.String("store", cmp.Or(getenv("STORE"), string(sessionstack.Redis)), "where sessions live: redis, or memory to show what is lost without Redis (env STORE)")
+	fs.BoolVar(&c.demoControls, "demo-controls", envBool(getenv("DEMO_CONTROLS")), "show \"Restart this server\" (POST /restart, loopback clients only) for classroom demos (env DEMO_CONTROLS)")
 	fs.StringVar(&c.debugAddr, "debug-addr", getenv("DEBUG_ADDR"), "serve /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; off when empty (env DEBUG_ADDR)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; none when empty (env TRUSTED_PROXIES)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -79,8 +128,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if c.trustedProxies, err = handlers.ParseTrustedProxies(*proxies); err != nil {
 		return c, fmt.Errorf("-trusted-proxies: %w", err)
 	}
-	if c.store != "redis" && c.store != "memory" {
-		return c, fmt.Errorf("-store must be redis or memory, not %q", c.store)
+	if c.store, err = sessionstack.ParseMode(*store); err != nil {
+		return c, fmt.Errorf("-store: %w", err)
 	}
 	if c.lifetime <= 0 || c.idle < 0 {
 		return c, errors.New("-lifetime must be positive and -idle not negative")
@@ -113,8 +162,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	sm := scs.New()
-	sm.Store = sessions.IdleStore{Store: redisconn.NewSessionStore(rdb, sessions.Prefix), Idle: cfg.idle}
-	sm.Codec = sessions.Codec{}
 	sm.Lifetime = cfg.lifetime
 	sm.Cookie = handlers.SessionCookie(cfg.cookieSecure)
 
@@ -129,49 +176,50 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	salt := make([]byte, 16)
 	_, _ = rand.Read(salt)
+	// The process's own id: random, so a restart shows a new one even when
+	// the PID stays (re-exec) or the OS hands out the same PID again.
+	pid := make([]byte, 3)
+	_, _ = rand.Read(pid)
+	started := time.Now()
 
 	// Sessions in Redis (the default), or in this process to show what that
 	// loses. Live updates go through Redis pub/sub, or stay in the process.
-	ops := sessions.NewOps(rdb)
-	ops.Instance = instance
-	var memOps *sessions.MemoryOps
-	var index *sessionindex.Index
-	var banner string
-	var hub *live.Hub
-	if cfg.store == "memory" {
-		hub = live.New(nil, log) // sessions are local, so are their events
-		sm.Store = sessions.IdleStore{Store: memstore.New(), Idle: cfg.idle}
-		memOps = &sessions.MemoryOps{Store: sm.Store, Idle: cfg.idle, Publish: hub.Publish}
-		banner = memoryBanner
-		log.Warn("sessions are kept in this process's memory (-store memory): a restart logs everyone out, and other instances do not see these logins")
-	} else {
-		hub = live.New(rdb, log)
-		index = sessionindex.New(rdb)
+	stack, err := sessionstack.New(sessionstack.Config{Mode: cfg.store, Idle: cfg.idle, Instance: instance}, sm, rdb, log)
+	if err != nil {
+		return err
 	}
+	hub := stack.Live
 	defer hub.Close()
 
 	app := &handlers.App{
 		Log:        log,
 		Sessions:   sm,
-		Ops:        ops,
+		Ops:        stack.Ops,
+		Index:      stack.Index,
 		Live:       hub,
-		Banner:     banner,
+		Banner:     stack.Warning,
 		Accounts:   accounts.New(rdb, cfg.bcryptCost),
 		Inspector:  inspect.New(rdb),
 		Ready:      func(ctx context.Context) (redisconn.Health, error) { return redisconn.Probe(ctx, rdb) },
 		LogID:      sessions.LogID(salt).Of,
 		Instance:   instance,
+		ProcessID:  hex.EncodeToString(pid),
+		Started:    started,
+		Issued:     stack.Issued,
 		Idle:       cfg.idle,
 		TouchEvery: touchEvery(cfg.idle),
 
 		Throttle:       throttle.New(rdb, throttle.DefaultPolicy),
 		TrustedProxies: cfg.trustedProxies,
 	}
-	if memOps != nil {
-		app.Ops = memOps
-	}
-	if index != nil {
-		app.Index = index // a nil *Index in the interface would not be nil
+	restart := make(chan struct{}, 1)
+	if cfg.demoControls {
+		app.Restart = func() {
+			select {
+			case restart <- struct{}{}:
+			default:
+			}
+		}
 	}
 	srv := newServer(app.Routes(), log)
 	// Shutdown waits for requests in flight, and an event stream never ends
@@ -190,13 +238,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		go func() { _ = debug.Serve(dln) }()
 		log.Info("debug listener", "addr", dln.Addr().String())
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "instance", instance, "redis", redisconn.Redact(cfg.redisURL),
-		"lifetime", cfg.lifetime, "idle", cfg.idle)
+	log.Info("listening", "addr", ln.Addr().String(), "url", browserURL(ln.Addr()), "instance", instance,
+		"process", app.ProcessID, "redis", redisconn.Redact(cfg.redisURL), "store", cfg.store,
+		"lifetime", cfg.lifetime, "idle", cfg.idle, "demo_controls", cfg.demoControls)
 
+	var restarting bool
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
+	case <-restart:
+		restarting = true
+		log.Warn("restarting: POST /restart asked for a fresh process")
 	}
 	// Stop accepting, let requests in flight finish (and their session writes land).
 	log.Info("shutting down", "timeout", cfg.shutdownTimeout)
@@ -206,7 +259,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
+	if restarting {
+		return restartError{addr: ln.Addr().String()}
+	}
 	return nil
+}
+
+// browserURL is where a browser on this machine reaches addr: a wildcard
+// listener (":8080") is reached at localhost.
+func browserURL(addr net.Addr) string {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return ""
+	}
+	host := ap.Addr().Unmap().String()
+	if ap.Addr().IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(int(ap.Port()))) + "/"
 }
 
 // debugMux serves the Go profiler for -debug-addr. It is a separate
@@ -235,12 +305,6 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
-
-// memoryBanner is shown on every page with -store memory.
-const memoryBanner = "Sessions are kept in this server's memory (-store memory), not in Redis. " +
-	"Restart the server and everyone is logged out; a second instance does not know these logins, " +
-	"and the sessions page cannot list them. This is the problem the tutorial solves with Redis. " +
-	"(Accounts still live in Redis.)"
 
 // touchEvery is how often a read-only request may refresh a session's
 // expiry: a tenth of the idle timeout, at most five minutes.

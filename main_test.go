@@ -187,3 +187,36 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A restart re-runs the binary with the same flags, on the address the
+// process actually listened on (an -addr of port 0 would pick a new port).
+func TestWithAddr(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"app"}, []string{"app", "-addr", "127.0.0.1:4000"}},
+		{[]string{"app", "-addr", "127.0.0.1:0", "-store", "memory"}, []string{"app", "-addr", "127.0.0.1:4000", "-store", "memory"}},
+		{[]string{"app", "--addr=:0", "-demo-controls", "-instance", "a"}, []string{"app", "-addr", "127.0.0.1:4000", "-demo-controls", "-instance", "a"}},
+		{[]string{"app", "-instance", "addr", "-addr", "x", "-addr=y"}, []string{"app", "-addr", "127.0.0.1:4000", "-instance", "addr"}},
+	} {
+		if got := withAddr(tc.in, "127.0.0.1:4000"); !slices.Equal(got, tc.want) {
+			t.Errorf("withAddr(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// The start-up log gives a URL a terminal makes clickable.
+func TestBrowserURL(t *testing.T) {
+	for addr, want := range map[string]string{
+		"[::]:8080":      "http://localhost:8080/",
+		"0.0.0.0:8081":   "http://localhost:8081/",
+		"127.0.0.1:4000": "http://127.0.0.1:4000/",
+		"[::1]:4000":     "http://[::1]:4000/",
+	} {
+		a, err := net.ResolveTCPAddr("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := browserURL(a); got != want {
+			t.Errorf("browserURL(%s) = %q, want %q", addr, got, want)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
+	"github.com/sessionlab/sessionlab/internal/sessions"
 )
 
 // accountStore is what the auth handlers need of internal/accounts.
@@ -21,7 +22,9 @@ type accountStore interface {
 	Create(ctx context.Context, username, password string) (accounts.Account, error)
 	Authenticate(ctx context.Context, username, password string) (accounts.Account, error)
 	Get(ctx context.Context, username string) (accounts.Account, error)
-	SetPassword(ctx context.Context, username, password string) error
+	SetPassword(ctx context.Context, username, password string) (gen string, err error)
+	NewGeneration(ctx context.Context, username string) (gen string, err error)
+	Generation(ctx context.Context, username string) (gen string, found bool, err error)
 }
 
 // sessionOps are the in-place changes to a stored session that must not race
@@ -29,19 +32,21 @@ type accountStore interface {
 type sessionOps interface {
 	IncrViews(ctx context.Context, token, user string) (int, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
-	Take(ctx context.Context, token string) ([]byte, error)
-	MarkRenewed(ctx context.Context, token string) error
-	Renewed(ctx context.Context, token string) (bool, error)
+	Take(ctx context.Context, token string) (views int, err error)
+	Times(ctx context.Context, token string) (sessions.Times, error)
+	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
 	Ended(ctx context.Context, token string) error
 }
 
-// sessionIndex is what the sessions page needs of internal/sessionindex.
+// sessionIndex is what the sessions page needs of internal/sessionindex:
+// an Index in Redis, or None (which says ErrUnavailable) in memory mode.
 type sessionIndex interface {
 	Add(ctx context.Context, user string, e sessionindex.Entry, oldID string, deadline time.Time) error
 	List(ctx context.Context, user string) ([]sessionindex.Entry, error)
 	Remove(ctx context.Context, user, id string) error
 	Revoke(ctx context.Context, user, id string) (bool, error)
 	RevokeOthers(ctx context.Context, user, keepID string) (int, error)
+	Key(user string) (key string, ok bool)
 }
 
 // keyInspector reads a key as redis-cli would.
@@ -59,13 +64,21 @@ type App struct {
 	Inspector keyInspector
 	Ready     func(context.Context) (redisconn.Health, error) // can Redis serve? (see redisconn.Probe)
 	LogID     func(token string) string                       // salted short hash for logs
-	Index     sessionIndex                                    // per-user list of sessions; nil in memory store mode
+	Index     sessionIndex                                    // per-user list of sessions
 	Live      *live.Hub                                       // pub/sub fan-out to server-sent-event streams
 	Throttle  loginThrottle                                   // login brute-force limits; nil: none
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
 
-	Instance   string        // shown on every page
+	Instance  string    // shown on every page
+	ProcessID string    // short random id of this process, new on every start
+	Started   time.Time // when this process started
+	// Issued is set with -store memory (sessions live in this process): the
+	// sessions this process stored, to tell a lost session from an ended one.
+	Issued *sessions.Issued
+	// Restart, when set (-demo-controls), serves POST /restart to loopback
+	// clients: it asks the process to restart once this response is sent.
+	Restart    func()
 	Idle       time.Duration // idle timeout, enforced on the server
 	TouchEvery time.Duration // how stale "last seen" may get before a request refreshes it
 	Banner     string        // shown on every page when set

@@ -17,11 +17,10 @@ import (
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/inspect"
-	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistest"
-	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/sessionstack"
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
@@ -46,45 +45,55 @@ func newTestApp(t testing.TB, options ...func(*App)) *testApp {
 // newTestAppOn serves another app instance on an existing Redis.
 func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *testApp {
 	t.Helper()
+	return wireTestApp(t, rs, sessionstack.Redis, options...).serve()
+}
+
+// wireTestApp builds the app as main does, sessions kept as mode says.
+// options may change its settings (shorter timeouts, say) before the
+// session stack is built from them.
+func wireTestApp(t testing.TB, rs *redistest.Server, mode sessionstack.Mode, options ...func(*App)) *testApp {
+	t.Helper()
 	rdb, err := redisconn.Connect(t.Context(), rs.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
-	const idle = 30 * time.Minute
 	sm := scs.New()
-	sm.Store = sessions.IdleStore{Store: redisconn.NewSessionStore(rdb, sessions.Prefix), Idle: idle}
-	sm.Codec = sessions.Codec{}
 	sm.Cookie = SessionCookie(false)
 	logs := &lockedWriter{w: &strings.Builder{}}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	ops := sessions.NewOps(rdb)
-	ops.Instance = "test"
-	hub := live.New(rdb, log)
 	a := &App{
-		Log:        log,
+		Log:        slog.New(slog.NewTextHandler(logs, nil)),
 		Sessions:   sm,
-		Ops:        ops,
-		Index:      sessionindex.New(rdb),
-		Live:       hub,
 		Accounts:   accounts.New(rdb, bcrypt.MinCost),
 		Inspector:  inspect.New(rdb),
 		Ready:      func(ctx context.Context) (redisconn.Health, error) { return redisconn.Probe(ctx, rdb) },
 		LogID:      sessions.LogID("test-salt").Of,
 		Instance:   "test",
-		Idle:       idle,
+		ProcessID:  "a1b2c3",
+		Started:    time.Now(),
+		Idle:       30 * time.Minute,
 		TouchEvery: time.Minute,
 		Throttle:   throttle.New(rdb, throttle.DefaultPolicy),
 	}
 	for _, o := range options {
 		o(a)
 	}
-	a.Sessions.Store = sessions.IdleStore{Store: redisconn.NewSessionStore(rdb, sessions.Prefix), Idle: a.Idle}
-	srv := httptest.NewServer(a.Routes())
-	t.Cleanup(srv.Close)
+	stack, err := sessionstack.New(sessionstack.Config{Mode: mode, Idle: a.Idle, Instance: a.Instance}, sm, rdb, a.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Ops, a.Index, a.Live, a.Banner, a.Issued = stack.Ops, stack.Index, stack.Live, stack.Warning, stack.Issued
+	return &testApp{t: t, redis: rs, app: a, logs: logs}
+}
+
+// serve serves the wired app with httptest.
+func (ta *testApp) serve() *testApp {
+	ta.t.Helper()
+	ta.srv = httptest.NewServer(ta.app.Routes())
+	ta.t.Cleanup(ta.srv.Close)
 	// Streams end when the hub closes, so close it before the server waits for them.
-	t.Cleanup(hub.Close)
-	return &testApp{t: t, redis: rs, app: a, srv: srv, logs: logs}
+	ta.t.Cleanup(ta.app.Live.Close)
+	return ta
 }
 
 // client is a browser: its own cookie jar, redirects not followed.

@@ -96,10 +96,12 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.render(w, r, http.StatusUnprocessableEntity, "Log in", views.LoginPage(form))
 		return
 	}
-	if !a.loginAllowed(w, r, form, name) {
+	tk, ok := a.loginAllowed(w, r, form, name)
+	if !ok {
 		return
 	}
 	acct, err := a.Accounts.Authenticate(r.Context(), name, password)
+	a.checked(r.Context(), tk, err)
 	if errors.Is(err, accounts.ErrBadCredentials) {
 		a.Log.Info("login failed", "session", a.LogID(a.Sessions.Token(r.Context())))
 		form.Error = "Invalid username or password."
@@ -110,7 +112,6 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.loginSucceeded(r, acct.Username)
 	if err := a.logIn(r, acct, remember); err != nil {
 		a.fail(w, r, err)
 		return
@@ -135,7 +136,7 @@ func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) (err 
 			a.logOutHere(ctx)
 		}
 	}()
-	a.Sessions.Put(ctx, sessions.KeyUser, sessions.User{Username: acct.Username, Role: acct.Role})
+	a.Sessions.Put(ctx, sessions.KeyUser, sessions.User{Username: acct.Username, Role: acct.Role, Gen: acct.Gen})
 	if prev.Username != "" && prev.Username != acct.Username {
 		if err := a.unindex(ctx, prev.Username, old); err != nil {
 			return err
@@ -161,26 +162,34 @@ func (a *App) logOutHere(ctx context.Context) {
 
 // renewToken gives the session a new token. The old key is taken with
 // GETDEL rather than deleted, so views counted by concurrent requests right
-// up to this moment move to the new token instead of being lost.
+// up to this moment move to the new token instead of being lost; a second
+// renewal of the same cookie finds them in the renewed marker.
 func (a *App) renewToken(ctx context.Context) error {
 	old := a.Sessions.Token(ctx)
+	gone := "" // the cookie's token, when its key is already gone
 	if old != "" {
-		// Marked first: requests still carrying the old token must never
-		// find it gone without the marker (see saveSession).
-		if err := a.Ops.MarkRenewed(ctx, old); err != nil {
-			return err
-		}
-		b, err := a.Ops.Take(ctx, old)
+		views, err := a.Ops.Take(ctx, old)
 		switch {
 		case errors.Is(err, sessions.ErrNoSession):
+			gone = old
 		case err != nil:
 			return err
-		default:
-			if _, values, err := (sessions.Codec{}).Decode(b); err == nil {
-				if v, ok := values[sessions.KeyViews].(int); ok {
-					a.Sessions.Put(ctx, sessions.KeyViews, v)
-				}
-			}
+		case views > 0:
+			a.Sessions.Put(ctx, sessions.KeyViews, views)
+		}
+	} else if st, ok := stateOf(ctx); ok {
+		gone = st.presented
+	}
+	if gone != "" {
+		// If a login a moment ago renewed it (a double-submitted login
+		// form), this login starts from the views that one carried: the
+		// browser keeps whichever cookie comes last.
+		views, renewed, err := a.Ops.Renewed(ctx, gone)
+		if err != nil {
+			return err
+		}
+		if renewed && views > a.Sessions.GetInt(ctx, sessions.KeyViews) {
+			a.Sessions.Put(ctx, sessions.KeyViews, views)
 		}
 	}
 	if err := a.Sessions.RenewToken(ctx); err != nil {
@@ -198,7 +207,7 @@ func (a *App) toProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("HX-Push-Url", "/profile")
-	w.Header().Set("HX-Trigger", "session-changed")
+	w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	u, _ := a.currentUser(r.Context())
 	a.render(w, r, http.StatusOK, "Profile", views.ProfilePage(a.profileView(r.Context(), u)))
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // hit is one response, collected in a goroutine (no t.Fatal there).
@@ -90,7 +91,7 @@ func storedViews(t *testing.T, rs *redistest.Server, token string) int {
 
 // countHeaders are the two ways a browser counts: the plain link, and the
 // htmx button that swaps the counter.
-var countHeaders = [][]string{nil, {"HX-Request", "true", "HX-Target", "view-count"}}
+var countHeaders = [][]string{nil, {"HX-Request", "true", "HX-Target", views.IDViewCount}}
 
 // 200 views of one session, sent at once and spread over two app instances
 // on one Redis, raise the count by exactly 200: each is counted once, and
@@ -155,7 +156,7 @@ func TestReadsNeverRollBackCounts(t *testing.T) {
 		{"/profile", nil},
 		{"/profile", []string{"HX-Request", "true"}},
 		{"/redis", nil},
-		{"/redis", []string{"HX-Request", "true", "HX-Target", "redis-panel"}},
+		{"/redis", []string{"HX-Request", "true", "HX-Target", views.IDRedisPanel}},
 		{"/", nil},
 	}
 	const counts = 120

@@ -19,8 +19,22 @@ import (
 func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	st, _ := stateOf(ctx)
+	if isHTMX(r) && st.lost {
+		// The session was in an earlier process's memory: reload the
+		// whole page, which says so and starts a new one.
+		w.Header().Set("HX-Refresh", "true")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	if isHTMX(r) && st.stale {
 		a.sessionEnded(w, r)
+		return
+	}
+	u, _ := a.currentUser(ctx)
+	if r.Method == http.MethodHead {
+		// HEAD must change nothing: the page as it is, no view counted.
+		a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{
+			Views: a.Sessions.GetInt(ctx, sessions.KeyViews), User: u.Username, Origin: a.origin(ctx)}))
 		return
 	}
 	var n int
@@ -52,12 +66,11 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		a.Sessions.Put(ctx, sessions.KeyViews, n)
 		// A new session: the page has no live stream yet to tell its
 		// Redis panel (a stored session's count arrives over the stream).
-		w.Header().Set("HX-Trigger", "session-changed")
+		w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	}
-	if isHTMX(r) && r.Header.Get("HX-Target") == "view-count" {
+	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDViewCount {
 		a.write(w, r, http.StatusOK, views.Counter(n))
 		return
 	}
-	u, _ := a.currentUser(ctx)
-	a.render(w, r, http.StatusOK, "View counter", views.CountPage(n, u.Username))
+	a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{Views: n, User: u.Username, Origin: a.origin(ctx)}))
 }

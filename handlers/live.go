@@ -21,20 +21,21 @@ import (
 // browser see the connection is alive.
 const keepAliveEvery = 25 * time.Second
 
-// warnBefore is how long before a session's end its pages are warned.
+// warnBefore is how long before a session's end its pages are warned (the
+// stream pushes the warning; a page rendered inside it shows it at once).
 const warnBefore = 2 * time.Minute
 
 // liveEvents handles GET /live: a server-sent-event stream for the
 // request's session. Events:
 //
-//	count     the session's new view count (data: the number)
-//	revoked   the session was revoked or has ended (its pages go to /login)
-//	sessions  the user's list of sessions changed (the sessions page reloads it)
-//	idle      the session ends within warnBefore (data: the "stay signed in" warning)
+//	views.SSECount     the session's new view count (data: the number)
+//	views.SSEEnded     the session has ended: revoked, logged out, renewed or expired (its pages leave)
+//	views.SSESessions  the user's list of sessions changed (the sessions page reloads it)
+//	views.SSEIdle      the session ends within warnBefore (data: the "stay signed in" warning)
 //
 // Messages come through the process's pub/sub hub, so a count made on any
 // instance reaches every open tab on every instance. The stream ends when
-// the client leaves, the session is revoked, or the server shuts down.
+// the client leaves, the session ends, or the server shuts down.
 func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	token := a.Sessions.Token(ctx)
@@ -90,7 +91,7 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 	keepAlive := time.NewTicker(keepAliveEvery)
 	defer keepAlive.Stop()
 	st, _ := stateOf(ctx)
-	end := a.expiry(st.seen, a.Sessions.Deadline(ctx))
+	end := sessions.EndsAt(st.seen, a.Sessions.Deadline(ctx), a.Idle)
 	warn := time.NewTimer(time.Until(end.Add(-warnBefore)))
 	defer warn.Stop()
 	for {
@@ -104,13 +105,13 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			switch {
 			case strings.HasPrefix(m.Payload, sessions.MsgCountPrefix):
-				err = sendEvent(w, "count", strings.TrimPrefix(m.Payload, sessions.MsgCountPrefix))
-			case m.Payload == sessions.MsgRevoked:
-				_ = sendEvent(w, "revoked", "revoked")
+				err = sendEvent(w, views.SSECount, strings.TrimPrefix(m.Payload, sessions.MsgCountPrefix))
+			case m.Payload == sessions.MsgEnded:
+				_ = sendEvent(w, views.SSEEnded, "ended")
 				_ = rc.Flush()
 				return
 			case m.Payload == sessions.MsgSessions:
-				err = sendEvent(w, "sessions", "changed")
+				err = sendEvent(w, views.SSESessions, "changed")
 			}
 		case <-keepAlive.C:
 			_, err = io.WriteString(w, ": keep-alive\n\n")
@@ -135,34 +136,31 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 
 // warnIfEnding checks, when a session's end was due to come close, whether
 // it still is (another tab may have used the session since): if so it sends
-// the "stay signed in" warning, if it has ended it sends "revoked". It
+// the "stay signed in" warning, if it has ended it sends views.SSEEnded. It
 // returns when to look again (0: the session is gone, end the stream).
 func (a *App) warnIfEnding(ctx context.Context, w io.Writer, token string) (time.Duration, error) {
-	b, found, err := a.Sessions.Store.Find(token)
-	if err != nil {
+	times, err := a.Ops.Times(ctx, token)
+	var end time.Time // zero: the session is gone
+	switch {
+	case errors.Is(err, sessions.ErrNoSession):
+	case err != nil:
 		return time.Minute, nil // try again later; the stream itself is fine
-	}
-	var end time.Time
-	if found {
-		deadline, values, err := (sessions.Codec{}).Decode(b)
-		if err == nil {
-			seen, _ := values[sessions.KeySeen].(time.Time)
-			end = a.expiry(seen, deadline)
-		}
+	default:
+		end = times.End(a.Idle)
 	}
 	now := time.Now()
 	if end.IsZero() || !now.Before(end) {
-		return 0, sendEvent(w, "revoked", "ended")
+		return 0, sendEvent(w, views.SSEEnded, "expired")
 	}
 	if left := end.Sub(now); left > warnBefore {
 		return left - warnBefore, nil
 	}
 	var buf bytes.Buffer
-	if err := views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, Pushed: true}).Render(ctx, &buf); err != nil {
+	if err := views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, WarnBefore: warnBefore, Pushed: true}).Render(ctx, &buf); err != nil {
 		return 0, err
 	}
 	// Look again just after the end: then the page is sent to log in.
-	return end.Sub(now) + time.Second, sendEvent(w, "idle", buf.String())
+	return end.Sub(now) + time.Second, sendEvent(w, views.SSEIdle, buf.String())
 }
 
 // sendEvent writes one server-sent event; every line of data gets its own
@@ -201,7 +199,7 @@ func (a *App) staySignedIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	end := a.expiry(now, a.Sessions.Deadline(ctx))
+	end := sessions.EndsAt(now, a.Sessions.Deadline(ctx), a.Idle)
 	err := a.Ops.Touch(ctx, token, u.Username, now, end)
 	if errors.Is(err, sessions.ErrNoSession) {
 		a.sessionEnded(w, r)
@@ -211,10 +209,10 @@ func (a *App) staySignedIn(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	w.Header().Set("HX-Trigger", "session-changed")
+	w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	if isHTMX(r) {
 		a.write(w, r, http.StatusOK, templ.Join(
-			views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, Touched: true}),
+			views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, WarnBefore: warnBefore, Touched: true}),
 			views.IdleDeadline(end, now, true)))
 		return
 	}

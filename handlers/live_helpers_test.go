@@ -12,16 +12,12 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
-	"github.com/sessionlab/sessionlab/internal/sessions"
 )
 
 // newLiveApp serves an app instance named instance on rs.
 func newLiveApp(t *testing.T, rs *redistest.Server, instance string, options ...func(*App)) *testApp {
 	t.Helper()
-	name := func(a *App) {
-		a.Instance = instance
-		a.Ops.(*sessions.Ops).Instance = instance
-	}
+	name := func(a *App) { a.Instance = instance }
 	return newTestAppOn(t, rs, append([]func(*App){name}, options...)...)
 }
 

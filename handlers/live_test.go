@@ -12,6 +12,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // A count on one instance reaches the open page of the same session on
@@ -39,7 +40,7 @@ func TestCountReachesAStreamOnAnotherInstance(t *testing.T) {
 			}
 			for want := 2; want <= 4; want++ {
 				a.get(c, "/count")
-				if ev := s.Next("count"); ev.Data != fmt.Sprint(want) {
+				if ev := s.Next(views.SSECount); ev.Data != fmt.Sprint(want) {
 					t.Errorf("count event = %q, want %d", ev.Data, want)
 				}
 			}
@@ -57,12 +58,12 @@ func TestCountStaysWithinItsSession(t *testing.T) {
 	s := apptest.OpenStream(t, mine, a.srv.URL+"/live")
 	a.get(theirs, "/count")
 	a.get(mine, "/count")
-	if ev := s.Next("count"); ev.Data != "2" {
+	if ev := s.Next(views.SSECount); ev.Data != "2" {
 		t.Errorf("first count event = %q, want 2 (this session's own count)", ev.Data)
 	}
 }
 
-// A revoked session's page is told ("revoked", which sends it to the login
+// A revoked session's page is told (views.SSEEnded, which sends it to the login
 // page) and its stream ends; the user's other pages hear that the list
 // changed, as they do when the user logs in elsewhere.
 func TestRevokeReachesThePagesOfBothSessions(t *testing.T) {
@@ -73,16 +74,16 @@ func TestRevokeReachesThePagesOfBothSessions(t *testing.T) {
 	laptopStream := apptest.OpenStream(t, laptop, a.srv.URL+"/live")
 
 	b.login(phone, "alice", "alice-password")
-	laptopStream.Next("sessions") // a login elsewhere
+	laptopStream.Next(views.SSESessions) // a login elsewhere
 	phoneStream := apptest.OpenStream(t, phone, b.srv.URL+"/live")
 
 	a.post(laptop, "/sessions/"+sessions.ID(b.token(phone))+"/revoke", nil)
-	phoneStream.Next("revoked")
+	phoneStream.Next(views.SSEEnded)
 	if !phoneStream.Ended() {
 		t.Errorf("the revoked session's stream did not end")
 	}
-	laptopStream.Next("sessions")
-	// What the page does on "revoked": GET /profile, which sends it to log in.
+	laptopStream.Next(views.SSESessions)
+	// What the page does on views.SSEEnded: GET /profile, which sends it to log in.
 	r := b.get(phone, "/profile", "HX-Request", "true")
 	if r.status != http.StatusUnauthorized || r.header.Get("HX-Redirect") != "/login?from=expired" {
 		t.Errorf("revoked page's GET /profile: %d, HX-Redirect %q", r.status, r.header.Get("HX-Redirect"))
@@ -147,7 +148,7 @@ func TestStreamWarnsBeforeTheSessionEnds(t *testing.T) {
 	c := browser(t, firefoxLinux)
 	a.register(c, "alice", "alice-password")
 	s := apptest.OpenStream(t, c, a.srv.URL+"/live")
-	ev := s.Next("idle") // the idle deadline is already within two minutes
+	ev := s.Next(views.SSEIdle) // the idle deadline is already within two minutes
 	if !strings.Contains(ev.Data, `data-testid="idle-warning"`) || !strings.Contains(ev.Data, `data-testid="stay-button"`) {
 		t.Errorf("idle event = %q, want the warning with the stay-signed-in button", ev.Data)
 	}
@@ -251,7 +252,7 @@ func TestSessionHookSaysWhereToGo(t *testing.T) {
 	ta := newTestApp(t)
 	c := ta.client()
 	ta.register(c, "uma", "uma-password")
-	hook := []string{"HX-Request", "true", "HX-Trigger", "session-hook"}
+	hook := []string{"HX-Request", "true", "HX-Trigger", views.IDSessionHook}
 
 	if r := ta.get(c, "/profile", hook...); r.status != http.StatusNoContent || r.header.Get("HX-Refresh") != "true" {
 		t.Errorf("logged in (a new session): %d, HX-Refresh %q; want 204 and a reload", r.status, r.header.Get("HX-Refresh"))
@@ -281,11 +282,11 @@ func wantRevoked(t *testing.T, what string, sub *live.Sub) {
 	for {
 		select {
 		case m := <-sub.C:
-			if m.Payload == sessions.MsgRevoked {
+			if m.Payload == sessions.MsgEnded {
 				return
 			}
 		case <-timeout:
-			t.Errorf("%s: the session's open pages heard no %q", what, sessions.MsgRevoked)
+			t.Errorf("%s: the session's open pages heard no %q", what, sessions.MsgEnded)
 			return
 		}
 	}

@@ -66,9 +66,14 @@ func (a *App) problemPages(mux *http.ServeMux) http.Handler {
 		case http.StatusMethodNotAllowed:
 			a.problem(w, r, rec.Code, "Method not allowed", "This address does not accept "+r.Method+" requests.")
 		default:
-			a.problem(w, r, http.StatusNotFound, "Page not found", "There is no page at this address.")
+			a.notFound(w, r)
 		}
 	})
+}
+
+// notFound is the answer for an address with no page.
+func (a *App) notFound(w http.ResponseWriter, r *http.Request) {
+	a.problem(w, r, http.StatusNotFound, "Page not found", "There is no page at this address.")
 }
 
 type statusRecorder struct {

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
+	"github.com/sessionlab/sessionlab/internal/sessionstack"
 )
 
 // failingIndex is the real session index with one command failing on
@@ -35,9 +37,10 @@ func (f *failingIndex) RevokeOthers(ctx context.Context, user, keepID string) (i
 }
 
 func newFailingIndexApp(t *testing.T) (*testApp, *failingIndex) {
-	fi := &failingIndex{}
-	ta := newTestApp(t, func(a *App) { fi.sessionIndex = a.Index; a.Index = fi })
-	return ta, fi
+	ta := wireTestApp(t, redistest.Start(t), sessionstack.Redis)
+	fi := &failingIndex{sessionIndex: ta.app.Index}
+	ta.app.Index = fi
+	return ta.serve(), fi
 }
 
 // A login that fails after the token was renewed leaves the browser logged

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // The tutorial's practice exercise, end to end, with the status codes a
@@ -96,7 +97,7 @@ func TestSessionKeyInRedis(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &stored); err != nil {
 		t.Fatalf("sess:<token> is not JSON: %v\n%s", err, raw)
 	}
-	if stored.Values.User != (sessions.User{Username: "bob", Role: "student"}) || stored.Values.Views != 2 {
+	if u := stored.Values.User; u.Username != "bob" || u.Role != "student" || stored.Values.Views != 2 {
 		t.Errorf("stored session = %+v, want user bob/student and views 2 (carried over login)", stored.Values)
 	}
 	ttl, _ := strconv.Atoi(ta.redis.MustDo("TTL", sessions.Key(token)))
@@ -207,12 +208,12 @@ func TestNavFollowsTheSession(t *testing.T) {
 func TestCountClickGetsTheCounterAlone(t *testing.T) {
 	ta := newTestApp(t)
 	c := ta.client()
-	click := []string{"HX-Request", "true", "HX-Target", "view-count"}
+	click := []string{"HX-Request", "true", "HX-Target", views.IDViewCount}
 	first := ta.get(c, "/count", click...)
 	if !strings.Contains(first.body, `id="view-count"`) || strings.Contains(first.body, `id="nav-links"`) {
 		t.Errorf("the click's answer is not the counter alone:\n%s", first.body)
 	}
-	if first.header.Get("HX-Trigger") != "session-changed" {
+	if first.header.Get("HX-Trigger") != views.EventSessionChanged {
 		t.Errorf("the click that created the session did not ask the panel to reload")
 	}
 	if next := ta.get(c, "/count", click...); next.header.Get("HX-Trigger") != "" || viewCount(t, next.body) != "2" {

@@ -28,10 +28,10 @@ func (a *App) profile(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, "Profile", views.ProfilePage(a.profileView(r.Context(), u)))
 }
 
-// fromSessionHook: the request is views.RevokedHook asking where its page
+// fromSessionHook: the request is views.SessionEndedHook asking where its page
 // should go now that the page's session has ended.
 func fromSessionHook(r *http.Request) bool {
-	return isHTMX(r) && r.Header.Get("HX-Trigger") == "session-hook"
+	return isHTMX(r) && r.Header.Get("HX-Trigger") == views.IDSessionHook
 }
 
 func (a *App) profileView(ctx context.Context, u sessions.User) views.Profile {
@@ -45,8 +45,10 @@ func (a *App) profileView(ctx context.Context, u sessions.User) views.Profile {
 		Username:     u.Username,
 		Role:         u.Role,
 		Views:        a.Sessions.GetInt(ctx, sessions.KeyViews),
+		Origin:       a.origin(ctx),
 		Remember:     a.Sessions.GetBool(ctx, sessions.KeyRememberMe),
-		IdleDeadline: a.expiry(seen, deadline),
+		IdleDeadline: sessions.EndsAt(seen, deadline, a.Idle),
+		WarnBefore:   warnBefore,
 		AbsDeadline:  deadline,
 		Now:          now,
 	}

@@ -20,17 +20,18 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if isHTMX(r) && r.Header.Get("HX-Target") == "redis-panel" {
-		a.write(w, r, http.StatusOK, views.RedisPanel(entries))
+	v := views.RedisView{Entries: entries, Memory: a.Issued != nil}
+	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDRedisPanel {
+		a.write(w, r, http.StatusOK, views.RedisPanel(v))
 		return
 	}
 	p := a.page(r.Context(), "What's in Redis")
 	p.HidePanel = true
 	if isHTMX(r) {
-		a.write(w, r, http.StatusOK, views.Fragment(p, views.RedisPage(entries)))
+		a.write(w, r, http.StatusOK, views.Fragment(p, views.RedisPage(v)))
 		return
 	}
-	a.write(w, r, http.StatusOK, views.Layout(p, views.RedisPage(entries)))
+	a.write(w, r, http.StatusOK, views.Layout(p, views.RedisPage(v)))
 }
 
 func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {

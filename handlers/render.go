@@ -52,11 +52,26 @@ func (a *App) write(w http.ResponseWriter, r *http.Request, status int, c templ.
 }
 
 func (a *App) page(ctx context.Context, title string) views.Page {
-	p := views.Page{Title: title, Instance: a.Instance, Banner: a.Banner}
+	p := views.Page{Title: title, Instance: a.Instance, Process: a.process(), Banner: a.Banner,
+		DemoControls: a.Restart != nil}
 	if u, ok := a.currentUser(ctx); ok {
 		p.User = u.Username
 	}
+	if st, ok := stateOf(ctx); ok {
+		p.LostSession = st.lost
+	}
 	return p
+}
+
+// process is this process, as pages show it.
+func (a *App) process() views.Process {
+	return views.Process{ID: a.ProcessID, Instance: a.Instance, Started: a.Started, Now: time.Now()}
+}
+
+// origin is which process created the request's session, beside this one.
+func (a *App) origin(ctx context.Context) views.Origin {
+	o, _ := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
+	return views.Origin{Process: o.Process, Instance: o.Instance, Created: o.At, Here: a.process()}
 }
 
 // currentUser is the logged-in user, if the request has a session at all.

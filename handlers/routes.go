@@ -25,6 +25,9 @@ func (a *App) Routes() http.Handler {
 	pages.HandleFunc("POST /password", a.changePassword)
 	pages.HandleFunc("POST /session/touch", a.staySignedIn)
 	pages.HandleFunc("GET /live", a.liveEvents)
+	if a.Restart != nil {
+		pages.HandleFunc("POST /restart", a.restart)
+	}
 
 	root := http.NewServeMux()
 	root.Handle("GET /static/", static.Handler())

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // cookieNamed is the cookie a response sets under name, or nil.
@@ -478,7 +479,7 @@ func TestSecurityHeadersOnEveryHTMLResponse(t *testing.T) {
 		"login prompt":     ta.get(anon, "/profile"),
 		"count":            ta.get(c, "/count"),
 		"redis page":       ta.get(c, "/redis"),
-		"redis panel":      ta.get(c, "/redis", "HX-Request", "true", "HX-Target", "redis-panel"),
+		"redis panel":      ta.get(c, "/redis", "HX-Request", "true", "HX-Target", views.IDRedisPanel),
 		"failed login":     ta.post(anon, "/login", url.Values{"username": {"leo"}, "password": {"wrong-password"}}),
 		"404":              ta.get(anon, "/no-such-page"),
 		"405":              ta.do(anon, put),

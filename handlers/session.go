@@ -24,6 +24,9 @@ type sessionState struct {
 	presented string
 	// seen is the session's last recorded activity.
 	seen time.Time
+	// lost: with -store memory, presented names a session this process
+	// never stored (lost with an earlier process, or another instance's).
+	lost bool
 }
 
 type stateKey struct{}
@@ -75,6 +78,13 @@ func (a *App) withSession(next http.Handler) http.Handler {
 			return
 		}
 		st := &sessionState{stale: presented && a.Sessions.Token(ctx) == "", presented: token}
+		st.lost = st.stale && token != "" && a.Issued != nil && !a.Issued.Has(token)
+		if a.Sessions.Token(ctx) != "" {
+			if err := a.checkGeneration(ctx, st); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
 		if a.Sessions.Token(ctx) != "" {
 			if err := a.checkTimeouts(ctx, st); err != nil {
 				a.fail(w, r, err)
@@ -100,6 +110,33 @@ func (a *App) withSession(next http.Handler) http.Handler {
 	})
 }
 
+// checkGeneration ends a logged-in session whose account has changed its
+// credential generation since the session logged in (a password change,
+// "log out everywhere else") or is gone: Django's session auth hash, see
+// accounts.NewGeneration. The account is read through rueidis's client-side
+// cache, which Redis invalidates on every instance when the account
+// changes, so the check costs no round trip while nothing changes.
+func (a *App) checkGeneration(ctx context.Context, st *sessionState) error {
+	u, ok := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User)
+	if !ok || u.Username == "" {
+		return nil
+	}
+	gen, found, err := a.Accounts.Generation(ctx, u.Username)
+	if err != nil {
+		return fmt.Errorf("check session %s: %w", a.LogID(a.Sessions.Token(ctx)), err)
+	}
+	if found && gen == u.Gen {
+		return nil
+	}
+	token := a.Sessions.Token(ctx)
+	a.Log.Info("session revoked: its account's credentials changed", "session", a.LogID(token), "user", u.Username)
+	st.stale = true
+	if err := a.Sessions.Destroy(ctx); err != nil {
+		return fmt.Errorf("destroy revoked session %s: %w", a.LogID(token), err)
+	}
+	return nil
+}
+
 // checkTimeouts ends a session past its idle or absolute deadline and
 // refreshes "last seen" when it is older than TouchEvery.
 func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
@@ -107,10 +144,10 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 	token := a.Sessions.Token(ctx)
 	deadline := a.Sessions.Deadline(ctx)
 	st.seen = a.Sessions.GetTime(ctx, sessions.KeySeen)
-	expired := now.After(deadline) || a.Idle > 0 && now.Sub(st.seen) > a.Idle
+	expired := now.After(sessions.EndsAt(st.seen, deadline, a.Idle))
 	if !expired && now.Sub(st.seen) >= a.TouchEvery {
 		u, _ := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User)
-		err := a.Ops.Touch(ctx, token, u.Username, now, a.expiry(now, deadline))
+		err := a.Ops.Touch(ctx, token, u.Username, now, sessions.EndsAt(now, deadline, a.Idle))
 		switch {
 		case errors.Is(err, sessions.ErrNoSession):
 			expired = true // revoked or renewed since we loaded it
@@ -133,14 +170,6 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 	return nil
 }
 
-// expiry is when a session's key should vanish if nothing touches it again.
-func (a *App) expiry(now, deadline time.Time) time.Time {
-	if a.Idle > 0 && now.Add(a.Idle).Before(deadline) {
-		return now.Add(a.Idle)
-	}
-	return deadline
-}
-
 // saveSession writes a changed session to Redis and sets the cookie.
 func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
@@ -154,10 +183,19 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 				return errRenewed
 			}
 		}
-		a.Sessions.Put(ctx, sessions.KeySeen, time.Now().UTC().Truncate(time.Millisecond))
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		a.Sessions.Put(ctx, sessions.KeySeen, now)
+		if !a.Sessions.Exists(ctx, sessions.KeyOrigin) {
+			// Recorded in the write that creates the session: no extra
+			// round trip, and pages can show it outlived this process.
+			a.Sessions.Put(ctx, sessions.KeyOrigin, sessions.Origin{Process: a.ProcessID, Instance: a.Instance, At: now})
+		}
 		token, expiry, err := a.Sessions.Commit(ctx)
 		if err != nil {
 			return fmt.Errorf("save session %s: %w", a.LogID(token), err)
+		}
+		if a.Issued != nil {
+			a.Issued.Add(token, expiry)
 		}
 		if created {
 			a.Log.Info("session created", "session", a.LogID(token))
@@ -271,7 +309,8 @@ func (a *App) renewedMeanwhile(ctx context.Context) (bool, error) {
 	if !ok || st.presented == "" {
 		return false, nil
 	}
-	return a.Ops.Renewed(ctx, st.presented)
+	_, renewed, err := a.Ops.Renewed(ctx, st.presented)
+	return renewed, err
 }
 
 // tokenRenewed answers a request that still carried a session's old token

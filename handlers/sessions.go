@@ -5,9 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/a-h/templ"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
@@ -49,7 +54,7 @@ func (a *App) showSessions(w http.ResponseWriter, r *http.Request, u sessions.Us
 	}
 	pf.Username = u.Username
 	p.Notice, p.Password = notice, pf
-	if isHTMX(r) && r.Header.Get("HX-Target") == "session-list" {
+	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDSessionList {
 		a.write(w, r, http.StatusOK, views.SessionList(p))
 		return
 	}
@@ -62,11 +67,11 @@ func (a *App) showSessions(w http.ResponseWriter, r *http.Request, u sessions.Us
 
 func (a *App) sessionsView(ctx context.Context, u sessions.User) (views.Sessions, error) {
 	p := views.Sessions{Now: time.Now()}
-	if a.Index == nil {
+	entries, err := a.Index.List(ctx, u.Username)
+	if errors.Is(err, sessionindex.ErrUnavailable) {
 		p.Unavailable = true
 		return p, nil
 	}
-	entries, err := a.Index.List(ctx, u.Username)
 	if err != nil {
 		return p, err
 	}
@@ -95,16 +100,16 @@ func (a *App) revokeSession(w http.ResponseWriter, r *http.Request) {
 		a.loginRequired(w, r)
 		return
 	}
-	if a.Index == nil {
-		a.showSessions(w, r, u, "", views.PasswordForm{})
-		return
-	}
 	id := r.PathValue("id")
 	if id == sessions.ID(a.Sessions.Token(ctx)) {
 		a.problem(w, r, http.StatusBadRequest, "That is this session", "To end the session you are using, log out.")
 		return
 	}
 	revoked, err := a.Index.Revoke(ctx, u.Username, id)
+	if errors.Is(err, sessionindex.ErrUnavailable) {
+		a.showSessions(w, r, u, "", views.PasswordForm{})
+		return
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -123,13 +128,20 @@ func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request) {
 		a.loginRequired(w, r)
 		return
 	}
-	if a.Index != nil {
-		n, err := a.Index.RevokeOthers(ctx, u.Username, sessions.ID(a.Sessions.Token(ctx)))
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		a.Log.Info("other sessions revoked", "user", u.Username, "count", n, "by", a.LogID(a.Sessions.Token(ctx)))
+	err := a.endOtherSessions(r, u, func(ctx context.Context) (string, error) {
+		return a.Accounts.NewGeneration(ctx, u.Username)
+	})
+	if errors.Is(err, errCredentialsUnchanged) {
+		a.fail(w, r, err)
+		return
+	}
+	if err != nil {
+		// The other sessions are ended; this one may not hold the new
+		// generation. Failing closed, as a password change does.
+		a.logOutHere(ctx)
+		a.failWith(w, r, err, "Logged out everywhere",
+			"Your other sessions are logged out, but keeping this one failed on our side, so this browser was logged out too. Please log in again.")
+		return
 	}
 	a.afterRevoke(w, r, u, "revoked-others")
 }
@@ -150,7 +162,7 @@ func (a *App) afterRevoke(w http.ResponseWriter, r *http.Request, u sessions.Use
 		return
 	}
 	p.Notice = sessionsNotice(from)
-	w.Header().Set("HX-Trigger", "session-changed")
+	w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	a.write(w, r, http.StatusOK, views.SessionList(p))
 }
 
@@ -176,7 +188,16 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 		pf.New.Error = fieldMessage(err)
 	}
 	if pf.Current.Error == "" && pf.New.Error == "" {
+		tk, ok := a.passwordCheckAllowed(w, r, u, func(msg string) templ.Component {
+			p, _ := a.sessionsView(ctx, u)
+			p.Password = views.PasswordForm{Username: u.Username, Error: msg}
+			return views.SessionsPage(p)
+		})
+		if !ok {
+			return
+		}
 		_, err := a.Accounts.Authenticate(ctx, u.Username, current)
+		a.checked(ctx, tk, err)
 		switch {
 		case errors.Is(err, accounts.ErrBadCredentials):
 			pf.Current.Error = "That is not your current password."
@@ -189,11 +210,14 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.showSessions(w, r, u, "", pf)
 		return
 	}
-	if err := a.Accounts.SetPassword(ctx, u.Username, next); err != nil {
+	err := a.endOtherSessions(r, u, func(ctx context.Context) (string, error) {
+		return a.Accounts.SetPassword(ctx, u.Username, next)
+	})
+	if errors.Is(err, errCredentialsUnchanged) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.afterPasswordChange(r, u.Username); err != nil {
+	if err != nil {
 		// The new password is stored; this session and the others are
 		// not in order. Failing closed: logged out here, told the truth.
 		a.logOutHere(ctx)
@@ -202,6 +226,7 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 				"Log in with the new password, then use “Log out everywhere else” on the Sessions page.")
 		return
 	}
+	a.Log.Info("password changed", "user", u.Username)
 	if isHTMX(r) {
 		w.Header().Set("HX-Redirect", "/sessions?from=password")
 		w.WriteHeader(http.StatusNoContent)
@@ -210,25 +235,42 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/sessions?from=password", http.StatusSeeOther)
 }
 
-// afterPasswordChange renews this session's token, records it in the
-// index and revokes every other session of the user.
-func (a *App) afterPasswordChange(r *http.Request, user string) error {
+// errCredentialsUnchanged: ending the other sessions failed before the
+// account was changed, so nothing was.
+var errCredentialsUnchanged = errors.New("credentials unchanged")
+
+// endOtherSessions ends every session of u but this one, after a password
+// change or for "log out everywhere else". change gives the account a new
+// credential generation (and maybe a new password): from then on every
+// older session is logged out on its next request, on any instance (see
+// accounts.NewGeneration). This session gets a new token carrying the new
+// generation, so its own requests still in flight on the old token cannot
+// take it down with the others. The index is then walked to delete the
+// other keys at once and tell their open pages; a session missing from it
+// is logged out all the same.
+func (a *App) endOtherSessions(r *http.Request, u sessions.User, change func(context.Context) (string, error)) error {
 	ctx := r.Context()
+	gen, err := change(ctx)
+	if err != nil {
+		return errors.Join(errCredentialsUnchanged, err)
+	}
 	old := a.Sessions.Token(ctx)
 	if err := a.renewToken(ctx); err != nil {
 		return err
 	}
-	if err := a.indexLogin(r, user, old); err != nil {
+	u.Gen = gen
+	a.Sessions.Put(ctx, sessions.KeyUser, u)
+	if err := a.indexLogin(r, u.Username, old); err != nil {
 		return err
 	}
-	if a.Index == nil {
-		return nil
+	n, err := a.Index.RevokeOthers(ctx, u.Username, sessions.ID(a.Sessions.Token(ctx)))
+	if errors.Is(err, sessionindex.ErrUnavailable) {
+		return nil // no list to walk: the new generation alone logs the others out
 	}
-	n, err := a.Index.RevokeOthers(ctx, user, sessions.ID(a.Sessions.Token(ctx)))
 	if err != nil {
 		return err
 	}
-	a.Log.Info("password changed", "user", user, "other_sessions_revoked", n)
+	a.Log.Info("other sessions revoked", "user", u.Username, "count", n, "by", a.LogID(a.Sessions.Token(ctx)))
 	return nil
 }
 
@@ -243,9 +285,6 @@ func fieldMessage(err error) string {
 // user's index, in place of the token it replaced. It is called after
 // every token renewal of a logged-in session.
 func (a *App) indexLogin(r *http.Request, user, oldToken string) error {
-	if a.Index == nil {
-		return nil
-	}
 	ctx := r.Context()
 	token := a.Sessions.Token(ctx)
 	now := time.Now().UnixMilli()
@@ -270,7 +309,7 @@ func (a *App) indexLogin(r *http.Request, user, oldToken string) error {
 // unindex drops a session from its user's index (logout, or a login as
 // someone else).
 func (a *App) unindex(ctx context.Context, user, token string) error {
-	if a.Index == nil || user == "" || token == "" {
+	if user == "" || token == "" {
 		return nil
 	}
 	if err := a.Index.Remove(ctx, user, sessions.ID(token)); err != nil {
@@ -302,12 +341,13 @@ func truncate(s string, n int) string {
 // indexPanelEntry is the user's session index for the "What's in Redis"
 // panel, with every token cut short as the session key is.
 func (a *App) indexPanelEntry(ctx context.Context, user string) (views.RedisEntry, bool, error) {
-	if a.Index == nil {
+	key, ok := a.Index.Key(user)
+	if !ok {
 		return views.RedisEntry{}, false, nil
 	}
-	e, err := a.Inspector.Hash(ctx, sessions.IndexKey(user))
+	e, err := a.Inspector.Hash(ctx, key)
 	if err != nil {
-		return views.RedisEntry{}, false, fmt.Errorf("%s: %w", sessions.IndexKey(user), err)
+		return views.RedisEntry{}, false, fmt.Errorf("%s: %w", key, err)
 	}
 	if !e.Exists {
 		return views.RedisEntry{}, false, nil
@@ -316,10 +356,13 @@ func (a *App) indexPanelEntry(ctx context.Context, user string) (views.RedisEntr
 	if err := json.Unmarshal(e.Value, &fields); err != nil {
 		return views.RedisEntry{}, false, nil
 	}
-	for _, f := range fields {
+	var times []string
+	for _, id := range slices.Sorted(maps.Keys(fields)) {
+		f := fields[id]
 		if tok, ok := f["token"].(string); ok && len(tok) > 6 {
 			f["token"] = tok[:6] + "…"
 		}
+		times = append(times, epochTimes(id, f, "created", "last_seen"))
 	}
 	cut, err := json.Marshal(fields)
 	if err != nil {
@@ -331,5 +374,19 @@ func (a *App) indexPanelEntry(ctx context.Context, user string) (views.RedisEntr
 		TTL:    e.TTL,
 		Memory: e.Memory,
 		Value:  inspect.Pretty(cut),
+		Times:  times,
 	}, true, nil
+}
+
+// epochTimes writes a field's epoch-millisecond times out readably:
+// "3f2a…: created 1764590465123 = 2026-12-01 12:01:05 UTC, …".
+func epochTimes(id string, f map[string]any, names ...string) string {
+	var parts []string
+	for _, name := range names {
+		if ms, ok := f[name].(float64); ok {
+			t := time.UnixMilli(int64(ms)).UTC()
+			parts = append(parts, fmt.Sprintf("%s %d = %s", name, int64(ms), t.Format("2006-01-02 15:04:05 UTC")))
+		}
+	}
+	return truncate(id, 8) + "…: " + strings.Join(parts, ", ")
 }

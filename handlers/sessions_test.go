@@ -9,6 +9,7 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // The sessions page lists every session of the user, on every instance,
@@ -122,7 +123,7 @@ func TestRevokeLogsOutThatSessionEverywhere(t *testing.T) {
 	}
 	// htmx gets the list back in place.
 	b.login(phone, "alice", "alice-password")
-	r = a.post(laptop, "/sessions/"+sessions.ID(b.token(phone))+"/revoke", nil, "HX-Request", "true", "HX-Target", "session-list")
+	r = a.post(laptop, "/sessions/"+sessions.ID(b.token(phone))+"/revoke", nil, "HX-Request", "true", "HX-Target", views.IDSessionList)
 	if r.status != http.StatusOK || !strings.HasPrefix(strings.TrimSpace(r.body), `<div id="session-list"`) {
 		t.Errorf("htmx revoke: %d, want 200 with the list fragment\n%s", r.status, r.body)
 	}
@@ -255,7 +256,7 @@ func TestLogOutEverywhereElseSaysItIsDone(t *testing.T) {
 	c := ta.client()
 	ta.register(c, "ned", "ned-password")
 	const done = "Every other session of yours is logged out."
-	if r := ta.post(c, "/sessions/revoke-others", nil, "HX-Request", "true", "HX-Target", "session-list"); !strings.Contains(r.body, done) {
+	if r := ta.post(c, "/sessions/revoke-others", nil, "HX-Request", "true", "HX-Target", views.IDSessionList); !strings.Contains(r.body, done) {
 		t.Errorf("htmx answer lacks the notice:\n%s", r.body)
 	}
 	if r := ta.get(c, "/sessions?from=revoked-others"); !strings.Contains(r.body, done) {

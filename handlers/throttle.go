@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -11,15 +12,18 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/throttle"
 	"github.com/sessionlab/sessionlab/views"
 )
 
 // loginThrottle limits password guessing and sign-ups (see internal/throttle
-// for the policy): Attempt is asked before a password is checked, Succeeded
-// after it was right, Signup before a new account's password is hashed.
+// for the policy): Login and PasswordCheck are asked before a password is
+// checked and give a ticket to settle once it was (throttle.Ticket.Done);
+// Signup is asked before a new account's password is hashed.
 type loginThrottle interface {
-	Attempt(ctx context.Context, account string, addr netip.Addr) (wait time.Duration, err error)
-	Succeeded(ctx context.Context, account string, addr netip.Addr) error
+	Login(ctx context.Context, account string, addr netip.Addr) (*throttle.Ticket, time.Duration, error)
+	PasswordCheck(ctx context.Context, account, sessionID string) (*throttle.Ticket, time.Duration, error)
 	Signup(ctx context.Context, addr netip.Addr) (wait time.Duration, err error)
 }
 
@@ -33,32 +37,51 @@ func throttleAccount(name string) string {
 	return n
 }
 
-// loginAllowed counts a login attempt before its password is checked. Past a
-// limit it answers 429 with Retry-After and the login form saying how long
+// loginAllowed asks the throttle before a login's password is checked. Past
+// a limit it answers 429 with Retry-After and the login form saying how long
 // to wait, and reports false. A blocked attempt never reaches bcrypt, so the
-// answer is the same whether the password was right or not.
-func (a *App) loginAllowed(w http.ResponseWriter, r *http.Request, form views.AuthForm, name string) bool {
+// answer is the same whether the password was right or not. The ticket (nil
+// without a throttle) is settled with checked once the password was checked.
+func (a *App) loginAllowed(w http.ResponseWriter, r *http.Request, form views.AuthForm, name string) (*throttle.Ticket, bool) {
 	if a.Throttle == nil {
-		return true
+		return nil, true
 	}
 	addr := a.clientIP(r)
-	wait, err := a.Throttle.Attempt(r.Context(), throttleAccount(name), addr)
-	return a.allowed(w, r, "login", addr, wait, err, func(secs int) (string, templ.Component) {
+	tk, wait, err := a.Throttle.Login(r.Context(), throttleAccount(name), addr)
+	return tk, a.allowed(w, r, "login", addr, wait, err, func(secs int) (string, templ.Component) {
 		form.Error = "Too many failed logins. To protect the account, logins from here are paused: try again " +
 			waitText(secs) + "."
 		return "Log in", views.LoginPage(form)
 	})
 }
 
-// loginSucceeded clears the failures of this account from this address and
-// makes the address known for it. A failure here is logged, not shown: the
-// login itself is good.
-func (a *App) loginSucceeded(r *http.Request, account string) {
+// passwordCheckAllowed asks the throttle before a password change checks
+// the current password, per session and per account, as a login is.
+func (a *App) passwordCheckAllowed(w http.ResponseWriter, r *http.Request, u sessions.User, page func(msg string) templ.Component) (*throttle.Ticket, bool) {
 	if a.Throttle == nil {
-		return
+		return nil, true
 	}
-	if err := a.Throttle.Succeeded(r.Context(), account, a.clientIP(r)); err != nil {
-		a.Log.Warn("login throttle not cleared", "err", err)
+	tk, wait, err := a.Throttle.PasswordCheck(r.Context(), u.Username, sessions.ID(a.Sessions.Token(r.Context())))
+	return tk, a.allowed(w, r, "password check", a.clientIP(r), wait, err, func(secs int) (string, templ.Component) {
+		return "Active sessions", page("Too many wrong current passwords. To protect the account, password changes are paused: try again " +
+			waitText(secs) + ".")
+	})
+}
+
+// checked settles a throttle ticket by what the password check said:
+// ErrBadCredentials is a failure; another error means the password was
+// never checked, which counts nothing. A failure to settle is logged: an
+// attempt left in flight is forgotten by itself within seconds.
+func (a *App) checked(ctx context.Context, tk *throttle.Ticket, err error) {
+	o := throttle.Succeeded
+	switch {
+	case errors.Is(err, accounts.ErrBadCredentials):
+		o = throttle.Failed
+	case err != nil:
+		o = throttle.Unchecked
+	}
+	if err := tk.Done(ctx, o); err != nil {
+		a.Log.Warn("throttle not settled", "outcome", string(o), "err", err)
 	}
 }
 

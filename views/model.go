@@ -11,10 +11,42 @@ import (
 // Page is what the layout needs on every page.
 type Page struct {
 	Title     string
-	Instance  string // which server instance rendered this response
-	User      string // logged-in username, "" when anonymous
-	HidePanel bool   // the Redis page is itself the panel
-	Banner    string // shown on every page, e.g. when sessions live in memory
+	Instance  string  // which server instance rendered this response
+	Process   Process // which process of it
+	User      string  // logged-in username, "" when anonymous
+	HidePanel bool    // the Redis page is itself the panel
+	Banner    string  // shown on every page, e.g. when sessions live in memory
+	// LostSession: with -store memory, the browser sent a well-formed
+	// session cookie this process never stored.
+	LostSession  bool
+	DemoControls bool // show "Restart this server"
+}
+
+// Process is the server process that answered: its short id is random and
+// new on every start (a PID may be reused, a restart keeps it on re-exec).
+type Process struct {
+	ID       string
+	Instance string
+	Started  time.Time
+	Now      time.Time // when the page was rendered, for "how long ago"
+}
+
+// Origin is which process created the session shown, and when, next to the
+// process serving it now (Here).
+type Origin struct {
+	Process, Instance string
+	Created           time.Time
+	Here              Process
+}
+
+// Survived: the session is older than the process serving it.
+func (o Origin) Survived() bool {
+	return o.Process != "" && o.Process != o.Here.ID && o.Created.Before(o.Here.Started)
+}
+
+// OtherInstance: another instance created the session.
+func (o Origin) OtherInstance() bool {
+	return o.Instance != "" && o.Instance != o.Here.Instance
 }
 
 // Field is one form field's value and its error, shown next to it.
@@ -35,10 +67,25 @@ type AuthForm struct {
 type Profile struct {
 	Username, Role string
 	Views          int
+	Origin         Origin
 	Remember       bool
 	IdleDeadline   time.Time
+	WarnBefore     time.Duration // see StaySignedIn
 	AbsDeadline    time.Time
 	Now            time.Time
+}
+
+// Count is the view counter page.
+type Count struct {
+	Views  int
+	User   string // "" when anonymous
+	Origin Origin
+}
+
+// RedisView is the "What's in Redis" panel.
+type RedisView struct {
+	Entries []RedisEntry
+	Memory  bool // -store memory: sessions are not in Redis at all
 }
 
 // RedisEntry is one key as redis-cli would show it; the session token in
@@ -49,6 +96,7 @@ type RedisEntry struct {
 	TTL    time.Duration // < 0: no expiry
 	Memory int64
 	Value  string
+	Times  []string // epoch milliseconds in Value, written out readably
 }
 
 // Problem is an error page.

@@ -33,13 +33,14 @@ type PasswordForm struct {
 type StaySignedIn struct {
 	IdleDeadline time.Time
 	Now          time.Time
-	Touched      bool // the session was just touched
-	Pushed       bool // sent over the event stream (not with the page)
+	WarnBefore   time.Duration // how long before the deadline to warn
+	Touched      bool          // the session was just touched
+	Pushed       bool          // sent over the event stream (not with the page)
 }
 
-// Warn reports whether to warn: the session ends within two minutes and
+// Warn reports whether to warn: the session ends within WarnBefore and
 // the user has not just asked to stay.
-func (s StaySignedIn) Warn() bool { return !s.Touched && s.IdleDeadline.Sub(s.Now) <= 2*time.Minute }
+func (s StaySignedIn) Warn() bool { return !s.Touched && s.IdleDeadline.Sub(s.Now) <= s.WarnBefore }
 
 func ago(t, now time.Time) string {
 	d := now.Sub(t).Round(time.Second)

@@ -26,6 +26,7 @@ type Account struct {
 	Role     string    `json:"role"`
 	Hash     string    `json:"hash"`
 	Created  time.Time `json:"created"`
+	Gen      string    `json:"gen,omitempty"` // credential generation, see NewGeneration
 }
 
 var (
@@ -118,7 +119,7 @@ func (s *Store) Create(ctx context.Context, username, password string) (Account,
 	if err != nil {
 		return Account{}, fmt.Errorf("accounts: hash password for %q: %w", name, err)
 	}
-	a := Account{Username: name, Role: RoleStudent, Hash: string(hash), Created: time.Now().UTC().Truncate(time.Second)}
+	a := Account{Username: name, Role: RoleStudent, Hash: string(hash), Created: time.Now().UTC().Truncate(time.Second), Gen: newGen()}
 	b, _ := json.Marshal(a)
 	err = s.rdb.Do(ctx, s.rdb.B().Set().Key(Key(name)).Value(string(b)).Nx().Build()).Error()
 	if rueidis.IsRedisNil(err) {

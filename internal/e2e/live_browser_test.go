@@ -185,7 +185,7 @@ func TestBrowserLoginInAnotherTabReloadsThisOne(t *testing.T) {
 
 // A password change renews this tab's token too: the tab lands on the
 // sessions page with the notice, logged in, and stays there (its own
-// "revoked" event must not send it anywhere else).
+// "ended" event must not send it anywhere else).
 func TestBrowserPasswordChangeKeepsThisTab(t *testing.T) {
 	a, _ := twoInstances(t)
 	b := newBrowser(t)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // Two app processes on one Redis, as `go tool task demo` runs them: a
@@ -34,7 +35,7 @@ func TestTwoInstancesShareSessionsAndLiveUpdates(t *testing.T) {
 		s := apptest.OpenStream(t, laptop, b.URL+"/live")
 		for want := 2; want <= 3; want++ {
 			get(t, laptop, a.URL+"/count")
-			if ev := s.Next("count"); ev.Data != fmt.Sprint(want) {
+			if ev := s.Next(views.SSECount); ev.Data != fmt.Sprint(want) {
 				t.Errorf("count event on b = %q, want %d", ev.Data, want)
 			}
 		}
@@ -51,7 +52,7 @@ func TestTwoInstancesShareSessionsAndLiveUpdates(t *testing.T) {
 		if s := postForm(t, laptop, a.URL+"/sessions/"+id+"/revoke", nil); s != http.StatusSeeOther {
 			t.Fatalf("revoke on a: %d", s)
 		}
-		phoneStream.Next("revoked")
+		phoneStream.Next(views.SSEEnded)
 		if status, _ := get(t, phone, b.URL+"/profile"); status != http.StatusUnauthorized {
 			t.Errorf("revoked session on b: %d, want 401", status)
 		}

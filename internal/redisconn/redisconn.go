@@ -44,7 +44,9 @@ func Connect(ctx context.Context, redisURL string) (rueidis.Client, error) {
 	// the handshake) must fit in what is left of a request's budget.
 	opt.Dialer.Timeout = DialTimeout
 	opt.ConnWriteTimeout = 2 * time.Second
-	opt.DisableCache = true // nothing here is read often enough to cache client-side
+	// Client-side caching stays on: every request of a logged-in session reads
+	// its account (accounts.Generation), and Redis invalidates the copy on
+	// every instance when the account changes.
 	hint := fmt.Sprintf("no Redis answers at %s: start one with `go tool task run` (or `redis-server`), or point -redis/REDIS_URL at yours", Redact(redisURL))
 	rdb, err := rueidis.NewClient(opt)
 	if err != nil {

@@ -46,6 +46,9 @@ type Index struct {
 // New returns an Index over a rueidis client.
 func New(rdb rueidis.Client) *Index { return &Index{rdb: rdb} }
 
+// Key is the Redis key holding user's index (see sessions.IndexKey).
+func (x *Index) Key(user string) (string, bool) { return sessions.IndexKey(user), true }
+
 // grace is how long a new entry is kept although its session key does not
 // exist yet: an entry is written during login, the key when the response
 // is committed a moment later.
@@ -78,14 +81,14 @@ end
 
 // add: KEYS[1] index; ARGV: id, entry JSON, old id ("" for none), session
 // deadline (unix ms), now (unix ms), grace (ms), user channel, session key
-// prefix.
+// prefix, sessions.MsgSessions.
 var add = rueidis.NewLuaScript(prune + `
 if ARGV[3] ~= '' then redis.call('HDEL', KEYS[1], ARGV[3]) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 prune(KEYS[1], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[1], ARGV[8])
 local at = redis.call('PEXPIRETIME', KEYS[1])
 if at < tonumber(ARGV[4]) then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
-redis.call('PUBLISH', ARGV[7], 'sessions')
+redis.call('PUBLISH', ARGV[7], ARGV[9])
 return 1`)
 
 // Add records a new session of user (after login or token renewal),
@@ -100,7 +103,7 @@ func (x *Index) Add(ctx context.Context, user string, e Entry, oldID string, dea
 	err = add.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, []string{
 		sessions.ID(e.Token), string(b), oldID,
 		ms(deadline), ms(time.Now()), strconv.FormatInt(grace.Milliseconds(), 10),
-		sessions.UserChannel(user), sessions.Prefix,
+		sessions.UserChannel(user), sessions.Prefix, sessions.MsgSessions,
 	}).Error()
 	if err != nil {
 		return fmt.Errorf("sessionindex: add for %q: %w", user, err)
@@ -138,16 +141,16 @@ func (x *Index) List(ctx context.Context, user string) ([]Entry, error) {
 	return out, nil
 }
 
-// remove: KEYS[1] index; ARGV: id, user channel.
+// remove: KEYS[1] index; ARGV: id, user channel, sessions.MsgSessions.
 var remove = rueidis.NewLuaScript(`
 local n = redis.call('HDEL', KEYS[1], ARGV[1])
-if n > 0 then redis.call('PUBLISH', ARGV[2], 'sessions') end
+if n > 0 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return n`)
 
 // Remove drops a session from the index (on logout: its key is deleted by
 // the caller).
 func (x *Index) Remove(ctx context.Context, user, id string) error {
-	err := remove.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, []string{id, sessions.UserChannel(user)}).Error()
+	err := remove.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, []string{id, sessions.UserChannel(user), sessions.MsgSessions}).Error()
 	if err != nil {
 		return fmt.Errorf("sessionindex: remove for %q: %w", user, err)
 	}
@@ -155,18 +158,19 @@ func (x *Index) Remove(ctx context.Context, user, id string) error {
 }
 
 // revoke: KEYS[1] index; ARGV: user channel, session key prefix, session
-// channel prefix, then the ids to revoke, or '*' and the one id to keep.
+// channel prefix, sessions.MsgEnded, sessions.MsgSessions, then the ids to
+// revoke, or '*' and the one id to keep.
 // Deletes each session's key, drops its entry and tells its open tabs;
 // returns how many were revoked.
 var revoke = rueidis.NewLuaScript(`
 local ids = {}
-if ARGV[4] == '*' then
+if ARGV[6] == '*' then
   local all = redis.call('HKEYS', KEYS[1])
   for _, id in ipairs(all) do
-    if id ~= ARGV[5] then ids[#ids+1] = id end
+    if id ~= ARGV[7] then ids[#ids+1] = id end
   end
 else
-  for i = 4, #ARGV do ids[#ids+1] = ARGV[i] end
+  for i = 6, #ARGV do ids[#ids+1] = ARGV[i] end
 end
 local n = 0
 for _, id in ipairs(ids) do
@@ -177,10 +181,10 @@ for _, id in ipairs(ids) do
       if redis.call('DEL', ARGV[2] .. e.token) > 0 then n = n + 1 end
     end
     redis.call('HDEL', KEYS[1], id)
-    redis.call('PUBLISH', ARGV[3] .. id, 'revoked')
+    redis.call('PUBLISH', ARGV[3] .. id, ARGV[4])
   end
 end
-if #ids > 0 then redis.call('PUBLISH', ARGV[1], 'sessions') end
+if #ids > 0 then redis.call('PUBLISH', ARGV[1], ARGV[5]) end
 return n`)
 
 // Revoke ends one of the user's sessions: its key is deleted at once, so its
@@ -209,7 +213,8 @@ func (x *Index) RevokeOthers(ctx context.Context, user, keepID string) (int, err
 }
 
 func revokeArgs(user string, ids ...string) []string {
-	return append([]string{sessions.UserChannel(user), sessions.Prefix, sessions.SessionChannelPrefix}, ids...)
+	return append([]string{sessions.UserChannel(user), sessions.Prefix, sessions.SessionChannelPrefix,
+		sessions.MsgEnded, sessions.MsgSessions}, ids...)
 }
 
 func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }

@@ -186,8 +186,8 @@ func TestRevokeDeletesTheKeyAndTellsThePage(t *testing.T) {
 	}
 	select {
 	case m := <-got:
-		if m != sessions.MsgRevoked {
-			t.Errorf("revoked session's channel got %q, want %q", m, sessions.MsgRevoked)
+		if m != sessions.MsgEnded {
+			t.Errorf("revoked session's channel got %q, want %q", m, sessions.MsgEnded)
 		}
 	case <-time.After(10 * time.Second):
 		t.Errorf("revoked session's channel got nothing")

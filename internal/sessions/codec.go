@@ -22,19 +22,34 @@ const (
 	KeyUser       = "user"
 	KeyViews      = "views"
 	KeySeen       = "seen"         // last activity, refreshed at most every TouchEvery
+	KeyOrigin     = "origin"       // which process and instance created the session, and when
 	KeyRememberMe = "__rememberMe" // scs's own key for RememberMe
 )
 
-// User is who a session belongs to, as the tutorial stores it.
+// User is who a session belongs to, as the tutorial stores it, and the
+// credential generation of the account when it logged in (see
+// accounts.NewGeneration): a session whose Gen is no longer the account's
+// is logged out.
 type User struct {
 	Username string `json:"username"`
 	Role     string `json:"role"`
+	Gen      string `json:"gen,omitempty"`
+}
+
+// Origin is where and when a session began: recorded in the write that
+// creates it, so a later page can show the session outlived its process or
+// came from another instance.
+type Origin struct {
+	Process  string    `json:"process"`  // the creating process's short id
+	Instance string    `json:"instance"` // the creating instance's name
+	At       time.Time `json:"at"`
 }
 
 var fieldTypes = map[string]reflect.Type{
 	KeyUser:       reflect.TypeFor[User](),
 	KeyViews:      reflect.TypeFor[int](),
 	KeySeen:       reflect.TypeFor[time.Time](),
+	KeyOrigin:     reflect.TypeFor[Origin](),
 	KeyRememberMe: reflect.TypeFor[bool](),
 }
 

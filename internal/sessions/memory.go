@@ -20,7 +20,7 @@ type MemoryOps struct {
 	Publish func(channel, payload string)
 
 	mu      sync.Mutex
-	renewed map[string]time.Time // token ID -> until when it counts as renewed
+	renewed map[string]renewal // by token ID
 }
 
 // IncrViews adds one view and returns the new count (see Ops.IncrViews).
@@ -34,8 +34,8 @@ func (m *MemoryOps) IncrViews(ctx context.Context, token, user string) (int, err
 	n, _ := values[KeyViews].(int)
 	n++
 	values[KeyViews] = n
-	seen, _ := values[KeySeen].(time.Time)
-	if err := m.save(token, deadline, values, m.expiry(seen, deadline)); err != nil {
+	// An update keeps the key's lifetime, like KEEPTTL.
+	if err := m.save(token, deadline, values, timesOf(deadline, values).End(m.Idle)); err != nil {
 		return 0, err
 	}
 	m.publish(SessionChannel(ID(token)), MsgCountPrefix+strconv.Itoa(n))
@@ -54,27 +54,46 @@ func (m *MemoryOps) Touch(ctx context.Context, token, user string, seen, expiry 
 	return m.save(token, deadline, values, expiry)
 }
 
-// Take reads and deletes a session (see Ops.Take).
-func (m *MemoryOps) Take(ctx context.Context, token string) ([]byte, error) {
+// Take reads and deletes a session and marks it renewed (see Ops.Take).
+func (m *MemoryOps) Take(ctx context.Context, token string) (views int, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b, found, err := m.Store.Find(token)
 	if err != nil {
-		return nil, fmt.Errorf("sessions: take: %w", err)
+		return 0, fmt.Errorf("sessions: take: %w", err)
 	}
 	if !found {
-		return nil, ErrNoSession
+		if _, ok := m.renewedNow(token); !ok {
+			m.markRenewed(token, 0)
+		}
+		return 0, ErrNoSession
 	}
 	if err := m.Store.Delete(token); err != nil {
-		return nil, fmt.Errorf("sessions: take: %w", err)
+		return 0, fmt.Errorf("sessions: take: %w", err)
 	}
-	m.publish(SessionChannel(ID(token)), MsgRevoked)
-	return b, nil
+	views = carriedViews(b)
+	m.markRenewed(token, views)
+	m.publish(SessionChannel(ID(token)), MsgEnded)
+	return views, nil
+}
+
+// Times reads a session's deadline and last activity (see Ops.Times).
+func (m *MemoryOps) Times(ctx context.Context, token string) (Times, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, found, err := m.Store.Find(token)
+	if err != nil {
+		return Times{}, fmt.Errorf("sessions: times: %w", err)
+	}
+	if !found {
+		return Times{}, ErrNoSession
+	}
+	return timesOfStored(b)
 }
 
 // Ended tells a session's open pages that it has ended (see Ops.Ended).
 func (m *MemoryOps) Ended(ctx context.Context, token string) error {
-	m.publish(SessionChannel(ID(token)), MsgRevoked)
+	m.publish(SessionChannel(ID(token)), MsgEnded)
 	return nil
 }
 
@@ -84,29 +103,41 @@ func (m *MemoryOps) publish(channel, payload string) {
 	}
 }
 
-// MarkRenewed records that token is being replaced (see Ops.MarkRenewed).
-func (m *MemoryOps) MarkRenewed(ctx context.Context, token string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+// markRenewed records that token was renewed, carrying views; the caller
+// holds mu.
+func (m *MemoryOps) markRenewed(token string, views int) {
 	now := time.Now()
 	if m.renewed == nil {
-		m.renewed = map[string]time.Time{}
+		m.renewed = map[string]renewal{}
 	}
-	for id, until := range m.renewed {
-		if now.After(until) {
+	for id, r := range m.renewed {
+		if now.After(r.until) {
 			delete(m.renewed, id)
 		}
 	}
-	m.renewed[ID(token)] = now.Add(RenewedFor)
-	return nil
+	m.renewed[ID(token)] = renewal{until: now.Add(RenewedFor), views: views}
 }
 
-// Renewed reports whether token was renewed within RenewedFor.
-func (m *MemoryOps) Renewed(ctx context.Context, token string) (bool, error) {
+// renewedNow is the live renewal of token; the caller holds mu.
+func (m *MemoryOps) renewedNow(token string) (renewal, bool) {
+	r, ok := m.renewed[ID(token)]
+	return r, ok && time.Now().Before(r.until)
+}
+
+// Renewed reports whether token was renewed within RenewedFor, and the
+// views it carried (see Ops.Renewed).
+func (m *MemoryOps) Renewed(ctx context.Context, token string) (views int, renewed bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	until, ok := m.renewed[ID(token)]
-	return ok && time.Now().Before(until), nil
+	r, ok := m.renewedNow(token)
+	return r.views, ok, nil
+}
+
+// renewal is a renewed token: until when it counts as renewed, and the
+// views it carried.
+type renewal struct {
+	until time.Time
+	views int
 }
 
 func (m *MemoryOps) find(token string) (time.Time, map[string]any, error) {
@@ -129,14 +160,4 @@ func (m *MemoryOps) save(token string, deadline time.Time, values map[string]any
 		return fmt.Errorf("sessions: save: %w", err)
 	}
 	return nil
-}
-
-// expiry is when the session would vanish after its last write: the idle
-// deadline after seen, never after the absolute deadline (as IdleStore and
-// Ops.Touch set it), so an update keeps the key's lifetime like KEEPTTL.
-func (m *MemoryOps) expiry(seen, deadline time.Time) time.Time {
-	if m.Idle > 0 && !seen.IsZero() && seen.Add(m.Idle).Before(deadline) {
-		return seen.Add(m.Idle)
-	}
-	return deadline
 }

@@ -75,13 +75,10 @@ func TestMemoryOpsMissingSession(t *testing.T) {
 	if _, err := m.Take(ctx, "tok"); !errors.Is(err, ErrNoSession) {
 		t.Errorf("second Take: %v, want ErrNoSession", err)
 	}
-	if err := m.MarkRenewed(ctx, "tok"); err != nil {
-		t.Fatal(err)
+	if views, ok, _ := m.Renewed(ctx, "tok"); !ok || views != 3 {
+		t.Errorf("Renewed after Take = %d, %v; want the 3 views it carried, true", views, ok)
 	}
-	if ok, _ := m.Renewed(ctx, "tok"); !ok {
-		t.Errorf("Renewed after MarkRenewed = false")
-	}
-	if ok, _ := m.Renewed(ctx, "other"); ok {
+	if _, ok, _ := m.Renewed(ctx, "other"); ok {
 		t.Errorf("Renewed of another token = true")
 	}
 }

@@ -20,7 +20,7 @@ func ID(token string) string {
 func IndexKey(username string) string { return "user:" + username + ":sessions" }
 
 // SessionChannel is the pub/sub channel of one session's live events
-// ("count <n>", "revoked"). It is named by ID, never by token.
+// (MsgCountPrefix and a count, MsgEnded). It is named by ID, never by token.
 func SessionChannel(id string) string { return SessionChannelPrefix + id }
 
 // SessionChannelPrefix starts every SessionChannel (scripts that build
@@ -31,9 +31,10 @@ const SessionChannelPrefix = "live:sess:"
 // changed (a login, a logout, a revoke).
 func UserChannel(username string) string { return "live:user:" + username }
 
-// Messages published on the live channels.
+// Messages published on the live channels. The Lua scripts that publish
+// them receive them as arguments, so these are their only spelling.
 const (
 	MsgCountPrefix = "count "   // SessionChannel: the new view count follows
-	MsgRevoked     = "revoked"  // SessionChannel: the session was revoked
+	MsgEnded       = "ended"    // SessionChannel: the session ended (revoked, logged out, renewed)
 	MsgSessions    = "sessions" // UserChannel: the list changed
 )

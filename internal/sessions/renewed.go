@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/redis/rueidis"
 )
 
 // RenewedFor is how long a renewed token is remembered as renewed.
@@ -14,28 +16,22 @@ import (
 // browser would store it over the new one and the login would be lost. The
 // marker tells "renewed a moment ago" apart from "expired or never issued",
 // where starting a new session is right. A minute outlasts any request.
+// The marker holds the view count the token carried.
 const RenewedFor = time.Minute
 
 // RenewedKey is the marker of a renewed token, named by ID, never by token.
 func RenewedKey(token string) string { return "renewed:" + ID(token) }
 
-// MarkRenewed records that token is being replaced. It is called before
-// the old key is taken, so no request can find the key gone and the marker
-// not yet there.
-func (o *Ops) MarkRenewed(ctx context.Context, token string) error {
-	err := o.rdb.Do(ctx, o.rdb.B().Set().Key(RenewedKey(token)).Value("1").
-		Px(RenewedFor).Build()).Error()
-	if err != nil {
-		return fmt.Errorf("sessions: mark renewed: %w", err)
+// Renewed reports whether token was renewed within RenewedFor (by Take),
+// and the view count it carried to its new token: a second login sent with
+// the same old cookie (a double click) starts from that count.
+func (o *Ops) Renewed(ctx context.Context, token string) (views int, renewed bool, err error) {
+	n, err := o.rdb.Do(ctx, o.rdb.B().Get().Key(RenewedKey(token)).Build()).AsInt64()
+	if rueidis.IsRedisNil(err) {
+		return 0, false, nil
 	}
-	return nil
-}
-
-// Renewed reports whether token was renewed within RenewedFor.
-func (o *Ops) Renewed(ctx context.Context, token string) (bool, error) {
-	n, err := o.rdb.Do(ctx, o.rdb.B().Exists().Key(RenewedKey(token)).Build()).AsInt64()
 	if err != nil {
-		return false, fmt.Errorf("sessions: renewed: %w", err)
+		return 0, false, fmt.Errorf("sessions: renewed: %w", err)
 	}
-	return n > 0, nil
+	return int(n), true, nil
 }

@@ -46,7 +46,8 @@ var ErrNoSession = errors.New("sessions: no such session")
 // In the same step it publishes the new count on the session's live channel
 // (open tabs show it at once) and, for a logged-in session (KEYS[2], the
 // user's session index), records when and by which instance the session was
-// last served: no extra round trip.
+// last served: no extra round trip. ARGV: session ID, instance, session
+// channel, MsgCountPrefix.
 var incrViews = rueidis.NewLuaScript(`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
@@ -54,7 +55,7 @@ local s = cjson.decode(raw)
 local v = (tonumber(s.values.views) or 0) + 1
 s.values.views = v
 redis.call('SET', KEYS[1], cjson.encode(s), 'KEEPTTL')
-redis.call('PUBLISH', ARGV[3], 'count ' .. v)
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. v)
 if KEYS[2] then
   local e = redis.call('HGET', KEYS[2], ARGV[1])
   if e then
@@ -83,7 +84,7 @@ func sessionKeys(token, user string) []string {
 // user is the session's user ("" for an anonymous session).
 func (o *Ops) IncrViews(ctx context.Context, token, user string) (int, error) {
 	id := ID(token)
-	n, err := incrViews.Exec(ctx, o.rdb, sessionKeys(token, user), []string{id, o.Instance, SessionChannel(id)}).AsInt64()
+	n, err := incrViews.Exec(ctx, o.rdb, sessionKeys(token, user), []string{id, o.Instance, SessionChannel(id), MsgCountPrefix}).AsInt64()
 	if rueidis.IsRedisNil(err) {
 		return 0, ErrNoSession
 	}
@@ -129,32 +130,61 @@ func (o *Ops) Touch(ctx context.Context, token, user string, seen, expiry time.T
 	return nil
 }
 
-// take is GETDEL that also tells the session's open pages it has ended.
+// take is GETDEL that also marks the token renewed (RenewedKey) with the
+// view count it carried, and tells the session's open pages it has ended.
+// KEYS: the session, its renewed marker; ARGV: the session channel,
+// MsgEnded, RenewedFor (ms), KeyViews. A key already gone leaves a marker
+// already there as it is: a second login racing the first finds the count
+// the first one carried.
 var take = rueidis.NewLuaScript(`
 local v = redis.call('GETDEL', KEYS[1])
-if v then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+if not v then
+  redis.call('SET', KEYS[2], 0, 'PX', ARGV[3], 'NX')
+  return false
+end
+local ok, s = pcall(cjson.decode, v)
+local n = 0
+if ok and type(s) == 'table' and type(s.values) == 'table' then n = tonumber(s.values[ARGV[4]]) or 0 end
+redis.call('SET', KEYS[2], n, 'PX', ARGV[3])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
 return v`)
 
-// Take atomically reads and deletes a stored session (GETDEL). Renewing a
-// token with it carries over every update made to the old key up to the
-// moment it disappears, instead of the copy the request loaded earlier.
-// In the same step, pages open on the old token hear "revoked", and reload
-// with the browser's new one.
-func (o *Ops) Take(ctx context.Context, token string) ([]byte, error) {
-	b, err := take.Exec(ctx, o.rdb, []string{Key(token)}, []string{SessionChannel(ID(token)), MsgRevoked}).AsBytes()
+// Take atomically reads and deletes a stored session (GETDEL), to renew its
+// token. It carries over every update made to the old key up to the moment
+// it disappears, instead of the copy the request loaded earlier. In the same
+// step the token is marked renewed (see RenewedFor), so no request can find
+// the key gone and the marker not yet there, and pages open on the old
+// token hear MsgEnded and reload with the browser's new one. It returns the
+// view count the old key held (see carriedViews).
+func (o *Ops) Take(ctx context.Context, token string) (views int, err error) {
+	b, err := take.Exec(ctx, o.rdb, []string{Key(token), RenewedKey(token)},
+		[]string{SessionChannel(ID(token)), MsgEnded, strconv.FormatInt(RenewedFor.Milliseconds(), 10), KeyViews}).AsBytes()
 	if rueidis.IsRedisNil(err) {
-		return nil, ErrNoSession
+		return 0, ErrNoSession
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sessions: take: %w", err)
+		return 0, fmt.Errorf("sessions: take: %w", err)
 	}
-	return b, nil
+	return carriedViews(b), nil
+}
+
+// Times reads a stored session's deadline and last activity (one GET).
+// A key gone, or holding nothing scs could load, is ErrNoSession.
+func (o *Ops) Times(ctx context.Context, token string) (Times, error) {
+	b, err := o.rdb.Do(ctx, o.rdb.B().Get().Key(Key(token)).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return Times{}, ErrNoSession
+	}
+	if err != nil {
+		return Times{}, fmt.Errorf("sessions: times: %w", err)
+	}
+	return timesOfStored(b)
 }
 
 // Ended tells a session's open pages that it has ended (a logout), so
 // they leave instead of showing a session that is gone.
 func (o *Ops) Ended(ctx context.Context, token string) error {
-	err := o.rdb.Do(ctx, o.rdb.B().Publish().Channel(SessionChannel(ID(token))).Message(MsgRevoked).Build()).Error()
+	err := o.rdb.Do(ctx, o.rdb.B().Publish().Channel(SessionChannel(ID(token))).Message(MsgEnded).Build()).Error()
 	if err != nil {
 		return fmt.Errorf("sessions: ended: %w", err)
 	}
@@ -185,6 +215,7 @@ type IdleStore struct {
 }
 
 // Commit implements scs.Store.
+// A write is activity, so the key lives until EndsAt(now, expiry).
 func (s IdleStore) Commit(token string, b []byte, expiry time.Time) error {
 	return s.CommitCtx(context.Background(), token, b, expiry)
 }
@@ -194,9 +225,7 @@ func (s IdleStore) Commit(token string, b []byte, expiry time.Time) error {
 
 // CommitCtx implements scs.CtxStore.
 func (s IdleStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
-	if ie := time.Now().Add(s.Idle); s.Idle > 0 && ie.Before(expiry) {
-		expiry = ie
-	}
+	expiry = EndsAt(time.Now(), expiry, s.Idle)
 	if cs, ok := s.Store.(scs.CtxStore); ok {
 		return cs.CommitCtx(ctx, token, b, expiry)
 	}
@@ -218,3 +247,19 @@ func (s IdleStore) DeleteCtx(ctx context.Context, token string) error {
 	}
 	return s.Store.Delete(token)
 }
+
+// Operations are the in-place session changes: Ops in Redis, MemoryOps in
+// memory store mode.
+type Operations interface {
+	IncrViews(ctx context.Context, token, user string) (int, error)
+	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
+	Take(ctx context.Context, token string) (views int, err error)
+	Times(ctx context.Context, token string) (Times, error)
+	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
+	Ended(ctx context.Context, token string) error
+}
+
+var (
+	_ Operations = (*Ops)(nil)
+	_ Operations = (*MemoryOps)(nil)
+)

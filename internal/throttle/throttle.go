@@ -25,10 +25,20 @@
 //     is generous because a whole class may sign up from behind one school
 //     NAT.
 //
-// Every attempt is counted before the password is checked, in one atomic
-// script (one round trip), and given back when it succeeds: so parallel
-// guesses cannot slip past a limit, and a blocked client learns nothing about
-// the password, because a blocked attempt is never checked.
+// What is counted is a *failure*: a password that was checked and was
+// wrong. A login whose password was right, or was never checked (Redis
+// failed first, a 503), counts nothing, so a correct password submitted
+// several times at once logs in each time, and an outage leaves no 429
+// behind. So that parallel guesses still cannot slip past a limit, each
+// attempt is also counted as *in flight* while its password is checked: an
+// attempt that would reach a limit only if the attempts in flight all
+// failed waits (a fraction of a second, the time of a bcrypt) until they
+// are settled, then is let through or blocked. A blocked attempt is never
+// checked, so a 429 says nothing about the password.
+//
+// The current password asked by a password change is throttled the same
+// way, per session and per account, so a stolen session cannot be used to
+// guess it either.
 package throttle
 
 import (
@@ -59,7 +69,8 @@ type Policy struct {
 // DefaultPolicy: 5 failures per pair per 5 minutes, 100 per address per 15
 // minutes, 20 per account (from unknown addresses) per 5 minutes; an address
 // stays known for 30 days after a successful login; 50 sign-ups per address
-// per hour.
+// per hour. A password change's current-password check: 5 failures per
+// session (the pair limit), sharing the account's 20.
 var DefaultPolicy = Policy{
 	Pair:    Limit{Max: 5, Window: 5 * time.Minute},
 	Address: Limit{Max: 100, Window: 15 * time.Minute},
@@ -89,7 +100,9 @@ const (
 //	login:known:<account>:<address>      the account logged in from this address lately
 //	signup:addr:<address>                accounts created from an address
 //
-// account is a normalized username (it never contains ':').
+// account is a normalized username (it never contains ':'). A session's
+// failed current-password checks are SessionKey; every failure counter has
+// a Pending counter beside it.
 func Key(kind Kind, account string, addr netip.Addr) string {
 	switch kind {
 	case KindAddress:
@@ -104,6 +117,33 @@ func Key(kind Kind, account string, addr netip.Addr) string {
 		return "login:known:" + account + ":" + Subject(addr)
 	}
 }
+
+// SessionKey counts the failed current-password checks of one session
+// (named by its ID, never its token):
+//
+//	password:fail:session:<session id>
+func SessionKey(sessionID string) string { return "password:fail:session:" + sessionID }
+
+// Pending is the counter of attempts in flight beside a failure counter:
+// checked against the limit with it, never a failure by itself. It lives
+// pendingFor, so an attempt whose process died is forgotten.
+func Pending(counter string) string { return counter + ":pending" }
+
+// pendingFor outlives an attempt: a request's Redis work is bounded to
+// about a second and a bcrypt comparison takes a fraction of one. It is
+// short because an attempt whose settling was lost (Redis ran the script
+// but its answer never came back, in an outage) holds others up until then.
+const pendingFor = 3 * time.Second
+
+// busyFor is how long an attempt waits for the attempts in flight to be
+// settled, when they alone could take it past a limit, before it is
+// answered 429 all the same: longer than pendingFor, so only a flood of
+// live attempts, never a lost one, gets that 429. busyPoll is how often it
+// looks.
+const (
+	busyFor  = pendingFor + time.Second
+	busyPoll = 25 * time.Millisecond
+)
 
 // Subject is how an address is counted: IPv4 as is, IPv6 by its /64.
 func Subject(addr netip.Addr) string {
@@ -129,107 +169,241 @@ func New(rdb rueidis.Client, policy Policy) *Throttle {
 	return &Throttle{rdb: rdb, policy: policy}
 }
 
-// attempt checks every limit and, if none is reached, counts the attempt
-// against all of them. It returns 0, or the milliseconds until the latest
-// ending window of the limits reached. A counter that somehow lost its TTL
+// begin checks an attempt against its counters and, if it may go ahead,
+// counts it in flight. KEYS: counters 1..n, their pending counters n+1..2n,
+// then (when ARGV[2] > 0) the "known address" mark. ARGV: n, the index of
+// the counter skipped when the mark exists (0: none), pendingFor (ms), then
+// max and window (ms) of each counter. Returns {0, 0, skipped} to go ahead,
+// {1, ms to wait, skipped} when failures reached a limit, {2, 0, skipped}
+// when only attempts in flight could. A counter that somehow lost its TTL
 // gets one again, so nothing blocks forever.
-var attempt = rueidis.NewLuaScript(`
-local function wait(key, max, window)
-  local n = tonumber(redis.call('GET', key) or '0') or 0
-  if n < tonumber(max) then return 0 end
-  local ttl = redis.call('PTTL', key)
+var begin = rueidis.NewLuaScript(`
+local n, cond, pfor = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local skip = 0
+if cond > 0 and redis.call('EXISTS', KEYS[2*n+1]) == 1 then skip = cond end
+local wait, busy = 0, false
+for i = 1, n do
+  if i ~= skip then
+    local max, window = tonumber(ARGV[2+2*i]), ARGV[3+2*i]
+    local f = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+    local p = tonumber(redis.call('GET', KEYS[n+i]) or '0') or 0
+    if f >= max then
+      local ttl = redis.call('PTTL', KEYS[i])
+      if ttl < 0 then
+        redis.call('PEXPIRE', KEYS[i], window)
+        ttl = tonumber(window)
+      end
+      wait = math.max(wait, ttl)
+    elseif f + p >= max then
+      busy = true
+    end
+  end
+end
+if wait > 0 then return {1, wait, skip} end
+if busy then return {2, 0, skip} end
+for i = 1, n do
+  if i ~= skip then
+    redis.call('INCR', KEYS[n+i])
+    redis.call('PEXPIRE', KEYS[n+i], pfor)
+  end
+end
+return {0, 0, skip}`)
+
+// settle ends an attempt in flight. KEYS: counters 1..n, their pending
+// counters n+1..2n, then optionally a counter to clear and a mark to set on
+// success. ARGV: outcome ("failed", "ok" or "unchecked"), n, the windows
+// (ms) of the counters, then the mark's lifetime (ms).
+var settle = rueidis.NewLuaScript(`
+local outcome, n = ARGV[1], tonumber(ARGV[2])
+for i = 1, n do
+  if (tonumber(redis.call('GET', KEYS[n+i]) or '0') or 0) > 0 then redis.call('DECR', KEYS[n+i]) end
+  if outcome == 'failed' then
+    redis.call('INCR', KEYS[i])
+    redis.call('PEXPIRE', KEYS[i], ARGV[2+i], 'NX')
+  end
+end
+if outcome == 'ok' then
+  if KEYS[2*n+1] then redis.call('DEL', KEYS[2*n+1]) end
+  if KEYS[2*n+2] then redis.call('SET', KEYS[2*n+2], '1', 'PX', ARGV[3+n]) end
+end
+return 1`)
+
+// count checks one limit and, if it is not reached, counts one more, in
+// one step (sign-ups, new anonymous sessions). KEYS[1] the counter; ARGV:
+// max, window (ms). Returns 0, or the ms to wait.
+var count = rueidis.NewLuaScript(`
+local n = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if n >= tonumber(ARGV[1]) then
+  local ttl = redis.call('PTTL', KEYS[1])
   if ttl < 0 then
-    redis.call('PEXPIRE', key, window)
-    ttl = tonumber(window)
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    ttl = tonumber(ARGV[2])
   end
   return ttl
 end
-local function count(key, window)
-  redis.call('INCR', key)
-  redis.call('PEXPIRE', key, window, 'NX')
-end
-local withAccount = #KEYS == 4
-local unknown = withAccount and redis.call('EXISTS', KEYS[4]) == 0
-local w = wait(KEYS[1], ARGV[1], ARGV[2])
-if withAccount then
-  w = math.max(w, wait(KEYS[2], ARGV[3], ARGV[4]))
-  if unknown then w = math.max(w, wait(KEYS[3], ARGV[5], ARGV[6])) end
-end
-if w > 0 then return w end
-count(KEYS[1], ARGV[2])
-if withAccount then
-  count(KEYS[2], ARGV[4])
-  if unknown then count(KEYS[3], ARGV[6]) end
-end
+redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
 return 0`)
-
-// succeeded gives a successful attempt back, clears the pair and marks the
-// address known for the account.
-var succeeded = rueidis.NewLuaScript(`
-local function giveBack(key)
-  local n = tonumber(redis.call('GET', key) or '0') or 0
-  if n > 0 then redis.call('DECR', key) end
-end
-giveBack(KEYS[1])
-if redis.call('EXISTS', KEYS[4]) == 0 then giveBack(KEYS[3]) end
-redis.call('DEL', KEYS[2])
-redis.call('SET', KEYS[4], '1', 'PX', ARGV[1])
-return 1`)
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 
-func (t *Throttle) keys(account string, addr netip.Addr) []string {
-	keys := []string{Key(KindAddress, "", addr)}
-	if account != "" {
-		keys = append(keys, Key(KindPair, account, addr), Key(KindAccount, account, addr), Key(KindKnown, account, addr))
-	}
-	return keys
+// counter is one limit an attempt is checked against.
+type counter struct {
+	key   string
+	limit Limit
 }
 
-// Attempt counts a login attempt for account (a normalized username, or ""
+// Outcome is how an attempt in flight ended.
+type Outcome string
+
+const (
+	Failed    Outcome = "failed"    // the password was checked and wrong: counted
+	Succeeded Outcome = "ok"        // right: nothing counted, the pair cleared
+	Unchecked Outcome = "unchecked" // never checked (Redis failed first): nothing counted
+)
+
+// Ticket is an attempt let through and in flight; Done settles it. A nil
+// Ticket (no throttle) settles as nothing.
+type Ticket struct {
+	t        *Throttle
+	counters []counter
+	clear    string // counter cleared on success ("" none)
+	known    string // mark set on success ("" none)
+}
+
+// attempt runs begin, waiting while only attempts in flight stand in the
+// way. knownKey and cond: see begin.
+func (t *Throttle) attempt(ctx context.Context, counters []counter, knownKey string, cond int) (*Ticket, time.Duration, error) {
+	keys := make([]string, 0, 2*len(counters)+1)
+	for _, c := range counters {
+		keys = append(keys, c.key)
+	}
+	for _, c := range counters {
+		keys = append(keys, Pending(c.key))
+	}
+	if cond > 0 {
+		keys = append(keys, knownKey)
+	}
+	args := []string{strconv.Itoa(len(counters)), strconv.Itoa(cond), ms(pendingFor)}
+	for _, c := range counters {
+		args = append(args, strconv.Itoa(c.limit.Max), ms(c.limit.Window))
+	}
+	giveUp := time.Now().Add(busyFor)
+	for {
+		res, err := begin.Exec(ctx, t.rdb, keys, args).AsIntSlice()
+		if err != nil {
+			return nil, 0, fmt.Errorf("throttle: attempt: %w", err)
+		}
+		if len(res) != 3 {
+			return nil, 0, fmt.Errorf("throttle: attempt: unexpected reply %v", res)
+		}
+		code, wait, skip := res[0], res[1], int(res[2])
+		switch {
+		case code == 1:
+			return nil, time.Duration(wait) * time.Millisecond, nil
+		case code == 2 && time.Now().Before(giveUp):
+			select {
+			case <-ctx.Done():
+				return nil, 0, fmt.Errorf("throttle: attempt: %w", ctx.Err())
+			case <-time.After(busyPoll):
+			}
+			continue
+		case code == 2:
+			return nil, time.Second, nil // a flood of attempts in flight
+		}
+		tk := &Ticket{t: t}
+		for i, c := range counters {
+			if i+1 != skip {
+				tk.counters = append(tk.counters, c)
+			}
+		}
+		return tk, 0, nil
+	}
+}
+
+// Login checks a login attempt for account (a normalized username, or ""
 // when the name cannot be an account) from addr, before its password is
-// checked. It returns 0 when the attempt may go ahead, or how long the client
-// must wait; a blocked attempt is not counted.
-func (t *Throttle) Attempt(ctx context.Context, account string, addr netip.Addr) (time.Duration, error) {
+// checked. It returns the attempt in flight, to settle with Done once the
+// password was checked (or could not be), or how long the client must wait.
+func (t *Throttle) Login(ctx context.Context, account string, addr netip.Addr) (*Ticket, time.Duration, error) {
 	p := t.policy
-	args := []string{
-		strconv.Itoa(p.Address.Max), ms(p.Address.Window),
-		strconv.Itoa(p.Pair.Max), ms(p.Pair.Window),
-		strconv.Itoa(p.Account.Max), ms(p.Account.Window),
+	counters := []counter{{Key(KindAddress, "", addr), p.Address}}
+	if account == "" {
+		return t.attempt(ctx, counters, "", 0)
 	}
-	n, err := attempt.Exec(ctx, t.rdb, t.keys(account, addr), args).AsInt64()
-	if err != nil {
-		return 0, fmt.Errorf("throttle: attempt: %w", err)
+	counters = append(counters,
+		counter{Key(KindPair, account, addr), p.Pair},
+		counter{Key(KindAccount, account, addr), p.Account})
+	known := Key(KindKnown, account, addr)
+	tk, wait, err := t.attempt(ctx, counters, known, 3) // the account limit spares known addresses
+	if tk != nil {
+		tk.clear, tk.known = Key(KindPair, account, addr), known
 	}
-	return time.Duration(n) * time.Millisecond, nil
+	return tk, wait, err
 }
 
-// Succeeded gives back the attempt of a successful login, clears the
-// account's failures from addr and makes addr known for the account.
-func (t *Throttle) Succeeded(ctx context.Context, account string, addr netip.Addr) error {
-	if account == "" {
+// PasswordCheck checks a password change's current-password check by the
+// session sessionID (its ID, not its token) for account: the session gets
+// the pair limit, the account shares its limit with logins.
+func (t *Throttle) PasswordCheck(ctx context.Context, account, sessionID string) (*Ticket, time.Duration, error) {
+	p := t.policy
+	tk, wait, err := t.attempt(ctx, []counter{
+		{SessionKey(sessionID), p.Pair},
+		{Key(KindAccount, account, netip.Addr{}), p.Account},
+	}, "", 0)
+	if tk != nil {
+		tk.clear = SessionKey(sessionID)
+	}
+	return tk, wait, err
+}
+
+// Done settles the attempt: Failed counts it against every limit it was
+// checked against; Succeeded and Unchecked count nothing, and Succeeded
+// also clears the pair and makes the address known for the account.
+func (tk *Ticket) Done(ctx context.Context, o Outcome) error {
+	if tk == nil {
 		return nil
 	}
-	err := succeeded.Exec(ctx, t.rdb, t.keys(account, addr), []string{ms(t.policy.Known)}).Error()
-	if err != nil {
-		return fmt.Errorf("throttle: succeeded: %w", err)
+	n := len(tk.counters)
+	keys := make([]string, 0, 2*n+2)
+	for _, c := range tk.counters {
+		keys = append(keys, c.key)
+	}
+	for _, c := range tk.counters {
+		keys = append(keys, Pending(c.key))
+	}
+	args := []string{string(o), strconv.Itoa(n)}
+	for _, c := range tk.counters {
+		args = append(args, ms(c.limit.Window))
+	}
+	args = append(args, ms(tk.t.policy.Known))
+	if tk.clear != "" {
+		keys = append(keys, tk.clear)
+		if tk.known != "" {
+			keys = append(keys, tk.known)
+		}
+	}
+	if err := settle.Exec(ctx, tk.t.rdb, keys, args).Error(); err != nil {
+		return fmt.Errorf("throttle: settle: %w", err)
 	}
 	return nil
 }
 
 // Signup counts an account creation from addr, before its password is
 // hashed. It returns 0 when it may go ahead, or how long the client must
-// wait; a blocked sign-up is not counted. It uses the attempt script with
-// the address limit alone.
+// wait; a blocked sign-up is not counted.
 func (t *Throttle) Signup(ctx context.Context, addr netip.Addr) (time.Duration, error) {
-	l := t.policy.Signup
+	return t.count(ctx, Key(KindSignup, "", addr), t.policy.Signup, "sign-up")
+}
+
+// count runs the count script for one limit (Max 0: no limit).
+func (t *Throttle) count(ctx context.Context, key string, l Limit, what string) (time.Duration, error) {
 	if l.Max <= 0 {
 		return 0, nil
 	}
-	n, err := attempt.Exec(ctx, t.rdb, []string{Key(KindSignup, "", addr)},
-		[]string{strconv.Itoa(l.Max), ms(l.Window)}).AsInt64()
+	n, err := count.Exec(ctx, t.rdb, []string{key}, []string{strconv.Itoa(l.Max), ms(l.Window)}).AsInt64()
 	if err != nil {
-		return 0, fmt.Errorf("throttle: sign-up: %w", err)
+		return 0, fmt.Errorf("throttle: %s: %w", what, err)
 	}
 	return time.Duration(n) * time.Millisecond, nil
 }

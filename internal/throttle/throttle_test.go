@@ -28,25 +28,41 @@ func start(t *testing.T, p throttle.Policy) (*throttle.Throttle, *redistest.Serv
 
 func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
 
-// attempt asserts whether an attempt may go ahead, and returns its wait.
-func attempt(t *testing.T, th *throttle.Throttle, account, addr string, allowed bool) time.Duration {
+// attempt asserts whether a login attempt may go ahead, and returns its
+// ticket (nil when blocked) and wait.
+func attempt(t *testing.T, th *throttle.Throttle, account, addr string, allowed bool) (*throttle.Ticket, time.Duration) {
 	t.Helper()
-	wait, err := th.Attempt(context.Background(), account, ip(addr))
+	tk, wait, err := th.Login(context.Background(), account, ip(addr))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if (wait == 0) != allowed {
-		t.Fatalf("attempt %s from %s: wait %v, want allowed=%v", account, addr, wait, allowed)
+	if (tk != nil) != allowed || (wait == 0) != allowed {
+		t.Fatalf("attempt %s from %s: ticket %v, wait %v, want allowed=%v", account, addr, tk != nil, wait, allowed)
 	}
-	return wait
+	return tk, wait
+}
+
+// done settles a ticket.
+func done(t *testing.T, tk *throttle.Ticket, o throttle.Outcome) {
+	t.Helper()
+	if err := tk.Done(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fail is a login attempt that goes ahead and whose password is wrong.
+func fail(t *testing.T, th *throttle.Throttle, account, addr string) {
+	t.Helper()
+	tk, _ := attempt(t, th, account, addr, true)
+	done(t, tk, throttle.Failed)
 }
 
 func TestPairLimitBlocksUntilItsWindowEnds(t *testing.T) {
 	th, rs := start(t, small)
 	for range small.Pair.Max {
-		attempt(t, th, "alice", "192.0.2.1", true)
+		fail(t, th, "alice", "192.0.2.1")
 	}
-	wait := attempt(t, th, "alice", "192.0.2.1", false)
+	_, wait := attempt(t, th, "alice", "192.0.2.1", false)
 	if wait > small.Pair.Window || wait < small.Pair.Window-5*time.Second {
 		t.Errorf("wait %v, want about the %v window", wait, small.Pair.Window)
 	}
@@ -60,27 +76,77 @@ func TestPairLimitBlocksUntilItsWindowEnds(t *testing.T) {
 	attempt(t, th, "bob", "192.0.2.1", true)
 }
 
-func TestSuccessClearsThePairAndGivesTheAttemptBack(t *testing.T) {
+func TestSuccessCountsNothingAndClearsThePair(t *testing.T) {
 	th, rs := start(t, small)
-	ctx := context.Background()
 	for range small.Pair.Max - 1 {
-		attempt(t, th, "alice", "192.0.2.1", true)
+		fail(t, th, "alice", "192.0.2.1")
 	}
-	attempt(t, th, "alice", "192.0.2.1", true) // the right password this time
-	if err := th.Succeeded(ctx, "alice", ip("192.0.2.1")); err != nil {
-		t.Fatal(err)
-	}
+	tk, _ := attempt(t, th, "alice", "192.0.2.1", true) // the right password this time
+	done(t, tk, throttle.Succeeded)
 	if got := rs.MustDo("EXISTS", throttle.Key(throttle.KindPair, "alice", ip("192.0.2.1"))); got != "0" {
 		t.Errorf("pair counter still exists after a successful login")
 	}
 	if got := rs.MustDo("GET", throttle.Key(throttle.KindAddress, "", ip("192.0.2.1"))); got != strconv.Itoa(small.Pair.Max-1) {
-		t.Errorf("address counter = %s, want %d (the successful attempt given back)", got, small.Pair.Max-1)
+		t.Errorf("address counter = %s, want %d (failures only)", got, small.Pair.Max-1)
 	}
 	if got := rs.MustDo("EXISTS", throttle.Key(throttle.KindKnown, "alice", ip("192.0.2.1"))); got != "1" {
 		t.Errorf("address not marked known after a successful login")
 	}
 	for range small.Pair.Max {
-		attempt(t, th, "alice", "192.0.2.1", true)
+		fail(t, th, "alice", "192.0.2.1")
+	}
+}
+
+// An attempt whose password was never checked (Redis failed first) is not
+// a failure: as many as you like leave the limit untouched.
+func TestUncheckedAttemptsAreNotCounted(t *testing.T) {
+	th, rs := start(t, small)
+	for range 2 * small.Pair.Max {
+		tk, _ := attempt(t, th, "alice", "192.0.2.1", true)
+		done(t, tk, throttle.Unchecked)
+	}
+	for _, k := range []string{
+		throttle.Key(throttle.KindPair, "alice", ip("192.0.2.1")),
+		throttle.Pending(throttle.Key(throttle.KindPair, "alice", ip("192.0.2.1"))),
+	} {
+		if got := rs.MustDo("GET", k); got != "" && got != "0" {
+			t.Errorf("%s = %q after unchecked attempts, want nothing", k, got)
+		}
+	}
+}
+
+// A correct password submitted several times at once logs in each time,
+// even right under the limit: in-flight attempts are not failures.
+func TestCorrectPasswordsAtOnceAreNotBlocked(t *testing.T) {
+	th, _ := start(t, small)
+	for range small.Pair.Max - 1 {
+		fail(t, th, "alice", "192.0.2.1")
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	blocked := 0
+	for range 3 {
+		wg.Go(func() {
+			tk, _, err := th.Login(context.Background(), "alice", ip("192.0.2.1"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if tk == nil {
+				mu.Lock()
+				blocked++
+				mu.Unlock()
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // bcrypt
+			if err := tk.Done(context.Background(), throttle.Succeeded); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if blocked > 0 {
+		t.Errorf("%d of 3 correct logins at once were blocked", blocked)
 	}
 }
 
@@ -88,30 +154,27 @@ func TestSuccessClearsThePairAndGivesTheAttemptBack(t *testing.T) {
 // account, but not one its owner logged in from before.
 func TestAccountLimitSparesKnownAddresses(t *testing.T) {
 	th, _ := start(t, small)
-	ctx := context.Background()
 	owner := "198.51.100.7"
-	attempt(t, th, "alice", owner, true)
-	if err := th.Succeeded(ctx, "alice", ip(owner)); err != nil {
-		t.Fatal(err)
-	}
+	tk, _ := attempt(t, th, "alice", owner, true)
+	done(t, tk, throttle.Succeeded)
 	for i := range small.Account.Max {
-		attempt(t, th, "alice", "203.0.113."+strconv.Itoa(i+1), true)
+		fail(t, th, "alice", "203.0.113."+strconv.Itoa(i+1))
 	}
-	wait := attempt(t, th, "alice", "203.0.113.200", false)
+	_, wait := attempt(t, th, "alice", "203.0.113.200", false)
 	if wait > small.Account.Window {
 		t.Errorf("wait %v, longer than the account window %v", wait, small.Account.Window)
 	}
 	attempt(t, th, "alice", owner, true)
 	// Failures from the owner's address do not count towards the account limit.
 	for range small.Pair.Max - 1 {
-		attempt(t, th, "bob", owner, true)
+		fail(t, th, "bob", owner)
 	}
 }
 
 func TestAddressLimitCoversEveryAccount(t *testing.T) {
 	th, _ := start(t, small)
 	for i := range small.Address.Max {
-		attempt(t, th, "user"+strconv.Itoa(i), "192.0.2.9", true)
+		fail(t, th, "user"+strconv.Itoa(i), "192.0.2.9")
 	}
 	attempt(t, th, "someone-else", "192.0.2.9", false)
 	attempt(t, th, "", "192.0.2.9", false) // a name that cannot be an account
@@ -121,7 +184,7 @@ func TestAddressLimitCoversEveryAccount(t *testing.T) {
 func TestIPv6IsCountedPerSlash64(t *testing.T) {
 	th, _ := start(t, small)
 	for i := range small.Pair.Max {
-		attempt(t, th, "alice", "2001:db8:1:2::"+strconv.Itoa(i+1), true)
+		fail(t, th, "alice", "2001:db8:1:2::"+strconv.Itoa(i+1))
 	}
 	attempt(t, th, "alice", "2001:db8:1:2:ffff::1", false)
 	attempt(t, th, "alice", "2001:db8:1:3::1", true)
@@ -130,8 +193,8 @@ func TestIPv6IsCountedPerSlash64(t *testing.T) {
 	}
 }
 
-// Parallel guesses cannot slip past the limit: checking and counting are
-// one atomic step.
+// Parallel guesses cannot slip past the limit: an attempt that only the
+// attempts in flight could take past it waits for them.
 func TestParallelAttemptsRespectTheLimit(t *testing.T) {
 	th, _ := start(t, small)
 	var wg sync.WaitGroup
@@ -139,22 +202,55 @@ func TestParallelAttemptsRespectTheLimit(t *testing.T) {
 	allowed := 0
 	for range 30 {
 		wg.Go(func() {
-			wait, err := th.Attempt(context.Background(), "alice", ip("192.0.2.1"))
+			tk, _, err := th.Login(context.Background(), "alice", ip("192.0.2.1"))
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			if wait == 0 {
-				mu.Lock()
-				allowed++
-				mu.Unlock()
+			if tk == nil {
+				return
+			}
+			mu.Lock()
+			allowed++
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond) // bcrypt, then wrong
+			if err := tk.Done(context.Background(), throttle.Failed); err != nil {
+				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
 	if allowed != small.Pair.Max {
-		t.Errorf("%d of 30 parallel attempts went ahead, want exactly %d", allowed, small.Pair.Max)
+		t.Errorf("%d of 30 parallel guesses went ahead, want exactly %d", allowed, small.Pair.Max)
 	}
+}
+
+// A password change's current-password check is limited per session, and
+// shares the account's limit with logins.
+func TestPasswordCheckLimits(t *testing.T) {
+	th, _ := start(t, small)
+	ctx := context.Background()
+	check := func(account, session string, allowed bool) *throttle.Ticket {
+		t.Helper()
+		tk, wait, err := th.PasswordCheck(ctx, account, session)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (tk != nil) != allowed || (wait == 0) != allowed {
+			t.Fatalf("check %s by %s: ticket %v, wait %v, want allowed=%v", account, session, tk != nil, wait, allowed)
+		}
+		return tk
+	}
+	for range small.Pair.Max {
+		done(t, check("alice", "s1", true), throttle.Failed)
+	}
+	check("alice", "s1", false)
+	for range small.Account.Max - small.Pair.Max {
+		done(t, check("alice", "s2", true), throttle.Failed)
+	}
+	check("alice", "s3", false)
+	attempt(t, th, "alice", "203.0.113.1", false) // a login from an unknown address
+	check("bob", "s4", true)
 }
 
 func TestCounterWithoutTTLCannotBlockForever(t *testing.T) {
@@ -170,7 +266,8 @@ func TestCounterWithoutTTLCannotBlockForever(t *testing.T) {
 
 func TestKeysExpireWithTheirWindow(t *testing.T) {
 	th, rs := start(t, small)
-	attempt(t, th, "alice", "192.0.2.1", true)
+	fail(t, th, "alice", "192.0.2.1")
+	attempt(t, th, "alice", "192.0.2.1", true) // in flight
 	for _, tc := range []struct {
 		kind   throttle.Kind
 		window time.Duration
@@ -183,6 +280,10 @@ func TestKeysExpireWithTheirWindow(t *testing.T) {
 		ttl, _ := strconv.Atoi(rs.MustDo("PTTL", key))
 		if ttl <= 0 || ttl > int(tc.window.Milliseconds()) {
 			t.Errorf("%s: PTTL %d, want within the %v window", key, ttl, tc.window)
+		}
+		pttl, _ := strconv.Atoi(rs.MustDo("PTTL", throttle.Pending(key)))
+		if pttl <= 0 || pttl > 3000 {
+			t.Errorf("%s: PTTL %d, want an attempt in flight forgotten within 3 s", throttle.Pending(key), pttl)
 		}
 	}
 }

@@ -1,0 +1,64 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/sessionstack"
+)
+
+// With -store memory there is no shared index of sessions, and every page
+// still works: the sessions page says why it lists nothing, the actions
+// that walk the list do what is left to do, and the panel shows no index.
+func TestMemoryModeWorksWithoutAnIndex(t *testing.T) {
+	ta := wireTestApp(t, redistest.Start(t), sessionstack.Memory).serve()
+	c := ta.client()
+	ta.register(c, "mia", "mia-password")
+
+	t.Run("every page warns what memory mode loses", func(t *testing.T) {
+		if r := ta.get(c, "/profile"); r.status != http.StatusOK || !strings.Contains(r.body, `data-testid="banner"`) {
+			t.Errorf("GET /profile: %d, banner shown: %v", r.status, strings.Contains(r.body, `data-testid="banner"`))
+		}
+	})
+	t.Run("the sessions page says there is no list", func(t *testing.T) {
+		r := ta.get(c, "/sessions")
+		if r.status != http.StatusOK || !strings.Contains(r.body, `data-testid="sessions-unavailable"`) {
+			t.Errorf("GET /sessions: %d, want 200 saying the list is unavailable\n%s", r.status, r.body)
+		}
+	})
+	t.Run("a revoke shows the page again", func(t *testing.T) {
+		r := ta.post(c, "/sessions/0123456789abcdef/revoke", nil)
+		if r.status != http.StatusOK || !strings.Contains(r.body, `data-testid="sessions-unavailable"`) {
+			t.Errorf("POST revoke: %d, want the sessions page", r.status)
+		}
+	})
+	t.Run("log out everywhere else keeps this session", func(t *testing.T) {
+		if r := ta.post(c, "/sessions/revoke-others", nil); r.status != http.StatusSeeOther {
+			t.Errorf("POST /sessions/revoke-others: %d, want 303", r.status)
+		}
+		if r := ta.get(c, "/profile"); r.status != http.StatusOK {
+			t.Errorf("GET /profile afterwards: %d, want 200", r.status)
+		}
+	})
+	t.Run("the Redis panel shows no index, even one left by a Redis-mode run", func(t *testing.T) {
+		rdb := ta.redis.Client(t)
+		if err := rdb.Do(t.Context(), rdb.B().Hset().Key(sessions.IndexKey("mia")).FieldValue().FieldValue("x", `{"token":"y"}`).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+		r := ta.get(c, "/redis")
+		if r.status != http.StatusOK || strings.Contains(r.body, sessions.IndexKey("mia")) {
+			t.Errorf("GET /redis: %d, shows %s: %v", r.status, sessions.IndexKey("mia"), strings.Contains(r.body, sessions.IndexKey("mia")))
+		}
+	})
+	t.Run("logout ends the session", func(t *testing.T) {
+		if r := ta.post(c, "/logout", nil); r.status != http.StatusSeeOther {
+			t.Errorf("POST /logout: %d, want 303", r.status)
+		}
+		if r := ta.get(c, "/profile"); r.status != http.StatusUnauthorized {
+			t.Errorf("GET /profile after logout: %d, want 401", r.status)
+		}
+	})
+}

@@ -1,0 +1,83 @@
+package accounts
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// An account's credential generation (Account.Gen) is a random value that
+// changes whenever every other session of the account must end: a password
+// change, "log out everywhere else". A login copies it into the session
+// (sessions.User.Gen), and every request compares the two: a session from
+// an older generation is logged out, with no list of sessions to walk, so
+// none escapes (a login racing the change, a lost session index). This is
+// Django's session auth hash, with a generation instead of the hash so that
+// "log out everywhere else" can change it without a new password.
+
+// newGen is a fresh credential generation.
+func newGen() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// setGen writes fields into an account in place, keeping everything else
+// (and the key's TTL): KEYS[1] the account; ARGV: new generation, then a
+// new hash or "" to keep the hash. Returns 0 when there is no account.
+var setGen = rueidis.NewLuaScript(`
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local a = cjson.decode(raw)
+a.gen = ARGV[1]
+if ARGV[2] ~= '' then a.hash = ARGV[2] end
+redis.call('SET', KEYS[1], cjson.encode(a), 'KEEPTTL')
+return 1`)
+
+// NewGeneration gives the account a new credential generation, so every
+// session logged in before is logged out on its next request. It returns
+// the new generation, for the session that asked to keep. ErrBadCredentials:
+// no such account.
+func (s *Store) NewGeneration(ctx context.Context, username string) (string, error) {
+	gen := newGen()
+	n, err := setGen.Exec(ctx, s.rdb, []string{Key(username)}, []string{gen, ""}).AsInt64()
+	if err != nil {
+		return "", fmt.Errorf("accounts: new generation for %q: %w", username, err)
+	}
+	if n == 0 {
+		return "", ErrBadCredentials
+	}
+	return gen, nil
+}
+
+// cacheFor bounds how long this process trusts its copy of an account. Redis
+// tells every client that cached a key when it changes (client-side caching,
+// RESP3 tracking), and a lost connection drops the whole cache, so this is
+// only a backstop: what ends a revoked session quickly is the invalidation.
+const cacheFor = time.Minute
+
+// Generation is the account's current credential generation, for the check
+// on every request of a logged-in session; found is false when the account
+// is gone. It is read through the client-side cache: no round trip while
+// the account is unchanged.
+func (s *Store) Generation(ctx context.Context, username string) (gen string, found bool, err error) {
+	b, err := s.rdb.DoCache(ctx, s.rdb.B().Get().Key(Key(username)).Cache(), cacheFor).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("accounts: generation of %q: %w", username, err)
+	}
+	var a struct {
+		Gen string `json:"gen"`
+	}
+	if err := json.Unmarshal(b, &a); err != nil {
+		return "", false, fmt.Errorf("accounts: decode %q: %w", username, err)
+	}
+	return a.Gen, true, nil
+}

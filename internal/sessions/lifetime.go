@@ -1,0 +1,59 @@
+package sessions
+
+import (
+	"fmt"
+	"time"
+)
+
+// EndsAt is the one rule for when a session ends: idle after its last
+// activity (seen), but never after its absolute deadline (scs's Lifetime,
+// fixed when the session was created). idle <= 0 means no idle timeout. A
+// session with no recorded activity (zero seen) has been idle since long
+// ago, so it has ended.
+//
+// The server's timeout check, the expiry of every key written (IdleStore,
+// Touch, MemoryOps) and the deadlines pages show all use it, so a page never
+// promises a moment that Redis or the server disagrees with.
+func EndsAt(seen, deadline time.Time, idle time.Duration) time.Time {
+	if idle > 0 && seen.Add(idle).Before(deadline) {
+		return seen.Add(idle)
+	}
+	return deadline
+}
+
+// Times are a stored session's two clocks.
+type Times struct {
+	Deadline time.Time // absolute deadline
+	Seen     time.Time // last recorded activity
+}
+
+// End is when the session ends if nothing touches it again (see EndsAt).
+func (t Times) End(idle time.Duration) time.Time { return EndsAt(t.Seen, t.Deadline, idle) }
+
+// timesOfStored reads the clocks of a stored session; a value scs could
+// not load is no session.
+func timesOfStored(b []byte) (Times, error) {
+	deadline, values, err := Codec{}.Decode(b)
+	if err != nil {
+		return Times{}, fmt.Errorf("%w: %w", ErrNoSession, err)
+	}
+	return timesOf(deadline, values), nil
+}
+
+// timesOf reads a session's clocks from what the codec decoded.
+func timesOf(deadline time.Time, values map[string]any) Times {
+	seen, _ := values[KeySeen].(time.Time)
+	return Times{Deadline: deadline, Seen: seen}
+}
+
+// carriedViews is the view count a renewed token carries over from its old
+// key (0 when it had none, or when the value is not a session scs could
+// read: then there is nothing to carry).
+func carriedViews(b []byte) int {
+	_, values, err := Codec{}.Decode(b)
+	if err != nil {
+		return 0
+	}
+	n, _ := values[KeyViews].(int)
+	return n
+}

@@ -1,0 +1,112 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/alexedwards/scs/v2/memstore"
+
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+func TestEndsAt(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		seen     time.Time
+		deadline time.Time
+		idle     time.Duration
+		want     time.Time
+	}{
+		{"idle deadline when it comes first", now, now.Add(time.Hour), 10 * time.Minute, now.Add(10 * time.Minute)},
+		{"absolute deadline when it comes first", now, now.Add(5 * time.Minute), 10 * time.Minute, now.Add(5 * time.Minute)},
+		{"absolute deadline without an idle timeout", now, now.Add(time.Hour), 0, now.Add(time.Hour)},
+		{"long over when no activity was ever recorded", time.Time{}, now.Add(time.Hour), 10 * time.Minute, time.Time{}.Add(10 * time.Minute)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := EndsAt(tt.seen, tt.deadline, tt.idle); !got.Equal(tt.want) {
+				t.Errorf("EndsAt = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// IdleStore writes every key to end when EndsAt says, counting the write
+// as activity.
+func TestIdleStoreCommitsWithTheIdleDeadline(t *testing.T) {
+	mem := memstore.NewWithCleanupInterval(0)
+	s := IdleStore{Store: mem, Idle: 50 * time.Millisecond}
+	if err := s.Commit("tok", []byte("x"), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := mem.Find("tok"); !found {
+		t.Fatal("key gone at once")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if _, found, _ := mem.Find("tok"); found {
+		t.Errorf("key still there after its idle timeout")
+	}
+}
+
+// Both implementations of the session operations give handlers what they
+// need without handlers decoding stored bytes: Times the two clocks, Take
+// the view count a renewed token carries over.
+func TestOpsReturnTimesAndCarriedViews(t *testing.T) {
+	rs := redistest.Start(t)
+	deadline := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
+	seen := time.Now().UTC().Truncate(time.Millisecond)
+	impls := map[string]interface {
+		Times(ctx context.Context, token string) (Times, error)
+		Take(ctx context.Context, token string) (int, error)
+	}{
+		"redis":  NewOps(rs.Client(t)),
+		"memory": &MemoryOps{Store: memstore.New()},
+	}
+	store := map[string]func(token string, b []byte){
+		"redis": func(token string, b []byte) {
+			rdb := rs.Client(t)
+			if err := rdb.Do(context.Background(), rdb.B().Set().Key(Key(token)).Value(string(b)).Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for name, ops := range impls {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			put := store[name]
+			if put == nil {
+				m := ops.(*MemoryOps)
+				put = func(token string, b []byte) {
+					if err := m.Store.Commit(token, b, time.Now().Add(time.Hour)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			b, err := Codec{}.Encode(deadline, map[string]any{KeyViews: 7, KeySeen: seen})
+			if err != nil {
+				t.Fatal(err)
+			}
+			put("tok", b)
+			got, err := ops.Times(ctx, "tok")
+			if err != nil || !got.Deadline.Equal(deadline) || !got.Seen.Equal(seen) {
+				t.Errorf("Times = %+v, %v; want deadline %v, seen %v", got, err, deadline, seen)
+			}
+			put("junk", []byte("not a session"))
+			if _, err := ops.Times(ctx, "junk"); !errors.Is(err, ErrNoSession) {
+				t.Errorf("Times of a value that is not a session: %v, want ErrNoSession", err)
+			}
+			if _, err := ops.Times(ctx, "none"); !errors.Is(err, ErrNoSession) {
+				t.Errorf("Times of a missing key: %v, want ErrNoSession", err)
+			}
+			if views, err := ops.Take(ctx, "tok"); err != nil || views != 7 {
+				t.Errorf("Take = %d, %v; want the 7 views the key held", views, err)
+			}
+			if _, err := ops.Times(ctx, "tok"); !errors.Is(err, ErrNoSession) {
+				t.Errorf("Times after Take: %v, want ErrNoSession", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,100 @@
+// Package sessionstack builds what keeps sessions, for main and the tests
+// alike: the store scs reads and writes, the in-place operations, the
+// per-user index and the live hub, for one store mode. Each mode gets a
+// working implementation of every part, never a nil to check for.
+package sessionstack
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+	"github.com/alexedwards/scs/v2/memstore"
+	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/live"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
+	"github.com/sessionlab/sessionlab/internal/sessionindex"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+)
+
+// Mode is where sessions live.
+type Mode string
+
+const (
+	Redis  Mode = "redis"  // in Redis, shared by every instance (the default)
+	Memory Mode = "memory" // in this process, to show what that loses
+)
+
+// ParseMode reads a mode's name, as -store gives it.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case Redis, Memory:
+		return m, nil
+	}
+	return "", fmt.Errorf("must be %s or %s, not %q", Redis, Memory, s)
+}
+
+// Index is the per-user list of sessions: sessionindex.Index in Redis,
+// sessionindex.None in memory.
+type Index interface {
+	Add(ctx context.Context, user string, e sessionindex.Entry, oldID string, deadline time.Time) error
+	List(ctx context.Context, user string) ([]sessionindex.Entry, error)
+	Remove(ctx context.Context, user, id string) error
+	Revoke(ctx context.Context, user, id string) (bool, error)
+	RevokeOthers(ctx context.Context, user, keepID string) (int, error)
+	Key(user string) (string, bool)
+}
+
+// Stack is the wired session machinery.
+type Stack struct {
+	Ops   sessions.Operations
+	Index Index
+	Live  *live.Hub // Close it when the server stops
+	// Warning says what the mode loses ("" for none): shown on every page.
+	Warning string
+	// Issued remembers the sessions this process stored (memory mode; nil
+	// in Redis mode, where every instance sees every session).
+	Issued *sessions.Issued
+}
+
+// Config is what the stack needs besides its connections.
+type Config struct {
+	Mode     Mode
+	Idle     time.Duration // idle timeout (sessions.EndsAt)
+	Instance string        // recorded in the index as the instance that served a session
+}
+
+// New sets sm's store and codec for cfg.Mode and builds the rest. rdb is
+// the app's Redis client (redisconn.Connect): session blobs, operations,
+// index, pub/sub.
+func New(cfg Config, sm *scs.SessionManager, rdb rueidis.Client, log *slog.Logger) (*Stack, error) {
+	sm.Codec = sessions.Codec{}
+	switch cfg.Mode {
+	case Redis:
+		sm.Store = sessions.IdleStore{Store: redisconn.NewSessionStore(rdb, sessions.Prefix), Idle: cfg.Idle}
+		ops := sessions.NewOps(rdb)
+		ops.Instance = cfg.Instance
+		return &Stack{Ops: ops, Index: sessionindex.New(rdb), Live: live.New(rdb, log)}, nil
+	case Memory:
+		sm.Store = sessions.IdleStore{Store: memstore.New(), Idle: cfg.Idle}
+		hub := live.New(nil, log) // sessions are local, so are their events
+		log.Warn("sessions are kept in this process's memory (-store memory): a restart logs everyone out, and other instances do not see these logins")
+		return &Stack{
+			Ops:     &sessions.MemoryOps{Store: sm.Store, Idle: cfg.Idle, Publish: hub.Publish},
+			Index:   sessionindex.None{},
+			Live:    hub,
+			Warning: memoryWarning,
+			Issued:  &sessions.Issued{},
+		}, nil
+	}
+	return nil, fmt.Errorf("sessionstack: store mode %q: must be %s or %s", cfg.Mode, Redis, Memory)
+}
+
+// memoryWarning is shown on every page with -store memory.
+const memoryWarning = "Sessions are kept in this server's memory (-store memory), not in Redis. " +
+	"Restart the server and everyone is logged out; a second instance does not know these logins, " +
+	"and the sessions page cannot list them. This is the problem the tutorial solves with Redis. " +
+	"(Accounts still live in Redis.)"
