@@ -24,7 +24,7 @@ type accountStore interface {
 	Get(ctx context.Context, username string) (accounts.Account, error)
 	SetPassword(ctx context.Context, username, password string) (gen string, err error)
 	NewGeneration(ctx context.Context, username string) (gen string, err error)
-	Generation(ctx context.Context, username string) (gen string, found bool, err error)
+	Current(ctx context.Context, username, gen string) (bool, error)
 }
 
 // sessionOps are the in-place changes to a stored session that must not race

@@ -85,6 +85,11 @@ func TestRedisRefusalsAre503AndChangeNothing(t *testing.T) {
 			ta.get(gus, "/count")
 
 			f.break_(t, ta.redis)
+			// Until the client has met the fault (a new password first drops
+			// the connections, and those requests fail otherwise).
+			waitFor(t, "readyz to name "+f.readyz, func() bool {
+				return strings.Contains(ta.get(ta.client(), "/readyz").body, f.readyz)
+			})
 			requests := []struct {
 				name   string
 				c      *http.Client
@@ -99,9 +104,7 @@ func TestRedisRefusalsAre503AndChangeNothing(t *testing.T) {
 				{"profile", gus, "/profile", nil, false},
 			}
 			for _, rq := range requests {
-				// A new password drops the connections: the first command
-				// after it meets a closed one, and the next, the new rule.
-				for range 2 {
+				for range 2 { // the second is logged with the first
 					h := fetch(rq.c, ta.srv.URL+rq.path, rq.form)
 					if !rq.always && !f.readsFail {
 						if h.status != http.StatusOK {

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/a-h/templ"
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -20,10 +20,6 @@ import (
 // keepAliveEvery sends a comment on idle streams, so proxies and the
 // browser see the connection is alive.
 const keepAliveEvery = 25 * time.Second
-
-// warnBefore is how long before a session's end its pages are warned (the
-// stream pushes the warning; a page rendered inside it shows it at once).
-const warnBefore = 2 * time.Minute
 
 // liveEvents handles GET /live: a server-sent-event stream for the
 // request's session. Events:
@@ -113,6 +109,13 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 			case m.Payload == sessions.MsgSessions:
 				err = sendEvent(w, views.SSESessions, "changed")
 			}
+		case <-sub.Resync:
+			var ended bool
+			ended, err = a.catchUp(w, token)
+			if ended {
+				_ = rc.Flush()
+				return
+			}
 		case <-keepAlive.C:
 			_, err = io.WriteString(w, ": keep-alive\n\n")
 		case <-warn.C:
@@ -132,6 +135,31 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// catchUp brings a page up to date after its subscription was re-opened
+// (a Redis hiccup), since what was published meanwhile never came: the
+// session's current count, and a nudge to reload the list of sessions. A
+// session gone meanwhile ends the stream (ended). If Redis cannot be read
+// yet, the page keeps what it has; the next count brings it up to date.
+func (a *App) catchUp(w io.Writer, token string) (ended bool, err error) {
+	b, found, err := a.Sessions.Store.Find(token)
+	if err != nil {
+		a.Log.Info("live: cannot catch up after a re-subscription", "session", a.LogID(token), "err", err)
+		return false, nil
+	}
+	if !found {
+		return true, sendEvent(w, views.SSEEnded, "ended")
+	}
+	_, values, err := a.Sessions.Codec.Decode(b)
+	if err != nil {
+		return false, nil
+	}
+	n, _ := values[sessions.KeyViews].(int)
+	if err := sendEvent(w, views.SSECount, strconv.Itoa(n)); err != nil {
+		return false, err
+	}
+	return false, sendEvent(w, views.SSESessions, "changed")
 }
 
 // warnIfEnding checks, when a session's end was due to come close, whether
@@ -186,35 +214,4 @@ func (a *App) liveStats(w http.ResponseWriter, r *http.Request) {
 		s = a.Live.Stats()
 	}
 	fmt.Fprintf(w, "streams %d\nchannels %d\n", s.Streams, s.Channels)
-}
-
-// staySignedIn handles POST /session/touch: it counts as activity, moving
-// the idle deadline, and shows the new one.
-func (a *App) staySignedIn(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	token := a.Sessions.Token(ctx)
-	u, ok := a.currentUser(ctx)
-	if !ok || token == "" {
-		a.loginRequired(w, r)
-		return
-	}
-	now := time.Now()
-	end := sessions.EndsAt(now, a.Sessions.Deadline(ctx), a.Idle)
-	err := a.Ops.Touch(ctx, token, u.Username, now, end)
-	if errors.Is(err, sessions.ErrNoSession) {
-		a.sessionEnded(w, r)
-		return
-	}
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	w.Header().Set("HX-Trigger", views.EventSessionChanged)
-	if isHTMX(r) {
-		a.write(w, r, http.StatusOK, templ.Join(
-			views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, WarnBefore: warnBefore, Touched: true}),
-			views.IdleDeadline(end, now, true)))
-		return
-	}
-	http.Redirect(w, r, "/profile", http.StatusSeeOther)
 }

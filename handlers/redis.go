@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
@@ -91,4 +95,57 @@ func cutHash(v []byte) []byte {
 		return v
 	}
 	return b
+}
+
+// indexPanelEntry is the user's session index for the "What's in Redis"
+// panel, with every token cut short as the session key is.
+func (a *App) indexPanelEntry(ctx context.Context, user string) (views.RedisEntry, bool, error) {
+	key, ok := a.Index.Key(user)
+	if !ok {
+		return views.RedisEntry{}, false, nil
+	}
+	e, err := a.Inspector.Hash(ctx, key)
+	if err != nil {
+		return views.RedisEntry{}, false, fmt.Errorf("%s: %w", key, err)
+	}
+	if !e.Exists {
+		return views.RedisEntry{}, false, nil
+	}
+	var fields map[string]map[string]any
+	if err := json.Unmarshal(e.Value, &fields); err != nil {
+		return views.RedisEntry{}, false, nil
+	}
+	var times []string
+	for _, id := range slices.Sorted(maps.Keys(fields)) {
+		f := fields[id]
+		if tok, ok := f["token"].(string); ok && len(tok) > 6 {
+			f["token"] = tok[:6] + "…"
+		}
+		times = append(times, epochTimes(id, f, "created", "last_seen"))
+	}
+	cut, err := json.Marshal(fields)
+	if err != nil {
+		return views.RedisEntry{}, false, nil
+	}
+	return views.RedisEntry{
+		Key:    e.Key,
+		Note:   "your sessions on every server (a hash: field = session id, a hash of the token; tokens cut here)",
+		TTL:    e.TTL,
+		Memory: e.Memory,
+		Value:  inspect.Pretty(cut),
+		Times:  times,
+	}, true, nil
+}
+
+// epochTimes writes a field's epoch-millisecond times out readably:
+// "3f2a…: created 1764590465123 = 2026-12-01 12:01:05 UTC, …".
+func epochTimes(id string, f map[string]any, names ...string) string {
+	var parts []string
+	for _, name := range names {
+		if ms, ok := f[name].(float64); ok {
+			t := time.UnixMilli(int64(ms)).UTC()
+			parts = append(parts, fmt.Sprintf("%s %d = %s", name, int64(ms), t.Format("2006-01-02 15:04:05 UTC")))
+		}
+	}
+	return truncate(id, 8) + "…: " + strings.Join(parts, ", ")
 }

@@ -16,25 +16,26 @@ func (a *App) Routes() http.Handler {
 	pages.HandleFunc("GET /login", a.loginForm)
 	pages.HandleFunc("POST /login", a.login)
 	pages.HandleFunc("POST /logout", a.logout)
-	pages.HandleFunc("GET /profile", a.profile)
 	pages.HandleFunc("GET /count", a.count)
 	pages.HandleFunc("GET /redis", a.redisPage)
-	pages.HandleFunc("GET /sessions", a.sessionsPage)
-	pages.HandleFunc("POST /sessions/{id}/revoke", a.revokeSession)
-	pages.HandleFunc("POST /sessions/revoke-others", a.revokeOthers)
-	pages.HandleFunc("POST /password", a.changePassword)
-	pages.HandleFunc("POST /session/touch", a.staySignedIn)
 	pages.HandleFunc("GET /live", a.liveEvents)
 	if a.Restart != nil {
 		pages.HandleFunc("POST /restart", a.restart)
 	}
+	// Login required: anyone else gets loginRequired (access.go).
+	pages.Handle("GET /profile", a.requireLogin(a.profile))
+	pages.Handle("GET /sessions", a.requireLogin(a.sessionsPage))
+	pages.Handle("POST /sessions/{id}/revoke", a.requireLogin(a.revokeSession))
+	pages.Handle("POST /sessions/revoke-others", a.requireLogin(a.revokeOthers))
+	pages.Handle("POST /password", a.requireLogin(a.changePassword))
+	pages.Handle("POST /session/touch", a.requireLogin(a.staySignedIn))
 
 	root := http.NewServeMux()
 	root.Handle("GET /static/", static.Handler())
 	root.HandleFunc("GET /healthz", a.healthz)
 	root.HandleFunc("GET /readyz", a.readyz)
 	root.HandleFunc("GET /debug/live", a.liveStats)
-	root.Handle("/", redisBudget(a.crossOriginProtection(limitBody(a.withSession(a.problemPages(pages))))))
+	root.Handle("/", redisBudget(a.crossOriginProtection(limitBody(a.loadAndSave(a.problemPages(pages))))))
 
 	return a.recoverPanics(a.logRequests(secureHeaders(root)))
 }

@@ -569,7 +569,7 @@ func TestRequestLimits(t *testing.T) {
 // A handler's own cookie goes out beside the session cookie, not instead.
 func TestHandlerCookieDoesNotReplaceTheSessionCookie(t *testing.T) {
 	ta := newTestApp(t)
-	h := ta.app.withSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := ta.app.loadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ta.app.Sessions.Put(r.Context(), "views", 1)
 		http.SetCookie(w, &http.Cookie{Name: "theme", Value: "dark", Path: "/"})
 		w.WriteHeader(http.StatusNoContent)

@@ -86,7 +86,7 @@ func runCeiling(tb testing.TB, out *os.File, cfg config, wrk, script string, app
 	for _, trips := range []int{0, 1, 2} {
 		name := fmt.Sprintf("net/http, a %d B page", len(body))
 		if trips > 0 {
-			name += fmt.Sprintf(", + %d GET of the session key (redigo)", trips)
+			name += fmt.Sprintf(", + %d GET of the session key (rueidis)", trips)
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(freePort(tb))
 		cmd := exec.Command(self)

@@ -45,7 +45,7 @@ func Connect(ctx context.Context, redisURL string) (rueidis.Client, error) {
 	opt.Dialer.Timeout = DialTimeout
 	opt.ConnWriteTimeout = 2 * time.Second
 	// Client-side caching stays on: every request of a logged-in session reads
-	// its account (accounts.Generation), and Redis invalidates the copy on
+	// its account (accounts.Store.Current), and Redis invalidates the copy on
 	// every instance when the account changes.
 	hint := fmt.Sprintf("no Redis answers at %s: start one with `go tool task run` (or `redis-server`), or point -redis/REDIS_URL at yours", Redact(redisURL))
 	rdb, err := rueidis.NewClient(opt)

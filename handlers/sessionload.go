@@ -53,7 +53,7 @@ func validToken(t string) bool {
 	return true
 }
 
-// withSession loads the session (one GET), enforces the idle and absolute
+// loadAndSave loads the session (one GET), enforces the idle and absolute
 // timeouts, and saves the session after the handler has run but before
 // anything is sent: if the save fails, the user sees that it failed instead
 // of a page claiming success. It replaces scs's LoadAndSave, which commits on
@@ -61,7 +61,7 @@ func validToken(t string) bool {
 //
 // A session that is only read is never written back; its expiry is moved by
 // a touch at most every TouchEvery, so a read costs one round trip.
-func (a *App) withSession(next http.Handler) http.Handler {
+func (a *App) loadAndSave(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Add("Vary", "Cookie")
 		var token string
@@ -121,11 +121,11 @@ func (a *App) checkGeneration(ctx context.Context, st *sessionState) error {
 	if !ok || u.Username == "" {
 		return nil
 	}
-	gen, found, err := a.Accounts.Generation(ctx, u.Username)
+	current, err := a.Accounts.Current(ctx, u.Username, u.Gen)
 	if err != nil {
 		return fmt.Errorf("check session %s: %w", a.LogID(a.Sessions.Token(ctx)), err)
 	}
-	if found && gen == u.Gen {
+	if current {
 		return nil
 	}
 	token := a.Sessions.Token(ctx)
