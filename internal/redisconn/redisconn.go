@@ -43,7 +43,7 @@ func Connect(ctx context.Context, redisURL string) (rueidis.Client, error) {
 	// started it and whatever their own deadline: the dial (with TLS and
 	// the handshake) must fit in what is left of a request's budget.
 	opt.Dialer.Timeout = DialTimeout
-	opt.ConnWriteTimeout = 2 * time.Second
+	opt.ConnWriteTimeout = DefaultTimeout // also how soon a background PING gives a silent connection up
 	// Client-side caching stays on: every request of a logged-in session reads
 	// its account (accounts.Store.Current), and Redis invalidates the copy on
 	// every instance when the account changes.
