@@ -53,13 +53,17 @@ func TestCountStaysWithinItsSession(t *testing.T) {
 	rs := redistest.Start(t)
 	a := newLiveApp(t, rs, "a")
 	mine, theirs := browser(t, firefoxLinux), browser(t, chromeWin)
+	// Different counts, so an event from the other session cannot pass
+	// for this one's.
 	a.get(mine, "/count")
-	a.get(theirs, "/count")
+	for range 4 {
+		a.get(theirs, "/count")
+	}
 	s := apptest.OpenStream(t, mine, a.srv.URL+"/live")
-	a.get(theirs, "/count")
-	a.get(mine, "/count")
+	a.get(theirs, "/count") // theirs: 5
+	a.get(mine, "/count")   // mine: 2
 	if ev := s.Next(views.SSECount); ev.Data != "2" {
-		t.Errorf("first count event = %q, want 2 (this session's own count)", ev.Data)
+		t.Errorf("first count event = %q, want 2 (this session's own count; the other session's is 5)", ev.Data)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -38,7 +39,9 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, status int, title s
 func (a *App) write(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
 	buf := getBuffer()
 	defer putBuffer(buf)
-	if err := c.Render(r.Context(), buf); err != nil {
+	// Rendered even if the client has left: a page is a few kilobytes, and
+	// a cancelled render is not a server error (the write just goes nowhere).
+	if err := c.Render(context.WithoutCancel(r.Context()), buf); err != nil {
 		a.Log.Error("render failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		http.Error(w, "Internal server error", http.StatusInternalServerError)
 		return
@@ -110,6 +113,13 @@ func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
 // untrue. A Redis outage is a 503 with Retry-After, logged once a minute per
 // kind (see outageLog); anything else is a 500, logged each time.
 func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title, msg string) {
+	if clientGone(r) {
+		// The request failed because its client left (its context was
+		// cancelled under it): not a server error, and nobody to answer.
+		a.Log.Info("client gone", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.WriteHeader(statusClientGone)
+		return
+	}
 	status := http.StatusInternalServerError
 	if kind, ok := redisconn.Unavailable(err); ok {
 		status = http.StatusServiceUnavailable
@@ -164,8 +174,19 @@ func (o *outageLog) report(log *slog.Logger, kind redisconn.Kind, r *http.Reques
 		"method", r.Method, "path", r.URL.Path, "status", http.StatusServiceUnavailable, "err", err)
 }
 
-// parseForm reads a form body of bounded size. It answers 413 or 400 itself
-// and reports whether the handler may go on.
+// statusClientGone is what the access log records for a request whose
+// client left before it was answered (nginx's 499): nothing is sent.
+const statusClientGone = 499
+
+// clientGone reports whether the request's client has left: the server
+// cancels a request's context when its connection closes. (Time limits on
+// Redis work end contexts with DeadlineExceeded, never Canceled.)
+func clientGone(r *http.Request) bool {
+	return errors.Is(r.Context().Err(), context.Canceled)
+}
+
+// parseForm reads a form body of bounded size. It answers 413, 408 or 400
+// itself and reports whether the handler may go on.
 func (a *App) parseForm(w http.ResponseWriter, r *http.Request) bool {
 	err := r.ParseForm()
 	if err == nil {
@@ -173,6 +194,14 @@ func (a *App) parseForm(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		a.problem(w, r, http.StatusRequestEntityTooLarge, "Request too large", "That form was larger than this site accepts.")
+		return false
+	}
+	if netErr, ok := errors.AsType[net.Error](err); ok && netErr.Timeout() || clientGone(r) {
+		// The body did not come within the server's read timeout, or the
+		// client left: a slow or vanished client, not a server error.
+		a.Log.Info("form body not received", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Connection", "close")
+		a.problem(w, r, http.StatusRequestTimeout, "Request timeout", "The form did not arrive in time. Please send it again.")
 		return false
 	}
 	a.problem(w, r, http.StatusBadRequest, "Malformed form", "The form could not be read. Please send it again from the page.")
