@@ -31,6 +31,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/sessionstack"
 	"github.com/sessionlab/sessionlab/internal/throttle"
@@ -155,6 +156,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer rdb.Close()
+	// Each command a request sends is recorded in the request's trace (the
+	// Redis panel), its time as the request waited for it.
+	rdb = redistrace.Client(rdb, sessions.CutKey)
+	redisServer, err := handlers.DescribeRedis(cfg.redisURL)
+	if err != nil {
+		return err
+	}
 	if policy, err := redisconn.MemoryPolicy(ctx, rdb); err != nil {
 		log.Warn("cannot read Redis's maxmemory-policy; it should be noeviction", "err", err)
 	} else if warning := redisconn.PolicyWarning(policy); warning != "" {
@@ -209,6 +217,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Idle:       cfg.idle,
 		TouchEvery: touchEvery(cfg.idle),
 
+		Redis:          redisServer,
 		Throttle:       throttle.New(rdb, throttle.DefaultPolicy),
 		TrustedProxies: cfg.trustedProxies,
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // accountStore is what the auth handlers need of internal/accounts.
@@ -30,7 +31,8 @@ type accountStore interface {
 // sessionOps are the in-place changes to a stored session that must not race
 // with other requests of the same session (see internal/sessions).
 type sessionOps interface {
-	IncrViews(ctx context.Context, token, user string) (int, error)
+	IncrViews(ctx context.Context, token, user string, v sessions.Visit) (int, []sessions.Browser, error)
+	NewBrowser(ctx context.Context, token string, views int, v sessions.Visit) ([]sessions.Browser, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
 	Times(ctx context.Context, token string) (sessions.Times, error)
@@ -82,6 +84,9 @@ type App struct {
 	Idle       time.Duration // idle timeout, enforced on the server
 	TouchEvery time.Duration // how stale "last seen" may get before a request refreshes it
 	Banner     string        // shown on every page when set
+	// Redis names the Redis the app uses on the Redis panel (see
+	// DescribeRedis); never a password.
+	Redis views.RedisServer
 
 	outages outageLog // Redis outages logged so far, by kind
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/sessionstack"
 	"github.com/sessionlab/sessionlab/internal/throttle"
@@ -58,6 +59,8 @@ func wireTestApp(t testing.TB, rs *redistest.Server, mode sessionstack.Mode, opt
 		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
+	rdb = redistrace.Client(rdb, sessions.CutKey)
+
 	sm := scs.New()
 	sm.Cookie = SessionCookie(false)
 	logs := &lockedWriter{w: &strings.Builder{}}
@@ -77,6 +80,9 @@ func wireTestApp(t testing.TB, rs *redistest.Server, mode sessionstack.Mode, opt
 	}
 	for _, o := range options {
 		o(a)
+	}
+	if a.Redis, err = DescribeRedis(rs.URL()); err != nil {
+		t.Fatal(err)
 	}
 	stack, err := sessionstack.New(sessionstack.Config{Mode: mode, Idle: a.Idle, Instance: a.Instance}, sm, rdb, a.Log)
 	if err != nil {

@@ -28,6 +28,7 @@ const keepAliveEvery = 25 * time.Second
 //	views.SSEEnded     the session has ended: revoked, logged out, renewed or expired (its pages leave)
 //	views.SSESessions  the user's list of sessions changed (the sessions page reloads it)
 //	views.SSEIdle      the session ends within warnBefore (data: the "stay signed in" warning)
+//	views.SSEBrowsers  a browser on this computer (this client address) counted (data: the list)
 //
 // Messages come through the process's pub/sub hub, so a count made on any
 // instance reaches every open tab on every instance. The stream ends when
@@ -50,7 +51,8 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := sessions.ID(token)
-	channels := []string{sessions.SessionChannel(id)}
+	addr := a.clientIP(r).String()
+	channels := []string{sessions.SessionChannel(id), sessions.BrowsersChannel(addr)}
 	if u, ok := a.currentUser(ctx); ok {
 		channels = append(channels, sessions.UserChannel(u.Username))
 	}
@@ -108,6 +110,8 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 				return
 			case m.Payload == sessions.MsgSessions:
 				err = sendEvent(w, views.SSESessions, "changed")
+			case strings.HasPrefix(m.Payload, sessions.MsgBrowsersPrefix):
+				err = a.sendBrowsers(ctx, w, addr, strings.TrimPrefix(m.Payload, sessions.MsgBrowsersPrefix), token)
 			}
 		case <-sub.Resync:
 			var ended bool
@@ -189,6 +193,22 @@ func (a *App) warnIfEnding(ctx context.Context, w io.Writer, token string) (time
 	}
 	// Look again just after the end: then the page is sent to log in.
 	return end.Sub(now) + time.Second, sendEvent(w, views.SSEIdle, buf.String())
+}
+
+// sendBrowsers renders a published list of an address's browsers for one
+// stream's session (its own row marked) and sends it. A list that does not
+// parse is skipped: the next count sends a new one.
+func (a *App) sendBrowsers(ctx context.Context, w io.Writer, addr, payload, token string) error {
+	list, err := sessions.ParseBrowsers(payload)
+	if err != nil {
+		a.Log.Warn("live: bad browsers message", "err", err)
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := views.BrowsersList(a.browsers(addr, list, token)).Render(ctx, &buf); err != nil {
+		return err
+	}
+	return sendEvent(w, views.SSEBrowsers, buf.String())
 }
 
 // sendEvent writes one server-sent event; every line of data gets its own

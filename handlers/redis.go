@@ -7,11 +7,13 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -24,7 +26,7 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	v := views.RedisView{Entries: entries, Memory: a.Issued != nil}
+	v := views.RedisView{Entries: entries, Memory: a.Issued != nil, Server: a.Redis}
 	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDRedisPanel {
 		a.write(w, r, http.StatusOK, views.RedisPanel(v))
 		return
@@ -47,7 +49,7 @@ func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 		}
 		if e.Exists {
 			entries = append(entries, views.RedisEntry{
-				Key:    sessions.Key(token[:6]) + "…",
+				Key:    sessions.CutKey(sessions.Key(token)),
 				Note:   "this browser's session (the key holds the full token; it is cut here on purpose)",
 				TTL:    e.TTL,
 				Memory: e.Memory,
@@ -95,6 +97,36 @@ func cutHash(v []byte) []byte {
 		return v
 	}
 	return b
+}
+
+// DescribeRedis names the Redis at a URL for the Redis panel: where it is
+// and a redis-cli command line that reaches it, never the password. With a
+// password the command line asks for it (--askpass).
+func DescribeRedis(redisURL string) (views.RedisServer, error) {
+	opt, err := redisconn.ParseURL(redisURL)
+	if err != nil {
+		return views.RedisServer{}, err
+	}
+	db := strconv.Itoa(opt.SelectDB)
+	var s views.RedisServer
+	if path, ok := strings.CutPrefix(redisURL, "unix://"); ok {
+		path, _, _ = strings.Cut(path, "?")
+		s = views.RedisServer{Where: path + ", database " + db, CLI: "redis-cli -s " + path + " -n " + db}
+	} else {
+		addr := opt.InitAddress[0]
+		scheme, tls := "redis", ""
+		if opt.TLSConfig != nil {
+			scheme, tls = "rediss", " --tls"
+		}
+		s = views.RedisServer{Where: addr + ", database " + db, CLI: "redis-cli" + tls + " -u " + scheme + "://" + addr + "/" + db}
+	}
+	if opt.Username != "" {
+		s.CLI += " --user " + opt.Username
+	}
+	if opt.Password != "" {
+		s.CLI += " --askpass"
+	}
+	return s, nil
 }
 
 // indexPanelEntry is the user's session index for the "What's in Redis"

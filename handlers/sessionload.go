@@ -11,7 +11,9 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // sessionState is what the middleware learned about the request's session,
@@ -27,6 +29,12 @@ type sessionState struct {
 	// lost: with -store memory, presented names a session this process
 	// never stored (lost with an earlier process, or another instance's).
 	lost bool
+	// created: the handler gave a new session its token early (newToken);
+	// saving it creates its key.
+	created bool
+	// unsaved: the handler failed before a new session was worth keeping;
+	// it is not written and no cookie is set.
+	unsaved bool
 }
 
 type stateKey struct{}
@@ -72,7 +80,10 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 				token = c.Value
 			}
 		}
-		ctx, err := a.Sessions.Load(r.Context(), token)
+		// Every Redis command the request sends is recorded for the
+		// Redis panel: the load's GET first.
+		ctx, trace := redistrace.Start(r.Context())
+		ctx, err := a.Sessions.Load(ctx, token)
 		if err != nil {
 			a.fail(w, r, fmt.Errorf("load session %s: %w", a.LogID(token), err))
 			return
@@ -106,9 +117,36 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 			a.fail(w, r, err)
 			return
 		}
+		a.fillTrace(r, bw.body, trace)
 		bw.send(true)
 	})
 }
+
+// fillTrace puts what the request sent to Redis, the save included, in
+// place of the page's trace marker (if it has one): the page was rendered
+// before the save, so it could not say.
+func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.Trace) {
+	b := body.Bytes()
+	i := bytes.Index(b, traceMarker)
+	if i < 0 {
+		return
+	}
+	tail := getBuffer()
+	defer putBuffer(tail)
+	tail.Write(b[i+len(traceMarker):])
+	body.Truncate(i)
+	cmds, dropped := trace.Commands()
+	t := views.Trace{Request: r.Method + " " + r.URL.Path, Dropped: dropped}
+	for _, c := range cmds {
+		t.Commands = append(t.Commands, views.TraceCommand{Name: c.Name, Key: c.Key, Reply: c.Reply, Took: c.Took})
+	}
+	if err := views.RedisTrace(t, a.Redis).Render(r.Context(), body); err != nil {
+		a.Log.Error("render trace", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	body.Write(tail.Bytes())
+}
+
+var traceMarker = []byte(views.TraceMarker)
 
 // checkGeneration ends a logged-in session whose account has changed its
 // credential generation since the session logged in (a password change,
@@ -175,8 +213,12 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	switch a.Sessions.Status(ctx) {
 	case scs.Modified:
-		created := a.Sessions.Token(ctx) == ""
-		if created {
+		st, _ := stateOf(ctx)
+		if st != nil && st.unsaved {
+			return nil
+		}
+		created := a.Sessions.Token(ctx) == "" || st != nil && st.created
+		if a.Sessions.Token(ctx) == "" { // newToken has checked already
 			if renewed, err := a.renewedMeanwhile(ctx); err != nil {
 				return err
 			} else if renewed {

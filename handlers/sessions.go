@@ -69,6 +69,7 @@ func (a *App) sessionsView(ctx context.Context, u sessions.User) (views.Sessions
 			Created:  e.CreatedAt(),
 			LastSeen: e.LastSeenAt(),
 			Instance: e.Instance,
+			Views:    e.Views,
 			Current:  e.ID == current,
 		})
 	}

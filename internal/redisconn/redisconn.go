@@ -1,8 +1,8 @@
-// Package redisconn owns the app's connections to Redis: it reads the Redis
-// URL, builds both clients (rueidis for everything the app does itself, and
-// the redigo pool that scs/redisstore needs), bounds how long a command may
-// wait, and says which errors mean "Redis cannot serve right now" (see
-// Unavailable). Nothing else in the app imports a Redis driver to decide that.
+// Package redisconn owns the app's connection to Redis: it reads the Redis
+// URL, builds the one client (rueidis) that sessions and everything else go
+// through, bounds how long a command and a request may wait, and says which
+// errors mean "Redis cannot serve right now" (see Unavailable). Nothing else
+// in the app decides that.
 package redisconn
 
 import (
@@ -16,10 +16,8 @@ import (
 )
 
 // ParseURL reads a Redis URL (redis://, rediss:// or unix://, with user,
-// password and database) the way rueidis does. Both clients take their
-// options from it, so sessions and everything else reach the same server
-// and database: redigo's own parser would ignore ?db= and refuse unix://.
-// Its errors leave the URL out, since the URL may hold a password.
+// password and database) the way rueidis does. Its errors leave the URL
+// out, since the URL may hold a password.
 func ParseURL(s string) (rueidis.ClientOption, error) {
 	opt, err := rueidis.ParseURL(s)
 	if uerr, ok := errors.AsType[*url.Error](err); ok {
