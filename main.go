@@ -169,11 +169,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	pool, err := redisconn.NewPool(cfg.redisURL)
-	if err != nil {
-		return err
+	if policy, err := redisconn.MemoryPolicy(ctx, rdb); err != nil {
+		log.Warn("cannot read Redis's maxmemory-policy; it should be noeviction", "err", err)
+	} else if warning := redisconn.PolicyWarning(policy); warning != "" {
+		log.Warn(warning, "maxmemory-policy", policy)
 	}
-	defer pool.Close()
 
 	sm := scs.New()
 	sm.Lifetime = cfg.lifetime
@@ -198,7 +198,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	// Sessions in Redis (the default), or in this process to show what that
 	// loses. Live updates go through Redis pub/sub, or stay in the process.
-	stack, err := sessionstack.New(sessionstack.Config{Mode: cfg.store, Idle: cfg.idle, Instance: instance}, sm, rdb, pool, log)
+	stack, err := sessionstack.New(sessionstack.Config{Mode: cfg.store, Idle: cfg.idle, Instance: instance}, sm, rdb, log)
 	if err != nil {
 		return err
 	}
@@ -214,7 +214,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Banner:     stack.Warning,
 		Accounts:   accounts.New(rdb, cfg.bcryptCost),
 		Inspector:  inspect.New(rdb),
-		Ready:      func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Ping().Build()).Error() },
+		Ready:      func(ctx context.Context) (redisconn.Health, error) { return redisconn.Probe(ctx, rdb) },
 		LogID:      sessions.LogID(salt).Of,
 		Instance:   instance,
 		ProcessID:  hex.EncodeToString(pid),

@@ -62,7 +62,7 @@ func Start(tb testing.TB, bin string, args ...string) *Process {
 	p := &Process{tb: tb, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(Env(), "BCRYPT_COST=4")
-	p.cmd.SysProcAttr = dieWithParent()
+	p.cmd.SysProcAttr = DieWithParent()
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		tb.Fatal(err)

@@ -1,8 +1,8 @@
-// Package redisconn owns the app's connections to Redis: it reads the Redis
-// URL, builds both clients (rueidis for everything the app does itself, and
-// the redigo pool that scs/redisstore needs), bounds how long a command may
-// wait, and says which errors mean "Redis cannot serve right now" (see
-// Unavailable). Nothing else in the app imports a Redis driver to decide that.
+// Package redisconn owns the app's connection to Redis: it reads the Redis
+// URL, builds the one client (rueidis) that sessions and everything else go
+// through, bounds how long a command and a request may wait, and says which
+// errors mean "Redis cannot serve right now" (see Unavailable). Nothing else
+// in the app decides that.
 package redisconn
 
 import (
@@ -16,10 +16,8 @@ import (
 )
 
 // ParseURL reads a Redis URL (redis://, rediss:// or unix://, with user,
-// password and database) the way rueidis does. Both clients take their
-// options from it, so sessions and everything else reach the same server
-// and database: redigo's own parser would ignore ?db= and refuse unix://.
-// Its errors leave the URL out, since the URL may hold a password.
+// password and database) the way rueidis does. Its errors leave the URL
+// out, since the URL may hold a password.
 func ParseURL(s string) (rueidis.ClientOption, error) {
 	opt, err := rueidis.ParseURL(s)
 	if uerr, ok := errors.AsType[*url.Error](err); ok {
@@ -39,8 +37,11 @@ func Connect(ctx context.Context, redisURL string) (rueidis.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bad Redis URL %s: %w", Redact(redisURL), err)
 	}
-	opt.Dialer.Timeout = 2 * time.Second
-	opt.ConnWriteTimeout = 2 * time.Second
+	// Requests that meet a broken connection wait for one dial, whoever
+	// started it and whatever their own deadline: the dial (with TLS and
+	// the handshake) must fit in what is left of a request's budget.
+	opt.Dialer.Timeout = DialTimeout
+	opt.ConnWriteTimeout = DefaultTimeout // also how soon a background PING gives a silent connection up
 	// Client-side caching stays on: every request of a logged-in session reads
 	// its account (accounts.Store.Current), and Redis invalidates the copy on
 	// every instance when the account changes.
@@ -57,6 +58,11 @@ func Connect(ctx context.Context, redisURL string) (rueidis.Client, error) {
 	}
 	return Bound(rdb, DefaultTimeout), nil
 }
+
+// DialTimeout bounds a new connection: TCP, TLS and the HELLO handshake
+// take a few round trips, well under this even to a Redis in another
+// building.
+const DialTimeout = 500 * time.Millisecond
 
 // Redact hides a password in a Redis URL before it is logged.
 func Redact(s string) string {
