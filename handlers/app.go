@@ -12,8 +12,10 @@ import (
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // accountStore is what the auth handlers need of internal/accounts.
@@ -23,13 +25,14 @@ type accountStore interface {
 	Get(ctx context.Context, username string) (accounts.Account, error)
 	SetPassword(ctx context.Context, username, password string) (gen string, err error)
 	NewGeneration(ctx context.Context, username string) (gen string, err error)
-	Generation(ctx context.Context, username string) (gen string, found bool, err error)
+	Current(ctx context.Context, username, gen string) (bool, error)
 }
 
 // sessionOps are the in-place changes to a stored session that must not race
 // with other requests of the same session (see internal/sessions).
 type sessionOps interface {
-	IncrViews(ctx context.Context, token, user string) (int, error)
+	IncrViews(ctx context.Context, token, user string, v sessions.Visit) (int, []sessions.Browser, error)
+	NewBrowser(ctx context.Context, token string, views int, v sessions.Visit) ([]sessions.Browser, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
 	Times(ctx context.Context, token string) (sessions.Times, error)
@@ -61,11 +64,11 @@ type App struct {
 	Ops       sessionOps
 	Accounts  accountStore
 	Inspector keyInspector
-	Ready     func(context.Context) error // is Redis reachable?
-	LogID     func(token string) string   // salted short hash for logs
-	Index     sessionIndex                // per-user list of sessions
-	Live      *live.Hub                   // pub/sub fan-out to server-sent-event streams
-	Throttle  loginThrottle               // login brute-force limits; nil: none
+	Ready     func(context.Context) (redisconn.Health, error) // can Redis serve? (see redisconn.Probe)
+	LogID     func(token string) string                       // salted short hash for logs
+	Index     sessionIndex                                    // per-user list of sessions
+	Live      *live.Hub                                       // pub/sub fan-out to server-sent-event streams
+	Throttle  loginThrottle                                   // login brute-force limits; nil: none
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
 
@@ -81,4 +84,9 @@ type App struct {
 	Idle       time.Duration // idle timeout, enforced on the server
 	TouchEvery time.Duration // how stale "last seen" may get before a request refreshes it
 	Banner     string        // shown on every page when set
+	// Redis names the Redis the app uses on the Redis panel (see
+	// DescribeRedis); never a password.
+	Redis views.RedisServer
+
+	outages outageLog // Redis outages logged so far, by kind
 }

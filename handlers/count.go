@@ -1,10 +1,15 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"time"
+
+	"github.com/a-h/templ"
 
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/useragent"
 	"github.com/sessionlab/sessionlab/views"
 )
 
@@ -14,8 +19,11 @@ import (
 //
 // A stored session is incremented inside Redis (one atomic script), never
 // read-modify-written here, so concurrent views on any instance are all
-// counted. Only the first view of a new session goes through scs, which
-// creates the key.
+// counted. The same script records the count in the list of browsers of the
+// client's address and returns that list, so the page shows every browser
+// on this computer side by side: a count is the load GET and that script.
+// A new session has no load GET: its token is made now, the list is
+// written and read by one script, and scs writes the session after.
 func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	st, _ := stateOf(ctx)
@@ -37,11 +45,13 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 			Views: a.Sessions.GetInt(ctx, sessions.KeyViews), User: u.Username, Origin: a.origin(ctx)}))
 		return
 	}
+	visit := a.visit(r)
 	var n int
+	var list []sessions.Browser
 	token := a.Sessions.Token(ctx)
 	if token != "" {
 		owner, _ := a.currentUser(ctx)
-		incr, err := a.Ops.IncrViews(ctx, token, owner.Username)
+		incr, browsers, err := a.Ops.IncrViews(ctx, token, owner.Username, visit)
 		switch {
 		case errors.Is(err, sessions.ErrNoSession):
 			// Expired or revoked since it was loaded.
@@ -58,19 +68,73 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err)
 			return
 		default:
-			n = incr
+			n, list = incr, browsers
 		}
 	}
 	if token == "" {
 		n = a.Sessions.GetInt(ctx, sessions.KeyViews) + 1
 		a.Sessions.Put(ctx, sessions.KeyViews, n)
+		var err error
+		if token, err = a.newToken(ctx); errors.Is(err, errRenewed) {
+			a.tokenRenewed(w, r)
+			return
+		} else if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if list, err = a.Ops.NewBrowser(ctx, token, n, visit); err != nil {
+			st.unsaved = true // the 503 says nothing was changed: it must be true
+			a.fail(w, r, err)
+			return
+		}
 		// A new session: the page has no live stream yet to tell its
 		// Redis panel (a stored session's count arrives over the stream).
 		w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	}
 	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDViewCount {
-		a.write(w, r, http.StatusOK, views.Counter(n))
+		a.write(w, r, http.StatusOK, templ.Join(views.Counter(n), views.RedisTraceSlot(true)))
 		return
 	}
-	a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{Views: n, User: u.Username, Origin: a.origin(ctx)}))
+	a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{Views: n, User: u.Username, Origin: a.origin(ctx),
+		Browsers: a.browsers(visit.Addr, list, token)}))
+}
+
+// visit is who is counting, for the list of browsers of an address.
+func (a *App) visit(r *http.Request) sessions.Visit {
+	_, loggedIn := a.currentUser(r.Context())
+	return sessions.Visit{
+		Addr:     a.clientIP(r).String(),
+		Device:   useragent.Parse(r.UserAgent()).String(),
+		LoggedIn: loggedIn,
+	}
+}
+
+// browsers is the list of an address's browsers as the page for the
+// session with token shows it: its own row marked, no session IDs.
+func (a *App) browsers(addr string, list []sessions.Browser, token string) views.Browsers {
+	b := views.Browsers{Addr: addr, Window: sessions.BrowsersWindow, Now: time.Now()}
+	id := sessions.ID(token)
+	for _, x := range list {
+		b.Rows = append(b.Rows, views.BrowserRow{Device: x.Device, LoggedIn: x.LoggedIn, Views: x.Views,
+			CountedAt: x.CountedAt(), This: x.ID == id})
+	}
+	return b
+}
+
+// newToken gives a session that is not stored yet its token now, so a
+// script can name it before scs writes it. Like saveSession it first makes
+// sure the request's cookie was not renewed by a login meanwhile.
+func (a *App) newToken(ctx context.Context) (string, error) {
+	if renewed, err := a.renewedMeanwhile(ctx); err != nil {
+		return "", err
+	} else if renewed {
+		return "", errRenewed
+	}
+	if err := a.Sessions.RenewToken(ctx); err != nil {
+		return "", err
+	}
+	if st, ok := stateOf(ctx); ok {
+		st.created = true
+	}
+	return a.Sessions.Token(ctx), nil
 }

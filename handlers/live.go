@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/a-h/templ"
 	"github.com/sessionlab/sessionlab/internal/live"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -21,10 +21,6 @@ import (
 // browser see the connection is alive.
 const keepAliveEvery = 25 * time.Second
 
-// warnBefore is how long before a session's end its pages are warned (the
-// stream pushes the warning; a page rendered inside it shows it at once).
-const warnBefore = 2 * time.Minute
-
 // liveEvents handles GET /live: a server-sent-event stream for the
 // request's session. Events:
 //
@@ -32,6 +28,7 @@ const warnBefore = 2 * time.Minute
 //	views.SSEEnded     the session has ended: revoked, logged out, renewed or expired (its pages leave)
 //	views.SSESessions  the user's list of sessions changed (the sessions page reloads it)
 //	views.SSEIdle      the session ends within warnBefore (data: the "stay signed in" warning)
+//	views.SSEBrowsers  a browser on this computer (this client address) counted (data: the list)
 //	views.SSEHello     first on every stream: which process answered and whether the session is alive
 //
 // The page's script (static/live.js) passes the process it knows as
@@ -60,7 +57,8 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := sessions.ID(token)
-	channels := []string{sessions.SessionChannel(id)}
+	addr := a.clientIP(r).String()
+	channels := []string{sessions.SessionChannel(id), sessions.BrowsersChannel(addr)}
 	if u, ok := a.currentUser(ctx); ok {
 		channels = append(channels, sessions.UserChannel(u.Username))
 	}
@@ -126,12 +124,22 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 				return
 			case m.Payload == sessions.MsgSessions:
 				err = sendEvent(w, views.SSESessions, "changed")
+			case strings.HasPrefix(m.Payload, sessions.MsgBrowsersPrefix):
+				err = a.sendBrowsers(ctx, w, addr, strings.TrimPrefix(m.Payload, sessions.MsgBrowsersPrefix), token)
+			}
+		case <-sub.Resync:
+			var ended bool
+			ended, err = a.catchUp(w, token)
+			if ended {
+				_ = rc.Flush()
+				return
 			}
 		case <-keepAlive.C:
 			_, err = io.WriteString(w, ": keep-alive\n\n")
 		case <-warn.C:
 			var next time.Duration
-			next, err = a.warnIfEnding(ctx, w, token)
+			// The request's Redis budget was for opening the stream.
+			next, err = a.warnIfEnding(redisconn.WithBudget(ctx, redisconn.RequestBudget), w, token)
 			if next <= 0 {
 				_ = rc.Flush()
 				return
@@ -145,6 +153,31 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// catchUp brings a page up to date after its subscription was re-opened
+// (a Redis hiccup), since what was published meanwhile never came: the
+// session's current count, and a nudge to reload the list of sessions. A
+// session gone meanwhile ends the stream (ended). If Redis cannot be read
+// yet, the page keeps what it has; the next count brings it up to date.
+func (a *App) catchUp(w io.Writer, token string) (ended bool, err error) {
+	b, found, err := a.Sessions.Store.Find(token)
+	if err != nil {
+		a.Log.Info("live: cannot catch up after a re-subscription", "session", a.LogID(token), "err", err)
+		return false, nil
+	}
+	if !found {
+		return true, sendEvent(w, views.SSEEnded, "ended")
+	}
+	_, values, err := a.Sessions.Codec.Decode(b)
+	if err != nil {
+		return false, nil
+	}
+	n, _ := values[sessions.KeyViews].(int)
+	if err := sendEvent(w, views.SSECount, strconv.Itoa(n)); err != nil {
+		return false, err
+	}
+	return false, sendEvent(w, views.SSESessions, "changed")
 }
 
 // warnIfEnding checks, when a session's end was due to come close, whether
@@ -202,6 +235,22 @@ func knownProcess(r *http.Request) string {
 	return p
 }
 
+// sendBrowsers renders a published list of an address's browsers for one
+// stream's session (its own row marked) and sends it. A list that does not
+// parse is skipped: the next count sends a new one.
+func (a *App) sendBrowsers(ctx context.Context, w io.Writer, addr, payload, token string) error {
+	list, err := sessions.ParseBrowsers(payload)
+	if err != nil {
+		a.Log.Warn("live: bad browsers message", "err", err)
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := views.BrowsersList(a.browsers(addr, list, token)).Render(ctx, &buf); err != nil {
+		return err
+	}
+	return sendEvent(w, views.SSEBrowsers, buf.String())
+}
+
 // sendEvent writes one server-sent event; every line of data gets its own
 // "data:" field.
 func sendEvent(w io.Writer, event, data string) error {
@@ -225,35 +274,4 @@ func (a *App) liveStats(w http.ResponseWriter, r *http.Request) {
 		s = a.Live.Stats()
 	}
 	fmt.Fprintf(w, "streams %d\nchannels %d\n", s.Streams, s.Channels)
-}
-
-// staySignedIn handles POST /session/touch: it counts as activity, moving
-// the idle deadline, and shows the new one.
-func (a *App) staySignedIn(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	token := a.Sessions.Token(ctx)
-	u, ok := a.currentUser(ctx)
-	if !ok || token == "" {
-		a.loginRequired(w, r)
-		return
-	}
-	now := time.Now()
-	end := sessions.EndsAt(now, a.Sessions.Deadline(ctx), a.Idle)
-	err := a.Ops.Touch(ctx, token, u.Username, now, end)
-	if errors.Is(err, sessions.ErrNoSession) {
-		a.sessionEnded(w, r)
-		return
-	}
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	w.Header().Set("HX-Trigger", views.EventSessionChanged)
-	if isHTMX(r) {
-		a.write(w, r, http.StatusOK, templ.Join(
-			views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, WarnBefore: warnBefore, Touched: true}),
-			views.IdleDeadline(end, now, true)))
-		return
-	}
-	http.Redirect(w, r, "/profile", http.StatusSeeOther)
 }

@@ -53,13 +53,17 @@ func TestCountStaysWithinItsSession(t *testing.T) {
 	rs := redistest.Start(t)
 	a := newLiveApp(t, rs, "a")
 	mine, theirs := browser(t, firefoxLinux), browser(t, chromeWin)
+	// Different counts, so an event from the other session cannot pass
+	// for this one's.
 	a.get(mine, "/count")
-	a.get(theirs, "/count")
+	for range 4 {
+		a.get(theirs, "/count")
+	}
 	s := apptest.OpenStream(t, mine, a.srv.URL+"/live")
-	a.get(theirs, "/count")
-	a.get(mine, "/count")
+	a.get(theirs, "/count") // theirs: 5
+	a.get(mine, "/count")   // mine: 2
 	if ev := s.Next(views.SSECount); ev.Data != "2" {
-		t.Errorf("first count event = %q, want 2 (this session's own count)", ev.Data)
+		t.Errorf("first count event = %q, want 2 (this session's own count; the other session's is 5)", ev.Data)
 	}
 }
 
@@ -102,8 +106,9 @@ func TestStreamsAndSubscriptionsDoNotGrowWithReloads(t *testing.T) {
 
 	for range 5 {
 		tabs := []*apptest.Stream{apptest.OpenStream(t, c, a.srv.URL+"/live"), apptest.OpenStream(t, c, a.srv.URL+"/live")}
-		if got := a.get(c, "/debug/live").body; got != "streams 2\nchannels 2\n" {
-			t.Fatalf("two open tabs: /debug/live = %q, want 2 streams on 2 channels", got)
+		// Channels: the session's, its user's, and its address's browsers.
+		if got := a.get(c, "/debug/live").body; got != "streams 2\nchannels 3\n" {
+			t.Fatalf("two open tabs: /debug/live = %q, want 2 streams on 3 channels", got)
 		}
 		for _, s := range tabs {
 			s.Close()

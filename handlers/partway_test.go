@@ -60,8 +60,8 @@ func TestLoginFailingPartwayLeavesTheBrowserLoggedOutWithItsCount(t *testing.T) 
 	if r.status != http.StatusServiceUnavailable {
 		t.Fatalf("login with the index failing: %d, want 503", r.status)
 	}
-	if p := ta.get(c, "/profile"); p.status == http.StatusOK {
-		t.Errorf("GET /profile after a failed login: 200, want the login prompt")
+	if p := ta.get(c, "/profile"); p.status != http.StatusUnauthorized || !strings.Contains(p.body, `data-testid="login-prompt"`) {
+		t.Errorf("GET /profile after a failed login: %d, want 401 with the login prompt", p.status)
 	}
 	if got := viewCount(t, ta.get(c, "/count").body); got != "3" {
 		t.Errorf("count after the failed login: %s, want 3 (the two before it kept)", got)
@@ -103,8 +103,8 @@ func TestPasswordChangeFailingPartwaySaysWhatHappened(t *testing.T) {
 	if r.status != http.StatusInternalServerError || !strings.Contains(r.body, "new password is saved") {
 		t.Errorf("password change with revoking failing: %d, want 500 saying the password is saved\n%s", r.status, r.body)
 	}
-	if p := ta.get(c, "/profile"); p.status == http.StatusOK {
-		t.Errorf("GET /profile after the failed change: 200, want logged out")
+	if p := ta.get(c, "/profile"); p.status != http.StatusUnauthorized || !strings.Contains(p.body, `data-testid="login-prompt"`) {
+		t.Errorf("GET /profile after the failed change: %d, want 401 with the login prompt (logged out)", p.status)
 	}
 	fresh := ta.client()
 	if l := ta.post(fresh, "/login", url.Values{"username": {"gus"}, "password": {"brand-new-password"}}); l.status != http.StatusSeeOther {

@@ -4,10 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -20,7 +26,7 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	v := views.RedisView{Entries: entries, Memory: a.Issued != nil}
+	v := views.RedisView{Entries: entries, Memory: a.Issued != nil, Server: a.Redis}
 	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDRedisPanel {
 		a.write(w, r, http.StatusOK, views.RedisPanel(v))
 		return
@@ -43,7 +49,7 @@ func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 		}
 		if e.Exists {
 			entries = append(entries, views.RedisEntry{
-				Key:    sessions.Key(token[:6]) + "…",
+				Key:    sessions.CutKey(sessions.Key(token)),
 				Note:   "this browser's session (the key holds the full token; it is cut here on purpose)",
 				TTL:    e.TTL,
 				Memory: e.Memory,
@@ -91,4 +97,87 @@ func cutHash(v []byte) []byte {
 		return v
 	}
 	return b
+}
+
+// DescribeRedis names the Redis at a URL for the Redis panel: where it is
+// and a redis-cli command line that reaches it, never the password. With a
+// password the command line asks for it (--askpass).
+func DescribeRedis(redisURL string) (views.RedisServer, error) {
+	opt, err := redisconn.ParseURL(redisURL)
+	if err != nil {
+		return views.RedisServer{}, err
+	}
+	db := strconv.Itoa(opt.SelectDB)
+	var s views.RedisServer
+	if path, ok := strings.CutPrefix(redisURL, "unix://"); ok {
+		path, _, _ = strings.Cut(path, "?")
+		s = views.RedisServer{Where: path + ", database " + db, CLI: "redis-cli -s " + path + " -n " + db}
+	} else {
+		addr := opt.InitAddress[0]
+		scheme, tls := "redis", ""
+		if opt.TLSConfig != nil {
+			scheme, tls = "rediss", " --tls"
+		}
+		s = views.RedisServer{Where: addr + ", database " + db, CLI: "redis-cli" + tls + " -u " + scheme + "://" + addr + "/" + db}
+	}
+	if opt.Username != "" {
+		s.CLI += " --user " + opt.Username
+	}
+	if opt.Password != "" {
+		s.CLI += " --askpass"
+	}
+	return s, nil
+}
+
+// indexPanelEntry is the user's session index for the "What's in Redis"
+// panel, with every token cut short as the session key is.
+func (a *App) indexPanelEntry(ctx context.Context, user string) (views.RedisEntry, bool, error) {
+	key, ok := a.Index.Key(user)
+	if !ok {
+		return views.RedisEntry{}, false, nil
+	}
+	e, err := a.Inspector.Hash(ctx, key)
+	if err != nil {
+		return views.RedisEntry{}, false, fmt.Errorf("%s: %w", key, err)
+	}
+	if !e.Exists {
+		return views.RedisEntry{}, false, nil
+	}
+	var fields map[string]map[string]any
+	if err := json.Unmarshal(e.Value, &fields); err != nil {
+		return views.RedisEntry{}, false, nil
+	}
+	var times []string
+	for _, id := range slices.Sorted(maps.Keys(fields)) {
+		f := fields[id]
+		if tok, ok := f["token"].(string); ok && len(tok) > 6 {
+			f["token"] = tok[:6] + "…"
+		}
+		times = append(times, epochTimes(id, f, "created", "last_seen"))
+	}
+	cut, err := json.Marshal(fields)
+	if err != nil {
+		return views.RedisEntry{}, false, nil
+	}
+	return views.RedisEntry{
+		Key:    e.Key,
+		Note:   "your sessions on every server (a hash: field = session id, a hash of the token; tokens cut here)",
+		TTL:    e.TTL,
+		Memory: e.Memory,
+		Value:  inspect.Pretty(cut),
+		Times:  times,
+	}, true, nil
+}
+
+// epochTimes writes a field's epoch-millisecond times out readably:
+// "3f2a…: created 1764590465123 = 2026-12-01 12:01:05 UTC, …".
+func epochTimes(id string, f map[string]any, names ...string) string {
+	var parts []string
+	for _, name := range names {
+		if ms, ok := f[name].(float64); ok {
+			t := time.UnixMilli(int64(ms)).UTC()
+			parts = append(parts, fmt.Sprintf("%s %d = %s", name, int64(ms), t.Format("2006-01-02 15:04:05 UTC")))
+		}
+	}
+	return truncate(id, 8) + "…: " + strings.Join(parts, ", ")
 }

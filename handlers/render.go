@@ -3,7 +3,10 @@ package handlers
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -36,7 +39,9 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, status int, title s
 func (a *App) write(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
 	buf := getBuffer()
 	defer putBuffer(buf)
-	if err := c.Render(r.Context(), buf); err != nil {
+	// Rendered even if the client has left: a page is a few kilobytes, and
+	// a cancelled render is not a server error (the write just goes nowhere).
+	if err := c.Render(context.WithoutCancel(r.Context()), buf); err != nil {
 		a.Log.Error("render failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		http.Error(w, "Internal server error", http.StatusInternalServerError)
 		return
@@ -87,32 +92,101 @@ func (a *App) problem(w http.ResponseWriter, r *http.Request, status int, title,
 }
 
 // fail answers a request that could not be served because of our side:
-// 503 when Redis is out of reach, 500 otherwise. The error is logged, never
-// shown; it names no token (see LogID).
+// 503 when Redis cannot serve right now (see redisconn.Unavailable), 500
+// otherwise. The error is logged, never shown; it names no token (see LogID).
 func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
 	title, msg := "Something went wrong", "Something went wrong on our side, and nothing was changed. Please try again."
-	if _, ok := redisconn.Unavailable(err); ok {
+	if kind, ok := redisconn.Unavailable(err); ok {
 		title = "Session store unavailable"
-		msg = "The session store (Redis) is not answering, so nothing was changed. Please try again in a moment."
-		w.Header().Set("Retry-After", "5")
+		msg = "The session store (Redis) cannot serve right now, so nothing was changed. Please try again in a moment."
+		if kind.MayHaveRun() && !safeMethod(r.Method) {
+			// Redis got the command and did not answer: it may run it yet.
+			msg = "The session store (Redis) stopped answering, so this may or may not have been saved. " +
+				"Please reload the page in a moment to see, before you try again."
+		}
 	}
 	a.failWith(w, r, err, title, msg)
 }
 
 // failWith answers a failed request with its own words: for one that failed
 // after it had changed something for good, "nothing was changed" would be
-// untrue.
+// untrue. A Redis outage is a 503 with Retry-After, logged once a minute per
+// kind (see outageLog); anything else is a 500, logged each time.
 func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title, msg string) {
-	status := http.StatusInternalServerError
-	if _, ok := redisconn.Unavailable(err); ok {
-		status = http.StatusServiceUnavailable
+	if clientGone(r) {
+		// The request failed because its client left (its context was
+		// cancelled under it): not a server error, and nobody to answer.
+		a.Log.Info("client gone", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.WriteHeader(statusClientGone)
+		return
 	}
-	a.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	status := http.StatusInternalServerError
+	if kind, ok := redisconn.Unavailable(err); ok {
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", retryAfter)
+		a.outages.report(a.Log, kind, r, err)
+	} else {
+		a.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
 	a.problem(w, r, status, title, msg)
 }
 
-// parseForm reads a form body of bounded size. It answers 413 or 400 itself
-// and reports whether the handler may go on.
+// retryAfter is the Retry-After of a 503, in seconds.
+const retryAfter = "5"
+
+func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }
+
+// outageLog logs a Redis outage once per kind and minute, with its reason
+// and how many requests it failed since: during an outage every request
+// fails alike, and a line per request would bury everything else.
+type outageLog struct {
+	mu    sync.Mutex
+	kinds map[redisconn.Kind]*outageKind
+}
+
+type outageKind struct {
+	logged time.Time
+	failed int // requests failed since logged
+}
+
+// outageLogEvery is how often one kind of outage is logged.
+const outageLogEvery = time.Minute
+
+func (o *outageLog) report(log *slog.Logger, kind redisconn.Kind, r *http.Request, err error) {
+	o.mu.Lock()
+	if o.kinds == nil {
+		o.kinds = map[redisconn.Kind]*outageKind{}
+	}
+	k := o.kinds[kind]
+	if k == nil {
+		k = &outageKind{}
+		o.kinds[kind] = k
+	}
+	k.failed++
+	if !k.logged.IsZero() && time.Since(k.logged) < outageLogEvery {
+		o.mu.Unlock()
+		return
+	}
+	failed := k.failed
+	k.logged, k.failed = time.Now(), 0
+	o.mu.Unlock()
+	log.Error("Redis cannot serve", "kind", string(kind), "failed_requests", failed,
+		"method", r.Method, "path", r.URL.Path, "status", http.StatusServiceUnavailable, "err", err)
+}
+
+// statusClientGone is what the access log records for a request whose
+// client left before it was answered (nginx's 499): nothing is sent.
+const statusClientGone = 499
+
+// clientGone reports whether the request's client has left: the server
+// cancels a request's context when its connection closes. (Time limits on
+// Redis work end contexts with DeadlineExceeded, never Canceled.)
+func clientGone(r *http.Request) bool {
+	return errors.Is(r.Context().Err(), context.Canceled)
+}
+
+// parseForm reads a form body of bounded size. It answers 413, 408 or 400
+// itself and reports whether the handler may go on.
 func (a *App) parseForm(w http.ResponseWriter, r *http.Request) bool {
 	err := r.ParseForm()
 	if err == nil {
@@ -120,6 +194,14 @@ func (a *App) parseForm(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		a.problem(w, r, http.StatusRequestEntityTooLarge, "Request too large", "That form was larger than this site accepts.")
+		return false
+	}
+	if netErr, ok := errors.AsType[net.Error](err); ok && netErr.Timeout() || clientGone(r) {
+		// The body did not come within the server's read timeout, or the
+		// client left: a slow or vanished client, not a server error.
+		a.Log.Info("form body not received", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Connection", "close")
+		a.problem(w, r, http.StatusRequestTimeout, "Request timeout", "The form did not arrive in time. Please send it again.")
 		return false
 	}
 	a.problem(w, r, http.StatusBadRequest, "Malformed form", "The form could not be read. Please send it again from the page.")

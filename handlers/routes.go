@@ -9,32 +9,55 @@ import (
 // Routes is the app's table of contents. Static files and health checks sit
 // outside the session middleware: they never touch a session.
 func (a *App) Routes() http.Handler {
-	pages := http.NewServeMux()
+	h, _ := a.routes()
+	return h
+}
+
+// routes also returns every pattern it registered, so that a test can walk
+// them all (every state-changing route must refuse cross-origin requests).
+func (a *App) routes() (http.Handler, []string) {
+	pages := &patternMux{}
 	pages.HandleFunc("GET /{$}", a.home)
 	pages.HandleFunc("GET /register", a.registerForm)
 	pages.HandleFunc("POST /register", a.register)
 	pages.HandleFunc("GET /login", a.loginForm)
 	pages.HandleFunc("POST /login", a.login)
 	pages.HandleFunc("POST /logout", a.logout)
-	pages.HandleFunc("GET /profile", a.profile)
 	pages.HandleFunc("GET /count", a.count)
 	pages.HandleFunc("GET /redis", a.redisPage)
-	pages.HandleFunc("GET /sessions", a.sessionsPage)
-	pages.HandleFunc("POST /sessions/{id}/revoke", a.revokeSession)
-	pages.HandleFunc("POST /sessions/revoke-others", a.revokeOthers)
-	pages.HandleFunc("POST /password", a.changePassword)
-	pages.HandleFunc("POST /session/touch", a.staySignedIn)
 	pages.HandleFunc("GET /live", a.liveEvents)
 	if a.Restart != nil {
 		pages.HandleFunc("POST /restart", a.restart)
 	}
+	// Login required: anyone else gets loginRequired (access.go).
+	pages.Handle("GET /profile", a.requireLogin(a.profile))
+	pages.Handle("GET /sessions", a.requireLogin(a.sessionsPage))
+	pages.Handle("POST /sessions/{id}/revoke", a.requireLogin(a.revokeSession))
+	pages.Handle("POST /sessions/revoke-others", a.requireLogin(a.revokeOthers))
+	pages.Handle("POST /password", a.requireLogin(a.changePassword))
+	pages.Handle("POST /session/touch", a.requireLogin(a.staySignedIn))
 
-	root := http.NewServeMux()
+	root := &patternMux{}
 	root.Handle("GET /static/", static.Handler())
 	root.HandleFunc("GET /healthz", a.healthz)
 	root.HandleFunc("GET /readyz", a.readyz)
 	root.HandleFunc("GET /debug/live", a.liveStats)
-	root.Handle("/", a.crossOriginProtection(limitBody(a.withSession(a.problemPages(pages)))))
+	root.Handle("/", redisBudget(a.crossOriginProtection(limitBody(a.loadAndSave(a.problemPages(&pages.ServeMux))))))
 
-	return a.recoverPanics(a.logRequests(secureHeaders(root)))
+	return a.recoverPanics(a.logRequests(secureHeaders(&root.ServeMux))), append(root.patterns, pages.patterns...)
+}
+
+// patternMux is a ServeMux that remembers the patterns registered on it.
+type patternMux struct {
+	http.ServeMux
+	patterns []string
+}
+
+func (m *patternMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+func (m *patternMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
 }

@@ -381,39 +381,72 @@ func TestSessionLogLinesCarryAHashNotTheToken(t *testing.T) {
 	}
 }
 
-// Cross-site POSTs are refused with a clear page, and change nothing.
+// Every state-changing route refuses cross-site requests with a clear page
+// and changes nothing. The routes come from the route table itself, so a new
+// POST route is covered without anyone adding it here.
 func TestCrossSiteRequestsAreRefused(t *testing.T) {
-	ta := newTestApp(t)
-	owner := ta.client()
+	// Every optional route switched on.
+	ta := newTestApp(t, func(a *App) { a.Restart = func() { t.Error("a blocked request restarted the server") } })
+	owner, phone := ta.client(), ta.client()
 	ta.register(owner, "kim", "kim-password")
-	token := ta.token(owner)
+	ta.login(phone, "kim", "kim-password")
+	token, phoneToken := ta.token(owner), ta.token(phone)
 	creds := url.Values{"username": {"kim"}, "password": {"kim-password"}}
+	// Forms that would succeed if the request were let through.
 	forms := map[string]url.Values{
 		"/login":    creds,
-		"/logout":   nil,
 		"/register": {"username": {"mallory"}, "password": {"mallory-password"}},
+		"/password": {"current": {"kim-password"}, "new": {"mallory-password"}},
 	}
 	attacks := [][]string{
 		{"Sec-Fetch-Site", "cross-site"},
 		{"Sec-Fetch-Site", "same-site"},
 		{"Origin", "https://evil.example"},
 	}
-	for path, form := range forms {
+	_, patterns := ta.app.routes()
+	walked := map[string]bool{}
+	for _, pattern := range patterns {
+		method, path, ok := stateChanging(pattern)
+		if !ok {
+			continue
+		}
+		// A wildcard gets the id of kim's other session, so a revoke that
+		// slipped through would show.
+		path = wildcard.ReplaceAllStringFunc(path, func(w string) string {
+			if w == "{$}" {
+				return ""
+			}
+			return sessions.ID(phoneToken)
+		})
+		walked[method+" "+path] = true
 		for _, h := range attacks {
-			t.Run(path+" with "+h[0]+": "+h[1], func(t *testing.T) {
-				r := ta.post(owner, path, form, h...)
+			t.Run(method+" "+path+" with "+h[0]+": "+h[1], func(t *testing.T) {
+				req, _ := http.NewRequest(method, ta.srv.URL+path, strings.NewReader(forms[path].Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set(h[0], h[1])
+				r := ta.do(owner, req)
 				if r.status != http.StatusForbidden || !strings.Contains(r.body, `data-testid="problem-title">Request blocked`) ||
 					!strings.Contains(r.body, "came from another site") {
-					t.Fatalf("status %d, want 403 with a clear page\n%s", r.status, r.body)
+					t.Fatalf("status %d, want 403 with the \"Request blocked\" page", r.status)
 				}
-				if ta.token(owner) != token || !ta.keyExists(token) {
-					t.Error("the blocked request changed the session")
+				if ta.token(owner) != token || !ta.keyExists(token) || !ta.keyExists(phoneToken) {
+					t.Error("the blocked request changed or ended a session")
 				}
 			})
 		}
 	}
+	// The walk itself must see the routes known today, or it proves nothing.
+	for _, route := range []string{"POST /login", "POST /logout", "POST /register", "POST /password",
+		"POST /session/touch", "POST /sessions/revoke-others", "POST /restart", "POST /sessions/" + sessions.ID(phoneToken) + "/revoke"} {
+		if !walked[route] {
+			t.Errorf("the route walk missed %s (walked %v)", route, walked)
+		}
+	}
 	if ta.redis.MustDo("EXISTS", "user:mallory") != "0" {
 		t.Error("a blocked registration created the account")
+	}
+	if r := ta.post(ta.client(), "/login", creds); r.status != http.StatusSeeOther {
+		t.Errorf("after the blocked requests kim's password no longer works: %d", r.status)
 	}
 	t.Run("a same-origin POST passes", func(t *testing.T) {
 		r := ta.post(ta.client(), "/login", creds, "Sec-Fetch-Site", "same-origin", "Origin", ta.srv.URL)
@@ -421,6 +454,19 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 			t.Errorf("status %d, want 303", r.status)
 		}
 	})
+}
+
+var wildcard = regexp.MustCompile(`\{[^}]*\}`)
+
+// stateChanging splits a mux pattern ("POST /sessions/{id}/revoke") and says
+// whether it can change state: any method but GET and HEAD, and a pattern
+// without a method, which takes POSTs too (it is tried with POST).
+func stateChanging(pattern string) (method, path string, ok bool) {
+	method, path, found := strings.Cut(pattern, " ")
+	if !found {
+		method, path = http.MethodPost, pattern
+	}
+	return method, path, method != http.MethodGet && method != http.MethodHead
 }
 
 var scriptTag = regexp.MustCompile(`(?i)<script\b[^>]*>`)
@@ -470,31 +516,37 @@ func TestSecurityHeadersOnEveryHTMLResponse(t *testing.T) {
 	put, _ := http.NewRequest(http.MethodPut, ta.srv.URL+"/login", nil)
 	big, _ := http.NewRequest(http.MethodPost, ta.srv.URL+"/login", strings.NewReader("username="+strings.Repeat("a", maxFormBytes)))
 	big.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	cases := map[string]response{
-		"home":             ta.get(c, "/"),
-		"login form":       ta.get(anon, "/login"),
-		"register form":    ta.get(anon, "/register"),
-		"profile":          ta.get(c, "/profile"),
-		"profile fragment": ta.get(c, "/profile", "HX-Request", "true"),
-		"login prompt":     ta.get(anon, "/profile"),
-		"count":            ta.get(c, "/count"),
-		"redis page":       ta.get(c, "/redis"),
-		"redis panel":      ta.get(c, "/redis", "HX-Request", "true", "HX-Target", views.IDRedisPanel),
-		"failed login":     ta.post(anon, "/login", url.Values{"username": {"leo"}, "password": {"wrong-password"}}),
-		"404":              ta.get(anon, "/no-such-page"),
-		"405":              ta.do(anon, put),
-		"403":              ta.post(anon, "/login", nil, "Sec-Fetch-Site", "cross-site"),
-		"413":              ta.do(anon, big),
+	type reply struct {
+		r      response
+		status int
+	}
+	cases := map[string]reply{
+		"home":             {ta.get(c, "/"), http.StatusOK},
+		"login form":       {ta.get(anon, "/login"), http.StatusOK},
+		"register form":    {ta.get(anon, "/register"), http.StatusOK},
+		"profile":          {ta.get(c, "/profile"), http.StatusOK},
+		"profile fragment": {ta.get(c, "/profile", "HX-Request", "true"), http.StatusOK},
+		"login prompt":     {ta.get(anon, "/profile"), http.StatusUnauthorized},
+		"count":            {ta.get(c, "/count"), http.StatusOK},
+		"redis page":       {ta.get(c, "/redis"), http.StatusOK},
+		"redis panel":      {ta.get(c, "/redis", "HX-Request", "true", "HX-Target", views.IDRedisPanel), http.StatusOK},
+		"failed login":     {ta.post(anon, "/login", url.Values{"username": {"leo"}, "password": {"wrong-password"}}), http.StatusUnauthorized},
+		"404":              {ta.get(anon, "/no-such-page"), http.StatusNotFound},
+		"405":              {ta.do(anon, put), http.StatusMethodNotAllowed},
+		"403":              {ta.post(anon, "/login", nil, "Sec-Fetch-Site", "cross-site"), http.StatusForbidden},
+		"413":              {ta.do(anon, big), http.StatusRequestEntityTooLarge},
 	}
 	for range 5 {
 		ta.post(anon, "/login", url.Values{"username": {"leo"}, "password": {"wrong-password"}})
 	}
-	cases["429"] = ta.post(anon, "/login", url.Values{"username": {"leo"}, "password": {"wrong-password"}})
-	if cases["429"].status != http.StatusTooManyRequests {
-		t.Errorf("the throttled login answered %d", cases["429"].status)
-	}
-	for name, r := range cases {
-		checkHTMLHeaders(t, name, r)
+	cases["429"] = reply{ta.post(anon, "/login", url.Values{"username": {"leo"}, "password": {"wrong-password"}}), http.StatusTooManyRequests}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if tc.r.status != tc.status {
+				t.Errorf("status %d, want %d", tc.r.status, tc.status)
+			}
+			checkHTMLHeaders(t, name, tc.r)
+		})
 	}
 }
 
@@ -569,7 +621,7 @@ func TestRequestLimits(t *testing.T) {
 // A handler's own cookie goes out beside the session cookie, not instead.
 func TestHandlerCookieDoesNotReplaceTheSessionCookie(t *testing.T) {
 	ta := newTestApp(t)
-	h := ta.app.withSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := ta.app.loadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ta.app.Sessions.Put(r.Context(), "views", 1)
 		http.SetCookie(w, &http.Cookie{Name: "theme", Value: "dark", Path: "/"})
 		w.WriteHeader(http.StatusNoContent)

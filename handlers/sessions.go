@@ -2,20 +2,10 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"maps"
-	"net"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/a-h/templ"
-
-	"github.com/sessionlab/sessionlab/internal/accounts"
-	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/useragent"
@@ -24,12 +14,7 @@ import (
 
 // sessionsPage handles GET /sessions: every live session of the current
 // user, on every server, read from the user's index in one call.
-func (a *App) sessionsPage(w http.ResponseWriter, r *http.Request) {
-	u, ok := a.currentUser(r.Context())
-	if !ok {
-		a.loginRequired(w, r)
-		return
-	}
+func (a *App) sessionsPage(w http.ResponseWriter, r *http.Request, u sessions.User) {
 	a.showSessions(w, r, u, sessionsNotice(r.URL.Query().Get("from")), views.PasswordForm{})
 }
 
@@ -84,6 +69,7 @@ func (a *App) sessionsView(ctx context.Context, u sessions.User) (views.Sessions
 			Created:  e.CreatedAt(),
 			LastSeen: e.LastSeenAt(),
 			Instance: e.Instance,
+			Views:    e.Views,
 			Current:  e.ID == current,
 		})
 	}
@@ -93,13 +79,8 @@ func (a *App) sessionsView(ctx context.Context, u sessions.User) (views.Sessions
 // revokeSession handles POST /sessions/{id}/revoke: the session's key is
 // deleted at once, so its next request, on any instance, is logged out; its
 // open pages are told and go to the login page.
-func (a *App) revokeSession(w http.ResponseWriter, r *http.Request) {
+func (a *App) revokeSession(w http.ResponseWriter, r *http.Request, u sessions.User) {
 	ctx := r.Context()
-	u, ok := a.currentUser(ctx)
-	if !ok {
-		a.loginRequired(w, r)
-		return
-	}
 	id := r.PathValue("id")
 	if id == sessions.ID(a.Sessions.Token(ctx)) {
 		a.problem(w, r, http.StatusBadRequest, "That is this session", "To end the session you are using, log out.")
@@ -121,13 +102,8 @@ func (a *App) revokeSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // revokeOthers handles POST /sessions/revoke-others: "log out everywhere else".
-func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request) {
+func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request, u sessions.User) {
 	ctx := r.Context()
-	u, ok := a.currentUser(ctx)
-	if !ok {
-		a.loginRequired(w, r)
-		return
-	}
 	err := a.endOtherSessions(r, u, func(ctx context.Context) (string, error) {
 		return a.Accounts.NewGeneration(ctx, u.Username)
 	})
@@ -164,75 +140,6 @@ func (a *App) afterRevoke(w http.ResponseWriter, r *http.Request, u sessions.Use
 	p.Notice = sessionsNotice(from)
 	w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	a.write(w, r, http.StatusOK, views.SessionList(p))
-}
-
-// changePassword handles POST /password: the current password, then the
-// new one. The session gets a new token and every other session of the user
-// is logged out, so whoever knew the old password is locked out.
-func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	u, ok := a.currentUser(ctx)
-	if !ok {
-		a.loginRequired(w, r)
-		return
-	}
-	if !a.parseForm(w, r) {
-		return
-	}
-	current, next := r.PostForm.Get("current"), r.PostForm.Get("new")
-	var pf views.PasswordForm
-	if current == "" {
-		pf.Current.Error = "Enter your current password."
-	}
-	if err := accounts.CheckPassword(next); err != nil {
-		pf.New.Error = fieldMessage(err)
-	}
-	if pf.Current.Error == "" && pf.New.Error == "" {
-		tk, ok := a.passwordCheckAllowed(w, r, u, func(msg string) templ.Component {
-			p, _ := a.sessionsView(ctx, u)
-			p.Password = views.PasswordForm{Username: u.Username, Error: msg}
-			return views.SessionsPage(p)
-		})
-		if !ok {
-			return
-		}
-		_, err := a.Accounts.Authenticate(ctx, u.Username, current)
-		a.checked(ctx, tk, err)
-		switch {
-		case errors.Is(err, accounts.ErrBadCredentials):
-			pf.Current.Error = "That is not your current password."
-		case err != nil:
-			a.fail(w, r, err)
-			return
-		}
-	}
-	if pf.Current.Error != "" || pf.New.Error != "" {
-		a.showSessions(w, r, u, "", pf)
-		return
-	}
-	err := a.endOtherSessions(r, u, func(ctx context.Context) (string, error) {
-		return a.Accounts.SetPassword(ctx, u.Username, next)
-	})
-	if errors.Is(err, errCredentialsUnchanged) {
-		a.fail(w, r, err)
-		return
-	}
-	if err != nil {
-		// The new password is stored; this session and the others are
-		// not in order. Failing closed: logged out here, told the truth.
-		a.logOutHere(ctx)
-		a.failWith(w, r, err, "Password changed, logged out",
-			"Your new password is saved, but ending your other sessions failed on our side, so this browser was logged out too. "+
-				"Log in with the new password, then use “Log out everywhere else” on the Sessions page.")
-		return
-	}
-	a.Log.Info("password changed", "user", u.Username)
-	if isHTMX(r) {
-		w.Header().Set("HX-Redirect", "/sessions?from=password")
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	http.Redirect(w, r, "/sessions?from=password", http.StatusSeeOther)
 }
 
 // errCredentialsUnchanged: ending the other sessions failed before the
@@ -272,121 +179,4 @@ func (a *App) endOtherSessions(r *http.Request, u sessions.User, change func(con
 	}
 	a.Log.Info("other sessions revoked", "user", u.Username, "count", n, "by", a.LogID(a.Sessions.Token(ctx)))
 	return nil
-}
-
-func fieldMessage(err error) string {
-	if fe, ok := errors.AsType[*accounts.FieldError](err); ok {
-		return fe.Message
-	}
-	return err.Error()
-}
-
-// indexLogin records the request's session (just given a new token) in the
-// user's index, in place of the token it replaced. It is called after
-// every token renewal of a logged-in session.
-func (a *App) indexLogin(r *http.Request, user, oldToken string) error {
-	ctx := r.Context()
-	token := a.Sessions.Token(ctx)
-	now := time.Now().UnixMilli()
-	oldID := ""
-	if oldToken != "" {
-		oldID = sessions.ID(oldToken)
-	}
-	e := sessionindex.Entry{
-		Token:     token,
-		Created:   now,
-		LastSeen:  now,
-		IP:        a.sessionClientIP(r),
-		UserAgent: truncate(r.UserAgent(), 256),
-		Instance:  a.Instance,
-	}
-	if err := a.Index.Add(ctx, user, e, oldID, a.Sessions.Deadline(ctx)); err != nil {
-		return fmt.Errorf("index session %s: %w", a.LogID(token), err)
-	}
-	return nil
-}
-
-// unindex drops a session from its user's index (logout, or a login as
-// someone else).
-func (a *App) unindex(ctx context.Context, user, token string) error {
-	if user == "" || token == "" {
-		return nil
-	}
-	if err := a.Index.Remove(ctx, user, sessions.ID(token)); err != nil {
-		return fmt.Errorf("unindex session %s: %w", a.LogID(token), err)
-	}
-	return nil
-}
-
-// sessionClientIP is the client address shown on the sessions page: the
-// one clientIP finds (X-Forwarded-For only from -trusted-proxies).
-func (a *App) sessionClientIP(r *http.Request) string {
-	if ip := a.clientIP(r); ip.IsValid() {
-		return ip.String()
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
-
-// indexPanelEntry is the user's session index for the "What's in Redis"
-// panel, with every token cut short as the session key is.
-func (a *App) indexPanelEntry(ctx context.Context, user string) (views.RedisEntry, bool, error) {
-	key, ok := a.Index.Key(user)
-	if !ok {
-		return views.RedisEntry{}, false, nil
-	}
-	e, err := a.Inspector.Hash(ctx, key)
-	if err != nil {
-		return views.RedisEntry{}, false, fmt.Errorf("%s: %w", key, err)
-	}
-	if !e.Exists {
-		return views.RedisEntry{}, false, nil
-	}
-	var fields map[string]map[string]any
-	if err := json.Unmarshal(e.Value, &fields); err != nil {
-		return views.RedisEntry{}, false, nil
-	}
-	var times []string
-	for _, id := range slices.Sorted(maps.Keys(fields)) {
-		f := fields[id]
-		if tok, ok := f["token"].(string); ok && len(tok) > 6 {
-			f["token"] = tok[:6] + "…"
-		}
-		times = append(times, epochTimes(id, f, "created", "last_seen"))
-	}
-	cut, err := json.Marshal(fields)
-	if err != nil {
-		return views.RedisEntry{}, false, nil
-	}
-	return views.RedisEntry{
-		Key:    e.Key,
-		Note:   "your sessions on every server (a hash: field = session id, a hash of the token; tokens cut here)",
-		TTL:    e.TTL,
-		Memory: e.Memory,
-		Value:  inspect.Pretty(cut),
-		Times:  times,
-	}, true, nil
-}
-
-// epochTimes writes a field's epoch-millisecond times out readably:
-// "3f2a…: created 1764590465123 = 2026-12-01 12:01:05 UTC, …".
-func epochTimes(id string, f map[string]any, names ...string) string {
-	var parts []string
-	for _, name := range names {
-		if ms, ok := f[name].(float64); ok {
-			t := time.UnixMilli(int64(ms)).UTC()
-			parts = append(parts, fmt.Sprintf("%s %d = %s", name, int64(ms), t.Format("2006-01-02 15:04:05 UTC")))
-		}
-	}
-	return truncate(id, 8) + "…: " + strings.Join(parts, ", ")
 }

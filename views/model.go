@@ -90,15 +90,17 @@ func (h Hello) NewProcess() bool { return h.Previous != "" && h.Previous != h.Pr
 
 // Count is the view counter page.
 type Count struct {
-	Views  int
-	User   string // "" when anonymous
-	Origin Origin
+	Views    int
+	User     string // "" when anonymous
+	Origin   Origin
+	Browsers Browsers // the browsers on this computer
 }
 
 // RedisView is the "What's in Redis" panel.
 type RedisView struct {
 	Entries []RedisEntry
-	Memory  bool // -store memory: sessions are not in Redis at all
+	Memory  bool        // -store memory: sessions are not in Redis at all
+	Server  RedisServer // the Redis the app uses, for redis-cli
 }
 
 // RedisEntry is one key as redis-cli would show it; the session token in
@@ -162,4 +164,50 @@ func describedBy(field string, f Field, help string) string {
 		ids = append(ids, field+"-help")
 	}
 	return strings.Join(ids, " ")
+}
+
+// Browsers is the /count list of the sessions that counted from this
+// browser's address lately ("the browsers on this computer").
+type Browsers struct {
+	Addr   string // the client address, as -trusted-proxies resolves it
+	Rows   []BrowserRow
+	Window time.Duration // how long a browser stays on the list
+	Now    time.Time
+}
+
+// BrowserRow is one browser: never its token, never its user's name.
+type BrowserRow struct {
+	Device    string
+	LoggedIn  bool
+	Views     int
+	CountedAt time.Time
+	This      bool // the browser looking at the page
+}
+
+// Trace is what one request sent to Redis, in order.
+type Trace struct {
+	Request  string // "GET /count"
+	Commands []TraceCommand
+	Dropped  int // commands sent but not kept (a trace is bounded)
+}
+
+// TraceCommand is one Redis command of a Trace.
+type TraceCommand struct {
+	Name, Key, Reply string
+	Took             time.Duration
+}
+
+// RedisServer names the Redis the app uses, for the panel and its
+// redis-cli examples; it never holds a password.
+type RedisServer struct {
+	Where string // "127.0.0.1:6391, database 0"
+	CLI   string // "redis-cli -u redis://127.0.0.1:6391/0"
+}
+
+func took(d time.Duration) string {
+	ms := float64(d) / float64(time.Millisecond)
+	if ms < 1 {
+		return fmt.Sprintf("%.2f ms", ms)
+	}
+	return fmt.Sprintf("%.1f ms", ms)
 }

@@ -15,6 +15,8 @@ const (
 	IDSessionHook  = "session-hook"   // SessionEndedHook's element
 	IDLiveStatus   = "live-status"    // the page's line about the server (restarting, unreachable, back)
 	IDProcess      = "process"        // the footer's process badge, replaced when a new process answers
+	IDRedisTrace   = "redis-trace"    // the panel's "what this request did in Redis"
+	IDBrowsers     = "browsers"       // the counter page's list of browsers
 
 	// EventSessionChanged (an HX-Trigger response header) tells the Redis
 	// panel to reload: the session's stored data changed.
@@ -26,6 +28,7 @@ const (
 	SSESessions = "sessions" // the user's list of sessions changed
 	SSEIdle     = "idle"     // the session ends soon (data: the warning)
 	SSEHello    = "hello"    // first on every stream: the process that answered (data: LiveHello)
+	SSEBrowsers = "browsers" // a browser on this computer counted (data: the list)
 )
 
 // target is an id as an htmx selector.

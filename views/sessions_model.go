@@ -18,6 +18,7 @@ type Sessions struct {
 // never the token.
 type SessionRow struct {
 	ID, Device, IP, Instance string
+	Views                    int // the session's count, as Redis has it
 	Created, LastSeen        time.Time
 	Current                  bool // the session of the browser looking at the page
 }

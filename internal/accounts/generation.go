@@ -61,12 +61,32 @@ func (s *Store) NewGeneration(ctx context.Context, username string) (string, err
 // only a backstop: what ends a revoked session quickly is the invalidation.
 const cacheFor = time.Minute
 
-// Generation is the account's current credential generation, for the check
-// on every request of a logged-in session; found is false when the account
-// is gone. It is read through the client-side cache: no round trip while
-// the account is unchanged.
-func (s *Store) Generation(ctx context.Context, username string) (gen string, found bool, err error) {
-	b, err := s.rdb.DoCache(ctx, s.rdb.B().Get().Key(Key(username)).Cache(), cacheFor).AsBytes()
+// Current reports whether gen is still the account's credential generation
+// (false too when the account is gone): the check on every request of a
+// logged-in session. It reads the account through the client-side cache, no
+// round trip while the account is unchanged. A cached copy can be a moment
+// behind a change this process has just made itself (the invalidation
+// travels on another connection than the write), so a mismatch is read
+// again from Redis before it ends a session.
+func (s *Store) Current(ctx context.Context, username, gen string) (bool, error) {
+	cached, found, err := s.generation(ctx, username, true)
+	if err != nil || found && cached == gen {
+		return err == nil, err
+	}
+	now, found, err := s.generation(ctx, username, false)
+	return err == nil && found && now == gen, err
+}
+
+// generation reads the account's credential generation, through the cache
+// or not; found is false when there is no account.
+func (s *Store) generation(ctx context.Context, username string, cached bool) (gen string, found bool, err error) {
+	var res rueidis.RedisResult
+	if cached {
+		res = s.rdb.DoCache(ctx, s.rdb.B().Get().Key(Key(username)).Cache(), cacheFor)
+	} else {
+		res = s.rdb.Do(ctx, s.rdb.B().Get().Key(Key(username)).Build())
+	}
+	b, err := res.AsBytes()
 	if rueidis.IsRedisNil(err) {
 		return "", false, nil
 	}

@@ -7,10 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
@@ -32,11 +34,15 @@ func TestConcurrentCountsOnTwoProcesses(t *testing.T) {
 	}
 	token := sessionToken(t, c, a.URL)
 
-	// Live streams, opened before the counts.
+	// Live streams, opened before the counts; each records the count
+	// events it carries, in order.
+	const counts = 200
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var streams sync.WaitGroup
-	var events atomic.Int64
-	for _, p := range []*apptest.Process{a, b} {
+	carried := make([][]int, 2)
+	last := []chan struct{}{make(chan struct{}), make(chan struct{})} // closed at the count after the storm
+	for i, p := range []*apptest.Process{a, b} {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/live", nil)
 		req.Header.Set("Accept", "text/event-stream")
 		streamClient := &http.Client{Jar: c.Jar} // no timeout: it streams
@@ -47,15 +53,24 @@ func TestConcurrentCountsOnTwoProcesses(t *testing.T) {
 		streams.Go(func() {
 			defer resp.Body.Close()
 			sc := bufio.NewScanner(resp.Body)
+			inCount := false
 			for sc.Scan() {
-				if strings.HasPrefix(sc.Text(), "event: count") {
-					events.Add(1)
+				line := sc.Text()
+				switch {
+				case line == "event: count":
+					inCount = true
+				case inCount && strings.HasPrefix(line, "data: "):
+					n, _ := strconv.Atoi(strings.TrimPrefix(line, "data: "))
+					carried[i] = append(carried[i], n)
+					if n == counts+1 {
+						close(last[i])
+					}
+					inCount = false
 				}
 			}
 		})
 	}
 
-	const counts = 200
 	var wg sync.WaitGroup
 	var ok, failed atomic.Int64
 	for i := range counts {
@@ -77,8 +92,31 @@ func TestConcurrentCountsOnTwoProcesses(t *testing.T) {
 		}
 	}
 	wg.Wait()
+
+	// A hub drops events for a stream that is behind, so under the storm a
+	// stream may skip some; the count after it must reach both streams.
+	if status, _ := fetchStatus(c, a.URL+"/count"); status != http.StatusOK {
+		t.Fatalf("the count after the storm: %d", status)
+	}
+	deadline := time.After(10 * time.Second)
+	for i, done := range last {
+		select {
+		case <-done:
+		case <-deadline:
+			t.Errorf("the live stream on instance %s did not carry count %d within 10 s", []string{"a", "b"}[i], counts+1)
+		}
+	}
 	cancel()
 	streams.Wait()
+	for i, ns := range carried {
+		// The counting script publishes, so events come in count order.
+		for j, n := range ns {
+			if n < 1 || n > counts+1 || (j > 0 && n <= ns[j-1]) {
+				t.Errorf("stream %d carried counts out of order or out of range: %v", i, ns)
+				break
+			}
+		}
+	}
 
 	if failed.Load() > 0 {
 		t.Errorf("%d requests failed", failed.Load())
@@ -91,13 +129,13 @@ func TestConcurrentCountsOnTwoProcesses(t *testing.T) {
 	if err := json.Unmarshal([]byte(rs.MustDo("GET", "sess:"+token)), &stored); err != nil {
 		t.Fatal(err)
 	}
-	if stored.Values.Views != counts || ok.Load() != counts {
+	if stored.Values.Views != counts+1 || ok.Load() != counts {
 		t.Errorf("Redis holds views = %d; %d of %d counts answered 200", stored.Values.Views, ok.Load(), counts)
 	}
 	if status, body := get(t, c, b.URL+"/profile"); status != http.StatusOK || !strings.Contains(body, "Hello duo") {
 		t.Errorf("profile after the counts: %d", status)
 	}
-	t.Logf("the two live streams carried %d count events", events.Load())
+	t.Logf("the two live streams carried %d and %d count events", len(carried[0]), len(carried[1]))
 }
 
 // fetchStatus is a GET that may run in a goroutine.

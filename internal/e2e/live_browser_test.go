@@ -1,15 +1,22 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // twoInstances is `go tool task demo` in small: two app processes on one
@@ -192,15 +199,53 @@ func TestBrowserPasswordChangeKeepsThisTab(t *testing.T) {
 	b.registerAt(a.URL, "quinn", "quinn-password")
 	b.open(a.URL + "/sessions")
 	waitStreams(t, a, 1)
+	b.recordPages()
 	b.fill("current-password", "quinn-password")
 	b.fill("new-password", "quinn-new-password")
 	b.click("password-submit")
-	b.waitFor("the password notice", `(document.querySelector('[data-testid=notice]')?.textContent ?? '').includes('password is changed')`)
-	time.Sleep(2 * time.Second) // past the hook's 1 s delay: nothing more may happen
+	// The one page the tab may load is the one it is sent to.
+	b.waitFor("the password notice", `(() => {
+		if (sessionStorage.getItem('pages') !== null && location.search !== '?from=password') throw new Error('the tab went to ' + location.pathname + location.search);
+		return (document.querySelector('[data-testid=notice]')?.textContent ?? '').includes('password is changed');
+	})()`)
+
+	// An "ended" event reaching this page would send it away a second
+	// later. Rather than wait and see, log in elsewhere once the page
+	// listens: the "sessions" event that tells it so comes after anything
+	// sent to it before, so it must arrive with no "ended" ahead of it.
+	b.waitFor("the page's live stream", `(window.liveEvents ?? []).includes('open')`)
+	if s := postForm(t, apptest.Client(t), a.URL+"/login", url.Values{"username": {"quinn"}, "password": {"quinn-new-password"}}); s != http.StatusSeeOther {
+		t.Fatalf("login elsewhere: %d", s)
+	}
+	b.waitFor("the sessions event, with no ended event before it", fmt.Sprintf(`(() => {
+		const seen = window.liveEvents ?? [];
+		if (seen.includes(%q)) throw new Error('the page got an ended event: ' + seen.join(' '));
+		return seen.includes(%q);
+	})()`, views.SSEEnded, views.SSESessions))
+	if got := eval[string](b, `sessionStorage.getItem('pages')`); got != "1" {
+		t.Errorf("%s pages loaded since the change, want 1 (the sessions page it was sent to)", got)
+	}
 	if got := b.path(); got != "/sessions?from=password" {
 		t.Errorf("after the password change the tab is at %s, want /sessions?from=password", got)
 	}
 	if got := b.text("whoami"); !strings.Contains(got, "quinn") {
 		t.Errorf("after the password change the header shows %q, want quinn logged in", got)
 	}
+}
+
+// recordPages makes every page this tab loads from now on count itself in
+// sessionStorage (so a redirect or reload shows) and record, from its very
+// start, its live stream opening and the events it hears, in
+// window.liveEvents.
+func (b *browser) recordPages() {
+	b.t.Helper()
+	const script = `
+sessionStorage.setItem('pages', String(Number(sessionStorage.getItem('pages') ?? 0) + 1));
+window.liveEvents = [];
+document.addEventListener('htmx:sseOpen', () => window.liveEvents.push('open'));
+document.addEventListener('htmx:sseMessage', e => window.liveEvents.push(e.detail.type));`
+	b.do("record the pages this tab loads", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: script})
+		return err
+	}))
 }

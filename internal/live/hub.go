@@ -39,7 +39,11 @@ type Hub struct {
 
 // Sub is one local subscriber (one SSE stream) on one or more channels.
 type Sub struct {
-	C        chan Message // closed when the hub closes
+	C chan Message // closed when the hub closes
+	// Resync gets a signal when the Redis subscription was opened again
+	// after its connection was lost: messages published meanwhile never
+	// came, so the subscriber must read the current state again.
+	Resync   chan struct{}
 	channels []string
 }
 
@@ -65,7 +69,7 @@ func New(rdb rueidis.Client, log *slog.Logger) *Hub {
 // to every wanted channel after a reconnect.
 func (h *Hub) run() {
 	defer close(h.stopped)
-	for {
+	for reopened := false; ; reopened = true {
 		conn, release := h.rdb.Dedicate()
 		wait := conn.SetPubSubHooks(rueidis.PubSubHooks{OnMessage: func(m rueidis.PubSubMessage) {
 			h.Publish(m.Channel, m.Message)
@@ -84,6 +88,9 @@ func (h *Hub) run() {
 		if err == nil {
 			h.mu.Lock()
 			h.conn = conn
+			if reopened {
+				h.resync()
+			}
 			h.mu.Unlock()
 		}
 		h.connMu.Unlock()
@@ -112,11 +119,24 @@ func (h *Hub) run() {
 	}
 }
 
+// resync signals every subscriber that messages may have been lost; the
+// caller holds mu. A signal already pending stands for this one too.
+func (h *Hub) resync() {
+	for _, set := range h.subs {
+		for s := range set {
+			select {
+			case s.Resync <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 // Subscribe registers a local subscriber on channels. The Redis
 // subscription exists when Subscribe returns (if the connection is up), so
 // anything published afterwards reaches s.C. Call Unsubscribe when done.
 func (h *Hub) Subscribe(ctx context.Context, channels ...string) (*Sub, error) {
-	s := &Sub{C: make(chan Message, 16), channels: channels}
+	s := &Sub{C: make(chan Message, 16), Resync: make(chan struct{}, 1), channels: channels}
 	h.connMu.Lock()
 	defer h.connMu.Unlock()
 	h.mu.Lock()

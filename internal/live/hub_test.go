@@ -47,7 +47,10 @@ func publish(t *testing.T, rdb rueidis.Client, channel, msg string) {
 func receive(t *testing.T, s *Sub) Message {
 	t.Helper()
 	select {
-	case m := <-s.C:
+	case m, ok := <-s.C:
+		if !ok {
+			t.Fatal("the subscriber channel closed before a message came")
+		}
 		return m
 	case <-time.After(10 * time.Second):
 		t.Fatal("no message within 10s")
@@ -119,8 +122,13 @@ func TestHubCloseEndsSubscribers(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Close()
-	if _, open := <-s.C; open {
-		t.Errorf("subscriber channel still open after Close")
+	select {
+	case m, open := <-s.C:
+		if open {
+			t.Errorf("after Close the subscriber got %q, want its channel closed", m.Payload)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscriber channel is still open 10s after Close")
 	}
 	if _, err := h.Subscribe(context.Background(), "c"); err != ErrClosed {
 		t.Errorf("Subscribe after Close: %v, want ErrClosed", err)

@@ -32,6 +32,7 @@ type Entry struct {
 	IP        string `json:"ip"`
 	UserAgent string `json:"user_agent"`
 	Instance  string `json:"instance"`
+	Views     int    `json:"-"` // the session's count, read by List
 }
 
 // CreatedAt and LastSeenAt are the entry's times as time.Time.
@@ -112,8 +113,24 @@ func (x *Index) Add(ctx context.Context, user string, e Entry, oldID string, dea
 }
 
 // list: KEYS[1] index; ARGV: now (unix ms), grace (ms), session key prefix.
+// It returns id, entry, views for each live entry: the count is read from
+// the session itself, in the same script.
 var list = rueidis.NewLuaScript(prune + `
-return prune(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), '', ARGV[3])`)
+local live = prune(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), '', ARGV[3])
+local out = {}
+for i = 1, #live, 2 do
+  local views = 0
+  local ok, e = pcall(cjson.decode, live[i+1])
+  local raw = ok and redis.call('GET', ARGV[3] .. e.token)
+  if raw then
+    local ok2, s = pcall(cjson.decode, raw)
+    if ok2 and type(s) == 'table' and type(s.values) == 'table' then views = tonumber(s.values.views) or 0 end
+  end
+  out[#out+1] = live[i]
+  out[#out+1] = live[i+1]
+  out[#out+1] = tostring(views)
+end
+return out`)
 
 // List returns the user's live sessions, most recently seen first, and
 // drops entries of sessions that have ended. One round trip.
@@ -123,13 +140,14 @@ func (x *Index) List(ctx context.Context, user string) ([]Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sessionindex: list for %q: %w", user, err)
 	}
-	out := make([]Entry, 0, len(flat)/2)
-	for i := 0; i+1 < len(flat); i += 2 {
+	out := make([]Entry, 0, len(flat)/3)
+	for i := 0; i+2 < len(flat); i += 3 {
 		var e Entry
 		if err := json.Unmarshal([]byte(flat[i+1]), &e); err != nil {
 			continue
 		}
 		e.ID = flat[i]
+		e.Views, _ = strconv.Atoi(flat[i+2])
 		out = append(out, e)
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync"
@@ -19,27 +20,75 @@ type MemoryOps struct {
 	Idle    time.Duration // idle timeout, to keep a key's expiry on update
 	Publish func(channel, payload string)
 
-	mu      sync.Mutex
-	renewed map[string]renewal // by token ID
+	mu       sync.Mutex
+	renewed  map[string]renewal            // by token ID
+	browsers map[string]map[string]Browser // address -> session ID -> its last count
 }
 
-// IncrViews adds one view and returns the new count (see Ops.IncrViews).
-func (m *MemoryOps) IncrViews(ctx context.Context, token, user string) (int, error) {
+// IncrViews adds one view and returns the new count and the browsers of
+// the visit's address (see Ops.IncrViews).
+func (m *MemoryOps) IncrViews(ctx context.Context, token, user string, v Visit) (int, []Browser, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	deadline, values, err := m.find(token)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	n, _ := values[KeyViews].(int)
 	n++
 	values[KeyViews] = n
 	// An update keeps the key's lifetime, like KEEPTTL.
 	if err := m.save(token, deadline, values, timesOf(deadline, values).End(m.Idle)); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	m.publish(SessionChannel(ID(token)), MsgCountPrefix+strconv.Itoa(n))
-	return n, nil
+	return n, m.noteBrowser(token, n, v), nil
+}
+
+// NewBrowser records the first count of a session not stored yet (see
+// Ops.NewBrowser).
+func (m *MemoryOps) NewBrowser(ctx context.Context, token string, views int, v Visit) ([]Browser, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.noteBrowser(token, views, v), nil
+}
+
+// noteBrowser is note_browser (see Ops) for this process: the same window
+// and bound, and addresses nobody counted from within the window are
+// dropped. The caller holds mu.
+func (m *MemoryOps) noteBrowser(token string, views int, v Visit) []Browser {
+	now := time.Now()
+	if m.browsers == nil {
+		m.browsers = map[string]map[string]Browser{}
+	}
+	if m.browsers[v.Addr] == nil {
+		m.browsers[v.Addr] = map[string]Browser{}
+	}
+	args := browserArgs(v)
+	m.browsers[v.Addr][ID(token)] = Browser{ID: ID(token), Device: args[0], LoggedIn: v.LoggedIn, Views: views, At: now.UnixMilli()}
+	var list []Browser
+	for addr, set := range m.browsers {
+		for id, b := range set {
+			if now.Sub(b.CountedAt()) >= BrowsersWindow {
+				delete(set, id)
+			} else if addr == v.Addr {
+				list = append(list, b)
+			}
+		}
+		if len(set) == 0 {
+			delete(m.browsers, addr)
+		}
+	}
+	SortBrowsers(list)
+	for _, b := range list[min(len(list), MaxBrowsers):] {
+		delete(m.browsers[v.Addr], b.ID)
+	}
+	list = list[:min(len(list), MaxBrowsers)]
+	b, err := json.Marshal(list)
+	if err == nil {
+		m.publish(BrowsersChannel(v.Addr), MsgBrowsersPrefix+string(b))
+	}
+	return list
 }
 
 // Touch sets last seen and the expiry (see Ops.Touch).

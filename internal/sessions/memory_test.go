@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func TestMemoryOpsCountsConcurrentViews(t *testing.T) {
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			if _, err := m.IncrViews(context.Background(), "tok", ""); err != nil {
+			if _, _, err := m.IncrViews(context.Background(), "tok", "", Visit{Addr: "127.0.0.1"}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -50,8 +51,14 @@ func TestMemoryOpsCountsConcurrentViews(t *testing.T) {
 	if values[KeyViews] != n {
 		t.Errorf("views = %v after %d concurrent counts", values[KeyViews], n)
 	}
-	if len(published) != n {
-		t.Errorf("%d counts published, want %d", len(published), n)
+	counts := 0
+	for _, p := range published {
+		if strings.HasPrefix(p, SessionChannel(ID("tok"))+" "+MsgCountPrefix) {
+			counts++
+		}
+	}
+	if counts != n {
+		t.Errorf("%d counts published, want %d", counts, n)
 	}
 }
 
@@ -59,7 +66,7 @@ func TestMemoryOpsCountsConcurrentViews(t *testing.T) {
 func TestMemoryOpsMissingSession(t *testing.T) {
 	m := &MemoryOps{Store: memstore.New()}
 	ctx := context.Background()
-	if _, err := m.IncrViews(ctx, "none", ""); !errors.Is(err, ErrNoSession) {
+	if _, _, err := m.IncrViews(ctx, "none", "", Visit{Addr: "127.0.0.1"}); !errors.Is(err, ErrNoSession) {
 		t.Errorf("IncrViews: %v", err)
 	}
 	if err := m.Touch(ctx, "none", "", time.Now(), time.Now().Add(time.Hour)); !errors.Is(err, ErrNoSession) {

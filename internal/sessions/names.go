@@ -3,6 +3,7 @@ package sessions
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 )
 
 // ID names a session on pages, in forms, in the per-user index and in
@@ -38,3 +39,12 @@ const (
 	MsgEnded       = "ended"    // SessionChannel: the session ended (revoked, logged out, renewed)
 	MsgSessions    = "sessions" // UserChannel: the list changed
 )
+
+// CutKey is a key as a page may show it: a session key's token cut to its
+// first six characters (a full token is a password), any other key whole.
+func CutKey(key string) string {
+	if t, ok := strings.CutPrefix(key, Prefix); ok && len(t) > 6 {
+		return Prefix + t[:6] + "…"
+	}
+	return key
+}

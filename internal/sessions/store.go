@@ -15,6 +15,8 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
 // Prefix is the key prefix of stored sessions: sess:<token>, as in the tutorial.
@@ -44,11 +46,13 @@ var ErrNoSession = errors.New("sessions: no such session")
 // between the read and the write.
 //
 // In the same step it publishes the new count on the session's live channel
-// (open tabs show it at once) and, for a logged-in session (KEYS[2], the
-// user's session index), records when and by which instance the session was
-// last served: no extra round trip. ARGV: session ID, instance, session
-// channel, MsgCountPrefix.
-var incrViews = rueidis.NewLuaScript(`
+// (open tabs show it at once), records the count in the list of browsers of
+// the client's address (KEYS[2], see note_browser) and, for a logged-in
+// session (KEYS[3], the user's session index), records when and by which
+// instance the session was last served: no extra round trip. ARGV: session
+// ID, instance, session channel, MsgCountPrefix, then browserArgs. It
+// returns the count and the address's list.
+var incrViews = rueidis.NewLuaScript(redistrace.NameScript("count", noteBrowser+`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
 local s = cjson.decode(raw)
@@ -56,49 +60,58 @@ local v = (tonumber(s.values.views) or 0) + 1
 s.values.views = v
 redis.call('SET', KEYS[1], cjson.encode(s), 'KEEPTTL')
 redis.call('PUBLISH', ARGV[3], ARGV[4] .. v)
-if KEYS[2] then
-  local e = redis.call('HGET', KEYS[2], ARGV[1])
+local now = now_ms()
+local browsers = note_browser(KEYS[2], ARGV[1], v, now, {unpack(ARGV, 5)})
+if KEYS[3] then
+  local e = redis.call('HGET', KEYS[3], ARGV[1])
   if e then
-    local t = redis.call('TIME')
-    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     local d = cjson.decode(e)
     if d.instance ~= ARGV[2] or now - (tonumber(d.last_seen) or 0) >= 1000 then
       d.last_seen = now
       d.instance = ARGV[2]
-      redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(d))
+      redis.call('HSET', KEYS[3], ARGV[1], cjson.encode(d))
     end
   end
 end
-return v`)
+return {v, browsers}`))
 
-// sessionKeys are the keys the scripts touch: the session and, when it has
-// a user, that user's session index.
-func sessionKeys(token, user string) []string {
-	if user == "" {
-		return []string{Key(token)}
-	}
-	return []string{Key(token), IndexKey(user)}
-}
-
-// IncrViews adds one view to a stored session and returns the new count.
-// user is the session's user ("" for an anonymous session).
-func (o *Ops) IncrViews(ctx context.Context, token, user string) (int, error) {
+// IncrViews adds one view to a stored session and returns the new count
+// and the browsers of the visit's address. user is the session's user (""
+// for an anonymous session).
+func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, []Browser, error) {
 	id := ID(token)
-	n, err := incrViews.Exec(ctx, o.rdb, sessionKeys(token, user), []string{id, o.Instance, SessionChannel(id), MsgCountPrefix}).AsInt64()
+	keys := []string{Key(token), BrowsersKey(v.Addr)}
+	if user != "" {
+		keys = append(keys, IndexKey(user))
+	}
+	res, err := incrViews.Exec(ctx, o.rdb, keys,
+		append([]string{id, o.Instance, SessionChannel(id), MsgCountPrefix}, browserArgs(v)...)).ToArray()
 	if rueidis.IsRedisNil(err) {
-		return 0, ErrNoSession
+		return 0, nil, ErrNoSession
+	}
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("%d values, want 2", len(res))
 	}
 	if err != nil {
-		return 0, fmt.Errorf("sessions: incr views: %w", err)
+		return 0, nil, fmt.Errorf("sessions: incr views: %w", err)
 	}
-	return int(n), nil
+	n, err := res[0].AsInt64()
+	if err != nil {
+		return 0, nil, fmt.Errorf("sessions: incr views: %w", err)
+	}
+	s, err := res[1].ToString()
+	if err != nil {
+		return 0, nil, fmt.Errorf("sessions: incr views: %w", err)
+	}
+	list, err := ParseBrowsers(s)
+	return int(n), list, err
 }
 
 // touch records activity and moves the key's expiry to the new idle
 // deadline, without rewriting what other requests may be changing. For a
 // logged-in session it also records last seen and the instance in the
 // user's session index (KEYS[2]).
-var touch = rueidis.NewLuaScript(`
+var touch = rueidis.NewLuaScript(redistrace.NameScript("touch", `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local s = cjson.decode(raw)
@@ -113,7 +126,16 @@ if KEYS[2] then
     redis.call('HSET', KEYS[2], ARGV[3], cjson.encode(d))
   end
 end
-return 1`)
+return 1`))
+
+// sessionKeys are the keys the touch script touches: the session and,
+// when it has a user, that user's session index.
+func sessionKeys(token, user string) []string {
+	if user == "" {
+		return []string{Key(token)}
+	}
+	return []string{Key(token), IndexKey(user)}
+}
 
 // Touch sets the session's last-seen time and its key's expiry. user is the
 // session's user ("" for an anonymous session).
@@ -136,7 +158,7 @@ func (o *Ops) Touch(ctx context.Context, token, user string, seen, expiry time.T
 // MsgEnded, RenewedFor (ms), KeyViews. A key already gone leaves a marker
 // already there as it is: a second login racing the first finds the count
 // the first one carried.
-var take = rueidis.NewLuaScript(`
+var take = rueidis.NewLuaScript(redistrace.NameScript("take (GETDEL)", `
 local v = redis.call('GETDEL', KEYS[1])
 if not v then
   redis.call('SET', KEYS[2], 0, 'PX', ARGV[3], 'NX')
@@ -147,7 +169,7 @@ local n = 0
 if ok and type(s) == 'table' and type(s.values) == 'table' then n = tonumber(s.values[ARGV[4]]) or 0 end
 redis.call('SET', KEYS[2], n, 'PX', ARGV[3])
 redis.call('PUBLISH', ARGV[1], ARGV[2])
-return v`)
+return v`))
 
 // Take atomically reads and deletes a stored session (GETDEL), to renew its
 // token. It carries over every update made to the old key up to the moment
@@ -217,13 +239,42 @@ type IdleStore struct {
 // Commit implements scs.Store.
 // A write is activity, so the key lives until EndsAt(now, expiry).
 func (s IdleStore) Commit(token string, b []byte, expiry time.Time) error {
-	return s.Store.Commit(token, b, EndsAt(time.Now(), expiry, s.Idle))
+	return s.CommitCtx(context.Background(), token, b, expiry)
+}
+
+// The Ctx methods pass the request's context (and with it the request's
+// Redis budget) to a store that takes one.
+
+// CommitCtx implements scs.CtxStore.
+func (s IdleStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
+	expiry = EndsAt(time.Now(), expiry, s.Idle)
+	if cs, ok := s.Store.(scs.CtxStore); ok {
+		return cs.CommitCtx(ctx, token, b, expiry)
+	}
+	return s.Store.Commit(token, b, expiry)
+}
+
+// FindCtx implements scs.CtxStore.
+func (s IdleStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	if cs, ok := s.Store.(scs.CtxStore); ok {
+		return cs.FindCtx(ctx, token)
+	}
+	return s.Store.Find(token)
+}
+
+// DeleteCtx implements scs.CtxStore.
+func (s IdleStore) DeleteCtx(ctx context.Context, token string) error {
+	if cs, ok := s.Store.(scs.CtxStore); ok {
+		return cs.DeleteCtx(ctx, token)
+	}
+	return s.Store.Delete(token)
 }
 
 // Operations are the in-place session changes: Ops in Redis, MemoryOps in
 // memory store mode.
 type Operations interface {
-	IncrViews(ctx context.Context, token, user string) (int, error)
+	IncrViews(ctx context.Context, token, user string, v Visit) (int, []Browser, error)
+	NewBrowser(ctx context.Context, token string, views int, v Visit) ([]Browser, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
 	Times(ctx context.Context, token string) (Times, error)

@@ -19,6 +19,23 @@ var small = throttle.Policy{
 	Known:   time.Hour,
 }
 
+// The policy the app runs with is a promise to users and to the docs; a
+// change to it is a decision, made here on purpose.
+func TestDefaultPolicyIsPinned(t *testing.T) {
+	want := throttle.Policy{
+		Pair:    throttle.Limit{Max: 5, Window: 5 * time.Minute},
+		Address: throttle.Limit{Max: 100, Window: 15 * time.Minute},
+		Account: throttle.Limit{Max: 20, Window: 5 * time.Minute},
+		Known:   30 * 24 * time.Hour,
+		Signup:  throttle.Limit{Max: 50, Window: time.Hour},
+		// New anonymous sessions per address: a class behind one NAT.
+		Anonymous: throttle.Limit{Max: 300, Window: 10 * time.Minute},
+	}
+	if throttle.DefaultPolicy != want {
+		t.Errorf("DefaultPolicy = %+v\nwant %+v\n(change this test and the docs together with the policy)", throttle.DefaultPolicy, want)
+	}
+}
+
 func start(t *testing.T, p throttle.Policy) (*throttle.Throttle, *redistest.Server) {
 	t.Helper()
 	rs := redistest.Start(t)

@@ -11,7 +11,9 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // sessionState is what the middleware learned about the request's session,
@@ -27,6 +29,12 @@ type sessionState struct {
 	// lost: with -store memory, presented names a session this process
 	// never stored (lost with an earlier process, or another instance's).
 	lost bool
+	// created: the handler gave a new session its token early (newToken);
+	// saving it creates its key.
+	created bool
+	// unsaved: the handler failed before a new session was worth keeping;
+	// it is not written and no cookie is set.
+	unsaved bool
 }
 
 type stateKey struct{}
@@ -53,7 +61,7 @@ func validToken(t string) bool {
 	return true
 }
 
-// withSession loads the session (one GET), enforces the idle and absolute
+// loadAndSave loads the session (one GET), enforces the idle and absolute
 // timeouts, and saves the session after the handler has run but before
 // anything is sent: if the save fails, the user sees that it failed instead
 // of a page claiming success. It replaces scs's LoadAndSave, which commits on
@@ -61,7 +69,7 @@ func validToken(t string) bool {
 //
 // A session that is only read is never written back; its expiry is moved by
 // a touch at most every TouchEvery, so a read costs one round trip.
-func (a *App) withSession(next http.Handler) http.Handler {
+func (a *App) loadAndSave(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Add("Vary", "Cookie")
 		var token string
@@ -72,7 +80,10 @@ func (a *App) withSession(next http.Handler) http.Handler {
 				token = c.Value
 			}
 		}
-		ctx, err := a.Sessions.Load(r.Context(), token)
+		// Every Redis command the request sends is recorded for the
+		// Redis panel: the load's GET first.
+		ctx, trace := redistrace.Start(r.Context())
+		ctx, err := a.Sessions.Load(ctx, token)
 		if err != nil {
 			a.fail(w, r, fmt.Errorf("load session %s: %w", a.LogID(token), err))
 			return
@@ -102,13 +113,43 @@ func (a *App) withSession(next http.Handler) http.Handler {
 		if err := a.saveSession(w, r); errors.Is(err, errRenewed) {
 			a.tokenRenewed(w, r)
 			return
+		} else if tm, ok := errors.AsType[*errTooManySessions](err); ok {
+			a.tooManySessions(w, r, tm)
+			return
 		} else if err != nil {
 			a.fail(w, r, err)
 			return
 		}
+		a.fillTrace(r, bw.body, trace)
 		bw.send(true)
 	})
 }
+
+// fillTrace puts what the request sent to Redis, the save included, in
+// place of the page's trace marker (if it has one): the page was rendered
+// before the save, so it could not say.
+func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.Trace) {
+	b := body.Bytes()
+	i := bytes.Index(b, traceMarker)
+	if i < 0 {
+		return
+	}
+	tail := getBuffer()
+	defer putBuffer(tail)
+	tail.Write(b[i+len(traceMarker):])
+	body.Truncate(i)
+	cmds, dropped := trace.Commands()
+	t := views.Trace{Request: r.Method + " " + r.URL.Path, Dropped: dropped}
+	for _, c := range cmds {
+		t.Commands = append(t.Commands, views.TraceCommand{Name: c.Name, Key: c.Key, Reply: c.Reply, Took: c.Took})
+	}
+	if err := views.RedisTrace(t, a.Redis).Render(context.WithoutCancel(r.Context()), body); err != nil { // as in write
+		a.Log.Error("render trace", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	body.Write(tail.Bytes())
+}
+
+var traceMarker = []byte(views.TraceMarker)
 
 // checkGeneration ends a logged-in session whose account has changed its
 // credential generation since the session logged in (a password change,
@@ -121,11 +162,11 @@ func (a *App) checkGeneration(ctx context.Context, st *sessionState) error {
 	if !ok || u.Username == "" {
 		return nil
 	}
-	gen, found, err := a.Accounts.Generation(ctx, u.Username)
+	current, err := a.Accounts.Current(ctx, u.Username, u.Gen)
 	if err != nil {
 		return fmt.Errorf("check session %s: %w", a.LogID(a.Sessions.Token(ctx)), err)
 	}
-	if found && gen == u.Gen {
+	if current {
 		return nil
 	}
 	token := a.Sessions.Token(ctx)
@@ -145,7 +186,7 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 	deadline := a.Sessions.Deadline(ctx)
 	st.seen = a.Sessions.GetTime(ctx, sessions.KeySeen)
 	expired := now.After(sessions.EndsAt(st.seen, deadline, a.Idle))
-	if !expired && now.Sub(st.seen) >= a.TouchEvery {
+	if !expired && (now.Sub(st.seen) >= a.TouchEvery || a.neverReused(ctx, st.seen)) {
 		u, _ := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User)
 		err := a.Ops.Touch(ctx, token, u.Username, now, sessions.EndsAt(now, deadline, a.Idle))
 		switch {
@@ -170,17 +211,39 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 	return nil
 }
 
+// neverReused reports whether the session is anonymous and was last seen
+// when it was created: its key then lives only freshFor, and this first
+// reuse must give it the idle timeout.
+func (a *App) neverReused(ctx context.Context, seen time.Time) bool {
+	if _, ok := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User); ok {
+		return false
+	}
+	o, ok := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
+	return ok && o.At.Equal(seen)
+}
+
 // saveSession writes a changed session to Redis and sets the cookie.
 func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	switch a.Sessions.Status(ctx) {
 	case scs.Modified:
-		created := a.Sessions.Token(ctx) == ""
-		if created {
+		st, _ := stateOf(ctx)
+		if st != nil && st.unsaved {
+			return nil
+		}
+		created := a.Sessions.Token(ctx) == "" || st != nil && st.created
+		if a.Sessions.Token(ctx) == "" { // newToken has checked already
 			if renewed, err := a.renewedMeanwhile(ctx); err != nil {
 				return err
 			} else if renewed {
 				return errRenewed
+			}
+		}
+		_, loggedIn := a.currentUser(ctx)
+		fresh := created && !loggedIn // a new anonymous session
+		if fresh {
+			if err := a.newSessionAllowed(r); err != nil {
+				return err
 			}
 		}
 		now := time.Now().UTC().Truncate(time.Millisecond)
@@ -199,6 +262,17 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		}
 		if created {
 			a.Log.Info("session created", "session", a.LogID(token))
+		}
+		if fresh {
+			// Short-lived until it is used again (see freshFor). If this
+			// fails, the key keeps the idle timeout: no harm done.
+			life := freshFor
+			if a.Idle > 0 {
+				life = min(a.Idle, freshFor)
+			}
+			if err := a.Ops.Touch(ctx, token, "", now, sessions.EndsAt(now, expiry, life)); err != nil {
+				a.Log.Warn("new session keeps the idle timeout", "session", a.LogID(token), "err", err)
+			}
 		}
 		a.Sessions.WriteSessionCookie(ctx, w, token, expiry)
 	case scs.Destroyed:

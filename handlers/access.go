@@ -1,0 +1,63 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
+)
+
+// fromSessionHook: the request is views.SessionEndedHook asking where its page
+// should go now that the page's session has ended.
+func fromSessionHook(r *http.Request) bool {
+	return isHTMX(r) && r.Header.Get("HX-Trigger") == views.IDSessionHook
+}
+
+// userHandler serves a page that needs a login, for the logged-in user u.
+type userHandler func(w http.ResponseWriter, r *http.Request, u sessions.User)
+
+// requireLogin serves h to a logged-in session only; anyone else gets
+// loginRequired. The route table wraps every page that needs a login in it,
+// so the table shows which pages are protected, and a userHandler cannot be
+// routed without it.
+func (a *App) requireLogin(h userHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, ok := a.currentUser(r.Context())
+		if !ok {
+			a.loginRequired(w, r)
+			return
+		}
+		h(w, r, u)
+	})
+}
+
+// loginRequired answers a request for a page that needs a login. An htmx
+// request whose session has just ended is sent to the login page as a whole,
+// rather than having a login form swapped into a small fragment.
+func (a *App) loginRequired(w http.ResponseWriter, r *http.Request) {
+	if st, _ := stateOf(r.Context()); isHTMX(r) && st != nil && st.stale {
+		a.sessionEnded(w, r)
+		return
+	}
+	if fromSessionHook(r) {
+		// No session cookie left: a logout in another tab cleared it.
+		w.Header().Set("HX-Redirect", "/login?from=logout")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	a.render(w, r, http.StatusUnauthorized, "Please log in",
+		views.LoginPrompt("This page shows your session's data, so it needs you to be logged in."))
+}
+
+// sessionEnded sends an htmx page whose session is gone to the login page,
+// unless the session was renewed a moment ago by a login: then the browser
+// holds the new token, and reloading the page is what the user expects.
+func (a *App) sessionEnded(w http.ResponseWriter, r *http.Request) {
+	if renewed, err := a.renewedMeanwhile(r.Context()); err == nil && renewed {
+		a.tokenRenewed(w, r)
+		return
+	}
+	w.Header().Set("HX-Redirect", "/login?from=expired")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusUnauthorized)
+}

@@ -1,0 +1,209 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
+)
+
+// browserRow is one row of /count's "browsers on this computer".
+type browserRow struct {
+	device, login, views string
+	this                 bool
+}
+
+var (
+	browserRowRe  = regexp.MustCompile(`(?s)<tr data-testid="browser-row"( data-this="true")?.*?>(.*?)</tr>`)
+	browserCellRe = regexp.MustCompile(`(?s)data-testid="browser-(device|login|views)">([^<]*)`)
+)
+
+func browserRows(t *testing.T, body string) []browserRow {
+	t.Helper()
+	var rows []browserRow
+	for _, m := range browserRowRe.FindAllStringSubmatch(body, -1) {
+		r := browserRow{this: m[1] != ""}
+		for _, c := range browserCellRe.FindAllStringSubmatch(m[2], -1) {
+			v := strings.TrimSpace(c[2])
+			switch c[1] {
+			case "device":
+				r.device = v
+			case "login":
+				r.login = v
+			case "views":
+				r.views = v
+			}
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// behind returns a client whose requests come through a trusted proxy on
+// behalf of addr, so each test can give its browsers an address.
+func behind(t *testing.T, userAgent, addr string) *http.Client {
+	t.Helper()
+	c := apptest.Client(t)
+	c.Transport = proxied{ua: userAgent, addr: addr}
+	return c
+}
+
+type proxied struct{ ua, addr string }
+
+func (p proxied) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("User-Agent", p.ua)
+	r.Header.Set("X-Forwarded-For", p.addr)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func trustLoopback(a *App) { a.TrustedProxies = Proxies{netip.MustParsePrefix("127.0.0.1/32")} }
+
+func TestBrowsersOnThisComputer(t *testing.T) {
+	t.Run("two browsers from one address see each other's counts, newest first, each marking itself", func(t *testing.T) {
+		ta := newTestApp(t, trustLoopback)
+		ff := behind(t, firefoxLinux, "203.0.113.7")
+		ch := behind(t, chromeWin, "203.0.113.7")
+		ta.get(ff, "/count")
+		ta.get(ff, "/count")
+		rows := browserRows(t, ta.get(ch, "/count").body)
+		want := []browserRow{
+			{device: "Chrome on Windows", login: "anonymous", views: "1", this: true},
+			{device: "Firefox on Linux", login: "anonymous", views: "2"},
+		}
+		if fmt.Sprint(rows) != fmt.Sprint(want) {
+			t.Errorf("Chrome's page: rows %+v, want %+v", rows, want)
+		}
+		rows = browserRows(t, ta.get(ff, "/count").body)
+		want = []browserRow{
+			{device: "Firefox on Linux", login: "anonymous", views: "3", this: true},
+			{device: "Chrome on Windows", login: "anonymous", views: "1"},
+		}
+		if fmt.Sprint(rows) != fmt.Sprint(want) {
+			t.Errorf("Firefox's page: rows %+v, want %+v", rows, want)
+		}
+	})
+
+	t.Run("another address sees only its own browsers", func(t *testing.T) {
+		ta := newTestApp(t, trustLoopback)
+		ta.get(behind(t, firefoxLinux, "203.0.113.7"), "/count")
+		rows := browserRows(t, ta.get(behind(t, chromeWin, "198.51.100.9"), "/count").body)
+		if len(rows) != 1 || !rows[0].this {
+			t.Errorf("rows from another address: %+v, want only this browser", rows)
+		}
+	})
+
+	t.Run("another session's user name and any token never reach the page", func(t *testing.T) {
+		ta := newTestApp(t, trustLoopback)
+		alice := behind(t, firefoxLinux, "203.0.113.7")
+		ta.register(alice, "alice", "alice-password")
+		ta.get(alice, "/count")
+		anon := behind(t, chromeWin, "203.0.113.7")
+		body := ta.get(anon, "/count").body
+		rows := browserRows(t, body)
+		if len(rows) != 2 || rows[1].login != "logged in" || rows[0].login != "anonymous" {
+			t.Fatalf("rows %+v, want this anonymous browser and a logged-in one", rows)
+		}
+		if strings.Contains(body, "alice") {
+			t.Error("the anonymous browser's page names alice")
+		}
+		for _, tok := range []string{ta.token(alice), ta.token(anon)} {
+			if strings.Contains(body, tok) || strings.Contains(body, sessions.ID(tok)) {
+				t.Errorf("the page holds a token or a session id (%s…)", tok[:6])
+			}
+		}
+	})
+
+	t.Run("at most ten browsers are listed and kept per address", func(t *testing.T) {
+		ta := newTestApp(t, trustLoopback)
+		for range sessions.MaxBrowsers + 3 {
+			ta.get(behind(t, firefoxLinux, "203.0.113.7"), "/count")
+		}
+		last := behind(t, chromeWin, "203.0.113.7")
+		if rows := browserRows(t, ta.get(last, "/count").body); len(rows) != sessions.MaxBrowsers || !rows[0].this {
+			t.Errorf("%d rows (first %+v), want %d with this browser first", len(rows), rows[0], sessions.MaxBrowsers)
+		}
+		rdb := ta.redis.Client(t)
+		n, err := rdb.Do(context.Background(), rdb.B().Hlen().Key(sessions.BrowsersKey("203.0.113.7")).Build()).AsInt64()
+		if err != nil || n != sessions.MaxBrowsers {
+			t.Errorf("HLEN = %d, %v; want %d", n, err, sessions.MaxBrowsers)
+		}
+	})
+
+	t.Run("the list expires by itself, and a browser quiet for the window drops off", func(t *testing.T) {
+		ta := newTestApp(t, trustLoopback)
+		ff := behind(t, firefoxLinux, "203.0.113.7")
+		ta.get(ff, "/count")
+		rdb := ta.redis.Client(t)
+		key := sessions.BrowsersKey("203.0.113.7")
+		ctx := context.Background()
+		ttl, err := rdb.Do(ctx, rdb.B().Pttl().Key(key).Build()).AsInt64()
+		if err != nil || ttl <= 0 || ttl > sessions.BrowsersWindow.Milliseconds() {
+			t.Errorf("PTTL %s = %d, %v; want within %v", key, ttl, err, sessions.BrowsersWindow)
+		}
+		// Firefox last counted a window ago.
+		old := time.Now().Add(-sessions.BrowsersWindow - time.Second).UnixMilli()
+		entry := fmt.Sprintf(`{"device":"Firefox on Linux","logged_in":false,"views":1,"at":%d}`, old)
+		if err := rdb.Do(ctx, rdb.B().Hset().Key(key).FieldValue().FieldValue(sessions.ID(ta.token(ff)), entry).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+		rows := browserRows(t, ta.get(behind(t, chromeWin, "203.0.113.7"), "/count").body)
+		if len(rows) != 1 || rows[0].device != "Chrome on Windows" {
+			t.Errorf("rows %+v, want Chrome alone", rows)
+		}
+		if exists, _ := rdb.Do(ctx, rdb.B().Hexists().Key(key).Field(sessions.ID(ta.token(ff))).Build()).AsBool(); exists {
+			t.Error("the quiet browser's entry is still stored")
+		}
+	})
+
+	t.Run("a count on one instance reaches the list on another, rendered for each browser", func(t *testing.T) {
+		rs := redistest.Start(t)
+		a := newLiveApp(t, rs, "a", trustLoopback)
+		b := newLiveApp(t, rs, "b", trustLoopback)
+		ff := behind(t, firefoxLinux, "203.0.113.7")
+		ch := behind(t, chromeWin, "203.0.113.7")
+		a.get(ff, "/count")
+		b.get(ch, "/count")
+		s := apptest.OpenStream(t, ff, a.srv.URL+"/live")
+		b.get(ch, "/count")
+		ev := s.Next(views.SSEBrowsers)
+		rows := browserRows(t, ev.Data)
+		want := []browserRow{
+			{device: "Chrome on Windows", login: "anonymous", views: "2"},
+			{device: "Firefox on Linux", login: "anonymous", views: "1", this: true},
+		}
+		if fmt.Sprint(rows) != fmt.Sprint(want) {
+			t.Errorf("list pushed to Firefox's page: %+v, want %+v", rows, want)
+		}
+	})
+}
+
+func TestSessionsPageShowsEachSessionsCount(t *testing.T) {
+	ta := newTestApp(t)
+	laptop := browser(t, firefoxLinux)
+	ta.register(laptop, "alice", "alice-password")
+	phone := browser(t, safariIPhone)
+	ta.login(phone, "alice", "alice-password")
+	for range 3 {
+		ta.get(phone, "/count")
+	}
+	ta.get(laptop, "/count")
+	body := ta.get(laptop, "/sessions").body
+	got := regexp.MustCompile(`data-testid="session-device">([^<]*)</td>.*?data-testid="session-views">(\d+)<`).FindAllStringSubmatch(body, -1)
+	var pairs []string
+	for _, m := range got {
+		pairs = append(pairs, m[1]+"="+m[2])
+	}
+	if want := "Firefox on Linux=1 Safari on iOS=3"; strings.Join(pairs, " ") != want && strings.Join(pairs, " ") != "Safari on iOS=3 Firefox on Linux=1" {
+		t.Errorf("counts on the sessions page: %v, want %s", pairs, want)
+	}
+}

@@ -1,0 +1,69 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/sessionindex"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+)
+
+// indexLogin records the request's session (just given a new token) in the
+// user's index, in place of the token it replaced. It is called after
+// every token renewal of a logged-in session.
+func (a *App) indexLogin(r *http.Request, user, oldToken string) error {
+	ctx := r.Context()
+	token := a.Sessions.Token(ctx)
+	now := time.Now().UnixMilli()
+	oldID := ""
+	if oldToken != "" {
+		oldID = sessions.ID(oldToken)
+	}
+	e := sessionindex.Entry{
+		Token:     token,
+		Created:   now,
+		LastSeen:  now,
+		IP:        a.sessionClientIP(r),
+		UserAgent: truncate(r.UserAgent(), 256),
+		Instance:  a.Instance,
+	}
+	if err := a.Index.Add(ctx, user, e, oldID, a.Sessions.Deadline(ctx)); err != nil {
+		return fmt.Errorf("index session %s: %w", a.LogID(token), err)
+	}
+	return nil
+}
+
+// unindex drops a session from its user's index (logout, or a login as
+// someone else).
+func (a *App) unindex(ctx context.Context, user, token string) error {
+	if user == "" || token == "" {
+		return nil
+	}
+	if err := a.Index.Remove(ctx, user, sessions.ID(token)); err != nil {
+		return fmt.Errorf("unindex session %s: %w", a.LogID(token), err)
+	}
+	return nil
+}
+
+// sessionClientIP is the client address shown on the sessions page: the
+// one clientIP finds (X-Forwarded-For only from -trusted-proxies).
+func (a *App) sessionClientIP(r *http.Request) string {
+	if ip := a.clientIP(r); ip.IsValid() {
+		return ip.String()
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

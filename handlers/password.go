@@ -1,0 +1,77 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/a-h/templ"
+
+	"github.com/sessionlab/sessionlab/internal/accounts"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
+)
+
+// changePassword handles POST /password: the current password, then the
+// new one. The session gets a new token and every other session of the user
+// is logged out, so whoever knew the old password is locked out.
+func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.User) {
+	ctx := r.Context()
+	if !a.parseForm(w, r) {
+		return
+	}
+	current, next := r.PostForm.Get("current"), r.PostForm.Get("new")
+	var pf views.PasswordForm
+	if current == "" {
+		pf.Current.Error = "Enter your current password."
+	}
+	for _, fe := range fieldErrors(accounts.CheckPassword(next)) {
+		pf.New.Error = fe.Message
+	}
+	if pf.Current.Error == "" && pf.New.Error == "" {
+		tk, ok := a.passwordCheckAllowed(w, r, u, func(msg string) templ.Component {
+			p, _ := a.sessionsView(ctx, u)
+			p.Password = views.PasswordForm{Username: u.Username, Error: msg}
+			return views.SessionsPage(p)
+		})
+		if !ok {
+			return
+		}
+		_, err := a.Accounts.Authenticate(ctx, u.Username, current)
+		a.checked(ctx, tk, err)
+		switch {
+		case errors.Is(err, accounts.ErrBadCredentials):
+			pf.Current.Error = "That is not your current password."
+		case err != nil:
+			a.fail(w, r, err)
+			return
+		}
+	}
+	if pf.Current.Error != "" || pf.New.Error != "" {
+		a.showSessions(w, r, u, "", pf)
+		return
+	}
+	err := a.endOtherSessions(r, u, func(ctx context.Context) (string, error) {
+		return a.Accounts.SetPassword(ctx, u.Username, next)
+	})
+	if errors.Is(err, errCredentialsUnchanged) {
+		a.fail(w, r, err)
+		return
+	}
+	if err != nil {
+		// The new password is stored; this session and the others are
+		// not in order. Failing closed: logged out here, told the truth.
+		a.logOutHere(ctx)
+		a.failWith(w, r, err, "Password changed, logged out",
+			"Your new password is saved, but ending your other sessions failed on our side, so this browser was logged out too. "+
+				"Log in with the new password, then use “Log out everywhere else” on the Sessions page.")
+		return
+	}
+	a.Log.Info("password changed", "user", u.Username)
+	if isHTMX(r) {
+		w.Header().Set("HX-Redirect", "/sessions?from=password")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	http.Redirect(w, r, "/sessions?from=password", http.StatusSeeOther)
+}

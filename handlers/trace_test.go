@@ -1,0 +1,112 @@
+package handlers
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/sessionlab/sessionlab/internal/sessions"
+)
+
+var traceRe = regexp.MustCompile(`(?s)<li data-testid="trace-command"><code>([^<]*)</code>(?: <code>([^<]*)</code>)? → (.*?), [0-9.]+ ms</li>`)
+
+// traceLines reads the Redis panel's trace: "GET sess:abcdef… → 264 B".
+// A script's first run in a fresh Redis is EVALSHA → NOSCRIPT, then EVAL
+// (rueidis loads it so): those are left out, and EVAL reads as EVALSHA.
+func traceLines(body string) []string {
+	var out []string
+	for _, m := range traceRe.FindAllStringSubmatch(body, -1) {
+		if m[3] == "error NOSCRIPT" {
+			continue
+		}
+		m[1] = strings.Replace(m[1], "EVAL ", "EVALSHA ", 1)
+		line := m[1]
+		if m[2] != "" {
+			line += " " + m[2]
+		}
+		out = append(out, line+" → "+m[3])
+	}
+	return out
+}
+
+func TestRedisPanelShowsWhatTheRequestSent(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+
+	t.Run("a new session: the browsers script, the new-session limit, the session's write and its short expiry; no load GET", func(t *testing.T) {
+		body := ta.get(c, "/count").body
+		key := sessions.CutKey(sessions.Key(ta.token(c)))
+		got := strings.Join(traceLines(body), "\n")
+		want := regexp.MustCompile(`^EVALSHA note new browser browsers:127\.0\.0\.1 → [0-9]+ B\n` +
+			`EVALSHA count attempt newsession:addr:127\.0\.0\.1 → 0\n` +
+			`SET ` + regexp.QuoteMeta(key) + ` → OK\n` +
+			`EVALSHA touch ` + regexp.QuoteMeta(key) + ` → 1$`)
+		if !want.MatchString(got) {
+			t.Errorf("trace of the first count:\n%s", got)
+		}
+	})
+
+	t.Run("a stored session: the GET of its key, then the count script and its result", func(t *testing.T) {
+		// Its first reuse also touches it: a new session's key lives
+		// only freshFor until it is used again.
+		if lines := traceLines(ta.get(c, "/count").body); len(lines) != 3 || !strings.HasPrefix(lines[1], "EVALSHA touch ") {
+			t.Errorf("trace of the first reuse: %q, want GET, touch, count", lines)
+		}
+		body := ta.get(c, "/count").body
+		key := sessions.CutKey(sessions.Key(ta.token(c)))
+		lines := traceLines(body)
+		if len(lines) != 2 || !regexp.MustCompile(`^GET `+regexp.QuoteMeta(key)+` → \d+ B$`).MatchString(lines[0]) ||
+			!regexp.MustCompile(`^EVALSHA count `+regexp.QuoteMeta(key)+` → \[3, \d+ B\]$`).MatchString(lines[1]) {
+			t.Errorf("trace of the second count: %q", lines)
+		}
+		if strings.Contains(body, ta.token(c)) {
+			t.Error("the page holds the full token")
+		}
+	})
+
+	t.Run("an htmx count brings its own trace, out of band", func(t *testing.T) {
+		r := ta.get(c, "/count", "HX-Request", "true", "HX-Target", "view-count")
+		if !strings.Contains(r.body, `id="redis-trace" class="redis-trace" aria-label="What this request did in Redis" hx-swap-oob="true"`) {
+			t.Fatalf("no out-of-band trace in the htmx count:\n%s", r.body)
+		}
+		if lines := traceLines(r.body); len(lines) != 2 || !strings.HasPrefix(lines[0], "GET sess:") || !strings.HasPrefix(lines[1], "EVALSHA count") {
+			t.Errorf("trace of the htmx count: %q", lines)
+		}
+	})
+
+	t.Run("a read is its one GET", func(t *testing.T) {
+		if lines := traceLines(ta.get(c, "/").body); len(lines) != 1 || !strings.HasPrefix(lines[0], "GET sess:") {
+			t.Errorf("trace of the home page: %q", lines)
+		}
+	})
+
+	t.Run("the panel names this Redis and its redis-cli examples point at it", func(t *testing.T) {
+		body := ta.get(c, "/redis", "HX-Request", "true", "HX-Target", "redis-panel").body
+		cli := "redis-cli -u redis://" + ta.redis.Addr() + "/0 GET sess:&lt;token&gt;"
+		if !strings.Contains(body, cli) {
+			t.Errorf("panel has no %q:\n%s", cli, body)
+		}
+	})
+}
+
+func TestDescribeRedisNeverShowsThePassword(t *testing.T) {
+	for _, tc := range []struct{ url, where, cli string }{
+		{"redis://127.0.0.1:6391/0", "127.0.0.1:6391, database 0", "redis-cli -u redis://127.0.0.1:6391/0"},
+		{"redis://:s3cret@db.example:6380/3", "db.example:6380, database 3", "redis-cli -u redis://db.example:6380/3 --askpass"},
+		{"rediss://bob:s3cret@db.example:6380/2", "db.example:6380, database 2", "redis-cli --tls -u rediss://db.example:6380/2 --user bob --askpass"},
+		{"unix:///run/redis.sock?db=1", "/run/redis.sock, database 1", "redis-cli -s /run/redis.sock -n 1"},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			s, err := DescribeRedis(tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Where != tc.where || s.CLI != tc.cli {
+				t.Errorf("got %q, %q; want %q, %q", s.Where, s.CLI, tc.where, tc.cli)
+			}
+			if strings.Contains(s.Where+s.CLI, "s3cret") {
+				t.Error("the password shows")
+			}
+		})
+	}
+}

@@ -1,0 +1,157 @@
+package sessions
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
+)
+
+// The browsers on one computer: the sessions that counted from one client
+// address lately, kept in one small hash per address (BrowsersKey) so that
+// /count can show them side by side (the tutorial's two-browser exercise).
+// Field = session ID, value = JSON Browser without the ID. It never holds a
+// token or a user name, only whether the session is logged in.
+const (
+	// BrowsersWindow: a browser that has not counted for this long drops
+	// off the list, and the hash expires this long after the last count.
+	BrowsersWindow = 30 * time.Minute
+	// MaxBrowsers bounds the list (and the hash) per address: a class
+	// behind one NAT shares one list, and it must not grow with the class.
+	MaxBrowsers = 10
+	// maxDevice bounds the device text stored per browser.
+	maxDevice = 64
+)
+
+// BrowsersKey is the hash of the browsers seen from one client address.
+func BrowsersKey(addr string) string { return "browsers:" + addr }
+
+// BrowsersChannel is the pub/sub channel where every count from addr
+// publishes the address's new list.
+func BrowsersChannel(addr string) string { return "live:addr:" + addr }
+
+// MsgBrowsersPrefix starts a BrowsersChannel message; the list (JSON) follows.
+const MsgBrowsersPrefix = "browsers "
+
+// Browser is one session in an address's list.
+type Browser struct {
+	ID       string `json:"id"`     // session ID (a hash of the token); never shown
+	Device   string `json:"device"` // "Firefox on Linux", from the User-Agent
+	LoggedIn bool   `json:"logged_in"`
+	Views    int    `json:"views"`
+	At       int64  `json:"at"` // unix ms of its last count
+}
+
+// CountedAt is when the browser last counted.
+func (b Browser) CountedAt() time.Time { return time.UnixMilli(b.At).UTC() }
+
+// Visit is who is counting: the client address (as -trusted-proxies
+// resolves it), the device and whether the session is logged in.
+type Visit struct {
+	Addr     string
+	Device   string
+	LoggedIn bool
+}
+
+// noteBrowser is the Lua shared by the count scripts: record one browser's
+// count in an address's hash, drop what is older than the window or beyond
+// the newest MaxBrowsers, make the hash expire a window after this count,
+// publish the new list and return it (JSON, newest first).
+//
+// The scripts pass it ARGV from browserArgs.
+const noteBrowser = `
+local function note_browser(key, id, views, now, a)
+  local device, logged, window, max, channel, prefix = a[1], a[2] == '1', tonumber(a[3]), tonumber(a[4]), a[5], a[6]
+  redis.call('HSET', key, id, cjson.encode({device = device, logged_in = logged, views = views, at = now}))
+  local all = redis.call('HGETALL', key)
+  local list = {}
+  for i = 1, #all, 2 do
+    local ok, d = pcall(cjson.decode, all[i+1])
+    if ok and type(d) == 'table' and now - (tonumber(d.at) or 0) < window then
+      d.id = all[i]
+      list[#list+1] = d
+    else
+      redis.call('HDEL', key, all[i])
+    end
+  end
+  table.sort(list, function(x, y)
+    if x.at ~= y.at then return x.at > y.at end
+    return x.id < y.id
+  end)
+  for i = #list, max + 1, -1 do
+    redis.call('HDEL', key, list[i].id)
+    list[i] = nil
+  end
+  redis.call('PEXPIRE', key, window)
+  local out = cjson.encode(list)
+  redis.call('PUBLISH', channel, prefix .. out)
+  return out
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`
+
+// browserArgs are the ARGV note_browser reads, starting at ARGV[first].
+func browserArgs(v Visit) []string {
+	device := v.Device
+	if len(device) > maxDevice {
+		device = device[:maxDevice]
+	}
+	logged := "0"
+	if v.LoggedIn {
+		logged = "1"
+	}
+	return []string{device, logged, strconv.FormatInt(BrowsersWindow.Milliseconds(), 10),
+		strconv.Itoa(MaxBrowsers), BrowsersChannel(v.Addr), MsgBrowsersPrefix}
+}
+
+// SortBrowsers puts the most recent count first, as the scripts do.
+func SortBrowsers(list []Browser) {
+	slices.SortFunc(list, func(x, y Browser) int {
+		if c := cmp.Compare(y.At, x.At); c != 0 {
+			return c
+		}
+		return strings.Compare(x.ID, y.ID)
+	})
+}
+
+// ParseBrowsers reads a list as the scripts return and publish it.
+func ParseBrowsers(s string) ([]Browser, error) {
+	var list []Browser
+	if s == "{}" { // cjson writes an empty table as an object
+		return nil, nil
+	}
+	if err := json.Unmarshal([]byte(s), &list); err != nil {
+		return nil, fmt.Errorf("sessions: browsers: %w", err)
+	}
+	return list, nil
+}
+
+// newBrowser: KEYS[1] browsers hash; ARGV[1] session ID, ARGV[2] views,
+// then browserArgs. For a session that is about to be created: its key is
+// written by the session store right after.
+var newBrowser = rueidis.NewLuaScript(redistrace.NameScript("note new browser", noteBrowser+`
+return note_browser(KEYS[1], ARGV[1], tonumber(ARGV[2]), now_ms(), {unpack(ARGV, 3)})`))
+
+// NewBrowser records the first count of a session that is not stored yet
+// (its token was just made) in its address's list, and returns the list.
+// The session itself is written by the session store when the response is
+// committed: that and this are the request's two round trips.
+func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit) ([]Browser, error) {
+	s, err := newBrowser.Exec(ctx, o.rdb, []string{BrowsersKey(v.Addr)},
+		append([]string{ID(token), strconv.Itoa(views)}, browserArgs(v)...)).ToString()
+	if err != nil {
+		return nil, fmt.Errorf("sessions: new browser: %w", err)
+	}
+	return ParseBrowsers(s)
+}
