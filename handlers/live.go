@@ -88,12 +88,9 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, ": stream open\n\n")
+	// The hello carries the count as stored now: a page that was away (an
+	// outage, a hidden tab) catches up.
 	if err := a.sendHello(ctx, w, r, true); err != nil {
-		return
-	}
-	// The count as stored now: a page that was away (an outage, a hidden
-	// tab) catches up.
-	if err := sendEvent(w, views.SSECount, strconv.Itoa(a.Sessions.GetInt(ctx, sessions.KeyViews))); err != nil {
 		return
 	}
 	if err := rc.Flush(); err != nil { // saves the session first

@@ -68,6 +68,14 @@
     }
     down = false;
     known = pid;
+    // Catch up with the count as stored now (counts made while this page
+    // was not listening reached nobody).
+    var root = t.content.firstElementChild;
+    var count = document.querySelector('[sse-swap~="count"]');
+    if (root && root.getAttribute('data-session') === 'true' && count &&
+        count.textContent.trim() !== root.getAttribute('data-views')) {
+      dispatch('count', root.getAttribute('data-views'));
+    }
   }
 
   function dispatch(name, data) {
