@@ -50,8 +50,15 @@
         'This page lost its connection and is retrying (attempt ' + msg.attempt + '). ' +
         'Nothing you click is sent until it answers again.</p>');
     } else if (msg.type === 'event') {
-      if (msg.name === 'hello') hello(msg.data);
-      else dispatch(msg.name, msg.data);
+      // The events htmx's SSE extension fired, for whoever listens
+      // (the browser tests do): a stream opened, a message arrived.
+      if (msg.name === 'hello') {
+        hello(msg.data);
+        htmx.trigger(document.body, 'htmx:sseOpen', {});
+      } else {
+        dispatch(msg.name, msg.data);
+        htmx.trigger(document.body, 'htmx:sseMessage', { type: msg.name, data: msg.data });
+      }
     }
   }
 
