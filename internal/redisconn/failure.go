@@ -40,6 +40,7 @@ var unavailableReplies = []string{
 	"WRONGPASS",  // the password or user changed
 	"READONLY",   // a replica: the master moved (failover)
 	"MASTERDOWN", // a replica that lost its master
+	"NOREPLICAS", // min-replicas-to-write: a master whose replicas left (a failover)
 	"MISCONF",    // the last snapshot failed and writes are stopped
 	"LOADING",    // loading the dataset after a restart
 	"BUSY",       // a script runs too long
