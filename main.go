@@ -98,6 +98,7 @@ type config struct {
 	lifetime, idle  time.Duration
 	shutdownTimeout time.Duration
 	bcryptCost      int
+	newSessions     int
 	logLevel        slog.Level
 	trustedProxies  handlers.Proxies
 	store           sessionstack.Mode
@@ -122,6 +123,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.lifetime, "lifetime", envDuration(getenv("SESSION_LIFETIME"), 24*time.Hour), "absolute session lifetime (env SESSION_LIFETIME)")
 	fs.DurationVar(&c.idle, "idle", envDuration(getenv("SESSION_IDLE"), 30*time.Minute), "idle timeout, 0 for none (env SESSION_IDLE)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration(getenv("SHUTDOWN_TIMEOUT"), 10*time.Second), "how long SIGTERM waits for requests in flight (env SHUTDOWN_TIMEOUT)")
+	fs.IntVar(&c.newSessions, "new-sessions", envInt(getenv("NEW_SESSIONS"), throttle.DefaultPolicy.Anonymous.Max),
+		"new anonymous sessions allowed per client address per 10 minutes, 0 for no limit (env NEW_SESSIONS)")
 	fs.IntVar(&c.bcryptCost, "bcrypt-cost", envInt(getenv("BCRYPT_COST"), bcrypt.DefaultCost), "bcrypt cost for new passwords (env BCRYPT_COST)")
 	fs.TextVar(&c.logLevel, "log-level", envLevel(getenv("LOG_LEVEL")), "debug, info, warn or error (env LOG_LEVEL)")
 	store := fs.String("store", cmp.Or(getenv("STORE"), string(sessionstack.Redis)), "where sessions live: redis, or memory to show what is lost without Redis (env STORE)")
@@ -140,6 +143,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if c.lifetime <= 0 || c.idle < 0 {
 		return c, errors.New("-lifetime must be positive and -idle not negative")
+	}
+	if c.newSessions < 0 {
+		return c, errors.New("-new-sessions must not be negative")
 	}
 	if c.bcryptCost < bcrypt.MinCost || c.bcryptCost > bcrypt.MaxCost {
 		return c, fmt.Errorf("-bcrypt-cost must be %d to %d", bcrypt.MinCost, bcrypt.MaxCost)
@@ -224,7 +230,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		TouchEvery: touchEvery(cfg.idle),
 
 		Redis:          redisServer,
-		Throttle:       throttle.New(rdb, throttle.DefaultPolicy),
+		Throttle:       throttle.New(rdb, throttlePolicy(cfg.newSessions)),
 		TrustedProxies: cfg.trustedProxies,
 	}
 	restart := make(chan struct{}, 1)
@@ -292,6 +298,14 @@ func browserURL(addr net.Addr) string {
 		host = "localhost"
 	}
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(int(ap.Port()))) + "/"
+}
+
+// throttlePolicy is the default policy with -new-sessions as its limit on
+// new anonymous sessions (load tests that create sessions turn it off).
+func throttlePolicy(newSessions int) throttle.Policy {
+	p := throttle.DefaultPolicy
+	p.Anonymous.Max = newSessions
+	return p
 }
 
 // debugMux serves the Go profiler for -debug-addr. It is a separate
