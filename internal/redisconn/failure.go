@@ -69,12 +69,16 @@ func Unavailable(err error) (Kind, bool) {
 	case errors.As(err, &netErr):
 		return Unreachable, true
 	}
+	// An error reply; or, when the reply came during the connection's
+	// handshake (HELLO, CLIENT TRACKING), rueidis's text that starts with it.
+	text := err.Error()
 	if rerr, ok := errors.AsType[*rueidis.RedisError](err); ok {
-		word, _, _ := strings.Cut(rerr.Error(), " ")
-		for _, p := range unavailableReplies {
-			if word == p {
-				return Kind(p), true
-			}
+		text = rerr.Error()
+	}
+	word, _, _ := strings.Cut(text, " ")
+	for _, p := range unavailableReplies {
+		if word == p {
+			return Kind(p), true
 		}
 	}
 	return "", false
