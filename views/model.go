@@ -190,11 +190,3 @@ type RedisServer struct {
 	Where string // "127.0.0.1:6391, database 0"
 	CLI   string // "redis-cli -u redis://127.0.0.1:6391/0"
 }
-
-func took(d time.Duration) string {
-	ms := float64(d) / float64(time.Millisecond)
-	if ms < 1 {
-		return fmt.Sprintf("%.2f ms", ms)
-	}
-	return fmt.Sprintf("%.1f ms", ms)
-}

@@ -34,14 +34,14 @@ func (t traced) describe(args []string) (name, key string) {
 	switch name {
 	case "EVALSHA", "EVALSHA_RO":
 		if len(args) > 1 {
-			name += " " + scriptName(args[1])
+			name = scriptName(name, args[1])
 		}
 		if len(args) > 3 && args[2] != "0" {
 			key = args[3]
 		}
 	case "EVAL", "EVAL_RO":
 		if len(args) > 1 {
-			name += " " + scriptName(sha1hex(args[1]))
+			name = scriptName(name, sha1hex(args[1]))
 		}
 		if len(args) > 3 && args[2] != "0" {
 			key = args[3]
