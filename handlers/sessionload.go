@@ -127,7 +127,9 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 // before the save, so it could not say.
 func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.Trace) {
 	b := body.Bytes()
-	i := bytes.Index(b, traceMarker)
+	// From the end: the slot sits in the panel after the page's content,
+	// and a page is full of the '<' a forward search would stop at.
+	i := bytes.LastIndex(b, traceMarker)
 	if i < 0 {
 		return
 	}
@@ -136,7 +138,7 @@ func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.T
 	tail.Write(b[i+len(traceMarker):])
 	body.Truncate(i)
 	var cmds [8]views.TraceCommand
-	t := views.Trace{Request: r.Method + " " + r.URL.Path, Commands: cmds[:0]}
+	t := views.Trace{Method: r.Method, Path: r.URL.Path, Commands: cmds[:0]}
 	t.Dropped = trace.Each(func(c redistrace.Command) { t.Commands = append(t.Commands, views.TraceCommand(c)) })
 	views.WriteTrace(body, t, a.Redis)
 	body.Write(tail.Bytes())

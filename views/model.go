@@ -173,7 +173,8 @@ type BrowserRow struct {
 
 // Trace is what one request sent to Redis, in order.
 type Trace struct {
-	Request  string // "GET /count"
+	Method   string // GET
+	Path     string // /count
 	Commands []TraceCommand
 	Dropped  int // commands sent but not kept (a trace is bounded)
 }

@@ -14,7 +14,9 @@ import (
 // (go tool task bench) leaves no room for a component's allocations.
 func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 	b.WriteString(`<h2>What this request did in Redis</h2><p><code data-testid="trace-request">`)
-	b.WriteString(html.EscapeString(t.Request))
+	b.WriteString(t.Method)
+	b.WriteByte(' ')
+	b.WriteString(html.EscapeString(t.Path))
 	b.WriteString(`</code> `)
 	if len(t.Commands) == 0 {
 		b.WriteString(`sent nothing to Redis.</p>`)

@@ -111,4 +111,11 @@ func scriptName(cmd, sha string) string {
 }
 
 // Size is a reply of n bytes, as a page shows it.
-func Size(n int) string { return strconv.Itoa(n) + " B" }
+func Size(n int) string { return sizeWith(n, "") }
+
+// sizeWith is Size followed by more words, in one allocation.
+func sizeWith(n int, more string) string {
+	var buf [64]byte
+	b := strconv.AppendInt(buf[:0], int64(n), 10)
+	return string(append(append(b, " B"...), more...))
+}

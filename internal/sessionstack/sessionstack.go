@@ -81,7 +81,7 @@ func New(cfg Config, sm *scs.SessionManager, rdb rueidis.Client, pool *redis.Poo
 		// scs and records the session commands for the Redis panel.
 		sm.Store = redistrace.Store{
 			Store: redisconn.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.Idle}},
-			Key:   func(token string) string { return sessions.CutKey(sessions.Key(token)) },
+			Key:   sessions.CutSessionKey,
 		}
 		ops := sessions.NewOps(rdb)
 		ops.Instance = cfg.Instance
