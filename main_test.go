@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"io"
@@ -10,10 +11,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/redistest"
 )
 
 // Slow clients cannot hold connections open: every server timeout is set.
@@ -142,6 +145,47 @@ func TestAppTestKnowsEverySetting(t *testing.T) {
 	if len(read) == 0 || !slices.Equal(read, known) {
 		t.Errorf("the app reads %v; apptest.AppSettings has %v", read, known)
 	}
+}
+
+// At start-up, a Redis whose maxmemory-policy may delete the app's keys is
+// named in a warning that says to use noeviction.
+func TestRunWarnsOfAnEvictingMemoryPolicy(t *testing.T) {
+	rs := redistest.Start(t, "--maxmemory-policy", "allkeys-lru")
+	ctx, cancel := context.WithCancel(t.Context())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"sessionlab", "-redis", rs.URL(), "-addr", "127.0.0.1:0"}, func(string) string { return "" }, &out)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "listening") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	logs := out.String()
+	if !regexp.MustCompile(`level=WARN msg=".*allkeys-lru.*set maxmemory-policy noeviction"`).MatchString(logs) {
+		t.Errorf("no warning naming allkeys-lru and noeviction:\n%s", logs)
+	}
+}
+
+// syncBuffer is a strings.Builder that run's logger and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // A restart re-runs the binary with the same flags, on the address the

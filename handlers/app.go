@@ -12,6 +12,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
@@ -63,11 +64,11 @@ type App struct {
 	Ops       sessionOps
 	Accounts  accountStore
 	Inspector keyInspector
-	Ready     func(context.Context) error // is Redis reachable?
-	LogID     func(token string) string   // salted short hash for logs
-	Index     sessionIndex                // per-user list of sessions
-	Live      *live.Hub                   // pub/sub fan-out to server-sent-event streams
-	Throttle  loginThrottle               // login brute-force limits; nil: none
+	Ready     func(context.Context) (redisconn.Health, error) // can Redis serve? (see redisconn.Probe)
+	LogID     func(token string) string                       // salted short hash for logs
+	Index     sessionIndex                                    // per-user list of sessions
+	Live      *live.Hub                                       // pub/sub fan-out to server-sent-event streams
+	Throttle  loginThrottle                                   // login brute-force limits; nil: none
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
 
@@ -86,4 +87,6 @@ type App struct {
 	// Redis names the Redis the app uses on the Redis panel (see
 	// DescribeRedis); never a password.
 	Redis views.RedisServer
+
+	outages outageLog // Redis outages logged so far, by kind
 }

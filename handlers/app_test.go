@@ -54,17 +54,12 @@ func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *te
 // session stack is built from them.
 func wireTestApp(t testing.TB, rs *redistest.Server, mode sessionstack.Mode, options ...func(*App)) *testApp {
 	t.Helper()
-	rdb, err := redisconn.Connect(t.Context(), rs.URL())
+	rdb, err := redisconn.Connect(t.Context(), redisconn.Config{URL: rs.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
 	rdb = redistrace.Client(rdb, sessions.CutKey)
-	pool, err := redisconn.NewPool(rs.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pool.Close() })
 
 	sm := scs.New()
 	sm.Cookie = SessionCookie(false)
@@ -74,7 +69,7 @@ func wireTestApp(t testing.TB, rs *redistest.Server, mode sessionstack.Mode, opt
 		Sessions:   sm,
 		Accounts:   accounts.New(rdb, bcrypt.MinCost),
 		Inspector:  inspect.New(rdb),
-		Ready:      func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Ping().Build()).Error() },
+		Ready:      func(ctx context.Context) (redisconn.Health, error) { return redisconn.Probe(ctx, rdb) },
 		LogID:      sessions.LogID("test-salt").Of,
 		Instance:   "test",
 		ProcessID:  "a1b2c3",
@@ -89,7 +84,7 @@ func wireTestApp(t testing.TB, rs *redistest.Server, mode sessionstack.Mode, opt
 	if a.Redis, err = DescribeRedis(rs.URL()); err != nil {
 		t.Fatal(err)
 	}
-	stack, err := sessionstack.New(sessionstack.Config{Mode: mode, Idle: a.Idle, Instance: a.Instance}, sm, rdb, pool, a.Log)
+	stack, err := sessionstack.New(sessionstack.Config{Mode: mode, Idle: a.Idle, Instance: a.Instance}, sm, rdb, a.Log)
 	if err != nil {
 		t.Fatal(err)
 	}

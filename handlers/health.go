@@ -2,8 +2,12 @@ package handlers
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"time"
+
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 )
 
 // healthz handles GET /healthz: the process is alive.
@@ -12,16 +16,30 @@ func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// readyz handles GET /readyz: Redis answers, so requests can be served.
+// readyz handles GET /readyz: Redis takes writes, so requests can be served.
+// The body says why not, or what an operator should fix although it serves
+// (a maxmemory-policy that lets Redis delete the app's keys).
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := a.Ready(ctx); err != nil {
+	health, err := a.Ready(ctx)
+	if err != nil {
+		reason := "not serving"
+		if kind, ok := redisconn.Unavailable(err); ok {
+			reason = string(kind)
+		}
+		w.Header().Set("Retry-After", retryAfter)
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("redis unavailable\n"))
+		fmt.Fprintf(w, "redis unavailable: %s: %v\n", reason, err)
 		return
 	}
-	_, _ = w.Write([]byte("ready\n"))
+	_, _ = io.WriteString(w, "ready\n")
+	if health.Policy != "" {
+		fmt.Fprintf(w, "maxmemory-policy: %s\n", health.Policy)
+	}
+	if warning := health.Warning(); warning != "" {
+		fmt.Fprintf(w, "warning: %s\n", warning)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sessionlab/sessionlab/internal/live"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -123,7 +124,8 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 			_, err = io.WriteString(w, ": keep-alive\n\n")
 		case <-warn.C:
 			var next time.Duration
-			next, err = a.warnIfEnding(ctx, w, token)
+			// The request's Redis budget was for opening the stream.
+			next, err = a.warnIfEnding(redisconn.WithBudget(ctx, redisconn.RequestBudget), w, token)
 			if next <= 0 {
 				_ = rc.Flush()
 				return

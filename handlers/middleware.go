@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"time"
+
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 )
 
 // csp allows scripts, styles and requests from this origin only: htmx runs
@@ -122,5 +124,14 @@ func (a *App) recoverPanics(next http.Handler) http.Handler {
 			}
 		}()
 		next.ServeHTTP(w, r)
+	})
+}
+
+// redisBudget gives each request redisconn.RequestBudget for all its Redis
+// work together, so a hung Redis cannot hold it for a command's limit times
+// the number of commands it tries.
+func redisBudget(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(redisconn.WithBudget(r.Context(), redisconn.RequestBudget)))
 	})
 }

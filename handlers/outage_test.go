@@ -48,9 +48,13 @@ func TestRedisOutageAnswers503AndRecovers(t *testing.T) {
 	}{
 		{"stopped", (*redistest.Server).Stop, (*redistest.Server).Start},
 		{"hung (SIGSTOP)", (*redistest.Server).Pause, (*redistest.Server).Resume},
+		// Redis blocks itself: each command sent meanwhile waits, and a
+		// request that tried several in turn added up their limits.
+		{"asleep (DEBUG SLEEP)", blockRedis("DEBUG", "SLEEP", "5"), (*redistest.Server).WaitAnswering},
+		{"paused (CLIENT PAUSE)", blockRedis("CLIENT", "PAUSE", "5000"), (*redistest.Server).WaitAnswering},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ta := newTestApp(t)
+			ta := newTestAppOn(t, redistest.Start(t, "--enable-debug-command", "local"))
 			c := ta.client()
 			ta.register(c, "gus", "gus-password")
 			ta.get(c, "/count")
@@ -104,6 +108,11 @@ func TestRedisOutageAnswers503AndRecovers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// blockRedis sends a command that keeps Redis from answering for seconds.
+func blockRedis(cmd ...string) func(*redistest.Server) {
+	return func(rs *redistest.Server) { rs.Block(cmd...) }
 }
 
 // Redis restarted (append-only persistence, as `task run` starts it):
@@ -214,4 +223,41 @@ func untilOK(t *testing.T, c *http.Client, u string) hit {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// blockRedisAfterAuth lets the password check pass, then blocks Redis for
+// seconds (once armed): every write of the login comes after.
+type blockRedisAfterAuth struct {
+	accountStore
+	rs    *redistest.Server
+	armed *bool
+}
+
+func (s blockRedisAfterAuth) Authenticate(ctx context.Context, name, password string) (accounts.Account, error) {
+	acct, err := s.accountStore.Authenticate(ctx, name, password)
+	if *s.armed {
+		s.rs.Block("DEBUG", "SLEEP", "4")
+	}
+	return acct, err
+}
+
+// A request that tries several commands in turn against a hung Redis
+// (a login: renew the token, then save the session logged out when that
+// fails) answers within one budget for all of them, not a limit each.
+func TestHungRedisMidRequestAnswersWithinTheBudget(t *testing.T) {
+	rs := redistest.Start(t, "--enable-debug-command", "local")
+	armed := false
+	ta := newTestAppOn(t, rs, func(a *App) { a.Accounts = blockRedisAfterAuth{a.Accounts, rs, &armed} })
+	c := ta.client()
+	ta.register(c, "ida", "ida-password")
+	ta.post(c, "/logout", nil)
+	armed = true
+	h := fetch(c, ta.srv.URL+"/login", url.Values{"username": {"ida"}, "password": {"ida-password"}})
+	if h.status != http.StatusServiceUnavailable || h.setCookie {
+		t.Errorf("login with Redis hung after the password check: %d, cookie %v; want 503, no cookie", h.status, h.setCookie)
+	}
+	if h.elapsed > outageBound {
+		t.Errorf("login with Redis hung after the password check answered after %v, want within %v", h.elapsed, outageBound)
+	}
+	rs.WaitAnswering()
 }

@@ -3,8 +3,10 @@ package handlers
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -90,21 +92,26 @@ func (a *App) problem(w http.ResponseWriter, r *http.Request, status int, title,
 }
 
 // fail answers a request that could not be served because of our side:
-// 503 when Redis is out of reach, 500 otherwise. The error is logged, never
-// shown; it names no token (see LogID).
+// 503 when Redis cannot serve right now (see redisconn.Unavailable), 500
+// otherwise. The error is logged, never shown; it names no token (see LogID).
 func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
 	title, msg := "Something went wrong", "Something went wrong on our side, and nothing was changed. Please try again."
-	if _, ok := redisconn.Unavailable(err); ok {
+	if kind, ok := redisconn.Unavailable(err); ok {
 		title = "Session store unavailable"
-		msg = "The session store (Redis) is not answering, so nothing was changed. Please try again in a moment."
-		w.Header().Set("Retry-After", "5")
+		msg = "The session store (Redis) cannot serve right now, so nothing was changed. Please try again in a moment."
+		if kind.MayHaveRun() && !safeMethod(r.Method) {
+			// Redis got the command and did not answer: it may run it yet.
+			msg = "The session store (Redis) stopped answering, so this may or may not have been saved. " +
+				"Please reload the page in a moment to see, before you try again."
+		}
 	}
 	a.failWith(w, r, err, title, msg)
 }
 
 // failWith answers a failed request with its own words: for one that failed
 // after it had changed something for good, "nothing was changed" would be
-// untrue.
+// untrue. A Redis outage is a 503 with Retry-After, logged once a minute per
+// kind (see outageLog); anything else is a 500, logged each time.
 func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title, msg string) {
 	if clientGone(r) {
 		// The request failed because its client left (its context was
@@ -114,11 +121,57 @@ func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title,
 		return
 	}
 	status := http.StatusInternalServerError
-	if _, ok := redisconn.Unavailable(err); ok {
+	if kind, ok := redisconn.Unavailable(err); ok {
 		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", retryAfter)
+		a.outages.report(a.Log, kind, r, err)
+	} else {
+		a.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-	a.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	a.problem(w, r, status, title, msg)
+}
+
+// retryAfter is the Retry-After of a 503, in seconds.
+const retryAfter = "5"
+
+func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }
+
+// outageLog logs a Redis outage once per kind and minute, with its reason
+// and how many requests it failed since: during an outage every request
+// fails alike, and a line per request would bury everything else.
+type outageLog struct {
+	mu    sync.Mutex
+	kinds map[redisconn.Kind]*outageKind
+}
+
+type outageKind struct {
+	logged time.Time
+	failed int // requests failed since logged
+}
+
+// outageLogEvery is how often one kind of outage is logged.
+const outageLogEvery = time.Minute
+
+func (o *outageLog) report(log *slog.Logger, kind redisconn.Kind, r *http.Request, err error) {
+	o.mu.Lock()
+	if o.kinds == nil {
+		o.kinds = map[redisconn.Kind]*outageKind{}
+	}
+	k := o.kinds[kind]
+	if k == nil {
+		k = &outageKind{}
+		o.kinds[kind] = k
+	}
+	k.failed++
+	if !k.logged.IsZero() && time.Since(k.logged) < outageLogEvery {
+		o.mu.Unlock()
+		return
+	}
+	failed := k.failed
+	k.logged, k.failed = time.Now(), 0
+	o.mu.Unlock()
+	log.Error("Redis cannot serve", "kind", string(kind), "failed_requests", failed,
+		"method", r.Method, "path", r.URL.Path, "status", http.StatusServiceUnavailable, "err", err)
 }
 
 // statusClientGone is what the access log records for a request whose

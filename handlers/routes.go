@@ -42,7 +42,7 @@ func (a *App) routes() (http.Handler, []string) {
 	root.HandleFunc("GET /healthz", a.healthz)
 	root.HandleFunc("GET /readyz", a.readyz)
 	root.HandleFunc("GET /debug/live", a.liveStats)
-	root.Handle("/", a.crossOriginProtection(limitBody(a.loadAndSave(a.problemPages(&pages.ServeMux)))))
+	root.Handle("/", redisBudget(a.crossOriginProtection(limitBody(a.loadAndSave(a.problemPages(&pages.ServeMux))))))
 
 	return a.recoverPanics(a.logRequests(secureHeaders(&root.ServeMux))), append(root.patterns, pages.patterns...)
 }

@@ -62,7 +62,7 @@ func Start(tb testing.TB, bin string, args ...string) *Process {
 	p := &Process{tb: tb, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(Env(), "BCRYPT_COST=4")
-	p.cmd.SysProcAttr = dieWithParent()
+	p.cmd.SysProcAttr = DieWithParent()
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -164,7 +164,8 @@ func Client(tb testing.TB) *http.Client {
 // AppSettings are the environment variables the app reads (main_test.go
 // checks this list against the app's flags).
 var AppSettings = []string{"ADDR", "REDIS_URL", "INSTANCE", "COOKIE_SECURE", "SESSION_LIFETIME", "SESSION_IDLE",
-	"SHUTDOWN_TIMEOUT", "BCRYPT_COST", "LOG_LEVEL", "STORE", "DEBUG_ADDR", "TRUSTED_PROXIES", "DEMO_CONTROLS"}
+	"SHUTDOWN_TIMEOUT", "BCRYPT_COST", "LOG_LEVEL", "STORE", "DEBUG_ADDR", "TRUSTED_PROXIES", "DEMO_CONTROLS",
+	"REDIS_CA", "REDIS_CERT", "REDIS_KEY", "REDIS_SENTINEL_USER", "REDIS_SENTINEL_PASSWORD", "NEW_SESSIONS"}
 
 // Env is the test's environment without AppSettings: a developer's
 // STORE=memory or DEBUG_ADDR must not change what a test runs.

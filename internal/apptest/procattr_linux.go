@@ -2,8 +2,8 @@ package apptest
 
 import "syscall"
 
-// dieWithParent makes the kernel kill the app when the test binary dies,
+// DieWithParent makes the kernel kill a child (the app) when the test binary dies,
 // even without running its cleanups (a -timeout panic, a kill).
-func dieWithParent() *syscall.SysProcAttr {
+func DieWithParent() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }

@@ -4,5 +4,5 @@ package apptest
 
 import "syscall"
 
-// dieWithParent: only Linux can tie a child's life to its parent's.
-func dieWithParent() *syscall.SysProcAttr { return nil }
+// DieWithParent: only Linux can tie a child's life to its parent's.
+func DieWithParent() *syscall.SysProcAttr { return nil }

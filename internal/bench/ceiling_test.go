@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"net"
@@ -13,15 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
-
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 )
 
 // The ceiling: what this machine allows at all. The same wrk load goes to
 // servers that do less than the app does: one that writes a page of
 // /profile's size and nothing else, then that plus one and two Redis GETs
-// through the pool redisstore uses. Targets above those figures cannot be
+// through the app's Redis client. Targets above those figures cannot be
 // met by any version of the app on this machine, and the gap between them
 // and the app is what the app's own code costs.
 //
@@ -49,21 +48,16 @@ func serveCeiling(spec string) error {
 		return fmt.Errorf("%s: bad number in %q", ceilingEnv, spec)
 	}
 	page := []byte(strings.Repeat("x", size))
-	pool, err := redisconn.NewPool(redisURL)
+	rdb, err := redisconn.Connect(context.Background(), redisconn.Config{URL: redisURL})
 	if err != nil {
 		return err
 	}
 	return http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if trips > 0 {
-			c := pool.Get()
-			for range trips {
-				if _, err := redis.Bytes(c.Do("GET", key)); err != nil {
-					c.Close()
-					http.Error(w, err.Error(), http.StatusServiceUnavailable)
-					return
-				}
+		for range trips {
+			if _, err := rdb.Do(r.Context(), rdb.B().Get().Key(key).Build()).AsBytes(); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
 			}
-			c.Close()
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(page)
@@ -92,7 +86,7 @@ func runCeiling(tb testing.TB, out *os.File, cfg config, wrk, script string, app
 	for _, trips := range []int{0, 1, 2} {
 		name := fmt.Sprintf("net/http, a %d B page", len(body))
 		if trips > 0 {
-			name += fmt.Sprintf(", + %d GET of the session key (redigo)", trips)
+			name += fmt.Sprintf(", + %d GET of the session key (rueidis)", trips)
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(freePort(tb))
 		cmd := exec.Command(self)

@@ -2,6 +2,7 @@ package redisconn
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -13,7 +14,8 @@ import (
 const DefaultTimeout = time.Second
 
 // Bound returns c with every Do, DoMulti, DoCache and DoMultiCache bounded
-// by timeout (or by the caller's deadline, if that is sooner). Blocking
+// by timeout, by what is left of the context's budget (see WithBudget), and
+// by the caller's deadline, whichever ends first. Blocking
 // commands (BLPOP, XREAD BLOCK, ...), pub/sub (Receive), streams and
 // dedicated connections are passed through untouched: they wait by design.
 //
@@ -31,12 +33,49 @@ type bounded struct {
 	timeout time.Duration
 }
 
-// limit derives a context that ends after the timeout, unless ctx ends sooner.
-func (b bounded) limit(ctx context.Context) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= b.timeout {
-		return ctx, func() {}
+// RequestBudget is how long all of one request's Redis work may take
+// together. A request tries several commands in turn (load the session, the
+// command itself, save the session); with only a limit per command, a hung
+// Redis held a request for several seconds. With 1.5 s for all of them, and
+// little else to do, every request answers within 2 s whatever Redis does.
+const RequestBudget = 1500 * time.Millisecond
+
+// budget is what is left of a request's time for Redis, in nanoseconds.
+type budget struct{ left atomic.Int64 }
+
+type budgetKey struct{}
+
+// WithBudget gives the Redis work done with ctx d in all: each command sent
+// through a Bound client with this context spends the time it took, and
+// once d is spent, the next command fails at once as timed out. Time spent
+// on anything else (bcrypt, rendering, a live stream waiting for events) is
+// not counted. A context that has a budget already gets a new one: a live
+// stream renews it for each event it sends.
+func WithBudget(ctx context.Context, d time.Duration) context.Context {
+	b := &budget{}
+	b.left.Store(int64(d))
+	return context.WithValue(ctx, budgetKey{}, b)
+}
+
+// limit derives a context that ends after the timeout or when the request's
+// budget is spent, unless ctx ends sooner. done records the time spent.
+func (b bounded) limit(ctx context.Context) (_ context.Context, done func()) {
+	timeout := b.timeout
+	bud, _ := ctx.Value(budgetKey{}).(*budget)
+	if bud != nil {
+		timeout = min(timeout, time.Duration(bud.left.Load()))
 	}
-	return context.WithTimeout(ctx, b.timeout)
+	start := time.Now()
+	spend := func() {
+		if bud != nil {
+			bud.left.Add(-int64(time.Since(start)))
+		}
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= timeout {
+		return ctx, spend
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	return ctx, func() { cancel(); spend() }
 }
 
 func (b bounded) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {

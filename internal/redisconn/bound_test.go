@@ -71,3 +71,48 @@ func TestCallerDeadlineIsKept(t *testing.T) {
 		t.Errorf("err = %v, want the caller's deadline", err)
 	}
 }
+
+// A request's commands share one budget: against a hung Redis, three
+// commands in turn give up when the budget is spent, not after three
+// per-command limits. Time the request spends on other work is not counted.
+func TestCommandsShareTheRequestBudget(t *testing.T) {
+	rs := redistest.Start(t)
+	c := newClient(t, rs, time.Second)
+	get := func(ctx context.Context) error { return c.Do(ctx, c.B().Ping().Build()).Error() }
+
+	t.Run("a hung Redis spends it once", func(t *testing.T) {
+		rs.Pause()
+		defer rs.Resume()
+		ctx := redisconn.WithBudget(context.Background(), 300*time.Millisecond)
+		start := time.Now()
+		for i := range 3 {
+			if err := get(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("command %d: %v, want context.DeadlineExceeded", i, err)
+			}
+		}
+		if took := time.Since(start); took > 900*time.Millisecond {
+			t.Errorf("three commands took %v with a 300ms budget (the per-command limit is 1s)", took)
+		}
+	})
+	t.Run("time spent elsewhere is not counted", func(t *testing.T) {
+		ctx := redisconn.WithBudget(context.Background(), 100*time.Millisecond)
+		for i := range 3 {
+			time.Sleep(60 * time.Millisecond) // bcrypt, say
+			if err := get(ctx); err != nil {
+				t.Errorf("command %d after 60ms of other work: %v", i, err)
+			}
+		}
+	})
+	t.Run("a renewed budget starts afresh", func(t *testing.T) {
+		rs.Pause()
+		ctx := redisconn.WithBudget(context.Background(), 100*time.Millisecond)
+		_ = get(ctx)
+		rs.Resume()
+		if err := get(ctx); err == nil {
+			t.Error("a command after the budget was spent succeeded")
+		}
+		if err := get(redisconn.WithBudget(ctx, 100*time.Millisecond)); err != nil {
+			t.Errorf("with a new budget: %v", err)
+		}
+	})
+}

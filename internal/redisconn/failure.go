@@ -8,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/gomodule/redigo/redis"
 	"github.com/redis/rueidis"
 )
 
@@ -19,20 +18,35 @@ type Kind string
 // The kinds of "Redis cannot serve right now". The error replies are Redis's
 // own first word, so an operator can look them up.
 const (
-	Refused       Kind = "connection refused" // nothing listens at the address
-	ConnLost      Kind = "connection lost"    // reset or closed: a fresh connection may work
-	Unreachable   Kind = "unreachable"        // any other network failure (DNS, no route)
-	TimedOut      Kind = "timed out"          // Redis is hung, or too slow to wait for
-	Closing       Kind = "client closing"     // the app is shutting down
-	PoolExhausted Kind = "pool exhausted"
+	Refused     Kind = "connection refused" // nothing listens at the address
+	ConnLost    Kind = "connection lost"    // reset or closed: a fresh connection may work
+	Unreachable Kind = "unreachable"        // any other network failure (DNS, no route)
+	TimedOut    Kind = "timed out"          // Redis is hung, or too slow to wait for
+	Closing     Kind = "client closing"     // the app is shutting down
+	NotMaster   Kind = "not a master"       // a replica now (a failover moved the master)
 )
 
+// MayHaveRun says whether Redis may have run the command although the
+// client saw an error: it was sent and no answer came. Every other kind
+// means Redis refused it or never got it, so nothing was changed.
+func (k Kind) MayHaveRun() bool { return k == TimedOut || k == ConnLost }
+
 // unavailableReplies are the error replies that mean Redis is there but
-// cannot serve right now (as opposed to a command this app got wrong).
-var unavailableReplies = []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN"}
+// cannot serve right now (as opposed to a command this app got wrong): Redis
+// refused the command, so it changed nothing.
+var unavailableReplies = []string{
+	"OOM",        // at maxmemory with noeviction: every write is refused
+	"NOAUTH",     // Redis now wants a password (it restarted with one)
+	"WRONGPASS",  // the password or user changed
+	"READONLY",   // a replica: the master moved (failover)
+	"MASTERDOWN", // a replica that lost its master
+	"MISCONF",    // the last snapshot failed and writes are stopped
+	"LOADING",    // loading the dataset after a restart
+	"BUSY",       // a script runs too long
+}
 
 // Unavailable reports whether err means Redis cannot serve right now (an
-// outage, not a bug in a command), and why. It knows both drivers' errors.
+// outage, not a bug in a command), and why.
 func Unavailable(err error) (Kind, bool) {
 	if err == nil {
 		return "", false
@@ -49,13 +63,13 @@ func Unavailable(err error) (Kind, bool) {
 		return ConnLost, true
 	case errors.Is(err, rueidis.ErrClosing):
 		return Closing, true
-	case errors.Is(err, redis.ErrPoolExhausted):
-		return PoolExhausted, true
+	case errors.Is(err, errNotMaster):
+		return NotMaster, true
 	case errors.As(err, &netErr):
 		return Unreachable, true
 	}
-	if reply, ok := errorReply(err); ok {
-		word, _, _ := strings.Cut(reply, " ")
+	if rerr, ok := errors.AsType[*rueidis.RedisError](err); ok {
+		word, _, _ := strings.Cut(rerr.Error(), " ")
 		for _, p := range unavailableReplies {
 			if word == p {
 				return Kind(p), true
@@ -63,22 +77,4 @@ func Unavailable(err error) (Kind, bool) {
 		}
 	}
 	return "", false
-}
-
-// errorReply is the text of an error reply from Redis, from either driver.
-func errorReply(err error) (string, bool) {
-	if rerr, ok := errors.AsType[*rueidis.RedisError](err); ok {
-		return rerr.Error(), true
-	}
-	if rerr, ok := errors.AsType[redis.Error](err); ok {
-		return string(rerr), true
-	}
-	return "", false
-}
-
-// deadConn reports an error that a fresh connection may not have: the peer
-// closed or reset the connection. Timeouts and Redis error replies are not.
-func deadConn(ctx context.Context, err error) bool {
-	kind, _ := Unavailable(err)
-	return kind == ConnLost && ctx.Err() == nil
 }

@@ -2,79 +2,77 @@ package redisconn_test
 
 import (
 	"context"
-	"fmt"
+	"errors"
+	"io"
 	"testing"
 	"time"
-
-	"github.com/gomodule/redigo/redis"
 
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 )
 
-// Unavailable tells an outage from a bug, whichever client met it.
+// Unavailable tells an outage from a bug, and names the outage, for errors
+// met on a real redis-server put in each state.
 func TestUnavailableTellsOutageFromBug(t *testing.T) {
-	rs := redistest.Start(t)
-	rdb, err := redisconn.Connect(t.Context(), rs.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
-	pool := newPool(t, rs.URL())
+	rs := redistest.Start(t, "--busy-reply-threshold", "100")
+	rdb := connect(t, rs.URL())
 	ctx := context.Background()
+	set := func() error { return rdb.Do(ctx, rdb.B().Set().Key("k").Value("v").Build()).Error() }
 
-	t.Run("a command Redis refuses is a bug, from either client", func(t *testing.T) {
-		rerr := rdb.Do(ctx, rdb.B().Arbitrary("NO-SUCH-COMMAND").Build()).Error()
-		c := pool.Get()
-		_, gerr := c.Do("NO-SUCH-COMMAND")
-		c.Close()
-		for _, err := range []error{rerr, gerr} {
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if kind, ok := redisconn.Unavailable(err); ok {
-				t.Errorf("%v: unavailable (%s), want a bug", err, kind)
-			}
+	t.Run("a command Redis does not know is a bug", func(t *testing.T) {
+		err := rdb.Do(ctx, rdb.B().Arbitrary("NO-SUCH-COMMAND").Build()).Error()
+		if kind, ok := redisconn.Unavailable(err); err == nil || ok {
+			t.Errorf("%v: unavailable (%s), want a bug", err, kind)
 		}
 	})
-	t.Run("an error reply that means wait is unavailable, from either client", func(t *testing.T) {
-		for _, err := range []error{redis.Error("LOADING Redis is loading the dataset in memory"),
-			fmt.Errorf("find: %w", redis.Error("MASTERDOWN Link with MASTER is down"))} {
-			if _, ok := redisconn.Unavailable(err); !ok {
-				t.Errorf("%v: not unavailable", err)
-			}
+	want := func(t *testing.T, err error, kind redisconn.Kind) {
+		t.Helper()
+		if got, ok := redisconn.Unavailable(err); !ok || got != kind {
+			t.Errorf("%v: %q, %v; want %q", err, got, ok, kind)
 		}
-		if _, ok := redisconn.Unavailable(redis.Error("BUSYGROUP Consumer Group name already exists")); ok {
-			t.Error("BUSYGROUP (a bug) counted as BUSY")
-		}
+	}
+	t.Run("a write at maxmemory with noeviction is OOM", func(t *testing.T) {
+		rs.MustDo("CONFIG", "SET", "maxmemory-policy", "noeviction")
+		rs.MustDo("CONFIG", "SET", "maxmemory", "1")
+		defer rs.MustDo("CONFIG", "SET", "maxmemory", "0")
+		want(t, set(), "OOM")
+	})
+	t.Run("a write to a replica is READONLY", func(t *testing.T) {
+		rs.MustDo("REPLICAOF", "127.0.0.1", "1") // a master that never answers
+		defer rs.MustDo("REPLICAOF", "NO", "ONE")
+		want(t, set(), "READONLY")
+	})
+	t.Run("a command while a script runs too long is BUSY", func(t *testing.T) {
+		go func() { _, _ = rs.Do("EVAL", "while true do end", "0") }()
+		time.Sleep(300 * time.Millisecond)
+		defer func() { _, _ = rs.Do("SCRIPT", "KILL") }()
+		want(t, set(), "BUSY")
 	})
 	t.Run("a hung Redis has timed out", func(t *testing.T) {
 		rs.Pause()
 		defer rs.Resume()
-		err := rdb.Do(ctx, rdb.B().Get().Key("k").Build()).Error()
-		if kind, ok := redisconn.Unavailable(err); kind != redisconn.TimedOut {
-			t.Errorf("rueidis: %v: %q, %v; want %q", err, kind, ok, redisconn.TimedOut)
-		}
-		c := pool.Get()
-		_, err = c.Do("GET", "k")
-		c.Close()
-		if kind, ok := redisconn.Unavailable(err); kind != redisconn.TimedOut {
-			t.Errorf("redigo: %v: %q, %v; want %q", err, kind, ok, redisconn.TimedOut)
-		}
+		want(t, set(), redisconn.TimedOut)
 	})
 	t.Run("a stopped Redis refuses connections", func(t *testing.T) {
 		rs.Stop()
 		defer rs.Start()
-		time.Sleep(50 * time.Millisecond)
-		c := pool.Get()
-		_, err := c.Do("GET", "k")
-		c.Close()
-		if kind, ok := redisconn.Unavailable(err); !ok {
-			t.Errorf("redigo: %v: %q, %v; want unavailable", err, kind, ok)
+		time.Sleep(100 * time.Millisecond)
+		err := set()
+		if kind, ok := redisconn.Unavailable(err); !ok || kind.MayHaveRun() && kind != redisconn.ConnLost {
+			t.Errorf("%v: %q, %v; want unavailable", err, kind, ok)
 		}
-		err = rdb.Do(ctx, rdb.B().Get().Key("k").Build()).Error()
-		if kind, ok := redisconn.Unavailable(err); !ok {
-			t.Errorf("rueidis: %v: %q, %v; want unavailable", err, kind, ok)
+	})
+	t.Run("a password set since is WRONGPASS or NOAUTH", func(t *testing.T) {
+		// A new password, and every connection dropped, as a restart with it would.
+		if _, err := rs.DoSeq([]string{"CONFIG", "SET", "requirepass", "changed"}, []string{"CLIENT", "KILL", "TYPE", "normal"}); err != nil {
+			t.Fatal(err)
+		}
+		err := set()
+		for i := 0; i < 3 && errors.Is(err, io.EOF); i++ {
+			err = set() // the connection the kill closed; then a new one
+		}
+		if kind, ok := redisconn.Unavailable(err); !ok || (kind != "NOAUTH" && kind != "WRONGPASS") {
+			t.Errorf("%v: %q, %v; want NOAUTH or WRONGPASS", err, kind, ok)
 		}
 	})
 }

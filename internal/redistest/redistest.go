@@ -28,7 +28,11 @@ type Server struct {
 	args []string
 	// paused: the process is stopped with SIGSTOP (see Pause).
 	paused bool
+	// tlsPort is the TLS port (StartTLS), 0 for none.
+	tlsPort int
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }
 
 // Start launches redis-server with append-only persistence (so a restart
 // keeps data, as `task run` does) and stops it when the test ends.
@@ -91,6 +95,46 @@ func (s *Server) Resume() {
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGCONT)
 	s.paused = false
+}
+
+// Block sends a command that keeps Redis from answering anyone for a while
+// (DEBUG SLEEP 5, CLIENT PAUSE 5000), and returns once Redis has stopped
+// answering. Its reply, when it comes, is dropped.
+func (s *Server) Block(args ...string) {
+	s.tb.Helper()
+	go func() { _, _ = s.Do(args...) }()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if !s.answersWithin(100 * time.Millisecond) {
+			return
+		}
+	}
+	s.tb.Fatalf("redistest: Redis still answers after %v", args)
+}
+
+// WaitAnswering waits until the server answers PING again (after Block).
+func (s *Server) WaitAnswering() {
+	s.tb.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if s.answersWithin(time.Second) {
+			return
+		}
+	}
+	s.tb.Fatalf("redistest: Redis on %s does not answer", s.Addr())
+}
+
+// answersWithin reports whether a PING is answered within d.
+func (s *Server) answersWithin(d time.Duration) bool {
+	conn, err := net.DialTimeout("tcp", s.Addr(), d)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(d))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "+PONG")
 }
 
 // Restart stops the server and starts it again on the same port and dir.
@@ -186,21 +230,41 @@ func (s *Server) Client(tb testing.TB) rueidis.Client {
 // Do sends one command over a fresh connection and returns the reply as text,
 // so tests can look at keys exactly as a student would with redis-cli.
 func (s *Server) Do(args ...string) (string, error) {
-	conn, err := net.DialTimeout("tcp", s.Addr(), 2*time.Second)
+	replies, err := s.DoSeq(args)
 	if err != nil {
 		return "", err
 	}
+	return replies[0], nil
+}
+
+// DoSeq sends commands in order over one fresh connection, for a change
+// that the next command would otherwise lock out (CONFIG SET requirepass,
+// then CLIENT KILL). It stops at the first error reply.
+func (s *Server) DoSeq(cmds ...[]string) ([]string, error) {
+	conn, err := net.DialTimeout("tcp", s.Addr(), 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	r := bufio.NewReader(conn)
+	var replies []string
+	for _, args := range cmds {
+		var b strings.Builder
+		fmt.Fprintf(&b, "*%d\r\n", len(args))
+		for _, a := range args {
+			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+		}
+		if _, err := conn.Write([]byte(b.String())); err != nil {
+			return replies, err
+		}
+		reply, err := readReply(r)
+		if err != nil {
+			return replies, err
+		}
+		replies = append(replies, reply)
 	}
-	if _, err := conn.Write([]byte(b.String())); err != nil {
-		return "", err
-	}
-	return readReply(bufio.NewReader(conn))
+	return replies, nil
 }
 
 // MustDo is Do that fails the test on error.

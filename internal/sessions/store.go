@@ -239,7 +239,35 @@ type IdleStore struct {
 // Commit implements scs.Store.
 // A write is activity, so the key lives until EndsAt(now, expiry).
 func (s IdleStore) Commit(token string, b []byte, expiry time.Time) error {
-	return s.Store.Commit(token, b, EndsAt(time.Now(), expiry, s.Idle))
+	return s.CommitCtx(context.Background(), token, b, expiry)
+}
+
+// The Ctx methods pass the request's context (and with it the request's
+// Redis budget) to a store that takes one.
+
+// CommitCtx implements scs.CtxStore.
+func (s IdleStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
+	expiry = EndsAt(time.Now(), expiry, s.Idle)
+	if cs, ok := s.Store.(scs.CtxStore); ok {
+		return cs.CommitCtx(ctx, token, b, expiry)
+	}
+	return s.Store.Commit(token, b, expiry)
+}
+
+// FindCtx implements scs.CtxStore.
+func (s IdleStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	if cs, ok := s.Store.(scs.CtxStore); ok {
+		return cs.FindCtx(ctx, token)
+	}
+	return s.Store.Find(token)
+}
+
+// DeleteCtx implements scs.CtxStore.
+func (s IdleStore) DeleteCtx(ctx context.Context, token string) error {
+	if cs, ok := s.Store.(scs.CtxStore); ok {
+		return cs.DeleteCtx(ctx, token)
+	}
+	return s.Store.Delete(token)
 }
 
 // Operations are the in-place session changes: Ops in Redis, MemoryOps in

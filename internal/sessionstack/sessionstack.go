@@ -10,15 +10,12 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
-	"github.com/gomodule/redigo/redis"
 	"github.com/redis/rueidis"
 
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
-	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 )
@@ -71,18 +68,13 @@ type Config struct {
 }
 
 // New sets sm's store and codec for cfg.Mode and builds the rest. rdb is
-// the general client (operations, index, pub/sub); pool is the redigo pool
-// scs/redisstore needs.
-func New(cfg Config, sm *scs.SessionManager, rdb rueidis.Client, pool *redis.Pool, log *slog.Logger) (*Stack, error) {
+// the app's Redis client (redisconn.Connect): session blobs, operations,
+// index, pub/sub.
+func New(cfg Config, sm *scs.SessionManager, rdb rueidis.Client, log *slog.Logger) (*Stack, error) {
 	sm.Codec = sessions.Codec{}
 	switch cfg.Mode {
 	case Redis:
-		// Outermost, the trace wrapper gets each request's context from
-		// scs and records the session commands for the Redis panel.
-		sm.Store = redistrace.Store{
-			Store: redisconn.RetryStore{Store: sessions.IdleStore{Store: redisstore.NewWithPrefix(pool, sessions.Prefix), Idle: cfg.Idle}},
-			Key:   sessions.CutSessionKey,
-		}
+		sm.Store = sessions.IdleStore{Store: redisconn.NewSessionStore(rdb, sessions.Prefix), Idle: cfg.Idle}
 		ops := sessions.NewOps(rdb)
 		ops.Instance = cfg.Instance
 		return &Stack{Ops: ops, Index: sessionindex.New(rdb), Live: live.New(rdb, log)}, nil

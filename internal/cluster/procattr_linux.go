@@ -1,0 +1,10 @@
+package main
+
+import "syscall"
+
+// ownGroup puts a child in its own process group, so the terminal's Ctrl-C
+// reaches only the cluster, which stops the children in order; and the
+// kernel kills the child if the cluster dies without stopping it.
+func ownGroup() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package main
+
+import "syscall"
+
+// ownGroup puts a child in its own process group, so the terminal's Ctrl-C
+// reaches only the cluster, which stops the children in order.
+func ownGroup() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }

@@ -1,0 +1,254 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+)
+
+// clusterState is what `cluster` writes to <dir>/cluster.json.
+type clusterState struct {
+	URL       string
+	Cert      string
+	Sentinels []string
+	Apps      map[string]struct {
+		Addr string
+		PID  int
+	}
+}
+
+// cluster is `go tool task cluster` run by a test: its program, on free
+// ports, in a temp dir.
+type cluster struct {
+	t     *testing.T
+	bin   string
+	dir   string
+	state clusterState
+}
+
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	if _, err := exec.LookPath("nginx"); err != nil {
+		t.Skip("nginx is not installed, so the proxy path (nginx, TLS, HTTP/2, three instances) is not tested; " +
+			"apt-get install nginx (.ci/run does) to run it")
+	}
+	dir := t.TempDir()
+	c := &cluster{t: t, bin: filepath.Join(dir, "cluster"), dir: filepath.Join(dir, "data")}
+	if out, err := exec.Command("go", "build", "-o", c.bin, "github.com/sessionlab/sessionlab/internal/cluster").CombinedOutput(); err != nil {
+		t.Fatalf("build the cluster command: %v\n%s", err, out)
+	}
+	cmd := exec.Command(c.bin, "-dir", c.dir, "-app", bin, "-free-ports")
+	cmd.Env = append(apptest.Env(), "BCRYPT_COST=4")
+	cmd.SysProcAttr = apptest.DieWithParent()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	ready, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), "open https://localhost:") {
+				close(ready)
+			}
+		}
+		_ = cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		// Ctrl-C: the cluster stops what it started.
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("the cluster did not stop within 30 s of an interrupt")
+		}
+		if t.Failed() {
+			for _, name := range []string{"app1", "app2", "app3", "nginx-error"} {
+				b, _ := os.ReadFile(filepath.Join(c.dir, "logs", name+".log"))
+				t.Logf("%s.log:\n%s", name, b)
+			}
+		}
+	})
+	select {
+	case <-ready:
+	case <-exited:
+		t.Fatalf("the cluster exited at start:\n%s", log.String())
+	case <-time.After(90 * time.Second):
+		t.Fatalf("the cluster did not start within 90 s:\n%s", log.String())
+	}
+	b, err := os.ReadFile(filepath.Join(c.dir, "cluster.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &c.state)
+	}
+	if err != nil {
+		t.Fatalf("cluster.json: %v", err)
+	}
+	return c
+}
+
+// run runs a subcommand (failover, restart-app) as the tasks do.
+func (c *cluster) run(args ...string) string {
+	c.t.Helper()
+	out, err := exec.Command(c.bin, append([]string{args[0], "-dir", c.dir}, args[1:]...)...).CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("cluster %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// client is a browser that trusts the cluster's certificate and speaks
+// HTTP/2 to nginx.
+func (c *cluster) client() *http.Client {
+	c.t.Helper()
+	pem, err := os.ReadFile(c.state.Cert)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{
+		Jar:           jar,
+		Timeout:       10 * time.Second,
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+var servedBy = regexp.MustCompile(`data-testid="instance">[^<]*<code>([^<]+)</code>`)
+
+// fetch does a request through nginx and checks it went over HTTP/2.
+func (c *cluster) fetch(hc *http.Client, req *http.Request) (*http.Response, string) {
+	c.t.Helper()
+	resp, err := hc.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.ProtoMajor != 2 {
+		c.t.Fatalf("%s %s went over %s, want HTTP/2", req.Method, req.URL.Path, resp.Proto)
+	}
+	return resp, string(b)
+}
+
+// count GETs /count and returns the count and the instance that served it.
+func (c *cluster) count(hc *http.Client) (n int, instance string) {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, c.state.URL+"count", nil)
+	resp, body := c.fetch(hc, req)
+	if resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("GET /count: %d\n%s", resp.StatusCode, body)
+	}
+	n, err := strconv.Atoi(viewCount(c.t, body))
+	m := servedBy.FindStringSubmatch(body)
+	if err != nil || m == nil {
+		c.t.Fatalf("GET /count: no count or instance in the page\n%s", body)
+	}
+	return n, m[1]
+}
+
+// The proxy path as an operator deploys it: nginx with TLS and HTTP/2 in
+// front of three instances, round-robin with no sticky sessions. One
+// logged-in browser counts across all three, keeps its live stream, and
+// survives an instance's restart without logging in again; nothing it was
+// told is lost.
+func TestClusterBehindNginx(t *testing.T) {
+	c := startCluster(t)
+	hc := c.client()
+	origin := strings.TrimSuffix(c.state.URL, "/")
+
+	// A POST with Origin and no Sec-Fetch-Site (as older browsers and
+	// some clients send): nginx must pass the Host with its port, or the
+	// app sees a cross-origin request. The client's own X-Forwarded-For is
+	// a claim nginx replaces.
+	form := url.Values{"username": {"nia"}, "password": {"nia-password"}}
+	req, _ := http.NewRequest(http.MethodPost, c.state.URL+"register", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", origin)
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	resp, body := c.fetch(hc, req)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("register through nginx: %d, want 303\n%s", resp.StatusCode, body)
+	}
+	if sc := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(sc, "__Host-session=") || !strings.Contains(sc, "Secure") {
+		t.Errorf("session cookie %q, want __Host-session, Secure (-cookie-secure)", sc)
+	}
+
+	stream := apptest.OpenStream(t, hc, c.state.URL+"live")
+	if stream.Status != http.StatusOK {
+		t.Fatalf("GET /live through nginx: %d", stream.Status)
+	}
+	seen := map[string]int{}
+	want := 0
+	countTo := func(n int) {
+		t.Helper()
+		for range n {
+			want++
+			got, instance := c.count(hc)
+			if got != want {
+				t.Fatalf("count %d answered %d (served by %s)", want, got, instance)
+			}
+			seen[instance]++
+		}
+		// The stream carries every count, unbuffered, whichever instance
+		// counted it and whichever holds the stream.
+		for {
+			if ev := stream.Next("count"); ev.Data == strconv.Itoa(want) {
+				break
+			}
+		}
+	}
+	countTo(12)
+	if len(seen) != 3 {
+		t.Errorf("12 counts were served by %v, want all three instances (round-robin)", seen)
+	}
+
+	// An instance restarts: the browser stays logged in and counts on. Its
+	// stream may have been on that instance; a browser opens it again.
+	t.Log(strings.TrimSpace(c.run("restart-app", "app2")))
+	stream.Close()
+	stream = apptest.OpenStream(t, hc, c.state.URL+"live")
+	seen = map[string]int{}
+	countTo(12)
+	if seen["app2"] == 0 {
+		t.Errorf("no count served by the restarted app2: %v", seen)
+	}
+	req, _ = http.NewRequest(http.MethodGet, c.state.URL+"profile", nil)
+	if resp, body := c.fetch(hc, req); resp.StatusCode != http.StatusOK || !strings.Contains(body, "nia") {
+		t.Errorf("profile after the restart: %d, want 200 logged in as nia", resp.StatusCode)
+	}
+
+	// The client's address comes from nginx, not from what it claims.
+	req, _ = http.NewRequest(http.MethodGet, c.state.URL+"sessions", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	if _, body := c.fetch(hc, req); !strings.Contains(body, `data-testid="session-ip">127.0.0.1<`) || strings.Contains(body, "203.0.113.9") {
+		t.Errorf("the sessions page does not show the real client address 127.0.0.1 alone")
+	}
+}
