@@ -32,10 +32,13 @@ func ParseURL(s string) (rueidis.ClientOption, error) {
 //
 // It is the one place the client is built: options (client-side caching,
 // hooks) belong here.
-func Connect(ctx context.Context, redisURL string) (rueidis.Client, error) {
+func Connect(ctx context.Context, redisURL string, options ...Option) (rueidis.Client, error) {
 	opt, err := ParseURL(redisURL)
 	if err != nil {
 		return nil, fmt.Errorf("bad Redis URL %s: %w", Redact(redisURL), err)
+	}
+	for _, o := range options {
+		o(&opt)
 	}
 	// Requests that meet a broken connection wait for one dial, whoever
 	// started it and whatever their own deadline: the dial (with TLS and
@@ -45,6 +48,10 @@ func Connect(ctx context.Context, redisURL string) (rueidis.Client, error) {
 	// Client-side caching stays on: every request of a logged-in session reads
 	// its account (accounts.Store.Current), and Redis invalidates the copy on
 	// every instance when the account changes.
+	sentinel := opt.Sentinel.MasterSet != ""
+	if sentinel {
+		sentinelOptions(&opt)
+	}
 	hint := fmt.Sprintf("no Redis answers at %s: start one with `go tool task run` (or `redis-server`), or point -redis/REDIS_URL at yours", Redact(redisURL))
 	rdb, err := rueidis.NewClient(opt)
 	if err != nil {
@@ -56,8 +63,16 @@ func Connect(ctx context.Context, redisURL string) (rueidis.Client, error) {
 		rdb.Close()
 		return nil, errors.New(hint)
 	}
+	if sentinel {
+		// Every command goes through the gate, the session store's too:
+		// none reaches a master that the sentinels are replacing.
+		rdb = gateFailovers(rdb, opt)
+	}
 	return Bound(rdb, DefaultTimeout), nil
 }
+
+// Option sets what a Redis URL cannot say (a sentinel's own password).
+type Option func(*rueidis.ClientOption)
 
 // DialTimeout bounds a new connection: TCP, TLS and the HELLO handshake
 // take a few round trips, well under this even to a Redis in another
