@@ -92,16 +92,18 @@ func withAddr(args []string, addr string) []string {
 }
 
 type config struct {
-	addr, redisURL, instance string
-	cookieSecure             bool
-	lifetime, idle           time.Duration
-	shutdownTimeout          time.Duration
-	bcryptCost               int
-	logLevel                 slog.Level
-	trustedProxies           handlers.Proxies
-	store                    sessionstack.Mode
-	debugAddr                string
-	demoControls             bool
+	addr, instance  string
+	redis           redisconn.Config
+	cookieSecure    bool
+	lifetime, idle  time.Duration
+	shutdownTimeout time.Duration
+	bcryptCost      int
+	newSessions     int
+	logLevel        slog.Level
+	trustedProxies  handlers.Proxies
+	store           sessionstack.Mode
+	debugAddr       string
+	demoControls    bool
 }
 
 // parseConfig reads flags, each with an environment variable as its default.
@@ -110,12 +112,19 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.addr, "addr", cmp.Or(getenv("ADDR"), ":8080"), "listen address (env ADDR)")
-	fs.StringVar(&c.redisURL, "redis", cmp.Or(getenv("REDIS_URL"), "redis://localhost:6379/0"), "Redis URL for sessions and everything else (env REDIS_URL)")
+	fs.StringVar(&c.redis.URL, "redis", cmp.Or(getenv("REDIS_URL"), "redis://localhost:6379/0"), "Redis URL for sessions and everything else; Sentinel: redis://sentinel1:26379/0?master_set=mymaster&addr=sentinel2:26379 (env REDIS_URL)")
+	fs.StringVar(&c.redis.CA, "redis-ca", getenv("REDIS_CA"), "PEM file of the CA that signed Redis's TLS certificate, for rediss:// with a private CA (env REDIS_CA)")
+	fs.StringVar(&c.redis.Cert, "redis-cert", getenv("REDIS_CERT"), "PEM client certificate for rediss://, when Redis asks for one (env REDIS_CERT)")
+	fs.StringVar(&c.redis.Key, "redis-key", getenv("REDIS_KEY"), "PEM key of -redis-cert (env REDIS_KEY)")
+	fs.StringVar(&c.redis.SentinelUser, "redis-sentinel-user", getenv("REDIS_SENTINEL_USER"), "user for the sentinels, when they have one of their own (env REDIS_SENTINEL_USER)")
+	fs.StringVar(&c.redis.SentinelPassword, "redis-sentinel-password", getenv("REDIS_SENTINEL_PASSWORD"), "password for the sentinels (env REDIS_SENTINEL_PASSWORD)")
 	fs.StringVar(&c.instance, "instance", getenv("INSTANCE"), "name shown on every page (env INSTANCE; default host:port)")
 	fs.BoolVar(&c.cookieSecure, "cookie-secure", envBool(getenv("COOKIE_SECURE")), "send the cookie over HTTPS only, named __Host-session (env COOKIE_SECURE)")
 	fs.DurationVar(&c.lifetime, "lifetime", envDuration(getenv("SESSION_LIFETIME"), 24*time.Hour), "absolute session lifetime (env SESSION_LIFETIME)")
 	fs.DurationVar(&c.idle, "idle", envDuration(getenv("SESSION_IDLE"), 30*time.Minute), "idle timeout, 0 for none (env SESSION_IDLE)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration(getenv("SHUTDOWN_TIMEOUT"), 10*time.Second), "how long SIGTERM waits for requests in flight (env SHUTDOWN_TIMEOUT)")
+	fs.IntVar(&c.newSessions, "new-sessions", envInt(getenv("NEW_SESSIONS"), throttle.DefaultPolicy.Anonymous.Max),
+		"new anonymous sessions allowed per client address per 10 minutes, 0 for no limit (env NEW_SESSIONS)")
 	fs.IntVar(&c.bcryptCost, "bcrypt-cost", envInt(getenv("BCRYPT_COST"), bcrypt.DefaultCost), "bcrypt cost for new passwords (env BCRYPT_COST)")
 	fs.TextVar(&c.logLevel, "log-level", envLevel(getenv("LOG_LEVEL")), "debug, info, warn or error (env LOG_LEVEL)")
 	store := fs.String("store", cmp.Or(getenv("STORE"), string(sessionstack.Redis)), "where sessions live: redis, or memory to show what is lost without Redis (env STORE)")
@@ -135,6 +144,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if c.lifetime <= 0 || c.idle < 0 {
 		return c, errors.New("-lifetime must be positive and -idle not negative")
 	}
+	if c.newSessions < 0 {
+		return c, errors.New("-new-sessions must not be negative")
+	}
 	if c.bcryptCost < bcrypt.MinCost || c.bcryptCost > bcrypt.MaxCost {
 		return c, fmt.Errorf("-bcrypt-cost must be %d to %d", bcrypt.MinCost, bcrypt.MaxCost)
 	}
@@ -151,7 +163,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: cfg.logLevel}))
 
-	rdb, err := redisconn.Connect(ctx, cfg.redisURL)
+	rdb, err := redisconn.Connect(ctx, cfg.redis)
 	if err != nil {
 		return err
 	}
@@ -159,7 +171,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// Each command a request sends is recorded in the request's trace (the
 	// Redis panel), its time as the request waited for it.
 	rdb = redistrace.Client(rdb, sessions.CutKey)
-	redisServer, err := handlers.DescribeRedis(cfg.redisURL)
+	redisServer, err := handlers.DescribeRedis(cfg.redis.URL)
 	if err != nil {
 		return err
 	}
@@ -218,7 +230,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		TouchEvery: touchEvery(cfg.idle),
 
 		Redis:          redisServer,
-		Throttle:       throttle.New(rdb, throttle.DefaultPolicy),
+		Throttle:       throttle.New(rdb, throttlePolicy(cfg.newSessions)),
 		TrustedProxies: cfg.trustedProxies,
 	}
 	restart := make(chan struct{}, 1)
@@ -248,7 +260,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		log.Info("debug listener", "addr", dln.Addr().String())
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "url", browserURL(ln.Addr()), "instance", instance,
-		"process", app.ProcessID, "redis", redisconn.Redact(cfg.redisURL), "store", cfg.store,
+		"process", app.ProcessID, "redis", redisconn.Redact(cfg.redis.URL), "store", cfg.store,
 		"lifetime", cfg.lifetime, "idle", cfg.idle, "demo_controls", cfg.demoControls)
 
 	var restarting bool
@@ -286,6 +298,14 @@ func browserURL(addr net.Addr) string {
 		host = "localhost"
 	}
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(int(ap.Port()))) + "/"
+}
+
+// throttlePolicy is the default policy with -new-sessions as its limit on
+// new anonymous sessions (load tests that create sessions turn it off).
+func throttlePolicy(newSessions int) throttle.Policy {
+	p := throttle.DefaultPolicy
+	p.Anonymous.Max = newSessions
+	return p
 }
 
 // debugMux serves the Go profiler for -debug-addr. It is a separate

@@ -54,7 +54,7 @@ func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *te
 // session stack is built from them.
 func wireTestApp(t testing.TB, rs *redistest.Server, mode sessionstack.Mode, options ...func(*App)) *testApp {
 	t.Helper()
-	rdb, err := redisconn.Connect(t.Context(), rs.URL())
+	rdb, err := redisconn.Connect(t.Context(), redisconn.Config{URL: rs.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 type redisFault struct {
 	name        string
 	kind        string // the kind logged
-	readyz      string // the kind /readyz names (its probe writes)
+	readyz      string // the kind /readyz names (it checks ROLE, then writes)
 	readsFail   bool   // GET /profile fails too, not only writes
 	break_, fix func(t *testing.T, rs *redistest.Server)
 }
@@ -27,10 +27,10 @@ var redisFaults = []redisFault{
 			rs.MustDo("CONFIG", "SET", "maxmemory", "1")
 		},
 		func(t *testing.T, rs *redistest.Server) { rs.MustDo("CONFIG", "SET", "maxmemory", "0") }},
-	{"a replica now (READONLY)", "READONLY", "READONLY", false,
+	{"a replica now (READONLY)", "READONLY", "not a master", false,
 		func(t *testing.T, rs *redistest.Server) { rs.MustDo("REPLICAOF", "127.0.0.1", "1") },
 		func(t *testing.T, rs *redistest.Server) { rs.MustDo("REPLICAOF", "NO", "ONE") }},
-	{"a replica without its master (MASTERDOWN)", "MASTERDOWN", "READONLY", true,
+	{"a replica without its master (MASTERDOWN)", "MASTERDOWN", "not a master", true,
 		func(t *testing.T, rs *redistest.Server) {
 			rs.MustDo("CONFIG", "SET", "replica-serve-stale-data", "no")
 			rs.MustDo("REPLICAOF", "127.0.0.1", "1")

@@ -35,7 +35,11 @@ func TestLivePageCatchesUpAfterTheSubscriptionIsReopened(t *testing.T) {
 	}
 	s.Next(views.SSESessions) // a sessions page reloads its list too
 	ta.get(c, "/count")
-	if ev := s.Next(views.SSECount); ev.Data != "5" {
-		t.Errorf("count event after that = %q, want 5: live updates flow again", ev.Data)
+	// Live updates flow again (a second re-subscription, if the first
+	// connection was not yet usable, repeats the current count: harmless).
+	for ev := s.Next(views.SSECount); ev.Data != "5"; ev = s.Next(views.SSECount) {
+		if ev.Data != "4" {
+			t.Fatalf("count event after that = %q, want 5", ev.Data)
+		}
 	}
 }

@@ -113,6 +113,9 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 		if err := a.saveSession(w, r); errors.Is(err, errRenewed) {
 			a.tokenRenewed(w, r)
 			return
+		} else if tm, ok := errors.AsType[*errTooManySessions](err); ok {
+			a.tooManySessions(w, r, tm)
+			return
 		} else if err != nil {
 			a.fail(w, r, err)
 			return
@@ -140,7 +143,7 @@ func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.T
 	for _, c := range cmds {
 		t.Commands = append(t.Commands, views.TraceCommand{Name: c.Name, Key: c.Key, Reply: c.Reply, Took: c.Took})
 	}
-	if err := views.RedisTrace(t, a.Redis).Render(r.Context(), body); err != nil {
+	if err := views.RedisTrace(t, a.Redis).Render(context.WithoutCancel(r.Context()), body); err != nil { // as in write
 		a.Log.Error("render trace", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	body.Write(tail.Bytes())
@@ -183,7 +186,7 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 	deadline := a.Sessions.Deadline(ctx)
 	st.seen = a.Sessions.GetTime(ctx, sessions.KeySeen)
 	expired := now.After(sessions.EndsAt(st.seen, deadline, a.Idle))
-	if !expired && now.Sub(st.seen) >= a.TouchEvery {
+	if !expired && (now.Sub(st.seen) >= a.TouchEvery || a.neverReused(ctx, st.seen)) {
 		u, _ := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User)
 		err := a.Ops.Touch(ctx, token, u.Username, now, sessions.EndsAt(now, deadline, a.Idle))
 		switch {
@@ -208,6 +211,17 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 	return nil
 }
 
+// neverReused reports whether the session is anonymous and was last seen
+// when it was created: its key then lives only freshFor, and this first
+// reuse must give it the idle timeout.
+func (a *App) neverReused(ctx context.Context, seen time.Time) bool {
+	if _, ok := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User); ok {
+		return false
+	}
+	o, ok := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
+	return ok && o.At.Equal(seen)
+}
+
 // saveSession writes a changed session to Redis and sets the cookie.
 func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
@@ -223,6 +237,13 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 				return err
 			} else if renewed {
 				return errRenewed
+			}
+		}
+		_, loggedIn := a.currentUser(ctx)
+		fresh := created && !loggedIn // a new anonymous session
+		if fresh {
+			if err := a.newSessionAllowed(r); err != nil {
+				return err
 			}
 		}
 		now := time.Now().UTC().Truncate(time.Millisecond)
@@ -241,6 +262,17 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		}
 		if created {
 			a.Log.Info("session created", "session", a.LogID(token))
+		}
+		if fresh {
+			// Short-lived until it is used again (see freshFor). If this
+			// fails, the key keeps the idle timeout: no harm done.
+			life := freshFor
+			if a.Idle > 0 {
+				life = min(a.Idle, freshFor)
+			}
+			if err := a.Ops.Touch(ctx, token, "", now, sessions.EndsAt(now, expiry, life)); err != nil {
+				a.Log.Warn("new session keeps the idle timeout", "session", a.LogID(token), "err", err)
+			}
 		}
 		a.Sessions.WriteSessionCookie(ctx, w, token, expiry)
 	case scs.Destroyed:

@@ -17,14 +17,16 @@ import (
 	"github.com/sessionlab/sessionlab/views"
 )
 
-// loginThrottle limits password guessing and sign-ups (see internal/throttle
-// for the policy): Login and PasswordCheck are asked before a password is
+// loginThrottle limits password guessing, sign-ups and new anonymous
+// sessions (see internal/throttle for the policy): Login and PasswordCheck are asked before a password is
 // checked and give a ticket to settle once it was (throttle.Ticket.Done);
-// Signup is asked before a new account's password is hashed.
+// Signup is asked before a new account's password is hashed, NewSession
+// before an anonymous session's key is first written.
 type loginThrottle interface {
 	Login(ctx context.Context, account string, addr netip.Addr) (*throttle.Ticket, time.Duration, error)
 	PasswordCheck(ctx context.Context, account, sessionID string) (*throttle.Ticket, time.Duration, error)
 	Signup(ctx context.Context, addr netip.Addr) (wait time.Duration, err error)
+	NewSession(ctx context.Context, addr netip.Addr) (wait time.Duration, err error)
 }
 
 // throttleAccount is the account a login names, for counting: "" when the
@@ -97,6 +99,47 @@ func (a *App) signupAllowed(w http.ResponseWriter, r *http.Request, form views.A
 	return a.allowed(w, r, "sign-up", addr, wait, err, func(secs int) (string, templ.Component) {
 		form.Error = "Too many accounts were created from your address. Please try again " + waitText(secs) + "."
 		return "Create an account", views.RegisterPage(form)
+	})
+}
+
+// freshFor is how long an anonymous session's key lives if it is never used
+// again after the request that created it: what a flood of new sessions
+// costs, and how long it lasts once it stops. The first reuse gives the
+// session the ordinary idle timeout (see checkTimeouts).
+const freshFor = 10 * time.Minute
+
+// errTooManySessions: the client's address started too many anonymous
+// sessions lately (wait is how long until it may again).
+type errTooManySessions struct{ wait time.Duration }
+
+func (e *errTooManySessions) Error() string {
+	return fmt.Sprintf("too many new sessions from this address; retry in %v", e.wait)
+}
+
+// newSessionAllowed asks the throttle before an anonymous session's key is
+// first written: nil to go ahead, *errTooManySessions past the limit.
+func (a *App) newSessionAllowed(r *http.Request) error {
+	if a.Throttle == nil {
+		return nil
+	}
+	wait, err := a.Throttle.NewSession(r.Context(), a.clientIP(r))
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		return &errTooManySessions{wait}
+	}
+	return nil
+}
+
+// tooManySessions answers a request refused a new anonymous session: 429
+// with Retry-After, and nothing stored.
+func (a *App) tooManySessions(w http.ResponseWriter, r *http.Request, e *errTooManySessions) {
+	a.allowed(w, r, "new session", a.clientIP(r), e.wait, nil, func(secs int) (string, templ.Component) {
+		title := "Too many new sessions"
+		return title, views.ProblemPage(views.Problem{Status: http.StatusTooManyRequests, Title: title,
+			Message: "Too many new sessions were started from your address. Please try again " + waitText(secs) +
+				", or keep your browser's cookie: a session you already have is never refused."})
 	})
 }
 

@@ -33,22 +33,30 @@ func TestRedisPanelShowsWhatTheRequestSent(t *testing.T) {
 	ta := newTestApp(t)
 	c := ta.client()
 
-	t.Run("a new session: the browsers script, then the session's write; no load GET", func(t *testing.T) {
+	t.Run("a new session: the browsers script, the new-session limit, the session's write and its short expiry; no load GET", func(t *testing.T) {
 		body := ta.get(c, "/count").body
 		key := sessions.CutKey(sessions.Key(ta.token(c)))
 		got := strings.Join(traceLines(body), "\n")
-		want := regexp.MustCompile(`^EVALSHA note new browser browsers:127\.0\.0\.1 → [0-9]+ B\nSET ` + regexp.QuoteMeta(key) + ` → OK$`)
+		want := regexp.MustCompile(`^EVALSHA note new browser browsers:127\.0\.0\.1 → [0-9]+ B\n` +
+			`EVALSHA count attempt newsession:addr:127\.0\.0\.1 → 0\n` +
+			`SET ` + regexp.QuoteMeta(key) + ` → OK\n` +
+			`EVALSHA touch ` + regexp.QuoteMeta(key) + ` → 1$`)
 		if !want.MatchString(got) {
 			t.Errorf("trace of the first count:\n%s", got)
 		}
 	})
 
 	t.Run("a stored session: the GET of its key, then the count script and its result", func(t *testing.T) {
+		// Its first reuse also touches it: a new session's key lives
+		// only freshFor until it is used again.
+		if lines := traceLines(ta.get(c, "/count").body); len(lines) != 3 || !strings.HasPrefix(lines[1], "EVALSHA touch ") {
+			t.Errorf("trace of the first reuse: %q, want GET, touch, count", lines)
+		}
 		body := ta.get(c, "/count").body
 		key := sessions.CutKey(sessions.Key(ta.token(c)))
 		lines := traceLines(body)
 		if len(lines) != 2 || !regexp.MustCompile(`^GET `+regexp.QuoteMeta(key)+` → \d+ B$`).MatchString(lines[0]) ||
-			!regexp.MustCompile(`^EVALSHA count `+regexp.QuoteMeta(key)+` → \[2, \d+ B\]$`).MatchString(lines[1]) {
+			!regexp.MustCompile(`^EVALSHA count `+regexp.QuoteMeta(key)+` → \[3, \d+ B\]$`).MatchString(lines[1]) {
 			t.Errorf("trace of the second count: %q", lines)
 		}
 		if strings.Contains(body, ta.token(c)) {

@@ -48,7 +48,7 @@ func serveCeiling(spec string) error {
 		return fmt.Errorf("%s: bad number in %q", ceilingEnv, spec)
 	}
 	page := []byte(strings.Repeat("x", size))
-	rdb, err := redisconn.Connect(context.Background(), redisURL)
+	rdb, err := redisconn.Connect(context.Background(), redisconn.Config{URL: redisURL})
 	if err != nil {
 		return err
 	}

@@ -99,7 +99,8 @@ func measure(t *testing.T, debug string) runtimeFigures {
 func TestSoak(t *testing.T) {
 	cfg := loadSoakConfig(t)
 	rs := redistest.Start(t)
-	p := apptest.Start(t, bin, "-redis", rs.URL(), "-debug-addr", "127.0.0.1:0", "-instance", "soak")
+	// Its sessions all come from loopback: no limit on new sessions per address.
+	p := apptest.Start(t, bin, "-redis", rs.URL(), "-debug-addr", "127.0.0.1:0", "-instance", "soak", "-new-sessions", "0")
 	debug := debugURL(t, p)
 
 	tr := &http.Transport{MaxIdleConns: cfg.conns, MaxIdleConnsPerHost: cfg.conns, MaxConnsPerHost: cfg.conns}

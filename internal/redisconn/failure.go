@@ -23,6 +23,7 @@ const (
 	Unreachable Kind = "unreachable"        // any other network failure (DNS, no route)
 	TimedOut    Kind = "timed out"          // Redis is hung, or too slow to wait for
 	Closing     Kind = "client closing"     // the app is shutting down
+	NotMaster   Kind = "not a master"       // a replica now (a failover moved the master)
 	FailingOver Kind = "failing over"       // Sentinel is switching masters (ErrFailingOver)
 )
 
@@ -63,6 +64,8 @@ func Unavailable(err error) (Kind, bool) {
 		return ConnLost, true
 	case errors.Is(err, rueidis.ErrClosing):
 		return Closing, true
+	case errors.Is(err, errNotMaster):
+		return NotMaster, true
 	case errors.Is(err, ErrFailingOver):
 		return FailingOver, true
 	case errors.As(err, &netErr):

@@ -2,6 +2,7 @@ package redisconn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -28,17 +29,29 @@ func (h Health) Warning() string {
 	return PolicyWarning(h.Policy)
 }
 
-// Probe checks that Redis can serve this app: it writes ProbeKey (a PING
-// answers while every write fails with OOM, READONLY or MISCONF) and reads
-// the maxmemory-policy, in one round trip.
+// Probe checks that Redis can serve this app: that it is a master (after a
+// failover, the old one is a replica), that it takes writes (a PING answers
+// while every write fails with OOM, READONLY or MISCONF), and reads the
+// maxmemory-policy, in one round trip.
 func Probe(ctx context.Context, c rueidis.Client) (Health, error) {
 	res := c.DoMulti(ctx,
+		c.B().Role().Build(),
 		c.B().Set().Key(ProbeKey).Value("1").Px(10*time.Second).Build(),
 		c.B().ConfigGet().Parameter("maxmemory-policy").Build())
-	if err := res[0].Error(); err != nil {
+	role, err := res[0].ToArray()
+	if err != nil {
+		return Health{}, fmt.Errorf("ROLE: %w", err)
+	}
+	if len(role) == 0 {
+		return Health{}, errors.New("ROLE: empty reply")
+	}
+	if r, _ := role[0].ToString(); r != "master" {
+		return Health{}, fmt.Errorf("ROLE: %w", errNotMaster)
+	}
+	if err := res[1].Error(); err != nil {
 		return Health{}, fmt.Errorf("write %s: %w", ProbeKey, err)
 	}
-	policy, _ := policyOf(res[1])
+	policy, _ := policyOf(res[2])
 	return Health{Policy: policy}, nil
 }
 

@@ -7,9 +7,14 @@ package redisconn
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -26,44 +31,121 @@ func ParseURL(s string) (rueidis.ClientOption, error) {
 	return opt, err
 }
 
-// Connect opens the rueidis client for redisURL and checks that Redis
-// answers, failing fast with one line that says what to do. Every command
-// sent through the client is bounded by DefaultTimeout (see Bound).
-//
-// It is the one place the client is built: options (client-side caching,
-// hooks) belong here.
-func Connect(ctx context.Context, redisURL string, options ...Option) (rueidis.Client, error) {
-	opt, err := ParseURL(redisURL)
+// Config is how to reach Redis.
+type Config struct {
+	URL string // redis://, rediss:// or unix://; Sentinel: ?master_set=name&addr=...
+	// PEM files for rediss://: CA to trust instead of the system's, and a
+	// client certificate with its key (Redis asks for one by default).
+	CA, Cert, Key string
+	// Credentials for the sentinels, when they differ from Redis's own
+	// (the URL's user and password are for Redis).
+	SentinelUser, SentinelPassword string
+}
+
+// urlOptions are the URL query options the app honours. rueidis reads more
+// (and ignores what it does not know), but the app sets the time limits
+// itself, needs RESP3 and client-side caching (for the account check on
+// every request), and is no Cluster client: an option it would silently
+// override or not honour is refused at start instead.
+var urlOptions = map[string]bool{"db": true, "master_set": true, "addr": true, "skip_verify": true, "client_name": true}
+
+// Options turns cfg into the client's options, refusing what the app
+// cannot honour.
+func (cfg Config) Options() (rueidis.ClientOption, error) {
+	opt, err := ParseURL(cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("bad Redis URL %s: %w", Redact(redisURL), err)
+		return opt, err
 	}
-	for _, o := range options {
-		o(&opt)
+	u, _ := url.Parse(cfg.URL) // it parsed above
+	for name := range u.Query() {
+		if !urlOptions[name] {
+			return opt, fmt.Errorf("URL option %q is not supported (the app honours %s)", name, "db, master_set, addr, skip_verify and client_name")
+		}
 	}
+	if opt.Sentinel.MasterSet == "" && len(opt.InitAddress) > 1 {
+		return opt, errors.New("several addresses without ?master_set=: the app talks to one Redis, or to sentinels (Redis Cluster is not supported)")
+	}
+	if cfg.CA != "" || cfg.Cert != "" || cfg.Key != "" {
+		if opt.TLSConfig == nil {
+			return opt, errors.New("-redis-ca, -redis-cert and -redis-key need a rediss:// URL")
+		}
+		if err := addTLSFiles(opt.TLSConfig, cfg.CA, cfg.Cert, cfg.Key); err != nil {
+			return opt, err
+		}
+	}
+	if opt.Sentinel.MasterSet != "" {
+		// The sentinels speak TLS when Redis does, with the same files.
+		opt.Sentinel.TLSConfig = opt.TLSConfig
+		opt.Sentinel.Username, opt.Sentinel.Password = cfg.SentinelUser, cfg.SentinelPassword
+		opt.Sentinel.Dialer.Timeout = DialTimeout
+		// rueidis follows the master on the sentinels' +switch-master;
+		// asking them every second as well catches an event it missed (a
+		// sentinel connection that broke at that moment). See sentinel.go.
+		opt.Sentinel.TopologyRefreshInterval = time.Second
+	}
+	opt.ForceSingleClient = opt.Sentinel.MasterSet == "" // never probe for a cluster: refused below
 	// Requests that meet a broken connection wait for one dial, whoever
 	// started it and whatever their own deadline: the dial (with TLS and
 	// the handshake) must fit in what is left of a request's budget.
 	opt.Dialer.Timeout = DialTimeout
 	opt.ConnWriteTimeout = DefaultTimeout // also how soon a background PING gives a silent connection up
 	// Client-side caching stays on: every request of a logged-in session reads
-	// its account (accounts.Store.Current), and Redis invalidates the copy on
+	// its account (accounts.Generation), and Redis invalidates the copy on
 	// every instance when the account changes.
-	sentinel := opt.Sentinel.MasterSet != ""
-	if sentinel {
-		sentinelOptions(&opt)
+	return opt, nil
+}
+
+func addTLSFiles(tc *tls.Config, ca, cert, key string) error {
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return fmt.Errorf("-redis-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("-redis-ca: no PEM certificate in %s", ca)
+		}
+		tc.RootCAs = pool
 	}
-	hint := fmt.Sprintf("no Redis answers at %s: start one with `go tool task run` (or `redis-server`), or point -redis/REDIS_URL at yours", Redact(redisURL))
+	if (cert == "") != (key == "") {
+		return errors.New("-redis-cert and -redis-key go together")
+	}
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return fmt.Errorf("-redis-cert/-redis-key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return nil
+}
+
+// Connect opens the app's Redis client and checks that it can serve this
+// app: it answers, it is a master, it is not a cluster. If not, the error is
+// one line that names the real cause (and, only when nothing listens, how
+// to start a Redis). Every command sent through the client is bounded by
+// DefaultTimeout and the request's budget (see Bound).
+//
+// It is the one place the client is built: options (client-side caching,
+// hooks) belong here.
+func Connect(ctx context.Context, cfg Config) (rueidis.Client, error) {
+	where := Redact(cfg.URL)
+	opt, err := cfg.Options()
+	if err != nil {
+		return nil, fmt.Errorf("Redis URL %s: %w", where, err)
+	}
+	noClientCert := opt.TLSConfig != nil && len(opt.TLSConfig.Certificates) == 0
 	rdb, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, errors.New(hint)
+		return nil, startError(where, noClientCert, err)
 	}
-	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	checkCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if err := rdb.Do(pingCtx, rdb.B().Ping().Build()).Error(); err != nil {
+	if err := checkServer(checkCtx, rdb); err != nil {
 		rdb.Close()
-		return nil, errors.New(hint)
+		return nil, startError(where, noClientCert, err)
 	}
-	if sentinel {
+	if opt.Sentinel.MasterSet != "" {
 		// Every command goes through the gate, the session store's too:
 		// none reaches a master that the sentinels are replacing.
 		rdb = gateFailovers(rdb, opt)
@@ -71,8 +153,64 @@ func Connect(ctx context.Context, redisURL string, options ...Option) (rueidis.C
 	return Bound(rdb, DefaultTimeout), nil
 }
 
-// Option sets what a Redis URL cannot say (a sentinel's own password).
-type Option func(*rueidis.ClientOption)
+// errNotMaster and errCluster are what checkServer refuses.
+var (
+	errNotMaster = errors.New("it is a replica, not a master: point -redis at the master, or at the sentinels with ?master_set=")
+	errCluster   = errors.New("it is a Redis Cluster node, and the app does not support Cluster (see docs/deploy.md)")
+)
+
+// checkServer asks the server for its role and whether it is a cluster node.
+func checkServer(ctx context.Context, c rueidis.Client) error {
+	res := c.DoMulti(ctx, c.B().Role().Build(), c.B().Info().Section("cluster").Build())
+	role, err := res[0].ToArray()
+	if err != nil {
+		return err
+	}
+	if len(role) == 0 {
+		return errors.New("ROLE: empty reply")
+	}
+	if r, _ := role[0].ToString(); r != "master" {
+		return errNotMaster
+	}
+	if info, err := res[1].ToString(); err == nil && strings.Contains(info, "cluster_enabled:1") {
+		return errCluster
+	}
+	return nil
+}
+
+// startError is one line that says why the app cannot use the Redis at
+// where, and what to do. noClientCert: TLS without a client certificate.
+func startError(where string, noClientCert bool, err error) error {
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	msg := err.Error()
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENOENT):
+		return fmt.Errorf("no Redis answers at %s (connection refused): start one with `go tool task run` (or `redis-server`), or point -redis/REDIS_URL at yours", where)
+	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr):
+		return fmt.Errorf("Redis at %s: its TLS certificate is not trusted (%v): pass its CA with -redis-ca", where, err)
+	case strings.Contains(msg, "certificate required"), strings.Contains(msg, "bad certificate"):
+		return fmt.Errorf("Redis at %s wants a client certificate (%v): pass -redis-cert and -redis-key", where, err)
+	case errors.Is(err, errNotMaster), errors.Is(err, errCluster):
+		return fmt.Errorf("Redis at %s: %w", where, err)
+	}
+	if kind, ok := Unavailable(err); ok {
+		switch kind {
+		case ConnLost:
+			if noClientCert {
+				// TLS 1.3: a server that wants a certificate says so only by
+				// closing the connection after the handshake.
+				return fmt.Errorf("Redis at %s closed the TLS connection (%v): it wants a client certificate unless tls-auth-clients is no; pass -redis-cert and -redis-key", where, err)
+			}
+		case "WRONGPASS", "NOAUTH":
+			return fmt.Errorf("Redis at %s refused the credentials (%v): check the user and password in the URL", where, err)
+		case TimedOut:
+			return fmt.Errorf("Redis at %s did not answer in time (%v): is it hung, or is this a TLS port reached without rediss://?", where, err)
+		}
+	}
+	return fmt.Errorf("Redis at %s: %v", where, strings.ReplaceAll(msg, "\n", " "))
+}
 
 // DialTimeout bounds a new connection: TCP, TLS and the HELLO handshake
 // take a few round trips, well under this even to a Redis in another

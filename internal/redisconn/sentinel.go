@@ -39,27 +39,6 @@ var ErrFailingOver = errors.New("Redis Sentinel is failing the master over")
 // sentinels' own failover-timeout is usually shorter.
 const maxFailoverPause = 10 * time.Second
 
-// SentinelAuth sets the user and password the app gives the sentinels (they
-// are often not those of Redis itself, which go in the URL).
-func SentinelAuth(user, password string) Option {
-	return func(o *rueidis.ClientOption) {
-		o.Sentinel.Username = user
-		o.Sentinel.Password = password
-	}
-}
-
-// sentinelOptions completes the options of a Sentinel URL.
-func sentinelOptions(opt *rueidis.ClientOption) {
-	opt.Sentinel.Dialer = opt.Dialer
-	if opt.Sentinel.TLSConfig == nil {
-		opt.Sentinel.TLSConfig = opt.TLSConfig
-	}
-	// rueidis follows the master on the sentinels' +switch-master; asking
-	// them every second as well catches an event it missed (a sentinel
-	// connection that broke at that moment).
-	opt.Sentinel.TopologyRefreshInterval = time.Second
-}
-
 // gateFailovers watches every sentinel in opt for failovers of the master
 // set, and returns c wrapped so that its commands fail with ErrFailingOver
 // while one is under way. Closing it ends the watching.

@@ -21,7 +21,7 @@ import (
 // none lands on the old master, and afterwards it writes to the new one.
 func TestClientFollowsSentinelFailover(t *testing.T) {
 	topo := redistest.StartTopology(t)
-	rdb, err := redisconn.Connect(t.Context(), topo.URL())
+	rdb, err := redisconn.Connect(t.Context(), redisconn.Config{URL: topo.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}

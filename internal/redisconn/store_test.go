@@ -15,7 +15,7 @@ import (
 
 func connect(t *testing.T, redisURL string) rueidis.Client {
 	t.Helper()
-	rdb, err := redisconn.Connect(t.Context(), redisURL)
+	rdb, err := redisconn.Connect(t.Context(), redisconn.Config{URL: redisURL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestSessionStoreSurvivesRedisRestart(t *testing.T) {
 // may hold a password.
 func TestBadURLErrorsHideThePassword(t *testing.T) {
 	for _, u := range []string{"redis://:s3cret@localhost:63x9/0", "redis://:s3cret@localhost:6379/x", "http://:s3cret@localhost/"} {
-		_, err := redisconn.Connect(t.Context(), u)
+		_, err := redisconn.Connect(t.Context(), redisconn.Config{URL: u})
 		if err == nil {
 			t.Errorf("%s: no error", u)
 			continue

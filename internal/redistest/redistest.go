@@ -28,7 +28,11 @@ type Server struct {
 	args []string
 	// paused: the process is stopped with SIGSTOP (see Pause).
 	paused bool
+	// tlsPort is the TLS port (StartTLS), 0 for none.
+	tlsPort int
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }
 
 // Start launches redis-server with append-only persistence (so a restart
 // keeps data, as `task run` does) and stops it when the test ends.

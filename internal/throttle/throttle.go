@@ -49,6 +49,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
 // Limit is at most Max failures per fixed Window.
@@ -64,6 +66,9 @@ type Policy struct {
 	Account Limit         // one account, from addresses not known for it
 	Known   time.Duration // how long a successful login makes an address known for the account
 	Signup  Limit         // account creations from one address; Max 0: no limit
+	// Anonymous is new anonymous sessions from one address (a key each,
+	// for anyone, without an account); Max 0: no limit.
+	Anonymous Limit
 }
 
 // DefaultPolicy: 5 failures per pair per 5 minutes, 100 per address per 15
@@ -77,6 +82,11 @@ var DefaultPolicy = Policy{
 	Account: Limit{Max: 20, Window: 5 * time.Minute},
 	Known:   30 * 24 * time.Hour,
 	Signup:  Limit{Max: 50, Window: time.Hour},
+	// A class of 30 behind one school NAT, each with a few browsers,
+	// private windows and cleared cookies, stays well under 300 in 10
+	// minutes; a flood from one address gets at most that many keys, and
+	// they expire unused (handlers: freshFor).
+	Anonymous: Limit{Max: 300, Window: 10 * time.Minute},
 }
 
 // Kind names one of the throttle's keys.
@@ -84,11 +94,12 @@ type Kind string
 
 // The keys the throttle keeps; see Key.
 const (
-	KindAddress Kind = "addr"
-	KindPair    Kind = "pair"
-	KindAccount Kind = "account"
-	KindKnown   Kind = "known"
-	KindSignup  Kind = "signup"
+	KindAddress    Kind = "addr"
+	KindPair       Kind = "pair"
+	KindAccount    Kind = "account"
+	KindKnown      Kind = "known"
+	KindSignup     Kind = "signup"
+	KindNewSession Kind = "newsession"
 )
 
 // Key is the Redis key of one counter (a string holding an integer, with a
@@ -99,6 +110,7 @@ const (
 //	login:fail:account:<account>         failures for an account from addresses not known for it
 //	login:known:<account>:<address>      the account logged in from this address lately
 //	signup:addr:<address>                accounts created from an address
+//	newsession:addr:<address>            anonymous sessions started from an address
 //
 // account is a normalized username (it never contains ':'). A session's
 // failed current-password checks are SessionKey; every failure counter has
@@ -113,6 +125,8 @@ func Key(kind Kind, account string, addr netip.Addr) string {
 		return "login:fail:account:" + account
 	case KindSignup:
 		return "signup:addr:" + Subject(addr)
+	case KindNewSession:
+		return "newsession:addr:" + Subject(addr)
 	default:
 		return "login:known:" + account + ":" + Subject(addr)
 	}
@@ -177,7 +191,7 @@ func New(rdb rueidis.Client, policy Policy) *Throttle {
 // {1, ms to wait, skipped} when failures reached a limit, {2, 0, skipped}
 // when only attempts in flight could. A counter that somehow lost its TTL
 // gets one again, so nothing blocks forever.
-var begin = rueidis.NewLuaScript(`
+var begin = rueidis.NewLuaScript(redistrace.NameScript("login attempt", `
 local n, cond, pfor = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local skip = 0
 if cond > 0 and redis.call('EXISTS', KEYS[2*n+1]) == 1 then skip = cond end
@@ -207,13 +221,13 @@ for i = 1, n do
     redis.call('PEXPIRE', KEYS[n+i], pfor)
   end
 end
-return {0, 0, skip}`)
+return {0, 0, skip}`))
 
 // settle ends an attempt in flight. KEYS: counters 1..n, their pending
 // counters n+1..2n, then optionally a counter to clear and a mark to set on
 // success. ARGV: outcome ("failed", "ok" or "unchecked"), n, the windows
 // (ms) of the counters, then the mark's lifetime (ms).
-var settle = rueidis.NewLuaScript(`
+var settle = rueidis.NewLuaScript(redistrace.NameScript("settle attempt", `
 local outcome, n = ARGV[1], tonumber(ARGV[2])
 for i = 1, n do
   if (tonumber(redis.call('GET', KEYS[n+i]) or '0') or 0) > 0 then redis.call('DECR', KEYS[n+i]) end
@@ -226,12 +240,12 @@ if outcome == 'ok' then
   if KEYS[2*n+1] then redis.call('DEL', KEYS[2*n+1]) end
   if KEYS[2*n+2] then redis.call('SET', KEYS[2*n+2], '1', 'PX', ARGV[3+n]) end
 end
-return 1`)
+return 1`))
 
 // count checks one limit and, if it is not reached, counts one more, in
 // one step (sign-ups, new anonymous sessions). KEYS[1] the counter; ARGV:
 // max, window (ms). Returns 0, or the ms to wait.
-var count = rueidis.NewLuaScript(`
+var count = rueidis.NewLuaScript(redistrace.NameScript("count attempt", `
 local n = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if n >= tonumber(ARGV[1]) then
   local ttl = redis.call('PTTL', KEYS[1])
@@ -243,7 +257,7 @@ if n >= tonumber(ARGV[1]) then
 end
 redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
-return 0`)
+return 0`))
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 
@@ -394,6 +408,13 @@ func (tk *Ticket) Done(ctx context.Context, o Outcome) error {
 // wait; a blocked sign-up is not counted.
 func (t *Throttle) Signup(ctx context.Context, addr netip.Addr) (time.Duration, error) {
 	return t.count(ctx, Key(KindSignup, "", addr), t.policy.Signup, "sign-up")
+}
+
+// NewSession counts a new anonymous session from addr, before its key is
+// written. It returns 0 when it may be created, or how long the client must
+// wait; a refused one is not counted.
+func (t *Throttle) NewSession(ctx context.Context, addr netip.Addr) (time.Duration, error) {
+	return t.count(ctx, Key(KindNewSession, "", addr), t.policy.Anonymous, "new session")
 }
 
 // count runs the count script for one limit (Max 0: no limit).

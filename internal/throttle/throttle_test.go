@@ -28,6 +28,8 @@ func TestDefaultPolicyIsPinned(t *testing.T) {
 		Account: throttle.Limit{Max: 20, Window: 5 * time.Minute},
 		Known:   30 * 24 * time.Hour,
 		Signup:  throttle.Limit{Max: 50, Window: time.Hour},
+		// New anonymous sessions per address: a class behind one NAT.
+		Anonymous: throttle.Limit{Max: 300, Window: 10 * time.Minute},
 	}
 	if throttle.DefaultPolicy != want {
 		t.Errorf("DefaultPolicy = %+v\nwant %+v\n(change this test and the docs together with the policy)", throttle.DefaultPolicy, want)

@@ -1,0 +1,117 @@
+package e2e
+
+import (
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+// aclRule is the Redis ACL user that docs/deploy.md gives operators,
+// read from the doc itself so that what it says is what is tested.
+func aclRule(t *testing.T) string {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/deploy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(doc)) {
+		if strings.HasPrefix(line, "user sessionlab ") {
+			return strings.TrimSpace(line)
+		}
+	}
+	t.Fatal("docs/deploy.md has no line starting with 'user sessionlab '")
+	return ""
+}
+
+// aclDenials reads redis-cli-style ACL LOG output (one value a line) into
+// "reason object" pairs: "key browsers:1.2.3.4", "command client|caching".
+func aclDenials(log string) []string {
+	var out []string
+	var reason string
+	lines := strings.Split(log, "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		switch strings.TrimSpace(lines[i]) {
+		case "reason":
+			reason = strings.TrimSpace(lines[i+1])
+		case "object":
+			if d := reason + " " + strings.TrimSpace(lines[i+1]); !slices.Contains(out, d) {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+// The app runs as the least-privileged Redis user that docs/deploy.md
+// gives: every feature works, Redis refuses nothing it asks (ACL LOG stays
+// empty), and the user can do nothing else.
+func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
+	const password = "acl-test-password"
+	rule := strings.Replace(aclRule(t), ">change-this-password", ">"+password, 1)
+	rs := redistest.Start(t, append([]string{"--user"}, strings.Fields(strings.TrimPrefix(rule, "user "))...)...)
+	u := "redis://sessionlab:" + password + "@" + rs.Addr() + "/0"
+	a := apptest.Start(t, bin, "-redis", u, "-instance", "a")
+	b := apptest.Start(t, bin, "-redis", u, "-instance", "b")
+
+	laptop, phone := apptest.Client(t), apptest.Client(t)
+	steps := []struct {
+		what   string
+		do     func() int
+		status int
+	}{
+		{"ready", func() int { s, _ := get(t, laptop, a.URL+"/readyz"); return s }, http.StatusOK},
+		{"register", func() int {
+			return postForm(t, laptop, a.URL+"/register", url.Values{"username": {"acl"}, "password": {"acl-password"}})
+		}, http.StatusSeeOther},
+		{"count on a", func() int { s, _ := get(t, laptop, a.URL+"/count"); return s }, http.StatusOK},
+		{"count on b", func() int { s, _ := get(t, laptop, b.URL+"/count"); return s }, http.StatusOK},
+		{"login elsewhere", func() int {
+			return postForm(t, phone, b.URL+"/login", url.Values{"username": {"acl"}, "password": {"acl-password"}})
+		}, http.StatusSeeOther},
+		{"sessions page", func() int { s, _ := get(t, laptop, a.URL+"/sessions"); return s }, http.StatusOK},
+		{"Redis page", func() int { s, _ := get(t, laptop, a.URL+"/redis"); return s }, http.StatusOK},
+		{"stay signed in", func() int { return postForm(t, laptop, a.URL+"/session/touch", nil) }, http.StatusSeeOther},
+		{"log out everywhere else", func() int { return postForm(t, laptop, a.URL+"/sessions/revoke-others", nil) }, http.StatusSeeOther},
+		{"the other session is out", func() int { s, _ := get(t, phone, b.URL+"/profile"); return s }, http.StatusUnauthorized},
+		{"password change", func() int {
+			return postForm(t, laptop, b.URL+"/password", url.Values{"current": {"acl-password"}, "new": {"acl-new-password"}})
+		}, http.StatusSeeOther},
+		{"failed login", func() int {
+			return postForm(t, phone, a.URL+"/login", url.Values{"username": {"acl"}, "password": {"wrong-password"}})
+		}, http.StatusUnauthorized},
+		{"log out", func() int { return postForm(t, laptop, a.URL+"/logout", nil) }, http.StatusSeeOther},
+		{"log in", func() int {
+			return postForm(t, laptop, b.URL+"/login", url.Values{"username": {"acl"}, "password": {"acl-new-password"}})
+		}, http.StatusSeeOther},
+	}
+	for i, s := range steps {
+		if got := s.do(); got != s.status {
+			t.Errorf("%s: %d, want %d", s.what, got, s.status)
+		}
+		if i == 1 { // registered: the page's live stream, which subscribes
+			if st := apptest.OpenStream(t, laptop, a.URL+"/live"); st.Status != http.StatusOK {
+				t.Errorf("live stream: %d, want 200", st.Status)
+			}
+		}
+	}
+	// The app asks for maxmemory-policy (to warn about eviction) and does
+	// without it when refused: the documented user is not given CONFIG.
+	refused := slices.DeleteFunc(aclDenials(rs.MustDo("ACL", "LOG")), func(d string) bool { return d == "command config|get" })
+	if len(refused) > 0 {
+		t.Errorf("Redis refused the app %s; if the app needs them, add them to the ACL user in docs/deploy.md",
+			strings.Join(refused, ", "))
+	}
+	for _, cmd := range [][]string{{"FLUSHALL"}, {"KEYS", "*"}, {"CONFIG", "GET", "*"}, {"GET", "other:key"}} {
+		out, _ := exec.Command("redis-cli", append([]string{"-u", u, "--no-auth-warning"}, cmd...)...).CombinedOutput()
+		if !strings.Contains(string(out), "NOPERM") {
+			t.Errorf("as the app's user, %s answered %q, want NOPERM", strings.Join(cmd, " "), strings.TrimSpace(string(out)))
+		}
+	}
+}
