@@ -78,10 +78,11 @@ func (cfg Config) Options() (rueidis.ClientOption, error) {
 		opt.Sentinel.TLSConfig = opt.TLSConfig
 		opt.Sentinel.Username, opt.Sentinel.Password = cfg.SentinelUser, cfg.SentinelPassword
 		opt.Sentinel.Dialer.Timeout = DialTimeout
-		// rueidis follows the master on the sentinels' +switch-master;
-		// asking them every second as well catches an event it missed (a
-		// sentinel connection that broke at that moment). See sentinel.go.
-		opt.Sentinel.TopologyRefreshInterval = time.Second
+		// The client follows the master on each +switch-master event; a
+		// missed one (the sentinel connection was down) would bind it to a
+		// demoted master for good. Asking the sentinels every few seconds
+		// recovers from that (rueidis recommends it).
+		opt.Sentinel.TopologyRefreshInterval = 2 * time.Second
 	}
 	opt.ForceSingleClient = opt.Sentinel.MasterSet == "" // never probe for a cluster: refused below
 	// Requests that meet a broken connection wait for one dial, whoever
