@@ -186,7 +186,8 @@ type BrowserRow struct {
 
 // Trace is what one request sent to Redis, in order.
 type Trace struct {
-	Request  string // "GET /count"
+	Method   string // GET
+	Path     string // /count
 	Commands []TraceCommand
 	Dropped  int // commands sent but not kept (a trace is bounded)
 }
@@ -202,12 +203,4 @@ type TraceCommand struct {
 type RedisServer struct {
 	Where string // "127.0.0.1:6391, database 0"
 	CLI   string // "redis-cli -u redis://127.0.0.1:6391/0"
-}
-
-func took(d time.Duration) string {
-	ms := float64(d) / float64(time.Millisecond)
-	if ms < 1 {
-		return fmt.Sprintf("%.2f ms", ms)
-	}
-	return fmt.Sprintf("%.1f ms", ms)
 }

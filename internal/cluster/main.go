@@ -213,8 +213,9 @@ func up(dir, appBin string, free bool, appArgs []string, out io.Writer) error {
 	if err := c.save(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "sessionlab cluster: nginx (TLS, HTTP/2) round-robin over app1..app3, Redis master %s, replica %s, sentinels %s\n",
+	fmt.Fprintf(out, "sessionlab cluster: nginx (TLS, HTTP/2) round-robin over app1..app3, Redis %s and %s, sentinels %s\n",
 		c.state.Redis[0], c.state.Redis[1], strings.Join(c.state.Sentinels, " "))
+	fmt.Fprintf(out, "the instances ask the sentinels for the master: -redis '%s'\n", c.redisURL())
 	fmt.Fprintf(out, "logs and data in %s; go tool task failover, go tool task cluster:restart-app; Ctrl-C stops everything\n", dir)
 	fmt.Fprintf(out, "open %s (the certificate is self-signed: accept it once)\n", c.state.URL)
 	<-ctx.Done()
@@ -363,15 +364,14 @@ func (c *cluster) startRedis(master, replica int, sentinels []int) error {
 	return nil
 }
 
-// redisURL is what every instance is given: the master the sentinels name
-// now (after a failover it is not the first one).
-func (c *cluster) redisURL() (string, error) {
-	out, err := redisCLI(c.state.Sentinels[0], "sentinel", "get-master-addr-by-name", masterName)
-	host, port, ok := strings.Cut(out, "\n")
-	if err != nil || !ok {
-		return "", fmt.Errorf("ask sentinel %s for the master: %v %s", c.state.Sentinels[0], err, out)
+// redisURL is what every instance is given: the sentinels, which tell the
+// app who the master is now and after a failover.
+func (c *cluster) redisURL() string {
+	u := "redis://" + c.state.Sentinels[0] + "/0?master_set=" + masterName
+	for _, s := range c.state.Sentinels[1:] {
+		u += "&addr=" + s
 	}
-	return "redis://" + net.JoinHostPort(host, port) + "/0", nil
+	return u
 }
 
 // superviseApp runs one instance and starts it again whenever it exits,
@@ -379,12 +379,8 @@ func (c *cluster) redisURL() (string, error) {
 func (c *cluster) superviseApp(ctx context.Context, name, addr, bin string, extra []string, ready chan<- error) {
 	first := true
 	for {
-		var p *proc
-		redisURL, err := c.redisURL()
-		if err == nil {
-			p, err = c.start(name, bin, append([]string{"-addr", addr, "-instance", name, "-redis", redisURL,
-				"-cookie-secure", "-trusted-proxies", "127.0.0.1/32,::1/128"}, extra...)...)
-		}
+		p, err := c.start(name, bin, append([]string{"-addr", addr, "-instance", name, "-redis", c.redisURL(),
+			"-cookie-secure", "-trusted-proxies", "127.0.0.1/32,::1/128"}, extra...)...)
 		if err == nil {
 			err = waitFor(name, p, func() bool { return healthy(addr) })
 		}

@@ -24,6 +24,7 @@ const (
 	TimedOut    Kind = "timed out"          // Redis is hung, or too slow to wait for
 	Closing     Kind = "client closing"     // the app is shutting down
 	NotMaster   Kind = "not a master"       // a replica now (a failover moved the master)
+	FailingOver Kind = "failing over"       // Sentinel is switching masters (ErrFailingOver)
 )
 
 // MayHaveRun says whether Redis may have run the command although the
@@ -40,6 +41,7 @@ var unavailableReplies = []string{
 	"WRONGPASS",  // the password or user changed
 	"READONLY",   // a replica: the master moved (failover)
 	"MASTERDOWN", // a replica that lost its master
+	"NOREPLICAS", // min-replicas-to-write: a master whose replicas left (a failover)
 	"MISCONF",    // the last snapshot failed and writes are stopped
 	"LOADING",    // loading the dataset after a restart
 	"BUSY",       // a script runs too long
@@ -65,15 +67,21 @@ func Unavailable(err error) (Kind, bool) {
 		return Closing, true
 	case errors.Is(err, errNotMaster):
 		return NotMaster, true
+	case errors.Is(err, ErrFailingOver):
+		return FailingOver, true
 	case errors.As(err, &netErr):
 		return Unreachable, true
 	}
+	// An error reply; or, when the reply came during the connection's
+	// handshake (HELLO, CLIENT TRACKING), rueidis's text that starts with it.
+	text := err.Error()
 	if rerr, ok := errors.AsType[*rueidis.RedisError](err); ok {
-		word, _, _ := strings.Cut(rerr.Error(), " ")
-		for _, p := range unavailableReplies {
-			if word == p {
-				return Kind(p), true
-			}
+		text = rerr.Error()
+	}
+	word, _, _ := strings.Cut(text, " ")
+	for _, p := range unavailableReplies {
+		if word == p {
+			return Kind(p), true
 		}
 	}
 	return "", false

@@ -78,6 +78,11 @@ func (cfg Config) Options() (rueidis.ClientOption, error) {
 		opt.Sentinel.TLSConfig = opt.TLSConfig
 		opt.Sentinel.Username, opt.Sentinel.Password = cfg.SentinelUser, cfg.SentinelPassword
 		opt.Sentinel.Dialer.Timeout = DialTimeout
+		// The client follows the master on each +switch-master event; a
+		// missed one (the sentinel connection was down) would bind it to a
+		// demoted master for good. Asking the sentinels every few seconds
+		// recovers from that (rueidis recommends it).
+		opt.Sentinel.TopologyRefreshInterval = 2 * time.Second
 	}
 	opt.ForceSingleClient = opt.Sentinel.MasterSet == "" // never probe for a cluster: refused below
 	// Requests that meet a broken connection wait for one dial, whoever
@@ -86,7 +91,7 @@ func (cfg Config) Options() (rueidis.ClientOption, error) {
 	opt.Dialer.Timeout = DialTimeout
 	opt.ConnWriteTimeout = DefaultTimeout // also how soon a background PING gives a silent connection up
 	// Client-side caching stays on: every request of a logged-in session reads
-	// its account (accounts.Generation), and Redis invalidates the copy on
+	// its account (accounts.Store.Current), and Redis invalidates the copy on
 	// every instance when the account changes.
 	return opt, nil
 }
@@ -140,6 +145,11 @@ func Connect(ctx context.Context, cfg Config) (rueidis.Client, error) {
 	if err := checkServer(checkCtx, rdb); err != nil {
 		rdb.Close()
 		return nil, startError(where, noClientCert, err)
+	}
+	if opt.Sentinel.MasterSet != "" {
+		// Every command goes through the gate, the session store's too:
+		// none reaches a master that the sentinels are replacing.
+		rdb = gateFailovers(rdb, opt)
 	}
 	return Bound(rdb, DefaultTimeout), nil
 }
