@@ -146,6 +146,11 @@ func Connect(ctx context.Context, cfg Config) (rueidis.Client, error) {
 		rdb.Close()
 		return nil, startError(where, noClientCert, err)
 	}
+	if opt.Sentinel.MasterSet != "" {
+		// Every command goes through the gate, the session store's too:
+		// none reaches a master that the sentinels are replacing.
+		rdb = gateFailovers(rdb, opt)
+	}
 	return Bound(rdb, DefaultTimeout), nil
 }
 
