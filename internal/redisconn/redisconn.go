@@ -91,7 +91,7 @@ func (cfg Config) Options() (rueidis.ClientOption, error) {
 	opt.Dialer.Timeout = DialTimeout
 	opt.ConnWriteTimeout = DefaultTimeout // also how soon a background PING gives a silent connection up
 	// Client-side caching stays on: every request of a logged-in session reads
-	// its account (accounts.Generation), and Redis invalidates the copy on
+	// its account (accounts.Store.Current), and Redis invalidates the copy on
 	// every instance when the account changes.
 	return opt, nil
 }
