@@ -6,11 +6,13 @@
 package redisconn
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -40,6 +42,9 @@ type Config struct {
 	// Credentials for the sentinels, when they differ from Redis's own
 	// (the URL's user and password are for Redis).
 	SentinelUser, SentinelPassword string
+	// Log gets what the client does on its own (follows a new master);
+	// slog's default logger when nil.
+	Log *slog.Logger
 }
 
 // urlOptions are the URL query options the app honours. rueidis reads more
@@ -149,7 +154,7 @@ func Connect(ctx context.Context, cfg Config) (rueidis.Client, error) {
 	if opt.Sentinel.MasterSet != "" {
 		// Every command goes through the gate, the session store's too:
 		// none reaches a master that the sentinels are replacing.
-		rdb = gateFailovers(rdb, opt)
+		rdb = gateFailovers(rdb, opt, cmp.Or(cfg.Log, slog.Default()))
 	}
 	return Bound(rdb, DefaultTimeout), nil
 }

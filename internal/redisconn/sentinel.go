@@ -42,8 +42,8 @@ const maxFailoverPause = 10 * time.Second
 // gateFailovers watches every sentinel in opt for failovers of the master
 // set, and returns c wrapped so that its commands fail with ErrFailingOver
 // while one is under way. Closing it ends the watching.
-func gateFailovers(c rueidis.Client, opt rueidis.ClientOption) rueidis.Client {
-	g := &failoverGate{Client: c, masterSet: opt.Sentinel.MasterSet, dedicated: map[rueidis.DedicatedClient]struct{}{}}
+func gateFailovers(c rueidis.Client, opt rueidis.ClientOption, log *slog.Logger) rueidis.Client {
+	g := &failoverGate{Client: c, masterSet: opt.Sentinel.MasterSet, log: log, dedicated: map[rueidis.DedicatedClient]struct{}{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, addr := range opt.InitAddress {
@@ -59,6 +59,7 @@ func gateFailovers(c rueidis.Client, opt rueidis.ClientOption) rueidis.Client {
 type failoverGate struct {
 	rueidis.Client
 	masterSet string
+	log       *slog.Logger
 	stop      func()
 
 	closed atomic.Bool
@@ -103,7 +104,7 @@ func (g *failoverGate) follow(ctx context.Context) {
 		if now == last {
 			continue
 		}
-		slog.Info("Redis Sentinel: new master", "from", last, "to", now)
+		g.log.Info("Redis Sentinel: new master", "from", last, "to", now)
 		last = now
 		_ = g.refuse() // opens the gate
 		g.dmu.Lock()
@@ -173,7 +174,7 @@ func (g *failoverGate) watch(ctx context.Context, addr string, so rueidis.Sentin
 			c.Close()
 		}
 		if ctx.Err() == nil {
-			slog.Debug("sentinel: failover events lost; reconnecting", "sentinel", addr, "err", err)
+			g.log.Debug("Redis Sentinel: failover events lost; reconnecting", "sentinel", addr, "err", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
