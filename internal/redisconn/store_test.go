@@ -272,3 +272,43 @@ func TestBadURLErrorsHideThePassword(t *testing.T) {
 		}
 	}
 }
+
+// Against a hung Redis, checking idle connections before lending them must
+// not add up: once one check failed, the connections idle since are dropped
+// unchecked, so a borrow costs one failed check and a dial (about 2 s with
+// the pool's 1 s timeouts), not a second per idle connection.
+func TestPoolChecksDoNotAddUpOnAHungRedis(t *testing.T) {
+	rs := redistest.Start(t)
+	_, pool := newStore(t, redisconn.Config{URL: rs.URL()}, connect(t, rs.URL()))
+	const idle = 8
+	var conns []redis.Conn
+	for range idle + 1 {
+		c := pool.Get()
+		if _, err := c.Do("PING"); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	rs.Pause()
+	defer rs.Resume()
+	// One command times out (a failure): the idle connections are suspect.
+	c := pool.Get()
+	if _, err := c.Do("GET", "k"); !isTimeout(err) {
+		t.Fatalf("GET on a hung Redis: %v, want a timeout", err)
+	}
+	c.Close()
+
+	start := time.Now()
+	c = pool.Get()
+	_, err := c.Do("GET", "k")
+	c.Close()
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("borrowing with %d idle connections to a hung Redis took %v", idle, took)
+	}
+	if err == nil {
+		t.Error("a command on a hung Redis succeeded")
+	}
+}
