@@ -12,6 +12,8 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -316,7 +318,12 @@ func (c *cluster) startRedis(master, replica int, sentinels []int) error {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
-		conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nappendonly yes\nsave \"\"\n", port, d)
+		// min-replicas-to-write: a master whose replica has left (as after
+		// a failover, until the sentinels demote it) refuses writes, which
+		// the app answers 503, instead of acknowledging writes that the
+		// resync from the new master would drop (see docs/deploy.md).
+		conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nappendonly yes\nsave \"\"\n"+
+			"min-replicas-to-write 1\nmin-replicas-max-lag 10\n", port, d)
 		if port == replica {
 			conf += fmt.Sprintf("replicaof 127.0.0.1 %d\n", master)
 		}
@@ -330,6 +337,10 @@ func (c *cluster) startRedis(master, replica int, sentinels []int) error {
 		c.keep(p)
 		if err := waitFor("redis-server on "+addr(port), p, func() bool {
 			out, err := redisCLI(addr(port), "ping")
+			if port == replica { // in sync, or the master refuses writes
+				out, err = redisCLI(addr(port), "info", "replication")
+				return err == nil && strings.Contains(out, "master_link_status:up")
+			}
 			return err == nil && out == "PONG"
 		}); err != nil {
 			return err
@@ -345,7 +356,7 @@ func (c *cluster) startRedis(master, replica int, sentinels []int) error {
 		conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\n"+
 			"sentinel monitor %s 127.0.0.1 %d 2\n"+
 			"sentinel down-after-milliseconds %[3]s 2000\n"+
-			"sentinel failover-timeout %[3]s 10000\n", port, d, masterName, master)
+			"sentinel failover-timeout %[3]s 5000\n", port, d, masterName, master)
 		if err := writeOnce(filepath.Join(d, "sentinel.conf"), conf); err != nil {
 			return err
 		}
@@ -438,8 +449,17 @@ func (c *cluster) startNginx(listen, cert, key string, apps []string) error {
 		return err
 	}
 	c.keep(p)
+	// Ready when it answers a TLS handshake with this certificate: proof
+	// that it is this nginx, with its workers up.
+	pem, err := os.ReadFile(cert)
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
 	return waitFor("nginx on "+listen, p, func() bool {
-		conn, err := net.DialTimeout("tcp", listen, time.Second)
+		d := &net.Dialer{Timeout: time.Second}
+		conn, err := tls.DialWithDialer(d, "tcp", listen, &tls.Config{RootCAs: roots, ServerName: "localhost"})
 		if err == nil {
 			conn.Close()
 		}
