@@ -26,7 +26,9 @@ import (
 // master) when it is new, when it was last checked more than roleEvery ago,
 // and after any connection failed since it was last used. It is dropped
 // without a round trip when rdb's master is another server, and once a
-// write on it was refused as READONLY.
+// write on it was refused as READONLY. While rdb's failover gate holds the
+// master (see gateFailovers), no connection to it is lent or dialled: the
+// session call fails with ErrFailingOver (a 503), as rdb's commands do.
 func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 	opt, err := cfg.Options()
 	if err != nil {
@@ -37,8 +39,10 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 		network = "unix"
 	}
 	master := func() string { return opt.InitAddress[0] }
+	gate := func(string) error { return nil }
 	if opt.Sentinel.MasterSet != "" {
 		master = func() string { return MasterAddr(rdb) }
+		gate = failingOver // held like rdb's commands while the master is replaced
 	}
 	dialOptions := []redis.DialOption{
 		redis.DialConnectTimeout(DialTimeout),
@@ -65,6 +69,9 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 			if addr == "" {
 				return nil, errors.New("Redis Sentinel has named no master yet")
 			}
+			if err := gate(addr); err != nil {
+				return nil, err
+			}
 			c, err := redis.Dial(network, addr, dialOptions...)
 			if err != nil {
 				p.failed()
@@ -79,6 +86,9 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 		},
 		TestOnBorrow: func(c redis.Conn, idleSince time.Time) error {
 			wc := c.(*watchedConn)
+			if err := gate(wc.addr); err != nil {
+				return err
+			}
 			switch {
 			case wc.addr != master():
 				return errMasterMoved
