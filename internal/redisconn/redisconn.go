@@ -49,9 +49,9 @@ type Config struct {
 // override or not honour is refused at start instead.
 var urlOptions = map[string]bool{"db": true, "master_set": true, "addr": true, "skip_verify": true, "client_name": true}
 
-// Options turns cfg into the client's options, refusing what the app
+// options turns cfg into the client's options, refusing what the app
 // cannot honour.
-func (cfg Config) Options() (rueidis.ClientOption, error) {
+func (cfg Config) options() (rueidis.ClientOption, error) {
 	opt, err := ParseURL(cfg.URL)
 	if err != nil {
 		return opt, err
@@ -131,7 +131,7 @@ func addTLSFiles(tc *tls.Config, ca, cert, key string) error {
 // hooks) belong here.
 func Connect(ctx context.Context, cfg Config) (rueidis.Client, error) {
 	where := Redact(cfg.URL)
-	opt, err := cfg.Options()
+	opt, err := cfg.options()
 	if err != nil {
 		return nil, fmt.Errorf("Redis URL %s: %w", where, err)
 	}
