@@ -210,8 +210,10 @@ func startError(where string, noClientCert bool, err error) error {
 
 // DialTimeout bounds a new connection: TCP, TLS and the HELLO handshake
 // take a few round trips, well under this even to a Redis in another
-// building.
-const DialTimeout = 500 * time.Millisecond
+// building (or on a loaded machine with the race detector on). Requests
+// that meet a broken connection all wait for the same dial, so it is no
+// longer than the limit of one command.
+const DialTimeout = DefaultTimeout
 
 // Redact hides a password in a Redis URL before it is logged.
 func Redact(s string) string {
