@@ -163,6 +163,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: cfg.logLevel}))
 
+	cfg.redis.Log = log
 	rdb, err := redisconn.Connect(ctx, cfg.redis)
 	if err != nil {
 		return err

@@ -49,7 +49,7 @@ func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 		}
 		if e.Exists {
 			entries = append(entries, views.RedisEntry{
-				Key:    sessions.CutKey(sessions.Key(token)),
+				Key:    sessions.CutSessionKey(token),
 				Note:   "this browser's session (the key holds the full token; it is cut here on purpose)",
 				TTL:    e.TTL,
 				Memory: e.Memory,

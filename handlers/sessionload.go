@@ -130,7 +130,9 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 // before the save, so it could not say.
 func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.Trace) {
 	b := body.Bytes()
-	i := bytes.Index(b, traceMarker)
+	// From the end: the slot sits in the panel after the page's content,
+	// and a page is full of the '<' a forward search would stop at.
+	i := bytes.LastIndex(b, traceMarker)
 	if i < 0 {
 		return
 	}
@@ -138,14 +140,10 @@ func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.T
 	defer putBuffer(tail)
 	tail.Write(b[i+len(traceMarker):])
 	body.Truncate(i)
-	cmds, dropped := trace.Commands()
-	t := views.Trace{Request: r.Method + " " + r.URL.Path, Dropped: dropped}
-	for _, c := range cmds {
-		t.Commands = append(t.Commands, views.TraceCommand{Name: c.Name, Key: c.Key, Reply: c.Reply, Took: c.Took})
-	}
-	if err := views.RedisTrace(t, a.Redis).Render(context.WithoutCancel(r.Context()), body); err != nil { // as in write
-		a.Log.Error("render trace", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
+	var cmds [8]views.TraceCommand
+	t := views.Trace{Method: r.Method, Path: r.URL.Path, Commands: cmds[:0]}
+	t.Dropped = trace.Each(func(c redistrace.Command) { t.Commands = append(t.Commands, views.TraceCommand(c)) })
+	views.WriteTrace(body, t, a.Redis)
 	body.Write(tail.Bytes())
 }
 

@@ -75,6 +75,19 @@ type Profile struct {
 	Now            time.Time
 }
 
+// Hello is what an event stream says first: the process that answered and
+// whether the page's session is alive there.
+type Hello struct {
+	Process  Process
+	Previous string // the process the page knew; "" when it did not say
+	Session  bool   // the request's session exists
+	Memory   bool   // -store memory
+	Views    int
+}
+
+// NewProcess: a different process answered than the one the page knew.
+func (h Hello) NewProcess() bool { return h.Previous != "" && h.Previous != h.Process.ID }
+
 // Count is the view counter page.
 type Count struct {
 	Views    int
@@ -173,7 +186,8 @@ type BrowserRow struct {
 
 // Trace is what one request sent to Redis, in order.
 type Trace struct {
-	Request  string // "GET /count"
+	Method   string // GET
+	Path     string // /count
 	Commands []TraceCommand
 	Dropped  int // commands sent but not kept (a trace is bounded)
 }
@@ -189,12 +203,4 @@ type TraceCommand struct {
 type RedisServer struct {
 	Where string // "127.0.0.1:6391, database 0"
 	CLI   string // "redis-cli -u redis://127.0.0.1:6391/0"
-}
-
-func took(d time.Duration) string {
-	ms := float64(d) / float64(time.Millisecond)
-	if ms < 1 {
-		return fmt.Sprintf("%.2f ms", ms)
-	}
-	return fmt.Sprintf("%.1f ms", ms)
 }

@@ -12,6 +12,8 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -213,8 +215,9 @@ func up(dir, appBin string, free bool, appArgs []string, out io.Writer) error {
 	if err := c.save(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "sessionlab cluster: nginx (TLS, HTTP/2) round-robin over app1..app3, Redis master %s, replica %s, sentinels %s\n",
+	fmt.Fprintf(out, "sessionlab cluster: nginx (TLS, HTTP/2) round-robin over app1..app3, Redis %s and %s, sentinels %s\n",
 		c.state.Redis[0], c.state.Redis[1], strings.Join(c.state.Sentinels, " "))
+	fmt.Fprintf(out, "the instances ask the sentinels for the master: -redis '%s'\n", c.redisURL())
 	fmt.Fprintf(out, "logs and data in %s; go tool task failover, go tool task cluster:restart-app; Ctrl-C stops everything\n", dir)
 	fmt.Fprintf(out, "open %s (the certificate is self-signed: accept it once)\n", c.state.URL)
 	<-ctx.Done()
@@ -315,7 +318,12 @@ func (c *cluster) startRedis(master, replica int, sentinels []int) error {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
-		conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nappendonly yes\nsave \"\"\n", port, d)
+		// min-replicas-to-write: a master whose replica has left (as after
+		// a failover, until the sentinels demote it) refuses writes, which
+		// the app answers 503, instead of acknowledging writes that the
+		// resync from the new master would drop (see docs/deploy.md).
+		conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nappendonly yes\nsave \"\"\n"+
+			"min-replicas-to-write 1\nmin-replicas-max-lag 10\n", port, d)
 		if port == replica {
 			conf += fmt.Sprintf("replicaof 127.0.0.1 %d\n", master)
 		}
@@ -329,6 +337,10 @@ func (c *cluster) startRedis(master, replica int, sentinels []int) error {
 		c.keep(p)
 		if err := waitFor("redis-server on "+addr(port), p, func() bool {
 			out, err := redisCLI(addr(port), "ping")
+			if port == replica { // in sync, or the master refuses writes
+				out, err = redisCLI(addr(port), "info", "replication")
+				return err == nil && strings.Contains(out, "master_link_status:up")
+			}
 			return err == nil && out == "PONG"
 		}); err != nil {
 			return err
@@ -344,7 +356,7 @@ func (c *cluster) startRedis(master, replica int, sentinels []int) error {
 		conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\n"+
 			"sentinel monitor %s 127.0.0.1 %d 2\n"+
 			"sentinel down-after-milliseconds %[3]s 2000\n"+
-			"sentinel failover-timeout %[3]s 10000\n", port, d, masterName, master)
+			"sentinel failover-timeout %[3]s 5000\n", port, d, masterName, master)
 		if err := writeOnce(filepath.Join(d, "sentinel.conf"), conf); err != nil {
 			return err
 		}
@@ -363,15 +375,14 @@ func (c *cluster) startRedis(master, replica int, sentinels []int) error {
 	return nil
 }
 
-// redisURL is what every instance is given: the master the sentinels name
-// now (after a failover it is not the first one).
-func (c *cluster) redisURL() (string, error) {
-	out, err := redisCLI(c.state.Sentinels[0], "sentinel", "get-master-addr-by-name", masterName)
-	host, port, ok := strings.Cut(out, "\n")
-	if err != nil || !ok {
-		return "", fmt.Errorf("ask sentinel %s for the master: %v %s", c.state.Sentinels[0], err, out)
+// redisURL is what every instance is given: the sentinels, which tell the
+// app who the master is now and after a failover.
+func (c *cluster) redisURL() string {
+	u := "redis://" + c.state.Sentinels[0] + "/0?master_set=" + masterName
+	for _, s := range c.state.Sentinels[1:] {
+		u += "&addr=" + s
 	}
-	return "redis://" + net.JoinHostPort(host, port) + "/0", nil
+	return u
 }
 
 // superviseApp runs one instance and starts it again whenever it exits,
@@ -379,12 +390,8 @@ func (c *cluster) redisURL() (string, error) {
 func (c *cluster) superviseApp(ctx context.Context, name, addr, bin string, extra []string, ready chan<- error) {
 	first := true
 	for {
-		var p *proc
-		redisURL, err := c.redisURL()
-		if err == nil {
-			p, err = c.start(name, bin, append([]string{"-addr", addr, "-instance", name, "-redis", redisURL,
-				"-cookie-secure", "-trusted-proxies", "127.0.0.1/32,::1/128"}, extra...)...)
-		}
+		p, err := c.start(name, bin, append([]string{"-addr", addr, "-instance", name, "-redis", c.redisURL(),
+			"-cookie-secure", "-trusted-proxies", "127.0.0.1/32,::1/128"}, extra...)...)
 		if err == nil {
 			err = waitFor(name, p, func() bool { return healthy(addr) })
 		}
@@ -442,8 +449,17 @@ func (c *cluster) startNginx(listen, cert, key string, apps []string) error {
 		return err
 	}
 	c.keep(p)
+	// Ready when it answers a TLS handshake with this certificate: proof
+	// that it is this nginx, with its workers up.
+	pem, err := os.ReadFile(cert)
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
 	return waitFor("nginx on "+listen, p, func() bool {
-		conn, err := net.DialTimeout("tcp", listen, time.Second)
+		d := &net.Dialer{Timeout: time.Second}
+		conn, err := tls.DialWithDialer(d, "tcp", listen, &tls.Config{RootCAs: roots, ServerName: "localhost"})
 		if err == nil {
 			conn.Close()
 		}

@@ -24,6 +24,7 @@ const (
 	TimedOut    Kind = "timed out"          // Redis is hung, or too slow to wait for
 	Closing     Kind = "client closing"     // the app is shutting down
 	NotMaster   Kind = "not a master"       // a replica now (a failover moved the master)
+	FailingOver Kind = "failing over"       // Sentinel is switching masters (ErrFailingOver)
 )
 
 // MayHaveRun says whether Redis may have run the command although the
@@ -66,6 +67,8 @@ func Unavailable(err error) (Kind, bool) {
 		return Closing, true
 	case errors.Is(err, errNotMaster):
 		return NotMaster, true
+	case errors.Is(err, ErrFailingOver):
+		return FailingOver, true
 	case errors.As(err, &netErr):
 		return Unreachable, true
 	}

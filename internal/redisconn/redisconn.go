@@ -6,11 +6,13 @@
 package redisconn
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -40,6 +42,9 @@ type Config struct {
 	// Credentials for the sentinels, when they differ from Redis's own
 	// (the URL's user and password are for Redis).
 	SentinelUser, SentinelPassword string
+	// Log gets what the client does on its own (follows a new master);
+	// slog's default logger when nil.
+	Log *slog.Logger
 }
 
 // urlOptions are the URL query options the app honours. rueidis reads more
@@ -91,7 +96,7 @@ func (cfg Config) options() (rueidis.ClientOption, error) {
 	opt.Dialer.Timeout = DialTimeout
 	opt.ConnWriteTimeout = DefaultTimeout // also how soon a background PING gives a silent connection up
 	// Client-side caching stays on: every request of a logged-in session reads
-	// its account (accounts.Generation), and Redis invalidates the copy on
+	// its account (accounts.Store.Current), and Redis invalidates the copy on
 	// every instance when the account changes.
 	return opt, nil
 }
@@ -145,6 +150,11 @@ func Connect(ctx context.Context, cfg Config) (rueidis.Client, error) {
 	if err := checkServer(checkCtx, rdb); err != nil {
 		rdb.Close()
 		return nil, startError(where, noClientCert, err)
+	}
+	if opt.Sentinel.MasterSet != "" {
+		// Every command goes through the gate, the session store's too:
+		// none reaches a master that the sentinels are replacing.
+		rdb = gateFailovers(rdb, opt, cmp.Or(cfg.Log, slog.Default()))
 	}
 	return Bound(rdb, DefaultTimeout), nil
 }

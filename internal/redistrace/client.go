@@ -34,14 +34,14 @@ func (t traced) describe(args []string) (name, key string) {
 	switch name {
 	case "EVALSHA", "EVALSHA_RO":
 		if len(args) > 1 {
-			name += " " + scriptName(args[1])
+			name = scriptName(name, args[1])
 		}
 		if len(args) > 3 && args[2] != "0" {
 			key = args[3]
 		}
 	case "EVAL", "EVAL_RO":
 		if len(args) > 1 {
-			name += " " + scriptName(sha1hex(args[1]))
+			name = scriptName(name, sha1hex(args[1]))
 		}
 		if len(args) > 3 && args[2] != "0" {
 			key = args[3]
@@ -99,12 +99,29 @@ func (t traced) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Dur
 	name, key := t.describe(cmd.Commands())
 	start := time.Now()
 	res := t.Client.DoCache(ctx, cmd, ttl)
-	reply := summarize(res)
+	var reply string
 	if res.IsCacheHit() {
-		reply += " from the client-side cache (not sent)"
+		reply = summarizeWith(res, cacheHit)
+	} else {
+		reply = summarize(res)
 	}
 	tr.Add(Command{Name: name, Key: key, Reply: reply, Took: time.Since(start)})
 	return res
+}
+
+// cacheHit follows the reply of a read rueidis answered from its
+// client-side cache: no round trip was made.
+const cacheHit = " from the client-side cache (not sent)"
+
+// summarizeWith is summarize followed by more words; a string reply (what
+// the app reads through the cache) costs one allocation.
+func summarizeWith(res rueidis.RedisResult, more string) string {
+	if m, err := res.ToMessage(); err == nil && m.IsString() {
+		if s, _ := m.ToString(); len(s) > 8 {
+			return sizeWith(len(s), more)
+		}
+	}
+	return summarize(res) + more
 }
 
 // summarize is a reply in a few characters: a string by its size (a

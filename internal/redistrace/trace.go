@@ -29,6 +29,7 @@ const maxCommands = 32
 type Trace struct {
 	mu      sync.Mutex
 	cmds    []Command
+	first   [4]Command // room for a usual request's commands, in one allocation
 	dropped int
 }
 
@@ -37,6 +38,7 @@ type ctxKey struct{}
 // Start returns a context that records into a new trace.
 func Start(ctx context.Context) (context.Context, *Trace) {
 	t := &Trace{}
+	t.cmds = t.first[:0]
 	return context.WithValue(ctx, ctxKey{}, t), t
 }
 
@@ -60,39 +62,60 @@ func (t *Trace) Add(c Command) {
 	t.cmds = append(t.cmds, c)
 }
 
-// Commands are the recorded commands in the order they were sent, and how
-// many more were sent but not kept.
-func (t *Trace) Commands() ([]Command, int) {
+// Each calls fn with the recorded commands in the order they were sent,
+// and returns how many more were sent but not kept.
+func (t *Trace) Each(fn func(Command)) (dropped int) {
 	if t == nil {
-		return nil, 0
+		return 0
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return append([]Command(nil), t.cmds...), t.dropped
+	for _, c := range t.cmds {
+		fn(c)
+	}
+	return t.dropped
 }
 
 // scripts names the Lua scripts the app runs, by SHA-1: the app sends
-// EVALSHA, which names a script only by its hash.
-var scripts sync.Map // sha1 hex -> name
+// EVALSHA, which names a script only by its hash. The names are kept as
+// shown ("EVALSHA count"), so a traced command costs no string building.
+var scripts sync.Map // sha1 hex -> scriptNames
+
+type scriptNames struct{ evalsha, eval string }
 
 // NameScript records the name a page shows for a Lua script, and returns
 // the script's source, so a script is named where it is declared:
 //
 //	var incr = rueidis.NewLuaScript(redistrace.NameScript("count", src))
 func NameScript(name, src string) string {
-	scripts.Store(sha1hex(src), name)
+	scripts.Store(sha1hex(src), scriptNames{"EVALSHA " + name, "EVAL " + name})
 	return src
 }
 
-func scriptName(sha string) string {
+// scriptName is how a page shows a script call: cmd (EVALSHA or EVAL) and
+// the script's name, or the start of its hash for a script never named.
+func scriptName(cmd, sha string) string {
 	if n, ok := scripts.Load(sha); ok {
-		return n.(string)
+		if cmd == "EVALSHA" {
+			return n.(scriptNames).evalsha
+		}
+		if cmd == "EVAL" {
+			return n.(scriptNames).eval
+		}
+		return cmd + " " + n.(scriptNames).evalsha[len("EVALSHA "):]
 	}
 	if len(sha) > 8 {
 		sha = sha[:8] + "…"
 	}
-	return sha
+	return cmd + " " + sha
 }
 
 // Size is a reply of n bytes, as a page shows it.
-func Size(n int) string { return strconv.Itoa(n) + " B" }
+func Size(n int) string { return sizeWith(n, "") }
+
+// sizeWith is Size followed by more words, in one allocation.
+func sizeWith(n int, more string) string {
+	var buf [64]byte
+	b := strconv.AppendInt(buf[:0], int64(n), 10)
+	return string(append(append(b, " B"...), more...))
+}

@@ -40,6 +40,15 @@ const (
 	MsgSessions    = "sessions" // UserChannel: the list changed
 )
 
+// CutSessionKey is CutKey(Key(token)) in one allocation: the session key
+// of a token as a page may show it.
+func CutSessionKey(token string) string {
+	if len(token) > 6 {
+		return Prefix + token[:6] + "…"
+	}
+	return Prefix + token
+}
+
 // CutKey is a key as a page may show it: a session key's token cut to its
 // first six characters (a full token is a password), any other key whole.
 func CutKey(key string) string {

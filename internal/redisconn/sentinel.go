@@ -1,0 +1,250 @@
+package redisconn
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Redis Sentinel. A URL such as
+//
+//	redis://[user:pass@]s1:26379/0?master_set=mymaster&addr=s2:26379&addr=s3:26379
+//
+// names sentinels, not Redis: rueidis asks them for the master, follows it
+// when they announce a new one (+switch-master), and checks with ROLE that
+// it talks to a master. Everything the app sends, sessions included, goes
+// through that one client, so there is one idea of who the master is.
+//
+// What rueidis alone does not do is stop writing to the old master while a
+// failover is under way: from the moment the sentinels' leader turns the
+// replica into a master until +switch-master reaches the client (about a
+// second), the old master still accepts writes, and they are lost when it
+// becomes a replica and resyncs. A gate closes at the first failover event
+// any sentinel publishes and stays closed until rueidis talks to another
+// master: meanwhile every command fails at once with ErrFailingOver, a 503.
+
+// ErrFailingOver is the error of a command refused because the sentinels
+// are failing the master over (see Unavailable: kind FailingOver).
+var ErrFailingOver = errors.New("Redis Sentinel is failing the master over")
+
+// maxFailoverPause bounds how long the gate stays closed if the new master
+// is never announced (a failover that aborts without telling this app): the
+// sentinels' own failover-timeout is usually shorter.
+const maxFailoverPause = 10 * time.Second
+
+// gateFailovers watches every sentinel in opt for failovers of the master
+// set, and returns c wrapped so that its commands fail with ErrFailingOver
+// while one is under way. Closing it ends the watching.
+func gateFailovers(c rueidis.Client, opt rueidis.ClientOption, log *slog.Logger) rueidis.Client {
+	g := &failoverGate{Client: c, masterSet: opt.Sentinel.MasterSet, log: log, dedicated: map[rueidis.DedicatedClient]struct{}{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, addr := range opt.InitAddress {
+		wg.Go(func() { g.watch(ctx, addr, opt.Sentinel) })
+	}
+	wg.Go(func() { g.follow(ctx) })
+	g.stop = func() { cancel(); wg.Wait() }
+	return g
+}
+
+// failoverGate is a client whose commands are refused while the sentinels
+// fail over the master it uses.
+type failoverGate struct {
+	rueidis.Client
+	masterSet string
+	log       *slog.Logger
+	stop      func()
+
+	closed atomic.Bool
+	mu     sync.Mutex
+	from   string    // the master being failed over
+	until  time.Time // open again by then in any case
+
+	dmu       sync.Mutex
+	dedicated map[rueidis.DedicatedClient]struct{} // lent out by Dedicate
+}
+
+// Dedicate lends a dedicated connection (pub/sub uses one) and closes it
+// when the master changes: rueidis leaves a dedicated connection where it
+// was, and a subscription on the old master, still alive, would hear
+// nothing until a sentinel turns it into a replica ten seconds later.
+func (g *failoverGate) Dedicate() (rueidis.DedicatedClient, func()) {
+	d, release := g.Client.Dedicate()
+	g.dmu.Lock()
+	g.dedicated[d] = struct{}{}
+	g.dmu.Unlock()
+	return d, func() {
+		g.dmu.Lock()
+		delete(g.dedicated, d)
+		g.dmu.Unlock()
+		release()
+	}
+}
+
+// follow notices when rueidis moves to another master: it opens the gate
+// and closes the dedicated connections to the old one.
+func (g *failoverGate) follow(ctx context.Context) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	last := g.masterAddr()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := g.masterAddr()
+		if now == last {
+			continue
+		}
+		g.log.Info("Redis Sentinel: new master", "from", last, "to", now)
+		last = now
+		_ = g.refuse() // opens the gate
+		g.dmu.Lock()
+		for d := range g.dedicated {
+			d.Close()
+		}
+		g.dmu.Unlock()
+	}
+}
+
+// masterAddr is the address of the master rueidis sends commands to.
+func (g *failoverGate) masterAddr() string {
+	for addr := range g.Client.Nodes() {
+		return addr
+	}
+	return ""
+}
+
+// shut closes the gate while the client's master is from.
+func (g *failoverGate) shut(from string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.masterAddr() != from {
+		return // a late event about a master the client has left already
+	}
+	g.from, g.until = from, time.Now().Add(maxFailoverPause)
+	g.closed.Store(true)
+}
+
+// refuse is ErrFailingOver while the gate is closed, else nil. It costs an
+// atomic load when no failover is under way.
+func (g *failoverGate) refuse() error {
+	if !g.closed.Load() {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if time.Now().After(g.until) || g.masterAddr() != g.from {
+		g.closed.Store(false)
+		return nil
+	}
+	return ErrFailingOver
+}
+
+func (g *failoverGate) open() { g.closed.Store(false) }
+
+// failoverEvents are the channels a sentinel announces a failover's steps
+// on. Only the sentinel leading the failover publishes them, so the gate
+// listens to all.
+var failoverEvents = []string{"+failover-state-select-slave", "+selected-slave",
+	"+failover-state-send-slaveof-noone", "+promoted-slave", "-failover-abort-*"}
+
+// watch listens to one sentinel's failover events until ctx ends,
+// reconnecting while the sentinel is away.
+func (g *failoverGate) watch(ctx context.Context, addr string, so rueidis.SentinelOption) {
+	for ctx.Err() == nil {
+		c, err := rueidis.NewClient(rueidis.ClientOption{
+			InitAddress:  []string{addr},
+			Username:     so.Username,
+			Password:     so.Password,
+			TLSConfig:    so.TLSConfig,
+			Dialer:       so.Dialer,
+			DisableCache: true, // a sentinel has no client tracking
+		})
+		if err == nil {
+			err = c.Receive(ctx, c.B().Psubscribe().Pattern(failoverEvents...).Build(), g.event)
+			c.Close()
+		}
+		if ctx.Err() == nil {
+			g.log.Debug("Redis Sentinel: failover events lost; reconnecting", "sentinel", addr, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// event reads a sentinel event: "<type> <name> <ip> <port> @ <master-set>
+// <master-ip> <master-port>", the part from @ on absent when the instance
+// is the master itself.
+func (g *failoverGate) event(m rueidis.PubSubMessage) {
+	f := strings.Fields(m.Message)
+	var set, ip, port string
+	switch {
+	case len(f) >= 8 && f[4] == "@":
+		set, ip, port = f[5], f[6], f[7]
+	case len(f) >= 4 && f[0] == "master":
+		set, ip, port = f[1], f[2], f[3]
+	default:
+		return
+	}
+	if set != g.masterSet {
+		return
+	}
+	if strings.HasPrefix(m.Channel, "-failover-abort") {
+		g.open()
+		return
+	}
+	g.shut(net.JoinHostPort(ip, port))
+}
+
+// Close stops watching the sentinels and closes the client.
+func (g *failoverGate) Close() {
+	g.stop()
+	g.Client.Close()
+}
+
+func (g *failoverGate) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	if err := g.refuse(); err != nil {
+		return rueidis.NewErrorResult(err)
+	}
+	return g.Client.Do(ctx, cmd)
+}
+
+func (g *failoverGate) DoMulti(ctx context.Context, multi ...rueidis.Completed) []rueidis.RedisResult {
+	if err := g.refuse(); err != nil {
+		return refused(len(multi), err)
+	}
+	return g.Client.DoMulti(ctx, multi...)
+}
+
+func (g *failoverGate) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Duration) rueidis.RedisResult {
+	if err := g.refuse(); err != nil {
+		return rueidis.NewErrorResult(err)
+	}
+	return g.Client.DoCache(ctx, cmd, ttl)
+}
+
+func (g *failoverGate) DoMultiCache(ctx context.Context, multi ...rueidis.CacheableTTL) []rueidis.RedisResult {
+	if err := g.refuse(); err != nil {
+		return refused(len(multi), err)
+	}
+	return g.Client.DoMultiCache(ctx, multi...)
+}
+
+func refused(n int, err error) []rueidis.RedisResult {
+	res := make([]rueidis.RedisResult, n)
+	for i := range res {
+		res[i] = rueidis.NewErrorResult(err)
+	}
+	return res
+}
