@@ -30,7 +30,7 @@ import (
 // master (see gateFailovers), no connection to it is lent or dialled: the
 // session call fails with ErrFailingOver (a 503), as rdb's commands do.
 func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
-	opt, err := cfg.Options()
+	opt, err := cfg.options()
 	if err != nil {
 		return nil, fmt.Errorf("Redis URL %s: %w", Redact(cfg.URL), err)
 	}
