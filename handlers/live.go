@@ -29,6 +29,12 @@ const keepAliveEvery = 25 * time.Second
 //	views.SSESessions  the user's list of sessions changed (the sessions page reloads it)
 //	views.SSEIdle      the session ends within warnBefore (data: the "stay signed in" warning)
 //	views.SSEBrowsers  a browser on this computer (this client address) counted (data: the list)
+//	views.SSEHello     first on every stream: which process answered and whether the session is alive
+//
+// The page's script (static/live.js) passes the process it knows as
+// ?process=: after an outage the hello says whether a new process answered
+// and whether the session survived it. Without a session the stream is the
+// hello alone.
 //
 // Messages come through the process's pub/sub hub, so a count made on any
 // instance reaches every open tab on every instance. The stream ends when
@@ -44,10 +50,10 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if token == "" || a.Live == nil {
-		// No session, nothing to hear about. Anything but 200 makes the
-		// browser's EventSource give up instead of reconnecting at once.
+		// No session, nothing to hear about but who answered.
+		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusNoContent)
+		_ = a.sendHello(ctx, w, r, false)
 		return
 	}
 	id := sessions.ID(token)
@@ -82,6 +88,11 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, ": stream open\n\n")
+	// The hello carries the count as stored now: a page that was away (an
+	// outage, a hidden tab) catches up.
+	if err := a.sendHello(ctx, w, r, true); err != nil {
+		return
+	}
 	if err := rc.Flush(); err != nil { // saves the session first
 		return
 	}
@@ -193,6 +204,32 @@ func (a *App) warnIfEnding(ctx context.Context, w io.Writer, token string) (time
 	}
 	// Look again just after the end: then the page is sent to log in.
 	return end.Sub(now) + time.Second, sendEvent(w, views.SSEIdle, buf.String())
+}
+
+// sendHello writes the stream's first event, views.SSEHello.
+func (a *App) sendHello(ctx context.Context, w io.Writer, r *http.Request, session bool) error {
+	h := views.Hello{Process: a.process(), Previous: knownProcess(r), Session: session,
+		Memory: a.Issued != nil, Views: a.Sessions.GetInt(ctx, sessions.KeyViews)}
+	var buf bytes.Buffer
+	if err := views.LiveHello(h).Render(ctx, &buf); err != nil {
+		return err
+	}
+	return sendEvent(w, views.SSEHello, buf.String())
+}
+
+// knownProcess is the process id the page knew (?process=), if it looks
+// like one.
+func knownProcess(r *http.Request) string {
+	p := r.URL.Query().Get("process")
+	if len(p) > 16 {
+		return ""
+	}
+	for _, c := range p {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return ""
+		}
+	}
+	return p
 }
 
 // sendBrowsers renders a published list of an address's browsers for one

@@ -123,8 +123,12 @@ func TestStreamsAndSubscriptionsDoNotGrowWithReloads(t *testing.T) {
 		t.Errorf("Redis still has %d subscribers on the session's channel", n[channel])
 	}
 
-	if s := apptest.OpenStream(t, apptestClient(t), a.srv.URL+"/live"); s.Status != http.StatusNoContent {
-		t.Errorf("GET /live without a session: %d, want 204", s.Status)
+	// Without a session the stream is its hello alone: who answered, and
+	// that there is no session.
+	if s := apptest.OpenStream(t, apptestClient(t), a.srv.URL+"/live"); s.Status != http.StatusOK {
+		t.Errorf("GET /live without a session: %d, want 200", s.Status)
+	} else if ev := s.Next(views.SSEHello); !strings.Contains(ev.Data, `data-session="false"`) {
+		t.Errorf("hello without a session = %q", ev.Data)
 	}
 	// The server's read and write timeouts must not cut streams.
 	if strings.Contains(a.logs.String(), "cannot lift") {

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // testIDText is the text inside the first element with this data-testid,
@@ -195,6 +197,30 @@ func TestRestartControl(t *testing.T) {
 	t.Run("GET /restart does nothing", func(t *testing.T) {
 		if r := ta.get(c, "/restart"); r.status != http.StatusMethodNotAllowed || restarts != 1 {
 			t.Errorf("GET /restart: %d, %d restarts", r.status, restarts)
+		}
+	})
+}
+
+// The stream's first event says which process answered, against the one
+// the page knew, and whether the session is alive with its stored count.
+func TestLiveHello(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.get(c, "/count")
+	ta.get(c, "/count")
+	t.Run("after a restart: a new process, the session survived", func(t *testing.T) {
+		s := apptest.OpenStream(t, c, ta.srv.URL+"/live?process=ffffff")
+		ev := s.Next(views.SSEHello)
+		for _, want := range []string{`data-process="a1b2c3"`, `data-session="true"`, `data-views="2"`, "a new process answered", "this page came from process <code>ffffff</code>", "survived"} {
+			if !strings.Contains(ev.Data, want) {
+				t.Errorf("hello = %q, want %q", ev.Data, want)
+			}
+		}
+	})
+	t.Run("after a dropped connection: the same process", func(t *testing.T) {
+		ev := apptest.OpenStream(t, c, ta.srv.URL+"/live?process=a1b2c3").Next(views.SSEHello)
+		if !strings.Contains(ev.Data, "the same process") || strings.Contains(ev.Data, "new process") {
+			t.Errorf("hello = %q", ev.Data)
 		}
 	})
 }

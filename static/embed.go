@@ -1,5 +1,6 @@
-// Package static holds the vendored front-end files (htmx, its SSE extension,
-// Pico CSS) and the app's own CSS, embedded so the binary works offline.
+// Package static holds the vendored front-end files (htmx, Pico CSS) and the
+// app's own CSS and one hand-written script (live.js: the shared event
+// stream), embedded so the binary works offline. There is no build step.
 package static
 
 import (

@@ -75,6 +75,19 @@ type Profile struct {
 	Now            time.Time
 }
 
+// Hello is what an event stream says first: the process that answered and
+// whether the page's session is alive there.
+type Hello struct {
+	Process  Process
+	Previous string // the process the page knew; "" when it did not say
+	Session  bool   // the request's session exists
+	Memory   bool   // -store memory
+	Views    int
+}
+
+// NewProcess: a different process answered than the one the page knew.
+func (h Hello) NewProcess() bool { return h.Previous != "" && h.Previous != h.Process.ID }
+
 // Count is the view counter page.
 type Count struct {
 	Views    int

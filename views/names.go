@@ -27,6 +27,7 @@ const (
 	SSEEnded    = "ended"    // the session ended: its pages leave
 	SSESessions = "sessions" // the user's list of sessions changed
 	SSEIdle     = "idle"     // the session ends soon (data: the warning)
+	SSEHello    = "hello"    // first on every stream: the process that answered (data: LiveHello)
 	SSEBrowsers = "browsers" // a browser on this computer counted (data: the list)
 )
 

@@ -48,9 +48,11 @@ func TestBrowserBrowsersSideBySide(t *testing.T) {
 
 	chrome.open(s.url("/count"))
 	chrome.waitText("view-count", "1")
+	waitStreams(t, s.app, 1) // Chrome's page listens: what is published now reaches it
 	firefox.open(s.url("/count"))
 	firefox.waitText("view-count", "1")
 	chrome.waitOtherBrowser(2, "1") // Firefox's first count reached Chrome's page
+	waitStreams(t, s.app, 2)
 
 	firefox.count(2)
 	firefox.count(3)

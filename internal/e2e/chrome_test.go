@@ -212,14 +212,11 @@ func (b *browser) listen(ev any) {
 			}
 		}
 		line = "console." + string(ev.Type) + ": " + strings.Join(args, " ")
-		// The SSE extension logs each drop of a live-update stream (logout,
-		// restart, leaving the page) as the EventSource's error Event. That
-		// is the app working; a stream that CSP blocks still shows as a
-		// security entry below. (The 4xx a form expects are not errors to
-		// htmx, see views.htmxConfig, so any "Response Status Error Code"
-		// is a broken request.)
-		expected := line == `console.error: "[object Event]"`
-		bad = ev.Type == runtime.ConsoleAPICalledTypeError && !expected || ev.Type == runtime.ConsoleAPICalledTypeAssert
+		// No exemptions: the app's own script (static/live.js) handles a
+		// dropped stream itself and logs nothing. (The 4xx a form expects
+		// are not errors to htmx, see views.htmxConfig, so any "Response
+		// Status Error Code" is a broken request.)
+		bad = ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert
 	case *log.EventEntryAdded:
 		e := ev.Entry
 		line = fmt.Sprintf("log %s/%s: %s", e.Source, e.Level, e.Text)

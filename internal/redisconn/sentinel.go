@@ -42,8 +42,8 @@ const maxFailoverPause = 10 * time.Second
 // gateFailovers watches every sentinel in opt for failovers of the master
 // set, and returns c wrapped so that its commands fail with ErrFailingOver
 // while one is under way. Closing it ends the watching.
-func gateFailovers(c rueidis.Client, opt rueidis.ClientOption) rueidis.Client {
-	g := &failoverGate{Client: c, masterSet: opt.Sentinel.MasterSet, dedicated: map[rueidis.DedicatedClient]struct{}{}}
+func gateFailovers(c rueidis.Client, opt rueidis.ClientOption, log *slog.Logger) rueidis.Client {
+	g := &failoverGate{Client: c, masterSet: opt.Sentinel.MasterSet, log: log, dedicated: map[rueidis.DedicatedClient]struct{}{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, addr := range opt.InitAddress {
@@ -51,7 +51,32 @@ func gateFailovers(c rueidis.Client, opt rueidis.ClientOption) rueidis.Client {
 	}
 	wg.Go(func() { g.follow(ctx) })
 	g.stop = func() { cancel(); wg.Wait() }
+	gates.Store(g, struct{}{})
 	return g
+}
+
+// gates are the open clients' gates. The session pool (NewPool) does not
+// send through the rueidis client, so it asks them (failingOver).
+var gates sync.Map // *failoverGate -> struct{}
+
+// failingOver is ErrFailingOver while a gate is closed for the master at
+// addr, else nil.
+func failingOver(addr string) (err error) {
+	gates.Range(func(k, _ any) bool {
+		g := k.(*failoverGate)
+		if g.refuse() == nil {
+			return true
+		}
+		g.mu.Lock()
+		from := g.from
+		g.mu.Unlock()
+		if from == addr {
+			err = ErrFailingOver
+			return false
+		}
+		return true
+	})
+	return err
 }
 
 // failoverGate is a client whose commands are refused while the sentinels
@@ -59,6 +84,7 @@ func gateFailovers(c rueidis.Client, opt rueidis.ClientOption) rueidis.Client {
 type failoverGate struct {
 	rueidis.Client
 	masterSet string
+	log       *slog.Logger
 	stop      func()
 
 	closed atomic.Bool
@@ -103,7 +129,7 @@ func (g *failoverGate) follow(ctx context.Context) {
 		if now == last {
 			continue
 		}
-		slog.Info("Redis Sentinel: new master", "from", last, "to", now)
+		g.log.Info("Redis Sentinel: new master", "from", last, "to", now)
 		last = now
 		_ = g.refuse() // opens the gate
 		g.dmu.Lock()
@@ -173,7 +199,7 @@ func (g *failoverGate) watch(ctx context.Context, addr string, so rueidis.Sentin
 			c.Close()
 		}
 		if ctx.Err() == nil {
-			slog.Debug("sentinel: failover events lost; reconnecting", "sentinel", addr, "err", err)
+			g.log.Debug("Redis Sentinel: failover events lost; reconnecting", "sentinel", addr, "err", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
@@ -208,6 +234,7 @@ func (g *failoverGate) event(m rueidis.PubSubMessage) {
 
 // Close stops watching the sentinels and closes the client.
 func (g *failoverGate) Close() {
+	gates.Delete(g)
 	g.stop()
 	g.Client.Close()
 }

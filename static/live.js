@@ -1,0 +1,257 @@
+// live.js: the page's live updates from GET /live, and what the page says
+// when the server goes away and comes back. Hand-written, no build step.
+//
+// One stream per browser, not per tab: browsers open at most six HTTP/1.1
+// connections per host, and a stream per tab would leave the seventh tab
+// hanging. The tab holding the Web Lock "sessionlab-live" reads the stream
+// and passes every event to the other tabs over a BroadcastChannel; when it
+// closes, another tab takes the lock and the stream over. Where Web Locks
+// are missing (a page served over plain HTTP from another machine is not a
+// secure context), each tab reads its own stream, and only while it is
+// visible: a hidden tab lets go of its connection and catches up when shown.
+//
+// A page takes part once it has an element with sse-connect. Events act on
+// the page as htmx's SSE extension did: an element whose sse-swap names the
+// event gets its data swapped in; an element with hx-trigger="sse:<event>"
+// is triggered.
+(function () {
+  'use strict';
+
+  var LOCK = 'sessionlab-live';
+  var status = document.getElementById('live-status');
+  var live = false; // this page takes part (it has, or got, an sse-connect element)
+  var url = '/live';
+  var channel = 'BroadcastChannel' in window ? new BroadcastChannel(LOCK) : null;
+  var shared = !!(channel && navigator.locks);
+
+  // What this tab knows: the process that served it, and whether the
+  // stream is down (then clicks are held back and say why).
+  var known = processID(document);
+  var down = false;
+  var hasStream = false;
+
+  function processID(root) {
+    var el = root.querySelector('[data-process]');
+    return el ? el.getAttribute('data-process') : '';
+  }
+
+  function say(state, html) {
+    if (!status) return;
+    status.setAttribute('data-state', state);
+    status.innerHTML = html;
+  }
+
+  // ---- what a message does to this tab ----
+
+  function handle(msg) {
+    if (msg.type === 'down') {
+      down = true;
+      say('down', '<p class="banner warn" data-testid="live-down"><strong>The server is not answering.</strong> ' +
+        'This page lost its connection and is retrying (attempt ' + msg.attempt + '). ' +
+        'Nothing you click is sent until it answers again.</p>');
+    } else if (msg.type === 'event') {
+      // The events htmx's SSE extension fired, for whoever listens
+      // (the browser tests do): a stream opened, a message arrived.
+      if (msg.name === 'hello') {
+        hello(msg.data);
+        htmx.trigger(document.body, 'htmx:sseOpen', {});
+      } else {
+        dispatch(msg.name, msg.data);
+        htmx.trigger(document.body, 'htmx:sseMessage', { type: msg.name, data: msg.data });
+      }
+    }
+  }
+
+  function hello(data) {
+    var t = document.createElement('template');
+    t.innerHTML = data;
+    var pid = processID(t.content);
+    if (down || (known && pid !== known)) {
+      var notice = t.content.querySelector('[data-testid="live-back"]');
+      say('back', notice ? notice.outerHTML : '');
+      var badge = t.content.getElementById('process');
+      var old = document.getElementById('process');
+      if (badge && old) old.replaceWith(badge);
+    }
+    down = false;
+    known = pid;
+    // Catch up with the count as stored now (counts made while this page
+    // was not listening reached nobody).
+    var root = t.content.firstElementChild;
+    var count = document.querySelector('[sse-swap~="count"]');
+    if (root && root.getAttribute('data-session') === 'true' && count &&
+        count.textContent.trim() !== root.getAttribute('data-views')) {
+      dispatch('count', root.getAttribute('data-views'));
+    }
+  }
+
+  function dispatch(name, data) {
+    document.querySelectorAll('[sse-swap]').forEach(function (el) {
+      var names = el.getAttribute('sse-swap').split(',').map(function (s) { return s.trim(); });
+      if (names.indexOf(name) >= 0) {
+        htmx.swap(el, data, { swapStyle: el.getAttribute('hx-swap') || 'innerHTML' });
+      }
+    });
+    document.querySelectorAll('[hx-trigger]').forEach(function (el) {
+      if (el.getAttribute('hx-trigger').split(/[\s,]+/).indexOf('sse:' + name) >= 0) {
+        htmx.trigger(el, 'sse:' + name, { data: data });
+      }
+    });
+  }
+
+  // deliver acts on this tab and, when the stream is shared, on the others.
+  function deliver(msg) {
+    handle(msg);
+    if (shared) channel.postMessage(msg);
+  }
+
+  // ---- the stream (in the tab that reads it) ----
+
+  var reading = null; // AbortController of the stream being read
+  var attempt = 0;
+  var retry = 0;
+  var idle = false; // no session: nothing to listen to until one exists
+
+  // Reconnect delays: quick at first, then once a second, then every five
+  // seconds during a long outage. Never more than two attempts a second.
+  function delay(n) { return n <= 1 ? 500 : n < 30 ? 1000 : 5000; }
+
+  function connect() {
+    clearTimeout(retry);
+    if (reading) reading.abort();
+    var ctl = new AbortController();
+    reading = ctl;
+    idle = false;
+    var last = '';
+    var sep = url.indexOf('?') < 0 ? '?' : '&';
+    fetch(url + sep + 'process=' + encodeURIComponent(known), {
+      headers: { Accept: 'text/event-stream' }, cache: 'no-store', credentials: 'same-origin', signal: ctl.signal
+    }).then(function (res) {
+      if (!res.ok || !res.body) throw new Error('status ' + res.status);
+      var reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      var buf = '';
+      function pump() {
+        return reader.read().then(function (r) {
+          if (r.done) return;
+          buf += r.value.replace(/\r\n?/g, '\n');
+          var i;
+          while ((i = buf.indexOf('\n\n')) >= 0) {
+            var ev = parse(buf.slice(0, i));
+            buf = buf.slice(i + 2);
+            if (!ev) continue;
+            if (ev.name === 'hello') {
+              attempt = 0;
+              idle = ev.data.indexOf('data-session="false"') >= 0;
+            }
+            last = ev.name;
+            deliver({ type: 'event', name: ev.name, data: ev.data });
+          }
+          return pump();
+        });
+      }
+      return pump();
+    }).then(function () {
+      if (ctl !== reading) return;
+      reading = null;
+      if (last === 'ended') schedule(1500); // the session ended: listen again with the browser's new cookie
+      else if (!idle) lost(); // ended by the server going away
+    }, function () {
+      if (ctl.signal.aborted || ctl !== reading) return;
+      reading = null;
+      lost();
+    });
+  }
+
+  function parse(block) {
+    var name = 'message', data = [], any = false;
+    block.split('\n').forEach(function (line) {
+      if (line === '' || line[0] === ':') return;
+      var i = line.indexOf(':');
+      var field = i < 0 ? line : line.slice(0, i);
+      var value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+      if (field === 'event') name = value;
+      else if (field === 'data') { data.push(value); any = true; }
+    });
+    return any ? { name: name, data: data.join('\n') } : null;
+  }
+
+  function lost() {
+    attempt++;
+    deliver({ type: 'down', attempt: attempt });
+    schedule(delay(attempt));
+  }
+
+  function schedule(ms) {
+    clearTimeout(retry);
+    retry = setTimeout(connect, ms);
+  }
+
+  // kick: something may have changed (a session was created, a tab saw the
+  // server fail): a reader without a stream tries now.
+  function kick() {
+    if (shared) channel.postMessage({ type: 'kick' });
+    onKick();
+  }
+
+  function onKick() {
+    if (hasStream && !reading) connect();
+  }
+
+  function lead() {
+    hasStream = true;
+    connect();
+  }
+
+  // ---- start ----
+
+  if (channel) {
+    channel.onmessage = function (e) {
+      if (e.data.type === 'kick') onKick();
+      else if (shared) handle(e.data);
+    };
+  }
+  // start makes the page take part once it has an sse-connect element:
+  // at load, or when htmx swaps one in (a login form becomes the profile).
+  function start() {
+    var el = document.querySelector('[sse-connect]');
+    if (live || !el) return;
+    live = true;
+    url = el.getAttribute('sse-connect');
+    if (shared) {
+      navigator.locks.request(LOCK, function () {
+        lead();
+        return new Promise(function () {}); // held until the tab closes or leaves the page
+      });
+      kick(); // a reader that had no session may now have one
+    } else {
+      lead();
+      document.addEventListener('visibilitychange', function () {
+        if (document.hidden) {
+          clearTimeout(retry);
+          if (reading) { reading.abort(); reading = null; }
+        } else {
+          connect();
+        }
+      });
+    }
+  }
+  start();
+  document.body.addEventListener('htmx:load', start);
+
+  // A click while the server is down says so instead of doing nothing.
+  document.body.addEventListener('htmx:beforeRequest', function (e) {
+    if (!down) return;
+    e.preventDefault();
+    say('down', '<p class="banner warn" data-testid="live-not-sent"><strong>Not sent:</strong> the server is not answering. ' +
+      'This page is retrying and shows when the server is back.</p>');
+  });
+  document.body.addEventListener('htmx:sendError', function () {
+    say('down', '<p class="banner warn" data-testid="live-not-sent"><strong>Not sent:</strong> the server did not answer. ' +
+      'It may be restarting; this page is retrying and shows when it is back.</p>');
+    if (live) { // this browser has a stream: it notices the return
+      down = true;
+      kick();
+    }
+  });
+  document.body.addEventListener('session-changed', kick);
+})();
