@@ -205,12 +205,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	// Sessions in Redis (the default), or in this process to show what that
 	// loses. Live updates go through Redis pub/sub, or stay in the process.
-	stack, err := sessionstack.New(sessionstack.Config{Mode: cfg.store, Idle: cfg.idle, Instance: instance}, sm, rdb, log)
+	stack, err := sessionstack.New(sessionstack.Config{Mode: cfg.store, Idle: cfg.idle, Instance: instance, Redis: cfg.redis}, sm, rdb, log)
 	if err != nil {
 		return err
 	}
+	defer stack.Close()
 	hub := stack.Live
-	defer hub.Close()
 
 	app := &handlers.App{
 		Log:        log,

@@ -84,10 +84,11 @@ func wireTestApp(t testing.TB, rs *redistest.Server, mode sessionstack.Mode, opt
 	if a.Redis, err = DescribeRedis(rs.URL()); err != nil {
 		t.Fatal(err)
 	}
-	stack, err := sessionstack.New(sessionstack.Config{Mode: mode, Idle: a.Idle, Instance: a.Instance}, sm, rdb, a.Log)
+	stack, err := sessionstack.New(sessionstack.Config{Mode: mode, Idle: a.Idle, Instance: a.Instance, Redis: redisconn.Config{URL: rs.URL()}}, sm, rdb, a.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(stack.Close)
 	a.Ops, a.Index, a.Live, a.Banner, a.Issued = stack.Ops, stack.Index, stack.Live, stack.Warning, stack.Issued
 	return &testApp{t: t, redis: rs, app: a, logs: logs}
 }

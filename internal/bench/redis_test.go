@@ -76,7 +76,7 @@ func (p *redisProbe) memoryUsage(key string) (int64, error) {
 // overhead are commands a client sends for itself, not for a request.
 var overhead = map[string]bool{"info": true, "ping": true, "hello": true, "client": true, "select": true,
 	"auth": true, "config": true, "dbsize": true, "memory": true, "monitor": true, "echo": true, "command": true,
-	"script": true}
+	"script": true, "role": true}
 
 // commandStats is calls per command (INFO commandstats), without overhead.
 func (p *redisProbe) commandStats() map[string]int64 {

@@ -57,10 +57,9 @@ func WithBudget(ctx context.Context, d time.Duration) context.Context {
 	return context.WithValue(ctx, budgetKey{}, b)
 }
 
-// limit derives a context that ends after the timeout or when the request's
+// limit derives a context that ends after timeout or when the request's
 // budget is spent, unless ctx ends sooner. done records the time spent.
-func (b bounded) limit(ctx context.Context) (_ context.Context, done func()) {
-	timeout := b.timeout
+func limit(ctx context.Context, timeout time.Duration) (_ context.Context, done func()) {
 	bud, _ := ctx.Value(budgetKey{}).(*budget)
 	if bud != nil {
 		timeout = min(timeout, time.Duration(bud.left.Load()))
@@ -82,7 +81,7 @@ func (b bounded) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisRes
 	if cmd.IsBlock() {
 		return b.Client.Do(ctx, cmd)
 	}
-	ctx, cancel := b.limit(ctx)
+	ctx, cancel := limit(ctx, b.timeout)
 	defer cancel()
 	return b.Client.Do(ctx, cmd)
 }
@@ -93,19 +92,19 @@ func (b bounded) DoMulti(ctx context.Context, multi ...rueidis.Completed) []ruei
 			return b.Client.DoMulti(ctx, multi...)
 		}
 	}
-	ctx, cancel := b.limit(ctx)
+	ctx, cancel := limit(ctx, b.timeout)
 	defer cancel()
 	return b.Client.DoMulti(ctx, multi...)
 }
 
 func (b bounded) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Duration) rueidis.RedisResult {
-	ctx, cancel := b.limit(ctx)
+	ctx, cancel := limit(ctx, b.timeout)
 	defer cancel()
 	return b.Client.DoCache(ctx, cmd, ttl)
 }
 
 func (b bounded) DoMultiCache(ctx context.Context, multi ...rueidis.CacheableTTL) []rueidis.RedisResult {
-	ctx, cancel := b.limit(ctx)
+	ctx, cancel := limit(ctx, b.timeout)
 	defer cancel()
 	return b.Client.DoMultiCache(ctx, multi...)
 }

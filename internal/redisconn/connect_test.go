@@ -19,12 +19,13 @@ func TestConnectOverTLSWithPrivateCAAndClientCertificate(t *testing.T) {
 	url := "rediss://" + rs.TLSAddr() + "/0"
 
 	t.Run("with the CA and a client certificate, sessions and commands work", func(t *testing.T) {
-		rdb, err := redisconn.Connect(t.Context(), redisconn.Config{URL: url, CA: certs.CA, Cert: certs.ClientCert, Key: certs.ClientKey})
+		cfg := redisconn.Config{URL: url, CA: certs.CA, Cert: certs.ClientCert, Key: certs.ClientKey}
+		rdb, err := redisconn.Connect(t.Context(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer rdb.Close()
-		store := redisconn.NewSessionStore(rdb, "sess:")
+		store, _ := newStore(t, cfg, rdb) // the session pool dials with the same files
 		if err := store.CommitCtx(context.Background(), "tok", []byte("v"), time.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}

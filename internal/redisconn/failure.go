@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/gomodule/redigo/redis"
 	"github.com/redis/rueidis"
 )
 
@@ -77,6 +78,8 @@ func Unavailable(err error) (Kind, bool) {
 	text := err.Error()
 	if rerr, ok := errors.AsType[*rueidis.RedisError](err); ok {
 		text = rerr.Error()
+	} else if rerr, ok := errors.AsType[redis.Error](err); ok { // the session pool's
+		text = string(rerr)
 	}
 	word, _, _ := strings.Cut(text, " ")
 	for _, p := range unavailableReplies {

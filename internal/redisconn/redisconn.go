@@ -54,9 +54,9 @@ type Config struct {
 // override or not honour is refused at start instead.
 var urlOptions = map[string]bool{"db": true, "master_set": true, "addr": true, "skip_verify": true, "client_name": true}
 
-// Options turns cfg into the client's options, refusing what the app
+// options turns cfg into the client's options, refusing what the app
 // cannot honour.
-func (cfg Config) Options() (rueidis.ClientOption, error) {
+func (cfg Config) options() (rueidis.ClientOption, error) {
 	opt, err := ParseURL(cfg.URL)
 	if err != nil {
 		return opt, err
@@ -136,7 +136,7 @@ func addTLSFiles(tc *tls.Config, ca, cert, key string) error {
 // hooks) belong here.
 func Connect(ctx context.Context, cfg Config) (rueidis.Client, error) {
 	where := Redact(cfg.URL)
-	opt, err := cfg.Options()
+	opt, err := cfg.options()
 	if err != nil {
 		return nil, fmt.Errorf("Redis URL %s: %w", where, err)
 	}
@@ -220,8 +220,10 @@ func startError(where string, noClientCert bool, err error) error {
 
 // DialTimeout bounds a new connection: TCP, TLS and the HELLO handshake
 // take a few round trips, well under this even to a Redis in another
-// building.
-const DialTimeout = 500 * time.Millisecond
+// building (or on a loaded machine with the race detector on). Requests
+// that meet a broken connection all wait for the same dial, so it is no
+// longer than the limit of one command.
+const DialTimeout = DefaultTimeout
 
 // Redact hides a password in a Redis URL before it is logged.
 func Redact(s string) string {

@@ -51,7 +51,32 @@ func gateFailovers(c rueidis.Client, opt rueidis.ClientOption, log *slog.Logger)
 	}
 	wg.Go(func() { g.follow(ctx) })
 	g.stop = func() { cancel(); wg.Wait() }
+	gates.Store(g, struct{}{})
 	return g
+}
+
+// gates are the open clients' gates. The session pool (NewPool) does not
+// send through the rueidis client, so it asks them (failingOver).
+var gates sync.Map // *failoverGate -> struct{}
+
+// failingOver is ErrFailingOver while a gate is closed for the master at
+// addr, else nil.
+func failingOver(addr string) (err error) {
+	gates.Range(func(k, _ any) bool {
+		g := k.(*failoverGate)
+		if g.refuse() == nil {
+			return true
+		}
+		g.mu.Lock()
+		from := g.from
+		g.mu.Unlock()
+		if from == addr {
+			err = ErrFailingOver
+			return false
+		}
+		return true
+	})
+	return err
 }
 
 // failoverGate is a client whose commands are refused while the sentinels
@@ -209,6 +234,7 @@ func (g *failoverGate) event(m rueidis.PubSubMessage) {
 
 // Close stops watching the sentinels and closes the client.
 func (g *failoverGate) Close() {
+	gates.Delete(g)
 	g.stop()
 	g.Client.Close()
 }

@@ -19,9 +19,14 @@ import (
 // FAILOVER it writes only where the write is kept: while the sentinels
 // switch masters its commands are refused as unavailable (FailingOver),
 // none lands on the old master, and afterwards it writes to the new one.
+// The sentinels here have a password of their own: the client and its
+// watch on their failover events both need it.
 func TestClientFollowsSentinelFailover(t *testing.T) {
-	topo := redistest.StartTopology(t)
-	rdb, err := redisconn.Connect(t.Context(), redisconn.Config{URL: topo.URL()})
+	topo := redistest.StartTopologyWith(t, redistest.TopologyOptions{SentinelPassword: "sentinel-secret"})
+	if _, err := redisconn.Connect(t.Context(), redisconn.Config{URL: topo.URL()}); err == nil {
+		t.Fatal("connected to password-protected sentinels without the password")
+	}
+	rdb, err := redisconn.Connect(t.Context(), redisconn.Config{URL: topo.URL(), SentinelPassword: "sentinel-secret"})
 	if err != nil {
 		t.Fatal(err)
 	}

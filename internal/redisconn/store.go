@@ -2,32 +2,46 @@ package redisconn
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
 
-	"github.com/redis/rueidis"
+	"github.com/alexedwards/scs/redisstore"
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
-// SessionStore keeps scs sessions in Redis through the app's rueidis client:
-// one string per session at prefix+token, expiring with the session, as
-// scs/redisstore keeps them. It replaces scs/redisstore because that store
-// takes no context (so no request's budget could reach its commands) and
-// needs a second client, a redigo pool, with its own dialing, timeouts and
-// idea of which server is the master.
+// SessionStore keeps scs sessions in Redis with scs/redisstore, over the
+// pool from NewPool: one string per session at prefix+token, expiring with
+// the session. It adds what redisstore, which takes no context, cannot do
+// by itself:
 //
-// A read, write or delete that failed because the connection broke (Redis
-// restarted since it was last used) is sent again: all three are
-// idempotent. A timeout is not retried: Redis is hung, and a second wait
-// would only spend the rest of the request's budget.
+//   - The request's Redis budget (WithBudget) and DefaultTimeout bound the
+//     wait: when either ends first, the call returns an error that wraps
+//     context.DeadlineExceeded (an outage, a 503) at once. The redisstore
+//     call it stopped waiting for goes on in the background and ends by
+//     itself within the pool's dial, read and write timeouts (at most a
+//     second each), giving its connection back or closing it.
+//   - A read, write or delete that failed because its pooled connection was
+//     broken (Redis restarted since it was last used) is sent once more: all
+//     three are idempotent. A timeout is not retried: Redis is hung, and a
+//     second wait would only spend the rest of the request's budget.
+//   - Each command is recorded in the request's trace (redistrace), as the
+//     app's rueidis client records its own.
 //
 // It implements scs.CtxStore, so scs hands it the request's context.
 type SessionStore struct {
-	client rueidis.Client
+	store  *redisstore.RedisStore
 	prefix string
+	cutKey func(string) string
 }
 
-// NewSessionStore returns the store for client, with keys prefix+token.
-func NewSessionStore(client rueidis.Client, prefix string) SessionStore {
-	return SessionStore{client: client, prefix: prefix}
+// NewSessionStore returns the store for pool, with keys prefix+token;
+// cutKey shows a key the way a trace may (a token cut short).
+func NewSessionStore(pool *redis.Pool, prefix string, cutKey func(string) string) SessionStore {
+	return SessionStore{store: redisstore.NewWithPrefix(pool, prefix), prefix: prefix, cutKey: cutKey}
 }
 
 // Find implements scs.Store.
@@ -45,53 +59,88 @@ func (s SessionStore) Delete(token string) error {
 	return s.DeleteCtx(context.Background(), token)
 }
 
-// FindCtx implements scs.CtxStore.
+type found struct {
+	b  []byte
+	ok bool
+}
+
+// FindCtx implements scs.CtxStore: one GET.
 func (s SessionStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
-	var b []byte
-	err := retryBroken(ctx, func() error {
-		var err error
-		b, err = s.client.Do(ctx, s.client.B().Get().Key(s.prefix+token).Build()).AsBytes()
-		return err
+	start := time.Now()
+	f, err := await(ctx, func() (found, error) {
+		b, ok, err := s.store.Find(token)
+		return found{b, ok}, err
 	})
-	if rueidis.IsRedisNil(err) {
-		return nil, false, nil
+	reply := "(nil)"
+	if f.ok {
+		reply = redistrace.Size(len(f.b))
+	}
+	s.trace(ctx, "GET", token, reply, err, start)
+	return f.b, f.ok, err
+}
+
+// CommitCtx implements scs.CtxStore: MULTI, SET, PEXPIREAT, EXEC, in one
+// round trip, so the value and its expiry land together.
+func (s SessionStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
+	start := time.Now()
+	_, err := await(ctx, func() (struct{}, error) { return struct{}{}, s.store.Commit(token, b, expiry) })
+	s.trace(ctx, "MULTI SET PEXPIREAT EXEC", token, "OK", err, start)
+	return err
+}
+
+// DeleteCtx implements scs.CtxStore: one DEL.
+func (s SessionStore) DeleteCtx(ctx context.Context, token string) error {
+	start := time.Now()
+	_, err := await(ctx, func() (struct{}, error) { return struct{}{}, s.store.Delete(token) })
+	s.trace(ctx, "DEL", token, "OK", err, start)
+	return err
+}
+
+// trace records one call in ctx's trace, if it has one.
+func (s SessionStore) trace(ctx context.Context, name, token, reply string, err error, start time.Time) {
+	tr := redistrace.From(ctx)
+	if tr == nil {
+		return
 	}
 	if err != nil {
-		return nil, false, err
-	}
-	return b, true, nil
-}
-
-// CommitCtx implements scs.CtxStore. One SET with PXAT: the value and its
-// expiry land together, as redisstore's MULTI/SET/PEXPIREAT/EXEC did.
-func (s SessionStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
-	key := s.prefix + token
-	if !expiry.After(time.Now()) {
-		return s.DeleteCtx(ctx, token) // already over: nothing to keep
-	}
-	return retryBroken(ctx, func() error {
-		return s.client.Do(ctx, s.client.B().Set().Key(key).Value(rueidis.BinaryString(b)).
-			Pxat(expiry).Build()).Error()
-	})
-}
-
-// DeleteCtx implements scs.CtxStore.
-func (s SessionStore) DeleteCtx(ctx context.Context, token string) error {
-	return retryBroken(ctx, func() error {
-		return s.client.Do(ctx, s.client.B().Del().Key(s.prefix+token).Build()).Error()
-	})
-}
-
-// retryBroken runs an idempotent command again while its connection is broken. The
-// client may not have swapped the broken connection yet by the time the
-// error reaches us, so it tries twice more, which costs microseconds.
-func retryBroken(ctx context.Context, do func() error) error {
-	err := do()
-	for try := 1; try < 3; try++ {
-		if kind, _ := Unavailable(err); kind != ConnLost || ctx.Err() != nil {
-			break
+		reply = "failed"
+		if rerr, ok := errors.AsType[redis.Error](err); ok {
+			word, _, _ := strings.Cut(string(rerr), " ")
+			reply = "error " + word
 		}
-		err = do()
 	}
-	return err
+	tr.Add(redistrace.Command{Name: name, Key: s.cutKey(s.prefix + token), Reply: reply, Took: time.Since(start)})
+}
+
+// errGaveUp is returned when the session store stopped waiting for Redis.
+var errGaveUp = fmt.Errorf("gave up waiting for the session store: %w", context.DeadlineExceeded)
+
+// await runs call (and once more on a broken connection) while the
+// request's budget and DefaultTimeout last, and returns errGaveUp when
+// they end first, without waiting for call to finish.
+func await[T any](ctx context.Context, call func() (T, error)) (T, error) {
+	ctx, done := limit(ctx, DefaultTimeout)
+	defer done()
+	var zero T
+	if ctx.Err() != nil {
+		return zero, errGaveUp
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1) // the call's goroutine never blocks on it
+	go func() {
+		v, err := call()
+		if kind, _ := Unavailable(err); kind == ConnLost && ctx.Err() == nil {
+			v, err = call()
+		}
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		return zero, errGaveUp
+	}
 }

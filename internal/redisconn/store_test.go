@@ -2,15 +2,20 @@ package redisconn_test
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
 	"github.com/redis/rueidis"
 
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
 func connect(t *testing.T, redisURL string) rueidis.Client {
@@ -23,11 +28,23 @@ func connect(t *testing.T, redisURL string) rueidis.Client {
 	return rdb
 }
 
-// Sessions are kept as scs/redisstore kept them: one string per session at
-// prefix+token, expiring when the session does.
-func TestSessionStoreKeepsSessionsAsRedisstoreDid(t *testing.T) {
+// newStore builds the session store as the app does: a redigo pool from
+// the same config as the rueidis client rdb.
+func newStore(t *testing.T, cfg redisconn.Config, rdb rueidis.Client) (redisconn.SessionStore, *redis.Pool) {
+	t.Helper()
+	pool, err := redisconn.NewPool(cfg, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	return redisconn.NewSessionStore(pool, "sess:", func(k string) string { return k[:8] }), pool
+}
+
+// Sessions are kept as scs/redisstore keeps them: one string per session
+// at prefix+token, expiring when the session does.
+func TestSessionStoreKeepsSessionsAsRedisstoreDoes(t *testing.T) {
 	rs := redistest.Start(t)
-	store := redisconn.NewSessionStore(connect(t, rs.URL()), "sess:")
+	store, _ := newStore(t, redisconn.Config{URL: rs.URL()}, connect(t, rs.URL()))
 	ctx := context.Background()
 	expiry := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 
@@ -70,30 +87,170 @@ func TestSessionStoreKeepsSessionsAsRedisstoreDid(t *testing.T) {
 	})
 }
 
-// After Redis restarts, the client's connection is dead. The first session
-// reads and writes still succeed: the store sends them once more on a
-// broken connection.
+// Each call is recorded in the request's trace under the commands
+// redisstore sends, its key shown as the trace's cutKey shows it.
+func TestSessionStoreCallsAreTraced(t *testing.T) {
+	rs := redistest.Start(t)
+	store, _ := newStore(t, redisconn.Config{URL: rs.URL()}, connect(t, rs.URL()))
+	ctx, tr := redistrace.Start(context.Background())
+	_ = store.CommitCtx(ctx, "tok", []byte("value"), time.Now().Add(time.Hour))
+	_, _, _ = store.FindCtx(ctx, "tok")
+	_, _, _ = store.FindCtx(ctx, "nope")
+	_ = store.DeleteCtx(ctx, "tok")
+	var got []string
+	tr.Each(func(c redistrace.Command) { got = append(got, c.Name+" "+c.Key+" → "+c.Reply) })
+	want := []string{"MULTI SET PEXPIREAT EXEC sess:tok → OK", "GET sess:tok → 5 B", "GET sess:nop → (nil)", "DEL sess:tok → OK"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("trace:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// After Redis restarts, every connection the pool kept is dead. The first
+// session reads and writes still succeed: the store sends a call once more
+// on a broken connection, and the pool checks its other idle connections
+// before lending them, instead of letting each fail a request of its own.
 func TestSessionStoreSurvivesRedisRestart(t *testing.T) {
 	rs := redistest.Start(t)
-	store := redisconn.NewSessionStore(connect(t, rs.URL()), "sess:")
+	store, pool := newStore(t, redisconn.Config{URL: rs.URL()}, connect(t, rs.URL()))
 	ctx := context.Background()
 	if err := store.CommitCtx(ctx, "tok", []byte("v"), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	// Several idle connections in the pool.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { _, _, _ = store.FindCtx(ctx, "tok") })
+	}
+	wg.Wait()
+	if n := pool.Stats().IdleCount; n < 2 {
+		t.Fatalf("only %d idle connections; the test needs several", n)
+	}
 
 	rs.Restart()
 
-	if err := store.CommitCtx(ctx, "tok", []byte("w"), time.Now().Add(time.Hour)); err != nil {
-		t.Errorf("commit after the restart: %v", err)
-	}
-	for i := range 4 {
+	for i := range 8 {
 		b, found, err := store.FindCtx(ctx, "tok")
-		if err != nil || !found || string(b) != "w" {
+		if err != nil || !found || string(b) != "v" {
 			t.Fatalf("find %d after the restart: %q, %v, %v", i, b, found, err)
 		}
 	}
+	if err := store.CommitCtx(ctx, "tok", []byte("w"), time.Now().Add(time.Hour)); err != nil {
+		t.Errorf("commit after the restart: %v", err)
+	}
+	rs.Restart()
 	if err := store.DeleteCtx(ctx, "tok"); err != nil {
-		t.Errorf("delete after the restart: %v", err)
+		t.Errorf("delete after a restart: %v", err)
+	}
+}
+
+// redisstore takes no context, yet a request's budget bounds its session
+// calls: against a hung Redis, three calls in turn give up when the budget
+// is spent (each would wait up to the pool's one-second read timeout), and
+// the error is an outage (a 503), as a timed-out rueidis command is.
+func TestSessionStoreKeepsToTheRequestBudget(t *testing.T) {
+	rs := redistest.Start(t)
+	store, _ := newStore(t, redisconn.Config{URL: rs.URL()}, connect(t, rs.URL()))
+	if err := store.CommitCtx(context.Background(), "tok", []byte("v"), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	rs.Pause()
+	defer rs.Resume()
+	ctx := redisconn.WithBudget(context.Background(), 300*time.Millisecond)
+	start := time.Now()
+	_, _, errFind := store.FindCtx(ctx, "tok")
+	errCommit := store.CommitCtx(ctx, "tok", []byte("w"), time.Now().Add(time.Hour))
+	errDelete := store.DeleteCtx(ctx, "tok")
+	took := time.Since(start)
+	for name, err := range map[string]error{"find": errFind, "commit": errCommit, "delete": errDelete} {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: %v, want context.DeadlineExceeded", name, err)
+		}
+		if kind, ok := redisconn.Unavailable(err); kind != redisconn.TimedOut || !ok {
+			t.Errorf("%s: classified %q, %v; want %q", name, kind, ok, redisconn.TimedOut)
+		}
+	}
+	if took > 900*time.Millisecond {
+		t.Errorf("three calls took %v with a 300ms budget (the pool's read timeout is 1s)", took)
+	}
+	t.Run("without a budget, a call waits DefaultTimeout at most", func(t *testing.T) {
+		start := time.Now()
+		// The pool's read timeout is as long: either may end the wait.
+		if _, _, err := store.FindCtx(context.Background(), "tok"); !isTimeout(err) {
+			t.Errorf("find: %v, want a timeout", err)
+		}
+		if took := time.Since(start); took > redisconn.DefaultTimeout+500*time.Millisecond {
+			t.Errorf("find took %v", took)
+		}
+	})
+}
+
+func isTimeout(err error) bool {
+	kind, _ := redisconn.Unavailable(err)
+	return kind == redisconn.TimedOut
+}
+
+// A server that is (or became) a replica serves no sessions: the pool
+// checks ROLE on new connections, a READONLY reply closes the connection
+// it came on, and after it the pool checks the others before lending them,
+// so no read is served from the replica's copy.
+func TestSessionStoreRefusesAReplica(t *testing.T) {
+	master := redistest.Start(t)
+	rs := redistest.Start(t)
+	store, pool := newStore(t, redisconn.Config{URL: rs.URL()}, connect(t, rs.URL()))
+	ctx := context.Background()
+	if err := store.CommitCtx(ctx, "tok", []byte("v"), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { _, _, _ = store.FindCtx(ctx, "tok") })
+	}
+	wg.Wait()
+	if n := pool.Stats().IdleCount; n < 2 {
+		t.Fatalf("only %d idle connections; the test needs several", n)
+	}
+
+	// rs turns replica (a failover demoted it), with the session still in
+	// its copy while it syncs, or from the master's own copy.
+	master.MustDo("SET", "sess:tok", "v")
+	rs.MustDo("REPLICAOF", "127.0.0.1", strings.TrimPrefix(master.Addr(), "127.0.0.1:"))
+
+	t.Run("a write is refused as READONLY, an outage, and its connection closed", func(t *testing.T) {
+		before := pool.Stats().ActiveCount
+		err := store.CommitCtx(ctx, "tok", []byte("w"), time.Now().Add(time.Hour))
+		if kind, ok := redisconn.Unavailable(err); kind != "READONLY" || !ok {
+			t.Fatalf("commit on a replica: %v, classified %q; want READONLY", err, kind)
+		}
+		if after := pool.Stats().ActiveCount; after != before-1 {
+			t.Errorf("connections %d -> %d: the one to the replica was kept", before, after)
+		}
+	})
+	t.Run("then no read is served by the replica", func(t *testing.T) {
+		for i := range 6 {
+			_, _, err := store.FindCtx(ctx, "tok")
+			if kind, _ := redisconn.Unavailable(err); kind != redisconn.NotMaster {
+				t.Fatalf("find %d: %v, classified %q; want %q", i, err, kind, redisconn.NotMaster)
+			}
+		}
+	})
+}
+
+// The session pool and the rueidis client read one config alike, so
+// sessions land where the scripts, the index and the panel look for them:
+// the same database, and a unix socket too.
+func TestPoolAndClientReachTheSameDatabase(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "redis.sock")
+	rs := redistest.Start(t, "--unixsocket", sock)
+	for _, u := range []string{"redis://" + rs.Addr() + "/3", "redis://" + rs.Addr() + "?db=4", "unix://" + sock + "?db=5"} {
+		rdb := connect(t, u)
+		store, _ := newStore(t, redisconn.Config{URL: u}, rdb)
+		if err := store.Commit("tok", []byte("v"), time.Now().Add(time.Hour)); err != nil {
+			t.Fatalf("%s: commit: %v", u, err)
+		}
+		got, err := rdb.Do(context.Background(), rdb.B().Getdel().Key("sess:tok").Build()).ToString()
+		if got != "v" {
+			t.Errorf("%s: rueidis reads %q, %v where the pool wrote the session", u, got, err)
+		}
 	}
 }
 
@@ -104,10 +261,54 @@ func TestBadURLErrorsHideThePassword(t *testing.T) {
 		_, err := redisconn.Connect(t.Context(), redisconn.Config{URL: u})
 		if err == nil {
 			t.Errorf("%s: no error", u)
-			continue
-		}
-		if strings.Contains(err.Error(), "s3cret") {
+		} else if strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("%s: error shows the password: %v", u, err)
 		}
+		_, err = redisconn.NewPool(redisconn.Config{URL: u}, nil)
+		if err == nil {
+			t.Errorf("%s: no error from NewPool", u)
+		} else if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: NewPool's error shows the password: %v", u, err)
+		}
+	}
+}
+
+// Against a hung Redis, checking idle connections before lending them must
+// not add up: once one check failed, the connections idle since are dropped
+// unchecked, so a borrow costs one failed check and a dial (about 2 s with
+// the pool's 1 s timeouts), not a second per idle connection.
+func TestPoolChecksDoNotAddUpOnAHungRedis(t *testing.T) {
+	rs := redistest.Start(t)
+	_, pool := newStore(t, redisconn.Config{URL: rs.URL()}, connect(t, rs.URL()))
+	const idle = 8
+	var conns []redis.Conn
+	for range idle + 1 {
+		c := pool.Get()
+		if _, err := c.Do("PING"); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	rs.Pause()
+	defer rs.Resume()
+	// One command times out (a failure): the idle connections are suspect.
+	c := pool.Get()
+	if _, err := c.Do("GET", "k"); !isTimeout(err) {
+		t.Fatalf("GET on a hung Redis: %v, want a timeout", err)
+	}
+	c.Close()
+
+	start := time.Now()
+	c = pool.Get()
+	_, err := c.Do("GET", "k")
+	c.Close()
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("borrowing with %d idle connections to a hung Redis took %v", idle, took)
+	}
+	if err == nil {
+		t.Error("a command on a hung Redis succeeded")
 	}
 }

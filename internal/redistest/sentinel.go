@@ -28,10 +28,11 @@ type Topology struct {
 
 // Sentinel is one `redis-server sentinel.conf --sentinel` process.
 type Sentinel struct {
-	tb   testing.TB
-	dir  string
-	port int
-	cmd  *exec.Cmd
+	tb       testing.TB
+	dir      string
+	port     int
+	password string
+	cmd      *exec.Cmd
 }
 
 // StartTopology starts the master, its replica and three sentinels, and
@@ -39,11 +40,24 @@ type Sentinel struct {
 // that a failover can start at once. Everything stops when the test ends.
 func StartTopology(tb testing.TB) *Topology {
 	tb.Helper()
+	return StartTopologyWith(tb, TopologyOptions{})
+}
+
+// TopologyOptions change how StartTopology sets the topology up.
+type TopologyOptions struct {
+	// SentinelPassword, if set, is the sentinels' requirepass (and what they
+	// give each other): clients must AUTH to ask them anything.
+	SentinelPassword string
+}
+
+// StartTopologyWith is StartTopology with options.
+func StartTopologyWith(tb testing.TB, o TopologyOptions) *Topology {
+	tb.Helper()
 	master := Start(tb)
 	replica := Start(tb, "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
 	t := &Topology{tb: tb, Nodes: []*Server{master, replica}}
 	for range 3 {
-		t.Sentinels = append(t.Sentinels, startSentinel(tb, master.port))
+		t.Sentinels = append(t.Sentinels, startSentinel(tb, master.port, o.SentinelPassword))
 	}
 	t.waitFor("the sentinels to know each other and the replica", 20*time.Second, func() error {
 		for _, s := range t.Sentinels {
@@ -150,7 +164,7 @@ func (t *Topology) waitNewMaster(old string) string {
 			}
 			now = addr
 		}
-		role, err := do(now, "ROLE")
+		role, err := do(now, "", "ROLE")
 		if err != nil {
 			return err
 		}
@@ -229,9 +243,9 @@ func (s *Server) Kill() {
 // startSentinel runs a sentinel that monitors the master on masterPort.
 // Sentinel rewrites its config file (it records the other sentinels, the
 // replicas and the current master there), so the file lives in its own dir.
-func startSentinel(tb testing.TB, masterPort int) *Sentinel {
+func startSentinel(tb testing.TB, masterPort int, password string) *Sentinel {
 	tb.Helper()
-	s := &Sentinel{tb: tb, dir: tb.TempDir()}
+	s := &Sentinel{tb: tb, dir: tb.TempDir(), password: password}
 	var lastErr error
 	for range 3 {
 		s.port = freePort(tb)
@@ -245,6 +259,9 @@ sentinel down-after-milliseconds %[3]s 1000
 sentinel failover-timeout %[3]s 5000
 sentinel parallel-syncs %[3]s 1
 `, s.port, s.dir, MasterSet, masterPort)
+		if password != "" {
+			text += fmt.Sprintf("requirepass %s\nsentinel sentinel-pass %s\n", password, password)
+		}
 		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 			tb.Fatalf("redistest: write sentinel.conf: %v", err)
 		}
@@ -254,7 +271,7 @@ sentinel parallel-syncs %[3]s 1
 		if err := cmd.Start(); err != nil {
 			tb.Fatalf("redistest: start sentinel: %v", err)
 		}
-		if lastErr = waitReady(s.Addr(), 5*time.Second); lastErr == nil {
+		if lastErr = s.waitReady(5 * time.Second); lastErr == nil {
 			s.cmd = cmd
 			tb.Cleanup(s.Stop)
 			return s
@@ -271,7 +288,18 @@ sentinel parallel-syncs %[3]s 1
 func (s *Sentinel) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
 // Do sends one command to the sentinel (see Server.Do).
-func (s *Sentinel) Do(args ...string) (string, error) { return do(s.Addr(), args...) }
+func (s *Sentinel) Do(args ...string) (string, error) { return do(s.Addr(), s.password, args...) }
+
+// waitReady waits until the sentinel answers PING.
+func (s *Sentinel) waitReady(timeout time.Duration) error {
+	var err error
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err = s.Do("PING"); err == nil {
+			return nil
+		}
+	}
+	return err
+}
 
 // Log is the sentinel's log so far, for a failing test to show.
 func (s *Sentinel) Log() string {
@@ -308,23 +336,33 @@ func (s *Sentinel) masterAddr() (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-// do sends one command over a fresh connection to addr; see Server.Do.
-func do(addr string, args ...string) (string, error) {
+// do sends one command over a fresh connection to addr, after AUTH if
+// password is set; see Server.Do.
+func do(addr, password string, args ...string) (string, error) {
 	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	r := bufio.NewReader(conn)
+	send := func(args ...string) (string, error) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "*%d\r\n", len(args))
+		for _, a := range args {
+			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+		}
+		if _, err := conn.Write([]byte(b.String())); err != nil {
+			return "", err
+		}
+		return readReply(r)
 	}
-	if _, err := conn.Write([]byte(b.String())); err != nil {
-		return "", err
+	if password != "" {
+		if _, err := send("AUTH", password); err != nil {
+			return "", err
+		}
 	}
-	return readReply(bufio.NewReader(conn))
+	return send(args...)
 }
 
 // countLines counts the lines of reply that are exactly word: in a reply of

@@ -58,6 +58,16 @@ type Stack struct {
 	// Issued remembers the sessions this process stored (memory mode; nil
 	// in Redis mode, where every instance sees every session).
 	Issued *sessions.Issued
+
+	closePool func() error // the session store's connections
+}
+
+// Close closes the session store's connections and the live hub.
+func (s *Stack) Close() {
+	s.Live.Close()
+	if s.closePool != nil {
+		_ = s.closePool()
+	}
 }
 
 // Config is what the stack needs besides its connections.
@@ -65,19 +75,27 @@ type Config struct {
 	Mode     Mode
 	Idle     time.Duration // idle timeout (sessions.EndsAt)
 	Instance string        // recorded in the index as the instance that served a session
+	// Redis is how rdb was connected (redisconn.Connect): the session
+	// blobs go through scs/redisstore's own pool to the same Redis.
+	Redis redisconn.Config
 }
 
 // New sets sm's store and codec for cfg.Mode and builds the rest. rdb is
-// the app's Redis client (redisconn.Connect): session blobs, operations,
-// index, pub/sub.
+// the app's Redis client (redisconn.Connect with cfg.Redis): operations,
+// index, pub/sub; the session blobs go through scs/redisstore and a redigo
+// pool to the same Redis (redisconn.NewPool). Close the stack when done.
 func New(cfg Config, sm *scs.SessionManager, rdb rueidis.Client, log *slog.Logger) (*Stack, error) {
 	sm.Codec = sessions.Codec{}
 	switch cfg.Mode {
 	case Redis:
-		sm.Store = sessions.IdleStore{Store: redisconn.NewSessionStore(rdb, sessions.Prefix), Idle: cfg.Idle}
+		pool, err := redisconn.NewPool(cfg.Redis, rdb)
+		if err != nil {
+			return nil, err
+		}
+		sm.Store = sessions.IdleStore{Store: redisconn.NewSessionStore(pool, sessions.Prefix, sessions.CutKey), Idle: cfg.Idle}
 		ops := sessions.NewOps(rdb)
 		ops.Instance = cfg.Instance
-		return &Stack{Ops: ops, Index: sessionindex.New(rdb), Live: live.New(rdb, log)}, nil
+		return &Stack{Ops: ops, Index: sessionindex.New(rdb), Live: live.New(rdb, log), closePool: pool.Close}, nil
 	case Memory:
 		sm.Store = sessions.IdleStore{Store: memstore.New(), Idle: cfg.Idle}
 		hub := live.New(nil, log) // sessions are local, so are their events

@@ -1,0 +1,201 @@
+package redisconn
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/redis/rueidis"
+)
+
+// NewPool returns the redigo pool that scs/redisstore keeps sessions
+// through (see SessionStore). It reaches the Redis that rdb, the app's
+// client from Connect with the same cfg, uses: the same address, database,
+// credentials and TLS files; with Sentinel, the master rdb currently knows
+// (rueidis follows the sentinels, the pool follows rueidis: one idea of
+// who the master is).
+//
+// Every dial, write and read is bounded (DialTimeout, DefaultTimeout), so
+// a stopped or hung Redis turns into an error, and a call the session
+// store stopped waiting for ends on its own within about a second.
+//
+// A connection is checked with ROLE (one round trip: alive, and still a
+// master) when it is new, when it was last checked more than roleEvery ago,
+// and after any connection failed since it was last used. It is dropped
+// without a round trip when rdb's master is another server, and once a
+// write on it was refused as READONLY. While rdb's failover gate holds the
+// master (see gateFailovers), no connection to it is lent or dialled: the
+// session call fails with ErrFailingOver (a 503), as rdb's commands do.
+func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
+	opt, err := cfg.options()
+	if err != nil {
+		return nil, fmt.Errorf("Redis URL %s: %w", Redact(cfg.URL), err)
+	}
+	network := "tcp"
+	if strings.HasPrefix(cfg.URL, "unix:") {
+		network = "unix"
+	}
+	master := func() string { return opt.InitAddress[0] }
+	gate := func(string) error { return nil }
+	if opt.Sentinel.MasterSet != "" {
+		master = func() string { return MasterAddr(rdb) }
+		gate = failingOver // held like rdb's commands while the master is replaced
+	}
+	dialOptions := []redis.DialOption{
+		redis.DialConnectTimeout(DialTimeout),
+		redis.DialTLSHandshakeTimeout(DialTimeout),
+		redis.DialReadTimeout(DefaultTimeout),
+		redis.DialWriteTimeout(DefaultTimeout),
+		redis.DialDatabase(opt.SelectDB),
+		redis.DialUsername(opt.Username),
+		redis.DialPassword(opt.Password),
+		redis.DialClientName(opt.ClientName),
+	}
+	if opt.TLSConfig != nil {
+		dialOptions = append(dialOptions, redis.DialUseTLS(true), redis.DialTLSConfig(opt.TLSConfig))
+	}
+	p := &poolState{}
+	return &redis.Pool{
+		// Up to one connection per request in flight is kept: with fewer, a
+		// burst of 200 concurrent requests closed and redialled a Redis
+		// connection for about one request in seven (go tool task bench).
+		MaxIdle:     256,
+		IdleTimeout: 4 * time.Minute,
+		Dial: func() (redis.Conn, error) {
+			addr := master()
+			if addr == "" {
+				return nil, errors.New("Redis Sentinel has named no master yet")
+			}
+			if err := gate(addr); err != nil {
+				return nil, err
+			}
+			c, err := redis.Dial(network, addr, dialOptions...)
+			if err != nil {
+				p.failed()
+				return nil, err
+			}
+			wc := &watchedConn{Conn: c, addr: addr, pool: p}
+			if err := wc.checkRole(); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return wc, nil
+		},
+		TestOnBorrow: func(c redis.Conn, idleSince time.Time) error {
+			wc := c.(*watchedConn)
+			if err := gate(wc.addr); err != nil {
+				return err
+			}
+			switch {
+			case wc.addr != master():
+				return errMasterMoved
+			case idleSince.UnixNano() < p.lastCheckFailure.Load():
+				// A check failed since this connection went idle: the
+				// others idle as long would most likely fail (or hang) the
+				// same way, one round trip each. Dropping them unchecked
+				// keeps one borrow to at most one failed check and a dial.
+				return errSuspect
+			case time.Since(wc.checked) < roleEvery && wc.checked.UnixNano() > p.lastFailure.Load():
+				return nil
+			}
+			return wc.checkRole()
+		},
+	}, nil
+}
+
+// roleEvery is how long a connection is lent without checking ROLE again.
+// A replica serves reads, so a connection to a master that a failover
+// demoted would go on reading stale sessions without it.
+const roleEvery = 3 * time.Second
+
+var (
+	errMasterMoved = errors.New("the sentinels named another master")
+	errSuspect     = errors.New("idle since a check of another connection failed")
+)
+
+// MasterAddr is the address of the master rdb sends commands to.
+func MasterAddr(rdb rueidis.Client) string {
+	for addr := range rdb.Nodes() {
+		return addr
+	}
+	return ""
+}
+
+// poolState is what a pool's connections tell each other.
+type poolState struct {
+	lastFailure      atomic.Int64 // unix nanoseconds: a connection broke, a dial or check failed, a READONLY
+	lastCheckFailure atomic.Int64 // unix nanoseconds: a check on borrow failed
+}
+
+func (p *poolState) failed() { p.lastFailure.Store(time.Now().UnixNano()) }
+
+// watchedConn records when a connection breaks (an I/O error, not an error
+// reply from Redis) or meets a replica, so the pool checks its other
+// connections before lending them.
+type watchedConn struct {
+	redis.Conn
+	addr     string
+	pool     *poolState
+	checked  time.Time // last ROLE that said master
+	readonly bool      // a READONLY reply: Err makes the pool close it
+}
+
+// checkRole asks the server whether it is (still) a master.
+func (c *watchedConn) checkRole() error {
+	role, err := redis.Values(c.Do("ROLE"))
+	if err == nil && len(role) == 0 {
+		err = errors.New("ROLE: empty reply")
+	}
+	if err == nil {
+		if r, _ := redis.String(role[0], nil); r != "master" {
+			c.readonly = true
+			err = fmt.Errorf("ROLE of %s: %w", c.addr, errNotMaster)
+		}
+	}
+	if err != nil {
+		now := time.Now().UnixNano()
+		c.pool.lastFailure.Store(now)
+		c.pool.lastCheckFailure.Store(now)
+		return err
+	}
+	c.checked = time.Now()
+	return nil
+}
+
+func (c *watchedConn) check(err error) error {
+	if err == nil {
+		return nil
+	}
+	if c.Conn.Err() != nil {
+		c.pool.failed()
+	} else if rerr, ok := errors.AsType[redis.Error](err); ok && strings.HasPrefix(string(rerr), "READONLY") {
+		c.readonly = true
+		c.pool.failed()
+	}
+	return err
+}
+
+// Err makes the pool close a connection to a replica rather than keep it.
+func (c *watchedConn) Err() error {
+	if c.readonly {
+		return fmt.Errorf("%s: %w", c.addr, errNotMaster)
+	}
+	return c.Conn.Err()
+}
+
+func (c *watchedConn) Do(cmd string, args ...any) (any, error) {
+	v, err := c.Conn.Do(cmd, args...)
+	return v, c.check(err)
+}
+
+func (c *watchedConn) Send(cmd string, args ...any) error { return c.check(c.Conn.Send(cmd, args...)) }
+
+func (c *watchedConn) Flush() error { return c.check(c.Conn.Flush()) }
+
+func (c *watchedConn) Receive() (any, error) {
+	v, err := c.Conn.Receive()
+	return v, c.check(err)
+}
