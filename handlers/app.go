@@ -33,6 +33,7 @@ type accountStore interface {
 type sessionOps interface {
 	IncrViews(ctx context.Context, token, user string, v sessions.Visit) (int, []sessions.Browser, error)
 	NewBrowser(ctx context.Context, token string, views int, v sessions.Visit) ([]sessions.Browser, error)
+	Browsers(ctx context.Context, addr string) ([]sessions.Browser, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
 	Times(ctx context.Context, token string) (sessions.Times, error)
