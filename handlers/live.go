@@ -216,7 +216,7 @@ func (a *App) warnIfEnding(ctx context.Context, w io.Writer, token string) (time
 // sendHello writes the stream's first event, views.SSEHello.
 func (a *App) sendHello(ctx context.Context, w io.Writer, r *http.Request, session bool) error {
 	h := views.Hello{Process: a.process(), Previous: knownProcess(r), Session: session,
-		Memory: a.Issued != nil, Views: a.Sessions.GetInt(ctx, sessions.KeyViews)}
+		Memory: a.InProcess, Views: a.Sessions.GetInt(ctx, sessions.KeyViews)}
 	var buf bytes.Buffer
 	if err := views.LiveHello(h).Render(ctx, &buf); err != nil {
 		return err
