@@ -227,6 +227,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		ProcessID:  hex.EncodeToString(pid),
 		Started:    started,
 		Issued:     stack.Issued,
+		InProcess:  stack.InProcess,
 		Idle:       cfg.idle,
 		TouchEvery: touchEvery(cfg.idle),
 

@@ -33,6 +33,7 @@ type accountStore interface {
 type sessionOps interface {
 	IncrViews(ctx context.Context, token, user string, v sessions.Visit) (int, []sessions.Browser, error)
 	NewBrowser(ctx context.Context, token string, views int, v sessions.Visit) ([]sessions.Browser, error)
+	Browsers(ctx context.Context, addr string) ([]sessions.Browser, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
 	Times(ctx context.Context, token string) (sessions.Times, error)
@@ -57,6 +58,12 @@ type keyInspector interface {
 	Hash(ctx context.Context, key string) (inspect.Entry, error)
 }
 
+// lostSessions is what the middleware needs of sessionstack.LostSessions.
+type lostSessions interface {
+	Add(token string, expiry time.Time)
+	Lost(token string) bool
+}
+
 // App holds the dependencies every handler shares. Build it once in main.
 type App struct {
 	Log       *slog.Logger
@@ -75,9 +82,12 @@ type App struct {
 	Instance  string    // shown on every page
 	ProcessID string    // short random id of this process, new on every start
 	Started   time.Time // when this process started
-	// Issued is set with -store memory (sessions live in this process): the
-	// sessions this process stored, to tell a lost session from an ended one.
-	Issued *sessions.Issued
+	// InProcess: sessions live in this process (-store memory), so no page
+	// may say they are in Redis or survive a restart.
+	InProcess bool
+	// Issued records the sessions this process stores, to tell a session
+	// lost with an earlier process (memory mode) from one that ended.
+	Issued lostSessions
 	// Restart, when set (-demo-controls), serves POST /restart to loopback
 	// clients: it asks the process to restart once this response is sent.
 	Restart    func()

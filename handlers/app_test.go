@@ -89,7 +89,7 @@ func wireTestApp(t testing.TB, rs *redistest.Server, mode sessionstack.Mode, opt
 		t.Fatal(err)
 	}
 	t.Cleanup(stack.Close)
-	a.Ops, a.Index, a.Live, a.Banner, a.Issued = stack.Ops, stack.Index, stack.Live, stack.Warning, stack.Issued
+	a.Ops, a.Index, a.Live, a.Banner, a.Issued, a.InProcess = stack.Ops, stack.Index, stack.Live, stack.Warning, stack.Issued, stack.InProcess
 	return &testApp{t: t, redis: rs, app: a, logs: logs}
 }
 

@@ -165,6 +165,23 @@ func TestBrowsersOnThisComputer(t *testing.T) {
 		}
 	})
 
+	t.Run("a page that starts listening gets the list as it is", func(t *testing.T) {
+		ta := newTestApp(t, trustLoopback)
+		ff := behind(t, firefoxLinux, "203.0.113.7")
+		ch := behind(t, chromeWin, "203.0.113.7")
+		ta.get(ff, "/count")
+		ta.get(ch, "/count")
+		ta.get(ch, "/count")
+		rows := browserRows(t, apptest.OpenStream(t, ff, ta.srv.URL+"/live").Next(views.SSEBrowsers).Data)
+		want := []browserRow{
+			{device: "Chrome on Windows", login: "anonymous", views: "2"},
+			{device: "Firefox on Linux", login: "anonymous", views: "1", this: true},
+		}
+		if fmt.Sprint(rows) != fmt.Sprint(want) {
+			t.Errorf("list sent when the stream opened: %+v, want %+v", rows, want)
+		}
+	})
+
 	t.Run("a count on one instance reaches the list on another, rendered for each browser", func(t *testing.T) {
 		rs := redistest.Start(t)
 		a := newLiveApp(t, rs, "a", trustLoopback)
@@ -174,6 +191,7 @@ func TestBrowsersOnThisComputer(t *testing.T) {
 		a.get(ff, "/count")
 		b.get(ch, "/count")
 		s := apptest.OpenStream(t, ff, a.srv.URL+"/live")
+		s.Next(views.SSEBrowsers) // the list as it was when the page started listening
 		b.get(ch, "/count")
 		ev := s.Next(views.SSEBrowsers)
 		rows := browserRows(t, ev.Data)

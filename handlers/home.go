@@ -9,5 +9,5 @@ import (
 // home handles GET /: what the app shows, and whether you are logged in.
 func (a *App) home(w http.ResponseWriter, r *http.Request) {
 	u, _ := a.currentUser(r.Context())
-	a.render(w, r, http.StatusOK, "Home", views.Home(u.Username, a.Issued != nil))
+	a.render(w, r, http.StatusOK, "Home", views.Home(u.Username, a.InProcess))
 }

@@ -93,6 +93,13 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 	if err := a.sendHello(ctx, w, r, true); err != nil {
 		return
 	}
+	// So does the list of browsers on this computer: counts made before
+	// this stream listened were published to nobody here.
+	if list, err := a.Ops.Browsers(ctx, addr); err != nil {
+		a.Log.Info("live: cannot read the browsers list", "err", err)
+	} else if len(list) > 0 && a.sendBrowserList(ctx, w, addr, list, token) != nil {
+		return
+	}
 	if err := rc.Flush(); err != nil { // saves the session first
 		return
 	}
@@ -209,7 +216,7 @@ func (a *App) warnIfEnding(ctx context.Context, w io.Writer, token string) (time
 // sendHello writes the stream's first event, views.SSEHello.
 func (a *App) sendHello(ctx context.Context, w io.Writer, r *http.Request, session bool) error {
 	h := views.Hello{Process: a.process(), Previous: knownProcess(r), Session: session,
-		Memory: a.Issued != nil, Views: a.Sessions.GetInt(ctx, sessions.KeyViews)}
+		Memory: a.InProcess, Views: a.Sessions.GetInt(ctx, sessions.KeyViews)}
 	var buf bytes.Buffer
 	if err := views.LiveHello(h).Render(ctx, &buf); err != nil {
 		return err
@@ -241,6 +248,12 @@ func (a *App) sendBrowsers(ctx context.Context, w io.Writer, addr, payload, toke
 		a.Log.Warn("live: bad browsers message", "err", err)
 		return nil
 	}
+	return a.sendBrowserList(ctx, w, addr, list, token)
+}
+
+// sendBrowserList sends an address's list, rendered for one stream's
+// session.
+func (a *App) sendBrowserList(ctx context.Context, w io.Writer, addr string, list []sessions.Browser, token string) error {
 	var buf bytes.Buffer
 	if err := views.BrowsersList(a.browsers(addr, list, token)).Render(ctx, &buf); err != nil {
 		return err

@@ -26,7 +26,7 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	v := views.RedisView{Entries: entries, Memory: a.Issued != nil, Server: a.Redis}
+	v := views.RedisView{Entries: entries, Memory: a.InProcess, Server: a.Redis}
 	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDRedisPanel {
 		a.write(w, r, http.StatusOK, views.RedisPanel(v))
 		return

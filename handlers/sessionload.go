@@ -89,7 +89,7 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 			return
 		}
 		st := &sessionState{stale: presented && a.Sessions.Token(ctx) == "", presented: token}
-		st.lost = st.stale && token != "" && a.Issued != nil && !a.Issued.Has(token)
+		st.lost = st.stale && token != "" && a.Issued.Lost(token)
 		if a.Sessions.Token(ctx) != "" {
 			if err := a.checkGeneration(ctx, st); err != nil {
 				a.fail(w, r, err)
@@ -255,9 +255,7 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return fmt.Errorf("save session %s: %w", a.LogID(token), err)
 		}
-		if a.Issued != nil {
-			a.Issued.Add(token, expiry)
-		}
+		a.Issued.Add(token, expiry)
 		if created {
 			a.Log.Info("session created", "session", a.LogID(token))
 		}

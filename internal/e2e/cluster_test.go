@@ -301,7 +301,7 @@ func TestClusterBehindNginx(t *testing.T) {
 				last, acked, streak = n, acked+1, streak+1
 			}
 			mu.Unlock()
-			time.Sleep(10 * time.Millisecond) // a quick clicker, not a flood
+			time.Sleep(30 * time.Millisecond) // a quick clicker, not a flood
 		}
 	}()
 	time.Sleep(300 * time.Millisecond) // some counts before the switch

@@ -125,6 +125,28 @@ func SortBrowsers(list []Browser) {
 	})
 }
 
+// Browsers reads an address's list as the count scripts keep it (one
+// HGETALL), for a page that starts listening: what was published before
+// it listened never reached it.
+func (o *Ops) Browsers(ctx context.Context, addr string) ([]Browser, error) {
+	m, err := o.rdb.Do(ctx, o.rdb.B().Hgetall().Key(BrowsersKey(addr)).Build()).AsStrMap()
+	if err != nil {
+		return nil, fmt.Errorf("sessions: browsers: %w", err)
+	}
+	now := time.Now()
+	list := make([]Browser, 0, len(m))
+	for id, raw := range m {
+		var b Browser
+		if json.Unmarshal([]byte(raw), &b) != nil || now.Sub(b.CountedAt()) >= BrowsersWindow {
+			continue
+		}
+		b.ID = id
+		list = append(list, b)
+	}
+	SortBrowsers(list)
+	return list[:min(len(list), MaxBrowsers)], nil
+}
+
 // ParseBrowsers reads a list as the scripts return and publish it.
 func ParseBrowsers(s string) ([]Browser, error) {
 	var list []Browser

@@ -39,6 +39,20 @@ func (s *Issued) Add(token string, expiry time.Time) {
 	s.until[ID(token)] = expiry
 }
 
+// Lost reports whether token's session was never stored by this process:
+// it was lost with an earlier process, or lives on another instance.
+func (s *Issued) Lost(token string) bool { return !s.Has(token) }
+
+// NeverLost is Issued's counterpart for sessions in Redis: every instance
+// reads every session, and a restart loses none, so nothing is recorded.
+type NeverLost struct{}
+
+// Add implements the same method of Issued; there is nothing to record.
+func (NeverLost) Add(string, time.Time) {}
+
+// Lost is always false: a session in Redis outlives any process.
+func (NeverLost) Lost(string) bool { return false }
+
 // Has reports whether this process stored token's session. One that has
 // expired since still counts until a sweep: it was known, it ended.
 func (s *Issued) Has(token string) bool {

@@ -53,6 +53,21 @@ func (m *MemoryOps) NewBrowser(ctx context.Context, token string, views int, v V
 	return m.noteBrowser(token, views, v), nil
 }
 
+// Browsers reads an address's list (see Ops.Browsers).
+func (m *MemoryOps) Browsers(ctx context.Context, addr string) ([]Browser, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	var list []Browser
+	for _, b := range m.browsers[addr] {
+		if now.Sub(b.CountedAt()) < BrowsersWindow {
+			list = append(list, b)
+		}
+	}
+	SortBrowsers(list)
+	return list[:min(len(list), MaxBrowsers)], nil
+}
+
 // noteBrowser is note_browser (see Ops) for this process: the same window
 // and bound, and addresses nobody counted from within the window are
 // dropped. The caller holds mu.

@@ -275,6 +275,7 @@ func (s IdleStore) DeleteCtx(ctx context.Context, token string) error {
 type Operations interface {
 	IncrViews(ctx context.Context, token, user string, v Visit) (int, []Browser, error)
 	NewBrowser(ctx context.Context, token string, views int, v Visit) ([]Browser, error)
+	Browsers(ctx context.Context, addr string) ([]Browser, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
 	Times(ctx context.Context, token string) (Times, error)

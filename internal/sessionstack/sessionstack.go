@@ -48,6 +48,13 @@ type Index interface {
 	Key(user string) (string, bool)
 }
 
+// LostSessions records the sessions this process stores, and says whether a
+// well-formed token names one that was lost (see sessions.Issued).
+type LostSessions interface {
+	Add(token string, expiry time.Time)
+	Lost(token string) bool
+}
+
 // Stack is the wired session machinery.
 type Stack struct {
 	Ops   sessions.Operations
@@ -55,9 +62,12 @@ type Stack struct {
 	Live  *live.Hub // Close it when the server stops
 	// Warning says what the mode loses ("" for none): shown on every page.
 	Warning string
-	// Issued remembers the sessions this process stored (memory mode; nil
-	// in Redis mode, where every instance sees every session).
-	Issued *sessions.Issued
+	// InProcess: sessions live in this process (memory mode), so no page
+	// may say they are in Redis or survive a restart.
+	InProcess bool
+	// Issued tells a session lost with an earlier process from one that
+	// ended: *sessions.Issued in memory, sessions.NeverLost in Redis.
+	Issued LostSessions
 
 	closePool func() error // the session store's connections
 }
@@ -95,17 +105,19 @@ func New(cfg Config, sm *scs.SessionManager, rdb rueidis.Client, log *slog.Logge
 		sm.Store = sessions.IdleStore{Store: redisconn.NewSessionStore(pool, sessions.Prefix, sessions.CutKey), Idle: cfg.Idle}
 		ops := sessions.NewOps(rdb)
 		ops.Instance = cfg.Instance
-		return &Stack{Ops: ops, Index: sessionindex.New(rdb), Live: live.New(rdb, log), closePool: pool.Close}, nil
+		return &Stack{Ops: ops, Index: sessionindex.New(rdb), Live: live.New(rdb, log),
+			Issued: sessions.NeverLost{}, closePool: pool.Close}, nil
 	case Memory:
 		sm.Store = sessions.IdleStore{Store: memstore.New(), Idle: cfg.Idle}
 		hub := live.New(nil, log) // sessions are local, so are their events
 		log.Warn("sessions are kept in this process's memory (-store memory): a restart logs everyone out, and other instances do not see these logins")
 		return &Stack{
-			Ops:     &sessions.MemoryOps{Store: sm.Store, Idle: cfg.Idle, Publish: hub.Publish},
-			Index:   sessionindex.None{},
-			Live:    hub,
-			Warning: memoryWarning,
-			Issued:  &sessions.Issued{},
+			Ops:       &sessions.MemoryOps{Store: sm.Store, Idle: cfg.Idle, Publish: hub.Publish},
+			Index:     sessionindex.None{},
+			Live:      hub,
+			Warning:   memoryWarning,
+			Issued:    &sessions.Issued{},
+			InProcess: true,
 		}, nil
 	}
 	return nil, fmt.Errorf("sessionstack: store mode %q: must be %s or %s", cfg.Mode, Redis, Memory)
