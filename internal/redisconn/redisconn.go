@@ -1,8 +1,9 @@
-// Package redisconn owns the app's connection to Redis: it reads the Redis
-// URL, builds the one client (rueidis) that sessions and everything else go
-// through, bounds how long a command and a request may wait, and says which
-// errors mean "Redis cannot serve right now" (see Unavailable). Nothing else
-// in the app decides that.
+// Package redisconn owns the app's connections to Redis: it reads the Redis
+// URL, builds the rueidis client that everything but the session blobs goes
+// through and, from the same config, the redigo pool scs/redisstore keeps
+// the sessions in (NewPool, SessionStore), bounds how long a command and a
+// request may wait, and says which errors mean "Redis cannot serve right
+// now" (see Unavailable). Nothing else in the app decides that.
 package redisconn
 
 import (
@@ -152,8 +153,9 @@ func Connect(ctx context.Context, cfg Config) (rueidis.Client, error) {
 		return nil, startError(where, noClientCert, err)
 	}
 	if opt.Sentinel.MasterSet != "" {
-		// Every command goes through the gate, the session store's too:
-		// none reaches a master that the sentinels are replacing.
+		// Every command goes through the gate (the session pool asks it,
+		// see failingOver): none reaches a master that the sentinels are
+		// replacing.
 		rdb = gateFailovers(rdb, opt, cmp.Or(cfg.Log, slog.Default()))
 	}
 	return Bound(rdb, DefaultTimeout), nil

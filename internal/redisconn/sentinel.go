@@ -19,8 +19,10 @@ import (
 //
 // names sentinels, not Redis: rueidis asks them for the master, follows it
 // when they announce a new one (+switch-master), and checks with ROLE that
-// it talks to a master. Everything the app sends, sessions included, goes
-// through that one client, so there is one idea of who the master is.
+// it talks to a master. Everything the app sends goes through that one
+// client, or (the session blobs) through the pool NewPool builds, which
+// dials the master that client uses, so there is one idea of who the
+// master is.
 //
 // What rueidis alone does not do is stop writing to the old master while a
 // failover is under way: from the moment the sentinels' leader turns the
