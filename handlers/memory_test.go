@@ -53,6 +53,13 @@ func TestMemoryModeWorksWithoutAnIndex(t *testing.T) {
 			t.Errorf("GET /redis: %d, shows %s: %v", r.status, sessions.IndexKey("mia"), strings.Contains(r.body, sessions.IndexKey("mia")))
 		}
 	})
+	t.Run("the Redis panel claims no session is in Redis", func(t *testing.T) {
+		r := ta.get(c, "/redis")
+		if r.status != http.StatusOK || !strings.Contains(r.body, `data-testid="redis-store"`) || strings.Contains(r.body, "GET sess:") {
+			t.Errorf("GET /redis: %d, says sessions are not in Redis: %v, shows how to GET a session key: %v",
+				r.status, strings.Contains(r.body, `data-testid="redis-store"`), strings.Contains(r.body, "GET sess:"))
+		}
+	})
 	t.Run("logout ends the session", func(t *testing.T) {
 		if r := ta.post(c, "/logout", nil); r.status != http.StatusSeeOther {
 			t.Errorf("POST /logout: %d, want 303", r.status)
