@@ -251,24 +251,19 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 			// round trip, and pages can show it outlived this process.
 			a.Sessions.Put(ctx, sessions.KeyOrigin, sessions.Origin{Process: a.ProcessID, Instance: a.Instance, At: now})
 		}
-		token, expiry, err := a.Sessions.Commit(ctx)
+		commitCtx := ctx
+		if fresh {
+			// Short-lived until it is used again (see freshFor), set by
+			// the write that creates it.
+			commitCtx = sessions.WithIdle(ctx, freshFor)
+		}
+		token, expiry, err := a.Sessions.Commit(commitCtx)
 		if err != nil {
 			return fmt.Errorf("save session %s: %w", a.LogID(token), err)
 		}
 		a.Issued.Add(token, expiry)
 		if created {
 			a.Log.Info("session created", "session", a.LogID(token))
-		}
-		if fresh {
-			// Short-lived until it is used again (see freshFor). If this
-			// fails, the key keeps the idle timeout: no harm done.
-			life := freshFor
-			if a.Idle > 0 {
-				life = min(a.Idle, freshFor)
-			}
-			if err := a.Ops.Touch(ctx, token, "", now, sessions.EndsAt(now, expiry, life)); err != nil {
-				a.Log.Warn("new session keeps the idle timeout", "session", a.LogID(token), "err", err)
-			}
 		}
 		a.Sessions.WriteSessionCookie(ctx, w, token, expiry)
 	case scs.Destroyed:

@@ -242,12 +242,26 @@ func (s IdleStore) Commit(token string, b []byte, expiry time.Time) error {
 	return s.CommitCtx(context.Background(), token, b, expiry)
 }
 
+type idleKey struct{}
+
+// WithIdle gives the session write made with ctx an idle timeout of d, when
+// that is shorter than the store's: a new anonymous session is written to
+// live only briefly, in the write that creates it, with no second command.
+func WithIdle(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, idleKey{}, d)
+}
+
 // The Ctx methods pass the request's context (and with it the request's
 // Redis budget) to a store that takes one.
 
-// CommitCtx implements scs.CtxStore.
+// CommitCtx implements scs.CtxStore. A write whose context carries a
+// shorter idle timeout (WithIdle) gets that one.
 func (s IdleStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
-	expiry = EndsAt(time.Now(), expiry, s.Idle)
+	idle := s.Idle
+	if d, ok := ctx.Value(idleKey{}).(time.Duration); ok && (idle <= 0 || d < idle) {
+		idle = d
+	}
+	expiry = EndsAt(time.Now(), expiry, idle)
 	if cs, ok := s.Store.(scs.CtxStore); ok {
 		return cs.CommitCtx(ctx, token, b, expiry)
 	}
