@@ -65,7 +65,9 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 			}
 			token = ""
 		case err != nil:
-			a.fail(w, r, err)
+			// The count script was sent: if Redis stopped answering, it
+			// may still run it, so the page must not say nothing changed.
+			a.failAfterWrite(w, r, err, true)
 			return
 		default:
 			n, list = incr, browsers

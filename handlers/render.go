@@ -95,11 +95,18 @@ func (a *App) problem(w http.ResponseWriter, r *http.Request, status int, title,
 // 503 when Redis cannot serve right now (see redisconn.Unavailable), 500
 // otherwise. The error is logged, never shown; it names no token (see LogID).
 func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
+	a.failAfterWrite(w, r, err, !safeMethod(r.Method))
+}
+
+// failAfterWrite is fail for a request that did (wrote) or did not send
+// Redis a change before it failed. Usually the method says which; GET
+// /count is the one GET that changes state.
+func (a *App) failAfterWrite(w http.ResponseWriter, r *http.Request, err error, wrote bool) {
 	title, msg := "Something went wrong", "Something went wrong on our side, and nothing was changed. Please try again."
 	if kind, ok := redisconn.Unavailable(err); ok {
 		title = "Session store unavailable"
 		msg = "The session store (Redis) cannot serve right now, so nothing was changed. Please try again in a moment."
-		if kind.MayHaveRun() && !safeMethod(r.Method) {
+		if kind.MayHaveRun() && wrote {
 			// Redis got the command and did not answer: it may run it yet.
 			msg = "The session store (Redis) stopped answering, so this may or may not have been saved. " +
 				"Please reload the page in a moment to see, before you try again."
