@@ -301,12 +301,6 @@ func (s *Sentinel) waitReady(timeout time.Duration) error {
 	return err
 }
 
-// Log is the sentinel's log so far, for a failing test to show.
-func (s *Sentinel) Log() string {
-	b, _ := os.ReadFile(filepath.Join(s.dir, "sentinel.log"))
-	return string(b)
-}
-
 // Stop ends the sentinel.
 func (s *Sentinel) Stop() {
 	if s.cmd == nil {
