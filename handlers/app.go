@@ -39,6 +39,7 @@ type sessionOps interface {
 	Times(ctx context.Context, token string) (sessions.Times, error)
 	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
 	Ended(ctx context.Context, token string) error
+	LabNote(ctx context.Context, token, field string, value any, replace bool) error
 }
 
 // sessionIndex is what the sessions page needs of internal/sessionindex:
@@ -94,6 +95,9 @@ type App struct {
 	Idle       time.Duration // idle timeout, enforced on the server
 	TouchEvery time.Duration // how stale "last seen" may get before a request refreshes it
 	Banner     string        // shown on every page when set
+	// Lab (-lab) lets a session weaken itself on /lab, for the Session
+	// Security experiments; see docs/security.md for exactly what.
+	Lab bool
 	// Redis names the Redis the app uses on the Redis panel (see
 	// DescribeRedis); never a password.
 	Redis views.RedisServer

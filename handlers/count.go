@@ -108,6 +108,7 @@ func (a *App) visit(r *http.Request) sessions.Visit {
 		Addr:     a.clientIP(r).String(),
 		Device:   useragent.Parse(r.UserAgent()).String(),
 		LoggedIn: loggedIn,
+		Process:  a.ProcessID,
 	}
 }
 

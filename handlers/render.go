@@ -63,6 +63,8 @@ func (a *App) page(ctx context.Context, title string) views.Page {
 	if st, ok := stateOf(ctx); ok {
 		p.LostSession = st.lost
 	}
+	p.Lab = a.labProgress(ctx)
+	p.LabWeakened = a.labOf(ctx).Weakened()
 	return p
 }
 
