@@ -459,7 +459,7 @@ func (a *App) putLab(ctx context.Context, l sessions.Lab) {
 }
 
 // labSwitch handles POST /lab/httponly and POST /lab/renewal (-lab only):
-// on=1 weakens this session, on=0 restores it. Either way the token is
+// on=0 turns the protection off for this session, on=1 back on. Either way the token is
 // renewed, so an ID a script or a second browser learned is worth nothing.
 func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
 	if !a.parseForm(w, r) {
@@ -475,7 +475,7 @@ func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
 	l := a.labOf(ctx)
 	switch r.PathValue("switch") {
 	case "httponly":
-		l.NoHTTPOnly = on
+		l.NoHTTPOnly = !on
 	case "renewal":
 		l.NoRenewal = !on
 	default:
