@@ -5,6 +5,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -98,5 +99,10 @@ type App struct {
 	// DescribeRedis); never a password.
 	Redis views.RedisServer
 
-	outages outageLog // Redis outages logged so far, by kind
+	outages  outageLog   // Redis outages logged so far, by kind
+	draining atomic.Bool // set by Drain
 }
+
+// Drain makes /readyz answer 503 from now on: the process is about to stop
+// (SIGTERM) and still serves every request meanwhile.
+func (a *App) Drain() { a.draining.Store(true) }

@@ -24,6 +24,11 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if a.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "draining: this instance stops soon and serves requests until then\n")
+		return
+	}
 	health, err := a.Ready(ctx)
 	if err != nil {
 		reason := "not serving"
