@@ -32,7 +32,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	err := run(ctx, os.Args, os.Getenv, os.Stdout)
 	if r, ok := errors.AsType[restartError](err); ok {
@@ -43,6 +43,27 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sessionlab:", err)
 		os.Exit(1)
 	}
+}
+
+// stopSignal is the cause of run's context when a signal ended it: run
+// drains on SIGTERM (what systemd, Kubernetes and `task cluster` send) and
+// stops at once on Ctrl-C, where a person waits at a terminal.
+type stopSignal struct{ os.Signal }
+
+func (s stopSignal) Error() string { return "received " + s.Signal.String() }
+
+// signalContext is cancelled, with a stopSignal as its cause, by the first
+// SIGINT or SIGTERM.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if sig, ok := <-sigs; ok {
+			cancel(stopSignal{sig})
+		}
+	}()
+	return ctx, func() { signal.Stop(sigs); cancel(nil) }
 }
 
 // restartError: run stopped because POST /restart asked for a fresh
@@ -91,6 +112,7 @@ type config struct {
 	cookieSecure    bool
 	lifetime, idle  time.Duration
 	shutdownTimeout time.Duration
+	drain           time.Duration
 	bcryptCost      int
 	newSessions     int
 	logLevel        slog.Level
@@ -117,6 +139,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.lifetime, "lifetime", envDuration(getenv("SESSION_LIFETIME"), 24*time.Hour), "absolute session lifetime (env SESSION_LIFETIME)")
 	fs.DurationVar(&c.idle, "idle", envDuration(getenv("SESSION_IDLE"), 30*time.Minute), "idle timeout, 0 for none (env SESSION_IDLE)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration(getenv("SHUTDOWN_TIMEOUT"), 10*time.Second), "how long SIGTERM waits for requests in flight (env SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&c.drain, "drain", envDuration(getenv("DRAIN"), 5*time.Second), "after SIGTERM, how long /readyz says not ready while requests are still served, so a load balancer stops sending before the listener closes; Ctrl-C skips it (env DRAIN)")
 	fs.IntVar(&c.newSessions, "new-sessions", envInt(getenv("NEW_SESSIONS"), throttle.DefaultPolicy.Anonymous.Max),
 		"new anonymous sessions allowed per client address per 10 minutes, 0 for no limit (env NEW_SESSIONS)")
 	fs.IntVar(&c.bcryptCost, "bcrypt-cost", envInt(getenv("BCRYPT_COST"), bcrypt.DefaultCost), "bcrypt cost for new passwords (env BCRYPT_COST)")
@@ -137,6 +160,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if c.lifetime <= 0 || c.idle < 0 {
 		return c, errors.New("-lifetime must be positive and -idle not negative")
+	}
+	if c.drain < 0 {
+		return c, errors.New("-drain must not be negative")
 	}
 	if c.newSessions < 0 {
 		return c, errors.New("-new-sessions must not be negative")
@@ -231,6 +257,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
+		if sig, ok := errors.AsType[stopSignal](context.Cause(ctx)); ok && sig.Signal == syscall.SIGTERM && cfg.drain > 0 {
+			drain(srv, app, cfg.drain, log)
+		}
 	case <-restart:
 		restarting = true
 		log.Warn("restarting: POST /restart asked for a fresh process")
@@ -247,6 +276,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return restartError{addr: ln.Addr().String()}
 	}
 	return nil
+}
+
+// drain keeps serving for d while /readyz says not ready, so that a load
+// balancer takes the instance out before its listener closes. Keep-alives go
+// off: each answer closes its connection, so a proxy holds no idle connection
+// to this instance when it stops, and the only failure it can meet then is a
+// refused connection, which it may safely retry elsewhere.
+func drain(srv *http.Server, app *handlers.App, d time.Duration, log *slog.Logger) {
+	log.Info("draining: /readyz says not ready; still serving", "drain", d)
+	app.Drain()
+	srv.SetKeepAlivesEnabled(false)
+	time.Sleep(d)
 }
 
 // browserURL is where a browser on this machine reaches addr: a wildcard

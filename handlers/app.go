@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -104,9 +105,14 @@ type App struct {
 	// DescribeRedis); never a password.
 	Redis views.RedisServer
 
-	outages    outageLog // Redis outages logged so far, by kind
+	outages    outageLog   // Redis outages logged so far, by kind
+	draining   atomic.Bool // set by Drain
 	closeStack func()
 }
+
+// Drain makes /readyz answer 503 from now on: the process is about to stop
+// (SIGTERM) and still serves every request meanwhile.
+func (a *App) Drain() { a.draining.Store(true) }
 
 // Config is what New needs besides its connections: main's flags.
 type Config struct {
