@@ -468,8 +468,7 @@ func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	on := r.PostForm.Get("on") == "1"
 	if a.Sessions.Token(ctx) == "" {
-		a.problem(w, r, http.StatusConflict, "No session yet",
-			"This browser has no session to weaken yet: count a view or log in first.")
+		a.answer(w, r, failLabNoSession)
 		return
 	}
 	l := a.labOf(ctx)
@@ -479,7 +478,7 @@ func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
 	case "renewal":
 		l.NoRenewal = !on
 	default:
-		http.NotFound(w, r)
+		a.answer(w, r, failNotFound)
 		return
 	}
 	if err := a.renewLogged(r); err != nil {
@@ -520,7 +519,7 @@ func (a *App) labRead(w http.ResponseWriter, r *http.Request) {
 	read := r.PostForm.Get("read")
 	l := a.labOf(ctx)
 	if token == "" {
-		a.problem(w, r, http.StatusConflict, "No session yet", "This browser has no session yet: count a view or log in first.")
+		a.answer(w, r, failLabNoSession)
 		return
 	}
 	o := sessions.LabOutcomes{}
@@ -535,8 +534,7 @@ func (a *App) labRead(w http.ResponseWriter, r *http.Request) {
 	case read != "" && l.NoHTTPOnly && subtle.ConstantTimeCompare([]byte(read), []byte(token)) == 1:
 		o.Exposed, exposed = now, true
 	default:
-		a.problem(w, r, http.StatusUnprocessableEntity, "Not what this session's cookie allows",
-			"What the script read does not match this session's cookie as the server issued it. Reload the page and read again.")
+		a.answer(w, r, failLabRead)
 		return
 	}
 	if err := a.Ops.LabNote(ctx, token, "httponly", o, true); err != nil {
@@ -561,14 +559,12 @@ func (a *App) labUse(w http.ResponseWriter, r *http.Request) {
 		token = token[i+1:]
 	}
 	if !validToken(token) {
-		a.problem(w, r, http.StatusUnprocessableEntity, "Not a session ID",
-			"That is not a session ID this app issues (43 characters of A-Z, a-z, 0-9, - and _).")
+		a.answer(w, r, failLabNotToken)
 		return
 	}
 	t, err := a.Ops.Times(ctx, token)
 	if errors.Is(err, sessions.ErrNoSession) {
-		a.problem(w, r, http.StatusNotFound, "No such session",
-			"No live session has that ID (it ended, or a login or a lab switch renewed it).")
+		a.answer(w, r, failLabNoSuchSession)
 		return
 	}
 	if err != nil {
