@@ -93,6 +93,9 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		// Redis panel (a stored session's count arrives over the stream).
 		w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	}
+	if st != nil {
+		st.views = n // for the header's lab progress
+	}
 	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDViewCount {
 		a.write(w, r, http.StatusOK, templ.Join(views.Counter(n), views.RedisTraceSlot(true)))
 		return

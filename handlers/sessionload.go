@@ -35,6 +35,9 @@ type sessionState struct {
 	// unsaved: the handler failed before a new session was worth keeping;
 	// it is not written and no cookie is set.
 	unsaved bool
+	// views is the count this request made inside Redis (GET /count),
+	// which the session as loaded does not hold yet.
+	views int
 }
 
 type stateKey struct{}

@@ -79,9 +79,9 @@ func (o *LabOutcomes) Both() bool { return o != nil && o.Hidden > 0 && o.Exposed
 // LabLogin is a login as the fixation step sees it.
 type LabLogin struct {
 	At      int64  `json:"at"`
-	Browser string `json:"browser"`         // the lab browser id that logged in
-	Renewed bool   `json:"renewed"`         // the token was renewed
-	From    string `json:"from,omitempty"`  // ID of the token before the login
+	Browser string `json:"browser"`          // the lab browser id that logged in
+	Renewed bool   `json:"renewed"`          // the token was renewed
+	From    string `json:"from,omitempty"`   // ID of the token before the login
 	Shared  bool   `json:"shared,omitempty"` // another browser held that token
 }
 
