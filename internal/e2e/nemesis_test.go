@@ -260,7 +260,7 @@ func (v verdict) String() string {
 	for _, k := range words {
 		fmt.Fprintf(&b, " %s %d,", k, v.statuses[k])
 	}
-	fmt.Fprintf(&b, " drops %d, acknowledged counts lost %d, views counted behind a \"nothing changed\" %d", v.drops, v.lost, v.phantoms)
+	fmt.Fprintf(&b, " drops %d, acknowledged counts lost %d, views counted that no answer allowed %d", v.drops, v.lost, v.phantoms)
 	return b.String()
 }
 
