@@ -60,16 +60,11 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, err := a.openStream(w, r, token)
-	var refused *errStreamRefused
-	switch {
-	case errors.As(err, &refused):
+	if refused, ok := errors.AsType[*errStreamRefused](err); ok {
 		a.streamRefused(w, r, refused)
 		return
-	case errors.Is(err, live.ErrClosed):
-		w.Header().Set("Retry-After", "5")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return
-	case err != nil:
+	}
+	if err != nil {
 		a.fail(w, r, err)
 		return
 	}

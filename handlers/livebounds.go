@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/sessions"
-	"github.com/sessionlab/sessionlab/views"
 )
 
 // StreamLimits bound the open /live streams, so nobody can hold the
@@ -148,13 +146,10 @@ func (o *openStreams) count() int {
 // stream (whose page reconnects to the next process).
 func (a *App) EndStreams() { a.streams.endAll() }
 
-// streamRefused answers a stream past a bound: 429 with Retry-After, and
-// the event the page's script shows instead of "the server is not
-// answering".
+// streamRefused answers a stream past a bound: 429 with Retry-After and a
+// line the page's script shows instead of "the server is not answering".
+// Logged once a minute at most (see openStreams.admit).
 func (a *App) streamRefused(w http.ResponseWriter, r *http.Request, e *errStreamRefused) {
-	secs := int(streamRetryAfter / time.Second)
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	w.WriteHeader(http.StatusTooManyRequests)
-	_ = sendEvent(w, views.SSEBusy, fmt.Sprintf("Too many live pages are open from here (at most %d per %s). "+
-		"This page still works; its live updates resume within %d seconds.", e.limit, e.bound, secs))
+	answerPlain(w, failTooManyStreams, fmt.Sprintf("Too many live pages are open from here (at most %d per %s). "+
+		"This page still works; its live updates resume within %d seconds.\n", e.limit, e.bound, wholeSeconds(streamRetryAfter)))
 }

@@ -29,7 +29,6 @@ const (
 	SSEIdle     = "idle"     // the session ends soon (data: the warning)
 	SSEHello    = "hello"    // first on every stream: the process that answered (data: LiveHello)
 	SSEBrowsers = "browsers" // a browser on this computer counted (data: the list)
-	SSEBusy     = "busy"     // answered instead of a stream past a bound on open streams (data: the message)
 )
 
 // target is an id as an htmx selector.
