@@ -42,7 +42,9 @@ var (
 		RetryAfter: retryRedis}
 	failShuttingDown = failure{Status: http.StatusServiceUnavailable, Title: "Server stopping",
 		Message: "This server is stopping. Please try again in a moment.", RetryAfter: retryRedis}
-	failNotReady  = failure{Status: http.StatusServiceUnavailable, Title: "Not ready", RetryAfter: retryRedis}
+	failNotReady = failure{Status: http.StatusServiceUnavailable, Title: "Not ready", RetryAfter: retryRedis}
+	// After SIGTERM (-drain): a load balancer stops sending; the instance still serves.
+	failDraining  = failure{Status: http.StatusServiceUnavailable, Title: "Draining"}
 	failCrossSite = failure{Status: http.StatusForbidden, Title: "Request blocked",
 		Message: "This request came from another site, so it was refused to protect your session. Use the forms on this site."}
 	failNotFound = failure{Status: http.StatusNotFound, Title: "Page not found",
