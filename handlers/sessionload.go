@@ -35,6 +35,9 @@ type sessionState struct {
 	// unsaved: the handler failed before a new session was worth keeping;
 	// it is not written and no cookie is set.
 	unsaved bool
+	// limitCounted: the new session was counted against the limit on new
+	// anonymous sessions already, by the handler's own script.
+	limitCounted bool
 }
 
 type stateKey struct{}
@@ -121,7 +124,7 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 			return
 		}
 		a.fillTrace(r, bw.body, trace)
-		bw.send(true)
+		oneWrite(r, w, func() { bw.send(true) })
 	})
 }
 
@@ -239,7 +242,7 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		}
 		_, loggedIn := a.currentUser(ctx)
 		fresh := created && !loggedIn // a new anonymous session
-		if fresh {
+		if fresh && (st == nil || !st.limitCounted) {
 			if err := a.newSessionAllowed(r); err != nil {
 				return err
 			}
