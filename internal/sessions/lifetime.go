@@ -21,6 +21,16 @@ func EndsAt(seen, deadline time.Time, idle time.Duration) time.Time {
 	return deadline
 }
 
+// TouchEvery is how stale a session's "last seen" may get before a read-only
+// request refreshes it (and its expiry): a tenth of the idle timeout, at most
+// five minutes, so a session never ends more than a tenth early.
+func TouchEvery(idle time.Duration) time.Duration {
+	if idle <= 0 {
+		return 5 * time.Minute
+	}
+	return min(idle/10, 5*time.Minute)
+}
+
 // Times are a stored session's two clocks.
 type Times struct {
 	Deadline time.Time // absolute deadline
