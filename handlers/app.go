@@ -82,7 +82,10 @@ type App struct {
 	LogID     func(token string) string                       // salted short hash for logs
 	Index     sessionIndex                                    // per-user list of sessions
 	Live      *live.Hub                                       // pub/sub fan-out to server-sent-event streams
-	Throttle  loginThrottle                                   // login brute-force limits; nil: none
+	// StreamLimits bound open /live streams; a zero field takes its
+	// DefaultStreamLimits value.
+	StreamLimits StreamLimits
+	Throttle     loginThrottle // login brute-force limits; nil: none
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
 
@@ -106,6 +109,7 @@ type App struct {
 	Redis views.RedisServer
 
 	outages    outageLog   // Redis outages logged so far, by kind
+	streams    openStreams // open /live streams, by session and address
 	draining   atomic.Bool // set by Drain
 	closeStack func()
 }

@@ -101,6 +101,7 @@ func (ta *testApp) serve() *testApp {
 	ta.t.Cleanup(ta.srv.Close)
 	// Streams end when the hub closes, so close it before the server waits for them.
 	ta.t.Cleanup(ta.app.Live.Close)
+	ta.t.Cleanup(ta.app.EndStreams)
 	return ta
 }
 
