@@ -236,11 +236,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	srv := newServer(app.Routes(), log)
 	// Shutdown waits for requests in flight, and an event stream never ends
-	// by itself: closing the hub ends every stream.
+	// by itself: every stream is ended at once, even one stuck writing to a
+	// client that does not read, and the hub closes.
+	srv.RegisterOnShutdown(app.EndStreams)
 	srv.RegisterOnShutdown(app.Live.Close)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(handlers.OneWriteListener(srv, ln)) }()
 	if cfg.debugAddr != "" {
 		dln, err := net.Listen("tcp", cfg.debugAddr)
 		if err != nil {
@@ -272,7 +274,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		// Requests still running past the timeout are cut; a restart comes
+		// back all the same (the classroom needs its server more than a
+		// request that would not finish).
+		log.Warn("shutdown timed out: closing the connections left", "err", err)
+		_ = srv.Close()
+		if !restarting {
+			return fmt.Errorf("shutdown: %w", err)
+		}
 	}
 	log.Info("stopped")
 	if restarting {

@@ -39,7 +39,7 @@ type accountStore interface {
 // with other requests of the same session (see internal/sessions).
 type sessionOps interface {
 	IncrViews(ctx context.Context, token, user string, v sessions.Visit) (int, []sessions.Browser, error)
-	NewBrowser(ctx context.Context, token string, views int, v sessions.Visit) ([]sessions.Browser, error)
+	NewBrowser(ctx context.Context, token string, views int, v sessions.Visit, limit throttle.Step) ([]sessions.Browser, time.Duration, error)
 	Browsers(ctx context.Context, addr string) ([]sessions.Browser, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
@@ -83,7 +83,10 @@ type App struct {
 	LogID     func(token string) string                       // salted short hash for logs
 	Index     sessionIndex                                    // per-user list of sessions
 	Live      *live.Hub                                       // pub/sub fan-out to server-sent-event streams
-	Throttle  loginThrottle                                   // login brute-force limits; nil: none
+	// StreamLimits bound open /live streams; a zero field takes its
+	// DefaultStreamLimits value.
+	StreamLimits StreamLimits
+	Throttle     loginThrottle // login brute-force limits; nil: none
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
 
@@ -110,6 +113,7 @@ type App struct {
 	Redis views.RedisServer
 
 	outages    outageLog   // Redis outages logged so far, by kind
+	streams    openStreams // open /live streams, by session and address
 	draining   atomic.Bool // set by Drain
 	closeStack func()
 }
