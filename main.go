@@ -6,7 +6,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,15 +23,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/alexedwards/scs/v2"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sessionlab/sessionlab/handlers"
-	"github.com/sessionlab/sessionlab/internal/accounts"
-	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
-	"github.com/sessionlab/sessionlab/internal/redistrace"
-	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/sessionstack"
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
@@ -195,22 +189,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer rdb.Close()
-	// Each command a request sends is recorded in the request's trace (the
-	// Redis panel), its time as the request waited for it.
-	rdb = redistrace.Client(rdb, sessions.CutKey)
-	redisServer, err := handlers.DescribeRedis(cfg.redis.URL)
-	if err != nil {
-		return err
-	}
 	if policy, err := redisconn.MemoryPolicy(ctx, rdb); err != nil {
 		log.Warn("cannot read Redis's maxmemory-policy; it should be noeviction", "err", err)
 	} else if warning := redisconn.PolicyWarning(policy); warning != "" {
 		log.Warn(warning, "maxmemory-policy", policy)
 	}
-
-	sm := scs.New()
-	sm.Lifetime = cfg.lifetime
-	sm.Cookie = handlers.SessionCookie(cfg.cookieSecure)
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -223,44 +206,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	salt := make([]byte, 16)
 	_, _ = rand.Read(salt)
-	// The process's own id: random, so a restart shows a new one even when
-	// the PID stays (re-exec) or the OS hands out the same PID again.
-	pid := make([]byte, 3)
-	_, _ = rand.Read(pid)
-	started := time.Now()
-
-	// Sessions in Redis (the default), or in this process to show what that
-	// loses. Live updates go through Redis pub/sub, or stay in the process.
-	stack, err := sessionstack.New(sessionstack.Config{Mode: cfg.store, Idle: cfg.idle, Instance: instance, Redis: cfg.redis}, sm, rdb, log)
+	app, err := handlers.New(handlers.Config{
+		Store:          cfg.store,
+		Redis:          cfg.redis,
+		Lifetime:       cfg.lifetime,
+		Idle:           cfg.idle,
+		CookieSecure:   cfg.cookieSecure,
+		BcryptCost:     cfg.bcryptCost,
+		Throttle:       throttlePolicy(cfg.newSessions),
+		TrustedProxies: cfg.trustedProxies,
+		Instance:       instance,
+		LogSalt:        salt,
+	}, rdb, log)
 	if err != nil {
 		return err
 	}
-	defer stack.Close()
-	hub := stack.Live
-
-	app := &handlers.App{
-		Log:        log,
-		Sessions:   sm,
-		Ops:        stack.Ops,
-		Index:      stack.Index,
-		Live:       hub,
-		Banner:     stack.Warning,
-		Accounts:   accounts.New(rdb, cfg.bcryptCost),
-		Inspector:  inspect.New(rdb),
-		Ready:      func(ctx context.Context) (redisconn.Health, error) { return redisconn.Probe(ctx, rdb) },
-		LogID:      sessions.LogID(salt).Of,
-		Instance:   instance,
-		ProcessID:  hex.EncodeToString(pid),
-		Started:    started,
-		Issued:     stack.Issued,
-		InProcess:  stack.InProcess,
-		Idle:       cfg.idle,
-		TouchEvery: touchEvery(cfg.idle),
-
-		Redis:          redisServer,
-		Throttle:       throttle.New(rdb, throttlePolicy(cfg.newSessions)),
-		TrustedProxies: cfg.trustedProxies,
-	}
+	defer app.Close()
 	restart := make(chan struct{}, 1)
 	if cfg.demoControls {
 		app.Restart = func() {
@@ -272,8 +233,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	srv := newServer(app.Routes(), log)
 	// Shutdown waits for requests in flight, and an event stream never ends
-	// by itself: closing the hub ends every stream.
-	srv.RegisterOnShutdown(hub.Close)
+	// by itself: every stream is ended at once, even one stuck writing to a
+	// client that does not read, and the hub closes.
+	srv.RegisterOnShutdown(app.EndStreams)
+	srv.RegisterOnShutdown(app.Live.Close)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -308,7 +271,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		// Requests still running past the timeout are cut; a restart comes
+		// back all the same (the classroom needs its server more than a
+		// request that would not finish).
+		log.Warn("shutdown timed out: closing the connections left", "err", err)
+		_ = srv.Close()
+		if !restarting {
+			return fmt.Errorf("shutdown: %w", err)
+		}
 	}
 	log.Info("stopped")
 	if restarting {
@@ -376,15 +346,6 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-}
-
-// touchEvery is how often a read-only request may refresh a session's
-// expiry: a tenth of the idle timeout, at most five minutes.
-func touchEvery(idle time.Duration) time.Duration {
-	if idle <= 0 {
-		return 5 * time.Minute
-	}
-	return min(idle/10, 5*time.Minute)
 }
 
 func envBool(s string) bool {

@@ -59,6 +59,8 @@ var (
 		Message: "That form was larger than this site accepts."}
 	failFormTimeout = failure{Status: http.StatusRequestTimeout, Title: "Request timeout",
 		Message: "The form did not arrive in time. Please send it again."}
+	failTooManyStreams = failure{Status: http.StatusTooManyRequests, Title: "Too many live pages",
+		RetryAfter: streamRetryAfter}
 	failMalformedForm = failure{Status: http.StatusBadRequest, Title: "Malformed form",
 		Message: "The form could not be read. Please send it again from the page."}
 )
