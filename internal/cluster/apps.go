@@ -83,7 +83,8 @@ func (c *cluster) nginxService(listen, cert, key string, apps []string) (*servic
 
 // restartApps restarts the named instances, or every one, one after the
 // other: each drains (SIGTERM), the cluster starts it again, and the next
-// one begins only when it answers. Through nginx no request fails.
+// one begins only when it answers and nginx has it back in its rotation.
+// Through nginx no request fails.
 func restartApps(dir string, names []string, out io.Writer) error {
 	s, err := readState(dir)
 	if err != nil {
@@ -92,13 +93,24 @@ func restartApps(dir string, names []string, out io.Writer) error {
 	if len(names) == 0 {
 		names = slices.Sorted(maps.Keys(s.Apps))
 	}
-	for _, name := range names {
+	for i, name := range names {
+		if i > 0 {
+			// nginx skips an instance that refused a connection for
+			// fail_timeout (2 s, counted in whole seconds: up to 3 s); had
+			// the next one stopped sooner, with a short -drain, both would
+			// be out at once, and with three instances the third restart
+			// would leave none.
+			time.Sleep(nginxFailTimeout + time.Second)
+		}
 		if err := restartApp(dir, s, name, out); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// nginxFailTimeout is fail_timeout in nginx.conf's upstream.
+const nginxFailTimeout = 2 * time.Second
 
 func restartApp(dir string, s State, name string, out io.Writer) error {
 	a, ok := s.Apps[name]

@@ -23,7 +23,7 @@ import (
 // answer: a session's acknowledged counts must rise (a 503 "may or may not
 // have been counted" may skip one), and any other failure is recorded.
 type counters struct {
-	c    *cluster
+	url  string // nginx's, read once: c.state changes as processes restart
 	stop chan struct{}
 	wg   sync.WaitGroup
 
@@ -40,7 +40,7 @@ type counters struct {
 }
 
 func countThroughNginx(c *cluster, browsers int) *counters {
-	k := &counters{c: c, stop: make(chan struct{}), statuses: map[int]int{},
+	k := &counters{url: c.state.URL, stop: make(chan struct{}), statuses: map[int]int{},
 		lastOK: make([]time.Time, browsers), acked: make([]int, browsers)}
 	for i := range browsers {
 		hc := c.client()
@@ -61,7 +61,7 @@ func countThroughNginx(c *cluster, browsers int) *counters {
 }
 
 func (k *counters) count(i int, hc *http.Client) {
-	resp, err := hc.Get(k.c.state.URL + "count")
+	resp, err := hc.Get(k.url + "count")
 	var body []byte
 	if err == nil {
 		body, _ = io.ReadAll(resp.Body)
