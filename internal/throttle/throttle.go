@@ -51,6 +51,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/sessionlab/sessionlab/internal/redistrace"
+	"github.com/sessionlab/sessionlab/internal/sessions"
 )
 
 // Limit is at most Max failures per fixed Window.
@@ -85,8 +86,8 @@ var DefaultPolicy = Policy{
 	// A class of 30 behind one school NAT, each with a few browsers,
 	// private windows and cleared cookies, stays well under 300 in 10
 	// minutes; a flood from one address gets at most that many keys, and
-	// they expire unused (handlers: freshFor).
-	Anonymous: Limit{Max: 300, Window: 10 * time.Minute},
+	// they expire unused within the window (sessions.FreshFor).
+	Anonymous: Limit{Max: 300, Window: sessions.FreshFor},
 }
 
 // Kind names one of the throttle's keys.
