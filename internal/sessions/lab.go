@@ -95,15 +95,17 @@ type Counted struct {
 // LabTime is a lab timestamp as a time.
 func LabTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
-// noteMove is the Lua the count script runs on the decoded session s after
-// counting v: compare the previous counter (or the creator) with this
-// process and record the first restart and servers evidence. ARGV-free:
-// the caller passes process, instance and now.
+// noteMove is the Lua the count script runs on the decoded session values
+// after counting v: compare the previous counter (or the creator) with this
+// process and record the first restart and servers evidence, then this
+// process as the last counter. The value names come as arguments (KeyOrigin,
+// KeyCounted, KeyLab); the fields inside them are Counted's, Origin's and
+// Lab's JSON names.
 const noteMove = `
-local function note_move(s, v, process, instance, now)
-  local prev = s.values.counted or s.values.origin
+local function note_move(values, v, process, instance, now, korigin, kcounted, klab)
+  local prev = values[kcounted] or values[korigin]
   if type(prev) == 'table' and v > 1 and prev.process ~= process then
-    local lab = s.values.lab
+    local lab = values[klab]
     if type(lab) ~= 'table' then lab = nil end
     local kind = 'servers'
     local from = prev.instance
@@ -111,26 +113,26 @@ local function note_move(s, v, process, instance, now)
     if not (lab and lab[kind]) then
       lab = lab or {}
       lab[kind] = {from = from, process = process, instance = instance, views = v, at = now}
-      s.values.lab = lab
+      values[klab] = lab
     end
   end
-  s.values.counted = {process = process, instance = instance}
+  values[kcounted] = {process = process, instance = instance}
 end
 `
 
 // labNote: KEYS[1] the session; ARGV[1] the Lab field, ARGV[2] its JSON,
-// ARGV[3] "1" to replace a field already set. It changes that one field in
+// ARGV[3] "1" to replace a field already set, ARGV[4] KeyLab. It changes that one field in
 // place (KEEPTTL), as the count script changes views, so it never writes
 // back what another request may be changing.
 var labNote = rueidis.NewLuaScript(redistrace.NameScript("lab note", `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local s = cjson.decode(raw)
-local lab = s.values.lab
+local lab = s.values[ARGV[4]]
 if type(lab) ~= 'table' then lab = {} end
 if lab[ARGV[1]] ~= nil and ARGV[3] ~= '1' then return 1 end
 lab[ARGV[1]] = cjson.decode(ARGV[2])
-s.values.lab = lab
+s.values[ARGV[4]] = lab
 redis.call('SET', KEYS[1], cjson.encode(s), 'KEEPTTL')
 return 1`))
 
@@ -145,7 +147,7 @@ func (o *Ops) LabNote(ctx context.Context, token, field string, value any, repla
 	if replace {
 		flag = "1"
 	}
-	n, err := labNote.Exec(ctx, o.rdb, []string{Key(token)}, []string{field, string(b), flag}).AsInt64()
+	n, err := labNote.Exec(ctx, o.rdb, []string{Key(token)}, []string{field, string(b), flag, KeyLab}).AsInt64()
 	if err != nil {
 		return fmt.Errorf("sessions: lab note: %w", err)
 	}
