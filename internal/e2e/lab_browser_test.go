@@ -233,7 +233,6 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 	}
 	one.screenshot("lab")
 	saveForDocs(t, "lab-desktop.png", "lab.png")
-	saveForDocs(t, "lab-phone.png", "lab-phone.png")
 }
 
 // Without -lab there are no switches: no controls on the page, and the
