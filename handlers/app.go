@@ -12,6 +12,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
+	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -97,6 +98,11 @@ type App struct {
 	// Redis names the Redis the app uses on the Redis panel (see
 	// DescribeRedis); never a password.
 	Redis views.RedisServer
+
+	// Metrics counts what the app does, for Prometheus (OperatorRoutes).
+	Metrics *metrics.Metrics
+	// AccessLog logs every request at Info (else at Debug).
+	AccessLog bool
 
 	outages outageLog // Redis outages logged so far, by kind
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/inspect"
+	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/redistrace"
@@ -77,6 +78,7 @@ func wireTestApp(t testing.TB, rs *redistest.Server, mode sessionstack.Mode, opt
 		Idle:       30 * time.Minute,
 		TouchEvery: time.Minute,
 		Throttle:   throttle.New(rdb, throttle.DefaultPolicy),
+		Metrics:    metrics.New(),
 	}
 	for _, o := range options {
 		o(a)

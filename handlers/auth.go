@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
+	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -103,6 +104,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	acct, err := a.Accounts.Authenticate(r.Context(), name, password)
 	a.checked(r.Context(), tk, err)
 	if errors.Is(err, accounts.ErrBadCredentials) {
+		a.Metrics.Login(metrics.LoginWrong)
 		a.Log.Info("login failed", "session", a.LogID(a.Sessions.Token(r.Context())))
 		form.Error = "Invalid username or password."
 		a.render(w, r, http.StatusUnauthorized, "Log in", views.LoginPage(form))
@@ -116,6 +118,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.Metrics.Login(metrics.LoginOK)
 	a.toProfile(w, r)
 }
 
@@ -195,6 +198,7 @@ func (a *App) renewToken(ctx context.Context) error {
 	if err := a.Sessions.RenewToken(ctx); err != nil {
 		return err
 	}
+	a.Metrics.SessionRenewed()
 	a.Log.Info("session renewed", "old", a.LogID(old), "session", a.LogID(a.Sessions.Token(ctx)))
 	return nil
 }
@@ -228,6 +232,7 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if old != "" {
+		a.Metrics.SessionsEnded(metrics.EndLogout, 1)
 		a.Log.Info("session destroyed", "session", a.LogID(old))
 		if err := a.Ops.Ended(ctx, old); err != nil {
 			// The logout stands; other tabs learn it on their next request.

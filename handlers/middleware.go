@@ -1,10 +1,11 @@
 package handlers
 
 import (
-	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
-	"time"
+	"net/netip"
+	"strings"
 
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 )
@@ -14,15 +15,41 @@ import (
 const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-func secureHeaders(next http.Handler) http.Handler {
+// secureHeaders sets the headers every response carries. With -cookie-secure
+// the app is served over HTTPS only, so browsers are told to come back over
+// HTTPS alone (HSTS); not for a loopback host, where the pin would force
+// HTTPS on every local port (`task run` on http://localhost:8080).
+func (a *App) secureHeaders(next http.Handler) http.Handler {
+	hsts := a.Sessions.Cookie.Secure
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
+		if hsts && !loopbackHost(r.Host) {
+			h.Set("Strict-Transport-Security", hstsValue)
+		}
 		h.Set("Content-Security-Policy", csp)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
 		h.Set("X-Frame-Options", "DENY")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// hstsValue pins HTTPS for a year (what hstspreload.org asks as a minimum),
+// for this host only: subdomains may be other people's sites.
+const hstsValue = "max-age=31536000"
+
+// loopbackHost reports whether a Host header names this machine: localhost
+// or a loopback address, with or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // maxFormBytes bounds request bodies; forms here are a few hundred bytes.
@@ -96,20 +123,6 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-func (a *App) logRequests(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.Log.Enabled(r.Context(), slog.LevelDebug) {
-			next.ServeHTTP(w, r) // no wrapper, no boxed log arguments when nothing is logged
-			return
-		}
-		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
-		a.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"duration", time.Since(start))
-	})
-}
 
 func (a *App) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,7 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
+	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -51,7 +52,7 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 		a.showSessions(w, r, u, "", pf)
 		return
 	}
-	err := a.endOtherSessions(r, u, func(ctx context.Context) (string, error) {
+	err := a.endOtherSessions(r, u, metrics.EndPasswordChange, func(ctx context.Context) (string, error) {
 		return a.Accounts.SetPassword(ctx, u.Username, next)
 	})
 	if errors.Is(err, errCredentialsUnchanged) {

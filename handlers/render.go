@@ -132,6 +132,7 @@ func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title,
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", retryAfter)
 		a.outages.report(a.Log, kind, r, err)
+		a.Metrics.Unavailable(string(kind))
 	} else {
 		a.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}

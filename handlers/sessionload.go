@@ -11,6 +11,7 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
+	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
@@ -170,6 +171,7 @@ func (a *App) checkGeneration(ctx context.Context, st *sessionState) error {
 	token := a.Sessions.Token(ctx)
 	a.Log.Info("session revoked: its account's credentials changed", "session", a.LogID(token), "user", u.Username)
 	st.stale = true
+	a.Metrics.SessionsEnded(metrics.EndCredentialsChanged, 1)
 	if err := a.Sessions.Destroy(ctx); err != nil {
 		return fmt.Errorf("destroy revoked session %s: %w", a.LogID(token), err)
 	}
@@ -203,6 +205,7 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 	// it, and covers the moment between the two.
 	a.Log.Info("session expired", "session", a.LogID(token))
 	st.stale = true
+	a.Metrics.SessionsEnded(metrics.EndExpired, 1)
 	if err := a.Sessions.Destroy(ctx); err != nil {
 		return fmt.Errorf("destroy expired session %s: %w", a.LogID(token), err)
 	}
@@ -263,6 +266,7 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		}
 		a.Issued.Add(token, expiry)
 		if created {
+			a.Metrics.SessionCreated()
 			a.Log.Info("session created", "session", a.LogID(token))
 		}
 		a.Sessions.WriteSessionCookie(ctx, w, token, expiry)

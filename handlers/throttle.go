@@ -12,6 +12,7 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
+	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/throttle"
 	"github.com/sessionlab/sessionlab/views"
@@ -50,6 +51,9 @@ func (a *App) loginAllowed(w http.ResponseWriter, r *http.Request, form views.Au
 	}
 	addr := a.clientIP(r)
 	tk, wait, err := a.Throttle.Login(r.Context(), throttleAccount(name), addr)
+	if err == nil && wait > 0 {
+		a.Metrics.Login(metrics.LoginThrottled)
+	}
 	return tk, a.allowed(w, r, "login", addr, wait, err, func(secs int) (string, templ.Component) {
 		form.Error = "Too many failed logins. To protect the account, logins from here are paused: try again " +
 			waitText(secs) + "."

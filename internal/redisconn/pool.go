@@ -77,7 +77,7 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 				p.failed()
 				return nil, err
 			}
-			wc := &watchedConn{Conn: c, addr: addr, pool: p}
+			wc := &watchedConn{Conn: c, addr: addr, pool: p, times: cfg.PoolTimes}
 			if err := wc.checkRole(); err != nil {
 				c.Close()
 				return nil, err
@@ -141,6 +141,7 @@ type watchedConn struct {
 	pool     *poolState
 	checked  time.Time // last ROLE that said master
 	readonly bool      // a READONLY reply: Err makes the pool close it
+	times    Observer  // nil: not observed
 }
 
 // checkRole asks the server whether it is (still) a master.
@@ -187,7 +188,13 @@ func (c *watchedConn) Err() error {
 }
 
 func (c *watchedConn) Do(cmd string, args ...any) (any, error) {
+	if c.times == nil {
+		v, err := c.Conn.Do(cmd, args...)
+		return v, c.check(err)
+	}
+	start := time.Now()
 	v, err := c.Conn.Do(cmd, args...)
+	c.times.Observe(time.Since(start).Seconds())
 	return v, c.check(err)
 }
 

@@ -46,6 +46,9 @@ type Config struct {
 	// Log gets what the client does on its own (follows a new master);
 	// slog's default logger when nil.
 	Log *slog.Logger
+	// PoolTimes, when set, observes the time of each call on the session
+	// pool's connections (see NewPool).
+	PoolTimes Observer
 }
 
 // urlOptions are the URL query options the app honours. rueidis reads more
