@@ -63,11 +63,6 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 		channels = append(channels, sessions.UserChannel(u.Username))
 	}
 	sub, err := a.Live.Subscribe(ctx, channels...)
-	if errors.Is(err, live.ErrClosed) {
-		w.Header().Set("Retry-After", "5")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return
-	}
 	if err != nil {
 		a.fail(w, r, err)
 		return

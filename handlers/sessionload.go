@@ -390,6 +390,5 @@ func (a *App) tokenRenewed(w http.ResponseWriter, r *http.Request) {
 	if isHTMX(r) {
 		w.Header().Set("HX-Refresh", "true")
 	}
-	a.problem(w, r, http.StatusConflict, "Session renewed",
-		"You logged in a moment ago, and this request still carried your previous session, so nothing was done. Reload the page to go on.")
+	a.answer(w, r, failRenewed)
 }

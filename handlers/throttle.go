@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/a-h/templ"
@@ -159,11 +158,10 @@ func (a *App) allowed(w http.ResponseWriter, r *http.Request, what string, addr 
 	if wait <= 0 {
 		return true
 	}
-	secs := int((wait + time.Second - 1) / time.Second)
+	secs := wholeSeconds(wait)
 	a.Log.Warn(what+" throttled", "client", addr.String(), "retry_after", secs)
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	title, c := page(secs)
-	a.render(w, r, http.StatusTooManyRequests, title, c)
+	a.answerWith(w, r, failure{Status: http.StatusTooManyRequests, Title: title, RetryAfter: wait}, c)
 	return false
 }
 
