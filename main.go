@@ -93,20 +93,21 @@ func withAddr(args []string, addr string) []string {
 }
 
 type config struct {
-	addr, instance  string
-	redis           redisconn.Config
-	cookieSecure    bool
-	lifetime, idle  time.Duration
-	shutdownTimeout time.Duration
-	bcryptCost      int
-	newSessions     int
-	logLevel        slog.Level
-	logFormat       string
-	accessLog       bool
-	trustedProxies  handlers.Proxies
-	store           sessionstack.Mode
-	debugAddr       string
-	demoControls    bool
+	addr, instance    string
+	redis             redisconn.Config
+	cookieSecure      bool
+	lifetime, idle    time.Duration
+	shutdownTimeout   time.Duration
+	bcryptCost        int
+	newSessions       int
+	logLevel          slog.Level
+	logFormat         string
+	accessLog         bool
+	readyWithoutRedis bool
+	trustedProxies    handlers.Proxies
+	store             sessionstack.Mode
+	debugAddr         string
+	demoControls      bool
 }
 
 // parseConfig reads flags, each with an environment variable as its default.
@@ -135,6 +136,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.BoolVar(&c.demoControls, "demo-controls", env.bool("DEMO_CONTROLS"), "show \"Restart this server\" (POST /restart, loopback clients only) for classroom demos (env DEMO_CONTROLS)")
 	fs.StringVar(&c.debugAddr, "debug-addr", getenv("DEBUG_ADDR"), "serve the operator's pages (/metrics, /debug/live, /debug/pprof/) on this separate address, e.g. 127.0.0.1:9091; off when empty (env DEBUG_ADDR)")
 	fs.StringVar(&c.logFormat, "log-format", cmp.Or(getenv("LOG_FORMAT"), "text"), "log lines as text or json (env LOG_FORMAT)")
+	fs.BoolVar(&c.readyWithoutRedis, "ready-without-redis", env.bool("READY_WITHOUT_REDIS"), "answer /readyz with 200 while Redis cannot serve (the body says why): for instances behind one load balancer that share one Redis; see docs/deploy.md (env READY_WITHOUT_REDIS)")
+	fs.BoolVar(&c.redis.Managed, "redis-managed", env.bool("REDIS_MANAGED"), "for a managed Redis that forbids CLIENT TRACKING, ROLE, CONFIG or INFO: send none of them (no client-side caching); see docs/deploy.md (env REDIS_MANAGED)")
 	fs.BoolVar(&c.accessLog, "access-log", env.bool("ACCESS_LOG"), "log every request at info level: method, route, status, duration, client address, request id (env ACCESS_LOG)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; none when empty (env TRUSTED_PROXIES)")
 	if env.err != nil {
@@ -144,7 +147,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		return c, err
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
-		return c, fmt.Errorf("-log-format %q: must be text or json", c.logFormat)
+		return c, fmt.Errorf("-log-format or LOG_FORMAT=%q: must be text or json", c.logFormat)
 	}
 	var err error
 	if c.trustedProxies, err = handlers.ParseTrustedProxies(*proxies); err != nil {
@@ -192,7 +195,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	if policy, err := redisconn.MemoryPolicy(ctx, rdb); err != nil {
+	prober := redisconn.NewProber(rdb, cfg.redis.Managed)
+	if policy, err := prober.MemoryPolicy(ctx); err != nil {
 		log.Warn("cannot read Redis's maxmemory-policy; it should be noeviction", "err", err)
 	} else if warning := redisconn.PolicyWarning(policy); warning != "" {
 		log.Warn(warning, "maxmemory-policy", policy)
@@ -239,7 +243,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Banner:     stack.Warning,
 		Accounts:   accounts.New(rdb, cfg.bcryptCost),
 		Inspector:  inspect.New(rdb),
-		Ready:      func(ctx context.Context) (redisconn.Health, error) { return redisconn.Probe(ctx, rdb) },
+		Ready:      prober.Probe,
 		LogID:      sessions.LogID(salt).Of,
 		Instance:   instance,
 		ProcessID:  hex.EncodeToString(pid),
@@ -249,11 +253,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Idle:       cfg.idle,
 		TouchEvery: touchEvery(cfg.idle),
 
-		Redis:          redisServer,
-		Throttle:       throttle.New(rdb, throttlePolicy(cfg.newSessions)),
-		TrustedProxies: cfg.trustedProxies,
-		Metrics:        m,
-		AccessLog:      cfg.accessLog,
+		Redis:             redisServer,
+		Throttle:          throttle.New(rdb, throttlePolicy(cfg.newSessions)),
+		TrustedProxies:    cfg.trustedProxies,
+		Metrics:           m,
+		AccessLog:         cfg.accessLog,
+		ReadyWithoutRedis: cfg.readyWithoutRedis,
 	}
 	restart := make(chan struct{}, 1)
 	if cfg.demoControls {

@@ -72,7 +72,7 @@ type App struct {
 	Ops       sessionOps
 	Accounts  accountStore
 	Inspector keyInspector
-	Ready     func(context.Context) (redisconn.Health, error) // can Redis serve? (see redisconn.Probe)
+	Ready     func(context.Context) (redisconn.Health, error) // can Redis serve? (see redisconn.Prober)
 	LogID     func(token string) string                       // salted short hash for logs
 	Index     sessionIndex                                    // per-user list of sessions
 	Live      *live.Hub                                       // pub/sub fan-out to server-sent-event streams
@@ -103,6 +103,9 @@ type App struct {
 	Metrics *metrics.Metrics
 	// AccessLog logs every request at Info (else at Debug).
 	AccessLog bool
+	// ReadyWithoutRedis: /readyz answers 200 while Redis cannot serve,
+	// naming the trouble in its body (-ready-without-redis).
+	ReadyWithoutRedis bool
 
 	outages outageLog // Redis outages logged so far, by kind
 }

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -70,7 +69,7 @@ func wireTestApp(t testing.TB, rs *redistest.Server, mode sessionstack.Mode, opt
 		Sessions:   sm,
 		Accounts:   accounts.New(rdb, bcrypt.MinCost),
 		Inspector:  inspect.New(rdb),
-		Ready:      func(ctx context.Context) (redisconn.Health, error) { return redisconn.Probe(ctx, rdb) },
+		Ready:      redisconn.NewProber(rdb, false).Probe,
 		LogID:      sessions.LogID("test-salt").Of,
 		Instance:   "test",
 		ProcessID:  "a1b2c3",
@@ -177,4 +176,12 @@ func viewCount(t *testing.T, body string) string {
 	}
 	rest := body[i+len(marker):]
 	return rest[:strings.Index(rest, "<")]
+}
+
+// operator fetches a page of the operator's routes (-debug-addr).
+func (ta *testApp) operator(path string) response {
+	ta.t.Helper()
+	rec := httptest.NewRecorder()
+	ta.app.OperatorRoutes().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return response{rec.Code, rec.Body.String(), rec.Header(), int64(rec.Body.Len())}
 }

@@ -75,7 +75,7 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 	if err := errors.Join(rc.SetReadDeadline(time.Time{}), rc.SetWriteDeadline(time.Time{})); err != nil {
 		// A wrapper hides the connection: the server's timeouts will cut
 		// the stream and the browser will reconnect.
-		a.Log.Warn("live: cannot lift the stream's deadlines", "err", err)
+		a.Log.WarnContext(r.Context(), "live: cannot lift the stream's deadlines", "err", err)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -91,7 +91,7 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 	// So does the list of browsers on this computer: counts made before
 	// this stream listened were published to nobody here.
 	if list, err := a.Ops.Browsers(ctx, addr); err != nil {
-		a.Log.Info("live: cannot read the browsers list", "err", err)
+		a.Log.InfoContext(r.Context(), "live: cannot read the browsers list", "err", err)
 	} else if len(list) > 0 && a.sendBrowserList(ctx, w, addr, list, token) != nil {
 		return
 	}
@@ -240,7 +240,7 @@ func knownProcess(r *http.Request) string {
 func (a *App) sendBrowsers(ctx context.Context, w io.Writer, addr, payload, token string) error {
 	list, err := sessions.ParseBrowsers(payload)
 	if err != nil {
-		a.Log.Warn("live: bad browsers message", "err", err)
+		a.Log.WarnContext(ctx, "live: bad browsers message", "err", err)
 		return nil
 	}
 	return a.sendBrowserList(ctx, w, addr, list, token)

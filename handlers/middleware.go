@@ -67,7 +67,7 @@ func limitBody(next http.Handler) http.Handler {
 func (a *App) crossOriginProtection(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.Log.Warn("cross-origin request blocked", "method", r.Method, "path", r.URL.Path,
+		a.Log.WarnContext(r.Context(), "cross-origin request blocked", "method", r.Method, "path", r.URL.Path,
 			"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
 		a.answer(w, r, failCrossSite)
 	}))
@@ -132,7 +132,7 @@ func (a *App) recoverPanics(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				a.Log.Error("panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				a.Log.ErrorContext(r.Context(), "panic", "method", r.Method, "path", r.URL.Path, "panic", v)
 				w.Header().Set("Connection", "close")
 				answerPlain(w, failInternal, "Internal server error\n")
 			}

@@ -48,7 +48,8 @@ func (a *App) observe(next http.Handler) http.Handler {
 		route.Observe(status, took)
 		if a.Log.Enabled(ctx, accessLevel) {
 			a.Log.LogAttrs(ctx, accessLevel, "request", slog.String("method", r.Method),
-				slog.String("route", route.Pattern()), slog.Int("status", status), slog.Duration("duration", took),
+				slog.String("route", route.Path()), slog.Int("status", status),
+				slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 				slog.String("client_ip", a.clientIP(r).String()))
 		}
 	})

@@ -68,7 +68,7 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 				"Log in with the new password, then use “Log out everywhere else” on the Sessions page.")
 		return
 	}
-	a.Log.Info("password changed", "user", u.Username)
+	a.Log.InfoContext(r.Context(), "password changed", "user", u.Username)
 	if isHTMX(r) {
 		w.Header().Set("HX-Redirect", "/sessions?from=password")
 		w.WriteHeader(http.StatusNoContent)

@@ -13,11 +13,11 @@ import (
 // passes the cross-origin protection like every POST.
 func (a *App) restart(w http.ResponseWriter, r *http.Request) {
 	if ip := a.clientIP(r); !ip.IsLoopback() {
-		a.Log.Warn("restart refused: not a loopback client", "client", ip.String())
+		a.Log.WarnContext(r.Context(), "restart refused: not a loopback client", "client", ip.String())
 		a.notFound(w, r)
 		return
 	}
-	a.Log.Warn("restart requested", "process", a.ProcessID)
+	a.Log.WarnContext(r.Context(), "restart requested", "process", a.ProcessID)
 	a.render(w, r, http.StatusAccepted, "Restarting", views.Restarting(a.process()))
 	a.Restart()
 }

@@ -169,7 +169,7 @@ func (a *App) checkGeneration(ctx context.Context, st *sessionState) error {
 		return nil
 	}
 	token := a.Sessions.Token(ctx)
-	a.Log.Info("session revoked: its account's credentials changed", "session", a.LogID(token), "user", u.Username)
+	a.Log.InfoContext(ctx, "session revoked: its account's credentials changed", "session", a.LogID(token), "user", u.Username)
 	st.stale = true
 	a.Metrics.SessionsEnded(metrics.EndCredentialsChanged, 1)
 	if err := a.Sessions.Destroy(ctx); err != nil {
@@ -203,7 +203,7 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 	}
 	// Redis expires the key on its own; this check is the server's word on
 	// it, and covers the moment between the two.
-	a.Log.Info("session expired", "session", a.LogID(token))
+	a.Log.InfoContext(ctx, "session expired", "session", a.LogID(token))
 	st.stale = true
 	a.Metrics.SessionsEnded(metrics.EndExpired, 1)
 	if err := a.Sessions.Destroy(ctx); err != nil {
@@ -267,7 +267,7 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		a.Issued.Add(token, expiry)
 		if created {
 			a.Metrics.SessionCreated()
-			a.Log.Info("session created", "session", a.LogID(token))
+			a.Log.InfoContext(r.Context(), "session created", "session", a.LogID(token))
 		}
 		a.Sessions.WriteSessionCookie(ctx, w, token, expiry)
 	case scs.Destroyed:
@@ -386,7 +386,7 @@ func (a *App) renewedMeanwhile(ctx context.Context) (bool, error) {
 // after a login renewed it: nothing was done and no cookie is set. htmx
 // reloads the page, which then goes with the browser's new cookie.
 func (a *App) tokenRenewed(w http.ResponseWriter, r *http.Request) {
-	a.Log.Info("request on a renewed token", "method", r.Method, "path", r.URL.Path)
+	a.Log.InfoContext(r.Context(), "request on a renewed token", "method", r.Method, "path", r.URL.Path)
 	if isHTMX(r) {
 		w.Header().Set("HX-Refresh", "true")
 	}

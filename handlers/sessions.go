@@ -98,7 +98,7 @@ func (a *App) revokeSession(w http.ResponseWriter, r *http.Request, u sessions.U
 	}
 	if revoked {
 		a.Metrics.SessionsEnded(metrics.EndRevoked, 1)
-		a.Log.Info("session revoked", "user", u.Username, "by", a.LogID(a.Sessions.Token(ctx)))
+		a.Log.InfoContext(r.Context(), "session revoked", "user", u.Username, "by", a.LogID(a.Sessions.Token(ctx)))
 	}
 	a.afterRevoke(w, r, u, "")
 }
@@ -180,6 +180,6 @@ func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, c
 		return err
 	}
 	a.Metrics.SessionsEnded(cause, n)
-	a.Log.Info("other sessions revoked", "user", u.Username, "count", n, "by", a.LogID(a.Sessions.Token(ctx)))
+	a.Log.InfoContext(r.Context(), "other sessions revoked", "user", u.Username, "count", n, "by", a.LogID(a.Sessions.Token(ctx)))
 	return nil
 }

@@ -86,7 +86,7 @@ func (a *App) checked(ctx context.Context, tk *throttle.Ticket, err error) {
 		o = throttle.Unchecked
 	}
 	if err := tk.Done(ctx, o); err != nil {
-		a.Log.Warn("throttle not settled", "outcome", string(o), "err", err)
+		a.Log.WarnContext(ctx, "throttle not settled", "outcome", string(o), "err", err)
 	}
 }
 
@@ -159,7 +159,7 @@ func (a *App) allowed(w http.ResponseWriter, r *http.Request, what string, addr 
 		return true
 	}
 	secs := wholeSeconds(wait)
-	a.Log.Warn(what+" throttled", "client", addr.String(), "retry_after", secs)
+	a.Log.WarnContext(r.Context(), what+" throttled", "client", addr.String(), "retry_after", secs)
 	title, c := page(secs)
 	a.answerWith(w, r, failure{Status: http.StatusTooManyRequests, Title: title, RetryAfter: wait}, c)
 	return false

@@ -31,8 +31,8 @@ type Metrics struct {
 	unavailable   *prometheus.CounterVec   // kind
 	created       prometheus.Counter
 	renewed       prometheus.Counter
-	ended         *prometheus.CounterVec // cause
-	logins        *prometheus.CounterVec // outcome
+	ended         *prometheus.CounterVec   // cause
+	logins        *prometheus.CounterVec   // outcome
 	redisDuration *prometheus.HistogramVec // client
 
 	unmatched *Route
@@ -103,7 +103,7 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // Route is one route pattern's request counters and latency, looked up once
 // when the route is registered, so a request costs no label hashing.
 type Route struct {
-	pattern  string
+	path     string
 	byCode   *prometheus.CounterVec
 	duration prometheus.Observer
 	codes    [600]atomic.Pointer[prometheus.Counter]
@@ -112,12 +112,8 @@ type Route struct {
 // Route returns the metrics of a route pattern ("GET /count"), split into
 // method and path.
 func (m *Metrics) Route(method, path string) *Route {
-	pattern := path
-	if method != "" {
-		pattern = method + " " + path
-	}
 	return &Route{
-		pattern:  pattern,
+		path:     path,
 		byCode:   m.requests.MustCurryWith(prometheus.Labels{"method": method, "route": path}),
 		duration: m.duration.WithLabelValues(method, path),
 	}
@@ -132,8 +128,9 @@ func (m *Metrics) RouteOf(pattern string) *Route {
 	return m.Route(method, path)
 }
 
-// Pattern is the route's pattern, as the access log names it.
-func (r *Route) Pattern() string { return r.pattern }
+// Path is the route's pattern without its method ("none" for Unmatched),
+// as the access log names it.
+func (r *Route) Path() string { return r.path }
 
 // Unmatched is the Route of requests no pattern matched (404, 405).
 func (m *Metrics) Unmatched() *Route { return m.unmatched }

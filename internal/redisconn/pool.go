@@ -77,7 +77,7 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 				p.failed()
 				return nil, err
 			}
-			wc := &watchedConn{Conn: c, addr: addr, pool: p, times: cfg.PoolTimes}
+			wc := &watchedConn{Conn: c, addr: addr, pool: p, times: cfg.PoolTimes, pingOnly: cfg.Managed}
 			if err := wc.checkRole(); err != nil {
 				c.Close()
 				return nil, err
@@ -142,15 +142,19 @@ type watchedConn struct {
 	checked  time.Time // last ROLE that said master
 	readonly bool      // a READONLY reply: Err makes the pool close it
 	times    Observer  // nil: not observed
+	pingOnly bool      // Config.Managed: ROLE may be forbidden; READONLY still drops it
 }
 
 // checkRole asks the server whether it is (still) a master.
 func (c *watchedConn) checkRole() error {
-	role, err := redis.Values(c.Do("ROLE"))
-	if err == nil && len(role) == 0 {
+	var role []any
+	var err error
+	if c.pingOnly {
+		_, err = c.Do("PING")
+	} else if role, err = redis.Values(c.Do("ROLE")); err == nil && len(role) == 0 {
 		err = errors.New("ROLE: empty reply")
 	}
-	if err == nil {
+	if err == nil && !c.pingOnly {
 		if r, _ := redis.String(role[0], nil); r != "master" {
 			c.readonly = true
 			err = fmt.Errorf("ROLE of %s: %w", c.addr, errNotMaster)
