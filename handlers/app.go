@@ -4,18 +4,25 @@ package handlers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
+	"github.com/redis/rueidis"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/sessionstack"
+	"github.com/sessionlab/sessionlab/internal/throttle"
 	"github.com/sessionlab/sessionlab/views"
 )
 
@@ -65,7 +72,7 @@ type lostSessions interface {
 	Lost(token string) bool
 }
 
-// App holds the dependencies every handler shares. Build it once in main.
+// App holds the dependencies every handler shares. New builds it.
 type App struct {
 	Log       *slog.Logger
 	Sessions  *scs.SessionManager // Lifetime is the absolute session lifetime
@@ -76,7 +83,10 @@ type App struct {
 	LogID     func(token string) string                       // salted short hash for logs
 	Index     sessionIndex                                    // per-user list of sessions
 	Live      *live.Hub                                       // pub/sub fan-out to server-sent-event streams
-	Throttle  loginThrottle                                   // login brute-force limits; nil: none
+	// StreamLimits bound open /live streams; a zero field takes its
+	// DefaultStreamLimits value.
+	StreamLimits StreamLimits
+	Throttle     loginThrottle // login brute-force limits; nil: none
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
 
@@ -107,5 +117,98 @@ type App struct {
 	// naming the trouble in its body (-ready-without-redis).
 	ReadyWithoutRedis bool
 
-	outages outageLog // Redis outages logged so far, by kind
+	outages    outageLog   // Redis outages logged so far, by kind
+	streams    openStreams // open /live streams, by session and address
+	draining   atomic.Bool // set by Drain
+	closeStack func()
 }
+
+// Drain makes /readyz answer 503 from now on: the process is about to stop
+// (SIGTERM) and still serves every request meanwhile.
+func (a *App) Drain() { a.draining.Store(true) }
+
+// Config is what New needs besides its connections: main's flags.
+type Config struct {
+	Store sessionstack.Mode
+	// Redis is how New's client was connected; the session blobs go through
+	// scs/redisstore's own pool, connected the same way.
+	Redis          redisconn.Config
+	Lifetime, Idle time.Duration // absolute and idle session timeouts (sessions.EndsAt)
+	CookieSecure   bool
+	BcryptCost     int
+	Throttle       throttle.Policy
+	TrustedProxies Proxies
+	Instance       string // shown on every page
+	LogSalt        []byte // salts the short hashes of tokens in logs (see LogID)
+	// Prober answers /readyz; New makes one when nil. main shares its own,
+	// which read the memory policy at start, so a Redis that refused CONFIG
+	// then is not asked again.
+	Prober            *redisconn.Prober
+	AccessLog         bool // log every request at Info (-access-log)
+	ReadyWithoutRedis bool // /readyz stays 200 while Redis cannot serve (-ready-without-redis)
+}
+
+// New builds the App as main serves it and the tests drive it. Every
+// command goes through rdb wrapped by redistrace, so the Redis panel shows
+// it with session keys cut (sessions.CutKey). Close the App when done.
+//
+// rdb is the client redisconn.Connect returned: New counts its calls and
+// its failover gate for Prometheus (Metrics), and the session pool's calls.
+func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
+	redisServer, err := DescribeRedis(cfg.Redis.URL)
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New()
+	m.WatchFailoverGate(redisconn.FailoverGateClosed(rdb))
+	prober := cfg.Prober
+	if prober == nil {
+		prober = redisconn.NewProber(rdb, cfg.Redis.Managed)
+	}
+	rdb = redisconn.Timed(rdb, m.RedisObserver(metrics.ClientRueidis))
+	cfg.Redis.PoolTimes = m.RedisObserver(metrics.ClientRedigo)
+	rdb = redistrace.Client(rdb, sessions.CutKey)
+	sm := scs.New()
+	sm.Lifetime = cfg.Lifetime
+	sm.Cookie = SessionCookie(cfg.CookieSecure)
+	stack, err := sessionstack.New(sessionstack.Config{Mode: cfg.Store, Idle: cfg.Idle, Instance: cfg.Instance, Redis: cfg.Redis}, sm, rdb, log)
+	if err != nil {
+		return nil, err
+	}
+	m.WatchPool(metrics.ClientRedigo, stack.PoolStats)
+	m.WatchLiveStreams(func() int { return stack.Live.Stats().Streams })
+	// The process's own id: random, so a restart shows a new one even when
+	// the PID stays (re-exec) or the OS hands out the same PID again.
+	pid := make([]byte, 3)
+	_, _ = rand.Read(pid)
+	return &App{
+		Log:            log,
+		Sessions:       sm,
+		Ops:            stack.Ops,
+		Index:          stack.Index,
+		Live:           stack.Live,
+		Banner:         stack.Warning,
+		Issued:         stack.Issued,
+		InProcess:      stack.InProcess,
+		Accounts:       accounts.New(rdb, cfg.BcryptCost),
+		Inspector:      inspect.New(rdb),
+		Ready:          prober.Probe,
+		LogID:          sessions.LogID(cfg.LogSalt).Of,
+		Instance:       cfg.Instance,
+		ProcessID:      hex.EncodeToString(pid),
+		Started:        time.Now(),
+		Idle:           cfg.Idle,
+		TouchEvery:     sessions.TouchEvery(cfg.Idle),
+		Redis:          redisServer,
+		Throttle:       throttle.New(rdb, cfg.Throttle),
+		TrustedProxies: cfg.TrustedProxies,
+		closeStack:     stack.Close,
+		Metrics:        m,
+		AccessLog:      cfg.AccessLog,
+
+		ReadyWithoutRedis: cfg.ReadyWithoutRedis,
+	}, nil
+}
+
+// Close closes the session store's connections and ends every live stream.
+func (a *App) Close() { a.closeStack() }

@@ -27,14 +27,14 @@ import (
 func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	st, _ := stateOf(ctx)
-	if isHTMX(r) && st.lost {
+	if isHTMX(r) && st.isLost() {
 		// The session was in an earlier process's memory: reload the
 		// whole page, which says so and starts a new one.
 		w.Header().Set("HX-Refresh", "true")
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if isHTMX(r) && st.stale {
+	if isHTMX(r) && st.isStale() {
 		a.sessionEnded(w, r)
 		return
 	}
@@ -85,7 +85,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if list, err = a.Ops.NewBrowser(ctx, token, n, visit); err != nil {
-			st.unsaved = true // the 503 says nothing was changed: it must be true
+			st.abandon() // the 503 says nothing was changed: it must be true
 			a.fail(w, r, err)
 			return
 		}
@@ -135,8 +135,7 @@ func (a *App) newToken(ctx context.Context) (string, error) {
 	if err := a.Sessions.RenewToken(ctx); err != nil {
 		return "", err
 	}
-	if st, ok := stateOf(ctx); ok {
-		st.created = true
-	}
+	st, _ := stateOf(ctx)
+	st.tokenIssued()
 	return a.Sessions.Token(ctx), nil
 }

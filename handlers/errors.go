@@ -42,7 +42,9 @@ var (
 		RetryAfter: retryRedis}
 	failShuttingDown = failure{Status: http.StatusServiceUnavailable, Title: "Server stopping",
 		Message: "This server is stopping. Please try again in a moment.", RetryAfter: retryRedis}
-	failNotReady  = failure{Status: http.StatusServiceUnavailable, Title: "Not ready", RetryAfter: retryRedis}
+	failNotReady = failure{Status: http.StatusServiceUnavailable, Title: "Not ready", RetryAfter: retryRedis}
+	// After SIGTERM (-drain): a load balancer stops sending; the instance still serves.
+	failDraining  = failure{Status: http.StatusServiceUnavailable, Title: "Draining"}
 	failCrossSite = failure{Status: http.StatusForbidden, Title: "Request blocked",
 		Message: "This request came from another site, so it was refused to protect your session. Use the forms on this site."}
 	failNotFound = failure{Status: http.StatusNotFound, Title: "Page not found",
@@ -57,6 +59,8 @@ var (
 		Message: "That form was larger than this site accepts."}
 	failFormTimeout = failure{Status: http.StatusRequestTimeout, Title: "Request timeout",
 		Message: "The form did not arrive in time. Please send it again."}
+	failTooManyStreams = failure{Status: http.StatusTooManyRequests, Title: "Too many live pages",
+		RetryAfter: streamRetryAfter}
 	failMalformedForm = failure{Status: http.StatusBadRequest, Title: "Malformed form",
 		Message: "The form could not be read. Please send it again from the page."}
 )

@@ -26,6 +26,10 @@ func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
+	if a.draining.Load() {
+		answerPlain(w, failDraining, "draining: this instance stops soon and serves requests until then\n")
+		return
+	}
 	health, err := a.Ready(ctx)
 	if err != nil {
 		reason := "not serving"

@@ -1,11 +1,8 @@
 package handlers
 
 import (
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
-	"strings"
 
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 )
@@ -37,20 +34,6 @@ func (a *App) secureHeaders(next http.Handler) http.Handler {
 // hstsValue pins HTTPS for a year (what hstspreload.org asks as a minimum),
 // for this host only: subdomains may be other people's sites.
 const hstsValue = "max-age=31536000"
-
-// loopbackHost reports whether a Host header names this machine: localhost
-// or a loopback address, with or without a port.
-func loopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
-}
 
 // maxFormBytes bounds request bodies; forms here are a few hundred bytes.
 const maxFormBytes = 64 << 10

@@ -60,9 +60,8 @@ func (a *App) page(ctx context.Context, title string) views.Page {
 	if u, ok := a.currentUser(ctx); ok {
 		p.User = u.Username
 	}
-	if st, ok := stateOf(ctx); ok {
-		p.LostSession = st.lost
-	}
+	st, _ := stateOf(ctx)
+	p.LostSession = st.isLost()
 	return p
 }
 

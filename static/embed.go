@@ -43,13 +43,20 @@ func Path(name string) string {
 	return "/static/" + name + "?v=" + v
 }
 
-// Handler serves the embedded files under /static/. A request that names the
-// current version is cached as immutable; any other is revalidated.
+// Handler serves the embedded files under /static/, and nothing else (no
+// directory listing). A request that names the current version is cached
+// as immutable; any other is revalidated.
 func Handler() http.Handler {
 	fileServer := http.StripPrefix("/static/", http.FileServerFS(files))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(r.URL.Path, "/static/")
-		if v, ok := versions[name]; ok && r.URL.Query().Get("v") == v {
+		v, ok := versions[name]
+		if !ok {
+			// Only the embedded files, never a directory listing.
+			http.NotFound(w, r)
+			return
+		}
+		if r.URL.Query().Get("v") == v {
 			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 		} else {
 			w.Header().Set("Cache-Control", "no-cache")
