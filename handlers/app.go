@@ -106,8 +106,8 @@ type App struct {
 	TouchEvery time.Duration // how stale "last seen" may get before a request refreshes it
 	Banner     string        // shown on every page when set
 	// Redis names the Redis the app uses on the Redis panel (see
-	// DescribeRedis); never a password.
-	Redis views.RedisServer
+	// DescribeRedis); never a password. A func: with Sentinel, the master changes.
+	Redis func() views.RedisServer
 
 	// Metrics counts what the app does, for Prometheus (OperatorRoutes).
 	Metrics *metrics.Metrics
@@ -155,7 +155,7 @@ type Config struct {
 // rdb is the client redisconn.Connect returned: New counts its calls and
 // its failover gate for Prometheus (Metrics), and the session pool's calls.
 func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
-	redisServer, err := DescribeRedis(cfg.Redis.URL)
+	redisServer, err := DescribeRedis(cfg.Redis, func() string { return redisconn.MasterAddr(rdb) })
 	if err != nil {
 		return nil, err
 	}

@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"html"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -21,8 +23,14 @@ func aclRule(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(string(doc), "\nuser default off\n") {
+		t.Error("docs/deploy.md leaves the default user open: it must show `user default off`")
+	}
 	for line := range strings.Lines(string(doc)) {
 		if strings.HasPrefix(line, "user sessionlab ") {
+			if strings.Contains(line, "cluster") {
+				t.Errorf("the ACL user is granted a CLUSTER command, which the app never sends: %s", line)
+			}
 			return strings.TrimSpace(line)
 		}
 	}
@@ -114,6 +122,30 @@ func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
 	if refused := aclDenials(rs.MustDo("ACL", "LOG")); len(refused) > 0 {
 		t.Errorf("Redis refused the app %s; if the app needs them, add them to the ACL user in docs/deploy.md",
 			strings.Join(refused, ", "))
+	}
+	// The Redis panel's redis-cli examples work for this user: each one the
+	// panel shows, run with this session's key (and the password that
+	// --askpass would ask for), answers without NOPERM; it shows no --scan.
+	_, panel := get(t, laptop, b.URL+"/redis")
+	panel = html.UnescapeString(panel)
+	if strings.Contains(panel, "--scan") {
+		t.Error("the panel suggests --scan, which the app's user may not run")
+	}
+	key := "sess:" + sessionToken(t, laptop, b.URL)
+	examples := regexp.MustCompile(`redis-cli [^<]*? (GET|PTTL) sess:<token>`).FindAllString(panel, -1)
+	if len(examples) != 2 {
+		t.Errorf("the panel shows %d redis-cli examples for the session, want GET and PTTL: %q", len(examples), examples)
+	}
+	for _, example := range examples {
+		args := strings.Fields(strings.Replace(example, "sess:<token>", key, 1))[1:]
+		args = slices.DeleteFunc(args, func(a string) bool { return a == "--askpass" })
+		out, err := exec.Command("redis-cli", append([]string{"--pass", password, "--no-auth-warning"}, args...)...).CombinedOutput()
+		if err != nil || strings.Contains(string(out), "NOPERM") || strings.Contains(string(out), "ERR") {
+			t.Errorf("the panel's %q: %v %q", example, err, out)
+		}
+	}
+	if !strings.Contains(panel, "--user sessionlab --askpass GET sess:<token>") || !strings.Contains(panel, "PTTL sess:<token>") {
+		t.Errorf("the panel's examples do not name the app's user, GET and PTTL:\n%s", panel)
 	}
 	for _, cmd := range [][]string{{"FLUSHALL"}, {"KEYS", "*"}, {"CONFIG", "GET", "*"}, {"GET", "other:key"}} {
 		out, _ := exec.Command("redis-cli", append([]string{"-u", u, "--no-auth-warning"}, cmd...)...).CombinedOutput()
