@@ -259,7 +259,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	srv.RegisterOnShutdown(app.Live.Close)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(handlers.OneWriteListener(srv, ln)) }()
 	if cfg.debugAddr != "" {
 		dln, err := net.Listen("tcp", cfg.debugAddr)
 		if err != nil {

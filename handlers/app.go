@@ -40,7 +40,7 @@ type accountStore interface {
 // with other requests of the same session (see internal/sessions).
 type sessionOps interface {
 	IncrViews(ctx context.Context, token, user string, v sessions.Visit) (int, []sessions.Browser, error)
-	NewBrowser(ctx context.Context, token string, views int, v sessions.Visit) ([]sessions.Browser, error)
+	NewBrowser(ctx context.Context, token string, views int, v sessions.Visit, limit throttle.Step) ([]sessions.Browser, time.Duration, error)
 	Browsers(ctx context.Context, addr string) ([]sessions.Browser, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)

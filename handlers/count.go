@@ -84,11 +84,19 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err)
 			return
 		}
-		if list, err = a.Ops.NewBrowser(ctx, token, n, visit); err != nil {
+		// The same script counts the new session against the limit on new
+		// anonymous sessions: no round trip of its own.
+		var wait time.Duration
+		if list, wait, err = a.Ops.NewBrowser(ctx, token, n, visit, a.newSessionStep(r)); err != nil {
 			st.abandon() // the 503 says nothing was changed: it must be true
 			a.fail(w, r, err)
 			return
+		} else if wait > 0 {
+			st.abandon() // refused: nothing is stored
+			a.tooManySessions(w, r, &errTooManySessions{wait})
+			return
 		}
+		st.limitCounted()
 		// A new session: the page has no live stream yet to tell its
 		// Redis panel (a stored session's count arrives over the stream).
 		w.Header().Set("HX-Trigger", views.EventSessionChanged)

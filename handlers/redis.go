@@ -119,7 +119,7 @@ func DescribeRedis(cfg redisconn.Config, master func() string) (func() views.Red
 	}
 	if path, ok := strings.CutPrefix(cfg.URL, "unix://"); ok {
 		path, _, _ = strings.Cut(path, "?")
-		s := views.RedisServer{Where: path + ", database " + db, CLI: "redis-cli -s " + path + " -n " + db + user, User: opt.Username}
+		s := views.RedisServer{Where: path + ", database " + db, CLI: "redis-cli -s " + path + " -n " + db + user}
 		return func() views.RedisServer { return s }, nil
 	}
 	scheme, tls := "redis", ""
@@ -133,7 +133,7 @@ func DescribeRedis(cfg redisconn.Config, master func() string) (func() views.Red
 	}
 	describe := func(addr, note string) views.RedisServer {
 		return views.RedisServer{Where: addr + note + ", database " + db,
-			CLI: "redis-cli" + tls + " -u " + scheme + "://" + addr + "/" + db + user, User: opt.Username}
+			CLI: "redis-cli" + tls + " -u " + scheme + "://" + addr + "/" + db + user}
 	}
 	if opt.Sentinel.MasterSet == "" {
 		s := describe(opt.InitAddress[0], "")

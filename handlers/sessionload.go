@@ -27,6 +27,7 @@ type sessionState struct {
 	lost      bool
 	created   bool // see tokenIssued
 	abandoned bool // see abandon
+	limited   bool // see limitCounted
 }
 
 // isStale: the cookie named no live session. Nil-safe, as are the others.
@@ -49,6 +50,10 @@ func (s *sessionState) tokenIssued() {
 // abandon: the handler failed before a new session was worth keeping, so
 // it is not written and no cookie is set.
 func (s *sessionState) abandon() { s.abandoned = true }
+
+// limitCounted: the handler's own script counted the new session against
+// the limit on new anonymous sessions, so saving it does not count again.
+func (s *sessionState) limitCounted() { s.limited = true }
 
 type stateKey struct{}
 
@@ -134,7 +139,7 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 			return
 		}
 		a.fillTrace(r, bw.body, trace)
-		bw.send(true)
+		oneWrite(r, w, func() { bw.send(true) })
 	})
 }
 

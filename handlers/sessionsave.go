@@ -36,7 +36,7 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		}
 		_, loggedIn := a.currentUser(ctx)
 		fresh := created && !loggedIn // a new anonymous session
-		if fresh {
+		if fresh && (st == nil || !st.limited) {
 			if err := a.newSessionAllowed(r); err != nil {
 				return err
 			}

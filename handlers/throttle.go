@@ -27,6 +27,7 @@ type loginThrottle interface {
 	PasswordCheck(ctx context.Context, account, sessionID string) (*throttle.Ticket, time.Duration, error)
 	Signup(ctx context.Context, addr netip.Addr) (wait time.Duration, err error)
 	NewSession(ctx context.Context, addr netip.Addr) (wait time.Duration, err error)
+	NewSessionStep(addr netip.Addr) throttle.Step
 }
 
 // throttleAccount is the account a login names, for counting: "" when the
@@ -133,6 +134,16 @@ func (a *App) newSessionAllowed(r *http.Request) error {
 		return &errTooManySessions{wait}
 	}
 	return nil
+}
+
+// newSessionStep is the limit on new anonymous sessions for r's client,
+// for a script that counts it in its own step (the first count's browsers
+// script); the zero Step without a throttle.
+func (a *App) newSessionStep(r *http.Request) throttle.Step {
+	if a.Throttle == nil {
+		return throttle.Step{}
+	}
+	return a.Throttle.NewSessionStep(a.clientIP(r))
 }
 
 // tooManySessions answers a request refused a new anonymous session: 429

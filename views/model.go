@@ -203,8 +203,4 @@ type TraceCommand struct {
 type RedisServer struct {
 	Where string // "127.0.0.1:6391, database 0"
 	CLI   string // "redis-cli -u redis://127.0.0.1:6391/0"
-	// User is the Redis user the app logs in as, "" for the default user. A
-	// least-privilege user (docs/deploy.md) has no SCAN: the panel's
-	// examples then read keys by name only.
-	User string
 }
