@@ -123,6 +123,7 @@ type config struct {
 	store             sessionstack.Mode
 	debugAddr         string
 	demoControls      bool
+	lab               bool
 }
 
 // parseConfig reads flags, each with an environment variable as its default.
@@ -145,7 +146,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", env.duration("SHUTDOWN_TIMEOUT", 10*time.Second), "how long SIGTERM waits for requests in flight (env SHUTDOWN_TIMEOUT)")
 	fs.DurationVar(&c.drain, "drain", env.duration("DRAIN", 5*time.Second), "after SIGTERM, how long /readyz says not ready while requests are still served, so a load balancer stops sending before the listener closes; Ctrl-C skips it (env DRAIN)")
 	fs.IntVar(&c.newSessions, "new-sessions", env.int("NEW_SESSIONS", throttle.DefaultPolicy.Anonymous.Max),
-		"new anonymous sessions allowed per client address per 10 minutes, 0 for no limit (env NEW_SESSIONS)")
+		fmt.Sprintf("new anonymous sessions allowed per client address per %d minutes, 0 for no limit (env NEW_SESSIONS)", int(throttle.DefaultPolicy.Anonymous.Window.Minutes())))
 	fs.IntVar(&c.bcryptCost, "bcrypt-cost", env.int("BCRYPT_COST", bcrypt.DefaultCost), "bcrypt cost for new passwords (env BCRYPT_COST)")
 	fs.TextVar(&c.logLevel, "log-level", env.level("LOG_LEVEL"), "debug, info, warn or error (env LOG_LEVEL)")
 	store := fs.String("store", cmp.Or(getenv("STORE"), string(sessionstack.Redis)), "where sessions live: redis, or memory to show what is lost without Redis (env STORE)")
@@ -155,6 +156,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.BoolVar(&c.accessLog, "access-log", env.bool("ACCESS_LOG"), "log every request at info level: method, route, status, duration, client address, request id (env ACCESS_LOG)")
 	fs.BoolVar(&c.readyWithoutRedis, "ready-without-redis", env.bool("READY_WITHOUT_REDIS"), "answer /readyz with 200 while Redis cannot serve (the body says why): for instances behind one load balancer that share one Redis; see docs/deploy.md (env READY_WITHOUT_REDIS)")
 	fs.BoolVar(&c.redis.Managed, "redis-managed", env.bool("REDIS_MANAGED"), "for a managed Redis that forbids CLIENT TRACKING, ROLE, CONFIG or INFO: send none of them (no client-side caching); see docs/deploy.md (env REDIS_MANAGED)")
+	fs.BoolVar(&c.lab, "lab", env.bool("LAB"), "the lab's Session Security switches: a session may weaken itself on /lab (no HttpOnly, no renewal at login); see docs/security.md (env LAB)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; none when empty (env TRUSTED_PROXIES)")
 	if env.err != nil {
 		return c, env.err
@@ -237,6 +239,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		AccessLog:      cfg.accessLog,
 
 		ReadyWithoutRedis: cfg.readyWithoutRedis,
+		Lab:               cfg.lab,
 	}, rdb, log)
 	if err != nil {
 		return err
@@ -272,7 +275,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "url", browserURL(ln.Addr()), "instance", instance,
 		"process", app.ProcessID, "redis", redisconn.Redact(cfg.redis.URL), "store", cfg.store,
-		"lifetime", cfg.lifetime, "idle", cfg.idle, "demo_controls", cfg.demoControls)
+		"lifetime", cfg.lifetime, "idle", cfg.idle, "demo_controls", cfg.demoControls, "lab", cfg.lab)
 
 	var restarting bool
 	select {

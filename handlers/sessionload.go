@@ -28,6 +28,9 @@ type sessionState struct {
 	created   bool // see tokenIssued
 	abandoned bool // see abandon
 	limited   bool // see limitCounted
+	// views is the count this request made inside Redis (GET /count),
+	// which the session as loaded does not hold yet (the header's lab progress).
+	views int
 }
 
 // isStale: the cookie named no live session. Nil-safe, as are the others.
@@ -206,7 +209,7 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 }
 
 // neverReused reports whether the session is anonymous and was last seen
-// when it was created: its key then lives only freshFor, and this first
+// when it was created: its key then lives only sessions.FreshFor, and this first
 // reuse must give it the idle timeout.
 func (a *App) neverReused(ctx context.Context, seen time.Time) bool {
 	if _, ok := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User); ok {

@@ -50,9 +50,9 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		}
 		commitCtx := ctx
 		if fresh {
-			// Short-lived until it is used again (see freshFor), set by
+			// Short-lived until it is used again (see sessions.FreshFor), set by
 			// the write that creates it.
-			commitCtx = sessions.WithIdle(ctx, freshFor)
+			commitCtx = sessions.WithIdle(ctx, sessions.FreshFor)
 		}
 		token, expiry, err := a.Sessions.Commit(commitCtx)
 		if err != nil {
@@ -63,7 +63,7 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 			a.Metrics.SessionCreated()
 			a.Log.InfoContext(r.Context(), "session created", "session", a.LogID(token))
 		}
-		a.Sessions.WriteSessionCookie(ctx, w, token, expiry)
+		a.writeSessionCookie(ctx, w, token, expiry)
 	case scs.Destroyed:
 		if st, _ := stateOf(ctx); st.isStale() {
 			// The session ended under this request; if that was a

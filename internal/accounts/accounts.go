@@ -45,7 +45,8 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
-// Limits on input; bcrypt reads at most 72 bytes of a password.
+// Limits on input; bcrypt reads at most 72 bytes of a password. Pages and
+// messages name these constants, never the numbers.
 const (
 	UsernameMin, UsernameMax = 3, 32
 	PasswordMin, PasswordMax = 8, 72
