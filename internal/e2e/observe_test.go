@@ -118,7 +118,19 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		t.Fatalf("/live: %d", stream.Status)
 	}
 
+	// A request is counted once its handler returns, which may be a moment
+	// after the client has the whole answer: scrape until the counts are in.
 	m := scrape(t, debug)
+	settle := func(name string, labels ...string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); m = scrape(t, debug) {
+			if _, ok := sample(m, name, labels...); ok {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	settle("sessionlab_http_requests_total", "route", "/sessions/revoke-others", "code", "303")
 	for _, name := range []string{
 		"sessionlab_http_requests_total", "sessionlab_http_request_duration_seconds",
 		"sessionlab_sessions_created_total", "sessionlab_sessions_renewed_total", "sessionlab_sessions_ended_total",
@@ -168,6 +180,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		t.Fatalf("count without Redis: %d, want 503", s)
 	}
 	m = scrape(t, debug)
+	settle("sessionlab_http_requests_total", "route", "/count", "code", "503")
 	exactly(1, "sessionlab_sessions_ended_total", "cause", "logout")
 	// The kind is "connection lost" or "connection refused", by timing.
 	if v, ok := sample(m, "sessionlab_redis_unavailable_responses_total"); !ok || v < 1 {
