@@ -32,6 +32,9 @@ type sessionState struct {
 	// created: the handler gave a new session its token early (newToken);
 	// saving it creates its key.
 	created bool
+	// originAt: when this request recorded the session's origin (it
+	// creates the session).
+	originAt time.Time
 	// unsaved: the handler failed before a new session was worth keeping;
 	// it is not written and no cookie is set.
 	unsaved bool
@@ -244,13 +247,16 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 		}
-		now := time.Now().UTC().Truncate(time.Millisecond)
-		a.Sessions.Put(ctx, sessions.KeySeen, now)
 		if !a.Sessions.Exists(ctx, sessions.KeyOrigin) {
 			// Recorded in the write that creates the session: no extra
 			// round trip, and pages can show it outlived this process.
-			a.Sessions.Put(ctx, sessions.KeyOrigin, sessions.Origin{Process: a.ProcessID, Instance: a.Instance, At: now})
+			a.recordOrigin(ctx)
 		}
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		if st != nil && !st.originAt.IsZero() {
+			now = st.originAt // created by this request: seen when created (see neverReused)
+		}
+		a.Sessions.Put(ctx, sessions.KeySeen, now)
 		commitCtx := ctx
 		if fresh {
 			// Short-lived until it is used again (see freshFor), set by
