@@ -6,7 +6,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,21 +23,16 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/alexedwards/scs/v2"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sessionlab/sessionlab/handlers"
-	"github.com/sessionlab/sessionlab/internal/accounts"
-	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
-	"github.com/sessionlab/sessionlab/internal/redistrace"
-	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/sessionstack"
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	err := run(ctx, os.Args, os.Getenv, os.Stdout)
 	if r, ok := errors.AsType[restartError](err); ok {
@@ -49,6 +43,27 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sessionlab:", err)
 		os.Exit(1)
 	}
+}
+
+// stopSignal is the cause of run's context when a signal ended it: run
+// drains on SIGTERM (what systemd, Kubernetes and `task cluster` send) and
+// stops at once on Ctrl-C, where a person waits at a terminal.
+type stopSignal struct{ os.Signal }
+
+func (s stopSignal) Error() string { return "received " + s.Signal.String() }
+
+// signalContext is cancelled, with a stopSignal as its cause, by the first
+// SIGINT or SIGTERM.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if sig, ok := <-sigs; ok {
+			cancel(stopSignal{sig})
+		}
+	}()
+	return ctx, func() { signal.Stop(sigs); cancel(nil) }
 }
 
 // restartError: run stopped because POST /restart asked for a fresh
@@ -97,6 +112,7 @@ type config struct {
 	cookieSecure    bool
 	lifetime, idle  time.Duration
 	shutdownTimeout time.Duration
+	drain           time.Duration
 	bcryptCost      int
 	newSessions     int
 	logLevel        slog.Level
@@ -123,6 +139,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.lifetime, "lifetime", envDuration(getenv("SESSION_LIFETIME"), 24*time.Hour), "absolute session lifetime (env SESSION_LIFETIME)")
 	fs.DurationVar(&c.idle, "idle", envDuration(getenv("SESSION_IDLE"), 30*time.Minute), "idle timeout, 0 for none (env SESSION_IDLE)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration(getenv("SHUTDOWN_TIMEOUT"), 10*time.Second), "how long SIGTERM waits for requests in flight (env SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&c.drain, "drain", envDuration(getenv("DRAIN"), 5*time.Second), "after SIGTERM, how long /readyz says not ready while requests are still served, so a load balancer stops sending before the listener closes; Ctrl-C skips it (env DRAIN)")
 	fs.IntVar(&c.newSessions, "new-sessions", envInt(getenv("NEW_SESSIONS"), throttle.DefaultPolicy.Anonymous.Max),
 		"new anonymous sessions allowed per client address per 10 minutes, 0 for no limit (env NEW_SESSIONS)")
 	fs.IntVar(&c.bcryptCost, "bcrypt-cost", envInt(getenv("BCRYPT_COST"), bcrypt.DefaultCost), "bcrypt cost for new passwords (env BCRYPT_COST)")
@@ -143,6 +160,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if c.lifetime <= 0 || c.idle < 0 {
 		return c, errors.New("-lifetime must be positive and -idle not negative")
+	}
+	if c.drain < 0 {
+		return c, errors.New("-drain must not be negative")
 	}
 	if c.newSessions < 0 {
 		return c, errors.New("-new-sessions must not be negative")
@@ -169,22 +189,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer rdb.Close()
-	// Each command a request sends is recorded in the request's trace (the
-	// Redis panel), its time as the request waited for it.
-	rdb = redistrace.Client(rdb, sessions.CutKey)
-	redisServer, err := handlers.DescribeRedis(cfg.redis.URL)
-	if err != nil {
-		return err
-	}
 	if policy, err := redisconn.MemoryPolicy(ctx, rdb); err != nil {
 		log.Warn("cannot read Redis's maxmemory-policy; it should be noeviction", "err", err)
 	} else if warning := redisconn.PolicyWarning(policy); warning != "" {
 		log.Warn(warning, "maxmemory-policy", policy)
 	}
-
-	sm := scs.New()
-	sm.Lifetime = cfg.lifetime
-	sm.Cookie = handlers.SessionCookie(cfg.cookieSecure)
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -197,44 +206,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	salt := make([]byte, 16)
 	_, _ = rand.Read(salt)
-	// The process's own id: random, so a restart shows a new one even when
-	// the PID stays (re-exec) or the OS hands out the same PID again.
-	pid := make([]byte, 3)
-	_, _ = rand.Read(pid)
-	started := time.Now()
-
-	// Sessions in Redis (the default), or in this process to show what that
-	// loses. Live updates go through Redis pub/sub, or stay in the process.
-	stack, err := sessionstack.New(sessionstack.Config{Mode: cfg.store, Idle: cfg.idle, Instance: instance, Redis: cfg.redis}, sm, rdb, log)
+	app, err := handlers.New(handlers.Config{
+		Store:          cfg.store,
+		Redis:          cfg.redis,
+		Lifetime:       cfg.lifetime,
+		Idle:           cfg.idle,
+		CookieSecure:   cfg.cookieSecure,
+		BcryptCost:     cfg.bcryptCost,
+		Throttle:       throttlePolicy(cfg.newSessions),
+		TrustedProxies: cfg.trustedProxies,
+		Instance:       instance,
+		LogSalt:        salt,
+	}, rdb, log)
 	if err != nil {
 		return err
 	}
-	defer stack.Close()
-	hub := stack.Live
-
-	app := &handlers.App{
-		Log:        log,
-		Sessions:   sm,
-		Ops:        stack.Ops,
-		Index:      stack.Index,
-		Live:       hub,
-		Banner:     stack.Warning,
-		Accounts:   accounts.New(rdb, cfg.bcryptCost),
-		Inspector:  inspect.New(rdb),
-		Ready:      func(ctx context.Context) (redisconn.Health, error) { return redisconn.Probe(ctx, rdb) },
-		LogID:      sessions.LogID(salt).Of,
-		Instance:   instance,
-		ProcessID:  hex.EncodeToString(pid),
-		Started:    started,
-		Issued:     stack.Issued,
-		InProcess:  stack.InProcess,
-		Idle:       cfg.idle,
-		TouchEvery: touchEvery(cfg.idle),
-
-		Redis:          redisServer,
-		Throttle:       throttle.New(rdb, throttlePolicy(cfg.newSessions)),
-		TrustedProxies: cfg.trustedProxies,
-	}
+	defer app.Close()
 	restart := make(chan struct{}, 1)
 	if cfg.demoControls {
 		app.Restart = func() {
@@ -246,11 +233,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	srv := newServer(app.Routes(), log)
 	// Shutdown waits for requests in flight, and an event stream never ends
-	// by itself: closing the hub ends every stream.
-	srv.RegisterOnShutdown(hub.Close)
+	// by itself: every stream is ended at once, even one stuck writing to a
+	// client that does not read, and the hub closes.
+	srv.RegisterOnShutdown(app.EndStreams)
+	srv.RegisterOnShutdown(app.Live.Close)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(handlers.OneWriteListener(srv, ln)) }()
 	if cfg.debugAddr != "" {
 		dln, err := net.Listen("tcp", cfg.debugAddr)
 		if err != nil {
@@ -270,6 +259,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
+		if sig, ok := errors.AsType[stopSignal](context.Cause(ctx)); ok && sig.Signal == syscall.SIGTERM && cfg.drain > 0 {
+			drain(srv, app, cfg.drain, log)
+		}
 	case <-restart:
 		restarting = true
 		log.Warn("restarting: POST /restart asked for a fresh process")
@@ -279,13 +271,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		// Requests still running past the timeout are cut; a restart comes
+		// back all the same (the classroom needs its server more than a
+		// request that would not finish).
+		log.Warn("shutdown timed out: closing the connections left", "err", err)
+		_ = srv.Close()
+		if !restarting {
+			return fmt.Errorf("shutdown: %w", err)
+		}
 	}
 	log.Info("stopped")
 	if restarting {
 		return restartError{addr: ln.Addr().String()}
 	}
 	return nil
+}
+
+// drain keeps serving for d while /readyz says not ready, so that a load
+// balancer takes the instance out before its listener closes. Keep-alives go
+// off: each answer closes its connection, so a proxy holds no idle connection
+// to this instance when it stops, and the only failure it can meet then is a
+// refused connection, which it may safely retry elsewhere.
+func drain(srv *http.Server, app *handlers.App, d time.Duration, log *slog.Logger) {
+	log.Info("draining: /readyz says not ready; still serving", "drain", d)
+	app.Drain()
+	srv.SetKeepAlivesEnabled(false)
+	time.Sleep(d)
 }
 
 // browserURL is where a browser on this machine reaches addr: a wildcard
@@ -335,15 +346,6 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-}
-
-// touchEvery is how often a read-only request may refresh a session's
-// expiry: a tenth of the idle timeout, at most five minutes.
-func touchEvery(idle time.Duration) time.Duration {
-	if idle <= 0 {
-		return 5 * time.Minute
-	}
-	return min(idle/10, 5*time.Minute)
 }
 
 func envBool(s string) bool {

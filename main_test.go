@@ -92,19 +92,6 @@ func TestSecurityConfig(t *testing.T) {
 
 // Read-only requests refresh a session's expiry at most every tenth of the
 // idle timeout, and at least every five minutes.
-func TestTouchEvery(t *testing.T) {
-	for idle, want := range map[time.Duration]time.Duration{
-		30 * time.Minute: 3 * time.Minute,
-		2 * time.Hour:    5 * time.Minute,
-		time.Minute:      6 * time.Second,
-		0:                5 * time.Minute,
-	} {
-		if got := touchEvery(idle); got != want {
-			t.Errorf("touchEvery(%v) = %v, want %v", idle, got, want)
-		}
-	}
-}
-
 // With no Redis at the URL, run ends at once with one line that names the
 // URL without its password.
 func TestRunWithoutRedisSaysSoInOneLine(t *testing.T) {
@@ -151,23 +138,71 @@ func TestAppTestKnowsEverySetting(t *testing.T) {
 // named in a warning that says to use noeviction.
 func TestRunWarnsOfAnEvictingMemoryPolicy(t *testing.T) {
 	rs := redistest.Start(t, "--maxmemory-policy", "allkeys-lru")
-	ctx, cancel := context.WithCancel(t.Context())
-	var out syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"sessionlab", "-redis", rs.URL(), "-addr", "127.0.0.1:0"}, func(string) string { return "" }, &out)
-	}()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "listening") && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
+	_, out := startRun(t, "-redis", rs.URL())
+	if !regexp.MustCompile(`level=WARN msg=".*allkeys-lru.*set maxmemory-policy noeviction"`).MatchString(out.String()) {
+		t.Errorf("no warning naming allkeys-lru and noeviction:\n%s", out.String())
 	}
-	cancel()
-	if err := <-done; err != nil {
+}
+
+// run wires the App with handlers.New, as the handlers tests do: its Redis
+// panel shows session keys cut, never a whole token, and its cookie is the
+// one the tests check.
+func TestRunWiresTheAppAsTheTestsDo(t *testing.T) {
+	rs := redistest.Start(t)
+	url, _ := startRun(t, "-redis", rs.URL(), "-bcrypt-cost", "4")
+	c := apptest.Client(t)
+	resp, err := c.PostForm(url+"/register", map[string][]string{"username": {"wire"}, "password": {"wire-password"}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	logs := out.String()
-	if !regexp.MustCompile(`level=WARN msg=".*allkeys-lru.*set maxmemory-policy noeviction"`).MatchString(logs) {
-		t.Errorf("no warning naming allkeys-lru and noeviction:\n%s", logs)
+	resp.Body.Close()
+	var token string
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "session" && ck.HttpOnly {
+			token = ck.Value
+		}
 	}
+	if resp.StatusCode != http.StatusSeeOther || token == "" {
+		t.Fatalf("register: %d, cookies %v; want 303 and an httpOnly session cookie", resp.StatusCode, resp.Cookies())
+	}
+	resp, err = c.Get(url + "/count")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if cut := "sess:" + token[:6] + "…"; !strings.Contains(string(body), cut) {
+		t.Errorf("the count page's Redis trace does not name %s", cut)
+	}
+	if strings.Contains(string(body), token) {
+		t.Error("the count page holds the whole session token: the trace's keys are not cut")
+	}
+}
+
+// startRun runs the app as main does, on a free port, until the test ends;
+// it returns the app's URL and its log.
+func startRun(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"sessionlab", "-addr", "127.0.0.1:0"}, args...), func(string) string { return "" }, out)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	listening := regexp.MustCompile(`msg=listening addr=(\S+)`)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := listening.FindStringSubmatch(out.String()); m != nil {
+			return "http://" + m[1], out
+		}
+	}
+	t.Fatalf("run did not listen:\n%s", out.String())
+	return "", nil
 }
 
 // syncBuffer is a strings.Builder that run's logger and the test share.

@@ -35,7 +35,7 @@ func (a *App) requireLogin(h userHandler) http.Handler {
 // request whose session has just ended is sent to the login page as a whole,
 // rather than having a login form swapped into a small fragment.
 func (a *App) loginRequired(w http.ResponseWriter, r *http.Request) {
-	if st, _ := stateOf(r.Context()); isHTMX(r) && st != nil && st.stale {
+	if st, _ := stateOf(r.Context()); isHTMX(r) && st.isStale() {
 		a.sessionEnded(w, r)
 		return
 	}

@@ -4,17 +4,24 @@ package handlers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
+	"github.com/redis/rueidis"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/sessionstack"
+	"github.com/sessionlab/sessionlab/internal/throttle"
 	"github.com/sessionlab/sessionlab/views"
 )
 
@@ -32,7 +39,7 @@ type accountStore interface {
 // with other requests of the same session (see internal/sessions).
 type sessionOps interface {
 	IncrViews(ctx context.Context, token, user string, v sessions.Visit) (int, []sessions.Browser, error)
-	NewBrowser(ctx context.Context, token string, views int, v sessions.Visit) ([]sessions.Browser, error)
+	NewBrowser(ctx context.Context, token string, views int, v sessions.Visit, limit throttle.Step) ([]sessions.Browser, time.Duration, error)
 	Browsers(ctx context.Context, addr string) ([]sessions.Browser, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
@@ -64,7 +71,7 @@ type lostSessions interface {
 	Lost(token string) bool
 }
 
-// App holds the dependencies every handler shares. Build it once in main.
+// App holds the dependencies every handler shares. New builds it.
 type App struct {
 	Log       *slog.Logger
 	Sessions  *scs.SessionManager // Lifetime is the absolute session lifetime
@@ -75,7 +82,10 @@ type App struct {
 	LogID     func(token string) string                       // salted short hash for logs
 	Index     sessionIndex                                    // per-user list of sessions
 	Live      *live.Hub                                       // pub/sub fan-out to server-sent-event streams
-	Throttle  loginThrottle                                   // login brute-force limits; nil: none
+	// StreamLimits bound open /live streams; a zero field takes its
+	// DefaultStreamLimits value.
+	StreamLimits StreamLimits
+	Throttle     loginThrottle // login brute-force limits; nil: none
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
 
@@ -98,5 +108,75 @@ type App struct {
 	// DescribeRedis); never a password.
 	Redis views.RedisServer
 
-	outages outageLog // Redis outages logged so far, by kind
+	outages    outageLog   // Redis outages logged so far, by kind
+	streams    openStreams // open /live streams, by session and address
+	draining   atomic.Bool // set by Drain
+	closeStack func()
 }
+
+// Drain makes /readyz answer 503 from now on: the process is about to stop
+// (SIGTERM) and still serves every request meanwhile.
+func (a *App) Drain() { a.draining.Store(true) }
+
+// Config is what New needs besides its connections: main's flags.
+type Config struct {
+	Store sessionstack.Mode
+	// Redis is how New's client was connected; the session blobs go through
+	// scs/redisstore's own pool, connected the same way.
+	Redis          redisconn.Config
+	Lifetime, Idle time.Duration // absolute and idle session timeouts (sessions.EndsAt)
+	CookieSecure   bool
+	BcryptCost     int
+	Throttle       throttle.Policy
+	TrustedProxies Proxies
+	Instance       string // shown on every page
+	LogSalt        []byte // salts the short hashes of tokens in logs (see LogID)
+}
+
+// New builds the App as main serves it and the tests drive it. Every
+// command goes through rdb wrapped by redistrace, so the Redis panel shows
+// it with session keys cut (sessions.CutKey). Close the App when done.
+func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
+	redisServer, err := DescribeRedis(cfg.Redis.URL)
+	if err != nil {
+		return nil, err
+	}
+	rdb = redistrace.Client(rdb, sessions.CutKey)
+	sm := scs.New()
+	sm.Lifetime = cfg.Lifetime
+	sm.Cookie = SessionCookie(cfg.CookieSecure)
+	stack, err := sessionstack.New(sessionstack.Config{Mode: cfg.Store, Idle: cfg.Idle, Instance: cfg.Instance, Redis: cfg.Redis}, sm, rdb, log)
+	if err != nil {
+		return nil, err
+	}
+	// The process's own id: random, so a restart shows a new one even when
+	// the PID stays (re-exec) or the OS hands out the same PID again.
+	pid := make([]byte, 3)
+	_, _ = rand.Read(pid)
+	return &App{
+		Log:            log,
+		Sessions:       sm,
+		Ops:            stack.Ops,
+		Index:          stack.Index,
+		Live:           stack.Live,
+		Banner:         stack.Warning,
+		Issued:         stack.Issued,
+		InProcess:      stack.InProcess,
+		Accounts:       accounts.New(rdb, cfg.BcryptCost),
+		Inspector:      inspect.New(rdb),
+		Ready:          func(ctx context.Context) (redisconn.Health, error) { return redisconn.Probe(ctx, rdb) },
+		LogID:          sessions.LogID(cfg.LogSalt).Of,
+		Instance:       cfg.Instance,
+		ProcessID:      hex.EncodeToString(pid),
+		Started:        time.Now(),
+		Idle:           cfg.Idle,
+		TouchEvery:     sessions.TouchEvery(cfg.Idle),
+		Redis:          redisServer,
+		Throttle:       throttle.New(rdb, cfg.Throttle),
+		TrustedProxies: cfg.TrustedProxies,
+		closeStack:     stack.Close,
+	}, nil
+}
+
+// Close closes the session store's connections and ends every live stream.
+func (a *App) Close() { a.closeStack() }

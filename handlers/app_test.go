@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,16 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alexedwards/scs/v2"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/apptest"
-	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistest"
-	"github.com/sessionlab/sessionlab/internal/redistrace"
-	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/sessionstack"
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
@@ -36,7 +30,7 @@ type testApp struct {
 }
 
 // newTestApp starts Redis and the app; options may change the App before
-// it serves (shorter timeouts, say).
+// it serves (a wrapped account store, say).
 func newTestApp(t testing.TB, options ...func(*App)) *testApp {
 	t.Helper()
 	rs := redistest.Start(t)
@@ -46,60 +40,68 @@ func newTestApp(t testing.TB, options ...func(*App)) *testApp {
 // newTestAppOn serves another app instance on an existing Redis.
 func newTestAppOn(t testing.TB, rs *redistest.Server, options ...func(*App)) *testApp {
 	t.Helper()
-	return wireTestApp(t, rs, sessionstack.Redis, options...).serve()
+	return wireTestApp(t, rs, testConfig(rs, sessionstack.Redis), options...).serve()
 }
 
-// wireTestApp builds the app as main does, sessions kept as mode says.
-// options may change its settings (shorter timeouts, say) before the
-// session stack is built from them.
-func wireTestApp(t testing.TB, rs *redistest.Server, mode sessionstack.Mode, options ...func(*App)) *testApp {
+// newTestAppWith serves an app whose settings (timeouts, instance name)
+// differ from testConfig's: New builds the session stack from them.
+func newTestAppWith(t testing.TB, rs *redistest.Server, settings func(*Config), options ...func(*App)) *testApp {
 	t.Helper()
-	rdb, err := redisconn.Connect(t.Context(), redisconn.Config{URL: rs.URL()})
+	cfg := testConfig(rs, sessionstack.Redis)
+	settings(&cfg)
+	return wireTestApp(t, rs, cfg, options...).serve()
+}
+
+// testConfig is main's configuration as the tests run it: rs, cheap
+// bcrypt, instance "test".
+func testConfig(rs *redistest.Server, mode sessionstack.Mode) Config {
+	return Config{
+		Store:      mode,
+		Redis:      redisconn.Config{URL: rs.URL()},
+		Lifetime:   24 * time.Hour,
+		Idle:       30 * time.Minute,
+		BcryptCost: bcrypt.MinCost,
+		Throttle:   throttle.DefaultPolicy,
+		Instance:   "test",
+		LogSalt:    []byte("test-salt"),
+	}
+}
+
+// wireTestApp builds the app with New, as main does, logging into a buffer
+// the test can read; options then change the App.
+func wireTestApp(t testing.TB, rs *redistest.Server, cfg Config, options ...func(*App)) *testApp {
+	t.Helper()
+	rdb, err := redisconn.Connect(t.Context(), cfg.Redis)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
-	rdb = redistrace.Client(rdb, sessions.CutKey)
-
-	sm := scs.New()
-	sm.Cookie = SessionCookie(false)
 	logs := &lockedWriter{w: &strings.Builder{}}
-	a := &App{
-		Log:        slog.New(slog.NewTextHandler(logs, nil)),
-		Sessions:   sm,
-		Accounts:   accounts.New(rdb, bcrypt.MinCost),
-		Inspector:  inspect.New(rdb),
-		Ready:      func(ctx context.Context) (redisconn.Health, error) { return redisconn.Probe(ctx, rdb) },
-		LogID:      sessions.LogID("test-salt").Of,
-		Instance:   "test",
-		ProcessID:  "a1b2c3",
-		Started:    time.Now(),
-		Idle:       30 * time.Minute,
-		TouchEvery: time.Minute,
-		Throttle:   throttle.New(rdb, throttle.DefaultPolicy),
-	}
-	for _, o := range options {
-		o(a)
-	}
-	if a.Redis, err = DescribeRedis(rs.URL()); err != nil {
-		t.Fatal(err)
-	}
-	stack, err := sessionstack.New(sessionstack.Config{Mode: mode, Idle: a.Idle, Instance: a.Instance, Redis: redisconn.Config{URL: rs.URL()}}, sm, rdb, a.Log)
+	a, err := New(cfg, rdb, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(stack.Close)
-	a.Ops, a.Index, a.Live, a.Banner, a.Issued, a.InProcess = stack.Ops, stack.Index, stack.Live, stack.Warning, stack.Issued, stack.InProcess
+	t.Cleanup(a.Close)
+	a.ProcessID = "a1b2c3"
+	for _, o := range options {
+		o(a)
+	}
+	if a.Idle != cfg.Idle || a.Instance != cfg.Instance {
+		t.Fatal("set Idle and Instance with newTestAppWith: the session stack is built from them")
+	}
 	return &testApp{t: t, redis: rs, app: a, logs: logs}
 }
 
 // serve serves the wired app with httptest.
 func (ta *testApp) serve() *testApp {
 	ta.t.Helper()
-	ta.srv = httptest.NewServer(ta.app.Routes())
+	ta.srv = httptest.NewUnstartedServer(ta.app.Routes())
+	ta.srv.Listener = OneWriteListener(ta.srv.Config, ta.srv.Listener) // as main serves it
+	ta.srv.Start()
 	ta.t.Cleanup(ta.srv.Close)
 	// Streams end when the hub closes, so close it before the server waits for them.
 	ta.t.Cleanup(ta.app.Live.Close)
+	ta.t.Cleanup(ta.app.EndStreams)
 	return ta
 }
 

@@ -27,14 +27,14 @@ import (
 func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	st, _ := stateOf(ctx)
-	if isHTMX(r) && st.lost {
+	if isHTMX(r) && st.isLost() {
 		// The session was in an earlier process's memory: reload the
 		// whole page, which says so and starts a new one.
 		w.Header().Set("HX-Refresh", "true")
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if isHTMX(r) && st.stale {
+	if isHTMX(r) && st.isStale() {
 		a.sessionEnded(w, r)
 		return
 	}
@@ -84,11 +84,19 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err)
 			return
 		}
-		if list, err = a.Ops.NewBrowser(ctx, token, n, visit); err != nil {
-			st.unsaved = true // the 503 says nothing was changed: it must be true
+		// The same script counts the new session against the limit on new
+		// anonymous sessions: no round trip of its own.
+		var wait time.Duration
+		if list, wait, err = a.Ops.NewBrowser(ctx, token, n, visit, a.newSessionStep(r)); err != nil {
+			st.abandon() // the 503 says nothing was changed: it must be true
 			a.fail(w, r, err)
 			return
+		} else if wait > 0 {
+			st.abandon() // refused: nothing is stored
+			a.tooManySessions(w, r, &errTooManySessions{wait})
+			return
 		}
+		st.limitCounted()
 		// A new session: the page has no live stream yet to tell its
 		// Redis panel (a stored session's count arrives over the stream).
 		w.Header().Set("HX-Trigger", views.EventSessionChanged)
@@ -135,8 +143,7 @@ func (a *App) newToken(ctx context.Context) (string, error) {
 	if err := a.Sessions.RenewToken(ctx); err != nil {
 		return "", err
 	}
-	if st, ok := stateOf(ctx); ok {
-		st.created = true
-	}
+	st, _ := stateOf(ctx)
+	st.tokenIssued()
 	return a.Sessions.Token(ctx), nil
 }

@@ -22,19 +22,21 @@ func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	if a.draining.Load() {
+		answerPlain(w, failDraining, "draining: this instance stops soon and serves requests until then\n")
+		return
+	}
 	health, err := a.Ready(ctx)
 	if err != nil {
 		reason := "not serving"
 		if kind, ok := redisconn.Unavailable(err); ok {
 			reason = string(kind)
 		}
-		w.Header().Set("Retry-After", retryAfter)
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "redis unavailable: %s: %v\n", reason, err)
+		answerPlain(w, failNotReady, fmt.Sprintf("redis unavailable: %s: %v\n", reason, err))
 		return
 	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
 	_, _ = io.WriteString(w, "ready\n")
 	if health.Policy != "" {
 		fmt.Fprintf(w, "maxmemory-policy: %s\n", health.Policy)

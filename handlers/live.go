@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sessionlab/sessionlab/internal/live"
@@ -17,211 +20,350 @@ import (
 	"github.com/sessionlab/sessionlab/views"
 )
 
-// keepAliveEvery sends a comment on idle streams, so proxies and the
-// browser see the connection is alive.
-const keepAliveEvery = 25 * time.Second
+const (
+	// keepAliveEvery sends a comment on idle streams, so proxies and the
+	// browser see the connection is alive, and a client gone without a word
+	// is found out by the write.
+	keepAliveEvery = 25 * time.Second
+	// streamWriteTimeout is how long one write to a stream may take: a client
+	// that has not taken its events by then is dropped (its page reconnects
+	// and catches up, as after any outage), so an unread socket never holds
+	// a goroutine, a buffer or a shutdown.
+	streamWriteTimeout = 5 * time.Second
+)
 
 // liveEvents handles GET /live: a server-sent-event stream for the
 // request's session. Events:
 //
+//	views.SSEHello     first on every stream: which process answered and whether the session is alive
 //	views.SSECount     the session's new view count (data: the number)
-//	views.SSEEnded     the session has ended: revoked, logged out, renewed or expired (its pages leave)
+//	views.SSEEnded     the session has ended: logged out, revoked, renewed, its credentials changed, or expired
 //	views.SSESessions  the user's list of sessions changed (the sessions page reloads it)
 //	views.SSEIdle      the session ends within warnBefore (data: the "stay signed in" warning)
 //	views.SSEBrowsers  a browser on this computer (this client address) counted (data: the list)
-//	views.SSEHello     first on every stream: which process answered and whether the session is alive
 //
 // The page's script (static/live.js) passes the process it knows as
-// ?process=: after an outage the hello says whether a new process answered
-// and whether the session survived it. Without a session the stream is the
-// hello alone.
-//
-// Messages come through the process's pub/sub hub, so a count made on any
-// instance reaches every open tab on every instance. The stream ends when
-// the client leaves, the session ends, or the server shuts down.
+// ?process=. Without a session the stream is the hello alone. Past a bound
+// on open streams (see streamLimits) the answer is 429 with Retry-After.
 func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
 	token := a.Sessions.Token(ctx)
 	if r.Method == http.MethodHead {
-		// A HEAD answer is its headers: a stream would never end (nothing
-		// written can fail) and would hold the client's connection.
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Cache-Control", "no-store")
+		// A HEAD answer is its headers: a stream would never end.
 		return
 	}
 	if token == "" || a.Live == nil {
-		// No session, nothing to hear about but who answered.
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Cache-Control", "no-store")
-		_ = a.sendHello(ctx, w, r, false)
+		_ = sendEvent(w, views.SSEHello, a.hello(ctx, r, false))
 		return
 	}
-	id := sessions.ID(token)
-	addr := a.clientIP(r).String()
-	channels := []string{sessions.SessionChannel(id), sessions.BrowsersChannel(addr)}
-	if u, ok := a.currentUser(ctx); ok {
-		channels = append(channels, sessions.UserChannel(u.Username))
-	}
-	sub, err := a.Live.Subscribe(ctx, channels...)
-	if errors.Is(err, live.ErrClosed) {
-		w.Header().Set("Retry-After", "5")
-		w.WriteHeader(http.StatusServiceUnavailable)
+	s, err := a.openStream(w, r, token)
+	if refused, ok := errors.AsType[*errStreamRefused](err); ok {
+		a.streamRefused(w, r, refused)
 		return
 	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	defer a.Live.Unsubscribe(sub)
+	defer s.close()
+	err = s.start()
+	if err == nil {
+		err = s.loop()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.reset()
+	}
+}
 
-	// The server's read and write timeouts are for ordinary requests; a
-	// stream lives as long as its page.
-	rc := http.NewResponseController(w)
-	if err := errors.Join(rc.SetReadDeadline(time.Time{}), rc.SetWriteDeadline(time.Time{})); err != nil {
+// stream is one open /live response and what it listens to: a small event
+// loop (loop) that turns pub/sub messages and timers into events, each
+// written with its own deadline (send).
+type stream struct {
+	a     *App
+	ctx   context.Context // the request's: its session, its trace
+	r     *http.Request
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	token string
+	addr  string
+	user  sessions.User // Username "" for an anonymous session
+	sub   *live.Sub
+
+	stopOnce sync.Once
+	stop     chan struct{} // closed by end: the server is shutting down
+}
+
+// openStream admits a stream within the bounds (errStreamRefused past one)
+// and subscribes it to its session's, its address's and its user's
+// channels.
+func (a *App) openStream(w http.ResponseWriter, r *http.Request, token string) (*stream, error) {
+	ctx := r.Context()
+	s := &stream{a: a, ctx: ctx, r: r, w: w, rc: http.NewResponseController(w), token: token,
+		addr: a.clientIP(r).String(), stop: make(chan struct{})}
+	s.user, _ = a.currentUser(ctx)
+	if err := a.streams.admit(s, a.streamLimits(), a.Log); err != nil {
+		return nil, err
+	}
+	channels := []string{sessions.SessionChannel(sessions.ID(token)), sessions.BrowsersChannel(s.addr)}
+	if s.user.Username != "" {
+		channels = append(channels, sessions.UserChannel(s.user.Username))
+	}
+	sub, err := a.Live.Subscribe(ctx, channels...)
+	if err != nil {
+		a.streams.remove(s)
+		return nil, err
+	}
+	s.sub = sub
+	return s, nil
+}
+
+// close unsubscribes and gives the stream's place back.
+func (s *stream) close() {
+	s.a.Live.Unsubscribe(s.sub)
+	s.a.streams.remove(s)
+}
+
+// reset drops the connection of a client that did not take its events:
+// a reset, so the kernel does not go on holding what was queued for it.
+func (s *stream) reset() {
+	conn, _, err := s.rc.Hijack()
+	if err != nil {
+		return // not HTTP/1 (a proxy's HTTP/2): the server closes it
+	}
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		_ = tcp.SetLinger(0)
+	}
+	_ = conn.Close()
+}
+
+// end stops the stream from another goroutine (the server is shutting
+// down): a write under way fails now instead of at its deadline.
+func (s *stream) end() {
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		_ = s.rc.SetWriteDeadline(time.Now())
+	})
+}
+
+// start sends the headers and what the page needs to catch up: the hello
+// (with the count as stored now) and the list of browsers on this computer,
+// since counts made before this stream listened were published to nobody
+// here. The session is saved before the first byte (see loadAndSave).
+func (s *stream) start() error {
+	// The server's read timeout is for ordinary requests; a stream lives as
+	// long as its page, and every write has its own deadline (send).
+	if err := s.rc.SetReadDeadline(time.Time{}); err != nil {
 		// A wrapper hides the connection: the server's timeouts will cut
 		// the stream and the browser will reconnect.
-		a.Log.Warn("live: cannot lift the stream's deadlines", "err", err)
+		s.a.Log.Warn("live: cannot lift the stream's read deadline", "err", err)
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	_, _ = io.WriteString(w, ": stream open\n\n")
-	// The hello carries the count as stored now: a page that was away (an
-	// outage, a hidden tab) catches up.
-	if err := a.sendHello(ctx, w, r, true); err != nil {
-		return
+	s.w.Header().Set("X-Accel-Buffering", "no")
+	s.w.WriteHeader(http.StatusOK)
+	if err := s.send(views.SSEHello, s.a.hello(s.ctx, s.r, true)); err != nil {
+		return err
 	}
-	// So does the list of browsers on this computer: counts made before
-	// this stream listened were published to nobody here.
-	if list, err := a.Ops.Browsers(ctx, addr); err != nil {
-		a.Log.Info("live: cannot read the browsers list", "err", err)
-	} else if len(list) > 0 && a.sendBrowserList(ctx, w, addr, list, token) != nil {
-		return
+	list, err := s.a.Ops.Browsers(s.redis(), s.addr)
+	if err != nil {
+		s.a.Log.Info("live: cannot read the browsers list", "err", err)
+		return nil
 	}
-	if err := rc.Flush(); err != nil { // saves the session first
-		return
+	if len(list) == 0 {
+		return nil
 	}
+	return s.sendBrowsers(list)
+}
 
+// loop turns what the stream hears into events until the client leaves,
+// the session ends, a write fails or the server shuts down. It returns the
+// error that ended it, if any.
+func (s *stream) loop() error {
 	keepAlive := time.NewTicker(keepAliveEvery)
 	defer keepAlive.Stop()
-	st, _ := stateOf(ctx)
-	end := sessions.EndsAt(st.seen, a.Sessions.Deadline(ctx), a.Idle)
+	st, _ := stateOf(s.ctx)
+	end := sessions.EndsAt(st.seen, s.a.Sessions.Deadline(s.ctx), s.a.Idle)
 	warn := time.NewTimer(time.Until(end.Add(-warnBefore)))
 	defer warn.Stop()
 	for {
+		var done bool
 		var err error
 		select {
-		case <-ctx.Done():
-			return
-		case m, ok := <-sub.C:
+		case <-s.ctx.Done():
+			return nil
+		case <-s.stop:
+			return nil
+		case m, ok := <-s.sub.C:
 			if !ok {
-				return // server shutting down
+				return nil // the hub closed: the server is shutting down
 			}
-			switch {
-			case strings.HasPrefix(m.Payload, sessions.MsgCountPrefix):
-				err = sendEvent(w, views.SSECount, strings.TrimPrefix(m.Payload, sessions.MsgCountPrefix))
-			case m.Payload == sessions.MsgEnded:
-				_ = sendEvent(w, views.SSEEnded, "ended")
-				_ = rc.Flush()
-				return
-			case m.Payload == sessions.MsgSessions:
-				err = sendEvent(w, views.SSESessions, "changed")
-			case strings.HasPrefix(m.Payload, sessions.MsgBrowsersPrefix):
-				err = a.sendBrowsers(ctx, w, addr, strings.TrimPrefix(m.Payload, sessions.MsgBrowsersPrefix), token)
-			}
-		case <-sub.Resync:
-			var ended bool
-			ended, err = a.catchUp(w, token)
-			if ended {
-				_ = rc.Flush()
-				return
-			}
+			done, err = s.message(m)
+		case <-s.sub.Resync:
+			done, err = s.catchUp()
 		case <-keepAlive.C:
-			_, err = io.WriteString(w, ": keep-alive\n\n")
+			// A session whose credentials changed ends here even when no
+			// message said so (it was missing from the index).
+			if done, err = s.credentialsChanged(); !done && err == nil {
+				err = s.write([]byte(": keep-alive\n\n"))
+			}
 		case <-warn.C:
 			var next time.Duration
-			// The request's Redis budget was for opening the stream.
-			next, err = a.warnIfEnding(redisconn.WithBudget(ctx, redisconn.RequestBudget), w, token)
-			if next <= 0 {
-				_ = rc.Flush()
-				return
-			}
+			next, err = s.warnIfEnding()
+			done = next <= 0
 			warn.Reset(next)
 		}
-		if err == nil {
-			err = rc.Flush()
-		}
-		if err != nil {
-			return
+		if done || err != nil {
+			return err
 		}
 	}
 }
 
+// message sends the event for one published message; done: the session
+// has ended and the stream with it.
+func (s *stream) message(m live.Message) (done bool, err error) {
+	switch p := m.Payload; {
+	case strings.HasPrefix(p, sessions.MsgCountPrefix):
+		return false, s.send(views.SSECount, strings.TrimPrefix(p, sessions.MsgCountPrefix))
+	case p == sessions.MsgEnded:
+		return true, s.send(views.SSEEnded, "ended")
+	case p == sessions.MsgSessions:
+		if done, err := s.credentialsChanged(); done || err != nil {
+			return done, err
+		}
+		return false, s.send(views.SSESessions, "changed")
+	case strings.HasPrefix(p, sessions.MsgBrowsersPrefix):
+		list, err := sessions.ParseBrowsers(strings.TrimPrefix(p, sessions.MsgBrowsersPrefix))
+		if err != nil {
+			// Skipped: the next count sends a new list.
+			s.a.Log.Warn("live: bad browsers message", "err", err)
+			return false, nil
+		}
+		return false, s.sendBrowsers(list)
+	}
+	return false, nil
+}
+
+// credentialsChanged ends a logged-in stream whose session no longer holds
+// its account's credential generation (a password change or "log out
+// everywhere else" elsewhere), as its next request would be. The account is
+// read through the client-side cache; if Redis cannot say, the stream goes
+// on and asks again at the next keep-alive.
+func (s *stream) credentialsChanged() (done bool, err error) {
+	if s.user.Username == "" {
+		return false, nil
+	}
+	current, err := s.a.Accounts.Current(s.redis(), s.user.Username, s.user.Gen)
+	if err != nil || current {
+		return false, nil
+	}
+	return true, s.send(views.SSEEnded, "ended")
+}
+
 // catchUp brings a page up to date after its subscription was re-opened
-// (a Redis hiccup), since what was published meanwhile never came: the
-// session's current count, and a nudge to reload the list of sessions. A
-// session gone meanwhile ends the stream (ended). If Redis cannot be read
-// yet, the page keeps what it has; the next count brings it up to date.
-func (a *App) catchUp(w io.Writer, token string) (ended bool, err error) {
-	b, found, err := a.Sessions.Store.Find(token)
-	if err != nil {
-		a.Log.Info("live: cannot catch up after a re-subscription", "session", a.LogID(token), "err", err)
+// (a Redis hiccup) or a message could not be queued for it, since what was
+// published meanwhile never came: the session's current count, and a nudge
+// to reload the list of sessions. A session gone meanwhile ends the stream.
+// If Redis cannot be read yet, the page keeps what it has; the next count
+// brings it up to date.
+func (s *stream) catchUp() (done bool, err error) {
+	t, err := s.a.Ops.Times(s.redis(), s.token)
+	switch {
+	case errors.Is(err, sessions.ErrNoSession):
+		return true, s.send(views.SSEEnded, "ended")
+	case err != nil:
+		s.a.Log.Info("live: cannot catch up", "session", s.a.LogID(s.token), "err", err)
 		return false, nil
 	}
-	if !found {
-		return true, sendEvent(w, views.SSEEnded, "ended")
+	if done, err := s.credentialsChanged(); done || err != nil {
+		return done, err
 	}
-	_, values, err := a.Sessions.Codec.Decode(b)
-	if err != nil {
-		return false, nil
-	}
-	n, _ := values[sessions.KeyViews].(int)
-	if err := sendEvent(w, views.SSECount, strconv.Itoa(n)); err != nil {
+	if err := s.send(views.SSECount, strconv.Itoa(t.Views)); err != nil {
 		return false, err
 	}
-	return false, sendEvent(w, views.SSESessions, "changed")
+	return false, s.send(views.SSESessions, "changed")
 }
 
 // warnIfEnding checks, when a session's end was due to come close, whether
 // it still is (another tab may have used the session since): if so it sends
 // the "stay signed in" warning, if it has ended it sends views.SSEEnded. It
 // returns when to look again (0: the session is gone, end the stream).
-func (a *App) warnIfEnding(ctx context.Context, w io.Writer, token string) (time.Duration, error) {
-	times, err := a.Ops.Times(ctx, token)
+func (s *stream) warnIfEnding() (time.Duration, error) {
+	times, err := s.a.Ops.Times(s.redis(), s.token)
 	var end time.Time // zero: the session is gone
 	switch {
 	case errors.Is(err, sessions.ErrNoSession):
 	case err != nil:
 		return time.Minute, nil // try again later; the stream itself is fine
 	default:
-		end = times.End(a.Idle)
+		end = times.End(s.a.Idle)
 	}
 	now := time.Now()
 	if end.IsZero() || !now.Before(end) {
-		return 0, sendEvent(w, views.SSEEnded, "expired")
+		return 0, s.send(views.SSEEnded, "expired")
 	}
 	if left := end.Sub(now); left > warnBefore {
 		return left - warnBefore, nil
 	}
 	var buf bytes.Buffer
-	if err := views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, WarnBefore: warnBefore, Pushed: true}).Render(ctx, &buf); err != nil {
+	if err := views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, WarnBefore: warnBefore, Pushed: true}).Render(s.ctx, &buf); err != nil {
 		return 0, err
 	}
 	// Look again just after the end: then the page is sent to log in.
-	return end.Sub(now) + time.Second, sendEvent(w, views.SSEIdle, buf.String())
+	return end.Sub(now) + time.Second, s.send(views.SSEIdle, buf.String())
 }
 
-// sendHello writes the stream's first event, views.SSEHello.
-func (a *App) sendHello(ctx context.Context, w io.Writer, r *http.Request, session bool) error {
+// redis is the context for one Redis call of the stream: the request's
+// trace, and a fresh request budget (the first was for opening the stream).
+func (s *stream) redis() context.Context {
+	return redisconn.WithBudget(s.ctx, redisconn.RequestBudget)
+}
+
+// sendBrowsers sends an address's list, rendered for this stream's session
+// (its own row marked).
+func (s *stream) sendBrowsers(list []sessions.Browser) error {
+	var buf bytes.Buffer
+	if err := views.BrowsersList(s.a.browsers(s.addr, list, s.token)).Render(s.ctx, &buf); err != nil {
+		return err
+	}
+	return s.send(views.SSEBrowsers, buf.String())
+}
+
+// send writes one event and flushes it (see write).
+func (s *stream) send(event, data string) error {
+	var b bytes.Buffer
+	_ = sendEvent(&b, event, data)
+	return s.write(b.Bytes())
+}
+
+// write sends p to the client within streamWriteTimeout. A client that does
+// not take it by then is dropped: the error ends the stream.
+func (s *stream) write(p []byte) error {
+	if err := s.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)); err != nil {
+		return fmt.Errorf("live: cannot bound a write: %w", err)
+	}
+	select {
+	case <-s.stop: // end ran before this deadline was set
+		return errStreamEnded
+	default:
+	}
+	if _, err := s.w.Write(p); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+var errStreamEnded = errors.New("live: stream ended by the server")
+
+// hello is the stream's first event's data (views.SSEHello).
+func (a *App) hello(ctx context.Context, r *http.Request, session bool) string {
 	h := views.Hello{Process: a.process(), Previous: knownProcess(r), Session: session,
 		Memory: a.InProcess, Views: a.Sessions.GetInt(ctx, sessions.KeyViews)}
 	var buf bytes.Buffer
 	if err := views.LiveHello(h).Render(ctx, &buf); err != nil {
-		return err
+		a.Log.Error("live: render hello", "err", err)
 	}
-	return sendEvent(w, views.SSEHello, buf.String())
+	return buf.String()
 }
 
 // knownProcess is the process id the page knew (?process=), if it looks
@@ -237,28 +379,6 @@ func knownProcess(r *http.Request) string {
 		}
 	}
 	return p
-}
-
-// sendBrowsers renders a published list of an address's browsers for one
-// stream's session (its own row marked) and sends it. A list that does not
-// parse is skipped: the next count sends a new one.
-func (a *App) sendBrowsers(ctx context.Context, w io.Writer, addr, payload, token string) error {
-	list, err := sessions.ParseBrowsers(payload)
-	if err != nil {
-		a.Log.Warn("live: bad browsers message", "err", err)
-		return nil
-	}
-	return a.sendBrowserList(ctx, w, addr, list, token)
-}
-
-// sendBrowserList sends an address's list, rendered for one stream's
-// session.
-func (a *App) sendBrowserList(ctx context.Context, w io.Writer, addr string, list []sessions.Browser, token string) error {
-	var buf bytes.Buffer
-	if err := views.BrowsersList(a.browsers(addr, list, token)).Render(ctx, &buf); err != nil {
-		return err
-	}
-	return sendEvent(w, views.SSEBrowsers, buf.String())
 }
 
 // sendEvent writes one server-sent event; every line of data gets its own

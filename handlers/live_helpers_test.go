@@ -17,8 +17,7 @@ import (
 // newLiveApp serves an app instance named instance on rs.
 func newLiveApp(t *testing.T, rs *redistest.Server, instance string, options ...func(*App)) *testApp {
 	t.Helper()
-	name := func(a *App) { a.Instance = instance }
-	return newTestAppOn(t, rs, append([]func(*App){name}, options...)...)
+	return newTestAppWith(t, rs, func(c *Config) { c.Instance = instance }, options...)
 }
 
 func newRedisClient(t *testing.T, rs *redistest.Server) rueidis.Client {

@@ -153,7 +153,7 @@ func TestHubCloseEndsStreams(t *testing.T) {
 // warning over the stream.
 func TestStreamWarnsBeforeTheSessionEnds(t *testing.T) {
 	rs := redistest.Start(t)
-	a := newLiveApp(t, rs, "a", func(a *App) { a.Idle = 90 * time.Second; a.TouchEvery = 9 * time.Second })
+	a := newTestAppWith(t, rs, func(c *Config) { c.Instance = "a"; c.Idle = 90 * time.Second }) // touches every 9 s
 	c := browser(t, firefoxLinux)
 	a.register(c, "alice", "alice-password")
 	s := apptest.OpenStream(t, c, a.srv.URL+"/live")

@@ -14,7 +14,8 @@ import (
 // still works: the sessions page says why it lists nothing, the actions
 // that walk the list do what is left to do, and the panel shows no index.
 func TestMemoryModeWorksWithoutAnIndex(t *testing.T) {
-	ta := wireTestApp(t, redistest.Start(t), sessionstack.Memory).serve()
+	rs := redistest.Start(t)
+	ta := wireTestApp(t, rs, testConfig(rs, sessionstack.Memory)).serve()
 	c := ta.client()
 	ta.register(c, "mia", "mia-password")
 

@@ -42,8 +42,7 @@ func (a *App) crossOriginProtection(next http.Handler) http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.Log.Warn("cross-origin request blocked", "method", r.Method, "path", r.URL.Path,
 			"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
-		a.problem(w, r, http.StatusForbidden, "Request blocked",
-			"This request came from another site, so it was refused to protect your session. Use the forms on this site.")
+		a.answer(w, r, failCrossSite)
 	}))
 	return cop.Handler(next)
 }
@@ -64,7 +63,9 @@ func (a *App) problemPages(mux *http.ServeMux) http.Handler {
 		}
 		switch rec.Code {
 		case http.StatusMethodNotAllowed:
-			a.problem(w, r, rec.Code, "Method not allowed", "This address does not accept "+r.Method+" requests.")
+			f := failMethodNotAllowed
+			f.Message = "This address does not accept " + r.Method + " requests."
+			a.answer(w, r, f)
 		default:
 			a.notFound(w, r)
 		}
@@ -73,7 +74,7 @@ func (a *App) problemPages(mux *http.ServeMux) http.Handler {
 
 // notFound is the answer for an address with no page.
 func (a *App) notFound(w http.ResponseWriter, r *http.Request) {
-	a.problem(w, r, http.StatusNotFound, "Page not found", "There is no page at this address.")
+	a.answer(w, r, failNotFound)
 }
 
 type statusRecorder struct {
@@ -120,7 +121,7 @@ func (a *App) recoverPanics(next http.Handler) http.Handler {
 				}
 				a.Log.Error("panic", "method", r.Method, "path", r.URL.Path, "panic", v)
 				w.Header().Set("Connection", "close")
-				http.Error(w, "Internal server error", http.StatusInternalServerError)
+				answerPlain(w, failInternal, "Internal server error\n")
 			}
 		}()
 		next.ServeHTTP(w, r)

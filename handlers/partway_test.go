@@ -37,7 +37,8 @@ func (f *failingIndex) RevokeOthers(ctx context.Context, user, keepID string) (i
 }
 
 func newFailingIndexApp(t *testing.T) (*testApp, *failingIndex) {
-	ta := wireTestApp(t, redistest.Start(t), sessionstack.Redis)
+	rs := redistest.Start(t)
+	ta := wireTestApp(t, rs, testConfig(rs, sessionstack.Redis))
 	fi := &failingIndex{sessionIndex: ta.app.Index}
 	ta.app.Index = fi
 	return ta.serve(), fi

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -69,7 +70,7 @@ func TestPracticeFlow(t *testing.T) {
 
 // What the tutorial's section 5 says happens in Redis, checked in Redis.
 func TestSessionKeyInRedis(t *testing.T) {
-	ta := newTestApp(t, func(a *App) { a.Idle = 0 }) // TTL then follows the absolute lifetime
+	ta := newTestAppWith(t, redistest.Start(t), func(c *Config) { c.Idle = 0 }) // TTL then follows the absolute lifetime
 	c := ta.client()
 	ta.get(c, "/count") // an anonymous session, with one view
 	anonymous := ta.token(c)

@@ -98,8 +98,8 @@ func TestProcessEvidence(t *testing.T) {
 		a := newTestApp(t)
 		c := a.client()
 		a.get(c, "/count")
-		b := newTestAppOn(t, a.redis, func(app *App) {
-			app.Instance, app.ProcessID, app.Started = "b", "0b0b0b", time.Now().Add(-time.Minute)
+		b := newTestAppWith(t, a.redis, func(c *Config) { c.Instance = "b" }, func(app *App) {
+			app.ProcessID, app.Started = "0b0b0b", time.Now().Add(-time.Minute)
 		})
 		body := b.get(c, "/count").body
 		got := testIDText(body, "other-instance")

@@ -44,7 +44,7 @@ func (a *App) write(w http.ResponseWriter, r *http.Request, status int, c templ.
 	// a cancelled render is not a server error (the write just goes nowhere).
 	if err := c.Render(context.WithoutCancel(r.Context()), buf); err != nil {
 		a.Log.Error("render failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		http.Error(w, "Internal server error", http.StatusInternalServerError)
+		answerPlain(w, failInternal, "Internal server error\n")
 		return
 	}
 	h := w.Header()
@@ -64,9 +64,8 @@ func (a *App) page(ctx context.Context, title string) views.Page {
 	if u, ok := a.currentUser(ctx); ok {
 		p.User = u.Username
 	}
-	if st, ok := stateOf(ctx); ok {
-		p.LostSession = st.lost
-	}
+	st, _ := stateOf(ctx)
+	p.LostSession = st.isLost()
 	return p
 }
 
@@ -107,63 +106,6 @@ func (a *App) currentUser(ctx context.Context) (sessions.User, bool) {
 	return u, ok && u.Username != ""
 }
 
-// problem shows an error page with a short, clear message.
-func (a *App) problem(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
-	a.render(w, r, status, title, views.ProblemPage(views.Problem{Status: status, Title: title, Message: msg}))
-}
-
-// fail answers a request that could not be served because of our side:
-// 503 when Redis cannot serve right now (see redisconn.Unavailable), 500
-// otherwise. The error is logged, never shown; it names no token (see LogID).
-func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
-	a.failAfterWrite(w, r, err, !safeMethod(r.Method))
-}
-
-// failAfterWrite is fail for a request that did (wrote) or did not send
-// Redis a change before it failed. Usually the method says which; GET
-// /count is the one GET that changes state.
-func (a *App) failAfterWrite(w http.ResponseWriter, r *http.Request, err error, wrote bool) {
-	title, msg := "Something went wrong", "Something went wrong on our side, and nothing was changed. Please try again."
-	if kind, ok := redisconn.Unavailable(err); ok {
-		title = "Session store unavailable"
-		msg = "The session store (Redis) cannot serve right now, so nothing was changed. Please try again in a moment."
-		if kind.MayHaveRun() && wrote {
-			// Redis got the command and did not answer: it may run it yet.
-			msg = "The session store (Redis) stopped answering, so this may or may not have been saved. " +
-				"Please reload the page in a moment to see, before you try again."
-		}
-	}
-	a.failWith(w, r, err, title, msg)
-}
-
-// failWith answers a failed request with its own words: for one that failed
-// after it had changed something for good, "nothing was changed" would be
-// untrue. A Redis outage is a 503 with Retry-After, logged once a minute per
-// kind (see outageLog); anything else is a 500, logged each time.
-func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title, msg string) {
-	if clientGone(r) {
-		// The request failed because its client left (its context was
-		// cancelled under it): not a server error, and nobody to answer.
-		a.Log.Info("client gone", "method", r.Method, "path", r.URL.Path, "err", err)
-		w.WriteHeader(statusClientGone)
-		return
-	}
-	status := http.StatusInternalServerError
-	if kind, ok := redisconn.Unavailable(err); ok {
-		status = http.StatusServiceUnavailable
-		w.Header().Set("Retry-After", retryAfter)
-		a.outages.report(a.Log, kind, r, err)
-	} else {
-		a.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
-	}
-	a.problem(w, r, status, title, msg)
-}
-
-// retryAfter is the Retry-After of a 503, in seconds.
-const retryAfter = "5"
-
-func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }
-
 // outageLog logs a Redis outage once per kind and minute, with its reason
 // and how many requests it failed since: during an outage every request
 // fails alike, and a line per request would bury everything else.
@@ -202,17 +144,6 @@ func (o *outageLog) report(log *slog.Logger, kind redisconn.Kind, r *http.Reques
 		"method", r.Method, "path", r.URL.Path, "status", http.StatusServiceUnavailable, "err", err)
 }
 
-// statusClientGone is what the access log records for a request whose
-// client left before it was answered (nginx's 499): nothing is sent.
-const statusClientGone = 499
-
-// clientGone reports whether the request's client has left: the server
-// cancels a request's context when its connection closes. (Time limits on
-// Redis work end contexts with DeadlineExceeded, never Canceled.)
-func clientGone(r *http.Request) bool {
-	return errors.Is(r.Context().Err(), context.Canceled)
-}
-
 // parseForm reads a form body of bounded size. It answers 413, 408 or 400
 // itself and reports whether the handler may go on.
 func (a *App) parseForm(w http.ResponseWriter, r *http.Request) bool {
@@ -221,7 +152,7 @@ func (a *App) parseForm(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		a.problem(w, r, http.StatusRequestEntityTooLarge, "Request too large", "That form was larger than this site accepts.")
+		a.answer(w, r, failTooLarge)
 		return false
 	}
 	if netErr, ok := errors.AsType[net.Error](err); ok && netErr.Timeout() || clientGone(r) {
@@ -229,9 +160,9 @@ func (a *App) parseForm(w http.ResponseWriter, r *http.Request) bool {
 		// client left: a slow or vanished client, not a server error.
 		a.Log.Info("form body not received", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Connection", "close")
-		a.problem(w, r, http.StatusRequestTimeout, "Request timeout", "The form did not arrive in time. Please send it again.")
+		a.answer(w, r, failFormTimeout)
 		return false
 	}
-	a.problem(w, r, http.StatusBadRequest, "Malformed form", "The form could not be read. Please send it again from the page.")
+	a.answer(w, r, failMalformedForm)
 	return false
 }

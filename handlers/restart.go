@@ -1,23 +1,59 @@
 package handlers
 
 import (
+	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 
 	"github.com/sessionlab/sessionlab/views"
 )
 
 // restart handles POST /restart, the demo's "Restart this server": it
 // answers, then the process shuts down gracefully and starts afresh (see
-// main). It exists only with -demo-controls, answers only clients on this
-// machine (anyone else gets the 404 of a page that does not exist), and
-// passes the cross-origin protection like every POST.
+// main). It exists only with -demo-controls and passes the cross-origin
+// protection like every POST. It answers only the person at the machine
+// (see atTheMachine); anyone else gets the 404 of a page that does not
+// exist, whatever the method, so nobody else learns the flag is on.
 func (a *App) restart(w http.ResponseWriter, r *http.Request) {
-	if ip := a.clientIP(r); !ip.IsLoopback() {
-		a.Log.Warn("restart refused: not a loopback client", "client", ip.String())
-		a.notFound(w, r)
+	if !a.atTheMachine(w, r) {
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		a.answer(w, r, failMethodNotAllowed)
 		return
 	}
 	a.Log.Warn("restart requested", "process", a.ProcessID)
 	a.render(w, r, http.StatusAccepted, "Restarting", views.Restarting(a.process()))
 	a.Restart()
+}
+
+// atTheMachine reports whether a demo control may answer r: a loopback
+// client that named a loopback host. The host matters too: through DNS
+// rebinding, a page on any site the student visits can send requests to
+// 127.0.0.1 from the student's own browser, but under its own name, never
+// as localhost. Otherwise it answers 404 and reports false.
+func (a *App) atTheMachine(w http.ResponseWriter, r *http.Request) bool {
+	ip := a.clientIP(r)
+	if ip.IsLoopback() && loopbackHost(r.Host) {
+		return true
+	}
+	a.Log.Warn("demo control refused: not at this machine", "client", ip.String(), "host", r.Host, "method", r.Method)
+	a.notFound(w, r)
+	return false
+}
+
+// loopbackHost: a Host header that names this machine (localhost,
+// 127.0.0.0/8 or [::1], with any port).
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

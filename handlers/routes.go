@@ -28,6 +28,7 @@ func (a *App) routes() (http.Handler, []string) {
 	pages.HandleFunc("GET /live", a.liveEvents)
 	if a.Restart != nil {
 		pages.HandleFunc("POST /restart", a.restart)
+		pages.HandleFunc("/restart", a.restart) // 404 to strangers whatever the method (restart.go)
 	}
 	// Login required: anyone else gets loginRequired (access.go).
 	pages.Handle("GET /profile", a.requireLogin(a.profile))
@@ -38,9 +39,9 @@ func (a *App) routes() (http.Handler, []string) {
 	pages.Handle("POST /session/touch", a.requireLogin(a.staySignedIn))
 
 	root := &patternMux{}
-	root.Handle("GET /static/", static.Handler())
-	root.HandleFunc("GET /healthz", a.healthz)
-	root.HandleFunc("GET /readyz", a.readyz)
+	root.readOnly("/static/", static.Handler())
+	root.readOnly("/healthz", http.HandlerFunc(a.healthz))
+	root.readOnly("/readyz", http.HandlerFunc(a.readyz))
 	root.HandleFunc("GET /debug/live", a.liveStats)
 	root.Handle("/", redisBudget(a.crossOriginProtection(limitBody(a.loadAndSave(a.problemPages(&pages.ServeMux))))))
 
@@ -60,4 +61,15 @@ func (m *patternMux) Handle(pattern string, h http.Handler) {
 
 func (m *patternMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
 	m.Handle(pattern, http.HandlerFunc(h))
+}
+
+// readOnly serves h for GET (and HEAD) at path, and answers every other
+// method 405 with Allow: without that, other methods would fall through to
+// "/" and its 404. The fallback is not a route of its own in patterns.
+func (m *patternMux) readOnly(path string, h http.Handler) {
+	m.Handle("GET "+path, h)
+	m.ServeMux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD")
+		answerPlain(w, failMethodNotAllowed, failMethodNotAllowed.Message+"\n")
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -241,7 +242,7 @@ func TestSessionCookieAttributes(t *testing.T) {
 // Both timeouts are enforced by the server and shown on the profile.
 func TestIdleAndAbsoluteTimeouts(t *testing.T) {
 	const idle, lifetime = 10 * time.Minute, 2 * time.Hour
-	ta := newTestApp(t, func(a *App) { a.Idle = idle; a.Sessions.Lifetime = lifetime })
+	ta := newTestAppWith(t, redistest.Start(t), func(c *Config) { c.Idle = idle; c.Lifetime = lifetime })
 	c := ta.client()
 	ta.register(c, "frank", "frank-password")
 	token := ta.token(c)

@@ -1,44 +1,61 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
-
-	"github.com/alexedwards/scs/v2"
 
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
-	"github.com/sessionlab/sessionlab/views"
 )
 
 // sessionState is what the middleware learned about the request's session,
-// beyond what scs keeps.
+// beyond what scs keeps. Handlers read it and change it through its methods.
 type sessionState struct {
-	// stale: the request carried a session cookie, but no live session
-	// answers to it (never issued, malformed, expired, revoked, renewed).
-	stale bool
 	// presented is the well-formed token the cookie named, live or not.
 	presented string
 	// seen is the session's last recorded activity.
 	seen time.Time
+	// stale: the request carried a session cookie, but no live session
+	// answers to it (never issued, malformed, expired, revoked, renewed).
+	stale bool
 	// lost: with -store memory, presented names a session this process
 	// never stored (lost with an earlier process, or another instance's).
-	lost bool
-	// created: the handler gave a new session its token early (newToken);
-	// saving it creates its key.
-	created bool
+	lost      bool
+	created   bool // see tokenIssued
+	abandoned bool // see abandon
+	limited   bool // see limitCounted
 	// originAt: when this request recorded the session's origin (it
 	// creates the session).
 	originAt time.Time
-	// unsaved: the handler failed before a new session was worth keeping;
-	// it is not written and no cookie is set.
-	unsaved bool
 }
+
+// isStale: the cookie named no live session. Nil-safe, as are the others.
+func (s *sessionState) isStale() bool { return s != nil && s.stale }
+
+// isLost: the cookie named a session lost with an earlier process.
+func (s *sessionState) isLost() bool { return s != nil && s.lost }
+
+// end records that the session ended while this request checked it.
+func (s *sessionState) end() { s.stale = true }
+
+// tokenIssued records that the handler gave a new session its token early
+// (newToken): saving it creates its key.
+func (s *sessionState) tokenIssued() {
+	if s != nil {
+		s.created = true
+	}
+}
+
+// abandon: the handler failed before a new session was worth keeping, so
+// it is not written and no cookie is set.
+func (s *sessionState) abandon() { s.abandoned = true }
+
+// limitCounted: the handler's own script counted the new session against
+// the limit on new anonymous sessions, so saving it does not count again.
+func (s *sessionState) limitCounted() { s.limited = true }
 
 type stateKey struct{}
 
@@ -124,33 +141,9 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 			return
 		}
 		a.fillTrace(r, bw.body, trace)
-		bw.send(true)
+		oneWrite(r, w, func() { bw.send(true) })
 	})
 }
-
-// fillTrace puts what the request sent to Redis, the save included, in
-// place of the page's trace marker (if it has one): the page was rendered
-// before the save, so it could not say.
-func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.Trace) {
-	b := body.Bytes()
-	// From the end: the slot sits in the panel after the page's content,
-	// and a page is full of the '<' a forward search would stop at.
-	i := bytes.LastIndex(b, traceMarker)
-	if i < 0 {
-		return
-	}
-	tail := getBuffer()
-	defer putBuffer(tail)
-	tail.Write(b[i+len(traceMarker):])
-	body.Truncate(i)
-	var cmds [8]views.TraceCommand
-	t := views.Trace{Method: r.Method, Path: r.URL.Path, Commands: cmds[:0]}
-	t.Dropped = trace.Each(func(c redistrace.Command) { t.Commands = append(t.Commands, views.TraceCommand(c)) })
-	views.WriteTrace(body, t, a.Redis)
-	body.Write(tail.Bytes())
-}
-
-var traceMarker = []byte(views.TraceMarker)
 
 // checkGeneration ends a logged-in session whose account has changed its
 // credential generation since the session logged in (a password change,
@@ -172,7 +165,7 @@ func (a *App) checkGeneration(ctx context.Context, st *sessionState) error {
 	}
 	token := a.Sessions.Token(ctx)
 	a.Log.Info("session revoked: its account's credentials changed", "session", a.LogID(token), "user", u.Username)
-	st.stale = true
+	st.end()
 	if err := a.Sessions.Destroy(ctx); err != nil {
 		return fmt.Errorf("destroy revoked session %s: %w", a.LogID(token), err)
 	}
@@ -205,7 +198,7 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 	// Redis expires the key on its own; this check is the server's word on
 	// it, and covers the moment between the two.
 	a.Log.Info("session expired", "session", a.LogID(token))
-	st.stale = true
+	st.end()
 	if err := a.Sessions.Destroy(ctx); err != nil {
 		return fmt.Errorf("destroy expired session %s: %w", a.LogID(token), err)
 	}
@@ -222,148 +215,6 @@ func (a *App) neverReused(ctx context.Context, seen time.Time) bool {
 	o, ok := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
 	return ok && o.At.Equal(seen)
 }
-
-// saveSession writes a changed session to Redis and sets the cookie.
-func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	switch a.Sessions.Status(ctx) {
-	case scs.Modified:
-		st, _ := stateOf(ctx)
-		if st != nil && st.unsaved {
-			return nil
-		}
-		created := a.Sessions.Token(ctx) == "" || st != nil && st.created
-		if a.Sessions.Token(ctx) == "" { // newToken has checked already
-			if renewed, err := a.renewedMeanwhile(ctx); err != nil {
-				return err
-			} else if renewed {
-				return errRenewed
-			}
-		}
-		_, loggedIn := a.currentUser(ctx)
-		fresh := created && !loggedIn // a new anonymous session
-		if fresh {
-			if err := a.newSessionAllowed(r); err != nil {
-				return err
-			}
-		}
-		if !a.Sessions.Exists(ctx, sessions.KeyOrigin) {
-			// Recorded in the write that creates the session: no extra
-			// round trip, and pages can show it outlived this process.
-			a.recordOrigin(ctx)
-		}
-		now := time.Now().UTC().Truncate(time.Millisecond)
-		if st != nil && !st.originAt.IsZero() {
-			now = st.originAt // created by this request: seen when created (see neverReused)
-		}
-		a.Sessions.Put(ctx, sessions.KeySeen, now)
-		commitCtx := ctx
-		if fresh {
-			// Short-lived until it is used again (see freshFor), set by
-			// the write that creates it.
-			commitCtx = sessions.WithIdle(ctx, freshFor)
-		}
-		token, expiry, err := a.Sessions.Commit(commitCtx)
-		if err != nil {
-			return fmt.Errorf("save session %s: %w", a.LogID(token), err)
-		}
-		a.Issued.Add(token, expiry)
-		if created {
-			a.Log.Info("session created", "session", a.LogID(token))
-		}
-		a.Sessions.WriteSessionCookie(ctx, w, token, expiry)
-	case scs.Destroyed:
-		if st, _ := stateOf(ctx); st != nil && st.stale {
-			// The session ended under this request; if that was a
-			// renewal, the browser's cookie is already the new token.
-			if renewed, err := a.renewedMeanwhile(ctx); err != nil {
-				return err
-			} else if renewed {
-				return nil
-			}
-		}
-		a.Sessions.WriteSessionCookie(ctx, w, "", time.Time{})
-	default:
-		return nil
-	}
-	// scs adds `no-cache="Set-Cookie"`; a response that sets a session
-	// cookie must not be stored at all.
-	w.Header().Set("Cache-Control", "no-store")
-	return nil
-}
-
-// bufferedWriter holds a response until the session is saved. A handler that
-// streams (server-sent events) flushes, which saves the session first and
-// then passes writes straight through.
-type bufferedWriter struct {
-	w         http.ResponseWriter
-	header    http.Header
-	status    int
-	body      *bytes.Buffer // from bufferPool, returned when the request ends
-	save      func() error
-	streaming bool
-}
-
-func (b *bufferedWriter) Header() http.Header { return b.header }
-
-func (b *bufferedWriter) WriteHeader(code int) {
-	if b.streaming {
-		return
-	}
-	if b.status == 0 {
-		b.status = code
-	}
-}
-
-func (b *bufferedWriter) Write(p []byte) (int, error) {
-	if b.streaming {
-		return b.w.Write(p)
-	}
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
-	return b.body.Write(p)
-}
-
-// send copies the held response to the client. When it is the whole
-// response (final), it goes with a Content-Length instead of chunked; a
-// stream that starts with it must not have one.
-func (b *bufferedWriter) send(final bool) {
-	h := b.w.Header()
-	for k, v := range b.header {
-		switch {
-		case k == "Cache-Control" && h.Get("Cache-Control") == "no-store":
-		case k == "Vary" || k == "Set-Cookie":
-			h[k] = append(h[k], v...) // keep the middleware's Vary: Cookie and session cookie
-		default:
-			h[k] = v
-		}
-	}
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
-	if final && b.status >= 200 && b.status != http.StatusNoContent && b.status != http.StatusNotModified && h.Get("Content-Length") == "" {
-		h.Set("Content-Length", strconv.Itoa(b.body.Len()))
-	}
-	b.w.WriteHeader(b.status)
-	_, _ = b.w.Write(b.body.Bytes())
-}
-
-// FlushError starts streaming: save the session, send what is held, flush.
-func (b *bufferedWriter) FlushError() error {
-	if !b.streaming {
-		if err := b.save(); err != nil {
-			return err
-		}
-		b.send(false)
-		b.streaming = true
-	}
-	return http.NewResponseController(b.w).Flush()
-}
-
-func (b *bufferedWriter) Flush() { _ = b.FlushError() }
-
-func (b *bufferedWriter) Unwrap() http.ResponseWriter { return b.w }
 
 // errRenewed: the request carried a token that a login renewed meanwhile.
 var errRenewed = errors.New("session token renewed by another request")
@@ -392,6 +243,5 @@ func (a *App) tokenRenewed(w http.ResponseWriter, r *http.Request) {
 	if isHTMX(r) {
 		w.Header().Set("HX-Refresh", "true")
 	}
-	a.problem(w, r, http.StatusConflict, "Session renewed",
-		"You logged in a moment ago, and this request still carried your previous session, so nothing was done. Reload the page to go on.")
+	a.answer(w, r, failRenewed)
 }

@@ -83,7 +83,7 @@ func (a *App) revokeSession(w http.ResponseWriter, r *http.Request, u sessions.U
 	ctx := r.Context()
 	id := r.PathValue("id")
 	if id == sessions.ID(a.Sessions.Token(ctx)) {
-		a.problem(w, r, http.StatusBadRequest, "That is this session", "To end the session you are using, log out.")
+		a.answer(w, r, failRevokeOwnSession)
 		return
 	}
 	revoked, err := a.Index.Revoke(ctx, u.Username, id)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/a-h/templ"
@@ -27,6 +26,7 @@ type loginThrottle interface {
 	PasswordCheck(ctx context.Context, account, sessionID string) (*throttle.Ticket, time.Duration, error)
 	Signup(ctx context.Context, addr netip.Addr) (wait time.Duration, err error)
 	NewSession(ctx context.Context, addr netip.Addr) (wait time.Duration, err error)
+	NewSessionStep(addr netip.Addr) throttle.Step
 }
 
 // throttleAccount is the account a login names, for counting: "" when the
@@ -132,6 +132,16 @@ func (a *App) newSessionAllowed(r *http.Request) error {
 	return nil
 }
 
+// newSessionStep is the limit on new anonymous sessions for r's client,
+// for a script that counts it in its own step (the first count's browsers
+// script); the zero Step without a throttle.
+func (a *App) newSessionStep(r *http.Request) throttle.Step {
+	if a.Throttle == nil {
+		return throttle.Step{}
+	}
+	return a.Throttle.NewSessionStep(a.clientIP(r))
+}
+
 // tooManySessions answers a request refused a new anonymous session: 429
 // with Retry-After, and nothing stored.
 func (a *App) tooManySessions(w http.ResponseWriter, r *http.Request, e *errTooManySessions) {
@@ -155,11 +165,10 @@ func (a *App) allowed(w http.ResponseWriter, r *http.Request, what string, addr 
 	if wait <= 0 {
 		return true
 	}
-	secs := int((wait + time.Second - 1) / time.Second)
+	secs := wholeSeconds(wait)
 	a.Log.Warn(what+" throttled", "client", addr.String(), "retry_after", secs)
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	title, c := page(secs)
-	a.render(w, r, http.StatusTooManyRequests, title, c)
+	a.answerWith(w, r, failure{Status: http.StatusTooManyRequests, Title: title, RetryAfter: wait}, c)
 	return false
 }
 

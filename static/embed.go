@@ -75,23 +75,25 @@ var gzipped = func() map[string][]byte {
 	return z
 }()
 
-// Handler serves the embedded files under /static/, gzipped to clients that
-// accept it. A request that names the current version is cached as
-// immutable; any other is revalidated.
+// Handler serves the embedded files under /static/, and nothing else (no
+// directory listing), gzipped to clients that accept it. A request that
+// names the current version is cached as immutable; any other is
+// revalidated.
 func Handler() http.Handler {
 	fileServer := http.StripPrefix("/static/", http.FileServerFS(files))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(r.URL.Path, "/static/")
+		v, ok := versions[name]
+		if !ok {
+			// Only the embedded files, never a directory listing.
+			http.NotFound(w, r)
+			return
+		}
 		h := w.Header()
-		if v, ok := versions[name]; ok && r.URL.Query().Get("v") == v {
+		if r.URL.Query().Get("v") == v {
 			h.Set("Cache-Control", "public, max-age=31536000, immutable")
 		} else {
 			h.Set("Cache-Control", "no-cache")
-		}
-		z, ok := gzipped[name]
-		if !ok {
-			fileServer.ServeHTTP(w, r)
-			return
 		}
 		h.Add("Vary", "Accept-Encoding")
 		if !AcceptsGzip(r) {
@@ -100,8 +102,8 @@ func Handler() http.Handler {
 		}
 		h.Set("Content-Encoding", "gzip")
 		h.Set("Content-Type", mime.TypeByExtension(path.Ext(name)))
-		h.Set("ETag", `"`+versions[name]+`-gz"`)
-		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(z))
+		h.Set("ETag", `"`+v+`-gz"`)
+		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(gzipped[name]))
 	})
 }
 

@@ -51,6 +51,9 @@
       say('down', '<p class="banner warn" data-testid="live-down"><strong>The server is not answering.</strong> ' +
         'This page lost its connection and is retrying (attempt ' + msg.attempt + '). ' +
         'Nothing you click is sent until it answers again.</p>');
+    } else if (msg.type === 'busy') {
+      say('busy', '<p class="banner" data-testid="live-busy"></p>');
+      if (status) status.firstChild.textContent = msg.text;
     } else if (msg.type === 'event') {
       if (msg.name === N.hello) {
         hello(msg.data);
@@ -111,6 +114,7 @@
   var attempt = 0;
   var retry = 0;
   var idle = false; // no session: nothing to listen to until one exists
+  var busy = 0; // refused (429): ms until the server takes this stream
 
   // Reconnect delays: quick at first, then once a second, then every five
   // seconds during a long outage. Never more than two attempts a second.
@@ -127,6 +131,12 @@
     fetch(url + sep + 'process=' + encodeURIComponent(known), {
       headers: { Accept: 'text/event-stream' }, cache: 'no-store', credentials: 'same-origin', signal: ctl.signal
     }).then(function (res) {
+      if (res.status === 429) {
+        // Too many live pages from here: the server is fine, so this is
+        // not "not answering"; ask again when the server says.
+        busy = (parseInt(res.headers.get('Retry-After'), 10) || 30) * 1000;
+        return res.text().then(function (text) { deliver({ type: 'busy', text: text }); });
+      }
       if (!res.ok || !res.body) throw new Error('status ' + res.status);
       var reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       var buf = '';
@@ -153,6 +163,7 @@
     }).then(function () {
       if (ctl !== reading) return;
       reading = null;
+      if (busy) { schedule(busy); busy = 0; return; }
       if (last === N.ended) schedule(1500); // the session ended: listen again with the browser's new cookie
       else if (!idle) lost(); // ended by the server going away
     }, function () {

@@ -166,3 +166,74 @@ func waitForBcrypt(t *testing.T, debug string) {
 		}
 	}
 }
+
+// SIGTERM with a drain period: /readyz says not ready at once, so a load
+// balancer stops sending, while every request that still comes is served
+// (counted, on a new connection too) and told Connection: close, so no
+// proxy keeps an idle connection to a stopping instance. When the period is
+// up the listener closes and the process exits cleanly. Ctrl-C (SIGINT)
+// skips the period.
+func TestSIGTERMDrainPeriod(t *testing.T) {
+	rs := redistest.Start(t)
+	p := apptest.Start(t, bin, "-redis", rs.URL(), "-drain", "3s")
+	c := apptest.Client(t)
+	if code, _ := get(t, c, p.URL+"/count"); code != http.StatusOK {
+		t.Fatalf("GET /count: %d", code)
+	}
+	if err := syscall.Kill(p.PID(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		code, body := get(t, c, p.URL+"/readyz")
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "draining") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d %q after SIGTERM", code, body)
+		}
+	}
+	// Still serving: a count on a fresh connection is counted, and the
+	// answer closes its connection.
+	fresh := apptest.Client(t)
+	fresh.Jar = c.Jar
+	fresh.Transport = &http.Transport{}
+	resp, err := fresh.Get(p.URL + "/count")
+	if err != nil {
+		t.Fatalf("GET /count while draining: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || viewCount(t, string(b)) != "2" {
+		t.Fatalf("GET /count while draining: %d, count %s; want 200 and 2", resp.StatusCode, viewCount(t, string(b)))
+	}
+	if !resp.Close {
+		t.Error("an answer while draining keeps its connection open; want Connection: close")
+	}
+	select {
+	case <-p.Exited():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the app did not exit after its drain period")
+	}
+	p.Stop() // fails unless the exit was clean
+	if _, err := net.DialTimeout("tcp", p.Addr, time.Second); err == nil {
+		t.Error("the listener still accepts after the exit")
+	}
+	if !strings.Contains(p.Log(), "draining") || !strings.Contains(p.Log(), "msg=stopped") {
+		t.Errorf("the log does not show a drain and a clean stop:\n%s", p.Log())
+	}
+
+	t.Run("Ctrl-C skips the drain", func(t *testing.T) {
+		p := apptest.Start(t, bin, "-redis", rs.URL(), "-drain", "10m")
+		if err := syscall.Kill(p.PID(), syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-p.Exited():
+		case <-time.After(30 * time.Second):
+			t.Fatal("SIGINT waited for the 10 minute drain period")
+		}
+		if strings.Contains(p.Log(), "draining") {
+			t.Errorf("SIGINT drained:\n%s", p.Log())
+		}
+	})
+}

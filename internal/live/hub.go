@@ -40,9 +40,9 @@ type Hub struct {
 // Sub is one local subscriber (one SSE stream) on one or more channels.
 type Sub struct {
 	C chan Message // closed when the hub closes
-	// Resync gets a signal when the Redis subscription was opened again
-	// after its connection was lost: messages published meanwhile never
-	// came, so the subscriber must read the current state again.
+	// Resync gets a signal when messages were lost: the Redis subscription
+	// was opened again after its connection was lost, or C was full. The
+	// subscriber must read the current state again.
 	Resync   chan struct{}
 	channels []string
 }
@@ -202,7 +202,8 @@ func (h *Hub) drop(s *Sub) {
 }
 
 // Publish delivers a message to the local subscribers of channel. A
-// subscriber that is not keeping up misses it rather than blocking others.
+// subscriber that is not keeping up misses it rather than blocking others,
+// and is told to read the current state again (Resync).
 func (h *Hub) Publish(channel, payload string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -210,6 +211,10 @@ func (h *Hub) Publish(channel, payload string) {
 		select {
 		case s.C <- Message{channel, payload}:
 		default:
+			select {
+			case s.Resync <- struct{}{}:
+			default:
+			}
 		}
 	}
 }

@@ -95,6 +95,37 @@ func TestHubSubscribesOncePerChannel(t *testing.T) {
 	}
 }
 
+// Streams that share a channel (two browsers on one computer share its
+// browsers channel) keep it in Redis while any of them is open: one leaving
+// unsubscribes only what nobody else wants, and messages still reach the
+// other.
+func TestHubKeepsASharedChannelWhileAStreamNeedsIt(t *testing.T) {
+	h, rdb, _ := newHub(t)
+	ctx := context.Background()
+	a, err := h.Subscribe(ctx, "live:sess:a", "live:browsers:addr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := h.Subscribe(ctx, "live:sess:b", "live:browsers:addr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unsubscribe(b)
+	h.Unsubscribe(a)
+	for ch, want := range map[string]int64{"live:sess:a": 0, "live:sess:b": 1, "live:browsers:addr": 1} {
+		if n := numsub(t, rdb, ch); n != want {
+			t.Errorf("after one stream left: %s has %d Redis subscriptions, want %d", ch, n, want)
+		}
+	}
+	publish(t, rdb, "live:browsers:addr", "browsers")
+	if m := receive(t, b); m.Payload != "browsers" {
+		t.Errorf("the stream left open got %q, want browsers", m.Payload)
+	}
+	if st := h.Stats(); st != (Stats{Streams: 1, Channels: 2}) {
+		t.Errorf("Stats = %+v, want 1 stream on 2 channels", st)
+	}
+}
+
 // After Redis restarts, the hub subscribes again to what its streams want.
 func TestHubResubscribesAfterRedisRestarts(t *testing.T) {
 	h, rdb, rs := newHub(t)

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -67,6 +68,9 @@ func (cfg Config) options() (rueidis.ClientOption, error) {
 		if !urlOptions[name] {
 			return opt, fmt.Errorf("URL option %q is not supported (the app honours %s)", name, "db, master_set, addr, skip_verify and client_name")
 		}
+	}
+	if set, ok := u.Query()["master_set"]; ok && strings.TrimSpace(set[0]) == "" {
+		return opt, errors.New("?master_set= is empty: name the master as the sentinels know it (?master_set=mymaster), or drop the option to use one Redis directly")
 	}
 	if opt.Sentinel.MasterSet == "" && len(opt.InitAddress) > 1 {
 		return opt, errors.New("several addresses without ?master_set=: the app talks to one Redis, or to sentinels (Redis Cluster is not supported)")
@@ -144,13 +148,13 @@ func Connect(ctx context.Context, cfg Config) (rueidis.Client, error) {
 	noClientCert := opt.TLSConfig != nil && len(opt.TLSConfig.Certificates) == 0
 	rdb, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, startError(where, noClientCert, err)
+		return nil, startError(where, noClientCert, wrongKind(opt, err))
 	}
 	checkCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := checkServer(checkCtx, rdb); err != nil {
 		rdb.Close()
-		return nil, startError(where, noClientCert, err)
+		return nil, startError(where, noClientCert, wrongKind(opt, err))
 	}
 	if opt.Sentinel.MasterSet != "" {
 		// Every command goes through the gate (the session pool asks it,
@@ -161,11 +165,79 @@ func Connect(ctx context.Context, cfg Config) (rueidis.Client, error) {
 	return Bound(rdb, DefaultTimeout), nil
 }
 
-// errNotMaster and errCluster are what checkServer refuses.
+// errNotMaster, errSentinel and errCluster are what checkServer refuses.
 var (
 	errNotMaster = errors.New("it is a replica, not a master: point -redis at the master, or at the sentinels with ?master_set=")
+	errSentinel  = errors.New("it is a Sentinel: add ?master_set=<name> (the master's name in sentinel.conf) and &addr= for each other sentinel")
 	errCluster   = errors.New("it is a Redis Cluster node, and the app does not support Cluster (see docs/deploy.md)")
 )
+
+// Mistakes of kind: the URL asks for another kind of server than the one
+// that answers. wrongKind finds them from the symptom (an unknown command,
+// a reset, a timeout) by asking the address once more the other way.
+var (
+	errNotSentinel = errors.New("it is not a Sentinel (it does not know SENTINEL): ?master_set= is for the sentinels' addresses; drop it to use this Redis directly")
+	errNotTLS      = errors.New("it does not speak TLS on this port: use redis://, or the port Redis serves TLS on")
+	errTLSPort     = errors.New("it speaks TLS on this port: use rediss:// (with -redis-ca for a private CA)")
+)
+
+// probeTimeout bounds each question wrongKind asks.
+const probeTimeout = time.Second
+
+// wrongKind turns the symptom of a URL that asks for the wrong kind of
+// server into the mistake (errNotSentinel, errNotTLS, errTLSPort), or
+// returns err.
+func wrongKind(opt rueidis.ClientOption, err error) error {
+	if len(opt.InitAddress) == 0 || strings.HasPrefix(opt.InitAddress[0], "/") {
+		return err // a unix socket: no TLS, no sentinels
+	}
+	addr := opt.InitAddress[0]
+	if opt.Sentinel.MasterSet != "" && strings.Contains(err.Error(), "unknown command 'SENTINEL'") {
+		return errNotSentinel
+	}
+	kind, ok := Unavailable(err)
+	if !ok || kind != ConnLost && kind != TimedOut {
+		return err
+	}
+	if opt.TLSConfig != nil && speaksPlainRedis(addr) {
+		return errNotTLS
+	}
+	if opt.TLSConfig == nil && speaksTLS(addr) {
+		return errTLSPort
+	}
+	return err
+}
+
+// speaksPlainRedis: a PING in plain text at addr gets a Redis reply.
+func speaksPlainRedis(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, probeTimeout)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(probeTimeout))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	b := make([]byte, 16)
+	n, _ := conn.Read(b)
+	return n > 0 && (b[0] == '+' || b[0] == '-')
+}
+
+// speaksTLS: a TLS handshake at addr gets a TLS answer (a server that
+// wants a client certificate may still refuse this one: it spoke TLS).
+func speaksTLS(addr string) bool {
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: probeTimeout}, Config: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // only asks whether the port speaks TLS; nothing is sent
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		conn.Close()
+		return true
+	}
+	_, alert := errors.AsType[tls.AlertError](err)
+	return alert
+}
 
 // checkServer asks the server for its role and whether it is a cluster node.
 func checkServer(ctx context.Context, c rueidis.Client) error {
@@ -177,7 +249,11 @@ func checkServer(ctx context.Context, c rueidis.Client) error {
 	if len(role) == 0 {
 		return errors.New("ROLE: empty reply")
 	}
-	if r, _ := role[0].ToString(); r != "master" {
+	switch r, _ := role[0].ToString(); r {
+	case "master":
+	case "sentinel":
+		return errSentinel
+	default:
 		return errNotMaster
 	}
 	if info, err := res[1].ToString(); err == nil && strings.Contains(info, "cluster_enabled:1") {
@@ -200,7 +276,8 @@ func startError(where string, noClientCert bool, err error) error {
 		return fmt.Errorf("Redis at %s: its TLS certificate is not trusted (%v): pass its CA with -redis-ca", where, err)
 	case strings.Contains(msg, "certificate required"), strings.Contains(msg, "bad certificate"):
 		return fmt.Errorf("Redis at %s wants a client certificate (%v): pass -redis-cert and -redis-key", where, err)
-	case errors.Is(err, errNotMaster), errors.Is(err, errCluster):
+	case errors.Is(err, errNotMaster), errors.Is(err, errCluster), errors.Is(err, errSentinel),
+		errors.Is(err, errNotSentinel), errors.Is(err, errNotTLS), errors.Is(err, errTLSPort):
 		return fmt.Errorf("Redis at %s: %w", where, err)
 	}
 	if kind, ok := Unavailable(err); ok {

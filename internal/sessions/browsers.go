@@ -13,6 +13,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/sessionlab/sessionlab/internal/redistrace"
+	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
 // The browsers on one computer: the sessions that counted from one client
@@ -159,21 +160,51 @@ func ParseBrowsers(s string) ([]Browser, error) {
 	return list, nil
 }
 
-// newBrowser: KEYS[1] browsers hash; ARGV[1] session ID, ARGV[2] views,
-// then browserArgs. For a session that is about to be created: its key is
-// written by the session store right after.
-var newBrowser = rueidis.NewLuaScript(redistrace.NameScript("note new browser", noteBrowser+`
-return note_browser(KEYS[1], ARGV[1], tonumber(ARGV[2]), now_ms(), {unpack(ARGV, 3)})`))
+// newBrowser: KEYS[1] browsers hash, KEYS[2] (when new sessions are
+// limited) the address's counter of new sessions; ARGV[1] session ID,
+// ARGV[2] views, then browserArgs (6), then the limit's max and window
+// (throttle.Step.Args). For a session that is about to be created: its key
+// is written by the session store right after, unless the limit refused
+// it, in which case nothing is written and it returns {ms to wait}.
+var newBrowser = rueidis.NewLuaScript(redistrace.NameScript("note new browser", throttle.CountLimitLua+noteBrowser+`
+if KEYS[2] then
+  local wait = count_limit(KEYS[2], ARGV[9], ARGV[10])
+  if wait > 0 then return {wait} end
+end
+return {0, note_browser(KEYS[1], ARGV[1], tonumber(ARGV[2]), now_ms(), {unpack(ARGV, 3, 8)})}`))
 
 // NewBrowser records the first count of a session that is not stored yet
 // (its token was just made) in its address's list, and returns the list.
-// The session itself is written by the session store when the response is
-// committed: that and this are the request's two round trips.
-func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit) ([]Browser, error) {
-	s, err := newBrowser.Exec(ctx, o.rdb, []string{BrowsersKey(v.Addr)},
-		append([]string{ID(token), strconv.Itoa(views)}, browserArgs(v)...)).ToString()
-	if err != nil {
-		return nil, fmt.Errorf("sessions: new browser: %w", err)
+// When limit is set (throttle.NewSessionStep), the same step counts the
+// new session against it: past the limit nothing is recorded, and wait
+// says how long until the address may start one again. The session itself
+// is written by the session store when the response is committed: that and
+// this are the request's two round trips.
+func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (list []Browser, wait time.Duration, err error) {
+	keys := []string{BrowsersKey(v.Addr)}
+	args := append([]string{ID(token), strconv.Itoa(views)}, browserArgs(v)...)
+	if limit.Key != "" {
+		keys = append(keys, limit.Key)
+		args = append(args, limit.Args()...)
 	}
-	return ParseBrowsers(s)
+	res, err := newBrowser.Exec(ctx, o.rdb, keys, args).ToArray()
+	if err != nil {
+		return nil, 0, fmt.Errorf("sessions: new browser: %w", err)
+	}
+	ms, err := res[0].AsInt64()
+	if err != nil {
+		return nil, 0, fmt.Errorf("sessions: new browser: %w", err)
+	}
+	if ms > 0 {
+		return nil, time.Duration(ms) * time.Millisecond, nil
+	}
+	if len(res) != 2 {
+		return nil, 0, fmt.Errorf("sessions: new browser: %d values, want 2", len(res))
+	}
+	s, err := res[1].ToString()
+	if err != nil {
+		return nil, 0, fmt.Errorf("sessions: new browser: %w", err)
+	}
+	list, err = ParseBrowsers(s)
+	return list, 0, err
 }

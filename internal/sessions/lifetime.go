@@ -21,10 +21,22 @@ func EndsAt(seen, deadline time.Time, idle time.Duration) time.Time {
 	return deadline
 }
 
-// Times are a stored session's two clocks.
+// TouchEvery is how stale a session's "last seen" may get before a read-only
+// request refreshes it (and its expiry): a tenth of the idle timeout, at most
+// five minutes, so a session never ends more than a tenth early.
+func TouchEvery(idle time.Duration) time.Duration {
+	if idle <= 0 {
+		return 5 * time.Minute
+	}
+	return min(idle/10, 5*time.Minute)
+}
+
+// Times are a stored session's two clocks, and its view count for a page
+// that catches up with it.
 type Times struct {
 	Deadline time.Time // absolute deadline
 	Seen     time.Time // last recorded activity
+	Views    int
 }
 
 // End is when the session ends if nothing touches it again (see EndsAt).
@@ -43,7 +55,8 @@ func timesOfStored(b []byte) (Times, error) {
 // timesOf reads a session's clocks from what the codec decoded.
 func timesOf(deadline time.Time, values map[string]any) Times {
 	seen, _ := values[KeySeen].(time.Time)
-	return Times{Deadline: deadline, Seen: seen}
+	views, _ := values[KeyViews].(int)
+	return Times{Deadline: deadline, Seen: seen, Views: views}
 }
 
 // carriedViews is the view count a renewed token carries over from its old

@@ -110,3 +110,16 @@ func TestOpsReturnTimesAndCarriedViews(t *testing.T) {
 		})
 	}
 }
+
+func TestTouchEvery(t *testing.T) {
+	for idle, want := range map[time.Duration]time.Duration{
+		30 * time.Minute: 3 * time.Minute,
+		2 * time.Hour:    5 * time.Minute,
+		time.Minute:      6 * time.Second,
+		0:                5 * time.Minute,
+	} {
+		if got := TouchEvery(idle); got != want {
+			t.Errorf("TouchEvery(%v) = %v, want %v", idle, got, want)
+		}
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
+
+	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
 // MemoryOps are the in-place session changes for -store memory, where
@@ -19,6 +21,10 @@ type MemoryOps struct {
 	Store   scs.Store     // the session store scs writes to
 	Idle    time.Duration // idle timeout, to keep a key's expiry on update
 	Publish func(channel, payload string)
+	// Limit counts a limited step that Ops counts inside its script (the
+	// new-session limit, kept in Redis by internal/throttle like every
+	// limit): throttle.CountStep on the app's Redis.
+	Limit func(ctx context.Context, s throttle.Step) (time.Duration, error)
 
 	mu       sync.Mutex
 	renewed  map[string]renewal            // by token ID
@@ -45,12 +51,20 @@ func (m *MemoryOps) IncrViews(ctx context.Context, token, user string, v Visit) 
 	return n, m.noteBrowser(token, n, v), nil
 }
 
-// NewBrowser records the first count of a session not stored yet (see
-// Ops.NewBrowser).
-func (m *MemoryOps) NewBrowser(ctx context.Context, token string, views int, v Visit) ([]Browser, error) {
+// NewBrowser records the first count of a session not stored yet, once
+// limit allows it (see Ops.NewBrowser).
+func (m *MemoryOps) NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) ([]Browser, time.Duration, error) {
+	if limit.Key != "" {
+		if m.Limit == nil {
+			return nil, 0, fmt.Errorf("sessions: new browser: a limit to count, and no Limit to count it")
+		}
+		if wait, err := m.Limit(ctx, limit); err != nil || wait > 0 {
+			return nil, wait, err
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.noteBrowser(token, views, v), nil
+	return m.noteBrowser(token, views, v), 0, nil
 }
 
 // Browsers reads an address's list (see Ops.Browsers).

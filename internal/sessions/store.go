@@ -17,6 +17,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/sessionlab/sessionlab/internal/redistrace"
+	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
 // Prefix is the key prefix of stored sessions: sess:<token>, as in the tutorial.
@@ -288,7 +289,7 @@ func (s IdleStore) DeleteCtx(ctx context.Context, token string) error {
 // memory store mode.
 type Operations interface {
 	IncrViews(ctx context.Context, token, user string, v Visit) (int, []Browser, error)
-	NewBrowser(ctx context.Context, token string, views int, v Visit) ([]Browser, error)
+	NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) ([]Browser, time.Duration, error)
 	Browsers(ctx context.Context, addr string) ([]Browser, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)

@@ -18,6 +18,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
 // Mode is where sessions live.
@@ -112,7 +113,10 @@ func New(cfg Config, sm *scs.SessionManager, rdb rueidis.Client, log *slog.Logge
 		hub := live.New(nil, log) // sessions are local, so are their events
 		log.Warn("sessions are kept in this process's memory (-store memory): a restart logs everyone out, and other instances do not see these logins")
 		return &Stack{
-			Ops:       &sessions.MemoryOps{Store: sm.Store, Idle: cfg.Idle, Publish: hub.Publish},
+			Ops: &sessions.MemoryOps{Store: sm.Store, Idle: cfg.Idle, Publish: hub.Publish,
+				Limit: func(ctx context.Context, s throttle.Step) (time.Duration, error) {
+					return throttle.CountStep(ctx, rdb, s)
+				}},
 			Index:     sessionindex.None{},
 			Live:      hub,
 			Warning:   memoryWarning,

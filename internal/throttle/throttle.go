@@ -242,22 +242,35 @@ if outcome == 'ok' then
 end
 return 1`))
 
+// CountLimitLua is the check-and-count of one limit as a Lua function,
+// count_limit(key, max, window_ms): 0 when the step may go ahead (and it
+// is counted), else the ms to wait (nothing counted). A counter that
+// somehow lost its TTL gets one again, so nothing blocks forever. The
+// count script below is built from it; a script of another package
+// includes it to take a limited step and count it in one round trip (the
+// first count of a new anonymous session, internal/sessions).
+const CountLimitLua = `
+local function count_limit(key, max, window)
+  local n = tonumber(redis.call('GET', key) or '0') or 0
+  if n >= tonumber(max) then
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then
+      redis.call('PEXPIRE', key, window)
+      ttl = tonumber(window)
+    end
+    return ttl
+  end
+  redis.call('INCR', key)
+  redis.call('PEXPIRE', key, window, 'NX')
+  return 0
+end
+`
+
 // count checks one limit and, if it is not reached, counts one more, in
 // one step (sign-ups, new anonymous sessions). KEYS[1] the counter; ARGV:
 // max, window (ms). Returns 0, or the ms to wait.
-var count = rueidis.NewLuaScript(redistrace.NameScript("count attempt", `
-local n = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-if n >= tonumber(ARGV[1]) then
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl < 0 then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    ttl = tonumber(ARGV[2])
-  end
-  return ttl
-end
-redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
-return 0`))
+var count = rueidis.NewLuaScript(redistrace.NameScript("count attempt", CountLimitLua+`
+return count_limit(KEYS[1], ARGV[1], ARGV[2])`))
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 
@@ -417,14 +430,45 @@ func (t *Throttle) NewSession(ctx context.Context, addr netip.Addr) (time.Durati
 	return t.count(ctx, Key(KindNewSession, "", addr), t.policy.Anonymous, "new session")
 }
 
+// Step is one limited step as a script counts it (CountLimitLua): the
+// counter's key and its limit. The zero Step limits nothing.
+type Step struct {
+	Key   string
+	Limit Limit
+}
+
+// Args are what count_limit takes after the key: max and window (ms).
+func (s Step) Args() []string { return []string{strconv.Itoa(s.Limit.Max), ms(s.Limit.Window)} }
+
+// NewSessionStep is what NewSession counts for addr, for a script that
+// counts it in its own step (CountLimitLua); the zero Step when new
+// sessions are not limited.
+func (t *Throttle) NewSessionStep(addr netip.Addr) Step {
+	if t.policy.Anonymous.Max <= 0 {
+		return Step{}
+	}
+	return Step{Key: Key(KindNewSession, "", addr), Limit: t.policy.Anonymous}
+}
+
 // count runs the count script for one limit (Max 0: no limit).
 func (t *Throttle) count(ctx context.Context, key string, l Limit, what string) (time.Duration, error) {
-	if l.Max <= 0 {
-		return 0, nil
-	}
-	n, err := count.Exec(ctx, t.rdb, []string{key}, []string{strconv.Itoa(l.Max), ms(l.Window)}).AsInt64()
+	wait, err := CountStep(ctx, t.rdb, Step{Key: key, Limit: l})
 	if err != nil {
 		return 0, fmt.Errorf("throttle: %s: %w", what, err)
+	}
+	return wait, nil
+}
+
+// CountStep checks one step against its limit and, if it is not reached,
+// counts it: one round trip. It returns 0 to go ahead, or how long to
+// wait. The zero Step waits for nothing and sends nothing.
+func CountStep(ctx context.Context, rdb rueidis.Client, s Step) (time.Duration, error) {
+	if s.Key == "" || s.Limit.Max <= 0 {
+		return 0, nil
+	}
+	n, err := count.Exec(ctx, rdb, []string{s.Key}, s.Args()).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("count %s: %w", s.Key, err)
 	}
 	return time.Duration(n) * time.Millisecond, nil
 }

@@ -36,6 +36,74 @@ func TestDefaultPolicyIsPinned(t *testing.T) {
 	}
 }
 
+// The limits the app runs with, as users meet them: each allows exactly its
+// documented number (README, docs) and refuses the next, for about its
+// window. A change to DefaultPolicy fails here by what it does, not by its
+// literals.
+func TestDefaultPolicyAtItsLimits(t *testing.T) {
+	p := throttle.DefaultPolicy
+	around := func(t *testing.T, wait, window time.Duration) {
+		t.Helper()
+		if wait > window || wait < window-time.Minute {
+			t.Errorf("wait %v, want about %v", wait, window)
+		}
+	}
+	t.Run("the sixth wrong password for one account from one address waits 5 minutes", func(t *testing.T) {
+		th, _ := start(t, p)
+		for range 5 {
+			fail(t, th, "alice", "192.0.2.1")
+		}
+		_, wait := attempt(t, th, "alice", "192.0.2.1", false)
+		around(t, wait, 5*time.Minute)
+	})
+	t.Run("the 21st failure for one account from unknown addresses waits 5 minutes", func(t *testing.T) {
+		th, _ := start(t, p)
+		for i := range 20 {
+			fail(t, th, "alice", "203.0.113."+strconv.Itoa(i+1))
+		}
+		_, wait := attempt(t, th, "alice", "203.0.113.200", false)
+		around(t, wait, 5*time.Minute)
+	})
+	t.Run("the 101st failure from one address waits 15 minutes", func(t *testing.T) {
+		th, _ := start(t, p)
+		for i := range 100 {
+			fail(t, th, "user"+strconv.Itoa(i), "192.0.2.9")
+		}
+		_, wait := attempt(t, th, "someone-else", "192.0.2.9", false)
+		around(t, wait, 15*time.Minute)
+	})
+	counted := []struct {
+		name   string
+		max    int
+		window time.Duration
+		try    func(*throttle.Throttle) (time.Duration, error)
+	}{
+		{"the 51st sign-up from one address waits an hour", 50, time.Hour, func(th *throttle.Throttle) (time.Duration, error) {
+			return th.Signup(context.Background(), ip("192.0.2.7"))
+		}},
+		{"the 301st new anonymous session from one address waits 10 minutes", 300, 10 * time.Minute, func(th *throttle.Throttle) (time.Duration, error) {
+			return th.NewSession(context.Background(), ip("192.0.2.8"))
+		}},
+	}
+	for _, c := range counted {
+		t.Run(c.name, func(t *testing.T) {
+			th, _ := start(t, p)
+			for i := range c.max + 1 {
+				wait, err := c.try(th)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i < c.max && wait != 0 {
+					t.Fatalf("number %d waits %v, want allowed", i+1, wait)
+				}
+				if i == c.max {
+					around(t, wait, c.window)
+				}
+			}
+		})
+	}
+}
+
 func start(t *testing.T, p throttle.Policy) (*throttle.Throttle, *redistest.Server) {
 	t.Helper()
 	rs := redistest.Start(t)

@@ -1,0 +1,179 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/a-h/templ"
+
+	"github.com/sessionlab/sessionlab/internal/live"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
+	"github.com/sessionlab/sessionlab/views"
+)
+
+// Every failed request is answered through this file (as in wtf's error.go):
+// a failure kind maps to a status, the words the user sees and the headers.
+
+// failure is how one kind of failed request is answered.
+type failure struct {
+	Status         int
+	Title, Message string
+	// RetryAfter, when set, is sent as Retry-After (whole seconds, rounded up).
+	RetryAfter time.Duration
+}
+
+// retryRedis is how soon a client may retry after Redis could not serve.
+const retryRedis = 5 * time.Second
+
+var (
+	failInternal = failure{Status: http.StatusInternalServerError, Title: "Something went wrong",
+		Message: "Something went wrong on our side, and nothing was changed. Please try again."}
+	failRedisDown = failure{Status: http.StatusServiceUnavailable, Title: "Session store unavailable",
+		Message:    "The session store (Redis) cannot serve right now, so nothing was changed. Please try again in a moment.",
+		RetryAfter: retryRedis}
+	// Redis got a change and did not answer: it may run it yet.
+	failRedisMayHaveRun = failure{Status: http.StatusServiceUnavailable, Title: "Session store unavailable",
+		Message: "The session store (Redis) stopped answering, so this may or may not have been saved. " +
+			"Please reload the page in a moment to see, before you try again.",
+		RetryAfter: retryRedis}
+	failShuttingDown = failure{Status: http.StatusServiceUnavailable, Title: "Server stopping",
+		Message: "This server is stopping. Please try again in a moment.", RetryAfter: retryRedis}
+	failNotReady = failure{Status: http.StatusServiceUnavailable, Title: "Not ready", RetryAfter: retryRedis}
+	// After SIGTERM (-drain): a load balancer stops sending; the instance still serves.
+	failDraining  = failure{Status: http.StatusServiceUnavailable, Title: "Draining"}
+	failCrossSite = failure{Status: http.StatusForbidden, Title: "Request blocked",
+		Message: "This request came from another site, so it was refused to protect your session. Use the forms on this site."}
+	failNotFound = failure{Status: http.StatusNotFound, Title: "Page not found",
+		Message: "There is no page at this address."}
+	failMethodNotAllowed = failure{Status: http.StatusMethodNotAllowed, Title: "Method not allowed",
+		Message: "This address does not accept that method."}
+	failRenewed = failure{Status: http.StatusConflict, Title: "Session renewed",
+		Message: "You logged in a moment ago, and this request still carried your previous session, so nothing was done. Reload the page to go on."}
+	failRevokeOwnSession = failure{Status: http.StatusBadRequest, Title: "That is this session",
+		Message: "To end the session you are using, log out."}
+	failTooLarge = failure{Status: http.StatusRequestEntityTooLarge, Title: "Request too large",
+		Message: "That form was larger than this site accepts."}
+	failFormTimeout = failure{Status: http.StatusRequestTimeout, Title: "Request timeout",
+		Message: "The form did not arrive in time. Please send it again."}
+	failTooManyStreams = failure{Status: http.StatusTooManyRequests, Title: "Too many live pages",
+		RetryAfter: streamRetryAfter}
+	failMalformedForm = failure{Status: http.StatusBadRequest, Title: "Malformed form",
+		Message: "The form could not be read. Please send it again from the page."}
+)
+
+// failureOf classifies an error. wrote: the request had sent Redis a change.
+func failureOf(err error, wrote bool) failure {
+	if errors.Is(err, live.ErrClosed) {
+		return failShuttingDown
+	}
+	kind, ok := redisconn.Unavailable(err)
+	switch {
+	case !ok:
+		return failInternal
+	case kind.MayHaveRun() && wrote:
+		return failRedisMayHaveRun
+	default:
+		return failRedisDown
+	}
+}
+
+// setHeaders writes the failure's headers: the one place Retry-After is set.
+func (f failure) setHeaders(h http.Header) {
+	if f.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(wholeSeconds(f.RetryAfter)))
+	}
+}
+
+// wholeSeconds rounds a wait up to whole seconds, at least one.
+func wholeSeconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
+}
+
+// answer sends a failure: its headers and, unless body is nil, the problem
+// page with its words.
+func (a *App) answer(w http.ResponseWriter, r *http.Request, f failure) {
+	a.answerWith(w, r, f, views.ProblemPage(views.Problem{Status: f.Status, Title: f.Title, Message: f.Message}))
+}
+
+// answerWith sends a failure with a page of its own (a form that says why).
+func (a *App) answerWith(w http.ResponseWriter, r *http.Request, f failure, page templ.Component) {
+	f.setHeaders(w.Header())
+	a.render(w, r, f.Status, f.Title, page)
+}
+
+// answerPlain sends a failure as plain text: for probes, and when no page can
+// be rendered.
+func answerPlain(w http.ResponseWriter, f failure, text string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	f.setHeaders(h)
+	w.WriteHeader(f.Status)
+	_, _ = io.WriteString(w, text)
+}
+
+// fail answers a request that could not be served because of our side. The
+// error is logged, never shown; it names no token (see LogID).
+func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
+	a.failAfterWrite(w, r, err, !safeMethod(r.Method))
+}
+
+// failAfterWrite is fail for a request that did (wrote) or did not send Redis
+// a change. Usually the method says which; GET /count is the GET that writes.
+func (a *App) failAfterWrite(w http.ResponseWriter, r *http.Request, err error, wrote bool) {
+	f := failureOf(err, wrote)
+	a.logFailure(r, f, err)
+	if !clientGone(r) {
+		a.answer(w, r, f)
+		return
+	}
+	w.WriteHeader(statusClientGone)
+}
+
+// failWith is fail in the request's own words: one that failed after it had
+// changed something for good must not say "nothing was changed".
+func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title, msg string) {
+	f := failureOf(err, true)
+	a.logFailure(r, f, err)
+	if clientGone(r) {
+		w.WriteHeader(statusClientGone)
+		return
+	}
+	f.Title, f.Message = title, msg
+	a.answer(w, r, f)
+}
+
+// logFailure logs a failed request: a client that left at Info, a Redis
+// outage once a minute per kind (see outageLog), anything else each time.
+func (a *App) logFailure(r *http.Request, f failure, err error) {
+	if clientGone(r) {
+		a.Log.Info("client gone", "method", r.Method, "path", r.URL.Path, "err", err)
+		return
+	}
+	if kind, ok := redisconn.Unavailable(err); ok {
+		a.outages.report(a.Log, kind, r, err)
+		return
+	}
+	if f == failShuttingDown {
+		a.Log.Info("refused while stopping", "method", r.Method, "path", r.URL.Path)
+		return
+	}
+	a.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", f.Status, "err", err)
+}
+
+func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }
+
+// statusClientGone is what the access log records for a request whose
+// client left before it was answered (nginx's 499): nothing is sent.
+const statusClientGone = 499
+
+// clientGone reports whether the request's client has left: the server
+// cancels a request's context when its connection closes. (Time limits on
+// Redis work end contexts with DeadlineExceeded, never Canceled.)
+func clientGone(r *http.Request) bool {
+	return errors.Is(r.Context().Err(), context.Canceled)
+}

@@ -1,0 +1,92 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
+)
+
+// A stream ends (views.SSEEnded, then the end of the response) when its
+// session ends, by any path, whether or not the session is in its user's
+// index: the credential generation reaches sessions the index lost.
+func TestAStreamEndsWithItsSession(t *testing.T) {
+	rs := redistest.Start(t)
+	a := newLiveApp(t, rs, "a")
+	rdb := newRedisClient(t, rs)
+	unindex := func(t *testing.T, user, token string) {
+		t.Helper()
+		err := rdb.Do(context.Background(), rdb.B().Hdel().Key(sessions.IndexKey(user)).Field(sessions.ID(token)).Build()).Error()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name    string
+		indexed bool
+		end     func(t *testing.T, user string, other *http.Client, token string)
+	}{
+		{"logout", true, nil},
+		{"revoked from another browser", true, func(t *testing.T, user string, other *http.Client, token string) {
+			a.post(other, "/sessions/"+sessions.ID(token)+"/revoke", nil)
+		}},
+		{"password changed elsewhere", true, func(t *testing.T, user string, other *http.Client, token string) { changePassword(t, a, other) }},
+		{"password changed elsewhere, missing from the index", false, func(t *testing.T, user string, other *http.Client, token string) { changePassword(t, a, other) }},
+		{"log out everywhere else, missing from the index", false, func(t *testing.T, user string, other *http.Client, token string) {
+			a.post(other, "/sessions/revoke-others", nil)
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			user := "user" + string(rune('a'+i))
+			mine, other := browser(t, firefoxLinux), browser(t, chromeWin)
+			a.register(mine, user, "old-password")
+			a.login(other, user, "old-password")
+			token := a.token(mine)
+			if !tt.indexed {
+				unindex(t, user, token)
+			}
+			s := apptest.OpenStream(t, mine, a.srv.URL+"/live")
+			s.Next(views.SSEHello)
+			if tt.end == nil {
+				a.post(mine, "/logout", nil)
+			} else {
+				tt.end(t, user, other, token)
+			}
+			if r := a.get(mine, "/profile"); r.status != http.StatusUnauthorized && r.status != http.StatusSeeOther {
+				t.Fatalf("the session did not end: /profile answered %d", r.status)
+			}
+			s.Next(views.SSEEnded)
+			if !s.Ended() {
+				t.Error("the stream stayed open after its ended event")
+			}
+		})
+	}
+
+	t.Run("expired", func(t *testing.T) {
+		b := newTestAppWith(t, rs, func(c *Config) { c.Instance = "b"; c.Idle = 2 * time.Second })
+		c := browser(t, firefoxLinux)
+		b.register(c, "exp", "exp-password")
+		s := apptest.OpenStream(t, c, b.srv.URL+"/live")
+		if ev := s.Next(views.SSEEnded); ev.Data != "expired" {
+			t.Errorf("ended event = %q, want expired", ev.Data)
+		}
+		if !s.Ended() {
+			t.Error("the stream stayed open after its session expired")
+		}
+	})
+}
+
+func changePassword(t *testing.T, a *testApp, other *http.Client) {
+	t.Helper()
+	r := a.post(other, "/password", url.Values{"current": {"old-password"}, "new": {"new-password"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("change password: %d", r.status)
+	}
+}

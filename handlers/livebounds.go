@@ -1,0 +1,155 @@
+package handlers
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/live"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+)
+
+// StreamLimits bound the open /live streams, so nobody can hold the
+// server's goroutines and memory with streams that nobody reads. Each
+// stream costs two goroutines and about 70 KB (see docs/security.md).
+type StreamLimits struct {
+	// PerSession: the page shares one stream across a browser's tabs, so a
+	// session needs one, two while a reconnect overlaps a stream the server
+	// has not yet seen die.
+	PerSession int
+	// PerAddress: a class shares one address (two browsers each).
+	PerAddress int
+	// PerProcess caps the memory all streams together can hold.
+	PerProcess int
+}
+
+// DefaultStreamLimits: four streams a session, enough for a class of 200
+// with two browsers each behind one address (plus reconnects), and a
+// process total that keeps every stream's memory under about 200 MB.
+var DefaultStreamLimits = StreamLimits{PerSession: 4, PerAddress: 600, PerProcess: 3000}
+
+// streamLimits are the App's limits, each zero one taken from the
+// defaults.
+func (a *App) streamLimits() StreamLimits {
+	d := DefaultStreamLimits
+	return StreamLimits{PerSession: cmp.Or(a.StreamLimits.PerSession, d.PerSession),
+		PerAddress: cmp.Or(a.StreamLimits.PerAddress, d.PerAddress),
+		PerProcess: cmp.Or(a.StreamLimits.PerProcess, d.PerProcess)}
+}
+
+// streamRetryAfter is how long a refused page waits before it asks again:
+// by then a stream whose browser left has been found dead by its next write.
+const streamRetryAfter = 30 * time.Second
+
+// errStreamRefused: a bound on open streams was reached.
+type errStreamRefused struct {
+	bound string // "session", "address" or "process"
+	limit int
+}
+
+func (e *errStreamRefused) Error() string {
+	return fmt.Sprintf("live: too many open streams for this %s (limit %d)", e.bound, e.limit)
+}
+
+// openStreams counts the process's open streams by session and by
+// address, and ends them all when the server shuts down. Its zero value is
+// ready to use.
+type openStreams struct {
+	mu        sync.Mutex
+	all       map[*stream]struct{}
+	bySession map[string]int
+	byAddr    map[string]int
+	ended     bool // the server is shutting down: no new stream
+	// Refusals since the last log line, by bound: logged once a minute at
+	// most, so a flood of refused requests is not a flood of lines.
+	refused  map[string]int
+	loggedAt time.Time
+}
+
+// admit counts s in, or says which bound it would pass.
+func (o *openStreams) admit(s *stream, lim StreamLimits, log *slog.Logger) error {
+	id := sessions.ID(s.token)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.all == nil {
+		o.all, o.bySession, o.byAddr, o.refused = map[*stream]struct{}{}, map[string]int{}, map[string]int{}, map[string]int{}
+	}
+	var refused *errStreamRefused
+	switch {
+	case o.ended:
+		return live.ErrClosed
+	case len(o.all) >= lim.PerProcess:
+		refused = &errStreamRefused{"process", lim.PerProcess}
+	case o.byAddr[s.addr] >= lim.PerAddress:
+		refused = &errStreamRefused{"address", lim.PerAddress}
+	case o.bySession[id] >= lim.PerSession:
+		refused = &errStreamRefused{"session", lim.PerSession}
+	}
+	if refused != nil {
+		o.refused[refused.bound]++
+		if now := time.Now(); now.Sub(o.loggedAt) >= time.Minute {
+			args := []any{"open", len(o.all), "client", s.addr}
+			for _, b := range []string{"session", "address", "process"} {
+				args = append(args, "refused_"+b, o.refused[b])
+			}
+			log.Warn("live streams refused at a bound (counts since the last such line)", args...)
+			o.loggedAt, o.refused = now, map[string]int{}
+		}
+		return refused
+	}
+	o.all[s] = struct{}{}
+	o.bySession[id]++
+	o.byAddr[s.addr]++
+	return nil
+}
+
+// remove gives s's place back.
+func (o *openStreams) remove(s *stream) {
+	id := sessions.ID(s.token)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.all[s]; !ok {
+		return
+	}
+	delete(o.all, s)
+	if o.bySession[id]--; o.bySession[id] <= 0 {
+		delete(o.bySession, id)
+	}
+	if o.byAddr[s.addr]--; o.byAddr[s.addr] <= 0 {
+		delete(o.byAddr, s.addr)
+	}
+}
+
+// endAll ends every open stream now, even one blocked writing to a client
+// that does not read, and refuses new ones.
+func (o *openStreams) endAll() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.ended = true
+	for s := range o.all {
+		s.end()
+	}
+}
+
+// count is how many streams are open.
+func (o *openStreams) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.all)
+}
+
+// EndStreams ends every open /live stream at once and refuses new ones: the
+// server calls it when it shuts down, so that Shutdown never waits on a
+// stream (whose page reconnects to the next process).
+func (a *App) EndStreams() { a.streams.endAll() }
+
+// streamRefused answers a stream past a bound: 429 with Retry-After and a
+// line the page's script shows instead of "the server is not answering".
+// Logged once a minute at most (see openStreams.admit).
+func (a *App) streamRefused(w http.ResponseWriter, r *http.Request, e *errStreamRefused) {
+	answerPlain(w, failTooManyStreams, fmt.Sprintf("Too many live pages are open from here (at most %d per %s). "+
+		"This page still works; its live updates resume within %d seconds.\n", e.limit, e.bound, wholeSeconds(streamRetryAfter)))
+}

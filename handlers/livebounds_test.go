@@ -1,0 +1,117 @@
+package handlers
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+)
+
+// Open streams are bounded per session, per client address and per
+// process; past a bound the answer is a 429 the page's script understands
+// (Retry-After and a line to show), and the refusals are logged once a
+// minute, not once each.
+func TestLiveStreamsAreBounded(t *testing.T) {
+	limits := StreamLimits{PerSession: 2, PerAddress: 5, PerProcess: 7}
+	tests := []struct {
+		name     string
+		sessions int // each opens streams until one is refused
+		perAddr  bool
+		want     string
+	}{
+		{"per session", 1, false, "per session"},
+		{"per address", 3, false, "per address"},
+		{"per process", 4, true, "per process"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ta := newTestApp(t, func(a *App) {
+				a.StreamLimits = limits
+				if tt.perAddr {
+					// Every client has its own address (X-Forwarded-For
+					// from a trusted proxy), so only the process bound is
+					// left to reach.
+					a.TrustedProxies, _ = ParseTrustedProxies("127.0.0.1/32")
+				}
+			})
+			open := 0
+			var refused *http.Response
+			for i := range tt.sessions {
+				c := browser(t, firefoxLinux)
+				if tt.perAddr {
+					c.Transport = forwardedFor(fmt.Sprintf("192.0.2.%d", i+1))
+				}
+				ta.get(c, "/count")
+				for range limits.PerSession + 1 {
+					req, _ := http.NewRequest(http.MethodGet, ta.srv.URL+"/live", nil)
+					resp, err := streamClient(c).Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { resp.Body.Close() })
+					if resp.StatusCode == http.StatusOK {
+						open++
+						continue
+					}
+					refused = resp
+					break
+				}
+			}
+			want := map[string]int{"per session": 2, "per address": 5, "per process": 7}[tt.name]
+			if open != want {
+				t.Errorf("%d streams accepted, want %d", open, want)
+			}
+			if refused == nil {
+				t.Fatal("no stream was refused")
+			}
+			if refused.StatusCode != http.StatusTooManyRequests || refused.Header.Get("Retry-After") == "" {
+				t.Fatalf("refusal: %d, Retry-After %q; want 429 with Retry-After", refused.StatusCode, refused.Header.Get("Retry-After"))
+			}
+			b := make([]byte, 512)
+			n, _ := refused.Body.Read(b)
+			if msg := string(b[:n]); !strings.Contains(msg, "Too many live pages") || !strings.Contains(msg, tt.want) {
+				t.Errorf("refusal says %q, want it to name the bound (%s)", msg, tt.want)
+			}
+			if got := ta.app.streams.count(); got != want {
+				t.Errorf("%d streams counted open, want %d", got, want)
+			}
+		})
+	}
+
+	t.Run("refusals are logged once a minute, and a closed stream gives its place back", func(t *testing.T) {
+		ta := newTestApp(t, func(a *App) { a.StreamLimits = StreamLimits{PerSession: 1} })
+		c := browser(t, firefoxLinux)
+		ta.get(c, "/count")
+		s := apptest.OpenStream(t, c, ta.srv.URL+"/live")
+		for range 5 {
+			if r := ta.get(c, "/live"); r.status != http.StatusTooManyRequests {
+				t.Fatalf("second stream of a session: %d, want 429", r.status)
+			}
+		}
+		if n := strings.Count(ta.logs.String(), "live streams refused"); n != 1 {
+			t.Errorf("%d log lines for 5 refusals in a minute, want 1:\n%s", n, ta.logs.String())
+		}
+		s.Close()
+		waitFor(t, "the closed stream's place", func() bool { return ta.app.streams.count() == 0 })
+		if s2 := apptest.OpenStream(t, c, ta.srv.URL+"/live"); s2.Status != http.StatusOK {
+			t.Errorf("a stream after the first closed: %d, want 200", s2.Status)
+		}
+	})
+}
+
+// streamClient is c without its timeout (a stream outlives it).
+func streamClient(c *http.Client) *http.Client {
+	return &http.Client{Jar: c.Jar, Transport: c.Transport, CheckRedirect: c.CheckRedirect}
+}
+
+// forwardedFor is a transport that says the request comes from addr
+// (through a trusted proxy).
+type forwardedFor string
+
+func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", string(f))
+	return http.DefaultTransport.RoundTrip(r)
+}

@@ -1,0 +1,103 @@
+package handlers
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/throttle"
+)
+
+// roundTrips runs fn and counts, with MONITOR, the round trips the app
+// made to rs meanwhile: each command a client sent, a MULTI … EXEC block
+// as one, what Lua scripts run inside Redis not at all.
+func roundTrips(t *testing.T, rs *redistest.Server, fn func()) (trips int, cmds []string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", rs.Addr(), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	if _, err := conn.Write([]byte("MONITOR\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "+OK") {
+		t.Fatalf("MONITOR: %q %v", l, err)
+	}
+	fn()
+	marker := "roundtrips-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	rs.MustDo("ECHO", marker)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	inMulti := map[string]bool{}
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("MONITOR: %v (so far %v)", err, cmds)
+		}
+		if strings.Contains(l, marker) {
+			return trips, cmds
+		}
+		// +1700000000.123456 [0 127.0.0.1:5555] "GET" "sess:..."
+		open, end := strings.IndexByte(l, '['), strings.IndexByte(l, ']')
+		if open < 0 || end < open {
+			continue
+		}
+		src := strings.Fields(l[open+1 : end])
+		if len(src) < 2 || src[1] == "lua" {
+			continue
+		}
+		cmd := strings.ToUpper(strings.Trim(strings.Fields(l[end+1:])[0], `"`))
+		cmds = append(cmds, cmd)
+		switch client := src[1]; {
+		case cmd == "MULTI":
+			inMulti[client] = true
+			trips++
+		case inMulti[client]:
+			inMulti[client] = cmd != "EXEC" && cmd != "DISCARD"
+		default:
+			trips++
+		}
+	}
+}
+
+// A new visitor's first count, with the limit on new anonymous sessions
+// on, takes two round trips: the browsers script, which counts the new
+// session against the limit in the same step, and the session's write. A
+// visitor past the limit is refused in the first, and nothing is stored
+// for it: no session, no row in the browsers list.
+func TestNewSessionTwoRoundTrips(t *testing.T) {
+	ta := newTestApp(t, behindProxy)
+	p := throttle.DefaultPolicy
+	p.Anonymous = throttle.Limit{Max: 2, Window: time.Hour}
+	ta.app.Throttle = throttle.New(newRedisClient(t, ta.redis), p)
+	countFrom := func(c *http.Client) response {
+		t.Helper()
+		return ta.get(c, "/count", "X-Forwarded-For", "192.0.2.77")
+	}
+	countFrom(ta.client()) // the scripts are loaded (a first EVALSHA may need an EVAL)
+
+	var r response
+	trips, cmds := roundTrips(t, ta.redis, func() { r = countFrom(ta.client()) })
+	wantStatus(t, "second new session", r, http.StatusOK)
+	if trips > 2 {
+		t.Errorf("a new session's first count: %d round trips %v, want at most 2", trips, cmds)
+	}
+
+	rows := func() string { return ta.redis.MustDo("HLEN", sessions.BrowsersKey("192.0.2.77")) }
+	before := rows()
+	trips, cmds = roundTrips(t, ta.redis, func() { r = countFrom(ta.client()) })
+	wantStatus(t, "past the limit", r, http.StatusTooManyRequests)
+	if trips > 1 {
+		t.Errorf("a refused new session: %d round trips %v, want 1", trips, cmds)
+	}
+	if after := rows(); after != before {
+		t.Errorf("browsers of the address: %s rows -> %s: a refused session was listed", before, after)
+	}
+}

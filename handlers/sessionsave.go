@@ -1,0 +1,184 @@
+package handlers
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
+)
+
+// Saving the session before anything is sent: loadAndSave (sessionload.go)
+// holds the handler's response in a bufferedWriter, saves, then sends.
+
+// saveSession writes a changed session to Redis and sets the cookie.
+func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	switch a.Sessions.Status(ctx) {
+	case scs.Modified:
+		st, _ := stateOf(ctx)
+		if st != nil && st.abandoned {
+			return nil
+		}
+		created := a.Sessions.Token(ctx) == "" || st != nil && st.created
+		if a.Sessions.Token(ctx) == "" { // newToken has checked already
+			if renewed, err := a.renewedMeanwhile(ctx); err != nil {
+				return err
+			} else if renewed {
+				return errRenewed
+			}
+		}
+		_, loggedIn := a.currentUser(ctx)
+		fresh := created && !loggedIn // a new anonymous session
+		if fresh && (st == nil || !st.limited) {
+			if err := a.newSessionAllowed(r); err != nil {
+				return err
+			}
+		}
+		if !a.Sessions.Exists(ctx, sessions.KeyOrigin) {
+			// Recorded in the write that creates the session: no extra
+			// round trip, and pages can show it outlived this process.
+			a.recordOrigin(ctx)
+		}
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		if st != nil && !st.originAt.IsZero() {
+			now = st.originAt // created by this request: seen when created (see neverReused)
+		}
+		a.Sessions.Put(ctx, sessions.KeySeen, now)
+		commitCtx := ctx
+		if fresh {
+			// Short-lived until it is used again (see freshFor), set by
+			// the write that creates it.
+			commitCtx = sessions.WithIdle(ctx, freshFor)
+		}
+		token, expiry, err := a.Sessions.Commit(commitCtx)
+		if err != nil {
+			return fmt.Errorf("save session %s: %w", a.LogID(token), err)
+		}
+		a.Issued.Add(token, expiry)
+		if created {
+			a.Log.Info("session created", "session", a.LogID(token))
+		}
+		a.Sessions.WriteSessionCookie(ctx, w, token, expiry)
+	case scs.Destroyed:
+		if st, _ := stateOf(ctx); st.isStale() {
+			// The session ended under this request; if that was a
+			// renewal, the browser's cookie is already the new token.
+			if renewed, err := a.renewedMeanwhile(ctx); err != nil {
+				return err
+			} else if renewed {
+				return nil
+			}
+		}
+		a.Sessions.WriteSessionCookie(ctx, w, "", time.Time{})
+	default:
+		return nil
+	}
+	// scs adds `no-cache="Set-Cookie"`; a response that sets a session
+	// cookie must not be stored at all.
+	w.Header().Set("Cache-Control", "no-store")
+	return nil
+}
+
+// bufferedWriter holds a response until the session is saved. A handler that
+// streams (server-sent events) flushes, which saves the session first and
+// then passes writes straight through.
+type bufferedWriter struct {
+	w         http.ResponseWriter
+	header    http.Header
+	status    int
+	body      *bytes.Buffer // from bufferPool, returned when the request ends
+	save      func() error
+	streaming bool
+}
+
+func (b *bufferedWriter) Header() http.Header { return b.header }
+
+func (b *bufferedWriter) WriteHeader(code int) {
+	if b.streaming {
+		return
+	}
+	if b.status == 0 {
+		b.status = code
+	}
+}
+
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	if b.streaming {
+		return b.w.Write(p)
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+
+// send copies the held response to the client. When it is the whole
+// response (final), it goes with a Content-Length instead of chunked; a
+// stream that starts with it must not have one.
+func (b *bufferedWriter) send(final bool) {
+	h := b.w.Header()
+	for k, v := range b.header {
+		switch {
+		case k == "Cache-Control" && h.Get("Cache-Control") == "no-store":
+		case k == "Vary" || k == "Set-Cookie":
+			h[k] = append(h[k], v...) // keep the middleware's Vary: Cookie and session cookie
+		default:
+			h[k] = v
+		}
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	if final && b.status >= 200 && b.status != http.StatusNoContent && b.status != http.StatusNotModified && h.Get("Content-Length") == "" {
+		h.Set("Content-Length", strconv.Itoa(b.body.Len()))
+	}
+	b.w.WriteHeader(b.status)
+	_, _ = b.w.Write(b.body.Bytes())
+}
+
+// FlushError starts streaming: save the session, send what is held, flush.
+func (b *bufferedWriter) FlushError() error {
+	if !b.streaming {
+		if err := b.save(); err != nil {
+			return err
+		}
+		b.send(false)
+		b.streaming = true
+	}
+	return http.NewResponseController(b.w).Flush()
+}
+
+func (b *bufferedWriter) Flush() { _ = b.FlushError() }
+
+func (b *bufferedWriter) Unwrap() http.ResponseWriter { return b.w }
+
+// fillTrace puts what the request sent to Redis, the save included, in
+// place of the page's trace marker (if it has one): the page was rendered
+// before the save, so it could not say.
+func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.Trace) {
+	b := body.Bytes()
+	// From the end: the slot sits in the panel after the page's content,
+	// and a page is full of the '<' a forward search would stop at.
+	i := bytes.LastIndex(b, traceMarker)
+	if i < 0 {
+		return
+	}
+	tail := getBuffer()
+	defer putBuffer(tail)
+	tail.Write(b[i+len(traceMarker):])
+	body.Truncate(i)
+	var cmds [8]views.TraceCommand
+	t := views.Trace{Method: r.Method, Path: r.URL.Path, Commands: cmds[:0]}
+	t.Dropped = trace.Each(func(c redistrace.Command) { t.Commands = append(t.Commands, views.TraceCommand(c)) })
+	views.WriteTrace(body, t, a.Redis)
+	body.Write(tail.Bytes())
+}
+
+var traceMarker = []byte(views.TraceMarker)
