@@ -5,8 +5,6 @@ import (
 	"compress/gzip"
 	"net/http"
 	"sync"
-
-	"github.com/sessionlab/sessionlab/static"
 )
 
 // Pages go out gzipped to browsers that accept it: a page is 5-10 KB of
@@ -23,10 +21,12 @@ var gzipWriters = sync.Pool{New: func() any {
 }}
 
 // compressed is body gzipped into out when the client accepts it and the
-// body is worth it, with the headers set; else body unchanged.
-func compressed(h http.Header, r *http.Request, body []byte, out *bytes.Buffer) []byte {
+// body is worth it, with the headers set; else body unchanged. Pages are
+// compressed as they leave (bufferedWriter.send), after the trace is
+// filled in.
+func compressed(h http.Header, accepts bool, body []byte, out *bytes.Buffer) []byte {
 	h.Add("Vary", "Accept-Encoding")
-	if len(body) < minCompressed || !static.AcceptsGzip(r) {
+	if len(body) < minCompressed || !accepts {
 		return body
 	}
 	zw := gzipWriters.Get().(*gzip.Writer)

@@ -51,11 +51,8 @@ func (a *App) write(w http.ResponseWriter, r *http.Request, status int, c templ.
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Add("Vary", "HX-Request, HX-History-Restore-Request")
-	zbuf := getBuffer()
-	defer putBuffer(zbuf)
-	body := compressed(h, r, buf.Bytes(), zbuf)
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	_, _ = w.Write(buf.Bytes())
 }
 
 func (a *App) page(ctx context.Context, title string) views.Page {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/static"
 )
 
 // sessionState is what the middleware learned about the request's session,
@@ -124,7 +125,8 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 		}
 		r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
 
-		bw := &bufferedWriter{w: w, header: http.Header{}, body: getBuffer(), save: func() error { return a.saveSession(w, r) }}
+		bw := &bufferedWriter{w: w, header: http.Header{}, body: getBuffer(), save: func() error { return a.saveSession(w, r) },
+			gzip: static.AcceptsGzip(r)}
 		defer putBuffer(bw.body)
 		next.ServeHTTP(bw, r)
 		if bw.streaming {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -96,6 +97,7 @@ type bufferedWriter struct {
 	body      *bytes.Buffer // from bufferPool, returned when the request ends
 	save      func() error
 	streaming bool
+	gzip      bool // the client accepts a gzipped page
 }
 
 func (b *bufferedWriter) Header() http.Header { return b.header }
@@ -136,11 +138,17 @@ func (b *bufferedWriter) send(final bool) {
 	if b.status == 0 {
 		b.status = http.StatusOK
 	}
+	body := b.body.Bytes()
 	if final && b.status >= 200 && b.status != http.StatusNoContent && b.status != http.StatusNotModified && h.Get("Content-Length") == "" {
-		h.Set("Content-Length", strconv.Itoa(b.body.Len()))
+		if strings.HasPrefix(h.Get("Content-Type"), "text/html") && h.Get("Content-Encoding") == "" {
+			zbuf := getBuffer()
+			defer putBuffer(zbuf)
+			body = compressed(h, b.gzip, body, zbuf)
+		}
+		h.Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	b.w.WriteHeader(b.status)
-	_, _ = b.w.Write(b.body.Bytes())
+	_, _ = b.w.Write(body)
 }
 
 // FlushError starts streaming: save the session, send what is held, flush.
