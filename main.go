@@ -141,7 +141,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration(getenv("SHUTDOWN_TIMEOUT"), 10*time.Second), "how long SIGTERM waits for requests in flight (env SHUTDOWN_TIMEOUT)")
 	fs.DurationVar(&c.drain, "drain", envDuration(getenv("DRAIN"), 5*time.Second), "after SIGTERM, how long /readyz says not ready while requests are still served, so a load balancer stops sending before the listener closes; Ctrl-C skips it (env DRAIN)")
 	fs.IntVar(&c.newSessions, "new-sessions", envInt(getenv("NEW_SESSIONS"), throttle.DefaultPolicy.Anonymous.Max),
-		"new anonymous sessions allowed per client address per 10 minutes, 0 for no limit (env NEW_SESSIONS)")
+		fmt.Sprintf("new anonymous sessions allowed per client address per %d minutes, 0 for no limit (env NEW_SESSIONS)", int(throttle.DefaultPolicy.Anonymous.Window.Minutes())))
 	fs.IntVar(&c.bcryptCost, "bcrypt-cost", envInt(getenv("BCRYPT_COST"), bcrypt.DefaultCost), "bcrypt cost for new passwords (env BCRYPT_COST)")
 	fs.TextVar(&c.logLevel, "log-level", envLevel(getenv("LOG_LEVEL")), "debug, info, warn or error (env LOG_LEVEL)")
 	store := fs.String("store", cmp.Or(getenv("STORE"), string(sessionstack.Redis)), "where sessions live: redis, or memory to show what is lost without Redis (env STORE)")

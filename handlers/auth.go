@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -90,7 +91,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	case password == "":
 		form.Password.Error = "Enter your password."
 	case len(password) > accounts.PasswordMax:
-		form.Password.Error = "Passwords are at most 72 bytes."
+		form.Password.Error = fmt.Sprintf("Passwords are at most %d bytes.", accounts.PasswordMax)
 	}
 	if form.Username.Error != "" || form.Password.Error != "" {
 		a.render(w, r, http.StatusUnprocessableEntity, "Log in", views.LoginPage(form))

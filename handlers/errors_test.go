@@ -1,15 +1,19 @@
 package handlers
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
+
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
 )
 
 // Every 503 the table can give says when to come back, and all say the same.
 func TestEveryUnavailableFailureSaysWhenToRetry(t *testing.T) {
-	for _, f := range []failure{failInternal, failRedisDown, failRedisMayHaveRun, failShuttingDown, failNotReady,
+	for _, f := range []failure{failInternal, failRedisDown, failRedisMayHaveRun, failRedisNotReplicated, failShuttingDown, failNotReady,
 		failCrossSite, failNotFound, failMethodNotAllowed, failRenewed, failRevokeOwnSession, failTooLarge,
 		failFormTimeout, failMalformedForm} {
 		h := http.Header{}
@@ -34,5 +38,19 @@ func TestLiveWhileStoppingIs503WithRetryAfter(t *testing.T) {
 	r := ta.get(c, "/live")
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "5" {
 		t.Errorf("/live after the hub closed: %d, Retry-After %q; want 503 with Retry-After 5", r.status, r.header.Get("Retry-After"))
+	}
+}
+
+// A change the master ran but no replica confirmed (Sentinel) is neither
+// "nothing was changed" nor "Redis stopped answering": it may or may not
+// be kept. A request that changed nothing still says nothing was changed.
+func TestAnUnreplicatedWriteMayOrMayNotBeKept(t *testing.T) {
+	err := fmt.Errorf("sessions: incr views: %w", redisconn.ErrNotReplicated)
+	if f := failureOf(err, true); f.Status != http.StatusServiceUnavailable || !strings.Contains(f.Message, "may or may not") ||
+		strings.Contains(f.Message, "stopped answering") {
+		t.Errorf("after a write: %d %q", f.Status, f.Message)
+	}
+	if f := failureOf(err, false); f != failRedisDown {
+		t.Errorf("without a write: %d %q, want %q", f.Status, f.Message, failRedisDown.Message)
 	}
 }

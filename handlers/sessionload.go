@@ -208,7 +208,7 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 }
 
 // neverReused reports whether the session is anonymous and was last seen
-// when it was created: its key then lives only freshFor, and this first
+// when it was created: its key then lives only sessions.FreshFor, and this first
 // reuse must give it the idle timeout.
 func (a *App) neverReused(ctx context.Context, seen time.Time) bool {
 	if _, ok := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User); ok {

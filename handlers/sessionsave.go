@@ -54,9 +54,9 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		a.Sessions.Put(ctx, sessions.KeySeen, now)
 		commitCtx := ctx
 		if fresh {
-			// Short-lived until it is used again (see freshFor), set by
+			// Short-lived until it is used again (see sessions.FreshFor), set by
 			// the write that creates it.
-			commitCtx = sessions.WithIdle(ctx, freshFor)
+			commitCtx = sessions.WithIdle(ctx, sessions.FreshFor)
 		}
 		token, expiry, err := a.Sessions.Commit(commitCtx)
 		if err != nil {

@@ -40,7 +40,8 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 	}
 	master := func() string { return opt.InitAddress[0] }
 	gate := func(string) error { return nil }
-	if opt.Sentinel.MasterSet != "" {
+	sentinel := opt.Sentinel.MasterSet != ""
+	if sentinel {
 		master = func() string { return MasterAddr(rdb) }
 		gate = failingOver // held like rdb's commands while the master is replaced
 	}
@@ -77,7 +78,7 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 				p.failed()
 				return nil, err
 			}
-			wc := &watchedConn{Conn: c, addr: addr, pool: p}
+			wc := &watchedConn{Conn: c, addr: addr, pool: p, ackWrites: sentinel}
 			if err := wc.checkRole(); err != nil {
 				c.Close()
 				return nil, err
@@ -141,6 +142,23 @@ type watchedConn struct {
 	pool     *poolState
 	checked  time.Time // last ROLE that said master
 	readonly bool      // a READONLY reply: Err makes the pool close it
+	// ackWrites: a write is acknowledged only once a replica confirms it
+	// (Sentinel: see ReplicaAckTimeout).
+	ackWrites bool
+}
+
+// sessionWrites are the commands scs/redisstore writes with: the commit's
+// MULTI ... EXEC and DEL.
+var sessionWrites = map[string]bool{"EXEC": true, "DEL": true}
+
+// waitReplica is WAIT 1 on this connection: nil once a replica confirms
+// the writes sent on it so far, ErrNotReplicated if none does in time.
+func (c *watchedConn) waitReplica() error {
+	n, err := redis.Int(c.Conn.Do("WAIT", 1, ReplicaAckTimeout.Milliseconds()))
+	if err == nil && n < 1 {
+		err = ErrNotReplicated
+	}
+	return err
 }
 
 // checkRole asks the server whether it is (still) a master.
@@ -188,6 +206,9 @@ func (c *watchedConn) Err() error {
 
 func (c *watchedConn) Do(cmd string, args ...any) (any, error) {
 	v, err := c.Conn.Do(cmd, args...)
+	if err == nil && c.ackWrites && sessionWrites[cmd] {
+		err = c.waitReplica()
+	}
 	return v, c.check(err)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -245,14 +246,75 @@ func (g *failoverGate) Do(ctx context.Context, cmd rueidis.Completed) rueidis.Re
 	if err := g.refuse(); err != nil {
 		return rueidis.NewErrorResult(err)
 	}
-	return g.Client.Do(ctx, cmd)
+	if !writes(cmd) {
+		return g.Client.Do(ctx, cmd)
+	}
+	res := g.Client.DoMulti(ctx, cmd, g.waitReplica())
+	if err := replicated(res[1]); err != nil && res[0].Error() == nil {
+		return rueidis.NewErrorResult(err)
+	}
+	return res[0]
 }
 
 func (g *failoverGate) DoMulti(ctx context.Context, multi ...rueidis.Completed) []rueidis.RedisResult {
 	if err := g.refuse(); err != nil {
 		return refused(len(multi), err)
 	}
-	return g.Client.DoMulti(ctx, multi...)
+	if !slices.ContainsFunc(multi, writes) {
+		return g.Client.DoMulti(ctx, multi...)
+	}
+	res := g.Client.DoMulti(ctx, append(slices.Clip(multi), g.waitReplica())...)
+	if err := replicated(res[len(multi)]); err != nil {
+		for i, cmd := range multi {
+			if writes(cmd) && res[i].Error() == nil {
+				res[i] = rueidis.NewErrorResult(err)
+			}
+		}
+	}
+	return res[:len(multi)]
+}
+
+// Acknowledged writes survive a failover only if a replica has them: Redis
+// replicates asynchronously, and the sentinels may promote a replica that
+// missed the last writes, or (within ten seconds of a failover, before they
+// reconfigure the old master) the old master itself, whose data stops at
+// the failover. So on a Sentinel deployment every write is followed, in the
+// same round trip and on the same connection, by WAIT 1: a write no replica
+// confirmed within ReplicaAckTimeout fails with ErrNotReplicated (a 503
+// that says it may or may not have been saved). A single Redis has no
+// replica to wait for, and no gate: it pays nothing.
+
+// ReplicaAckTimeout is how long a write on a Sentinel deployment waits for
+// a replica to confirm it. A replica on the same network confirms within a
+// round trip; a master without a reachable replica refuses every write
+// after this long.
+const ReplicaAckTimeout = 500 * time.Millisecond
+
+// ErrNotReplicated is the error of a write that the master ran but no
+// replica confirmed in time: a failover could still lose it.
+var ErrNotReplicated = errors.New("no replica confirmed the write in time (WAIT 1): a failover could lose it")
+
+// writes says whether cmd may write, so it must reach a replica before it
+// is acknowledged. Blocking commands and pub/sub are left alone.
+func writes(cmd rueidis.Completed) bool {
+	return !cmd.IsReadOnly() && !cmd.IsBlock() && !cmd.NoReply()
+}
+
+func (g *failoverGate) waitReplica() rueidis.Completed {
+	return g.Client.B().Wait().Numreplicas(1).Timeout(ReplicaAckTimeout.Milliseconds()).Build()
+}
+
+// replicated reads WAIT's reply: nil if a replica confirmed the writes
+// before it on its connection.
+func replicated(wait rueidis.RedisResult) error {
+	n, err := wait.AsInt64()
+	switch {
+	case err != nil:
+		return err // it ran, or may have run: WAIT's own failure says which
+	case n < 1:
+		return ErrNotReplicated
+	}
+	return nil
 }
 
 func (g *failoverGate) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Duration) rueidis.RedisResult {

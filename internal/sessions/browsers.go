@@ -39,9 +39,6 @@ func BrowsersKey(addr string) string { return "browsers:" + addr }
 // publishes the address's new list.
 func BrowsersChannel(addr string) string { return "live:addr:" + addr }
 
-// MsgBrowsersPrefix starts a BrowsersChannel message; the list (JSON) follows.
-const MsgBrowsersPrefix = "browsers "
-
 // Browser is one session in an address's list.
 type Browser struct {
 	ID       string `json:"id"`     // session ID (a hash of the token); never shown
