@@ -31,6 +31,9 @@ type sessionState struct {
 	// originAt: when this request recorded the session's origin (it
 	// creates the session).
 	originAt time.Time
+	// views is the count this request made inside Redis (GET /count),
+	// which the session as loaded does not hold yet (the header's lab progress).
+	views int
 }
 
 // isStale: the cookie named no live session. Nil-safe, as are the others.
