@@ -40,12 +40,6 @@ var (
 		Message: "The session store (Redis) stopped answering, so this may or may not have been saved. " +
 			"Please reload the page in a moment to see, before you try again.",
 		RetryAfter: retryRedis}
-	// Sentinel: the master ran the change, but no replica confirmed it
-	// (redisconn.ErrNotReplicated), so a failover could still undo it.
-	failRedisNotReplicated = failure{Status: http.StatusServiceUnavailable, Title: "Session store unavailable",
-		Message: "The session store (Redis) has no replica that confirmed this change in time, so it may or may not be kept. " +
-			"Please reload the page in a moment to see, before you try again.",
-		RetryAfter: retryRedis}
 	failShuttingDown = failure{Status: http.StatusServiceUnavailable, Title: "Server stopping",
 		Message: "This server is stopping. Please try again in a moment.", RetryAfter: retryRedis}
 	failNotReady = failure{Status: http.StatusServiceUnavailable, Title: "Not ready", RetryAfter: retryRedis}
@@ -89,8 +83,6 @@ func failureOf(err error, wrote bool) failure {
 	switch {
 	case !ok:
 		return failInternal
-	case kind == redisconn.NotReplicated && wrote:
-		return failRedisNotReplicated
 	case kind.MayHaveRun() && wrote:
 		return failRedisMayHaveRun
 	default:
