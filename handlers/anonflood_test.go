@@ -70,11 +70,11 @@ func TestAnonymousFlood(t *testing.T) {
 			ms, _ := strconv.Atoi(ta.redis.MustDo("PTTL", key))
 			return time.Duration(ms) * time.Millisecond
 		}
-		if got := ttl(); got <= 0 || got > freshFor {
-			t.Errorf("new anonymous session: TTL %v, want at most %v", got, freshFor)
+		if got := ttl(); got <= 0 || got > sessions.FreshFor {
+			t.Errorf("new anonymous session: TTL %v, want at most %v", got, sessions.FreshFor)
 		}
 		countFrom(c, "203.0.113.60")
-		if got := ttl(); got <= freshFor || got > ta.app.Idle {
+		if got := ttl(); got <= sessions.FreshFor || got > ta.app.Idle {
 			t.Errorf("after it was used again: TTL %v, want the %v idle timeout", got, ta.app.Idle)
 		}
 	})

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -90,7 +91,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	case password == "":
 		form.Password.Error = "Enter your password."
 	case len(password) > accounts.PasswordMax:
-		form.Password.Error = "Passwords are at most 72 bytes."
+		form.Password.Error = fmt.Sprintf("Passwords are at most %d bytes.", accounts.PasswordMax)
 	}
 	if form.Username.Error != "" || form.Password.Error != "" {
 		a.render(w, r, http.StatusUnprocessableEntity, "Log in", views.LoginPage(form))
@@ -128,8 +129,16 @@ func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) (err 
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
 	prev, _ := a.currentUser(ctx)
-	if err := a.renewToken(ctx); err != nil {
-		return err
+	// The fixation experiment (-lab) can switch renewal off for this
+	// session alone; it is on for every other.
+	keep := old != "" && a.labOf(ctx).NoRenewal
+	if a.Lab {
+		a.labLogin(r, old, !keep)
+	}
+	if !keep {
+		if err := a.renewToken(ctx); err != nil {
+			return err
+		}
 	}
 	defer func() {
 		if err != nil {

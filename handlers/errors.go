@@ -63,6 +63,15 @@ var (
 		RetryAfter: streamRetryAfter}
 	failMalformedForm = failure{Status: http.StatusBadRequest, Title: "Malformed form",
 		Message: "The form could not be read. Please send it again from the page."}
+	// The lab's experiments (lab.go, -lab only).
+	failLabNoSession = failure{Status: http.StatusConflict, Title: "No session yet",
+		Message: "This browser has no session yet: count a view or log in first."}
+	failLabRead = failure{Status: http.StatusUnprocessableEntity, Title: "Not what this session's cookie allows",
+		Message: "What the script read does not match this session's cookie as the server issued it. Reload the page and read again."}
+	failLabNotToken = failure{Status: http.StatusUnprocessableEntity, Title: "Not a session ID",
+		Message: "That is not a session ID this app issues (43 characters of A-Z, a-z, 0-9, - and _)."}
+	failLabNoSuchSession = failure{Status: http.StatusNotFound, Title: "No such session",
+		Message: "No live session has that ID (it ended, or a login or a lab switch renewed it)."}
 )
 
 // failureOf classifies an error. wrote: the request had sent Redis a change.

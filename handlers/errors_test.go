@@ -1,8 +1,11 @@
 package handlers
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
+
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
 )
@@ -34,5 +37,14 @@ func TestLiveWhileStoppingIs503WithRetryAfter(t *testing.T) {
 	r := ta.get(c, "/live")
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "5" {
 		t.Errorf("/live after the hub closed: %d, Retry-After %q; want 503 with Retry-After 5", r.status, r.header.Get("Retry-After"))
+	}
+}
+
+// A write refused because the Sentinel master has no replica in sync was
+// never sent: the page says nothing was changed, which is true.
+func TestAWriteRefusedForWantOfAReplicaChangedNothing(t *testing.T) {
+	err := fmt.Errorf("sessions: incr views: %w", redisconn.ErrNoReplica)
+	if f := failureOf(err, true); f != failRedisDown {
+		t.Errorf("%d %q, want %q", f.Status, f.Message, failRedisDown.Message)
 	}
 }

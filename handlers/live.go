@@ -39,7 +39,7 @@ const (
 //	views.SSECount     the session's new view count (data: the number)
 //	views.SSEEnded     the session has ended: logged out, revoked, renewed, its credentials changed, or expired
 //	views.SSESessions  the user's list of sessions changed (the sessions page reloads it)
-//	views.SSEIdle      the session ends within warnBefore (data: the "stay signed in" warning)
+//	views.SSEIdle      the session ends within sessions.WarnBefore (data: the "stay signed in" warning)
 //	views.SSEBrowsers  a browser on this computer (this client address) counted (data: the list)
 //
 // The page's script (static/live.js) passes the process it knows as
@@ -133,8 +133,17 @@ func (s *stream) reset() {
 	if err != nil {
 		return // not HTTP/1 (a proxy's HTTP/2): the server closes it
 	}
-	if tcp, ok := conn.(*net.TCPConn); ok {
-		_ = tcp.SetLinger(0)
+	for c := conn; c != nil; {
+		if tcp, ok := c.(*net.TCPConn); ok {
+			_ = tcp.SetLinger(0)
+			break
+		}
+		// A wrapper (TLS, oneWriteConn) says what it wraps, as tls.Conn does.
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = w.NetConn()
 	}
 	_ = conn.Close()
 }
@@ -184,7 +193,7 @@ func (s *stream) loop() error {
 	defer keepAlive.Stop()
 	st, _ := stateOf(s.ctx)
 	end := sessions.EndsAt(st.seen, s.a.Sessions.Deadline(s.ctx), s.a.Idle)
-	warn := time.NewTimer(time.Until(end.Add(-warnBefore)))
+	warn := time.NewTimer(time.Until(end.Add(-sessions.WarnBefore)))
 	defer warn.Stop()
 	for {
 		var done bool
@@ -302,11 +311,11 @@ func (s *stream) warnIfEnding() (time.Duration, error) {
 	if end.IsZero() || !now.Before(end) {
 		return 0, s.send(views.SSEEnded, "expired")
 	}
-	if left := end.Sub(now); left > warnBefore {
-		return left - warnBefore, nil
+	if left := end.Sub(now); left > sessions.WarnBefore {
+		return left - sessions.WarnBefore, nil
 	}
 	var buf bytes.Buffer
-	if err := views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, WarnBefore: warnBefore, Pushed: true}).Render(s.ctx, &buf); err != nil {
+	if err := views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, WarnBefore: sessions.WarnBefore, Pushed: true}).Render(s.ctx, &buf); err != nil {
 		return 0, err
 	}
 	// Look again just after the end: then the page is sent to log in.

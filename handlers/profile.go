@@ -37,7 +37,7 @@ func (a *App) profileView(ctx context.Context, u sessions.User) views.Profile {
 		Origin:       a.origin(ctx),
 		Remember:     a.Sessions.GetBool(ctx, sessions.KeyRememberMe),
 		IdleDeadline: sessions.EndsAt(seen, deadline, a.Idle),
-		WarnBefore:   warnBefore,
+		WarnBefore:   sessions.WarnBefore,
 		AbsDeadline:  deadline,
 		Now:          now,
 	}

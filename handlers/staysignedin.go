@@ -11,10 +11,6 @@ import (
 	"github.com/sessionlab/sessionlab/views"
 )
 
-// warnBefore is how long before a session's end its pages are warned (the
-// stream pushes the warning; a page rendered inside it shows it at once).
-const warnBefore = 2 * time.Minute
-
 // staySignedIn handles POST /session/touch: it counts as activity, moving
 // the idle deadline, and shows the new one.
 func (a *App) staySignedIn(w http.ResponseWriter, r *http.Request, u sessions.User) {
@@ -38,7 +34,7 @@ func (a *App) staySignedIn(w http.ResponseWriter, r *http.Request, u sessions.Us
 	w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	if isHTMX(r) {
 		a.write(w, r, http.StatusOK, templ.Join(
-			views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, WarnBefore: warnBefore, Touched: true}),
+			views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, WarnBefore: sessions.WarnBefore, Touched: true}),
 			views.IdleDeadline(end, now, true)))
 		return
 	}

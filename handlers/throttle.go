@@ -102,12 +102,6 @@ func (a *App) signupAllowed(w http.ResponseWriter, r *http.Request, form views.A
 	})
 }
 
-// freshFor is how long an anonymous session's key lives if it is never used
-// again after the request that created it: what a flood of new sessions
-// costs, and how long it lasts once it stops. The first reuse gives the
-// session the ordinary idle timeout (see checkTimeouts).
-const freshFor = 10 * time.Minute
-
 // errTooManySessions: the client's address started too many anonymous
 // sessions lately (wait is how long until it may again).
 type errTooManySessions struct{ wait time.Duration }

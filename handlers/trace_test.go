@@ -46,7 +46,7 @@ func TestRedisPanelShowsWhatTheRequestSent(t *testing.T) {
 
 	t.Run("a stored session: the GET of its key, then the count script and its result", func(t *testing.T) {
 		// Its first reuse also touches it: a new session's key lives
-		// only freshFor until it is used again.
+		// only sessions.FreshFor until it is used again.
 		if lines := traceLines(ta.get(c, "/count").body); len(lines) != 3 || !strings.HasPrefix(lines[1], "EVALSHA touch ") {
 			t.Errorf("trace of the first reuse: %q, want GET, touch, count", lines)
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,7 +45,8 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
-// Limits on input; bcrypt reads at most 72 bytes of a password.
+// Limits on input; bcrypt reads at most 72 bytes of a password. Pages and
+// messages name these constants, never the numbers.
 const (
 	UsernameMin, UsernameMax = 3, 32
 	PasswordMin, PasswordMax = 8, 72
@@ -94,19 +96,25 @@ func CheckNew(username, password string) (string, error) {
 
 // Store reads and writes accounts.
 type Store struct {
-	rdb   rueidis.Client
-	cost  int
-	dummy []byte // hash compared against for unknown users, to even out timing
+	rdb     rueidis.Client
+	cost    int
+	dummies dummies // hashes compared against for unknown users, to even out timing (cost.go)
 }
 
 // New returns a Store hashing with the given bcrypt cost.
 func New(rdb rueidis.Client, cost int) *Store {
-	dummy, err := bcrypt.GenerateFromPassword([]byte("not-a-real-password"), cost)
-	if err != nil {
-		panic(fmt.Sprintf("accounts: bcrypt cost %d: %v", cost, err))
-	}
-	return &Store{rdb: rdb, cost: cost, dummy: dummy}
+	s := &Store{rdb: rdb, cost: cost}
+	s.dummies.at(cost) // made now, not in the first login
+	return s
 }
+
+// create stores a new account unless the name is taken, and counts its
+// hash's cost (see CostsKey). KEYS: the account, CostsKey; ARGV: the
+// account, its hash's cost.
+var create = rueidis.NewLuaScript(`
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+return 1`)
 
 // Create stores a new account. SET NX makes it atomic: of two concurrent
 // sign-ups for one name exactly one succeeds, the other gets ErrTaken.
@@ -121,12 +129,12 @@ func (s *Store) Create(ctx context.Context, username, password string) (Account,
 	}
 	a := Account{Username: name, Role: RoleStudent, Hash: string(hash), Created: time.Now().UTC().Truncate(time.Second), Gen: newGen()}
 	b, _ := json.Marshal(a)
-	err = s.rdb.Do(ctx, s.rdb.B().Set().Key(Key(name)).Value(string(b)).Nx().Build()).Error()
-	if rueidis.IsRedisNil(err) {
-		return Account{}, ErrTaken
-	}
+	n, err := create.Exec(ctx, s.rdb, []string{Key(name), CostsKey}, []string{string(b), strconv.Itoa(s.cost)}).AsInt64()
 	if err != nil {
 		return Account{}, fmt.Errorf("accounts: create %q: %w", name, err)
+	}
+	if n == 0 {
+		return Account{}, ErrTaken
 	}
 	return a, nil
 }
@@ -148,24 +156,31 @@ func (s *Store) Get(ctx context.Context, username string) (Account, error) {
 }
 
 // Authenticate checks a username and password. An unknown or malformed
-// username still costs one bcrypt comparison, so response time does not tell
-// an attacker which usernames exist.
+// username costs what a wrong password does, and a hash made at another
+// cost costs what one at the highest cost in use does (see cost.go), so
+// response time does not tell an attacker which usernames exist. A correct
+// password whose hash has another cost than the current one is rehashed.
 func (s *Store) Authenticate(ctx context.Context, username, password string) (Account, error) {
+	top, err := s.topCost(ctx)
+	if err != nil {
+		return Account{}, err
+	}
 	name, nameErr := NormalizeUsername(username)
 	var a Account
-	var err error
 	if nameErr == nil {
 		a, err = s.Get(ctx, name)
 		if err != nil && !errors.Is(err, ErrBadCredentials) {
 			return Account{}, err
 		}
 	}
-	hash := s.dummy
+	hash := string(s.dummies.at(top))
 	if nameErr == nil && err == nil {
-		hash = []byte(a.Hash)
+		hash = a.Hash
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || nameErr != nil || err != nil {
+	if s.compare(hash, []byte(password), top) != nil || nameErr != nil || err != nil {
 		return Account{}, ErrBadCredentials
 	}
+	// The login is good even if this fails: the next one rehashes.
+	_ = s.upgrade(ctx, a, password)
 	return a, nil
 }

@@ -28,14 +28,20 @@ func newGen() string {
 }
 
 // setGen writes fields into an account in place, keeping everything else
-// (and the key's TTL): KEYS[1] the account; ARGV: new generation, then a
-// new hash or "" to keep the hash. Returns 0 when there is no account.
+// (and the key's TTL): KEYS: the account, CostsKey; ARGV: new generation,
+// then a new hash or "" to keep the hash, then the new hash's cost (the
+// counts in CostsKey follow). Returns 0 when there is no account.
 var setGen = rueidis.NewLuaScript(`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local a = cjson.decode(raw)
 a.gen = ARGV[1]
-if ARGV[2] ~= '' then a.hash = ARGV[2] end
+if ARGV[2] ~= '' then
+  local old = tonumber(string.sub(a.hash or '', 5, 6))
+  if old then redis.call('HINCRBY', KEYS[2], tostring(old), -1) end
+  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+  a.hash = ARGV[2]
+end
 redis.call('SET', KEYS[1], cjson.encode(a), 'KEEPTTL')
 return 1`)
 
@@ -45,7 +51,7 @@ return 1`)
 // no such account.
 func (s *Store) NewGeneration(ctx context.Context, username string) (string, error) {
 	gen := newGen()
-	n, err := setGen.Exec(ctx, s.rdb, []string{Key(username)}, []string{gen, ""}).AsInt64()
+	n, err := setGen.Exec(ctx, s.rdb, []string{Key(username), CostsKey}, []string{gen, "", ""}).AsInt64()
 	if err != nil {
 		return "", fmt.Errorf("accounts: new generation for %q: %w", username, err)
 	}

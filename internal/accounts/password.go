@@ -3,6 +3,7 @@ package accounts
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -22,7 +23,7 @@ func (s *Store) SetPassword(ctx context.Context, username, password string) (gen
 		return "", fmt.Errorf("accounts: hash password for %q: %w", username, err)
 	}
 	gen = newGen()
-	n, err := setGen.Exec(ctx, s.rdb, []string{Key(username)}, []string{gen, string(hash)}).AsInt64()
+	n, err := setGen.Exec(ctx, s.rdb, []string{Key(username), CostsKey}, []string{gen, string(hash), strconv.Itoa(s.cost)}).AsInt64()
 	if err != nil {
 		return "", fmt.Errorf("accounts: set password for %q: %w", username, err)
 	}

@@ -24,7 +24,7 @@ func newStore(tb testing.TB, cost int) *Store {
 func TestDummyHashCostsWhatARealOneDoes(t *testing.T) {
 	for _, cost := range []int{bcrypt.MinCost, 6} {
 		s := New(nil, cost)
-		got, err := bcrypt.Cost(s.dummy)
+		got, err := bcrypt.Cost(s.dummies.at(cost))
 		if err != nil || got != cost {
 			t.Errorf("dummy hash cost %d (%v), want %d", got, err, cost)
 		}

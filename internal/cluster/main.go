@@ -1,36 +1,37 @@
 // Command cluster is `go tool task cluster`: sessionlab as an operator would
 // run it, on loopback. nginx terminates TLS and HTTP/2 and sends requests
 // round-robin to three app instances (no sticky sessions); Redis is a master,
-// a replica and three sentinels, with append-only files under -dir. Ctrl-C
-// stops everything it started, and only that.
+// a replica and three sentinels, with append-only files under -dir.
 //
-// Two subcommands act on a running cluster: `failover` (SENTINEL FAILOVER)
-// and `restart-app [name]` (the instance stops gracefully and is started
-// again).
+// It supervises what it starts: any process that exits (a crash, kill -9,
+// restart-app) is started again. Ctrl-C or SIGTERM stops everything it
+// started, and only that, keeping the data: the next start finds the master
+// the sentinels last agreed on, whatever failovers happened.
+//
+// Subcommands act on a running cluster: `failover` (SENTINEL FAILOVER),
+// `restart-app [name]` (the instance drains and is started again; every
+// instance in turn without a name) and `stop`.
 package main
 
 import (
-	"cmp"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-	"text/template"
 	"time"
 )
 
@@ -47,6 +48,21 @@ func main() {
 	}
 }
 
+// Ports are where the cluster listens, all on 127.0.0.1.
+type Ports struct {
+	HTTPS     int   // nginx
+	Apps      []int // one instance each: app1, app2, ...
+	Redis     []int // two: master and replica, in either role
+	Sentinels []int // three
+}
+
+// defaultPorts are the documented ones (docs/deploy.md).
+var defaultPorts = Ports{HTTPS: 8443, Apps: []int{8091, 8092, 8093}, Redis: []int{6385, 6386}, Sentinels: []int{26385, 26386, 26387}}
+
+func (p Ports) all() []int {
+	return slices.Concat([]int{p.HTTPS}, p.Apps, p.Redis, p.Sentinels)
+}
+
 func run(args []string, out io.Writer) error {
 	cmd := "up"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -55,7 +71,11 @@ func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("cluster "+cmd, flag.ContinueOnError)
 	dir := fs.String("dir", ".data/cluster", "where configuration, certificates, Redis data and logs live")
 	app := fs.String("app", ".task/sessionlab", "the sessionlab binary (up)")
-	freePorts := fs.Bool("free-ports", false, "pick free ports instead of the fixed ones (up; for tests)")
+	freePorts := fs.Bool("free-ports", false, "pick free ports instead of the ones below (up; for tests and a second cluster)")
+	https := fs.Int("https-port", defaultPorts.HTTPS, "nginx's TLS port (up)")
+	appPorts := portsFlag(fs, "app-ports", defaultPorts.Apps, "one port per app instance, comma-separated (up)")
+	redisPorts := portsFlag(fs, "redis-ports", defaultPorts.Redis, "the two Redis servers' ports (up)")
+	sentinelPorts := portsFlag(fs, "sentinel-ports", defaultPorts.Sentinels, "the three sentinels' ports (up)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -65,24 +85,57 @@ func run(args []string, out io.Writer) error {
 	}
 	switch cmd {
 	case "up":
+		p := Ports{HTTPS: *https, Apps: *appPorts, Redis: *redisPorts, Sentinels: *sentinelPorts}
+		if len(p.Apps) < 1 || len(p.Redis) != 2 || len(p.Sentinels) != 3 {
+			return errors.New("want at least one -app-ports, two -redis-ports and three -sentinel-ports")
+		}
 		// Arguments after the flags go to every app instance.
-		return up(abs, *app, *freePorts, fs.Args(), out)
+		return up(abs, *app, p, *freePorts, fs.Args(), out)
 	case "failover":
 		return failover(abs, out)
 	case "restart-app":
-		return restartApp(abs, cmp.Or(fs.Arg(0), "app1"), out)
+		return restartApps(abs, fs.Args(), out)
+	case "stop":
+		return stopCluster(abs, out)
 	}
-	return fmt.Errorf("unknown command %q (up, failover, restart-app)", cmd)
+	return fmt.Errorf("unknown command %q (up, failover, restart-app, stop)", cmd)
+}
+
+// portsFlag is a comma-separated list of ports.
+func portsFlag(fs *flag.FlagSet, name string, def []int, usage string) *[]int {
+	v := slices.Clone(def)
+	fs.Func(name, fmt.Sprintf("%s (default %s)", usage, joinPorts(def)), func(s string) error {
+		v = v[:0]
+		for f := range strings.SplitSeq(s, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 || n > 65535 {
+				return fmt.Errorf("%q is not a port", f)
+			}
+			v = append(v, n)
+		}
+		return nil
+	})
+	return &v
+}
+
+func joinPorts(ps []int) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, ",")
 }
 
 // State is what a running cluster writes to <dir>/cluster.json, for the
 // subcommands and tests.
 type State struct {
+	PID       int            // this program
 	URL       string         // https://localhost:port/
 	Cert      string         // the certificate nginx presents (self-signed)
-	Redis     []string       // the master at the first start, then the replica
+	Redis     []string       // redis-1, redis-2 (either may be the master)
 	Sentinels []string       // host:port of each sentinel
 	Apps      map[string]App // by instance name
+	PIDs      map[string]int // every process by name: nginx, app1, redis-1, sentinel-1, ...
 }
 
 // App is one running instance.
@@ -111,7 +164,26 @@ type cluster struct {
 	out   io.Writer
 	mu    sync.Mutex
 	state State
-	procs []*proc // in start order; stopped in reverse
+}
+
+func (c *cluster) logf(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fmt.Fprintf(c.out, format+"\n", args...)
+}
+
+// setPID records a (re)started process in cluster.json.
+func (c *cluster) setPID(name string, pid int) {
+	c.mu.Lock()
+	c.state.PIDs[name] = pid
+	if a, ok := c.state.Apps[name]; ok {
+		a.PID = pid
+		c.state.Apps[name] = a
+	}
+	c.mu.Unlock()
+	if err := c.save(); err != nil {
+		c.logf("cluster: %v", err)
+	}
 }
 
 func (c *cluster) save() error {
@@ -125,20 +197,19 @@ func (c *cluster) save() error {
 	return os.Rename(tmp, stateFile(c.dir))
 }
 
-// ports: nginx, three apps, Redis master and replica, three sentinels.
-func ports(free bool) ([]int, error) {
-	fixed := []int{8443, 8091, 8092, 8093, 6385, 6386, 26385, 26386, 26387}
+// choosePorts checks that the ports are free (a process already there would
+// answer the readiness checks for the one that failed to start), or picks
+// free ones.
+func choosePorts(p Ports, free bool) (Ports, error) {
 	if !free {
-		// A process already there would answer the readiness checks for
-		// the one that failed to start.
-		for _, p := range fixed {
-			l, err := net.Listen("tcp", addr(p))
+		for _, port := range p.all() {
+			l, err := net.Listen("tcp", addr(port))
 			if err != nil {
-				return nil, fmt.Errorf("port %d is in use; the cluster needs %v free", p, fixed)
+				return p, fmt.Errorf("port %d is in use; the cluster needs %v free (choose others with -https-port, -app-ports, -redis-ports, -sentinel-ports, or -free-ports)", port, p.all())
 			}
 			l.Close()
 		}
-		return fixed, nil
+		return p, nil
 	}
 	var ls []net.Listener
 	defer func() {
@@ -146,21 +217,32 @@ func ports(free bool) ([]int, error) {
 			l.Close()
 		}
 	}()
-	out := make([]int, len(fixed))
-	for i := range out {
+	next := func() (int, error) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		ls = append(ls, l)
-		out[i] = l.Addr().(*net.TCPAddr).Port
+		return l.Addr().(*net.TCPAddr).Port, nil
 	}
-	return out, nil
+	var err error
+	if p.HTTPS, err = next(); err != nil {
+		return p, err
+	}
+	for _, list := range []*[]int{&p.Apps, &p.Redis, &p.Sentinels} {
+		*list = slices.Clone(*list)
+		for i := range *list {
+			if (*list)[i], err = next(); err != nil {
+				return p, err
+			}
+		}
+	}
+	return p, nil
 }
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
-func up(dir, appBin string, free bool, appArgs []string, out io.Writer) error {
+func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Writer) error {
 	for _, b := range []string{"nginx", "redis-server", "redis-cli"} {
 		if _, err := exec.LookPath(b); err != nil {
 			return fmt.Errorf("%s is not installed (go tool task cluster installs it with apt-get)", b)
@@ -170,7 +252,7 @@ func up(dir, appBin string, free bool, appArgs []string, out io.Writer) error {
 		return fmt.Errorf("the app binary: %w (go tool task cluster builds it)", err)
 	}
 	appBin, _ = filepath.Abs(appBin)
-	p, err := ports(free)
+	p, err := choosePorts(ports, free)
 	if err != nil {
 		return err
 	}
@@ -184,336 +266,101 @@ func up(dir, appBin string, free bool, appArgs []string, out io.Writer) error {
 		return err
 	}
 	c := &cluster{dir: dir, out: out, state: State{
-		URL:       fmt.Sprintf("https://localhost:%d/", p[0]),
-		Cert:      cert,
-		Redis:     []string{addr(p[4]), addr(p[5])},
-		Sentinels: []string{addr(p[6]), addr(p[7]), addr(p[8])},
-		Apps:      map[string]App{},
+		PID:   os.Getpid(),
+		URL:   fmt.Sprintf("https://localhost:%d/", p.HTTPS),
+		Cert:  cert,
+		Apps:  map[string]App{},
+		PIDs:  map[string]int{},
+		Redis: []string{addr(p.Redis[0]), addr(p.Redis[1])},
 	}}
+	for _, s := range p.Sentinels {
+		c.state.Sentinels = append(c.state.Sentinels, addr(s))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	defer c.stopAll()
 	defer os.Remove(stateFile(dir))
 
-	if err := c.startRedis(p[4], p[5], p[6:9]); err != nil {
+	// Started in this order, stopped in the reverse one: nginx first, so no
+	// request arrives at an instance that stops; the sentinels before Redis,
+	// so they do not fail over a master that is only being stopped.
+	var groups [][]*service
+	defer func() {
+		for _, g := range slices.Backward(groups) {
+			stopServices(g)
+		}
+	}()
+	startGroup := func(g []*service) error {
+		groups = append(groups, g)
+		for _, s := range g {
+			ready := make(chan error, 1)
+			go c.supervise(s, ready)
+			if err := <-ready; err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	redis, sentinels, err := c.redisServices(p)
+	if err != nil {
 		return err
 	}
-	var apps sync.WaitGroup
-	defer apps.Wait()
-	defer stop() // the supervisors end with ctx, also when the start fails
-	appAddrs := []string{addr(p[1]), addr(p[2]), addr(p[3])}
-	for i, a := range appAddrs {
-		ready := make(chan error, 1)
-		apps.Go(func() { c.superviseApp(ctx, fmt.Sprintf("app%d", i+1), a, appBin, appArgs, ready) })
-		if err := <-ready; err != nil {
-			return err
-		}
+	if err := startGroup(redis); err != nil {
+		return err
 	}
-	if err := c.startNginx(addr(p[0]), cert, key, appAddrs); err != nil {
+	if err := c.waitReplicaInSync(); err != nil {
+		return err
+	}
+	if err := startGroup(sentinels); err != nil {
+		return err
+	}
+	var apps []*service
+	var appAddrs []string
+	for i, port := range p.Apps {
+		name := fmt.Sprintf("app%d", i+1)
+		apps = append(apps, c.appService(name, addr(port), appBin, appArgs))
+		appAddrs = append(appAddrs, addr(port))
+		c.state.Apps[name] = App{Addr: addr(port)}
+	}
+	if err := startGroup(apps); err != nil {
+		return err
+	}
+	nginx, err := c.nginxService(addr(p.HTTPS), cert, key, appAddrs)
+	if err != nil {
+		return err
+	}
+	if err := startGroup([]*service{nginx}); err != nil {
 		return err
 	}
 	if err := c.save(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "sessionlab cluster: nginx (TLS, HTTP/2) round-robin over app1..app3, Redis %s and %s, sentinels %s\n",
-		c.state.Redis[0], c.state.Redis[1], strings.Join(c.state.Sentinels, " "))
-	fmt.Fprintf(out, "the instances ask the sentinels for the master: -redis '%s'\n", c.redisURL())
-	fmt.Fprintf(out, "logs and data in %s; go tool task failover, go tool task cluster:restart-app; Ctrl-C stops everything\n", dir)
-	fmt.Fprintf(out, "open %s (the certificate is self-signed: accept it once)\n", c.state.URL)
+	c.logf("sessionlab cluster: nginx (TLS, HTTP/2) round-robin over %s, Redis %s, sentinels %s",
+		strings.Join(slices.Sorted(maps.Keys(c.state.Apps)), " "), strings.Join(c.state.Redis, " "), strings.Join(c.state.Sentinels, " "))
+	c.logf("the instances ask the sentinels for the master: -redis '%s'", c.redisURL())
+	c.logf("logs and data in %s; any process that exits is started again", dir)
+	c.logf("go tool task failover, go tool task cluster:restart-app, go tool task cluster:stop (or Ctrl-C)")
+	c.logf("trust the certificate: curl --cacert %s %s (docs/deploy.md: the browser)", cert, c.state.URL)
+	c.logf("open %s", c.state.URL)
 	<-ctx.Done()
-	fmt.Fprintln(out, "stopping the cluster")
+	c.logf("stopping the cluster")
 	return nil
 }
 
-// proc is one child process; its output goes to <dir>/logs/<name>.log.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func (c *cluster) start(name, bin string, args ...string) (*proc, error) {
-	logf, err := os.OpenFile(filepath.Join(c.dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = ownGroup() // Ctrl-C reaches this program only; it stops the rest in order
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
-	return p, nil
-}
-
-// stop asks gracefully, then kills after 10 s.
-func (p *proc) stop(sig os.Signal) {
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func (c *cluster) keep(p *proc) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.procs = append(c.procs, p)
-}
-
-func (c *cluster) stopAll() {
-	c.mu.Lock()
-	procs := c.procs
-	c.mu.Unlock()
-	for i := len(procs) - 1; i >= 0; i-- {
-		sig := os.Signal(syscall.SIGTERM)
-		if procs[i].name == "nginx" {
-			sig = syscall.SIGQUIT // graceful for nginx
-		}
-		procs[i].stop(sig)
-	}
-}
-
-// waitFor polls until ok or 20 s pass.
-func waitFor(what string, p *proc, ok func() bool) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for !ok() {
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited at start; see its log", what)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not start within 20 s; see its log", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return nil
-}
-
-// redisCLI runs redis-cli against addr and returns its trimmed output.
-func redisCLI(addr string, args ...string) (string, error) {
-	host, port, _ := net.SplitHostPort(addr)
-	out, err := exec.Command("redis-cli", append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
-}
-
-// writeOnce writes a config file only if it is missing: Redis and Sentinel
-// rewrite their own files on a failover, and the next start must keep that.
-func writeOnce(path, content string) error {
-	if _, err := os.Stat(path); err == nil {
-		return nil
-	}
-	return os.WriteFile(path, []byte(content), 0o644)
-}
-
-func (c *cluster) startRedis(master, replica int, sentinels []int) error {
-	for _, port := range []int{master, replica} {
-		d := filepath.Join(c.dir, "redis-"+strconv.Itoa(port))
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-		// min-replicas-to-write: a master whose replica has left (as after
-		// a failover, until the sentinels demote it) refuses writes, which
-		// the app answers 503, instead of acknowledging writes that the
-		// resync from the new master would drop (see docs/deploy.md).
-		conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nappendonly yes\nsave \"\"\n"+
-			"min-replicas-to-write 1\nmin-replicas-max-lag 10\n", port, d)
-		if port == replica {
-			conf += fmt.Sprintf("replicaof 127.0.0.1 %d\n", master)
-		}
-		if err := writeOnce(filepath.Join(d, "redis.conf"), conf); err != nil {
-			return err
-		}
-		p, err := c.start("redis-"+strconv.Itoa(port), "redis-server", filepath.Join(d, "redis.conf"))
-		if err != nil {
-			return err
-		}
-		c.keep(p)
-		if err := waitFor("redis-server on "+addr(port), p, func() bool {
-			out, err := redisCLI(addr(port), "ping")
-			if port == replica { // in sync, or the master refuses writes
-				out, err = redisCLI(addr(port), "info", "replication")
-				return err == nil && strings.Contains(out, "master_link_status:up")
-			}
-			return err == nil && out == "PONG"
-		}); err != nil {
-			return err
-		}
-	}
-	for _, port := range sentinels {
-		d := filepath.Join(c.dir, "sentinel-"+strconv.Itoa(port))
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-		// Quick to notice a dead master (2 s), as a demo wants; production
-		// keeps the default 30 s.
-		conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\n"+
-			"sentinel monitor %s 127.0.0.1 %d 2\n"+
-			"sentinel down-after-milliseconds %[3]s 2000\n"+
-			"sentinel failover-timeout %[3]s 5000\n", port, d, masterName, master)
-		if err := writeOnce(filepath.Join(d, "sentinel.conf"), conf); err != nil {
-			return err
-		}
-		p, err := c.start("sentinel-"+strconv.Itoa(port), "redis-server", filepath.Join(d, "sentinel.conf"), "--sentinel")
-		if err != nil {
-			return err
-		}
-		c.keep(p)
-		if err := waitFor("sentinel on "+addr(port), p, func() bool {
-			out, err := redisCLI(addr(port), "sentinel", "get-master-addr-by-name", masterName)
-			return err == nil && strings.HasPrefix(out, "127.0.0.1")
-		}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// redisURL is what every instance is given: the sentinels, which tell the
-// app who the master is now and after a failover.
-func (c *cluster) redisURL() string {
-	u := "redis://" + c.state.Sentinels[0] + "/0?master_set=" + masterName
-	for _, s := range c.state.Sentinels[1:] {
-		u += "&addr=" + s
-	}
-	return u
-}
-
-// superviseApp runs one instance and starts it again whenever it exits,
-// until ctx ends: `restart-app` only has to stop it.
-func (c *cluster) superviseApp(ctx context.Context, name, addr, bin string, extra []string, ready chan<- error) {
-	first := true
-	for {
-		p, err := c.start(name, bin, append([]string{"-addr", addr, "-instance", name, "-redis", c.redisURL(),
-			"-cookie-secure", "-trusted-proxies", "127.0.0.1/32,::1/128"}, extra...)...)
-		if err == nil {
-			err = waitFor(name, p, func() bool { return healthy(addr) })
-		}
-		if first {
-			ready <- err
-			first = false
-		}
-		if err != nil {
-			if p != nil {
-				p.stop(syscall.SIGTERM)
-			}
-			return
-		}
-		c.mu.Lock()
-		c.state.Apps[name] = App{Addr: addr, PID: p.cmd.Process.Pid}
-		c.mu.Unlock()
-		if err := c.save(); err != nil {
-			fmt.Fprintln(c.out, "cluster:", err)
-		}
-		select {
-		case <-ctx.Done():
-			p.stop(syscall.SIGTERM)
-			return
-		case <-p.done:
-			fmt.Fprintf(c.out, "%s stopped; starting it again\n", name)
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
-}
-
-func healthy(addr string) bool {
-	c := http.Client{Timeout: time.Second}
-	resp, err := c.Get("http://" + addr + "/healthz")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
-
-func (c *cluster) startNginx(listen, cert, key string, apps []string) error {
-	var b strings.Builder
-	err := template.Must(template.New("nginx").Parse(nginxConf)).Execute(&b, map[string]any{
-		"Dir": c.dir, "Listen": listen, "Cert": cert, "Key": key, "Apps": apps,
-	})
-	if err != nil {
-		return err
-	}
-	conf := filepath.Join(c.dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
-		return err
-	}
-	p, err := c.start("nginx", "nginx", "-p", c.dir, "-c", conf, "-e", filepath.Join(c.dir, "logs", "nginx-error.log"), "-g", "daemon off;")
-	if err != nil {
-		return err
-	}
-	c.keep(p)
-	// Ready when it answers a TLS handshake with this certificate: proof
-	// that it is this nginx, with its workers up.
-	pem, err := os.ReadFile(cert)
-	if err != nil {
-		return err
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	return waitFor("nginx on "+listen, p, func() bool {
-		d := &net.Dialer{Timeout: time.Second}
-		conn, err := tls.DialWithDialer(d, "tcp", listen, &tls.Config{RootCAs: roots, ServerName: "localhost"})
-		if err == nil {
-			conn.Close()
-		}
-		return err == nil
-	})
-}
-
-// failover asks a sentinel to fail the master over and waits until the
-// sentinels name the new one.
-func failover(dir string, out io.Writer) error {
+// stopCluster sends the running cluster SIGTERM and waits until it is gone.
+func stopCluster(dir string, out io.Writer) error {
 	s, err := readState(dir)
 	if err != nil {
 		return err
 	}
-	sentinel := s.Sentinels[0]
-	before, err := redisCLI(sentinel, "sentinel", "get-master-addr-by-name", masterName)
-	if err != nil {
-		return fmt.Errorf("ask sentinel %s: %v: %s", sentinel, err, before)
+	if err := syscall.Kill(s.PID, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stop the cluster (pid %d): %w", s.PID, err)
 	}
-	if res, err := redisCLI(sentinel, "sentinel", "failover", masterName); err != nil || res != "OK" {
-		return fmt.Errorf("SENTINEL FAILOVER: %v %s", err, res)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		now, err := redisCLI(sentinel, "sentinel", "get-master-addr-by-name", masterName)
-		if err == nil && now != before {
-			fmt.Fprintf(out, "failover: the master was %s, now %s\n", strings.ReplaceAll(before, "\n", ":"), strings.ReplaceAll(now, "\n", ":"))
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(stateFile(dir)); errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintln(out, "the cluster stopped; its data stays in", dir)
 			return nil
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	return errors.New("failover: the sentinels did not name a new master within 30 s")
-}
-
-// restartApp stops one instance gracefully; the cluster starts it again.
-func restartApp(dir, name string, out io.Writer) error {
-	s, err := readState(dir)
-	if err != nil {
-		return err
-	}
-	a, ok := s.Apps[name]
-	if !ok {
-		return fmt.Errorf("no instance %q (app1, app2, app3)", name)
-	}
-	if err := syscall.Kill(a.PID, syscall.SIGTERM); err != nil {
-		return fmt.Errorf("stop %s (pid %d): %w", name, a.PID, err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if s, err := readState(dir); err == nil && s.Apps[name].PID != a.PID && healthy(a.Addr) {
-			fmt.Fprintf(out, "%s restarted (pid %d, was %d)\n", name, s.Apps[name].PID, a.PID)
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not come back within 30 s; see %s", name, filepath.Join(dir, "logs", name+".log"))
+	return fmt.Errorf("the cluster (pid %d) did not stop within 60 s", s.PID)
 }

@@ -25,23 +25,35 @@ import (
 
 // clusterState is what `cluster` writes to <dir>/cluster.json.
 type clusterState struct {
+	PID       int
 	URL       string
 	Cert      string
+	Redis     []string
 	Sentinels []string
 	Apps      map[string]struct {
 		Addr string
 		PID  int
 	}
+	PIDs map[string]int
 }
 
 // cluster is `go tool task cluster` run by a test: its program, on free
 // ports, in a temp dir.
 type cluster struct {
-	t     *testing.T
-	bin   string
-	dir   string
-	state clusterState
+	t      *testing.T
+	bin    string
+	dir    string
+	state  clusterState
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	log    strings.Builder
+	exited chan struct{}
 }
+
+// The instances drain for 1 s when they restart, not the default 5 s: nginx
+// does not poll /readyz, so the period only has to outlast the requests it
+// has already sent.
+var clusterAppArgs = []string{"-drain", "1s"}
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
@@ -57,7 +69,16 @@ func startCluster(t *testing.T) *cluster {
 	if out, err := exec.Command("go", "build", "-o", c.bin, "github.com/sessionlab/sessionlab/internal/cluster").CombinedOutput(); err != nil {
 		t.Fatalf("build the cluster command: %v\n%s", err, out)
 	}
-	cmd := exec.Command(c.bin, "-dir", c.dir, "-app", bin, "-free-ports")
+	c.start()
+	return c
+}
+
+// start runs the cluster (again) on free ports in c.dir and waits until it
+// serves; the test's end stops it as Ctrl-C does.
+func (c *cluster) start() {
+	t := c.t
+	t.Helper()
+	cmd := exec.Command(c.bin, append([]string{"-dir", c.dir, "-app", bin, "-free-ports", "--"}, clusterAppArgs...)...)
 	cmd.Env = append(apptest.Env(), "BCRYPT_COST=4")
 	cmd.SysProcAttr = apptest.DieWithParent()
 	stdout, err := cmd.StdoutPipe()
@@ -68,13 +89,16 @@ func startCluster(t *testing.T) *cluster {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var log strings.Builder
+	c.cmd = cmd
 	ready, exited := make(chan struct{}), make(chan struct{})
+	c.exited = exited
 	go func() {
 		defer close(exited)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
+			c.mu.Lock()
+			c.log.WriteString(sc.Text() + "\n")
+			c.mu.Unlock()
 			if strings.HasPrefix(sc.Text(), "open https://localhost:") {
 				close(ready)
 			}
@@ -82,6 +106,11 @@ func startCluster(t *testing.T) *cluster {
 		_ = cmd.Wait()
 	}()
 	t.Cleanup(func() {
+		select {
+		case <-exited:
+			return
+		default:
+		}
 		// Ctrl-C: the cluster stops what it started.
 		_ = cmd.Process.Signal(os.Interrupt)
 		select {
@@ -100,18 +129,31 @@ func startCluster(t *testing.T) *cluster {
 	select {
 	case <-ready:
 	case <-exited:
-		t.Fatalf("the cluster exited at start:\n%s", log.String())
+		t.Fatalf("the cluster exited at start:\n%s", c.output())
 	case <-time.After(90 * time.Second):
-		t.Fatalf("the cluster did not start within 90 s:\n%s", log.String())
+		t.Fatalf("the cluster did not start within 90 s:\n%s", c.output())
 	}
+	c.readState()
+}
+
+// output is what the cluster printed so far.
+func (c *cluster) output() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.log.String()
+}
+
+// readState reads cluster.json again (PIDs change when processes restart).
+func (c *cluster) readState() {
+	c.t.Helper()
 	b, err := os.ReadFile(filepath.Join(c.dir, "cluster.json"))
 	if err == nil {
+		c.state = clusterState{}
 		err = json.Unmarshal(b, &c.state)
 	}
 	if err != nil {
-		t.Fatalf("cluster.json: %v", err)
+		c.t.Fatalf("cluster.json: %v", err)
 	}
-	return c
 }
 
 // run runs a subcommand (failover, restart-app) as the tasks do.
@@ -203,6 +245,17 @@ func TestClusterBehindNginx(t *testing.T) {
 	}
 	if sc := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(sc, "__Host-session=") || !strings.Contains(sc, "Secure") {
 		t.Errorf("session cookie %q, want __Host-session, Secure (-cookie-secure)", sc)
+	}
+	// HSTS from nginx, once: it terminates TLS (docs/deploy.md).
+	if h := resp.Header.Values("Strict-Transport-Security"); len(h) != 1 || h[0] != "max-age=300" {
+		t.Errorf("Strict-Transport-Security %q, want one max-age=300", h)
+	}
+	// The documented way to trust the certificate from a shell.
+	if _, err := exec.LookPath("curl"); err == nil {
+		out, err := exec.Command("curl", "-sS", "--cacert", c.state.Cert, "-o", "/dev/null", "-w", "%{http_code}", c.state.URL+"healthz").CombinedOutput()
+		if err != nil || string(out) != "200" {
+			t.Errorf("curl --cacert %s %shealthz: %v %s", c.state.Cert, c.state.URL, err, out)
+		}
 	}
 
 	stream := apptest.OpenStream(t, hc, c.state.URL+"live")

@@ -26,6 +26,7 @@ const (
 	Closing     Kind = "client closing"     // the app is shutting down
 	NotMaster   Kind = "not a master"       // a replica now (a failover moved the master)
 	FailingOver Kind = "failing over"       // Sentinel is switching masters (ErrFailingOver)
+	NoReplica   Kind = "no replica in sync" // Sentinel: writes refused while the master has none (ErrNoReplica)
 )
 
 // MayHaveRun says whether Redis may have run the command although the
@@ -70,6 +71,8 @@ func Unavailable(err error) (Kind, bool) {
 		return NotMaster, true
 	case errors.Is(err, ErrFailingOver):
 		return FailingOver, true
+	case errors.Is(err, ErrNoReplica):
+		return NoReplica, true
 	case errors.As(err, &netErr):
 		return Unreachable, true
 	}

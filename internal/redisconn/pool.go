@@ -40,9 +40,11 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 	}
 	master := func() string { return opt.InitAddress[0] }
 	gate := func(string) error { return nil }
+	noReplica := func(string) error { return nil }
 	if opt.Sentinel.MasterSet != "" {
 		master = func() string { return MasterAddr(rdb) }
 		gate = failingOver // held like rdb's commands while the master is replaced
+		noReplica = noReplicaAt
 	}
 	dialOptions := []redis.DialOption{
 		redis.DialConnectTimeout(DialTimeout),
@@ -77,7 +79,7 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 				p.failed()
 				return nil, err
 			}
-			wc := &watchedConn{Conn: c, addr: addr, pool: p}
+			wc := &watchedConn{Conn: c, addr: addr, pool: p, noReplica: noReplica}
 			if err := wc.checkRole(); err != nil {
 				c.Close()
 				return nil, err
@@ -141,6 +143,9 @@ type watchedConn struct {
 	pool     *poolState
 	checked  time.Time // last ROLE that said master
 	readonly bool      // a READONLY reply: Err makes the pool close it
+	// noReplica: the pool's master refuses writes for want of a replica in
+	// sync (Sentinel; see ErrNoReplica), nil when it accepts them.
+	noReplica func(addr string) error
 }
 
 // checkRole asks the server whether it is (still) a master.
@@ -187,11 +192,29 @@ func (c *watchedConn) Err() error {
 }
 
 func (c *watchedConn) Do(cmd string, args ...any) (any, error) {
+	if sessionWrites[cmd] {
+		if err := c.noReplica(c.addr); err != nil {
+			return nil, err
+		}
+	}
 	v, err := c.Conn.Do(cmd, args...)
 	return v, c.check(err)
 }
 
-func (c *watchedConn) Send(cmd string, args ...any) error { return c.check(c.Conn.Send(cmd, args...)) }
+// sessionWrites are the commands scs/redisstore starts a write with: the
+// commit's MULTI (before SET, PEXPIREAT and EXEC are sent) and DEL. A write
+// refused for want of a replica is refused there, before anything is
+// buffered on the connection.
+var sessionWrites = map[string]bool{"MULTI": true, "DEL": true}
+
+func (c *watchedConn) Send(cmd string, args ...any) error {
+	if sessionWrites[cmd] {
+		if err := c.noReplica(c.addr); err != nil {
+			return err
+		}
+	}
+	return c.check(c.Conn.Send(cmd, args...))
+}
 
 func (c *watchedConn) Flush() error { return c.check(c.Conn.Flush()) }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,20 +46,24 @@ const maxFailoverPause = 10 * time.Second
 // set, and returns c wrapped so that its commands fail with ErrFailingOver
 // while one is under way. Closing it ends the watching.
 func gateFailovers(c rueidis.Client, opt rueidis.ClientOption, log *slog.Logger) rueidis.Client {
-	g := &failoverGate{Client: c, masterSet: opt.Sentinel.MasterSet, log: log, dedicated: map[rueidis.DedicatedClient]struct{}{}}
+	g := &failoverGate{Client: c, masterSet: opt.Sentinel.MasterSet, log: log, dedicated: map[rueidis.DedicatedClient]struct{}{},
+		rs: replicaState{recheck: make(chan struct{}, 1)}}
 	ctx, cancel := context.WithCancel(context.Background())
+	g.checkReplicas(ctx) // writes wait for the first answer
 	var wg sync.WaitGroup
 	for _, addr := range opt.InitAddress {
 		wg.Go(func() { g.watch(ctx, addr, opt.Sentinel) })
 	}
 	wg.Go(func() { g.follow(ctx) })
+	wg.Go(func() { g.watchReplicas(ctx) })
 	g.stop = func() { cancel(); wg.Wait() }
 	gates.Store(g, struct{}{})
 	return g
 }
 
 // gates are the open clients' gates. The session pool (NewPool) does not
-// send through the rueidis client, so it asks them (failingOver).
+// send through the rueidis client, so it asks them (failingOver,
+// noReplicaAt).
 var gates sync.Map // *failoverGate -> struct{}
 
 // failingOver is ErrFailingOver while a gate is closed for the master at
@@ -81,8 +86,23 @@ func failingOver(addr string) (err error) {
 	return err
 }
 
+// noReplicaAt is ErrNoReplica when a gate that sends to the master at addr
+// refuses writes for want of a replica in sync (see noReplica), else nil.
+func noReplicaAt(addr string) (err error) {
+	gates.Range(func(k, _ any) bool {
+		g := k.(*failoverGate)
+		if g.masterAddr() != addr {
+			return true
+		}
+		err = g.noReplica()
+		return false
+	})
+	return err
+}
+
 // failoverGate is a client whose commands are refused while the sentinels
-// fail over the master it uses.
+// fail over the master it uses, and whose writes are refused while that
+// master has no replica in sync.
 type failoverGate struct {
 	rueidis.Client
 	masterSet string
@@ -96,6 +116,8 @@ type failoverGate struct {
 
 	dmu       sync.Mutex
 	dedicated map[rueidis.DedicatedClient]struct{} // lent out by Dedicate
+
+	rs replicaState // does the master have a replica in sync (see noReplica)
 }
 
 // Dedicate lends a dedicated connection (pub/sub uses one) and closes it
@@ -133,6 +155,7 @@ func (g *failoverGate) follow(ctx context.Context) {
 		}
 		g.log.Info("Redis Sentinel: new master", "from", last, "to", now)
 		last = now
+		g.newMaster()  // no write until it has a replica in sync
 		_ = g.refuse() // opens the gate
 		g.dmu.Lock()
 		for d := range g.dedicated {
@@ -245,6 +268,11 @@ func (g *failoverGate) Do(ctx context.Context, cmd rueidis.Completed) rueidis.Re
 	if err := g.refuse(); err != nil {
 		return rueidis.NewErrorResult(err)
 	}
+	if writes(cmd) {
+		if err := g.noReplica(); err != nil {
+			return rueidis.NewErrorResult(err)
+		}
+	}
 	return g.Client.Do(ctx, cmd)
 }
 
@@ -252,7 +280,18 @@ func (g *failoverGate) DoMulti(ctx context.Context, multi ...rueidis.Completed) 
 	if err := g.refuse(); err != nil {
 		return refused(len(multi), err)
 	}
+	if slices.ContainsFunc(multi, writes) {
+		if err := g.noReplica(); err != nil {
+			return refused(len(multi), err)
+		}
+	}
 	return g.Client.DoMulti(ctx, multi...)
+}
+
+// writes says whether cmd may write (see noReplica). Blocking commands
+// and pub/sub are left alone.
+func writes(cmd rueidis.Completed) bool {
+	return !cmd.IsReadOnly() && !cmd.IsBlock() && !cmd.NoReply()
 }
 
 func (g *failoverGate) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Duration) rueidis.RedisResult {

@@ -301,6 +301,13 @@ func (s *Sentinel) waitReady(timeout time.Duration) error {
 	return err
 }
 
+// Log is the sentinel's log so far: its view of failovers (+sdown,
+// +switch-master, +convert-to-slave), for a test to report.
+func (s *Sentinel) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "sentinel.log"))
+	return string(b)
+}
+
 // Stop ends the sentinel.
 func (s *Sentinel) Stop() {
 	if s.cmd == nil {

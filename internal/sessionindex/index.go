@@ -112,7 +112,8 @@ func (x *Index) Add(ctx context.Context, user string, e Entry, oldID string, dea
 	return nil
 }
 
-// list: KEYS[1] index; ARGV: now (unix ms), grace (ms), session key prefix.
+// list: KEYS[1] index; ARGV: now (unix ms), grace (ms), session key prefix,
+// sessions.KeyViews.
 // It returns id, entry, views for each live entry: the count is read from
 // the session itself, in the same script.
 var list = rueidis.NewLuaScript(prune + `
@@ -124,7 +125,7 @@ for i = 1, #live, 2 do
   local raw = ok and redis.call('GET', ARGV[3] .. e.token)
   if raw then
     local ok2, s = pcall(cjson.decode, raw)
-    if ok2 and type(s) == 'table' and type(s.values) == 'table' then views = tonumber(s.values.views) or 0 end
+    if ok2 and type(s) == 'table' and type(s.values) == 'table' then views = tonumber(s.values[ARGV[4]]) or 0 end
   end
   out[#out+1] = live[i]
   out[#out+1] = live[i+1]
@@ -136,7 +137,7 @@ return out`)
 // drops entries of sessions that have ended. One round trip.
 func (x *Index) List(ctx context.Context, user string) ([]Entry, error) {
 	flat, err := list.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)},
-		[]string{ms(time.Now()), strconv.FormatInt(grace.Milliseconds(), 10), sessions.Prefix}).AsStrSlice()
+		[]string{ms(time.Now()), strconv.FormatInt(grace.Milliseconds(), 10), sessions.Prefix, sessions.KeyViews}).AsStrSlice()
 	if err != nil {
 		return nil, fmt.Errorf("sessionindex: list for %q: %w", user, err)
 	}

@@ -39,9 +39,6 @@ func BrowsersKey(addr string) string { return "browsers:" + addr }
 // publishes the address's new list.
 func BrowsersChannel(addr string) string { return "live:addr:" + addr }
 
-// MsgBrowsersPrefix starts a BrowsersChannel message; the list (JSON) follows.
-const MsgBrowsersPrefix = "browsers "
-
 // Browser is one session in an address's list.
 type Browser struct {
 	ID       string `json:"id"`     // session ID (a hash of the token); never shown
@@ -60,6 +57,7 @@ type Visit struct {
 	Addr     string
 	Device   string
 	LoggedIn bool
+	Process  string // the serving process's short id (the lab's restart evidence)
 }
 
 // noteBrowser is the Lua shared by the count scripts: record one browser's

@@ -24,6 +24,8 @@ const (
 	KeySeen       = "seen"         // last activity, refreshed at most every TouchEvery
 	KeyOrigin     = "origin"       // which process and instance created the session, and when
 	KeyRememberMe = "__rememberMe" // scs's own key for RememberMe
+	KeyLab        = "lab"          // the lab's evidence and switches (see Lab)
+	KeyCounted    = "counted"      // the process that counted last (see Counted)
 )
 
 // User is who a session belongs to, as the tutorial stores it, and the
@@ -106,6 +108,14 @@ func decodeValue(key string, raw json.RawMessage) (any, error) {
 		var o Origin
 		err := json.Unmarshal(raw, &o)
 		return o, err
+	case KeyLab:
+		var l Lab
+		err := json.Unmarshal(raw, &l)
+		return l, err
+	case KeyCounted:
+		var c Counted
+		err := json.Unmarshal(raw, &c)
+		return c, err
 	case KeySeen:
 		// raw is one valid JSON value already; Unmarshal would only check
 		// that again before calling this.

@@ -29,6 +29,8 @@ func referenceDecode(b []byte) (time.Time, map[string]any, error) {
 		KeySeen:       reflect.TypeFor[time.Time](),
 		KeyOrigin:     reflect.TypeFor[Origin](),
 		KeyRememberMe: reflect.TypeFor[bool](),
+		KeyLab:        reflect.TypeFor[Lab](),
+		KeyCounted:    reflect.TypeFor[Counted](),
 	}
 	values := map[string]any{}
 	for k, raw := range env.Values {

@@ -21,6 +21,15 @@ func EndsAt(seen, deadline time.Time, idle time.Duration) time.Time {
 	return deadline
 }
 
+// FreshFor is how long an anonymous session's key lives if it is never used
+// again after the request that created it: what a flood of new sessions
+// costs, and how long it lasts once it stops. The first reuse gives the
+// session the idle timeout.
+const FreshFor = 10 * time.Minute
+
+// WarnBefore is how long before a session's end its pages are warned.
+const WarnBefore = 2 * time.Minute
+
 // TouchEvery is how stale a session's "last seen" may get before a read-only
 // request refreshes it (and its expiry): a tenth of the idle timeout, at most
 // five minutes, so a session never ends more than a tenth early.

@@ -9,6 +9,7 @@ import (
 	"github.com/alexedwards/scs/v2/memstore"
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
 func TestEndsAt(t *testing.T) {
@@ -121,5 +122,13 @@ func TestTouchEvery(t *testing.T) {
 		if got := TouchEvery(idle); got != want {
 			t.Errorf("TouchEvery(%v) = %v, want %v", idle, got, want)
 		}
+	}
+}
+
+// A flood of new anonymous sessions from one address leaves at most the
+// throttle's limit of keys alive: each lives FreshFor, the limit's window.
+func TestFreshForIsTheAnonymousWindow(t *testing.T) {
+	if w := throttle.DefaultPolicy.Anonymous.Window; w != FreshFor {
+		t.Errorf("throttle's anonymous window %v, FreshFor %v: keep them equal", w, FreshFor)
 	}
 }

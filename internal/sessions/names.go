@@ -38,6 +38,8 @@ const (
 	MsgCountPrefix = "count "   // SessionChannel: the new view count follows
 	MsgEnded       = "ended"    // SessionChannel: the session ended (revoked, logged out, renewed)
 	MsgSessions    = "sessions" // UserChannel: the list changed
+	// BrowsersChannel: an address's new list of browsers (JSON) follows.
+	MsgBrowsersPrefix = "browsers "
 )
 
 // CutSessionKey is CutKey(Key(token)) in one allocation: the session key

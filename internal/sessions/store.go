@@ -50,19 +50,22 @@ var ErrNoSession = errors.New("sessions: no such session")
 // (open tabs show it at once), records the count in the list of browsers of
 // the client's address (KEYS[2], see note_browser) and, for a logged-in
 // session (KEYS[3], the user's session index), records when and by which
-// instance the session was last served: no extra round trip. ARGV: session
-// ID, instance, session channel, MsgCountPrefix, then browserArgs. It
-// returns the count and the address's list.
-var incrViews = rueidis.NewLuaScript(redistrace.NameScript("count", noteBrowser+`
+// instance the session was last served, and keeps the lab's evidence of a
+// count on another process or instance (see note_move): no extra round
+// trip. ARGV: session ID, instance, session channel, MsgCountPrefix,
+// KeyViews, the counting process, KeyOrigin, KeyCounted, KeyLab, then
+// browserArgs. It returns the count and the address's list.
+var incrViews = rueidis.NewLuaScript(redistrace.NameScript("count", noteBrowser+noteMove+`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
 local s = cjson.decode(raw)
-local v = (tonumber(s.values.views) or 0) + 1
-s.values.views = v
+local v = (tonumber(s.values[ARGV[5]]) or 0) + 1
+s.values[ARGV[5]] = v
+local now = now_ms()
+note_move(s.values, v, ARGV[6], ARGV[2], now, ARGV[7], ARGV[8], ARGV[9])
 redis.call('SET', KEYS[1], cjson.encode(s), 'KEEPTTL')
 redis.call('PUBLISH', ARGV[3], ARGV[4] .. v)
-local now = now_ms()
-local browsers = note_browser(KEYS[2], ARGV[1], v, now, {unpack(ARGV, 5)})
+local browsers = note_browser(KEYS[2], ARGV[1], v, now, {unpack(ARGV, 10)})
 if KEYS[3] then
   local e = redis.call('HGET', KEYS[3], ARGV[1])
   if e then
@@ -86,7 +89,8 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 		keys = append(keys, IndexKey(user))
 	}
 	res, err := incrViews.Exec(ctx, o.rdb, keys,
-		append([]string{id, o.Instance, SessionChannel(id), MsgCountPrefix}, browserArgs(v)...)).ToArray()
+		append([]string{id, o.Instance, SessionChannel(id), MsgCountPrefix, KeyViews, v.Process, KeyOrigin, KeyCounted, KeyLab},
+			browserArgs(v)...)).ToArray()
 	if rueidis.IsRedisNil(err) {
 		return 0, nil, ErrNoSession
 	}
@@ -111,12 +115,13 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 // touch records activity and moves the key's expiry to the new idle
 // deadline, without rewriting what other requests may be changing. For a
 // logged-in session it also records last seen and the instance in the
-// user's session index (KEYS[2]).
+// user's session index (KEYS[2]). ARGV: last seen, expiry (unix ms), session
+// ID, last seen (unix ms), instance, KeySeen.
 var touch = rueidis.NewLuaScript(redistrace.NameScript("touch", `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local s = cjson.decode(raw)
-s.values.seen = ARGV[1]
+s.values[ARGV[6]] = ARGV[1]
 redis.call('SET', KEYS[1], cjson.encode(s), 'PXAT', ARGV[2])
 if KEYS[2] then
   local e = redis.call('HGET', KEYS[2], ARGV[3])
@@ -143,7 +148,7 @@ func sessionKeys(token, user string) []string {
 func (o *Ops) Touch(ctx context.Context, token, user string, seen, expiry time.Time) error {
 	n, err := touch.Exec(ctx, o.rdb, sessionKeys(token, user),
 		[]string{seen.UTC().Format(timeFormat), strconv.FormatInt(expiry.UnixMilli(), 10),
-			ID(token), strconv.FormatInt(seen.UnixMilli(), 10), o.Instance}).AsInt64()
+			ID(token), strconv.FormatInt(seen.UnixMilli(), 10), o.Instance, KeySeen}).AsInt64()
 	if err != nil {
 		return fmt.Errorf("sessions: touch: %w", err)
 	}
@@ -296,6 +301,7 @@ type Operations interface {
 	Times(ctx context.Context, token string) (Times, error)
 	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
 	Ended(ctx context.Context, token string) error
+	LabNote(ctx context.Context, token, field string, value any, replace bool) error
 }
 
 var (

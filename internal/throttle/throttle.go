@@ -85,7 +85,8 @@ var DefaultPolicy = Policy{
 	// A class of 30 behind one school NAT, each with a few browsers,
 	// private windows and cleared cookies, stays well under 300 in 10
 	// minutes; a flood from one address gets at most that many keys, and
-	// they expire unused (handlers: freshFor).
+	// they expire unused within the window: it is sessions.FreshFor (a
+	// sessions test holds the two equal; sessions imports this package).
 	Anonymous: Limit{Max: 300, Window: 10 * time.Minute},
 }
 

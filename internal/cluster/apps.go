@@ -1,0 +1,133 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+)
+
+// appService is one instance of the app, asking the sentinels for the master.
+func (c *cluster) appService(name, addr, bin string, extra []string) *service {
+	args := append([]string{"-addr", addr, "-instance", name, "-redis", c.redisURL(),
+		"-cookie-secure", "-trusted-proxies", "127.0.0.1/32,::1/128"}, extra...)
+	return &service{
+		name:  name,
+		start: func() (*proc, error) { return c.startProc(name, bin, args...) },
+		ready: func() bool { return healthy(addr) },
+		sig:   syscall.SIGTERM, // drains (-drain), then stops
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+}
+
+func healthy(addr string) bool {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + addr + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// nginxService writes nginx.conf from the template and runs nginx on it.
+func (c *cluster) nginxService(listen, cert, key string, apps []string) (*service, error) {
+	var b strings.Builder
+	err := template.Must(template.New("nginx").Parse(nginxConf)).Execute(&b, map[string]any{
+		"Dir": c.dir, "Listen": listen, "Cert": cert, "Key": key, "Apps": apps,
+	})
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(c.dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	pem, err := os.ReadFile(cert)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	return &service{
+		name: "nginx",
+		start: func() (*proc, error) {
+			return c.startProc("nginx", "nginx", "-p", c.dir, "-c", conf, "-e", filepath.Join(c.dir, "logs", "nginx-error.log"), "-g", "daemon off;")
+		},
+		// Ready when it answers a TLS handshake with this certificate:
+		// proof that it is this nginx, with its workers up.
+		ready: func() bool {
+			d := &net.Dialer{Timeout: time.Second}
+			conn, err := tls.DialWithDialer(d, "tcp", listen, &tls.Config{RootCAs: roots, ServerName: "localhost"})
+			if err == nil {
+				conn.Close()
+			}
+			return err == nil
+		},
+		sig:  syscall.SIGQUIT, // graceful for nginx
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}, nil
+}
+
+// restartApps restarts the named instances, or every one, one after the
+// other: each drains (SIGTERM), the cluster starts it again, and the next
+// one begins only when it answers and nginx has it back in its rotation.
+// Through nginx no request fails.
+func restartApps(dir string, names []string, out io.Writer) error {
+	s, err := readState(dir)
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		names = slices.Sorted(maps.Keys(s.Apps))
+	}
+	for i, name := range names {
+		if i > 0 {
+			// nginx skips an instance that refused a connection for
+			// fail_timeout (2 s, counted in whole seconds: up to 3 s); had
+			// the next one stopped sooner, with a short -drain, both would
+			// be out at once, and with three instances the third restart
+			// would leave none.
+			time.Sleep(nginxFailTimeout + time.Second)
+		}
+		if err := restartApp(dir, s, name, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nginxFailTimeout is fail_timeout in nginx.conf's upstream.
+const nginxFailTimeout = 2 * time.Second
+
+func restartApp(dir string, s State, name string, out io.Writer) error {
+	a, ok := s.Apps[name]
+	if !ok {
+		return fmt.Errorf("no instance %q (%s)", name, strings.Join(slices.Sorted(maps.Keys(s.Apps)), ", "))
+	}
+	if err := syscall.Kill(a.PID, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stop %s (pid %d): %w", name, a.PID, err)
+	}
+	// The drain (5 s by default), the requests in flight, the new start.
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if s, err := readState(dir); err == nil && s.Apps[name].PID != a.PID && healthy(a.Addr) {
+			fmt.Fprintf(out, "%s restarted (pid %d, was %d)\n", name, s.Apps[name].PID, a.PID)
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not come back within 60 s; see %s", name, filepath.Join(dir, "logs", name+".log"))
+}

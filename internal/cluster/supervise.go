@@ -1,0 +1,136 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// proc is one child process; its output goes to <dir>/logs/<name>.log.
+type proc struct {
+	name    string
+	cmd     *exec.Cmd
+	started time.Time
+	done    chan struct{}
+}
+
+func (c *cluster) startProc(name, bin string, args ...string) (*proc, error) {
+	logf, err := os.OpenFile(filepath.Join(c.dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = ownGroup() // Ctrl-C reaches this program only; it stops the rest in order
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, started: time.Now(), done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
+	return p, nil
+}
+
+// stop asks gracefully, then kills after 30 s (an app drains, then
+// finishes its requests: 15 s by default).
+func (p *proc) stop(sig os.Signal) {
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// service is one process the cluster keeps running: started again
+// whenever it exits, whatever the cause (a crash, kill -9, restart-app),
+// until the cluster stops it.
+type service struct {
+	name  string
+	start func() (*proc, error)
+	ready func() bool  // polled after each start
+	after func() error // once ready, after each start (nil: nothing)
+	sig   os.Signal    // the graceful stop
+	quit  chan struct{}
+	done  chan struct{}
+}
+
+// waitReady polls s.ready until it holds, the process exits, the service
+// is stopped, or 20 s pass.
+func (s *service) waitReady(p *proc) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for !s.ready() {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited at start; see its log", s.name)
+		case <-s.quit:
+			return fmt.Errorf("%s: stopped while starting", s.name)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not start within 20 s; see its log", s.name)
+		}
+	}
+	if s.after != nil {
+		return s.after()
+	}
+	return nil
+}
+
+// supervise runs s until s.quit is closed. The first start's outcome goes
+// to ready: a cluster that cannot start says so instead of retrying.
+func (c *cluster) supervise(s *service, ready chan<- error) {
+	defer close(s.done)
+	backoff := 200 * time.Millisecond
+	for first := true; ; first = false {
+		p, err := s.start()
+		if err == nil {
+			if err = s.waitReady(p); err != nil {
+				p.stop(syscall.SIGKILL)
+			}
+		}
+		if first {
+			ready <- err
+			if err != nil {
+				return
+			}
+		}
+		if err == nil {
+			c.setPID(s.name, p.cmd.Process.Pid)
+			select {
+			case <-s.quit:
+				p.stop(s.sig)
+				return
+			case <-p.done:
+			}
+			// A process that ran a while gets a quick restart; one that
+			// keeps dying at once gets a growing pause (at most 5 s).
+			if time.Since(p.started) > 10*time.Second {
+				backoff = 200 * time.Millisecond
+			}
+			c.logf("%s exited (%v); starting it again", s.name, p.cmd.ProcessState)
+		} else {
+			c.logf("%v; trying again", err)
+		}
+		select {
+		case <-s.quit:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// stopServices stops a group of services at once and waits for them.
+func stopServices(group []*service) {
+	for _, s := range group {
+		close(s.quit)
+	}
+	for _, s := range group {
+		<-s.done
+	}
+}

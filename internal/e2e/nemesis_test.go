@@ -1,0 +1,368 @@
+package e2e
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+// TestNemesis is a Jepsen-style test of the promise that nothing
+// acknowledged is lost when the Redis master fails over or stalls. Two
+// instances share a Sentinel deployment (master, replica, three sentinels on
+// the sentinels' test defaults: down after 1 s, failover timeout 5 s); four
+// sessions each count one view at a time, on either instance, while a
+// nemesis every 6-10 s either asks for a failover (SENTINEL FAILOVER) or
+// stalls the current master for two seconds (CLIENT PAUSE 2000: a GC pause,
+// a slow disk, a short partition; the sentinels fail it over meanwhile, and
+// it then answers again as a master until a sentinel reconfigures it).
+//
+// The checker reads every answer: a session counts one view at a time, so
+// the counts it is told must rise. A count told lower than or equal to one
+// told before is a drop (acknowledged counts lost); a count that rises by
+// more than the answers that could have counted (200s, and 503s that say
+// the view "may or may not" have been counted) is a 503 that said "nothing
+// was changed" and lied. No 500, and every request gets an answer.
+//
+// NEMESIS_DURATION (default 30s) sets how long the nemesis runs, NEMESIS_SEED
+// replays a run's schedule; `go tool task nemesis` runs it for 60 s.
+func TestNemesis(t *testing.T) {
+	duration := 30 * time.Second
+	if s := os.Getenv("NEMESIS_DURATION"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			t.Fatalf("NEMESIS_DURATION=%q: want a duration such as 60s", s)
+		}
+		duration = d
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("NEMESIS_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("NEMESIS_SEED=%q: want a number", s)
+		}
+		seed = n
+	}
+	t.Logf("NEMESIS_SEED=%d NEMESIS_DURATION=%v", seed, duration)
+
+	topo := redistest.StartTopology(t)
+	apps := []*apptest.Process{
+		apptest.Start(t, bin, "-redis", topo.URL(), "-instance", "a"),
+		apptest.Start(t, bin, "-redis", topo.URL(), "-instance", "b"),
+	}
+	const sessions = 4
+	clients := make([]*http.Client, sessions)
+	histories := make([]history, sessions)
+	for i := range clients {
+		clients[i] = apptest.Client(t)
+		histories[i].add(countAnswer(clients[i], apps[i%2], i%2, time.Now()))
+	}
+
+	start := time.Now()
+	end := start.Add(duration)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			for n := i; time.Now().Before(end); n++ {
+				a := countAnswer(clients[i], apps[n%2], n%2, start)
+				histories[i].add(a)
+				if a.status == http.StatusServiceUnavailable {
+					time.Sleep(50 * time.Millisecond) // a browser would wait longer
+				}
+			}
+		})
+	}
+	ops := runNemesis(t, topo, rand.New(rand.NewPCG(seed, 0)), start, end)
+	wg.Wait()
+
+	// Afterwards every session counts again, once the deployment has
+	// settled: the count it is told still rises.
+	for i, c := range clients {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			a := countAnswer(c, apps[i%2], i%2, start)
+			histories[i].add(a)
+			if a.status == http.StatusOK || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	var total verdict
+	for i := range histories {
+		v := histories[i].check()
+		for _, p := range v.problems {
+			t.Errorf("session %d: %s", i, p)
+		}
+		total.merge(v)
+	}
+	if last := histories[0].answers[len(histories[0].answers)-1]; last.status != http.StatusOK {
+		t.Errorf("session 0 still gets %d 30 s after the nemesis stopped", last.status)
+	}
+	for _, p := range apps {
+		if strings.Contains(p.Log(), "status=500") {
+			t.Errorf("instance %s logged a 500", p.Addr)
+		}
+	}
+	t.Logf("nemesis report: %s; %s", ops, total)
+	t.Logf("what the nemesis did, and what the sentinels and the apps saw (UTC):\n%s", failoverTimeline(topo, apps, ops))
+}
+
+// answer is one answer to GET /count as a session was told it.
+type answer struct {
+	at     time.Duration // since the nemesis started
+	app    int           // which instance
+	status int           // 0: no answer at all
+	count  int           // the count told (a 200)
+	unsure bool          // a 503 that says the view may or may not have been counted
+	err    string        // what went wrong, for the report
+}
+
+var statusWords = map[int]string{0: "no answer", 200: "200", 500: "500"}
+
+// countAnswer counts one view on app and records the answer.
+func countAnswer(c *http.Client, app *apptest.Process, which int, start time.Time) answer {
+	a := answer{at: time.Since(start), app: which}
+	resp, err := c.Get(app.URL + "/count")
+	if err != nil {
+		a.err = err.Error()
+		return a
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	a.status = resp.StatusCode
+	switch a.status {
+	case http.StatusOK:
+		n, err := strconv.Atoi(viewCountOf(string(body)))
+		if err != nil {
+			a.status, a.err = -1, "a 200 without a count"
+		}
+		a.count = n
+	case http.StatusServiceUnavailable:
+		a.unsure = strings.Contains(string(body), "may or may not")
+		if resp.Header.Get("Retry-After") == "" {
+			a.err = "a 503 without Retry-After"
+		}
+	default:
+		a.err = fmt.Sprintf("%.200s", body)
+	}
+	return a
+}
+
+// viewCountOf is the count a /count page shows, "" if none.
+func viewCountOf(body string) string {
+	const marker = `data-testid="view-count"`
+	_, rest, ok := strings.Cut(body, marker)
+	if !ok {
+		return ""
+	}
+	_, rest, _ = strings.Cut(rest, ">")
+	n, _, _ := strings.Cut(rest, "<")
+	return n
+}
+
+// history is every answer one session was told, in order.
+type history struct {
+	mu      sync.Mutex
+	answers []answer
+}
+
+func (h *history) add(a answer) {
+	h.mu.Lock()
+	h.answers = append(h.answers, a)
+	h.mu.Unlock()
+}
+
+// verdict is what the checker found in one or more histories.
+type verdict struct {
+	statuses map[string]int
+	drops    int // counts told lower than or equal to one told before
+	lost     int // acknowledged counts the drops threw away
+	phantoms int // views counted that no answer allowed: a 503 that said nothing was changed, or a jump to another history
+	problems []string
+}
+
+// check reads a session's answers in order.
+func (h *history) check() verdict {
+	v := verdict{statuses: map[string]int{}}
+	last, lastAt := 0, time.Duration(0)
+	mayHave := 0 // answers since the last count told that may have counted
+	for _, a := range h.answers {
+		word := cmp.Or(statusWords[a.status], strconv.Itoa(a.status))
+		switch {
+		case a.status == http.StatusServiceUnavailable && a.unsure:
+			word = "503 may or may not"
+			mayHave++
+		case a.status == http.StatusServiceUnavailable:
+			word = "503 nothing changed"
+		}
+		v.statuses[word]++
+		if a.err != "" {
+			v.problems = append(v.problems, fmt.Sprintf("%s at %v on instance %d: %s", word, a.at.Round(time.Millisecond), a.app, a.err))
+		}
+		if a.status == 0 {
+			mayHave++ // a request that got no answer may have counted
+		}
+		if a.status != http.StatusOK {
+			continue
+		}
+		switch {
+		case last == 0:
+		case a.count <= last:
+			v.drops++
+			v.lost += last - a.count + 1
+			v.problems = append(v.problems, fmt.Sprintf("told %d at %v (instance %d) after %d at %v: %d acknowledged counts lost",
+				a.count, a.at.Round(time.Millisecond), a.app, last, lastAt.Round(time.Millisecond), last-a.count+1))
+		case a.count-last-1 > mayHave:
+			n := a.count - last - 1 - mayHave
+			v.phantoms += n
+			v.problems = append(v.problems, fmt.Sprintf("told %d at %v after %d at %v, with %d answers between that may have counted: %d views counted that no answer allowed (a 503 that said nothing was changed, or another history)",
+				a.count, a.at.Round(time.Millisecond), last, lastAt.Round(time.Millisecond), mayHave, n))
+		}
+		last, lastAt, mayHave = a.count, a.at, 0
+	}
+	return v
+}
+
+func (v *verdict) merge(o verdict) {
+	if v.statuses == nil {
+		v.statuses = map[string]int{}
+	}
+	for k, n := range o.statuses {
+		v.statuses[k] += n
+	}
+	v.drops += o.drops
+	v.lost += o.lost
+	v.phantoms += o.phantoms
+}
+
+func (v verdict) String() string {
+	words := make([]string, 0, len(v.statuses))
+	for k := range v.statuses {
+		words = append(words, k)
+	}
+	slices.Sort(words)
+	var b strings.Builder
+	b.WriteString("answers:")
+	for _, k := range words {
+		fmt.Fprintf(&b, " %s %d,", k, v.statuses[k])
+	}
+	fmt.Fprintf(&b, " drops %d, acknowledged counts lost %d, views counted that no answer allowed %d", v.drops, v.lost, v.phantoms)
+	return b.String()
+}
+
+// nemesisOps is what the nemesis did.
+type nemesisOps struct {
+	log                        []string // wall clock (UTC) and what
+	failovers, pauses, refused int
+}
+
+func (o nemesisOps) String() string {
+	return fmt.Sprintf("nemesis: %d SENTINEL FAILOVER, %d CLIENT PAUSE 2000, %d refused by the sentinels", o.failovers, o.pauses, o.refused)
+}
+
+// runNemesis misbehaves every 6-10 s (the first time after 1-3 s) until end.
+func runNemesis(t *testing.T, topo *redistest.Topology, rng *rand.Rand, start, end time.Time) nemesisOps {
+	var ops nemesisOps
+	record := func(format string, args ...any) {
+		ops.log = append(ops.log, time.Now().UTC().Format("15:04:05.000")+" nemesis: "+fmt.Sprintf(format, args...))
+	}
+	record("starts (answers' times are since now)")
+	next := start.Add(time.Second + time.Duration(rng.Int64N(int64(2*time.Second))))
+	for {
+		if next.After(end) {
+			time.Sleep(time.Until(end))
+			return ops
+		}
+		time.Sleep(time.Until(next))
+		next = next.Add(6*time.Second + time.Duration(rng.Int64N(int64(4*time.Second))))
+		master, err := sentinelsMaster(topo)
+		if err != nil {
+			record("no sentinel names a master: %v", err)
+			ops.refused++
+			continue
+		}
+		if rng.IntN(2) == 0 {
+			if _, err := topo.Sentinels[rng.IntN(len(topo.Sentinels))].Do("SENTINEL", "FAILOVER", redistest.MasterSet); err != nil {
+				record("SENTINEL FAILOVER (master %s) refused: %v", master, err)
+				ops.refused++
+				continue
+			}
+			record("SENTINEL FAILOVER (master %s)", master)
+			ops.failovers++
+			continue
+		}
+		i := slices.IndexFunc(topo.Nodes, func(n *redistest.Server) bool { return n.Addr() == master })
+		if i < 0 {
+			t.Errorf("the sentinels' master %s is none of the nodes", master)
+			return ops
+		}
+		if _, err := topo.Nodes[i].Do("CLIENT", "PAUSE", "2000"); err != nil {
+			record("CLIENT PAUSE 2000 on %s failed: %v", master, err)
+			ops.refused++
+			continue
+		}
+		record("CLIENT PAUSE 2000 on master %s", master)
+		ops.pauses++
+	}
+}
+
+// sentinelsMaster is the master the first sentinel that answers names.
+func sentinelsMaster(topo *redistest.Topology) (string, error) {
+	var last error
+	for _, s := range topo.Sentinels {
+		reply, err := s.Do("SENTINEL", "GET-MASTER-ADDR-BY-NAME", redistest.MasterSet)
+		if err == nil {
+			if host, port, ok := strings.Cut(reply, "\n"); ok {
+				return host + ":" + port, nil
+			}
+			err = fmt.Errorf("%q", reply)
+		}
+		last = err
+	}
+	return "", last
+}
+
+// sentinelEvents are the log lines that tell a failover's story.
+var sentinelEvents = regexp.MustCompile(`[+-](sdown master|odown|try-failover|elected-leader|promoted-slave|switch-master|convert-to-slave|failover-end |failover-abort)`)
+
+// failoverTimeline merges the nemesis's actions, the sentinels' failover
+// events and the apps' "new master" lines by time.
+func failoverTimeline(topo *redistest.Topology, apps []*apptest.Process, ops nemesisOps) string {
+	lines := slices.Clone(ops.log)
+	stamp := regexp.MustCompile(`\d\d:\d\d:\d\d\.\d\d\d`)
+	for i, s := range topo.Sentinels {
+		for line := range strings.Lines(s.Log()) {
+			if sentinelEvents.MatchString(line) {
+				at := stamp.FindString(line)
+				_, event, _ := strings.Cut(line, at)
+				lines = append(lines, fmt.Sprintf("%s sentinel %d:%s", at, i, strings.TrimRight(event, "\n")))
+			}
+		}
+	}
+	appStamp := regexp.MustCompile(`time=\S*T(\d\d:\d\d:\d\d\.\d\d\d)`)
+	for i, p := range apps {
+		for line := range strings.Lines(p.Log()) {
+			if strings.Contains(line, "new master") {
+				if m := appStamp.FindStringSubmatch(line); m != nil {
+					lines = append(lines, fmt.Sprintf("%s app %d: %s", m[1], i, strings.TrimRight(line, "\n")))
+				}
+			}
+		}
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
