@@ -387,7 +387,10 @@ func TestSessionLogLinesCarryAHashNotTheToken(t *testing.T) {
 // POST route is covered without anyone adding it here.
 func TestCrossSiteRequestsAreRefused(t *testing.T) {
 	// Every optional route switched on.
-	ta := newTestApp(t, func(a *App) { a.Restart = func() { t.Error("a blocked request restarted the server") } })
+	ta := newTestApp(t, func(a *App) {
+		a.Restart = func() { t.Error("a blocked request restarted the server") }
+		a.Lab = true
+	})
 	owner, phone := ta.client(), ta.client()
 	ta.register(owner, "kim", "kim-password")
 	ta.login(phone, "kim", "kim-password")
@@ -398,6 +401,7 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 		"/login":    creds,
 		"/register": {"username": {"mallory"}, "password": {"mallory-password"}},
 		"/password": {"current": {"kim-password"}, "new": {"mallory-password"}},
+		"/lab/use":  {"id": {phoneToken}},
 	}
 	attacks := [][]string{
 		{"Sec-Fetch-Site", "cross-site"},
@@ -438,7 +442,8 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 	}
 	// The walk itself must see the routes known today, or it proves nothing.
 	for _, route := range []string{"POST /login", "POST /logout", "POST /register", "POST /password",
-		"POST /session/touch", "POST /sessions/revoke-others", "POST /restart", "POST /sessions/" + sessions.ID(phoneToken) + "/revoke"} {
+		"POST /session/touch", "POST /sessions/revoke-others", "POST /restart", "POST /sessions/" + sessions.ID(phoneToken) + "/revoke",
+		"POST /lab/read", "POST /lab/use", "POST /lab/switch/" + sessions.ID(phoneToken)} {
 		if !walked[route] {
 			t.Errorf("the route walk missed %s (walked %v)", route, walked)
 		}
