@@ -73,6 +73,9 @@ type App struct {
 	Idle       time.Duration // idle timeout, enforced on the server
 	TouchEvery time.Duration // how stale "last seen" may get before a request refreshes it
 	Banner     string        // shown on every page when set
+	// Lab (-lab) lets a session weaken itself on /lab, for the Session
+	// Security experiments; see docs/security.md for exactly what.
+	Lab bool
 	// Redis names the Redis the app uses on the Redis panel (see
 	// DescribeRedis); never a password.
 	Redis views.RedisServer
@@ -100,6 +103,7 @@ type Config struct {
 	TrustedProxies Proxies
 	Instance       string // shown on every page
 	LogSalt        []byte // salts the short hashes of tokens in logs (see LogID)
+	Lab            bool   // -lab: the lab's switches (see App.Lab)
 }
 
 // New builds the App as main serves it and the tests drive it. Every
@@ -143,6 +147,7 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 		Redis:          redisServer,
 		Throttle:       throttle.New(rdb, cfg.Throttle),
 		TrustedProxies: cfg.TrustedProxies,
+		Lab:            cfg.Lab,
 		closeStack:     stack.Close,
 	}, nil
 }

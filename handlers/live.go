@@ -133,8 +133,17 @@ func (s *stream) reset() {
 	if err != nil {
 		return // not HTTP/1 (a proxy's HTTP/2): the server closes it
 	}
-	if tcp, ok := conn.(*net.TCPConn); ok {
-		_ = tcp.SetLinger(0)
+	for c := conn; c != nil; {
+		if tcp, ok := c.(*net.TCPConn); ok {
+			_ = tcp.SetLinger(0)
+			break
+		}
+		// A wrapper (TLS, oneWriteConn) says what it wraps, as tls.Conn does.
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = w.NetConn()
 	}
 	_ = conn.Close()
 }

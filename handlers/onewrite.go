@@ -55,6 +55,10 @@ type oneWriteConn struct {
 	held *bytes.Buffer // from bufferPool while holding; nil otherwise
 }
 
+// NetConn is the connection it wraps (as tls.Conn's), for a stream that
+// resets a client that does not read (live.go).
+func (c *oneWriteConn) NetConn() net.Conn { return c.Conn }
+
 func (c *oneWriteConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	if c.held != nil {

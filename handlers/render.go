@@ -62,6 +62,8 @@ func (a *App) page(ctx context.Context, title string) views.Page {
 	}
 	st, _ := stateOf(ctx)
 	p.LostSession = st.isLost()
+	p.Lab = a.labProgress(ctx)
+	p.LabWeakened = a.labOf(ctx).Weakened()
 	return p
 }
 

@@ -388,7 +388,10 @@ func TestSessionLogLinesCarryAHashNotTheToken(t *testing.T) {
 // POST route is covered without anyone adding it here.
 func TestCrossSiteRequestsAreRefused(t *testing.T) {
 	// Every optional route switched on.
-	ta := newTestApp(t, func(a *App) { a.Restart = func() { t.Error("a blocked request restarted the server") } })
+	ta := newTestApp(t, func(a *App) {
+		a.Restart = func() { t.Error("a blocked request restarted the server") }
+		a.Lab = true
+	})
 	attacks := [][]string{
 		{"Sec-Fetch-Site", "cross-site"},
 		{"Sec-Fetch-Site", "same-site"},
@@ -427,6 +430,7 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 					"/login":    {"username": {user}, "password": {password}},
 					"/register": {"username": {"mallory"}, "password": {"mallory-password"}},
 					"/password": {"current": {password}, "new": {"mallory-password"}},
+					"/lab/use":  {"id": {phoneToken}},
 				}
 				req, _ := http.NewRequest(method, ta.srv.URL+path, strings.NewReader(forms[path].Encode()))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -450,7 +454,8 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 	}
 	// The walk itself must see the routes known today, or it proves nothing.
 	for _, route := range []string{"POST /login", "POST /logout", "POST /register", "POST /password",
-		"POST /session/touch", "POST /sessions/revoke-others", "POST /restart", "POST /sessions/{id}/revoke"} {
+		"POST /session/touch", "POST /sessions/revoke-others", "POST /restart", "POST /sessions/{id}/revoke",
+		"POST /lab/read", "POST /lab/use", "POST /lab/switch/{switch}"} {
 		if !walked[route] {
 			t.Errorf("the route walk missed %s (walked %v)", route, walked)
 		}

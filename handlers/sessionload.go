@@ -27,6 +27,9 @@ type sessionState struct {
 	created   bool // see tokenIssued
 	abandoned bool // see abandon
 	limited   bool // see limitCounted
+	// views is the count this request made inside Redis (GET /count),
+	// which the session as loaded does not hold yet (the header's lab progress).
+	views int
 }
 
 // isStale: the cookie named no live session. Nil-safe, as are the others.

@@ -62,7 +62,7 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		if created {
 			a.Log.Info("session created", "session", a.LogID(token))
 		}
-		a.Sessions.WriteSessionCookie(ctx, w, token, expiry)
+		a.writeSessionCookie(ctx, w, token, expiry)
 	case scs.Destroyed:
 		if st, _ := stateOf(ctx); st.isStale() {
 			// The session ended under this request; if that was a

@@ -17,10 +17,14 @@ const (
 	IDProcess      = "process"        // the footer's process badge, replaced when a new process answers
 	IDRedisTrace   = "redis-trace"    // the panel's "what this request did in Redis"
 	IDBrowsers     = "browsers"       // the counter page's list of browsers
+	IDLabLive      = "lab-live"       // /lab's steps and path, sent again by GET /lab/steps
 
 	// EventSessionChanged (an HX-Trigger response header) tells the Redis
 	// panel to reload: the session's stored data changed.
 	EventSessionChanged = "session-changed"
+	// EventLabChanged (HX-Trigger) tells /lab to read its steps again: an
+	// experiment recorded an outcome.
+	EventLabChanged = "lab-changed"
 
 	// Server-sent events of GET /live.
 	SSECount    = "count"    // the session's new view count (data: the number)
