@@ -202,7 +202,6 @@ func redisCLIAt(addr string, args ...string) (string, error) {
 // process of the cluster, and it starts again, on other ports, after that
 // odd number of failovers, with every session and count kept.
 func TestClusterHealsItself(t *testing.T) {
-	t.Parallel()
 	c := startCluster(t)
 	k := countThroughNginx(c, 3)
 	defer func() {

@@ -226,7 +226,6 @@ func (c *cluster) count(hc *http.Client) (n int, instance string) {
 // survives an instance's restart without logging in again; nothing it was
 // told is lost.
 func TestClusterBehindNginx(t *testing.T) {
-	t.Parallel()
 	c := startCluster(t)
 	hc := c.client()
 	origin := strings.TrimSuffix(c.state.URL, "/")

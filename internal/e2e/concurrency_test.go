@@ -25,7 +25,6 @@ import (
 // long-lived streams, which loaded the session before any of the counts)
 // ever writes an older count back.
 func TestConcurrentCountsOnTwoProcesses(t *testing.T) {
-	t.Parallel()
 	rs := redistest.Start(t)
 	a := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a")
 	b := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b")

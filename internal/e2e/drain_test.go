@@ -48,7 +48,6 @@ func debugGet(t *testing.T, base, path string) string {
 // session write. The test knows it is running from the goroutine dump of
 // the debug listener, not from a sleep.
 func TestSIGTERMDrainsRequestsInFlight(t *testing.T) {
-	t.Parallel()
 	rs := redistest.Start(t)
 	const shutdownTimeout = 60 * time.Second
 	p := apptest.Start(t, bin, "-redis", rs.URL(), "-bcrypt-cost", "13",
@@ -127,7 +126,6 @@ func TestSIGTERMDrainsRequestsInFlight(t *testing.T) {
 // A request that outlasts the shutdown timeout does not keep the process:
 // it exits when the timeout is up, and says the drain was cut short.
 func TestSIGTERMGivesUpAtTheShutdownTimeout(t *testing.T) {
-	t.Parallel()
 	rs := redistest.Start(t)
 	const shutdownTimeout = 100 * time.Millisecond // a cost-14 bcrypt takes a second or more
 	p := apptest.Start(t, bin, "-redis", rs.URL(), "-bcrypt-cost", "14",
@@ -176,7 +174,6 @@ func waitForBcrypt(t *testing.T, debug string) {
 // up the listener closes and the process exits cleanly. Ctrl-C (SIGINT)
 // skips the period.
 func TestSIGTERMDrainPeriod(t *testing.T) {
-	t.Parallel()
 	rs := redistest.Start(t)
 	p := apptest.Start(t, bin, "-redis", rs.URL(), "-drain", "3s")
 	c := apptest.Client(t)

@@ -39,7 +39,6 @@ import (
 // NEMESIS_DURATION (default 30s) sets how long the nemesis runs, NEMESIS_SEED
 // replays a run's schedule; `go tool task nemesis` runs it for 60 s.
 func TestNemesis(t *testing.T) {
-	t.Parallel()
 	duration := 30 * time.Second
 	if s := os.Getenv("NEMESIS_DURATION"); s != "" {
 		d, err := time.ParseDuration(s)

@@ -37,7 +37,6 @@ func logInClient(t *testing.T, base, user, password string) *http.Client {
 // logged in before it is logged out on its next request, on either
 // instance, whatever happened to the user's session index.
 func TestNoSessionEscapesRevocation(t *testing.T) {
-	t.Parallel()
 	// Two instances on a fresh Redis (so no throttle counts carry over). A
 	// real bcrypt cost keeps each login in flight for a while, as in
 	// production, so a change lands in the middle of several of them.

@@ -28,7 +28,6 @@ import (
 // acknowledges a write only once a replica has it (WAIT 1), so counts are
 // refused until the new master has a replica again (TestNemesis shows why).
 func TestCountsSurviveSentinelFailover(t *testing.T) {
-	t.Parallel()
 	topo := redistest.StartTopology(t)
 	apps := []*apptest.Process{
 		apptest.Start(t, bin, "-redis", topo.URL(), "-instance", "a"),

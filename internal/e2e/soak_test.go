@@ -97,7 +97,6 @@ func measure(t *testing.T, debug string) runtimeFigures {
 // once), Redis agreeing, and no growth in goroutines or live heap between
 // the middle and the end.
 func TestSoak(t *testing.T) {
-	t.Parallel()
 	cfg := loadSoakConfig(t)
 	rs := redistest.Start(t)
 	// Its sessions all come from loopback: no limit on new sessions per address.

@@ -144,7 +144,6 @@ func startWithStream(t *testing.T, args ...string) (*apptest.Process, *stuckStre
 // A client that does not take its events is dropped within a few seconds;
 // its queued bytes are not kept for it.
 func TestAStuckStreamIsDropped(t *testing.T) {
-	t.Parallel()
 	app, s := startWithStream(t)
 	q := s.jam(t, app)
 	t.Logf("%d bytes queued on the stuck stream", q)
@@ -157,7 +156,6 @@ func TestAStuckStreamIsDropped(t *testing.T) {
 // SIGTERM never waits on a stuck stream: the process exits long before its
 // shutdown timeout (60 s here).
 func TestSIGTERMDoesNotWaitForAStuckStream(t *testing.T) {
-	t.Parallel()
 	app, s := startWithStream(t, "-shutdown-timeout", "60s")
 	s.jam(t, app)
 	start := time.Now()
@@ -176,7 +174,6 @@ func TestSIGTERMDoesNotWaitForAStuckStream(t *testing.T) {
 // The restart button brings the server back even with a stuck stream open
 // (it used to wait the whole shutdown timeout, then exit 1).
 func TestRestartComesBackWithAStuckStream(t *testing.T) {
-	t.Parallel()
 	app, s := startWithStream(t, "-demo-controls")
 	s.jam(t, app)
 	c := apptest.Client(t)
