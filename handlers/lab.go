@@ -91,8 +91,10 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 	_, loggedIn := a.currentUser(ctx)
 	visit := a.visit(r)
 
+	// HEAD changes nothing: no cookie, no evidence recorded.
+	record := r.Method != http.MethodHead
 	var browser string
-	if a.Lab {
+	if a.Lab && record {
 		browser = a.labBrowser(w, r)
 		if err := a.noteLabBrowser(ctx, token, browser, &l, loggedIn); err != nil {
 			return views.Lab{}, err
@@ -115,7 +117,7 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 			other = &list[i]
 		}
 	}
-	if l.Browsers == nil && this != nil && other != nil {
+	if record && l.Browsers == nil && this != nil && other != nil {
 		ev := &sessions.LabBrowsers{At: time.Now().UnixMilli(), This: browserLine(*this), Other: browserLine(*other)}
 		if err := a.Ops.LabNote(ctx, token, "browsers", ev, false); err != nil && !errors.Is(err, sessions.ErrNoSession) {
 			return views.Lab{}, err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/a-h/templ"
+	"github.com/alexedwards/scs/v2"
 
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -42,7 +43,7 @@ func (a *App) write(w http.ResponseWriter, r *http.Request, status int, c templ.
 	// Rendered even if the client has left: a page is a few kilobytes, and
 	// a cancelled render is not a server error (the write just goes nowhere).
 	if err := c.Render(context.WithoutCancel(r.Context()), buf); err != nil {
-		a.Log.Error("render failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.Log.ErrorContext(r.Context(), "render failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		answerPlain(w, failInternal, "Internal server error\n")
 		return
 	}
@@ -73,9 +74,26 @@ func (a *App) process() views.Process {
 }
 
 // origin is which process created the request's session, beside this one.
+// A session this request creates gets its origin now, not at the write, so
+// the page that the new session lands on (the profile after a login) says
+// it too.
 func (a *App) origin(ctx context.Context) views.Origin {
-	o, _ := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
+	o, ok := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
+	if !ok && a.Sessions.Status(ctx) == scs.Modified {
+		o = a.recordOrigin(ctx)
+	}
 	return views.Origin{Process: o.Process, Instance: o.Instance, Created: o.At, Here: a.process()}
+}
+
+// recordOrigin records that this process creates the session, now; the
+// write that stores the session keeps the same moment as its last activity.
+func (a *App) recordOrigin(ctx context.Context) sessions.Origin {
+	o := sessions.Origin{Process: a.ProcessID, Instance: a.Instance, At: time.Now().UTC().Truncate(time.Millisecond)}
+	a.Sessions.Put(ctx, sessions.KeyOrigin, o)
+	if st, ok := stateOf(ctx); ok {
+		st.originAt = o.At
+	}
+	return o
 }
 
 // currentUser is the logged-in user, if the request has a session at all.
@@ -121,7 +139,7 @@ func (o *outageLog) report(log *slog.Logger, kind redisconn.Kind, r *http.Reques
 	failed := k.failed
 	k.logged, k.failed = time.Now(), 0
 	o.mu.Unlock()
-	log.Error("Redis cannot serve", "kind", string(kind), "failed_requests", failed,
+	log.ErrorContext(r.Context(), "Redis cannot serve", "kind", string(kind), "failed_requests", failed,
 		"method", r.Method, "path", r.URL.Path, "status", http.StatusServiceUnavailable, "err", err)
 }
 
@@ -139,7 +157,7 @@ func (a *App) parseForm(w http.ResponseWriter, r *http.Request) bool {
 	if netErr, ok := errors.AsType[net.Error](err); ok && netErr.Timeout() || clientGone(r) {
 		// The body did not come within the server's read timeout, or the
 		// client left: a slow or vanished client, not a server error.
-		a.Log.Info("form body not received", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.Log.InfoContext(r.Context(), "form body not received", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Connection", "close")
 		a.answer(w, r, failFormTimeout)
 		return false

@@ -98,7 +98,7 @@ func LabTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 // noteMove is the Lua the count script runs on the decoded session values
 // after counting v: compare the previous counter (or the creator) with this
 // process and record the first restart and servers evidence, then this
-// process as the last counter. The value names come as arguments (KeyOrigin,
+// process as the last counter (once it is not the creator). The value names come as arguments (KeyOrigin,
 // KeyCounted, KeyLab); the fields inside them are Counted's, Origin's and
 // Lab's JSON names.
 const noteMove = `
@@ -116,7 +116,12 @@ local function note_move(values, v, process, instance, now, korigin, kcounted, k
       values[klab] = lab
     end
   end
-  values[kcounted] = {process = process, instance = instance}
+  -- Kept only once a count lands away from the creating process: until
+  -- then the origin says the same, and the session is no bigger.
+  local o = values[korigin]
+  if values[kcounted] or type(o) ~= 'table' or o.process ~= process or o.instance ~= instance then
+    values[kcounted] = {process = process, instance = instance}
+  end
 end
 `
 
