@@ -111,3 +111,26 @@ func TestInSyncReplicas(t *testing.T) {
 		}
 	}
 }
+
+// A Sentinel deployment whose ACL user may not send INFO cannot tell
+// whether the master has a replica: writes are refused (and the warning
+// names the NOPERM), never let through unchecked.
+func TestReplicaCheckWithoutInfoRefusesWrites(t *testing.T) {
+	rs := redistest.Start(t)
+	rs.MustDo("ACL", "SETUSER", "noinfo", "on", ">pw", "~*", "&*", "+@all", "-info")
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Addr()}, Username: "noinfo", Password: "pw",
+		ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	var log strings.Builder
+	g := &failoverGate{Client: c, masterSet: "mymaster", log: slog.New(slog.NewTextHandler(&log, nil))}
+	g.checkReplicas(context.Background())
+	if err := g.Do(context.Background(), g.B().Set().Key("k").Value("v").Build()).Error(); !errors.Is(err, ErrNoReplica) {
+		t.Errorf("write without INFO: %v, want %v", err, ErrNoReplica)
+	}
+	if !strings.Contains(log.String(), "NOPERM") {
+		t.Errorf("the warning does not name the NOPERM: %s", log.String())
+	}
+}
