@@ -76,11 +76,10 @@ func TestCountsSurviveSentinelFailover(t *testing.T) {
 			start := time.Now()
 			from, to := failure.fail()
 			known := time.Since(start)
-			// Counts go on against the new master.
-			load.waitAcknowledged(t, load.acknowledged.Load()+users, "counts after the failover")
 			// The new master acknowledges writes once it has a replica
 			// again: the killed master restarted, or the old one turned
-			// into a replica by a sentinel (about ten seconds).
+			// into a replica by a sentinel (about ten seconds). Then
+			// counts go on against it.
 			for _, node := range topo.Nodes {
 				switch {
 				case node.Dead():
@@ -89,6 +88,7 @@ func TestCountsSurviveSentinelFailover(t *testing.T) {
 					topo.WaitReplica(node)
 				}
 			}
+			load.waitAcknowledged(t, load.acknowledged.Load()+users, "counts after the failover")
 			tallies := load.stop()
 			t.Logf("master %s -> %s; the sentinels agreed after %v, and it had a replica again after %v", from, to,
 				known.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
