@@ -55,7 +55,10 @@ func TestFailoverGateHoldsTheSessionPool(t *testing.T) {
 	rs.MustDo("CONFIG", "SET", "repl-diskless-sync-delay", "0") // sync the replica now, not in 5 s
 	replica := redistest.Start(t, "--replicaof", "127.0.0.1", rs.Addr()[len("127.0.0.1:"):])
 	waitInSync(t, replica)
-	g.checkReplicas(ctx)
+	// The master lists the replica online once it has acknowledged the sync.
+	for deadline := time.Now().Add(5 * time.Second); g.noReplica() != nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		g.checkReplicas(ctx)
+	}
 	if err := commit("before"); err != nil {
 		t.Fatal(err)
 	}
