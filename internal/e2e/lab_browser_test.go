@@ -85,9 +85,11 @@ func (b *browser) whoami() string {
 // Every step to a tick: two browsers, a restart through the button, two
 // instances on one Redis, and both experiments, with `task run`'s flags.
 func TestBrowserLabEveryStepTicks(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("browser test: skipped with -short")
 	}
+	t.Parallel() // its own Redis, apps and Chromium
 	rs := redistest.Start(t)
 	a := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a", "-demo-controls", "-lab")
 	other := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b", "-lab")
@@ -231,6 +233,17 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 	if got := one.text("lab-progress"); got != "7 of 7 done" {
 		t.Errorf("header progress %q, want 7 of 7 done", got)
 	}
+	// The picture is this request's path, with this request's values.
+	path := eval[string](one, `[...document.querySelectorAll('[data-testid=lab-path] text')].map(e => e.textContent).join(' | ')`)
+	for _, want := range []string{"session=" + one.sessionCookie(a.URL)[:6] + "…", "HttpOnly; SameSite=Lax",
+		"Instance a", "process " + one.processID(), "sess:" + one.sessionCookie(a.URL)[:6] + "… · TTL", "b"} {
+		if !strings.Contains(path, want) {
+			t.Errorf("the path picture says %q, want %q in it", path, want)
+		}
+	}
+	if strings.Contains(path, one.sessionCookie(a.URL)) {
+		t.Error("the path picture shows the whole session token")
+	}
 	one.screenshot("lab")
 	saveForDocs(t, "lab-desktop.png", "lab.png")
 }
@@ -238,6 +251,7 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 // Without -lab there are no switches: no controls on the page, and the
 // switch routes do not exist; the steps still tick.
 func TestBrowserLabHasNoSwitchesWithoutTheFlag(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	b := newBrowser(t)
 	b.open(s.url("/count"))
