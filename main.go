@@ -121,6 +121,7 @@ type config struct {
 	store           sessionstack.Mode
 	debugAddr       string
 	demoControls    bool
+	lab             bool
 }
 
 // parseConfig reads flags, each with an environment variable as its default.
@@ -149,6 +150,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.TextVar(&c.logLevel, "log-level", envLevel(getenv("LOG_LEVEL")), "debug, info, warn or error (env LOG_LEVEL)")
 	store := fs.String("store", cmp.Or(getenv("STORE"), string(sessionstack.Redis)), "where sessions live: redis, or memory to show what is lost without Redis (env STORE)")
 	fs.BoolVar(&c.demoControls, "demo-controls", envBool(getenv("DEMO_CONTROLS")), "show \"Restart this server\" (POST /restart, loopback clients only) for classroom demos (env DEMO_CONTROLS)")
+	fs.BoolVar(&c.lab, "lab", envBool(getenv("LAB")), "the lab's Session Security switches: a session may weaken itself on /lab (no HttpOnly, no renewal at login); see docs/security.md (env LAB)")
 	fs.StringVar(&c.debugAddr, "debug-addr", getenv("DEBUG_ADDR"), "serve /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; off when empty (env DEBUG_ADDR)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; none when empty (env TRUSTED_PROXIES)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -224,6 +226,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		TrustedProxies: cfg.trustedProxies,
 		Instance:       instance,
 		LogSalt:        salt,
+		Lab:            cfg.lab,
 	}, rdb, log)
 	if err != nil {
 		return err
@@ -259,7 +262,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "url", browserURL(ln.Addr()), "instance", instance,
 		"process", app.ProcessID, "redis", redisconn.Redact(cfg.redis.URL), "store", cfg.store,
-		"lifetime", cfg.lifetime, "idle", cfg.idle, "demo_controls", cfg.demoControls)
+		"lifetime", cfg.lifetime, "idle", cfg.idle, "demo_controls", cfg.demoControls, "lab", cfg.lab)
 	policy, streams := throttlePolicy(cfg.class, cfg.newSessions), handlers.StreamLimitsForClass(cfg.class)
 	log.Info("limits on one client address, sized for a class behind it (-class)", "class", cfg.class,
 		"signups_per_hour", policy.Signup.Max, "failed_logins_per_15m", policy.Address.Max,

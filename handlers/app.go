@@ -46,6 +46,7 @@ type sessionOps interface {
 	Times(ctx context.Context, token string) (sessions.Times, error)
 	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
 	Ended(ctx context.Context, token string) error
+	LabNote(ctx context.Context, token, field string, value any, replace bool) error
 }
 
 // sessionIndex is what the sessions page needs of internal/sessionindex:
@@ -104,6 +105,9 @@ type App struct {
 	Idle       time.Duration // idle timeout, enforced on the server
 	TouchEvery time.Duration // how stale "last seen" may get before a request refreshes it
 	Banner     string        // shown on every page when set
+	// Lab (-lab) lets a session weaken itself on /lab, for the Session
+	// Security experiments; see docs/security.md for exactly what.
+	Lab bool
 	// Redis names the Redis the app uses on the Redis panel (see
 	// DescribeRedis); never a password.
 	Redis views.RedisServer
@@ -132,6 +136,7 @@ type Config struct {
 	TrustedProxies Proxies
 	Instance       string // shown on every page
 	LogSalt        []byte // salts the short hashes of tokens in logs (see LogID)
+	Lab            bool   // -lab: the lab's switches (see App.Lab)
 }
 
 // New builds the App as main serves it and the tests drive it. Every
@@ -176,6 +181,7 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 		Throttle:       throttle.New(rdb, cfg.Throttle),
 		StreamLimits:   cfg.Streams,
 		TrustedProxies: cfg.TrustedProxies,
+		Lab:            cfg.Lab,
 		closeStack:     stack.Close,
 	}, nil
 }

@@ -129,8 +129,16 @@ func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) (err 
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
 	prev, _ := a.currentUser(ctx)
-	if err := a.renewToken(ctx); err != nil {
-		return err
+	// The fixation experiment (-lab) can switch renewal off for this
+	// session alone; it is on for every other.
+	keep := old != "" && a.labOf(ctx).NoRenewal
+	if a.Lab {
+		a.labLogin(r, old, !keep)
+	}
+	if !keep {
+		if err := a.renewToken(ctx); err != nil {
+			return err
+		}
 	}
 	defer func() {
 		if err != nil {

@@ -101,6 +101,9 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		// Redis panel (a stored session's count arrives over the stream).
 		w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	}
+	if st != nil {
+		st.views = n // for the header's lab progress
+	}
 	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDViewCount {
 		a.write(w, r, http.StatusOK, templ.Join(views.Counter(n), views.RedisTraceSlot(true)))
 		return
@@ -116,6 +119,7 @@ func (a *App) visit(r *http.Request) sessions.Visit {
 		Addr:     a.clientIP(r).String(),
 		Device:   useragent.Parse(r.UserAgent()).String(),
 		LoggedIn: loggedIn,
+		Process:  a.ProcessID,
 	}
 }
 

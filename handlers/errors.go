@@ -40,12 +40,6 @@ var (
 		Message: "The session store (Redis) stopped answering, so this may or may not have been saved. " +
 			"Please reload the page in a moment to see, before you try again.",
 		RetryAfter: retryRedis}
-	// Sentinel: the master ran the change, but no replica confirmed it
-	// (redisconn.ErrNotReplicated), so a failover could still undo it.
-	failRedisNotReplicated = failure{Status: http.StatusServiceUnavailable, Title: "Session store unavailable",
-		Message: "The session store (Redis) has no replica that confirmed this change in time, so it may or may not be kept. " +
-			"Please reload the page in a moment to see, before you try again.",
-		RetryAfter: retryRedis}
 	failShuttingDown = failure{Status: http.StatusServiceUnavailable, Title: "Server stopping",
 		Message: "This server is stopping. Please try again in a moment.", RetryAfter: retryRedis}
 	failNotReady = failure{Status: http.StatusServiceUnavailable, Title: "Not ready", RetryAfter: retryRedis}
@@ -69,6 +63,15 @@ var (
 		RetryAfter: streamRetryAfter}
 	failMalformedForm = failure{Status: http.StatusBadRequest, Title: "Malformed form",
 		Message: "The form could not be read. Please send it again from the page."}
+	// The lab's experiments (lab.go, -lab only).
+	failLabNoSession = failure{Status: http.StatusConflict, Title: "No session yet",
+		Message: "This browser has no session yet: count a view or log in first."}
+	failLabRead = failure{Status: http.StatusUnprocessableEntity, Title: "Not what this session's cookie allows",
+		Message: "What the script read does not match this session's cookie as the server issued it. Reload the page and read again."}
+	failLabNotToken = failure{Status: http.StatusUnprocessableEntity, Title: "Not a session ID",
+		Message: "That is not a session ID this app issues (43 characters of A-Z, a-z, 0-9, - and _)."}
+	failLabNoSuchSession = failure{Status: http.StatusNotFound, Title: "No such session",
+		Message: "No live session has that ID (it ended, or a login or a lab switch renewed it)."}
 )
 
 // failureOf classifies an error. wrote: the request had sent Redis a change.
@@ -80,8 +83,6 @@ func failureOf(err error, wrote bool) failure {
 	switch {
 	case !ok:
 		return failInternal
-	case kind == redisconn.NotReplicated && wrote:
-		return failRedisNotReplicated
 	case kind.MayHaveRun() && wrote:
 		return failRedisMayHaveRun
 	default:

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/a-h/templ"
+	"github.com/alexedwards/scs/v2"
 
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -62,6 +63,8 @@ func (a *App) page(ctx context.Context, title string) views.Page {
 	}
 	st, _ := stateOf(ctx)
 	p.LostSession = st.isLost()
+	p.Lab = a.labProgress(ctx)
+	p.LabWeakened = a.labOf(ctx).Weakened()
 	return p
 }
 
@@ -71,9 +74,26 @@ func (a *App) process() views.Process {
 }
 
 // origin is which process created the request's session, beside this one.
+// A session this request creates gets its origin now, not at the write, so
+// the page that the new session lands on (the profile after a login) says
+// it too.
 func (a *App) origin(ctx context.Context) views.Origin {
-	o, _ := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
+	o, ok := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
+	if !ok && a.Sessions.Status(ctx) == scs.Modified {
+		o = a.recordOrigin(ctx)
+	}
 	return views.Origin{Process: o.Process, Instance: o.Instance, Created: o.At, Here: a.process()}
+}
+
+// recordOrigin records that this process creates the session, now; the
+// write that stores the session keeps the same moment as its last activity.
+func (a *App) recordOrigin(ctx context.Context) sessions.Origin {
+	o := sessions.Origin{Process: a.ProcessID, Instance: a.Instance, At: time.Now().UTC().Truncate(time.Millisecond)}
+	a.Sessions.Put(ctx, sessions.KeyOrigin, o)
+	if st, ok := stateOf(ctx); ok {
+		st.originAt = o.At
+	}
+	return o
 }
 
 // currentUser is the logged-in user, if the request has a session at all.

@@ -26,6 +26,13 @@ func (a *App) routes() (http.Handler, []string) {
 	pages.HandleFunc("GET /count", a.count)
 	pages.HandleFunc("GET /redis", a.redisPage)
 	pages.HandleFunc("GET /live", a.liveEvents)
+	pages.HandleFunc("GET /lab", a.labPage)
+	pages.HandleFunc("GET /lab/steps", a.labSteps)
+	if a.Lab {
+		pages.HandleFunc("POST /lab/switch/{switch}", a.labSwitch)
+		pages.HandleFunc("POST /lab/read", a.labRead)
+		pages.HandleFunc("POST /lab/use", a.labUse)
+	}
 	if a.Restart != nil {
 		pages.HandleFunc("POST /restart", a.restart)
 		pages.HandleFunc("/restart", a.restart) // 404 to strangers whatever the method (restart.go)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/static"
 )
 
 // sessionState is what the middleware learned about the request's session,
@@ -27,6 +28,12 @@ type sessionState struct {
 	created   bool // see tokenIssued
 	abandoned bool // see abandon
 	limited   bool // see limitCounted
+	// originAt: when this request recorded the session's origin (it
+	// creates the session).
+	originAt time.Time
+	// views is the count this request made inside Redis (GET /count),
+	// which the session as loaded does not hold yet (the header's lab progress).
+	views int
 }
 
 // isStale: the cookie named no live session. Nil-safe, as are the others.
@@ -121,7 +128,8 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 		}
 		r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
 
-		bw := &bufferedWriter{w: w, header: http.Header{}, body: getBuffer(), save: func() error { return a.saveSession(w, r) }}
+		bw := &bufferedWriter{w: w, header: http.Header{}, body: getBuffer(), save: func() error { return a.saveSession(w, r) },
+			gzip: static.AcceptsGzip(r)}
 		defer putBuffer(bw.body)
 		next.ServeHTTP(bw, r)
 		if bw.streaming {

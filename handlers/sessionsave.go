@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -41,13 +42,16 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 		}
-		now := time.Now().UTC().Truncate(time.Millisecond)
-		a.Sessions.Put(ctx, sessions.KeySeen, now)
 		if !a.Sessions.Exists(ctx, sessions.KeyOrigin) {
 			// Recorded in the write that creates the session: no extra
 			// round trip, and pages can show it outlived this process.
-			a.Sessions.Put(ctx, sessions.KeyOrigin, sessions.Origin{Process: a.ProcessID, Instance: a.Instance, At: now})
+			a.recordOrigin(ctx)
 		}
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		if st != nil && !st.originAt.IsZero() {
+			now = st.originAt // created by this request: seen when created (see neverReused)
+		}
+		a.Sessions.Put(ctx, sessions.KeySeen, now)
 		commitCtx := ctx
 		if fresh {
 			// Short-lived until it is used again (see sessions.FreshFor), set by
@@ -62,7 +66,7 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		if created {
 			a.Log.Info("session created", "session", a.LogID(token))
 		}
-		a.Sessions.WriteSessionCookie(ctx, w, token, expiry)
+		a.writeSessionCookie(ctx, w, token, expiry)
 	case scs.Destroyed:
 		if st, _ := stateOf(ctx); st.isStale() {
 			// The session ended under this request; if that was a
@@ -93,6 +97,7 @@ type bufferedWriter struct {
 	body      *bytes.Buffer // from bufferPool, returned when the request ends
 	save      func() error
 	streaming bool
+	gzip      bool // the client accepts a gzipped page
 }
 
 func (b *bufferedWriter) Header() http.Header { return b.header }
@@ -133,11 +138,17 @@ func (b *bufferedWriter) send(final bool) {
 	if b.status == 0 {
 		b.status = http.StatusOK
 	}
+	body := b.body.Bytes()
 	if final && b.status >= 200 && b.status != http.StatusNoContent && b.status != http.StatusNotModified && h.Get("Content-Length") == "" {
-		h.Set("Content-Length", strconv.Itoa(b.body.Len()))
+		if strings.HasPrefix(h.Get("Content-Type"), "text/html") && h.Get("Content-Encoding") == "" {
+			zbuf := getBuffer()
+			defer putBuffer(zbuf)
+			body = compressed(h, b.gzip, body, zbuf)
+		}
+		h.Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	b.w.WriteHeader(b.status)
-	_, _ = b.w.Write(b.body.Bytes())
+	_, _ = b.w.Write(body)
 }
 
 // FlushError starts streaming: save the session, send what is held, flush.

@@ -1,25 +1,27 @@
 // live.js: the page's live updates from GET /live, and what the page says
 // when the server goes away and comes back. Hand-written, no build step.
 //
-// One stream per browser, not per tab: browsers open at most six HTTP/1.1
-// connections per host, and a stream per tab would leave the seventh tab
-// hanging. The tab holding the Web Lock "sessionlab-live" reads the stream
-// and passes every event to the other tabs over a BroadcastChannel; when it
-// closes, another tab takes the lock and the stream over. Where Web Locks
-// are missing (a page served over plain HTTP from another machine is not a
-// secure context), each tab reads its own stream, and only while it is
-// visible: a hidden tab lets go of its connection and catches up when shown.
+// Why not htmx's SSE extension: that opens one stream per tab, and browsers
+// open at most six HTTP/1.1 connections per host, so a seventh tab would
+// hang. This script keeps one stream per browser, shared by its tabs: the
+// tab holding the Web Lock "sessionlab-live" reads the stream and passes
+// every event to the other tabs over a BroadcastChannel; when it closes,
+// another tab takes the lock and the stream over. Where Web Locks are
+// missing (plain HTTP from another machine is not a secure context), each
+// tab reads its own stream, only while it is visible.
 //
-// A page takes part once it has an element with sse-connect. Events act on
-// the page as htmx's SSE extension did: an element whose sse-swap names the
-// event gets its data swapped in; an element with hx-trigger="sse:<event>"
-// is triggered.
+// Every name it uses (attributes, events, ids) comes from its script tag's
+// data-names, written from views/names.go. A page takes part once it has
+// an element with the "live" attribute; an event's data replaces the content
+// of elements whose "swap" attribute names it, and triggers elements whose
+// hx-trigger is the "trigger" prefix plus its name (live:count).
 (function () {
   'use strict';
 
+  var N = JSON.parse(document.currentScript.getAttribute('data-names'));
   var LOCK = 'sessionlab-live';
-  var status = document.getElementById('live-status');
-  var live = false; // this page takes part (it has, or got, an sse-connect element)
+  var status = document.getElementById(N.status);
+  var live = false; // this page takes part (it has, or got, a live element)
   var url = '/live';
   var channel = 'BroadcastChannel' in window ? new BroadcastChannel(LOCK) : null;
   var shared = !!(channel && navigator.locks);
@@ -31,8 +33,8 @@
   var hasStream = false;
 
   function processID(root) {
-    var el = root.querySelector('[data-process]');
-    return el ? el.getAttribute('data-process') : '';
+    var el = root.querySelector('[' + N.process + ']');
+    return el ? el.getAttribute(N.process) : '';
   }
 
   function say(state, html) {
@@ -53,14 +55,12 @@
       say('busy', '<p class="banner" data-testid="live-busy"></p>');
       if (status) status.firstChild.textContent = msg.text;
     } else if (msg.type === 'event') {
-      // The events htmx's SSE extension fired, for whoever listens
-      // (the browser tests do): a stream opened, a message arrived.
-      if (msg.name === 'hello') {
+      if (msg.name === N.hello) {
         hello(msg.data);
-        htmx.trigger(document.body, 'htmx:sseOpen', {});
+        htmx.trigger(document.body, N.open, {});
       } else {
         dispatch(msg.name, msg.data);
-        htmx.trigger(document.body, 'htmx:sseMessage', { type: msg.name, data: msg.data });
+        htmx.trigger(document.body, N.message, { type: msg.name, data: msg.data });
       }
     }
   }
@@ -70,10 +70,10 @@
     t.innerHTML = data;
     var pid = processID(t.content);
     if (down || (known && pid !== known)) {
-      var notice = t.content.querySelector('[data-testid="live-back"]');
+      var notice = t.content.querySelector('[data-testid="' + N.back + '"]');
       say('back', notice ? notice.outerHTML : '');
-      var badge = t.content.getElementById('process');
-      var old = document.getElementById('process');
+      var badge = t.content.getElementById(N.processBadge);
+      var old = document.getElementById(N.processBadge);
       if (badge && old) old.replaceWith(badge);
     }
     down = false;
@@ -81,23 +81,23 @@
     // Catch up with the count as stored now (counts made while this page
     // was not listening reached nobody).
     var root = t.content.firstElementChild;
-    var count = document.querySelector('[sse-swap~="count"]');
-    if (root && root.getAttribute('data-session') === 'true' && count &&
-        count.textContent.trim() !== root.getAttribute('data-views')) {
-      dispatch('count', root.getAttribute('data-views'));
+    var count = document.querySelector('[' + N.swap + '~="' + N.count + '"]');
+    if (root && root.getAttribute(N.session) === 'true' && count &&
+        count.textContent.trim() !== root.getAttribute(N.views)) {
+      dispatch(N.count, root.getAttribute(N.views));
     }
   }
 
   function dispatch(name, data) {
-    document.querySelectorAll('[sse-swap]').forEach(function (el) {
-      var names = el.getAttribute('sse-swap').split(',').map(function (s) { return s.trim(); });
+    document.querySelectorAll('[' + N.swap + ']').forEach(function (el) {
+      var names = el.getAttribute(N.swap).split(',').map(function (s) { return s.trim(); });
       if (names.indexOf(name) >= 0) {
         htmx.swap(el, data, { swapStyle: el.getAttribute('hx-swap') || 'innerHTML' });
       }
     });
     document.querySelectorAll('[hx-trigger]').forEach(function (el) {
-      if (el.getAttribute('hx-trigger').split(/[\s,]+/).indexOf('sse:' + name) >= 0) {
-        htmx.trigger(el, 'sse:' + name, { data: data });
+      if (el.getAttribute('hx-trigger').split(/[\s,]+/).indexOf(N.trigger + name) >= 0) {
+        htmx.trigger(el, N.trigger + name, { data: data });
       }
     });
   }
@@ -149,9 +149,9 @@
             var ev = parse(buf.slice(0, i));
             buf = buf.slice(i + 2);
             if (!ev) continue;
-            if (ev.name === 'hello') {
+            if (ev.name === N.hello) {
               attempt = 0;
-              idle = ev.data.indexOf('data-session="false"') >= 0;
+              idle = ev.data.indexOf(N.session + '="false"') >= 0;
             }
             last = ev.name;
             deliver({ type: 'event', name: ev.name, data: ev.data });
@@ -164,7 +164,7 @@
       if (ctl !== reading) return;
       reading = null;
       if (busy) { schedule(busy); busy = 0; return; }
-      if (last === 'ended') schedule(1500); // the session ended: listen again with the browser's new cookie
+      if (last === N.ended) schedule(1500); // the session ended: listen again with the browser's new cookie
       else if (!idle) lost(); // ended by the server going away
     }, function () {
       if (ctl.signal.aborted || ctl !== reading) return;
@@ -221,13 +221,13 @@
       else if (shared) handle(e.data);
     };
   }
-  // start makes the page take part once it has an sse-connect element:
-  // at load, or when htmx swaps one in (a login form becomes the profile).
+  // start makes the page take part once it has a live element: at load,
+  // or when htmx swaps one in (a login form becomes the profile).
   function start() {
-    var el = document.querySelector('[sse-connect]');
+    var el = document.querySelector('[' + N.live + ']');
     if (live || !el) return;
     live = true;
-    url = el.getAttribute('sse-connect');
+    url = el.getAttribute(N.live);
     if (shared) {
       navigator.locks.request(LOCK, function () {
         lead();
@@ -264,5 +264,5 @@
       kick();
     }
   });
-  document.body.addEventListener('session-changed', kick);
+  document.body.addEventListener(N.sessionChanged, kick);
 })();

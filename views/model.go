@@ -20,6 +20,10 @@ type Page struct {
 	// session cookie this process never stored.
 	LostSession  bool
 	DemoControls bool // show "Restart this server"
+	// Lab is the header's "N of 7 done" (see /lab).
+	Lab LabProgress
+	// LabWeakened: a lab switch (-lab) weakened this session on purpose.
+	LabWeakened bool
 }
 
 // Process is the server process that answered: its short id is random and

@@ -1,5 +1,11 @@
 package views
 
+import (
+	"encoding/json"
+
+	"github.com/a-h/templ"
+)
+
 // Names that cross from the templates to the handlers and the browser: an
 // element id a handler reads back from HX-Target or HX-Trigger, an event a
 // handler sends that a template listens for. Templates and handlers both use
@@ -17,10 +23,14 @@ const (
 	IDProcess      = "process"        // the footer's process badge, replaced when a new process answers
 	IDRedisTrace   = "redis-trace"    // the panel's "what this request did in Redis"
 	IDBrowsers     = "browsers"       // the counter page's list of browsers
+	IDLabLive      = "lab-live"       // /lab's steps and path, sent again by GET /lab/steps
 
 	// EventSessionChanged (an HX-Trigger response header) tells the Redis
 	// panel to reload: the session's stored data changed.
 	EventSessionChanged = "session-changed"
+	// EventLabChanged (HX-Trigger) tells /lab to read its steps again: an
+	// experiment recorded an outcome.
+	EventLabChanged = "lab-changed"
 
 	// Server-sent events of GET /live.
 	SSECount    = "count"    // the session's new view count (data: the number)
@@ -29,10 +39,49 @@ const (
 	SSEIdle     = "idle"     // the session ends soon (data: the warning)
 	SSEHello    = "hello"    // first on every stream: the process that answered (data: LiveHello)
 	SSEBrowsers = "browsers" // a browser on this computer counted (data: the list)
+
+	// static/live.js's own attributes and events (it is not htmx's SSE
+	// extension, so it does not borrow that extension's names).
+	AttrLive     = "data-live"      // on the element that makes a page listen: the stream's URL
+	AttrLiveSwap = "data-live-swap" // an element whose content an event's data replaces: the event's name
+	liveTrigger  = "live:"          // hx-trigger prefix: "live:count" fires when a count event arrives
+	// Events the script dispatches on <body> for whoever listens (the
+	// browser tests do): the stream opened, an event arrived (detail.type).
+	EventLiveOpen    = "live-open"
+	EventLiveMessage = "live-message"
+
+	// LiveHello's attributes, which the script reads.
+	AttrProcess     = "data-process"
+	AttrHasSession  = "data-session"
+	AttrStoredViews = "data-views"
+	testIDLiveBack  = "live-back"
 )
 
 // target is an id as an htmx selector.
 func target(id string) string { return "#" + id }
 
-// sseTrigger is an hx-trigger on a server-sent event.
-func sseTrigger(event string) string { return "sse:" + event }
+// liveStream marks the element that makes a page listen to /live.
+func liveStream() templ.Attributes { return templ.Attributes{AttrLive: "/live"} }
+
+// liveSwap marks an element whose content the event's data replaces.
+func liveSwap(event string) templ.Attributes { return templ.Attributes{AttrLiveSwap: event} }
+
+// liveTriggerOn is an hx-trigger on one of the stream's events.
+func liveTriggerOn(event string) string { return liveTrigger + event }
+
+// liveNames is every name static/live.js uses, given to it in its script
+// tag's data-names, so the script and the templates cannot drift apart.
+var liveNames = func() string {
+	b, err := json.Marshal(map[string]string{
+		"live": AttrLive, "swap": AttrLiveSwap, "trigger": liveTrigger,
+		"open": EventLiveOpen, "message": EventLiveMessage,
+		"hello": SSEHello, "count": SSECount, "ended": SSEEnded,
+		"process": AttrProcess, "session": AttrHasSession, "views": AttrStoredViews,
+		"status": IDLiveStatus, "processBadge": IDProcess, "back": testIDLiveBack,
+		"sessionChanged": EventSessionChanged,
+	})
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()

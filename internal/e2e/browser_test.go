@@ -102,14 +102,32 @@ func TestBrowserRegisterAndLogIn(t *testing.T) {
 	if !b.present("nav-sessions") {
 		t.Errorf("the nav has no Sessions link after logging in (without a reload)")
 	}
+	b.createdByThisProcess("right after registering")
 
 	b.click("logout")
 	b.waitFor("the logout notice", `document.querySelector('[data-testid=notice]') !== null`)
 	b.login(s, "alice", "correct-horse")
+	landed := b.createdByThisProcess("right after logging in")
 	b.open(s.url("/profile"))
 	if got := b.text("hello"); got != "Hello alice" {
 		t.Errorf("profile after reload says %q, want Hello alice", got)
 	}
+	if got := b.createdByThisProcess("after a reload"); got != landed {
+		t.Errorf("the profile's Created line changed on reload: %q, then %q", landed, got)
+	}
+}
+
+// createdByThisProcess checks that the profile's "Created" line names the
+// process in the footer (a session created a moment ago by this server is
+// not "not recorded"), and returns the line.
+func (b *browser) createdByThisProcess(when string) string {
+	b.t.Helper()
+	got := b.text("session-created")
+	process := eval[string](b, `document.querySelector('[data-testid=process]').dataset.process`)
+	if !strings.Contains(got, "by process "+process) {
+		b.t.Errorf("%s the profile says Created: %q, want a time and \"by process %s\"", when, got, process)
+	}
+	return got
 }
 
 // A failed login shows its message on the form, and a register error sits

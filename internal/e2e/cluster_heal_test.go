@@ -99,13 +99,11 @@ type phase struct {
 	answers, failed int
 	statuses        map[int]int
 	window          time.Duration // from the event to the last failure
-	back            time.Duration // from the event until every browser had a 200 after the last failure
 	problems, drops []string
 }
 
 func (p phase) String() string {
-	return fmt.Sprintf("%d answers %v, %d failed, last failure %.1f s after the event, every browser counting again after %.1f s",
-		p.answers, p.statuses, p.failed, p.window.Seconds(), p.back.Seconds())
+	return fmt.Sprintf("%d answers %v, %d failed, the last %.1f s after the event", p.answers, p.statuses, p.failed, p.window.Seconds())
 }
 
 // during resets the record, runs event, and waits (30 s at most) until
@@ -130,10 +128,6 @@ func (k *counters) during(t *testing.T, event func()) phase {
 			problems: slices.Clone(k.problems), drops: slices.Clone(k.drops)}
 		if len(k.failures) > 0 {
 			p.window = last.Sub(start)
-		}
-		p.back = time.Since(start)
-		if back {
-			p.back = slices.MaxFunc(k.lastOK, func(a, b time.Time) int { return a.Compare(b) }).Sub(start)
 		}
 		k.mu.Unlock()
 		if back || time.Now().After(deadline) {

@@ -246,6 +246,17 @@ func TestClusterBehindNginx(t *testing.T) {
 	if sc := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(sc, "__Host-session=") || !strings.Contains(sc, "Secure") {
 		t.Errorf("session cookie %q, want __Host-session, Secure (-cookie-secure)", sc)
 	}
+	// HSTS from nginx, once: it terminates TLS (docs/deploy.md).
+	if h := resp.Header.Values("Strict-Transport-Security"); len(h) != 1 || h[0] != "max-age=300" {
+		t.Errorf("Strict-Transport-Security %q, want one max-age=300", h)
+	}
+	// The documented way to trust the certificate from a shell.
+	if _, err := exec.LookPath("curl"); err == nil {
+		out, err := exec.Command("curl", "-sS", "--cacert", c.state.Cert, "-o", "/dev/null", "-w", "%{http_code}", c.state.URL+"healthz").CombinedOutput()
+		if err != nil || string(out) != "200" {
+			t.Errorf("curl --cacert %s %shealthz: %v %s", c.state.Cert, c.state.URL, err, out)
+		}
+	}
 
 	stream := apptest.OpenStream(t, hc, c.state.URL+"live")
 	if stream.Status != http.StatusOK {

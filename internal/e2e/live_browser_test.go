@@ -239,11 +239,11 @@ func TestBrowserPasswordChangeKeepsThisTab(t *testing.T) {
 // window.liveEvents.
 func (b *browser) recordPages() {
 	b.t.Helper()
-	const script = `
+	script := fmt.Sprintf(`
 sessionStorage.setItem('pages', String(Number(sessionStorage.getItem('pages') ?? 0) + 1));
 window.liveEvents = [];
-document.addEventListener('htmx:sseOpen', () => window.liveEvents.push('open'));
-document.addEventListener('htmx:sseMessage', e => window.liveEvents.push(e.detail.type));`
+document.addEventListener(%q, () => window.liveEvents.push('open'));
+document.addEventListener(%q, e => window.liveEvents.push(e.detail.type));`, views.EventLiveOpen, views.EventLiveMessage)
 	b.do("record the pages this tab loads", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: script})
 		return err

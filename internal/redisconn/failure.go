@@ -26,14 +26,13 @@ const (
 	Closing     Kind = "client closing"     // the app is shutting down
 	NotMaster   Kind = "not a master"       // a replica now (a failover moved the master)
 	FailingOver Kind = "failing over"       // Sentinel is switching masters (ErrFailingOver)
-	// The master ran a write that no replica confirmed (ErrNotReplicated).
-	NotReplicated Kind = "not replicated"
+	NoReplica   Kind = "no replica in sync" // Sentinel: writes refused while the master has none (ErrNoReplica)
 )
 
 // MayHaveRun says whether Redis may have run the command although the
 // client saw an error: it was sent and no answer came. Every other kind
 // means Redis refused it or never got it, so nothing was changed.
-func (k Kind) MayHaveRun() bool { return k == TimedOut || k == ConnLost || k == NotReplicated }
+func (k Kind) MayHaveRun() bool { return k == TimedOut || k == ConnLost }
 
 // unavailableReplies are the error replies that mean Redis is there but
 // cannot serve right now (as opposed to a command this app got wrong): Redis
@@ -72,8 +71,8 @@ func Unavailable(err error) (Kind, bool) {
 		return NotMaster, true
 	case errors.Is(err, ErrFailingOver):
 		return FailingOver, true
-	case errors.Is(err, ErrNotReplicated):
-		return NotReplicated, true
+	case errors.Is(err, ErrNoReplica):
+		return NoReplica, true
 	case errors.As(err, &netErr):
 		return Unreachable, true
 	}

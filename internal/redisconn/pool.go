@@ -40,10 +40,11 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 	}
 	master := func() string { return opt.InitAddress[0] }
 	gate := func(string) error { return nil }
-	sentinel := opt.Sentinel.MasterSet != ""
-	if sentinel {
+	noReplica := func(string) error { return nil }
+	if opt.Sentinel.MasterSet != "" {
 		master = func() string { return MasterAddr(rdb) }
 		gate = failingOver // held like rdb's commands while the master is replaced
+		noReplica = noReplicaAt
 	}
 	dialOptions := []redis.DialOption{
 		redis.DialConnectTimeout(DialTimeout),
@@ -78,7 +79,7 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 				p.failed()
 				return nil, err
 			}
-			wc := &watchedConn{Conn: c, addr: addr, pool: p, ackWrites: sentinel}
+			wc := &watchedConn{Conn: c, addr: addr, pool: p, noReplica: noReplica}
 			if err := wc.checkRole(); err != nil {
 				c.Close()
 				return nil, err
@@ -142,23 +143,9 @@ type watchedConn struct {
 	pool     *poolState
 	checked  time.Time // last ROLE that said master
 	readonly bool      // a READONLY reply: Err makes the pool close it
-	// ackWrites: a write is acknowledged only once a replica confirms it
-	// (Sentinel: see ReplicaAckTimeout).
-	ackWrites bool
-}
-
-// sessionWrites are the commands scs/redisstore writes with: the commit's
-// MULTI ... EXEC and DEL.
-var sessionWrites = map[string]bool{"EXEC": true, "DEL": true}
-
-// waitReplica is WAIT 1 on this connection: nil once a replica confirms
-// the writes sent on it so far, ErrNotReplicated if none does in time.
-func (c *watchedConn) waitReplica() error {
-	n, err := redis.Int(c.Conn.Do("WAIT", 1, ReplicaAckTimeout.Milliseconds()))
-	if err == nil && n < 1 {
-		err = ErrNotReplicated
-	}
-	return err
+	// noReplica: the pool's master refuses writes for want of a replica in
+	// sync (Sentinel; see ErrNoReplica), nil when it accepts them.
+	noReplica func(addr string) error
 }
 
 // checkRole asks the server whether it is (still) a master.
@@ -205,14 +192,29 @@ func (c *watchedConn) Err() error {
 }
 
 func (c *watchedConn) Do(cmd string, args ...any) (any, error) {
-	v, err := c.Conn.Do(cmd, args...)
-	if err == nil && c.ackWrites && sessionWrites[cmd] {
-		err = c.waitReplica()
+	if sessionWrites[cmd] {
+		if err := c.noReplica(c.addr); err != nil {
+			return nil, err
+		}
 	}
+	v, err := c.Conn.Do(cmd, args...)
 	return v, c.check(err)
 }
 
-func (c *watchedConn) Send(cmd string, args ...any) error { return c.check(c.Conn.Send(cmd, args...)) }
+// sessionWrites are the commands scs/redisstore starts a write with: the
+// commit's MULTI (before SET, PEXPIREAT and EXEC are sent) and DEL. A write
+// refused for want of a replica is refused there, before anything is
+// buffered on the connection.
+var sessionWrites = map[string]bool{"MULTI": true, "DEL": true}
+
+func (c *watchedConn) Send(cmd string, args ...any) error {
+	if sessionWrites[cmd] {
+		if err := c.noReplica(c.addr); err != nil {
+			return err
+		}
+	}
+	return c.check(c.Conn.Send(cmd, args...))
+}
 
 func (c *watchedConn) Flush() error { return c.check(c.Conn.Flush()) }
 

@@ -3,6 +3,7 @@ package redisconn
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -15,11 +16,11 @@ import (
 // The session pool does not send through the rueidis client, yet the
 // failover gate holds it too: while the gate is closed for the master,
 // session calls fail at once as failing over and write nothing. And like
-// the client's writes, a session write on a Sentinel deployment is
-// acknowledged only once a replica confirms it (WAIT 1).
+// the client's writes, session writes are refused, unsent, while the
+// master has no replica in sync; reads go on.
 func TestFailoverGateHoldsTheSessionPool(t *testing.T) {
 	rs := redistest.Start(t)
-	g := &failoverGate{Client: rs.Client(t), masterSet: "mymaster"}
+	g := &failoverGate{Client: rs.Client(t), masterSet: "mymaster", log: slog.New(slog.DiscardHandler)}
 	gates.Store(g, struct{}{})
 	t.Cleanup(func() { gates.Delete(g) })
 	pool, err := NewPool(Config{URL: "redis://" + rs.Addr() + "/0?master_set=mymaster"}, g)
@@ -30,15 +31,31 @@ func TestFailoverGateHoldsTheSessionPool(t *testing.T) {
 	store := NewSessionStore(pool, "sess:", func(k string) string { return k })
 	ctx := context.Background()
 	commit := func(v string) error { return store.CommitCtx(ctx, "tok", []byte(v), time.Now().Add(time.Hour)) }
-	// On a Sentinel deployment a session write is acknowledged only once a
-	// replica has it: this master has none yet.
-	err = commit("alone")
-	if kind, _ := Unavailable(err); kind != NotReplicated || !kind.MayHaveRun() {
-		t.Errorf("commit on a master without a replica: %v, classified %q; want %q", err, kind, NotReplicated)
+
+	g.checkReplicas(ctx)
+	for name, err := range map[string]error{
+		"session commit":               commit("alone"),
+		"session delete":               store.DeleteCtx(ctx, "tok"),
+		"client write":                 g.Do(ctx, g.B().Set().Key("k").Value("v").Build()).Error(),
+		"client pipeline with a write": g.DoMulti(ctx, g.B().Get().Key("k").Build(), g.B().Set().Key("k").Value("v").Build())[0].Error(),
+	} {
+		if kind, _ := Unavailable(err); kind != NoReplica || kind.MayHaveRun() {
+			t.Errorf("%s on a master without a replica: %v, classified %q; want %q", name, err, kind, NoReplica)
+		}
+	}
+	if got := rs.MustDo("EXISTS", "sess:tok", "k"); got != "0" {
+		t.Errorf("%s keys written on a master without a replica", got)
+	}
+	if _, _, err := store.FindCtx(ctx, "tok"); err != nil {
+		t.Errorf("session read on a master without a replica: %v", err)
+	}
+	if err := g.Do(ctx, g.B().Get().Key("k").Build()).Error(); !rueidis.IsRedisNil(err) {
+		t.Errorf("client read on a master without a replica: %v", err)
 	}
 	rs.MustDo("CONFIG", "SET", "repl-diskless-sync-delay", "0") // sync the replica now, not in 5 s
 	replica := redistest.Start(t, "--replicaof", "127.0.0.1", rs.Addr()[len("127.0.0.1:"):])
 	waitInSync(t, replica)
+	g.checkReplicas(ctx)
 	if err := commit("before"); err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +89,25 @@ func waitInSync(t *testing.T, replica *redistest.Server) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("replica not in sync after 10 s: %s", info)
+		}
+	}
+}
+
+// A replica counts as in sync when INFO replication lists it online and
+// it acknowledged within the last couple of seconds.
+func TestInSyncReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		name, info string
+		want       int
+	}{
+		{"none", "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n", 0},
+		{"one online", "role:master\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1,port=6380,state=online,offset=42,lag=0\r\nmaster_failover_state:no-failover\r\n", 1},
+		{"one still syncing", "connected_slaves:1\r\nslave0:ip=127.0.0.1,port=6380,state=wait_bgsave,offset=0,lag=0\r\n", 0},
+		{"one silent for 5 s", "connected_slaves:1\r\nslave0:ip=127.0.0.1,port=6380,state=online,offset=42,lag=5\r\n", 0},
+		{"two, one online", "slave0:ip=a,port=1,state=online,offset=1,lag=1\r\nslave1:ip=b,port=2,state=send_bulk,offset=0,lag=0\r\n", 1},
+	} {
+		if got := inSyncReplicas(tc.info); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
 	}
 }

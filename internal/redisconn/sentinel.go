@@ -46,20 +46,24 @@ const maxFailoverPause = 10 * time.Second
 // set, and returns c wrapped so that its commands fail with ErrFailingOver
 // while one is under way. Closing it ends the watching.
 func gateFailovers(c rueidis.Client, opt rueidis.ClientOption, log *slog.Logger) rueidis.Client {
-	g := &failoverGate{Client: c, masterSet: opt.Sentinel.MasterSet, log: log, dedicated: map[rueidis.DedicatedClient]struct{}{}}
+	g := &failoverGate{Client: c, masterSet: opt.Sentinel.MasterSet, log: log, dedicated: map[rueidis.DedicatedClient]struct{}{},
+		rs: replicaState{recheck: make(chan struct{}, 1)}}
 	ctx, cancel := context.WithCancel(context.Background())
+	g.checkReplicas(ctx) // writes wait for the first answer
 	var wg sync.WaitGroup
 	for _, addr := range opt.InitAddress {
 		wg.Go(func() { g.watch(ctx, addr, opt.Sentinel) })
 	}
 	wg.Go(func() { g.follow(ctx) })
+	wg.Go(func() { g.watchReplicas(ctx) })
 	g.stop = func() { cancel(); wg.Wait() }
 	gates.Store(g, struct{}{})
 	return g
 }
 
 // gates are the open clients' gates. The session pool (NewPool) does not
-// send through the rueidis client, so it asks them (failingOver).
+// send through the rueidis client, so it asks them (failingOver,
+// noReplicaAt).
 var gates sync.Map // *failoverGate -> struct{}
 
 // failingOver is ErrFailingOver while a gate is closed for the master at
@@ -82,8 +86,23 @@ func failingOver(addr string) (err error) {
 	return err
 }
 
+// noReplicaAt is ErrNoReplica when a gate that sends to the master at addr
+// refuses writes for want of a replica in sync (see noReplica), else nil.
+func noReplicaAt(addr string) (err error) {
+	gates.Range(func(k, _ any) bool {
+		g := k.(*failoverGate)
+		if g.masterAddr() != addr {
+			return true
+		}
+		err = g.noReplica()
+		return false
+	})
+	return err
+}
+
 // failoverGate is a client whose commands are refused while the sentinels
-// fail over the master it uses.
+// fail over the master it uses, and whose writes are refused while that
+// master has no replica in sync.
 type failoverGate struct {
 	rueidis.Client
 	masterSet string
@@ -97,6 +116,8 @@ type failoverGate struct {
 
 	dmu       sync.Mutex
 	dedicated map[rueidis.DedicatedClient]struct{} // lent out by Dedicate
+
+	rs replicaState // does the master have a replica in sync (see noReplica)
 }
 
 // Dedicate lends a dedicated connection (pub/sub uses one) and closes it
@@ -134,6 +155,7 @@ func (g *failoverGate) follow(ctx context.Context) {
 		}
 		g.log.Info("Redis Sentinel: new master", "from", last, "to", now)
 		last = now
+		g.newMaster()  // no write until it has a replica in sync
 		_ = g.refuse() // opens the gate
 		g.dmu.Lock()
 		for d := range g.dedicated {
@@ -246,75 +268,30 @@ func (g *failoverGate) Do(ctx context.Context, cmd rueidis.Completed) rueidis.Re
 	if err := g.refuse(); err != nil {
 		return rueidis.NewErrorResult(err)
 	}
-	if !writes(cmd) {
-		return g.Client.Do(ctx, cmd)
+	if writes(cmd) {
+		if err := g.noReplica(); err != nil {
+			return rueidis.NewErrorResult(err)
+		}
 	}
-	res := g.Client.DoMulti(ctx, cmd, g.waitReplica())
-	if err := replicated(res[1]); err != nil && res[0].Error() == nil {
-		return rueidis.NewErrorResult(err)
-	}
-	return res[0]
+	return g.Client.Do(ctx, cmd)
 }
 
 func (g *failoverGate) DoMulti(ctx context.Context, multi ...rueidis.Completed) []rueidis.RedisResult {
 	if err := g.refuse(); err != nil {
 		return refused(len(multi), err)
 	}
-	if !slices.ContainsFunc(multi, writes) {
-		return g.Client.DoMulti(ctx, multi...)
-	}
-	res := g.Client.DoMulti(ctx, append(slices.Clip(multi), g.waitReplica())...)
-	if err := replicated(res[len(multi)]); err != nil {
-		for i, cmd := range multi {
-			if writes(cmd) && res[i].Error() == nil {
-				res[i] = rueidis.NewErrorResult(err)
-			}
+	if slices.ContainsFunc(multi, writes) {
+		if err := g.noReplica(); err != nil {
+			return refused(len(multi), err)
 		}
 	}
-	return res[:len(multi)]
+	return g.Client.DoMulti(ctx, multi...)
 }
 
-// Acknowledged writes survive a failover only if a replica has them: Redis
-// replicates asynchronously, and the sentinels may promote a replica that
-// missed the last writes, or (within ten seconds of a failover, before they
-// reconfigure the old master) the old master itself, whose data stops at
-// the failover. So on a Sentinel deployment every write is followed, in the
-// same round trip and on the same connection, by WAIT 1: a write no replica
-// confirmed within ReplicaAckTimeout fails with ErrNotReplicated (a 503
-// that says it may or may not have been saved). A single Redis has no
-// replica to wait for, and no gate: it pays nothing.
-
-// ReplicaAckTimeout is how long a write on a Sentinel deployment waits for
-// a replica to confirm it. A replica on the same network confirms within a
-// round trip; a master without a reachable replica refuses every write
-// after this long.
-const ReplicaAckTimeout = 500 * time.Millisecond
-
-// ErrNotReplicated is the error of a write that the master ran but no
-// replica confirmed in time: a failover could still lose it.
-var ErrNotReplicated = errors.New("no replica confirmed the write in time (WAIT 1): a failover could lose it")
-
-// writes says whether cmd may write, so it must reach a replica before it
-// is acknowledged. Blocking commands and pub/sub are left alone.
+// writes says whether cmd may write (see noReplica). Blocking commands
+// and pub/sub are left alone.
 func writes(cmd rueidis.Completed) bool {
 	return !cmd.IsReadOnly() && !cmd.IsBlock() && !cmd.NoReply()
-}
-
-func (g *failoverGate) waitReplica() rueidis.Completed {
-	return g.Client.B().Wait().Numreplicas(1).Timeout(ReplicaAckTimeout.Milliseconds()).Build()
-}
-
-// replicated reads WAIT's reply: nil if a replica confirmed the writes
-// before it on its connection.
-func replicated(wait rueidis.RedisResult) error {
-	n, err := wait.AsInt64()
-	switch {
-	case err != nil:
-		return err // it ran, or may have run: WAIT's own failure says which
-	case n < 1:
-		return ErrNotReplicated
-	}
-	return nil
 }
 
 func (g *failoverGate) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Duration) rueidis.RedisResult {

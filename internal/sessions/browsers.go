@@ -57,6 +57,7 @@ type Visit struct {
 	Addr     string
 	Device   string
 	LoggedIn bool
+	Process  string // the serving process's short id (the lab's restart evidence)
 }
 
 // noteBrowser is the Lua shared by the count scripts: record one browser's

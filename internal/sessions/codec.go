@@ -24,6 +24,8 @@ const (
 	KeySeen       = "seen"         // last activity, refreshed at most every TouchEvery
 	KeyOrigin     = "origin"       // which process and instance created the session, and when
 	KeyRememberMe = "__rememberMe" // scs's own key for RememberMe
+	KeyLab        = "lab"          // the lab's evidence and switches (see Lab)
+	KeyCounted    = "counted"      // the process that counted last (see Counted)
 )
 
 // User is who a session belongs to, as the tutorial stores it, and the
@@ -51,6 +53,8 @@ var fieldTypes = map[string]reflect.Type{
 	KeySeen:       reflect.TypeFor[time.Time](),
 	KeyOrigin:     reflect.TypeFor[Origin](),
 	KeyRememberMe: reflect.TypeFor[bool](),
+	KeyLab:        reflect.TypeFor[Lab](),
+	KeyCounted:    reflect.TypeFor[Counted](),
 }
 
 type envelope struct {

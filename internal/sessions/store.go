@@ -50,19 +50,22 @@ var ErrNoSession = errors.New("sessions: no such session")
 // (open tabs show it at once), records the count in the list of browsers of
 // the client's address (KEYS[2], see note_browser) and, for a logged-in
 // session (KEYS[3], the user's session index), records when and by which
-// instance the session was last served: no extra round trip. ARGV: session
-// ID, instance, session channel, MsgCountPrefix, KeyViews, then browserArgs.
-// It returns the count and the address's list.
-var incrViews = rueidis.NewLuaScript(redistrace.NameScript("count", noteBrowser+`
+// instance the session was last served, and keeps the lab's evidence of a
+// count on another process or instance (see note_move): no extra round
+// trip. ARGV: session ID, instance, session channel, MsgCountPrefix,
+// KeyViews, the counting process, KeyOrigin, KeyCounted, KeyLab, then
+// browserArgs. It returns the count and the address's list.
+var incrViews = rueidis.NewLuaScript(redistrace.NameScript("count", noteBrowser+noteMove+`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
 local s = cjson.decode(raw)
 local v = (tonumber(s.values[ARGV[5]]) or 0) + 1
 s.values[ARGV[5]] = v
+local now = now_ms()
+note_move(s.values, v, ARGV[6], ARGV[2], now, ARGV[7], ARGV[8], ARGV[9])
 redis.call('SET', KEYS[1], cjson.encode(s), 'KEEPTTL')
 redis.call('PUBLISH', ARGV[3], ARGV[4] .. v)
-local now = now_ms()
-local browsers = note_browser(KEYS[2], ARGV[1], v, now, {unpack(ARGV, 6)})
+local browsers = note_browser(KEYS[2], ARGV[1], v, now, {unpack(ARGV, 10)})
 if KEYS[3] then
   local e = redis.call('HGET', KEYS[3], ARGV[1])
   if e then
@@ -86,7 +89,8 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 		keys = append(keys, IndexKey(user))
 	}
 	res, err := incrViews.Exec(ctx, o.rdb, keys,
-		append([]string{id, o.Instance, SessionChannel(id), MsgCountPrefix, KeyViews}, browserArgs(v)...)).ToArray()
+		append([]string{id, o.Instance, SessionChannel(id), MsgCountPrefix, KeyViews, v.Process, KeyOrigin, KeyCounted, KeyLab},
+			browserArgs(v)...)).ToArray()
 	if rueidis.IsRedisNil(err) {
 		return 0, nil, ErrNoSession
 	}
@@ -297,6 +301,7 @@ type Operations interface {
 	Times(ctx context.Context, token string) (Times, error)
 	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
 	Ended(ctx context.Context, token string) error
+	LabNote(ctx context.Context, token, field string, value any, replace bool) error
 }
 
 var (

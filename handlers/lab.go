@@ -1,0 +1,629 @@
+package handlers
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/useragent"
+	"github.com/sessionlab/sessionlab/views"
+)
+
+// The lab: GET /lab ticks the tutorial's steps from evidence the app keeps
+// (sessions.Lab), and, with -lab, the "Session Security" experiments
+// weaken this session alone, on purpose (see docs/security.md).
+
+// labOf is the lab record of the request's session (zero without one).
+func (a *App) labOf(ctx context.Context) sessions.Lab {
+	if _, ok := stateOf(ctx); !ok {
+		return sessions.Lab{}
+	}
+	l, _ := a.Sessions.Get(ctx, sessions.KeyLab).(sessions.Lab)
+	if !a.Lab {
+		// Switches exist only with -lab: a session flipped under an
+		// earlier -lab process is not weakened by this one.
+		l.NoHTTPOnly, l.NoRenewal = false, false
+	}
+	return l
+}
+
+// labProgress counts the steps done from the session as loaded: no Redis
+// command, so the header can show it on every page.
+func (a *App) labProgress(ctx context.Context) views.LabProgress {
+	if _, ok := stateOf(ctx); !ok || a.Sessions.Token(ctx) == "" {
+		return views.LabProgress{}
+	}
+	l := a.labOf(ctx)
+	count := a.Sessions.GetInt(ctx, sessions.KeyViews)
+	if st, ok := stateOf(ctx); ok {
+		count = max(count, st.views)
+	}
+	n := 0
+	for _, done := range []bool{!a.InProcess, count >= 2, l.Browsers != nil,
+		l.Restart != nil && !a.InProcess, l.Servers != nil && !a.InProcess, l.HTTPOnly.Both(), l.Fixation.Both()} {
+		if done {
+			n++
+		}
+	}
+	return views.LabProgress{Done: n}
+}
+
+// labPage handles GET /lab.
+func (a *App) labPage(w http.ResponseWriter, r *http.Request) {
+	v, err := a.labView(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.render(w, r, http.StatusOK, "Lab", views.LabPage(v))
+}
+
+// labSteps handles GET /lab/steps: the steps and the path again, for the
+// page's live updates (a count or a browser's count on the event stream).
+func (a *App) labSteps(w http.ResponseWriter, r *http.Request) {
+	v, err := a.labView(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.write(w, r, http.StatusOK, views.LabLive(v, true))
+}
+
+// labView reads the evidence and builds the page. Reading it costs one
+// command for the key's TTL and one for this computer's browsers; a step
+// seen done for the first time is recorded in the session (LabNote), so
+// its tick stays when that evidence expires.
+func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error) {
+	ctx := r.Context()
+	token := a.Sessions.Token(ctx)
+	st, _ := stateOf(ctx)
+	l := a.labOf(ctx)
+	viewsN := a.Sessions.GetInt(ctx, sessions.KeyViews)
+	origin, _ := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
+	_, loggedIn := a.currentUser(ctx)
+	visit := a.visit(r)
+
+	// HEAD changes nothing: no cookie, no evidence recorded.
+	record := r.Method != http.MethodHead
+	var browser string
+	if a.Lab && record {
+		browser = a.labBrowser(w, r)
+		if err := a.noteLabBrowser(ctx, token, browser, &l, loggedIn); err != nil {
+			return views.Lab{}, err
+		}
+	}
+
+	list, err := a.Ops.Browsers(ctx, visit.Addr)
+	if err != nil {
+		return views.Lab{}, err
+	}
+	id := ""
+	if token != "" {
+		id = sessions.ID(token)
+	}
+	var this, other *sessions.Browser
+	for i := range list {
+		if list[i].ID == id {
+			this = &list[i]
+		} else if other == nil {
+			other = &list[i]
+		}
+	}
+	if record && l.Browsers == nil && this != nil && other != nil {
+		ev := &sessions.LabBrowsers{At: time.Now().UnixMilli(), This: browserLine(*this), Other: browserLine(*other)}
+		if err := a.Ops.LabNote(ctx, token, "browsers", ev, false); err != nil && !errors.Is(err, sessions.ErrNoSession) {
+			return views.Lab{}, err
+		}
+		l.Browsers = ev
+	}
+
+	// The key as Redis holds it now (memory mode: as this process does).
+	var key string
+	var ttl time.Duration
+	var stored bool
+	if token != "" {
+		key = sessions.CutSessionKey(token)
+		if !a.InProcess {
+			e, err := a.Inspector.Key(ctx, sessions.Key(token))
+			if err != nil {
+				return views.Lab{}, err
+			}
+			stored, ttl = e.Exists, e.TTL
+		} else if t, err := a.Ops.Times(ctx, token); err == nil {
+			stored, ttl = true, time.Until(t.End(a.Idle))
+		}
+	}
+
+	steps := []views.LabStep{
+		a.storeStep(stored, key, ttl, origin),
+		countStep(viewsN, key, this),
+		browsersStep(l.Browsers, visit.Addr),
+		a.restartStep(l.Restart, origin, st != nil && st.lost),
+		a.serversStep(l.Servers, origin),
+		a.httpOnlyStep(l),
+		a.fixationStep(l),
+	}
+	v := views.Lab{Steps: steps, Switches: a.Lab, NoHTTPOnly: l.NoHTTPOnly, NoRenewal: l.NoRenewal,
+		HasSession: token != "", LoggedIn: loggedIn, CookieName: a.Sessions.Cookie.Name,
+		Secure: a.Sessions.Cookie.Secure, Host: r.Host, Localhost: isLocalhost(r.Host)}
+	for _, s := range steps {
+		if s.Done {
+			v.Progress.Done++
+		}
+	}
+	v.SetCookie = a.setCookieLine(token, l.NoHTTPOnly)
+	v.Path = a.labPath(r, token, key, ttl, l.NoHTTPOnly, list, id)
+	return v, nil
+}
+
+func browserLine(b sessions.Browser) string {
+	if b.Views == 1 {
+		return b.Device + ": 1 view"
+	}
+	return fmt.Sprintf("%s: %d views", b.Device, b.Views)
+}
+
+func (a *App) storeStep(stored bool, key string, ttl time.Duration, o sessions.Origin) views.LabStep {
+	s := views.LabStep{Name: views.StepStore, Title: "Set up the Redis session store",
+		Do: "Count a view or log in: the app stores your session in Redis as a sess: key."}
+	if a.InProcess {
+		s.Blocked = "Sessions live in this process (-store memory), so none is in Redis: run go tool task run without -store memory."
+		return s
+	}
+	if !stored {
+		return s
+	}
+	s.Done = true
+	s.Evidence = append(s.Evidence, fmt.Sprintf("%s is in Redis now, expiring in %s.", key, roundDur(ttl)))
+	if o.Process != "" {
+		s.Evidence = append(s.Evidence, fmt.Sprintf("Created %s by process %s (instance %s).", o.At.UTC().Format(time.TimeOnly), o.Process, o.Instance))
+	}
+	return s
+}
+
+func countStep(n int, key string, this *sessions.Browser) views.LabStep {
+	s := views.LabStep{Name: views.StepCount, Title: "A route that counts",
+		Do: "Open Count and count at least two views."}
+	if n < 2 {
+		return s
+	}
+	s.Done = true
+	s.Evidence = append(s.Evidence, fmt.Sprintf("views = %d in %s.", n, key))
+	if this != nil {
+		s.Evidence = append(s.Evidence, fmt.Sprintf("Last counted at %s.", this.CountedAt().Format(time.TimeOnly)))
+	}
+	return s
+}
+
+func browsersStep(ev *sessions.LabBrowsers, addr string) views.LabStep {
+	s := views.LabStep{Name: views.StepBrowsers, Title: "Two browsers",
+		Do: "Count in a second browser (or a private window) too, and again here: each keeps its own count."}
+	if ev == nil {
+		return s
+	}
+	s.Done = true
+	s.Evidence = []string{
+		fmt.Sprintf("This browser, %s.", ev.This),
+		fmt.Sprintf("Another browser of %s, %s.", addr, ev.Other),
+		fmt.Sprintf("Seen side by side at %s (browsers:%s in Redis).", sessions.LabTime(ev.At).Format(time.TimeOnly), addr),
+	}
+	return s
+}
+
+func (a *App) restartStep(ev *sessions.LabMove, o sessions.Origin, lost bool) views.LabStep {
+	s := views.LabStep{Name: views.StepRestart, Title: "Restart the server",
+		Do: "Restart the server (Ctrl-C and go tool task run again), then count again: the count goes on."}
+	if a.Restart != nil {
+		s.Do = "Restart the server (\"Restart this server\" at the bottom), then count again: the count goes on."
+	}
+	if a.InProcess {
+		if lost {
+			s.Lost = "Your count was lost with the process: the session lived in its memory. This is why the tutorial uses Redis."
+		} else {
+			s.Blocked = "With -store memory a restart loses the session: restart, then reload this page to see the loss. Run without -store memory to keep it."
+		}
+		return s
+	}
+	if ev == nil {
+		return s
+	}
+	s.Done = true
+	s.Evidence = []string{
+		fmt.Sprintf("Counted at %s by process %s (instance %s): views = %d.", sessions.LabTime(ev.At).Format(time.TimeOnly), ev.Process, ev.Instance, ev.Views),
+		fmt.Sprintf("The count before was made by process %s, which is gone; the session lived on in Redis.", ev.From),
+	}
+	if o.Process != "" {
+		s.Evidence = append(s.Evidence, fmt.Sprintf("The session was created %s by process %s.", o.At.UTC().Format(time.TimeOnly), o.Process))
+	}
+	return s
+}
+
+func (a *App) serversStep(ev *sessions.LabMove, o sessions.Origin) views.LabStep {
+	s := views.LabStep{Name: views.StepServers, Title: "Two servers",
+		Do: "Run go tool task demo (instances a on :8080, b on :8081), count on one, then on the other."}
+	if a.InProcess {
+		s.Blocked = "With -store memory the other instance cannot know this session: run go tool task demo without -store memory."
+		return s
+	}
+	if ev == nil {
+		if o.Instance != "" {
+			s.Do += fmt.Sprintf(" So far only instance %s counted this session.", o.Instance)
+		}
+		return s
+	}
+	s.Done = true
+	s.Evidence = []string{
+		fmt.Sprintf("Counted at %s by instance %s (process %s): views = %d.", sessions.LabTime(ev.At).Format(time.TimeOnly), ev.Instance, ev.Process, ev.Views),
+		fmt.Sprintf("The count before was made by instance %s: both read the session from the same Redis.", ev.From),
+	}
+	return s
+}
+
+func (a *App) httpOnlyStep(l sessions.Lab) views.LabStep {
+	s := views.LabStep{Name: views.StepHTTPOnly, Title: "Session Security: httpOnly",
+		Do: "Below, read document.cookie as a script would: once with HttpOnly, once with the lab switch off."}
+	if !a.Lab {
+		s.Blocked = "The experiments need the lab switches: run with -lab (go tool task run and go tool task demo turn it on)."
+		return s
+	}
+	if o := l.HTTPOnly; o != nil {
+		if o.Hidden > 0 {
+			s.Evidence = append(s.Evidence, fmt.Sprintf("At %s a script read no session ID (HttpOnly).", sessions.LabTime(o.Hidden).Format(time.TimeOnly)))
+		}
+		if o.Exposed > 0 {
+			s.Evidence = append(s.Evidence, fmt.Sprintf("At %s a script read this session's ID (no HttpOnly).", sessions.LabTime(o.Exposed).Format(time.TimeOnly)))
+		}
+	}
+	s.Done = l.HTTPOnly.Both()
+	return s
+}
+
+func (a *App) fixationStep(l sessions.Lab) views.LabStep {
+	s := views.LabStep{Name: views.StepFixation, Title: "Session fixation",
+		Do: "Below, plant this session's ID in a second browser and log in here: without renewal, then with it."}
+	if !a.Lab {
+		s.Blocked = "The experiments need the lab switches: run with -lab (go tool task run and go tool task demo turn it on)."
+		return s
+	}
+	if o := l.Fixation; o != nil {
+		if o.Exposed > 0 {
+			s.Evidence = append(s.Evidence, fmt.Sprintf("At %s another browser holding the planted ID was logged in by your login (no renewal).", sessions.LabTime(o.Exposed).Format(time.TimeOnly)))
+		}
+		if o.Hidden > 0 {
+			s.Evidence = append(s.Evidence, fmt.Sprintf("At %s your login renewed the ID another browser held: that copy was left with nothing.", sessions.LabTime(o.Hidden).Format(time.TimeOnly)))
+		}
+	}
+	s.Done = l.Fixation.Both()
+	return s
+}
+
+// roundDur is a TTL as a page shows it.
+func roundDur(d time.Duration) string {
+	if d < 0 {
+		return "never"
+	}
+	return d.Round(time.Second).String()
+}
+
+// isLocalhost: browsers treat http://localhost (and loopback addresses)
+// as a secure context, so a Secure cookie works there over plain HTTP.
+func isLocalhost(host string) bool {
+	h, _, err := net.SplitHostPort(host)
+	if err != nil {
+		h = host
+	}
+	h = strings.Trim(h, "[]")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// setCookieLine is the Set-Cookie line this app sends for the session,
+// with the token cut short (a full token is a password).
+func (a *App) setCookieLine(token string, noHTTPOnly bool) string {
+	c := a.Sessions.Cookie
+	v := "…"
+	if token != "" {
+		v = strings.TrimPrefix(sessions.CutSessionKey(token), sessions.Prefix)
+	}
+	parts := []string{c.Name + "=" + v, "Path=" + c.Path}
+	if c.Secure {
+		parts = append(parts, "Secure")
+	}
+	if c.HttpOnly && !noHTTPOnly {
+		parts = append(parts, "HttpOnly")
+	}
+	switch c.SameSite {
+	case http.SameSiteLaxMode:
+		parts = append(parts, "SameSite=Lax")
+	case http.SameSiteStrictMode:
+		parts = append(parts, "SameSite=Strict")
+	case http.SameSiteNoneMode:
+		parts = append(parts, "SameSite=None")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// writeSessionCookie is scs's WriteSessionCookie, except that a session
+// whose lab switch says so (-lab only) gets its cookie without HttpOnly.
+func (a *App) writeSessionCookie(ctx context.Context, w http.ResponseWriter, token string, expiry time.Time) {
+	a.Sessions.WriteSessionCookie(ctx, w, token, expiry)
+	if token == "" || !a.labOf(ctx).NoHTTPOnly {
+		return
+	}
+	h := w.Header()
+	cs := h["Set-Cookie"]
+	if len(cs) == 0 {
+		return
+	}
+	cs[len(cs)-1] = strings.Replace(cs[len(cs)-1], "; HttpOnly", "", 1)
+}
+
+// labBrowserCookie names a browser for the fixation experiment (-lab only):
+// a random id, not a session, so the lab can tell a second browser holding
+// the same session ID from the first.
+const labBrowserCookie = "lab-browser"
+
+// labBrowser is this browser's lab id, set now when it has none.
+func (a *App) labBrowser(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(labBrowserCookie); err == nil && len(c.Value) == 16 {
+		if _, err := hex.DecodeString(c.Value); err == nil {
+			return c.Value
+		}
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	id := hex.EncodeToString(b)
+	http.SetCookie(w, &http.Cookie{Name: labBrowserCookie, Value: id, Path: "/", HttpOnly: true,
+		Secure: a.Sessions.Cookie.Secure, SameSite: http.SameSiteLaxMode})
+	return id
+}
+
+// noteLabBrowser records that browser opened /lab with this session, and
+// when this is the second browser of a session logged in without renewal,
+// that the fixation worked.
+func (a *App) noteLabBrowser(ctx context.Context, token, browser string, l *sessions.Lab, loggedIn bool) error {
+	if token == "" || browser == "" {
+		return nil
+	}
+	if _, seen := l.Seen[browser]; !seen && len(l.Seen) < maxLabBrowsers {
+		seen := map[string]int64{}
+		for k, v := range l.Seen {
+			seen[k] = v
+		}
+		seen[browser] = time.Now().UnixMilli()
+		if err := a.Ops.LabNote(ctx, token, "seen", seen, true); err != nil && !errors.Is(err, sessions.ErrNoSession) {
+			return err
+		}
+		l.Seen = seen
+	}
+	if in := l.Login; loggedIn && in != nil && !in.Renewed && in.Shared && in.Browser != browser {
+		if _, before := l.Seen[browser]; before && (l.Fixation == nil || l.Fixation.Exposed == 0) {
+			o := sessions.LabOutcomes{Exposed: time.Now().UnixMilli()}
+			if l.Fixation != nil {
+				o.Hidden = l.Fixation.Hidden
+			}
+			if err := a.Ops.LabNote(ctx, token, "fixation", o, true); err != nil && !errors.Is(err, sessions.ErrNoSession) {
+				return err
+			}
+			l.Fixation = &o
+		}
+	}
+	return nil
+}
+
+// maxLabBrowsers bounds the browsers one session remembers.
+const maxLabBrowsers = 8
+
+// labLogin is called by logIn (-lab only) before the token is renewed or
+// kept: it records the login for the fixation step, and, when a login
+// renews a token another browser held, that the planted copy failed.
+func (a *App) labLogin(r *http.Request, old string, renewed bool) {
+	ctx := r.Context()
+	l := a.labOf(ctx)
+	browser := ""
+	if c, err := r.Cookie(labBrowserCookie); err == nil {
+		browser = c.Value
+	}
+	shared := false
+	for b := range l.Seen {
+		if b != browser {
+			shared = true
+		}
+	}
+	now := time.Now().UnixMilli()
+	in := &sessions.LabLogin{At: now, Browser: browser, Renewed: renewed, Shared: shared}
+	if old != "" {
+		in.From = sessions.ID(old)
+	}
+	l.Login = in
+	if shared && renewed {
+		o := sessions.LabOutcomes{Hidden: now}
+		if l.Fixation != nil {
+			o.Exposed = l.Fixation.Exposed
+		}
+		l.Fixation = &o
+	}
+	// A renewed token is known to no other browser.
+	if renewed {
+		l.Seen = nil
+	}
+	a.putLab(ctx, l)
+}
+
+// putLab stores the lab record with the session's next write, keeping the
+// switches as they were stored (labOf hides them without -lab).
+func (a *App) putLab(ctx context.Context, l sessions.Lab) {
+	a.Sessions.Put(ctx, sessions.KeyLab, l)
+}
+
+// labSwitch handles POST /lab/httponly and POST /lab/renewal (-lab only):
+// on=0 turns the protection off for this session, on=1 back on. Either way the token is
+// renewed, so an ID a script or a second browser learned is worth nothing.
+func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
+	if !a.parseForm(w, r) {
+		return
+	}
+	ctx := r.Context()
+	on := r.PostForm.Get("on") == "1"
+	if a.Sessions.Token(ctx) == "" {
+		a.answer(w, r, failLabNoSession)
+		return
+	}
+	l := a.labOf(ctx)
+	switch r.PathValue("switch") {
+	case "httponly":
+		l.NoHTTPOnly = !on
+	case "renewal":
+		l.NoRenewal = !on
+	default:
+		a.answer(w, r, failNotFound)
+		return
+	}
+	if err := a.renewLogged(r); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	l.Seen = nil
+	a.putLab(ctx, l)
+	a.Log.Info("lab switch", "session", a.LogID(a.Sessions.Token(ctx)), "switch", r.PathValue("switch"), "on", on)
+	http.Redirect(w, r, "/lab", http.StatusSeeOther)
+}
+
+// renewLogged renews the token and, for a logged-in session, moves its
+// entry in the user's session index to the new token.
+func (a *App) renewLogged(r *http.Request) error {
+	ctx := r.Context()
+	old := a.Sessions.Token(ctx)
+	if err := a.renewToken(ctx); err != nil {
+		return err
+	}
+	if u, ok := a.currentUser(ctx); ok {
+		return a.indexLogin(r, u.Username, old)
+	}
+	return nil
+}
+
+// labRead handles POST /lab/httponly/read (-lab only): what a script on
+// the page read from document.cookie under this session's cookie name
+// (sent in the form, like the cookie itself; never shown or logged). Read
+// nothing with HttpOnly, or exactly this session's token without it: the
+// outcome is recorded. Anything else is refused.
+func (a *App) labRead(w http.ResponseWriter, r *http.Request) {
+	if !a.parseForm(w, r) {
+		return
+	}
+	ctx := r.Context()
+	token := a.Sessions.Token(ctx)
+	read := r.PostForm.Get("read")
+	l := a.labOf(ctx)
+	if token == "" {
+		a.answer(w, r, failLabNoSession)
+		return
+	}
+	o := sessions.LabOutcomes{}
+	if l.HTTPOnly != nil {
+		o = *l.HTTPOnly
+	}
+	now := time.Now().UnixMilli()
+	var exposed bool
+	switch {
+	case read == "" && !l.NoHTTPOnly:
+		o.Hidden = now
+	case read != "" && l.NoHTTPOnly && subtle.ConstantTimeCompare([]byte(read), []byte(token)) == 1:
+		o.Exposed, exposed = now, true
+	default:
+		a.answer(w, r, failLabRead)
+		return
+	}
+	if err := a.Ops.LabNote(ctx, token, "httponly", o, true); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("HX-Trigger", views.EventLabChanged)
+	a.write(w, r, http.StatusOK, views.LabReadResult(exposed))
+}
+
+// labUse handles POST /lab/use (-lab only): this browser takes the pasted
+// session ID as its own cookie, as an attacker would with a stolen or
+// planted one. It changes only this browser's cookie, and only to a session
+// that exists; it is the lab's stand-in for a browser's cookie editor.
+func (a *App) labUse(w http.ResponseWriter, r *http.Request) {
+	if !a.parseForm(w, r) {
+		return
+	}
+	ctx := r.Context()
+	token := strings.TrimSpace(r.PostForm.Get("id"))
+	if i := strings.IndexByte(token, '='); i >= 0 { // "session=..." pasted whole
+		token = token[i+1:]
+	}
+	if !validToken(token) {
+		a.answer(w, r, failLabNotToken)
+		return
+	}
+	t, err := a.Ops.Times(ctx, token)
+	if errors.Is(err, sessions.ErrNoSession) {
+		a.answer(w, r, failLabNoSuchSession)
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.Log.Info("lab: a browser took a pasted session ID", "session", a.LogID(token))
+	a.Sessions.WriteSessionCookie(ctx, w, token, t.Deadline)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, "/lab", http.StatusSeeOther)
+}
+
+// labPath is this request's path for the SVG: every value is this
+// request's own.
+func (a *App) labPath(r *http.Request, token, key string, ttl time.Duration, noHTTPOnly bool, list []sessions.Browser, id string) views.LabPath {
+	ctx := r.Context()
+	p := views.LabPath{Browser: useragentName(r), Instance: a.Instance, Process: a.ProcessID, InProcess: a.InProcess,
+		Cookie: "no session cookie"}
+	if token != "" {
+		p.Cookie = a.Sessions.Cookie.Name + "=" + strings.TrimPrefix(sessions.CutSessionKey(token), sessions.Prefix)
+		p.Key, p.TTL = key, roundDur(ttl)
+	}
+	attrs := strings.SplitN(a.setCookieLine(token, noHTTPOnly), "; ", 2)
+	if len(attrs) == 2 {
+		p.CookieAttrs = attrs[1]
+	}
+	for _, b := range list {
+		if b.ID != id && len(p.Others) < 3 {
+			p.Others = append(p.Others, browserLine(b))
+		}
+	}
+	seen := map[string]bool{a.Instance: true}
+	add := func(inst string) {
+		if inst != "" && !seen[inst] {
+			seen[inst] = true
+			p.OtherInstance = append(p.OtherInstance, inst)
+		}
+	}
+	if o, ok := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin); ok {
+		add(o.Instance)
+	}
+	if c, ok := a.Sessions.Get(ctx, sessions.KeyCounted).(sessions.Counted); ok {
+		add(c.Instance)
+	}
+	if l := a.labOf(ctx); l.Servers != nil {
+		add(l.Servers.From)
+		add(l.Servers.Instance)
+	}
+	return p
+}
+
+// useragentName is the browser as the browsers list names it.
+func useragentName(r *http.Request) string { return useragent.Parse(r.UserAgent()).String() }

@@ -1,0 +1,186 @@
+package handlers
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessionstack"
+)
+
+// labStep is a step's <li> on /lab, "" when absent.
+func labStep(body, step string) string {
+	for _, part := range strings.Split(body, `<li data-testid="lab-step"`)[1:] {
+		if strings.HasPrefix(part, ` data-step="`+step+`"`) {
+			return part
+		}
+	}
+	return ""
+}
+
+// In memory mode the store and servers steps cannot tick and say what to
+// run, and after a restart the restart step shows the count was lost.
+func TestLabInMemoryModeShowsTheLoss(t *testing.T) {
+	rs := redistest.Start(t)
+	before := wireTestApp(t, rs, testConfig(rs, sessionstack.Memory)).serve()
+	c := before.client()
+	token := before.anonymousSession(c)
+	if r := before.get(c, "/count"); r.status != http.StatusOK {
+		t.Fatalf("GET /count: %d", r.status)
+	}
+	r := before.get(c, "/lab")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /lab: %d", r.status)
+	}
+	for step, want := range map[string]string{
+		"store":   `data-done="false"`,
+		"count":   `data-done="true"`,
+		"servers": `data-done="false"`,
+		"restart": `data-done="false"`,
+	} {
+		if s := labStep(r.body, step); !strings.Contains(s, want) {
+			t.Errorf("memory mode, step %s: want %s in\n%s", step, want, s)
+		}
+	}
+	for _, step := range []string{"store", "servers"} {
+		if s := labStep(r.body, step); !strings.Contains(s, `data-testid="lab-blocked"`) || !strings.Contains(s, "-store memory") {
+			t.Errorf("memory mode, step %s does not say what to run:\n%s", step, s)
+		}
+	}
+
+	// A restart: a new process with its own memory, on the same address.
+	after := wireTestApp(t, rs, testConfig(rs, sessionstack.Memory)).serve()
+	u, _ := url.Parse(after.srv.URL)
+	c2 := after.client()
+	c2.Jar.SetCookies(u, []*http.Cookie{{Name: after.app.Sessions.Cookie.Name, Value: token}})
+	r = after.get(c2, "/lab")
+	s := labStep(r.body, "restart")
+	if !strings.Contains(s, `data-testid="lab-lost"`) || !strings.Contains(s, "lost with the process") || !strings.Contains(s, `data-done="false"`) {
+		t.Errorf("after a restart in memory mode the restart step does not show the loss:\n%s", s)
+	}
+}
+
+// The header's "N of 7 done" is on every page, counted from the session as
+// loaded: a page other than /lab sends no extra Redis command for it.
+func TestLabProgressInTheHeader(t *testing.T) {
+	ta := newTestApp(t).serve()
+	c := ta.client()
+	ta.anonymousSession(c)
+	ta.get(c, "/count")
+	r := ta.get(c, "/count")
+	if !strings.Contains(r.body, `data-testid="lab-progress">2 of 7 done<`) {
+		i := strings.Index(r.body, `lab-progress`)
+		t.Errorf("after three views the header does not say 2 of 7 done: %s", r.body[i:min(len(r.body), i+200)])
+	}
+	if n := strings.Count(r.body, `data-testid="trace-command"`); n != 2 {
+		i := strings.Index(r.body, `redis-trace-list`)
+		t.Errorf("GET /count sent %d Redis commands, want its two (GET, the count script): %s", n, r.body[i:min(len(r.body), i+1500)])
+	}
+}
+
+// setCookieOf is the session's Set-Cookie line of a response ("" for none).
+func setCookieOf(r response, name string) string {
+	for _, line := range r.header.Values("Set-Cookie") {
+		if strings.HasPrefix(line, name+"=") {
+			return line
+		}
+	}
+	return ""
+}
+
+// What docs/security.md says -lab allows, and no more.
+func TestLabSwitchesWeakenOnlyTheirOwnSession(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+	name := ta.app.Sessions.Cookie.Name
+	mine, other := ta.client(), ta.client()
+	ta.anonymousSession(mine)
+	otherToken := ta.anonymousSession(other)
+	before := ta.token(mine)
+
+	r := ta.post(mine, "/lab/switch/httponly", url.Values{"on": {"0"}})
+	line := setCookieOf(r, name)
+	if r.status != http.StatusSeeOther || line == "" || strings.Contains(line, "HttpOnly") {
+		t.Fatalf("switching HttpOnly off: %d, Set-Cookie %q; want 303 and a cookie without HttpOnly", r.status, line)
+	}
+	if ta.token(mine) == before || ta.keyExists(before) {
+		t.Error("the switch did not renew the token")
+	}
+	if r := ta.get(mine, "/count"); !strings.Contains(r.body, `data-testid="lab-weakened"`) {
+		t.Error("a page of the weakened session has no weakened banner")
+	}
+	t.Run("another session keeps HttpOnly and shows no banner", func(t *testing.T) {
+		r := ta.post(other, "/login", url.Values{"username": {"nobody"}, "password": {"wrong-password"}})
+		if strings.Contains(r.body, `data-testid="lab-weakened"`) {
+			t.Error("another session's page shows the weakened banner")
+		}
+		ta.register(other, "olga", "olga-password")
+		r = ta.get(other, "/profile")
+		if strings.Contains(r.body, `data-testid="lab-weakened"`) {
+			t.Error("another session's profile shows the weakened banner")
+		}
+		if ta.keyExists(otherToken) {
+			t.Error("another session's login did not renew its token")
+		}
+	})
+	t.Run("a pasted ID must name a live session", func(t *testing.T) {
+		c := ta.client()
+		unknown := strings.Repeat("A", tokenLen)
+		r := ta.post(c, "/lab/use", url.Values{"id": {unknown}})
+		if r.status != http.StatusNotFound || setCookieOf(r, name) != "" || ta.keyExists(unknown) {
+			t.Errorf("POST /lab/use with an unknown ID: %d, Set-Cookie %q; want 404, no cookie, no session", r.status, setCookieOf(r, name))
+		}
+		if r := ta.post(c, "/lab/use", url.Values{"id": {"not a token"}}); r.status != http.StatusUnprocessableEntity {
+			t.Errorf("POST /lab/use with a malformed ID: %d, want 422", r.status)
+		}
+	})
+	t.Run("a read that does not match the cookie is refused", func(t *testing.T) {
+		if r := ta.post(mine, "/lab/read", url.Values{"read": {"someone-else"}}); r.status != http.StatusUnprocessableEntity {
+			t.Errorf("POST /lab/read with a wrong value: %d, want 422", r.status)
+		}
+		if r := ta.post(mine, "/lab/read", url.Values{"read": {""}}); r.status != http.StatusUnprocessableEntity {
+			t.Errorf("POST /lab/read reading nothing from a cookie without HttpOnly: %d, want 422", r.status)
+		}
+		if r := ta.post(mine, "/lab/read", url.Values{"read": {ta.token(mine)}}); r.status != http.StatusOK || !strings.Contains(r.body, "lab-read-exposed") {
+			t.Errorf("POST /lab/read with this session's ID: %d, want 200 saying it was exposed", r.status)
+		}
+	})
+	t.Run("a process without -lab ignores a stored switch", func(t *testing.T) {
+		plain := newTestAppOn(t, ta.redis).serve()
+		u, _ := url.Parse(plain.srv.URL)
+		c := plain.client()
+		c.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: ta.token(mine)}})
+		r := plain.post(c, "/register", url.Values{"username": {"pia"}, "password": {"pia-password"}})
+		if line := setCookieOf(r, name); r.status != http.StatusSeeOther || !strings.Contains(line, "HttpOnly") {
+			t.Errorf("login on a process without -lab: %d, Set-Cookie %q; want HttpOnly", r.status, line)
+		}
+		if r := plain.get(c, "/profile"); strings.Contains(r.body, `data-testid="lab-weakened"`) {
+			t.Error("a process without -lab shows the weakened banner")
+		}
+	})
+}
+
+// With renewal switched off, a login keeps the token (the fixation
+// experiment); switched back on, the token is renewed at once and at login.
+func TestLabRenewalSwitch(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+	c := ta.client()
+	ta.anonymousSession(c)
+	if r := ta.post(c, "/lab/switch/renewal", url.Values{"on": {"0"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("switching renewal off: %d", r.status)
+	}
+	planted := ta.token(c)
+	ta.register(c, "fay", "fay-password")
+	if ta.token(c) != planted {
+		t.Fatal("with renewal off the login renewed the token")
+	}
+	if r := ta.post(c, "/lab/switch/renewal", url.Values{"on": {"1"}}); r.status != http.StatusSeeOther || ta.token(c) == planted {
+		t.Fatalf("switching renewal on: %d, token renewed: %v", r.status, ta.token(c) != planted)
+	}
+	before := ta.token(c)
+	ta.login(c, "fay", "fay-password")
+	if ta.token(c) == before {
+		t.Error("with renewal back on the login kept the token")
+	}
+}

@@ -1,0 +1,281 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+// The lab (/lab): a student walks through every step of the tutorial in
+// real browsers and each step ticks by itself, from what the app recorded.
+
+// labStepDone is data-done of a step on the page now ("" when absent).
+func (b *browser) labStepDone(step string) string {
+	b.t.Helper()
+	return eval[string](b, fmt.Sprintf(`document.querySelector('[data-testid=lab-step][data-step=%q]')?.dataset.done ?? ''`, step))
+}
+
+// waitLabStep waits until a step shows done (or not), without a reload.
+func (b *browser) waitLabStep(step string, done bool) {
+	b.t.Helper()
+	b.waitFor(fmt.Sprintf("lab step %s done=%v", step, done), fmt.Sprintf(
+		`document.querySelector('[data-testid=lab-step][data-step=%q]')?.dataset.done === %q`, step, fmt.Sprint(done)))
+}
+
+// labEvidence is the evidence text of a step.
+func (b *browser) labEvidence(step string) string {
+	b.t.Helper()
+	return eval[string](b, fmt.Sprintf(
+		`(document.querySelector('[data-testid=lab-step][data-step=%q] [data-testid=lab-evidence]')?.textContent ?? '').replace(/\s+/g, ' ')`, step))
+}
+
+// cookie is this browser's session cookie as the browser holds it.
+func (b *browser) cookie(url string) *network.Cookie {
+	b.t.Helper()
+	res := step(b, "read cookies", func(ctx context.Context, t *chromedp.Target) (network.GetCookiesResult, error) {
+		return cdp.Call(ctx, t, network.GetCookies, network.GetCookiesParams{URLs: []string{url}})
+	})
+	for _, c := range res.Cookies {
+		if c.Name == "session" {
+			return c
+		}
+	}
+	return nil
+}
+
+// plant pastes a session ID into "Use a session ID" on /lab at base.
+func (b *browser) plant(base, token string) {
+	b.t.Helper()
+	b.open(base + "/lab")
+	b.markPage()
+	b.do("paste a session ID",
+		chromedp.SendKeys(byTestID("lab-use-id"), token, chromedp.NodeVisible),
+		chromedp.Click(byTestID("lab-use"), chromedp.NodeVisible))
+	b.waitFor("the lab page again", `window.sessionlabMark !== true && location.pathname === '/lab' && document.readyState === 'complete' && document.querySelector('[data-testid=lab-step]') !== null`)
+}
+
+// waitLoggedOut reloads until the page says nobody is logged in. The open
+// page may be leaving by itself (its session ended), so a reload can be cut
+// short; waitFor tries again on the new page.
+func (b *browser) waitLoggedOut(who string) {
+	b.t.Helper()
+	b.waitFor(who+" to be logged out", `(() => {
+		if (document.readyState !== 'complete') return false;
+		if (document.querySelector('[data-testid=whoami] small') === null) return true;
+		if (!window.labReloaded) { window.labReloaded = true; location.reload(); }
+		return false;
+	})()`)
+}
+
+// whoami is the header's logged-in user ("" when anonymous).
+func (b *browser) whoami() string {
+	b.t.Helper()
+	return eval[string](b, `document.querySelector('[data-testid=whoami] small')?.textContent ?? ''`)
+}
+
+// Every step to a tick: two browsers, a restart through the button, two
+// instances on one Redis, and both experiments, with `task run`'s flags.
+func TestBrowserLabEveryStepTicks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	t.Parallel() // its own Redis, apps and Chromium
+	rs := redistest.Start(t)
+	a := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a", "-demo-controls", "-lab")
+	other := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b", "-lab")
+	one := newBrowser(t)
+	two := one.privateWindow()
+
+	one.open(a.URL + "/lab")
+	for _, s := range []string{"store", "count", "browsers", "restart", "servers", "httponly", "fixation"} {
+		if got := one.labStepDone(s); got != "false" {
+			t.Fatalf("a new browser's lab step %s: data-done=%q, want false", s, got)
+		}
+	}
+	if got := one.text("lab-progress"); got != "0 of 7 done" {
+		t.Errorf("header progress %q, want 0 of 7 done", got)
+	}
+
+	// store, count: two views in this browser's session.
+	one.open(a.URL + "/count")
+	one.waitText("view-count", "1")
+	one.count(2)
+	one.open(a.URL + "/lab")
+	for _, s := range []string{"store", "count"} {
+		one.waitLabStep(s, true)
+	}
+	if ev := one.labEvidence("store"); !strings.Contains(ev, "sess:") || !strings.Contains(ev, "is in Redis now") {
+		t.Errorf("store evidence %q, want the sess: key read from Redis", ev)
+	}
+	if ev := one.labEvidence("count"); !strings.Contains(ev, "views = 2") {
+		t.Errorf("count evidence %q, want views = 2", ev)
+	}
+	waitStreams(t, a, 1)
+
+	// browsers: a second browser counts; the open lab page ticks live.
+	two.open(a.URL + "/count")
+	two.waitText("view-count", "1")
+	one.waitLabStep("browsers", true)
+	if ev := one.labEvidence("browsers"); !strings.Contains(ev, "2 views") || !strings.Contains(ev, "1 view") {
+		t.Errorf("browsers evidence %q, want both browsers' counts", ev)
+	}
+
+	// restart: through the footer's button, then a count on the new process.
+	before := one.processID()
+	one.click("restart")
+	one.waitFor("a new process", `document.querySelector('[data-testid=live-status] [data-testid=live-survived]') !== null`)
+	one.open(a.URL + "/count")
+	one.waitText("view-count", "3")
+	after := one.processID()
+	one.open(a.URL + "/lab")
+	one.waitLabStep("restart", true)
+	if ev := one.labEvidence("restart"); !strings.Contains(ev, "process "+after) || !strings.Contains(ev, "by process "+before) || !strings.Contains(ev, "views = 3") {
+		t.Errorf("restart evidence %q, want a count by %s carrying on from %s", ev, after, before)
+	}
+
+	// servers: the same cookie on instance b (same host, another port).
+	one.open(other.URL + "/count")
+	one.waitText("view-count", "4")
+	one.open(a.URL + "/lab")
+	one.waitLabStep("servers", true)
+	if ev := one.labEvidence("servers"); !strings.Contains(ev, "instance b") || !strings.Contains(ev, "instance a") {
+		t.Errorf("servers evidence %q, want instances a and b", ev)
+	}
+
+	// fixation, without renewal: browser two takes this anonymous
+	// session's ID, browser one logs in, browser two is logged in too.
+	one.click("lab-renewal-off")
+	one.waitFor("the weakened banner", `document.querySelector('[data-testid=lab-weakened]') !== null`)
+	planted := one.sessionCookie(a.URL)
+	two.plant(a.URL, planted)
+	one.register(&site{app: a}, "alice", "alice-password")
+	if got := one.sessionCookie(a.URL); got != planted {
+		t.Fatalf("with renewal off the login changed the session ID")
+	}
+	two.open(a.URL + "/lab")
+	if got := two.whoami(); got != "alice" {
+		t.Fatalf("the browser holding the planted ID is %q after the login, want alice", got)
+	}
+	// fixation, with renewal: the planted copy is left with nothing.
+	one.open(a.URL + "/lab")
+	one.click("lab-renewal-on")
+	one.waitFor("no weakened banner", `location.pathname === '/lab' && document.readyState === 'complete' && document.querySelector('[data-testid=lab-weakened]') === null`)
+	planted = one.sessionCookie(a.URL)
+	two.plant(a.URL, planted)
+	one.login(&site{app: a}, "alice", "alice-password")
+	if one.sessionCookie(a.URL) == planted {
+		t.Fatal("with renewal on the login kept the session ID")
+	}
+	two.waitLoggedOut("the browser holding the planted ID, after a login that renewed it")
+	one.open(a.URL + "/lab")
+	one.waitLabStep("fixation", true)
+
+	// httponly: a script reads nothing; with the switch, it reads the ID.
+	// A third browser, with a session of its own (two's cookie was just
+	// renewed away, and a renewed cookie is refused for a minute).
+	three := one.privateWindow()
+	three.open(a.URL + "/count")
+	three.waitText("view-count", "1")
+	one.click("lab-read")
+	one.waitFor("the hidden outcome", `document.querySelector('[data-testid=lab-read-hidden]') !== null`)
+	if saw := one.text("lab-script-saw"); strings.Contains(saw, one.sessionCookie(a.URL)) {
+		t.Fatalf("with HttpOnly a script read the session ID")
+	}
+	one.click("lab-httponly-off")
+	one.waitFor("the weakened banner", `document.querySelector('[data-testid=lab-weakened]') !== null`)
+	if c := one.cookie(a.URL); c == nil || c.HTTPOnly {
+		t.Fatalf("after the switch browser one's cookie is %+v, want it without HttpOnly", c)
+	}
+	// The switch changed nothing for the other browser's cookie.
+	if c := three.cookie(a.URL); c == nil || !c.HTTPOnly {
+		t.Errorf("browser three's cookie after browser one's switch: %+v, want HttpOnly", c)
+	}
+	three.open(a.URL + "/lab")
+	if three.present("lab-weakened") {
+		t.Error("browser three's page says its session is weakened")
+	}
+	one.click("lab-read")
+	one.waitFor("the exposed outcome", `document.querySelector('[data-testid=lab-read-exposed]') !== null`)
+	stolen := one.sessionCookie(a.URL)
+	if saw := one.text("lab-script-saw"); !strings.Contains(saw, stolen) {
+		t.Fatalf("without HttpOnly the script read %q, want the session ID in it", saw)
+	}
+	one.waitLabStep("httponly", true)
+	// What an XSS would do with it: another browser becomes you.
+	three.plant(a.URL, stolen)
+	if got := three.whoami(); got != "alice" {
+		t.Fatalf("the browser given the stolen ID is %q, want alice", got)
+	}
+	// Switching back renews the ID: the stolen copy is worthless.
+	one.click("lab-httponly-on")
+	one.waitFor("no weakened banner", `location.pathname === '/lab' && document.readyState === 'complete' && document.querySelector('[data-testid=lab-weakened]') === null`)
+	if c := one.cookie(a.URL); c == nil || !c.HTTPOnly || c.Value == stolen {
+		t.Errorf("after switching back browser one's cookie is %+v, want a new ID with HttpOnly", c)
+	}
+	three.waitLoggedOut("the browser holding the stolen ID, after the switch renewed it")
+
+	one.open(a.URL + "/lab")
+	for _, s := range []string{"store", "count", "browsers", "restart", "servers", "httponly", "fixation"} {
+		if got := one.labStepDone(s); got != "true" {
+			t.Errorf("at the end lab step %s: data-done=%q, want true", s, got)
+		}
+	}
+	if got := one.text("lab-progress"); got != "7 of 7 done" {
+		t.Errorf("header progress %q, want 7 of 7 done", got)
+	}
+	// The picture is this request's path, with this request's values.
+	path := eval[string](one, `[...document.querySelectorAll('[data-testid=lab-path] text')].map(e => e.textContent).join(' | ')`)
+	for _, want := range []string{"session=" + one.sessionCookie(a.URL)[:6] + "…", "HttpOnly; SameSite=Lax",
+		"Instance a", "process " + one.processID(), "sess:" + one.sessionCookie(a.URL)[:6] + "… · TTL", "b"} {
+		if !strings.Contains(path, want) {
+			t.Errorf("the path picture says %q, want %q in it", path, want)
+		}
+	}
+	if strings.Contains(path, one.sessionCookie(a.URL)) {
+		t.Error("the path picture shows the whole session token")
+	}
+	one.screenshot("lab")
+	saveForDocs(t, "lab-desktop.png", "lab.png")
+}
+
+// Without -lab there are no switches: no controls on the page, and the
+// switch routes do not exist; the steps still tick.
+func TestBrowserLabHasNoSwitchesWithoutTheFlag(t *testing.T) {
+	t.Parallel() // its own Redis, app and Chromium
+	s := startSite(t)
+	b := newBrowser(t)
+	b.open(s.url("/count"))
+	b.waitText("view-count", "1")
+	b.open(s.url("/lab"))
+	b.waitLabStep("store", true)
+	for _, id := range []string{"lab-httponly", "lab-fixation", "lab-httponly-off", "lab-renewal-off", "lab-use", "lab-read"} {
+		if b.present(id) {
+			t.Errorf("without -lab the lab page shows %s", id)
+		}
+	}
+	if !strings.Contains(b.text("lab-blocked"), "-lab") {
+		t.Errorf("without -lab the experiments do not say to run with -lab")
+	}
+	for _, path := range []string{"/lab/switch/httponly", "/lab/switch/renewal", "/lab/read", "/lab/use"} {
+		resp, err := http.Post(s.url(path), "application/x-www-form-urlencoded", strings.NewReader("on=0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("POST %s without -lab: %d, want 404 or 405", path, resp.StatusCode)
+		}
+	}
+	if c := b.cookie(s.app.URL); c == nil || !c.HTTPOnly {
+		t.Errorf("session cookie %+v, want HttpOnly", c)
+	}
+}

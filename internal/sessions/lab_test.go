@@ -1,0 +1,75 @@
+package sessions
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+// The count script keeps the lab's restart and servers evidence in the
+// session it writes anyway: nothing until a count lands on another process
+// with the count carried on, then the first such count for each kind, and
+// the last counter only once it is not the creator.
+func TestCountRecordsTheLabsMoves(t *testing.T) {
+	rs := redistest.Start(t)
+	rdb := rs.Client(t)
+	ctx := context.Background()
+	token := "lab-token"
+	blob := `{"deadline":"2099-01-01T00:00:00.000Z","values":{"views":1,"origin":{"process":"p1","instance":"a","at":"2026-01-01T00:00:00.000Z"}}}`
+	if err := rdb.Do(ctx, rdb.B().Set().Key(Key(token)).Value(blob).Ex(time.Hour).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	load := func() map[string]any {
+		t.Helper()
+		b, err := rdb.Do(ctx, rdb.B().Get().Key(Key(token)).Build()).AsBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, values, err := Codec{}.Decode(b)
+		if err != nil {
+			t.Fatalf("the session the count script wrote does not decode: %v\n%s", err, b)
+		}
+		return values
+	}
+	count := func(instance, process string) {
+		t.Helper()
+		o := NewOps(rdb)
+		o.Instance = instance
+		if _, _, err := o.IncrViews(ctx, token, "", Visit{Addr: "127.0.0.1", Device: "Firefox on Linux", Process: process}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	count("a", "p1") // the creating process
+	v := load()
+	if _, ok := v[KeyCounted]; ok {
+		t.Errorf("a count by the creating process stored %s: %v", KeyCounted, v[KeyCounted])
+	}
+	if l, _ := v[KeyLab].(Lab); l.Restart != nil || l.Servers != nil {
+		t.Errorf("a count by the creating process recorded a move: %+v", l)
+	}
+
+	count("a", "p2") // the same instance, restarted
+	l, _ := load()[KeyLab].(Lab)
+	if l.Restart == nil || l.Restart.From != "p1" || l.Restart.Process != "p2" || l.Restart.Views != 3 {
+		t.Fatalf("after a count by a new process of instance a: restart = %+v, want from p1 to p2 at 3 views", l.Restart)
+	}
+
+	count("b", "p3") // another instance
+	v = load()
+	l, _ = v[KeyLab].(Lab)
+	if l.Servers == nil || l.Servers.From != "a" || l.Servers.Instance != "b" || l.Servers.Views != 4 {
+		t.Fatalf("after a count on instance b: servers = %+v, want from a to b at 4 views", l.Servers)
+	}
+	if l.Restart.Process != "p2" {
+		t.Errorf("the restart evidence changed: %+v", l.Restart)
+	}
+	if c, _ := v[KeyCounted].(Counted); c != (Counted{Process: "p3", Instance: "b"}) {
+		t.Errorf("%s = %+v, want p3 on b", KeyCounted, c)
+	}
+	if n, _ := v[KeyViews].(int); n != 4 {
+		t.Errorf("views = %d, want 4", n)
+	}
+}

@@ -1,0 +1,30 @@
+// lab.js: the httpOnly experiment on /lab. Hand-written, no build step.
+//
+// "Run document.cookie" reads the cookies exactly as any script on the page
+// (an injected one included) can, shows what it read, and sends the value
+// under the session cookie's name with the form, so the server can check it
+// against the cookie it issued and record the outcome. The server never
+// puts the session ID in the page; only a cookie without HttpOnly lets this
+// script see it.
+(function () {
+  'use strict';
+
+  function read(name) {
+    var all = document.cookie ? document.cookie.split('; ') : [];
+    for (var i = 0; i < all.length; i++) {
+      var eq = all[i].indexOf('=');
+      if (all[i].slice(0, eq) === name) return all[i].slice(eq + 1);
+    }
+    return '';
+  }
+
+  document.addEventListener('htmx:configRequest', function (e) {
+    var form = e.detail.elt;
+    if (!form || form.id !== 'lab-read') return;
+    var button = form.querySelector('[data-cookie]');
+    var name = button ? button.getAttribute('data-cookie') : 'session';
+    var saw = document.getElementById('lab-script-saw');
+    if (saw) saw.textContent = document.cookie === '' ? '(nothing: document.cookie is empty)' : document.cookie;
+    e.detail.parameters.read = read(name);
+  });
+})();
