@@ -18,7 +18,6 @@ import (
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistrace"
-	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/sessionstack"
 	"github.com/sessionlab/sessionlab/internal/throttle"
@@ -35,53 +34,22 @@ type accountStore interface {
 	Current(ctx context.Context, username, gen string) (bool, error)
 }
 
-// sessionOps are the in-place changes to a stored session that must not race
-// with other requests of the same session (see internal/sessions).
-type sessionOps interface {
-	IncrViews(ctx context.Context, token, user string, v sessions.Visit) (int, []sessions.Browser, error)
-	NewBrowser(ctx context.Context, token string, views int, v sessions.Visit, limit throttle.Step) ([]sessions.Browser, time.Duration, error)
-	Browsers(ctx context.Context, addr string) ([]sessions.Browser, error)
-	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
-	Take(ctx context.Context, token string) (views int, err error)
-	Times(ctx context.Context, token string) (sessions.Times, error)
-	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
-	Ended(ctx context.Context, token string) error
-	LabNote(ctx context.Context, token, field string, value any, replace bool) error
-}
-
-// sessionIndex is what the sessions page needs of internal/sessionindex:
-// an Index in Redis, or None (which says ErrUnavailable) in memory mode.
-type sessionIndex interface {
-	Add(ctx context.Context, user string, e sessionindex.Entry, oldID string, deadline time.Time) error
-	List(ctx context.Context, user string) ([]sessionindex.Entry, error)
-	Remove(ctx context.Context, user, id string) error
-	Revoke(ctx context.Context, user, id string) (bool, error)
-	RevokeOthers(ctx context.Context, user, keepID string) (int, error)
-	Key(user string) (key string, ok bool)
-}
-
 // keyInspector reads a key as redis-cli would.
 type keyInspector interface {
 	Key(ctx context.Context, key string) (inspect.Entry, error)
 	Hash(ctx context.Context, key string) (inspect.Entry, error)
 }
 
-// lostSessions is what the middleware needs of sessionstack.LostSessions.
-type lostSessions interface {
-	Add(token string, expiry time.Time)
-	Lost(token string) bool
-}
-
 // App holds the dependencies every handler shares. New builds it.
 type App struct {
 	Log       *slog.Logger
 	Sessions  *scs.SessionManager // Lifetime is the absolute session lifetime
-	Ops       sessionOps
+	Ops       sessions.Operations
 	Accounts  accountStore
 	Inspector keyInspector
 	Ready     func(context.Context) (redisconn.Health, error) // can Redis serve? (see redisconn.Probe)
 	LogID     func(token string) string                       // salted short hash for logs
-	Index     sessionIndex                                    // per-user list of sessions
+	Index     sessionstack.Index                              // per-user list of sessions
 	Live      *live.Hub                                       // pub/sub fan-out to server-sent-event streams
 	// StreamLimits bound open /live streams; a zero field takes its
 	// DefaultStreamLimits value.
@@ -98,7 +66,7 @@ type App struct {
 	InProcess bool
 	// Issued records the sessions this process stores, to tell a session
 	// lost with an earlier process (memory mode) from one that ended.
-	Issued lostSessions
+	Issued sessionstack.LostSessions
 	// Restart, when set (-demo-controls), serves POST /restart to loopback
 	// clients: it asks the process to restart once this response is sent.
 	Restart    func()

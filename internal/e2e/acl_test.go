@@ -53,6 +53,7 @@ func aclDenials(log string) []string {
 // gives: every feature works, Redis refuses nothing it asks (ACL LOG stays
 // empty), and the user can do nothing else.
 func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
+	t.Parallel()
 	const password = "acl-test-password"
 	rule := strings.Replace(aclRule(t), ">change-this-password", ">"+password, 1)
 	rs := redistest.Start(t, append([]string{"--user"}, strings.Fields(strings.TrimPrefix(rule, "user "))...)...)

@@ -58,6 +58,7 @@ func waitStreams(t *testing.T, p *apptest.Process, n int) {
 // The live counter: two tabs of one browser, one on each instance. A count
 // in either shows in the other, with no reload and no polling.
 func TestBrowserLiveCounter(t *testing.T) {
+	t.Parallel()
 	a, b := twoInstances(t)
 	left := newBrowser(t)
 	right := left.newTab()
@@ -89,6 +90,7 @@ func TestBrowserLiveCounter(t *testing.T) {
 // The sessions page updates itself when the user logs in elsewhere, and a
 // tab whose session is revoked elsewhere goes to the login page.
 func TestBrowserSessionsPageIsLive(t *testing.T) {
+	t.Parallel()
 	a, b := twoInstances(t)
 	laptop := newBrowser(t)
 	phone := laptop.privateWindow()
@@ -119,6 +121,7 @@ func TestBrowserSessionsPageIsLive(t *testing.T) {
 // "stay signed in"; the button touches the session. (Here the idle timeout
 // is shorter than the warning time, so the warning is there at once.)
 func TestBrowserStaySignedIn(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("browser test: skipped with -short")
 	}
@@ -143,6 +146,7 @@ func TestBrowserStaySignedIn(t *testing.T) {
 // they go to the login page on their own instead of showing a session that
 // is gone. The tab that logged out keeps its own history (Back works).
 func TestBrowserLogoutReachesTheOtherTabs(t *testing.T) {
+	t.Parallel()
 	a, b := twoInstances(t)
 	left := newBrowser(t)
 	right := left.newTab()
@@ -170,6 +174,7 @@ func TestBrowserLogoutReachesTheOtherTabs(t *testing.T) {
 // token reloads with the new one (logged in, its count carried over)
 // instead of counting into a session that is gone.
 func TestBrowserLoginInAnotherTabReloadsThisOne(t *testing.T) {
+	t.Parallel()
 	a, _ := twoInstances(t)
 	setup := newBrowser(t).privateWindow()
 	setup.registerAt(a.URL, "pia", "pia-password")
@@ -194,6 +199,7 @@ func TestBrowserLoginInAnotherTabReloadsThisOne(t *testing.T) {
 // sessions page with the notice, logged in, and stays there (its own
 // "ended" event must not send it anywhere else).
 func TestBrowserPasswordChangeKeepsThisTab(t *testing.T) {
+	t.Parallel()
 	a, _ := twoInstances(t)
 	b := newBrowser(t)
 	b.registerAt(a.URL, "quinn", "quinn-password")
