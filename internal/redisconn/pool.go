@@ -79,7 +79,7 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 				p.failed()
 				return nil, err
 			}
-			wc := &watchedConn{Conn: c, addr: addr, pool: p, noReplica: noReplica}
+			wc := &watchedConn{Conn: c, addr: addr, pool: p, noReplica: noReplica, times: cfg.PoolTimes, pingOnly: cfg.Managed}
 			if err := wc.checkRole(); err != nil {
 				c.Close()
 				return nil, err
@@ -146,15 +146,20 @@ type watchedConn struct {
 	// noReplica: the pool's master refuses writes for want of a replica in
 	// sync (Sentinel; see ErrNoReplica), nil when it accepts them.
 	noReplica func(addr string) error
+	times     Observer // nil: not observed
+	pingOnly  bool     // Config.Managed: ROLE may be forbidden; READONLY still drops it
 }
 
 // checkRole asks the server whether it is (still) a master.
 func (c *watchedConn) checkRole() error {
-	role, err := redis.Values(c.Do("ROLE"))
-	if err == nil && len(role) == 0 {
+	var role []any
+	var err error
+	if c.pingOnly {
+		_, err = c.Do("PING")
+	} else if role, err = redis.Values(c.Do("ROLE")); err == nil && len(role) == 0 {
 		err = errors.New("ROLE: empty reply")
 	}
-	if err == nil {
+	if err == nil && !c.pingOnly {
 		if r, _ := redis.String(role[0], nil); r != "master" {
 			c.readonly = true
 			err = fmt.Errorf("ROLE of %s: %w", c.addr, errNotMaster)
@@ -197,7 +202,11 @@ func (c *watchedConn) Do(cmd string, args ...any) (any, error) {
 			return nil, err
 		}
 	}
+	start := time.Now()
 	v, err := c.Conn.Do(cmd, args...)
+	if c.times != nil {
+		c.times.Observe(time.Since(start).Seconds())
+	}
 	return v, c.check(err)
 }
 
