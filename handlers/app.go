@@ -16,9 +16,9 @@ import (
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
+	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistrace"
-	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/sessionstack"
 	"github.com/sessionlab/sessionlab/internal/throttle"
@@ -35,58 +35,27 @@ type accountStore interface {
 	Current(ctx context.Context, username, gen string) (bool, error)
 }
 
-// sessionOps are the in-place changes to a stored session that must not race
-// with other requests of the same session (see internal/sessions).
-type sessionOps interface {
-	IncrViews(ctx context.Context, token, user string, v sessions.Visit) (int, []sessions.Browser, error)
-	NewBrowser(ctx context.Context, token string, views int, v sessions.Visit, limit throttle.Step) ([]sessions.Browser, time.Duration, error)
-	Browsers(ctx context.Context, addr string) ([]sessions.Browser, error)
-	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
-	Take(ctx context.Context, token string) (views int, err error)
-	Times(ctx context.Context, token string) (sessions.Times, error)
-	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
-	Ended(ctx context.Context, token string) error
-	LabNote(ctx context.Context, token, field string, value any, replace bool) error
-}
-
-// sessionIndex is what the sessions page needs of internal/sessionindex:
-// an Index in Redis, or None (which says ErrUnavailable) in memory mode.
-type sessionIndex interface {
-	Add(ctx context.Context, user string, e sessionindex.Entry, oldID string, deadline time.Time) error
-	List(ctx context.Context, user string) ([]sessionindex.Entry, error)
-	Remove(ctx context.Context, user, id string) error
-	Revoke(ctx context.Context, user, id string) (bool, error)
-	RevokeOthers(ctx context.Context, user, keepID string) (int, error)
-	Key(user string) (key string, ok bool)
-}
-
 // keyInspector reads a key as redis-cli would.
 type keyInspector interface {
 	Key(ctx context.Context, key string) (inspect.Entry, error)
 	Hash(ctx context.Context, key string) (inspect.Entry, error)
 }
 
-// lostSessions is what the middleware needs of sessionstack.LostSessions.
-type lostSessions interface {
-	Add(token string, expiry time.Time)
-	Lost(token string) bool
-}
-
 // App holds the dependencies every handler shares. New builds it.
 type App struct {
 	Log       *slog.Logger
 	Sessions  *scs.SessionManager // Lifetime is the absolute session lifetime
-	Ops       sessionOps
+	Ops       sessions.Operations
 	Accounts  accountStore
 	Inspector keyInspector
-	Ready     func(context.Context) (redisconn.Health, error) // can Redis serve? (see redisconn.Probe)
+	Ready     func(context.Context) (redisconn.Health, error) // can Redis serve? (see redisconn.Prober)
 	LogID     func(token string) string                       // salted short hash for logs
-	Index     sessionIndex                                    // per-user list of sessions
+	Index     sessionstack.Index                              // per-user list of sessions
 	Live      *live.Hub                                       // pub/sub fan-out to server-sent-event streams
 	// StreamLimits bound open /live streams; a zero field takes its
 	// DefaultStreamLimits value.
 	StreamLimits StreamLimits
-	Throttle     loginThrottle // login brute-force limits; nil: none
+	Throttle     rateLimiter // limits on password checks, sign-ups and new anonymous sessions; nil: none
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
 
@@ -98,7 +67,7 @@ type App struct {
 	InProcess bool
 	// Issued records the sessions this process stores, to tell a session
 	// lost with an earlier process (memory mode) from one that ended.
-	Issued lostSessions
+	Issued sessionstack.LostSessions
 	// Restart, when set (-demo-controls), serves POST /restart to loopback
 	// clients: it asks the process to restart once this response is sent.
 	Restart    func()
@@ -109,8 +78,16 @@ type App struct {
 	// Security experiments; see docs/security.md for exactly what.
 	Lab bool
 	// Redis names the Redis the app uses on the Redis panel (see
-	// DescribeRedis); never a password.
-	Redis views.RedisServer
+	// DescribeRedis); never a password. A func: with Sentinel, the master changes.
+	Redis func() views.RedisServer
+
+	// Metrics counts what the app does, for Prometheus (OperatorRoutes).
+	Metrics *metrics.Metrics
+	// AccessLog logs every request at Info (else at Debug).
+	AccessLog bool
+	// ReadyWithoutRedis: /readyz answers 200 while Redis cannot serve,
+	// naming the trouble in its body (-ready-without-redis).
+	ReadyWithoutRedis bool
 
 	outages    outageLog   // Redis outages logged so far, by kind
 	streams    openStreams // open /live streams, by session and address
@@ -132,20 +109,38 @@ type Config struct {
 	CookieSecure   bool
 	BcryptCost     int
 	Throttle       throttle.Policy
+	Streams        StreamLimits // zero fields: DefaultStreamLimits
 	TrustedProxies Proxies
 	Instance       string // shown on every page
 	LogSalt        []byte // salts the short hashes of tokens in logs (see LogID)
 	Lab            bool   // -lab: the lab's switches (see App.Lab)
+	// Prober answers /readyz; New makes one when nil. main shares its own,
+	// which read the memory policy at start, so a Redis that refused CONFIG
+	// then is not asked again.
+	Prober            *redisconn.Prober
+	AccessLog         bool // log every request at Info (-access-log)
+	ReadyWithoutRedis bool // /readyz stays 200 while Redis cannot serve (-ready-without-redis)
 }
 
 // New builds the App as main serves it and the tests drive it. Every
 // command goes through rdb wrapped by redistrace, so the Redis panel shows
 // it with session keys cut (sessions.CutKey). Close the App when done.
+//
+// rdb is the client redisconn.Connect returned: New counts its calls and
+// its failover gate for Prometheus (Metrics), and the session pool's calls.
 func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
-	redisServer, err := DescribeRedis(cfg.Redis.URL)
+	redisServer, err := DescribeRedis(cfg.Redis, func() string { return redisconn.MasterAddr(rdb) })
 	if err != nil {
 		return nil, err
 	}
+	m := metrics.New()
+	m.WatchFailoverGate(redisconn.FailoverGateClosed(rdb))
+	prober := cfg.Prober
+	if prober == nil {
+		prober = redisconn.NewProber(rdb, cfg.Redis.Managed)
+	}
+	rdb = redisconn.Timed(rdb, m.RedisObserver(metrics.ClientRueidis))
+	cfg.Redis.PoolTimes = m.RedisObserver(metrics.ClientRedigo)
 	rdb = redistrace.Client(rdb, sessions.CutKey)
 	sm := scs.New()
 	sm.Lifetime = cfg.Lifetime
@@ -154,6 +149,8 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.WatchPool(metrics.ClientRedigo, stack.PoolStats)
+	m.WatchLiveStreams(func() int { return stack.Live.Stats().Streams })
 	// The process's own id: random, so a restart shows a new one even when
 	// the PID stays (re-exec) or the OS hands out the same PID again.
 	pid := make([]byte, 3)
@@ -169,7 +166,7 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 		InProcess:      stack.InProcess,
 		Accounts:       accounts.New(rdb, cfg.BcryptCost),
 		Inspector:      inspect.New(rdb),
-		Ready:          func(ctx context.Context) (redisconn.Health, error) { return redisconn.Probe(ctx, rdb) },
+		Ready:          prober.Probe,
 		LogID:          sessions.LogID(cfg.LogSalt).Of,
 		Instance:       cfg.Instance,
 		ProcessID:      hex.EncodeToString(pid),
@@ -178,9 +175,14 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 		TouchEvery:     sessions.TouchEvery(cfg.Idle),
 		Redis:          redisServer,
 		Throttle:       throttle.New(rdb, cfg.Throttle),
+		StreamLimits:   cfg.Streams,
 		TrustedProxies: cfg.TrustedProxies,
 		Lab:            cfg.Lab,
 		closeStack:     stack.Close,
+		Metrics:        m,
+		AccessLog:      cfg.AccessLog,
+
+		ReadyWithoutRedis: cfg.ReadyWithoutRedis,
 	}, nil
 }
 

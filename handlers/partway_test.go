@@ -18,7 +18,7 @@ import (
 // failingIndex is the real session index with one command failing on
 // demand, as when Redis drops a connection between two commands.
 type failingIndex struct {
-	sessionIndex
+	sessionstack.Index
 	failAdd, failRevokeOthers bool
 }
 
@@ -26,20 +26,20 @@ func (f *failingIndex) Add(ctx context.Context, user string, e sessionindex.Entr
 	if f.failAdd {
 		return syscall.ECONNRESET
 	}
-	return f.sessionIndex.Add(ctx, user, e, oldID, deadline)
+	return f.Index.Add(ctx, user, e, oldID, deadline)
 }
 
 func (f *failingIndex) RevokeOthers(ctx context.Context, user, keepID string) (int, error) {
 	if f.failRevokeOthers {
 		return 0, errors.New("index script failed")
 	}
-	return f.sessionIndex.RevokeOthers(ctx, user, keepID)
+	return f.Index.RevokeOthers(ctx, user, keepID)
 }
 
 func newFailingIndexApp(t *testing.T) (*testApp, *failingIndex) {
 	rs := redistest.Start(t)
 	ta := wireTestApp(t, rs, testConfig(rs, sessionstack.Redis))
-	fi := &failingIndex{sessionIndex: ta.app.Index}
+	fi := &failingIndex{Index: ta.app.Index}
 	ta.app.Index = fi
 	return ta.serve(), fi
 }

@@ -5,6 +5,7 @@ package handlers
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -391,18 +392,6 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 		a.Restart = func() { t.Error("a blocked request restarted the server") }
 		a.Lab = true
 	})
-	owner, phone := ta.client(), ta.client()
-	ta.register(owner, "kim", "kim-password")
-	ta.login(phone, "kim", "kim-password")
-	token, phoneToken := ta.token(owner), ta.token(phone)
-	creds := url.Values{"username": {"kim"}, "password": {"kim-password"}}
-	// Forms that would succeed if the request were let through.
-	forms := map[string]url.Values{
-		"/login":    creds,
-		"/register": {"username": {"mallory"}, "password": {"mallory-password"}},
-		"/password": {"current": {"kim-password"}, "new": {"mallory-password"}},
-		"/lab/use":  {"id": {phoneToken}},
-	}
 	attacks := [][]string{
 		{"Sec-Fetch-Site", "cross-site"},
 		{"Sec-Fetch-Site", "same-site"},
@@ -410,22 +399,39 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 	}
 	_, patterns := ta.app.routes()
 	walked := map[string]bool{}
+	users := 0
 	for _, pattern := range patterns {
-		method, path, ok := stateChanging(pattern)
+		method, route, ok := stateChanging(pattern)
 		if !ok {
 			continue
 		}
-		// A wildcard gets the id of kim's other session, so a revoke that
-		// slipped through would show.
-		path = wildcard.ReplaceAllStringFunc(path, func(w string) string {
-			if w == "{$}" {
-				return ""
-			}
-			return sessions.ID(phoneToken)
-		})
-		walked[method+" "+path] = true
+		walked[method+" "+route] = true
 		for _, h := range attacks {
-			t.Run(method+" "+path+" with "+h[0]+": "+h[1], func(t *testing.T) {
+			t.Run(method+" "+route+" with "+h[0]+": "+h[1], func(t *testing.T) {
+				// Its own user and sessions: a request that slipped
+				// through fails this case alone.
+				users++
+				user := fmt.Sprintf("kim%d", users)
+				password := user + "-password"
+				owner, phone := ta.client(), ta.client()
+				ta.register(owner, user, password)
+				ta.login(phone, user, password)
+				token, phoneToken := ta.token(owner), ta.token(phone)
+				// A wildcard gets the id of the user's other session, so a
+				// revoke that slipped through would show.
+				path := wildcard.ReplaceAllStringFunc(route, func(w string) string {
+					if w == "{$}" {
+						return ""
+					}
+					return sessions.ID(phoneToken)
+				})
+				// Forms that would succeed if the request were let through.
+				forms := map[string]url.Values{
+					"/login":    {"username": {user}, "password": {password}},
+					"/register": {"username": {"mallory"}, "password": {"mallory-password"}},
+					"/password": {"current": {password}, "new": {"mallory-password"}},
+					"/lab/use":  {"id": {phoneToken}},
+				}
 				req, _ := http.NewRequest(method, ta.srv.URL+path, strings.NewReader(forms[path].Encode()))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				req.Header.Set(h[0], h[1])
@@ -437,23 +443,24 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 				if ta.token(owner) != token || !ta.keyExists(token) || !ta.keyExists(phoneToken) {
 					t.Error("the blocked request changed or ended a session")
 				}
+				if ta.redis.MustDo("EXISTS", "user:mallory") != "0" {
+					t.Error("a blocked registration created the account")
+				}
+				if r := ta.post(ta.client(), "/login", forms["/login"]); r.status != http.StatusSeeOther {
+					t.Errorf("after the blocked request the user's password no longer works: %d", r.status)
+				}
 			})
 		}
 	}
 	// The walk itself must see the routes known today, or it proves nothing.
 	for _, route := range []string{"POST /login", "POST /logout", "POST /register", "POST /password",
-		"POST /session/touch", "POST /sessions/revoke-others", "POST /restart", "POST /sessions/" + sessions.ID(phoneToken) + "/revoke",
-		"POST /lab/read", "POST /lab/use", "POST /lab/switch/" + sessions.ID(phoneToken)} {
+		"POST /session/touch", "POST /sessions/revoke-others", "POST /restart", "POST /sessions/{id}/revoke",
+		"POST /lab/read", "POST /lab/use", "POST /lab/switch/{switch}"} {
 		if !walked[route] {
 			t.Errorf("the route walk missed %s (walked %v)", route, walked)
 		}
 	}
-	if ta.redis.MustDo("EXISTS", "user:mallory") != "0" {
-		t.Error("a blocked registration created the account")
-	}
-	if r := ta.post(ta.client(), "/login", creds); r.status != http.StatusSeeOther {
-		t.Errorf("after the blocked requests kim's password no longer works: %d", r.status)
-	}
+	creds := url.Values{"username": {"kim1"}, "password": {"kim1-password"}}
 	t.Run("a same-origin POST passes", func(t *testing.T) {
 		r := ta.post(ta.client(), "/login", creds, "Sec-Fetch-Site", "same-origin", "Origin", ta.srv.URL)
 		if r.status != http.StatusSeeOther {

@@ -23,7 +23,7 @@ func (c *cluster) appService(name, addr, bin string, extra []string) *service {
 		"-cookie-secure", "-trusted-proxies", "127.0.0.1/32,::1/128"}, extra...)
 	return &service{
 		name:  name,
-		start: func() (*proc, error) { return c.startProc(name, bin, args...) },
+		start: func(bool) (*proc, error) { return c.startProc(name, bin, args...) },
 		ready: func() bool { return healthy(addr) },
 		sig:   syscall.SIGTERM, // drains (-drain), then stops
 		quit:  make(chan struct{}),
@@ -62,7 +62,7 @@ func (c *cluster) nginxService(listen, cert, key string, apps []string) (*servic
 	roots.AppendCertsFromPEM(pem)
 	return &service{
 		name: "nginx",
-		start: func() (*proc, error) {
+		start: func(bool) (*proc, error) {
 			return c.startProc("nginx", "nginx", "-p", c.dir, "-c", conf, "-e", filepath.Join(c.dir, "logs", "nginx-error.log"), "-g", "daemon off;")
 		},
 		// Ready when it answers a TLS handshake with this certificate:

@@ -89,6 +89,9 @@ func run(args []string, out io.Writer) error {
 		if len(p.Apps) < 1 || len(p.Redis) != 2 || len(p.Sentinels) != 3 {
 			return errors.New("want at least one -app-ports, two -redis-ports and three -sentinel-ports")
 		}
+		if p.HTTPS <= 0 || p.HTTPS > 65535 {
+			return fmt.Errorf("-https-port %d is not a port", p.HTTPS)
+		}
 		// Arguments after the flags go to every app instance.
 		return up(abs, *app, p, *freePorts, fs.Args(), out)
 	case "failover":
@@ -278,6 +281,7 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopWithParent()
 	defer os.Remove(stateFile(dir))
 
 	// Started in this order, stopped in the reverse one: nginx first, so no

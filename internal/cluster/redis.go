@@ -75,8 +75,14 @@ func (c *cluster) redisServices(p Ports) (redis, sentinels []*service, err error
 		}
 		a := addr(port)
 		s := &service{
-			name:  name,
-			start: func() (*proc, error) { return c.startProc(name, "redis-server", confFile) },
+			name: name,
+			start: func(again bool) (*proc, error) {
+				args := []string{confFile}
+				if again {
+					args = append(args, c.rejoinArgs(a)...)
+				}
+				return c.startProc(name, "redis-server", args...)
+			},
 			ready: func() bool { out, err := redisCLI(a, "ping"); return err == nil && out == "PONG" },
 			sig:   syscall.SIGTERM,
 			quit:  make(chan struct{}),
@@ -110,7 +116,7 @@ func (c *cluster) redisServices(p Ports) (redis, sentinels []*service, err error
 		a := addr(port)
 		sentinels = append(sentinels, &service{
 			name:  name,
-			start: func() (*proc, error) { return c.startProc(name, "redis-server", confFile, "--sentinel") },
+			start: func(bool) (*proc, error) { return c.startProc(name, "redis-server", confFile, "--sentinel") },
 			ready: func() bool {
 				out, err := redisCLI(a, "sentinel", "get-master-addr-by-name", masterName)
 				return err == nil && strings.HasPrefix(out, "127.0.0.1")
@@ -128,6 +134,33 @@ func (c *cluster) redisServices(p Ports) (redis, sentinels []*service, err error
 	}
 	return redis, sentinels, nil
 }
+
+// rejoinArgs are the arguments a Redis server at self that exited is
+// started again with: as a replica of the master the sentinels name now.
+//
+// A crashed master waits until the sentinels have failed it over (about 3 s),
+// at most rejoinWait. Started at once, it would come back before they notice
+// (2 s), as the master, with what its append-only file holds; and with
+// appendfsync everysec that may lack the last writes it acknowledged (Redis
+// holds a write back, and answers, while a slow fsync runs), which the
+// replica has: the replica would then resync from it and lose them too.
+func (c *cluster) rejoinArgs(self string) []string {
+	for deadline := time.Now().Add(rejoinWait); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		for _, s := range c.state.Sentinels {
+			out, err := redisCLI(s, "sentinel", "get-master-addr-by-name", masterName)
+			if f := strings.Fields(out); err == nil && len(f) == 2 {
+				if master := net.JoinHostPort(f[0], f[1]); master != self {
+					return []string{"--replicaof", f[0], f[1]}
+				}
+				break // the sentinels still name self
+			}
+		}
+	}
+	return nil // no failover came: back as the master, with its data
+}
+
+// rejoinWait bounds how long a crashed master waits for a failover.
+const rejoinWait = 10 * time.Second
 
 // lastMaster is the index (in -redis-ports) of the master the sentinels
 // last agreed on, from the files they rewrote; 0 at the first start.

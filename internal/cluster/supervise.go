@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -13,6 +14,7 @@ import (
 type proc struct {
 	name    string
 	cmd     *exec.Cmd
+	log     string // its file
 	started time.Time
 	done    chan struct{}
 }
@@ -29,9 +31,16 @@ func (c *cluster) startProc(name, bin string, args ...string) (*proc, error) {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, started: time.Now(), done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, log: logf.Name(), started: time.Now(), done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
 	return p, nil
+}
+
+// logTail is the last lines of the process's log, to say why it failed.
+func (p *proc) logTail() string {
+	b, _ := os.ReadFile(p.log)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-5):], "\n")
 }
 
 // stop asks gracefully, then kills after 30 s (an app drains, then
@@ -51,10 +60,10 @@ func (p *proc) stop(sig os.Signal) {
 // until the cluster stops it.
 type service struct {
 	name  string
-	start func() (*proc, error)
-	ready func() bool  // polled after each start
-	after func() error // once ready, after each start (nil: nothing)
-	sig   os.Signal    // the graceful stop
+	start func(again bool) (*proc, error) // again: after the process exited
+	ready func() bool                     // polled after each start
+	after func() error                    // once ready, after each start (nil: nothing)
+	sig   os.Signal                       // the graceful stop
 	quit  chan struct{}
 	done  chan struct{}
 }
@@ -66,7 +75,7 @@ func (s *service) waitReady(p *proc) error {
 	for !s.ready() {
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited at start; see its log", s.name)
+			return fmt.Errorf("%s exited at start; the end of its log:\n%s", s.name, p.logTail())
 		case <-s.quit:
 			return fmt.Errorf("%s: stopped while starting", s.name)
 		case <-time.After(50 * time.Millisecond):
@@ -87,7 +96,7 @@ func (c *cluster) supervise(s *service, ready chan<- error) {
 	defer close(s.done)
 	backoff := 200 * time.Millisecond
 	for first := true; ; first = false {
-		p, err := s.start()
+		p, err := s.start(!first)
 		if err == nil {
 			if err = s.waitReady(p); err != nil {
 				p.stop(syscall.SIGKILL)

@@ -89,6 +89,7 @@ func (s *site) viewsInRedis(t *testing.T, b *browser) int {
 // Exercise 1: register, log out, log in again through the real forms; the
 // protected page greets the user by name.
 func TestBrowserRegisterAndLogIn(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	b := newBrowser(t)
 
@@ -133,6 +134,7 @@ func (b *browser) createdByThisProcess(when string) string {
 // A failed login shows its message on the form, and a register error sits
 // next to the field it is about.
 func TestBrowserFormErrors(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	b := newBrowser(t)
 
@@ -158,6 +160,7 @@ func TestBrowserFormErrors(t *testing.T) {
 // Exercise 2: the counter updates in place (no page load: a marker on window
 // survives the click), and the number is what Redis holds for the session.
 func TestBrowserCounterUpdatesInPlace(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	b := newBrowser(t)
 
@@ -181,6 +184,7 @@ func TestBrowserCounterUpdatesInPlace(t *testing.T) {
 // Exercise 3: two independent browsers (a second browser context, like a
 // private window) have their own session, login and count.
 func TestBrowserTwoBrowsersAreIndependent(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	a := newBrowser(t)
 	b := a.privateWindow()
@@ -218,6 +222,7 @@ func TestBrowserTwoBrowsersAreIndependent(t *testing.T) {
 // process starts on the same Redis and address; a reload shows the same
 // login and the count goes on.
 func TestBrowserSessionSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	b := newBrowser(t)
 
@@ -242,6 +247,7 @@ func TestBrowserSessionSurvivesRestart(t *testing.T) {
 // Exercise 5: logging out from the page drops the cookie, /profile then asks
 // for a login, and Back does not show the profile again from a cache.
 func TestBrowserLogoutForgetsTheSession(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	b := newBrowser(t)
 
@@ -279,6 +285,7 @@ func TestBrowserLogoutForgetsTheSession(t *testing.T) {
 // takes the browser to the login page, rather than swapping a login form
 // into the counter.
 func TestBrowserRevokedSessionGoesToLogin(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	b := newBrowser(t)
 
@@ -304,6 +311,7 @@ func TestBrowserRevokedSessionGoesToLogin(t *testing.T) {
 // Exercise 7: with JavaScript off, register, login, profile, count and logout
 // work as plain forms and links.
 func TestBrowserWorksWithoutJavaScript(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	b := newBrowser(t)
 	b.disableJavaScript()
@@ -354,6 +362,7 @@ func TestBrowserWorksWithoutJavaScript(t *testing.T) {
 // The pages a student compares against: each main page at desktop and phone
 // width, saved to $SCREENSHOT_DIR (default: a temp dir named in the log).
 func TestBrowserScreenshots(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	b := newBrowser(t)
 
@@ -394,6 +403,7 @@ func TestBrowserScreenshots(t *testing.T) {
 // Keyboard users see where they are: every control reached with Tab shows
 // an outline.
 func TestBrowserKeyboardFocusIsVisible(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	b := newBrowser(t)
 

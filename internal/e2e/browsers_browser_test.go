@@ -41,6 +41,7 @@ func (b *browser) waitOtherBrowser(rows int, views string) {
 // panel lists what each request sent, starting with the GET of the session
 // key.
 func TestBrowserBrowsersSideBySide(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	chrome := newBrowser(t)
 	firefox := chrome.privateWindow()

@@ -25,8 +25,7 @@ import (
 )
 
 // This file drives headless Chromium for the browser tests: one browser
-// process per test, with its own profile directory and TMPDIR inside the
-// test's temp dir, so nothing outlives the test.
+// process per package (see chromium), a browser context per test.
 
 const (
 	// stepTimeout bounds one browser step; it only turns a hang into a
@@ -74,7 +73,7 @@ func startSite(t *testing.T) *site {
 		t.Skip("browser test: skipped with -short")
 	}
 	rs := redistest.Start(t)
-	return &site{redis: rs, app: apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "browser-test")}
+	return &site{redis: rs, app: apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "browser-test", "-debug-addr", "127.0.0.1:0")}
 }
 
 // url is an absolute URL of the app.
@@ -94,28 +93,73 @@ type browser struct {
 	noJS bool // scripts are off: every click is a page load
 }
 
-// newBrowser starts Chromium for t. A browser that cannot start fails the
-// test with a one-line reason; -short skips browser tests explicitly.
+// newBrowser gives t a browser of its own: a new browser context (own
+// cookies and storage, like a fresh browser profile) in the package's one
+// Chromium, closed when t ends. A browser that cannot start fails the test
+// with a one-line reason; -short skips browser tests explicitly.
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("browser test: skipped with -short")
 	}
-	path, err := chromiumPath()
+	root, err := chromium.get()
 	if err != nil {
 		t.Fatalf("browser: %v", err)
 	}
-	// Not t.TempDir: its path holds the test's name, and Chromium's socket
-	// path under TMPDIR must stay within 107 bytes.
+	b := &browser{t: t}
+	ctx, cancel := chromedp.NewContext(root, chromedp.WithNewBrowserContext(), chromedp.WithListener(b.listen))
+	t.Cleanup(cancel)
+	b.ctx = ctx
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("browser: open a browser context: %s", oneLine(err.Error(), 300))
+	}
+	t.Cleanup(b.report)
+	return b
+}
+
+// chromium is the package's one Chromium process, started by the first
+// browser test and stopped by TestMain: one process per package instead
+// of one per test, which on a small machine was most of a browser test's
+// time. Each test still gets its own browser context.
+var chromium sharedChromium
+
+type sharedChromium struct {
+	once   sync.Once
+	ctx    context.Context
+	err    error
+	cancel func()
+}
+
+// get starts Chromium once and returns the context browser contexts are
+// made from.
+func (c *sharedChromium) get() (context.Context, error) {
+	c.once.Do(func() { c.ctx, c.cancel, c.err = startChromium() })
+	return c.ctx, c.err
+}
+
+// stop ends Chromium, if it was started, and removes its directory.
+func (c *sharedChromium) stop() {
+	if c.cancel != nil {
+		c.cancel()
+	}
+}
+
+func startChromium() (context.Context, func(), error) {
+	path, err := chromiumPath()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Not t.TempDir: Chromium's socket path under TMPDIR must stay within
+	// 107 bytes.
 	dir, err := os.MkdirTemp("", "chromium-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	profile, tmp := filepath.Join(dir, "profile"), filepath.Join(dir, "tmp")
 	for _, d := range []string{profile, tmp} {
 		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
+			_ = os.RemoveAll(dir)
+			return nil, nil, err
 		}
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -134,30 +178,22 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.WindowSize(int(desktop.width), int(desktop.height)),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	b := &browser{t: t}
-	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithListener(b.listen))
-	// Cleanups run last-in first-out: the browser has exited (cancelAlloc
-	// waits for it) before its directory is removed.
-	t.Cleanup(func() {
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	stop := func() {
 		cancel()
-		cancelAlloc()
-	})
-	b.ctx = ctx
-	b.start(path, cancel)
-	t.Cleanup(b.report)
-	return b
-}
-
-// start launches the browser. The first Do binds the browser's life to the
-// context, so the start-up limit is a timer, not a context deadline.
-func (b *browser) start(path string, cancel context.CancelFunc) {
-	b.t.Helper()
+		cancelAlloc() // waits for the browser to exit
+		_ = os.RemoveAll(dir)
+	}
+	// The first Run binds the browser's life to ctx, so the start-up
+	// limit is a timer, not a context deadline.
 	timer := time.AfterFunc(startTimeout, cancel)
-	err := chromedp.Do(b.ctx)
+	err = chromedp.Do(ctx)
 	timer.Stop()
 	if err != nil {
-		b.t.Fatalf("browser: Chromium (%s) did not start: %s", path, oneLine(err.Error(), 300))
+		stop()
+		return nil, nil, fmt.Errorf("Chromium (%s) did not start: %s", path, oneLine(err.Error(), 300))
 	}
+	return ctx, stop, nil
 }
 
 // privateWindow opens a second, independent page in the same Chromium, in a

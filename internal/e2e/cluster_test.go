@@ -120,7 +120,7 @@ func (c *cluster) start() {
 			t.Error("the cluster did not stop within 30 s of an interrupt")
 		}
 		if t.Failed() {
-			for _, name := range []string{"app1", "app2", "app3", "nginx-error"} {
+			for _, name := range []string{"app1", "app2", "app3", "nginx-error", "redis-1", "redis-2"} {
 				b, _ := os.ReadFile(filepath.Join(c.dir, "logs", name+".log"))
 				t.Logf("%s.log:\n%s", name, b)
 			}

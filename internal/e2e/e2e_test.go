@@ -1,5 +1,11 @@
 // Package e2e tests the built sessionlab binary as users meet it: real
 // processes, a real redis-server, and (in browser_test.go) real Chromium.
+//
+// Each test starts its own redis-server and app on free ports, so most run
+// in parallel (t.Parallel); the browser tests share the package's one
+// Chromium (chrome_test.go). Tests that time a failover, a drain or a race
+// between processes run alone, before the parallel ones: on a small machine
+// a neighbour's load would decide their outcome.
 package e2e
 
 import (
@@ -30,6 +36,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	chromium.stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

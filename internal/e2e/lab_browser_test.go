@@ -85,6 +85,7 @@ func (b *browser) whoami() string {
 // Every step to a tick: two browsers, a restart through the button, two
 // instances on one Redis, and both experiments, with `task run`'s flags.
 func TestBrowserLabEveryStepTicks(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("browser test: skipped with -short")
 	}
@@ -250,7 +251,7 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 // Without -lab there are no switches: no controls on the page, and the
 // switch routes do not exist; the steps still tick.
 func TestBrowserLabHasNoSwitchesWithoutTheFlag(t *testing.T) {
-	t.Parallel() // its own Redis, app and Chromium
+	t.Parallel()
 	s := startSite(t)
 	b := newBrowser(t)
 	b.open(s.url("/count"))

@@ -27,8 +27,8 @@ func twoInstances(t *testing.T) (a, b *apptest.Process) {
 		t.Skip("browser test: skipped with -short")
 	}
 	rs := redistest.Start(t)
-	return apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a"),
-		apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b")
+	return apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a", "-debug-addr", "127.0.0.1:0"),
+		apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b", "-debug-addr", "127.0.0.1:0")
 }
 
 // waitStreams waits until the instance holds exactly n open event streams,
@@ -37,8 +37,9 @@ func waitStreams(t *testing.T, p *apptest.Process, n int) {
 	t.Helper()
 	want := fmt.Sprintf("streams %d\n", n)
 	deadline := time.Now().Add(stepTimeout)
+	debug := debugURL(t, p)
 	for {
-		resp, err := http.Get(p.URL + "/debug/live")
+		resp, err := http.Get(debug + "/debug/live")
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -58,6 +59,7 @@ func waitStreams(t *testing.T, p *apptest.Process, n int) {
 // The live counter: two tabs of one browser, one on each instance. A count
 // in either shows in the other, with no reload and no polling.
 func TestBrowserLiveCounter(t *testing.T) {
+	t.Parallel()
 	a, b := twoInstances(t)
 	left := newBrowser(t)
 	right := left.newTab()
@@ -89,6 +91,7 @@ func TestBrowserLiveCounter(t *testing.T) {
 // The sessions page updates itself when the user logs in elsewhere, and a
 // tab whose session is revoked elsewhere goes to the login page.
 func TestBrowserSessionsPageIsLive(t *testing.T) {
+	t.Parallel()
 	a, b := twoInstances(t)
 	laptop := newBrowser(t)
 	phone := laptop.privateWindow()
@@ -119,6 +122,7 @@ func TestBrowserSessionsPageIsLive(t *testing.T) {
 // "stay signed in"; the button touches the session. (Here the idle timeout
 // is shorter than the warning time, so the warning is there at once.)
 func TestBrowserStaySignedIn(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("browser test: skipped with -short")
 	}
@@ -143,6 +147,7 @@ func TestBrowserStaySignedIn(t *testing.T) {
 // they go to the login page on their own instead of showing a session that
 // is gone. The tab that logged out keeps its own history (Back works).
 func TestBrowserLogoutReachesTheOtherTabs(t *testing.T) {
+	t.Parallel()
 	a, b := twoInstances(t)
 	left := newBrowser(t)
 	right := left.newTab()
@@ -170,6 +175,7 @@ func TestBrowserLogoutReachesTheOtherTabs(t *testing.T) {
 // token reloads with the new one (logged in, its count carried over)
 // instead of counting into a session that is gone.
 func TestBrowserLoginInAnotherTabReloadsThisOne(t *testing.T) {
+	t.Parallel()
 	a, _ := twoInstances(t)
 	setup := newBrowser(t).privateWindow()
 	setup.registerAt(a.URL, "pia", "pia-password")
@@ -194,6 +200,7 @@ func TestBrowserLoginInAnotherTabReloadsThisOne(t *testing.T) {
 // sessions page with the notice, logged in, and stays there (its own
 // "ended" event must not send it anywhere else).
 func TestBrowserPasswordChangeKeepsThisTab(t *testing.T) {
+	t.Parallel()
 	a, _ := twoInstances(t)
 	b := newBrowser(t)
 	b.registerAt(a.URL, "quinn", "quinn-password")

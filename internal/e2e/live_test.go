@@ -17,6 +17,7 @@ import (
 // login on A is a login on B, a count on A reaches an event stream on B, a
 // revoke on A logs out a session served by B, and SIGTERM ends open streams.
 func TestTwoInstancesShareSessionsAndLiveUpdates(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	a := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a")
 	b := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b")
@@ -83,6 +84,7 @@ func otherSessionID(t *testing.T, page string) string {
 // says so, a restart logs everyone out, and two instances do not share
 // logins. Accounts stay in Redis.
 func TestMemoryStoreLosesSessions(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	first := apptest.Start(t, bin, "-redis", rs.URL(), "-store", "memory", "-instance", "first")
 	other := apptest.Start(t, bin, "-redis", rs.URL(), "-store", "memory", "-instance", "other")

@@ -10,6 +10,7 @@ import (
 // nav's "Log in" button lines up with the links, and the sessions table
 // says it scrolls sideways.
 func TestBrowserPhoneLayout(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	b := newBrowser(t)
 	b.do("phone width", chromedp.EmulateViewport(phone.width, phone.height))

@@ -55,6 +55,7 @@ func (b *browser) statusText() string {
 // reload the footer names the new process and the page says the session is
 // older than it.
 func TestBrowserRestartButton(t *testing.T) {
+	t.Parallel()
 	s := demoSite(t)
 	b := newBrowser(t)
 	b.open(s.url("/count"))
@@ -115,6 +116,7 @@ func TestBrowserRestartButton(t *testing.T) {
 // Without -demo-controls no page offers the restart, and POST /restart is
 // a page that does not exist.
 func TestBrowserNoRestartButtonByDefault(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	b := newBrowser(t)
 	for _, path := range []string{"/", "/count"} {
@@ -138,6 +140,7 @@ func TestBrowserNoRestartButtonByDefault(t *testing.T) {
 // not sent; a new process on the same address brings the page back, with
 // the count as Redis has it, without a reload.
 func TestBrowserOutageAndReturn(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	b := newBrowser(t)
 	b.open(s.url("/count"))
@@ -182,6 +185,7 @@ func TestBrowserOutageAndReturn(t *testing.T) {
 // survive; a reload says why (the cookie names a session this process never
 // had) and starts over at 1.
 func TestBrowserRestartLosesMemorySession(t *testing.T) {
+	t.Parallel()
 	s := demoSite(t, "-store", "memory")
 	b := newBrowser(t)
 	b.open(s.url("/"))
@@ -220,6 +224,7 @@ func TestBrowserRestartLosesMemorySession(t *testing.T) {
 // Ten tabs of one browser over plain HTTP/1.1 (six connections per host):
 // all load, share one event stream, and all show a count made in any one.
 func TestBrowserTenTabs(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	first := newBrowser(t)
 	first.open(s.url("/count"))

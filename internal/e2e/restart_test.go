@@ -14,6 +14,7 @@ import (
 // Practice step 4: restart the server and nothing is lost, because the
 // session lives in Redis, not in the process.
 func TestRestartKeepsSession(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	first := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "first")
 	c := apptest.Client(t)
@@ -44,6 +45,7 @@ func TestRestartKeepsSession(t *testing.T) {
 // -lifetime reaches the session: the key's TTL is the absolute lifetime
 // when that is shorter than the idle timeout.
 func TestLifetimeFlagBoundsTheSessionKey(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	app := apptest.Start(t, bin, "-redis", rs.URL(), "-lifetime", "2m")
 	c := apptest.Client(t)

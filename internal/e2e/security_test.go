@@ -15,6 +15,7 @@ import (
 // is __Host-session and Secure, and the throttle counts the address the
 // trusted proxy forwarded.
 func TestBinaryBehindTLSProxy(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	app := apptest.Start(t, bin, "-redis", rs.URL(), "-cookie-secure", "-trusted-proxies", "127.0.0.1/32,::1")
 	c := apptest.Client(t)

@@ -71,11 +71,13 @@ func TestCountsSurviveSentinelFailover(t *testing.T) {
 				before[i] = countOnce(t, c, apps[0].URL)
 			}
 			load := startCounting(clients, apps)
-			time.Sleep(500 * time.Millisecond)
+			defer load.stop() // on a failure; stopping twice is harmless
+			load.waitAcknowledged(t, users, "counts before the failover")
 			start := time.Now()
 			from, to := failure.fail()
 			known := time.Since(start)
-			time.Sleep(time.Second) // counts go on against the new master
+			// Counts go on against the new master.
+			load.waitAcknowledged(t, load.acknowledged.Load()+users, "counts after the failover")
 			// The new master acknowledges writes once it has a replica
 			// again: the killed master restarted, or the old one turned
 			// into a replica by a sentinel (about ten seconds).
@@ -172,9 +174,21 @@ type tally struct {
 }
 
 type counting struct {
-	done    atomic.Bool
-	wg      sync.WaitGroup
-	tallies []tally
+	done         atomic.Bool
+	acknowledged atomic.Int64 // counts answered 200, by every client
+	wg           sync.WaitGroup
+	tallies      []tally
+}
+
+// waitAcknowledged waits until n counts in all were answered 200: a
+// condition, not a sleep, so a slow machine only makes it wait longer.
+func (l *counting) waitAcknowledged(t *testing.T, n int64, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); l.acknowledged.Load() < n; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d acknowledged within a minute", what, l.acknowledged.Load(), n)
+		}
+	}
 }
 
 // startCounting has each client count as fast as it can, alternating
@@ -195,6 +209,7 @@ func startCounting(clients []*http.Client, apps []*apptest.Process) *counting {
 				switch {
 				case resp.StatusCode == http.StatusOK:
 					tl.ok++
+					l.acknowledged.Add(1)
 				case resp.StatusCode == http.StatusServiceUnavailable:
 					tl.unavailable++
 					tl.last503 = time.Now()

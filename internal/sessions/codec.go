@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"reflect"
+	"strconv"
 	"time"
 )
 
@@ -14,7 +14,7 @@ import (
 //	{"deadline":"2026-11-28T09:24:43.123Z","values":{"user":{"username":"alice","role":"student"},"views":3}}
 //
 // JSON has one number type, so values the app stores are decoded back into
-// their Go types through fieldTypes; any other integer comes back as int.
+// their Go types by key (decodeValue); any other integer comes back as int.
 type Codec struct{}
 
 // Keys of the values the app keeps in a session.
@@ -45,16 +45,6 @@ type Origin struct {
 	Process  string    `json:"process"`  // the creating process's short id
 	Instance string    `json:"instance"` // the creating instance's name
 	At       time.Time `json:"at"`
-}
-
-var fieldTypes = map[string]reflect.Type{
-	KeyUser:       reflect.TypeFor[User](),
-	KeyViews:      reflect.TypeFor[int](),
-	KeySeen:       reflect.TypeFor[time.Time](),
-	KeyOrigin:     reflect.TypeFor[Origin](),
-	KeyRememberMe: reflect.TypeFor[bool](),
-	KeyLab:        reflect.TypeFor[Lab](),
-	KeyCounted:    reflect.TypeFor[Counted](),
 }
 
 type envelope struct {
@@ -104,13 +94,51 @@ func (Codec) Decode(b []byte) (time.Time, map[string]any, error) {
 	return env.Deadline, values, nil
 }
 
+// decodeValue decodes the values the app keeps straight into their Go
+// types (this runs on every request: no reflection, and the common cases
+// without a second pass of encoding/json); any other value as JSON gives
+// it, with integers as int.
 func decodeValue(key string, raw json.RawMessage) (any, error) {
-	if t, ok := fieldTypes[key]; ok {
-		p := reflect.New(t)
-		if err := json.Unmarshal(raw, p.Interface()); err != nil {
-			return nil, err
+	switch key {
+	case KeyUser:
+		var u User
+		err := json.Unmarshal(raw, &u)
+		return u, err
+	case KeyOrigin:
+		var o Origin
+		err := json.Unmarshal(raw, &o)
+		return o, err
+	case KeyLab:
+		var l Lab
+		err := json.Unmarshal(raw, &l)
+		return l, err
+	case KeyCounted:
+		var c Counted
+		err := json.Unmarshal(raw, &c)
+		return c, err
+	case KeySeen:
+		// raw is one valid JSON value already; Unmarshal would only check
+		// that again before calling this.
+		var t time.Time
+		err := t.UnmarshalJSON(raw)
+		return t, err
+	case KeyViews:
+		if n, ok := plainInt(raw); ok {
+			return n, nil
 		}
-		return p.Elem().Interface(), nil
+		var n int
+		err := json.Unmarshal(raw, &n)
+		return n, err
+	case KeyRememberMe:
+		switch string(raw) {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
+		var b bool
+		err := json.Unmarshal(raw, &b)
+		return b, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -129,6 +157,21 @@ func decodeValue(key string, raw json.RawMessage) (any, error) {
 		return f, err
 	}
 	return v, nil
+}
+
+// plainInt reads a JSON number written as digits (and a sign), as Encode
+// writes an int; anything else is left to encoding/json.
+func plainInt(raw []byte) (int, bool) {
+	if len(raw) == 0 || len(raw) > 18 {
+		return 0, false
+	}
+	for i, c := range raw {
+		if (c < '0' || c > '9') && !(i == 0 && c == '-' && len(raw) > 1) {
+			return 0, false
+		}
+	}
+	n, err := strconv.Atoi(string(raw))
+	return n, err == nil
 }
 
 // timeFormat keeps stored times short and readable (millisecond precision).

@@ -5,13 +5,15 @@ import (
 	"time"
 )
 
-// benchValues is a logged-in session with a count, as stored after GET /count.
+// benchValues is a logged-in session with a count, as stored after GET /count
+// (with the credential generation and the origin).
 func benchValues() (time.Time, map[string]any) {
 	now := time.Date(2026, 11, 27, 10, 1, 12, 552e6, time.UTC)
 	return now.Add(24 * time.Hour), map[string]any{
-		KeyUser:  User{Username: "alice", Role: "student"},
-		KeyViews: 3,
-		KeySeen:  now,
+		KeyUser:   User{Username: "alice", Role: "student", Gen: "4874ab3d7a607d6f"},
+		KeyViews:  3,
+		KeySeen:   now,
+		KeyOrigin: Origin{Process: "6d5dcf", Instance: "vm:8080", At: now},
 	}
 }
 

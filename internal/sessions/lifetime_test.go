@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
@@ -36,20 +37,45 @@ func TestEndsAt(t *testing.T) {
 }
 
 // IdleStore writes every key to end when EndsAt says, counting the write
-// as activity.
+// as activity: the idle deadline when it comes first, else the absolute one.
+// (It checks the expiry the store is given, not a clock: a short TTL and a
+// sleep fail on a slow machine.)
 func TestIdleStoreCommitsWithTheIdleDeadline(t *testing.T) {
-	mem := memstore.NewWithCleanupInterval(0)
-	s := IdleStore{Store: mem, Idle: 50 * time.Millisecond}
-	if err := s.Commit("tok", []byte("x"), time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
+	rec := &expiryRecorder{Store: memstore.NewWithCleanupInterval(0)}
+	s := IdleStore{Store: rec, Idle: time.Hour}
+	for _, tc := range []struct {
+		name     string
+		deadline time.Duration // from now
+		want     time.Duration // the key's life, from the write
+	}{
+		{"idle deadline first", 2 * time.Hour, time.Hour},
+		{"absolute deadline first", 30 * time.Minute, 30 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := time.Now()
+			if err := s.Commit("tok", []byte("x"), before.Add(tc.deadline)); err != nil {
+				t.Fatal(err)
+			}
+			after := time.Now()
+			if rec.expiry.Before(before.Add(tc.want)) || rec.expiry.After(after.Add(tc.want)) {
+				t.Errorf("key expires %v after the write, want %v", rec.expiry.Sub(before), tc.want)
+			}
+			if _, found, _ := rec.Find("tok"); !found {
+				t.Error("key not stored")
+			}
+		})
 	}
-	if _, found, _ := mem.Find("tok"); !found {
-		t.Fatal("key gone at once")
-	}
-	time.Sleep(100 * time.Millisecond)
-	if _, found, _ := mem.Find("tok"); found {
-		t.Errorf("key still there after its idle timeout")
-	}
+}
+
+// expiryRecorder is a real store that remembers the expiry of its last write.
+type expiryRecorder struct {
+	scs.Store
+	expiry time.Time
+}
+
+func (r *expiryRecorder) Commit(token string, b []byte, expiry time.Time) error {
+	r.expiry = expiry
+	return r.Store.Commit(token, b, expiry)
 }
 
 // Both implementations of the session operations give handlers what they

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The master at a new start is the one in the sentinel files with the
+// highest config epoch, found among the Redis ports of the previous start,
+// even when the ports have changed since.
+func TestLastMaster(t *testing.T) {
+	sentinel := func(port, epoch int) string {
+		return fmt.Sprintf("port 26385\nsentinel monitor mymaster 127.0.0.1 %d 2\nsentinel config-epoch mymaster %d\n", port, epoch)
+	}
+	for _, tc := range []struct {
+		name      string
+		prevPorts string // the redis-ports file; "" for none
+		sentinels []string
+		want      int
+	}{
+		{name: "first start", want: 0},
+		{name: "after an odd number of failovers", prevPorts: "6385,6386",
+			sentinels: []string{sentinel(6386, 3), sentinel(6386, 3), sentinel(6386, 3)}, want: 1},
+		{name: "a sentinel that missed the last failover is outvoted by epoch", prevPorts: "6385,6386",
+			sentinels: []string{sentinel(6385, 1), sentinel(6386, 2), sentinel(6386, 2)}, want: 1},
+		{name: "other ports last time", prevPorts: "40001,40002",
+			sentinels: []string{sentinel(40002, 1), sentinel(40002, 1), sentinel(40002, 1)}, want: 1},
+		{name: "an earlier version's files: the default ports", sentinels: []string{sentinel(6386, 1)}, want: 1},
+		{name: "a port from nowhere is ignored", prevPorts: "6385,6386", sentinels: []string{sentinel(7000, 9)}, want: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.prevPorts != "" {
+				if err := os.WriteFile(filepath.Join(dir, "redis-ports"), []byte(tc.prevPorts+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, conf := range tc.sentinels {
+				d := filepath.Join(dir, fmt.Sprintf("sentinel-%d", i+1))
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(d, "sentinel.conf"), []byte(conf), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := &cluster{dir: dir}
+			if got := c.lastMaster(); got != tc.want {
+				t.Errorf("lastMaster = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// Port lists are checked before anything starts; good ones get as far as
+// looking for the app binary.
+func TestPortFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"-redis-ports", "7001,7002", "-app-ports", "9001", "-https-port", "9443"}, true},
+		{[]string{"-redis-ports", "7001"}, false},
+		{[]string{"-sentinel-ports", "1,2"}, false},
+		{[]string{"-app-ports", "80,x"}, false},
+		{[]string{"-https-port", "99999"}, false},
+	} {
+		err := run(append(tc.args, "-app", filepath.Join(t.TempDir(), "none"), "-dir", t.TempDir()), io.Discard)
+		gotThere := err != nil && (strings.Contains(err.Error(), "the app binary") || strings.Contains(err.Error(), "is not installed"))
+		if gotThere != tc.ok {
+			t.Errorf("%v: %v", tc.args, err)
+		}
+	}
+}
