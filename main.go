@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/sessionlab/sessionlab/handlers"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
+	"github.com/sessionlab/sessionlab/internal/requestlog"
 	"github.com/sessionlab/sessionlab/internal/sessionstack"
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
@@ -107,25 +107,29 @@ func withAddr(args []string, addr string) []string {
 }
 
 type config struct {
-	addr, instance  string
-	redis           redisconn.Config
-	cookieSecure    bool
-	lifetime, idle  time.Duration
-	shutdownTimeout time.Duration
-	drain           time.Duration
-	bcryptCost      int
-	newSessions     int
-	logLevel        slog.Level
-	trustedProxies  handlers.Proxies
-	store           sessionstack.Mode
-	debugAddr       string
-	demoControls    bool
-	lab             bool
+	addr, instance    string
+	redis             redisconn.Config
+	cookieSecure      bool
+	lifetime, idle    time.Duration
+	shutdownTimeout   time.Duration
+	drain             time.Duration
+	bcryptCost        int
+	newSessions       int
+	logLevel          slog.Level
+	logFormat         string
+	accessLog         bool
+	readyWithoutRedis bool
+	trustedProxies    handlers.Proxies
+	store             sessionstack.Mode
+	debugAddr         string
+	demoControls      bool
+	lab               bool
 }
 
 // parseConfig reads flags, each with an environment variable as its default.
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
 	var c config
+	env := envReader{getenv: getenv}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.addr, "addr", cmp.Or(getenv("ADDR"), ":8080"), "listen address (env ADDR)")
@@ -136,22 +140,32 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&c.redis.SentinelUser, "redis-sentinel-user", getenv("REDIS_SENTINEL_USER"), "user for the sentinels, when they have one of their own (env REDIS_SENTINEL_USER)")
 	fs.StringVar(&c.redis.SentinelPassword, "redis-sentinel-password", getenv("REDIS_SENTINEL_PASSWORD"), "password for the sentinels (env REDIS_SENTINEL_PASSWORD)")
 	fs.StringVar(&c.instance, "instance", getenv("INSTANCE"), "name shown on every page (env INSTANCE; default host:port)")
-	fs.BoolVar(&c.cookieSecure, "cookie-secure", envBool(getenv("COOKIE_SECURE")), "send the cookie over HTTPS only, named __Host-session (env COOKIE_SECURE)")
-	fs.DurationVar(&c.lifetime, "lifetime", envDuration(getenv("SESSION_LIFETIME"), 24*time.Hour), "absolute session lifetime (env SESSION_LIFETIME)")
-	fs.DurationVar(&c.idle, "idle", envDuration(getenv("SESSION_IDLE"), 30*time.Minute), "idle timeout, 0 for none (env SESSION_IDLE)")
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration(getenv("SHUTDOWN_TIMEOUT"), 10*time.Second), "how long SIGTERM waits for requests in flight (env SHUTDOWN_TIMEOUT)")
-	fs.DurationVar(&c.drain, "drain", envDuration(getenv("DRAIN"), 5*time.Second), "after SIGTERM, how long /readyz says not ready while requests are still served, so a load balancer stops sending before the listener closes; Ctrl-C skips it (env DRAIN)")
-	fs.IntVar(&c.newSessions, "new-sessions", envInt(getenv("NEW_SESSIONS"), throttle.DefaultPolicy.Anonymous.Max),
+	fs.BoolVar(&c.cookieSecure, "cookie-secure", env.bool("COOKIE_SECURE"), "send the cookie over HTTPS only, named __Host-session (env COOKIE_SECURE)")
+	fs.DurationVar(&c.lifetime, "lifetime", env.duration("SESSION_LIFETIME", 24*time.Hour), "absolute session lifetime (env SESSION_LIFETIME)")
+	fs.DurationVar(&c.idle, "idle", env.duration("SESSION_IDLE", 30*time.Minute), "idle timeout, 0 for none (env SESSION_IDLE)")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", env.duration("SHUTDOWN_TIMEOUT", 10*time.Second), "how long SIGTERM waits for requests in flight (env SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&c.drain, "drain", env.duration("DRAIN", 5*time.Second), "after SIGTERM, how long /readyz says not ready while requests are still served, so a load balancer stops sending before the listener closes; Ctrl-C skips it (env DRAIN)")
+	fs.IntVar(&c.newSessions, "new-sessions", env.int("NEW_SESSIONS", throttle.DefaultPolicy.Anonymous.Max),
 		fmt.Sprintf("new anonymous sessions allowed per client address per %d minutes, 0 for no limit (env NEW_SESSIONS)", int(throttle.DefaultPolicy.Anonymous.Window.Minutes())))
-	fs.IntVar(&c.bcryptCost, "bcrypt-cost", envInt(getenv("BCRYPT_COST"), bcrypt.DefaultCost), "bcrypt cost for new passwords (env BCRYPT_COST)")
-	fs.TextVar(&c.logLevel, "log-level", envLevel(getenv("LOG_LEVEL")), "debug, info, warn or error (env LOG_LEVEL)")
+	fs.IntVar(&c.bcryptCost, "bcrypt-cost", env.int("BCRYPT_COST", bcrypt.DefaultCost), "bcrypt cost for new passwords (env BCRYPT_COST)")
+	fs.TextVar(&c.logLevel, "log-level", env.level("LOG_LEVEL"), "debug, info, warn or error (env LOG_LEVEL)")
 	store := fs.String("store", cmp.Or(getenv("STORE"), string(sessionstack.Redis)), "where sessions live: redis, or memory to show what is lost without Redis (env STORE)")
-	fs.BoolVar(&c.demoControls, "demo-controls", envBool(getenv("DEMO_CONTROLS")), "show \"Restart this server\" (POST /restart, loopback clients only) for classroom demos (env DEMO_CONTROLS)")
-	fs.BoolVar(&c.lab, "lab", envBool(getenv("LAB")), "the lab's Session Security switches: a session may weaken itself on /lab (no HttpOnly, no renewal at login); see docs/security.md (env LAB)")
-	fs.StringVar(&c.debugAddr, "debug-addr", getenv("DEBUG_ADDR"), "serve /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; off when empty (env DEBUG_ADDR)")
+	fs.BoolVar(&c.demoControls, "demo-controls", env.bool("DEMO_CONTROLS"), "show \"Restart this server\" (POST /restart, loopback clients only) for classroom demos (env DEMO_CONTROLS)")
+	fs.StringVar(&c.debugAddr, "debug-addr", getenv("DEBUG_ADDR"), "serve the operator's pages (/metrics, /debug/live, /debug/pprof/) on this separate address, e.g. 127.0.0.1:9191; off when empty (env DEBUG_ADDR)")
+	fs.StringVar(&c.logFormat, "log-format", cmp.Or(getenv("LOG_FORMAT"), "text"), "log lines as text or json (env LOG_FORMAT)")
+	fs.BoolVar(&c.accessLog, "access-log", env.bool("ACCESS_LOG"), "log every request at info level: method, route, status, duration, client address, request id (env ACCESS_LOG)")
+	fs.BoolVar(&c.readyWithoutRedis, "ready-without-redis", env.bool("READY_WITHOUT_REDIS"), "answer /readyz with 200 while Redis cannot serve (the body says why): for instances behind one load balancer that share one Redis; see docs/deploy.md (env READY_WITHOUT_REDIS)")
+	fs.BoolVar(&c.redis.Managed, "redis-managed", env.bool("REDIS_MANAGED"), "for a managed Redis that forbids CLIENT TRACKING, ROLE, CONFIG or INFO: send none of them (no client-side caching); see docs/deploy.md (env REDIS_MANAGED)")
+	fs.BoolVar(&c.lab, "lab", env.bool("LAB"), "the lab's Session Security switches: a session may weaken itself on /lab (no HttpOnly, no renewal at login); see docs/security.md (env LAB)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; none when empty (env TRUSTED_PROXIES)")
+	if env.err != nil {
+		return c, env.err
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return c, err
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return c, fmt.Errorf("-log-format or LOG_FORMAT=%q: must be text or json", c.logFormat)
 	}
 	var err error
 	if c.trustedProxies, err = handlers.ParseTrustedProxies(*proxies); err != nil {
@@ -183,7 +197,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: cfg.logLevel}))
+	log := requestlog.NewLogger(stdout, cfg.logFormat, cfg.logLevel)
 
 	cfg.redis.Log = log
 	rdb, err := redisconn.Connect(ctx, cfg.redis)
@@ -191,7 +205,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer rdb.Close()
-	if policy, err := redisconn.MemoryPolicy(ctx, rdb); err != nil {
+	// Shared with /readyz: once Redis refuses CONFIG, neither asks again.
+	prober := redisconn.NewProber(rdb, cfg.redis.Managed)
+	if policy, err := prober.MemoryPolicy(ctx); err != nil {
 		log.Warn("cannot read Redis's maxmemory-policy; it should be noeviction", "err", err)
 	} else if warning := redisconn.PolicyWarning(policy); warning != "" {
 		log.Warn(warning, "maxmemory-policy", policy)
@@ -219,7 +235,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		TrustedProxies: cfg.trustedProxies,
 		Instance:       instance,
 		LogSalt:        salt,
-		Lab:            cfg.lab,
+		Prober:         prober,
+		AccessLog:      cfg.accessLog,
+
+		ReadyWithoutRedis: cfg.readyWithoutRedis,
+		Lab:               cfg.lab,
 	}, rdb, log)
 	if err != nil {
 		return err
@@ -248,7 +268,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if err != nil {
 			return fmt.Errorf("listen on -debug-addr %s: %w", cfg.debugAddr, err)
 		}
-		debug := &http.Server{Handler: debugMux(), ReadHeaderTimeout: 5 * time.Second}
+		debug := &http.Server{Handler: app.OperatorRoutes(), ReadHeaderTimeout: 5 * time.Second}
 		defer debug.Close()
 		go func() { _ = debug.Serve(dln) }()
 		log.Info("debug listener", "addr", dln.Addr().String())
@@ -324,18 +344,6 @@ func throttlePolicy(newSessions int) throttle.Policy {
 	return p
 }
 
-// debugMux serves the Go profiler for -debug-addr. It is a separate
-// listener, never the app's: profiles are for whoever runs the process.
-func debugMux() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
-}
-
 // newServer is the app's HTTP server. Every timeout is set, so a client that
 // sends its headers or body slowly (or never reads the answer) cannot hold a
 // connection and a goroutine forever.
@@ -351,29 +359,63 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-func envBool(s string) bool {
-	b, _ := strconv.ParseBool(s)
+// envReader reads flag defaults from the environment and remembers the
+// first value that does not parse: a typo there (COOKIE_SECURE=yes) must
+// stop the start, not silently give the default.
+type envReader struct {
+	getenv func(string) string
+	err    error
+}
+
+func (e *envReader) fail(name, value, want string) {
+	if e.err == nil {
+		e.err = fmt.Errorf("environment variable %s=%q is not %s", name, value, want)
+	}
+}
+
+func (e *envReader) bool(name string) bool {
+	s := e.getenv(name)
+	if s == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		e.fail(name, s, "a boolean (true or false, 1 or 0)")
+	}
 	return b
 }
 
-func envDuration(s string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(s); err == nil {
-		return d
+func (e *envReader) duration(name string, def time.Duration) time.Duration {
+	s := e.getenv(name)
+	if s == "" {
+		return def
 	}
-	return def
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		e.fail(name, s, "a duration (such as 30m, 24h or 10s)")
+		return def
+	}
+	return d
 }
 
-func envInt(s string, def int) int {
-	if n, err := strconv.Atoi(s); err == nil {
-		return n
+func (e *envReader) int(name string, def int) int {
+	s := e.getenv(name)
+	if s == "" {
+		return def
 	}
-	return def
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		e.fail(name, s, "a whole number")
+		return def
+	}
+	return n
 }
 
-func envLevel(s string) slog.Level {
+func (e *envReader) level(name string) slog.Level {
+	s := e.getenv(name)
 	var l slog.Level
-	if l.UnmarshalText([]byte(s)) != nil {
-		return slog.LevelInfo
+	if s != "" && l.UnmarshalText([]byte(s)) != nil {
+		e.fail(name, s, "a log level (debug, info, warn or error)")
 	}
 	return l
 }

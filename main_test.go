@@ -90,6 +90,32 @@ func TestSecurityConfig(t *testing.T) {
 	}
 }
 
+// An environment value that does not parse stops the start with one line
+// naming the variable and the value, instead of silently giving the default
+// (COOKIE_SECURE=yes used to give a cookie without Secure).
+func TestEnvironmentValuesThatDoNotParseStopTheStart(t *testing.T) {
+	for name, value := range map[string]string{
+		"COOKIE_SECURE": "yes", "DEMO_CONTROLS": "on", "ACCESS_LOG": "enabled",
+		"SESSION_LIFETIME": "1 day", "SESSION_IDLE": "30", "SHUTDOWN_TIMEOUT": "10 s",
+		"NEW_SESSIONS": "many", "BCRYPT_COST": "12.5", "LOG_LEVEL": "verbose", "LOG_FORMAT": "xml",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := parseConfig([]string{"sessionlab"}, func(k string) string {
+				if k == name {
+					return value
+				}
+				return ""
+			}, io.Discard)
+			if err == nil {
+				t.Fatalf("%s=%q accepted", name, value)
+			}
+			if msg := err.Error(); !strings.Contains(msg, name) || !strings.Contains(msg, value) || strings.Contains(msg, "\n") {
+				t.Errorf("error %q: want one line naming %s and %q", msg, name, value)
+			}
+		})
+	}
+}
+
 // Read-only requests refresh a session's expiry at most every tenth of the
 // idle timeout, and at least every five minutes.
 // With no Redis at the URL, run ends at once with one line that names the

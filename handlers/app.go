@@ -16,6 +16,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/live"
+	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -47,7 +48,7 @@ type App struct {
 	Ops       sessions.Operations
 	Accounts  accountStore
 	Inspector keyInspector
-	Ready     func(context.Context) (redisconn.Health, error) // can Redis serve? (see redisconn.Probe)
+	Ready     func(context.Context) (redisconn.Health, error) // can Redis serve? (see redisconn.Prober)
 	LogID     func(token string) string                       // salted short hash for logs
 	Index     sessionstack.Index                              // per-user list of sessions
 	Live      *live.Hub                                       // pub/sub fan-out to server-sent-event streams
@@ -77,8 +78,16 @@ type App struct {
 	// Security experiments; see docs/security.md for exactly what.
 	Lab bool
 	// Redis names the Redis the app uses on the Redis panel (see
-	// DescribeRedis); never a password.
-	Redis views.RedisServer
+	// DescribeRedis); never a password. A func: with Sentinel, the master changes.
+	Redis func() views.RedisServer
+
+	// Metrics counts what the app does, for Prometheus (OperatorRoutes).
+	Metrics *metrics.Metrics
+	// AccessLog logs every request at Info (else at Debug).
+	AccessLog bool
+	// ReadyWithoutRedis: /readyz answers 200 while Redis cannot serve,
+	// naming the trouble in its body (-ready-without-redis).
+	ReadyWithoutRedis bool
 
 	outages    outageLog   // Redis outages logged so far, by kind
 	streams    openStreams // open /live streams, by session and address
@@ -104,16 +113,33 @@ type Config struct {
 	Instance       string // shown on every page
 	LogSalt        []byte // salts the short hashes of tokens in logs (see LogID)
 	Lab            bool   // -lab: the lab's switches (see App.Lab)
+	// Prober answers /readyz; New makes one when nil. main shares its own,
+	// which read the memory policy at start, so a Redis that refused CONFIG
+	// then is not asked again.
+	Prober            *redisconn.Prober
+	AccessLog         bool // log every request at Info (-access-log)
+	ReadyWithoutRedis bool // /readyz stays 200 while Redis cannot serve (-ready-without-redis)
 }
 
 // New builds the App as main serves it and the tests drive it. Every
 // command goes through rdb wrapped by redistrace, so the Redis panel shows
 // it with session keys cut (sessions.CutKey). Close the App when done.
+//
+// rdb is the client redisconn.Connect returned: New counts its calls and
+// its failover gate for Prometheus (Metrics), and the session pool's calls.
 func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
-	redisServer, err := DescribeRedis(cfg.Redis.URL)
+	redisServer, err := DescribeRedis(cfg.Redis, func() string { return redisconn.MasterAddr(rdb) })
 	if err != nil {
 		return nil, err
 	}
+	m := metrics.New()
+	m.WatchFailoverGate(redisconn.FailoverGateClosed(rdb))
+	prober := cfg.Prober
+	if prober == nil {
+		prober = redisconn.NewProber(rdb, cfg.Redis.Managed)
+	}
+	rdb = redisconn.Timed(rdb, m.RedisObserver(metrics.ClientRueidis))
+	cfg.Redis.PoolTimes = m.RedisObserver(metrics.ClientRedigo)
 	rdb = redistrace.Client(rdb, sessions.CutKey)
 	sm := scs.New()
 	sm.Lifetime = cfg.Lifetime
@@ -122,6 +148,8 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.WatchPool(metrics.ClientRedigo, stack.PoolStats)
+	m.WatchLiveStreams(func() int { return stack.Live.Stats().Streams })
 	// The process's own id: random, so a restart shows a new one even when
 	// the PID stays (re-exec) or the OS hands out the same PID again.
 	pid := make([]byte, 3)
@@ -137,7 +165,7 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 		InProcess:      stack.InProcess,
 		Accounts:       accounts.New(rdb, cfg.BcryptCost),
 		Inspector:      inspect.New(rdb),
-		Ready:          func(ctx context.Context) (redisconn.Health, error) { return redisconn.Probe(ctx, rdb) },
+		Ready:          prober.Probe,
 		LogID:          sessions.LogID(cfg.LogSalt).Of,
 		Instance:       cfg.Instance,
 		ProcessID:      hex.EncodeToString(pid),
@@ -149,6 +177,10 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 		TrustedProxies: cfg.TrustedProxies,
 		Lab:            cfg.Lab,
 		closeStack:     stack.Close,
+		Metrics:        m,
+		AccessLog:      cfg.AccessLog,
+
+		ReadyWithoutRedis: cfg.ReadyWithoutRedis,
 	}, nil
 }
 

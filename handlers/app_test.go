@@ -178,3 +178,11 @@ func viewCount(t *testing.T, body string) string {
 	rest := body[i+len(marker):]
 	return rest[:strings.Index(rest, "<")]
 }
+
+// operator fetches a page of the operator's routes (-debug-addr).
+func (ta *testApp) operator(path string) response {
+	ta.t.Helper()
+	rec := httptest.NewRecorder()
+	ta.app.OperatorRoutes().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return response{rec.Code, rec.Body.String(), rec.Header(), int64(rec.Body.Len())}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
+	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -37,7 +38,7 @@ func (a *App) register(w http.ResponseWriter, r *http.Request) {
 		a.registerFailed(w, r, form, err)
 		return
 	}
-	a.Log.Info("account created", "user", acct.Username)
+	a.Log.InfoContext(r.Context(), "account created", "user", acct.Username)
 	if err := a.logIn(r, acct, false); err != nil {
 		a.failWith(w, r, err, "Account created, not logged in",
 			"Your account was created, but logging you in failed on our side. Log in with your new username and password.")
@@ -104,7 +105,8 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	acct, err := a.Accounts.Authenticate(r.Context(), name, password)
 	a.checked(r.Context(), tk, err)
 	if errors.Is(err, accounts.ErrBadCredentials) {
-		a.Log.Info("login failed", "session", a.LogID(a.Sessions.Token(r.Context())))
+		a.Metrics.Login(metrics.LoginWrong)
+		a.Log.InfoContext(r.Context(), "login failed", "session", a.LogID(a.Sessions.Token(r.Context())))
 		form.Error = "Invalid username or password."
 		a.render(w, r, http.StatusUnauthorized, "Log in", views.LoginPage(form))
 		return
@@ -117,6 +119,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.Metrics.Login(metrics.LoginOK)
 	a.toProfile(w, r)
 }
 
@@ -204,7 +207,12 @@ func (a *App) renewToken(ctx context.Context) error {
 	if err := a.Sessions.RenewToken(ctx); err != nil {
 		return err
 	}
-	a.Log.Info("session renewed", "old", a.LogID(old), "session", a.LogID(a.Sessions.Token(ctx)))
+	if old == "" {
+		a.Metrics.SessionCreated() // a first login: there was no session to renew
+	} else {
+		a.Metrics.SessionRenewed()
+	}
+	a.Log.InfoContext(ctx, "session renewed", "old", a.LogID(old), "session", a.LogID(a.Sessions.Token(ctx)))
 	return nil
 }
 
@@ -237,10 +245,11 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if old != "" {
-		a.Log.Info("session destroyed", "session", a.LogID(old))
+		a.Metrics.SessionsEnded(metrics.EndLogout, 1)
+		a.Log.InfoContext(r.Context(), "session destroyed", "session", a.LogID(old))
 		if err := a.Ops.Ended(ctx, old); err != nil {
 			// The logout stands; other tabs learn it on their next request.
-			a.Log.Warn("logout not announced to open pages", "session", a.LogID(old), "err", err)
+			a.Log.WarnContext(r.Context(), "logout not announced to open pages", "session", a.LogID(old), "err", err)
 		}
 	}
 	w.Header().Set("Clear-Site-Data", `"cookies"`)

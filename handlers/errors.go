@@ -157,21 +157,23 @@ func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title,
 }
 
 // logFailure logs a failed request: a client that left at Info, a Redis
-// outage once a minute per kind (see outageLog), anything else each time.
+// outage once a minute per kind (see outageLog) and counted per request by
+// kind (sessionlab_redis_unavailable_responses_total), anything else each time.
 func (a *App) logFailure(r *http.Request, f failure, err error) {
 	if clientGone(r) {
-		a.Log.Info("client gone", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.Log.InfoContext(r.Context(), "client gone", "method", r.Method, "path", r.URL.Path, "err", err)
 		return
 	}
 	if kind, ok := redisconn.Unavailable(err); ok {
+		a.Metrics.Unavailable(string(kind))
 		a.outages.report(a.Log, kind, r, err)
 		return
 	}
 	if f == failShuttingDown {
-		a.Log.Info("refused while stopping", "method", r.Method, "path", r.URL.Path)
+		a.Log.InfoContext(r.Context(), "refused while stopping", "method", r.Method, "path", r.URL.Path)
 		return
 	}
-	a.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", f.Status, "err", err)
+	a.Log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", f.Status, "err", err)
 }
 
 func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }

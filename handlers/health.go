@@ -18,7 +18,11 @@ func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
 
 // readyz handles GET /readyz: Redis takes writes, so requests can be served.
 // The body says why not, or what an operator should fix although it serves
-// (a maxmemory-policy that lets Redis delete the app's keys).
+// (a maxmemory-policy that lets Redis delete the app's keys). With
+// ReadyWithoutRedis, Redis trouble is reported in the body of a 200: every
+// instance shares the Redis, so taking them all out of the load balancer
+// would only swap the app's truthful 503 for the balancer's error page
+// (docs/deploy.md, "Readiness").
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
@@ -32,7 +36,14 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 		if kind, ok := redisconn.Unavailable(err); ok {
 			reason = string(kind)
 		}
-		answerPlain(w, failNotReady, fmt.Sprintf("redis unavailable: %s: %v\n", reason, err))
+		text := fmt.Sprintf("redis unavailable: %s: %v\n", reason, err)
+		if !a.ReadyWithoutRedis {
+			answerPlain(w, failNotReady, text)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = io.WriteString(w, "ready (-ready-without-redis)\n"+text)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

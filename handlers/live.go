@@ -370,7 +370,7 @@ func (a *App) hello(ctx context.Context, r *http.Request, session bool) string {
 		Memory: a.InProcess, Views: a.Sessions.GetInt(ctx, sessions.KeyViews)}
 	var buf bytes.Buffer
 	if err := views.LiveHello(h).Render(ctx, &buf); err != nil {
-		a.Log.Error("live: render hello", "err", err)
+		a.Log.ErrorContext(r.Context(), "live: render hello", "err", err)
 	}
 	return buf.String()
 }

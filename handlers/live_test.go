@@ -107,13 +107,13 @@ func TestStreamsAndSubscriptionsDoNotGrowWithReloads(t *testing.T) {
 	for range 5 {
 		tabs := []*apptest.Stream{apptest.OpenStream(t, c, a.srv.URL+"/live"), apptest.OpenStream(t, c, a.srv.URL+"/live")}
 		// Channels: the session's, its user's, and its address's browsers.
-		if got := a.get(c, "/debug/live").body; got != "streams 2\nchannels 3\n" {
+		if got := a.operator("/debug/live").body; got != "streams 2\nchannels 3\n" {
 			t.Fatalf("two open tabs: /debug/live = %q, want 2 streams on 3 channels", got)
 		}
 		for _, s := range tabs {
 			s.Close()
 		}
-		waitFor(t, "streams to close", func() bool { return a.get(c, "/debug/live").body == "streams 0\nchannels 0\n" })
+		waitFor(t, "streams to close", func() bool { return a.operator("/debug/live").body == "streams 0\nchannels 0\n" })
 	}
 	n, err := rdb.Do(context.Background(), rdb.B().PubsubNumsub().Channel(channel).Build()).AsIntMap()
 	if err != nil {
@@ -221,7 +221,7 @@ func TestHeadLiveEnds(t *testing.T) {
 	if r := ta.do(c, req); r.status != http.StatusOK {
 		t.Fatalf("HEAD /live: %d", r.status)
 	}
-	if r := ta.get(c, "/debug/live"); !strings.Contains(r.body, "streams 0") {
+	if r := ta.operator("/debug/live"); !strings.Contains(r.body, "streams 0") {
 		t.Errorf("after HEAD /live:\n%s", r.body)
 	}
 }

@@ -1,10 +1,8 @@
 package handlers
 
 import (
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"time"
 
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 )
@@ -14,9 +12,17 @@ import (
 const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-func secureHeaders(next http.Handler) http.Handler {
+// secureHeaders sets the headers every response carries. With -cookie-secure
+// the app is served over HTTPS only, so browsers are told to come back over
+// HTTPS alone (HSTS); not for a loopback host, where the pin would force
+// HTTPS on every local port (`task run` on http://localhost:8080).
+func (a *App) secureHeaders(next http.Handler) http.Handler {
+	hsts := a.Sessions.Cookie.Secure
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
+		if hsts && !loopbackHost(r.Host) {
+			h.Set("Strict-Transport-Security", hstsValue)
+		}
 		h.Set("Content-Security-Policy", csp)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
@@ -24,6 +30,10 @@ func secureHeaders(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// hstsValue pins HTTPS for a year (what hstspreload.org asks as a minimum),
+// for this host only: subdomains may be other people's sites.
+const hstsValue = "max-age=31536000"
 
 // maxFormBytes bounds request bodies; forms here are a few hundred bytes.
 const maxFormBytes = 64 << 10
@@ -40,7 +50,7 @@ func limitBody(next http.Handler) http.Handler {
 func (a *App) crossOriginProtection(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.Log.Warn("cross-origin request blocked", "method", r.Method, "path", r.URL.Path,
+		a.Log.WarnContext(r.Context(), "cross-origin request blocked", "method", r.Method, "path", r.URL.Path,
 			"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
 		a.answer(w, r, failCrossSite)
 	}))
@@ -98,20 +108,6 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-func (a *App) logRequests(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.Log.Enabled(r.Context(), slog.LevelDebug) {
-			next.ServeHTTP(w, r) // no wrapper, no boxed log arguments when nothing is logged
-			return
-		}
-		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
-		a.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"duration", time.Since(start))
-	})
-}
-
 func (a *App) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -119,7 +115,7 @@ func (a *App) recoverPanics(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				a.Log.Error("panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				a.Log.ErrorContext(r.Context(), "panic", "method", r.Method, "path", r.URL.Path, "panic", v)
 				w.Header().Set("Connection", "close")
 				answerPlain(w, failInternal, "Internal server error\n")
 			}

@@ -8,6 +8,7 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
+	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -51,7 +52,7 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 		a.showSessions(w, r, u, "", pf)
 		return
 	}
-	err := a.endOtherSessions(r, u, func(ctx context.Context) (string, error) {
+	err := a.endOtherSessions(r, u, metrics.EndPasswordChange, func(ctx context.Context) (string, error) {
 		return a.Accounts.SetPassword(ctx, u.Username, next)
 	})
 	if errors.Is(err, errCredentialsUnchanged) {
@@ -67,7 +68,7 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 				"Log in with the new password, then use “Log out everywhere else” on the Sessions page.")
 		return
 	}
-	a.Log.Info("password changed", "user", u.Username)
+	a.Log.InfoContext(r.Context(), "password changed", "user", u.Username)
 	if isHTMX(r) {
 		w.Header().Set("HX-Redirect", "/sessions?from=password")
 		w.WriteHeader(http.StatusNoContent)

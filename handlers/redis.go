@@ -26,7 +26,7 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	v := views.RedisView{Entries: entries, Memory: a.InProcess, Server: a.Redis}
+	v := views.RedisView{Entries: entries, Memory: a.InProcess, Server: a.Redis()}
 	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDRedisPanel {
 		a.write(w, r, http.StatusOK, views.RedisPanel(v))
 		return
@@ -99,34 +99,48 @@ func cutHash(v []byte) []byte {
 	return b
 }
 
-// DescribeRedis names the Redis at a URL for the Redis panel: where it is
-// and a redis-cli command line that reaches it, never the password. With a
-// password the command line asks for it (--askpass).
-func DescribeRedis(redisURL string) (views.RedisServer, error) {
-	opt, err := redisconn.ParseURL(redisURL)
+// DescribeRedis names the Redis the app uses, for the Redis panel: where
+// it is and a redis-cli command line that reaches it as the app does (its
+// user, the TLS files), never the password: with one, the command line asks
+// for it (--askpass). With Sentinel, the Redis is the master the app talks
+// to now (master), not a sentinel: it is described afresh on each call.
+func DescribeRedis(cfg redisconn.Config, master func() string) (func() views.RedisServer, error) {
+	opt, err := redisconn.ParseURL(cfg.URL)
 	if err != nil {
-		return views.RedisServer{}, err
+		return nil, err
 	}
 	db := strconv.Itoa(opt.SelectDB)
-	var s views.RedisServer
-	if path, ok := strings.CutPrefix(redisURL, "unix://"); ok {
-		path, _, _ = strings.Cut(path, "?")
-		s = views.RedisServer{Where: path + ", database " + db, CLI: "redis-cli -s " + path + " -n " + db}
-	} else {
-		addr := opt.InitAddress[0]
-		scheme, tls := "redis", ""
-		if opt.TLSConfig != nil {
-			scheme, tls = "rediss", " --tls"
-		}
-		s = views.RedisServer{Where: addr + ", database " + db, CLI: "redis-cli" + tls + " -u " + scheme + "://" + addr + "/" + db}
-	}
+	user := ""
 	if opt.Username != "" {
-		s.CLI += " --user " + opt.Username
+		user += " --user " + opt.Username
 	}
 	if opt.Password != "" {
-		s.CLI += " --askpass"
+		user += " --askpass"
 	}
-	return s, nil
+	if path, ok := strings.CutPrefix(cfg.URL, "unix://"); ok {
+		path, _, _ = strings.Cut(path, "?")
+		s := views.RedisServer{Where: path + ", database " + db, CLI: "redis-cli -s " + path + " -n " + db + user}
+		return func() views.RedisServer { return s }, nil
+	}
+	scheme, tls := "redis", ""
+	if opt.TLSConfig != nil {
+		scheme, tls = "rediss", " --tls"
+		for _, f := range []struct{ flag, file string }{{"--cacert", cfg.CA}, {"--cert", cfg.Cert}, {"--key", cfg.Key}} {
+			if f.file != "" {
+				tls += " " + f.flag + " " + f.file
+			}
+		}
+	}
+	describe := func(addr, note string) views.RedisServer {
+		return views.RedisServer{Where: addr + note + ", database " + db,
+			CLI: "redis-cli" + tls + " -u " + scheme + "://" + addr + "/" + db + user}
+	}
+	if opt.Sentinel.MasterSet == "" {
+		s := describe(opt.InitAddress[0], "")
+		return func() views.RedisServer { return s }, nil
+	}
+	note := " (the master of " + opt.Sentinel.MasterSet + ", as Sentinel names it now)"
+	return func() views.RedisServer { return describe(master(), note) }, nil
 }
 
 // indexPanelEntry is the user's session index for the "What's in Redis"

@@ -43,7 +43,7 @@ func (a *App) write(w http.ResponseWriter, r *http.Request, status int, c templ.
 	// Rendered even if the client has left: a page is a few kilobytes, and
 	// a cancelled render is not a server error (the write just goes nowhere).
 	if err := c.Render(context.WithoutCancel(r.Context()), buf); err != nil {
-		a.Log.Error("render failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.Log.ErrorContext(r.Context(), "render failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		answerPlain(w, failInternal, "Internal server error\n")
 		return
 	}
@@ -139,7 +139,7 @@ func (o *outageLog) report(log *slog.Logger, kind redisconn.Kind, r *http.Reques
 	failed := k.failed
 	k.logged, k.failed = time.Now(), 0
 	o.mu.Unlock()
-	log.Error("Redis cannot serve", "kind", string(kind), "failed_requests", failed,
+	log.ErrorContext(r.Context(), "Redis cannot serve", "kind", string(kind), "failed_requests", failed,
 		"method", r.Method, "path", r.URL.Path, "status", http.StatusServiceUnavailable, "err", err)
 }
 
@@ -157,7 +157,7 @@ func (a *App) parseForm(w http.ResponseWriter, r *http.Request) bool {
 	if netErr, ok := errors.AsType[net.Error](err); ok && netErr.Timeout() || clientGone(r) {
 		// The body did not come within the server's read timeout, or the
 		// client left: a slow or vanished client, not a server error.
-		a.Log.Info("form body not received", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.Log.InfoContext(r.Context(), "form body not received", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Connection", "close")
 		a.answer(w, r, failFormTimeout)
 		return false

@@ -24,7 +24,7 @@ func (a *App) restart(w http.ResponseWriter, r *http.Request) {
 		a.answer(w, r, failMethodNotAllowed)
 		return
 	}
-	a.Log.Warn("restart requested", "process", a.ProcessID)
+	a.Log.WarnContext(r.Context(), "restart requested", "process", a.ProcessID)
 	a.render(w, r, http.StatusAccepted, "Restarting", views.Restarting(a.process()))
 	a.Restart()
 }
@@ -39,7 +39,7 @@ func (a *App) atTheMachine(w http.ResponseWriter, r *http.Request) bool {
 	if ip.IsLoopback() && loopbackHost(r.Host) {
 		return true
 	}
-	a.Log.Warn("demo control refused: not at this machine", "client", ip.String(), "host", r.Host, "method", r.Method)
+	a.Log.WarnContext(r.Context(), "demo control refused: not at this machine", "client", ip.String(), "host", r.Host, "method", r.Method)
 	a.notFound(w, r)
 	return false
 }

@@ -2,7 +2,9 @@ package handlers
 
 import (
 	"net/http"
+	"net/http/pprof"
 
+	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/static"
 )
 
@@ -16,7 +18,7 @@ func (a *App) Routes() http.Handler {
 // routes also returns every pattern it registered, so that a test can walk
 // them all (every state-changing route must refuse cross-origin requests).
 func (a *App) routes() (http.Handler, []string) {
-	pages := &patternMux{}
+	pages := &patternMux{metrics: a.Metrics}
 	pages.HandleFunc("GET /{$}", a.home)
 	pages.HandleFunc("GET /register", a.registerForm)
 	pages.HandleFunc("POST /register", a.register)
@@ -45,24 +47,44 @@ func (a *App) routes() (http.Handler, []string) {
 	pages.Handle("POST /password", a.requireLogin(a.changePassword))
 	pages.Handle("POST /session/touch", a.requireLogin(a.staySignedIn))
 
-	root := &patternMux{}
+	root := &patternMux{metrics: a.Metrics}
 	root.readOnly("/static/", static.Handler())
 	root.readOnly("/healthz", http.HandlerFunc(a.healthz))
 	root.readOnly("/readyz", http.HandlerFunc(a.readyz))
-	root.HandleFunc("GET /debug/live", a.liveStats)
 	root.Handle("/", redisBudget(a.crossOriginProtection(limitBody(a.loadAndSave(a.problemPages(&pages.ServeMux))))))
 
-	return a.recoverPanics(a.logRequests(secureHeaders(&root.ServeMux))), append(root.patterns, pages.patterns...)
+	return a.observe(a.recoverPanics(a.secureHeaders(&root.ServeMux))), append(root.patterns, pages.patterns...)
 }
 
-// patternMux is a ServeMux that remembers the patterns registered on it.
+// OperatorRoutes are for whoever runs the process, served on -debug-addr and
+// never on the public listener: Prometheus metrics, the live streams'
+// counts and the Go profiler.
+func (a *App) OperatorRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.Metrics.Handler())
+	mux.HandleFunc("GET /debug/live", a.liveStats)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// patternMux is a ServeMux that remembers the patterns registered on it,
+// and marks each request with its route's metrics (see observe). The
+// catch-all "/" marks nothing: the mux inside it does.
 type patternMux struct {
 	http.ServeMux
 	patterns []string
+	metrics  *metrics.Metrics
 }
 
 func (m *patternMux) Handle(pattern string, h http.Handler) {
 	m.patterns = append(m.patterns, pattern)
+	if pattern != "/" {
+		h = routed(m.metrics.RouteOf(pattern), h)
+	}
 	m.ServeMux.Handle(pattern, h)
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/static"
@@ -169,8 +170,9 @@ func (a *App) checkGeneration(ctx context.Context, st *sessionState) error {
 		return nil
 	}
 	token := a.Sessions.Token(ctx)
-	a.Log.Info("session revoked: its account's credentials changed", "session", a.LogID(token), "user", u.Username)
+	a.Log.InfoContext(ctx, "session revoked: its account's credentials changed", "session", a.LogID(token), "user", u.Username)
 	st.end()
+	a.Metrics.SessionsEnded(metrics.EndCredentialsChanged, 1)
 	if err := a.Sessions.Destroy(ctx); err != nil {
 		return fmt.Errorf("destroy revoked session %s: %w", a.LogID(token), err)
 	}
@@ -202,8 +204,9 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 	}
 	// Redis expires the key on its own; this check is the server's word on
 	// it, and covers the moment between the two.
-	a.Log.Info("session expired", "session", a.LogID(token))
+	a.Log.InfoContext(ctx, "session expired", "session", a.LogID(token))
 	st.end()
+	a.Metrics.SessionsEnded(metrics.EndExpired, 1)
 	if err := a.Sessions.Destroy(ctx); err != nil {
 		return fmt.Errorf("destroy expired session %s: %w", a.LogID(token), err)
 	}
@@ -244,7 +247,7 @@ func (a *App) renewedMeanwhile(ctx context.Context) (bool, error) {
 // after a login renewed it: nothing was done and no cookie is set. htmx
 // reloads the page, which then goes with the browser's new cookie.
 func (a *App) tokenRenewed(w http.ResponseWriter, r *http.Request) {
-	a.Log.Info("request on a renewed token", "method", r.Method, "path", r.URL.Path)
+	a.Log.InfoContext(r.Context(), "request on a renewed token", "method", r.Method, "path", r.URL.Path)
 	if isHTMX(r) {
 		w.Header().Set("HX-Refresh", "true")
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/useragent"
@@ -96,7 +97,8 @@ func (a *App) revokeSession(w http.ResponseWriter, r *http.Request, u sessions.U
 		return
 	}
 	if revoked {
-		a.Log.Info("session revoked", "user", u.Username, "by", a.LogID(a.Sessions.Token(ctx)))
+		a.Metrics.SessionsEnded(metrics.EndRevoked, 1)
+		a.Log.InfoContext(r.Context(), "session revoked", "user", u.Username, "by", a.LogID(a.Sessions.Token(ctx)))
 	}
 	a.afterRevoke(w, r, u, "")
 }
@@ -104,7 +106,7 @@ func (a *App) revokeSession(w http.ResponseWriter, r *http.Request, u sessions.U
 // revokeOthers handles POST /sessions/revoke-others: "log out everywhere else".
 func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request, u sessions.User) {
 	ctx := r.Context()
-	err := a.endOtherSessions(r, u, func(ctx context.Context) (string, error) {
+	err := a.endOtherSessions(r, u, metrics.EndRevoked, func(ctx context.Context) (string, error) {
 		return a.Accounts.NewGeneration(ctx, u.Username)
 	})
 	if errors.Is(err, errCredentialsUnchanged) {
@@ -155,7 +157,7 @@ var errCredentialsUnchanged = errors.New("credentials unchanged")
 // take it down with the others. The index is then walked to delete the
 // other keys at once and tell their open pages; a session missing from it
 // is logged out all the same.
-func (a *App) endOtherSessions(r *http.Request, u sessions.User, change func(context.Context) (string, error)) error {
+func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, change func(context.Context) (string, error)) error {
 	ctx := r.Context()
 	gen, err := change(ctx)
 	if err != nil {
@@ -177,6 +179,7 @@ func (a *App) endOtherSessions(r *http.Request, u sessions.User, change func(con
 	if err != nil {
 		return err
 	}
-	a.Log.Info("other sessions revoked", "user", u.Username, "count", n, "by", a.LogID(a.Sessions.Token(ctx)))
+	a.Metrics.SessionsEnded(cause, n)
+	a.Log.InfoContext(r.Context(), "other sessions revoked", "user", u.Username, "count", n, "by", a.LogID(a.Sessions.Token(ctx)))
 	return nil
 }

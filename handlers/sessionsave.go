@@ -64,7 +64,8 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		}
 		a.Issued.Add(token, expiry)
 		if created {
-			a.Log.Info("session created", "session", a.LogID(token))
+			a.Metrics.SessionCreated()
+			a.Log.InfoContext(r.Context(), "session created", "session", a.LogID(token))
 		}
 		a.writeSessionCookie(ctx, w, token, expiry)
 	case scs.Destroyed:
@@ -185,7 +186,7 @@ func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.T
 	var cmds [8]views.TraceCommand
 	t := views.Trace{Method: r.Method, Path: r.URL.Path, Commands: cmds[:0]}
 	t.Dropped = trace.Each(func(c redistrace.Command) { t.Commands = append(t.Commands, views.TraceCommand(c)) })
-	views.WriteTrace(body, t, a.Redis)
+	views.WriteTrace(body, t, a.Redis())
 	body.Write(tail.Bytes())
 }
 

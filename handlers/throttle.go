@@ -11,6 +11,7 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
+	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/throttle"
 	"github.com/sessionlab/sessionlab/views"
@@ -50,6 +51,9 @@ func (a *App) loginAllowed(w http.ResponseWriter, r *http.Request, form views.Au
 	}
 	addr := a.clientIP(r)
 	tk, wait, err := a.Throttle.Login(r.Context(), throttleAccount(name), addr)
+	if err == nil && wait > 0 {
+		a.Metrics.Login(metrics.LoginThrottled)
+	}
 	return tk, a.allowed(w, r, "login", addr, wait, err, func(secs int) (string, templ.Component) {
 		form.Error = "Too many failed logins. To protect the account, logins from here are paused: try again " +
 			waitText(secs) + "."
@@ -83,7 +87,7 @@ func (a *App) checked(ctx context.Context, tk *throttle.Ticket, err error) {
 		o = throttle.Unchecked
 	}
 	if err := tk.Done(ctx, o); err != nil {
-		a.Log.Warn("throttle not settled", "outcome", string(o), "err", err)
+		a.Log.WarnContext(ctx, "throttle not settled", "outcome", string(o), "err", err)
 	}
 }
 
@@ -160,7 +164,7 @@ func (a *App) allowed(w http.ResponseWriter, r *http.Request, what string, addr 
 		return true
 	}
 	secs := wholeSeconds(wait)
-	a.Log.Warn(what+" throttled", "client", addr.String(), "retry_after", secs)
+	a.Log.WarnContext(r.Context(), what+" throttled", "client", addr.String(), "retry_after", secs)
 	title, c := page(secs)
 	a.answerWith(w, r, failure{Status: http.StatusTooManyRequests, Title: title, RetryAfter: wait}, c)
 	return false

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 )
 
@@ -87,23 +88,35 @@ func TestRedisPanelShowsWhatTheRequestSent(t *testing.T) {
 	})
 }
 
-func TestDescribeRedisNeverShowsThePassword(t *testing.T) {
-	for _, tc := range []struct{ url, where, cli string }{
-		{"redis://127.0.0.1:6391/0", "127.0.0.1:6391, database 0", "redis-cli -u redis://127.0.0.1:6391/0"},
-		{"redis://:s3cret@db.example:6380/3", "db.example:6380, database 3", "redis-cli -u redis://db.example:6380/3 --askpass"},
-		{"rediss://bob:s3cret@db.example:6380/2", "db.example:6380, database 2", "redis-cli --tls -u rediss://db.example:6380/2 --user bob --askpass"},
-		{"unix:///run/redis.sock?db=1", "/run/redis.sock, database 1", "redis-cli -s /run/redis.sock -n 1"},
+// The panel's redis-cli line reaches the Redis the app uses, as the app
+// does: its user (asking for the password, never showing it), its TLS
+// files, and with Sentinel the master, never a sentinel.
+func TestDescribeRedisAsTheAppReachesIt(t *testing.T) {
+	master := "10.0.0.7:6379"
+	for _, tc := range []struct {
+		cfg        redisconn.Config
+		where, cli string
+	}{
+		{redisconn.Config{URL: "redis://127.0.0.1:6391/0"}, "127.0.0.1:6391, database 0", "redis-cli -u redis://127.0.0.1:6391/0"},
+		{redisconn.Config{URL: "redis://:s3cret@db.example:6380/3"}, "db.example:6380, database 3", "redis-cli -u redis://db.example:6380/3 --askpass"},
+		{redisconn.Config{URL: "rediss://bob:s3cret@db.example:6380/2"}, "db.example:6380, database 2", "redis-cli --tls -u rediss://db.example:6380/2 --user bob --askpass"},
+		{redisconn.Config{URL: "rediss://bob:s3cret@db.example:6380/2", CA: "/etc/ca.pem", Cert: "/etc/c.pem", Key: "/etc/k.pem"},
+			"db.example:6380, database 2", "redis-cli --tls --cacert /etc/ca.pem --cert /etc/c.pem --key /etc/k.pem -u rediss://db.example:6380/2 --user bob --askpass"},
+		{redisconn.Config{URL: "unix:///run/redis.sock?db=1"}, "/run/redis.sock, database 1", "redis-cli -s /run/redis.sock -n 1"},
+		{redisconn.Config{URL: "redis://app:s3cret@s1:26379/0?master_set=mymaster&addr=s2:26379"},
+			master + " (the master of mymaster, as Sentinel names it now), database 0", "redis-cli -u redis://" + master + "/0 --user app --askpass"},
 	} {
-		t.Run(tc.url, func(t *testing.T) {
-			s, err := DescribeRedis(tc.url)
+		t.Run(tc.cfg.URL, func(t *testing.T) {
+			describe, err := DescribeRedis(tc.cfg, func() string { return master })
 			if err != nil {
 				t.Fatal(err)
 			}
+			s := describe()
 			if s.Where != tc.where || s.CLI != tc.cli {
 				t.Errorf("got %q, %q; want %q, %q", s.Where, s.CLI, tc.where, tc.cli)
 			}
-			if strings.Contains(s.Where+s.CLI, "s3cret") {
-				t.Error("the password shows")
+			if strings.Contains(s.Where+s.CLI, "s3cret") || strings.Contains(s.CLI, "26379") {
+				t.Error("the password or a sentinel shows")
 			}
 		})
 	}

@@ -11,14 +11,11 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// An account's credential generation (Account.Gen) is a random value that
-// changes whenever every other session of the account must end: a password
-// change, "log out everywhere else". A login copies it into the session
-// (sessions.User.Gen), and every request compares the two: a session from
-// an older generation is logged out, with no list of sessions to walk, so
-// none escapes (a login racing the change, a lost session index). This is
-// Django's session auth hash, with a generation instead of the hash so that
-// "log out everywhere else" can change it without a new password.
+// An account's credential generation (Account.Gen) changes whenever its
+// other sessions must end (a password change, "log out everywhere else").
+// Sessions carry the generation they logged in with and every request
+// compares: no list of sessions to walk, so none escapes. Django's session
+// auth hash, with a random value so no new password is needed.
 
 // newGen is a fresh credential generation.
 func newGen() string {

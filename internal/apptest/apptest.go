@@ -44,7 +44,8 @@ type Process struct {
 	err    error
 }
 
-var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
+// listening finds the address in the "listening" line, text or JSON.
+var listening = regexp.MustCompile(`msg=listening addr=(\S+)|"msg":"listening","addr":"([^"]+)"`)
 
 // Start runs the binary with args (plus -addr 127.0.0.1:0 unless args set
 // -addr) and waits until it listens. It is stopped when the test ends.
@@ -82,7 +83,7 @@ func Start(tb testing.TB, bin string, args ...string) *Process {
 			p.mu.Unlock()
 			if m := listening.FindStringSubmatch(line); m != nil {
 				select {
-				case addr <- m[1]:
+				case addr <- m[1] + m[2]:
 				default:
 				}
 			}
@@ -166,7 +167,7 @@ func Client(tb testing.TB) *http.Client {
 // checks this list against the app's flags).
 var AppSettings = []string{"ADDR", "REDIS_URL", "INSTANCE", "COOKIE_SECURE", "SESSION_LIFETIME", "SESSION_IDLE",
 	"SHUTDOWN_TIMEOUT", "BCRYPT_COST", "LOG_LEVEL", "STORE", "DEBUG_ADDR", "TRUSTED_PROXIES", "DEMO_CONTROLS",
-	"REDIS_CA", "REDIS_CERT", "REDIS_KEY", "REDIS_SENTINEL_USER", "REDIS_SENTINEL_PASSWORD", "NEW_SESSIONS", "DRAIN", "LAB"}
+	"REDIS_CA", "REDIS_CERT", "REDIS_KEY", "REDIS_SENTINEL_USER", "REDIS_SENTINEL_PASSWORD", "NEW_SESSIONS", "DRAIN", "LOG_FORMAT", "ACCESS_LOG", "READY_WITHOUT_REDIS", "REDIS_MANAGED", "LAB"}
 
 // Env is the test's environment without AppSettings: a developer's
 // STORE=memory or DEBUG_ADDR must not change what a test runs.

@@ -281,6 +281,7 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopWithParent()
 	defer os.Remove(stateFile(dir))
 
 	// Started in this order, stopped in the reverse one: nginx first, so no

@@ -73,7 +73,7 @@ func startSite(t *testing.T) *site {
 		t.Skip("browser test: skipped with -short")
 	}
 	rs := redistest.Start(t)
-	return &site{redis: rs, app: apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "browser-test")}
+	return &site{redis: rs, app: apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "browser-test", "-debug-addr", "127.0.0.1:0")}
 }
 
 // url is an absolute URL of the app.

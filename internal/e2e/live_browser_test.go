@@ -27,8 +27,8 @@ func twoInstances(t *testing.T) (a, b *apptest.Process) {
 		t.Skip("browser test: skipped with -short")
 	}
 	rs := redistest.Start(t)
-	return apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a"),
-		apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b")
+	return apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a", "-debug-addr", "127.0.0.1:0"),
+		apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b", "-debug-addr", "127.0.0.1:0")
 }
 
 // waitStreams waits until the instance holds exactly n open event streams,
@@ -37,8 +37,9 @@ func waitStreams(t *testing.T, p *apptest.Process, n int) {
 	t.Helper()
 	want := fmt.Sprintf("streams %d\n", n)
 	deadline := time.Now().Add(stepTimeout)
+	debug := debugURL(t, p)
 	for {
-		resp, err := http.Get(p.URL + "/debug/live")
+		resp, err := http.Get(debug + "/debug/live")
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -29,40 +30,86 @@ func (h Health) Warning() string {
 	return PolicyWarning(h.Policy)
 }
 
+// Prober answers readiness checks (Probe) and reads the maxmemory-policy
+// (MemoryPolicy). Once Redis refuses CONFIG (a least-privilege ACL user, a
+// managed Redis), it stops asking: each refusal is an entry in Redis's ACL
+// LOG, and a readiness check every few seconds would fill that audit log.
+type Prober struct {
+	c rueidis.Client
+	// noRole: the managed-Redis mode, where ROLE may be forbidden too.
+	noRole   bool
+	noConfig atomic.Bool
+}
+
+// NewProber probes through c. managed: send neither ROLE nor CONFIG (see
+// Config.Managed).
+func NewProber(c rueidis.Client, managed bool) *Prober {
+	p := &Prober{c: c, noRole: managed}
+	p.noConfig.Store(managed)
+	return p
+}
+
 // Probe checks that Redis can serve this app: that it is a master (after a
 // failover, the old one is a replica), that it takes writes (a PING answers
 // while every write fails with OOM, READONLY or MISCONF), and reads the
 // maxmemory-policy, in one round trip.
-func Probe(ctx context.Context, c rueidis.Client) (Health, error) {
-	res := c.DoMulti(ctx,
-		c.B().Role().Build(),
-		c.B().Set().Key(ProbeKey).Value("1").Px(10*time.Second).Build(),
-		c.B().ConfigGet().Parameter("maxmemory-policy").Build())
-	role, err := res[0].ToArray()
-	if err != nil {
-		return Health{}, fmt.Errorf("ROLE: %w", err)
+func (p *Prober) Probe(ctx context.Context) (Health, error) {
+	c := p.c
+	cmds := make(rueidis.Commands, 0, 3)
+	cmds = append(cmds, c.B().Set().Key(ProbeKey).Value("1").Px(10*time.Second).Build())
+	if !p.noRole {
+		cmds = append(cmds, c.B().Role().Build())
 	}
-	if len(role) == 0 {
-		return Health{}, errors.New("ROLE: empty reply")
+	askConfig := !p.noConfig.Load()
+	if askConfig {
+		cmds = append(cmds, c.B().ConfigGet().Parameter("maxmemory-policy").Build())
 	}
-	if r, _ := role[0].ToString(); r != "master" {
-		return Health{}, fmt.Errorf("ROLE: %w", errNotMaster)
+	res := c.DoMulti(ctx, cmds...)
+	if !p.noRole {
+		role, err := res[1].ToArray()
+		if err != nil {
+			return Health{}, fmt.Errorf("ROLE: %w", err)
+		}
+		if len(role) == 0 {
+			return Health{}, errors.New("ROLE: empty reply")
+		}
+		if r, _ := role[0].ToString(); r != "master" {
+			return Health{}, fmt.Errorf("ROLE: %w", errNotMaster)
+		}
 	}
-	if err := res[1].Error(); err != nil {
+	if err := res[0].Error(); err != nil {
 		return Health{}, fmt.Errorf("write %s: %w", ProbeKey, err)
 	}
-	policy, _ := policyOf(res[2])
+	if !askConfig {
+		return Health{}, nil
+	}
+	policy, _ := p.policyOf(res[len(res)-1])
 	return Health{Policy: policy}, nil
 }
 
 // MemoryPolicy reads Redis's maxmemory-policy.
-func MemoryPolicy(ctx context.Context, c rueidis.Client) (string, error) {
-	return policyOf(c.Do(ctx, c.B().ConfigGet().Parameter("maxmemory-policy").Build()))
+func (p *Prober) MemoryPolicy(ctx context.Context) (string, error) {
+	if p.noConfig.Load() {
+		return "", errConfigRefused
+	}
+	return p.policyOf(p.c.Do(ctx, p.c.B().ConfigGet().Parameter("maxmemory-policy").Build()))
 }
 
-func policyOf(res rueidis.RedisResult) (string, error) {
+// errConfigRefused: Redis refused CONFIG GET before, or the app was told
+// not to send it.
+var errConfigRefused = errors.New("CONFIG GET maxmemory-policy: refused by Redis (ACL or managed Redis), not asked again")
+
+func (p *Prober) policyOf(res rueidis.RedisResult) (string, error) {
 	m, err := res.AsStrMap()
 	if err != nil {
+		if _, redisErr := rueidis.IsRedisErr(err); redisErr {
+			if _, outage := Unavailable(err); outage {
+				return "", fmt.Errorf("CONFIG GET maxmemory-policy: %w", err)
+			}
+			// NOPERM, an unknown or renamed command: an answer that will
+			// not change, so stop asking.
+			p.noConfig.Store(true)
+		}
 		return "", fmt.Errorf("CONFIG GET maxmemory-policy: %w", err)
 	}
 	return m["maxmemory-policy"], nil

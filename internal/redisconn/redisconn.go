@@ -47,6 +47,14 @@ type Config struct {
 	// Log gets what the client does on its own (follows a new master);
 	// slog's default logger when nil.
 	Log *slog.Logger
+	// Managed: a managed Redis that may forbid CLIENT TRACKING, ROLE,
+	// CONFIG and INFO. None of them is sent: no client-side caching (the
+	// credential check costs a round trip), no role or cluster check at
+	// start, PING instead of ROLE on the session pool's connections.
+	Managed bool
+	// PoolTimes, when set, observes the time of each call on the session
+	// pool's connections (see NewPool).
+	PoolTimes Observer
 }
 
 // urlOptions are the URL query options the app honours. rueidis reads more
@@ -93,6 +101,13 @@ func (cfg Config) options() (rueidis.ClientOption, error) {
 		// demoted master for good. Asking the sentinels every few seconds
 		// recovers from that (rueidis recommends it).
 		opt.Sentinel.TopologyRefreshInterval = 2 * time.Second
+	}
+	if cfg.Managed {
+		if opt.Sentinel.MasterSet != "" {
+			return opt, errors.New("-redis-managed is for a managed Redis behind one endpoint: following Sentinel needs ROLE")
+		}
+		// No CLIENT TRACKING: DoCache falls back to Do, one round trip each.
+		opt.DisableCache = true
 	}
 	opt.ForceSingleClient = opt.Sentinel.MasterSet == "" // never probe for a cluster: refused below
 	// Requests that meet a broken connection wait for one dial, whoever
@@ -152,7 +167,11 @@ func Connect(ctx context.Context, cfg Config) (rueidis.Client, error) {
 	}
 	checkCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if err := checkServer(checkCtx, rdb); err != nil {
+	check := checkServer
+	if cfg.Managed {
+		check = ping // ROLE and INFO may be forbidden: only "it answers"
+	}
+	if err := check(checkCtx, rdb); err != nil {
 		rdb.Close()
 		return nil, startError(where, noClientCert, wrongKind(opt, err))
 	}
@@ -260,6 +279,11 @@ func checkServer(ctx context.Context, c rueidis.Client) error {
 		return errCluster
 	}
 	return nil
+}
+
+// ping checks that the server answers, for a managed Redis (Config.Managed).
+func ping(ctx context.Context, c rueidis.Client) error {
+	return c.Do(ctx, c.B().Ping().Build()).Error()
 }
 
 // startError is one line that says why the app cannot use the Redis at

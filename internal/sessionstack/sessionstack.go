@@ -69,6 +69,9 @@ type Stack struct {
 	// Issued tells a session lost with an earlier process from one that
 	// ended: *sessions.Issued in memory, sessions.NeverLost in Redis.
 	Issued LostSessions
+	// PoolStats is the session pool's connections in use and idle; zero
+	// in memory mode, which has no pool.
+	PoolStats func() (inUse, idle int)
 
 	closePool func() error // the session store's connections
 }
@@ -106,8 +109,12 @@ func New(cfg Config, sm *scs.SessionManager, rdb rueidis.Client, log *slog.Logge
 		sm.Store = sessions.IdleStore{Store: redisconn.NewSessionStore(pool, sessions.Prefix, sessions.CutKey), Idle: cfg.Idle}
 		ops := sessions.NewOps(rdb)
 		ops.Instance = cfg.Instance
+		stats := func() (int, int) {
+			st := pool.Stats()
+			return st.ActiveCount - st.IdleCount, st.IdleCount
+		}
 		return &Stack{Ops: ops, Index: sessionindex.New(rdb), Live: live.New(rdb, log),
-			Issued: sessions.NeverLost{}, closePool: pool.Close}, nil
+			Issued: sessions.NeverLost{}, PoolStats: stats, closePool: pool.Close}, nil
 	case Memory:
 		sm.Store = sessions.IdleStore{Store: memstore.New(), Idle: cfg.Idle}
 		hub := live.New(nil, log) // sessions are local, so are their events
@@ -122,6 +129,7 @@ func New(cfg Config, sm *scs.SessionManager, rdb rueidis.Client, log *slog.Logge
 			Warning:   memoryWarning,
 			Issued:    &sessions.Issued{},
 			InProcess: true,
+			PoolStats: func() (int, int) { return 0, 0 },
 		}, nil
 	}
 	return nil, fmt.Errorf("sessionstack: store mode %q: must be %s or %s", cfg.Mode, Redis, Memory)

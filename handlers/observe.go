@@ -1,0 +1,84 @@
+package handlers
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/metrics"
+	"github.com/sessionlab/sessionlab/internal/requestlog"
+)
+
+// observed is one request as the app watches it: its status, its id and
+// route for the logs and metrics. One allocation per request.
+type observed struct {
+	statusRecorder
+	info requestlog.Info
+}
+
+// observe is the outermost middleware: it gives the request an id (kept from
+// a trusted proxy's X-Request-Id, else new) that the response carries and
+// every log line of the request names, counts the request by route and
+// status with its duration, and writes the access log line (-access-log; at
+// debug level otherwise). It logs no path, only the route pattern, and no
+// header: nothing that could hold a token.
+func (a *App) observe(next http.Handler) http.Handler {
+	accessLevel := slog.LevelDebug
+	if a.AccessLog {
+		accessLevel = slog.LevelInfo
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		o := &observed{statusRecorder: statusRecorder{ResponseWriter: w}}
+		o.info.ID = a.requestID(r)
+		w.Header().Set("X-Request-Id", o.info.ID)
+		ctx := requestlog.With(r.Context(), &o.info)
+		next.ServeHTTP(&o.statusRecorder, r.WithContext(ctx))
+
+		took := time.Since(start)
+		status := o.status
+		if status == 0 {
+			status = http.StatusOK // the handler wrote nothing
+		}
+		route := o.info.Route
+		if route == nil {
+			route = a.Metrics.Unmatched()
+		}
+		route.Observe(status, took)
+		if a.Log.Enabled(ctx, accessLevel) {
+			a.Log.LogAttrs(ctx, accessLevel, "request", slog.String("method", r.Method),
+				slog.String("route", route.Path()), slog.Int("status", status),
+				slog.Float64("duration_ms", float64(took.Microseconds())/1000),
+				slog.String("client_ip", a.clientIP(r).String()))
+		}
+	})
+}
+
+// requestID is the id an incoming request is known by: the one a trusted
+// proxy sent (so nginx's log and the app's name the same request), or a
+// new one. A client's own X-Request-Id is ignored: it could make its
+// requests look like someone else's.
+func (a *App) requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && requestlog.ValidID(id) && a.fromTrustedProxy(r) {
+		return id
+	}
+	return requestlog.NewID()
+}
+
+// routed marks the request as served by route, for observe.
+func routed(route *metrics.Route, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if info := requestlog.From(r.Context()); info != nil {
+			info.Route = route
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// fromTrustedProxy reports whether the request's peer is one of
+// -trusted-proxies.
+func (a *App) fromTrustedProxy(r *http.Request) bool {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && a.trusted(peer.Addr().Unmap())
+}
