@@ -42,6 +42,7 @@ const masterName = "mymaster"
 var nginxConf string
 
 func main() {
+	stopWithParent()
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
@@ -281,7 +282,6 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	stopWithParent()
 	defer os.Remove(stateFile(dir))
 
 	// Started in this order, stopped in the reverse one: nginx first, so no
