@@ -115,6 +115,7 @@ type config struct {
 	drain             time.Duration
 	bcryptCost        int
 	newSessions       int
+	class             int
 	logLevel          slog.Level
 	logFormat         string
 	accessLog         bool
@@ -145,8 +146,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.idle, "idle", env.duration("SESSION_IDLE", 30*time.Minute), "idle timeout, 0 for none (env SESSION_IDLE)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", env.duration("SHUTDOWN_TIMEOUT", 10*time.Second), "how long SIGTERM waits for requests in flight (env SHUTDOWN_TIMEOUT)")
 	fs.DurationVar(&c.drain, "drain", env.duration("DRAIN", 5*time.Second), "after SIGTERM, how long /readyz says not ready while requests are still served, so a load balancer stops sending before the listener closes; Ctrl-C skips it (env DRAIN)")
-	fs.IntVar(&c.newSessions, "new-sessions", env.int("NEW_SESSIONS", throttle.DefaultPolicy.Anonymous.Max),
-		fmt.Sprintf("new anonymous sessions allowed per client address per %d minutes, 0 for no limit (env NEW_SESSIONS)", int(throttle.DefaultPolicy.Anonymous.Window.Minutes())))
+	fs.IntVar(&c.class, "class", env.int("CLASS_SIZE", throttle.DefaultClass),
+		"how many students may share one client address (a school's NAT): sizes the limits on one address (env CLASS_SIZE)")
+	fs.IntVar(&c.newSessions, "new-sessions", env.int("NEW_SESSIONS", -1),
+		fmt.Sprintf("new anonymous sessions allowed per client address per %d minutes, 0 for no limit (env NEW_SESSIONS; default 3 per -class student)", int(throttle.DefaultPolicy.Anonymous.Window.Minutes())))
 	fs.IntVar(&c.bcryptCost, "bcrypt-cost", env.int("BCRYPT_COST", bcrypt.DefaultCost), "bcrypt cost for new passwords (env BCRYPT_COST)")
 	fs.TextVar(&c.logLevel, "log-level", env.level("LOG_LEVEL"), "debug, info, warn or error (env LOG_LEVEL)")
 	store := fs.String("store", cmp.Or(getenv("STORE"), string(sessionstack.Redis)), "where sessions live: redis, or memory to show what is lost without Redis (env STORE)")
@@ -180,8 +183,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if c.drain < 0 {
 		return c, errors.New("-drain must not be negative")
 	}
+	if c.class < 1 {
+		return c, errors.New("-class must be at least 1")
+	}
 	if c.newSessions < 0 {
-		return c, errors.New("-new-sessions must not be negative")
+		c.newSessions = throttle.ForClass(c.class).Anonymous.Max
 	}
 	if c.bcryptCost < bcrypt.MinCost || c.bcryptCost > bcrypt.MaxCost {
 		return c, fmt.Errorf("-bcrypt-cost must be %d to %d", bcrypt.MinCost, bcrypt.MaxCost)
@@ -231,7 +237,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Idle:           cfg.idle,
 		CookieSecure:   cfg.cookieSecure,
 		BcryptCost:     cfg.bcryptCost,
-		Throttle:       throttlePolicy(cfg.newSessions),
+		Throttle:       throttlePolicy(cfg.class, cfg.newSessions),
+		Streams:        handlers.StreamLimitsForClass(cfg.class),
 		TrustedProxies: cfg.trustedProxies,
 		Instance:       instance,
 		LogSalt:        salt,
@@ -276,6 +283,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	log.Info("listening", "addr", ln.Addr().String(), "url", browserURL(ln.Addr()), "instance", instance,
 		"process", app.ProcessID, "redis", redisconn.Redact(cfg.redis.URL), "store", cfg.store,
 		"lifetime", cfg.lifetime, "idle", cfg.idle, "demo_controls", cfg.demoControls, "lab", cfg.lab)
+	policy, streams := throttlePolicy(cfg.class, cfg.newSessions), handlers.StreamLimitsForClass(cfg.class)
+	log.Info("limits on one client address, sized for a class behind it (-class)", "class", cfg.class,
+		"signups_per_hour", policy.Signup.Max, "failed_logins_per_15m", policy.Address.Max,
+		"new_sessions_per_10m", policy.Anonymous.Max, "live_streams", streams.PerAddress,
+		"per_account", fmt.Sprintf("%d failed logins per 5m from one address, %d from new addresses", policy.Pair.Max, policy.Account.Max))
 
 	var restarting bool
 	select {
@@ -336,10 +348,11 @@ func browserURL(addr net.Addr) string {
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(int(ap.Port()))) + "/"
 }
 
-// throttlePolicy is the default policy with -new-sessions as its limit on
-// new anonymous sessions (load tests that create sessions turn it off).
-func throttlePolicy(newSessions int) throttle.Policy {
-	p := throttle.DefaultPolicy
+// throttlePolicy is the policy for a class of class students behind one
+// address, with -new-sessions as its limit on new anonymous sessions (load
+// tests that create sessions turn it off).
+func throttlePolicy(class, newSessions int) throttle.Policy {
+	p := throttle.ForClass(class)
 	p.Anonymous.Max = newSessions
 	return p
 }

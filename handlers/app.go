@@ -55,7 +55,7 @@ type App struct {
 	// StreamLimits bound open /live streams; a zero field takes its
 	// DefaultStreamLimits value.
 	StreamLimits StreamLimits
-	Throttle     loginThrottle // login brute-force limits; nil: none
+	Throttle     rateLimiter // limits on password checks, sign-ups and new anonymous sessions; nil: none
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
 
@@ -109,6 +109,7 @@ type Config struct {
 	CookieSecure   bool
 	BcryptCost     int
 	Throttle       throttle.Policy
+	Streams        StreamLimits // zero fields: DefaultStreamLimits
 	TrustedProxies Proxies
 	Instance       string // shown on every page
 	LogSalt        []byte // salts the short hashes of tokens in logs (see LogID)
@@ -174,6 +175,7 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 		TouchEvery:     sessions.TouchEvery(cfg.Idle),
 		Redis:          redisServer,
 		Throttle:       throttle.New(rdb, cfg.Throttle),
+		StreamLimits:   cfg.Streams,
 		TrustedProxies: cfg.TrustedProxies,
 		Lab:            cfg.Lab,
 		closeStack:     stack.Close,

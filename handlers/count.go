@@ -14,16 +14,9 @@ import (
 )
 
 // count handles GET /count: every view adds one to the session's "views",
-// as in the tutorial. Like the tutorial's route it is a GET: a view is what
-// it counts, and anyone may count (no login needed).
-//
-// A stored session is incremented inside Redis (one atomic script), never
-// read-modify-written here, so concurrent views on any instance are all
-// counted. The same script records the count in the list of browsers of the
-// client's address and returns that list, so the page shows every browser
-// on this computer side by side: a count is the load GET and that script.
-// A new session has no load GET: its token is made now, the list is
-// written and read by one script, and scs writes the session after.
+// a GET like the tutorial's route, and open to anyone. The count happens
+// inside Redis (one script, which also returns this address's browsers), so
+// concurrent views on any instance are all counted.
 func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	st, _ := stateOf(ctx)

@@ -30,6 +30,11 @@ const (
 	// and catches up, as after any outage), so an unread socket never holds
 	// a goroutine, a buffer or a shutdown.
 	streamWriteTimeout = 5 * time.Second
+	// browsersEvery: at most one list of this computer's browsers a second
+	// per stream, the latest. Every count from an address sends its list to
+	// every stream of the address: a class of 200 behind one NAT, two pages
+	// each, would otherwise render hundreds of thousands of lists a minute.
+	browsersEvery = time.Second
 )
 
 // liveEvents handles GET /live: a server-sent-event stream for the
@@ -91,6 +96,10 @@ type stream struct {
 	addr  string
 	user  sessions.User // Username "" for an anonymous session
 	sub   *live.Sub
+
+	browsers     string      // the latest browsers list not sent yet ("" none)
+	browsersSent time.Time   // when the last one was
+	browsersDue  *time.Timer // sends browsers when it fires; nil when none is due
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by end: the server is shutting down
@@ -195,9 +204,18 @@ func (s *stream) loop() error {
 	end := sessions.EndsAt(st.seen, s.a.Sessions.Deadline(s.ctx), s.a.Idle)
 	warn := time.NewTimer(time.Until(end.Add(-sessions.WarnBefore)))
 	defer warn.Stop()
+	defer func() {
+		if s.browsersDue != nil {
+			s.browsersDue.Stop()
+		}
+	}()
 	for {
 		var done bool
 		var err error
+		var browsersDue <-chan time.Time
+		if s.browsersDue != nil {
+			browsersDue = s.browsersDue.C
+		}
 		select {
 		case <-s.ctx.Done():
 			return nil
@@ -209,7 +227,13 @@ func (s *stream) loop() error {
 			}
 			done, err = s.message(m)
 		case <-s.sub.Resync:
-			done, err = s.catchUp()
+			// What is queued is older than the state catchUp reads: first.
+			if done, err = s.drain(); !done && err == nil {
+				done, err = s.catchUp()
+			}
+		case <-browsersDue:
+			s.browsersDue = nil
+			err = s.sendLatestBrowsers()
 		case <-keepAlive.C:
 			// A session whose credentials changed ends here even when no
 			// message said so (it was missing from the index).
@@ -242,15 +266,51 @@ func (s *stream) message(m live.Message) (done bool, err error) {
 		}
 		return false, s.send(views.SSESessions, "changed")
 	case strings.HasPrefix(p, sessions.MsgBrowsersPrefix):
-		list, err := sessions.ParseBrowsers(strings.TrimPrefix(p, sessions.MsgBrowsersPrefix))
-		if err != nil {
-			// Skipped: the next count sends a new list.
-			s.a.Log.Warn("live: bad browsers message", "err", err)
+		s.browsers = strings.TrimPrefix(p, sessions.MsgBrowsersPrefix)
+		if s.browsersDue != nil {
+			return false, nil // the latest goes when it is due
+		}
+		if wait := browsersEvery - time.Since(s.browsersSent); wait > 0 {
+			s.browsersDue = time.NewTimer(wait)
 			return false, nil
 		}
-		return false, s.sendBrowsers(list)
+		return false, s.sendLatestBrowsers()
 	}
 	return false, nil
+}
+
+// sendLatestBrowsers sends the latest list of this computer's browsers
+// (see browsersEvery). A list that does not parse is skipped: the next
+// count sends a new one.
+func (s *stream) sendLatestBrowsers() error {
+	payload := s.browsers
+	s.browsers, s.browsersSent = "", time.Now()
+	if payload == "" {
+		return nil
+	}
+	list, err := sessions.ParseBrowsers(payload)
+	if err != nil {
+		s.a.Log.Warn("live: bad browsers message", "err", err)
+		return nil
+	}
+	return s.sendBrowsers(list)
+}
+
+// drain sends the events of the messages already queued.
+func (s *stream) drain() (done bool, err error) {
+	for {
+		select {
+		case m, ok := <-s.sub.C:
+			if !ok {
+				return true, nil
+			}
+			if done, err := s.message(m); done || err != nil {
+				return done, err
+			}
+		default:
+			return false, nil
+		}
+	}
 }
 
 // credentialsChanged ends a logged-in stream whose session no longer holds

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
 // StreamLimits bound the open /live streams, so nobody can hold the
@@ -26,10 +27,15 @@ type StreamLimits struct {
 	PerProcess int
 }
 
-// DefaultStreamLimits: four streams a session, enough for a class of 200
-// with two browsers each behind one address (plus reconnects), and a
-// process total that keeps every stream's memory under about 200 MB.
-var DefaultStreamLimits = StreamLimits{PerSession: 4, PerAddress: 600, PerProcess: 3000}
+// StreamLimitsForClass: four streams a session, three per student of a
+// class of n behind one address (two browsers each, and reconnects), and a
+// process total of 5n, about 70 KB each (see docs/security.md).
+func StreamLimitsForClass(n int) StreamLimits {
+	return StreamLimits{PerSession: 4, PerAddress: 3 * n, PerProcess: 5 * n}
+}
+
+// DefaultStreamLimits are sized for throttle.DefaultClass.
+var DefaultStreamLimits = StreamLimitsForClass(throttle.DefaultClass)
 
 // streamLimits are the App's limits, each zero one taken from the
 // defaults.

@@ -17,12 +17,13 @@ import (
 	"github.com/sessionlab/sessionlab/views"
 )
 
-// loginThrottle limits password guessing, sign-ups and new anonymous
-// sessions (see internal/throttle for the policy): Login and PasswordCheck are asked before a password is
-// checked and give a ticket to settle once it was (throttle.Ticket.Done);
-// Signup is asked before a new account's password is hashed, NewSession
-// before an anonymous session's key is first written.
-type loginThrottle interface {
+// rateLimiter is the throttle (internal/throttle, where the policy is): how
+// fast one client may guess passwords, create accounts and start anonymous
+// sessions. Login and PasswordCheck are asked before a password is checked
+// and give a ticket to settle once it was (throttle.Ticket.Done); Signup is
+// asked before a new account's password is hashed, NewSession before an
+// anonymous session's key is first written.
+type rateLimiter interface {
 	Login(ctx context.Context, account string, addr netip.Addr) (*throttle.Ticket, time.Duration, error)
 	PasswordCheck(ctx context.Context, account, sessionID string) (*throttle.Ticket, time.Duration, error)
 	Signup(ctx context.Context, addr netip.Addr) (wait time.Duration, err error)

@@ -11,14 +11,11 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// An account's credential generation (Account.Gen) is a random value that
-// changes whenever every other session of the account must end: a password
-// change, "log out everywhere else". A login copies it into the session
-// (sessions.User.Gen), and every request compares the two: a session from
-// an older generation is logged out, with no list of sessions to walk, so
-// none escapes (a login racing the change, a lost session index). This is
-// Django's session auth hash, with a generation instead of the hash so that
-// "log out everywhere else" can change it without a new password.
+// An account's credential generation (Account.Gen) changes whenever its
+// other sessions must end (a password change, "log out everywhere else").
+// Sessions carry the generation they logged in with and every request
+// compares: no list of sessions to walk, so none escapes. Django's session
+// auth hash, with a random value so no new password is needed.
 
 // newGen is a fresh credential generation.
 func newGen() string {
@@ -92,18 +89,37 @@ func (s *Store) generation(ctx context.Context, username string, cached bool) (g
 	} else {
 		res = s.rdb.Do(ctx, s.rdb.B().Get().Key(Key(username)).Build())
 	}
-	b, err := res.AsBytes()
+	raw, err := res.ToString()
 	if rueidis.IsRedisNil(err) {
 		return "", false, nil
 	}
 	if err != nil {
 		return "", false, fmt.Errorf("accounts: generation of %q: %w", username, err)
 	}
+	if g, ok := s.gens.Load(username); ok && g.(decodedGen).raw == raw {
+		return g.(decodedGen).gen, true, nil
+	}
 	var a struct {
 		Gen string `json:"gen"`
 	}
-	if err := json.Unmarshal(b, &a); err != nil {
+	if err := json.Unmarshal([]byte(raw), &a); err != nil {
 		return "", false, fmt.Errorf("accounts: decode %q: %w", username, err)
 	}
+	if s.gensStored.Add(1) > maxDecodedGens {
+		s.gens.Clear()
+		s.gensStored.Store(0)
+	}
+	s.gens.Store(username, decodedGen{raw: raw, gen: a.Gen})
 	return a.Gen, true, nil
 }
+
+// decodedGen is an account's generation as last decoded from its stored
+// bytes. The check runs on every request and an account rarely changes, so
+// generation decodes the JSON again only when the bytes differ: that
+// decoding was most of what the check itself cost (the read is served by
+// the client-side cache).
+type decodedGen struct{ raw, gen string }
+
+// maxDecodedGens bounds the accounts remembered; past it they are all
+// forgotten and decoded again as they come.
+const maxDecodedGens = 10_000

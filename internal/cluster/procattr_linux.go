@@ -8,3 +8,11 @@ import "syscall"
 func ownGroup() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
+
+// stopWithParent asks the kernel for SIGTERM when the process that started
+// the cluster exits. `go tool task cluster` is run by task, which catches
+// SIGTERM and SIGINT and passes neither on (it counts to three, then exits):
+// once task is gone, the cluster stops everything as if it had the signal.
+func stopWithParent() {
+	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0)
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -49,13 +50,25 @@ func (in *Inspector) Key(ctx context.Context, key string) (Entry, error) {
 	return e, e.readTTLAndMemory(res[1], res[2])
 }
 
-// Pretty indents a JSON value for reading; anything else is returned as is.
+// Pretty indents a JSON value for reading, every object's keys in
+// alphabetical order (the count script's cjson writes them in any order,
+// and a key that jumps on every click reads as a change); anything else is
+// returned as is. Numbers keep their digits.
 func Pretty(v []byte) string {
-	var out bytes.Buffer
-	if json.Indent(&out, v, "", "  ") != nil {
+	d := json.NewDecoder(bytes.NewReader(v))
+	d.UseNumber()
+	var x any
+	if d.Decode(&x) != nil || d.More() {
 		return string(v)
 	}
-	return out.String()
+	var out bytes.Buffer
+	e := json.NewEncoder(&out)
+	e.SetEscapeHTML(false) // the page escapes it; \u003c would only confuse
+	e.SetIndent("", "  ")
+	if e.Encode(x) != nil { // maps encode with sorted keys
+		return string(v)
+	}
+	return strings.TrimSuffix(out.String(), "\n")
 }
 
 // readTTLAndMemory fills in what PTTL and MEMORY USAGE answered for a key

@@ -13,17 +13,11 @@ import (
 // short; with it, a request meets a dead Redis as a 503 within about a second.
 const DefaultTimeout = time.Second
 
-// Bound returns c with every Do, DoMulti, DoCache and DoMultiCache bounded
-// by timeout, by what is left of the context's budget (see WithBudget), and
-// by the caller's deadline, whichever ends first. Blocking
-// commands (BLPOP, XREAD BLOCK, ...), pub/sub (Receive), streams and
-// dedicated connections are passed through untouched: they wait by design.
-//
-// rueidis waits as long as the context allows, and retries read-only commands
-// on a connection error until the context ends: with a request context that
-// has no deadline, a stopped or hung Redis would hold the request for ever.
-// Bounding each command (rather than the whole request) leaves slow work that
-// is not Redis (bcrypt) and long-lived streams alone.
+// Bound returns c with each Do, DoMulti, DoCache and DoMultiCache ended by
+// timeout, the context's budget (WithBudget) or the caller's deadline,
+// whichever comes first: rueidis would otherwise wait (and retry reads) as
+// long as the context allows, which for a request is for ever. Blocking
+// commands, pub/sub and dedicated connections wait by design and pass.
 func Bound(c rueidis.Client, timeout time.Duration) rueidis.Client {
 	return bounded{Client: c, timeout: timeout}
 }

@@ -11,24 +11,13 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// NewPool returns the redigo pool that scs/redisstore keeps sessions
-// through (see SessionStore). It reaches the Redis that rdb, the app's
-// client from Connect with the same cfg, uses: the same address, database,
-// credentials and TLS files; with Sentinel, the master rdb currently knows
-// (rueidis follows the sentinels, the pool follows rueidis: one idea of
-// who the master is).
-//
-// Every dial, write and read is bounded (DialTimeout, DefaultTimeout), so
-// a stopped or hung Redis turns into an error, and a call the session
-// store stopped waiting for ends on its own within about a second.
-//
-// A connection is checked with ROLE (one round trip: alive, and still a
-// master) when it is new, when it was last checked more than roleEvery ago,
-// and after any connection failed since it was last used. It is dropped
-// without a round trip when rdb's master is another server, and once a
-// write on it was refused as READONLY. While rdb's failover gate holds the
-// master (see gateFailovers), no connection to it is lent or dialled: the
-// session call fails with ErrFailingOver (a 503), as rdb's commands do.
+// NewPool returns the redigo pool scs/redisstore keeps sessions through. It
+// reaches the server rdb (Connect, same cfg) uses; with Sentinel it follows
+// rdb's master, so the two clients never disagree on who the master is.
+// Every dial, read and write is bounded, so an outage is an error, not a
+// hang. ROLE is asked of a new connection, of one unchecked for roleEvery,
+// and after any failure, so a demoted master serves no session; during a
+// failover (gateFailovers) nothing is lent and the call is a 503.
 func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 	opt, err := cfg.options()
 	if err != nil {

@@ -13,25 +13,12 @@ import (
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
-// SessionStore keeps scs sessions in Redis with scs/redisstore, over the
-// pool from NewPool: one string per session at prefix+token, expiring with
-// the session. It adds what redisstore, which takes no context, cannot do
-// by itself:
-//
-//   - The request's Redis budget (WithBudget) and DefaultTimeout bound the
-//     wait: when either ends first, the call returns an error that wraps
-//     context.DeadlineExceeded (an outage, a 503) at once. The redisstore
-//     call it stopped waiting for goes on in the background and ends by
-//     itself within the pool's dial, read and write timeouts (at most a
-//     second each), giving its connection back or closing it.
-//   - A read, write or delete that failed because its pooled connection was
-//     broken (Redis restarted since it was last used) is sent once more: all
-//     three are idempotent. A timeout is not retried: Redis is hung, and a
-//     second wait would only spend the rest of the request's budget.
-//   - Each command is recorded in the request's trace (redistrace), as the
-//     app's rueidis client records its own.
-//
-// It implements scs.CtxStore, so scs hands it the request's context.
+// SessionStore is scs/redisstore over NewPool's pool (one string per session
+// at prefix+token) with what redisstore, which takes no context, lacks: the
+// request's budget bounds each call (the abandoned call ends within the
+// pool's timeouts); a call that met a broken pooled connection is sent once
+// more (all are idempotent; a timeout is not retried, Redis is hung); each
+// command goes into the request's trace. It is an scs.CtxStore.
 type SessionStore struct {
 	store  *redisstore.RedisStore
 	prefix string

@@ -6,14 +6,9 @@ import (
 )
 
 // EndsAt is the one rule for when a session ends: idle after its last
-// activity (seen), but never after its absolute deadline (scs's Lifetime,
-// fixed when the session was created). idle <= 0 means no idle timeout. A
-// session with no recorded activity (zero seen) has been idle since long
-// ago, so it has ended.
-//
-// The server's timeout check, the expiry of every key written (IdleStore,
-// Touch, MemoryOps) and the deadlines pages show all use it, so a page never
-// promises a moment that Redis or the server disagrees with.
+// activity, never after its absolute deadline (idle <= 0: no idle timeout;
+// a zero seen has ended). The server's check, every key's expiry and every
+// deadline a page shows use it, so none disagrees with another.
 func EndsAt(seen, deadline time.Time, idle time.Duration) time.Time {
 	if idle > 0 && seen.Add(idle).Before(deadline) {
 		return seen.Add(idle)

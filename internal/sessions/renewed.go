@@ -8,15 +8,10 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// RenewedFor is how long a renewed token is remembered as renewed.
-//
-// When a login gives a session a new token, requests the browser sent just
-// before still carry the old one. The answers to those must not set a
-// session cookie (neither a new anonymous session nor a deletion): the
-// browser would store it over the new one and the login would be lost. The
-// marker tells "renewed a moment ago" apart from "expired or never issued",
-// where starting a new session is right. A minute outlasts any request.
-// The marker holds the view count the token carried.
+// RenewedFor is how long a renewed token is remembered as renewed (holding
+// the count it carried): requests sent just before a login still carry the
+// old token, and a cookie in their answers would overwrite the login's. A
+// minute outlasts any request.
 const RenewedFor = time.Minute
 
 // RenewedKey is the marker of a renewed token, named by ID, never by token.

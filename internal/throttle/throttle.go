@@ -21,9 +21,11 @@
 //
 //   - Sign-ups (account creations from one address): each costs a bcrypt
 //     hash, deliberately slow, so one client must not be able to spend the
-//     server's CPU on it, or probe at will which names are taken. The limit
-//     is generous because a whole class may sign up from behind one school
-//     NAT.
+//     server's CPU on it, or probe at will which names are taken.
+//
+// The limits on one address are sized for a class behind one school NAT
+// (ForClass): the per-pair and per-account limits, not the address, are
+// what stop a guesser.
 //
 // What is counted is a *failure*: a password that was checked and was
 // wrong. A login whose password was right, or was never checked (Redis
@@ -71,23 +73,36 @@ type Policy struct {
 	Anonymous Limit
 }
 
-// DefaultPolicy: 5 failures per pair per 5 minutes, 100 per address per 15
-// minutes, 20 per account (from unknown addresses) per 5 minutes; an address
-// stays known for 30 days after a successful login; 50 sign-ups per address
-// per hour. A password change's current-password check: 5 failures per
-// session (the pair limit), sharing the account's 20.
-var DefaultPolicy = Policy{
-	Pair:    Limit{Max: 5, Window: 5 * time.Minute},
-	Address: Limit{Max: 100, Window: 15 * time.Minute},
-	Account: Limit{Max: 20, Window: 5 * time.Minute},
-	Known:   30 * 24 * time.Hour,
-	Signup:  Limit{Max: 50, Window: time.Hour},
-	// A class of 30 behind one school NAT, each with a few browsers,
-	// private windows and cleared cookies, stays well under 300 in 10
-	// minutes; a flood from one address gets at most that many keys, and
-	// they expire unused within the window: it is sessions.FreshFor (a
-	// sessions test holds the two equal; sessions imports this package).
-	Anonymous: Limit{Max: 300, Window: 10 * time.Minute},
+// DefaultClass is how many students the default limits let in from behind
+// one address (a school's NAT): the limits on one address are sized for it
+// (ForClass). See docs/security.md for the figures.
+const DefaultClass = 200
+
+// DefaultPolicy is ForClass(DefaultClass).
+var DefaultPolicy = ForClass(DefaultClass)
+
+// ForClass is the policy for a class of n behind one address: 5 failures
+// per pair per 5 minutes, 20 per account (from unknown addresses) per 5
+// minutes, whatever the class, so nobody guesses one account faster; an
+// address stays known for 30 days after a successful login. What one
+// address may do grows with the class: 2n failed logins per 15 minutes
+// (everyone mistypes, some twice), 1.5n sign-ups per hour (everyone signs
+// up once, some again after a taken name) and 3n new anonymous sessions
+// per 10 minutes (two browsers each, private windows, cleared cookies). A
+// password change's current-password check: 5 failures per session (the
+// pair limit), sharing the account's 20.
+func ForClass(n int) Policy {
+	return Policy{
+		Pair:    Limit{Max: 5, Window: 5 * time.Minute},
+		Address: Limit{Max: 2 * n, Window: 15 * time.Minute},
+		Account: Limit{Max: 20, Window: 5 * time.Minute},
+		Known:   30 * 24 * time.Hour,
+		Signup:  Limit{Max: n + n/2, Window: time.Hour},
+		// A flood from one address gets at most Max keys, and they expire
+		// unused within the window: it is sessions.FreshFor (a sessions
+		// test holds the two equal; sessions imports this package).
+		Anonymous: Limit{Max: 3 * n, Window: 10 * time.Minute},
+	}
 }
 
 // Kind names one of the throttle's keys.

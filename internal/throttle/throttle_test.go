@@ -24,12 +24,12 @@ var small = throttle.Policy{
 func TestDefaultPolicyIsPinned(t *testing.T) {
 	want := throttle.Policy{
 		Pair:    throttle.Limit{Max: 5, Window: 5 * time.Minute},
-		Address: throttle.Limit{Max: 100, Window: 15 * time.Minute},
+		Address: throttle.Limit{Max: 400, Window: 15 * time.Minute},
 		Account: throttle.Limit{Max: 20, Window: 5 * time.Minute},
 		Known:   30 * 24 * time.Hour,
-		Signup:  throttle.Limit{Max: 50, Window: time.Hour},
+		Signup:  throttle.Limit{Max: 300, Window: time.Hour},
 		// New anonymous sessions per address: a class behind one NAT.
-		Anonymous: throttle.Limit{Max: 300, Window: 10 * time.Minute},
+		Anonymous: throttle.Limit{Max: 600, Window: 10 * time.Minute},
 	}
 	if throttle.DefaultPolicy != want {
 		t.Errorf("DefaultPolicy = %+v\nwant %+v\n(change this test and the docs together with the policy)", throttle.DefaultPolicy, want)
@@ -64,9 +64,9 @@ func TestDefaultPolicyAtItsLimits(t *testing.T) {
 		_, wait := attempt(t, th, "alice", "203.0.113.200", false)
 		around(t, wait, 5*time.Minute)
 	})
-	t.Run("the 101st failure from one address waits 15 minutes", func(t *testing.T) {
+	t.Run("the 401st failure from one address waits 15 minutes", func(t *testing.T) {
 		th, _ := start(t, p)
-		for i := range 100 {
+		for i := range 400 {
 			fail(t, th, "user"+strconv.Itoa(i), "192.0.2.9")
 		}
 		_, wait := attempt(t, th, "someone-else", "192.0.2.9", false)
@@ -78,10 +78,10 @@ func TestDefaultPolicyAtItsLimits(t *testing.T) {
 		window time.Duration
 		try    func(*throttle.Throttle) (time.Duration, error)
 	}{
-		{"the 51st sign-up from one address waits an hour", 50, time.Hour, func(th *throttle.Throttle) (time.Duration, error) {
+		{"the 301st sign-up from one address waits an hour", 300, time.Hour, func(th *throttle.Throttle) (time.Duration, error) {
 			return th.Signup(context.Background(), ip("192.0.2.7"))
 		}},
-		{"the 301st new anonymous session from one address waits 10 minutes", 300, 10 * time.Minute, func(th *throttle.Throttle) (time.Duration, error) {
+		{"the 601st new anonymous session from one address waits 10 minutes", 600, 10 * time.Minute, func(th *throttle.Throttle) (time.Duration, error) {
 			return th.NewSession(context.Background(), ip("192.0.2.8"))
 		}},
 	}

@@ -1,0 +1,205 @@
+package handlers
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A class of 200 behind one address (a school's NAT), on the default
+// limits: each student signs up in one browser, mistypes the password once
+// in a second browser and then logs in there, opens a live page in both
+// and counts in both. Nobody gets a 429 or an error, every count is exact,
+// on the page and on its stream; and one client from the same address
+// still cannot guess a student's password faster than the per-account
+// limits allow.
+func TestAClassBehindOneAddress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays a class of 200")
+	}
+	const (
+		class  = 200
+		counts = 2 // per browser
+		busy   = 16
+	)
+	ta := newTestApp(t)
+	type student struct {
+		name       string
+		a, b       *http.Client
+		streams    []*countStream
+		lastA, lst int
+	}
+	students := make([]*student, class)
+	var failures sync.Map // what went wrong, by student
+	fail := func(s *student, format string, args ...any) {
+		failures.Store(s.name+": "+fmt.Sprintf(format, args...), true)
+	}
+	each := func(step func(s *student)) {
+		var wg sync.WaitGroup
+		work := make(chan *student)
+		for range busy {
+			wg.Go(func() {
+				for s := range work {
+					step(s)
+				}
+			})
+		}
+		for _, s := range students {
+			work <- s
+		}
+		close(work)
+		wg.Wait()
+	}
+	for i := range students {
+		students[i] = &student{name: fmt.Sprintf("student%03d", i), a: ta.client(), b: ta.client()}
+	}
+	start := time.Now()
+	each(func(s *student) {
+		password := s.name + "-password"
+		if r := ta.post(s.a, "/register", url.Values{"username": {s.name}, "password": {password}}); r.status != http.StatusSeeOther {
+			fail(s, "register: %d", r.status)
+			return
+		}
+		if r := ta.post(s.b, "/login", url.Values{"username": {s.name}, "password": {"mistyped-it"}}); r.status != http.StatusUnauthorized {
+			fail(s, "mistyped login: %d, want 401", r.status)
+		}
+		if r := ta.post(s.b, "/login", url.Values{"username": {s.name}, "password": {password}}); r.status != http.StatusSeeOther {
+			fail(s, "login: %d", r.status)
+		}
+	})
+	t.Logf("200 sign-ups, mistypes and logins in %v", time.Since(start).Round(time.Millisecond))
+	each(func(s *student) {
+		for _, c := range []*http.Client{s.a, s.b} {
+			cs, status := openCountStream(ta, c)
+			if status != http.StatusOK {
+				fail(s, "GET /live: %d", status)
+				continue
+			}
+			s.streams = append(s.streams, cs)
+		}
+	})
+	t.Logf("%d streams open", ta.app.streams.count())
+	each(func(s *student) {
+		for i, c := range []*http.Client{s.a, s.b} {
+			for n := 1; n <= counts; n++ {
+				r := ta.get(c, "/count", "HX-Request", "true")
+				if r.status != http.StatusOK {
+					fail(s, "count: %d", r.status)
+					continue
+				}
+				if got := viewCountIn(r.body); got != fmt.Sprint(n) {
+					fail(s, "browser %d: count %d shows %s", i, n, got)
+				}
+			}
+		}
+	})
+	each(func(s *student) {
+		for i, cs := range s.streams {
+			if !cs.waitCount(fmt.Sprint(counts), 10*time.Second) {
+				fail(s, "stream %d: last count event %q, want %d", i, cs.last.Load(), counts)
+			}
+		}
+	})
+	t.Logf("the class took %v", time.Since(start).Round(time.Millisecond))
+	n := 0
+	failures.Range(func(k, _ any) bool {
+		if n++; n <= 20 {
+			t.Error(k)
+		}
+		return true
+	})
+	if n > 0 {
+		for line := range strings.Lines(ta.logs.String()) {
+			if strings.Contains(line, "live") || strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+				t.Log(line)
+			}
+		}
+		t.Fatalf("%d things went wrong for the class", n)
+	}
+
+	// The same address guessing one student's password: stopped by the
+	// per-account limits (5 failures from one address per 5 minutes).
+	guesser := ta.client()
+	for i := 1; ; i++ {
+		r := ta.post(guesser, "/login", url.Values{"username": {"student007"}, "password": {fmt.Sprintf("guess-%d", i)}})
+		if r.status == http.StatusTooManyRequests {
+			if i != 6 {
+				t.Errorf("the guesser was stopped at guess %d, want 6", i)
+			}
+			break
+		}
+		if r.status != http.StatusUnauthorized || i > 6 {
+			t.Fatalf("guess %d: %d", i, r.status)
+		}
+	}
+}
+
+// countStream reads a /live stream and keeps only its last count event.
+type countStream struct {
+	last atomic.Value // string
+	done chan struct{}
+}
+
+func openCountStream(ta *testApp, c *http.Client) (*countStream, int) {
+	ta.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ta.srv.URL+"/live", nil)
+	resp, err := streamClient(c).Do(req)
+	if err != nil {
+		cancel()
+		ta.t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		cancel()
+		return nil, resp.StatusCode
+	}
+	cs := &countStream{done: make(chan struct{})}
+	cs.last.Store("")
+	go func() {
+		defer close(cs.done)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		event := ""
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: ") && event == "count":
+				cs.last.Store(strings.TrimPrefix(line, "data: "))
+			}
+		}
+	}()
+	ta.t.Cleanup(func() { cancel(); <-cs.done })
+	return cs, http.StatusOK
+}
+
+// waitCount waits until the stream's last count event is want.
+func (cs *countStream) waitCount(want string, within time.Duration) bool {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cs.last.Load() == want {
+			return true
+		}
+	}
+	return false
+}
+
+// viewCountIn is the number in data-testid="view-count", or "".
+func viewCountIn(body string) string {
+	const marker = `data-testid="view-count">`
+	i := strings.Index(body, marker)
+	if i < 0 {
+		return ""
+	}
+	rest := body[i+len(marker):]
+	return rest[:strings.Index(rest, "<")]
+}

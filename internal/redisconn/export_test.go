@@ -1,0 +1,4 @@
+package redisconn
+
+// RoleEvery is roleEvery, for the pool's tests.
+const RoleEvery = roleEvery
