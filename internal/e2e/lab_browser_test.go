@@ -85,7 +85,6 @@ func (b *browser) whoami() string {
 // Every step to a tick: two browsers, a restart through the button, two
 // instances on one Redis, and both experiments, with `task run`'s flags.
 func TestBrowserLabEveryStepTicks(t *testing.T) {
-	t.Parallel()
 	if testing.Short() {
 		t.Skip("browser test: skipped with -short")
 	}
