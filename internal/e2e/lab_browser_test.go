@@ -88,7 +88,7 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test: skipped with -short")
 	}
-	t.Parallel() // its own Redis, apps and Chromium
+	t.Parallel() // its own Redis and apps
 	rs := redistest.Start(t)
 	a := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a", "-demo-controls", "-lab")
 	other := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b", "-lab")

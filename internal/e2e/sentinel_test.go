@@ -78,7 +78,8 @@ func TestCountsSurviveSentinelFailover(t *testing.T) {
 			known := time.Since(start)
 			// The new master acknowledges writes once it has a replica
 			// again: the killed master restarted, or the old one turned
-			// into a replica by a sentinel (about ten seconds).
+			// into a replica by a sentinel (about ten seconds). Then
+			// counts go on against it.
 			for _, node := range topo.Nodes {
 				switch {
 				case node.Dead():
@@ -87,7 +88,6 @@ func TestCountsSurviveSentinelFailover(t *testing.T) {
 					topo.WaitReplica(node)
 				}
 			}
-			// Counts go on against the new master (once it has a replica).
 			load.waitAcknowledged(t, load.acknowledged.Load()+users, "counts after the failover")
 			tallies := load.stop()
 			t.Logf("master %s -> %s; the sentinels agreed after %v, and it had a replica again after %v", from, to,
@@ -125,10 +125,10 @@ func TestCountsSurviveSentinelFailover(t *testing.T) {
 				t.Errorf("%d acknowledged counts lost, more than the %d that can be in flight at the switch: the app wrote to the demoted master", lost, users)
 			}
 
-			// After the failover, everything works without a restart.
+			// After the failover, everything works without a restart (each
+			// instance checks the master's replicas every half second, so
+			// it may take that long to see the one that just synced).
 			for _, p := range apps {
-				// Each instance sees the new master's replica within a
-				// check or two (replicaCheckEvery); a loaded machine is slower.
 				waitUntilOK(t, apptest.Client(t), p.URL+"/readyz")
 				c := apptest.Client(t)
 				name := fmt.Sprintf("new-%s-%d", strings.ReplaceAll(failure.name, " ", "-"), p.PID())
