@@ -35,6 +35,10 @@ const (
 	// every stream of the address: a class of 200 behind one NAT, two pages
 	// each, would otherwise render hundreds of thousands of lists a minute.
 	browsersEvery = time.Second
+	// maxUnsent: a client that leaves this much of its stream unread is
+	// dropped, even while the kernel's send buffer (up to megabytes) still
+	// takes every write.
+	maxUnsent = 64 << 10
 )
 
 // liveEvents handles GET /live: a server-sent-event stream for the
@@ -96,6 +100,7 @@ type stream struct {
 	addr  string
 	user  sessions.User // Username "" for an anonymous session
 	sub   *live.Sub
+	conn  net.Conn // the TCP connection, to see what the client left unread; nil if unknown
 
 	browsers     string      // the latest browsers list not sent yet ("" none)
 	browsersSent time.Time   // when the last one was
@@ -111,7 +116,7 @@ type stream struct {
 func (a *App) openStream(w http.ResponseWriter, r *http.Request, token string) (*stream, error) {
 	ctx := r.Context()
 	s := &stream{a: a, ctx: ctx, r: r, w: w, rc: http.NewResponseController(w), token: token,
-		addr: a.clientIP(r).String(), stop: make(chan struct{})}
+		addr: a.clientIP(r).String(), conn: tcpConn(r), stop: make(chan struct{})}
 	s.user, _ = a.currentUser(ctx)
 	if err := a.streams.admit(s, a.streamLimits(), a.Log); err != nil {
 		return nil, err
@@ -419,7 +424,37 @@ func (s *stream) write(p []byte) error {
 	if _, err := s.w.Write(p); err != nil {
 		return err
 	}
-	return s.rc.Flush()
+	if err := s.rc.Flush(); err != nil {
+		return err
+	}
+	if n, ok := unsent(s.conn); ok && n > maxUnsent {
+		return errClientNotReading
+	}
+	return nil
+}
+
+// errClientNotReading: the client left maxUnsent bytes of its stream
+// unread; it is reset like one whose write timed out.
+var errClientNotReading = fmt.Errorf("live: client not reading: %w", os.ErrDeadlineExceeded)
+
+// tcpConn is the TCP connection under the request's (through the wrappers
+// that say what they wrap), or nil.
+func tcpConn(r *http.Request) net.Conn {
+	var c net.Conn
+	if oc, ok := r.Context().Value(oneWriteKey{}).(*oneWriteConn); ok {
+		c = oc
+	}
+	for c != nil {
+		if _, ok := c.(*net.TCPConn); ok {
+			return c
+		}
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = w.NetConn()
+	}
+	return nil
 }
 
 var errStreamEnded = errors.New("live: stream ended by the server")
