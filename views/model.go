@@ -173,10 +173,13 @@ func describedBy(field string, f Field, help string) string {
 // Browsers is the /count list of the sessions that counted from this
 // browser's address lately ("the browsers on this computer").
 type Browsers struct {
-	Addr   string // the client address, as -trusted-proxies resolves it
-	Rows   []BrowserRow
-	Window time.Duration // how long a browser stays on the list
-	Now    time.Time
+	Addr string // the client address, as -trusted-proxies resolves it
+	// ThisMachine: the browsers are on the computer the server runs on
+	// (any loopback address).
+	ThisMachine bool
+	Rows        []BrowserRow
+	Window      time.Duration // how long a browser stays on the list
+	Now         time.Time
 }
 
 // BrowserRow is one browser: never its token, never its user's name.
