@@ -35,7 +35,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		// HEAD must change nothing: the page as it is, no view counted.
 		a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{
-			Views: a.Sessions.GetInt(ctx, sessions.KeyViews), User: u.Username, Origin: a.origin(ctx)}))
+			Views: a.Sessions.GetInt(ctx, sessions.KeyViews), User: u.Username, Origin: a.origin(ctx), Memory: a.InProcess}))
 		return
 	}
 	visit := a.visit(r)
@@ -101,7 +101,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		a.write(w, r, http.StatusOK, templ.Join(views.Counter(n), views.RedisTraceSlot(true)))
 		return
 	}
-	a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{Views: n, User: u.Username, Origin: a.origin(ctx),
+	a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{Views: n, User: u.Username, Origin: a.origin(ctx), Memory: a.InProcess,
 		Browsers: a.browsers(visit.Addr, list, token)}))
 }
 

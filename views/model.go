@@ -98,6 +98,7 @@ type Count struct {
 	User     string // "" when anonymous
 	Origin   Origin
 	Browsers Browsers // the browsers on this computer
+	Memory   bool     // -store memory: the session is in this process, not in Redis
 }
 
 // RedisView is the "What's in Redis" panel.
