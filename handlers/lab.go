@@ -101,8 +101,34 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 		}
 	}
 
+	// The key as Redis holds it now (memory mode: as this process does),
+	// read while the browsers list is: one round trip's wait for both.
+	var keyNow struct {
+		key    string
+		ttl    time.Duration
+		stored bool
+	}
+	keyDone := make(chan error, 1)
+	go func() {
+		if token == "" {
+			keyDone <- nil
+			return
+		}
+		keyNow.key = sessions.CutSessionKey(token)
+		if !a.InProcess {
+			e, err := a.Inspector.Key(ctx, sessions.Key(token))
+			keyNow.stored, keyNow.ttl = e.Exists, e.TTL
+			keyDone <- err
+			return
+		}
+		if t, err := a.Ops.Times(ctx, token); err == nil {
+			keyNow.stored, keyNow.ttl = true, time.Until(t.End(a.Idle))
+		}
+		keyDone <- nil
+	}()
 	list, err := a.Ops.Browsers(ctx, visit.Addr)
 	if err != nil {
+		<-keyDone
 		return views.Lab{}, err
 	}
 	id := ""
@@ -125,22 +151,10 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 		l.Browsers = ev
 	}
 
-	// The key as Redis holds it now (memory mode: as this process does).
-	var key string
-	var ttl time.Duration
-	var stored bool
-	if token != "" {
-		key = sessions.CutSessionKey(token)
-		if !a.InProcess {
-			e, err := a.Inspector.Key(ctx, sessions.Key(token))
-			if err != nil {
-				return views.Lab{}, err
-			}
-			stored, ttl = e.Exists, e.TTL
-		} else if t, err := a.Ops.Times(ctx, token); err == nil {
-			stored, ttl = true, time.Until(t.End(a.Idle))
-		}
+	if err := <-keyDone; err != nil {
+		return views.Lab{}, err
 	}
+	key, ttl, stored := keyNow.key, keyNow.ttl, keyNow.stored
 
 	steps := []views.LabStep{
 		a.storeStep(stored, key, ttl, origin),

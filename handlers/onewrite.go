@@ -104,10 +104,10 @@ func (c *oneWriteConn) CloseWrite() error {
 	return nil
 }
 
-// oneWrite sends a held response (status, headers and the whole body
+// OneWrite sends a held response (status, headers and the whole body
 // already given to w) in one write when r's connection can collect it,
 // and as net/http writes it otherwise.
-func oneWrite(r *http.Request, w http.ResponseWriter, write func()) {
+func OneWrite(r *http.Request, w http.ResponseWriter, write func()) {
 	c, ok := r.Context().Value(oneWriteKey{}).(*oneWriteConn)
 	if !ok {
 		write()

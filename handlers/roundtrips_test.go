@@ -54,6 +54,9 @@ func roundTrips(t *testing.T, rs *redistest.Server, fn func()) (trips int, cmds 
 			continue
 		}
 		cmd := strings.ToUpper(strings.Trim(strings.Fields(l[end+1:])[0], `"`))
+		if connectionSetup[cmd] {
+			continue // a client opening a connection, not the request's work
+		}
 		cmds = append(cmds, cmd)
 		switch client := src[1]; {
 		case cmd == "MULTI":
@@ -66,6 +69,11 @@ func roundTrips(t *testing.T, rs *redistest.Server, fn func()) (trips int, cmds 
 		}
 	}
 }
+
+// connectionSetup are the commands a client sends when it opens a
+// connection (rueidis: HELLO, CLIENT TRACKING, ...), as internal/bench
+// leaves them out too.
+var connectionSetup = map[string]bool{"HELLO": true, "CLIENT": true, "AUTH": true, "SELECT": true, "PING": true, "ROLE": true}
 
 // A new visitor's first count, with the limit on new anonymous sessions
 // on, takes two round trips: the browsers script, which counts the new

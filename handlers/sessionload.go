@@ -147,7 +147,7 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 			return
 		}
 		a.fillTrace(r, bw.body, trace)
-		oneWrite(r, w, func() { bw.send(true) })
+		OneWrite(r, w, func() { bw.send(true) })
 	})
 }
 

@@ -6,6 +6,10 @@
 // against the cookie it issued and record the outcome. The server never
 // puts the session ID in the page; only a cookie without HttpOnly lets this
 // script see it.
+//
+// The page says which form (data-lab-read, holding the cookie's name) and
+// where to show what was read (data-lab-output, an element id): no name is
+// written here again.
 (function () {
   'use strict';
 
@@ -20,11 +24,9 @@
 
   document.addEventListener('htmx:configRequest', function (e) {
     var form = e.detail.elt;
-    if (!form || form.id !== 'lab-read') return;
-    var button = form.querySelector('[data-cookie]');
-    var name = button ? button.getAttribute('data-cookie') : 'session';
-    var saw = document.getElementById('lab-script-saw');
+    if (!form || !form.hasAttribute || !form.hasAttribute('data-lab-read')) return;
+    var saw = document.getElementById(form.getAttribute('data-lab-output'));
     if (saw) saw.textContent = document.cookie === '' ? '(nothing: document.cookie is empty)' : document.cookie;
-    e.detail.parameters.read = read(name);
+    e.detail.parameters.read = read(form.getAttribute('data-lab-read'));
   });
 })();

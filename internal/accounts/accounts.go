@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -99,6 +101,9 @@ type Store struct {
 	rdb     rueidis.Client
 	cost    int
 	dummies dummies // hashes compared against for unknown users, to even out timing (cost.go)
+
+	gens       sync.Map     // username -> decodedGen (see generation)
+	gensStored atomic.Int64 // stores into gens since it was last cleared
 }
 
 // New returns a Store hashing with the given bcrypt cost.

@@ -89,18 +89,37 @@ func (s *Store) generation(ctx context.Context, username string, cached bool) (g
 	} else {
 		res = s.rdb.Do(ctx, s.rdb.B().Get().Key(Key(username)).Build())
 	}
-	b, err := res.AsBytes()
+	raw, err := res.ToString()
 	if rueidis.IsRedisNil(err) {
 		return "", false, nil
 	}
 	if err != nil {
 		return "", false, fmt.Errorf("accounts: generation of %q: %w", username, err)
 	}
+	if g, ok := s.gens.Load(username); ok && g.(decodedGen).raw == raw {
+		return g.(decodedGen).gen, true, nil
+	}
 	var a struct {
 		Gen string `json:"gen"`
 	}
-	if err := json.Unmarshal(b, &a); err != nil {
+	if err := json.Unmarshal([]byte(raw), &a); err != nil {
 		return "", false, fmt.Errorf("accounts: decode %q: %w", username, err)
 	}
+	if s.gensStored.Add(1) > maxDecodedGens {
+		s.gens.Clear()
+		s.gensStored.Store(0)
+	}
+	s.gens.Store(username, decodedGen{raw: raw, gen: a.Gen})
 	return a.Gen, true, nil
 }
+
+// decodedGen is an account's generation as last decoded from its stored
+// bytes. The check runs on every request and an account rarely changes, so
+// generation decodes the JSON again only when the bytes differ: that
+// decoding was most of what the check itself cost (the read is served by
+// the client-side cache).
+type decodedGen struct{ raw, gen string }
+
+// maxDecodedGens bounds the accounts remembered; past it they are all
+// forgotten and decoded again as they come.
+const maxDecodedGens = 10_000

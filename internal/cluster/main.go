@@ -42,6 +42,7 @@ const masterName = "mymaster"
 var nginxConf string
 
 func main() {
+	stopWithParent()
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
@@ -281,7 +282,6 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	stopWithParent()
 	defer os.Remove(stateFile(dir))
 
 	// Started in this order, stopped in the reverse one: nginx first, so no
@@ -294,10 +294,12 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 		}
 	}()
 	startGroup := func(g []*service) error {
-		groups = append(groups, g)
+		groups = append(groups, nil)
 		for _, s := range g {
 			ready := make(chan error, 1)
 			go c.supervise(s, ready)
+			// Only what was started is stopped.
+			groups[len(groups)-1] = append(groups[len(groups)-1], s)
 			if err := <-ready; err != nil {
 				return err
 			}
@@ -324,7 +326,9 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 		name := fmt.Sprintf("app%d", i+1)
 		apps = append(apps, c.appService(name, addr(port), appBin, appArgs))
 		appAddrs = append(appAddrs, addr(port))
+		c.mu.Lock() // the supervisors read it
 		c.state.Apps[name] = App{Addr: addr(port)}
+		c.mu.Unlock()
 	}
 	if err := startGroup(apps); err != nil {
 		return err

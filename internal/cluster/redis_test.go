@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The master at a new start is the one in the sentinel files with the
@@ -73,6 +75,33 @@ func TestPortFlags(t *testing.T) {
 		gotThere := err != nil && (strings.Contains(err.Error(), "the app binary") || strings.Contains(err.Error(), "is not installed"))
 		if gotThere != tc.ok {
 			t.Errorf("%v: %v", tc.args, err)
+		}
+	}
+}
+
+// A start that fails half-way (here every instance exits at once) stops
+// what it had started, Redis and the sentinels, and says why.
+func TestStartFailingHalfWayStopsWhatItStarted(t *testing.T) {
+	for _, b := range []string{"nginx", "redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("%s is not installed", b)
+		}
+	}
+	dir := t.TempDir()
+	done := make(chan error, 1)
+	go func() { done <- run([]string{"-dir", dir, "-app", "/bin/false", "-free-ports"}, io.Discard) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "app1 exited at start") {
+			t.Errorf("run: %v, want app1 exited at start", err)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("a start that failed half-way did not return within 90 s")
+	}
+	for _, name := range []string{"redis-1", "redis-2", "sentinel-1"} {
+		b, _ := os.ReadFile(filepath.Join(dir, "logs", name+".log"))
+		if !strings.Contains(string(b), "ready to exit") && !strings.Contains(string(b), "shutdown") {
+			t.Errorf("%s was not shut down:\n%s", name, b)
 		}
 	}
 }

@@ -85,11 +85,10 @@ func (b *browser) whoami() string {
 // Every step to a tick: two browsers, a restart through the button, two
 // instances on one Redis, and both experiments, with `task run`'s flags.
 func TestBrowserLabEveryStepTicks(t *testing.T) {
-	t.Parallel()
 	if testing.Short() {
 		t.Skip("browser test: skipped with -short")
 	}
-	t.Parallel() // its own Redis, apps and Chromium
+	t.Parallel() // its own Redis and apps
 	rs := redistest.Start(t)
 	a := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a", "-demo-controls", "-lab")
 	other := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b", "-lab")
