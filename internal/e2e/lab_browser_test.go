@@ -88,8 +88,9 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test: skipped with -short")
 	}
+	t.Parallel() // its own Redis and apps
 	rs := redistest.Start(t)
-	a := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a", "-demo-controls", "-lab")
+	a := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a", "-demo-controls", "-lab", "-debug-addr", "127.0.0.1:0")
 	other := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b", "-lab")
 	one := newBrowser(t)
 	two := one.privateWindow()
