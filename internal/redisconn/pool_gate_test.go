@@ -55,7 +55,10 @@ func TestFailoverGateHoldsTheSessionPool(t *testing.T) {
 	rs.MustDo("CONFIG", "SET", "repl-diskless-sync-delay", "0") // sync the replica now, not in 5 s
 	replica := redistest.Start(t, "--replicaof", "127.0.0.1", rs.Addr()[len("127.0.0.1:"):])
 	waitInSync(t, replica)
-	g.checkReplicas(ctx)
+	// The master lists the replica online once it has acknowledged the sync.
+	for deadline := time.Now().Add(5 * time.Second); g.noReplica() != nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		g.checkReplicas(ctx)
+	}
 	if err := commit("before"); err != nil {
 		t.Fatal(err)
 	}
@@ -109,5 +112,28 @@ func TestInSyncReplicas(t *testing.T) {
 		if got := inSyncReplicas(tc.info); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A Sentinel deployment whose ACL user may not send INFO cannot tell
+// whether the master has a replica: writes are refused (and the warning
+// names the NOPERM), never let through unchecked.
+func TestReplicaCheckWithoutInfoRefusesWrites(t *testing.T) {
+	rs := redistest.Start(t)
+	rs.MustDo("ACL", "SETUSER", "noinfo", "on", ">pw", "~*", "&*", "+@all", "-info")
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Addr()}, Username: "noinfo", Password: "pw",
+		ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	var log strings.Builder
+	g := &failoverGate{Client: c, masterSet: "mymaster", log: slog.New(slog.NewTextHandler(&log, nil))}
+	g.checkReplicas(context.Background())
+	if err := g.Do(context.Background(), g.B().Set().Key("k").Value("v").Build()).Error(); !errors.Is(err, ErrNoReplica) {
+		t.Errorf("write without INFO: %v, want %v", err, ErrNoReplica)
+	}
+	if !strings.Contains(log.String(), "NOPERM") {
+		t.Errorf("the warning does not name the NOPERM: %s", log.String())
 	}
 }

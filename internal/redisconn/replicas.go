@@ -76,7 +76,8 @@ func (g *failoverGate) watchReplicas(ctx context.Context) {
 }
 
 // checkReplicas asks the master the client uses whether it has a replica
-// in sync, and records the answer (a failed check counts as none).
+// in sync, and records the answer. A failed check counts as none, unless
+// the same master said it had one last time.
 func (g *failoverGate) checkReplicas(ctx context.Context) {
 	master := g.masterAddr()
 	ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
@@ -87,6 +88,13 @@ func (g *failoverGate) checkReplicas(ctx context.Context) {
 		return // the client moved meanwhile: the answer is about the old one
 	}
 	g.rs.mu.Lock()
+	if err != nil && master == g.rs.master && g.rs.replicas {
+		// No answer is no news: a master too slow to answer INFO in time
+		// (a loaded machine) keeps the state of its last answer; one that
+		// cannot answer fails the writes themselves.
+		g.rs.mu.Unlock()
+		return
+	}
 	changed := ok != g.rs.replicas || master != g.rs.master
 	g.rs.master, g.rs.replicas = master, ok
 	g.rs.mu.Unlock()

@@ -102,12 +102,12 @@ func TestClientFollowsSentinelFailover(t *testing.T) {
 	})
 }
 
-// waitFor retries ok for up to a second (the gate checks the master's
+// waitFor retries ok for up to 3 s (the gate checks the master's
 // replicas every half second).
 func waitFor(t *testing.T, what string, ok func() error) {
 	t.Helper()
 	var err error
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if err = ok(); err == nil {
 			return
 		}
