@@ -90,7 +90,7 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 	}
 	t.Parallel() // its own Redis and apps
 	rs := redistest.Start(t)
-	a := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a", "-demo-controls", "-lab")
+	a := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a", "-demo-controls", "-lab", "-debug-addr", "127.0.0.1:0")
 	other := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b", "-lab")
 	one := newBrowser(t)
 	two := one.privateWindow()

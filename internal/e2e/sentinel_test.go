@@ -129,14 +129,7 @@ func TestCountsSurviveSentinelFailover(t *testing.T) {
 			// instance checks the master's replicas every half second, so
 			// it may take that long to see the one that just synced).
 			for _, p := range apps {
-				status, body := get(t, apptest.Client(t), p.URL+"/readyz")
-				for deadline := time.Now().Add(3 * time.Second); status != http.StatusOK && time.Now().Before(deadline); {
-					time.Sleep(100 * time.Millisecond)
-					status, body = get(t, apptest.Client(t), p.URL+"/readyz")
-				}
-				if status != http.StatusOK {
-					t.Errorf("%s readyz after the failover: %d %s", p.Addr, status, body)
-				}
+				waitUntilOK(t, apptest.Client(t), p.URL+"/readyz")
 				c := apptest.Client(t)
 				name := fmt.Sprintf("new-%s-%d", strings.ReplaceAll(failure.name, " ", "-"), p.PID())
 				if s := postForm(t, c, p.URL+"/register", url.Values{"username": {name}, "password": {"sentinel-password"}}); s != http.StatusSeeOther {
