@@ -225,3 +225,23 @@ func TestSessionsPageShowsEachSessionsCount(t *testing.T) {
 		t.Errorf("counts on the sessions page: %v, want %s", pairs, want)
 	}
 }
+
+// localhost may reach the app as ::1 in one browser and 127.0.0.1 in
+// another: both are this computer, one list, named in words.
+func TestBrowsersOnLoopbackAreOneComputer(t *testing.T) {
+	ta := newTestApp(t, trustLoopback)
+	v6 := behind(t, firefoxLinux, "::1")
+	v4 := behind(t, chromeWin, "127.0.0.1")
+	ta.get(v6, "/count")
+	body := ta.get(v4, "/count").body
+	if rows := browserRows(t, body); len(rows) != 2 {
+		t.Errorf("a browser on 127.0.0.1 lists %d browsers (%+v), want 2: the one on ::1 is the same computer", len(rows), rows)
+	}
+	if !strings.Contains(body, "from this computer") || strings.Contains(body, "your Internet address") {
+		t.Errorf("the list does not say the browsers are on this computer")
+	}
+	other := ta.get(behind(t, chromeWin, "203.0.113.7"), "/count").body
+	if !strings.Contains(other, "your Internet address (<code>203.0.113.7</code>") {
+		t.Errorf("a remote browser's list does not name its address")
+	}
+}

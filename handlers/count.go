@@ -35,7 +35,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		// HEAD must change nothing: the page as it is, no view counted.
 		a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{
-			Views: a.Sessions.GetInt(ctx, sessions.KeyViews), User: u.Username, Origin: a.origin(ctx)}))
+			Views: a.Sessions.GetInt(ctx, sessions.KeyViews), User: u.Username, Origin: a.origin(ctx), Memory: a.InProcess}))
 		return
 	}
 	visit := a.visit(r)
@@ -101,7 +101,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		a.write(w, r, http.StatusOK, templ.Join(views.Counter(n), views.RedisTraceSlot(true)))
 		return
 	}
-	a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{Views: n, User: u.Username, Origin: a.origin(ctx),
+	a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{Views: n, User: u.Username, Origin: a.origin(ctx), Memory: a.InProcess,
 		Browsers: a.browsers(visit.Addr, list, token)}))
 }
 
@@ -109,17 +109,28 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 func (a *App) visit(r *http.Request) sessions.Visit {
 	_, loggedIn := a.currentUser(r.Context())
 	return sessions.Visit{
-		Addr:     a.clientIP(r).String(),
+		Addr:     a.computer(r),
 		Device:   useragent.Parse(r.UserAgent()).String(),
 		LoggedIn: loggedIn,
 		Process:  a.ProcessID,
 	}
 }
 
+// computer names the machine a request came from, for its list of
+// browsers: its address, except that every loopback address (localhost
+// may be ::1 or 127.0.0.1 from one browser to the next) is one computer.
+func (a *App) computer(r *http.Request) string {
+	ip := a.clientIP(r)
+	if ip.IsLoopback() {
+		return sessions.Loopback
+	}
+	return ip.String()
+}
+
 // browsers is the list of an address's browsers as the page for the
 // session with token shows it: its own row marked, no session IDs.
 func (a *App) browsers(addr string, list []sessions.Browser, token string) views.Browsers {
-	b := views.Browsers{Addr: addr, Window: sessions.BrowsersWindow, Now: time.Now()}
+	b := views.Browsers{Addr: addr, ThisMachine: addr == sessions.Loopback, Window: sessions.BrowsersWindow, Now: time.Now()}
 	id := sessions.ID(token)
 	for _, x := range list {
 		b.Rows = append(b.Rows, views.BrowserRow{Device: x.Device, LoggedIn: x.LoggedIn, Views: x.Views,

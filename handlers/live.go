@@ -116,7 +116,7 @@ type stream struct {
 func (a *App) openStream(w http.ResponseWriter, r *http.Request, token string) (*stream, error) {
 	ctx := r.Context()
 	s := &stream{a: a, ctx: ctx, r: r, w: w, rc: http.NewResponseController(w), token: token,
-		addr: a.clientIP(r).String(), conn: tcpConn(r), stop: make(chan struct{})}
+		addr: a.computer(r), conn: tcpConn(r), stop: make(chan struct{})}
 	s.user, _ = a.currentUser(ctx)
 	if err := a.streams.admit(s, a.streamLimits(), a.Log); err != nil {
 		return nil, err

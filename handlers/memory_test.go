@@ -19,6 +19,21 @@ func TestMemoryModeWorksWithoutAnIndex(t *testing.T) {
 	c := ta.client()
 	ta.register(c, "mia", "mia-password")
 
+	t.Run("no page says a session goes through Redis, and no request asks Redis for one", func(t *testing.T) {
+		for _, path := range []string{"/", "/count", "/redis", "/profile"} {
+			body := ta.get(c, path).body
+			for _, untrue := range []string{"Redis pub/sub", "on either instance", "the count goes through Redis"} {
+				if strings.Contains(body, untrue) {
+					t.Errorf("GET %s in memory mode says %q", path, untrue)
+				}
+			}
+			for _, line := range traceLines(body) {
+				if strings.Contains(line, "sess:") {
+					t.Errorf("GET %s in memory mode sent Redis a command about a session key: %s", path, line)
+				}
+			}
+		}
+	})
 	t.Run("every page warns what memory mode loses", func(t *testing.T) {
 		if r := ta.get(c, "/profile"); r.status != http.StatusOK || !strings.Contains(r.body, `data-testid="banner"`) {
 			t.Errorf("GET /profile: %d, banner shown: %v", r.status, strings.Contains(r.body, `data-testid="banner"`))

@@ -211,7 +211,7 @@ func TestLiveHello(t *testing.T) {
 	t.Run("after a restart: a new process, the session survived", func(t *testing.T) {
 		s := apptest.OpenStream(t, c, ta.srv.URL+"/live?process=ffffff")
 		ev := s.Next(views.SSEHello)
-		for _, want := range []string{`data-process="a1b2c3"`, `data-session="true"`, `data-views="2"`, "a new process answered", "this page came from process <code>ffffff</code>", "survived"} {
+		for _, want := range []string{`data-process="a1b2c3"`, `data-session="true"`, `data-views="2"`, "a new process answered", "this page came from process <code>ffffff</code>", "survived", "When this page reconnected (at <time"} {
 			if !strings.Contains(ev.Data, want) {
 				t.Errorf("hello = %q, want %q", ev.Data, want)
 			}

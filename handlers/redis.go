@@ -42,7 +42,9 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 
 func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 	var entries []views.RedisEntry
-	if token := a.Sessions.Token(ctx); token != "" {
+	// With -store memory no session is in Redis: asking for one would put
+	// commands about a key that cannot exist in the page's trace.
+	if token := a.Sessions.Token(ctx); token != "" && !a.InProcess {
 		e, err := a.Inspector.Key(ctx, sessions.Key(token))
 		if err != nil {
 			return nil, fmt.Errorf("session %s: %w", a.LogID(token), err)

@@ -38,7 +38,7 @@ func TestRedisPanelShowsWhatTheRequestSent(t *testing.T) {
 		body := ta.get(c, "/count").body
 		key := sessions.CutKey(sessions.Key(ta.token(c)))
 		got := strings.Join(traceLines(body), "\n")
-		want := regexp.MustCompile(`^EVALSHA note new browser browsers:127\.0\.0\.1 → \[0, [0-9]+ B\]\n` +
+		want := regexp.MustCompile(`^EVALSHA note new browser browsers:loopback → \[0, [0-9]+ B\]\n` +
 			`MULTI SET PEXPIREAT EXEC ` + regexp.QuoteMeta(key) + ` → OK$`)
 		if !want.MatchString(got) {
 			t.Errorf("trace of the first count:\n%s", got)

@@ -98,6 +98,7 @@ type Count struct {
 	User     string // "" when anonymous
 	Origin   Origin
 	Browsers Browsers // the browsers on this computer
+	Memory   bool     // -store memory: the session is in this process, not in Redis
 }
 
 // RedisView is the "What's in Redis" panel.
@@ -173,10 +174,13 @@ func describedBy(field string, f Field, help string) string {
 // Browsers is the /count list of the sessions that counted from this
 // browser's address lately ("the browsers on this computer").
 type Browsers struct {
-	Addr   string // the client address, as -trusted-proxies resolves it
-	Rows   []BrowserRow
-	Window time.Duration // how long a browser stays on the list
-	Now    time.Time
+	Addr string // the client address, as -trusted-proxies resolves it
+	// ThisMachine: the browsers are on the computer the server runs on
+	// (any loopback address).
+	ThisMachine bool
+	Rows        []BrowserRow
+	Window      time.Duration // how long a browser stays on the list
+	Now         time.Time
 }
 
 // BrowserRow is one browser: never its token, never its user's name.

@@ -34,6 +34,11 @@ func TestFailoverGateReadsSentinelEvents(t *testing.T) {
 			if got := isOpen(); got != tc.open {
 				t.Errorf("open = %v, want %v", got, tc.open)
 			}
+			// What sessionlab_redis_failover_gate_closed reports, through
+			// the bounded client Connect returns.
+			if closed := FailoverGateClosed(Bound(g, DefaultTimeout))(); closed == tc.open {
+				t.Errorf("FailoverGateClosed = %v with the gate open = %v", closed, tc.open)
+			}
 		})
 	}
 	t.Run("a refused command is unavailable, failing over, in a pipeline too", func(t *testing.T) {

@@ -32,6 +32,10 @@ const (
 	maxDevice = 64
 )
 
+// Loopback stands for every loopback address (127.0.0.1, ::1): one
+// computer, the one the app runs on, whatever name the browser used.
+const Loopback = "loopback"
+
 // BrowsersKey is the hash of the browsers seen from one client address.
 func BrowsersKey(addr string) string { return "browsers:" + addr }
 
