@@ -100,11 +100,13 @@ func TestConcurrentCountsOnTwoProcesses(t *testing.T) {
 	if status, _ := fetchStatus(c, a.URL+"/count"); status != http.StatusOK {
 		t.Fatalf("the count after the storm: %d", status)
 	}
-	deadline := time.After(10 * time.Second)
+	// One deadline for both streams: once it has passed, every wait ends at once.
+	wait, stopWaiting := context.WithTimeout(ctx, 10*time.Second)
+	defer stopWaiting()
 	for i, done := range last {
 		select {
 		case <-done:
-		case <-deadline:
+		case <-wait.Done():
 			t.Errorf("the live stream on instance %s did not carry count %d within 10 s", []string{"a", "b"}[i], counts+1)
 		}
 	}
