@@ -103,3 +103,40 @@ func TestHashCostsOfOlderAccountsAreCounted(t *testing.T) {
 		t.Errorf("count of cost 6 = %q, want 1", got)
 	}
 }
+
+// A correct login with the old password that checked the old hash before a
+// password change and rehashes after it must not bring the old password
+// back or touch the new credential generation: the rehash applies only if
+// the stored hash is still the one the login checked.
+func TestRehashAfterAPasswordChangeKeepsTheNewPassword(t *testing.T) {
+	rs := redistest.Start(t)
+	rdb := rs.Client(t)
+	ctx := context.Background()
+	if _, err := New(rdb, 4).Create(ctx, "racer", "old-password"); err != nil {
+		t.Fatal(err)
+	}
+	s := New(rdb, 5)                    // a cost change: the next correct login rehashes
+	checked, err := s.Get(ctx, "racer") // what the racing login read and checked
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := s.SetPassword(ctx, "racer", "new-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.upgrade(ctx, checked, "old-password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, "racer", "old-password"); !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("old password after the change and a late rehash: %v, want ErrBadCredentials", err)
+	}
+	if _, err := s.Authenticate(ctx, "racer", "new-password"); err != nil {
+		t.Errorf("new password after a late rehash: %v", err)
+	}
+	if ok, err := s.Current(ctx, "racer", gen); err != nil || !ok {
+		t.Errorf("the password change's generation is current = %v (%v), want true", ok, err)
+	}
+	if m, err := rdb.Do(ctx, rdb.B().Hgetall().Key(CostsKey).Build()).AsIntMap(); err != nil || m["4"] != 0 || m["5"] != 1 {
+		t.Errorf("hash costs %v (%v), want one at cost 5", m, err)
+	}
+}
