@@ -187,7 +187,7 @@ func (s *stream) start() error {
 	if err := s.rc.SetReadDeadline(time.Time{}); err != nil {
 		// A wrapper hides the connection: the server's timeouts will cut
 		// the stream and the browser will reconnect.
-		s.a.Log.Warn("live: cannot lift the stream's read deadline", "err", err)
+		s.a.Log.WarnContext(s.ctx, "live: cannot lift the stream's read deadline", "err", err)
 	}
 	s.w.Header().Set("X-Accel-Buffering", "no")
 	s.w.WriteHeader(http.StatusOK)
@@ -196,7 +196,7 @@ func (s *stream) start() error {
 	}
 	list, err := s.a.Ops.Browsers(s.redis(), s.addr)
 	if err != nil {
-		s.a.Log.Info("live: cannot read the browsers list", "err", err)
+		s.a.Log.InfoContext(s.ctx, "live: cannot read the browsers list", "err", err)
 		return nil
 	}
 	if len(list) == 0 {
@@ -270,7 +270,7 @@ func (s *stream) message(m live.Message) (done bool, err error) {
 	case strings.HasPrefix(p, sessions.MsgCountPrefix):
 		n, err := strconv.Atoi(strings.TrimPrefix(p, sessions.MsgCountPrefix))
 		if err != nil {
-			s.a.Log.Warn("live: bad count message", "err", err)
+			s.a.Log.WarnContext(s.ctx, "live: bad count message", "err", err)
 			return false, nil
 		}
 		return false, s.sendCount(n)
@@ -306,7 +306,7 @@ func (s *stream) sendLatestBrowsers() error {
 	}
 	list, err := sessions.ParseBrowsers(payload)
 	if err != nil {
-		s.a.Log.Warn("live: bad browsers message", "err", err)
+		s.a.Log.WarnContext(s.ctx, "live: bad browsers message", "err", err)
 		return nil
 	}
 	return s.sendBrowsers(list)
@@ -357,7 +357,7 @@ func (s *stream) catchUp() (done bool, err error) {
 	case errors.Is(err, sessions.ErrNoSession):
 		return true, s.send(views.SSEEnded, "ended")
 	case err != nil:
-		s.a.Log.Info("live: cannot catch up", "session", s.a.LogID(s.token), "err", err)
+		s.a.Log.InfoContext(s.ctx, "live: cannot catch up", "session", s.a.LogID(s.token), "err", err)
 		return false, nil
 	}
 	if done, err := s.credentialsChanged(); done || err != nil {
