@@ -510,7 +510,7 @@ func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
 	}
 	l.Seen = nil
 	a.putLab(ctx, l)
-	a.Log.Info("lab switch", "session", a.LogID(a.Sessions.Token(ctx)), "switch", r.PathValue("switch"), "on", on)
+	a.Log.InfoContext(ctx, "lab switch", "session", a.LogID(a.Sessions.Token(ctx)), "switch", r.PathValue("switch"), "on", on)
 	http.Redirect(w, r, "/lab", http.StatusSeeOther)
 }
 
@@ -594,7 +594,7 @@ func (a *App) labUse(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.Log.Info("lab: a browser took a pasted session ID", "session", a.LogID(token))
+	a.Log.InfoContext(ctx, "lab: a browser took a pasted session ID", "session", a.LogID(token))
 	a.Sessions.WriteSessionCookie(ctx, w, token, t.Deadline)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, "/lab", http.StatusSeeOther)

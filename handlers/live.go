@@ -106,6 +106,12 @@ type stream struct {
 	browsersSent time.Time   // when the last one was
 	browsersDue  *time.Timer // sends browsers when it fires; nil when none is due
 
+	// views is the highest count sent. A session's count only rises, but
+	// a catch-up reads it on another connection than the subscription's, so
+	// counts published before that read can still arrive after it: they
+	// are older than what the page shows and are not sent.
+	sentViews int
+
 	stopOnce sync.Once
 	stop     chan struct{} // closed by end: the server is shutting down
 }
@@ -181,7 +187,7 @@ func (s *stream) start() error {
 	if err := s.rc.SetReadDeadline(time.Time{}); err != nil {
 		// A wrapper hides the connection: the server's timeouts will cut
 		// the stream and the browser will reconnect.
-		s.a.Log.Warn("live: cannot lift the stream's read deadline", "err", err)
+		s.a.Log.WarnContext(s.ctx, "live: cannot lift the stream's read deadline", "err", err)
 	}
 	s.w.Header().Set("X-Accel-Buffering", "no")
 	s.w.WriteHeader(http.StatusOK)
@@ -190,7 +196,7 @@ func (s *stream) start() error {
 	}
 	list, err := s.a.Ops.Browsers(s.redis(), s.addr)
 	if err != nil {
-		s.a.Log.Info("live: cannot read the browsers list", "err", err)
+		s.a.Log.InfoContext(s.ctx, "live: cannot read the browsers list", "err", err)
 		return nil
 	}
 	if len(list) == 0 {
@@ -262,7 +268,12 @@ func (s *stream) loop() error {
 func (s *stream) message(m live.Message) (done bool, err error) {
 	switch p := m.Payload; {
 	case strings.HasPrefix(p, sessions.MsgCountPrefix):
-		return false, s.send(views.SSECount, strings.TrimPrefix(p, sessions.MsgCountPrefix))
+		n, err := strconv.Atoi(strings.TrimPrefix(p, sessions.MsgCountPrefix))
+		if err != nil {
+			s.a.Log.WarnContext(s.ctx, "live: bad count message", "err", err)
+			return false, nil
+		}
+		return false, s.sendCount(n)
 	case p == sessions.MsgEnded:
 		return true, s.send(views.SSEEnded, "ended")
 	case p == sessions.MsgSessions:
@@ -295,7 +306,7 @@ func (s *stream) sendLatestBrowsers() error {
 	}
 	list, err := sessions.ParseBrowsers(payload)
 	if err != nil {
-		s.a.Log.Warn("live: bad browsers message", "err", err)
+		s.a.Log.WarnContext(s.ctx, "live: bad browsers message", "err", err)
 		return nil
 	}
 	return s.sendBrowsers(list)
@@ -346,16 +357,25 @@ func (s *stream) catchUp() (done bool, err error) {
 	case errors.Is(err, sessions.ErrNoSession):
 		return true, s.send(views.SSEEnded, "ended")
 	case err != nil:
-		s.a.Log.Info("live: cannot catch up", "session", s.a.LogID(s.token), "err", err)
+		s.a.Log.InfoContext(s.ctx, "live: cannot catch up", "session", s.a.LogID(s.token), "err", err)
 		return false, nil
 	}
 	if done, err := s.credentialsChanged(); done || err != nil {
 		return done, err
 	}
-	if err := s.send(views.SSECount, strconv.Itoa(t.Views)); err != nil {
+	if err := s.sendCount(t.Views); err != nil {
 		return false, err
 	}
 	return false, s.send(views.SSESessions, "changed")
+}
+
+// sendCount sends a count newer than any sent before (see stream.sentViews).
+func (s *stream) sendCount(n int) error {
+	if n <= s.sentViews {
+		return nil
+	}
+	s.sentViews = n
+	return s.send(views.SSECount, strconv.Itoa(n))
 }
 
 // warnIfEnding checks, when a session's end was due to come close, whether
