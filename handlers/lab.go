@@ -282,40 +282,37 @@ func (a *App) serversStep(ev *sessions.LabMove, o sessions.Origin) views.LabStep
 }
 
 func (a *App) httpOnlyStep(l sessions.Lab) views.LabStep {
-	s := views.LabStep{Name: views.StepHTTPOnly, Title: "Session Security: httpOnly",
-		Do: "Below, read document.cookie as a script would: once with HttpOnly, once with the lab switch off."}
-	if !a.Lab {
-		s.Blocked = "The experiments need the lab switches: run with -lab (go tool task run and go tool task demo turn it on)."
-		return s
-	}
-	if o := l.HTTPOnly; o != nil {
-		if o.Hidden > 0 {
-			s.Evidence = append(s.Evidence, fmt.Sprintf("At %s a script read no session ID (HttpOnly).", sessions.LabTime(o.Hidden).Format(time.TimeOnly)))
-		}
-		if o.Exposed > 0 {
-			s.Evidence = append(s.Evidence, fmt.Sprintf("At %s a script read this session's ID (no HttpOnly).", sessions.LabTime(o.Exposed).Format(time.TimeOnly)))
-		}
-	}
-	s.Done = l.HTTPOnly.Both()
-	return s
+	return a.experimentStep(views.LabStep{Name: views.StepHTTPOnly, Title: "Session Security: httpOnly",
+		Do: "Below, read document.cookie as a script would: once with HttpOnly, once with the lab switch off."},
+		l.HTTPOnly,
+		"At %s a script read this session's ID (no HttpOnly).",
+		"At %s a script read no session ID (HttpOnly).")
 }
 
 func (a *App) fixationStep(l sessions.Lab) views.LabStep {
-	s := views.LabStep{Name: views.StepFixation, Title: "Session fixation",
-		Do: "Below, plant this session's ID in a second browser and log in here: without renewal, then with it."}
+	return a.experimentStep(views.LabStep{Name: views.StepFixation, Title: "Session fixation",
+		Do: "Below, plant this session's ID in a second browser and log in here: without renewal, then with it."},
+		l.Fixation,
+		"At %s another browser holding the planted ID was logged in by your login (no renewal).",
+		"At %s your login renewed the ID another browser held: that copy was left with nothing.")
+}
+
+// experimentStep ticks an experiment once both of its outcomes were seen;
+// exposed and hidden are the evidence lines, each with the time it was seen.
+func (a *App) experimentStep(s views.LabStep, o *sessions.LabOutcomes, exposed, hidden string) views.LabStep {
 	if !a.Lab {
 		s.Blocked = "The experiments need the lab switches: run with -lab (go tool task run and go tool task demo turn it on)."
 		return s
 	}
-	if o := l.Fixation; o != nil {
+	if o != nil {
 		if o.Exposed > 0 {
-			s.Evidence = append(s.Evidence, fmt.Sprintf("At %s another browser holding the planted ID was logged in by your login (no renewal).", sessions.LabTime(o.Exposed).Format(time.TimeOnly)))
+			s.Evidence = append(s.Evidence, fmt.Sprintf(exposed, sessions.LabTime(o.Exposed).Format(time.TimeOnly)))
 		}
 		if o.Hidden > 0 {
-			s.Evidence = append(s.Evidence, fmt.Sprintf("At %s your login renewed the ID another browser held: that copy was left with nothing.", sessions.LabTime(o.Hidden).Format(time.TimeOnly)))
+			s.Evidence = append(s.Evidence, fmt.Sprintf(hidden, sessions.LabTime(o.Hidden).Format(time.TimeOnly)))
 		}
 	}
-	s.Done = l.Fixation.Both()
+	s.Done = o.Both()
 	return s
 }
 
