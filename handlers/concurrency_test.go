@@ -166,9 +166,15 @@ func TestReadsNeverRollBackCounts(t *testing.T) {
 		counted int
 		failed  []string
 	)
+	// At most 24 requests in flight: enough for reads and counts to overlap
+	// on both instances, not so many that two -race cores queue a request
+	// past its Redis budget (a truthful 503, but not what this tests).
+	inFlight := make(chan struct{}, 24)
 	for i := range counts {
 		base := []*testApp{first, second}[i%2].srv.URL
 		wg.Go(func() {
+			inFlight <- struct{}{}
+			defer func() { <-inFlight }()
 			h := fetch(c, base+"/count", nil, countHeaders[i%2]...)
 			mu.Lock()
 			defer mu.Unlock()
@@ -180,6 +186,8 @@ func TestReadsNeverRollBackCounts(t *testing.T) {
 		})
 		rd := reads[i%len(reads)]
 		wg.Go(func() {
+			inFlight <- struct{}{}
+			defer func() { <-inFlight }()
 			h := fetch(c, base+rd.path, nil, rd.headers...)
 			if h.err != nil || h.status != http.StatusOK || h.setCookie {
 				mu.Lock()
