@@ -37,7 +37,7 @@ func waitStreams(t *testing.T, p *apptest.Process, n int) {
 	t.Helper()
 	want := fmt.Sprintf("streams %d\n", n)
 	deadline := time.Now().Add(stepTimeout)
-	debug := debugURL(t, p)
+	debug := p.DebugURL()
 	for {
 		resp, err := http.Get(debug + "/debug/live")
 		if err == nil {
@@ -221,7 +221,7 @@ func TestBrowserPasswordChangeKeepsThisTab(t *testing.T) {
 	// listens: the "sessions" event that tells it so comes after anything
 	// sent to it before, so it must arrive with no "ended" ahead of it.
 	b.waitFor("the page's live stream", `(window.liveEvents ?? []).includes('open')`)
-	if s := postForm(t, apptest.Client(t), a.URL+"/login", url.Values{"username": {"quinn"}, "password": {"quinn-new-password"}}); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, apptest.Client(t), a.URL+"/login", url.Values{"username": {"quinn"}, "password": {"quinn-new-password"}}); s != http.StatusSeeOther {
 		t.Fatalf("login elsewhere: %d", s)
 	}
 	b.waitFor("the sessions event, with no ended event before it", fmt.Sprintf(`(() => {

@@ -19,7 +19,7 @@ func TestBrowserShowsARefusedLiveStream(t *testing.T) {
 	rs := redistest.Start(t)
 	s := &site{redis: rs, app: apptest.Start(t, bin, "-redis", rs.URL(), "-class", "1")}
 	c := apptest.Client(t)
-	get(t, c, s.url("/count"))
+	apptest.Get(t, c, s.url("/count"))
 	for range 3 {
 		if st := apptest.OpenStream(t, c, s.url("/live")); st.Status != 200 {
 			t.Fatalf("stream: %d", st.Status)

@@ -1,4 +1,4 @@
-package e2e
+package process
 
 import (
 	"encoding/json"
@@ -80,8 +80,8 @@ var (
 // measure reads goroutines and the live heap (after a GC) from pprof.
 func measure(t *testing.T, debug string) runtimeFigures {
 	t.Helper()
-	g := goroutineTotal.FindStringSubmatch(debugGet(t, debug, "/debug/pprof/goroutine?debug=1"))
-	h := heapAlloc.FindStringSubmatch(debugGet(t, debug, "/debug/pprof/heap?gc=1&debug=1"))
+	g := goroutineTotal.FindStringSubmatch(apptest.DebugGet(t, debug, "/debug/pprof/goroutine?debug=1"))
+	h := heapAlloc.FindStringSubmatch(apptest.DebugGet(t, debug, "/debug/pprof/heap?gc=1&debug=1"))
 	if g == nil || h == nil {
 		t.Fatal("cannot read goroutines or heap from the debug listener")
 	}
@@ -101,7 +101,7 @@ func TestSoak(t *testing.T) {
 	rs := redistest.Start(t)
 	// Its sessions all come from loopback: no limit on new sessions per address.
 	p := apptest.Start(t, bin, "-redis", rs.URL(), "-debug-addr", "127.0.0.1:0", "-instance", "soak", "-new-sessions", "0")
-	debug := debugURL(t, p)
+	debug := p.DebugURL()
 
 	tr := &http.Transport{MaxIdleConns: cfg.conns, MaxIdleConnsPerHost: cfg.conns, MaxConnsPerHost: cfg.conns}
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second,

@@ -1,4 +1,4 @@
-package e2e
+package process
 
 import (
 	"net/http"
@@ -19,26 +19,26 @@ func TestRestartKeepsSession(t *testing.T) {
 	first := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "first")
 	c := apptest.Client(t)
 
-	if s := postForm(t, c, first.URL+"/register", url.Values{"username": {"dana"}, "password": {"dana-password"}}); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, c, first.URL+"/register", url.Values{"username": {"dana"}, "password": {"dana-password"}}); s != http.StatusSeeOther {
 		t.Fatalf("register: %d", s)
 	}
 	for range 2 {
-		get(t, c, first.URL+"/count")
+		apptest.Get(t, c, first.URL+"/count")
 	}
 	first.Stop() // SIGTERM, graceful
 
 	// The new process listens on another port; the cookie belongs to the
 	// host, not the port, so the browser sends it there too.
 	second := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "second")
-	status, body := get(t, c, second.URL+"/profile")
+	status, body := apptest.Get(t, c, second.URL+"/profile")
 	if status != http.StatusOK || !strings.Contains(body, "Hello dana") {
 		t.Fatalf("profile after restart: %d, want 200 with Hello dana", status)
 	}
 	if !strings.Contains(body, "second") {
 		t.Errorf("page does not show the instance that served it")
 	}
-	if _, body := get(t, c, second.URL+"/count"); viewCount(t, body) != "3" {
-		t.Errorf("count after restart = %s, want 3", viewCount(t, body))
+	if _, body := apptest.Get(t, c, second.URL+"/count"); apptest.ViewCount(t, body) != "3" {
+		t.Errorf("count after restart = %s, want 3", apptest.ViewCount(t, body))
 	}
 }
 
@@ -49,10 +49,10 @@ func TestLifetimeFlagBoundsTheSessionKey(t *testing.T) {
 	rs := redistest.Start(t)
 	app := apptest.Start(t, bin, "-redis", rs.URL(), "-lifetime", "2m")
 	c := apptest.Client(t)
-	if s := postForm(t, c, app.URL+"/register", url.Values{"username": {"lia"}, "password": {"lia-password"}}); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, c, app.URL+"/register", url.Values{"username": {"lia"}, "password": {"lia-password"}}); s != http.StatusSeeOther {
 		t.Fatalf("register: %d", s)
 	}
-	ttl, err := strconv.Atoi(rs.MustDo("TTL", "sess:"+sessionToken(t, c, app.URL)))
+	ttl, err := strconv.Atoi(rs.MustDo("TTL", "sess:"+apptest.SessionToken(t, c, app.URL)))
 	if err != nil || ttl <= 0 || ttl > 120 {
 		t.Errorf("TTL of the session key with -lifetime 2m: %d (%v), want 1..120 s", ttl, err)
 	}

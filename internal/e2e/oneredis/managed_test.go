@@ -1,4 +1,4 @@
-package e2e
+package oneredis
 
 import (
 	"net/http"
@@ -31,27 +31,27 @@ func TestManagedModeNeedsNoTrackingRoleConfigOrInfo(t *testing.T) {
 
 	laptop, phone := apptest.Client(t), apptest.Client(t)
 	creds := url.Values{"username": {"managed"}, "password": {"managed-password"}}
-	if s := postForm(t, laptop, a.URL+"/register", creds); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, laptop, a.URL+"/register", creds); s != http.StatusSeeOther {
 		t.Fatalf("register: %d", s)
 	}
 	if st := apptest.OpenStream(t, laptop, a.URL+"/live"); st.Status != http.StatusOK {
 		t.Errorf("live stream: %d", st.Status)
 	}
 	for _, p := range []*apptest.Process{a, b} {
-		if s, body := get(t, laptop, p.URL+"/count"); s != http.StatusOK {
+		if s, body := apptest.Get(t, laptop, p.URL+"/count"); s != http.StatusOK {
 			t.Errorf("count on %s: %d %s", p.Addr, s, body)
 		}
-		if s, body := get(t, laptop, p.URL+"/readyz"); s != http.StatusOK {
+		if s, body := apptest.Get(t, laptop, p.URL+"/readyz"); s != http.StatusOK {
 			t.Errorf("readyz on %s: %d %s", p.Addr, s, body)
 		}
 	}
-	if s := postForm(t, phone, b.URL+"/login", creds); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, phone, b.URL+"/login", creds); s != http.StatusSeeOther {
 		t.Fatalf("login on b: %d", s)
 	}
-	if s := postForm(t, laptop, a.URL+"/password", url.Values{"current": {"managed-password"}, "new": {"managed-new-password"}}); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, laptop, a.URL+"/password", url.Values{"current": {"managed-password"}, "new": {"managed-new-password"}}); s != http.StatusSeeOther {
 		t.Fatalf("password change: %d", s)
 	}
-	if s, _ := get(t, phone, b.URL+"/profile"); s != http.StatusUnauthorized {
+	if s, _ := apptest.Get(t, phone, b.URL+"/profile"); s != http.StatusUnauthorized {
 		t.Errorf("the other session after a password change: %d, want 401 (logged out)", s)
 	}
 	if refused := aclDenials(rs.MustDo("ACL", "LOG")); len(refused) > 0 {

@@ -1,4 +1,4 @@
-package e2e
+package process
 
 import (
 	"context"
@@ -45,7 +45,7 @@ func openStuckStream(t *testing.T, app *apptest.Process, c *http.Client) *stuckS
 	}
 	t.Cleanup(func() { conn.Close() })
 	fmt.Fprintf(conn, "GET /live HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nCookie: session=%s\r\n\r\n",
-		app.Addr, sessionToken(t, c, app.URL))
+		app.Addr, apptest.SessionToken(t, c, app.URL))
 	return &stuckStream{conn: conn, own: c}
 }
 
@@ -145,7 +145,7 @@ func startWithStream(t *testing.T, args ...string) (*apptest.Process, *stuckStre
 	rs := redistest.Start(t)
 	app := apptest.Start(t, bin, append([]string{"-redis", rs.URL()}, args...)...)
 	c := apptest.Client(t)
-	get(t, c, app.URL+"/count") // a stored session, so the stream subscribes
+	apptest.Get(t, c, app.URL+"/count") // a stored session, so the stream subscribes
 	return app, openStuckStream(t, app, c)
 }
 

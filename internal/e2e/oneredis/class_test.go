@@ -1,4 +1,4 @@
-package e2e
+package oneredis
 
 import (
 	"bufio"
@@ -114,7 +114,7 @@ func TestAClassBehindOneAddress(t *testing.T) {
 					fail(s, "count: %d", resp.StatusCode)
 					continue
 				}
-				if got := viewCount(t, string(b)); got != fmt.Sprint(n) {
+				if got := apptest.ViewCount(t, string(b)); got != fmt.Sprint(n) {
 					fail(s, "browser %d: count %d shows %s", i, n, got)
 				}
 			}

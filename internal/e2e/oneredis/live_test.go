@@ -1,4 +1,4 @@
-package e2e
+package oneredis
 
 import (
 	"fmt"
@@ -23,19 +23,19 @@ func TestTwoInstancesShareSessionsAndLiveUpdates(t *testing.T) {
 	b := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b")
 	laptop, phone := apptest.Client(t), apptest.Client(t)
 
-	if s := postForm(t, laptop, a.URL+"/register", url.Values{"username": {"erin"}, "password": {"erin-password"}}); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, laptop, a.URL+"/register", url.Values{"username": {"erin"}, "password": {"erin-password"}}); s != http.StatusSeeOther {
 		t.Fatalf("register on a: %d", s)
 	}
 	// Cookies belong to the host, not the port: the login on a holds on b.
-	if status, body := get(t, laptop, b.URL+"/profile"); status != http.StatusOK || !strings.Contains(body, "Hello erin") {
+	if status, body := apptest.Get(t, laptop, b.URL+"/profile"); status != http.StatusOK || !strings.Contains(body, "Hello erin") {
 		t.Fatalf("profile on b after login on a: %d", status)
 	}
 
 	t.Run("a count on a reaches a stream on b", func(t *testing.T) {
-		get(t, laptop, a.URL+"/count")
+		apptest.Get(t, laptop, a.URL+"/count")
 		s := apptest.OpenStream(t, laptop, b.URL+"/live")
 		for want := 2; want <= 3; want++ {
-			get(t, laptop, a.URL+"/count")
+			apptest.Get(t, laptop, a.URL+"/count")
 			if ev := s.Next(views.SSECount); ev.Data != fmt.Sprint(want) {
 				t.Errorf("count event on b = %q, want %d", ev.Data, want)
 			}
@@ -44,17 +44,17 @@ func TestTwoInstancesShareSessionsAndLiveUpdates(t *testing.T) {
 	})
 
 	t.Run("a revoke on a logs out a session served by b", func(t *testing.T) {
-		if s := postForm(t, phone, b.URL+"/login", url.Values{"username": {"erin"}, "password": {"erin-password"}}); s != http.StatusSeeOther {
+		if s := apptest.PostForm(t, phone, b.URL+"/login", url.Values{"username": {"erin"}, "password": {"erin-password"}}); s != http.StatusSeeOther {
 			t.Fatalf("login on b: %d", s)
 		}
 		phoneStream := apptest.OpenStream(t, phone, b.URL+"/live")
-		_, page := get(t, laptop, a.URL+"/sessions")
+		_, page := apptest.Get(t, laptop, a.URL+"/sessions")
 		id := otherSessionID(t, page)
-		if s := postForm(t, laptop, a.URL+"/sessions/"+id+"/revoke", nil); s != http.StatusSeeOther {
+		if s := apptest.PostForm(t, laptop, a.URL+"/sessions/"+id+"/revoke", nil); s != http.StatusSeeOther {
 			t.Fatalf("revoke on a: %d", s)
 		}
 		phoneStream.Next(views.SSEEnded)
-		if status, _ := get(t, phone, b.URL+"/profile"); status != http.StatusUnauthorized {
+		if status, _ := apptest.Get(t, phone, b.URL+"/profile"); status != http.StatusUnauthorized {
 			t.Errorf("revoked session on b: %d, want 401", status)
 		}
 	})
@@ -90,28 +90,28 @@ func TestMemoryStoreLosesSessions(t *testing.T) {
 	other := apptest.Start(t, bin, "-redis", rs.URL(), "-store", "memory", "-instance", "other")
 	c := apptest.Client(t)
 
-	if s := postForm(t, c, first.URL+"/register", url.Values{"username": {"frank"}, "password": {"frank-password"}}); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, c, first.URL+"/register", url.Values{"username": {"frank"}, "password": {"frank-password"}}); s != http.StatusSeeOther {
 		t.Fatalf("register: %d", s)
 	}
-	status, body := get(t, c, first.URL+"/profile")
+	status, body := apptest.Get(t, c, first.URL+"/profile")
 	if status != http.StatusOK || !strings.Contains(body, `data-testid="banner"`) || !strings.Contains(body, "memory") {
 		t.Fatalf("profile in memory mode: %d, want 200 with the memory banner", status)
 	}
 	for want := 1; want <= 2; want++ {
-		if _, body := get(t, c, first.URL+"/count"); viewCount(t, body) != fmt.Sprint(want) {
-			t.Errorf("count = %s, want %d", viewCount(t, body), want)
+		if _, body := apptest.Get(t, c, first.URL+"/count"); apptest.ViewCount(t, body) != fmt.Sprint(want) {
+			t.Errorf("count = %s, want %d", apptest.ViewCount(t, body), want)
 		}
 	}
-	if status, _ := get(t, c, other.URL+"/profile"); status != http.StatusUnauthorized {
+	if status, _ := apptest.Get(t, c, other.URL+"/profile"); status != http.StatusUnauthorized {
 		t.Errorf("profile on another instance: %d, want 401 (it does not share logins)", status)
 	}
 
 	first.Stop()
 	again := apptest.Start(t, bin, "-redis", rs.URL(), "-store", "memory", "-instance", "again")
-	if status, _ := get(t, c, again.URL+"/profile"); status != http.StatusUnauthorized {
+	if status, _ := apptest.Get(t, c, again.URL+"/profile"); status != http.StatusUnauthorized {
 		t.Errorf("profile after restart: %d, want 401 (the session died with the process)", status)
 	}
-	if s := postForm(t, c, again.URL+"/login", url.Values{"username": {"frank"}, "password": {"frank-password"}}); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, c, again.URL+"/login", url.Values{"username": {"frank"}, "password": {"frank-password"}}); s != http.StatusSeeOther {
 		t.Errorf("login after restart: %d, want 303 (the account is in Redis)", s)
 	}
 }

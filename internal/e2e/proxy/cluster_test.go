@@ -1,4 +1,4 @@
-package e2e
+package proxy
 
 import (
 	"bufio"
@@ -212,7 +212,7 @@ func (c *cluster) count(hc *http.Client) (n int, instance string) {
 	if resp.StatusCode != http.StatusOK {
 		c.t.Fatalf("GET /count: %d\n%s", resp.StatusCode, body)
 	}
-	n, err := strconv.Atoi(viewCount(c.t, body))
+	n, err := strconv.Atoi(apptest.ViewCount(c.t, body))
 	m := servedBy.FindStringSubmatch(body)
 	if err != nil || m == nil {
 		c.t.Fatalf("GET /count: no count or instance in the page\n%s", body)

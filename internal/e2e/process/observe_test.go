@@ -1,4 +1,4 @@
-package e2e
+package process
 
 import (
 	"bufio"
@@ -76,33 +76,33 @@ next:
 func TestMetricsAfterTraffic(t *testing.T) {
 	rs := redistest.Start(t)
 	p := apptest.Start(t, bin, "-redis", rs.URL(), "-debug-addr", "127.0.0.1:0")
-	debug := debugURL(t, p)
+	debug := p.DebugURL()
 	laptop, phone, guesser := apptest.Client(t), apptest.Client(t), apptest.Client(t)
 
-	if s, _ := get(t, laptop, p.URL+"/metrics"); s != http.StatusNotFound {
+	if s, _ := apptest.Get(t, laptop, p.URL+"/metrics"); s != http.StatusNotFound {
 		t.Errorf("/metrics on the public listener: %d, want 404", s)
 	}
-	if s, _ := get(t, laptop, p.URL+"/debug/live"); s != http.StatusNotFound {
+	if s, _ := apptest.Get(t, laptop, p.URL+"/debug/live"); s != http.StatusNotFound {
 		t.Errorf("/debug/live on the public listener: %d, want 404", s)
 	}
 	creds := url.Values{"username": {"metrics"}, "password": {"metrics-password"}}
-	if s := postForm(t, laptop, p.URL+"/register", creds); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, laptop, p.URL+"/register", creds); s != http.StatusSeeOther {
 		t.Fatalf("register: %d", s)
 	}
 	for range 3 {
-		get(t, laptop, p.URL+"/count")
+		apptest.Get(t, laptop, p.URL+"/count")
 	}
-	if s := postForm(t, phone, p.URL+"/login", creds); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, phone, p.URL+"/login", creds); s != http.StatusSeeOther {
 		t.Fatalf("login: %d", s)
 	}
 	wrong := url.Values{"username": {"metrics"}, "password": {"not-the-password"}}
-	if s := postForm(t, phone, p.URL+"/login", wrong); s != http.StatusUnauthorized {
+	if s := apptest.PostForm(t, phone, p.URL+"/login", wrong); s != http.StatusUnauthorized {
 		t.Fatalf("wrong login: %d", s)
 	}
 	// Wrong passwords from one client for one account, until the throttle steps in.
 	throttled := false
 	for range 10 {
-		if s := postForm(t, guesser, p.URL+"/login", wrong); s == http.StatusTooManyRequests {
+		if s := apptest.PostForm(t, guesser, p.URL+"/login", wrong); s == http.StatusTooManyRequests {
 			throttled = true
 			break
 		}
@@ -110,7 +110,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if !throttled {
 		t.Fatal("ten wrong logins were never throttled")
 	}
-	if s := postForm(t, laptop, p.URL+"/sessions/revoke-others", nil); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, laptop, p.URL+"/sessions/revoke-others", nil); s != http.StatusSeeOther {
 		t.Fatalf("log out everywhere else: %d", s)
 	}
 	stream := apptest.OpenStream(t, laptop, p.URL+"/live")
@@ -171,12 +171,12 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	atLeast(1, "sessionlab_redis_pool_connections", "client", "redigo", "state", "idle")
 	exactly(0, "sessionlab_redis_failover_gate_closed")
 
-	if s := postForm(t, laptop, p.URL+"/logout", nil); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, laptop, p.URL+"/logout", nil); s != http.StatusSeeOther {
 		t.Fatalf("logout: %d", s)
 	}
 	// Redis goes away: requests answer 503, counted by the kind of failure.
 	rs.Stop()
-	if s, _ := get(t, apptest.Client(t), p.URL+"/count"); s != http.StatusServiceUnavailable {
+	if s, _ := apptest.Get(t, apptest.Client(t), p.URL+"/count"); s != http.StatusServiceUnavailable {
 		t.Fatalf("count without Redis: %d, want 503", s)
 	}
 	m = scrape(t, debug)
@@ -230,7 +230,7 @@ func TestRequestIDsAndJSONAccessLog(t *testing.T) {
 	if got := resp.Header.Get("X-Request-Id"); got == "" || got == "client-made-id-01" {
 		t.Errorf("from an untrusted client: X-Request-Id %q, want a new one", got)
 	}
-	if s, _ := get(t, apptest.Client(t), direct.URL+"/healthz"); s != http.StatusOK {
+	if s, _ := apptest.Get(t, apptest.Client(t), direct.URL+"/healthz"); s != http.StatusOK {
 		t.Fatal("healthz")
 	}
 

@@ -1,4 +1,4 @@
-package e2e
+package proxy
 
 import (
 	"net/http"
@@ -37,7 +37,7 @@ func TestBinaryBehindTLSProxy(t *testing.T) {
 		t.Errorf("Set-Cookie %q: want __Host-session; Path=/; HttpOnly; Secure; SameSite=Lax, no Domain", raw)
 	}
 
-	if code := postForm(t, c, app.URL+"/register", url.Values{"username": {"alice"}, "password": {"alice-password"}}); code != http.StatusSeeOther {
+	if code := apptest.PostForm(t, c, app.URL+"/register", url.Values{"username": {"alice"}, "password": {"alice-password"}}); code != http.StatusSeeOther {
 		t.Fatalf("register: %d", code)
 	}
 	login := func(from, password string) *http.Response {

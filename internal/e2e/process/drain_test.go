@@ -1,11 +1,10 @@
-package e2e
+package process
 
 import (
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,30 +13,6 @@ import (
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 )
-
-var debugListener = regexp.MustCompile(`msg="debug listener" addr=(\S+)`)
-
-// debugURL is the base URL of a process's -debug-addr listener.
-func debugURL(t *testing.T, p *apptest.Process) string {
-	t.Helper()
-	m := debugListener.FindStringSubmatch(p.Log())
-	if m == nil {
-		t.Fatalf("the app logged no debug listener (started without -debug-addr?)\n%s", p.Log())
-	}
-	return "http://" + m[1]
-}
-
-// debugGet fetches a page of the debug listener.
-func debugGet(t *testing.T, base, path string) string {
-	t.Helper()
-	resp, err := http.Get(base + path)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
 
 // SIGTERM drains: a request in flight when the signal arrives is answered
 // and its session write lands in Redis, new connections are refused at
@@ -52,7 +27,7 @@ func TestSIGTERMDrainsRequestsInFlight(t *testing.T) {
 	const shutdownTimeout = 60 * time.Second
 	p := apptest.Start(t, bin, "-redis", rs.URL(), "-bcrypt-cost", "13",
 		"-debug-addr", "127.0.0.1:0", "-shutdown-timeout", shutdownTimeout.String())
-	debug := debugURL(t, p)
+	debug := p.DebugURL()
 	c := apptest.Client(t)
 
 	type result struct {
@@ -130,7 +105,7 @@ func TestSIGTERMGivesUpAtTheShutdownTimeout(t *testing.T) {
 	const shutdownTimeout = 100 * time.Millisecond // a cost-14 bcrypt takes a second or more
 	p := apptest.Start(t, bin, "-redis", rs.URL(), "-bcrypt-cost", "14",
 		"-debug-addr", "127.0.0.1:0", "-shutdown-timeout", shutdownTimeout.String())
-	debug := debugURL(t, p)
+	debug := p.DebugURL()
 	c := apptest.Client(t)
 	go func() {
 		if resp, err := c.PostForm(p.URL+"/register", url.Values{"username": {"slow"}, "password": {"slow-password"}}); err == nil {
@@ -158,7 +133,7 @@ func TestSIGTERMGivesUpAtTheShutdownTimeout(t *testing.T) {
 func waitForBcrypt(t *testing.T, debug string) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if strings.Contains(debugGet(t, debug, "/debug/pprof/goroutine?debug=2"), "bcrypt.GenerateFromPassword") {
+		if strings.Contains(apptest.DebugGet(t, debug, "/debug/pprof/goroutine?debug=2"), "bcrypt.GenerateFromPassword") {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -177,14 +152,14 @@ func TestSIGTERMDrainPeriod(t *testing.T) {
 	rs := redistest.Start(t)
 	p := apptest.Start(t, bin, "-redis", rs.URL(), "-drain", "3s")
 	c := apptest.Client(t)
-	if code, _ := get(t, c, p.URL+"/count"); code != http.StatusOK {
+	if code, _ := apptest.Get(t, c, p.URL+"/count"); code != http.StatusOK {
 		t.Fatalf("GET /count: %d", code)
 	}
 	if err := syscall.Kill(p.PID(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		code, body := get(t, c, p.URL+"/readyz")
+		code, body := apptest.Get(t, c, p.URL+"/readyz")
 		if code == http.StatusServiceUnavailable && strings.Contains(body, "draining") {
 			break
 		}
@@ -203,8 +178,8 @@ func TestSIGTERMDrainPeriod(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || viewCount(t, string(b)) != "2" {
-		t.Fatalf("GET /count while draining: %d, count %s; want 200 and 2", resp.StatusCode, viewCount(t, string(b)))
+	if resp.StatusCode != http.StatusOK || apptest.ViewCount(t, string(b)) != "2" {
+		t.Fatalf("GET /count while draining: %d, count %s; want 200 and 2", resp.StatusCode, apptest.ViewCount(t, string(b)))
 	}
 	if !resp.Close {
 		t.Error("an answer while draining keeps its connection open; want Connection: close")

@@ -1,4 +1,4 @@
-package e2e
+package failover
 
 import (
 	"fmt"
@@ -34,7 +34,7 @@ func TestCountsSurviveSentinelFailover(t *testing.T) {
 		apptest.Start(t, bin, "-redis", topo.URL(), "-instance", "b"),
 	}
 	for _, p := range apps {
-		if status, body := get(t, apptest.Client(t), p.URL+"/readyz"); status != http.StatusOK {
+		if status, body := apptest.Get(t, apptest.Client(t), p.URL+"/readyz"); status != http.StatusOK {
 			t.Fatalf("readyz on a Sentinel deployment: %d %s", status, body)
 		}
 	}
@@ -44,7 +44,7 @@ func TestCountsSurviveSentinelFailover(t *testing.T) {
 	for i := range clients {
 		clients[i] = apptest.Client(t)
 		form := url.Values{"username": {fmt.Sprintf("sen%d", i)}, "password": {"sentinel-password"}}
-		if s := postForm(t, clients[i], apps[i%2].URL+"/register", form); s != http.StatusSeeOther {
+		if s := apptest.PostForm(t, clients[i], apps[i%2].URL+"/register", form); s != http.StatusSeeOther {
 			t.Fatalf("register: %d", s)
 		}
 	}
@@ -129,13 +129,13 @@ func TestCountsSurviveSentinelFailover(t *testing.T) {
 			// instance checks the master's replicas every half second, so
 			// it may take that long to see the one that just synced).
 			for _, p := range apps {
-				waitUntilOK(t, apptest.Client(t), p.URL+"/readyz")
+				apptest.WaitUntilOK(t, apptest.Client(t), p.URL+"/readyz")
 				c := apptest.Client(t)
 				name := fmt.Sprintf("new-%s-%d", strings.ReplaceAll(failure.name, " ", "-"), p.PID())
-				if s := postForm(t, c, p.URL+"/register", url.Values{"username": {name}, "password": {"sentinel-password"}}); s != http.StatusSeeOther {
+				if s := apptest.PostForm(t, c, p.URL+"/register", url.Values{"username": {name}, "password": {"sentinel-password"}}); s != http.StatusSeeOther {
 					t.Errorf("%s: register after the failover: %d", p.Addr, s)
 				}
-				if s := postForm(t, apptest.Client(t), p.URL+"/login", url.Values{"username": {"sen1"}, "password": {"sentinel-password"}}); s != http.StatusSeeOther {
+				if s := apptest.PostForm(t, apptest.Client(t), p.URL+"/login", url.Values{"username": {"sen1"}, "password": {"sentinel-password"}}); s != http.StatusSeeOther {
 					t.Errorf("%s: login after the failover: %d", p.Addr, s)
 				}
 			}
@@ -158,8 +158,8 @@ func TestCountsSurviveSentinelFailover(t *testing.T) {
 // countOnce counts once at base and returns the count the page shows.
 func countOnce(t *testing.T, c *http.Client, base string) int {
 	t.Helper()
-	status, body := waitUntilOK(t, c, base+"/count")
-	n, err := strconv.Atoi(viewCount(t, body))
+	status, body := apptest.WaitUntilOK(t, c, base+"/count")
+	n, err := strconv.Atoi(apptest.ViewCount(t, body))
 	if err != nil || status != http.StatusOK {
 		t.Fatalf("count: %d %v", status, err)
 	}

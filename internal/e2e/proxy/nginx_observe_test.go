@@ -1,4 +1,4 @@
-package e2e
+package proxy
 
 import (
 	"bytes"
@@ -42,7 +42,7 @@ func TestNginxSendsRequestIDAndRedirectsHTTP(t *testing.T) {
 	}
 	https, plain := freeAddr(t), freeAddr(t)
 	_, httpsPort, _ := net.SplitHostPort(https)
-	text, err := os.ReadFile("../cluster/nginx.conf")
+	text, err := os.ReadFile("../../cluster/nginx.conf")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package e2e
+package oneredis
 
 import (
 	"bufio"
@@ -29,10 +29,10 @@ func TestConcurrentCountsOnTwoProcesses(t *testing.T) {
 	a := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a")
 	b := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b")
 	c := apptest.Client(t)
-	if s := postForm(t, c, a.URL+"/register", url.Values{"username": {"duo"}, "password": {"duo-password"}}); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, c, a.URL+"/register", url.Values{"username": {"duo"}, "password": {"duo-password"}}); s != http.StatusSeeOther {
 		t.Fatalf("register: %d", s)
 	}
-	token := sessionToken(t, c, a.URL)
+	token := apptest.SessionToken(t, c, a.URL)
 
 	// Live streams, opened before the counts; each records the count
 	// events it carries, in order.
@@ -136,7 +136,7 @@ func TestConcurrentCountsOnTwoProcesses(t *testing.T) {
 	if stored.Values.Views != counts+1 || ok.Load() != counts {
 		t.Errorf("Redis holds views = %d; %d of %d counts answered 200", stored.Values.Views, ok.Load(), counts)
 	}
-	if status, body := get(t, c, b.URL+"/profile"); status != http.StatusOK || !strings.Contains(body, "Hello duo") {
+	if status, body := apptest.Get(t, c, b.URL+"/profile"); status != http.StatusOK || !strings.Contains(body, "Hello duo") {
 		t.Errorf("profile after the counts: %d", status)
 	}
 	t.Logf("the two live streams carried %d and %d count events", len(carried[0]), len(carried[1]))

@@ -1,4 +1,4 @@
-package e2e
+package oneredis
 
 import (
 	"fmt"
@@ -24,7 +24,7 @@ var hello = regexp.MustCompile(`<h1 data-testid="hello"[^>]*>Hello ([^<]*)</h1>`
 // other answer fails the test rather than counting as logged out.
 func loggedIn(t *testing.T, c *http.Client, base, user string) bool {
 	t.Helper()
-	status, body := get(t, c, base+"/profile")
+	status, body := apptest.Get(t, c, base+"/profile")
 	switch m := hello.FindStringSubmatch(body); {
 	case status == http.StatusOK && m != nil && m[1] == user:
 		return true
@@ -39,7 +39,7 @@ func loggedIn(t *testing.T, c *http.Client, base, user string) bool {
 func logInClient(t *testing.T, base, user, password string) *http.Client {
 	t.Helper()
 	c := apptest.Client(t)
-	if s := postForm(t, c, base+"/login", url.Values{"username": {user}, "password": {password}}); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, c, base+"/login", url.Values{"username": {user}, "password": {password}}); s != http.StatusSeeOther {
 		t.Fatalf("log in %s on %s: status %d, want 303", user, base, s)
 	}
 	return c
@@ -75,7 +75,7 @@ func TestNoSessionEscapesRevocation(t *testing.T) {
 			user := fmt.Sprintf("racer%d", rounds)
 			const oldPw, newPw = "old-password", "new-password"
 			owner := apptest.Client(t)
-			if s := postForm(t, owner, a.URL+"/register", url.Values{"username": {user}, "password": {oldPw}}); s != http.StatusSeeOther {
+			if s := apptest.PostForm(t, owner, a.URL+"/register", url.Values{"username": {user}, "password": {oldPw}}); s != http.StatusSeeOther {
 				t.Fatalf("register: %d", s)
 			}
 			type login struct {
@@ -164,12 +164,12 @@ func TestNoSessionEscapesRevocation(t *testing.T) {
 		revoke func(t *testing.T, owner *http.Client, b *apptest.Process, user string)
 	}{
 		{"a password change with the session index lost", "lost1", func(t *testing.T, owner *http.Client, b *apptest.Process, user string) {
-			if s := postForm(t, owner, b.URL+"/password", url.Values{"current": {user + "-password"}, "new": {user + "-changed"}}); s != http.StatusSeeOther {
+			if s := apptest.PostForm(t, owner, b.URL+"/password", url.Values{"current": {user + "-password"}, "new": {user + "-changed"}}); s != http.StatusSeeOther {
 				t.Fatalf("password change: %d", s)
 			}
 		}},
 		{"log out everywhere else with the session index lost", "lost2", func(t *testing.T, owner *http.Client, b *apptest.Process, user string) {
-			if s := postForm(t, owner, b.URL+"/sessions/revoke-others", url.Values{}); s != http.StatusSeeOther {
+			if s := apptest.PostForm(t, owner, b.URL+"/sessions/revoke-others", url.Values{}); s != http.StatusSeeOther {
 				t.Fatalf("revoke others: %d", s)
 			}
 		}},
@@ -178,7 +178,7 @@ func TestNoSessionEscapesRevocation(t *testing.T) {
 			rs, a, b := start(t)
 			apps := []*apptest.Process{a, b}
 			owner := apptest.Client(t)
-			if s := postForm(t, owner, a.URL+"/register", url.Values{"username": {tc.user}, "password": {tc.user + "-password"}}); s != http.StatusSeeOther {
+			if s := apptest.PostForm(t, owner, a.URL+"/register", url.Values{"username": {tc.user}, "password": {tc.user + "-password"}}); s != http.StatusSeeOther {
 				t.Fatalf("register: %d", s)
 			}
 			var others []*http.Client

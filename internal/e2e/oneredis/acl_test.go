@@ -1,4 +1,4 @@
-package e2e
+package oneredis
 
 import (
 	"html"
@@ -19,7 +19,7 @@ import (
 // read from the doc itself so that what it says is what is tested.
 func aclRule(t *testing.T) string {
 	t.Helper()
-	doc, err := os.ReadFile("../../docs/deploy.md")
+	doc, err := os.ReadFile("../../../docs/deploy.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,31 +83,31 @@ func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
 		do     func() int
 		status int
 	}{
-		{"ready", func() int { s, _ := get(t, laptop, a.URL+"/readyz"); return s }, http.StatusOK},
-		{"ready again", func() int { s, _ := get(t, laptop, a.URL+"/readyz"); return s }, http.StatusOK},
-		{"ready on b", func() int { s, _ := get(t, laptop, b.URL+"/readyz"); return s }, http.StatusOK},
+		{"ready", func() int { s, _ := apptest.Get(t, laptop, a.URL+"/readyz"); return s }, http.StatusOK},
+		{"ready again", func() int { s, _ := apptest.Get(t, laptop, a.URL+"/readyz"); return s }, http.StatusOK},
+		{"ready on b", func() int { s, _ := apptest.Get(t, laptop, b.URL+"/readyz"); return s }, http.StatusOK},
 		{"register", func() int {
-			return postForm(t, laptop, a.URL+"/register", url.Values{"username": {"acl"}, "password": {"acl-password"}})
+			return apptest.PostForm(t, laptop, a.URL+"/register", url.Values{"username": {"acl"}, "password": {"acl-password"}})
 		}, http.StatusSeeOther},
-		{"count on a", func() int { s, _ := get(t, laptop, a.URL+"/count"); return s }, http.StatusOK},
-		{"count on b", func() int { s, _ := get(t, laptop, b.URL+"/count"); return s }, http.StatusOK},
+		{"count on a", func() int { s, _ := apptest.Get(t, laptop, a.URL+"/count"); return s }, http.StatusOK},
+		{"count on b", func() int { s, _ := apptest.Get(t, laptop, b.URL+"/count"); return s }, http.StatusOK},
 		{"login elsewhere", func() int {
-			return postForm(t, phone, b.URL+"/login", url.Values{"username": {"acl"}, "password": {"acl-password"}})
+			return apptest.PostForm(t, phone, b.URL+"/login", url.Values{"username": {"acl"}, "password": {"acl-password"}})
 		}, http.StatusSeeOther},
-		{"sessions page", func() int { s, _ := get(t, laptop, a.URL+"/sessions"); return s }, http.StatusOK},
-		{"Redis page", func() int { s, _ := get(t, laptop, a.URL+"/redis"); return s }, http.StatusOK},
-		{"stay signed in", func() int { return postForm(t, laptop, a.URL+"/session/touch", nil) }, http.StatusSeeOther},
-		{"log out everywhere else", func() int { return postForm(t, laptop, a.URL+"/sessions/revoke-others", nil) }, http.StatusSeeOther},
-		{"the other session is out", func() int { s, _ := get(t, phone, b.URL+"/profile"); return s }, http.StatusUnauthorized},
+		{"sessions page", func() int { s, _ := apptest.Get(t, laptop, a.URL+"/sessions"); return s }, http.StatusOK},
+		{"Redis page", func() int { s, _ := apptest.Get(t, laptop, a.URL+"/redis"); return s }, http.StatusOK},
+		{"stay signed in", func() int { return apptest.PostForm(t, laptop, a.URL+"/session/touch", nil) }, http.StatusSeeOther},
+		{"log out everywhere else", func() int { return apptest.PostForm(t, laptop, a.URL+"/sessions/revoke-others", nil) }, http.StatusSeeOther},
+		{"the other session is out", func() int { s, _ := apptest.Get(t, phone, b.URL+"/profile"); return s }, http.StatusUnauthorized},
 		{"password change", func() int {
-			return postForm(t, laptop, b.URL+"/password", url.Values{"current": {"acl-password"}, "new": {"acl-new-password"}})
+			return apptest.PostForm(t, laptop, b.URL+"/password", url.Values{"current": {"acl-password"}, "new": {"acl-new-password"}})
 		}, http.StatusSeeOther},
 		{"failed login", func() int {
-			return postForm(t, phone, a.URL+"/login", url.Values{"username": {"acl"}, "password": {"wrong-password"}})
+			return apptest.PostForm(t, phone, a.URL+"/login", url.Values{"username": {"acl"}, "password": {"wrong-password"}})
 		}, http.StatusUnauthorized},
-		{"log out", func() int { return postForm(t, laptop, a.URL+"/logout", nil) }, http.StatusSeeOther},
+		{"log out", func() int { return apptest.PostForm(t, laptop, a.URL+"/logout", nil) }, http.StatusSeeOther},
 		{"log in", func() int {
-			return postForm(t, laptop, b.URL+"/login", url.Values{"username": {"acl"}, "password": {"acl-new-password"}})
+			return apptest.PostForm(t, laptop, b.URL+"/login", url.Values{"username": {"acl"}, "password": {"acl-new-password"}})
 		}, http.StatusSeeOther},
 	}
 	for i, s := range steps {
@@ -127,9 +127,9 @@ func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
 	// The Redis panel's redis-cli examples work for this user: each one the
 	// panel shows, run with this session's key (and the password that
 	// --askpass would ask for), answers without NOPERM.
-	_, panel := get(t, laptop, b.URL+"/redis")
+	_, panel := apptest.Get(t, laptop, b.URL+"/redis")
 	panel = html.UnescapeString(panel)
-	key := "sess:" + sessionToken(t, laptop, b.URL)
+	key := "sess:" + apptest.SessionToken(t, laptop, b.URL)
 	examples := regexp.MustCompile(`redis-cli [^<]*?(--scan --pattern 'sess:\*'|GET sess:<token>|PTTL sess:<token>)`).FindAllString(panel, -1)
 	if len(examples) != 3 || !strings.Contains(panel, "--user sessionlab --askpass GET sess:<token>") {
 		t.Errorf("the panel's redis-cli examples: %q, want --scan, GET and PTTL as the app's user", examples)

@@ -1,4 +1,4 @@
-package e2e
+package process
 
 import (
 	"net"
@@ -43,7 +43,7 @@ func TestImage(t *testing.T) {
 	image := "localhost/sessionlab:test-" + strconv.Itoa(os.Getpid())
 	start := time.Now()
 	build := exec.Command("go", "tool", "task", "image", "IMAGE="+image)
-	build.Dir = "../.."
+	build.Dir = "../../.."
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go tool task image: %v\n%s", err, out)
 	}
@@ -88,13 +88,13 @@ func TestImage(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if s := postForm(t, c, base+"/register", url.Values{"username": {"boxed"}, "password": {"container-password"}}); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, c, base+"/register", url.Values{"username": {"boxed"}, "password": {"container-password"}}); s != http.StatusSeeOther {
 		t.Fatalf("register in the container: %d", s)
 	}
-	if s, body := get(t, c, base+"/count"); s != http.StatusOK || viewCount(t, body) != "1" {
+	if s, body := apptest.Get(t, c, base+"/count"); s != http.StatusOK || apptest.ViewCount(t, body) != "1" {
 		t.Errorf("count in the container: %d", s)
 	}
-	if key := "sess:" + sessionToken(t, c, base); rs.MustDo("EXISTS", key) != "1" {
+	if key := "sess:" + apptest.SessionToken(t, c, base); rs.MustDo("EXISTS", key) != "1" {
 		t.Errorf("the session is not in Redis (%s)", key)
 	}
 	if top, err := podman("top", name, "user"); err != nil || strings.Contains(top, "root") || !strings.Contains(top, "65532") {

@@ -1,4 +1,4 @@
-package e2e
+package failover
 
 import (
 	"net/http"
@@ -26,10 +26,10 @@ func TestProcessSurvivesRedisOutageAndRestart(t *testing.T) {
 	rs := redistest.Start(t)
 	p := apptest.Start(t, bin, "-redis", rs.URL())
 	c := apptest.Client(t)
-	if s := postForm(t, c, p.URL+"/register", url.Values{"username": {"ola"}, "password": {"ola-password"}}); s != http.StatusSeeOther {
+	if s := apptest.PostForm(t, c, p.URL+"/register", url.Values{"username": {"ola"}, "password": {"ola-password"}}); s != http.StatusSeeOther {
 		t.Fatalf("register: %d", s)
 	}
-	get(t, c, p.URL+"/count")
+	apptest.Get(t, c, p.URL+"/count")
 
 	for _, outage := range []struct {
 		name        string
@@ -41,16 +41,16 @@ func TestProcessSurvivesRedisOutageAndRestart(t *testing.T) {
 		outage.break_()
 		for _, path := range []string{"/count", "/profile", "/", "/sessions", "/live", "/redis"} {
 			start := time.Now()
-			status, body := get(t, c, p.URL+path)
+			status, body := apptest.Get(t, c, p.URL+path)
 			if took := time.Since(start); status != http.StatusServiceUnavailable || took > outageBound ||
 				!strings.Contains(body, "Session store unavailable") {
 				t.Errorf("Redis %s: GET %s: %d after %v, want the 503 page within %v", outage.name, path, status, took, outageBound)
 			}
 		}
-		if status, _ := get(t, c, p.URL+"/healthz"); status != http.StatusOK {
+		if status, _ := apptest.Get(t, c, p.URL+"/healthz"); status != http.StatusOK {
 			t.Errorf("Redis %s: healthz %d, want 200", outage.name, status)
 		}
-		if status, _ := get(t, c, p.URL+"/readyz"); status != http.StatusServiceUnavailable {
+		if status, _ := apptest.Get(t, c, p.URL+"/readyz"); status != http.StatusServiceUnavailable {
 			t.Errorf("Redis %s: readyz %d, want 503", outage.name, status)
 		}
 		select {
@@ -59,32 +59,16 @@ func TestProcessSurvivesRedisOutageAndRestart(t *testing.T) {
 		default:
 		}
 		outage.fix()
-		waitUntilOK(t, c, p.URL+"/readyz")
+		apptest.WaitUntilOK(t, c, p.URL+"/readyz")
 	}
 
 	rs.Restart()
-	waitUntilOK(t, c, p.URL+"/readyz")
-	status, body := waitUntilOK(t, c, p.URL+"/count")
-	if viewCount(t, body) != "2" {
-		t.Errorf("count after outages and a Redis restart = %s, want 2 (the 503s counted nothing)", viewCount(t, body))
+	apptest.WaitUntilOK(t, c, p.URL+"/readyz")
+	status, body := apptest.WaitUntilOK(t, c, p.URL+"/count")
+	if apptest.ViewCount(t, body) != "2" {
+		t.Errorf("count after outages and a Redis restart = %s, want 2 (the 503s counted nothing)", apptest.ViewCount(t, body))
 	}
-	if status, body = get(t, c, p.URL+"/profile"); status != http.StatusOK || !strings.Contains(body, "Hello ola") {
+	if status, body = apptest.Get(t, c, p.URL+"/profile"); status != http.StatusOK || !strings.Contains(body, "Hello ola") {
 		t.Errorf("profile after the Redis restart: %d, the login was lost", status)
-	}
-}
-
-// waitUntilOK repeats a GET until it answers 200 (10 s at most).
-func waitUntilOK(t *testing.T, c *http.Client, u string) (int, string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		status, body := get(t, c, u)
-		if status == http.StatusOK {
-			return status, body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s still %d after 10 s: no recovery", u, status)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
