@@ -1,11 +1,13 @@
 package handlers
 
 import (
+	"math"
 	"net/http"
 	"net/url"
 	"testing"
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
 // The request path up to the store: the whole handler chain (headers,
@@ -30,8 +32,11 @@ func newBenchApp(b *testing.B) *testApp {
 	return newTestAppOn(b, redistest.Start(b, "--appendonly", "no"))
 }
 
-func benchRequest(b *testing.B, path, cookie string, want int) {
+func benchRequest(b *testing.B, path, cookie string, want int, setup ...func(*testApp)) {
 	ta := newBenchApp(b)
+	for _, f := range setup {
+		f(ta)
+	}
 	h := ta.app.Routes()
 	if cookie == "logged-in" {
 		c := ta.client()
@@ -57,6 +62,17 @@ func benchRequest(b *testing.B, path, cookie string, want int) {
 func BenchmarkProfileLoggedIn(b *testing.B) { benchRequest(b, "/profile", "logged-in", http.StatusOK) }
 func BenchmarkCountLoggedIn(b *testing.B)   { benchRequest(b, "/count", "logged-in", http.StatusOK) }
 func BenchmarkHomeNoCookie(b *testing.B)    { benchRequest(b, "/", "", http.StatusOK) }
+
+// BenchmarkCountNoCookie is a new visitor's first count: a new session,
+// counted against the limit on new anonymous sessions (set where this load
+// never reaches it, as go tool task bench runs the app).
+func BenchmarkCountNoCookie(b *testing.B) {
+	benchRequest(b, "/count", "", http.StatusOK, func(ta *testApp) {
+		p := throttle.DefaultPolicy
+		p.Anonymous.Max = math.MaxInt32
+		ta.app.Throttle = throttle.New(ta.redis.Client(b), p)
+	})
+}
 
 // BenchmarkProfileParallel is GET /profile from many goroutines at once:
 // what the pools and the Redis clients allow, without HTTP.
