@@ -3,9 +3,12 @@
 package views
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/a-h/templ"
 )
 
 // Page is what the layout needs on every page.
@@ -136,6 +139,15 @@ const htmxConfig = `{"includeIndicatorStyles":false,"allowEval":false,"allowScri
 	`"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},` +
 	`{"code":"40[19]|42[29]","swap":true},` +
 	`{"code":"4..","swap":true,"error":true},{"code":"5..","swap":true,"error":true}]}`
+
+// headFixed is headAssets rendered once, when the process starts.
+var headFixed = func() templ.Component {
+	var b strings.Builder
+	if err := headAssets().Render(context.Background(), &b); err != nil {
+		panic(err)
+	}
+	return templ.Raw(b.String())
+}()
 
 func ttlText(d time.Duration) string {
 	if d < 0 {
