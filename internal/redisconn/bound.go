@@ -51,24 +51,44 @@ func WithBudget(ctx context.Context, d time.Duration) context.Context {
 	return context.WithValue(ctx, budgetKey{}, b)
 }
 
-// limit derives a context that ends after timeout or when the request's
-// budget is spent, unless ctx ends sooner. done records the time spent.
-func limit(ctx context.Context, timeout time.Duration) (_ context.Context, done func()) {
+// deadline is when a command sent now with ctx must have ended: after
+// timeout, when the request's budget is spent, or at ctx's deadline,
+// whichever comes first. The command's time is spent from the budget when
+// it has ended (spending.done).
+func deadline(ctx context.Context, timeout time.Duration) (time.Time, spending) {
 	bud, _ := ctx.Value(budgetKey{}).(*budget)
 	if bud != nil {
 		timeout = min(timeout, time.Duration(bud.left.Load()))
 	}
 	start := time.Now()
-	spend := func() {
-		if bud != nil {
-			bud.left.Add(-int64(time.Since(start)))
-		}
+	lim := start.Add(timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(lim) {
+		lim = dl
 	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= timeout {
-		return ctx, spend
+	return lim, spending{bud, start}
+}
+
+// spending is one command's draw on a budget (none when bud is nil).
+type spending struct {
+	bud   *budget
+	start time.Time
+}
+
+func (s spending) done() {
+	if s.bud != nil {
+		s.bud.left.Add(-int64(time.Since(s.start)))
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	return ctx, func() { cancel(); spend() }
+}
+
+// limit derives a context that ends at deadline's time, unless ctx ends
+// sooner. done records the time spent.
+func limit(ctx context.Context, timeout time.Duration) (_ context.Context, done func()) {
+	lim, spend := deadline(ctx, timeout)
+	if dl, ok := ctx.Deadline(); ok && !dl.After(lim) {
+		return ctx, spend.done
+	}
+	ctx, cancel := context.WithDeadline(ctx, lim)
+	return ctx, func() { cancel(); spend.done() }
 }
 
 func (b bounded) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {

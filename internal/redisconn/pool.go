@@ -1,8 +1,10 @@
 package redisconn
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -36,7 +38,6 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 		noReplica = noReplicaAt
 	}
 	dialOptions := []redis.DialOption{
-		redis.DialConnectTimeout(DialTimeout),
 		redis.DialTLSHandshakeTimeout(DialTimeout),
 		redis.DialReadTimeout(DefaultTimeout),
 		redis.DialWriteTimeout(DefaultTimeout),
@@ -55,7 +56,7 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 		// connection for about one request in seven (go tool task bench).
 		MaxIdle:     256,
 		IdleTimeout: 4 * time.Minute,
-		Dial: func() (redis.Conn, error) {
+		DialContext: func(ctx context.Context) (redis.Conn, error) {
 			addr := master()
 			if addr == "" {
 				return nil, errors.New("Redis Sentinel has named no master yet")
@@ -63,20 +64,32 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 			if err := gate(addr); err != nil {
 				return nil, err
 			}
-			c, err := redis.Dial(network, addr, dialOptions...)
+			lim := limitOf(ctx)
+			var nc *limitedConn
+			dial := redis.DialContextFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+				d := net.Dialer{Timeout: DialTimeout, Deadline: lim, KeepAlive: 5 * time.Minute}
+				c, err := d.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				nc = &limitedConn{Conn: c, limit: lim}
+				return nc, nil
+			})
+			c, err := redis.DialContext(ctx, network, addr, append(dialOptions[:len(dialOptions):len(dialOptions)], dial)...)
 			if err != nil {
 				p.failed()
 				return nil, err
 			}
-			wc := &watchedConn{Conn: c, addr: addr, pool: p, noReplica: noReplica, times: cfg.PoolTimes, pingOnly: cfg.Managed}
+			wc := &watchedConn{Conn: c, nc: nc, addr: addr, pool: p, noReplica: noReplica, times: cfg.PoolTimes, pingOnly: cfg.Managed}
 			if err := wc.checkRole(); err != nil {
 				c.Close()
 				return nil, err
 			}
 			return wc, nil
 		},
-		TestOnBorrow: func(c redis.Conn, idleSince time.Time) error {
+		TestOnBorrowContext: func(ctx context.Context, c redis.Conn, idleSince time.Time) error {
 			wc := c.(*watchedConn)
+			wc.nc.limit = limitOf(ctx)
 			if err := gate(wc.addr); err != nil {
 				return err
 			}
@@ -95,6 +108,69 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 			return wc.checkRole()
 		},
 	}, nil
+}
+
+type limitKey struct{}
+
+// limitOf is the time by which the work of whoever borrows a connection
+// with ctx must have ended (SessionStore.call); zero: no limit but the
+// pool's own timeouts.
+func limitOf(ctx context.Context) time.Time {
+	lim, _ := ctx.Value(limitKey{}).(time.Time)
+	return lim
+}
+
+// limitedConn is a pooled connection's network connection: the deadlines
+// redigo sets on it (now plus its read or write timeout, at every command)
+// stop at the limit of whoever borrowed it. A deadline already in place is
+// not set again: with a limit, that is every one after the first.
+type limitedConn struct {
+	net.Conn
+	limit       time.Time // zero: none
+	read, write time.Time // the deadlines set on Conn
+}
+
+func (c *limitedConn) bound(t time.Time) time.Time {
+	if !c.limit.IsZero() && (t.IsZero() || t.After(c.limit)) {
+		return c.limit
+	}
+	return t
+}
+
+func (c *limitedConn) SetDeadline(t time.Time) error {
+	t = c.bound(t)
+	if t.Equal(c.read) && t.Equal(c.write) {
+		return nil
+	}
+	c.read, c.write = t, t
+	return c.Conn.SetDeadline(t)
+}
+
+// The limit is set as the deadline of both directions at once: one timer
+// serves them, and the command's other deadline is in place already.
+
+func (c *limitedConn) SetReadDeadline(t time.Time) error {
+	t = c.bound(t)
+	switch {
+	case !c.limit.IsZero() && t.Equal(c.limit):
+		return c.SetDeadline(t)
+	case t.Equal(c.read):
+		return nil
+	}
+	c.read = t
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *limitedConn) SetWriteDeadline(t time.Time) error {
+	t = c.bound(t)
+	switch {
+	case !c.limit.IsZero() && t.Equal(c.limit):
+		return c.SetDeadline(t)
+	case t.Equal(c.write):
+		return nil
+	}
+	c.write = t
+	return c.Conn.SetWriteDeadline(t)
 }
 
 // roleEvery is how long a connection is lent without checking ROLE again.
@@ -128,6 +204,7 @@ func (p *poolState) failed() { p.lastFailure.Store(time.Now().UnixNano()) }
 // connections before lending them.
 type watchedConn struct {
 	redis.Conn
+	nc       *limitedConn
 	addr     string
 	pool     *poolState
 	checked  time.Time // last ROLE that said master

@@ -15,12 +15,17 @@ import (
 
 // SessionStore is scs/redisstore over NewPool's pool (one string per session
 // at prefix+token) with what redisstore, which takes no context, lacks: the
-// request's budget bounds each call (the abandoned call ends within the
-// pool's timeouts); a call that met a broken pooled connection is sent once
-// more (all are idempotent; a timeout is not retried, Redis is hung); each
-// command goes into the request's trace. It is an scs.CtxStore.
+// request's budget bounds each call; a call that met a broken pooled
+// connection is sent once more (all are idempotent; a timeout is not
+// retried, Redis is hung); each command goes into the request's trace. It
+// is an scs.CtxStore.
+//
+// The budget bounds a call without a goroutine to watch it: the store
+// borrows a connection whose deadlines stop at the call's limit (see
+// limitedConn) and runs redisstore's own code on it, through a pool of that
+// one connection.
 type SessionStore struct {
-	store  *redisstore.RedisStore
+	pool   *redis.Pool
 	prefix string
 	cutKey func(string) string
 }
@@ -28,7 +33,7 @@ type SessionStore struct {
 // NewSessionStore returns the store for pool, with keys prefix+token;
 // cutKey shows a key the way a trace may (a token cut short).
 func NewSessionStore(pool *redis.Pool, prefix string, cutKey func(string) string) SessionStore {
-	return SessionStore{store: redisstore.NewWithPrefix(pool, prefix), prefix: prefix, cutKey: cutKey}
+	return SessionStore{pool: pool, prefix: prefix, cutKey: cutKey}
 }
 
 // Find implements scs.Store.
@@ -46,31 +51,26 @@ func (s SessionStore) Delete(token string) error {
 	return s.DeleteCtx(context.Background(), token)
 }
 
-type found struct {
-	b  []byte
-	ok bool
-}
-
 // FindCtx implements scs.CtxStore: one GET.
-func (s SessionStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+func (s SessionStore) FindCtx(ctx context.Context, token string) (b []byte, ok bool, err error) {
 	start := time.Now()
-	f, err := await(ctx, func() (found, error) {
-		b, ok, err := s.store.Find(token)
-		return found{b, ok}, err
+	err = s.call(ctx, func(rs *redisstore.RedisStore) (err error) {
+		b, ok, err = rs.Find(token)
+		return err
 	})
 	reply := "(nil)"
-	if f.ok {
-		reply = redistrace.Size(len(f.b))
+	if ok {
+		reply = redistrace.Size(len(b))
 	}
 	s.trace(ctx, "GET", token, reply, err, start)
-	return f.b, f.ok, err
+	return b, ok, err
 }
 
 // CommitCtx implements scs.CtxStore: MULTI, SET, PEXPIREAT, EXEC, in one
 // round trip, so the value and its expiry land together.
 func (s SessionStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
 	start := time.Now()
-	_, err := await(ctx, func() (struct{}, error) { return struct{}{}, s.store.Commit(token, b, expiry) })
+	err := s.call(ctx, func(rs *redisstore.RedisStore) error { return rs.Commit(token, b, expiry) })
 	s.trace(ctx, "MULTI SET PEXPIREAT EXEC", token, "OK", err, start)
 	return err
 }
@@ -78,7 +78,7 @@ func (s SessionStore) CommitCtx(ctx context.Context, token string, b []byte, exp
 // DeleteCtx implements scs.CtxStore: one DEL.
 func (s SessionStore) DeleteCtx(ctx context.Context, token string) error {
 	start := time.Now()
-	_, err := await(ctx, func() (struct{}, error) { return struct{}{}, s.store.Delete(token) })
+	err := s.call(ctx, func(rs *redisstore.RedisStore) error { return rs.Delete(token) })
 	s.trace(ctx, "DEL", token, "OK", err, start)
 	return err
 }
@@ -102,32 +102,34 @@ func (s SessionStore) trace(ctx context.Context, name, token, reply string, err 
 // errGaveUp is returned when the session store stopped waiting for Redis.
 var errGaveUp = fmt.Errorf("gave up waiting for the session store: %w", context.DeadlineExceeded)
 
-// await runs call (and once more on a broken connection) while the
-// request's budget and DefaultTimeout last, and returns errGaveUp when
-// they end first, without waiting for call to finish.
-func await[T any](ctx context.Context, call func() (T, error)) (T, error) {
-	ctx, done := limit(ctx, DefaultTimeout)
-	defer done()
-	var zero T
-	if ctx.Err() != nil {
-		return zero, errGaveUp
+// call runs store (and once more on a broken connection) on a connection
+// whose every read and write ends by the request's budget, DefaultTimeout
+// or ctx's deadline, whichever comes first; past it, the error is errGaveUp.
+func (s SessionStore) call(ctx context.Context, store func(*redisstore.RedisStore) error) error {
+	lim, spend := deadline(ctx, DefaultTimeout)
+	defer spend.done()
+	if ctx.Err() != nil || !time.Now().Before(lim) {
+		return errGaveUp
 	}
-	type result struct {
-		v   T
-		err error
+	ctx = context.WithValue(ctx, limitKey{}, lim)
+	err := s.once(ctx, store)
+	if kind, _ := Unavailable(err); kind == ConnLost && time.Now().Before(lim) {
+		err = s.once(ctx, store)
 	}
-	ch := make(chan result, 1) // the call's goroutine never blocks on it
-	go func() {
-		v, err := call()
-		if kind, _ := Unavailable(err); kind == ConnLost && ctx.Err() == nil {
-			v, err = call()
-		}
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		return zero, errGaveUp
+	if err != nil && !time.Now().Before(lim) {
+		return errGaveUp
 	}
+	return err
+}
+
+// once borrows a connection for ctx (its limit set, see NewPool) and runs
+// store on it: redisstore gets a pool that lends only that connection and,
+// when redisstore closes it, gives it back to the real pool.
+func (s SessionStore) once(ctx context.Context, store func(*redisstore.RedisStore) error) error {
+	c, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return err
+	}
+	one := &redis.Pool{Dial: func() (redis.Conn, error) { return c, nil }}
+	return store(redisstore.NewWithPrefix(one, s.prefix))
 }
