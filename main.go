@@ -268,6 +268,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	srv.RegisterOnShutdown(app.EndStreams)
 	srv.RegisterOnShutdown(app.Live.Close)
 
+	// Announced before serving: an instance started beside others is known
+	// to them by the time it answers (the lab's servers step).
+	stopAnnounce := app.Instances.Run(log)
+	defer stopAnnounce()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(handlers.OneWriteListener(srv, ln)) }()
 	if cfg.debugAddr != "" {

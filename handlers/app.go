@@ -15,6 +15,7 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
+	"github.com/sessionlab/sessionlab/internal/instances"
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
@@ -52,6 +53,9 @@ type App struct {
 	LogID     func(token string) string                       // salted short hash for logs
 	Index     sessionstack.Index                              // per-user list of sessions
 	Live      *live.Hub                                       // pub/sub fan-out to server-sent-event streams
+	// Instances are the instances on this Redis: main runs its
+	// announces (Roster.Run), the lab's servers step reads it.
+	Instances *instances.Roster
 	// StreamLimits bound open /live streams; a zero field takes its
 	// DefaultStreamLimits value.
 	StreamLimits StreamLimits
@@ -155,6 +159,7 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 	// the PID stays (re-exec) or the OS hands out the same PID again.
 	pid := make([]byte, 3)
 	_, _ = rand.Read(pid)
+	processID := hex.EncodeToString(pid)
 	return &App{
 		Log:            log,
 		Sessions:       sm,
@@ -169,7 +174,8 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 		Ready:          prober.Probe,
 		LogID:          sessions.LogID(cfg.LogSalt).Of,
 		Instance:       cfg.Instance,
-		ProcessID:      hex.EncodeToString(pid),
+		ProcessID:      processID,
+		Instances:      instances.New(rdb, cfg.Instance, processID),
 		Started:        time.Now(),
 		Idle:           cfg.Idle,
 		TouchEvery:     sessions.TouchEvery(cfg.Idle),

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -9,9 +10,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/sessionlab/sessionlab/internal/instances"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/useragent"
 	"github.com/sessionlab/sessionlab/views"
@@ -126,9 +129,23 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 		}
 		keyDone <- nil
 	}()
+	// The instances on this Redis, for the servers step (memory mode:
+	// none shares this process's sessions).
+	var live []instances.Instance
+	liveDone := make(chan error, 1)
+	go func() {
+		if a.InProcess {
+			liveDone <- nil
+			return
+		}
+		var err error
+		live, err = a.Instances.Live(ctx)
+		liveDone <- err
+	}()
 	list, err := a.Ops.Browsers(ctx, visit.Addr)
 	if err != nil {
 		<-keyDone
+		<-liveDone
 		return views.Lab{}, err
 	}
 	id := ""
@@ -151,7 +168,8 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 		l.Browsers = ev
 	}
 
-	if err := <-keyDone; err != nil {
+	keyErr, liveErr := <-keyDone, <-liveDone
+	if err := cmp.Or(keyErr, liveErr); err != nil {
 		return views.Lab{}, err
 	}
 	key, ttl, stored := keyNow.key, keyNow.ttl, keyNow.stored
@@ -161,7 +179,7 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 		countStep(viewsN, key, this),
 		browsersStep(l.Browsers, visit.Addr),
 		a.restartStep(l.Restart, origin, st != nil && st.lost),
-		a.serversStep(l.Servers, origin),
+		a.serversStep(l.Servers, origin, live),
 		a.httpOnlyStep(l),
 		a.fixationStep(l),
 	}
@@ -174,7 +192,8 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 		}
 	}
 	v.SetCookie = a.setCookieLine(token, l.NoHTTPOnly)
-	v.Path = a.labPath(r, token, key, ttl, l.NoHTTPOnly, list, id)
+	v.Holders = a.labHolders(r, l)
+	v.Path = a.labPath(r, token, key, ttl, l.NoHTTPOnly, list, id, live)
 	return v, nil
 }
 
@@ -260,23 +279,36 @@ func (a *App) restartStep(ev *sessions.LabMove, o sessions.Origin, lost bool) vi
 	return s
 }
 
-func (a *App) serversStep(ev *sessions.LabMove, o sessions.Origin) views.LabStep {
+func (a *App) serversStep(ev *sessions.LabMove, o sessions.Origin, live []instances.Instance) views.LabStep {
 	s := views.LabStep{Name: views.StepServers, Title: "Two servers",
 		Do: "Run go tool task demo (instances a on :8080, b on :8081), count on one, then on the other."}
 	if a.InProcess {
 		s.Blocked = "With -store memory the other instance cannot know this session: run go tool task demo without -store memory."
 		return s
 	}
-	if ev == nil {
-		if o.Instance != "" {
-			s.Do += fmt.Sprintf(" So far only instance %s counted this session.", o.Instance)
+	if ev != nil {
+		s.Done = true
+		s.Evidence = []string{
+			fmt.Sprintf("Counted at %s by instance %s (process %s): views = %d.", sessions.LabTime(ev.At).Format(time.TimeOnly), ev.Instance, ev.Process, ev.Views),
+			fmt.Sprintf("The count before was made by instance %s: both read the session from the same Redis.", ev.From),
 		}
 		return s
 	}
-	s.Done = true
-	s.Evidence = []string{
-		fmt.Sprintf("Counted at %s by instance %s (process %s): views = %d.", sessions.LabTime(ev.At).Format(time.TimeOnly), ev.Instance, ev.Process, ev.Views),
-		fmt.Sprintf("The count before was made by instance %s: both read the session from the same Redis.", ev.From),
+	var names []string
+	for _, in := range live {
+		if in.Name != a.Instance {
+			names = append(names, in.Name)
+		}
+	}
+	if len(names) == 0 {
+		s.Blocked = fmt.Sprintf("Only this instance (%s) uses this Redis now, so no other server can serve this session: "+
+			"stop it and run go tool task demo (instances a on :8080, b on :8081), then count on one and on the other.", a.Instance)
+		return s
+	}
+	s.Do = fmt.Sprintf("Instances %s and %s share this Redis now: count on this one, then on the other (or the other way round).",
+		a.Instance, strings.Join(names, ", "))
+	if o.Instance != "" {
+		s.Do += fmt.Sprintf(" This session was created on instance %s.", o.Instance)
 	}
 	return s
 }
@@ -310,6 +342,9 @@ func (a *App) experimentStep(s views.LabStep, o *sessions.LabOutcomes, exposed, 
 		}
 		if o.Hidden > 0 {
 			s.Evidence = append(s.Evidence, fmt.Sprintf(hidden, sessions.LabTime(o.Hidden).Format(time.TimeOnly)))
+		}
+		if o.Hidden > 0 && o.Hidden < o.Exposed { // in the order they were seen
+			slices.Reverse(s.Evidence)
 		}
 	}
 	s.Done = o.Both()
@@ -431,6 +466,25 @@ func (a *App) noteLabBrowser(ctx context.Context, token, browser string, l *sess
 		}
 	}
 	return nil
+}
+
+// labHolders are the browsers that opened /lab holding this session's ID
+// (-lab only), first seen first, this request's marked; nil unless there
+// are two or more: one session, however many browsers carry its ID.
+func (a *App) labHolders(r *http.Request, l sessions.Lab) []views.Holder {
+	if !a.Lab || len(l.Seen) < 2 {
+		return nil
+	}
+	this := ""
+	if c, err := r.Cookie(labBrowserCookie); err == nil {
+		this = c.Value
+	}
+	hs := make([]views.Holder, 0, len(l.Seen))
+	for id, at := range l.Seen {
+		hs = append(hs, views.Holder{This: id == this, Since: sessions.LabTime(at)})
+	}
+	slices.SortFunc(hs, func(x, y views.Holder) int { return x.Since.Compare(y.Since) })
+	return hs
 }
 
 // maxLabBrowsers bounds the browsers one session remembers.
@@ -599,7 +653,7 @@ func (a *App) labUse(w http.ResponseWriter, r *http.Request) {
 
 // labPath is this request's path for the SVG: every value is this
 // request's own.
-func (a *App) labPath(r *http.Request, token, key string, ttl time.Duration, noHTTPOnly bool, list []sessions.Browser, id string) views.LabPath {
+func (a *App) labPath(r *http.Request, token, key string, ttl time.Duration, noHTTPOnly bool, list []sessions.Browser, id string, live []instances.Instance) views.LabPath {
 	ctx := r.Context()
 	p := views.LabPath{Browser: useragentName(r), Instance: a.Instance, Process: a.ProcessID, InProcess: a.InProcess,
 		Cookie: "no session cookie"}
@@ -612,29 +666,36 @@ func (a *App) labPath(r *http.Request, token, key string, ttl time.Duration, noH
 		p.CookieAttrs = attrs[1]
 	}
 	for _, b := range list {
-		if b.ID != id && len(p.Others) < 3 {
+		if b.ID != id && len(p.Others) < maxPathRows {
 			p.Others = append(p.Others, browserLine(b))
 		}
 	}
-	seen := map[string]bool{a.Instance: true}
-	add := func(inst string) {
-		if inst != "" && !seen[inst] {
-			seen[inst] = true
-			p.OtherInstance = append(p.OtherInstance, inst)
-		}
-	}
+	// The instances that served this session, to mark them among the live ones.
+	served := map[string]bool{}
 	if o, ok := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin); ok {
-		add(o.Instance)
+		served[o.Instance] = true
 	}
 	if c, ok := a.Sessions.Get(ctx, sessions.KeyCounted).(sessions.Counted); ok {
-		add(c.Instance)
+		served[c.Instance] = true
 	}
 	if l := a.labOf(ctx); l.Servers != nil {
-		add(l.Servers.From)
-		add(l.Servers.Instance)
+		served[l.Servers.From], served[l.Servers.Instance] = true, true
+	}
+	for _, in := range live {
+		if in.Name == a.Instance || len(p.OtherInstances) >= maxPathRows {
+			continue
+		}
+		line := fmt.Sprintf("%s · process %s", in.Name, in.Process)
+		if served[in.Name] {
+			line += " · served this session"
+		}
+		p.OtherInstances = append(p.OtherInstances, line)
 	}
 	return p
 }
+
+// maxPathRows bounds each list in the picture: it has room for three.
+const maxPathRows = 3
 
 // useragentName is the browser as the browsers list names it.
 func useragentName(r *http.Request) string { return useragent.Parse(r.UserAgent()).String() }

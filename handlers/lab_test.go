@@ -184,3 +184,85 @@ func TestLabRenewalSwitch(t *testing.T) {
 		t.Error("with renewal back on the login kept the token")
 	}
 }
+
+// The servers step knows whether another instance shares this Redis (each
+// announces itself in the instances hash, as main runs it): alone, it says
+// it cannot be done here and what to run; beside another, it says so, and
+// it ticks once the other instance counted this session.
+func TestLabServersStepKnowsTheInstancesOnItsRedis(t *testing.T) {
+	a := newTestAppWith(t, redistest.Start(t), func(c *Config) { c.Instance = "a" })
+	if _, err := a.app.Instances.Announce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c := a.client()
+	a.anonymousSession(c)
+	a.get(c, "/count")
+
+	s := labStep(a.get(c, "/lab").body, "servers")
+	if !strings.Contains(s, `data-done="false"`) || !strings.Contains(s, `data-testid="lab-blocked"`) ||
+		!strings.Contains(s, "Only this instance (a)") || !strings.Contains(s, "go tool task demo") {
+		t.Errorf("with one instance the servers step does not say it cannot be done here and what to run:\n%s", s)
+	}
+
+	b := newTestAppWith(t, a.redis, func(c *Config) { c.Instance = "b" }, func(app *App) { app.ProcessID = "d4e5f6" })
+	if _, err := b.app.Instances.Announce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r := a.get(c, "/lab")
+	s = labStep(r.body, "servers")
+	if strings.Contains(s, `data-testid="lab-blocked"`) || !strings.Contains(s, "Instances a and b share this Redis now") || !strings.Contains(s, `data-done="false"`) {
+		t.Errorf("beside instance b the servers step does not say both share this Redis, or ticked before b served this session:\n%s", s)
+	}
+	bProcess := strings.Split(strings.Split(a.redis.MustDo("HGET", "instances", "b"), `"process":"`)[1], `"`)[0]
+	if want := "b · process " + bProcess + "</text>"; !strings.Contains(r.body, want) {
+		t.Errorf("the path picture does not list instance b with its process (%q)", want)
+	}
+
+	// The same cookie on b: the count goes on there.
+	u, _ := url.Parse(b.srv.URL)
+	cb := b.client()
+	cb.Jar.SetCookies(u, []*http.Cookie{{Name: b.app.Sessions.Cookie.Name, Value: a.token(c)}})
+	if got := viewCount(t, b.get(cb, "/count").body); got != "3" {
+		t.Fatalf("the third view, on instance b: %s", got)
+	}
+	r = a.get(c, "/lab")
+	s = labStep(r.body, "servers")
+	if !strings.Contains(s, `data-done="true"`) || !strings.Contains(s, "by instance b") || !strings.Contains(s, "made by instance a") {
+		t.Errorf("after a count on b the servers step does not tick with both instances as evidence:\n%s", s)
+	}
+	if !strings.Contains(r.body, "b · process "+bProcess+" · served this session</text>") {
+		t.Error("the path picture does not say instance b served this session")
+	}
+}
+
+// A session ID pasted into a second browser (POST /lab/use) makes that
+// browser the same session: the sessions page shows one row, and that row
+// names both browsers, this one marked, in each of them.
+func TestLabSessionsPageShowsEveryBrowserHoldingTheID(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+	one, two := ta.client(), ta.client()
+	ta.register(one, "hana", "hana-password")
+	ta.get(one, "/lab")
+	if r := ta.get(one, "/sessions"); strings.Contains(r.body, `data-testid="lab-holders"`) {
+		t.Error("a session held by one browser says it is in several")
+	}
+	ta.get(two, "/lab") // two's own lab-browser cookie, as a browser that opened the lab has
+	if r := ta.post(two, "/lab/use", url.Values{"id": {ta.token(one)}}); r.status != http.StatusSeeOther {
+		t.Fatalf("POST /lab/use: %d", r.status)
+	}
+	if r := ta.get(two, "/lab"); !strings.Contains(r.body, `data-testid="lab-holders"`) {
+		t.Error("the lab page of the browser that took the ID does not say two browsers hold it")
+	}
+	for name, c := range map[string]*http.Client{"one": one, "two": two} {
+		r := ta.get(c, "/sessions")
+		if n := strings.Count(r.body, `data-testid="session-row"`); n != 1 {
+			t.Errorf("browser %s: %d session rows, want 1 (one ID, one session)", name, n)
+		}
+		if n := strings.Count(r.body, `data-testid="lab-holder"`); n != 2 {
+			t.Errorf("browser %s: the session row names %d browsers, want 2", name, n)
+		}
+		if n := strings.Count(r.body, `data-testid="lab-holder" data-this="true"`); n != 1 {
+			t.Errorf("browser %s: %d browsers marked as this one, want 1", name, n)
+		}
+	}
+}

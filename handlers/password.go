@@ -31,7 +31,7 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 	}
 	if pf.Current.Error == "" && pf.New.Error == "" {
 		tk, ok := a.passwordCheckAllowed(w, r, u, func(msg string) templ.Component {
-			p, _ := a.sessionsView(ctx, u)
+			p, _ := a.sessionsView(r, u)
 			p.Password = views.PasswordForm{Username: u.Username, Error: msg}
 			return views.SessionsPage(p)
 		})

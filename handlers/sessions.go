@@ -33,7 +33,7 @@ func sessionsNotice(from string) string {
 // showSessions renders the sessions page, or the list alone when the list
 // asked for itself (a live update, a revoke).
 func (a *App) showSessions(w http.ResponseWriter, r *http.Request, u sessions.User, notice string, pf views.PasswordForm) {
-	p, err := a.sessionsView(r.Context(), u)
+	p, err := a.sessionsView(r, u)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -51,7 +51,8 @@ func (a *App) showSessions(w http.ResponseWriter, r *http.Request, u sessions.Us
 	a.render(w, r, status, "Active sessions", views.SessionsPage(p))
 }
 
-func (a *App) sessionsView(ctx context.Context, u sessions.User) (views.Sessions, error) {
+func (a *App) sessionsView(r *http.Request, u sessions.User) (views.Sessions, error) {
+	ctx := r.Context()
 	p := views.Sessions{Now: time.Now()}
 	entries, err := a.Index.List(ctx, u.Username)
 	if errors.Is(err, sessionindex.ErrUnavailable) {
@@ -73,6 +74,9 @@ func (a *App) sessionsView(ctx context.Context, u sessions.User) (views.Sessions
 			Views:    e.Views,
 			Current:  e.ID == current,
 		})
+		if e.ID == current {
+			p.Rows[len(p.Rows)-1].Holders = a.labHolders(r, a.labOf(ctx))
+		}
 	}
 	return p, nil
 }
@@ -134,7 +138,7 @@ func (a *App) afterRevoke(w http.ResponseWriter, r *http.Request, u sessions.Use
 		http.Redirect(w, r, to, http.StatusSeeOther)
 		return
 	}
-	p, err := a.sessionsView(r.Context(), u)
+	p, err := a.sessionsView(r, u)
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -2,7 +2,9 @@ package views
 
 import (
 	"strconv"
-	"strings"
+	"unicode/utf8"
+
+	"github.com/a-h/templ"
 )
 
 // Lab step names: data-step on /lab, in the tutorial's order.
@@ -56,21 +58,31 @@ type Lab struct {
 	Secure     bool   // the cookie is Secure
 	Localhost  bool   // the page was asked for at localhost (a secure context over HTTP)
 	Host       string
+	Holders    []Holder // the browsers holding this session's ID, when more than one
 }
 
 // LabPath is the SVG of this request's path: browser, cookie, instance and
 // process, the session key in Redis, and the rest of this computer.
 type LabPath struct {
-	Browser       string // "Chrome on Linux"
-	Cookie        string // "session=abc123…"
-	CookieAttrs   string // "HttpOnly; SameSite=Lax; Path=/"
-	Instance      string
-	Process       string
-	Key           string // "sess:abc123…", "" without a session
-	TTL           string // "29m 58s", "" without a session
-	InProcess     bool   // memory mode: the key is in this process, not Redis
-	Others        []string
-	OtherInstance []string
+	Browser        string // "Chrome on Linux"
+	Cookie         string // "session=abc123…"
+	CookieAttrs    string // "HttpOnly; SameSite=Lax; Path=/"
+	Instance       string
+	Process        string
+	Key            string   // "sess:abc123…", "" without a session
+	TTL            string   // "29m 58s", "" without a session
+	InProcess      bool     // memory mode: the key is in this process, not Redis
+	Others         []string // the other browsers of this computer, with their counts
+	OtherInstances []string // the other instances on this Redis now, with their processes
 }
 
-func joinComma(s []string) string { return strings.Join(s, ", ") }
+// fit squeezes a line of the path picture that would run past its box
+// (340 units from x=20): a long instance name or user agent stays whole
+// and inside the picture at any width. Glyphs average about 0.55 em.
+func fit(s string, fontSize int) templ.Attributes {
+	const room = 320
+	if float64(utf8.RuneCountInString(s))*0.55*float64(fontSize) <= room {
+		return nil
+	}
+	return templ.Attributes{"textLength": strconv.Itoa(room), "lengthAdjust": "spacingAndGlyphs"}
+}

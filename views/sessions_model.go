@@ -21,6 +21,15 @@ type SessionRow struct {
 	Views                    int // the session's count, as Redis has it
 	Created, LastSeen        time.Time
 	Current                  bool // the session of the browser looking at the page
+	// Holders: the lab saw this session's ID in these browsers (a pasted
+	// or planted ID); nil unless two or more.
+	Holders []Holder
+}
+
+// Holder is one browser holding a session's ID, as the lab saw it.
+type Holder struct {
+	This  bool      // the browser looking at the page
+	Since time.Time // when the lab first saw it with the ID
 }
 
 // PasswordForm is the change-password form on the sessions page.

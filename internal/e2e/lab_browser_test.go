@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
@@ -13,6 +17,8 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/useragent"
 )
 
 // The lab (/lab): a student walks through every step of the tutorial in
@@ -36,6 +42,110 @@ func (b *browser) labEvidence(step string) string {
 	b.t.Helper()
 	return eval[string](b, fmt.Sprintf(
 		`(document.querySelector('[data-testid=lab-step][data-step=%q] [data-testid=lab-evidence]')?.textContent ?? '').replace(/\s+/g, ' ')`, step))
+}
+
+// labBlocked is what a step says cannot be done here ("" for nothing).
+func (b *browser) labBlocked(step string) string {
+	b.t.Helper()
+	return eval[string](b, fmt.Sprintf(
+		`(document.querySelector('[data-testid=lab-step][data-step=%q] [data-testid=lab-blocked]')?.textContent ?? '').replace(/\s+/g, ' ')`, step))
+}
+
+// labDo is a step's line of what to do.
+func (b *browser) labDo(step string) string {
+	b.t.Helper()
+	return eval[string](b, fmt.Sprintf(
+		`(document.querySelector('[data-testid=lab-step][data-step=%q] [data-testid=lab-do]')?.textContent ?? '').replace(/\s+/g, ' ')`, step))
+}
+
+// checkPath checks that every value in the lab page's picture of the path
+// is this request's: the browser as the browsers list names it, the cookie
+// as the browser holds it (cut short), this instance and process, the
+// session's key and a TTL no longer than the idle timeout, the other
+// browsers of this computer as Redis lists them, and the other instances.
+func (b *browser) checkPath(rs *redistest.Server, base, instance string, wantInstances []string) {
+	t := b.t
+	t.Helper()
+	texts := eval[map[string][]string](b, `(() => {
+		const m = {};
+		for (const e of document.querySelectorAll('[data-testid=lab-path] text[data-testid]')) (m[e.dataset.testid] ??= []).push(e.textContent);
+		return m;
+	})()`)
+	one := func(id string) string {
+		if len(texts[id]) != 1 {
+			t.Errorf("the path picture has %d %s, want 1: %v", len(texts[id]), id, texts)
+			return ""
+		}
+		return texts[id][0]
+	}
+	c := b.cookie(base)
+	if c == nil {
+		t.Fatal("no session cookie")
+	}
+	cut := c.Value[:6] + "…"
+	attrs := []string{"Path=" + c.Path}
+	if c.Secure {
+		attrs = append(attrs, "Secure")
+	}
+	if c.HTTPOnly {
+		attrs = append(attrs, "HttpOnly")
+	}
+	attrs = append(attrs, "SameSite="+c.SameSite.String())
+	for id, want := range map[string]string{
+		"lab-path-browser":  useragent.Parse(eval[string](b, `navigator.userAgent`)).String(),
+		"lab-path-cookie":   "session=" + cut,
+		"lab-path-attrs":    strings.Join(attrs, "; "),
+		"lab-path-instance": "Instance " + instance,
+		"lab-path-process":  "process " + b.processID(),
+	} {
+		if got := one(id); got != want {
+			t.Errorf("the path picture's %s is %q, want %q", id, got, want)
+		}
+	}
+	key, ttl, _ := strings.Cut(one("lab-path-key"), " · TTL ")
+	if d, err := time.ParseDuration(ttl); key != "sess:"+cut || err != nil || d <= 0 || d > 30*time.Minute {
+		t.Errorf("the path picture's key is %q with TTL %q, want sess:%s and at most the idle timeout, 30m", key, ttl, cut)
+	}
+	// The other browsers: this computer's list as Redis holds it, newest
+	// first, without this session, three at most.
+	type row struct {
+		line string
+		at   int64
+	}
+	var rows []row
+	fields := strings.Split(rs.MustDo("HGETALL", "browsers:loopback"), "\n")
+	for i := 0; i+1 < len(fields); i += 2 {
+		var v struct {
+			Device string `json:"device"`
+			Views  int    `json:"views"`
+			At     int64  `json:"at"`
+		}
+		if err := json.Unmarshal([]byte(fields[i+1]), &v); err != nil {
+			t.Fatalf("browsers:loopback %s: %v", fields[i], err)
+		}
+		if fields[i] == sessions.ID(c.Value) {
+			continue
+		}
+		line := fmt.Sprintf("%s: %d views", v.Device, v.Views)
+		if v.Views == 1 {
+			line = v.Device + ": 1 view"
+		}
+		rows = append(rows, row{line, v.At})
+	}
+	slices.SortStableFunc(rows, func(x, y row) int { return cmp.Compare(y.at, x.at) })
+	var wantOthers []string
+	for _, r := range rows[:min(3, len(rows))] {
+		wantOthers = append(wantOthers, r.line)
+	}
+	if got := texts["lab-path-other"]; len(wantOthers) == 0 || !slices.Equal(got, wantOthers) {
+		t.Errorf("the path picture's other browsers are %q, want %q (browsers:loopback in Redis)", got, wantOthers)
+	}
+	if got := texts["lab-path-instance-other"]; !slices.Equal(got, wantInstances) {
+		t.Errorf("the path picture's other instances are %q, want %q", got, wantInstances)
+	}
+	if all := eval[string](b, `document.querySelector('[data-testid=lab-path]').textContent`); strings.Contains(all, c.Value) {
+		t.Error("the path picture shows the whole session token")
+	}
 }
 
 // cookie is this browser's session cookie as the browser holds it.
@@ -91,7 +201,6 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 	t.Parallel() // its own Redis and apps
 	rs := redistest.Start(t)
 	a := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "a", "-demo-controls", "-lab", "-debug-addr", "127.0.0.1:0")
-	other := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b", "-lab")
 	one := newBrowser(t)
 	two := one.privateWindow()
 
@@ -128,6 +237,13 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 	if ev := one.labEvidence("browsers"); !strings.Contains(ev, "2 views") || !strings.Contains(ev, "1 view") {
 		t.Errorf("browsers evidence %q, want both browsers' counts", ev)
 	}
+	// The picture of the path follows the counts too, without a reload.
+	one.markPage()
+	two.count(2)
+	one.waitFor("the other browser's second view in the path picture", `[...document.querySelectorAll('[data-testid=lab-path-other]')].some(e => e.textContent.endsWith(': 2 views'))`)
+	if one.unmarked() {
+		t.Error("the lab page reloaded to show the other browser's count")
+	}
 
 	// restart: through the footer's button, then a count on the new process.
 	before := one.processID()
@@ -142,13 +258,31 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 		t.Errorf("restart evidence %q, want a count by %s carrying on from %s", ev, after, before)
 	}
 
-	// servers: the same cookie on instance b (same host, another port).
+	// servers: alone on its Redis, instance a says the step cannot be done
+	// here and what to run; beside instance b, that both share the Redis.
+	one.open(a.URL + "/lab")
+	if got := one.labStepDone("servers"); got != "false" {
+		t.Errorf("servers step with one instance: data-done=%q", got)
+	}
+	if blocked := one.labBlocked("servers"); !strings.Contains(blocked, "Only this instance (a) uses this Redis") || !strings.Contains(blocked, "go tool task demo") {
+		t.Errorf("servers step with one instance says %q, want that it cannot be done here and to run go tool task demo", blocked)
+	}
+	other := apptest.Start(t, bin, "-redis", rs.URL(), "-instance", "b", "-lab")
+	one.open(a.URL + "/lab")
+	if blocked := one.labBlocked("servers"); blocked != "" {
+		t.Errorf("servers step beside instance b still says %q", blocked)
+	}
+	if do := one.labDo("servers"); !strings.Contains(do, "Instances a and b share this Redis now") {
+		t.Errorf("servers step beside instance b says %q, want that both share this Redis", do)
+	}
+	// The same cookie on instance b (same host, another port).
 	one.open(other.URL + "/count")
 	one.waitText("view-count", "4")
+	bProcess := one.processID()
 	one.open(a.URL + "/lab")
 	one.waitLabStep("servers", true)
-	if ev := one.labEvidence("servers"); !strings.Contains(ev, "instance b") || !strings.Contains(ev, "instance a") {
-		t.Errorf("servers evidence %q, want instances a and b", ev)
+	if ev := one.labEvidence("servers"); !strings.Contains(ev, "instance b (process "+bProcess+")") || !strings.Contains(ev, "made by instance a") {
+		t.Errorf("servers evidence %q, want a count by instance b (process %s) after one by instance a", ev, bProcess)
 	}
 
 	// fixation, without renewal: browser two takes this anonymous
@@ -215,7 +349,22 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 	if got := three.whoami(); got != "alice" {
 		t.Fatalf("the browser given the stolen ID is %q, want alice", got)
 	}
+	// One ID, one session: the sessions page shows it once, in both
+	// browsers, and that row names both browsers.
+	var sessionIDs []string
+	for _, b := range []*browser{one, three} {
+		b.open(a.URL + "/sessions")
+		holders := eval[[]string](b, `[...document.querySelectorAll('[data-testid=session-row][data-current=true] [data-testid=lab-holder]')].map(e => e.dataset.this)`)
+		if len(holders) != 2 || strings.Count(strings.Join(holders, " "), "true") != 1 {
+			t.Errorf("the sessions page's row of the stolen session names browsers %v, want two, this one marked", holders)
+		}
+		sessionIDs = append(sessionIDs, eval[string](b, `document.querySelector('[data-testid=session-row][data-current=true]')?.dataset.sessionId ?? ''`))
+	}
+	if sessionIDs[0] == "" || sessionIDs[0] != sessionIDs[1] {
+		t.Errorf("the two browsers' current sessions are %q, want one and the same", sessionIDs)
+	}
 	// Switching back renews the ID: the stolen copy is worthless.
+	one.open(a.URL + "/lab")
 	one.click("lab-httponly-on")
 	one.waitFor("no weakened banner", `location.pathname === '/lab' && document.readyState === 'complete' && document.querySelector('[data-testid=lab-weakened]') === null`)
 	if c := one.cookie(a.URL); c == nil || !c.HTTPOnly || c.Value == stolen {
@@ -233,16 +382,7 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 		t.Errorf("header progress %q, want 7 of 7 done", got)
 	}
 	// The picture is this request's path, with this request's values.
-	path := eval[string](one, `[...document.querySelectorAll('[data-testid=lab-path] text')].map(e => e.textContent).join(' | ')`)
-	for _, want := range []string{"session=" + one.sessionCookie(a.URL)[:6] + "…", "HttpOnly; SameSite=Lax",
-		"Instance a", "process " + one.processID(), "sess:" + one.sessionCookie(a.URL)[:6] + "… · TTL", "b"} {
-		if !strings.Contains(path, want) {
-			t.Errorf("the path picture says %q, want %q in it", path, want)
-		}
-	}
-	if strings.Contains(path, one.sessionCookie(a.URL)) {
-		t.Error("the path picture shows the whole session token")
-	}
+	one.checkPath(rs, a.URL, "a", []string{"b · process " + bProcess + " · served this session"})
 	one.screenshot("lab")
 	saveForDocs(t, "lab-desktop.png", "lab.png")
 }
