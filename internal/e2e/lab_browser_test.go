@@ -402,8 +402,10 @@ func TestBrowserLabHasNoSwitchesWithoutTheFlag(t *testing.T) {
 			t.Errorf("without -lab the lab page shows %s", id)
 		}
 	}
-	if !strings.Contains(b.text("lab-blocked"), "-lab") {
-		t.Errorf("without -lab the experiments do not say to run with -lab")
+	for _, step := range []string{"httponly", "fixation"} {
+		if !strings.Contains(b.labBlocked(step), "run with -lab") {
+			t.Errorf("without -lab the %s experiment does not say to run with -lab", step)
+		}
 	}
 	for _, path := range []string{"/lab/switch/httponly", "/lab/switch/renewal", "/lab/read", "/lab/use"} {
 		resp, err := http.Post(s.url(path), "application/x-www-form-urlencoded", strings.NewReader("on=0"))
