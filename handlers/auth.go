@@ -55,10 +55,10 @@ func (a *App) registerFailed(w http.ResponseWriter, r *http.Request, form views.
 		for _, fe := range fes {
 			setFieldError(&form, fe)
 		}
-		a.render(w, r, http.StatusUnprocessableEntity, "Create an account", views.RegisterPage(form))
+		a.renderForm(w, r, http.StatusUnprocessableEntity, "Create an account", views.RegisterPage(form))
 	case errors.Is(err, accounts.ErrTaken):
 		form.Username.Error = "That username is taken. Pick another, or log in if it is yours."
-		a.render(w, r, http.StatusConflict, "Create an account", views.RegisterPage(form))
+		a.renderForm(w, r, http.StatusConflict, "Create an account", views.RegisterPage(form))
 	default:
 		a.fail(w, r, err)
 	}
@@ -95,7 +95,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		form.Password.Error = fmt.Sprintf("Passwords are at most %d bytes.", accounts.PasswordMax)
 	}
 	if form.Username.Error != "" || form.Password.Error != "" {
-		a.render(w, r, http.StatusUnprocessableEntity, "Log in", views.LoginPage(form))
+		a.renderForm(w, r, http.StatusUnprocessableEntity, "Log in", views.LoginPage(form))
 		return
 	}
 	tk, ok := a.loginAllowed(w, r, form, name)
@@ -108,7 +108,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.Metrics.Login(metrics.LoginWrong)
 		a.Log.InfoContext(r.Context(), "login failed", "session", a.LogID(a.Sessions.Token(r.Context())))
 		form.Error = "Invalid username or password."
-		a.render(w, r, http.StatusUnauthorized, "Log in", views.LoginPage(form))
+		a.renderForm(w, r, http.StatusUnauthorized, "Log in", views.LoginPage(form))
 		return
 	}
 	if err != nil {

@@ -169,13 +169,19 @@ func (s *stream) reset() {
 }
 
 // end stops the stream from another goroutine (the server is shutting
-// down): a write under way fails now instead of at its deadline.
+// down): a write under way fails within endGrace instead of at its
+// deadline. The grace lets a stream that was not writing end its response
+// properly (the last chunk), so the browser sees the stream end rather than
+// a broken response (ERR_INCOMPLETE_CHUNKED_ENCODING in its console).
 func (s *stream) end() {
 	s.stopOnce.Do(func() {
 		close(s.stop)
-		_ = s.rc.SetWriteDeadline(time.Now())
+		_ = s.rc.SetWriteDeadline(time.Now().Add(endGrace))
 	})
 }
+
+// endGrace: how long a stream being ended may still write its last chunk.
+const endGrace = 250 * time.Millisecond
 
 // start sends the headers and what the page needs to catch up: the hello
 // (with the count as stored now) and the list of browsers on this computer,

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -35,6 +36,23 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, status int, title s
 	}
 	a.write(w, r, status, views.Layout(p, content))
 }
+
+// renderForm is render for a form's answer. Its expected refusals (401
+// wrong password, 409 name taken, 422 a field to fix) go to htmx as 200
+// with the status in FormStatusHeader: the browser logs every 4xx of a
+// script's request in red in its console, and these are answers the page
+// shows, not failures. Without JavaScript the whole page keeps its status.
+func (a *App) renderForm(w http.ResponseWriter, r *http.Request, status int, title string, content templ.Component) {
+	if isHTMX(r) && status != http.StatusOK {
+		w.Header().Set(FormStatusHeader, strconv.Itoa(status))
+		status = http.StatusOK
+	}
+	a.render(w, r, status, title, content)
+}
+
+// FormStatusHeader carries, on an htmx answer sent as 200, the status the
+// same answer has as a whole page (see renderForm).
+const FormStatusHeader = "Sessionlab-Status"
 
 // write renders one component as the response.
 func (a *App) write(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {

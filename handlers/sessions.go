@@ -48,7 +48,7 @@ func (a *App) showSessions(w http.ResponseWriter, r *http.Request, u sessions.Us
 	if pf.Current.Error != "" || pf.New.Error != "" || pf.Error != "" {
 		status = http.StatusUnprocessableEntity
 	}
-	a.render(w, r, status, "Active sessions", views.SessionsPage(p))
+	a.renderForm(w, r, status, "Active sessions", views.SessionsPage(p))
 }
 
 func (a *App) sessionsView(r *http.Request, u sessions.User) (views.Sessions, error) {

@@ -116,9 +116,11 @@
   var idle = false; // no session: nothing to listen to until one exists
   var busy = 0; // refused (429): ms until the server takes this stream
 
-  // Reconnect delays: quick at first, then once a second, then every five
-  // seconds during a long outage. Never more than two attempts a second.
-  function delay(n) { return n <= 1 ? 500 : n < 30 ? 1000 : 5000; }
+  // Reconnect delays double from half a second to 15 s: a restart is back
+  // within the first few tries, and a long outage costs a request (and a
+  // red line in the console) every 15 s, not every second. A click or
+  // another tab seeing the server again tries at once (kick).
+  function delay(n) { return Math.min(500 * Math.pow(2, n - 1), 15000); }
 
   function connect() {
     clearTimeout(retry);
@@ -248,6 +250,12 @@
   }
   start();
   document.body.addEventListener('htmx:load', start);
+  // Leaving the page ends its stream first: the browser would otherwise
+  // cancel it mid-response and log the cancelled request.
+  window.addEventListener('pagehide', function () {
+    clearTimeout(retry);
+    if (reading) { var r = reading; reading = null; r.abort(); }
+  });
 
   // A click while the server is down says so instead of doing nothing.
   document.body.addEventListener('htmx:beforeRequest', function (e) {
@@ -255,6 +263,7 @@
     e.preventDefault();
     say('down', '<p class="banner warn" data-testid="live-not-sent"><strong>Not sent:</strong> the server is not answering. ' +
       'This page is retrying and shows when the server is back.</p>');
+    kick(); // the student is waiting: try now, not at the next pause's end
   });
   document.body.addEventListener('htmx:sendError', function () {
     say('down', '<p class="banner warn" data-testid="live-not-sent"><strong>Not sent:</strong> the server did not answer. ' +
