@@ -37,10 +37,20 @@
     return el ? el.getAttribute(N.process) : '';
   }
 
+  // say puts news about the server in the status line under the header.
+  // Once this page asked for a restart, the line beside the restart button
+  // says "restarting" until the server is back, then says that too (a copy
+  // for the eyes: screen readers hear the status line).
   function say(state, html) {
     if (!status) return;
     status.setAttribute('data-state', state);
     status.innerHTML = html;
+    var near = document.getElementById(N.restartStatus);
+    if (state === 'back' && near && near.hasChildNodes()) {
+      near.setAttribute('aria-hidden', 'true');
+      near.innerHTML = html;
+      near.scrollIntoView({ block: 'nearest' });
+    }
   }
 
   // ---- what a message does to this tab ----
@@ -274,4 +284,10 @@
     }
   });
   document.body.addEventListener(N.sessionChanged, kick);
+  // The restart's answer lands under its button, at the foot of the page:
+  // once the whole answer is in (the panel above may have grown), the
+  // answer is scrolled into view.
+  document.body.addEventListener('htmx:afterSettle', function (e) {
+    if (e.detail.target && e.detail.target.id === N.restartStatus) e.detail.target.scrollIntoView({ block: 'nearest' });
+  });
 })();

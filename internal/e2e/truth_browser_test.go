@@ -1,0 +1,69 @@
+package e2e
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// -store memory: a click on Count right after a restart, before any
+// reload, starts a new session, and the page says why (the click reloads
+// it: the whole page is new, down to the footer's process).
+func TestBrowserMemoryRestartThenCountSaysTheSessionWasLost(t *testing.T) {
+	t.Parallel()
+	s := demoSite(t, "-store", "memory")
+	b := newBrowser(t)
+	b.open(s.url("/count"))
+	b.waitText("view-count", "1")
+	b.count(2)
+	b.click("restart")
+	b.waitFor("the page to hear the session is gone", `document.querySelector('[data-testid=live-status] [data-testid=live-lost]') !== null`)
+	b.click("count-button")
+	b.waitText("view-count", "1")
+	b.waitFor("the lost-session explanation", `document.querySelector('[data-testid=lost-session]') !== null`)
+	if got := b.text("lost-session"); !strings.Contains(got, "does not know") || !strings.Contains(got, "memory") {
+		t.Errorf("lost-session = %q", got)
+	}
+	b.screenshot("memory-count-after-restart")
+	b.open(s.url("/count"))
+	b.waitText("view-count", "2")
+	if b.present("lost-session") {
+		t.Error("lost-session shown for a session this process created")
+	}
+}
+
+// inView holds when the first element matching sel is drawn, whole, inside
+// the window as it is scrolled now.
+func inView(sel string) string {
+	return fmt.Sprintf(`(() => { const el = document.querySelector(%q); if (!el || !el.checkVisibility()) return false;
+		const r = el.getBoundingClientRect(); return r.height > 0 && r.top >= -1 && r.bottom <= innerHeight + 1; })()`, sel)
+}
+
+// "Restart this server" sits at the foot of the page: what it does shows
+// there, where the click was, at once and until the server is back, on a
+// phone as on a desktop.
+func TestBrowserRestartNewsShowsWhereTheClickWas(t *testing.T) {
+	t.Parallel()
+	s := demoSite(t)
+	b := newBrowser(t)
+	for i, v := range []viewport{{"desktop", 1280, 600}, {"phone", 390, 600}} {
+		b.do(v.name+" width", chromedp.EmulateViewport(v.width, v.height))
+		b.open(s.url("/count"))
+		b.waitText("view-count", strconv.Itoa(i+1))
+		b.do("scroll to the restart button", chromedp.ScrollIntoView(byTestID("restart")))
+		if eval[float64](b, `scrollY`) <= 0 {
+			t.Fatalf("at %s the page does not scroll: the test needs the button below the fold", v.name)
+		}
+		b.click("restart")
+		b.waitFor("the restart's answer beside the button", inView(`[data-testid=restart-status] [data-testid=restarting]`))
+		b.waitFor("the server's return beside the button", inView(`[data-testid=restart-status] [data-testid=live-back]`))
+		if got := eval[string](b, `document.querySelector('[data-testid=restart-status]').textContent`); !strings.Contains(got, "new process answered") {
+			t.Errorf("at %s beside the button after the restart: %q", v.name, got)
+		}
+	}
+	b.screenshot("restart-news")
+	b.do("reset viewport", chromedp.EmulateViewport(desktop.width, desktop.height))
+}
