@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/template"
@@ -25,9 +26,12 @@ func (c *cluster) appService(name, addr, bin string, extra []string) *service {
 		name:  name,
 		start: func(bool) (*proc, error) { return c.startProc(name, bin, args...) },
 		ready: func() bool { return healthy(addr) },
-		sig:   syscall.SIGTERM, // drains (-drain), then stops
-		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
+		// The whole cluster stops: nginx is gone already, so there is no
+		// one to drain for (restart-app sends SIGTERM, which drains).
+		// SIGINT skips the drain and still finishes the requests in flight.
+		sig:  syscall.SIGINT,
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
 	}
 }
 
@@ -42,10 +46,12 @@ func healthy(addr string) bool {
 }
 
 // nginxService writes nginx.conf from the template and runs nginx on it.
-func (c *cluster) nginxService(listen, cert, key string, apps []string) (*service, error) {
+func (c *cluster) nginxService(p Ports, cert, key string, apps []string) (*service, error) {
+	listen := addr(p.HTTPS)
 	var b strings.Builder
 	err := template.Must(template.New("nginx").Parse(nginxConf)).Execute(&b, map[string]any{
 		"Dir": c.dir, "Listen": listen, "Cert": cert, "Key": key, "Apps": apps,
+		"HTTPListen": addr(p.HTTP), "HTTPSPort": ":" + strconv.Itoa(p.HTTPS),
 	})
 	if err != nil {
 		return nil, err
@@ -63,7 +69,10 @@ func (c *cluster) nginxService(listen, cert, key string, apps []string) (*servic
 	return &service{
 		name: "nginx",
 		start: func(bool) (*proc, error) {
-			return c.startProc("nginx", "nginx", "-p", c.dir, "-c", conf, "-e", filepath.Join(c.dir, "logs", "nginx-error.log"), "-g", "daemon off;")
+			// SIGTERM, not SIGKILL, if the cluster dies: the master then
+			// stops its workers, which a SIGKILL would leave running, still
+			// holding the ports.
+			return c.startProcDying(syscall.SIGTERM, "nginx", "nginx", "-p", c.dir, "-c", conf, "-e", filepath.Join(c.dir, "logs", "nginx-error.log"), "-g", "daemon off;")
 		},
 		// Ready when it answers a TLS handshake with this certificate:
 		// proof that it is this nginx, with its workers up.

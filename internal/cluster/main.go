@@ -52,16 +52,17 @@ func main() {
 // Ports are where the cluster listens, all on 127.0.0.1.
 type Ports struct {
 	HTTPS     int   // nginx
+	HTTP      int   // nginx, only redirecting to HTTPS (what port 80 does on a server)
 	Apps      []int // one instance each: app1, app2, ...
 	Redis     []int // two: master and replica, in either role
 	Sentinels []int // three
 }
 
 // defaultPorts are the documented ones (docs/deploy.md).
-var defaultPorts = Ports{HTTPS: 8443, Apps: []int{8091, 8092, 8093}, Redis: []int{6385, 6386}, Sentinels: []int{26385, 26386, 26387}}
+var defaultPorts = Ports{HTTPS: 8443, HTTP: 8090, Apps: []int{8091, 8092, 8093}, Redis: []int{6385, 6386}, Sentinels: []int{26385, 26386, 26387}}
 
 func (p Ports) all() []int {
-	return slices.Concat([]int{p.HTTPS}, p.Apps, p.Redis, p.Sentinels)
+	return slices.Concat([]int{p.HTTPS, p.HTTP}, p.Apps, p.Redis, p.Sentinels)
 }
 
 func run(args []string, out io.Writer) error {
@@ -74,6 +75,7 @@ func run(args []string, out io.Writer) error {
 	app := fs.String("app", ".task/sessionlab", "the sessionlab binary (up)")
 	freePorts := fs.Bool("free-ports", false, "pick free ports instead of the ones below (up; for tests and a second cluster)")
 	https := fs.Int("https-port", defaultPorts.HTTPS, "nginx's TLS port (up)")
+	httpPort := fs.Int("http-port", defaultPorts.HTTP, "nginx's plain HTTP port, which only redirects to HTTPS (up)")
 	appPorts := portsFlag(fs, "app-ports", defaultPorts.Apps, "one port per app instance, comma-separated (up)")
 	redisPorts := portsFlag(fs, "redis-ports", defaultPorts.Redis, "the two Redis servers' ports (up)")
 	sentinelPorts := portsFlag(fs, "sentinel-ports", defaultPorts.Sentinels, "the three sentinels' ports (up)")
@@ -86,12 +88,14 @@ func run(args []string, out io.Writer) error {
 	}
 	switch cmd {
 	case "up":
-		p := Ports{HTTPS: *https, Apps: *appPorts, Redis: *redisPorts, Sentinels: *sentinelPorts}
+		p := Ports{HTTPS: *https, HTTP: *httpPort, Apps: *appPorts, Redis: *redisPorts, Sentinels: *sentinelPorts}
 		if len(p.Apps) < 1 || len(p.Redis) != 2 || len(p.Sentinels) != 3 {
 			return errors.New("want at least one -app-ports, two -redis-ports and three -sentinel-ports")
 		}
-		if p.HTTPS <= 0 || p.HTTPS > 65535 {
-			return fmt.Errorf("-https-port %d is not a port", p.HTTPS)
+		for name, port := range map[string]int{"-https-port": p.HTTPS, "-http-port": p.HTTP} {
+			if port <= 0 || port > 65535 {
+				return fmt.Errorf("%s %d is not a port", name, port)
+			}
 		}
 		// Arguments after the flags go to every app instance.
 		return up(abs, *app, p, *freePorts, fs.Args(), out)
@@ -135,6 +139,8 @@ func joinPorts(ps []int) string {
 type State struct {
 	PID       int            // this program
 	URL       string         // https://localhost:port/
+	HTTP      string         // http://localhost:port/, redirecting to URL
+	Stopping  bool           // it is stopping: a new start waits for it
 	Cert      string         // the certificate nginx presents (self-signed)
 	Redis     []string       // redis-1, redis-2 (either may be the master)
 	Sentinels []string       // host:port of each sentinel
@@ -209,7 +215,7 @@ func choosePorts(p Ports, free bool) (Ports, error) {
 		for _, port := range p.all() {
 			l, err := net.Listen("tcp", addr(port))
 			if err != nil {
-				return p, fmt.Errorf("port %d is in use; the cluster needs %v free (choose others with -https-port, -app-ports, -redis-ports, -sentinel-ports, or -free-ports)", port, p.all())
+				return p, fmt.Errorf("port %d is in use; the cluster needs %v free (choose others with -https-port, -http-port, -app-ports, -redis-ports, -sentinel-ports, or -free-ports)", port, p.all())
 			}
 			l.Close()
 		}
@@ -230,8 +236,10 @@ func choosePorts(p Ports, free bool) (Ports, error) {
 		return l.Addr().(*net.TCPAddr).Port, nil
 	}
 	var err error
-	if p.HTTPS, err = next(); err != nil {
-		return p, err
+	for _, port := range []*int{&p.HTTPS, &p.HTTP} {
+		if *port, err = next(); err != nil {
+			return p, err
+		}
 	}
 	for _, list := range []*[]int{&p.Apps, &p.Redis, &p.Sentinels} {
 		*list = slices.Clone(*list)
@@ -256,14 +264,19 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 		return fmt.Errorf("the app binary: %w (go tool task cluster builds it)", err)
 	}
 	appBin, _ = filepath.Abs(appBin)
-	p, err := choosePorts(ports, free)
-	if err != nil {
-		return err
-	}
 	for _, d := range []string{"logs", "nginx-tmp", "tls"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return err
 		}
+	}
+	lock, err := lockDir(dir, out)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	p, err := choosePorts(ports, free)
+	if err != nil {
+		return err
 	}
 	cert, key, err := localhostCert(filepath.Join(dir, "tls"))
 	if err != nil {
@@ -272,6 +285,7 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 	c := &cluster{dir: dir, out: out, state: State{
 		PID:   os.Getpid(),
 		URL:   fmt.Sprintf("https://localhost:%d/", p.HTTPS),
+		HTTP:  fmt.Sprintf("http://localhost:%d/", p.HTTP),
 		Cert:  cert,
 		Apps:  map[string]App{},
 		PIDs:  map[string]int{},
@@ -282,7 +296,14 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopWithGoTool()
 	defer os.Remove(stateFile(dir))
+	stopped := false // by a signal, once it ran
+	defer func() {
+		if stopped {
+			c.logf("the cluster stopped; its data stays in %s", dir)
+		}
+	}()
 
 	// Started in this order, stopped in the reverse one: nginx first, so no
 	// request arrives at an instance that stops; the sentinels before Redis,
@@ -333,7 +354,7 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 	if err := startGroup(apps); err != nil {
 		return err
 	}
-	nginx, err := c.nginxService(addr(p.HTTPS), cert, key, appAddrs)
+	nginx, err := c.nginxService(p, cert, key, appAddrs)
 	if err != nil {
 		return err
 	}
@@ -349,10 +370,55 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 	c.logf("logs and data in %s; any process that exits is started again", dir)
 	c.logf("go tool task failover, go tool task cluster:restart-app, go tool task cluster:stop (or Ctrl-C)")
 	c.logf("trust the certificate: curl --cacert %s %s (docs/deploy.md: the browser)", cert, c.state.URL)
+	c.logf("plain HTTP only redirects: %s", c.state.HTTP)
 	c.logf("open %s", c.state.URL)
 	<-ctx.Done()
 	c.logf("stopping the cluster")
+	stopped = true
+	c.mu.Lock()
+	c.state.Stopping = true
+	c.mu.Unlock()
+	if err := c.save(); err != nil {
+		c.logf("cluster: %v", err)
+	}
 	return nil
+}
+
+// lockDir makes sure that one cluster at a time runs from dir: two would
+// share its Redis files. The lock lasts as long as this process (children
+// do not inherit it). A start while the last cluster is still stopping
+// waits for it: task returns at once on Ctrl-C or SIGTERM, and the
+// cluster stops a moment later.
+func lockDir(dir string, out io.Writer) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "cluster.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	said := false
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+		}
+		// No cluster.json: the other one is starting, or has just
+		// removed it on its way out; either way it ends soon or runs.
+		if s, err := readState(dir); err == nil && !s.Stopping {
+			f.Close()
+			return nil, fmt.Errorf("a cluster already runs from %s (pid %d): stop it with go tool task cluster:stop, or give this one another -dir", dir, s.PID)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("the cluster that ran from %s did not stop within a minute", dir)
+		}
+		if !said {
+			fmt.Fprintf(out, "waiting for the cluster that ran from %s to stop\n", dir)
+			said = true
+		}
+	}
 }
 
 // stopCluster sends the running cluster SIGTERM and waits until it is gone.

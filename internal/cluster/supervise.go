@@ -19,14 +19,20 @@ type proc struct {
 	done    chan struct{}
 }
 
+// startProc starts a process that dies with SIGKILL if the cluster dies
+// without stopping it.
 func (c *cluster) startProc(name, bin string, args ...string) (*proc, error) {
+	return c.startProcDying(syscall.SIGKILL, name, bin, args...)
+}
+
+func (c *cluster) startProcDying(onParentDeath syscall.Signal, name, bin string, args ...string) (*proc, error) {
 	logf, err := os.OpenFile(filepath.Join(c.dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = ownGroup() // Ctrl-C reaches this program only; it stops the rest in order
+	cmd.SysProcAttr = ownGroup(onParentDeath) // Ctrl-C reaches this program only; it stops the rest in order
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
