@@ -128,6 +128,33 @@ type proc struct {
 
 func (p proc) String() string { return fmt.Sprintf("%s (pid %d)", p.name, p.pid) }
 
+// stat reads /proc/<pid>/stat: "pid (comm) state ppid ...", where comm may
+// hold spaces and parentheses. ok is false once pid is gone.
+func stat(pid int) (name string, state byte, ppid int, ok bool) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return "", 0, 0, false
+	}
+	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || end < open {
+		return "", 0, 0, false
+	}
+	f := strings.Fields(string(b[end+1:]))
+	if len(f) < 2 {
+		return "", 0, 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return string(b[open+1 : end]), f[0][0], ppid, true
+}
+
+// running says whether p still runs: not gone, not a zombie (it exited;
+// only its parent has not read its status yet), and not a new process
+// that was given its pid.
+func (p proc) running() bool {
+	name, state, _, ok := stat(p.pid)
+	return ok && state != 'Z' && name == p.name
+}
+
 // descendants is every process below pid, from /proc.
 func descendants(pid int) []proc {
 	entries, _ := os.ReadDir("/proc")
@@ -137,18 +164,9 @@ func descendants(pid int) []proc {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
+		if name, _, ppid, ok := stat(p); ok {
+			children[ppid] = append(children[ppid], proc{pid: p, name: name})
 		}
-		// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-		open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-		f := strings.Fields(string(b[end+1:]))
-		if open < 0 || end < open || len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		children[ppid] = append(children[ppid], proc{pid: p, name: string(b[open+1 : end])})
 	}
 	var all []proc
 	for next := []int{pid}; len(next) > 0; {
@@ -185,12 +203,7 @@ func (tc *taskCluster) processesOf() []proc {
 func gone(t *testing.T, procs []proc, since time.Time, after string) {
 	t.Helper()
 	for {
-		var alive []proc
-		for _, p := range procs {
-			if syscall.Kill(p.pid, 0) == nil {
-				alive = append(alive, p)
-			}
-		}
+		alive := slices.DeleteFunc(slices.Clone(procs), func(p proc) bool { return !p.running() })
 		if len(alive) == 0 {
 			t.Logf("every process gone %v after %s", time.Since(since).Round(100*time.Millisecond), after)
 			return

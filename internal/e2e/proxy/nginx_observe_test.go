@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -58,14 +59,16 @@ func TestNginxSendsRequestIDAndRedirectsHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	nginx := exec.Command("nginx", "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "logs", "nginx-error.log"), "-g", "daemon off;")
-	nginx.SysProcAttr = apptest.DieWithParent()
+	nginx.SysProcAttr = apptest.StopWithParent()
 	if out, err := exec.Command("nginx", "-t", "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "logs", "nginx-error.log")).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
 	if err := nginx.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = nginx.Process.Kill(); _ = nginx.Wait() })
+	// SIGTERM: the master stops its worker and then itself (after a
+	// SIGKILL the worker would run on, holding the ports).
+	t.Cleanup(func() { _ = nginx.Process.Signal(syscall.SIGTERM); _ = nginx.Wait() })
 
 	c := &http.Client{
 		Timeout:       5 * time.Second,
