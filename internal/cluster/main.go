@@ -294,7 +294,10 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 	for _, s := range p.Sentinels {
 		c.state.Sentinels = append(c.state.Sentinels, addr(s))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP too: the terminal it ran in is gone (task returns at once on
+	// Ctrl-C, and a session leader's exit hangs the terminal up), which must
+	// not cut a stop short.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	stopWithGoTool()
 	defer os.Remove(stateFile(dir))
