@@ -266,3 +266,73 @@ func TestLabSessionsPageShowsEveryBrowserHoldingTheID(t *testing.T) {
 		}
 	}
 }
+
+// Every page a weakened session is shown carries the banner: pages, forms,
+// a logged-in page, an error page; no page of another session does.
+func TestLabWeakenedBannerOnEveryPage(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+	weak, other := ta.client(), ta.client()
+	ta.anonymousSession(weak)
+	ta.anonymousSession(other)
+	if r := ta.post(weak, "/lab/switch/renewal", url.Values{"on": {"0"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("switching renewal off: %d", r.status)
+	}
+	pages := []string{"/", "/count", "/lab", "/redis", "/login", "/register", "/profile", "/sessions", "/no-such-page"}
+	check := func(when string) {
+		t.Helper()
+		for _, path := range pages {
+			if r := ta.get(weak, path); !strings.Contains(r.body, `data-testid="lab-weakened"`) {
+				t.Errorf("%s: GET %s (%d) of the weakened session has no banner", when, path, r.status)
+			}
+			if r := ta.get(other, path); strings.Contains(r.body, `data-testid="lab-weakened"`) {
+				t.Errorf("%s: GET %s (%d) of another session has the banner", when, path, r.status)
+			}
+		}
+	}
+	check("anonymous")
+	ta.register(weak, "wes", "wes-password")
+	ta.register(other, "oona", "oona-password")
+	check("logged in")
+}
+
+// Progress belongs to the session and follows it through a login's token
+// renewal, like the count: the ticks and their evidence stay.
+func TestLabProgressFollowsTheSessionThroughLogin(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+	c := ta.client()
+	ta.anonymousSession(c)
+	ta.get(c, "/count")
+	// httponly, both outcomes: the script reads the ID without HttpOnly,
+	// and nothing once HttpOnly is back.
+	ta.post(c, "/lab/switch/httponly", url.Values{"on": {"0"}})
+	if r := ta.post(c, "/lab/read", url.Values{"read": {ta.token(c)}}); r.status != http.StatusOK {
+		t.Fatalf("reading the ID without HttpOnly: %d", r.status)
+	}
+	ta.post(c, "/lab/switch/httponly", url.Values{"on": {"1"}})
+	if r := ta.post(c, "/lab/read", url.Values{"read": {""}}); r.status != http.StatusOK {
+		t.Fatalf("reading nothing with HttpOnly: %d", r.status)
+	}
+	before := ta.get(c, "/lab").body
+	for _, step := range []string{"store", "count", "httponly"} {
+		if !strings.Contains(labStep(before, step), `data-done="true"`) {
+			t.Fatalf("before the login, step %s is not done:\n%s", step, labStep(before, step))
+		}
+	}
+	anonymous := ta.token(c)
+	ta.register(c, "lena", "lena-password")
+	if ta.token(c) == anonymous {
+		t.Fatal("the login did not renew the token")
+	}
+	after := ta.get(c, "/lab").body
+	for _, step := range []string{"store", "count", "httponly"} {
+		if !strings.Contains(labStep(after, step), `data-done="true"`) {
+			t.Errorf("after the login, step %s is not done:\n%s", step, labStep(after, step))
+		}
+	}
+	if a, b := labStep(before, "httponly"), labStep(after, "httponly"); a != b {
+		t.Errorf("the httponly evidence changed with the login:\nbefore %s\nafter  %s", a, b)
+	}
+	if !strings.Contains(after, `data-testid="lab-progress">3 of 7 done<`) {
+		t.Error("after the login the header does not say 3 of 7 done")
+	}
+}
