@@ -76,6 +76,10 @@ type LabPath struct {
 	OtherInstances []string // the other instances on this Redis now, with their processes
 }
 
+// Height is the picture's height: it ends under its last line (the
+// instances' rows start at y=404, 18 apart).
+func (p LabPath) Height() int { return 404 + 18*max(len(p.OtherInstances)-1, 0) + 16 }
+
 // fit squeezes a line of the path picture that would run past its box
 // (340 units from x=20): a long instance name or user agent stays whole
 // and inside the picture at any width. Glyphs average about 0.55 em.

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -146,6 +148,25 @@ func (b *browser) checkPath(rs *redistest.Server, base, instance string, wantIns
 	if all := eval[string](b, `document.querySelector('[data-testid=lab-path]').textContent`); strings.Contains(all, c.Value) {
 		t.Error("the path picture shows the whole session token")
 	}
+}
+
+// screenshotOf saves one element (by test id), at desktop and phone
+// widths, as <name>-desktop.png and <name>-phone.png: the README shows the
+// lab's steps and picture, not the whole page around them.
+func (b *browser) screenshotOf(name, testID string) {
+	b.t.Helper()
+	dir, err := screenshotDir()
+	if err != nil {
+		b.t.Fatalf("screenshot dir: %v", err)
+	}
+	for _, v := range []viewport{desktop, phone} {
+		b.do(v.name+" width", chromedp.EmulateViewport(v.width, v.height))
+		png := step(b, "screenshot "+testID+" at "+v.name, chromedp.Screenshot(byTestID(testID), chromedp.NodeVisible))
+		if err := os.WriteFile(filepath.Join(dir, name+"-"+v.name+".png"), png, 0o644); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	b.do("reset viewport", chromedp.EmulateViewport(desktop.width, desktop.height))
 }
 
 // cookie is this browser's session cookie as the browser holds it.
@@ -384,7 +405,8 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 	// The picture is this request's path, with this request's values.
 	one.checkPath(rs, a.URL, "a", []string{"b · process " + bProcess + " · served this session"})
 	one.screenshot("lab")
-	saveForDocs(t, "lab-desktop.png", "lab.png")
+	one.screenshotOf("lab-live", "lab-live")
+	saveForDocs(t, "lab-live-desktop.png", "lab.png")
 }
 
 // Without -lab there are no switches: no controls on the page, and the
