@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // -store memory: a click on Count right after a restart, before any
@@ -66,4 +67,52 @@ func TestBrowserRestartNewsShowsWhereTheClickWas(t *testing.T) {
 	}
 	b.screenshot("restart-news")
 	b.do("reset viewport", chromedp.EmulateViewport(desktop.width, desktop.height))
+}
+
+// On a phone the Redis panel starts folded under its summary, so a page is
+// not thousands of pixels long; the keyboard reaches the summary and opens
+// it, and the whole panel is there. On a wide screen it is open from the
+// start, with nothing to press.
+func TestBrowserRedisPanelFoldsOnAPhone(t *testing.T) {
+	t.Parallel()
+	s := startSite(t)
+	b := newBrowser(t)
+	b.register(s, "folded", "folded-password")
+	const entries = `document.querySelector('aside [data-testid=redis-entries]')`
+	for _, path := range []string{"/profile", "/count"} {
+		b.do("desktop width", chromedp.EmulateViewport(desktop.width, desktop.height))
+		b.open(s.url(path))
+		b.waitFor("the Redis panel's entries", entries+` !== null`)
+		if !eval[bool](b, entries+`.checkVisibility()`) {
+			t.Errorf("%s at desktop width: the Redis panel is not shown", path)
+		}
+		if eval[bool](b, `document.querySelector('[data-testid=redis-fold-summary]')?.checkVisibility() ?? false`) {
+			t.Errorf("%s at desktop width: the panel has a summary to press", path)
+		}
+
+		b.do("phone width", chromedp.EmulateViewport(phone.width, phone.height))
+		b.open(s.url(path))
+		b.waitFor("the Redis panel's entries", entries+` !== null`)
+		if eval[bool](b, entries+`.checkVisibility()`) {
+			t.Errorf("%s at phone width: the Redis panel is open, want it folded", path)
+		}
+		height := eval[float64](b, `document.documentElement.scrollHeight`)
+		t.Logf("%s at phone width: %.0f px folded", path, height)
+		// Tab from the top of the page to the summary, as a keyboard user.
+		eval[bool](b, `(document.activeElement?.blur(), window.scrollTo(0, 0), true)`)
+		for i := 0; i < 60 && !eval[bool](b, `document.activeElement?.dataset.testid === 'redis-fold-summary'`); i++ {
+			b.do("press Tab", chromedp.KeyEvent(kb.Tab))
+		}
+		if !eval[bool](b, `document.activeElement?.dataset.testid === 'redis-fold-summary'`) {
+			t.Fatalf("%s at phone width: Tab never reaches the panel's summary", path)
+		}
+		b.do("press Enter", chromedp.KeyEvent(kb.Enter))
+		b.waitFor("the panel to open", entries+`.checkVisibility()`)
+		if eval[float64](b, `document.documentElement.scrollHeight`) <= height {
+			t.Errorf("%s at phone width: opening the panel did not lengthen the page", path)
+		}
+	}
+	b.do("phone width", chromedp.EmulateViewport(phone.width, phone.height))
+	b.open(s.url("/profile"))
+	b.screenshot("profile-folded")
 }
