@@ -2,6 +2,9 @@ package handlers
 
 import (
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"net/http"
 	"testing"
 
@@ -10,20 +13,80 @@ import (
 	"github.com/sessionlab/sessionlab/internal/redistest"
 )
 
-// Every 503 the table can give says when to come back, and all say the same.
+// failureRows are the rows of the table in errors.go, by name: the test
+// below reads errors.go, so a row added there and not here fails it.
+var failureRows = map[string]failure{
+	"failInternal": failInternal, "failRedisDown": failRedisDown, "failRedisMayHaveRun": failRedisMayHaveRun,
+	"failShuttingDown": failShuttingDown, "failNotReady": failNotReady, "failDraining": failDraining,
+	"failCrossSite": failCrossSite, "failNotFound": failNotFound, "failMethodNotAllowed": failMethodNotAllowed,
+	"failRenewed": failRenewed, "failRevokeOwnSession": failRevokeOwnSession, "failTooLarge": failTooLarge,
+	"failFormTimeout": failFormTimeout, "failTooManyStreams": failTooManyStreams, "failMalformedForm": failMalformedForm,
+	"failLabNoSession": failLabNoSession, "failLabRead": failLabRead, "failLabNotToken": failLabNotToken,
+	"failLabNoSuchSession": failLabNoSuchSession,
+}
+
+// Every failure that waiting cures says when to come back (every 503 the
+// same 5 s; a 429 when its limit frees), and no other does. Draining is
+// the exception: only load balancers ask, and they stop sending to an
+// instance that is going away.
 func TestEveryUnavailableFailureSaysWhenToRetry(t *testing.T) {
-	for _, f := range []failure{failInternal, failRedisDown, failRedisMayHaveRun, failShuttingDown, failNotReady,
-		failCrossSite, failNotFound, failMethodNotAllowed, failRenewed, failRevokeOwnSession, failTooLarge,
-		failFormTimeout, failMalformedForm} {
+	for _, name := range failureTableRows(t) {
+		f, ok := failureRows[name]
+		if !ok {
+			t.Errorf("%s (errors.go) is missing from failureRows, so no test checks its Retry-After", name)
+			continue
+		}
 		h := http.Header{}
 		f.setHeaders(h)
-		if f.Status == http.StatusServiceUnavailable && h.Get("Retry-After") != "5" {
-			t.Errorf("%d %q: Retry-After %q, want 5", f.Status, f.Title, h.Get("Retry-After"))
-		}
-		if f.Status != http.StatusServiceUnavailable && h.Get("Retry-After") != "" {
-			t.Errorf("%d %q: Retry-After %q on a failure a retry does not cure", f.Status, f.Title, h.Get("Retry-After"))
+		got := h.Get("Retry-After")
+		switch {
+		case name == "failDraining":
+			if got != "" {
+				t.Errorf("%s: Retry-After %q, want none", name, got)
+			}
+		case f.Status == http.StatusServiceUnavailable:
+			if got != "5" {
+				t.Errorf("%s: %d with Retry-After %q, want 5", name, f.Status, got)
+			}
+		case f.Status == http.StatusTooManyRequests:
+			if got == "" {
+				t.Errorf("%s: %d without Retry-After", name, f.Status)
+			}
+		case got != "":
+			t.Errorf("%s: %d with Retry-After %q, on a failure a wait does not cure", name, f.Status, got)
 		}
 	}
+}
+
+// failureTableRows names every package-level variable errors.go sets to a
+// failure literal.
+func failureTableRows(t *testing.T) []string {
+	t.Helper()
+	file, err := parser.ParseFile(token.NewFileSet(), "errors.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, decl := range file.Decls {
+		gen, ok := decl.(*ast.GenDecl)
+		if !ok || gen.Tok != token.VAR {
+			continue
+		}
+		for _, spec := range gen.Specs {
+			vs := spec.(*ast.ValueSpec)
+			for i, v := range vs.Values {
+				if lit, ok := v.(*ast.CompositeLit); ok {
+					if id, ok := lit.Type.(*ast.Ident); ok && id.Name == "failure" {
+						names = append(names, vs.Names[i].Name)
+					}
+				}
+			}
+		}
+	}
+	if len(names) < len(failureRows) {
+		t.Fatalf("errors.go has %d failure rows, failureRows %d: the table moved?", len(names), len(failureRows))
+	}
+	return names
 }
 
 // A stream asked for while the server stops (its hub closed) is a 503 with
