@@ -93,7 +93,13 @@ func storedViews(t *testing.T, rs *redistest.Server, token string) int {
 // htmx button that swaps the counter.
 var countHeaders = [][]string{nil, {"HX-Request", "true", "HX-Target", views.IDViewCount}}
 
-// 200 views of one session, sent at once and spread over two app instances
+// maxInFlight bounds the requests a storm keeps in flight: enough for
+// requests to overlap on both instances, not so many that two busy -race
+// cores queue one past its Redis budget (a truthful 503, not what these
+// tests are about).
+const maxInFlight = 24
+
+// 200 views of one session, 24 at a time and spread over two app instances
 // on one Redis, raise the count by exactly 200: each is counted once, and
 // each response shows a different number.
 func TestConcurrentCountsAcrossInstancesAreAllCounted(t *testing.T) {
@@ -108,9 +114,14 @@ func TestConcurrentCountsAcrossInstancesAreAllCounted(t *testing.T) {
 	const n = 200
 	hits := make([]hit, n)
 	var wg sync.WaitGroup
+	inFlight := make(chan struct{}, maxInFlight)
 	for i := range n {
 		base := []*testApp{first, second}[i%2].srv.URL
-		wg.Go(func() { hits[i] = fetch(c, base+"/count", nil, countHeaders[(i/2)%2]...) })
+		wg.Go(func() {
+			inFlight <- struct{}{}
+			defer func() { <-inFlight }()
+			hits[i] = fetch(c, base+"/count", nil, countHeaders[(i/2)%2]...)
+		})
 	}
 	wg.Wait()
 
@@ -166,10 +177,7 @@ func TestReadsNeverRollBackCounts(t *testing.T) {
 		counted int
 		failed  []string
 	)
-	// At most 24 requests in flight: enough for reads and counts to overlap
-	// on both instances, not so many that two -race cores queue a request
-	// past its Redis budget (a truthful 503, but not what this tests).
-	inFlight := make(chan struct{}, 24)
+	inFlight := make(chan struct{}, maxInFlight)
 	for i := range counts {
 		base := []*testApp{first, second}[i%2].srv.URL
 		wg.Go(func() {
