@@ -128,7 +128,7 @@ type Config struct {
 
 // New builds the App as main serves it and the tests drive it. Every
 // command goes through rdb wrapped by redistrace, so the Redis panel shows
-// it with session keys cut (sessions.CutKey). Close the App when done.
+// it. Close the App when done.
 //
 // rdb is the client redisconn.Connect returned: New counts its calls and
 // its failover gate for Prometheus (Metrics), and the session pool's calls.
@@ -145,7 +145,7 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 	}
 	rdb = redisconn.Timed(rdb, m.RedisObserver(metrics.ClientRueidis))
 	cfg.Redis.PoolTimes = m.RedisObserver(metrics.ClientRedigo)
-	rdb = redistrace.Client(rdb, sessions.CutKey)
+	rdb = redistrace.Client(rdb, !cfg.Redis.Managed) // managed: no client-side cache (redisconn.Connect)
 	sm := scs.New()
 	sm.Lifetime = cfg.Lifetime
 	sm.Cookie = SessionCookie(cfg.CookieSecure)

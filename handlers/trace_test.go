@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"html"
 	"regexp"
 	"strings"
 	"testing"
@@ -9,9 +10,12 @@ import (
 	"github.com/sessionlab/sessionlab/internal/sessions"
 )
 
-var traceRe = regexp.MustCompile(`(?s)<li data-testid="trace-command"><code>([^<]*)</code>(?: <code>([^<]*)</code>)? → (.*?), [0-9.]+ ms</li>`)
+var traceRe = regexp.MustCompile(`(?s)<li data-testid="trace-command"[^>]*><code>([^<]*)</code>(?: <small>\(the ([^<]*) script\)</small>)?(?: → (.*?), [0-9.]+ ms)?`)
 
-// traceLines reads the Redis panel's trace: "GET sess:abcdef… → 264 B".
+// traceLines reads the commands the Redis panel's trace says the request
+// sent (not a script's own), in short: the command, a script's name, the
+// first key, the reply ("GET sess:abcdef… → 264 B", "EVALSHA count
+// sess:abcdef… → [3, 90 B]", "MULTI" when the reply came with a later one).
 // A script's first run in a fresh Redis is EVALSHA → NOSCRIPT, then EVAL
 // (rueidis loads it so): those are left out, and EVAL reads as EVALSHA.
 func traceLines(body string) []string {
@@ -20,12 +24,24 @@ func traceLines(body string) []string {
 		if m[3] == "error NOSCRIPT" {
 			continue
 		}
-		m[1] = strings.Replace(m[1], "EVAL ", "EVALSHA ", 1)
-		line := m[1]
-		if m[2] != "" {
-			line += " " + m[2]
+		args := splitArgs(html.UnescapeString(m[1]))
+		line := args[0]
+		if line == "EVAL" {
+			line = "EVALSHA"
 		}
-		out = append(out, line+" → "+m[3])
+		switch {
+		case m[2] != "":
+			line += " " + m[2]
+			if len(args) > 3 && args[2] != "0" {
+				line += " " + args[3]
+			}
+		case len(args) > 1:
+			line += " " + args[1]
+		}
+		if m[3] != "" {
+			line += " → " + m[3]
+		}
+		out = append(out, line)
 	}
 	return out
 }
@@ -34,12 +50,12 @@ func TestRedisPanelShowsWhatTheRequestSent(t *testing.T) {
 	ta := newTestApp(t)
 	c := ta.client()
 
-	t.Run("a new session: the browsers script (with the new-session limit), the session's write with its short expiry; no load GET", func(t *testing.T) {
+	t.Run("a new session: the browsers script (with the new-session limit), the pool's check of its new connection, the session's write with its short expiry; no load GET", func(t *testing.T) {
 		body := ta.get(c, "/count").body
 		key := sessions.CutKey(sessions.Key(ta.token(c)))
 		got := strings.Join(traceLines(body), "\n")
 		want := regexp.MustCompile(`^EVALSHA note new browser browsers:loopback → \[0, [0-9]+ B\]\n` +
-			`MULTI SET PEXPIREAT EXEC ` + regexp.QuoteMeta(key) + ` → OK$`)
+			`ROLE → \[master, 0, 0 items\]\nMULTI\nSET ` + regexp.QuoteMeta(key) + `\nPEXPIREAT ` + regexp.QuoteMeta(key) + `\nEXEC → \[OK, 1\]$`)
 		if !want.MatchString(got) {
 			t.Errorf("trace of the first count:\n%s", got)
 		}

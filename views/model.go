@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/a-h/templ"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
 // Page is what the layout needs on every page.
@@ -212,11 +214,8 @@ type Trace struct {
 	Dropped  int // commands sent but not kept (a trace is bounded)
 }
 
-// TraceCommand is one Redis command of a Trace.
-type TraceCommand struct {
-	Name, Key, Reply string
-	Took             time.Duration
-}
+// TraceCommand is one Redis command of a Trace, as it was sent.
+type TraceCommand = redistrace.Command
 
 // RedisServer names the Redis the app uses, for the panel and its
 // redis-cli examples; it never holds a password.

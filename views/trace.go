@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"html"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
-// WriteTrace writes a request's commands, in the order they were sent, as
-// the Redis panel's "what this request did" section (inside RedisTraceSlot).
-// It is written by hand rather than with templ because it goes into every
-// page after the session is saved, and the 5 % that capturing may cost
-// (go tool task bench) leaves no room for a component's allocations.
+// WriteTrace writes a request's commands, in the order they were sent and
+// spelled as redis-cli MONITOR prints them, as the Redis panel's "what this
+// request did" section (inside RedisTraceSlot). It is written by hand
+// rather than with templ because it goes into every page after the session
+// is saved, and the 5 % that capturing may cost (go tool task bench) leaves
+// no room for a component's allocations.
 func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 	b.WriteString(`<h2>What this request did in Redis</h2><p><code data-testid="trace-request">`)
 	b.WriteString(t.Method)
@@ -20,25 +24,53 @@ func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 	b.WriteString(`</code> `)
 	if len(t.Commands) == 0 {
 		b.WriteString(`sent nothing to Redis.</p>`)
+		writeOthers(b)
 		return
 	}
 	b.WriteString(`sent these commands to the Redis at <code data-testid="redis-server">`)
 	b.WriteString(html.EscapeString(server.Where))
-	b.WriteString(`</code>, in this order:</p><ol class="redis-trace-list" data-testid="redis-trace">`)
+	b.WriteString(`</code>, in this order, as <code>redis-cli MONITOR</code> prints them. `)
+	b.WriteString(`<small>An argument cut short here ends in …: a session token (a full token is a password), a password hash, a long value.</small></p>`)
+	b.WriteString(`<ol class="redis-trace-list" data-testid="redis-trace">`)
 	var num [24]byte
 	for _, c := range t.Commands {
-		b.WriteString(`<li data-testid="trace-command"><code>`)
-		b.WriteString(html.EscapeString(c.Name))
-		b.WriteString(`</code>`)
-		if c.Key != "" {
-			b.WriteString(` <code>`)
-			b.WriteString(html.EscapeString(c.Key))
-			b.WriteString(`</code>`)
+		b.WriteString(`<li data-testid="trace-command"`)
+		if c.Cached {
+			b.WriteString(` data-sent="no"`)
 		}
-		b.WriteString(` → `)
-		b.WriteString(html.EscapeString(c.Reply))
-		b.WriteString(`, `)
-		b.Write(appendMillis(num[:0], c.Took))
+		b.WriteString(`><code>`)
+		writeArgs(b, c.Args)
+		b.WriteString(`</code>`)
+		if c.Script != "" {
+			b.WriteString(` <small>(the `)
+			b.WriteString(html.EscapeString(c.Script))
+			b.WriteString(` script)</small>`)
+		}
+		if c.Queued {
+			b.WriteString(` <small>sent with the next, in one round trip</small>`)
+		} else {
+			b.WriteString(` → `)
+			b.WriteString(html.EscapeString(c.Reply))
+			b.WriteString(`, `)
+			b.Write(appendMillis(num[:0], c.Took))
+		}
+		if c.Ran != "" {
+			b.WriteString(`<ol class="redis-trace-lua" data-testid="trace-script" aria-label="what the script ran inside Redis">`)
+			for cmd := range redistrace.EachRan(c.Ran) {
+				b.WriteString(`<li data-testid="trace-script-command"><small>inside Redis:</small> <code>`)
+				first := true
+				for arg := range cmd {
+					if !first {
+						b.WriteByte(' ')
+					}
+					first = false
+					kept, cut := redistrace.Kept(arg)
+					appendArg(b, kept, cut)
+				}
+				b.WriteString(`</code></li>`)
+			}
+			b.WriteString(`</ol>`)
+		}
 		b.WriteString(`</li>`)
 	}
 	if t.Dropped > 0 {
@@ -47,6 +79,127 @@ func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 		b.WriteString(` more</li>`)
 	}
 	b.WriteString(`</ol>`)
+	writeOthers(b)
+}
+
+// writeOthers names what MONITOR prints beside a request's commands, so a
+// student does not take it for part of the request.
+func writeOthers(b *bytes.Buffer) {
+	b.WriteString(`<p data-testid="trace-others"><small>Not part of this request, though <code>MONITOR</code> prints them too: `)
+	b.WriteString(`the panel below, which reads this browser's keys in a request of its own (<code>GET /redis</code>); `)
+	b.WriteString(`the page's live stream (<code>GET /live</code>: it loads the session and, on the counter, reads the browsers list when it opens, and listens with <code>SUBSCRIBE</code>); `)
+	b.WriteString(`and the Redis client's own upkeep: <code>PING</code> on an idle connection, <code>HELLO</code> and <code>CLIENT TRACKING</code> on a new one.</small></p>`)
+}
+
+func writeArgs(b *bytes.Buffer, args []string) {
+	for i, a := range args {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		appendArg(b, a, false)
+	}
+}
+
+// shownArg is how much of an argument a trace shows: a script's SHA-1
+// whole, a long value (a session's JSON, a script's source) cut.
+const shownArg = 48
+
+// tokenRun is the length of a session token (32 random bytes, base64url):
+// a run of token characters this long is cut to its first six, as keys
+// are everywhere else (sessions.CutKey), wherever it appears (a key, a
+// value holding a token).
+const tokenRun = 43
+
+// appendArg writes one argument as MONITOR prints it (quoted; \" \\ \n \r
+// \t \a \b escaped, other unprintable bytes as \xhh), HTML-escaped, with a
+// token or a bcrypt hash in it cut, and cut after shownArg bytes. partial:
+// arg is only the start of the argument (a script kept no more), so a run
+// of token characters at its end may be a token's start.
+func appendArg(b *bytes.Buffer, arg string, partial bool) {
+	b.WriteByte('"')
+	shown := 0
+	for i := 0; i < len(arg); {
+		if shown >= shownArg {
+			b.WriteString(`…"`)
+			return
+		}
+		if isTokenChar(arg[i]) && (i == 0 || !isTokenChar(arg[i-1])) {
+			end := i
+			for end < len(arg) && isTokenChar(arg[end]) {
+				end++
+			}
+			if end-i >= tokenRun || partial && end == len(arg) && end-i > 6 {
+				writeRepr(b, arg[i:i+6])
+				b.WriteString(`…`)
+				shown += 7
+				i = end
+				continue
+			}
+		}
+		if bcryptAt(arg, i) {
+			writeRepr(b, arg[i:i+7]) // $2a$10$: the algorithm and cost
+			b.WriteString(`…`)
+			i += 7
+			for i < len(arg) && (isTokenChar(arg[i]) || arg[i] == '.' || arg[i] == '/') {
+				i++
+			}
+			shown += 8
+			continue
+		}
+		writeRepr(b, arg[i:i+1])
+		shown++
+		i++
+	}
+	if partial {
+		b.WriteString(`…`)
+	}
+	b.WriteByte('"')
+}
+
+func isTokenChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+// bcryptAt: a bcrypt hash ($2a$, $2b$ or $2y$, then the cost) starts at i.
+func bcryptAt(s string, i int) bool {
+	return strings.HasPrefix(s[i:], "$2") && len(s) >= i+7 && s[i+3] == '$' && s[i+6] == '$'
+}
+
+// writeRepr writes s as Redis's sdscatrepr does (what MONITOR prints),
+// escaped for HTML.
+func writeRepr(b *bytes.Buffer, s string) {
+	const hex = "0123456789abcdef"
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\', '"':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\a':
+			b.WriteString(`\a`)
+		case '\b':
+			b.WriteString(`\b`)
+		case '<':
+			b.WriteString(`&lt;`)
+		case '>':
+			b.WriteString(`&gt;`)
+		case '&':
+			b.WriteString(`&amp;`)
+		default:
+			if c >= 0x20 && c <= 0x7e {
+				b.WriteByte(c)
+			} else {
+				b.WriteString(`\x`)
+				b.WriteByte(hex[c>>4])
+				b.WriteByte(hex[c&0xf])
+			}
+		}
+	}
 }
 
 // appendMillis is d as "0.21 ms" (two decimals under a millisecond).

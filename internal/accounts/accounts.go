@@ -15,6 +15,8 @@ import (
 
 	"github.com/redis/rueidis"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
 // Key is the Redis key of an account.
@@ -116,7 +118,7 @@ func New(rdb rueidis.Client, cost int) *Store {
 // create stores a new account unless the name is taken, and counts its
 // hash's cost (see CostsKey). KEYS: the account, CostsKey; ARGV: the
 // account, its hash's cost.
-var create = rueidis.NewLuaScript(`
+var create = redistrace.NewScript("create account", `
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 return 1`)

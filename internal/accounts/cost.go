@@ -7,8 +7,9 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/redis/rueidis"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
 // A login must take as long whether or not the name exists, whatever cost
@@ -79,7 +80,7 @@ func (s *Store) topCost(ctx context.Context) (int, error) {
 }
 
 // writeCounts writes the counts unless another process already has.
-var writeCounts = rueidis.NewLuaScript(`
+var writeCounts = redistrace.NewScript("cost counts", `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
 return 1`)
@@ -134,7 +135,7 @@ func (s *Store) compare(hash string, password []byte, top int) error {
 // current cost, unless the account changed meanwhile; CostsKey follows.
 // KEYS: the account, CostsKey; ARGV: the hash checked, the new hash, the
 // old cost, the new cost.
-var rehash = rueidis.NewLuaScript(`
+var rehash = redistrace.NewScript("rehash", `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local a = cjson.decode(raw)

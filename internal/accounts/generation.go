@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
 // An account's credential generation (Account.Gen) changes whenever its
@@ -28,7 +30,7 @@ func newGen() string {
 // (and the key's TTL): KEYS: the account, CostsKey; ARGV: new generation,
 // then a new hash or "" to keep the hash, then the new hash's cost (the
 // counts in CostsKey follow). Returns 0 when there is no account.
-var setGen = rueidis.NewLuaScript(`
+var setGen = redistrace.NewScript("set generation", `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local a = cjson.decode(raw)

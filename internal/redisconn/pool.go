@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
 // NewPool returns the redigo pool scs/redisstore keeps sessions through. It
@@ -56,6 +59,9 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 		// connection for about one request in seven (go tool task bench).
 		MaxIdle:     256,
 		IdleTimeout: 4 * time.Minute,
+		// With a context (SessionStore borrows with the request's), so the
+		// ROLE check on a new or a borrowed connection, and what the
+		// borrower sends, go into the request's trace.
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
 			addr := master()
 			if addr == "" {
@@ -80,7 +86,8 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 				p.failed()
 				return nil, err
 			}
-			wc := &watchedConn{Conn: c, nc: nc, addr: addr, pool: p, noReplica: noReplica, times: cfg.PoolTimes, pingOnly: cfg.Managed}
+			wc := &watchedConn{Conn: c, nc: nc, addr: addr, pool: p, noReplica: noReplica, times: cfg.PoolTimes, pingOnly: cfg.Managed,
+				trace: redistrace.From(ctx)}
 			if err := wc.checkRole(); err != nil {
 				c.Close()
 				return nil, err
@@ -90,6 +97,7 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 		TestOnBorrowContext: func(ctx context.Context, c redis.Conn, idleSince time.Time) error {
 			wc := c.(*watchedConn)
 			wc.nc.limit = limitOf(ctx)
+			wc.trace = redistrace.From(ctx) // this borrower's, until the next borrow
 			if err := gate(wc.addr); err != nil {
 				return err
 			}
@@ -212,8 +220,9 @@ type watchedConn struct {
 	// noReplica: the pool's master refuses writes for want of a replica in
 	// sync (Sentinel; see ErrNoReplica), nil when it accepts them.
 	noReplica func(addr string) error
-	times     Observer // nil: not observed
-	pingOnly  bool     // Config.Managed: ROLE may be forbidden; READONLY still drops it
+	times     Observer          // nil: not observed
+	trace     *redistrace.Trace // the borrowing request's; nil: not traced
+	pingOnly  bool              // Config.Managed: ROLE may be forbidden; READONLY still drops it
 }
 
 // checkRole asks the server whether it is (still) a master.
@@ -273,6 +282,9 @@ func (c *watchedConn) Do(cmd string, args ...any) (any, error) {
 	if c.times != nil {
 		c.times.Observe(time.Since(start).Seconds())
 	}
+	if c.trace != nil && cmd != "" { // Do("") sends nothing: it reads what Send queued
+		c.trace.Add(redistrace.Command{Args: traceArgs(cmd, args), Reply: traceReply(v, err), Took: time.Since(start)})
+	}
 	return v, c.check(err)
 }
 
@@ -288,7 +300,67 @@ func (c *watchedConn) Send(cmd string, args ...any) error {
 			return err
 		}
 	}
+	if c.trace != nil {
+		c.trace.Add(redistrace.Command{Args: traceArgs(cmd, args), Queued: true}) // its reply comes with the next Do
+	}
 	return c.check(c.Conn.Send(cmd, args...))
+}
+
+// traceArgs are a command's arguments as redigo writes them.
+func traceArgs(cmd string, args []any) []string {
+	out := make([]string, 0, 1+len(args))
+	out = append(out, cmd)
+	for _, a := range args {
+		switch a := a.(type) {
+		case string:
+			out = append(out, a)
+		case []byte:
+			out = append(out, string(a))
+		case int64:
+			out = append(out, strconv.FormatInt(a, 10))
+		case int:
+			out = append(out, strconv.Itoa(a))
+		case float64:
+			out = append(out, strconv.FormatFloat(a, 'g', -1, 64))
+		default:
+			out = append(out, fmt.Sprint(a))
+		}
+	}
+	return out
+}
+
+// traceReply is a redigo reply as a trace shows it (redistrace's words).
+func traceReply(v any, err error) string {
+	if err != nil {
+		if rerr, ok := errors.AsType[redis.Error](err); ok {
+			word, _, _ := strings.Cut(string(rerr), " ")
+			return "error " + word
+		}
+		return "failed"
+	}
+	switch v := v.(type) {
+	case nil:
+		return "(nil)"
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case string:
+		return v
+	case []byte:
+		if len(v) <= 8 {
+			return string(v)
+		}
+		return redistrace.Size(len(v))
+	case []any:
+		if len(v) == 0 || len(v) > 3 {
+			return strconv.Itoa(len(v)) + " items"
+		}
+		parts := make([]string, len(v))
+		for i, x := range v {
+			parts[i] = traceReply(x, nil)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	return "?"
 }
 
 func (c *watchedConn) Flush() error { return c.check(c.Conn.Flush()) }

@@ -28,7 +28,7 @@ func TestFailoverGateHoldsTheSessionPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pool.Close() })
-	store := NewSessionStore(pool, "sess:", func(k string) string { return k })
+	store := NewSessionStore(pool, "sess:")
 	ctx := context.Background()
 	commit := func(v string) error { return store.CommitCtx(ctx, "tok", []byte(v), time.Now().Add(time.Hour)) }
 

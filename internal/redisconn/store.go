@@ -2,23 +2,20 @@ package redisconn
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/alexedwards/scs/redisstore"
 	"github.com/gomodule/redigo/redis"
-
-	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
 // SessionStore is scs/redisstore over NewPool's pool (one string per session
 // at prefix+token) with what redisstore, which takes no context, lacks: the
 // request's budget bounds each call; a call that met a broken pooled
 // connection is sent once more (all are idempotent; a timeout is not
-// retried, Redis is hung); each command goes into the request's trace. It
-// is an scs.CtxStore.
+// retried, Redis is hung); the connection is borrowed with the request's
+// context, so what it sends (and the pool's ROLE check) goes into the
+// request's trace (see watchedConn). It is an scs.CtxStore.
 //
 // The budget bounds a call without a goroutine to watch it: the store
 // borrows a connection whose deadlines stop at the call's limit (see
@@ -27,13 +24,11 @@ import (
 type SessionStore struct {
 	pool   *redis.Pool
 	prefix string
-	cutKey func(string) string
 }
 
-// NewSessionStore returns the store for pool, with keys prefix+token;
-// cutKey shows a key the way a trace may (a token cut short).
-func NewSessionStore(pool *redis.Pool, prefix string, cutKey func(string) string) SessionStore {
-	return SessionStore{pool: pool, prefix: prefix, cutKey: cutKey}
+// NewSessionStore returns the store for pool, with keys prefix+token.
+func NewSessionStore(pool *redis.Pool, prefix string) SessionStore {
+	return SessionStore{pool: pool, prefix: prefix}
 }
 
 // Find implements scs.Store.
@@ -53,50 +48,22 @@ func (s SessionStore) Delete(token string) error {
 
 // FindCtx implements scs.CtxStore: one GET.
 func (s SessionStore) FindCtx(ctx context.Context, token string) (b []byte, ok bool, err error) {
-	start := time.Now()
 	err = s.call(ctx, func(rs *redisstore.RedisStore) (err error) {
 		b, ok, err = rs.Find(token)
 		return err
 	})
-	reply := "(nil)"
-	if ok {
-		reply = redistrace.Size(len(b))
-	}
-	s.trace(ctx, "GET", token, reply, err, start)
 	return b, ok, err
 }
 
 // CommitCtx implements scs.CtxStore: MULTI, SET, PEXPIREAT, EXEC, in one
 // round trip, so the value and its expiry land together.
 func (s SessionStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
-	start := time.Now()
-	err := s.call(ctx, func(rs *redisstore.RedisStore) error { return rs.Commit(token, b, expiry) })
-	s.trace(ctx, "MULTI SET PEXPIREAT EXEC", token, "OK", err, start)
-	return err
+	return s.call(ctx, func(rs *redisstore.RedisStore) error { return rs.Commit(token, b, expiry) })
 }
 
 // DeleteCtx implements scs.CtxStore: one DEL.
 func (s SessionStore) DeleteCtx(ctx context.Context, token string) error {
-	start := time.Now()
-	err := s.call(ctx, func(rs *redisstore.RedisStore) error { return rs.Delete(token) })
-	s.trace(ctx, "DEL", token, "OK", err, start)
-	return err
-}
-
-// trace records one call in ctx's trace, if it has one.
-func (s SessionStore) trace(ctx context.Context, name, token, reply string, err error, start time.Time) {
-	tr := redistrace.From(ctx)
-	if tr == nil {
-		return
-	}
-	if err != nil {
-		reply = "failed"
-		if rerr, ok := errors.AsType[redis.Error](err); ok {
-			word, _, _ := strings.Cut(string(rerr), " ")
-			reply = "error " + word
-		}
-	}
-	tr.Add(redistrace.Command{Name: name, Key: s.cutKey(s.prefix + token), Reply: reply, Took: time.Since(start)})
+	return s.call(ctx, func(rs *redisstore.RedisStore) error { return rs.Delete(token) })
 }
 
 // errGaveUp is returned when the session store stopped waiting for Redis.

@@ -37,7 +37,7 @@ func newStore(t *testing.T, cfg redisconn.Config, rdb rueidis.Client) (redisconn
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pool.Close() })
-	return redisconn.NewSessionStore(pool, "sess:", func(k string) string { return k[:8] }), pool
+	return redisconn.NewSessionStore(pool, "sess:"), pool
 }
 
 // Sessions are kept as scs/redisstore keeps them: one string per session
@@ -87,8 +87,9 @@ func TestSessionStoreKeepsSessionsAsRedisstoreDoes(t *testing.T) {
 	})
 }
 
-// Each call is recorded in the request's trace under the commands
-// redisstore sends, its key shown as the trace's cutKey shows it.
+// Each call is recorded in the request's trace as the commands redisstore
+// sends, with their arguments: the pool's ROLE check on a new connection
+// first, then MULTI, SET, PEXPIREAT (queued) and EXEC in one round trip.
 func TestSessionStoreCallsAreTraced(t *testing.T) {
 	rs := redistest.Start(t)
 	store, _ := newStore(t, redisconn.Config{URL: rs.URL()}, connect(t, rs.URL()))
@@ -98,8 +99,18 @@ func TestSessionStoreCallsAreTraced(t *testing.T) {
 	_, _, _ = store.FindCtx(ctx, "nope")
 	_ = store.DeleteCtx(ctx, "tok")
 	var got []string
-	tr.Each(func(c redistrace.Command) { got = append(got, c.Name+" "+c.Key+" → "+c.Reply) })
-	want := []string{"MULTI SET PEXPIREAT EXEC sess:tok → OK", "GET sess:tok → 5 B", "GET sess:nop → (nil)", "DEL sess:tok → OK"}
+	tr.Each(func(c redistrace.Command) {
+		if c.Args[0] == "PEXPIREAT" {
+			c.Args[2] = "<ms>"
+		}
+		line := strings.Join(c.Args, " ")
+		if !c.Queued {
+			line += " → " + c.Reply
+		}
+		got = append(got, line)
+	})
+	want := []string{"ROLE → [master, 0, 0 items]", "MULTI", "SET sess:tok value", "PEXPIREAT sess:tok <ms>", "EXEC → [OK, 1]",
+		"GET sess:tok → value", "GET sess:nope → (nil)", "DEL sess:tok → 1"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("trace:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

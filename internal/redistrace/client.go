@@ -12,53 +12,23 @@ import (
 // recorded in that context's trace. It is a rueidis hook in the shape of
 // rueidishook.WithHook (that module is not in our module proxy): the
 // wrapper sees each command and its result, on the caller's goroutine.
-// cutKey shows a key the way a page may show it (a session token cut
-// short). Pub/sub and dedicated connections pass through: they belong to
-// no request.
-func Client(c rueidis.Client, cutKey func(string) string) rueidis.Client {
-	return traced{Client: c, cutKey: cutKey}
+// optIn says c caches in rueidis's opt-in mode (CLIENT TRACKING ON OPTIN),
+// where a read the cache misses is sent as CLIENT CACHING YES, MULTI,
+// PTTL, the read, EXEC. Pub/sub and dedicated connections pass through:
+// they belong to no request.
+func Client(c rueidis.Client, optIn bool) rueidis.Client {
+	return traced{Client: c, optIn: optIn}
 }
 
 type traced struct {
 	rueidis.Client
-	cutKey func(string) string
+	optIn bool
 }
 
-// describe names a command and its first key. It must run before the
-// command is sent: rueidis recycles a command once it is done.
-func (t traced) describe(args []string) (name, key string) {
-	if len(args) == 0 {
-		return "", ""
-	}
-	name = args[0]
-	switch name {
-	case "EVALSHA", "EVALSHA_RO":
-		if len(args) > 1 {
-			name = scriptName(name, args[1])
-		}
-		if len(args) > 3 && args[2] != "0" {
-			key = args[3]
-		}
-	case "EVAL", "EVAL_RO":
-		if len(args) > 1 {
-			name = scriptName(name, sha1hex(args[1]))
-		}
-		if len(args) > 3 && args[2] != "0" {
-			key = args[3]
-		}
-	case "PUBLISH", "PING", "INFO", "DBSIZE":
-		if len(args) > 1 && name == "PUBLISH" {
-			key = args[1]
-		}
-	default:
-		if len(args) > 1 {
-			key = args[1]
-		}
-	}
-	if name == "MEMORY" && len(args) > 2 { // MEMORY USAGE <key>
-		name, key = "MEMORY "+args[1], args[2]
-	}
-	return name, t.cutKey(key)
+// args copies a command's arguments: rueidis recycles a command once it is
+// done. The strings themselves are not copied; they are never changed.
+func args(cmd []string) []string {
+	return append(make([]string, 0, len(cmd)), cmd...)
 }
 
 func (t traced) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
@@ -66,11 +36,37 @@ func (t traced) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResu
 	if tr == nil {
 		return t.Client.Do(ctx, cmd)
 	}
-	name, key := t.describe(cmd.Commands())
+	c := Command{Args: args(cmd.Commands())}
 	start := time.Now()
 	res := t.Client.Do(ctx, cmd)
-	tr.Add(Command{Name: name, Key: key, Reply: summarize(res), Took: time.Since(start)})
+	c.Took = time.Since(start)
+	c.Reply = c.result(res)
+	tr.Add(c)
 	return res
+}
+
+// result is the reply as a page shows it; for one of our scripts, also
+// what it ran (see NewScript).
+func (c *Command) result(res rueidis.RedisResult) string {
+	if len(c.Args) > 1 && (c.Args[0] == "EVALSHA" || c.Args[0] == "EVAL") && res.Error() == nil {
+		sha := c.Args[1]
+		if c.Args[0] == "EVAL" {
+			sha = sha1hex(sha)
+		}
+		if name, ok := scriptOf(sha); ok {
+			c.Script = name
+			m, _ := res.ToMessage()
+			ran, result, err := unwrap(&m)
+			if err == nil {
+				c.Ran = ran
+				if result == nil {
+					return "(nil)"
+				}
+				return summarizeMessage(result)
+			}
+		}
+	}
+	return summarize(res)
 }
 
 func (t traced) DoMulti(ctx context.Context, multi ...rueidis.Completed) []rueidis.RedisResult {
@@ -78,40 +74,65 @@ func (t traced) DoMulti(ctx context.Context, multi ...rueidis.Completed) []rueid
 	if tr == nil {
 		return t.Client.DoMulti(ctx, multi...)
 	}
-	names := make([][2]string, len(multi))
+	cmds := make([]Command, len(multi))
 	for i := range multi {
-		names[i][0], names[i][1] = t.describe(multi[i].Commands())
+		cmds[i] = Command{Args: args(multi[i].Commands()), Queued: i < len(multi)-1}
 	}
 	start := time.Now()
 	res := t.Client.DoMulti(ctx, multi...)
 	took := time.Since(start) // one round trip for all of them
 	for i, r := range res {
-		tr.Add(Command{Name: names[i][0], Key: names[i][1], Reply: summarize(r), Took: took})
+		if i == len(res)-1 {
+			cmds[i].Took = took
+		}
+		cmds[i].Reply = cmds[i].result(r)
+		tr.Add(cmds[i])
 	}
 	return res
 }
+
+// The commands rueidis wraps a read in when its opt-in cache misses.
+var (
+	cachingYes = []string{"CLIENT", "CACHING", "YES"}
+	multi      = []string{"MULTI"}
+	exec       = []string{"EXEC"}
+)
 
 func (t traced) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Duration) rueidis.RedisResult {
 	tr := From(ctx)
 	if tr == nil {
 		return t.Client.DoCache(ctx, cmd, ttl)
 	}
-	name, key := t.describe(cmd.Commands())
+	c := Command{Args: args(cmd.Commands())}
 	start := time.Now()
 	res := t.Client.DoCache(ctx, cmd, ttl)
-	var reply string
-	if res.IsCacheHit() {
-		reply = summarizeWith(res, cacheHit)
-	} else {
-		reply = summarize(res)
+	took := time.Since(start)
+	switch {
+	case res.IsCacheHit():
+		c.Cached = true
+		c.Reply = summarizeWith(res, cacheHit)
+		tr.Add(c)
+	case t.optIn && len(c.Args) > 1:
+		c.Reply = summarizeWith(res, cacheMiss)
+		tr.Add(Command{Args: cachingYes, Queued: true})
+		tr.Add(Command{Args: multi, Queued: true})
+		tr.Add(Command{Args: []string{"PTTL", c.Args[1]}, Queued: true})
+		tr.Add(Command{Args: c.Args, Queued: true})
+		tr.Add(Command{Args: exec, Reply: c.Reply, Took: took})
+	default:
+		c.Reply, c.Took = summarize(res), took
+		tr.Add(c)
 	}
-	tr.Add(Command{Name: name, Key: key, Reply: reply, Took: time.Since(start)})
 	return res
 }
 
 // cacheHit follows the reply of a read rueidis answered from its
-// client-side cache: no round trip was made.
-const cacheHit = " from the client-side cache (not sent)"
+// client-side cache: no round trip was made. cacheMiss follows one it
+// sent, and now keeps (PTTL says for how long).
+const (
+	cacheHit  = " from the client-side cache (not sent)"
+	cacheMiss = ", now in the client-side cache"
+)
 
 // summarizeWith is summarize followed by more words; a string reply (what
 // the app reads through the cache) costs one allocation.

@@ -1,6 +1,7 @@
 // Package redistrace records the Redis commands one request sends, in order,
-// with a short reply and the time each took, so a page can show what it
-// cost in Redis. It records what the app's own clients send for the
+// as redis-cli MONITOR prints them (a script's own commands beneath the
+// call), with a short reply and the time each took, so a page can show what
+// it cost in Redis. It records what the app's own clients send for the
 // request's context: nothing extra goes to Redis (no MONITOR), and a request
 // without a trace in its context pays one context lookup per command.
 package redistrace
@@ -12,17 +13,25 @@ import (
 	"time"
 )
 
-// Command is one command as a page shows it.
+// Command is one command as the request sent it.
 type Command struct {
-	Name  string        // "GET", "EVALSHA count", "MULTI SET PEXPIREAT EXEC"
-	Key   string        // its first key, a session token already cut short
-	Reply string        // "264 B", "3", "OK", "(nil)", "4 items", "error"
+	// Args are the command as sent, its name first, uncut: a page cuts
+	// them when it shows them (AppendArg).
+	Args  []string
+	Reply string        // "264 B", "3", "OK", "(nil)", "[3, 90 B]", "error NOSCRIPT"; "" when Queued
 	Took  time.Duration // from sending to the reply, as the app waited for it
+	// Queued: sent in one round trip with the commands after it, up to the
+	// next one with a reply, which carries the reply and the time.
+	Queued bool
+	// Cached: answered from rueidis's client-side cache; nothing was sent.
+	Cached bool
+	Script string // a script call: the script's name, a note beside its hash
+	Ran    string // a script call: the commands it ran inside Redis (see EachRan)
 }
 
 // maxCommands bounds a trace: a page never needs more, and a request that
 // sends many commands must not grow one without limit.
-const maxCommands = 32
+const maxCommands = 48
 
 // Trace is the commands of one request. Its methods are safe for
 // concurrent use and do nothing on a nil *Trace.
@@ -74,40 +83,6 @@ func (t *Trace) Each(fn func(Command)) (dropped int) {
 		fn(c)
 	}
 	return t.dropped
-}
-
-// scripts names the Lua scripts the app runs, by SHA-1: the app sends
-// EVALSHA, which names a script only by its hash. The names are kept as
-// shown ("EVALSHA count"), so a traced command costs no string building.
-var scripts sync.Map // sha1 hex -> scriptNames
-
-type scriptNames struct{ evalsha, eval string }
-
-// NameScript records the name a page shows for a Lua script, and returns
-// the script's source, so a script is named where it is declared:
-//
-//	var incr = rueidis.NewLuaScript(redistrace.NameScript("count", src))
-func NameScript(name, src string) string {
-	scripts.Store(sha1hex(src), scriptNames{"EVALSHA " + name, "EVAL " + name})
-	return src
-}
-
-// scriptName is how a page shows a script call: cmd (EVALSHA or EVAL) and
-// the script's name, or the start of its hash for a script never named.
-func scriptName(cmd, sha string) string {
-	if n, ok := scripts.Load(sha); ok {
-		if cmd == "EVALSHA" {
-			return n.(scriptNames).evalsha
-		}
-		if cmd == "EVAL" {
-			return n.(scriptNames).eval
-		}
-		return cmd + " " + n.(scriptNames).evalsha[len("EVALSHA "):]
-	}
-	if len(sha) > 8 {
-		sha = sha[:8] + "…"
-	}
-	return cmd + " " + sha
 }
 
 // Size is a reply of n bytes, as a page shows it.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 )
 
@@ -83,7 +84,7 @@ end
 // add: KEYS[1] index; ARGV: id, entry JSON, old id ("" for none), session
 // deadline (unix ms), now (unix ms), grace (ms), user channel, session key
 // prefix, sessions.MsgSessions.
-var add = rueidis.NewLuaScript(prune + `
+var add = redistrace.NewScript("index add", prune+`
 if ARGV[3] ~= '' then redis.call('HDEL', KEYS[1], ARGV[3]) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 prune(KEYS[1], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[1], ARGV[8])
@@ -116,7 +117,7 @@ func (x *Index) Add(ctx context.Context, user string, e Entry, oldID string, dea
 // sessions.KeyViews.
 // It returns id, entry, views for each live entry: the count is read from
 // the session itself, in the same script.
-var list = rueidis.NewLuaScript(prune + `
+var list = redistrace.NewScript("index list", prune+`
 local live = prune(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), '', ARGV[3])
 local out = {}
 for i = 1, #live, 2 do
@@ -161,7 +162,7 @@ func (x *Index) List(ctx context.Context, user string) ([]Entry, error) {
 }
 
 // remove: KEYS[1] index; ARGV: id, user channel, sessions.MsgSessions.
-var remove = rueidis.NewLuaScript(`
+var remove = redistrace.NewScript("index remove", `
 local n = redis.call('HDEL', KEYS[1], ARGV[1])
 if n > 0 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return n`)
@@ -181,7 +182,7 @@ func (x *Index) Remove(ctx context.Context, user, id string) error {
 // revoke, or '*' and the one id to keep.
 // Deletes each session's key, drops its entry and tells its open tabs;
 // returns how many were revoked.
-var revoke = rueidis.NewLuaScript(`
+var revoke = redistrace.NewScript("revoke", `
 local ids = {}
 if ARGV[6] == '*' then
   local all = redis.call('HKEYS', KEYS[1])

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/rueidis"
-
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
@@ -168,12 +166,12 @@ func ParseBrowsers(s string) ([]Browser, error) {
 // (throttle.Step.Args). For a session that is about to be created: its key
 // is written by the session store right after, unless the limit refused
 // it, in which case nothing is written and it returns {ms to wait}.
-var newBrowser = rueidis.NewLuaScript(redistrace.NameScript("note new browser", throttle.CountLimitLua+noteBrowser+`
+var newBrowser = redistrace.NewScript("note new browser", throttle.CountLimitLua+noteBrowser+`
 if KEYS[2] then
   local wait = count_limit(KEYS[2], ARGV[9], ARGV[10])
   if wait > 0 then return {wait} end
 end
-return {0, note_browser(KEYS[1], ARGV[1], tonumber(ARGV[2]), now_ms(), {unpack(ARGV, 3, 8)})}`))
+return {0, note_browser(KEYS[1], ARGV[1], tonumber(ARGV[2]), now_ms(), {unpack(ARGV, 3, 8)})}`)
 
 // NewBrowser records the first count of a session that is not stored yet
 // (its token was just made) in its address's list, and returns the list.

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/redis/rueidis"
-
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
@@ -129,7 +127,7 @@ end
 // ARGV[3] "1" to replace a field already set, ARGV[4] KeyLab. It changes that one field in
 // place (KEEPTTL), as the count script changes views, so it never writes
 // back what another request may be changing.
-var labNote = rueidis.NewLuaScript(redistrace.NameScript("lab note", `
+var labNote = redistrace.NewScript("lab note", `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local s = cjson.decode(raw)
@@ -139,7 +137,7 @@ if lab[ARGV[1]] ~= nil and ARGV[3] ~= '1' then return 1 end
 lab[ARGV[1]] = cjson.decode(ARGV[2])
 s.values[ARGV[4]] = lab
 redis.call('SET', KEYS[1], cjson.encode(s), 'KEEPTTL')
-return 1`))
+return 1`)
 
 // LabNote sets one field of a stored session's Lab (by its JSON name) to
 // value, unless it is set already and replace is false.

@@ -55,7 +55,7 @@ var ErrNoSession = errors.New("sessions: no such session")
 // trip. ARGV: session ID, instance, session channel, MsgCountPrefix,
 // KeyViews, the counting process, KeyOrigin, KeyCounted, KeyLab, then
 // browserArgs. It returns the count and the address's list.
-var incrViews = rueidis.NewLuaScript(redistrace.NameScript("count", noteBrowser+noteMove+`
+var incrViews = redistrace.NewScript("count", noteBrowser+noteMove+`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
 local s = cjson.decode(raw)
@@ -77,7 +77,7 @@ if KEYS[3] then
     end
   end
 end
-return {v, browsers}`))
+return {v, browsers}`)
 
 // IncrViews adds one view to a stored session and returns the new count
 // and the browsers of the visit's address. user is the session's user (""
@@ -117,7 +117,7 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 // logged-in session it also records last seen and the instance in the
 // user's session index (KEYS[2]). ARGV: last seen, expiry (unix ms), session
 // ID, last seen (unix ms), instance, KeySeen.
-var touch = rueidis.NewLuaScript(redistrace.NameScript("touch", `
+var touch = redistrace.NewScript("touch", `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local s = cjson.decode(raw)
@@ -132,7 +132,7 @@ if KEYS[2] then
     redis.call('HSET', KEYS[2], ARGV[3], cjson.encode(d))
   end
 end
-return 1`))
+return 1`)
 
 // sessionKeys are the keys the touch script touches: the session and,
 // when it has a user, that user's session index.
@@ -164,7 +164,7 @@ func (o *Ops) Touch(ctx context.Context, token, user string, seen, expiry time.T
 // MsgEnded, RenewedFor (ms), KeyViews. A key already gone leaves a marker
 // already there as it is: a second login racing the first finds the count
 // the first one carried.
-var take = rueidis.NewLuaScript(redistrace.NameScript("take (GETDEL)", `
+var take = redistrace.NewScript("take (GETDEL)", `
 local v = redis.call('GETDEL', KEYS[1])
 if not v then
   redis.call('SET', KEYS[2], 0, 'PX', ARGV[3], 'NX')
@@ -175,7 +175,7 @@ local n = 0
 if ok and type(s) == 'table' and type(s.values) == 'table' then n = tonumber(s.values[ARGV[4]]) or 0 end
 redis.call('SET', KEYS[2], n, 'PX', ARGV[3])
 redis.call('PUBLISH', ARGV[1], ARGV[2])
-return v`))
+return v`)
 
 // Take atomically reads and deletes a stored session (GETDEL), to renew its
 // token. It carries over every update made to the old key up to the moment

@@ -106,7 +106,7 @@ func New(cfg Config, sm *scs.SessionManager, rdb rueidis.Client, log *slog.Logge
 		if err != nil {
 			return nil, err
 		}
-		sm.Store = sessions.IdleStore{Store: redisconn.NewSessionStore(pool, sessions.Prefix, sessions.CutKey), Idle: cfg.Idle}
+		sm.Store = sessions.IdleStore{Store: redisconn.NewSessionStore(pool, sessions.Prefix), Idle: cfg.Idle}
 		ops := sessions.NewOps(rdb)
 		ops.Instance = cfg.Instance
 		stats := func() (int, int) {

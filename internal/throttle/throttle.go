@@ -207,7 +207,7 @@ func New(rdb rueidis.Client, policy Policy) *Throttle {
 // {1, ms to wait, skipped} when failures reached a limit, {2, 0, skipped}
 // when only attempts in flight could. A counter that somehow lost its TTL
 // gets one again, so nothing blocks forever.
-var begin = rueidis.NewLuaScript(redistrace.NameScript("login attempt", `
+var begin = redistrace.NewScript("login attempt", `
 local n, cond, pfor = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local skip = 0
 if cond > 0 and redis.call('EXISTS', KEYS[2*n+1]) == 1 then skip = cond end
@@ -237,13 +237,13 @@ for i = 1, n do
     redis.call('PEXPIRE', KEYS[n+i], pfor)
   end
 end
-return {0, 0, skip}`))
+return {0, 0, skip}`)
 
 // settle ends an attempt in flight. KEYS: counters 1..n, their pending
 // counters n+1..2n, then optionally a counter to clear and a mark to set on
 // success. ARGV: outcome ("failed", "ok" or "unchecked"), n, the windows
 // (ms) of the counters, then the mark's lifetime (ms).
-var settle = rueidis.NewLuaScript(redistrace.NameScript("settle attempt", `
+var settle = redistrace.NewScript("settle attempt", `
 local outcome, n = ARGV[1], tonumber(ARGV[2])
 for i = 1, n do
   if (tonumber(redis.call('GET', KEYS[n+i]) or '0') or 0) > 0 then redis.call('DECR', KEYS[n+i]) end
@@ -256,7 +256,7 @@ if outcome == 'ok' then
   if KEYS[2*n+1] then redis.call('DEL', KEYS[2*n+1]) end
   if KEYS[2*n+2] then redis.call('SET', KEYS[2*n+2], '1', 'PX', ARGV[3+n]) end
 end
-return 1`))
+return 1`)
 
 // CountLimitLua is the check-and-count of one limit as a Lua function,
 // count_limit(key, max, window_ms): 0 when the step may go ahead (and it
@@ -285,8 +285,8 @@ end
 // count checks one limit and, if it is not reached, counts one more, in
 // one step (sign-ups, new anonymous sessions). KEYS[1] the counter; ARGV:
 // max, window (ms). Returns 0, or the ms to wait.
-var count = rueidis.NewLuaScript(redistrace.NameScript("count attempt", CountLimitLua+`
-return count_limit(KEYS[1], ARGV[1], ARGV[2])`))
+var count = redistrace.NewScript("count attempt", CountLimitLua+`
+return count_limit(KEYS[1], ARGV[1], ARGV[2])`)
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 

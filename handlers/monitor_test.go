@@ -1,0 +1,257 @@
+package handlers
+
+import (
+	"bufio"
+	"html"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+// The panel's trace is what a student holds up against redis-cli MONITOR:
+// for each request, the commands MONITOR printed for it, in its order and
+// spelling, are the commands the page lists, a script's own commands
+// (MONITOR's "[0 lua]" lines) beneath the script call, nothing more and
+// nothing left out. An argument may be cut short (a token, a long value),
+// and is then marked with "…"; what is shown is MONITOR's text.
+func TestTraceIsWhatMonitorPrints(t *testing.T) {
+	ta := newTestApp(t)
+	mon := startMonitor(t, ta.redis)
+	browser, student := ta.client(), ta.client()
+
+	for _, step := range []struct {
+		name string
+		do   func() response
+	}{
+		{"a new browser's first count (a new pool connection: ROLE; scripts not yet loaded: EVALSHA, NOSCRIPT, EVAL)", func() response { return ta.get(browser, "/count") }},
+		{"its first reuse (GET, touch, count)", func() response { return ta.get(browser, "/count") }},
+		{"a count", func() response { return ta.get(browser, "/count") }},
+		{"an htmx count", func() response {
+			return ta.get(browser, "/count", "HX-Request", "true", "HX-Target", "view-count")
+		}},
+		{"after a sign-up, the profile: the account through the client-side cache, missed", func() response { return ta.get(student, "/profile") }},
+		{"the profile again: the account from the client-side cache, not sent", func() response { return ta.get(student, "/profile") }},
+		{"a logged-in count", func() response { return ta.get(student, "/count") }},
+	} {
+		if strings.HasPrefix(step.name, "after a sign-up") {
+			// A sign-up answers with a redirect: no page, so no trace to compare.
+			mon.around(t, func() { ta.register(student, "alice", "correct-horse-1") })
+		}
+		t.Run(step.name, func(t *testing.T) {
+			var r response
+			seen := mon.around(t, func() { r = step.do() })
+			shown := renderedTrace(r.body)
+			compareWithMonitor(t, shown, seen)
+			for _, c := range []*http.Client{browser, student} {
+				if tok := ta.token(c); tok != "" && strings.Contains(r.body, tok) {
+					t.Error("the page holds a full session token")
+				}
+			}
+		})
+	}
+}
+
+// traceLine is one command: who ran it ("lua" for a script's own, as
+// MONITOR says) and its arguments as MONITOR prints them (quoted, escaped).
+type traceLine struct {
+	lua  bool
+	args []string
+}
+
+func (l traceLine) String() string {
+	s := strings.Join(l.args, " ")
+	if l.lua {
+		return "[lua] " + s
+	}
+	return s
+}
+
+// compareWithMonitor checks the trace against MONITOR, line by line. A shown
+// argument matches MONITOR's when it is the same text, or, cut with "…",
+// when MONITOR's holds the shown pieces in order where the cuts are.
+func compareWithMonitor(t *testing.T, shown, seen []traceLine) {
+	t.Helper()
+	var sent []traceLine
+	for _, l := range shown {
+		if l.args == nil { // answered from the client-side cache: nothing went to Redis
+			continue
+		}
+		sent = append(sent, l)
+	}
+	n := max(len(sent), len(seen))
+	for i := range n {
+		switch {
+		case i >= len(sent):
+			t.Errorf("command %d: MONITOR printed %s; the trace ends before it", i+1, seen[i])
+		case i >= len(seen):
+			t.Errorf("command %d: the trace shows %s; MONITOR printed nothing more", i+1, sent[i])
+		case !sameCommand(sent[i], seen[i]):
+			t.Errorf("command %d:\n  trace:   %s\n  MONITOR: %s", i+1, sent[i], seen[i])
+		}
+	}
+	if t.Failed() {
+		t.Logf("the whole trace:\n%s\nMONITOR:\n%s", joinLines(shown), joinLines(seen))
+	}
+}
+
+func joinLines(ls []traceLine) string {
+	var b strings.Builder
+	for _, l := range ls {
+		b.WriteString("  " + l.String() + "\n")
+	}
+	return b.String()
+}
+
+func sameCommand(shown, seen traceLine) bool {
+	if shown.lua != seen.lua || len(shown.args) != len(seen.args) {
+		return false
+	}
+	for i, a := range shown.args {
+		pieces := strings.Split(a, "…")
+		for j := range pieces {
+			pieces[j] = regexp.QuoteMeta(pieces[j])
+		}
+		if !regexp.MustCompile(`^` + strings.Join(pieces, `.*`) + `$`).MatchString(seen.args[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	traceItemRe = regexp.MustCompile(`<li data-testid="trace-(?:script-)?command"([^>]*)>`)
+	tagRe       = regexp.MustCompile(`<[^>]*>`)
+	smallRe     = regexp.MustCompile(`(?s)<small.*?</small>`)
+)
+
+// renderedTrace reads the commands of the page's "What this request did in
+// Redis", as a student reads them: each item's text up to its reply (the
+// arrow), notes in <small> left out; a script's own commands are the
+// "[0 lua]" ones. A command answered from the
+// client-side cache has no arguments: it was not sent.
+func renderedTrace(body string) []traceLine {
+	start := strings.Index(body, `data-testid="redis-trace"`)
+	if start < 0 {
+		return nil
+	}
+	body = body[start:]
+	var out []traceLine
+	for _, m := range traceItemRe.FindAllStringSubmatchIndex(body, -1) {
+		item := body[m[1]:]
+		if end := strings.IndexAny(item, "→"); end >= 0 {
+			item = item[:end]
+		}
+		if i := strings.Index(item, "<ol"); i >= 0 {
+			item = item[:i]
+		}
+		if i := strings.Index(item, "</li>"); i >= 0 {
+			item = item[:i]
+		}
+		whole := body[m[1]:]
+		if i := strings.Index(whole, "</li>"); i >= 0 {
+			whole = whole[:i]
+		}
+		text := strings.TrimSpace(html.UnescapeString(tagRe.ReplaceAllString(smallRe.ReplaceAllString(item, ""), "")))
+		l := traceLine{lua: strings.Contains(body[m[0]:m[1]], "trace-script-command")}
+		if !strings.Contains(whole, "(not sent)") {
+			l.args = splitArgs(text)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// splitArgs splits MONITOR's quoted arguments ("GET" "sess:abc"), keeping
+// each as printed; text without quotes splits at spaces.
+func splitArgs(s string) []string {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, `"`) {
+		return strings.Fields(s)
+	}
+	var args []string
+	for len(s) > 0 {
+		if s[0] != '"' {
+			s = s[1:]
+			continue
+		}
+		i := 1
+		for i < len(s) && s[i] != '"' {
+			if s[i] == '\\' {
+				i++
+			}
+			i++
+		}
+		args = append(args, s[1:min(i, len(s))])
+		s = s[min(i+1, len(s)):]
+	}
+	return args
+}
+
+// monitor is a redis-cli MONITOR of its own.
+type monitor struct {
+	rs *redistest.Server
+	r  *bufio.Reader
+	n  int
+}
+
+func startMonitor(t *testing.T, rs *redistest.Server) *monitor {
+	t.Helper()
+	conn, err := net.Dial("tcp", rs.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.Write([]byte("MONITOR\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	m := &monitor{rs: rs, r: bufio.NewReader(conn)}
+	if line, err := m.r.ReadString('\n'); err != nil || line != "+OK\r\n" {
+		t.Fatalf("MONITOR: %q, %v", line, err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
+	return m
+}
+
+var monitorLineRe = regexp.MustCompile(`^\+[0-9.]+ \[\d+ ([^\]]+)\] (.*)\r\n$`)
+
+// around runs do between two ECHO marks and returns what MONITOR printed
+// between them, but the rueidis client's own upkeep, which the page names
+// as not part of the request: the PING it sends on an idle connection, and
+// HELLO and CLIENT TRACKING, with which it opens one (it opens them as
+// commands need them, up to one per pipeline).
+func (m *monitor) around(t *testing.T, do func()) []traceLine {
+	t.Helper()
+	m.n++
+	mark := "trace-test-mark-" + strconv.Itoa(m.n)
+	m.rs.MustDo("ECHO", mark+"-start")
+	do()
+	m.rs.MustDo("ECHO", mark+"-end")
+	var lines []traceLine
+	started := false
+	for {
+		line, err := m.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("MONITOR: %v", err)
+		}
+		sm := monitorLineRe.FindStringSubmatch(line)
+		if sm == nil {
+			t.Fatalf("MONITOR printed %q", line)
+		}
+		switch args := splitArgs(sm[2]); {
+		case len(args) == 2 && args[0] == "ECHO" && args[1] == mark+"-start":
+			started = true
+		case len(args) == 2 && args[0] == "ECHO" && args[1] == mark+"-end":
+			return lines
+		case len(args) == 1 && args[0] == "PING", len(args) == 2 && args[0] == "HELLO",
+			len(args) > 1 && args[0] == "CLIENT" && args[1] == "TRACKING":
+		case started:
+			lines = append(lines, traceLine{lua: sm[1] == "lua", args: args})
+		}
+	}
+}

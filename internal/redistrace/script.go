@@ -1,0 +1,190 @@
+package redistrace
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"strings"
+	"sync"
+
+	"github.com/redis/rueidis"
+)
+
+// A Lua script's own commands run inside Redis, where no client sees them;
+// MONITOR prints them (as "[0 lua]"). So each script reports them: a
+// prelude wraps redis.call to note every call, and the script returns
+// {what it ran, its result}. Script.Exec hands the caller the result alone;
+// the traced client keeps the rest.
+//
+// What it ran is one string, cheap to return and to keep: commands
+// separated by ranCommand, arguments by ranArg; an argument longer than
+// ranKeep bytes is kept to ranKeep, then ranCut and its full length.
+const (
+	ranCommand = "\x1e"
+	ranArg     = "\x1f"
+	ranCut     = "\x1d"
+	ranKeep    = 64 // a session key (sess: and 43 characters) whole, so a page can cut its token
+)
+
+const prelude = `
+local ran, redis_ = {}, redis
+local function noted(a)
+  a = tostring(a)
+  if #a > 64 then return string.sub(a, 1, 64) .. '\29' .. #a end
+  return a
+end
+local redis = setmetatable({call = function(...)
+  local c = {...}
+  for i = 1, #c do c[i] = noted(c[i]) end
+  ran[#ran + 1] = table.concat(c, '\31')
+  return redis_.call(...)
+end}, {__index = redis_})
+local function script()
+`
+
+const epilogue = `
+end
+local function reported(...) return {table.concat(ran, '\30'), ...} end
+return reported(script())`
+
+// Script is a Lua script that reports the commands it ran.
+type Script struct {
+	lua *rueidis.Lua
+}
+
+// scripts are the app's scripts by SHA-1: the app sends EVALSHA, which
+// names a script only by its hash.
+var scripts sync.Map // sha1 hex -> name
+
+// NewScript returns the script of src, shown on a page as name beside its
+// hash:
+//
+//	var incr = redistrace.NewScript("count", src)
+func NewScript(name, src string) *Script {
+	src = prelude + src + epilogue
+	scripts.Store(sha1hex(src), name)
+	return &Script{lua: rueidis.NewLuaScript(src)}
+}
+
+// scriptOf is the name of the script with hash sha, if it is one of ours.
+func scriptOf(sha string) (string, bool) {
+	n, ok := scripts.Load(sha)
+	if !ok {
+		return "", false
+	}
+	return n.(string), true
+}
+
+// Exec runs the script as rueidis.Lua.Exec does (EVALSHA, and EVAL if
+// Redis does not know it yet) and returns its result.
+func (s *Script) Exec(ctx context.Context, c rueidis.Client, keys, args []string) Reply {
+	m, err := s.lua.Exec(ctx, c, keys, args).ToMessage()
+	if err != nil {
+		return Reply{err: err}
+	}
+	_, result, err := unwrap(&m)
+	if err != nil {
+		return Reply{err: err}
+	}
+	if result == nil {
+		return Reply{err: rueidis.Nil}
+	}
+	return Reply{msg: *result}
+}
+
+var errNotReported = errors.New("redistrace: the script's reply is not {ran, result}")
+
+// unwrap splits a script's reply; result is nil when the script returned
+// nil or false.
+func unwrap(m *rueidis.RedisMessage) (ran string, result *rueidis.RedisMessage, err error) {
+	parts, err := m.ToArray()
+	if err != nil || len(parts) == 0 || !parts[0].IsString() {
+		return "", nil, errNotReported
+	}
+	ran, _ = parts[0].ToString()
+	if len(parts) > 1 && !parts[1].IsNil() {
+		result = &parts[1]
+	}
+	return ran, result, nil
+}
+
+// Reply is a script's result, read as a rueidis.RedisResult is.
+type Reply struct {
+	msg rueidis.RedisMessage
+	err error
+}
+
+// Error is the script's error, rueidis.Nil for a nil or false result.
+func (r Reply) Error() error { return r.err }
+
+// ToArray reads the result as an array.
+func (r Reply) ToArray() ([]rueidis.RedisMessage, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	return r.msg.ToArray()
+}
+
+// AsInt64 reads the result as an integer.
+func (r Reply) AsInt64() (int64, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	return r.msg.AsInt64()
+}
+
+// AsBytes reads the result as a string's bytes.
+func (r Reply) AsBytes() ([]byte, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	return r.msg.AsBytes()
+}
+
+// ToString reads the result as a string.
+func (r Reply) ToString() (string, error) {
+	if r.err != nil {
+		return "", r.err
+	}
+	return r.msg.ToString()
+}
+
+// EachRan yields the commands a script ran, each as its arguments (an
+// argument cut short ends in ranCut and its length; AppendArg shows it).
+func EachRan(ran string) iter.Seq[iter.Seq[string]] {
+	return func(yield func(iter.Seq[string]) bool) {
+		if ran == "" {
+			return
+		}
+		for cmd := range strings.SplitSeq(ran, ranCommand) {
+			if !yield(strings.SplitSeq(cmd, ranArg)) {
+				return
+			}
+		}
+	}
+}
+
+// AsIntSlice reads the result as an array of integers.
+func (r Reply) AsIntSlice() ([]int64, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	return r.msg.AsIntSlice()
+}
+
+// AsStrSlice reads the result as an array of strings.
+func (r Reply) AsStrSlice() ([]string, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	return r.msg.AsStrSlice()
+}
+
+// Kept is an argument as EachRan yields it: what the script kept of it, and
+// whether that is only its start.
+func Kept(arg string) (kept string, cut bool) {
+	if i := strings.Index(arg, ranCut); i >= 0 {
+		return arg[:i], true
+	}
+	return arg, false
+}
