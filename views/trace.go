@@ -117,8 +117,9 @@ const tokenRun = 43
 // of token characters at its end may be a token's start.
 func appendArg(b *bytes.Buffer, arg string, partial bool) {
 	b.WriteByte('"')
-	shown := 0
+	shown, endsCut := 0, false
 	for i := 0; i < len(arg); {
+		endsCut = false
 		if shown >= shownArg {
 			b.WriteString(`…"`)
 			return
@@ -132,7 +133,7 @@ func appendArg(b *bytes.Buffer, arg string, partial bool) {
 				writeRepr(b, arg[i:i+6])
 				b.WriteString(`…`)
 				shown += 7
-				i = end
+				i, endsCut = end, true
 				continue
 			}
 		}
@@ -144,13 +145,14 @@ func appendArg(b *bytes.Buffer, arg string, partial bool) {
 				i++
 			}
 			shown += 8
+			endsCut = true
 			continue
 		}
 		writeRepr(b, arg[i:i+1])
 		shown++
 		i++
 	}
-	if partial {
+	if partial && !endsCut {
 		b.WriteString(`…`)
 	}
 	b.WriteByte('"')

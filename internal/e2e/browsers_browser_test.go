@@ -72,16 +72,17 @@ func TestBrowserBrowsersSideBySide(t *testing.T) {
 		}
 	}
 
-	// The click's own trace came with it: the session's GET, then the count.
+	// The click's own trace came with it, as MONITOR prints it: the
+	// session's GET, then the count script by its hash, with its keys.
 	chrome.waitFor("the htmx count's trace", `(() => {
 		const items = [...document.querySelectorAll('[data-testid=trace-command]')].map(e => e.textContent.replace(/\s+/g, ' ').trim());
-		return items.length >= 2 && /^GET sess:\S+… → \d+ B/.test(items[0]) && items.some(i => /^EVAL(SHA)? count sess:/.test(i));
+		return items.length >= 2 && /^"GET" "sess:\S+…" → \d+ B/.test(items[0]) && items.some(i => /^"EVAL(SHA)?" "[^"]+" "[23]" "sess:[^"]+…" "browsers:loopback" .*\(the count script\)/.test(i));
 	})()`)
 	// A page load's trace: the GET of the session key first, its token cut.
 	chrome.open(s.url("/count"))
 	first := eval[string](chrome, `document.querySelector('[data-testid=trace-command]').textContent.replace(/\s+/g, ' ').trim()`)
 	token := chrome.sessionCookie(s.app.URL)
-	if want := "GET sess:" + token[:6] + "… → "; len(first) < len(want) || first[:len(want)] != want {
+	if want := `"GET" "sess:` + token[:6] + `…" → `; len(first) < len(want) || first[:len(want)] != want {
 		t.Errorf("first command of the page's trace: %q, want it to start %q", first, want)
 	}
 	chrome.waitFor("the Redis panel", `document.querySelector('[data-testid=redis-entry]') !== null`)

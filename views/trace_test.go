@@ -1,0 +1,45 @@
+package views
+
+import (
+	"bytes"
+	"testing"
+)
+
+// An argument is shown as MONITOR prints it, except what a page must not
+// hold whole: a session token (anywhere in it), a bcrypt hash, and the end
+// of a long value. Each cut ends in "…".
+func TestTraceArgumentsAsMonitorPrintsThem(t *testing.T) {
+	const token = "NI0i3iT7vM3Lo45HXvXmGg15RKnE23Ip-T3w-JOm0bs"
+	for _, tc := range []struct {
+		name, arg string
+		partial   bool
+		want      string
+	}{
+		{"a short argument, whole", "GET", false, `"GET"`},
+		{"quotes, backslashes and control bytes escaped as MONITOR does", "a\"b\\c\nd\te\x01", false, `"a\"b\\c\nd\te\x01"`},
+		{"HTML escaped", "<b>&", false, `"&lt;b&gt;&amp;"`},
+		{"a script's SHA-1, whole", "3e31878e103408301ee2c09b3fcb7860e9ca3629", false, `"3e31878e103408301ee2c09b3fcb7860e9ca3629"`},
+		{"a session key: its token cut", "sess:" + token, false, `"sess:NI0i3i…"`},
+		{"a token inside a value", `{"token":"` + token + `","ip":"::1"}`, false, `{"token":"NI0i3i…","ip":"::1"}`},
+		{"a bcrypt hash", `{"hash":"$2a$10$0MS5/nUaQuKAIZBo.9.I6eavt.Kzl50DHh3GcRoKlZ5xQ1iTh5RLC","x":1}`, false, `{"hash":"$2a$10$…","x":1}`},
+		{"a long value, cut", `{"deadline":"2026-12-07T08:12:56.591Z","values":{"views":3}}`, false, `{"deadline":"2026-12-07T08:12:56.591Z","values":…`},
+		{"what a script kept of a long argument: a token's start at its end is cut", `{"token":"NI0i3iT7vM3Lo45`, true, `{"token":"NI0i3i…`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			appendArg(&b, tc.arg, tc.partial)
+			want := tc.want
+			if want[0] != '"' {
+				want = `"` + jsonRepr(want) + `"`
+			}
+			if got := b.String(); got != want {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// jsonRepr escapes the quotes of a JSON text as MONITOR prints them.
+func jsonRepr(s string) string {
+	return string(bytes.ReplaceAll([]byte(s), []byte(`"`), []byte(`\"`)))
+}
