@@ -24,7 +24,7 @@ type browserRow struct {
 
 var (
 	browserRowRe  = regexp.MustCompile(`(?s)<tr data-testid="browser-row"( data-this="true")?.*?>(.*?)</tr>`)
-	browserCellRe = regexp.MustCompile(`(?s)data-testid="browser-(device|login|views)">([^<]*)`)
+	browserCellRe = regexp.MustCompile(`(?s)data-testid="browser-(device|login|views)">\s*(?:<span id="this-browser-views"[^>]*>)?([^<]*)`)
 )
 
 func browserRows(t *testing.T, body string) []browserRow {

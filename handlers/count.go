@@ -40,7 +40,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	}
 	visit := a.visit(r)
 	var n int
-	var list []sessions.Browser
+	var list sessions.BrowserList
 	token := a.Sessions.Token(ctx)
 	if token != "" {
 		owner, _ := a.currentUser(ctx)
@@ -98,11 +98,13 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		st.views = n // for the header's lab progress
 	}
 	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDViewCount {
-		a.write(w, r, http.StatusOK, templ.Join(views.Counter(n), views.RedisTraceSlot(true)))
+		// This browser's row changes with the counter (the live stream's
+		// list may come a moment later).
+		a.write(w, r, http.StatusOK, templ.Join(views.Counter(n), views.ThisViews(n, true), views.RedisTraceSlot(true)))
 		return
 	}
 	a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{Views: n, User: u.Username, Origin: a.origin(ctx), Memory: a.InProcess,
-		Browsers: a.browsers(visit.Addr, list, token)}))
+		Browsers: a.browsers(visit.Addr, list, token, nil)}))
 }
 
 // visit is who is counting, for the list of browsers of an address.
@@ -128,14 +130,24 @@ func (a *App) computer(r *http.Request) string {
 }
 
 // browsers is the list of an address's browsers as the page for the
-// session with token shows it: its own row marked, no session IDs.
-func (a *App) browsers(addr string, list []sessions.Browser, token string) views.Browsers {
-	b := views.Browsers{Addr: addr, ThisMachine: addr == sessions.Loopback, Window: sessions.BrowsersWindow, Now: time.Now()}
+// session with token shows it: no session IDs, its own row marked and
+// always there: own is its last row known, for a list that no longer holds
+// it (MaxBrowsers newer ones counted since), nil when the list has it.
+func (a *App) browsers(addr string, list sessions.BrowserList, token string, own *sessions.Browser) views.Browsers {
+	b := views.Browsers{Addr: addr, ThisMachine: addr == sessions.Loopback, Window: sessions.BrowsersWindow, Now: time.Now(), Max: sessions.MaxBrowsers}
 	id := sessions.ID(token)
-	for _, x := range list {
-		b.Rows = append(b.Rows, views.BrowserRow{Device: x.Device, LoggedIn: x.LoggedIn, Views: x.Views,
-			CountedAt: x.CountedAt(), This: x.ID == id})
+	row := func(x sessions.Browser) views.BrowserRow {
+		return views.BrowserRow{Device: x.Device, LoggedIn: x.LoggedIn, Views: x.Views, CountedAt: x.CountedAt(), This: x.ID == id}
 	}
+	listed := false
+	for _, x := range list.Rows {
+		b.Rows = append(b.Rows, row(x))
+		listed = listed || x.ID == id
+	}
+	if !listed && own != nil && own.ID == id && b.Now.Sub(own.CountedAt()) < sessions.BrowsersWindow {
+		b.Rows = append(b.Rows, row(*own))
+	}
+	b.More = max(list.Total-len(b.Rows), 0)
 	return b
 }
 

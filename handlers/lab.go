@@ -142,12 +142,13 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 		live, err = a.Instances.Live(ctx)
 		liveDone <- err
 	}()
-	list, err := a.Ops.Browsers(ctx, visit.Addr)
+	browsers, err := a.Ops.Browsers(ctx, visit.Addr)
 	if err != nil {
 		<-keyDone
 		<-liveDone
 		return views.Lab{}, err
 	}
+	list := browsers.Rows
 	id := ""
 	if token != "" {
 		id = sessions.ID(token)

@@ -106,6 +106,10 @@ type stream struct {
 	browsersSent time.Time   // when the last one was
 	browsersDue  *time.Timer // sends browsers when it fires; nil when none is due
 
+	// own is this session's row as the last list that held it showed it:
+	// a list without it (newer browsers pushed it out) still shows it.
+	own *sessions.Browser
+
 	// views is the highest count sent. A session's count only rises, but
 	// a catch-up reads it on another connection than the subscription's, so
 	// counts published before that read can still arrive after it: they
@@ -205,7 +209,7 @@ func (s *stream) start() error {
 		s.a.Log.InfoContext(s.ctx, "live: cannot read the browsers list", "err", err)
 		return nil
 	}
-	if len(list) == 0 {
+	if len(list.Rows) == 0 {
 		return nil
 	}
 	return s.sendBrowsers(list)
@@ -419,11 +423,21 @@ func (s *stream) redis() context.Context {
 	return redisconn.WithBudget(s.ctx, redisconn.RequestBudget)
 }
 
-// sendBrowsers sends an address's list, rendered for this stream's session
-// (its own row marked).
-func (s *stream) sendBrowsers(list []sessions.Browser) error {
+// sendBrowsers sends an address's list, rendered for this stream's session:
+// its own row marked, there even when the list no longer holds it, and with
+// the count the page's counter shows if the list is older (lists are sent
+// at most one a second, counts at once).
+func (s *stream) sendBrowsers(list sessions.BrowserList) error {
+	id := sessions.ID(s.token)
+	for i := range list.Rows {
+		if list.Rows[i].ID == id {
+			list.Rows[i].Views = max(list.Rows[i].Views, s.sentViews)
+			own := list.Rows[i]
+			s.own = &own
+		}
+	}
 	var buf bytes.Buffer
-	if err := views.BrowsersList(s.a.browsers(s.addr, list, s.token)).Render(s.ctx, &buf); err != nil {
+	if err := views.BrowsersList(s.a.browsers(s.addr, list, s.token, s.own)).Render(s.ctx, &buf); err != nil {
 		return err
 	}
 	return s.send(views.SSEBrowsers, buf.String())

@@ -193,6 +193,8 @@ type Browsers struct {
 	// (any loopback address).
 	ThisMachine bool
 	Rows        []BrowserRow
+	More        int           // browsers that counted in the window but are not listed
+	Max         int           // how many are listed at most (and this one)
 	Window      time.Duration // how long a browser stays on the list
 	Now         time.Time
 }

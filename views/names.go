@@ -12,19 +12,20 @@ import (
 // these constants, so a rename cannot break one side silently.
 const (
 	// Element ids: htmx targets and triggers.
-	IDContent       = "content"        // the page's main region; forms swap into it
-	IDRedisPanel    = "redis-panel"    // the Redis panel at the bottom of every page
-	IDViewCount     = "view-count"     // the counter's number
-	IDSessionList   = "session-list"   // the sessions page's table
-	IDStaySignedIn  = "stay-signed-in" // the "stay signed in" control
-	IDIdleDeadline  = "idle-deadline"  // the profile's idle-timeout line
-	IDSessionHook   = "session-hook"   // SessionEndedHook's element
-	IDLiveStatus    = "live-status"    // the page's line about the server (restarting, unreachable, back)
-	IDRestartStatus = "restart-status" // beside "Restart this server": the same news where the click was
-	IDProcess       = "process"        // the footer's process badge, replaced when a new process answers
-	IDRedisTrace    = "redis-trace"    // the panel's "what this request did in Redis"
-	IDBrowsers      = "browsers"       // the counter page's list of browsers
-	IDLabLive       = "lab-live"       // /lab's steps and path, sent again by GET /lab/steps
+	IDContent       = "content"            // the page's main region; forms swap into it
+	IDRedisPanel    = "redis-panel"        // the Redis panel at the bottom of every page
+	IDViewCount     = "view-count"         // the counter's number
+	IDSessionList   = "session-list"       // the sessions page's table
+	IDStaySignedIn  = "stay-signed-in"     // the "stay signed in" control
+	IDIdleDeadline  = "idle-deadline"      // the profile's idle-timeout line
+	IDSessionHook   = "session-hook"       // SessionEndedHook's element
+	IDLiveStatus    = "live-status"        // the page's line about the server (restarting, unreachable, back)
+	IDRestartStatus = "restart-status"     // beside "Restart this server": the same news where the click was
+	IDProcess       = "process"            // the footer's process badge, replaced when a new process answers
+	IDRedisTrace    = "redis-trace"        // the panel's "what this request did in Redis"
+	IDBrowsers      = "browsers"           // the counter page's list of browsers
+	IDThisViews     = "this-browser-views" // this browser's count in that list: it changes with the counter
+	IDLabLive       = "lab-live"           // /lab's steps and path, sent again by GET /lab/steps
 
 	// EventSessionChanged (an HX-Trigger response header) tells the Redis
 	// panel to reload: the session's stored data changed.

@@ -30,7 +30,7 @@ func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 	b.WriteString(`sent these commands to the Redis at <code data-testid="redis-server">`)
 	b.WriteString(html.EscapeString(server.Where))
 	b.WriteString(`</code>, in this order, as <code>redis-cli MONITOR</code> prints them. `)
-	b.WriteString(`<small>An argument cut short here ends in …: a session token (a full token is a password), a password hash, a long value.</small></p>`)
+	b.WriteString(`<small>An argument cut short here ends in …: a session token (a full token is a password), a session ID, a password hash, a long value.</small></p>`)
 	b.WriteString(`<ol class="redis-trace-list" data-testid="redis-trace">`)
 	var num [24]byte
 	for _, c := range t.Commands {
@@ -107,8 +107,13 @@ const shownArg = 48
 // tokenRun is the length of a session token (32 random bytes, base64url):
 // a run of token characters this long is cut to its first six, as keys
 // are everywhere else (sessions.CutKey), wherever it appears (a key, a
-// value holding a token).
-const tokenRun = 43
+// value holding a token). idRun is a session ID's (sessions.ID: 8 bytes
+// of a hash, in hex): a page never shows one whole either, since the other
+// browsers of an address are in what a count sends.
+const (
+	tokenRun = 43
+	idRun    = 16
+)
 
 // appendArg writes one argument as MONITOR prints it (quoted; \" \\ \n \r
 // \t \a \b escaped, other unprintable bytes as \xhh), HTML-escaped, with a
@@ -129,7 +134,7 @@ func appendArg(b *bytes.Buffer, arg string, partial bool) {
 			for end < len(arg) && isTokenChar(arg[end]) {
 				end++
 			}
-			if end-i >= tokenRun || partial && end == len(arg) && end-i > 6 {
+			if end-i >= tokenRun || end-i == idRun && isHex(arg[i:end]) || partial && end == len(arg) && end-i > 6 {
 				writeRepr(b, arg[i:i+6])
 				b.WriteString(`…`)
 				shown += 7
@@ -160,6 +165,15 @@ func appendArg(b *bytes.Buffer, arg string, partial bool) {
 
 func isTokenChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !(s[i] >= '0' && s[i] <= '9' || s[i] >= 'a' && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // bcryptAt: a bcrypt hash ($2a$, $2b$ or $2y$, then the cost) starts at i.

@@ -40,7 +40,7 @@ type Instance struct {
 // roster: KEYS[1] the hash; ARGV[1] this instance's name ("": only read),
 // ARGV[2] its process, ARGV[3] Window in ms. It announces, drops what is
 // older than the window, and returns the live fields.
-var roster = rueidis.NewLuaScript(redistrace.NameScript("instances", `
+var roster = redistrace.NewScript("instances", `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[3])
@@ -60,11 +60,11 @@ for i = 1, #all, 2 do
   end
 end
 if announce then redis.call('PEXPIRE', KEYS[1], window) end
-return live`))
+return live`)
 
 // leave: KEYS[1] the hash; ARGV[1] name, ARGV[2] process. Only this
 // process's own entry: a newer process of the same name keeps its own.
-var leave = rueidis.NewLuaScript(`
+var leave = redistrace.NewScript("leave", `
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
 local ok, d = pcall(cjson.decode, raw)

@@ -172,6 +172,14 @@ func (r Reply) AsIntSlice() ([]int64, error) {
 	return r.msg.AsIntSlice()
 }
 
+// AsStrMap reads the result as a map (a flat array of names and values).
+func (r Reply) AsStrMap() (map[string]string, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	return r.msg.AsStrMap()
+}
+
 // AsStrSlice reads the result as an array of strings.
 func (r Reply) AsStrSlice() ([]string, error) {
 	if r.err != nil {

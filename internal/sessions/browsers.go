@@ -26,6 +26,9 @@ const (
 	// MaxBrowsers bounds the list (and the hash) per address: a class
 	// behind one NAT shares one list, and it must not grow with the class.
 	MaxBrowsers = 10
+	// maxCounted bounds how many browsers of an address are counted
+	// (BrowsersSeenKey), so a page can say how many it does not list.
+	maxCounted = 1000
 	// maxDevice bounds the device text stored per browser.
 	maxDevice = 64
 )
@@ -36,6 +39,11 @@ const Loopback = "loopback"
 
 // BrowsersKey is the hash of the browsers seen from one client address.
 func BrowsersKey(addr string) string { return "browsers:" + addr }
+
+// BrowsersSeenKey is when each browser of an address last counted (a
+// sorted set of session IDs by unix ms): how many counted lately, beyond the
+// MaxBrowsers the hash keeps.
+func BrowsersSeenKey(addr string) string { return "browsers:" + addr + ":seen" }
 
 // BrowsersChannel is the pub/sub channel where every count from addr
 // publishes the address's new list.
@@ -48,6 +56,13 @@ type Browser struct {
 	LoggedIn bool   `json:"logged_in"`
 	Views    int    `json:"views"`
 	At       int64  `json:"at"` // unix ms of its last count
+}
+
+// BrowserList is an address's newest browsers (at most MaxBrowsers) and
+// how many counted in the window, listed or not.
+type BrowserList struct {
+	Rows  []Browser
+	Total int
 }
 
 // CountedAt is when the browser last counted.
@@ -63,15 +78,21 @@ type Visit struct {
 }
 
 // noteBrowser is the Lua shared by the count scripts: record one browser's
-// count in an address's hash, drop what is older than the window or beyond
-// the newest MaxBrowsers, make the hash expire a window after this count,
-// publish the new list and return it (JSON, newest first).
+// count in an address's hash and its time in the address's sorted set (see
+// BrowsersSeenKey), drop what is older than the window or beyond the newest
+// MaxBrowsers (maxCounted in the set), make both expire a window after this
+// count, publish the new list and return it: how many counted, a space,
+// the list (JSON, newest first).
 //
 // The scripts pass it ARGV from browserArgs.
 const noteBrowser = `
-local function note_browser(key, id, views, now, a)
-  local device, logged, window, max, channel, prefix = a[1], a[2] == '1', tonumber(a[3]), tonumber(a[4]), a[5], a[6]
+local function note_browser(key, seen, id, views, now, a)
+  local device, logged, window, max, channel, prefix, counted = a[1], a[2] == '1', tonumber(a[3]), tonumber(a[4]), a[5], a[6], tonumber(a[7])
   redis.call('HSET', key, id, cjson.encode({device = device, logged_in = logged, views = views, at = now}))
+  redis.call('ZADD', seen, now, id)
+  redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - window)
+  redis.call('ZREMRANGEBYRANK', seen, 0, -counted - 1)
+  local total = redis.call('ZCARD', seen)
   local all = redis.call('HGETALL', key)
   local list = {}
   for i = 1, #all, 2 do
@@ -92,7 +113,8 @@ local function note_browser(key, id, views, now, a)
     list[i] = nil
   end
   redis.call('PEXPIRE', key, window)
-  local out = cjson.encode(list)
+  redis.call('PEXPIRE', seen, window)
+  local out = total .. ' ' .. cjson.encode(list)
   redis.call('PUBLISH', channel, prefix .. out)
   return out
 end
@@ -113,7 +135,7 @@ func browserArgs(v Visit) []string {
 		logged = "1"
 	}
 	return []string{device, logged, strconv.FormatInt(BrowsersWindow.Milliseconds(), 10),
-		strconv.Itoa(MaxBrowsers), BrowsersChannel(v.Addr), MsgBrowsersPrefix}
+		strconv.Itoa(MaxBrowsers), BrowsersChannel(v.Addr), MsgBrowsersPrefix, strconv.Itoa(maxCounted)}
 }
 
 // SortBrowsers puts the most recent count first, as the scripts do.
@@ -126,15 +148,22 @@ func SortBrowsers(list []Browser) {
 	})
 }
 
-// Browsers reads an address's list as the count scripts keep it (one
-// HGETALL), for a page that starts listening: what was published before
-// it listened never reached it.
-func (o *Ops) Browsers(ctx context.Context, addr string) ([]Browser, error) {
-	m, err := o.rdb.Do(ctx, o.rdb.B().Hgetall().Key(BrowsersKey(addr)).Build()).AsStrMap()
-	if err != nil {
-		return nil, fmt.Errorf("sessions: browsers: %w", err)
-	}
+// Browsers reads an address's list as the count scripts keep it, and how
+// many counted (HGETALL and ZCOUNT, one round trip), for a page that starts
+// listening: what was published before it listened never reached it.
+func (o *Ops) Browsers(ctx context.Context, addr string) (BrowserList, error) {
 	now := time.Now()
+	res := o.rdb.DoMulti(ctx,
+		o.rdb.B().Hgetall().Key(BrowsersKey(addr)).Build(),
+		o.rdb.B().Zcount().Key(BrowsersSeenKey(addr)).Min("("+strconv.FormatInt(now.Add(-BrowsersWindow).UnixMilli(), 10)).Max("+inf").Build())
+	m, err := res[0].AsStrMap()
+	if err != nil {
+		return BrowserList{}, fmt.Errorf("sessions: browsers: %w", err)
+	}
+	total, err := res[1].AsInt64()
+	if err != nil {
+		return BrowserList{}, fmt.Errorf("sessions: browsers: %w", err)
+	}
 	list := make([]Browser, 0, len(m))
 	for id, raw := range m {
 		var b Browser
@@ -145,33 +174,39 @@ func (o *Ops) Browsers(ctx context.Context, addr string) ([]Browser, error) {
 		list = append(list, b)
 	}
 	SortBrowsers(list)
-	return list[:min(len(list), MaxBrowsers)], nil
+	list = list[:min(len(list), MaxBrowsers)]
+	return BrowserList{Rows: list, Total: max(int(total), len(list))}, nil
 }
 
-// ParseBrowsers reads a list as the scripts return and publish it.
-func ParseBrowsers(s string) ([]Browser, error) {
+// ParseBrowsers reads a list as the scripts return and publish it: how
+// many counted, a space, the list.
+func ParseBrowsers(s string) (BrowserList, error) {
+	n, rows, ok := strings.Cut(s, " ")
+	total, err := strconv.Atoi(n)
+	if !ok || err != nil {
+		return BrowserList{}, fmt.Errorf("sessions: browsers: no count in %.20q", s)
+	}
 	var list []Browser
-	if s == "{}" { // cjson writes an empty table as an object
-		return nil, nil
+	if rows != "{}" { // cjson writes an empty table as an object
+		if err := json.Unmarshal([]byte(rows), &list); err != nil {
+			return BrowserList{}, fmt.Errorf("sessions: browsers: %w", err)
+		}
 	}
-	if err := json.Unmarshal([]byte(s), &list); err != nil {
-		return nil, fmt.Errorf("sessions: browsers: %w", err)
-	}
-	return list, nil
+	return BrowserList{Rows: list, Total: max(total, len(list))}, nil
 }
 
-// newBrowser: KEYS[1] browsers hash, KEYS[2] (when new sessions are
-// limited) the address's counter of new sessions; ARGV[1] session ID,
-// ARGV[2] views, then browserArgs (6), then the limit's max and window
-// (throttle.Step.Args). For a session that is about to be created: its key
+// newBrowser: KEYS[1] browsers hash, KEYS[2] its sorted set of times,
+// KEYS[3] (when new sessions are limited) the address's counter of new
+// sessions; ARGV[1] session ID, ARGV[2] views, then browserArgs (7), then
+// the limit's max and window (throttle.Step.Args). For a session that is about to be created: its key
 // is written by the session store right after, unless the limit refused
 // it, in which case nothing is written and it returns {ms to wait}.
 var newBrowser = redistrace.NewScript("note new browser", throttle.CountLimitLua+noteBrowser+`
-if KEYS[2] then
-  local wait = count_limit(KEYS[2], ARGV[9], ARGV[10])
+if KEYS[3] then
+  local wait = count_limit(KEYS[3], ARGV[10], ARGV[11])
   if wait > 0 then return {wait} end
 end
-return {0, note_browser(KEYS[1], ARGV[1], tonumber(ARGV[2]), now_ms(), {unpack(ARGV, 3, 8)})}`)
+return {0, note_browser(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), now_ms(), {unpack(ARGV, 3, 9)})}`)
 
 // NewBrowser records the first count of a session that is not stored yet
 // (its token was just made) in its address's list, and returns the list.
@@ -180,8 +215,8 @@ return {0, note_browser(KEYS[1], ARGV[1], tonumber(ARGV[2]), now_ms(), {unpack(A
 // says how long until the address may start one again. The session itself
 // is written by the session store when the response is committed: that and
 // this are the request's two round trips.
-func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (list []Browser, wait time.Duration, err error) {
-	keys := []string{BrowsersKey(v.Addr)}
+func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (list BrowserList, wait time.Duration, err error) {
+	keys := []string{BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr)}
 	args := append([]string{ID(token), strconv.Itoa(views)}, browserArgs(v)...)
 	if limit.Key != "" {
 		keys = append(keys, limit.Key)
@@ -189,21 +224,21 @@ func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, 
 	}
 	res, err := newBrowser.Exec(ctx, o.rdb, keys, args).ToArray()
 	if err != nil {
-		return nil, 0, fmt.Errorf("sessions: new browser: %w", err)
+		return BrowserList{}, 0, fmt.Errorf("sessions: new browser: %w", err)
 	}
 	ms, err := res[0].AsInt64()
 	if err != nil {
-		return nil, 0, fmt.Errorf("sessions: new browser: %w", err)
+		return BrowserList{}, 0, fmt.Errorf("sessions: new browser: %w", err)
 	}
 	if ms > 0 {
-		return nil, time.Duration(ms) * time.Millisecond, nil
+		return BrowserList{}, time.Duration(ms) * time.Millisecond, nil
 	}
 	if len(res) != 2 {
-		return nil, 0, fmt.Errorf("sessions: new browser: %d values, want 2", len(res))
+		return BrowserList{}, 0, fmt.Errorf("sessions: new browser: %d values, want 2", len(res))
 	}
 	s, err := res[1].ToString()
 	if err != nil {
-		return nil, 0, fmt.Errorf("sessions: new browser: %w", err)
+		return BrowserList{}, 0, fmt.Errorf("sessions: new browser: %w", err)
 	}
 	list, err = ParseBrowsers(s)
 	return list, 0, err

@@ -29,23 +29,24 @@ type MemoryOps struct {
 	mu       sync.Mutex
 	renewed  map[string]renewal            // by token ID
 	browsers map[string]map[string]Browser // address -> session ID -> its last count
+	seen     map[string]map[string]int64   // address -> session ID -> when it last counted (unix ms), listed or not
 }
 
 // IncrViews adds one view and returns the new count and the browsers of
 // the visit's address (see Ops.IncrViews).
-func (m *MemoryOps) IncrViews(ctx context.Context, token, user string, v Visit) (int, []Browser, error) {
+func (m *MemoryOps) IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	deadline, values, err := m.find(token)
 	if err != nil {
-		return 0, nil, err
+		return 0, BrowserList{}, err
 	}
 	n, _ := values[KeyViews].(int)
 	n++
 	values[KeyViews] = n
 	// An update keeps the key's lifetime, like KEEPTTL.
 	if err := m.save(token, deadline, values, timesOf(deadline, values).End(m.Idle)); err != nil {
-		return 0, nil, err
+		return 0, BrowserList{}, err
 	}
 	m.publish(SessionChannel(ID(token)), MsgCountPrefix+strconv.Itoa(n))
 	return n, m.noteBrowser(token, n, v), nil
@@ -53,13 +54,13 @@ func (m *MemoryOps) IncrViews(ctx context.Context, token, user string, v Visit) 
 
 // NewBrowser records the first count of a session not stored yet, once
 // limit allows it (see Ops.NewBrowser).
-func (m *MemoryOps) NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) ([]Browser, time.Duration, error) {
+func (m *MemoryOps) NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (BrowserList, time.Duration, error) {
 	if limit.Key != "" {
 		if m.Limit == nil {
-			return nil, 0, fmt.Errorf("sessions: new browser: a limit to count, and no Limit to count it")
+			return BrowserList{}, 0, fmt.Errorf("sessions: new browser: a limit to count, and no Limit to count it")
 		}
 		if wait, err := m.Limit(ctx, limit); err != nil || wait > 0 {
-			return nil, wait, err
+			return BrowserList{}, wait, err
 		}
 	}
 	m.mu.Lock()
@@ -68,7 +69,7 @@ func (m *MemoryOps) NewBrowser(ctx context.Context, token string, views int, v V
 }
 
 // Browsers reads an address's list (see Ops.Browsers).
-func (m *MemoryOps) Browsers(ctx context.Context, addr string) ([]Browser, error) {
+func (m *MemoryOps) Browsers(ctx context.Context, addr string) (BrowserList, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
@@ -79,16 +80,44 @@ func (m *MemoryOps) Browsers(ctx context.Context, addr string) ([]Browser, error
 		}
 	}
 	SortBrowsers(list)
-	return list[:min(len(list), MaxBrowsers)], nil
+	list = list[:min(len(list), MaxBrowsers)]
+	return BrowserList{Rows: list, Total: max(m.counted(addr, now), len(list))}, nil
+}
+
+// counted is how many browsers of addr counted within the window. The
+// caller holds mu.
+func (m *MemoryOps) counted(addr string, now time.Time) int {
+	n := 0
+	for _, at := range m.seen[addr] {
+		if now.Sub(time.UnixMilli(at)) < BrowsersWindow {
+			n++
+		}
+	}
+	return n
 }
 
 // noteBrowser is note_browser (see Ops) for this process: the same window
 // and bound, and addresses nobody counted from within the window are
 // dropped. The caller holds mu.
-func (m *MemoryOps) noteBrowser(token string, views int, v Visit) []Browser {
+func (m *MemoryOps) noteBrowser(token string, views int, v Visit) BrowserList {
 	now := time.Now()
 	if m.browsers == nil {
 		m.browsers = map[string]map[string]Browser{}
+		m.seen = map[string]map[string]int64{}
+	}
+	if m.seen[v.Addr] == nil {
+		m.seen[v.Addr] = map[string]int64{}
+	}
+	m.seen[v.Addr][ID(token)] = now.UnixMilli()
+	for addr, set := range m.seen {
+		for id, at := range set {
+			if now.Sub(time.UnixMilli(at)) >= BrowsersWindow || len(set) > maxCounted {
+				delete(set, id)
+			}
+		}
+		if len(set) == 0 {
+			delete(m.seen, addr)
+		}
 	}
 	if m.browsers[v.Addr] == nil {
 		m.browsers[v.Addr] = map[string]Browser{}
@@ -113,11 +142,12 @@ func (m *MemoryOps) noteBrowser(token string, views int, v Visit) []Browser {
 		delete(m.browsers[v.Addr], b.ID)
 	}
 	list = list[:min(len(list), MaxBrowsers)]
+	total := max(len(m.seen[v.Addr]), len(list))
 	b, err := json.Marshal(list)
 	if err == nil {
-		m.publish(BrowsersChannel(v.Addr), MsgBrowsersPrefix+string(b))
+		m.publish(BrowsersChannel(v.Addr), MsgBrowsersPrefix+strconv.Itoa(total)+" "+string(b))
 	}
-	return list
+	return BrowserList{Rows: list, Total: total}
 }
 
 // Touch sets last seen and the expiry (see Ops.Touch).

@@ -48,8 +48,8 @@ var ErrNoSession = errors.New("sessions: no such session")
 //
 // In the same step it publishes the new count on the session's live channel
 // (open tabs show it at once), records the count in the list of browsers of
-// the client's address (KEYS[2], see note_browser) and, for a logged-in
-// session (KEYS[3], the user's session index), records when and by which
+// the client's address (KEYS[2] and KEYS[3], see note_browser) and, for a
+// logged-in session (KEYS[4], the user's session index), records when and by which
 // instance the session was last served, and keeps the lab's evidence of a
 // count on another process or instance (see note_move): no extra round
 // trip. ARGV: session ID, instance, session channel, MsgCountPrefix,
@@ -65,15 +65,15 @@ local now = now_ms()
 note_move(s.values, v, ARGV[6], ARGV[2], now, ARGV[7], ARGV[8], ARGV[9])
 redis.call('SET', KEYS[1], cjson.encode(s), 'KEEPTTL')
 redis.call('PUBLISH', ARGV[3], ARGV[4] .. v)
-local browsers = note_browser(KEYS[2], ARGV[1], v, now, {unpack(ARGV, 10)})
-if KEYS[3] then
-  local e = redis.call('HGET', KEYS[3], ARGV[1])
+local browsers = note_browser(KEYS[2], KEYS[3], ARGV[1], v, now, {unpack(ARGV, 10)})
+if KEYS[4] then
+  local e = redis.call('HGET', KEYS[4], ARGV[1])
   if e then
     local d = cjson.decode(e)
     if d.instance ~= ARGV[2] or now - (tonumber(d.last_seen) or 0) >= 1000 then
       d.last_seen = now
       d.instance = ARGV[2]
-      redis.call('HSET', KEYS[3], ARGV[1], cjson.encode(d))
+      redis.call('HSET', KEYS[4], ARGV[1], cjson.encode(d))
     end
   end
 end
@@ -82,9 +82,9 @@ return {v, browsers}`)
 // IncrViews adds one view to a stored session and returns the new count
 // and the browsers of the visit's address. user is the session's user (""
 // for an anonymous session).
-func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, []Browser, error) {
+func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error) {
 	id := ID(token)
-	keys := []string{Key(token), BrowsersKey(v.Addr)}
+	keys := []string{Key(token), BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr)}
 	if user != "" {
 		keys = append(keys, IndexKey(user))
 	}
@@ -92,21 +92,21 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 		append([]string{id, o.Instance, SessionChannel(id), MsgCountPrefix, KeyViews, v.Process, KeyOrigin, KeyCounted, KeyLab},
 			browserArgs(v)...)).ToArray()
 	if rueidis.IsRedisNil(err) {
-		return 0, nil, ErrNoSession
+		return 0, BrowserList{}, ErrNoSession
 	}
 	if err == nil && len(res) != 2 {
 		err = fmt.Errorf("%d values, want 2", len(res))
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("sessions: incr views: %w", err)
+		return 0, BrowserList{}, fmt.Errorf("sessions: incr views: %w", err)
 	}
 	n, err := res[0].AsInt64()
 	if err != nil {
-		return 0, nil, fmt.Errorf("sessions: incr views: %w", err)
+		return 0, BrowserList{}, fmt.Errorf("sessions: incr views: %w", err)
 	}
 	s, err := res[1].ToString()
 	if err != nil {
-		return 0, nil, fmt.Errorf("sessions: incr views: %w", err)
+		return 0, BrowserList{}, fmt.Errorf("sessions: incr views: %w", err)
 	}
 	list, err := ParseBrowsers(s)
 	return int(n), list, err
@@ -293,9 +293,9 @@ func (s IdleStore) DeleteCtx(ctx context.Context, token string) error {
 // Operations are the in-place session changes: Ops in Redis, MemoryOps in
 // memory store mode.
 type Operations interface {
-	IncrViews(ctx context.Context, token, user string, v Visit) (int, []Browser, error)
-	NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) ([]Browser, time.Duration, error)
-	Browsers(ctx context.Context, addr string) ([]Browser, error)
+	IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error)
+	NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (BrowserList, time.Duration, error)
+	Browsers(ctx context.Context, addr string) (BrowserList, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
 	Times(ctx context.Context, token string) (Times, error)
