@@ -56,14 +56,16 @@ func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 		}
 		if c.Ran != "" {
 			b.WriteString(`<ol class="redis-trace-lua" data-testid="trace-script" aria-label="what the script ran inside Redis">`)
-			for cmd := range redistrace.EachRan(c.Ran) {
+			for ran := c.Ran; ran != ""; {
+				var cmd string
+				cmd, ran = redistrace.NextRan(ran)
 				b.WriteString(`<li data-testid="trace-script-command"><small>inside Redis:</small> <code>`)
-				first := true
-				for arg := range cmd {
+				for more, first := true, true; more; first = false {
+					var arg string
+					arg, cmd, more = redistrace.NextArg(cmd)
 					if !first {
 						b.WriteByte(' ')
 					}
-					first = false
 					kept, cut := redistrace.Kept(arg)
 					appendArg(b, kept, cut)
 				}

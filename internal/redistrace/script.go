@@ -3,7 +3,6 @@ package redistrace
 import (
 	"context"
 	"errors"
-	"iter"
 	"strings"
 	"sync"
 
@@ -149,19 +148,19 @@ func (r Reply) ToString() (string, error) {
 	return r.msg.ToString()
 }
 
-// EachRan yields the commands a script ran, each as its arguments (an
-// argument cut short ends in ranCut and its length; AppendArg shows it).
-func EachRan(ran string) iter.Seq[iter.Seq[string]] {
-	return func(yield func(iter.Seq[string]) bool) {
-		if ran == "" {
-			return
-		}
-		for cmd := range strings.SplitSeq(ran, ranCommand) {
-			if !yield(strings.SplitSeq(cmd, ranArg)) {
-				return
-			}
-		}
-	}
+// NextRan splits what a script ran (see NewScript) into its first command
+// and the rest, and NextArg a command into its first argument and the
+// rest: a page walks them without allocating.
+func NextRan(ran string) (cmd, rest string) {
+	cmd, rest, _ = strings.Cut(ran, ranCommand)
+	return cmd, rest
+}
+
+// NextArg: see NextRan; more says whether another argument follows (it
+// may be empty). An argument cut short ends in ranCut and its length (see
+// Kept).
+func NextArg(cmd string) (arg, rest string, more bool) {
+	return strings.Cut(cmd, ranArg)
 }
 
 // AsIntSlice reads the result as an array of integers.
@@ -188,7 +187,7 @@ func (r Reply) AsStrSlice() ([]string, error) {
 	return r.msg.AsStrSlice()
 }
 
-// Kept is an argument as EachRan yields it: what the script kept of it, and
+// Kept is an argument as NextArg gives it: what the script kept of it, and
 // whether that is only its start.
 func Kept(arg string) (kept string, cut bool) {
 	if i := strings.Index(arg, ranCut); i >= 0 {

@@ -26,7 +26,7 @@ type Command struct {
 	// Cached: answered from rueidis's client-side cache; nothing was sent.
 	Cached bool
 	Script string // a script call: the script's name, a note beside its hash
-	Ran    string // a script call: the commands it ran inside Redis (see EachRan)
+	Ran    string // a script call: the commands it ran inside Redis (see NextRan)
 }
 
 // maxCommands bounds a trace: a page never needs more, and a request that
