@@ -126,12 +126,9 @@ type Config struct {
 	ReadyWithoutRedis bool // /readyz stays 200 while Redis cannot serve (-ready-without-redis)
 }
 
-// New builds the App as main serves it and the tests drive it. Every
-// command goes through rdb wrapped by redistrace, so the Redis panel shows
-// it. Close the App when done.
-//
-// rdb is the client redisconn.Connect returned: New counts its calls and
-// its failover gate for Prometheus (Metrics), and the session pool's calls.
+// New builds the App as main serves it and the tests drive it, from the
+// client redisconn.Connect returned: every command is traced for the Redis
+// panel and counted for Prometheus. Close it when done.
 func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 	redisServer, err := DescribeRedis(cfg.Redis, func() string { return redisconn.MasterAddr(rdb) })
 	if err != nil {

@@ -6,12 +6,9 @@ import (
 	"github.com/alexedwards/scs/v2"
 )
 
-// SessionCookie is the session cookie's configuration. The name is generic
-// (it says nothing about the framework); HttpOnly keeps it from scripts,
-// SameSite=Lax from most cross-site requests, and no Domain keeps it on this
-// host. With secure set it is sent over HTTPS only and named with the
-// __Host- prefix, which makes the browser insist on Secure, Path=/ and no
-// Domain, so a sibling subdomain cannot plant or overwrite it. It lasts for
+// SessionCookie is the session cookie's configuration: a generic name,
+// HttpOnly, SameSite=Lax, no Domain. With secure set it is Secure and named
+// __Host-, so a sibling subdomain cannot plant or overwrite it. It lasts for
 // the browser session unless the user asks to be remembered.
 func SessionCookie(secure bool) scs.SessionCookie {
 	c := scs.SessionCookie{

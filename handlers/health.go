@@ -16,13 +16,11 @@ func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// readyz handles GET /readyz: Redis takes writes, so requests can be served.
-// The body says why not, or what an operator should fix although it serves
-// (a maxmemory-policy that lets Redis delete the app's keys). With
-// ReadyWithoutRedis, Redis trouble is reported in the body of a 200: every
-// instance shares the Redis, so taking them all out of the load balancer
-// would only swap the app's truthful 503 for the balancer's error page
-// (docs/deploy.md, "Readiness").
+// readyz handles GET /readyz: Redis takes writes. The body says why not, or
+// what an operator should fix although it serves. With ReadyWithoutRedis,
+// Redis trouble is a 200 with the reason: every instance shares the Redis,
+// and pulling them all would swap the app's truthful 503 for the balancer's
+// error page (docs/deploy.md, "Readiness").
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()

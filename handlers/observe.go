@@ -17,11 +17,9 @@ type observed struct {
 	info requestlog.Info
 }
 
-// observe is the outermost middleware: it gives the request an id (kept from
-// a trusted proxy's X-Request-Id, else new) that the response carries and
-// every log line of the request names, counts the request by route and
-// status with its duration, and writes the access log line (-access-log; at
-// debug level otherwise). It logs no path, only the route pattern, and no
+// observe is the outermost middleware: the request id (a trusted proxy's
+// X-Request-Id, else new) on the response and every log line, the metrics,
+// and the access log line. It logs the route pattern, never the path or a
 // header: nothing that could hold a token.
 func (a *App) observe(next http.Handler) http.Handler {
 	accessLevel := slog.LevelDebug

@@ -8,15 +8,11 @@ import (
 	"sync"
 )
 
-// A page goes to the client in one write system call. net/http buffers a
-// response in 4 KB: a page larger than that (every full page here, with its
-// trace and footer) went out in two writes, each a trip through the
-// kernel's TCP stack that wakes the client, and system calls were 40 % of
-// the app's CPU. loadAndSave holds the whole response already (it is sent
-// only once the session is saved), so the connection collects what net/http
-// writes for it and hands it to the kernel at once. Anything else (static
-// files, event streams, answers from outside loadAndSave) is written as
-// net/http writes it.
+// A page goes to the client in one write system call: net/http writes in
+// 4 KB pieces, every full page here took two, and system calls were 40 % of
+// the app's CPU. loadAndSave holds the whole response anyway, so the
+// connection collects what net/http writes and hands it over at once;
+// anything else is written as net/http writes it.
 
 // OneWriteListener returns ln with its connections able to collect a
 // response; srv finds them for the handlers through its ConnContext. Serve

@@ -9,12 +9,9 @@ import (
 	"github.com/sessionlab/sessionlab/views"
 )
 
-// restart handles POST /restart, the demo's "Restart this server": it
-// answers, then the process shuts down gracefully and starts afresh (see
-// main). It exists only with -demo-controls and passes the cross-origin
-// protection like every POST. It answers only the person at the machine
-// (see atTheMachine); anyone else gets the 404 of a page that does not
-// exist, whatever the method, so nobody else learns the flag is on.
+// restart handles POST /restart (-demo-controls only): it answers, then the
+// process shuts down gracefully and starts afresh (see main). Anyone but
+// the person at the machine gets a 404, so nobody learns the flag is on.
 func (a *App) restart(w http.ResponseWriter, r *http.Request) {
 	if !a.atTheMachine(w, r) {
 		return

@@ -17,12 +17,10 @@ import (
 	"github.com/sessionlab/sessionlab/views"
 )
 
-// rateLimiter is the throttle (internal/throttle, where the policy is): how
-// fast one client may guess passwords, create accounts and start anonymous
-// sessions. Login and PasswordCheck are asked before a password is checked
-// and give a ticket to settle once it was (throttle.Ticket.Done); Signup is
-// asked before a new account's password is hashed, NewSession before an
-// anonymous session's key is first written.
+// rateLimiter is the throttle (internal/throttle, where the policy is).
+// Login and PasswordCheck are asked before a password is checked and give a
+// ticket to settle after (throttle.Ticket.Done); Signup before a hash,
+// NewSession before an anonymous session's first write.
 type rateLimiter interface {
 	Login(ctx context.Context, account string, addr netip.Addr) (*throttle.Ticket, time.Duration, error)
 	PasswordCheck(ctx context.Context, account, sessionID string) (*throttle.Ticket, time.Duration, error)
@@ -41,11 +39,10 @@ func throttleAccount(name string) string {
 	return n
 }
 
-// loginAllowed asks the throttle before a login's password is checked. Past
-// a limit it answers 429 with Retry-After and the login form saying how long
-// to wait, and reports false. A blocked attempt never reaches bcrypt, so the
-// answer is the same whether the password was right or not. The ticket (nil
-// without a throttle) is settled with checked once the password was checked.
+// loginAllowed asks the throttle before a login's password is checked; past
+// a limit it answers 429 (the form says how long to wait) and reports false.
+// The ticket (nil without a throttle) is settled once the password was
+// checked.
 func (a *App) loginAllowed(w http.ResponseWriter, r *http.Request, form views.AuthForm, name string) (*throttle.Ticket, bool) {
 	if a.Throttle == nil {
 		return nil, true

@@ -162,11 +162,9 @@ func (s *Store) Get(ctx context.Context, username string) (Account, error) {
 	return a, nil
 }
 
-// Authenticate checks a username and password. An unknown or malformed
-// username costs what a wrong password does, and a hash made at another
-// cost costs what one at the highest cost in use does (see cost.go), so
-// response time does not tell an attacker which usernames exist. A correct
-// password whose hash has another cost than the current one is rehashed.
+// Authenticate checks a username and password, in the same time whether
+// the name exists or not (see cost.go). A correct password whose hash has
+// another cost than the current one is rehashed.
 func (s *Store) Authenticate(ctx context.Context, username, password string) (Account, error) {
 	top, err := s.topCost(ctx)
 	if err != nil {

@@ -12,14 +12,12 @@ import (
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
-// A login must take as long whether or not the name exists, whatever cost
-// the stored hash was made with: after -bcrypt-cost changes, older hashes
-// keep their cost until their owner next logs in (then they are rehashed).
-// So every check spends what one comparison at the highest cost in use
-// costs: Redis counts the stored hashes by cost (CostsKey), a comparison
-// at a lower cost c is padded with dummy comparisons at c, c+1, ... top-1
-// (2^c + 2^c + ... + 2^(top-1) = 2^top), and an unknown name is compared
-// against a dummy hash at the top cost.
+// A login takes as long whether or not the name exists, whatever cost its
+// hash was made with (older hashes keep theirs until their next login).
+// Every check spends one comparison at the highest cost in use (CostsKey
+// counts hashes by cost): a comparison at cost c is padded with dummies at
+// c, c+1, ... top-1 (their sum is 2^top), an unknown name meets a dummy hash
+// at the top cost.
 
 // CostsKey is a hash from bcrypt cost to how many stored password hashes
 // have it.

@@ -67,12 +67,10 @@ func (s *Store) NewGeneration(ctx context.Context, username string) (string, err
 const cacheFor = time.Minute
 
 // Current reports whether gen is still the account's credential generation
-// (false too when the account is gone): the check on every request of a
-// logged-in session. It reads the account through the client-side cache, no
-// round trip while the account is unchanged. A cached copy can be a moment
-// behind a change this process has just made itself (the invalidation
-// travels on another connection than the write), so a mismatch is read
-// again from Redis before it ends a session.
+// (false when the account is gone), on every logged-in request, through the
+// client-side cache. The cache can trail this process's own change (the
+// invalidation comes on another connection), so a mismatch is read again
+// from Redis before it ends a session.
 func (s *Store) Current(ctx context.Context, username, gen string) (bool, error) {
 	cached, found, err := s.generation(ctx, username, true)
 	if err != nil || found && cached == gen {
@@ -116,10 +114,8 @@ func (s *Store) generation(ctx context.Context, username string, cached bool) (g
 }
 
 // decodedGen is an account's generation as last decoded from its stored
-// bytes. The check runs on every request and an account rarely changes, so
-// generation decodes the JSON again only when the bytes differ: that
-// decoding was most of what the check itself cost (the read is served by
-// the client-side cache).
+// bytes: decoding was most of the per-request check's cost, so it is done
+// again only when the bytes differ.
 type decodedGen struct{ raw, gen string }
 
 // maxDecodedGens bounds the accounts remembered; past it they are all

@@ -1,8 +1,7 @@
-// Package live fans Redis pub/sub messages out to the server-sent-event
-// streams of this process. One Hub per process holds one dedicated Redis
-// connection and subscribes to a channel only while at least one local
-// stream wants it (reference counted), so the number of Redis subscriptions
-// follows the number of open pages, never the number of page loads.
+// Package live fans Redis pub/sub messages out to this process's
+// server-sent-event streams: one Hub, one dedicated connection, a channel
+// subscribed only while a local stream wants it, so subscriptions follow
+// open pages, not page loads.
 package live
 
 import (

@@ -1,12 +1,7 @@
-// Package metrics is what sessionlab tells Prometheus: requests by route and
-// status, latency, 503s by Redis failure kind, the sessions' life cycle,
-// logins, live streams, Redis latency per client, the session pool and the
-// failover gate. Every family lives in one Metrics value with its own
-// registry (no package state), served by Handler on the operator's listener
-// (-debug-addr), never on the public one.
-//
-// Names follow Prometheus's conventions: a sessionlab_ prefix, base units
-// (seconds), _total on counters, labels for the dimensions.
+// Package metrics is what sessionlab tells Prometheus, from one Metrics
+// value with its own registry (no package state), served only on the
+// operator's listener (-debug-addr). Names follow Prometheus's conventions:
+// a sessionlab_ prefix, base units, _total on counters.
 package metrics
 
 import (

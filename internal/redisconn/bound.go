@@ -28,10 +28,8 @@ type bounded struct {
 }
 
 // RequestBudget is how long all of one request's Redis work may take
-// together. A request tries several commands in turn (load the session, the
-// command itself, save the session); with only a limit per command, a hung
-// Redis held a request for several seconds. With 1.5 s for all of them, and
-// little else to do, every request answers within 2 s whatever Redis does.
+// together: with only a limit per command, a hung Redis held a request of
+// several commands for seconds; with this, every request answers within 2 s.
 const RequestBudget = 1500 * time.Millisecond
 
 // budget is what is left of a request's time for Redis, in nanoseconds.
@@ -39,12 +37,10 @@ type budget struct{ left atomic.Int64 }
 
 type budgetKey struct{}
 
-// WithBudget gives the Redis work done with ctx d in all: each command sent
-// through a Bound client with this context spends the time it took, and
-// once d is spent, the next command fails at once as timed out. Time spent
-// on anything else (bcrypt, rendering, a live stream waiting for events) is
-// not counted. A context that has a budget already gets a new one: a live
-// stream renews it for each event it sends.
+// WithBudget gives the Redis work done with ctx d in all: each command
+// through a Bound client spends its time, and once d is spent the next fails
+// at once as timed out. Other work (bcrypt, rendering) is not counted. A new
+// budget replaces an old one (a live stream renews it per event).
 func WithBudget(ctx context.Context, d time.Duration) context.Context {
 	b := &budget{}
 	b.left.Store(int64(d))

@@ -1,9 +1,7 @@
-// Package redisconn owns the app's connections to Redis: it reads the Redis
-// URL, builds the rueidis client that everything but the session blobs goes
-// through and, from the same config, the redigo pool scs/redisstore keeps
-// the sessions in (NewPool, SessionStore), bounds how long a command and a
-// request may wait, and says which errors mean "Redis cannot serve right
-// now" (see Unavailable). Nothing else in the app decides that.
+// Package redisconn owns the app's connections to Redis: the rueidis client
+// and, from the same config, the redigo pool scs/redisstore keeps sessions
+// in; how long a command and a request may wait; and which errors mean
+// "Redis cannot serve right now" (Unavailable), decided nowhere else.
 package redisconn
 
 import (
@@ -57,11 +55,9 @@ type Config struct {
 	PoolTimes Observer
 }
 
-// urlOptions are the URL query options the app honours. rueidis reads more
-// (and ignores what it does not know), but the app sets the time limits
-// itself, needs RESP3 and client-side caching (for the account check on
-// every request), and is no Cluster client: an option it would silently
-// override or not honour is refused at start instead.
+// urlOptions are the URL query options the app honours; any other rueidis
+// option would be overridden (time limits, RESP3, client-side caching) or
+// not apply (Cluster), so it is refused at start instead of ignored.
 var urlOptions = map[string]bool{"db": true, "master_set": true, "addr": true, "skip_verify": true, "client_name": true}
 
 // options turns cfg into the client's options, refusing what the app
@@ -146,14 +142,10 @@ func addTLSFiles(tc *tls.Config, ca, cert, key string) error {
 	return nil
 }
 
-// Connect opens the app's Redis client and checks that it can serve this
-// app: it answers, it is a master, it is not a cluster. If not, the error is
-// one line that names the real cause (and, only when nothing listens, how
-// to start a Redis). Every command sent through the client is bounded by
+// Connect opens the app's Redis client, the one place it is built, and
+// checks that it answers, is a master and is not a cluster; if not, the
+// error is one line naming the cause. Every command is bounded by
 // DefaultTimeout and the request's budget (see Bound).
-//
-// It is the one place the client is built: options (client-side caching,
-// hooks) belong here.
 func Connect(ctx context.Context, cfg Config) (rueidis.Client, error) {
 	where := Redact(cfg.URL)
 	opt, err := cfg.options()
@@ -321,11 +313,9 @@ func startError(where string, noClientCert bool, err error) error {
 	return fmt.Errorf("Redis at %s: %v", where, strings.ReplaceAll(msg, "\n", " "))
 }
 
-// DialTimeout bounds a new connection: TCP, TLS and the HELLO handshake
-// take a few round trips, well under this even to a Redis in another
-// building (or on a loaded machine with the race detector on). Requests
-// that meet a broken connection all wait for the same dial, so it is no
-// longer than the limit of one command.
+// DialTimeout bounds a new connection (TCP, TLS, HELLO: a few round trips).
+// Requests that meet a broken connection all wait for the same dial, so it
+// is no longer than one command's limit.
 const DialTimeout = DefaultTimeout
 
 // Redact hides a password in a Redis URL before it is logged.

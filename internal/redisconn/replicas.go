@@ -9,22 +9,14 @@ import (
 	"time"
 )
 
-// A write acknowledged by a master that has no replica in sync exists on
-// that one server. Sentinel promotes a replica when the master stalls or
-// is asked to step down; for about ten seconds after a failover the old
-// master is still an independent master (a sentinel reconfigures it as a
-// replica only at its next INFO round), and a second failover within those
-// seconds promotes it: everything the new master acknowledged meanwhile is
-// lost (TestNemesis lost 12,380 acknowledged counts in 60 s that way).
-//
-// So on a Sentinel deployment the gate also refuses writes, at once and
-// before sending them, while the master has no replica in sync: from the
-// moment the client moves to a new master until that master reports one
-// (the old master converted and synced), and whenever a check finds none.
-// Reads go on. The check is one INFO replication every replicaCheckEvery
-// per process, not a round trip per request: a single Redis (no gate) pays
-// nothing, and a deployment with a healthy replica pays nothing per write.
-// What it leaves is the asynchronous window (see docs/reliability.md).
+// A write acknowledged by a master with no replica in sync exists on one
+// server: a second failover in the ten seconds before the old master is
+// reconfigured as a replica loses it (TestNemesis lost 12,380 acknowledged
+// counts in 60 s that way). So on Sentinel the gate also refuses writes,
+// before sending them, while the master has no replica in sync; reads go
+// on. One INFO replication every replicaCheckEvery per process checks it,
+// so a healthy deployment pays nothing per write. The asynchronous window
+// remains (docs/reliability.md).
 
 // ErrNoReplica is the error of a write refused because the master has no
 // replica in sync: a failover now could lose it. Nothing was sent.

@@ -14,24 +14,13 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// Redis Sentinel. A URL such as
-//
-//	redis://[user:pass@]s1:26379/0?master_set=mymaster&addr=s2:26379&addr=s3:26379
-//
-// names sentinels, not Redis: rueidis asks them for the master, follows it
-// when they announce a new one (+switch-master), and checks with ROLE that
-// it talks to a master. Everything the app sends goes through that one
-// client, or (the session blobs) through the pool NewPool builds, which
-// dials the master that client uses, so there is one idea of who the
-// master is.
-//
-// What rueidis alone does not do is stop writing to the old master while a
-// failover is under way: from the moment the sentinels' leader turns the
-// replica into a master until +switch-master reaches the client (about a
-// second), the old master still accepts writes, and they are lost when it
-// becomes a replica and resyncs. A gate closes at the first failover event
-// any sentinel publishes and stays closed until rueidis talks to another
-// master: meanwhile every command fails at once with ErrFailingOver, a 503.
+// Redis Sentinel (redis://[user:pass@]s1:26379/0?master_set=mymaster&addr=s2:26379):
+// rueidis finds and follows the master; NewPool dials the master it uses, so
+// there is one idea of who the master is. rueidis alone keeps writing to the
+// old master for the second until +switch-master arrives, and those writes
+// are lost when it resyncs as a replica. So a gate closes at the first
+// failover event any sentinel publishes, until rueidis talks to another
+// master; meanwhile every command fails at once with ErrFailingOver (a 503).
 
 // ErrFailingOver is the error of a command refused because the sentinels
 // are failing the master over (see Unavailable: kind FailingOver).

@@ -14,11 +14,9 @@ import (
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
-// The browsers on one computer: the sessions that counted from one client
-// address lately, kept in one small hash per address (BrowsersKey) so that
-// /count can show them side by side (the tutorial's two-browser exercise).
-// Field = session ID, value = JSON Browser without the ID. It never holds a
-// token or a user name, only whether the session is logged in.
+// The browsers on one computer: the sessions that counted from one address
+// lately, one small hash per address (BrowsersKey: session ID -> Browser
+// JSON), for /count's two-browser exercise. No token, no user name.
 const (
 	// BrowsersWindow: a browser that has not counted for this long drops
 	// off the list, and the hash expires this long after the last count.
@@ -208,13 +206,11 @@ if KEYS[3] then
 end
 return {0, note_browser(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), now_ms(), {unpack(ARGV, 3, 9)})}`)
 
-// NewBrowser records the first count of a session that is not stored yet
-// (its token was just made) in its address's list, and returns the list.
-// When limit is set (throttle.NewSessionStep), the same step counts the
-// new session against it: past the limit nothing is recorded, and wait
-// says how long until the address may start one again. The session itself
-// is written by the session store when the response is committed: that and
-// this are the request's two round trips.
+// NewBrowser records the first count of a session not stored yet in its
+// address's list and returns the list. With limit set, the same round trip
+// counts the new session against it: past the limit nothing is recorded
+// and wait says how long until the address may start one. The session's
+// own write is the request's second round trip.
 func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (list BrowserList, wait time.Duration, err error) {
 	keys := []string{BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr)}
 	args := append([]string{ID(token), strconv.Itoa(views)}, browserArgs(v)...)

@@ -1,46 +1,21 @@
 // Package throttle slows down password guessing: it counts failed logins in
-// Redis per client address, per account and per (account, address) pair, in
-// fixed windows, and says how long a client must wait once a limit is reached.
+// Redis, in fixed windows, and says how long a client must wait at a limit.
 //
-// The policy, and why:
+//   - Pair (one account from one address): small; it stops one guesser, and a
+//     successful login clears it, so an owner who mistyped is not held up.
+//   - Address (all accounts, IPv6 per /64): larger, against spraying and
+//     stuffing from one machine; sized for a class behind one NAT (ForClass).
+//   - Account (all addresses not "known" for it, i.e. not logged in from
+//     lately): against a botnet, which it slows instead of the owner at home.
+//   - Sign-ups from one address: each costs a bcrypt hash, and names must not
+//     be probed at will.
 //
-//   - Pair (one account from one address): a small limit. It stops a single
-//     guesser cold and is cleared by a successful login, so the owner who
-//     mistyped a few times is not held up afterwards.
-//
-//   - Address (one address, all accounts): a larger limit against password
-//     spraying and credential stuffing from one machine. IPv6 addresses are
-//     counted per /64, the block one subscriber usually gets.
-//
-//   - Account (one account, all addresses): a short window against a guesser
-//     spread over many addresses. It applies only to addresses the account
-//     has not logged in from recently ("known" addresses), so an attacker
-//     hammering an account from a botnet slows the botnet, not the owner at
-//     home; an owner on a new address waits at most one window after the
-//     attack stops.
-//
-//   - Sign-ups (account creations from one address): each costs a bcrypt
-//     hash, deliberately slow, so one client must not be able to spend the
-//     server's CPU on it, or probe at will which names are taken.
-//
-// The limits on one address are sized for a class behind one school NAT
-// (ForClass): the per-pair and per-account limits, not the address, are
-// what stop a guesser.
-//
-// What is counted is a *failure*: a password that was checked and was
-// wrong. A login whose password was right, or was never checked (Redis
-// failed first, a 503), counts nothing, so a correct password submitted
-// several times at once logs in each time, and an outage leaves no 429
-// behind. So that parallel guesses still cannot slip past a limit, each
-// attempt is also counted as *in flight* while its password is checked: an
-// attempt that would reach a limit only if the attempts in flight all
-// failed waits (a fraction of a second, the time of a bcrypt) until they
-// are settled, then is let through or blocked. A blocked attempt is never
-// checked, so a 429 says nothing about the password.
-//
-// The current password asked by a password change is throttled the same
-// way, per session and per account, so a stolen session cannot be used to
-// guess it either.
+// Only a checked, wrong password counts, so an outage leaves no 429 behind.
+// Attempts whose password is being checked count as in flight: one that
+// would reach a limit if they all failed waits for them (a bcrypt's time),
+// so parallel guesses cannot slip past. A blocked attempt is never checked:
+// a 429 says nothing about the password. A password change's current
+// password is throttled the same way, per session and per account.
 package throttle
 
 import (
@@ -81,16 +56,10 @@ const DefaultClass = 200
 // DefaultPolicy is ForClass(DefaultClass).
 var DefaultPolicy = ForClass(DefaultClass)
 
-// ForClass is the policy for a class of n behind one address: 5 failures
-// per pair per 5 minutes, 20 per account (from unknown addresses) per 5
-// minutes, whatever the class, so nobody guesses one account faster; an
-// address stays known for 30 days after a successful login. What one
-// address may do grows with the class: 2n failed logins per 15 minutes
-// (everyone mistypes, some twice), 1.5n sign-ups per hour (everyone signs
-// up once, some again after a taken name) and 3n new anonymous sessions
-// per 10 minutes (two browsers each, private windows, cleared cookies). A
-// password change's current-password check: 5 failures per session (the
-// pair limit), sharing the account's 20.
+// ForClass is the policy for a class of n behind one address. The pair and
+// account limits do not grow with n, so nobody guesses one account faster;
+// the address's do: everyone mistypes (some twice), signs up (some again
+// after a taken name) and opens two browsers or a private window.
 func ForClass(n int) Policy {
 	return Policy{
 		Pair:    Limit{Max: 5, Window: 5 * time.Minute},
