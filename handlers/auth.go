@@ -139,7 +139,7 @@ func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) (err 
 		a.labLogin(r, old, !keep)
 	}
 	if !keep {
-		if err := a.renewToken(ctx); err != nil {
+		if err := a.renewToken(r, true); err != nil {
 			return err
 		}
 	}
@@ -175,8 +175,11 @@ func (a *App) logOutHere(ctx context.Context) {
 // renewToken gives the session a new token. The old key is taken with
 // GETDEL rather than deleted, so views counted by concurrent requests right
 // up to this moment move to the new token instead of being lost; a second
-// renewal of the same cookie finds them in the renewed marker.
-func (a *App) renewToken(ctx context.Context) error {
+// renewal of the same cookie finds them in the renewed marker. The
+// browser's row in its computer's list moves to the new token too (it is
+// the same browser), logged in or not as loggedIn says.
+func (a *App) renewToken(r *http.Request, loggedIn bool) error {
+	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
 	gone := "" // the cookie's token, when its key is already gone
 	if old != "" {
@@ -206,6 +209,13 @@ func (a *App) renewToken(ctx context.Context) error {
 	}
 	if err := a.Sessions.RenewToken(ctx); err != nil {
 		return err
+	}
+	if old != "" {
+		v := a.visit(r)
+		v.LoggedIn = loggedIn
+		if err := a.Ops.MoveBrowser(ctx, old, a.Sessions.Token(ctx), a.Sessions.GetInt(ctx, sessions.KeyViews), v); err != nil {
+			return err
+		}
 	}
 	if old == "" {
 		a.Metrics.SessionCreated() // a first login: there was no session to renew

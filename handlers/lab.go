@@ -571,7 +571,8 @@ func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
 func (a *App) renewLogged(r *http.Request) error {
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
-	if err := a.renewToken(ctx); err != nil {
+	_, loggedIn := a.currentUser(ctx)
+	if err := a.renewToken(r, loggedIn); err != nil {
 		return err
 	}
 	if u, ok := a.currentUser(ctx); ok {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
@@ -238,4 +240,29 @@ func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, 
 	}
 	list, err = ParseBrowsers(s)
 	return list, 0, err
+}
+
+// moveBrowser: KEYS[1] browsers hash, KEYS[2] its sorted set of times;
+// ARGV[1] the old session ID, ARGV[2] the new one, ARGV[3] views, then
+// browserArgs (7). The row keeps when it last counted.
+var moveBrowser = redistrace.NewScript("move browser", noteBrowser+`
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+local ok, d = pcall(cjson.decode, raw)
+if not ok or type(d) ~= 'table' or not tonumber(d.at) then return false end
+return note_browser(KEYS[1], KEYS[2], ARGV[2], tonumber(ARGV[3]), tonumber(d.at), {unpack(ARGV, 4)})`)
+
+// MoveBrowser gives a session's row in its address's list to the token
+// that renewed it (a login renews the token, and the browser is the same),
+// and publishes the list. A session that never counted has no row: nothing
+// changes.
+func (o *Ops) MoveBrowser(ctx context.Context, oldToken, newToken string, views int, v Visit) error {
+	err := moveBrowser.Exec(ctx, o.rdb, []string{BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr)},
+		append([]string{ID(oldToken), ID(newToken), strconv.Itoa(views)}, browserArgs(v)...)).Error()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return fmt.Errorf("sessions: move browser: %w", err)
+	}
+	return nil
 }

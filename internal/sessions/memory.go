@@ -72,7 +72,31 @@ func (m *MemoryOps) NewBrowser(ctx context.Context, token string, views int, v V
 func (m *MemoryOps) Browsers(ctx context.Context, addr string) (BrowserList, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := time.Now()
+	return m.listOf(addr, time.Now()), nil
+}
+
+// MoveBrowser gives a session's row to the token that renewed it (see
+// Ops.MoveBrowser).
+func (m *MemoryOps) MoveBrowser(ctx context.Context, oldToken, newToken string, views int, v Visit) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.browsers[v.Addr][ID(oldToken)]
+	if !ok {
+		return nil
+	}
+	delete(m.browsers[v.Addr], ID(oldToken))
+	at := m.seen[v.Addr][ID(oldToken)]
+	delete(m.seen[v.Addr], ID(oldToken))
+	m.seen[v.Addr][ID(newToken)] = at
+	b.ID, b.Views, b.LoggedIn = ID(newToken), views, v.LoggedIn
+	m.browsers[v.Addr][b.ID] = b
+	m.publishList(v.Addr, m.listOf(v.Addr, time.Now()))
+	return nil
+}
+
+// listOf is an address's list as Browsers reads it; publishList publishes
+// one as the scripts do. The caller holds mu.
+func (m *MemoryOps) listOf(addr string, now time.Time) BrowserList {
 	var list []Browser
 	for _, b := range m.browsers[addr] {
 		if now.Sub(b.CountedAt()) < BrowsersWindow {
@@ -81,7 +105,13 @@ func (m *MemoryOps) Browsers(ctx context.Context, addr string) (BrowserList, err
 	}
 	SortBrowsers(list)
 	list = list[:min(len(list), MaxBrowsers)]
-	return BrowserList{Rows: list, Total: max(m.counted(addr, now), len(list))}, nil
+	return BrowserList{Rows: list, Total: max(m.counted(addr, now), len(list))}
+}
+
+func (m *MemoryOps) publishList(addr string, l BrowserList) {
+	if b, err := json.Marshal(l.Rows); err == nil {
+		m.publish(BrowsersChannel(addr), MsgBrowsersPrefix+strconv.Itoa(l.Total)+" "+string(b))
+	}
 }
 
 // counted is how many browsers of addr counted within the window. The
@@ -141,13 +171,9 @@ func (m *MemoryOps) noteBrowser(token string, views int, v Visit) BrowserList {
 	for _, b := range list[min(len(list), MaxBrowsers):] {
 		delete(m.browsers[v.Addr], b.ID)
 	}
-	list = list[:min(len(list), MaxBrowsers)]
-	total := max(len(m.seen[v.Addr]), len(list))
-	b, err := json.Marshal(list)
-	if err == nil {
-		m.publish(BrowsersChannel(v.Addr), MsgBrowsersPrefix+strconv.Itoa(total)+" "+string(b))
-	}
-	return BrowserList{Rows: list, Total: total}
+	l := BrowserList{Rows: list[:min(len(list), MaxBrowsers)], Total: max(len(m.seen[v.Addr]), min(len(list), MaxBrowsers))}
+	m.publishList(v.Addr, l)
+	return l
 }
 
 // Touch sets last seen and the expiry (see Ops.Touch).

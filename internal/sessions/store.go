@@ -296,6 +296,7 @@ type Operations interface {
 	IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error)
 	NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (BrowserList, time.Duration, error)
 	Browsers(ctx context.Context, addr string) (BrowserList, error)
+	MoveBrowser(ctx context.Context, oldToken, newToken string, views int, v Visit) error
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
 	Times(ctx context.Context, token string) (Times, error)
