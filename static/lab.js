@@ -1,4 +1,5 @@
-// lab.js: the httpOnly experiment on /lab. Hand-written, no build step.
+// lab.js: the httpOnly and Secure experiments on /lab. Hand-written, no
+// build step.
 //
 // "Run document.cookie" reads the cookies exactly as any script on the page
 // (an injected one included) can, shows what it read, and sends the value
@@ -20,6 +21,17 @@
       if (all[i].slice(0, eq) === name) return all[i].slice(eq + 1);
     }
     return '';
+  }
+
+  // Secure: whether a Secure cookie is kept here is the browser's own rule
+  // (a secure context), so the browser picks which of the page's two
+  // explanations holds.
+  var context = document.querySelector('[data-lab-context]');
+  if (context) {
+    var parts = context.querySelectorAll('[data-context]');
+    for (var i = 0; i < parts.length; i++) {
+      parts[i].hidden = (parts[i].getAttribute('data-context') === 'secure') !== window.isSecureContext;
+    }
   }
 
   document.addEventListener('htmx:configRequest', function (e) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -176,7 +177,7 @@ func (b *browser) cookie(url string) *network.Cookie {
 		return cdp.Call(ctx, t, network.GetCookies, network.GetCookiesParams{URLs: []string{url}})
 	})
 	for _, c := range res.Cookies {
-		if c.Name == "session" {
+		if c.Name == "session" || c.Name == "__Host-session" { // without and with -cookie-secure
 			return c
 		}
 	}
@@ -441,5 +442,63 @@ func TestBrowserLabHasNoSwitchesWithoutTheFlag(t *testing.T) {
 	}
 	if c := b.cookie(s.app.URL); c == nil || !c.HTTPOnly {
 		t.Errorf("session cookie %+v, want HttpOnly", c)
+	}
+}
+
+// nonLoopback is an IPv4 address of this computer that is not loopback,
+// "" when it has none.
+func nonLoopback() string {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			return n.IP.String()
+		}
+	}
+	return ""
+}
+
+// Secure, live: with -cookie-secure the browser keeps the Secure cookie at
+// localhost over plain HTTP (a secure context) and the count goes on; at
+// this computer's network address it drops the cookie, so every request
+// starts a new session, and /lab says which of the two holds, as the
+// browser decides it.
+func TestBrowserLabSecureCookieLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	ip := nonLoopback()
+	if ip == "" {
+		t.Skip("this computer has no network address but loopback")
+	}
+	t.Parallel()
+	rs := redistest.Start(t)
+	app := apptest.Start(t, bin, "-redis", rs.URL(), "-addr", "0.0.0.0:0", "-instance", "secure", "-lab", "-cookie-secure")
+	_, port, _ := net.SplitHostPort(app.Addr)
+	local, lan := "http://localhost:"+port, "http://"+net.JoinHostPort(ip, port)
+	b := newBrowser(t)
+
+	b.open(local + "/count")
+	b.waitText("view-count", "1")
+	b.count(2)
+	b.open(local + "/lab")
+	if c := b.cookie(local); c == nil || c.Name != "__Host-session" || !c.Secure {
+		t.Fatalf("at localhost the browser holds %+v, want the Secure cookie __Host-session", c)
+	}
+	if line := b.text("lab-set-cookie"); !strings.Contains(line, "__Host-session=") || !strings.Contains(line, "; Secure") {
+		t.Errorf("the Set-Cookie line %q, want __Host-session with Secure", line)
+	}
+	b.waitFor("the secure-context explanation", `!document.querySelector('[data-testid=lab-context-secure]').hidden && document.querySelector('[data-testid=lab-context-insecure]').hidden`)
+
+	for range 2 {
+		b.open(lan + "/count")
+		b.waitText("view-count", "1")
+	}
+	if c := b.cookie(lan); c != nil {
+		t.Errorf("at %s the browser kept the Secure cookie over plain HTTP: %+v", lan, c)
+	}
+	b.open(lan + "/lab")
+	b.waitFor("the insecure-context explanation", `!document.querySelector('[data-testid=lab-context-insecure]').hidden && document.querySelector('[data-testid=lab-context-secure]').hidden`)
+	if got := b.text("lab-context-insecure"); !strings.Contains(got, "starts a new session") || !strings.Contains(got, "This one brought no session cookie either") {
+		t.Errorf("at the network address /lab says %q", got)
 	}
 }
