@@ -21,12 +21,11 @@ import (
 // redisPage handles GET /redis: this browser's keys as stored. The panel at
 // the bottom of every page loads the same data with htmx.
 func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
-	entries, err := a.redisEntries(r.Context())
+	v, err := a.redisView(r.Context())
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	v := views.RedisView{Entries: entries, Memory: a.InProcess, Server: a.Redis()}
 	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDRedisPanel {
 		a.write(w, r, http.StatusOK, views.RedisPanel(v))
 		return
@@ -38,6 +37,12 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.write(w, r, http.StatusOK, views.Layout(p, views.RedisPage(v)))
+}
+
+// redisView is this browser's keys as stored now, and when they were read.
+func (a *App) redisView(ctx context.Context) (views.RedisView, error) {
+	entries, err := a.redisEntries(ctx)
+	return views.RedisView{Entries: entries, Memory: a.InProcess, Server: a.Redis(), At: time.Now()}, err
 }
 
 func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {

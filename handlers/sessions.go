@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/a-h/templ"
+
 	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -41,7 +43,7 @@ func (a *App) showSessions(w http.ResponseWriter, r *http.Request, u sessions.Us
 	pf.Username = u.Username
 	p.Notice, p.Password = notice, pf
 	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDSessionList {
-		a.write(w, r, http.StatusOK, views.SessionList(p))
+		a.writeSessionList(w, r, p)
 		return
 	}
 	status := http.StatusOK
@@ -144,8 +146,19 @@ func (a *App) afterRevoke(w http.ResponseWriter, r *http.Request, u sessions.Use
 		return
 	}
 	p.Notice = sessionsNotice(from)
-	w.Header().Set("HX-Trigger", views.EventSessionChanged)
-	a.write(w, r, http.StatusOK, views.SessionList(p))
+	a.writeSessionList(w, r, p)
+}
+
+// writeSessionList answers with the sessions table alone and, out of band,
+// the Redis panel under it, which shows the same index: read by this
+// request right after the table, so the page shows one moment.
+func (a *App) writeSessionList(w http.ResponseWriter, r *http.Request, p views.Sessions) {
+	v, err := a.redisView(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.write(w, r, http.StatusOK, templ.Join(views.SessionList(p), views.RedisPanelOOB(v)))
 }
 
 // errCredentialsUnchanged: ending the other sessions failed before the

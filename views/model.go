@@ -111,6 +111,7 @@ type RedisView struct {
 	Entries []RedisEntry
 	Memory  bool        // -store memory: sessions are not in Redis at all
 	Server  RedisServer // the Redis the app uses, for redis-cli
+	At      time.Time   // when the keys were read
 }
 
 // RedisEntry is one key as redis-cli would show it; the session token in

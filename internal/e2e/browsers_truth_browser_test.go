@@ -79,3 +79,41 @@ func TestBrowserRowFollowsTheBrowserThroughLogin(t *testing.T) {
 		t.Errorf("rows [this, session, views]: %q, want only this browser, logged in, at 3", rows)
 	}
 }
+
+// The sessions page's table and the Redis panel under it (the same user's
+// index, user:<name>:sessions) describe one moment: when a login elsewhere
+// adds a row, the panel's hash has that entry in the same change, and when
+// a revoke removes it, the entry goes with it, in every frame the page
+// paints.
+func TestBrowserSessionsTableAndRedisPanelShowOneMoment(t *testing.T) {
+	t.Parallel()
+	s := startSite(t)
+	laptop := newBrowser(t)
+	phone := laptop.privateWindow()
+	laptop.register(s, "sasha", "sasha-password")
+	laptop.open(s.url("/sessions"))
+	waitStreams(t, s.app, 1)
+	const indexEntries = `(() => {
+		const e = [...document.querySelectorAll('[data-testid=redis-entry]')].find(e => e.querySelector('[data-testid=redis-key]').textContent.endsWith(':sessions'));
+		return e ? Object.keys(JSON.parse(e.querySelector('[data-testid=redis-value]').textContent)).length : -1;
+	})()`
+	laptop.waitFor("the panel's index with this session", indexEntries+` === 1`)
+	// Sampled before every frame the page paints: what a student could see.
+	eval[bool](laptop, `(() => {
+		window.seen = [];
+		const frame = () => {
+			window.seen.push([document.querySelectorAll('[data-testid=session-row]').length, `+indexEntries+`]);
+			requestAnimationFrame(frame);
+		};
+		requestAnimationFrame(frame);
+		return true;
+	})()`)
+
+	phone.login(s, "sasha", "sasha-password")
+	laptop.waitFor("two rows and two entries", `document.querySelectorAll('[data-testid=session-row]').length === 2 && `+indexEntries+` === 2`)
+	laptop.click("revoke")
+	laptop.waitFor("one row and one entry", `document.querySelectorAll('[data-testid=session-row]').length === 1 && `+indexEntries+` === 1`)
+	if bad := eval[[][]int](laptop, `window.seen.filter(([rows, entries]) => entries !== -1 && rows !== entries)`); len(bad) > 0 {
+		t.Errorf("moments when the table and the panel's index differed ([rows, entries]): %v", bad)
+	}
+}
