@@ -124,10 +124,9 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 }
 
 // logIn puts the user in the session under a new token, so a token known
-// before login (say, planted by an attacker) is worthless after it.
-// The session is also recorded in the user's session index (sessions.go).
-// When that fails, the session is saved logged out: one missing from the
-// index could not be revoked.
+// before login (say, planted) is worthless after it, and in the user's
+// session index; if that fails the session stays logged out, since one
+// missing from the index could not be revoked.
 func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) (err error) {
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
@@ -173,11 +172,9 @@ func (a *App) logOutHere(ctx context.Context) {
 }
 
 // renewToken gives the session a new token. The old key is taken with
-// GETDEL rather than deleted, so views counted by concurrent requests right
-// up to this moment move to the new token instead of being lost; a second
-// renewal of the same cookie finds them in the renewed marker. The
-// browser's row in its computer's list moves to the new token too (it is
-// the same browser), logged in or not as loggedIn says.
+// GETDEL, so views counted concurrently up to now move to the new token (a
+// second renewal of the same cookie finds them in the renewed marker), and
+// the browser's row in its computer's list moves with it.
 func (a *App) renewToken(r *http.Request, loggedIn bool) error {
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)

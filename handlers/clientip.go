@@ -32,11 +32,9 @@ func ParseTrustedProxies(s string) (Proxies, error) {
 	return out, nil
 }
 
-// clientIP is the address of the client behind the request. X-Forwarded-For
-// is read only when the peer is a trusted proxy: then the client is the
-// right-most address that is not a trusted proxy (everything left of it could
-// have been written by the client itself). Without trusted proxies it is the
-// peer's address, whatever the headers say.
+// clientIP is the client's address: the peer's, or, when the peer is a
+// trusted proxy, the right-most X-Forwarded-For address that is not one
+// (anything left of it the client could have written itself).
 func (a *App) clientIP(r *http.Request) netip.Addr {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {

@@ -13,10 +13,9 @@ import (
 	"github.com/sessionlab/sessionlab/views"
 )
 
-// count handles GET /count: every view adds one to the session's "views",
-// a GET like the tutorial's route, and open to anyone. The count happens
-// inside Redis (one script, which also returns this address's browsers), so
-// concurrent views on any instance are all counted.
+// count handles GET /count, the tutorial's route: every view adds one to
+// "views" inside Redis (one script, which also returns the address's
+// browsers), so concurrent views on any instance are all counted.
 func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	st, _ := stateOf(ctx)

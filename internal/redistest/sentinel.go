@@ -120,11 +120,9 @@ func (t *Topology) Master() *Server {
 	return nil
 }
 
-// Failover asks a sentinel to fail the master over (SENTINEL FAILOVER), as an
-// operator would, and returns once every sentinel names the new master and
-// it answers ROLE as master. It returns the old and the new master's address.
-// The old master keeps running as a master until a sentinel turns it into a
-// replica, about ten seconds later (WaitReplica waits for that).
+// Failover runs SENTINEL FAILOVER and returns the old and new master once
+// every sentinel names the new one and it answers ROLE as master. The old
+// one stays a master for about ten seconds more (see WaitReplica).
 func (t *Topology) Failover() (from, to string) {
 	t.tb.Helper()
 	from = t.MasterAddr()

@@ -1,13 +1,9 @@
-// Package sessionindex keeps, per user, the list of their live sessions in
-// one Redis hash (sessions.IndexKey): field = session ID (a hash of the
-// token), value = JSON about the session. Listing a user's sessions is one
-// script call, never a scan of all keys. Entries whose session key is gone
-// are dropped whenever the list is read or written, and the hash itself
-// expires with the longest session in it, so it cannot grow without bound.
-//
-// "Last seen" and "instance" are kept up to date by the session scripts in
-// internal/sessions (Touch, IncrViews), not here, so hot paths pay no extra
-// round trip.
+// Package sessionindex keeps each user's live sessions in one Redis hash
+// (sessions.IndexKey: session ID -> JSON), so listing them is one script
+// call, never a scan. Entries whose session is gone are dropped whenever the
+// hash is read or written, and it expires with its longest session, so it
+// cannot grow without bound. The session scripts (Touch, IncrViews) keep
+// "last seen" current, so hot paths pay no extra round trip.
 package sessionindex
 
 import (
