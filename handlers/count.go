@@ -99,7 +99,9 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDViewCount {
 		// This browser's row changes with the counter (the live stream's
 		// list may come a moment later).
-		a.write(w, r, http.StatusOK, templ.Join(views.Counter(n), views.ThisViews(n, true), views.RedisTraceSlot(true)))
+		// The header's lab progress too: the count step ticks at two.
+		a.write(w, r, http.StatusOK, templ.Join(views.Counter(n), views.ThisViews(n, true), views.RedisTraceSlot(true),
+			views.LabProgressLink(a.labProgress(ctx), true)))
 		return
 	}
 	a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{Views: n, User: u.Username, Origin: a.origin(ctx), Memory: a.InProcess,

@@ -239,7 +239,12 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 	// store, count: two views in this browser's session.
 	one.open(a.URL + "/count")
 	one.waitText("view-count", "1")
+	if got := one.text("lab-progress"); got != "1 of 7 done" {
+		t.Errorf("after one view the header says %q, want 1 of 7 done (store)", got)
+	}
 	one.count(2)
+	// The header's progress follows the counter, without a reload.
+	one.waitText("lab-progress", "2 of 7 done")
 	one.open(a.URL + "/lab")
 	for _, s := range []string{"store", "count"} {
 		one.waitLabStep(s, true)
