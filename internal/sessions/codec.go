@@ -71,6 +71,9 @@ func (Codec) Encode(deadline time.Time, values map[string]any) ([]byte, error) {
 // Decode implements scs.Codec. It rejects anything that is not a session
 // envelope, so a corrupt value is never taken for an empty session.
 func (Codec) Decode(b []byte) (time.Time, map[string]any, error) {
+	if deadline, values, ok := decodePlain(b); ok {
+		return deadline, values, nil
+	}
 	var env envelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		return time.Time{}, nil, fmt.Errorf("sessions: decode: %w", err)

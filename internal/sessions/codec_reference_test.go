@@ -103,6 +103,29 @@ func TestDecodeSameAsReference(t *testing.T) {
 		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"__rememberMe":1}}`),
 		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"__rememberMe":false,"Views":2,"origin":{"process":"a","at":"2026-11-28T10:01:12.5+01:00"}}}`),
 		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"user":{"username":"al\u0069ce","Role":"x","extra":1},"origin":[]}}`),
+		// As the count script's cjson writes it back: keys in another order.
+		[]byte(`{"values":{"seen":"2026-12-06T08:16:49.007Z","views":1,"user":{"username":"bench","role":"student","gen":"55d93c06bd41e239"},"origin":{"instance":"test","at":"2026-12-06T08:16:49.007Z","process":"a1b2c3"}},"deadline":"2026-12-07T08:16:49.005Z"}`),
+		// What the fast path (decodePlain) leaves to encoding/json.
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"user":{"username":"a","username":"b"}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"user":{"Username":"a","ROLE":"r"}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"user":{"username":"\u00e9l\"o\\","gen":null}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"user":{"username":"élo"},"origin":{"process":"p","at":"yesterday"}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"origin":{"process":"p","instance":"i","at":"2026-11-28T10:01:12Z","at":"2026-11-28T11:01:12Z"}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"views":1,"views":2}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","deadline":"2026-11-29T10:01:12Z","values":{}}`),
+		[]byte(`{"Deadline":"2026-11-28T10:01:12Z","values":{}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{},"other":1}`),
+		[]byte(`{ "deadline":"2026-11-28T10:01:12Z","values":{"views":2} }`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"views":007}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"views":-}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"x":[1,-0.5e+3,{"y":"\ud83d\ude00"},true,null,"\x"]}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"restart":{"from":"a","process":"b","instance":"i","views":2,"at":1}},"counted":{"process":"b","instance":"i"}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"user":{"username":"al\u0069ce"}}}`),
+		[]byte(`{"deadline":"0000-01-01T00:30:00+01:00","values":{}}`),
+		[]byte(`{"deadline":"0001-01-01T00:00:00Z","values":{}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{}}x`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"seen":"2026-11-28T10:01:12Z"`),
 	} {
 		sameAsReference(t, b)
 	}

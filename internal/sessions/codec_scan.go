@@ -1,0 +1,347 @@
+package sessions
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// decodePlain is Decode's fast path, for the JSON that Encode and the
+// scripts' cjson write: no whitespace, the two envelope keys, each key once.
+// It reads the envelope in one pass without encoding/json (which checked
+// the whole value, then scanned it again into a map of copies), and the
+// user and origin without reflection. Anything else it declines (ok false),
+// and Decode reads it as before; what it accepts, it decodes exactly as
+// Decode's general path would (FuzzDecodeSameAsReference holds the two to it).
+func decodePlain(b []byte) (deadline time.Time, values map[string]any, ok bool) {
+	s := scanner{b: b}
+	if !s.byte('{') {
+		return time.Time{}, nil, false
+	}
+	var haveDeadline, haveValues bool
+	for !s.byte('}') {
+		if (haveDeadline || haveValues) && !s.byte(',') {
+			return time.Time{}, nil, false
+		}
+		key, ok := s.key()
+		if !ok {
+			return time.Time{}, nil, false
+		}
+		switch {
+		case key == "deadline" && !haveDeadline:
+			haveDeadline = true
+			raw, ok := s.value(0)
+			if !ok || raw[0] != '"' || deadline.UnmarshalJSON(raw) != nil {
+				return time.Time{}, nil, false
+			}
+		case key == "values" && !haveValues:
+			haveValues = true
+			if values, ok = s.values(); !ok {
+				return time.Time{}, nil, false
+			}
+		default:
+			return time.Time{}, nil, false
+		}
+	}
+	if s.i != len(b) || !haveDeadline || !haveValues || deadline.IsZero() {
+		return time.Time{}, nil, false
+	}
+	if y := deadline.UTC().Year(); y < 1 || y > 9999 {
+		return time.Time{}, nil, false
+	}
+	return deadline, values, true
+}
+
+// values reads the session's values object: the user and the origin by
+// hand, the rest by decodeValue, as the general path does.
+func (s *scanner) values() (map[string]any, bool) {
+	if !s.byte('{') {
+		return nil, false
+	}
+	values := make(map[string]any, 6)
+	if s.byte('}') {
+		return values, true
+	}
+	for {
+		key, ok := s.key()
+		if !ok {
+			return nil, false
+		}
+		if _, dup := values[key]; dup {
+			return nil, false
+		}
+		raw, ok := s.value(0)
+		if !ok {
+			return nil, false
+		}
+		var v any
+		switch key {
+		case KeyUser:
+			v, ok = plainUser(raw)
+		case KeyOrigin:
+			v, ok = plainOrigin(raw)
+		default:
+			ok = false
+		}
+		if !ok {
+			var err error
+			if v, err = decodeValue(key, raw); err != nil {
+				return nil, false
+			}
+		}
+		values[key] = v
+		if s.byte('}') {
+			return values, true
+		}
+		if !s.byte(',') {
+			return nil, false
+		}
+	}
+}
+
+// plainUser reads a User written as Encode writes it; ok false for
+// anything else (null, escapes, other or repeated keys).
+func plainUser(raw []byte) (u User, ok bool) {
+	var seen [3]bool
+	ok = fields(raw, func(k string, v []byte) bool {
+		var f *string
+		var i int
+		switch k {
+		case "username":
+			f, i = &u.Username, 0
+		case "role":
+			f, i = &u.Role, 1
+		case "gen":
+			f, i = &u.Gen, 2
+		default:
+			return false
+		}
+		if seen[i] || v[0] != '"' {
+			return false
+		}
+		seen[i] = true
+		*f = string(v[1 : len(v)-1])
+		return true
+	})
+	return u, ok
+}
+
+// plainOrigin reads an Origin as plainUser reads a User.
+func plainOrigin(raw []byte) (o Origin, ok bool) {
+	var seen [3]bool
+	ok = fields(raw, func(k string, v []byte) bool {
+		if v[0] != '"' {
+			return false
+		}
+		switch {
+		case k == "process" && !seen[0]:
+			seen[0], o.Process = true, string(v[1:len(v)-1])
+		case k == "instance" && !seen[1]:
+			seen[1], o.Instance = true, string(v[1:len(v)-1])
+		case k == "at" && !seen[2]:
+			seen[2] = true
+			return o.At.UnmarshalJSON(v) == nil
+		default:
+			return false
+		}
+		return true
+	})
+	return o, ok
+}
+
+// fields calls field for each member of the object raw whose value is a
+// string without escapes (the quotes included); false if raw is not such an
+// object or field refuses one.
+func fields(raw []byte, field func(key string, v []byte) bool) bool {
+	s := scanner{b: raw}
+	if !s.byte('{') {
+		return false
+	}
+	if s.byte('}') {
+		return s.i == len(raw)
+	}
+	for {
+		key, ok := s.key()
+		if !ok {
+			return false
+		}
+		start := s.i
+		if !s.plainString() || !field(key, raw[start:s.i]) {
+			return false
+		}
+		if s.byte('}') {
+			return s.i == len(raw)
+		}
+		if !s.byte(',') {
+			return false
+		}
+	}
+}
+
+// scanner reads a strict subset of JSON: no whitespace, and in keys and
+// in the strings the fast path reads itself, printable ASCII without
+// escapes. What it skips (value) is any JSON value without whitespace.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) peek(c byte) bool { return s.i < len(s.b) && s.b[s.i] == c }
+
+func (s *scanner) byte(c byte) bool {
+	if s.peek(c) {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// plainString passes a string of printable ASCII without escapes.
+func (s *scanner) plainString() bool {
+	if !s.byte('"') {
+		return false
+	}
+	for ; s.i < len(s.b); s.i++ {
+		switch c := s.b[s.i]; {
+		case c == '"':
+			s.i++
+			return true
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return false
+		}
+	}
+	return false
+}
+
+// key reads a plain string and the colon after it.
+func (s *scanner) key() (string, bool) {
+	start := s.i
+	if !s.plainString() || !s.byte(':') {
+		return "", false
+	}
+	return string(s.b[start+1 : s.i-2]), true
+}
+
+// maxDepth bounds how deep value goes into nested arrays and objects.
+const maxDepth = 32
+
+// value passes one JSON value and returns its bytes.
+func (s *scanner) value(depth int) (json.RawMessage, bool) {
+	if s.i >= len(s.b) || depth > maxDepth {
+		return nil, false
+	}
+	start := s.i
+	var ok bool
+	switch c := s.b[s.i]; {
+	case c == '"':
+		ok = s.anyString()
+	case c == '{':
+		ok = s.container('}', depth, true)
+	case c == '[':
+		ok = s.container(']', depth, false)
+	case c == '-' || c >= '0' && c <= '9':
+		ok = s.number()
+	default:
+		ok = s.word("true") || s.word("false") || s.word("null")
+	}
+	return s.b[start:s.i], ok
+}
+
+// container passes an object (keyed) or an array.
+func (s *scanner) container(end byte, depth int, keyed bool) bool {
+	s.i++
+	if s.byte(end) {
+		return true
+	}
+	for {
+		if keyed && (!s.anyString() || !s.byte(':')) {
+			return false
+		}
+		if _, ok := s.value(depth + 1); !ok {
+			return false
+		}
+		if s.byte(end) {
+			return true
+		}
+		if !s.byte(',') {
+			return false
+		}
+	}
+}
+
+// anyString passes any valid JSON string (escapes and UTF-8 included:
+// decodeValue reads it again).
+func (s *scanner) anyString() bool {
+	if !s.byte('"') {
+		return false
+	}
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		s.i++
+		switch {
+		case c == '"':
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			if s.i >= len(s.b) {
+				return false
+			}
+			e := s.b[s.i]
+			s.i++
+			switch e {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if s.i+4 > len(s.b) {
+					return false
+				}
+				for _, h := range s.b[s.i : s.i+4] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return false
+					}
+				}
+				s.i += 4
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// number passes -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *scanner) number() bool {
+	s.byte('-')
+	switch {
+	case s.byte('0'):
+	case s.digits() == 0:
+		return false
+	}
+	if s.byte('.') && s.digits() == 0 {
+		return false
+	}
+	if s.byte('e') || s.byte('E') {
+		if !s.byte('+') {
+			s.byte('-')
+		}
+		if s.digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *scanner) digits() int {
+	start := s.i
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		s.i++
+	}
+	return s.i - start
+}
+
+func (s *scanner) word(w string) bool {
+	if len(s.b)-s.i >= len(w) && string(s.b[s.i:s.i+len(w)]) == w {
+		s.i += len(w)
+		return true
+	}
+	return false
+}
