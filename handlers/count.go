@@ -135,10 +135,12 @@ func (a *App) computer(r *http.Request) string {
 // always there: own is its last row known, for a list that no longer holds
 // it (MaxBrowsers newer ones counted since), nil when the list has it.
 func (a *App) browsers(addr string, list sessions.BrowserList, token string, own *sessions.Browser) views.Browsers {
-	b := views.Browsers{Addr: addr, ThisMachine: addr == sessions.Loopback, Window: sessions.BrowsersWindow, Now: time.Now(), Max: sessions.MaxBrowsers}
+	b := views.Browsers{Addr: addr, ThisMachine: addr == sessions.Loopback, Window: sessions.BrowsersWindow, Now: time.Now(), Max: sessions.MaxBrowsers,
+		Presence: !a.InProcess}
 	id := sessions.ID(token)
 	row := func(x sessions.Browser) views.BrowserRow {
-		return views.BrowserRow{Device: x.Device, LoggedIn: x.LoggedIn, Views: x.Views, CountedAt: x.CountedAt(), This: x.ID == id}
+		// This browser's page is open: it is the one showing the list.
+		return views.BrowserRow{Device: x.Device, LoggedIn: x.LoggedIn, Views: x.Views, CountedAt: x.CountedAt(), This: x.ID == id, Open: x.Open || x.ID == id}
 	}
 	listed := false
 	for _, x := range list.Rows {

@@ -144,10 +144,15 @@ func (a *App) openStream(w http.ResponseWriter, r *http.Request, token string) (
 	return s, nil
 }
 
-// close unsubscribes and gives the stream's place back.
+// close unsubscribes and gives the stream's place back; then the
+// address's other pages hear whether this browser still has a page open
+// (after the unsubscribe, which Redis has counted by then).
 func (s *stream) close() {
 	s.a.Live.Unsubscribe(s.sub)
 	s.a.streams.remove(s)
+	if _, err := s.a.Ops.PageChanged(redisconn.WithBudget(context.WithoutCancel(s.ctx), redisconn.RequestBudget), s.token, s.addr); err != nil {
+		s.a.Log.InfoContext(s.ctx, "live: cannot tell the other pages this one closed", "err", err)
+	}
 }
 
 // reset drops the connection of a client that did not take its events:
@@ -204,7 +209,8 @@ func (s *stream) start() error {
 	if err := s.send(views.SSEHello, s.a.hello(s.ctx, s.r, true)); err != nil {
 		return err
 	}
-	list, err := s.a.Ops.Browsers(s.redis(), s.addr)
+	// The address's other pages hear that this browser has a page open.
+	list, err := s.a.Ops.PageChanged(s.redis(), s.token, s.addr)
 	if err != nil {
 		s.a.Log.InfoContext(s.ctx, "live: cannot read the browsers list", "err", err)
 		return nil

@@ -195,6 +195,7 @@ type Browsers struct {
 	ThisMachine bool
 	Rows        []BrowserRow
 	More        int           // browsers that counted in the window but are not listed
+	Presence    bool          // rows say whether a page of them is open (not in memory mode)
 	Max         int           // how many are listed at most (and this one)
 	Window      time.Duration // how long a browser stays on the list
 	Now         time.Time
@@ -207,6 +208,7 @@ type BrowserRow struct {
 	Views     int
 	CountedAt time.Time
 	This      bool // the browser looking at the page
+	Open      bool // a page of it is open now (its live stream listens)
 }
 
 // Trace is what one request sent to Redis, in order.

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/sessionlab/sessionlab/internal/apptest"
 )
 
@@ -116,4 +118,28 @@ func TestBrowserSessionsTableAndRedisPanelShowOneMoment(t *testing.T) {
 	if bad := eval[[][]int](laptop, `window.seen.filter(([rows, entries]) => entries !== -1 && rows !== entries)`); len(bad) > 0 {
 		t.Errorf("moments when the table and the panel's index differed ([rows, entries]): %v", bad)
 	}
+}
+
+// The list says which browsers still have a page of the app open (their
+// live stream listens) and which are gone: another browser's row says
+// "open now" while its page is open and "closed" once it leaves, without a
+// count anywhere.
+func TestBrowserListSaysWhichBrowsersHaveAPageOpen(t *testing.T) {
+	t.Parallel()
+	s := startSite(t)
+	chrome := newBrowser(t)
+	firefox := chrome.privateWindow()
+	firefox.userAgent(firefoxUA)
+	chrome.open(s.url("/count"))
+	chrome.waitText("view-count", "1")
+	waitStreams(t, s.app, 1)
+	firefox.open(s.url("/count"))
+	firefox.waitText("view-count", "1")
+	const other = `document.querySelector('[data-testid=browser-row]:not([data-this]) [data-testid=browser-page]')?.textContent.trim()`
+	chrome.waitFor("Firefox's row: open now", other+` === 'open now'`)
+	if this := eval[string](chrome, `document.querySelector('[data-this] [data-testid=browser-page]').textContent.trim()`); this != "open now" {
+		t.Errorf("this browser's row says %q, want open now", this)
+	}
+	firefox.do("leave the app", chromedp.Navigate("about:blank"))
+	chrome.waitFor("Firefox's row: closed", other+` === 'closed'`)
 }

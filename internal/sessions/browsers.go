@@ -54,6 +54,7 @@ type Browser struct {
 	ID       string `json:"id"`     // session ID (a hash of the token); never shown
 	Device   string `json:"device"` // "Firefox on Linux", from the User-Agent
 	LoggedIn bool   `json:"logged_in"`
+	Open     bool   `json:"open"` // a page of it is open: its live stream listens
 	Views    int    `json:"views"`
 	At       int64  `json:"at"` // unix ms of its last count
 }
@@ -82,14 +83,14 @@ type Visit struct {
 // BrowsersSeenKey), drop what is older than the window or beyond the newest
 // MaxBrowsers (maxCounted in the set), make both expire a window after this
 // count, publish the new list and return it: how many counted, a space,
-// the list (JSON, newest first).
+// the list (JSON, newest first). Whether a browser has a page open is
+// whether anyone listens on its session's channel: every open page's live
+// stream does (PUBSUB NUMSUB counts the instances' subscriptions).
 //
 // The scripts pass it ARGV from browserArgs.
 const noteBrowser = `
-local function note_browser(key, seen, id, views, now, a)
-  local device, logged, window, max, channel, prefix, counted = a[1], a[2] == '1', tonumber(a[3]), tonumber(a[4]), a[5], a[6], tonumber(a[7])
-  redis.call('HSET', key, id, cjson.encode({device = device, logged_in = logged, views = views, at = now}))
-  redis.call('ZADD', seen, now, id)
+local function list_browsers(key, seen, now, a, publish)
+  local window, max, channel, prefix, counted, sessions = tonumber(a[3]), tonumber(a[4]), a[5], a[6], tonumber(a[7]), a[8]
   redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - window)
   redis.call('ZREMRANGEBYRANK', seen, 0, -counted - 1)
   local total = redis.call('ZCARD', seen)
@@ -112,11 +113,22 @@ local function note_browser(key, seen, id, views, now, a)
     redis.call('HDEL', key, list[i].id)
     list[i] = nil
   end
+  if #list > 0 then
+    local chans = {}
+    for i = 1, #list do chans[i] = sessions .. list[i].id end
+    local n = redis.call('PUBSUB', 'NUMSUB', unpack(chans))
+    for i = 1, #list do list[i].open = tonumber(n[2 * i]) > 0 end
+  end
   redis.call('PEXPIRE', key, window)
   redis.call('PEXPIRE', seen, window)
   local out = total .. ' ' .. cjson.encode(list)
-  redis.call('PUBLISH', channel, prefix .. out)
+  if publish then redis.call('PUBLISH', channel, prefix .. out) end
   return out
+end
+local function note_browser(key, seen, id, views, now, a)
+  redis.call('HSET', key, id, cjson.encode({device = a[1], logged_in = a[2] == '1', views = views, at = now}))
+  redis.call('ZADD', seen, now, id)
+  return list_browsers(key, seen, now, a, true)
 end
 local function now_ms()
   local t = redis.call('TIME')
@@ -135,7 +147,7 @@ func browserArgs(v Visit) []string {
 		logged = "1"
 	}
 	return []string{device, logged, strconv.FormatInt(BrowsersWindow.Milliseconds(), 10),
-		strconv.Itoa(MaxBrowsers), BrowsersChannel(v.Addr), MsgBrowsersPrefix, strconv.Itoa(maxCounted)}
+		strconv.Itoa(MaxBrowsers), BrowsersChannel(v.Addr), MsgBrowsersPrefix, strconv.Itoa(maxCounted), SessionChannelPrefix}
 }
 
 // SortBrowsers puts the most recent count first, as the scripts do.
@@ -148,34 +160,36 @@ func SortBrowsers(list []Browser) {
 	})
 }
 
+// browserList: KEYS[1] browsers hash, KEYS[2] its sorted set of times;
+// ARGV[1] a session whose page opened or closed ("": none), then
+// browserArgs (8). It returns the list, and publishes it when ARGV[1] is
+// in it (the others' pages show whether it has a page open).
+var browserList = redistrace.NewScript("browsers list", noteBrowser+`
+local publish = ARGV[1] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1
+return list_browsers(KEYS[1], KEYS[2], now_ms(), {unpack(ARGV, 2)}, publish)`)
+
 // Browsers reads an address's list as the count scripts keep it, and how
-// many counted (HGETALL and ZCOUNT, one round trip), for a page that starts
-// listening: what was published before it listened never reached it.
+// many counted, for a page that starts listening: what was published
+// before it listened never reached it.
 func (o *Ops) Browsers(ctx context.Context, addr string) (BrowserList, error) {
-	now := time.Now()
-	res := o.rdb.DoMulti(ctx,
-		o.rdb.B().Hgetall().Key(BrowsersKey(addr)).Build(),
-		o.rdb.B().Zcount().Key(BrowsersSeenKey(addr)).Min("("+strconv.FormatInt(now.Add(-BrowsersWindow).UnixMilli(), 10)).Max("+inf").Build())
-	m, err := res[0].AsStrMap()
+	return o.PageChanged(ctx, "", addr)
+}
+
+// PageChanged reads an address's list like Browsers and, when token's
+// session is in it, tells the address's other pages that a page of it
+// opened or closed (its live stream started or ended): the list, with who
+// has a page open now, is published again.
+func (o *Ops) PageChanged(ctx context.Context, token, addr string) (BrowserList, error) {
+	id := ""
+	if token != "" {
+		id = ID(token)
+	}
+	s, err := browserList.Exec(ctx, o.rdb, []string{BrowsersKey(addr), BrowsersSeenKey(addr)},
+		append([]string{id}, browserArgs(Visit{Addr: addr})...)).ToString()
 	if err != nil {
 		return BrowserList{}, fmt.Errorf("sessions: browsers: %w", err)
 	}
-	total, err := res[1].AsInt64()
-	if err != nil {
-		return BrowserList{}, fmt.Errorf("sessions: browsers: %w", err)
-	}
-	list := make([]Browser, 0, len(m))
-	for id, raw := range m {
-		var b Browser
-		if json.Unmarshal([]byte(raw), &b) != nil || now.Sub(b.CountedAt()) >= BrowsersWindow {
-			continue
-		}
-		b.ID = id
-		list = append(list, b)
-	}
-	SortBrowsers(list)
-	list = list[:min(len(list), MaxBrowsers)]
-	return BrowserList{Rows: list, Total: max(int(total), len(list))}, nil
+	return ParseBrowsers(s)
 }
 
 // ParseBrowsers reads a list as the scripts return and publish it: how
@@ -197,16 +211,16 @@ func ParseBrowsers(s string) (BrowserList, error) {
 
 // newBrowser: KEYS[1] browsers hash, KEYS[2] its sorted set of times,
 // KEYS[3] (when new sessions are limited) the address's counter of new
-// sessions; ARGV[1] session ID, ARGV[2] views, then browserArgs (7), then
+// sessions; ARGV[1] session ID, ARGV[2] views, then browserArgs (8), then
 // the limit's max and window (throttle.Step.Args). For a session that is about to be created: its key
 // is written by the session store right after, unless the limit refused
 // it, in which case nothing is written and it returns {ms to wait}.
 var newBrowser = redistrace.NewScript("note new browser", throttle.CountLimitLua+noteBrowser+`
 if KEYS[3] then
-  local wait = count_limit(KEYS[3], ARGV[10], ARGV[11])
+  local wait = count_limit(KEYS[3], ARGV[11], ARGV[12])
   if wait > 0 then return {wait} end
 end
-return {0, note_browser(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), now_ms(), {unpack(ARGV, 3, 9)})}`)
+return {0, note_browser(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), now_ms(), {unpack(ARGV, 3, 10)})}`)
 
 // NewBrowser records the first count of a session not stored yet in its
 // address's list and returns the list. With limit set, the same round trip
@@ -244,7 +258,7 @@ func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, 
 
 // moveBrowser: KEYS[1] browsers hash, KEYS[2] its sorted set of times;
 // ARGV[1] the old session ID, ARGV[2] the new one, ARGV[3] views, then
-// browserArgs (7). The row keeps when it last counted.
+// browserArgs (8). The row keeps when it last counted.
 var moveBrowser = redistrace.NewScript("move browser", noteBrowser+`
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return false end

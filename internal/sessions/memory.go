@@ -94,6 +94,12 @@ func (m *MemoryOps) MoveBrowser(ctx context.Context, oldToken, newToken string, 
 	return nil
 }
 
+// PageChanged is Browsers: in memory mode the list does not say which
+// browsers have a page open (views.Browsers.Presence), so nothing changes.
+func (m *MemoryOps) PageChanged(ctx context.Context, token, addr string) (BrowserList, error) {
+	return m.Browsers(ctx, addr)
+}
+
 // listOf is an address's list as Browsers reads it; publishList publishes
 // one as the scripts do. The caller holds mu.
 func (m *MemoryOps) listOf(addr string, now time.Time) BrowserList {
