@@ -94,9 +94,17 @@ func TestNginxSendsRequestIDAndRedirectsHTTP(t *testing.T) {
 			t.Fatalf("the app's access log does not name request %s:\n%s", id, app.Log())
 		}
 	}
-	access, _ := os.ReadFile(filepath.Join(dir, "logs", "nginx-access.log"))
-	if !strings.Contains(string(access), "request_id="+id) {
-		t.Errorf("nginx's access log does not name request %s:\n%s", id, access)
+	// nginx writes its log line once the request is done, which may be
+	// after the client has the answer.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		access, _ := os.ReadFile(filepath.Join(dir, "logs", "nginx-access.log"))
+		if strings.Contains(string(access), "request_id="+id) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("nginx's access log does not name request %s:\n%s", id, access)
+			break
+		}
 	}
 
 	resp, err = c.Get("http://" + plain + "/count?from=http")
