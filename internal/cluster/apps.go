@@ -26,9 +26,8 @@ func (c *cluster) appService(name, addr, bin string, extra []string) *service {
 		name:  name,
 		start: func(bool) (*proc, error) { return c.startProc(name, bin, args...) },
 		ready: func() bool { return healthy(addr) },
-		// The whole cluster stops: nginx is gone already, so there is no
-		// one to drain for (restart-app sends SIGTERM, which drains).
-		// SIGINT skips the drain and still finishes the requests in flight.
+		// nginx is gone already, so nothing to drain for: SIGINT skips the
+		// drain and still finishes the requests in flight.
 		sig:  syscall.SIGINT,
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
@@ -69,13 +68,11 @@ func (c *cluster) nginxService(p Ports, cert, key string, apps []string) (*servi
 	return &service{
 		name: "nginx",
 		start: func(bool) (*proc, error) {
-			// SIGTERM, not SIGKILL, if the cluster dies: the master then
-			// stops its workers, which a SIGKILL would leave running, still
-			// holding the ports.
+			// SIGTERM, not SIGKILL, if the cluster dies: a SIGKILL would
+			// leave the workers running, holding the ports.
 			return c.startProcDying(syscall.SIGTERM, "nginx", "nginx", "-p", c.dir, "-c", conf, "-e", filepath.Join(c.dir, "logs", "nginx-error.log"), "-g", "daemon off;")
 		},
-		// Ready when it answers a TLS handshake with this certificate:
-		// proof that it is this nginx, with its workers up.
+		// A TLS handshake with this certificate proves it is this nginx, workers up.
 		ready: func() bool {
 			d := &net.Dialer{Timeout: time.Second}
 			conn, err := tls.DialWithDialer(d, "tcp", listen, &tls.Config{RootCAs: roots, ServerName: "localhost"})
@@ -90,10 +87,8 @@ func (c *cluster) nginxService(p Ports, cert, key string, apps []string) (*servi
 	}, nil
 }
 
-// restartApps restarts the named instances, or every one, one after the
-// other: each drains (SIGTERM), the cluster starts it again, and the next
-// one begins only when it answers and nginx has it back in its rotation.
-// Through nginx no request fails.
+// restartApps restarts the named instances, or every one, one at a time: the
+// next drains only when nginx has the last back in rotation, so none fails.
 func restartApps(dir string, names []string, out io.Writer) error {
 	s, err := readState(dir)
 	if err != nil {
@@ -104,11 +99,8 @@ func restartApps(dir string, names []string, out io.Writer) error {
 	}
 	for i, name := range names {
 		if i > 0 {
-			// nginx skips an instance that refused a connection for
-			// fail_timeout (2 s, counted in whole seconds: up to 3 s); had
-			// the next one stopped sooner, with a short -drain, both would
-			// be out at once, and with three instances the third restart
-			// would leave none.
+			// nginx skips an instance that refused a connection for up to
+			// fail_timeout + 1 s; stopping the next sooner would leave two out.
 			time.Sleep(nginxFailTimeout + time.Second)
 		}
 		if err := restartApp(dir, s, name, out); err != nil {

@@ -1,16 +1,8 @@
 // Command cluster is `go tool task cluster`: sessionlab as an operator would
-// run it, on loopback. nginx terminates TLS and HTTP/2 and sends requests
-// round-robin to three app instances (no sticky sessions); Redis is a master,
-// a replica and three sentinels, with append-only files under -dir.
-//
-// It supervises what it starts: any process that exits (a crash, kill -9,
-// restart-app) is started again. Ctrl-C or SIGTERM stops everything it
-// started, and only that, keeping the data: the next start finds the master
-// the sentinels last agreed on, whatever failovers happened.
-//
-// Subcommands act on a running cluster: `failover` (SENTINEL FAILOVER),
-// `restart-app [name]` (the instance drains and is started again; every
-// instance in turn without a name) and `stop`.
+// run it, on loopback: nginx in front of three app instances, a Redis master,
+// replica and three sentinels. It restarts whatever exits and keeps the data
+// across starts. Subcommands: failover, restart-app [name], stop. The guide
+// is docs/deploy.md.
 package main
 
 import (
@@ -208,8 +200,7 @@ func (c *cluster) save() error {
 }
 
 // choosePorts checks that the ports are free (a process already there would
-// answer the readiness checks for the one that failed to start), or picks
-// free ones.
+// pass the readiness checks of one that failed to start), or picks free ones.
 func choosePorts(p Ports, free bool) (Ports, error) {
 	if !free {
 		for _, port := range p.all() {
@@ -294,9 +285,8 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 	for _, s := range p.Sentinels {
 		c.state.Sentinels = append(c.state.Sentinels, addr(s))
 	}
-	// SIGHUP too: the terminal it ran in is gone (task returns at once on
-	// Ctrl-C, and a session leader's exit hangs the terminal up), which must
-	// not cut a stop short.
+	// SIGHUP too: task returns at once on Ctrl-C, and the hang-up that follows
+	// must not cut the stop short.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	stopWithGoTool()
@@ -308,9 +298,8 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 		}
 	}()
 
-	// Started in this order, stopped in the reverse one: nginx first, so no
-	// request arrives at an instance that stops; the sentinels before Redis,
-	// so they do not fail over a master that is only being stopped.
+	// Stopped in reverse order: nginx first, so no request reaches a stopping
+	// instance; sentinels before Redis, so they do not fail over a stopping master.
 	var groups [][]*service
 	defer func() {
 		for _, g := range slices.Backward(groups) {
@@ -387,11 +376,9 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 	return nil
 }
 
-// lockDir makes sure that one cluster at a time runs from dir: two would
-// share its Redis files. The lock lasts as long as this process (children
-// do not inherit it). A start while the last cluster is still stopping
-// waits for it: task returns at once on Ctrl-C or SIGTERM, and the
-// cluster stops a moment later.
+// lockDir lets one cluster at a time run from dir, as two would share its
+// Redis files. A start waits for a cluster still stopping: task returns at
+// once on Ctrl-C, before the cluster has stopped.
 func lockDir(dir string, out io.Writer) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "cluster.lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {

@@ -11,28 +11,20 @@ import (
 	"time"
 )
 
-// ownGroup puts a child in its own process group, so the terminal's Ctrl-C
-// reaches only the cluster, which stops the children in order; and the
-// kernel sends the child onParentDeath if the cluster dies without
-// stopping it.
+// ownGroup puts a child in its own process group, so Ctrl-C reaches only the
+// cluster, which stops children in order; onParentDeath if the cluster dies.
 func ownGroup(onParentDeath syscall.Signal) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: onParentDeath}
 }
 
-// stopWithParent asks the kernel for SIGTERM when the process that started
-// the cluster exits. `go tool task cluster` is run by task, which exits at
-// the first SIGINT or SIGTERM (in the watch mode the Taskfile sets): the
-// cluster then stops everything as if it had the signal.
+// stopWithParent asks the kernel for SIGTERM when task exits: in the
+// Taskfile's watch mode task exits at the first signal, before the cluster.
 func stopWithParent() {
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0)
 }
 
-// stopWithGoTool covers the process above task. Under `go tool task
-// cluster`, go passes every signal to task and waits for it, so go is the
-// process a supervisor knows; a SIGKILL to go would leave task, and so this
-// program and all it started, running. When task's parent is the go
-// command, the cluster stops (SIGTERM to itself) once go is gone: task is
-// then someone else's child.
+// stopWithGoTool stops the cluster once the go command above task is gone:
+// a SIGKILL to go, the process a supervisor knows, would leave all running.
 func stopWithGoTool() {
 	task := os.Getppid()
 	goTool := parentOf(task)

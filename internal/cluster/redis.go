@@ -17,15 +17,9 @@ import (
 	"time"
 )
 
-// sentinelDebug shortens two of Sentinel's internal periods (SENTINEL DEBUG,
-// Redis 7). By default a sentinel asks each server for INFO every 10 s, and
-// turns a demoted master that still says it is a master into a replica only
-// 8 s (four hello periods) after it is seen again. Until then the new master
-// has no replica, so under min-replicas-to-write it refuses every write: 16 s
-// measured after a planned failover. A twentieth of the INFO period and an
-// eighth of the hello period (so still four hellos) bring that to about 2 s;
-// they cost a few INFO and PUBLISH commands a second on loopback. See
-// docs/reliability.md for the figures.
+// sentinelDebug shortens Sentinel's INFO and hello periods: with the defaults
+// a new master refused writes for 16 s after a planned failover, with these
+// about 2 s (docs/reliability.md, "Healing").
 var sentinelDebug = []string{"info-period", "500", "publish-period", "250"}
 
 // redisCLI runs redis-cli against addr and returns its trimmed output; a
@@ -38,14 +32,9 @@ func redisCLI(addr string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-// redisServices writes the configuration of both Redis servers and the three
-// sentinels for this start, and returns their services (the master first).
-//
-// Redis and Sentinel rewrite their own files on a failover, and a crashed
-// master comes back saying it is one; so the files are written afresh at
-// every start, with the master the sentinels last agreed on (the highest
-// config epoch in their files). Data stays: the append-only files are in
-// redis-1 and redis-2 whatever the ports.
+// redisServices writes the Redis and sentinel configurations afresh at every
+// start, with the master the sentinels last agreed on (a crashed master comes
+// back saying it is one), and returns their services, master first.
 func (c *cluster) redisServices(p Ports) (redis, sentinels []*service, err error) {
 	c.moveOldDirs()
 	master := c.lastMaster()
@@ -56,14 +45,9 @@ func (c *cluster) redisServices(p Ports) (redis, sentinels []*service, err error
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, nil, err
 		}
-		// min-replicas-to-write: a master whose replica has left (as after
-		// a failover, until the sentinels demote it) refuses writes, which
-		// the app answers 503, instead of acknowledging writes that the
-		// resync from the new master would drop (see docs/reliability.md).
-		// repl-diskless-sync-delay 0: a demoted master resyncs in full (it
-		// took writes, sentinel hellos at least, after the switch), and by
-		// default the new master waits 5 s for other replicas to share the
-		// transfer; there are none, and meanwhile it refuses writes.
+		// min-replicas-to-write: a master without its replica refuses writes
+		// rather than acknowledge what a resync would drop; diskless delay 0:
+		// there are no other replicas to wait for (docs/reliability.md).
 		conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nappendonly yes\nsave \"\"\n"+
 			"min-replicas-to-write 1\nmin-replicas-max-lag 10\nrepl-diskless-sync-delay 0\n", port, d)
 		if i != master {
@@ -135,15 +119,10 @@ func (c *cluster) redisServices(p Ports) (redis, sentinels []*service, err error
 	return redis, sentinels, nil
 }
 
-// rejoinArgs are the arguments a Redis server at self that exited is
-// started again with: as a replica of the master the sentinels name now.
-//
-// A crashed master waits until the sentinels have failed it over (about 3 s),
-// at most rejoinWait. Started at once, it would come back before they notice
-// (2 s), as the master, with what its append-only file holds; and with
-// appendfsync everysec that may lack the last writes it acknowledged (Redis
-// holds a write back, and answers, while a slow fsync runs), which the
-// replica has: the replica would then resync from it and lose them too.
+// rejoinArgs restarts a Redis server as a replica of the master the sentinels
+// name now. A crashed master first waits for the failover: back at once, it
+// would be master again without its last acknowledged writes, and the replica
+// would resync from it (docs/reliability.md).
 func (c *cluster) rejoinArgs(self string) []string {
 	for deadline := time.Now().Add(rejoinWait); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		for _, s := range c.state.Sentinels {
@@ -187,8 +166,7 @@ func (c *cluster) lastMaster() int {
 }
 
 // sentinelView reads the master's port and the config epoch from a
-// sentinel's file ("sentinel monitor mymaster 127.0.0.1 6386 2",
-// "sentinel config-epoch mymaster 3").
+// sentinel's file.
 func sentinelView(path string) (port, epoch int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -252,9 +230,8 @@ func (c *cluster) redisURL() string {
 	return u
 }
 
-// failover asks a sentinel to fail the master over, waits until the
-// sentinels name the new one, then until it has a replica in sync, so takes
-// writes again (min-replicas-to-write), and says how long each took.
+// failover asks a sentinel to fail the master over, waits until the new one
+// takes writes again, and says how long each step took.
 func failover(dir string, out io.Writer) error {
 	s, err := readState(dir)
 	if err != nil {

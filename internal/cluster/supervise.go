@@ -61,9 +61,8 @@ func (p *proc) stop(sig os.Signal) {
 	}
 }
 
-// service is one process the cluster keeps running: started again
-// whenever it exits, whatever the cause (a crash, kill -9, restart-app),
-// until the cluster stops it.
+// service is one process the cluster starts again whenever it exits, until
+// the cluster stops it.
 type service struct {
 	name  string
 	start func(again bool) (*proc, error) // again: after the process exited

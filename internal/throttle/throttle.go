@@ -1,21 +1,9 @@
 // Package throttle slows down password guessing: it counts failed logins in
-// Redis, in fixed windows, and says how long a client must wait at a limit.
-//
-//   - Pair (one account from one address): small; it stops one guesser, and a
-//     successful login clears it, so an owner who mistyped is not held up.
-//   - Address (all accounts, IPv6 per /64): larger, against spraying and
-//     stuffing from one machine; sized for a class behind one NAT (ForClass).
-//   - Account (all addresses not "known" for it, i.e. not logged in from
-//     lately): against a botnet, which it slows instead of the owner at home.
-//   - Sign-ups from one address: each costs a bcrypt hash, and names must not
-//     be probed at will.
-//
-// Only a checked, wrong password counts, so an outage leaves no 429 behind.
-// Attempts whose password is being checked count as in flight: one that
-// would reach a limit if they all failed waits for them (a bcrypt's time),
-// so parallel guesses cannot slip past. A blocked attempt is never checked:
-// a 429 says nothing about the password. A password change's current
-// password is throttled the same way, per session and per account.
+// Redis in fixed windows (per account and address, per address, per account
+// from unknown addresses) and says how long a client must wait at a limit.
+// Only a checked, wrong password counts, so an outage leaves no 429 behind;
+// attempts in flight count too, so parallel guesses cannot slip past. The
+// limits and why each exists: docs/security.md.
 package throttle
 
 import (
@@ -38,28 +26,23 @@ type Limit struct {
 
 // Policy is the set of limits a login is checked against.
 type Policy struct {
-	Pair    Limit         // one account from one address
-	Address Limit         // one address, any account
-	Account Limit         // one account, from addresses not known for it
-	Known   time.Duration // how long a successful login makes an address known for the account
-	Signup  Limit         // account creations from one address; Max 0: no limit
-	// Anonymous is new anonymous sessions from one address (a key each,
-	// for anyone, without an account); Max 0: no limit.
-	Anonymous Limit
+	Pair      Limit         // one account from one address
+	Address   Limit         // one address, any account
+	Account   Limit         // one account, from addresses not known for it
+	Known     time.Duration // how long a successful login makes an address known for the account
+	Signup    Limit         // account creations from one address; Max 0: no limit
+	Anonymous Limit         // new anonymous sessions from one address; Max 0: no limit
 }
 
-// DefaultClass is how many students the default limits let in from behind
-// one address (a school's NAT): the limits on one address are sized for it
-// (ForClass). See docs/security.md for the figures.
+// DefaultClass is how many students behind one address (a school's NAT) the
+// default limits let in; docs/security.md has the figures.
 const DefaultClass = 200
 
 // DefaultPolicy is ForClass(DefaultClass).
 var DefaultPolicy = ForClass(DefaultClass)
 
-// ForClass is the policy for a class of n behind one address. The pair and
-// account limits do not grow with n, so nobody guesses one account faster;
-// the address's do: everyone mistypes (some twice), signs up (some again
-// after a taken name) and opens two browsers or a private window.
+// ForClass is the policy for a class of n behind one address. Only the
+// address's limits grow with n, so nobody guesses one account faster.
 func ForClass(n int) Policy {
 	return Policy{
 		Pair:    Limit{Max: 5, Window: 5 * time.Minute},
@@ -67,9 +50,8 @@ func ForClass(n int) Policy {
 		Account: Limit{Max: 20, Window: 5 * time.Minute},
 		Known:   30 * 24 * time.Hour,
 		Signup:  Limit{Max: n + n/2, Window: time.Hour},
-		// A flood from one address gets at most Max keys, and they expire
-		// unused within the window: it is sessions.FreshFor (a sessions
-		// test holds the two equal; sessions imports this package).
+		// The window is sessions.FreshFor, so a flood's unused keys expire
+		// within it (a sessions test holds the two equal).
 		Anonymous: Limit{Max: 3 * n, Window: 10 * time.Minute},
 	}
 }
@@ -87,19 +69,8 @@ const (
 	KindNewSession Kind = "newsession"
 )
 
-// Key is the Redis key of one counter (a string holding an integer, with a
-// TTL that ends its window) or of a "known address" mark:
-//
-//	login:fail:addr:<address>            failures from an address (IPv6: its /64)
-//	login:fail:pair:<account>:<address>  failures for an account from an address
-//	login:fail:account:<account>         failures for an account from addresses not known for it
-//	login:known:<account>:<address>      the account logged in from this address lately
-//	signup:addr:<address>                accounts created from an address
-//	newsession:addr:<address>            anonymous sessions started from an address
-//
-// account is a normalized username (it never contains ':'). A session's
-// failed current-password checks are SessionKey; every failure counter has
-// a Pending counter beside it.
+// Key is the Redis key of one counter or "known address" mark (the list is
+// in docs/redis.md); account is a normalized username, never containing ':'.
 func Key(kind Kind, account string, addr netip.Addr) string {
 	switch kind {
 	case KindAddress:
@@ -117,28 +88,21 @@ func Key(kind Kind, account string, addr netip.Addr) string {
 	}
 }
 
-// SessionKey counts the failed current-password checks of one session
-// (named by its ID, never its token):
-//
-//	password:fail:session:<session id>
+// SessionKey counts the failed current-password checks of one session,
+// named by its ID, never its token.
 func SessionKey(sessionID string) string { return "password:fail:session:" + sessionID }
 
-// Pending is the counter of attempts in flight beside a failure counter:
-// checked against the limit with it, never a failure by itself. It lives
-// pendingFor, so an attempt whose process died is forgotten.
+// Pending is the counter of attempts in flight beside a failure counter; it
+// lives pendingFor, so an attempt whose process died is forgotten.
 func Pending(counter string) string { return counter + ":pending" }
 
-// pendingFor outlives an attempt: a request's Redis work is bounded to
-// about a second and a bcrypt comparison takes a fraction of one. It is
-// short because an attempt whose settling was lost (Redis ran the script
-// but its answer never came back, in an outage) holds others up until then.
+// pendingFor outlives an attempt (about a second of Redis work plus a
+// bcrypt), and no more: an attempt whose settling was lost holds others up.
 const pendingFor = 3 * time.Second
 
-// busyFor is how long an attempt waits for the attempts in flight to be
-// settled, when they alone could take it past a limit, before it is
-// answered 429 all the same: longer than pendingFor, so only a flood of
-// live attempts, never a lost one, gets that 429. busyPoll is how often it
-// looks.
+// busyFor is how long an attempt waits on attempts in flight before a 429:
+// longer than pendingFor, so only a flood of live ones, never a lost one,
+// causes it.
 const (
 	busyFor  = pendingFor + time.Second
 	busyPoll = 25 * time.Millisecond
@@ -168,14 +132,11 @@ func New(rdb rueidis.Client, policy Policy) *Throttle {
 	return &Throttle{rdb: rdb, policy: policy}
 }
 
-// begin checks an attempt against its counters and, if it may go ahead,
-// counts it in flight. KEYS: counters 1..n, their pending counters n+1..2n,
-// then (when ARGV[2] > 0) the "known address" mark. ARGV: n, the index of
-// the counter skipped when the mark exists (0: none), pendingFor (ms), then
-// max and window (ms) of each counter. Returns {0, 0, skipped} to go ahead,
-// {1, ms to wait, skipped} when failures reached a limit, {2, 0, skipped}
-// when only attempts in flight could. A counter that somehow lost its TTL
-// gets one again, so nothing blocks forever.
+// begin checks an attempt and, if it may go ahead, counts it in flight.
+// KEYS: counters, their pending counters, [known mark]. ARGV: n, the counter
+// skipped when the mark exists (0: none), pendingFor, then max and window of
+// each. Returns {0|1 (wait)|2 (busy), ms, skipped}. A counter that lost its
+// TTL gets one again, so nothing blocks forever.
 var begin = redistrace.NewScript("login attempt", `
 local n, cond, pfor = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local skip = 0
@@ -208,10 +169,9 @@ for i = 1, n do
 end
 return {0, 0, skip}`)
 
-// settle ends an attempt in flight. KEYS: counters 1..n, their pending
-// counters n+1..2n, then optionally a counter to clear and a mark to set on
-// success. ARGV: outcome ("failed", "ok" or "unchecked"), n, the windows
-// (ms) of the counters, then the mark's lifetime (ms).
+// settle ends an attempt in flight. KEYS: counters, pending counters,
+// [counter to clear, mark to set on success]. ARGV: outcome, n, windows, the
+// mark's lifetime.
 var settle = redistrace.NewScript("settle attempt", `
 local outcome, n = ARGV[1], tonumber(ARGV[2])
 for i = 1, n do
@@ -227,13 +187,9 @@ if outcome == 'ok' then
 end
 return 1`)
 
-// CountLimitLua is the check-and-count of one limit as a Lua function,
-// count_limit(key, max, window_ms): 0 when the step may go ahead (and it
-// is counted), else the ms to wait (nothing counted). A counter that
-// somehow lost its TTL gets one again, so nothing blocks forever. The
-// count script below is built from it; a script of another package
-// includes it to take a limited step and count it in one round trip (the
-// first count of a new anonymous session, internal/sessions).
+// CountLimitLua is the Lua function count_limit(key, max, window_ms): 0 when
+// the step may go ahead (counted), else the ms to wait. Other packages'
+// scripts include it to take a limited step in the same round trip.
 const CountLimitLua = `
 local function count_limit(key, max, window)
   local n = tonumber(redis.call('GET', key) or '0') or 0
@@ -251,9 +207,7 @@ local function count_limit(key, max, window)
 end
 `
 
-// count checks one limit and, if it is not reached, counts one more, in
-// one step (sign-ups, new anonymous sessions). KEYS[1] the counter; ARGV:
-// max, window (ms). Returns 0, or the ms to wait.
+// count is count_limit as a script of its own (sign-ups, new sessions).
 var count = redistrace.NewScript("count attempt", CountLimitLua+`
 return count_limit(KEYS[1], ARGV[1], ARGV[2])`)
 
@@ -333,10 +287,9 @@ func (t *Throttle) attempt(ctx context.Context, counters []counter, knownKey str
 	}
 }
 
-// Login checks a login attempt for account (a normalized username, or ""
-// when the name cannot be an account) from addr, before its password is
-// checked. It returns the attempt in flight, to settle with Done once the
-// password was checked (or could not be), or how long the client must wait.
+// Login checks a login attempt for account ("" if the name cannot be one)
+// from addr before its password is checked: it returns the attempt in
+// flight, to settle with Done, or how long the client must wait.
 func (t *Throttle) Login(ctx context.Context, account string, addr netip.Addr) (*Ticket, time.Duration, error) {
 	p := t.policy
 	counters := []counter{{Key(KindAddress, "", addr), p.Address}}
@@ -354,9 +307,8 @@ func (t *Throttle) Login(ctx context.Context, account string, addr netip.Addr) (
 	return tk, wait, err
 }
 
-// PasswordCheck checks a password change's current-password check by the
-// session sessionID (its ID, not its token) for account: the session gets
-// the pair limit, the account shares its limit with logins.
+// PasswordCheck checks a password change's current-password check: the
+// session gets the pair limit, the account shares its limit with logins.
 func (t *Throttle) PasswordCheck(ctx context.Context, account, sessionID string) (*Ticket, time.Duration, error) {
 	p := t.policy
 	tk, wait, err := t.attempt(ctx, []counter{
@@ -369,9 +321,8 @@ func (t *Throttle) PasswordCheck(ctx context.Context, account, sessionID string)
 	return tk, wait, err
 }
 
-// Done settles the attempt: Failed counts it against every limit it was
-// checked against; Succeeded and Unchecked count nothing, and Succeeded
-// also clears the pair and makes the address known for the account.
+// Done settles the attempt: only Failed counts; Succeeded also clears the
+// pair and makes the address known for the account.
 func (tk *Ticket) Done(ctx context.Context, o Outcome) error {
 	if tk == nil {
 		return nil
@@ -401,22 +352,19 @@ func (tk *Ticket) Done(ctx context.Context, o Outcome) error {
 	return nil
 }
 
-// Signup counts an account creation from addr, before its password is
-// hashed. It returns 0 when it may go ahead, or how long the client must
-// wait; a blocked sign-up is not counted.
+// Signup counts an account creation from addr before its password is
+// hashed; it returns how long to wait (0: go ahead).
 func (t *Throttle) Signup(ctx context.Context, addr netip.Addr) (time.Duration, error) {
 	return t.count(ctx, Key(KindSignup, "", addr), t.policy.Signup, "sign-up")
 }
 
-// NewSession counts a new anonymous session from addr, before its key is
-// written. It returns 0 when it may be created, or how long the client must
-// wait; a refused one is not counted.
+// NewSession counts a new anonymous session from addr before its key is
+// written; it returns how long to wait (0: go ahead).
 func (t *Throttle) NewSession(ctx context.Context, addr netip.Addr) (time.Duration, error) {
 	return t.count(ctx, Key(KindNewSession, "", addr), t.policy.Anonymous, "new session")
 }
 
-// Step is one limited step as a script counts it (CountLimitLua): the
-// counter's key and its limit. The zero Step limits nothing.
+// Step is one limited step for CountLimitLua; the zero Step limits nothing.
 type Step struct {
 	Key   string
 	Limit Limit
@@ -425,9 +373,8 @@ type Step struct {
 // Args are what count_limit takes after the key: max and window (ms).
 func (s Step) Args() []string { return []string{strconv.Itoa(s.Limit.Max), ms(s.Limit.Window)} }
 
-// NewSessionStep is what NewSession counts for addr, for a script that
-// counts it in its own step (CountLimitLua); the zero Step when new
-// sessions are not limited.
+// NewSessionStep is what NewSession counts, for a script that counts it
+// itself; the zero Step when new sessions are not limited.
 func (t *Throttle) NewSessionStep(addr netip.Addr) Step {
 	if t.policy.Anonymous.Max <= 0 {
 		return Step{}
@@ -444,9 +391,8 @@ func (t *Throttle) count(ctx context.Context, key string, l Limit, what string) 
 	return wait, nil
 }
 
-// CountStep checks one step against its limit and, if it is not reached,
-// counts it: one round trip. It returns 0 to go ahead, or how long to
-// wait. The zero Step waits for nothing and sends nothing.
+// CountStep checks and counts one step in one round trip; it returns how
+// long to wait (0: go ahead). The zero Step sends nothing.
 func CountStep(ctx context.Context, rdb rueidis.Client, s Step) (time.Duration, error) {
 	if s.Key == "" || s.Limit.Max <= 0 {
 		return 0, nil
