@@ -13,11 +13,9 @@ import (
 // short; with it, a request meets a dead Redis as a 503 within about a second.
 const DefaultTimeout = time.Second
 
-// Bound returns c with each Do, DoMulti, DoCache and DoMultiCache ended by
-// timeout, the context's budget (WithBudget) or the caller's deadline,
-// whichever comes first: rueidis would otherwise wait (and retry reads) as
-// long as the context allows, which for a request is for ever. Blocking
-// commands, pub/sub and dedicated connections wait by design and pass.
+// Bound returns c with each command ended by timeout, the budget (WithBudget)
+// or the caller's deadline: rueidis otherwise waits (and retries reads) as
+// long as the context allows. Blocking commands and pub/sub pass.
 func Bound(c rueidis.Client, timeout time.Duration) rueidis.Client {
 	return bounded{Client: c, timeout: timeout}
 }
@@ -37,20 +35,16 @@ type budget struct{ left atomic.Int64 }
 
 type budgetKey struct{}
 
-// WithBudget gives the Redis work done with ctx d in all: each command
-// through a Bound client spends its time, and once d is spent the next fails
-// at once as timed out. Other work (bcrypt, rendering) is not counted. A new
-// budget replaces an old one (a live stream renews it per event).
+// WithBudget gives the Redis work done with ctx d in all, spent by each
+// command through a Bound client; a new budget replaces an old one.
 func WithBudget(ctx context.Context, d time.Duration) context.Context {
 	b := &budget{}
 	b.left.Store(int64(d))
 	return context.WithValue(ctx, budgetKey{}, b)
 }
 
-// deadline is when a command sent now with ctx must have ended: after
-// timeout, when the request's budget is spent, or at ctx's deadline,
-// whichever comes first. The command's time is spent from the budget when
-// it has ended (spending.done).
+// deadline is when a command sent now must have ended: the soonest of
+// timeout, the budget's end and ctx's deadline.
 func deadline(ctx context.Context, timeout time.Duration) (time.Time, spending) {
 	bud, _ := ctx.Value(budgetKey{}).(*budget)
 	if bud != nil {

@@ -29,14 +29,12 @@ const (
 	NoReplica   Kind = "no replica in sync" // Sentinel: writes refused while the master has none (ErrNoReplica)
 )
 
-// MayHaveRun says whether Redis may have run the command although the
-// client saw an error: it was sent and no answer came. Every other kind
-// means Redis refused it or never got it, so nothing was changed.
+// MayHaveRun says whether Redis may have run the command although the client
+// saw an error (sent, no answer); every other kind changed nothing.
 func (k Kind) MayHaveRun() bool { return k == TimedOut || k == ConnLost }
 
-// unavailableReplies are the error replies that mean Redis is there but
-// cannot serve right now (as opposed to a command this app got wrong): Redis
-// refused the command, so it changed nothing.
+// unavailableReplies mean Redis is there but cannot serve now (not a command
+// this app got wrong); the command changed nothing.
 var unavailableReplies = []string{
 	"OOM",        // at maxmemory with noeviction: every write is refused
 	"NOAUTH",     // Redis now wants a password (it restarted with one)

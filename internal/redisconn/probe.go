@@ -30,10 +30,8 @@ func (h Health) Warning() string {
 	return PolicyWarning(h.Policy)
 }
 
-// Prober answers readiness checks (Probe) and reads the maxmemory-policy
-// (MemoryPolicy). Once Redis refuses CONFIG (a least-privilege ACL user, a
-// managed Redis), it stops asking: each refusal is an entry in Redis's ACL
-// LOG, and a readiness check every few seconds would fill that audit log.
+// Prober answers readiness checks. Once Redis refuses CONFIG it stops asking:
+// each refusal is an ACL LOG entry, and checks every few seconds would fill it.
 type Prober struct {
 	c rueidis.Client
 	// noRole: the managed-Redis mode, where ROLE may be forbidden too.
@@ -49,10 +47,8 @@ func NewProber(c rueidis.Client, managed bool) *Prober {
 	return p
 }
 
-// Probe checks that Redis can serve this app: that it is a master (after a
-// failover, the old one is a replica), that it takes writes (a PING answers
-// while every write fails with OOM, READONLY or MISCONF), and reads the
-// maxmemory-policy, in one round trip.
+// Probe checks in one round trip that Redis is a master and takes writes (a
+// PING answers while writes fail with OOM or MISCONF), and reads its policy.
 func (p *Prober) Probe(ctx context.Context) (Health, error) {
 	c := p.c
 	cmds := make(rueidis.Commands, 0, 3)
@@ -115,10 +111,8 @@ func (p *Prober) policyOf(res rueidis.RedisResult) (string, error) {
 	return m["maxmemory-policy"], nil
 }
 
-// PolicyWarning says what a maxmemory-policy other than noeviction costs
-// this app, or "" for noeviction. With noeviction, Redis at its memory
-// limit refuses writes (a 503, nothing lost); with any other policy it
-// makes room by deleting keys the app cannot do without.
+// PolicyWarning says what a maxmemory-policy other than noeviction costs: it
+// makes room by deleting keys the app needs, where noeviction refuses writes.
 func PolicyWarning(policy string) string {
 	switch {
 	case policy == "noeviction":

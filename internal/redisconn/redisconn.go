@@ -45,14 +45,10 @@ type Config struct {
 	// Log gets what the client does on its own (follows a new master);
 	// slog's default logger when nil.
 	Log *slog.Logger
-	// Managed: a managed Redis that may forbid CLIENT TRACKING, ROLE,
-	// CONFIG and INFO. None of them is sent: no client-side caching (the
-	// credential check costs a round trip), no role or cluster check at
-	// start, PING instead of ROLE on the session pool's connections.
-	Managed bool
-	// PoolTimes, when set, observes the time of each call on the session
-	// pool's connections (see NewPool).
-	PoolTimes Observer
+	// Managed: a managed Redis that may forbid CLIENT TRACKING, ROLE, CONFIG
+	// and INFO, so none is sent (no client-side caching, PING for ROLE).
+	Managed   bool
+	PoolTimes Observer // when set, times each call on the session pool's connections
 }
 
 // urlOptions are the URL query options the app honours; any other rueidis
@@ -92,10 +88,8 @@ func (cfg Config) options() (rueidis.ClientOption, error) {
 		opt.Sentinel.TLSConfig = opt.TLSConfig
 		opt.Sentinel.Username, opt.Sentinel.Password = cfg.SentinelUser, cfg.SentinelPassword
 		opt.Sentinel.Dialer.Timeout = DialTimeout
-		// The client follows the master on each +switch-master event; a
-		// missed one (the sentinel connection was down) would bind it to a
-		// demoted master for good. Asking the sentinels every few seconds
-		// recovers from that (rueidis recommends it).
+		// A missed +switch-master (sentinel connection down) would bind the
+		// client to a demoted master for good; asking every 2 s recovers.
 		opt.Sentinel.TopologyRefreshInterval = 2 * time.Second
 	}
 	if cfg.Managed {
@@ -106,14 +100,12 @@ func (cfg Config) options() (rueidis.ClientOption, error) {
 		opt.DisableCache = true
 	}
 	opt.ForceSingleClient = opt.Sentinel.MasterSet == "" // never probe for a cluster: refused below
-	// Requests that meet a broken connection wait for one dial, whoever
-	// started it and whatever their own deadline: the dial (with TLS and
-	// the handshake) must fit in what is left of a request's budget.
+	// Every request that meets a broken connection waits for one dial,
+	// whatever its own deadline, so the dial must fit a request's budget.
 	opt.Dialer.Timeout = DialTimeout
 	opt.ConnWriteTimeout = DefaultTimeout // also how soon a background PING gives a silent connection up
-	// Client-side caching stays on: every request of a logged-in session reads
-	// its account (accounts.Store.Current), and Redis invalidates the copy on
-	// every instance when the account changes.
+	// Client-side caching stays on: every logged-in request reads its account,
+	// and Redis invalidates the copies when it changes.
 	return opt, nil
 }
 
@@ -142,10 +134,8 @@ func addTLSFiles(tc *tls.Config, ca, cert, key string) error {
 	return nil
 }
 
-// Connect opens the app's Redis client, the one place it is built, and
-// checks that it answers, is a master and is not a cluster; if not, the
-// error is one line naming the cause. Every command is bounded by
-// DefaultTimeout and the request's budget (see Bound).
+// Connect opens the app's Redis client, the one place it is built, and checks
+// that it answers, is a master and is not a cluster (else a one-line cause).
 func Connect(ctx context.Context, cfg Config) (rueidis.Client, error) {
 	where := Redact(cfg.URL)
 	opt, err := cfg.options()
@@ -168,9 +158,7 @@ func Connect(ctx context.Context, cfg Config) (rueidis.Client, error) {
 		return nil, startError(where, noClientCert, wrongKind(opt, err))
 	}
 	if opt.Sentinel.MasterSet != "" {
-		// Every command goes through the gate (the session pool asks it,
-		// see failingOver): none reaches a master that the sentinels are
-		// replacing.
+		// No command reaches a master the sentinels are replacing.
 		rdb = gateFailovers(rdb, opt, cmp.Or(cfg.Log, slog.Default()))
 	}
 	return Bound(rdb, DefaultTimeout), nil
@@ -183,9 +171,7 @@ var (
 	errCluster   = errors.New("it is a Redis Cluster node, and the app does not support Cluster (see docs/deploy.md)")
 )
 
-// Mistakes of kind: the URL asks for another kind of server than the one
-// that answers. wrongKind finds them from the symptom (an unknown command,
-// a reset, a timeout) by asking the address once more the other way.
+// Mistakes of kind: the URL asks for another kind of server than answers.
 var (
 	errNotSentinel = errors.New("it is not a Sentinel (it does not know SENTINEL): ?master_set= is for the sentinels' addresses; drop it to use this Redis directly")
 	errNotTLS      = errors.New("it does not speak TLS on this port: use redis://, or the port Redis serves TLS on")
@@ -195,9 +181,8 @@ var (
 // probeTimeout bounds each question wrongKind asks.
 const probeTimeout = time.Second
 
-// wrongKind turns the symptom of a URL that asks for the wrong kind of
-// server into the mistake (errNotSentinel, errNotTLS, errTLSPort), or
-// returns err.
+// wrongKind turns a symptom (an unknown command, a reset, a timeout) into the
+// mistake of kind, by asking the address once more the other way, or returns err.
 func wrongKind(opt rueidis.ClientOption, err error) error {
 	if len(opt.InitAddress) == 0 || strings.HasPrefix(opt.InitAddress[0], "/") {
 		return err // a unix socket: no TLS, no sentinels
@@ -313,9 +298,8 @@ func startError(where string, noClientCert bool, err error) error {
 	return fmt.Errorf("Redis at %s: %v", where, strings.ReplaceAll(msg, "\n", " "))
 }
 
-// DialTimeout bounds a new connection (TCP, TLS, HELLO: a few round trips).
-// Requests that meet a broken connection all wait for the same dial, so it
-// is no longer than one command's limit.
+// DialTimeout bounds a new connection (TCP, TLS, HELLO); requests all wait
+// for the same dial, so it is no longer than one command's limit.
 const DialTimeout = DefaultTimeout
 
 // Redact hides a password in a Redis URL before it is logged.

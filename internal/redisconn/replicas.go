@@ -9,14 +9,10 @@ import (
 	"time"
 )
 
-// A write acknowledged by a master with no replica in sync exists on one
-// server: a second failover in the ten seconds before the old master is
-// reconfigured as a replica loses it (TestNemesis lost 12,380 acknowledged
-// counts in 60 s that way). So on Sentinel the gate also refuses writes,
-// before sending them, while the master has no replica in sync; reads go
-// on. One INFO replication every replicaCheckEvery per process checks it,
-// so a healthy deployment pays nothing per write. The asynchronous window
-// remains (docs/reliability.md).
+// A write acknowledged by a master with no replica in sync is lost by a
+// second failover (TestNemesis lost 12,380 counts in 60 s that way), so the
+// gate refuses writes then; one INFO per replicaCheckEvery checks it, nothing
+// per write. The asynchronous window remains (docs/reliability.md).
 
 // ErrNoReplica is the error of a write refused because the master has no
 // replica in sync: a failover now could lose it. Nothing was sent.
@@ -67,9 +63,7 @@ func (g *failoverGate) watchReplicas(ctx context.Context) {
 	}
 }
 
-// checkReplicas asks the master the client uses whether it has a replica
-// in sync, and records the answer. A failed check counts as none, unless
-// the same master said it had one last time.
+// checkReplicas records whether the master has a replica in sync.
 func (g *failoverGate) checkReplicas(ctx context.Context) {
 	master := g.masterAddr()
 	ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
@@ -81,9 +75,8 @@ func (g *failoverGate) checkReplicas(ctx context.Context) {
 	}
 	g.rs.mu.Lock()
 	if err != nil && master == g.rs.master && g.rs.replicas {
-		// No answer is no news: a master too slow to answer INFO in time
-		// (a loaded machine) keeps the state of its last answer; one that
-		// cannot answer fails the writes themselves.
+		// No answer is no news: a slow master keeps its last state; one
+		// that cannot answer fails the writes themselves.
 		g.rs.mu.Unlock()
 		return
 	}
@@ -111,8 +104,7 @@ func (g *failoverGate) newMaster() {
 }
 
 // inSyncReplicas counts the replicas an INFO replication reply lists as
-// online with a lag of at most maxReplicaLag seconds. A replica's line
-// reads "slave0:ip=127.0.0.1,port=6380,state=online,offset=123,lag=0".
+// online with a lag of at most maxReplicaLag seconds.
 func inSyncReplicas(info string) int {
 	n := 0
 	for line := range strings.Lines(info) {

@@ -14,26 +14,21 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// Redis Sentinel (redis://[user:pass@]s1:26379/0?master_set=mymaster&addr=s2:26379):
-// rueidis finds and follows the master; NewPool dials the master it uses, so
-// there is one idea of who the master is. rueidis alone keeps writing to the
-// old master for the second until +switch-master arrives, and those writes
-// are lost when it resyncs as a replica. So a gate closes at the first
-// failover event any sentinel publishes, until rueidis talks to another
-// master; meanwhile every command fails at once with ErrFailingOver (a 503).
+// Sentinel: rueidis alone writes to the old master until +switch-master
+// arrives, and those writes are lost when it resyncs as a replica. So a gate
+// refuses every command (ErrFailingOver) from the first failover event any
+// sentinel publishes until rueidis talks to another master.
 
 // ErrFailingOver is the error of a command refused because the sentinels
 // are failing the master over (see Unavailable: kind FailingOver).
 var ErrFailingOver = errors.New("Redis Sentinel is failing the master over")
 
-// maxFailoverPause bounds how long the gate stays closed if the new master
-// is never announced (a failover that aborts without telling this app): the
-// sentinels' own failover-timeout is usually shorter.
+// maxFailoverPause bounds how long the gate stays closed if the new master is
+// never announced (a failover that aborts silently).
 const maxFailoverPause = 10 * time.Second
 
-// gateFailovers watches every sentinel in opt for failovers of the master
-// set, and returns c wrapped so that its commands fail with ErrFailingOver
-// while one is under way. Closing it ends the watching.
+// gateFailovers returns c wrapped so that its commands fail with
+// ErrFailingOver while any sentinel in opt reports a failover.
 func gateFailovers(c rueidis.Client, opt rueidis.ClientOption, log *slog.Logger) rueidis.Client {
 	g := &failoverGate{Client: c, masterSet: opt.Sentinel.MasterSet, log: log, dedicated: map[rueidis.DedicatedClient]struct{}{},
 		rs: replicaState{recheck: make(chan struct{}, 1)}}
@@ -50,9 +45,8 @@ func gateFailovers(c rueidis.Client, opt rueidis.ClientOption, log *slog.Logger)
 	return g
 }
 
-// gates are the open clients' gates. The session pool (NewPool) does not
-// send through the rueidis client, so it asks them (failingOver,
-// noReplicaAt).
+// gates are the open clients' gates, for the session pool, which does not
+// send through the rueidis client.
 var gates sync.Map // *failoverGate -> struct{}
 
 // failingOver is ErrFailingOver while a gate is closed for the master at
@@ -89,8 +83,7 @@ func noReplicaAt(addr string) (err error) {
 	return err
 }
 
-// failoverGate is a client whose commands are refused while the sentinels
-// fail over the master it uses, and whose writes are refused while that
+// failoverGate refuses commands during a failover, and writes while the
 // master has no replica in sync.
 type failoverGate struct {
 	rueidis.Client
@@ -109,10 +102,9 @@ type failoverGate struct {
 	rs replicaState // does the master have a replica in sync (see noReplica)
 }
 
-// Dedicate lends a dedicated connection (pub/sub uses one) and closes it
-// when the master changes: rueidis leaves a dedicated connection where it
-// was, and a subscription on the old master, still alive, would hear
-// nothing until a sentinel turns it into a replica ten seconds later.
+// Dedicate lends a dedicated connection and closes it when the master
+// changes: rueidis leaves it where it was, and a subscription on the old
+// master would hear nothing for the ten seconds until it is demoted.
 func (g *failoverGate) Dedicate() (rueidis.DedicatedClient, func()) {
 	d, release := g.Client.Dedicate()
 	g.dmu.Lock()
@@ -190,9 +182,8 @@ func (g *failoverGate) refuse() error {
 
 func (g *failoverGate) open() { g.closed.Store(false) }
 
-// failoverEvents are the channels a sentinel announces a failover's steps
-// on. Only the sentinel leading the failover publishes them, so the gate
-// listens to all.
+// failoverEvents announce a failover's steps; only the leading sentinel
+// publishes them, so the gate listens to all.
 var failoverEvents = []string{"+failover-state-select-slave", "+selected-slave",
 	"+failover-state-send-slaveof-noone", "+promoted-slave", "-failover-abort-*"}
 
@@ -222,9 +213,8 @@ func (g *failoverGate) watch(ctx context.Context, addr string, so rueidis.Sentin
 	}
 }
 
-// event reads a sentinel event: "<type> <name> <ip> <port> @ <master-set>
-// <master-ip> <master-port>", the part from @ on absent when the instance
-// is the master itself.
+// event reads a sentinel event ("<type> <name> <ip> <port> [@ <master-set>
+// <master-ip> <master-port>]").
 func (g *failoverGate) event(m rueidis.PubSubMessage) {
 	f := strings.Fields(m.Message)
 	var set, ip, port string
