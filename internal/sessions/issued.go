@@ -5,19 +5,16 @@ import (
 	"time"
 )
 
-// Issued remembers the sessions this process has stored, for -store memory:
-// there, a well-formed cookie naming a session the process never stored was
-// lost with an earlier process (or lives on another instance), and the page
-// can say so instead of silently starting over. Entries are kept by ID (a
-// hash, never the token) until the session's expiry.
+// Issued remembers by ID the sessions this process stored, for -store memory,
+// so a page can say a session was lost with an earlier process (or lives on
+// another instance) instead of silently starting over.
 type Issued struct {
 	mu    sync.Mutex
 	until map[string]time.Time
 	adds  int
 }
 
-// sweepEvery is how many Adds pass between sweeps of expired entries, so
-// the set stays as large as the live sessions, not as all sessions ever.
+// sweepEvery is how many Adds pass between sweeps of expired entries.
 const sweepEvery = 1024
 
 // Add records that token's session is stored here until expiry.

@@ -9,16 +9,9 @@ import (
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
-// The lab (/lab) ticks the tutorial's steps from evidence kept in the
-// session itself, under KeyLab, so progress follows the session through a
-// login's token renewal as views do. Most of it is written by writes the
-// app makes anyway: the count script records which process counted
-// (KeyCounted) and, the first time a count lands on another process or
-// instance with the count carried on, the restart or servers evidence. The
-// rest is written by LabNote, from the lab page and its experiments only.
-//
-// No field is a JSON array: Lua's cjson writes an empty table as {}, and a
-// session the count script rewrote must still decode.
+// The lab's evidence lives in the session (KeyLab), so progress follows it
+// through a token renewal; the count script writes most of it, LabNote the
+// rest. No field is a JSON array: cjson writes an empty table as {}.
 
 // Lab is the lab's evidence and switches in one session. Times are unix ms.
 type Lab struct {
@@ -29,9 +22,8 @@ type Lab struct {
 	Fixation *LabOutcomes `json:"fixation,omitempty"`
 	// Login is the last login of this session, for the fixation step.
 	Login *LabLogin `json:"login,omitempty"`
-	// Seen are the lab browser ids (a lab-only cookie, not a session)
-	// that opened /lab with this session, and when: more than one means
-	// the session ID was carried to another browser.
+	// Seen are the lab browser ids (a lab-only cookie) that opened /lab with
+	// this session: more than one means the ID was carried to another browser.
 	Seen map[string]int64 `json:"seen,omitempty"`
 
 	// The switches (-lab only), for this session alone.
@@ -50,9 +42,8 @@ type LabBrowsers struct {
 	Other string `json:"other"` // the other browser, the same way
 }
 
-// LabMove is the restart or servers step's evidence: a count landed on a
-// process (restart) or instance (servers) other than the one that counted
-// before, and the count went on from where it was.
+// LabMove is the restart or servers step's evidence: a count landed on another
+// process or instance, and went on from where it was.
 type LabMove struct {
 	From     string `json:"from"` // the previous process (restart) or instance (servers)
 	Process  string `json:"process"`
@@ -61,11 +52,8 @@ type LabMove struct {
 	At       int64  `json:"at"`
 }
 
-// LabOutcomes are the two outcomes an experiment must show (unix ms, 0:
-// not seen yet). httponly: Hidden = a script read no session ID, Exposed
-// = it read this session's ID. fixation: Exposed = a second browser holding
-// the pre-login ID was logged in by the login, Hidden = a login renewed the
-// ID a second browser held, so that copy got nothing.
+// LabOutcomes are the two outcomes an experiment must show (unix ms, 0: not
+// yet): whether a script (httponly) or a second browser (fixation) got the ID.
 type LabOutcomes struct {
 	Hidden  int64 `json:"hidden,omitempty"`
 	Exposed int64 `json:"exposed,omitempty"`
@@ -93,12 +81,9 @@ type Counted struct {
 // LabTime is a lab timestamp as a time.
 func LabTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
-// noteMove is the Lua the count script runs on the decoded session values
-// after counting v: compare the previous counter (or the creator) with this
-// process and record the first restart and servers evidence, then this
-// process as the last counter (once it is not the creator). The value names come as arguments (KeyOrigin,
-// KeyCounted, KeyLab); the fields inside them are Counted's, Origin's and
-// Lab's JSON names.
+// noteMove is the count script's Lua that records the first restart and
+// servers evidence, then this process as the last counter; the fields are
+// Counted's, Origin's and Lab's JSON names.
 const noteMove = `
 local function note_move(values, v, process, instance, now, korigin, kcounted, klab)
   local prev = values[kcounted] or values[korigin]
@@ -123,10 +108,9 @@ local function note_move(values, v, process, instance, now, korigin, kcounted, k
 end
 `
 
-// labNote: KEYS[1] the session; ARGV[1] the Lab field, ARGV[2] its JSON,
-// ARGV[3] "1" to replace a field already set, ARGV[4] KeyLab. It changes that one field in
-// place (KEEPTTL), as the count script changes views, so it never writes
-// back what another request may be changing.
+// labNote changes one Lab field in place (KEEPTTL), never writing back what
+// another request may be changing. KEYS[1] the session; ARGV: the field, its
+// JSON, "1" to replace a field already set, KeyLab.
 var labNote = redistrace.NewScript("lab note", `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end

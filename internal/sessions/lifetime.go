@@ -6,9 +6,8 @@ import (
 )
 
 // EndsAt is the one rule for when a session ends: idle after its last
-// activity, never after its absolute deadline (idle <= 0: no idle timeout;
-// a zero seen has ended). The server's check, every key's expiry and every
-// deadline a page shows use it, so none disagrees with another.
+// activity, never after its deadline (idle <= 0: no idle timeout; a zero seen
+// has ended). Server checks, key expiries and pages all use it.
 func EndsAt(seen, deadline time.Time, idle time.Duration) time.Time {
 	if idle > 0 && seen.Add(idle).Before(deadline) {
 		return seen.Add(idle)
@@ -16,10 +15,8 @@ func EndsAt(seen, deadline time.Time, idle time.Duration) time.Time {
 	return deadline
 }
 
-// FreshFor is how long an anonymous session's key lives if it is never used
-// again after the request that created it: what a flood of new sessions
-// costs, and how long it lasts once it stops. The first reuse gives the
-// session the idle timeout.
+// FreshFor is how long a new anonymous session's key lives if never used
+// again: how long a flood of new sessions lasts once it stops.
 const FreshFor = 10 * time.Minute
 
 // WarnBefore is how long before a session's end its pages are warned.
@@ -64,8 +61,7 @@ func timesOf(deadline time.Time, values map[string]any) Times {
 }
 
 // carriedViews is the view count a renewed token carries over from its old
-// key (0 when it had none, or when the value is not a session scs could
-// read: then there is nothing to carry).
+// key (0 when none or unreadable).
 func carriedViews(b []byte) int {
 	_, values, err := Codec{}.Decode(b)
 	if err != nil {

@@ -13,17 +13,14 @@ import (
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
-// MemoryOps are the in-place session changes for -store memory, where
-// sessions live in this process (scs's memstore) and the Lua scripts of Ops
-// cannot run. One mutex makes each change atomic within the process, which
-// is all a memory store can promise: another process has other sessions.
+// MemoryOps are the in-place session changes for -store memory; one mutex
+// makes each atomic within the process, all a memory store can promise.
 type MemoryOps struct {
 	Store   scs.Store     // the session store scs writes to
 	Idle    time.Duration // idle timeout, to keep a key's expiry on update
 	Publish func(channel, payload string)
-	// Limit counts a limited step that Ops counts inside its script (the
-	// new-session limit, kept in Redis by internal/throttle like every
-	// limit): throttle.CountStep on the app's Redis.
+	// Limit counts what Ops counts inside its script (the new-session limit,
+	// in Redis like every limit): throttle.CountStep.
 	Limit func(ctx context.Context, s throttle.Step) (time.Duration, error)
 
 	mu       sync.Mutex
@@ -132,9 +129,7 @@ func (m *MemoryOps) counted(addr string, now time.Time) int {
 	return n
 }
 
-// noteBrowser is note_browser (see Ops) for this process: the same window
-// and bound, and addresses nobody counted from within the window are
-// dropped. The caller holds mu.
+// noteBrowser is note_browser (see Ops) for this process. The caller holds mu.
 func (m *MemoryOps) noteBrowser(token string, views int, v Visit) BrowserList {
 	now := time.Now()
 	if m.browsers == nil {

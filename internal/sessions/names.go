@@ -6,17 +6,14 @@ import (
 	"strings"
 )
 
-// ID names a session on pages, in forms, in the per-user index and in
-// pub/sub channels: the first 16 hex digits of SHA-256 of the token. A hash
-// of 256 random bits cannot be turned back into the token, so showing the
-// ID gives nobody the session; every instance computes the same ID.
+// ID names a session on pages, in the index and in channels: 16 hex digits of
+// SHA-256 of the token, which cannot be turned back into the token.
 func ID(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:8])
 }
 
-// IndexKey is the Redis hash listing a user's sessions (see
-// internal/sessionindex): field = session ID, value = JSON about the session.
+// IndexKey is the Redis hash listing a user's sessions (internal/sessionindex).
 // Usernames cannot hold ':', so it never collides with the account key.
 func IndexKey(username string) string { return "user:" + username + ":sessions" }
 

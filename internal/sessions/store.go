@@ -42,19 +42,11 @@ func NewOps(rdb rueidis.Client) *Ops { return &Ops{rdb: rdb} }
 var ErrNoSession = errors.New("sessions: no such session")
 
 // incrViews is the tutorial's `req.session.views = (req.session.views || 0) + 1`
-// done inside Redis: read, add one and write back in one atomic step, keeping
-// the key's TTL. A lost update is impossible because no other command can run
-// between the read and the write.
-//
-// In the same step it publishes the new count on the session's live channel
-// (open tabs show it at once), records the count in the list of browsers of
-// the client's address (KEYS[2] and KEYS[3], see note_browser) and, for a
-// logged-in session (KEYS[4], the user's session index), records when and by which
-// instance the session was last served, and keeps the lab's evidence of a
-// count on another process or instance (see note_move): no extra round
-// trip. ARGV: session ID, instance, session channel, MsgCountPrefix,
-// KeyViews, the counting process, KeyOrigin, KeyCounted, KeyLab, then
-// browserArgs. It returns the count and the address's list.
+// in one atomic step inside Redis (KEEPTTL), so no update is lost; in the same
+// round trip it publishes the count, notes the browser and the lab's evidence
+// and, for a logged-in session, the index entry. KEYS: session, browsers hash
+// and zset, [user index]. ARGV: session ID, instance, channel, MsgCountPrefix,
+// KeyViews, process, KeyOrigin, KeyCounted, KeyLab, browserArgs.
 var incrViews = redistrace.NewScript("count", noteBrowser+noteMove+`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
@@ -79,9 +71,8 @@ if KEYS[4] then
 end
 return {v, browsers}`)
 
-// IncrViews adds one view to a stored session and returns the new count
-// and the browsers of the visit's address. user is the session's user (""
-// for an anonymous session).
+// IncrViews adds one view to a stored session and returns the new count and
+// the browsers of the visit's address; user is "" for an anonymous session.
 func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error) {
 	id := ID(token)
 	keys := []string{Key(token), BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr)}
@@ -112,11 +103,9 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 	return int(n), list, err
 }
 
-// touch records activity and moves the key's expiry to the new idle
-// deadline, without rewriting what other requests may be changing. For a
-// logged-in session it also records last seen and the instance in the
-// user's session index (KEYS[2]). ARGV: last seen, expiry (unix ms), session
-// ID, last seen (unix ms), instance, KeySeen.
+// touch records activity and moves the expiry without rewriting what other
+// requests may be changing. KEYS: session, [user index]. ARGV: last seen,
+// expiry (unix ms), session ID, last seen (unix ms), instance, KeySeen.
 var touch = redistrace.NewScript("touch", `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
@@ -158,12 +147,10 @@ func (o *Ops) Touch(ctx context.Context, token, user string, seen, expiry time.T
 	return nil
 }
 
-// take is GETDEL that also marks the token renewed (RenewedKey) with the
-// view count it carried, and tells the session's open pages it has ended.
-// KEYS: the session, its renewed marker; ARGV: the session channel,
-// MsgEnded, RenewedFor (ms), KeyViews. A key already gone leaves a marker
-// already there as it is: a second login racing the first finds the count
-// the first one carried.
+// take is GETDEL that also marks the token renewed with the count it carried
+// and tells open pages it ended. KEYS: session, marker; ARGV: channel,
+// MsgEnded, RenewedFor (ms), KeyViews. A key already gone leaves the marker
+// as it is, so a second login racing the first finds the first's count.
 var take = redistrace.NewScript("take (GETDEL)", `
 local v = redis.call('GETDEL', KEYS[1])
 if not v then
@@ -177,13 +164,9 @@ redis.call('SET', KEYS[2], n, 'PX', ARGV[3])
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return v`)
 
-// Take atomically reads and deletes a stored session (GETDEL), to renew its
-// token. It carries over every update made to the old key up to the moment
-// it disappears, instead of the copy the request loaded earlier. In the same
-// step the token is marked renewed (see RenewedFor), so no request can find
-// the key gone and the marker not yet there, and pages open on the old
-// token hear MsgEnded and reload with the browser's new one. It returns the
-// view count the old key held (see carriedViews).
+// Take reads and deletes a stored session to renew its token, carrying every
+// update up to that moment, and marks the token renewed in the same step, so
+// no request finds the key gone and no marker. It returns the old key's views.
 func (o *Ops) Take(ctx context.Context, token string) (views int, err error) {
 	b, err := take.Exec(ctx, o.rdb, []string{Key(token), RenewedKey(token)},
 		[]string{SessionChannel(ID(token)), MsgEnded, strconv.FormatInt(RenewedFor.Milliseconds(), 10), KeyViews}).AsBytes()
@@ -233,10 +216,8 @@ func (salt LogID) Of(token string) string {
 	return hex.EncodeToString(m.Sum(nil)[:6])
 }
 
-// IdleStore caps the expiry of every session write at now+idle, so Redis
-// drops an idle session by itself. scs's own IdleTimeout would do the same
-// but rewrites the whole session on every request; here only writes that
-// happen anyway (and Ops.Touch) move the expiry.
+// IdleStore caps the expiry of every session write at now+idle, so Redis drops
+// an idle session itself; scs's IdleTimeout would rewrite it on every request.
 type IdleStore struct {
 	scs.Store
 	Idle time.Duration
@@ -250,15 +231,13 @@ func (s IdleStore) Commit(token string, b []byte, expiry time.Time) error {
 
 type idleKey struct{}
 
-// WithIdle gives the session write made with ctx an idle timeout of d, when
-// that is shorter than the store's: a new anonymous session is written to
-// live only briefly, in the write that creates it, with no second command.
+// WithIdle gives the session write made with ctx an idle timeout of d if
+// shorter: a new anonymous session lives briefly without a second command.
 func WithIdle(ctx context.Context, d time.Duration) context.Context {
 	return context.WithValue(ctx, idleKey{}, d)
 }
 
-// The Ctx methods pass the request's context (and with it the request's
-// Redis budget) to a store that takes one.
+// The Ctx methods pass the request's context, and its Redis budget, on.
 
 // CommitCtx implements scs.CtxStore. A write whose context carries a
 // shorter idle timeout (WithIdle) gets that one.
