@@ -387,6 +387,7 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 		}
 		sessionIDs = append(sessionIDs, eval[string](b, `document.querySelector('[data-testid=session-row][data-current=true]')?.dataset.sessionId ?? ''`))
 	}
+	three.screenshot("lab-sessions")
 	if sessionIDs[0] == "" || sessionIDs[0] != sessionIDs[1] {
 		t.Errorf("the two browsers' current sessions are %q, want one and the same", sessionIDs)
 	}
