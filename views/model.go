@@ -159,7 +159,34 @@ func ttlText(d time.Duration) string {
 	return d.Truncate(time.Second).String()
 }
 
-func clock(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+// clockLayout is how pages show a moment.
+const clockLayout = "2006-01-02 15:04:05 UTC"
+
+// clock is t as clockLayout shows it, written digit by digit: a page shows
+// several, and time.Format reads its layout anew each time (a third of a
+// page's time formatting).
+func clock(t time.Time) string {
+	t = t.UTC()
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	if y < 0 || y > 9999 {
+		return t.Format(clockLayout)
+	}
+	b := []byte("0000-00-00 00:00:00 UTC")
+	put := func(i, v, n int) {
+		for ; n > 0; n-- {
+			b[i+n-1] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, y, 4)
+	put(5, int(mo), 2)
+	put(8, d, 2)
+	put(11, h, 2)
+	put(14, mi, 2)
+	put(17, s, 2)
+	return string(b)
+}
 
 func until(t, now time.Time) string {
 	d := t.Sub(now).Round(time.Minute)
