@@ -66,17 +66,14 @@ func signalContext() (context.Context, func()) {
 	return ctx, func() { signal.Stop(sigs); cancel(nil) }
 }
 
-// restartError: run stopped because POST /restart asked for a fresh
-// process (-demo-controls). main then replaces the process with a new run
-// of the same binary, on the same address.
+// restartError: POST /restart (-demo-controls) asked for a fresh process;
+// main then execs the binary again on the same address.
 type restartError struct{ addr string }
 
 func (restartError) Error() string { return "restart requested" }
 
-// reexec starts the binary afresh in place of this process: same PID, but
-// a new process id, start time and empty memory (everything run held has
-// been closed). It listens where this one did, even if -addr asked for a
-// random port.
+// reexec runs the binary afresh in place of this process: same PID, empty
+// memory, listening where this one did even if -addr asked for a random port.
 func reexec(addr string) error {
 	exe, err := os.Executable()
 	if err != nil {
@@ -263,8 +260,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	srv := newServer(app.Routes(), log)
 	// Shutdown waits for requests in flight, and an event stream never ends
-	// by itself: every stream is ended at once, even one stuck writing to a
-	// client that does not read, and the hub closes.
+	// by itself, so every stream is ended at once.
 	srv.RegisterOnShutdown(app.EndStreams)
 	srv.RegisterOnShutdown(app.Live.Close)
 
@@ -310,9 +306,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		// Requests still running past the timeout are cut; a restart comes
-		// back all the same (the classroom needs its server more than a
-		// request that would not finish).
+		// A restart comes back all the same: the classroom needs its server
+		// more than a request that would not finish.
 		log.Warn("shutdown timed out: closing the connections left", "err", err)
 		_ = srv.Close()
 		if !restarting {
@@ -326,11 +321,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return nil
 }
 
-// drain keeps serving for d while /readyz says not ready, so that a load
-// balancer takes the instance out before its listener closes. Keep-alives go
-// off: each answer closes its connection, so a proxy holds no idle connection
-// to this instance when it stops, and the only failure it can meet then is a
-// refused connection, which it may safely retry elsewhere.
+// drain keeps serving for d while /readyz says not ready, so a load balancer
+// takes the instance out first; without keep-alives a proxy meets only a
+// refused connection afterwards, which it may safely retry elsewhere.
 func drain(srv *http.Server, app *handlers.App, d time.Duration, log *slog.Logger) {
 	log.Info("draining: /readyz says not ready; still serving", "drain", d)
 	app.Drain()
@@ -352,18 +345,16 @@ func browserURL(addr net.Addr) string {
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(int(ap.Port()))) + "/"
 }
 
-// throttlePolicy is the policy for a class of class students behind one
-// address, with -new-sessions as its limit on new anonymous sessions (load
-// tests that create sessions turn it off).
+// throttlePolicy is ForClass(class) with -new-sessions as the limit on new
+// anonymous sessions (load tests turn it off).
 func throttlePolicy(class, newSessions int) throttle.Policy {
 	p := throttle.ForClass(class)
 	p.Anonymous.Max = newSessions
 	return p
 }
 
-// newServer is the app's HTTP server. Every timeout is set, so a client that
-// sends its headers or body slowly (or never reads the answer) cannot hold a
-// connection and a goroutine forever.
+// newServer is the app's HTTP server, every timeout set, so a slow client
+// cannot hold a connection and a goroutine forever.
 func newServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
@@ -376,9 +367,8 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// envReader reads flag defaults from the environment and remembers the
-// first value that does not parse: a typo there (COOKIE_SECURE=yes) must
-// stop the start, not silently give the default.
+// envReader reads flag defaults from the environment; a value that does not
+// parse (COOKIE_SECURE=yes) stops the start instead of giving the default.
 type envReader struct {
 	getenv func(string) string
 	err    error

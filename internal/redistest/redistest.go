@@ -74,9 +74,8 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
-// Pause freezes the server with SIGSTOP: connections stay open and are
-// accepted, but nothing is answered, as with a hung Redis. Resume (or Stop,
-// or the end of the test) undoes it.
+// Pause freezes the server with SIGSTOP, as a hung Redis: connections are
+// accepted, nothing is answered. Resume, Stop or the test's end undo it.
 func (s *Server) Pause() {
 	s.tb.Helper()
 	if s.cmd == nil || s.paused {
@@ -98,8 +97,7 @@ func (s *Server) Resume() {
 }
 
 // Block sends a command that keeps Redis from answering anyone for a while
-// (DEBUG SLEEP 5, CLIENT PAUSE 5000), and returns once Redis has stopped
-// answering. Its reply, when it comes, is dropped.
+// (DEBUG SLEEP 5) and returns once Redis has stopped answering.
 func (s *Server) Block(args ...string) {
 	s.tb.Helper()
 	go func() { _, _ = s.Do(args...) }()
@@ -153,8 +151,7 @@ func (s *Server) Start() {
 }
 
 // start runs redis-server and waits until it answers. Only the first start
-// may move to another port (another process took the one freePort found
-// before redis-server could bind it); a restart keeps its address.
+// may move to another port (one taken since freePort found it).
 func (s *Server) start(firstStart bool) {
 	s.tb.Helper()
 	var lastErr error
@@ -237,9 +234,8 @@ func (s *Server) Do(args ...string) (string, error) {
 	return replies[0], nil
 }
 
-// DoSeq sends commands in order over one fresh connection, for a change
-// that the next command would otherwise lock out (CONFIG SET requirepass,
-// then CLIENT KILL). It stops at the first error reply.
+// DoSeq sends commands in order over one connection, for a change that would
+// lock the next command out (CONFIG SET requirepass); it stops at an error.
 func (s *Server) DoSeq(cmds ...[]string) ([]string, error) {
 	conn, err := net.DialTimeout("tcp", s.Addr(), 2*time.Second)
 	if err != nil {

@@ -16,10 +16,8 @@ import (
 // MasterSet is the name the topology's sentinels monitor the master by.
 const MasterSet = "mymaster"
 
-// Topology is a Redis Sentinel deployment owned by a test, on loopback: one
-// master, one replica and three sentinels (quorum 2), each in its own temp
-// dir. Sentinels decide a master is down after a second without answers and
-// give up a failover after five, so a failover takes a few seconds.
+// Topology is a Redis Sentinel deployment owned by a test: a master, a replica
+// and three sentinels (quorum 2), with down-after 1 s so failovers are quick.
 type Topology struct {
 	tb        testing.TB
 	Nodes     []*Server // the master and the replica, in start order (roles change on failover)
@@ -35,9 +33,8 @@ type Sentinel struct {
 	cmd      *exec.Cmd
 }
 
-// StartTopology starts the master, its replica and three sentinels, and
-// returns once the sentinels know each other and the replica is in sync, so
-// that a failover can start at once. Everything stops when the test ends.
+// StartTopology starts a Topology and returns once a failover could start at
+// once; everything stops when the test ends.
 func StartTopology(tb testing.TB) *Topology {
 	tb.Helper()
 	return StartTopologyWith(tb, TopologyOptions{})
@@ -120,9 +117,8 @@ func (t *Topology) Master() *Server {
 	return nil
 }
 
-// Failover runs SENTINEL FAILOVER and returns the old and new master once
-// every sentinel names the new one and it answers ROLE as master. The old
-// one stays a master for about ten seconds more (see WaitReplica).
+// Failover runs SENTINEL FAILOVER and returns once every sentinel names the
+// new master; the old stays a master for about ten seconds (WaitReplica).
 func (t *Topology) Failover() (from, to string) {
 	t.tb.Helper()
 	from = t.MasterAddr()
@@ -134,9 +130,8 @@ func (t *Topology) Failover() (from, to string) {
 	return from, t.waitNewMaster(from)
 }
 
-// KillMaster kills the master with SIGKILL (no shutdown, no goodbye to its
-// clients) and returns once every sentinel names the replica they promoted
-// and it answers ROLE as master. The killed node stays down until Rejoin.
+// KillMaster kills the master with SIGKILL and returns once every sentinel
+// names the promoted replica; the killed node stays down until Rejoin.
 func (t *Topology) KillMaster() (from, to string) {
 	t.tb.Helper()
 	m := t.Master()
@@ -174,10 +169,8 @@ func (t *Topology) waitNewMaster(old string) string {
 	return now
 }
 
-// Rejoin starts a killed node again as a replica of the current master, and
-// returns once it is in sync. (Left to itself, a node that comes back starts
-// as a master of its old data until a sentinel converts it, ten seconds or so
-// later; an operator restarting a crashed master does the same by hand.)
+// Rejoin starts a killed node again as a replica of the current master, as an
+// operator would (alone it would be a master of its old data for ~10 s).
 func (t *Topology) Rejoin(node *Server) {
 	t.tb.Helper()
 	host, port, _ := net.SplitHostPort(t.MasterAddr())
@@ -225,9 +218,8 @@ func (t *Topology) waitFor(what string, timeout time.Duration, ok func() error) 
 	}
 }
 
-// Kill ends the server with SIGKILL, as a crash or the OOM killer would: no
-// shutdown, no last write, connections left to time out or be reset. Start
-// brings it back on the same port and dir.
+// Kill ends the server with SIGKILL, as a crash or the OOM killer would;
+// Start brings it back on the same port and dir.
 func (s *Server) Kill() {
 	if s.cmd == nil {
 		return
@@ -238,9 +230,8 @@ func (s *Server) Kill() {
 	s.paused = false
 }
 
-// startSentinel runs a sentinel that monitors the master on masterPort.
-// Sentinel rewrites its config file (it records the other sentinels, the
-// replicas and the current master there), so the file lives in its own dir.
+// startSentinel runs a sentinel that monitors the master on masterPort, in its
+// own dir, as Sentinel rewrites its config file.
 func startSentinel(tb testing.TB, masterPort int, password string) *Sentinel {
 	tb.Helper()
 	s := &Sentinel{tb: tb, dir: tb.TempDir(), password: password}

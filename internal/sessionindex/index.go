@@ -1,9 +1,6 @@
-// Package sessionindex keeps each user's live sessions in one Redis hash
-// (sessions.IndexKey: session ID -> JSON), so listing them is one script
-// call, never a scan. Entries whose session is gone are dropped whenever the
-// hash is read or written, and it expires with its longest session, so it
-// cannot grow without bound. The session scripts (Touch, IncrViews) keep
-// "last seen" current, so hot paths pay no extra round trip.
+// Package sessionindex keeps each user's live sessions in one Redis hash, so
+// listing them is one script call, never a scan. Ended entries are dropped on
+// every read and write and the hash expires with its longest session.
 package sessionindex
 
 import (
@@ -47,14 +44,11 @@ func New(rdb rueidis.Client) *Index { return &Index{rdb: rdb} }
 // Key is the Redis key holding user's index (see sessions.IndexKey).
 func (x *Index) Key(user string) (string, bool) { return sessions.IndexKey(user), true }
 
-// grace is how long a new entry is kept although its session key does not
-// exist yet: an entry is written during login, the key when the response
-// is committed a moment later.
+// grace keeps a new entry whose session key is not written yet: login writes
+// the entry, the key comes with the response.
 const grace = 30 * time.Second
 
-// prune is the Lua shared by add and list: drop entries whose session key
-// (prefix .. token) is gone (expired, revoked, renewed), except entries
-// younger than grace.
+// prune drops entries whose session key is gone, except those younger than grace.
 const prune = `
 local function prune(idx, now, grace, keep, prefix)
   local all = redis.call('HGETALL', idx)
@@ -77,9 +71,8 @@ local function prune(idx, now, grace, keep, prefix)
 end
 `
 
-// add: KEYS[1] index; ARGV: id, entry JSON, old id ("" for none), session
-// deadline (unix ms), now (unix ms), grace (ms), user channel, session key
-// prefix, sessions.MsgSessions.
+// add: KEYS[1] index; ARGV: id, entry JSON, old id, deadline, now, grace (ms),
+// user channel, session key prefix, sessions.MsgSessions.
 var add = redistrace.NewScript("index add", prune+`
 if ARGV[3] ~= '' then redis.call('HDEL', KEYS[1], ARGV[3]) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -89,10 +82,8 @@ if at < tonumber(ARGV[4]) then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
 redis.call('PUBLISH', ARGV[7], ARGV[9])
 return 1`)
 
-// Add records a new session of user (after login or token renewal),
-// removing the entry of the token it replaces. The hash's own expiry is
-// moved to deadline if that is later: the index lives as long as the
-// longest session in it.
+// Add records a new session of user, removing the entry of the token it
+// replaces; the hash lives as long as its longest session.
 func (x *Index) Add(ctx context.Context, user string, e Entry, oldID string, deadline time.Time) error {
 	b, err := json.Marshal(e)
 	if err != nil {
@@ -109,10 +100,8 @@ func (x *Index) Add(ctx context.Context, user string, e Entry, oldID string, dea
 	return nil
 }
 
-// list: KEYS[1] index; ARGV: now (unix ms), grace (ms), session key prefix,
-// sessions.KeyViews.
-// It returns id, entry, views for each live entry: the count is read from
-// the session itself, in the same script.
+// list: KEYS[1] index; ARGV: now, grace (ms), session key prefix,
+// sessions.KeyViews. It returns id, entry, views (from the session) per entry.
 var list = redistrace.NewScript("index list", prune+`
 local live = prune(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), '', ARGV[3])
 local out = {}
@@ -173,11 +162,9 @@ func (x *Index) Remove(ctx context.Context, user, id string) error {
 	return nil
 }
 
-// revoke: KEYS[1] index; ARGV: user channel, session key prefix, session
-// channel prefix, sessions.MsgEnded, sessions.MsgSessions, then the ids to
-// revoke, or '*' and the one id to keep.
-// Deletes each session's key, drops its entry and tells its open tabs;
-// returns how many were revoked.
+// revoke deletes sessions, their entries and tells their tabs. KEYS[1] index;
+// ARGV: user channel, key prefix, channel prefix, MsgEnded, MsgSessions, then
+// the ids, or '*' and the id to keep. It returns how many were revoked.
 var revoke = redistrace.NewScript("revoke", `
 local ids = {}
 if ARGV[6] == '*' then
@@ -203,9 +190,8 @@ end
 if #ids > 0 then redis.call('PUBLISH', ARGV[1], ARGV[5]) end
 return n`)
 
-// Revoke ends one of the user's sessions: its key is deleted at once, so its
-// next request finds no session. An id that is not the user's does nothing.
-// It reports whether a live session was ended.
+// Revoke deletes one of the user's sessions at once and reports whether a live
+// one ended; an id that is not the user's does nothing.
 func (x *Index) Revoke(ctx context.Context, user, id string) (bool, error) {
 	if id == "" || id == "*" {
 		return false, nil
@@ -217,9 +203,8 @@ func (x *Index) Revoke(ctx context.Context, user, id string) (bool, error) {
 	return n > 0, nil
 }
 
-// RevokeOthers ends every session of the user except keepID ("log out
-// everywhere else", and after a password change). It returns how many live
-// sessions it ended.
+// RevokeOthers ends every session of the user except keepID and returns how
+// many live ones it ended.
 func (x *Index) RevokeOthers(ctx context.Context, user, keepID string) (int, error) {
 	n, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, revokeArgs(user, "*", keepID)).AsInt64()
 	if err != nil {

@@ -10,9 +10,8 @@ import (
 // have no shared list to show or revoke.
 var ErrUnavailable = errors.New("sessionindex: no shared index of sessions when they are kept in memory")
 
-// None is the index of memory store mode. There is nothing to record, so
-// Add and Remove succeed doing nothing; what needs the list says
-// ErrUnavailable.
+// None is the index of memory store mode: Add and Remove do nothing, the rest
+// says ErrUnavailable.
 type None struct{}
 
 // Add implements the index: nothing to record.
