@@ -44,22 +44,18 @@ type keyInspector interface {
 
 // App holds the dependencies every handler shares. New builds it.
 type App struct {
-	Log       *slog.Logger
-	Sessions  *scs.SessionManager // Lifetime is the absolute session lifetime
-	Ops       sessions.Operations
-	Accounts  accountStore
-	Inspector keyInspector
-	Ready     func(context.Context) (redisconn.Health, error) // can Redis serve? (see redisconn.Prober)
-	LogID     func(token string) string                       // salted short hash for logs
-	Index     sessionstack.Index                              // per-user list of sessions
-	Live      *live.Hub                                       // pub/sub fan-out to server-sent-event streams
-	// Instances are the instances on this Redis: main runs its
-	// announces (Roster.Run), the lab's servers step reads it.
-	Instances *instances.Roster
-	// StreamLimits bound open /live streams; a zero field takes its
-	// DefaultStreamLimits value.
-	StreamLimits StreamLimits
-	Throttle     rateLimiter // limits on password checks, sign-ups and new anonymous sessions; nil: none
+	Log          *slog.Logger
+	Sessions     *scs.SessionManager // Lifetime is the absolute session lifetime
+	Ops          sessions.Operations
+	Accounts     accountStore
+	Inspector    keyInspector
+	Ready        func(context.Context) (redisconn.Health, error) // can Redis serve? (see redisconn.Prober)
+	LogID        func(token string) string                       // salted short hash for logs
+	Index        sessionstack.Index                              // per-user list of sessions
+	Live         *live.Hub                                       // pub/sub fan-out to server-sent-event streams
+	Instances    *instances.Roster                               // the instances on this Redis (the lab's servers step)
+	StreamLimits StreamLimits                                    // a zero field takes its DefaultStreamLimits value
+	Throttle     rateLimiter                                     // limits on password checks, sign-ups and new anonymous sessions; nil: none
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
 
@@ -69,11 +65,11 @@ type App struct {
 	// InProcess: sessions live in this process (-store memory), so no page
 	// may say they are in Redis or survive a restart.
 	InProcess bool
-	// Issued records the sessions this process stores, to tell a session
-	// lost with an earlier process (memory mode) from one that ended.
+	// Issued tells a session lost with an earlier process (memory mode) from
+	// one that ended.
 	Issued sessionstack.LostSessions
-	// Restart, when set (-demo-controls), serves POST /restart to loopback
-	// clients: it asks the process to restart once this response is sent.
+	// Restart, when set (-demo-controls), restarts the process once the
+	// response to a loopback POST /restart is sent.
 	Restart    func()
 	Idle       time.Duration // idle timeout, enforced on the server
 	TouchEvery time.Duration // how stale "last seen" may get before a request refreshes it
@@ -81,8 +77,8 @@ type App struct {
 	// Lab (-lab) lets a session weaken itself on /lab, for the Session
 	// Security experiments; see docs/security.md for exactly what.
 	Lab bool
-	// Redis names the Redis the app uses on the Redis panel (see
-	// DescribeRedis); never a password. A func: with Sentinel, the master changes.
+	// Redis names the Redis on the panel, never a password; a func, since
+	// with Sentinel the master changes.
 	Redis func() views.RedisServer
 
 	// Metrics counts what the app does, for Prometheus (OperatorRoutes).
@@ -106,8 +102,8 @@ func (a *App) Drain() { a.draining.Store(true) }
 // Config is what New needs besides its connections: main's flags.
 type Config struct {
 	Store sessionstack.Mode
-	// Redis is how New's client was connected; the session blobs go through
-	// scs/redisstore's own pool, connected the same way.
+	// Redis is how New's client was connected; scs/redisstore's pool
+	// connects the same way.
 	Redis          redisconn.Config
 	Lifetime, Idle time.Duration // absolute and idle session timeouts (sessions.EndsAt)
 	CookieSecure   bool
@@ -118,17 +114,15 @@ type Config struct {
 	Instance       string // shown on every page
 	LogSalt        []byte // salts the short hashes of tokens in logs (see LogID)
 	Lab            bool   // -lab: the lab's switches (see App.Lab)
-	// Prober answers /readyz; New makes one when nil. main shares its own,
-	// which read the memory policy at start, so a Redis that refused CONFIG
-	// then is not asked again.
+	// Prober answers /readyz (nil: New makes one); main shares its own so a
+	// Redis that refused CONFIG at start is not asked again.
 	Prober            *redisconn.Prober
 	AccessLog         bool // log every request at Info (-access-log)
 	ReadyWithoutRedis bool // /readyz stays 200 while Redis cannot serve (-ready-without-redis)
 }
 
 // New builds the App as main serves it and the tests drive it, from the
-// client redisconn.Connect returned: every command is traced for the Redis
-// panel and counted for Prometheus. Close it when done.
+// client redisconn.Connect returned. Close it when done.
 func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 	redisServer, err := DescribeRedis(cfg.Redis, func() string { return redisconn.MasterAddr(rdb) })
 	if err != nil {

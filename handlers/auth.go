@@ -123,10 +123,9 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	a.toProfile(w, r)
 }
 
-// logIn puts the user in the session under a new token, so a token known
-// before login (say, planted) is worthless after it, and in the user's
-// session index; if that fails the session stays logged out, since one
-// missing from the index could not be revoked.
+// logIn puts the user in the session under a new token, so a planted token is
+// worthless, and in the index; if that fails it stays logged out, since a
+// session missing from the index could not be revoked.
 func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) (err error) {
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
@@ -171,10 +170,8 @@ func (a *App) logOutHere(ctx context.Context) {
 	a.Sessions.Remove(ctx, sessions.KeyRememberMe)
 }
 
-// renewToken gives the session a new token. The old key is taken with
-// GETDEL, so views counted concurrently up to now move to the new token (a
-// second renewal of the same cookie finds them in the renewed marker), and
-// the browser's row in its computer's list moves with it.
+// renewToken gives the session a new token, taking the old key with GETDEL so
+// views counted concurrently move with it, and the browser's row too.
 func (a *App) renewToken(r *http.Request, loggedIn bool) error {
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
@@ -193,9 +190,8 @@ func (a *App) renewToken(r *http.Request, loggedIn bool) error {
 		gone = st.presented
 	}
 	if gone != "" {
-		// If a login a moment ago renewed it (a double-submitted login
-		// form), this login starts from the views that one carried: the
-		// browser keeps whichever cookie comes last.
+		// A double-submitted login starts from the views the first carried:
+		// the browser keeps whichever cookie comes last.
 		views, renewed, err := a.Ops.Renewed(ctx, gone)
 		if err != nil {
 			return err

@@ -13,9 +13,8 @@ import (
 	"github.com/sessionlab/sessionlab/views"
 )
 
-// count handles GET /count, the tutorial's route: every view adds one to
-// "views" inside Redis (one script, which also returns the address's
-// browsers), so concurrent views on any instance are all counted.
+// count handles GET /count, the tutorial's route: each view adds one inside
+// Redis, so concurrent views on any instance are all counted.
 func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	st, _ := stateOf(ctx)
@@ -97,9 +96,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		st.views = n // for the header's lab progress
 	}
 	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDViewCount {
-		// This browser's row changes with the counter (the live stream's
-		// list may come a moment later).
-		// The header's lab progress too: the count step ticks at two.
+		// This browser's row and the lab's progress change with the counter.
 		a.write(w, r, http.StatusOK, templ.Join(views.Counter(n), views.ThisViews(n, true), views.RedisTraceSlot(true),
 			views.LabProgressLink(a.labProgress(ctx), true)))
 		return
@@ -119,9 +116,8 @@ func (a *App) visit(r *http.Request) sessions.Visit {
 	}
 }
 
-// computer names the machine a request came from, for its list of
-// browsers: its address, except that every loopback address (localhost
-// may be ::1 or 127.0.0.1 from one browser to the next) is one computer.
+// computer names the machine a request came from: its address, except that
+// every loopback address (::1 or 127.0.0.1 by browser) is one computer.
 func (a *App) computer(r *http.Request) string {
 	ip := a.clientIP(r)
 	if ip.IsLoopback() {
@@ -130,10 +126,8 @@ func (a *App) computer(r *http.Request) string {
 	return ip.String()
 }
 
-// browsers is the list of an address's browsers as the page for the
-// session with token shows it: no session IDs, its own row marked and
-// always there: own is its last row known, for a list that no longer holds
-// it (MaxBrowsers newer ones counted since), nil when the list has it.
+// browsers is an address's list as token's page shows it: no session IDs,
+// its own row always there (own, when the list no longer holds it).
 func (a *App) browsers(addr string, list sessions.BrowserList, token string, own *sessions.Browser) views.Browsers {
 	b := views.Browsers{Addr: addr, ThisMachine: addr == sessions.Loopback, Window: sessions.BrowsersWindow, Now: time.Now(), Max: sessions.MaxBrowsers,
 		Presence: !a.InProcess}
@@ -154,9 +148,8 @@ func (a *App) browsers(addr string, list sessions.BrowserList, token string, own
 	return b
 }
 
-// newToken gives a session that is not stored yet its token now, so a
-// script can name it before scs writes it. Like saveSession it first makes
-// sure the request's cookie was not renewed by a login meanwhile.
+// newToken gives a session not stored yet its token now, so a script can name
+// it; like saveSession it first checks that a login did not renew the cookie.
 func (a *App) newToken(ctx context.Context) (string, error) {
 	if renewed, err := a.renewedMeanwhile(ctx); err != nil {
 		return "", err

@@ -157,8 +157,7 @@ func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title,
 }
 
 // logFailure logs a failed request: a client that left at Info, a Redis
-// outage once a minute per kind (see outageLog) and counted per request by
-// kind (sessionlab_redis_unavailable_responses_total), anything else each time.
+// outage once a minute per kind (counted per request), anything else each time.
 func (a *App) logFailure(r *http.Request, f failure, err error) {
 	if clientGone(r) {
 		a.Log.InfoContext(r.Context(), "client gone", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -182,9 +181,8 @@ func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodH
 // client left before it was answered (nginx's 499): nothing is sent.
 const statusClientGone = 499
 
-// clientGone reports whether the request's client has left: the server
-// cancels a request's context when its connection closes. (Time limits on
-// Redis work end contexts with DeadlineExceeded, never Canceled.)
+// clientGone reports whether the request's client has left (a Canceled
+// context; Redis time limits end with DeadlineExceeded).
 func clientGone(r *http.Request) bool {
 	return errors.Is(r.Context().Err(), context.Canceled)
 }

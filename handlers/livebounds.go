@@ -13,13 +13,11 @@ import (
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
-// StreamLimits bound the open /live streams, so nobody can hold the
-// server's goroutines and memory with streams that nobody reads. Each
-// stream costs two goroutines and about 70 KB (see docs/security.md).
+// StreamLimits bound the open /live streams, two goroutines and about 70 KB
+// each, so nobody holds the server's memory with streams nobody reads.
 type StreamLimits struct {
-	// PerSession: the page shares one stream across a browser's tabs, so a
-	// session needs one, two while a reconnect overlaps a stream the server
-	// has not yet seen die.
+	// PerSession: one stream serves a browser's tabs; two while a reconnect
+	// overlaps a stream not yet seen dead.
 	PerSession int
 	// PerAddress: a class shares one address (two browsers each).
 	PerAddress int
@@ -27,9 +25,8 @@ type StreamLimits struct {
 	PerProcess int
 }
 
-// StreamLimitsForClass: four streams a session, three per student of a
-// class of n behind one address (two browsers each, and reconnects), and a
-// process total of 5n, about 70 KB each (see docs/security.md).
+// StreamLimitsForClass sizes the limits for a class of n behind one address
+// (docs/security.md).
 func StreamLimitsForClass(n int) StreamLimits {
 	return StreamLimits{PerSession: 4, PerAddress: 3 * n, PerProcess: 5 * n}
 }
@@ -60,17 +57,16 @@ func (e *errStreamRefused) Error() string {
 	return fmt.Sprintf("live: too many open streams for this %s (limit %d)", e.bound, e.limit)
 }
 
-// openStreams counts the process's open streams by session and by
-// address, and ends them all when the server shuts down. Its zero value is
-// ready to use.
+// openStreams counts the open streams by session and address, and ends them
+// all at shutdown. Its zero value is ready to use.
 type openStreams struct {
 	mu        sync.Mutex
 	all       map[*stream]struct{}
 	bySession map[string]int
 	byAddr    map[string]int
 	ended     bool // the server is shutting down: no new stream
-	// Refusals since the last log line, by bound: logged once a minute at
-	// most, so a flood of refused requests is not a flood of lines.
+	// Refusals since the last log line, by bound: a flood of refusals is
+	// logged once a minute.
 	refused  map[string]int
 	loggedAt time.Time
 }
@@ -147,14 +143,12 @@ func (o *openStreams) count() int {
 	return len(o.all)
 }
 
-// EndStreams ends every open /live stream at once and refuses new ones: the
-// server calls it when it shuts down, so that Shutdown never waits on a
-// stream (whose page reconnects to the next process).
+// EndStreams ends every open /live stream and refuses new ones, so that
+// Shutdown never waits on a stream.
 func (a *App) EndStreams() { a.streams.endAll() }
 
 // streamRefused answers a stream past a bound: 429 with Retry-After and a
-// line the page's script shows instead of "the server is not answering".
-// Logged once a minute at most (see openStreams.admit).
+// line the page shows instead of "the server is not answering".
 func (a *App) streamRefused(w http.ResponseWriter, r *http.Request, e *errStreamRefused) {
 	answerPlain(w, failTooManyStreams, fmt.Sprintf("Too many live pages are open from here (at most %d per %s). "+
 		"This page still works; its live updates resume within %d seconds.\n", e.limit, e.bound, wholeSeconds(streamRetryAfter)))

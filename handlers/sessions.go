@@ -83,9 +83,8 @@ func (a *App) sessionsView(r *http.Request, u sessions.User) (views.Sessions, er
 	return p, nil
 }
 
-// revokeSession handles POST /sessions/{id}/revoke: the session's key is
-// deleted at once, so its next request, on any instance, is logged out; its
-// open pages are told and go to the login page.
+// revokeSession handles POST /sessions/{id}/revoke: the key is deleted at
+// once, so the next request anywhere is logged out; open pages are told.
 func (a *App) revokeSession(w http.ResponseWriter, r *http.Request, u sessions.User) {
 	ctx := r.Context()
 	id := r.PathValue("id")
@@ -149,9 +148,8 @@ func (a *App) afterRevoke(w http.ResponseWriter, r *http.Request, u sessions.Use
 	a.writeSessionList(w, r, p)
 }
 
-// writeSessionList answers with the sessions table alone and, out of band,
-// the Redis panel under it, which shows the same index: read by this
-// request right after the table, so the page shows one moment.
+// writeSessionList answers with the sessions table and, out of band, the
+// Redis panel read right after it, so the page shows one moment.
 func (a *App) writeSessionList(w http.ResponseWriter, r *http.Request, p views.Sessions) {
 	v, err := a.redisView(r.Context())
 	if err != nil {
@@ -165,15 +163,10 @@ func (a *App) writeSessionList(w http.ResponseWriter, r *http.Request, p views.S
 // account was changed, so nothing was.
 var errCredentialsUnchanged = errors.New("credentials unchanged")
 
-// endOtherSessions ends every session of u but this one, after a password
-// change or for "log out everywhere else". change gives the account a new
-// credential generation (and maybe a new password): from then on every
-// older session is logged out on its next request, on any instance (see
-// accounts.NewGeneration). This session gets a new token carrying the new
-// generation, so its own requests still in flight on the old token cannot
-// take it down with the others. The index is then walked to delete the
-// other keys at once and tell their open pages; a session missing from it
-// is logged out all the same.
+// endOtherSessions ends every session of u but this one. change gives the
+// account a new credential generation, which logs out every older session on
+// its next request; this one gets a new token with the new generation, so its
+// own requests in flight cannot take it down. The index then ends the others at once.
 func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, change func(context.Context) (string, error)) error {
 	ctx := r.Context()
 	gen, err := change(ctx)

@@ -18,9 +18,6 @@ import (
 )
 
 // rateLimiter is the throttle (internal/throttle, where the policy is).
-// Login and PasswordCheck are asked before a password is checked and give a
-// ticket to settle after (throttle.Ticket.Done); Signup before a hash,
-// NewSession before an anonymous session's first write.
 type rateLimiter interface {
 	Login(ctx context.Context, account string, addr netip.Addr) (*throttle.Ticket, time.Duration, error)
 	PasswordCheck(ctx context.Context, account, sessionID string) (*throttle.Ticket, time.Duration, error)
@@ -39,10 +36,8 @@ func throttleAccount(name string) string {
 	return n
 }
 
-// loginAllowed asks the throttle before a login's password is checked; past
-// a limit it answers 429 (the form says how long to wait) and reports false.
-// The ticket (nil without a throttle) is settled once the password was
-// checked.
+// loginAllowed asks the throttle before a login's password is checked; past a
+// limit it answers 429 and reports false. Settle the ticket after the check.
 func (a *App) loginAllowed(w http.ResponseWriter, r *http.Request, form views.AuthForm, name string) (*throttle.Ticket, bool) {
 	if a.Throttle == nil {
 		return nil, true
@@ -72,10 +67,8 @@ func (a *App) passwordCheckAllowed(w http.ResponseWriter, r *http.Request, u ses
 	})
 }
 
-// checked settles a throttle ticket by what the password check said:
-// ErrBadCredentials is a failure; another error means the password was
-// never checked, which counts nothing. A failure to settle is logged: an
-// attempt left in flight is forgotten by itself within seconds.
+// checked settles a throttle ticket: only ErrBadCredentials is a failure. A
+// failure to settle is only logged: the attempt is forgotten within seconds.
 func (a *App) checked(ctx context.Context, tk *throttle.Ticket, err error) {
 	o := throttle.Succeeded
 	switch {
@@ -89,9 +82,8 @@ func (a *App) checked(ctx context.Context, tk *throttle.Ticket, err error) {
 	}
 }
 
-// signupAllowed counts a sign-up from the client's address before its
-// password is hashed; past the limit it answers 429 with Retry-After on the
-// register form and reports false.
+// signupAllowed counts a sign-up before its password is hashed; past the
+// limit it answers 429 and reports false.
 func (a *App) signupAllowed(w http.ResponseWriter, r *http.Request, form views.AuthForm) bool {
 	if a.Throttle == nil {
 		return true
@@ -128,9 +120,8 @@ func (a *App) newSessionAllowed(r *http.Request) error {
 	return nil
 }
 
-// newSessionStep is the limit on new anonymous sessions for r's client,
-// for a script that counts it in its own step (the first count's browsers
-// script); the zero Step without a throttle.
+// newSessionStep is the limit on new anonymous sessions for r's client, for
+// a script that counts it itself; the zero Step without a throttle.
 func (a *App) newSessionStep(r *http.Request) throttle.Step {
 	if a.Throttle == nil {
 		return throttle.Step{}
@@ -149,9 +140,8 @@ func (a *App) tooManySessions(w http.ResponseWriter, r *http.Request, e *errTooM
 	})
 }
 
-// allowed turns a throttle's answer into the response: on an error a 503 (it
-// fails closed); past a limit, 429 with Retry-After and the form that page
-// builds for the wait, in whole seconds. It reports whether to go on.
+// allowed turns a throttle's answer into the response (an error fails closed,
+// 503; past a limit 429) and reports whether to go on.
 func (a *App) allowed(w http.ResponseWriter, r *http.Request, what string, addr netip.Addr,
 	wait time.Duration, err error, page func(secs int) (title string, c templ.Component)) bool {
 	if err != nil {
