@@ -87,9 +87,8 @@ func CheckPassword(p string) error {
 	return nil
 }
 
-// CheckNew checks the input of a new account and returns the normalized
-// username. The error holds a *FieldError for each field that is wrong
-// (errors.Join), so a form can show them all at once.
+// CheckNew checks a new account's input and returns the normalized username;
+// the error joins a *FieldError per wrong field, for the form to show all.
 func CheckNew(username, password string) (string, error) {
 	name, uerr := NormalizeUsername(username)
 	if err := errors.Join(uerr, CheckPassword(password)); err != nil {
@@ -115,9 +114,8 @@ func New(rdb rueidis.Client, cost int) *Store {
 	return s
 }
 
-// create stores a new account unless the name is taken, and counts its
-// hash's cost (see CostsKey). KEYS: the account, CostsKey; ARGV: the
-// account, its hash's cost.
+// create stores a new account unless the name is taken, counting its hash's
+// cost. KEYS: account, CostsKey; ARGV: the account, its hash's cost.
 var create = redistrace.NewScript("create account", `
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
@@ -162,9 +160,8 @@ func (s *Store) Get(ctx context.Context, username string) (Account, error) {
 	return a, nil
 }
 
-// Authenticate checks a username and password, in the same time whether
-// the name exists or not (see cost.go). A correct password whose hash has
-// another cost than the current one is rehashed.
+// Authenticate checks a username and password, in the same time whether the
+// name exists or not (cost.go), rehashing a hash of an older cost.
 func (s *Store) Authenticate(ctx context.Context, username, password string) (Account, error) {
 	top, err := s.topCost(ctx)
 	if err != nil {

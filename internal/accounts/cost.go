@@ -12,12 +12,9 @@ import (
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
-// A login takes as long whether or not the name exists, whatever cost its
-// hash was made with (older hashes keep theirs until their next login).
-// Every check spends one comparison at the highest cost in use (CostsKey
-// counts hashes by cost): a comparison at cost c is padded with dummies at
-// c, c+1, ... top-1 (their sum is 2^top), an unknown name meets a dummy hash
-// at the top cost.
+// A login takes as long whether or not the name exists, whatever its hash's
+// cost: every check spends one comparison at the highest cost in use, padding
+// a cost-c comparison with dummies at c..top-1 (their sum is 2^top).
 
 // CostsKey is a hash from bcrypt cost to how many stored password hashes
 // have it.
@@ -55,9 +52,8 @@ func costOf(hash string) int {
 	return c
 }
 
-// topCost is the highest cost of any stored hash, and at least the
-// current one. It reads CostsKey through the client-side cache; a missing
-// key is counted first (accounts made before it existed).
+// topCost is the highest cost of any stored hash, at least the current one;
+// a missing CostsKey is counted first (accounts made before it existed).
 func (s *Store) topCost(ctx context.Context) (int, error) {
 	m, err := s.rdb.DoCache(ctx, s.rdb.B().Hgetall().Key(CostsKey).Cache(), cacheFor).AsIntMap()
 	if err != nil {
@@ -129,10 +125,9 @@ func (s *Store) compare(hash string, password []byte, top int) error {
 	return err
 }
 
-// rehash replaces the hash a correct login just checked with one at the
-// current cost, unless the account changed meanwhile; CostsKey follows.
-// KEYS: the account, CostsKey; ARGV: the hash checked, the new hash, the
-// old cost, the new cost.
+// rehash replaces a checked hash with one at the current cost, unless the
+// account changed meanwhile. KEYS: account, CostsKey; ARGV: old hash, new
+// hash, old cost, new cost.
 var rehash = redistrace.NewScript("rehash", `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end

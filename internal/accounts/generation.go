@@ -13,11 +13,9 @@ import (
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
-// An account's credential generation (Account.Gen) changes whenever its
-// other sessions must end (a password change, "log out everywhere else").
-// Sessions carry the generation they logged in with and every request
-// compares: no list of sessions to walk, so none escapes. Django's session
-// auth hash, with a random value so no new password is needed.
+// An account's credential generation changes when its other sessions must
+// end; every request compares its session's, so none escapes (Django's
+// session auth hash, random so that no new password is needed).
 
 // newGen is a fresh credential generation.
 func newGen() string {
@@ -26,10 +24,8 @@ func newGen() string {
 	return hex.EncodeToString(b)
 }
 
-// setGen writes fields into an account in place, keeping everything else
-// (and the key's TTL): KEYS: the account, CostsKey; ARGV: new generation,
-// then a new hash or "" to keep the hash, then the new hash's cost (the
-// counts in CostsKey follow). Returns 0 when there is no account.
+// setGen writes fields into an account in place (KEEPTTL). KEYS: account,
+// CostsKey; ARGV: generation, new hash or "", its cost. 0: no account.
 var setGen = redistrace.NewScript("set generation", `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
@@ -44,10 +40,8 @@ end
 redis.call('SET', KEYS[1], cjson.encode(a), 'KEEPTTL')
 return 1`)
 
-// NewGeneration gives the account a new credential generation, so every
-// session logged in before is logged out on its next request. It returns
-// the new generation, for the session that asked to keep. ErrBadCredentials:
-// no such account.
+// NewGeneration gives the account a new credential generation, logging out
+// every older session on its next request (ErrBadCredentials: no account).
 func (s *Store) NewGeneration(ctx context.Context, username string) (string, error) {
 	gen := newGen()
 	n, err := setGen.Exec(ctx, s.rdb, []string{Key(username), CostsKey}, []string{gen, "", ""}).AsInt64()
@@ -60,17 +54,13 @@ func (s *Store) NewGeneration(ctx context.Context, username string) (string, err
 	return gen, nil
 }
 
-// cacheFor bounds how long this process trusts its copy of an account. Redis
-// tells every client that cached a key when it changes (client-side caching,
-// RESP3 tracking), and a lost connection drops the whole cache, so this is
-// only a backstop: what ends a revoked session quickly is the invalidation.
+// cacheFor bounds how long this process trusts its cached account: only a
+// backstop, as Redis invalidates the copies when the account changes.
 const cacheFor = time.Minute
 
-// Current reports whether gen is still the account's credential generation
-// (false when the account is gone), on every logged-in request, through the
-// client-side cache. The cache can trail this process's own change (the
-// invalidation comes on another connection), so a mismatch is read again
-// from Redis before it ends a session.
+// Current reports whether gen is still the account's credential generation,
+// through the client-side cache; the cache can trail this process's own
+// change, so a mismatch is read again from Redis before it ends a session.
 func (s *Store) Current(ctx context.Context, username, gen string) (bool, error) {
 	cached, found, err := s.generation(ctx, username, true)
 	if err != nil || found && cached == gen {
@@ -113,9 +103,8 @@ func (s *Store) generation(ctx context.Context, username string, cached bool) (g
 	return a.Gen, true, nil
 }
 
-// decodedGen is an account's generation as last decoded from its stored
-// bytes: decoding was most of the per-request check's cost, so it is done
-// again only when the bytes differ.
+// decodedGen caches a decoded generation by its bytes: decoding was most of
+// the per-request check's cost.
 type decodedGen struct{ raw, gen string }
 
 // maxDecodedGens bounds the accounts remembered; past it they are all

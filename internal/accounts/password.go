@@ -8,12 +8,10 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// SetPassword gives an existing account a new password and, in the same
-// atomic step, a new credential generation (see NewGeneration), which it
-// returns. A login that read the old hash also read the old generation, so
-// its session is logged out however its timing fell. It returns a
-// *FieldError for a password that breaks the rules and ErrBadCredentials
-// when there is no such account.
+// SetPassword gives an account a new password and, in the same atomic step, a
+// new credential generation, which it returns: a login that read the old hash
+// read the old generation too, so it is logged out however its timing fell.
+// Errors: *FieldError for a bad password, ErrBadCredentials for no account.
 func (s *Store) SetPassword(ctx context.Context, username, password string) (gen string, err error) {
 	if err := CheckPassword(password); err != nil {
 		return "", err

@@ -1,7 +1,6 @@
-// Package live fans Redis pub/sub messages out to this process's
-// server-sent-event streams: one Hub, one dedicated connection, a channel
-// subscribed only while a local stream wants it, so subscriptions follow
-// open pages, not page loads.
+// Package live fans Redis pub/sub messages out to this process's event
+// streams over one connection, subscribing a channel only while a local
+// stream wants it.
 package live
 
 import (
@@ -23,10 +22,8 @@ type Hub struct {
 	rdb rueidis.Client // nil: local only (memory store mode)
 	log *slog.Logger
 
-	// connMu serialises (un)subscribing in Redis, so the order of SUBSCRIBE
-	// and UNSUBSCRIBE matches the order of changes to subs. mu guards the
-	// maps and is never held across a Redis call: the hook that delivers
-	// messages takes it, and it runs on the connection's reader.
+	// connMu keeps SUBSCRIBE and UNSUBSCRIBE in the order of changes to subs.
+	// mu is never held across a Redis call: the connection's reader takes it.
 	connMu  sync.Mutex
 	mu      sync.Mutex
 	subs    map[string]map[*Sub]struct{}
@@ -39,9 +36,8 @@ type Hub struct {
 // Sub is one local subscriber (one SSE stream) on one or more channels.
 type Sub struct {
 	C chan Message // closed when the hub closes
-	// Resync gets a signal when messages were lost: the Redis subscription
-	// was opened again after its connection was lost, or C was full. The
-	// subscriber must read the current state again.
+	// Resync gets a signal when messages were lost (a reconnect, or C was
+	// full): read the current state again.
 	Resync   chan struct{}
 	channels []string
 }
@@ -131,9 +127,8 @@ func (h *Hub) resync() {
 	}
 }
 
-// Subscribe registers a local subscriber on channels. The Redis
-// subscription exists when Subscribe returns (if the connection is up), so
-// anything published afterwards reaches s.C. Call Unsubscribe when done.
+// Subscribe registers a local subscriber on channels; anything published
+// after it returns reaches s.C (if the connection is up). Unsubscribe when done.
 func (h *Hub) Subscribe(ctx context.Context, channels ...string) (*Sub, error) {
 	s := &Sub{C: make(chan Message, 16), Resync: make(chan struct{}, 1), channels: channels}
 	h.connMu.Lock()
@@ -200,9 +195,8 @@ func (h *Hub) drop(s *Sub) {
 	}
 }
 
-// Publish delivers a message to the local subscribers of channel. A
-// subscriber that is not keeping up misses it rather than blocking others,
-// and is told to read the current state again (Resync).
+// Publish delivers a message to the local subscribers of channel; one that
+// is not keeping up misses it, and gets Resync, rather than block others.
 func (h *Hub) Publish(channel, payload string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -1,7 +1,5 @@
-// Package metrics is what sessionlab tells Prometheus, from one Metrics
-// value with its own registry (no package state), served only on the
-// operator's listener (-debug-addr). Names follow Prometheus's conventions:
-// a sessionlab_ prefix, base units, _total on counters.
+// Package metrics is what sessionlab tells Prometheus, from one Metrics value
+// with its own registry, served only on the operator's listener (-debug-addr).
 package metrics
 
 import (

@@ -1,7 +1,6 @@
-// Package sessionstack builds what keeps sessions, for main and the tests
-// alike: the store scs reads and writes, the in-place operations, the
-// per-user index and the live hub, for one store mode. Each mode gets a
-// working implementation of every part, never a nil to check for.
+// Package sessionstack builds what keeps sessions (store, operations, index,
+// live hub) for one store mode, for main and the tests alike; each mode gets
+// an implementation of every part, never a nil.
 package sessionstack
 
 import (
@@ -87,17 +86,14 @@ func (s *Stack) Close() {
 // Config is what the stack needs besides its connections.
 type Config struct {
 	Mode     Mode
-	Idle     time.Duration // idle timeout (sessions.EndsAt)
-	Instance string        // recorded in the index as the instance that served a session
-	// Redis is how rdb was connected (redisconn.Connect): the session
-	// blobs go through scs/redisstore's own pool to the same Redis.
-	Redis redisconn.Config
+	Idle     time.Duration    // idle timeout (sessions.EndsAt)
+	Instance string           // recorded in the index as the instance that served a session
+	Redis    redisconn.Config // how rdb was connected; scs/redisstore's pool connects the same way
 }
 
-// New sets sm's store and codec for cfg.Mode and builds the rest. rdb is
-// the app's Redis client (redisconn.Connect with cfg.Redis): operations,
-// index, pub/sub; the session blobs go through scs/redisstore and a redigo
-// pool to the same Redis (redisconn.NewPool). Close the stack when done.
+// New sets sm's store and codec for cfg.Mode and builds the rest on rdb, the
+// app's client; session blobs go through a redigo pool to the same Redis.
+// Close the stack when done.
 func New(cfg Config, sm *scs.SessionManager, rdb rueidis.Client, log *slog.Logger) (*Stack, error) {
 	sm.Codec = sessions.Codec{}
 	switch cfg.Mode {
