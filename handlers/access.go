@@ -16,10 +16,8 @@ func fromSessionHook(r *http.Request) bool {
 // userHandler serves a page that needs a login, for the logged-in user u.
 type userHandler func(w http.ResponseWriter, r *http.Request, u sessions.User)
 
-// requireLogin serves h to a logged-in session only; anyone else gets
-// loginRequired. The route table wraps every page that needs a login in it,
-// so the table shows which pages are protected, and a userHandler cannot be
-// routed without it.
+// requireLogin serves h to a logged-in session only, so the route table shows
+// which pages are protected; a userHandler cannot be routed without it.
 func (a *App) requireLogin(h userHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, ok := a.currentUser(r.Context())
@@ -31,9 +29,8 @@ func (a *App) requireLogin(h userHandler) http.Handler {
 	})
 }
 
-// loginRequired answers a request for a page that needs a login. An htmx
-// request whose session has just ended is sent to the login page as a whole,
-// rather than having a login form swapped into a small fragment.
+// loginRequired answers a request for a page that needs a login; htmx goes to
+// the whole login page, not a form swapped into a fragment.
 func (a *App) loginRequired(w http.ResponseWriter, r *http.Request) {
 	if st, _ := stateOf(r.Context()); isHTMX(r) && st.isStale() {
 		a.sessionEnded(w, r)
@@ -50,8 +47,7 @@ func (a *App) loginRequired(w http.ResponseWriter, r *http.Request) {
 }
 
 // sessionEnded sends an htmx page whose session is gone to the login page,
-// unless the session was renewed a moment ago by a login: then the browser
-// holds the new token, and reloading the page is what the user expects.
+// or reloads it if a login just renewed the token.
 func (a *App) sessionEnded(w http.ResponseWriter, r *http.Request) {
 	if renewed, err := a.renewedMeanwhile(r.Context()); err == nil && renewed {
 		a.tokenRenewed(w, r)

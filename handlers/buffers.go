@@ -5,10 +5,8 @@ import (
 	"sync"
 )
 
-// Every page is rendered into a buffer and then held again until the
-// session is saved. Reusing those buffers instead of growing two new ones
-// per request removes about half of what a request allocates (see
-// bench_test.go and `go tool task bench`).
+// Reusing the two buffers a page is rendered and held in removes about half
+// of what a request allocates (bench_test.go).
 var bufferPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // maxPooledBuffer keeps a rare huge page from pinning its memory forever.

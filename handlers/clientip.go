@@ -32,9 +32,8 @@ func ParseTrustedProxies(s string) (Proxies, error) {
 	return out, nil
 }
 
-// clientIP is the client's address: the peer's, or, when the peer is a
-// trusted proxy, the right-most X-Forwarded-For address that is not one
-// (anything left of it the client could have written itself).
+// clientIP is the peer's address or, behind a trusted proxy, the right-most
+// X-Forwarded-For address that is not one (the client may write the rest).
 func (a *App) clientIP(r *http.Request) netip.Addr {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {

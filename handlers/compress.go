@@ -7,10 +7,8 @@ import (
 	"sync"
 )
 
-// Pages go out gzipped to browsers that accept it: a page is 5-10 KB of
-// repetitive HTML and shrinks to a fifth. BREACH does not apply: no page
-// holds a secret (CSRF is Sec-Fetch-Site, not a token; session keys are
-// cut short).
+// Pages are gzipped (5-10 KB shrink to a fifth). BREACH does not apply: no
+// page holds a secret (no CSRF token; session keys are cut short).
 
 // minCompressed: below this a page is not worth a gzip header and the CPU.
 const minCompressed = 1 << 10
@@ -20,10 +18,8 @@ var gzipWriters = sync.Pool{New: func() any {
 	return w
 }}
 
-// compressed is body gzipped into out when the client accepts it and the
-// body is worth it, with the headers set; else body unchanged. Pages are
-// compressed as they leave (bufferedWriter.send), after the trace is
-// filled in.
+// compressed is body gzipped into out, headers set, when the client accepts
+// it and it is worth it; else body unchanged.
 func compressed(h http.Header, accepts bool, body []byte, out *bytes.Buffer) []byte {
 	h.Add("Vary", "Accept-Encoding")
 	if len(body) < minCompressed || !accepts {

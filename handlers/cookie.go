@@ -7,9 +7,8 @@ import (
 )
 
 // SessionCookie is the session cookie's configuration: a generic name,
-// HttpOnly, SameSite=Lax, no Domain. With secure set it is Secure and named
-// __Host-, so a sibling subdomain cannot plant or overwrite it. It lasts for
-// the browser session unless the user asks to be remembered.
+// HttpOnly, SameSite=Lax, no Domain; with secure, Secure and __Host-, so a
+// sibling subdomain cannot plant it (docs/security.md).
 func SessionCookie(secure bool) scs.SessionCookie {
 	c := scs.SessionCookie{
 		Name:     "session",

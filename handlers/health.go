@@ -16,11 +16,9 @@ func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// readyz handles GET /readyz: Redis takes writes. The body says why not, or
-// what an operator should fix although it serves. With ReadyWithoutRedis,
-// Redis trouble is a 200 with the reason: every instance shares the Redis,
-// and pulling them all would swap the app's truthful 503 for the balancer's
-// error page (docs/deploy.md, "Readiness").
+// readyz handles GET /readyz: Redis takes writes, else the body says why.
+// ReadyWithoutRedis answers 200 all the same, as pulling every instance would
+// swap the app's truthful 503 for the balancer's page (docs/deploy.md).
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()

@@ -12,10 +12,8 @@ import (
 const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-// secureHeaders sets the headers every response carries. With -cookie-secure
-// the app is served over HTTPS only, so browsers are told to come back over
-// HTTPS alone (HSTS); not for a loopback host, where the pin would force
-// HTTPS on every local port (`task run` on http://localhost:8080).
+// secureHeaders sets the headers every response carries; HSTS with
+// -cookie-secure, except on loopback, where it would pin every local port.
 func (a *App) secureHeaders(next http.Handler) http.Handler {
 	hsts := a.Sessions.Cookie.Secure
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -125,8 +123,7 @@ func (a *App) recoverPanics(next http.Handler) http.Handler {
 }
 
 // redisBudget gives each request redisconn.RequestBudget for all its Redis
-// work together, so a hung Redis cannot hold it for a command's limit times
-// the number of commands it tries.
+// work, so a hung Redis cannot hold it for each command's limit in turn.
 func redisBudget(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(w, r.WithContext(redisconn.WithBudget(r.Context(), redisconn.RequestBudget)))

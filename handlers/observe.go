@@ -17,10 +17,8 @@ type observed struct {
 	info requestlog.Info
 }
 
-// observe is the outermost middleware: the request id (a trusted proxy's
-// X-Request-Id, else new) on the response and every log line, the metrics,
-// and the access log line. It logs the route pattern, never the path or a
-// header: nothing that could hold a token.
+// observe is the outermost middleware: request id, metrics and access log.
+// It logs the route pattern, never the path or a header that could hold a token.
 func (a *App) observe(next http.Handler) http.Handler {
 	accessLevel := slog.LevelDebug
 	if a.AccessLog {
@@ -53,10 +51,8 @@ func (a *App) observe(next http.Handler) http.Handler {
 	})
 }
 
-// requestID is the id an incoming request is known by: the one a trusted
-// proxy sent (so nginx's log and the app's name the same request), or a
-// new one. A client's own X-Request-Id is ignored: it could make its
-// requests look like someone else's.
+// requestID is a trusted proxy's X-Request-Id (so nginx's log and the app's
+// agree), else a new one: a client's own could pose as someone else's.
 func (a *App) requestID(r *http.Request) string {
 	if id := r.Header.Get("X-Request-Id"); id != "" && requestlog.ValidID(id) && a.fromTrustedProxy(r) {
 		return id

@@ -8,15 +8,12 @@ import (
 	"sync"
 )
 
-// A page goes to the client in one write system call: net/http writes in
-// 4 KB pieces, every full page here took two, and system calls were 40 % of
-// the app's CPU. loadAndSave holds the whole response anyway, so the
-// connection collects what net/http writes and hands it over at once;
-// anything else is written as net/http writes it.
+// A page goes to the client in one write system call: net/http writes 4 KB
+// pieces, every full page took two, and system calls were 40 % of the app's
+// CPU. loadAndSave holds the whole response anyway.
 
 // OneWriteListener returns ln with its connections able to collect a
-// response; srv finds them for the handlers through its ConnContext. Serve
-// srv on the listener it returns.
+// response (found through srv's ConnContext); serve srv on it.
 func OneWriteListener(srv *http.Server, ln net.Listener) net.Listener {
 	next := srv.ConnContext
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
@@ -100,9 +97,8 @@ func (c *oneWriteConn) CloseWrite() error {
 	return nil
 }
 
-// OneWrite sends a held response (status, headers and the whole body
-// already given to w) in one write when r's connection can collect it,
-// and as net/http writes it otherwise.
+// OneWrite sends a response already given whole to w in one write, when r's
+// connection can collect it.
 func OneWrite(r *http.Request, w http.ResponseWriter, write func()) {
 	c, ok := r.Context().Value(oneWriteKey{}).(*oneWriteConn)
 	if !ok {

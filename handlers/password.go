@@ -13,9 +13,8 @@ import (
 	"github.com/sessionlab/sessionlab/views"
 )
 
-// changePassword handles POST /password: the current password, then the
-// new one. The session gets a new token and every other session of the user
-// is logged out, so whoever knew the old password is locked out.
+// changePassword handles POST /password: a new token here and every other
+// session logged out, so whoever knew the old password is locked out.
 func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.User) {
 	ctx := r.Context()
 	if !a.parseForm(w, r) {

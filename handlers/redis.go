@@ -47,8 +47,7 @@ func (a *App) redisView(ctx context.Context) (views.RedisView, error) {
 
 func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 	var entries []views.RedisEntry
-	// With -store memory no session is in Redis: asking for one would put
-	// commands about a key that cannot exist in the page's trace.
+	// With -store memory, asking Redis would trace commands about no key.
 	if token := a.Sessions.Token(ctx); token != "" && !a.InProcess {
 		e, err := a.Inspector.Key(ctx, sessions.Key(token))
 		if err != nil {
@@ -106,11 +105,9 @@ func cutHash(v []byte) []byte {
 	return b
 }
 
-// DescribeRedis names the Redis the app uses, for the Redis panel: where
-// it is and a redis-cli command line that reaches it as the app does (its
-// user, the TLS files), never the password: with one, the command line asks
-// for it (--askpass). With Sentinel, the Redis is the master the app talks
-// to now (master), not a sentinel: it is described afresh on each call.
+// DescribeRedis names the Redis the app uses, for the Redis panel, with a
+// redis-cli command line that reaches it as the app does, never the password
+// (--askpass). With Sentinel it describes the current master on each call.
 func DescribeRedis(cfg redisconn.Config, master func() string) (func() views.RedisServer, error) {
 	opt, err := redisconn.ParseURL(cfg.URL)
 	if err != nil {

@@ -10,8 +10,7 @@ import (
 )
 
 // restart handles POST /restart (-demo-controls only): it answers, then the
-// process shuts down gracefully and starts afresh (see main). Anyone but
-// the person at the machine gets a 404, so nobody learns the flag is on.
+// process restarts (see main). Anyone not at the machine gets a 404.
 func (a *App) restart(w http.ResponseWriter, r *http.Request) {
 	if !a.atTheMachine(w, r) {
 		return
@@ -26,11 +25,9 @@ func (a *App) restart(w http.ResponseWriter, r *http.Request) {
 	a.Restart()
 }
 
-// atTheMachine reports whether a demo control may answer r: a loopback
-// client that named a loopback host. The host matters too: through DNS
-// rebinding, a page on any site the student visits can send requests to
-// 127.0.0.1 from the student's own browser, but under its own name, never
-// as localhost. Otherwise it answers 404 and reports false.
+// atTheMachine reports whether a demo control may answer r (else it answers
+// 404): a loopback client that named a loopback host, since DNS rebinding can
+// reach 127.0.0.1 from any site, but never under the name localhost.
 func (a *App) atTheMachine(w http.ResponseWriter, r *http.Request) bool {
 	ip := a.clientIP(r)
 	if ip.IsLoopback() && loopbackHost(r.Host) {

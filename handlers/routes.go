@@ -56,9 +56,8 @@ func (a *App) routes() (http.Handler, []string) {
 	return a.observe(a.recoverPanics(a.secureHeaders(&root.ServeMux))), append(root.patterns, pages.patterns...)
 }
 
-// OperatorRoutes are for whoever runs the process, served on -debug-addr and
-// never on the public listener: Prometheus metrics, the live streams'
-// counts and the Go profiler.
+// OperatorRoutes are for whoever runs the process, on -debug-addr only:
+// metrics, stream counts and the profiler.
 func (a *App) OperatorRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", a.Metrics.Handler())
@@ -71,9 +70,8 @@ func (a *App) OperatorRoutes() http.Handler {
 	return mux
 }
 
-// patternMux is a ServeMux that remembers the patterns registered on it,
-// and marks each request with its route's metrics (see observe). The
-// catch-all "/" marks nothing: the mux inside it does.
+// patternMux is a ServeMux that remembers its patterns and marks each request
+// with its route's metrics (see observe).
 type patternMux struct {
 	http.ServeMux
 	patterns []string
@@ -92,9 +90,8 @@ func (m *patternMux) HandleFunc(pattern string, h func(http.ResponseWriter, *htt
 	m.Handle(pattern, http.HandlerFunc(h))
 }
 
-// readOnly serves h for GET (and HEAD) at path, and answers every other
-// method 405 with Allow: without that, other methods would fall through to
-// "/" and its 404. The fallback is not a route of its own in patterns.
+// readOnly serves h for GET and HEAD at path, and other methods 405, which
+// would otherwise fall through to "/" and its 404.
 func (m *patternMux) readOnly(path string, h http.Handler) {
 	m.Handle("GET "+path, h)
 	m.ServeMux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
