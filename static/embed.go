@@ -1,6 +1,5 @@
-// Package static holds the vendored front-end files (htmx, Pico CSS) and the
-// app's own CSS and one hand-written script (live.js: the shared event
-// stream), embedded so the binary works offline. There is no build step.
+// Package static embeds the front-end files (vendored htmx and Pico CSS, the
+// app's CSS and live.js), so the binary works offline with no build step.
 package static
 
 import (
@@ -49,8 +48,7 @@ func Path(name string) string {
 	return "/static/" + name + "?v=" + v
 }
 
-// gzipped holds every file compressed once, at start-up, at the best
-// level: 130 KB of CSS and JavaScript go out as about 35 KB.
+// gzipped holds every file compressed once at start-up: 130 KB go out as 35 KB.
 var gzipped = func() map[string][]byte {
 	z := map[string][]byte{}
 	entries, err := fs.ReadDir(files, ".")
@@ -75,10 +73,8 @@ var gzipped = func() map[string][]byte {
 	return z
 }()
 
-// Handler serves the embedded files under /static/, and nothing else (no
-// directory listing), gzipped to clients that accept it. A request that
-// names the current version is cached as immutable; any other is
-// revalidated.
+// Handler serves the embedded files under /static/ (no directory listing); a
+// request naming the current version is cached as immutable.
 func Handler() http.Handler {
 	fileServer := http.StripPrefix("/static/", http.FileServerFS(files))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -12,9 +12,8 @@ import (
 	"time"
 )
 
-// Main builds the app into a temp dir, sets *bin to it, runs the package's
-// tests, calls each of after, and exits: the TestMain of every package that
-// runs the built binary.
+// Main is the TestMain of every package that runs the built binary: it builds
+// it into *bin, runs the tests, calls each of after, and exits.
 func Main(m *testing.M, bin *string, after ...func()) {
 	dir, err := os.MkdirTemp("", "sessionlab-e2e-")
 	if err != nil {

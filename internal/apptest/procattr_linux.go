@@ -8,9 +8,8 @@ func DieWithParent() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
-// StopWithParent is DieWithParent for a process that must stop its own
-// children: nginx's master stops its workers on SIGTERM, while a SIGKILL
-// would leave them running, still holding the ports.
+// StopWithParent is DieWithParent with SIGTERM, for nginx, whose workers a
+// SIGKILL would leave holding the ports.
 func StopWithParent() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 }

@@ -24,10 +24,8 @@ type Stream struct {
 	ended  chan struct{}
 }
 
-// OpenStream GETs url with c's cookies and reads events until the stream
-// ends or Close is called (it is closed when the test ends). It returns
-// once the response headers are in; on a 200 the server has subscribed by
-// then (it flushes its headers only after subscribing).
+// OpenStream GETs url with c's cookies and reads events until the stream ends
+// or Close; it returns once the headers are in, so a 200 has subscribed.
 func OpenStream(tb testing.TB, c *http.Client, url string) *Stream {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -73,8 +71,7 @@ func OpenStream(tb testing.TB, c *http.Client, url string) *Stream {
 }
 
 // Next waits for the next event named name, skipping others; it fails the
-// test if the stream ends first or nothing comes within 10 seconds (an
-// event arrives in milliseconds; the bound only stops a broken test).
+// test if the stream ends first or after 10 s (only a broken test waits).
 func (s *Stream) Next(name string) Event {
 	s.tb.Helper()
 	timeout := time.After(10 * time.Second)

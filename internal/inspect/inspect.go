@@ -50,10 +50,9 @@ func (in *Inspector) Key(ctx context.Context, key string) (Entry, error) {
 	return e, e.readTTLAndMemory(res[1], res[2])
 }
 
-// Pretty indents a JSON value for reading, every object's keys in
-// alphabetical order (the count script's cjson writes them in any order,
-// and a key that jumps on every click reads as a change); anything else is
-// returned as is. Numbers keep their digits.
+// Pretty indents a JSON value with sorted keys (cjson writes them in any
+// order, and a key that jumps on every click reads as a change); anything
+// else is returned as is.
 func Pretty(v []byte) string {
 	d := json.NewDecoder(bytes.NewReader(v))
 	d.UseNumber()

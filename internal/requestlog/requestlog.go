@@ -1,6 +1,5 @@
-// Package requestlog carries a request's id in its context, and puts it on
-// every log line written with that context (slog's *Context methods), so an
-// operator finds every line of one request by its id.
+// Package requestlog carries a request's id in its context and puts it on
+// every log line written with that context.
 package requestlog
 
 import (
@@ -41,9 +40,8 @@ func NewID() string {
 	return string(s)
 }
 
-// ValidID reports whether an id sent by a proxy may be kept: 1 to 128
-// printable ASCII characters without spaces, so it cannot forge a log line
-// or a header.
+// ValidID reports whether a proxy's id may be kept: 1 to 128 printable ASCII
+// characters without spaces, so it cannot forge a log line or a header.
 func ValidID(s string) bool {
 	if s == "" || len(s) > 128 {
 		return false

@@ -1,7 +1,6 @@
-// Package tlscert makes the TLS files of sessionlab's local setups, as PEM
-// files: `task cluster` serves nginx with a self-signed certificate, and the
-// tests give Redis a private CA's server and client certificates. Every
-// certificate names 127.0.0.1, ::1 and localhost.
+// Package tlscert makes the PEM files of the local setups (nginx's
+// self-signed certificate, the tests' private CA for Redis), each naming
+// 127.0.0.1, ::1 and localhost.
 package tlscert
 
 import (
@@ -19,9 +18,8 @@ import (
 	"time"
 )
 
-// SelfSigned makes a server certificate that signs itself, in dir as
-// name.pem and name-key.pem: the server presents it, a client trusts this
-// one file.
+// SelfSigned makes a self-signed server certificate in dir as name.pem and
+// name-key.pem, for a client to trust this one file.
 func SelfSigned(dir, name, org string, valid time.Duration) (cert, key string, err error) {
 	tmpl := template(name, org, valid)
 	tmpl.KeyUsage |= x509.KeyUsageCertSign

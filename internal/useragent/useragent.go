@@ -1,7 +1,5 @@
-// Package useragent names the browser and operating system in a User-Agent
-// header, well enough to tell a user's sessions apart ("Firefox on Linux").
-// It is deliberately small: a few families, checked in an order that
-// handles the way browsers pretend to be each other.
+// Package useragent names the browser and system in a User-Agent header, well
+// enough to tell a user's sessions apart ("Firefox on Linux").
 package useragent
 
 import "strings"
