@@ -131,7 +131,10 @@ func appendArg(b *bytes.Buffer, arg string, partial bool) {
 			b.WriteString(`…"`)
 			return
 		}
-		if isTokenChar(arg[i]) && (i == 0 || !isTokenChar(arg[i-1])) {
+		// i starts a run: of token characters, cut or shown whole (up to
+		// shownArg), or of other bytes up to the next one that may start a
+		// bcrypt hash ($).
+		if isTokenChar(arg[i]) {
 			end := i
 			for end < len(arg) && isTokenChar(arg[end]) {
 				end++
@@ -143,6 +146,11 @@ func appendArg(b *bytes.Buffer, arg string, partial bool) {
 				i, endsCut = end, true
 				continue
 			}
+			end = min(end, i+shownArg-shown)
+			writeRepr(b, arg[i:end])
+			shown += end - i
+			i = end
+			continue
 		}
 		if bcryptAt(arg, i) {
 			writeRepr(b, arg[i:i+7]) // $2a$10$: the algorithm and cost
@@ -155,9 +163,13 @@ func appendArg(b *bytes.Buffer, arg string, partial bool) {
 			endsCut = true
 			continue
 		}
-		writeRepr(b, arg[i:i+1])
-		shown++
-		i++
+		end := i + 1
+		for end < len(arg) && end-i < shownArg-shown && !isTokenChar(arg[end]) && arg[end] != '$' {
+			end++
+		}
+		writeRepr(b, arg[i:end])
+		shown += end - i
+		i = end
 	}
 	if partial && !endsCut {
 		b.WriteString(`…`)
@@ -184,40 +196,48 @@ func bcryptAt(s string, i int) bool {
 }
 
 // writeRepr writes s as Redis's sdscatrepr does (what MONITOR prints),
-// escaped for HTML.
+// escaped for HTML. Bytes that need neither go out a run at a time.
 func writeRepr(b *bytes.Buffer, s string) {
 	const hex = "0123456789abcdef"
+	plain := 0 // s[plain:i] is still to be written as it is
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\', '"':
-			b.WriteByte('\\')
-			b.WriteByte(c)
+		c := s[i]
+		var esc string
+		switch c {
+		case '\\':
+			esc = `\\`
+		case '"':
+			esc = `\"`
 		case '\n':
-			b.WriteString(`\n`)
+			esc = `\n`
 		case '\r':
-			b.WriteString(`\r`)
+			esc = `\r`
 		case '\t':
-			b.WriteString(`\t`)
+			esc = `\t`
 		case '\a':
-			b.WriteString(`\a`)
+			esc = `\a`
 		case '\b':
-			b.WriteString(`\b`)
+			esc = `\b`
 		case '<':
-			b.WriteString(`&lt;`)
+			esc = `&lt;`
 		case '>':
-			b.WriteString(`&gt;`)
+			esc = `&gt;`
 		case '&':
-			b.WriteString(`&amp;`)
+			esc = `&amp;`
 		default:
 			if c >= 0x20 && c <= 0x7e {
-				b.WriteByte(c)
-			} else {
-				b.WriteString(`\x`)
-				b.WriteByte(hex[c>>4])
-				b.WriteByte(hex[c&0xf])
+				continue
 			}
 		}
+		b.WriteString(s[plain:i])
+		plain = i + 1
+		if esc != "" {
+			b.WriteString(esc)
+			continue
+		}
+		b.Write([]byte{'\\', 'x', hex[c>>4], hex[c&0xf]})
 	}
+	b.WriteString(s[plain:])
 }
 
 // appendMillis is d as "0.21 ms" (two decimals under a millisecond).
