@@ -45,9 +45,8 @@ func main() {
 	}
 }
 
-// stopSignal is the cause of run's context when a signal ended it: run
-// drains on SIGTERM (what systemd, Kubernetes and `task cluster` send) and
-// stops at once on Ctrl-C, where a person waits at a terminal.
+// stopSignal is the cause of run's context when a signal ended it: SIGTERM
+// drains, Ctrl-C (a person at a terminal) stops at once.
 type stopSignal struct{ os.Signal }
 
 func (s stopSignal) Error() string { return "received " + s.Signal.String() }

@@ -11,9 +11,8 @@ import (
 	"github.com/sessionlab/sessionlab/internal/sessions"
 )
 
-// indexLogin records the request's session (just given a new token) in the
-// user's index, in place of the token it replaced. It is called after
-// every token renewal of a logged-in session.
+// indexLogin records the session's new token in the user's index in place of
+// the old one, after every renewal of a logged-in session.
 func (a *App) indexLogin(r *http.Request, user, oldToken string) error {
 	ctx := r.Context()
 	token := a.Sessions.Token(ctx)

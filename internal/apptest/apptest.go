@@ -1,6 +1,5 @@
 // Package apptest builds the sessionlab binary once and runs it as real
-// processes for tests: start, stop with SIGTERM, start again on the same
-// Redis, run two side by side.
+// processes for tests.
 package apptest
 
 import (

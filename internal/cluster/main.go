@@ -1,8 +1,7 @@
 // Command cluster is `go tool task cluster`: sessionlab as an operator would
-// run it, on loopback: nginx in front of three app instances, a Redis master,
-// replica and three sentinels. It restarts whatever exits and keeps the data
-// across starts. Subcommands: failover, restart-app [name], stop. The guide
-// is docs/deploy.md.
+// run it on loopback (nginx, three app instances, Redis with Sentinel),
+// restarting whatever exits. Subcommands: failover, restart-app, stop.
+// The guide is docs/deploy.md.
 package main
 
 import (
@@ -376,9 +375,8 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 	return nil
 }
 
-// lockDir lets one cluster at a time run from dir, as two would share its
-// Redis files. A start waits for a cluster still stopping: task returns at
-// once on Ctrl-C, before the cluster has stopped.
+// lockDir lets one cluster at a time run from dir (they would share its Redis
+// files); a start waits for one still stopping after task returned.
 func lockDir(dir string, out io.Writer) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "cluster.lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {

@@ -6,9 +6,8 @@ import (
 	"fmt"
 )
 
-// Hash reads one hash key as redis-cli HGETALL, PTTL and MEMORY USAGE
-// would, pipelined in one round trip. Value is the hash as a JSON object,
-// each field's value parsed as JSON when it is JSON.
+// Hash reads one hash key as HGETALL, PTTL and MEMORY USAGE would, in one
+// round trip; Value is the hash as a JSON object.
 func (in *Inspector) Hash(ctx context.Context, key string) (Entry, error) {
 	b := in.rdb.B()
 	res := in.rdb.DoMulti(ctx,

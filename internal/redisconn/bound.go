@@ -8,9 +8,8 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// DefaultTimeout is how long one command may take. Redis answers in well
-// under a millisecond on a healthy network, so this only ever cuts an outage
-// short; with it, a request meets a dead Redis as a 503 within about a second.
+// DefaultTimeout is how long one command may take: Redis answers in well
+// under a millisecond, so this only cuts an outage short.
 const DefaultTimeout = time.Second
 
 // Bound returns c with each command ended by timeout, the budget (WithBudget)
@@ -25,9 +24,8 @@ type bounded struct {
 	timeout time.Duration
 }
 
-// RequestBudget is how long all of one request's Redis work may take
-// together: with only a limit per command, a hung Redis held a request of
-// several commands for seconds; with this, every request answers within 2 s.
+// RequestBudget bounds all of one request's Redis work, so a hung Redis
+// cannot hold a request of several commands for seconds.
 const RequestBudget = 1500 * time.Millisecond
 
 // budget is what is left of a request's time for Redis, in nanoseconds.

@@ -11,9 +11,8 @@ import (
 // histogram is one).
 type Observer interface{ Observe(seconds float64) }
 
-// Timed returns c with the time of every Do, DoMulti, DoCache and
-// DoMultiCache observed, as the caller waited for it (a pipeline counts
-// once). Blocking commands, pub/sub and dedicated connections pass through.
+// Timed returns c with each call's time observed as the caller waited for it
+// (a pipeline counts once); blocking commands and pub/sub pass through.
 func Timed(c rueidis.Client, o Observer) rueidis.Client { return timed{Client: c, o: o} }
 
 type timed struct {
@@ -49,9 +48,8 @@ func (t timed) DoMultiCache(ctx context.Context, multi ...rueidis.CacheableTTL) 
 	return res
 }
 
-// FailoverGateClosed reports, for the client Connect returned, whether its
-// Sentinel failover gate refuses commands now; always false without
-// Sentinel.
+// FailoverGateClosed reports whether the Sentinel failover gate of a client
+// Connect returned refuses commands now (false without Sentinel).
 func FailoverGateClosed(c rueidis.Client) func() bool {
 	if b, ok := c.(bounded); ok {
 		c = b.Client

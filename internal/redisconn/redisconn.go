@@ -1,6 +1,5 @@
-// Package redisconn owns the app's connections to Redis: the rueidis client
-// and, from the same config, the redigo pool scs/redisstore keeps sessions
-// in; how long a command and a request may wait; and which errors mean
+// Package redisconn owns the app's connections to Redis (the rueidis client
+// and scs/redisstore's redigo pool), their time limits, and which errors mean
 // "Redis cannot serve right now" (Unavailable), decided nowhere else.
 package redisconn
 
@@ -22,9 +21,8 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// ParseURL reads a Redis URL (redis://, rediss:// or unix://, with user,
-// password and database) the way rueidis does. Its errors leave the URL
-// out, since the URL may hold a password.
+// ParseURL reads a Redis URL the way rueidis does; its errors leave the URL
+// out, since it may hold a password.
 func ParseURL(s string) (rueidis.ClientOption, error) {
 	opt, err := rueidis.ParseURL(s)
 	if uerr, ok := errors.AsType[*url.Error](err); ok {
@@ -35,25 +33,18 @@ func ParseURL(s string) (rueidis.ClientOption, error) {
 
 // Config is how to reach Redis.
 type Config struct {
-	URL string // redis://, rediss:// or unix://; Sentinel: ?master_set=name&addr=...
-	// PEM files for rediss://: CA to trust instead of the system's, and a
-	// client certificate with its key (Redis asks for one by default).
-	CA, Cert, Key string
-	// Credentials for the sentinels, when they differ from Redis's own
-	// (the URL's user and password are for Redis).
-	SentinelUser, SentinelPassword string
-	// Log gets what the client does on its own (follows a new master);
-	// slog's default logger when nil.
-	Log *slog.Logger
+	URL                            string       // redis://, rediss:// or unix://; Sentinel: ?master_set=name&addr=...
+	CA, Cert, Key                  string       // PEM files for rediss://; Redis asks for a client certificate by default
+	SentinelUser, SentinelPassword string       // when they differ from the URL's, which are Redis's
+	Log                            *slog.Logger // what the client does on its own; nil: slog's default
 	// Managed: a managed Redis that may forbid CLIENT TRACKING, ROLE, CONFIG
 	// and INFO, so none is sent (no client-side caching, PING for ROLE).
 	Managed   bool
 	PoolTimes Observer // when set, times each call on the session pool's connections
 }
 
-// urlOptions are the URL query options the app honours; any other rueidis
-// option would be overridden (time limits, RESP3, client-side caching) or
-// not apply (Cluster), so it is refused at start instead of ignored.
+// urlOptions are the URL options the app honours; any other would be
+// overridden or not apply, so it is refused at start instead of ignored.
 var urlOptions = map[string]bool{"db": true, "master_set": true, "addr": true, "skip_verify": true, "client_name": true}
 
 // options turns cfg into the client's options, refusing what the app

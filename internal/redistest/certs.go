@@ -9,9 +9,8 @@ import (
 	"github.com/sessionlab/sessionlab/internal/tlscert"
 )
 
-// Certs are PEM files made for one test: a private CA, a server
-// certificate for 127.0.0.1 and localhost, and a client certificate, all
-// signed by that CA.
+// Certs are PEM files made for one test: a private CA and the server and
+// client certificates it signed.
 type Certs struct {
 	CA                    string // the CA's certificate
 	ServerCert, ServerKey string
@@ -35,9 +34,8 @@ func NewCerts(tb testing.TB) Certs {
 	return c
 }
 
-// StartTLS starts a redis-server that speaks TLS on TLSAddr (clients must
-// show a certificate signed by certs.CA, Redis's default), and plain RESP
-// on Addr for the test's own Do and MustDo.
+// StartTLS starts a redis-server speaking TLS on TLSAddr (with client
+// certificates, Redis's default) and plain RESP on Addr for Do and MustDo.
 func StartTLS(tb testing.TB, certs Certs, extraArgs ...string) *Server {
 	tb.Helper()
 	port := freePort(tb)

@@ -1,6 +1,5 @@
-// Package redistest starts a real, private redis-server for tests: on a free
-// loopback port, in a temp dir, so a test can stop, restart and break it
-// without touching any Redis the machine already runs.
+// Package redistest starts a private redis-server for tests on a free port,
+// so a test can stop, restart and break it without touching another Redis.
 package redistest
 
 import (

@@ -22,9 +22,8 @@ const FreshFor = 10 * time.Minute
 // WarnBefore is how long before a session's end its pages are warned.
 const WarnBefore = 2 * time.Minute
 
-// TouchEvery is how stale a session's "last seen" may get before a read-only
-// request refreshes it (and its expiry): a tenth of the idle timeout, at most
-// five minutes, so a session never ends more than a tenth early.
+// TouchEvery is how stale "last seen" may get before a read-only request
+// refreshes it: a session never ends more than a tenth of its idle time early.
 func TouchEvery(idle time.Duration) time.Duration {
 	if idle <= 0 {
 		return 5 * time.Minute

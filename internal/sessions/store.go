@@ -1,6 +1,5 @@
 // Package sessions holds what sessionlab keeps about a session in Redis: the
-// JSON codec scs writes with, the key names, and the few atomic operations
-// that change a stored session in place instead of rewriting it.
+// codec, the key names, and the atomic operations that change it in place.
 package sessions
 
 import (
@@ -103,9 +102,8 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 	return int(n), list, err
 }
 
-// touch records activity and moves the expiry without rewriting what other
-// requests may be changing. KEYS: session, [user index]. ARGV: last seen,
-// expiry (unix ms), session ID, last seen (unix ms), instance, KeySeen.
+// touch records activity and moves the expiry without a rewrite. KEYS:
+// session, [index]; ARGV: seen, expiry (ms), ID, seen (ms), instance, KeySeen.
 var touch = redistrace.NewScript("touch", `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
@@ -123,8 +121,7 @@ if KEYS[2] then
 end
 return 1`)
 
-// sessionKeys are the keys the touch script touches: the session and,
-// when it has a user, that user's session index.
+// sessionKeys are the session's key and, with a user, that user's index.
 func sessionKeys(token, user string) []string {
 	if user == "" {
 		return []string{Key(token)}
@@ -132,8 +129,7 @@ func sessionKeys(token, user string) []string {
 	return []string{Key(token), IndexKey(user)}
 }
 
-// Touch sets the session's last-seen time and its key's expiry. user is the
-// session's user ("" for an anonymous session).
+// Touch sets the session's last-seen time and its key's expiry.
 func (o *Ops) Touch(ctx context.Context, token, user string, seen, expiry time.Time) error {
 	n, err := touch.Exec(ctx, o.rdb, sessionKeys(token, user),
 		[]string{seen.UTC().Format(timeFormat), strconv.FormatInt(expiry.UnixMilli(), 10),
@@ -192,8 +188,7 @@ func (o *Ops) Times(ctx context.Context, token string) (Times, error) {
 	return timesOfStored(b)
 }
 
-// Ended tells a session's open pages that it has ended (a logout), so
-// they leave instead of showing a session that is gone.
+// Ended tells a session's open pages that it has ended (a logout).
 func (o *Ops) Ended(ctx context.Context, token string) error {
 	err := o.rdb.Do(ctx, o.rdb.B().Publish().Channel(SessionChannel(ID(token))).Message(MsgEnded).Build()).Error()
 	if err != nil {
@@ -269,8 +264,7 @@ func (s IdleStore) DeleteCtx(ctx context.Context, token string) error {
 	return s.Store.Delete(token)
 }
 
-// Operations are the in-place session changes: Ops in Redis, MemoryOps in
-// memory store mode.
+// Operations are the in-place session changes: Ops, or MemoryOps in memory.
 type Operations interface {
 	IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error)
 	NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (BrowserList, time.Duration, error)

@@ -1,6 +1,5 @@
 // Package throttle slows down password guessing: it counts failed logins in
-// Redis in fixed windows (per account and address, per address, per account
-// from unknown addresses) and says how long a client must wait at a limit.
+// Redis in fixed windows and says how long a client must wait at a limit.
 // Only a checked, wrong password counts, so an outage leaves no 429 behind;
 // attempts in flight count too, so parallel guesses cannot slip past. The
 // limits and why each exists: docs/security.md.
@@ -101,8 +100,7 @@ func Pending(counter string) string { return counter + ":pending" }
 const pendingFor = 3 * time.Second
 
 // busyFor is how long an attempt waits on attempts in flight before a 429:
-// longer than pendingFor, so only a flood of live ones, never a lost one,
-// causes it.
+// longer than pendingFor, so a lost attempt never causes it.
 const (
 	busyFor  = pendingFor + time.Second
 	busyPoll = 25 * time.Millisecond
@@ -169,9 +167,8 @@ for i = 1, n do
 end
 return {0, 0, skip}`)
 
-// settle ends an attempt in flight. KEYS: counters, pending counters,
-// [counter to clear, mark to set on success]. ARGV: outcome, n, windows, the
-// mark's lifetime.
+// settle ends an attempt. KEYS: counters, pending counters, [counter to clear,
+// mark to set on success]; ARGV: outcome, n, windows, the mark's lifetime.
 var settle = redistrace.NewScript("settle attempt", `
 local outcome, n = ARGV[1], tonumber(ARGV[2])
 for i = 1, n do
@@ -288,8 +285,7 @@ func (t *Throttle) attempt(ctx context.Context, counters []counter, knownKey str
 }
 
 // Login checks a login attempt for account ("" if the name cannot be one)
-// from addr before its password is checked: it returns the attempt in
-// flight, to settle with Done, or how long the client must wait.
+// from addr: it returns the attempt to settle with Done, or how long to wait.
 func (t *Throttle) Login(ctx context.Context, account string, addr netip.Addr) (*Ticket, time.Duration, error) {
 	p := t.policy
 	counters := []counter{{Key(KindAddress, "", addr), p.Address}}
