@@ -19,8 +19,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	st, _ := stateOf(ctx)
 	if isHTMX(r) && st.isLost() {
-		// The session was in an earlier process's memory: reload the
-		// whole page, which says so and starts a new one.
+		// Lost with an earlier process: the whole page says so.
 		w.Header().Set("HX-Refresh", "true")
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -75,8 +74,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err)
 			return
 		}
-		// The same script counts the new session against the limit on new
-		// anonymous sessions: no round trip of its own.
+		// The same script counts the new session against its limit.
 		var wait time.Duration
 		if list, wait, err = a.Ops.NewBrowser(ctx, token, n, visit, a.newSessionStep(r)); err != nil {
 			st.abandon() // the 503 says nothing was changed: it must be true
@@ -88,8 +86,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		st.limitCounted()
-		// A new session: the page has no live stream yet to tell its
-		// Redis panel (a stored session's count arrives over the stream).
+		// A new session's page has no live stream yet to tell its Redis panel.
 		w.Header().Set("HX-Trigger", views.EventSessionChanged)
 	}
 	if st != nil {

@@ -102,8 +102,7 @@ func wholeSeconds(d time.Duration) int {
 	return max(1, int((d+time.Second-1)/time.Second))
 }
 
-// answer sends a failure: its headers and, unless body is nil, the problem
-// page with its words.
+// answer sends a failure: its headers and the problem page.
 func (a *App) answer(w http.ResponseWriter, r *http.Request, f failure) {
 	a.answerWith(w, r, f, views.ProblemPage(views.Problem{Status: f.Status, Title: f.Title, Message: f.Message}))
 }
@@ -114,8 +113,7 @@ func (a *App) answerWith(w http.ResponseWriter, r *http.Request, f failure, page
 	a.render(w, r, f.Status, f.Title, page)
 }
 
-// answerPlain sends a failure as plain text: for probes, and when no page can
-// be rendered.
+// answerPlain sends a failure as plain text, for probes or when no page renders.
 func answerPlain(w http.ResponseWriter, f failure, text string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
@@ -177,8 +175,7 @@ func (a *App) logFailure(r *http.Request, f failure, err error) {
 
 func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }
 
-// statusClientGone is what the access log records for a request whose
-// client left before it was answered (nginx's 499): nothing is sent.
+// statusClientGone is what the access log records when the client left (nginx's 499).
 const statusClientGone = 499
 
 // clientGone reports whether the request's client has left (a Canceled

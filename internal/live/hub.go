@@ -47,8 +47,7 @@ type Message struct {
 	Channel, Payload string
 }
 
-// New starts a hub on rdb; with rdb nil it only delivers what Publish is
-// given in this process.
+// New starts a hub on rdb; with rdb nil it delivers only what Publish is given.
 func New(rdb rueidis.Client, log *slog.Logger) *Hub {
 	h := &Hub{rdb: rdb, log: log, subs: map[string]map[*Sub]struct{}{},
 		done: make(chan struct{}), stopped: make(chan struct{})}
@@ -60,8 +59,7 @@ func New(rdb rueidis.Client, log *slog.Logger) *Hub {
 	return h
 }
 
-// run keeps one dedicated subscription connection open, subscribing again
-// to every wanted channel after a reconnect.
+// run keeps the subscription connection open, resubscribing after a reconnect.
 func (h *Hub) run() {
 	defer close(h.stopped)
 	for reopened := false; ; reopened = true {
@@ -157,8 +155,7 @@ func (h *Hub) Subscribe(ctx context.Context, channels ...string) (*Sub, error) {
 	return s, nil
 }
 
-// Unsubscribe removes a subscriber; channels nobody wants any more are
-// unsubscribed in Redis.
+// Unsubscribe removes a subscriber, and in Redis the channels nobody wants.
 func (h *Hub) Unsubscribe(s *Sub) {
 	h.connMu.Lock()
 	defer h.connMu.Unlock()
@@ -212,8 +209,7 @@ func (h *Hub) Publish(channel, payload string) {
 	}
 }
 
-// Stats is what the hub holds open: local subscribers (SSE streams) and
-// distinct channels (Redis subscriptions).
+// Stats is what the hub holds open: local subscribers and Redis channels.
 type Stats struct {
 	Streams, Channels int
 }
@@ -231,8 +227,7 @@ func (h *Hub) Stats() Stats {
 	return Stats{Streams: len(streams), Channels: len(h.subs)}
 }
 
-// Close ends every stream (their channels are closed) and the Redis
-// subscription connection. The server calls it when it shuts down.
+// Close ends every stream and the Redis subscription connection.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	if h.closed {

@@ -11,15 +11,12 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// ProbeKey is the key /readyz writes to prove Redis takes writes. It
-// expires by itself.
+// ProbeKey is the key /readyz writes to prove Redis takes writes.
 const ProbeKey = "ready:probe"
 
 // Health is what Probe learned besides "Redis takes writes".
 type Health struct {
-	// Policy is Redis's maxmemory-policy, "" when Redis would not say
-	// (CONFIG may be renamed or forbidden on a managed Redis).
-	Policy string
+	Policy string // Redis's maxmemory-policy; "" when Redis would not say
 }
 
 // Warning is what an operator should fix although Redis serves, or "".
@@ -39,8 +36,7 @@ type Prober struct {
 	noConfig atomic.Bool
 }
 
-// NewProber probes through c. managed: send neither ROLE nor CONFIG (see
-// Config.Managed).
+// NewProber probes through c; managed: send neither ROLE nor CONFIG.
 func NewProber(c rueidis.Client, managed bool) *Prober {
 	p := &Prober{c: c, noRole: managed}
 	p.noConfig.Store(managed)
@@ -91,8 +87,7 @@ func (p *Prober) MemoryPolicy(ctx context.Context) (string, error) {
 	return p.policyOf(p.c.Do(ctx, p.c.B().ConfigGet().Parameter("maxmemory-policy").Build()))
 }
 
-// errConfigRefused: Redis refused CONFIG GET before, or the app was told
-// not to send it.
+// errConfigRefused: Redis refused CONFIG GET before, or it is not to be sent.
 var errConfigRefused = errors.New("CONFIG GET maxmemory-policy: refused by Redis (ACL or managed Redis), not asked again")
 
 func (p *Prober) policyOf(res rueidis.RedisResult) (string, error) {
@@ -102,8 +97,7 @@ func (p *Prober) policyOf(res rueidis.RedisResult) (string, error) {
 			if _, outage := Unavailable(err); outage {
 				return "", fmt.Errorf("CONFIG GET maxmemory-policy: %w", err)
 			}
-			// NOPERM, an unknown or renamed command: an answer that will
-			// not change, so stop asking.
+			// NOPERM or an unknown command will not change: stop asking.
 			p.noConfig.Store(true)
 		}
 		return "", fmt.Errorf("CONFIG GET maxmemory-policy: %w", err)

@@ -29,8 +29,7 @@ type MemoryOps struct {
 	seen     map[string]map[string]int64   // address -> session ID -> when it last counted (unix ms), listed or not
 }
 
-// IncrViews adds one view and returns the new count and the browsers of
-// the visit's address (see Ops.IncrViews).
+// IncrViews adds one view (see Ops.IncrViews).
 func (m *MemoryOps) IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -49,8 +48,7 @@ func (m *MemoryOps) IncrViews(ctx context.Context, token, user string, v Visit) 
 	return n, m.noteBrowser(token, n, v), nil
 }
 
-// NewBrowser records the first count of a session not stored yet, once
-// limit allows it (see Ops.NewBrowser).
+// NewBrowser records the first count of a session not stored yet (see Ops.NewBrowser).
 func (m *MemoryOps) NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (BrowserList, time.Duration, error) {
 	if limit.Key != "" {
 		if m.Limit == nil {
@@ -72,8 +70,7 @@ func (m *MemoryOps) Browsers(ctx context.Context, addr string) (BrowserList, err
 	return m.listOf(addr, time.Now()), nil
 }
 
-// MoveBrowser gives a session's row to the token that renewed it (see
-// Ops.MoveBrowser).
+// MoveBrowser gives a session's row to its new token (see Ops.MoveBrowser).
 func (m *MemoryOps) MoveBrowser(ctx context.Context, oldToken, newToken string, views int, v Visit) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -97,8 +94,7 @@ func (m *MemoryOps) PageChanged(ctx context.Context, token, addr string) (Browse
 	return m.Browsers(ctx, addr)
 }
 
-// listOf is an address's list as Browsers reads it; publishList publishes
-// one as the scripts do. The caller holds mu.
+// listOf is an address's list as Browsers reads it. The caller holds mu.
 func (m *MemoryOps) listOf(addr string, now time.Time) BrowserList {
 	var list []Browser
 	for _, b := range m.browsers[addr] {
@@ -117,8 +113,7 @@ func (m *MemoryOps) publishList(addr string, l BrowserList) {
 	}
 }
 
-// counted is how many browsers of addr counted within the window. The
-// caller holds mu.
+// counted is how many browsers of addr counted within the window; mu held.
 func (m *MemoryOps) counted(addr string, now time.Time) int {
 	n := 0
 	for _, at := range m.seen[addr] {
@@ -238,8 +233,7 @@ func (m *MemoryOps) publish(channel, payload string) {
 	}
 }
 
-// markRenewed records that token was renewed, carrying views; the caller
-// holds mu.
+// markRenewed records that token was renewed, carrying views; mu held.
 func (m *MemoryOps) markRenewed(token string, views int) {
 	now := time.Now()
 	if m.renewed == nil {
@@ -259,8 +253,7 @@ func (m *MemoryOps) renewedNow(token string) (renewal, bool) {
 	return r, ok && time.Now().Before(r.until)
 }
 
-// Renewed reports whether token was renewed within RenewedFor, and the
-// views it carried (see Ops.Renewed).
+// Renewed reports whether token was renewed, and its views (see Ops.Renewed).
 func (m *MemoryOps) Renewed(ctx context.Context, token string) (views int, renewed bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -268,8 +261,7 @@ func (m *MemoryOps) Renewed(ctx context.Context, token string) (views int, renew
 	return r.views, ok, nil
 }
 
-// renewal is a renewed token: until when it counts as renewed, and the
-// views it carried.
+// renewal is a renewed token: until when it counts as such, and its views.
 type renewal struct {
 	until time.Time
 	views int
