@@ -59,35 +59,25 @@ type App struct {
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
 
-	Instance  string    // shown on every page
-	ProcessID string    // short random id of this process, new on every start
-	Started   time.Time // when this process started
-	// InProcess: sessions live in this process (-store memory), so no page
-	// may say they are in Redis or survive a restart.
-	InProcess bool
-	// Issued tells a session lost with an earlier process (memory mode) from
-	// one that ended.
-	Issued sessionstack.LostSessions
+	Instance  string                    // shown on every page
+	ProcessID string                    // short random id of this process, new on every start
+	Started   time.Time                 // when this process started
+	InProcess bool                      // -store memory: no page may say sessions survive a restart
+	Issued    sessionstack.LostSessions // tells a session lost with an earlier process from one that ended
 	// Restart, when set (-demo-controls), restarts the process once the
 	// response to a loopback POST /restart is sent.
 	Restart    func()
 	Idle       time.Duration // idle timeout, enforced on the server
 	TouchEvery time.Duration // how stale "last seen" may get before a request refreshes it
 	Banner     string        // shown on every page when set
-	// Lab (-lab) lets a session weaken itself on /lab, for the Session
-	// Security experiments; see docs/security.md for exactly what.
-	Lab bool
+	Lab        bool          // -lab: a session may weaken itself on /lab (docs/security.md)
 	// Redis names the Redis on the panel, never a password; a func, since
 	// with Sentinel the master changes.
 	Redis func() views.RedisServer
 
-	// Metrics counts what the app does, for Prometheus (OperatorRoutes).
-	Metrics *metrics.Metrics
-	// AccessLog logs every request at Info (else at Debug).
-	AccessLog bool
-	// ReadyWithoutRedis: /readyz answers 200 while Redis cannot serve,
-	// naming the trouble in its body (-ready-without-redis).
-	ReadyWithoutRedis bool
+	Metrics           *metrics.Metrics // for Prometheus (OperatorRoutes)
+	AccessLog         bool             // log every request at Info (else at Debug)
+	ReadyWithoutRedis bool             // /readyz answers 200 while Redis cannot serve (see readyz)
 
 	outages    outageLog   // Redis outages logged so far, by kind
 	streams    openStreams // open /live streams, by session and address
@@ -95,8 +85,7 @@ type App struct {
 	closeStack func()
 }
 
-// Drain makes /readyz answer 503 from now on: the process is about to stop
-// (SIGTERM) and still serves every request meanwhile.
+// Drain makes /readyz answer 503 from now on, while every request is served.
 func (a *App) Drain() { a.draining.Store(true) }
 
 // Config is what New needs besides its connections: main's flags.
@@ -146,8 +135,7 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 	}
 	m.WatchPool(metrics.ClientRedigo, stack.PoolStats)
 	m.WatchLiveStreams(func() int { return stack.Live.Stats().Streams })
-	// The process's own id: random, so a restart shows a new one even when
-	// the PID stays (re-exec) or the OS hands out the same PID again.
+	// Random, so a restart shows a new id even when the PID stays (re-exec).
 	pid := make([]byte, 3)
 	_, _ = rand.Read(pid)
 	processID := hex.EncodeToString(pid)

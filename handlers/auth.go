@@ -47,8 +47,7 @@ func (a *App) register(w http.ResponseWriter, r *http.Request) {
 	a.toProfile(w, r)
 }
 
-// registerFailed shows the form again with what was wrong: 422 next to the
-// field, 409 for a taken name.
+// registerFailed shows the form again with what was wrong (422, or 409 taken).
 func (a *App) registerFailed(w http.ResponseWriter, r *http.Request, form views.AuthForm, err error) {
 	switch fes := fieldErrors(err); {
 	case len(fes) > 0:
@@ -130,8 +129,7 @@ func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) (err 
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
 	prev, _ := a.currentUser(ctx)
-	// The fixation experiment (-lab) can switch renewal off for this
-	// session alone; it is on for every other.
+	// The fixation experiment (-lab) can switch renewal off for this session.
 	keep := old != "" && a.labOf(ctx).NoRenewal
 	if a.Lab {
 		a.labLogin(r, old, !keep)
@@ -219,8 +217,7 @@ func (a *App) renewToken(r *http.Request, loggedIn bool) error {
 	return nil
 }
 
-// toProfile ends a successful login: plain browsers follow a 303, htmx gets
-// the profile fragment and the new URL.
+// toProfile ends a successful login: a 303, or for htmx the profile fragment.
 func (a *App) toProfile(w http.ResponseWriter, r *http.Request) {
 	if !isHTMX(r) {
 		http.Redirect(w, r, "/profile", http.StatusSeeOther)
@@ -232,8 +229,7 @@ func (a *App) toProfile(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, "Profile", views.ProfilePage(a.profileView(r.Context(), u)))
 }
 
-// logout handles POST /logout: the key is deleted, the cookie cleared, and
-// the next request starts a new anonymous session with a new token.
+// logout handles POST /logout: the key is deleted and the cookie cleared.
 func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)

@@ -34,8 +34,7 @@ func StreamLimitsForClass(n int) StreamLimits {
 // DefaultStreamLimits are sized for throttle.DefaultClass.
 var DefaultStreamLimits = StreamLimitsForClass(throttle.DefaultClass)
 
-// streamLimits are the App's limits, each zero one taken from the
-// defaults.
+// streamLimits are the App's limits, each zero one taken from the defaults.
 func (a *App) streamLimits() StreamLimits {
 	d := DefaultStreamLimits
 	return StreamLimits{PerSession: cmp.Or(a.StreamLimits.PerSession, d.PerSession),
@@ -125,8 +124,7 @@ func (o *openStreams) remove(s *stream) {
 	}
 }
 
-// endAll ends every open stream now, even one blocked writing to a client
-// that does not read, and refuses new ones.
+// endAll ends every open stream now, even one blocked writing, and refuses new ones.
 func (o *openStreams) endAll() {
 	o.mu.Lock()
 	defer o.mu.Unlock()

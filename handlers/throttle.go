@@ -26,8 +26,7 @@ type rateLimiter interface {
 	NewSessionStep(addr netip.Addr) throttle.Step
 }
 
-// throttleAccount is the account a login names, for counting: "" when the
-// name can never be an account (only the address is counted then).
+// throttleAccount is the account a login names, "" when it can never be one.
 func throttleAccount(name string) string {
 	n, err := accounts.NormalizeUsername(name)
 	if err != nil {
@@ -54,8 +53,7 @@ func (a *App) loginAllowed(w http.ResponseWriter, r *http.Request, form views.Au
 	})
 }
 
-// passwordCheckAllowed asks the throttle before a password change checks
-// the current password, per session and per account, as a login is.
+// passwordCheckAllowed asks the throttle before a password change checks the current password.
 func (a *App) passwordCheckAllowed(w http.ResponseWriter, r *http.Request, u sessions.User, page func(msg string) templ.Component) (*throttle.Ticket, bool) {
 	if a.Throttle == nil {
 		return nil, true
@@ -96,8 +94,7 @@ func (a *App) signupAllowed(w http.ResponseWriter, r *http.Request, form views.A
 	})
 }
 
-// errTooManySessions: the client's address started too many anonymous
-// sessions lately (wait is how long until it may again).
+// errTooManySessions: the address started too many anonymous sessions lately.
 type errTooManySessions struct{ wait time.Duration }
 
 func (e *errTooManySessions) Error() string {
@@ -129,8 +126,7 @@ func (a *App) newSessionStep(r *http.Request) throttle.Step {
 	return a.Throttle.NewSessionStep(a.clientIP(r))
 }
 
-// tooManySessions answers a request refused a new anonymous session: 429
-// with Retry-After, and nothing stored.
+// tooManySessions answers a request refused a new anonymous session (429).
 func (a *App) tooManySessions(w http.ResponseWriter, r *http.Request, e *errTooManySessions) {
 	a.allowed(w, r, "new session", a.clientIP(r), e.wait, nil, func(secs int) (string, templ.Component) {
 		title := "Too many new sessions"

@@ -119,8 +119,7 @@ for i = 1, #live, 2 do
 end
 return out`)
 
-// List returns the user's live sessions, most recently seen first, and
-// drops entries of sessions that have ended. One round trip.
+// List returns the user's live sessions, most recently seen first.
 func (x *Index) List(ctx context.Context, user string) ([]Entry, error) {
 	flat, err := list.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)},
 		[]string{ms(time.Now()), strconv.FormatInt(grace.Milliseconds(), 10), sessions.Prefix, sessions.KeyViews}).AsStrSlice()
@@ -152,8 +151,7 @@ local n = redis.call('HDEL', KEYS[1], ARGV[1])
 if n > 0 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return n`)
 
-// Remove drops a session from the index (on logout: its key is deleted by
-// the caller).
+// Remove drops a session from the index; the caller deletes its key.
 func (x *Index) Remove(ctx context.Context, user, id string) error {
 	err := remove.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, []string{id, sessions.UserChannel(user), sessions.MsgSessions}).Error()
 	if err != nil {

@@ -62,15 +62,13 @@ type Stack struct {
 	Live  *live.Hub // Close it when the server stops
 	// Warning says what the mode loses ("" for none): shown on every page.
 	Warning string
-	// InProcess: sessions live in this process (memory mode), so no page
-	// may say they are in Redis or survive a restart.
+	// InProcess: sessions live in this process, so no page may say they are
+	// in Redis or survive a restart.
 	InProcess bool
 	// Issued tells a session lost with an earlier process from one that
 	// ended: *sessions.Issued in memory, sessions.NeverLost in Redis.
-	Issued LostSessions
-	// PoolStats is the session pool's connections in use and idle; zero
-	// in memory mode, which has no pool.
-	PoolStats func() (inUse, idle int)
+	Issued    LostSessions
+	PoolStats func() (inUse, idle int) // the session pool's connections; zero in memory mode
 
 	closePool func() error // the session store's connections
 }
