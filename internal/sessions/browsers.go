@@ -202,6 +202,10 @@ func ParseBrowsers(s string) (BrowserList, error) {
 	}
 	var list []Browser
 	if rows != "{}" { // cjson writes an empty table as an object
+		var ok bool
+		if list, ok = parsePlainBrowsers(rows); ok {
+			return BrowserList{Rows: list, Total: max(total, len(list))}, nil
+		}
 		if err := json.Unmarshal([]byte(rows), &list); err != nil {
 			return BrowserList{}, fmt.Errorf("sessions: browsers: %w", err)
 		}

@@ -345,3 +345,121 @@ func (s *scanner) word(w string) bool {
 	}
 	return false
 }
+
+// parsePlainBrowsers is ParseBrowsers's fast path, for the list as the
+// scripts' cjson writes it (no whitespace, each of Browser's keys at most
+// once, integers, strings without escapes): it runs on every count,
+// with up to MaxBrowsers entries. Anything else it declines (ok false) and
+// encoding/json reads it; what it accepts it reads as encoding/json would
+// (TestParseBrowsersSameAsJSON, FuzzParseBrowsersSameAsJSON).
+func parsePlainBrowsers(list string) ([]Browser, bool) {
+	s := scanner{b: []byte(list)}
+	if !s.byte('[') {
+		return nil, false
+	}
+	out := make([]Browser, 0, MaxBrowsers)
+	if s.byte(']') {
+		return out, s.i == len(s.b)
+	}
+	for {
+		b, ok := s.browser()
+		if !ok {
+			return nil, false
+		}
+		out = append(out, b)
+		if s.byte(']') {
+			return out, s.i == len(s.b)
+		}
+		if !s.byte(',') {
+			return nil, false
+		}
+	}
+}
+
+// browser reads one plain Browser object.
+func (s *scanner) browser() (b Browser, ok bool) {
+	if !s.byte('{') {
+		return b, false
+	}
+	if s.byte('}') {
+		return b, true
+	}
+	var seen [6]bool
+	for {
+		key, ok := s.key()
+		if !ok {
+			return b, false
+		}
+		f := -1
+		switch key {
+		case "id", "device":
+			start := s.i
+			if !s.plainString() {
+				return b, false
+			}
+			v := string(s.b[start+1 : s.i-1])
+			if key == "id" {
+				f, b.ID = 0, v
+			} else {
+				f, b.Device = 1, v
+			}
+		case "logged_in", "open":
+			var v bool
+			switch {
+			case s.word("true"):
+				v = true
+			case s.word("false"):
+			default:
+				return b, false
+			}
+			if key == "open" {
+				f, b.Open = 5, v
+			} else {
+				f, b.LoggedIn = 2, v
+			}
+		case "views", "at":
+			n, ok := s.integer()
+			if !ok {
+				return b, false
+			}
+			if key == "views" {
+				f, b.Views = 3, int(n)
+			} else {
+				f, b.At = 4, n
+			}
+		default:
+			return b, false
+		}
+		if seen[f] {
+			return b, false
+		}
+		seen[f] = true
+		if s.byte('}') {
+			return b, true
+		}
+		if !s.byte(',') {
+			return b, false
+		}
+	}
+}
+
+// integer reads -?(0|[1-9][0-9]*) of at most 18 digits (a fraction or
+// exponent after it is left to the caller to refuse).
+func (s *scanner) integer() (int64, bool) {
+	neg := s.byte('-')
+	var n int64
+	if !s.byte('0') {
+		digits := s.i
+		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+			n = n*10 + int64(s.b[s.i]-'0')
+			s.i++
+		}
+		if s.i == digits || s.i-digits > 18 {
+			return 0, false
+		}
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}

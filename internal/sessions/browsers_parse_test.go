@@ -1,0 +1,65 @@
+package sessions
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// parsePlainBrowsers agrees with encoding/json on what it accepts.
+func sameBrowsersAsJSON(t *testing.T, rows string) {
+	t.Helper()
+	got, ok := parsePlainBrowsers(rows)
+	var want []Browser
+	err := json.Unmarshal([]byte(rows), &want)
+	if !ok {
+		return
+	}
+	if err != nil {
+		t.Fatalf("%q: the fast path read %+v, encoding/json refuses it: %v", rows, got, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q:\nfast path     %+v\nencoding/json %+v", rows, got, want)
+	}
+}
+
+func TestParseBrowsersSameAsJSON(t *testing.T) {
+	for _, rows := range []string{
+		// As the scripts' cjson writes it.
+		`[{"device":"Go HTTP client","at":1796549741720,"views":1,"logged_in":true,"id":"ca068d0123456789"},{"id":"0123456789abcdef","logged_in":false,"open":true,"views":12,"at":1796549741001,"device":"Firefox on Linux"}]`,
+		`[{"open":false,"device":"Go HTTP client","at":1796549741720,"views":1,"logged_in":true,"id":"ca068d0123456789"}]`,
+		`[]`, `[{}]`,
+		// What it leaves to encoding/json.
+		`[{"views":1,"views":2}]`, `[{"ID":"x"}]`, `[{"device":"a\/b"}]`, `[{"views":1.0}]`, `[{"views":1e2}]`,
+		`[{"views":007}]`, `[{"views":-0}]`, `[{"views":-}]`, `[{"at":-12}]`, `[{"at":12345678901234567890}]`,
+		`[{"logged_in":null}]`, `[{"open":true,"open":false}]`, `[{"logged_in":1}]`, `null`, `[null]`, ` []`, `[] `, `[{"id":"a"},]`, `[{"id":"a"}`,
+		`[{"device":"é"}]`, `[{"other":1}]`,
+	} {
+		sameBrowsersAsJSON(t, rows)
+	}
+}
+
+// The fast path reads every field of Browser: a field added to it without
+// the fast path knowing would send every count the slow way.
+func TestParseBrowsersFastPathKnowsEveryField(t *testing.T) {
+	all := Browser{ID: "ca068d0123456789", Device: "Firefox on Linux", LoggedIn: true, Open: true, Views: 3, At: 1796549741720}
+	for i := range reflect.TypeFor[Browser]().NumField() {
+		if reflect.ValueOf(all).Field(i).IsZero() {
+			t.Fatalf("set field %s in this test", reflect.TypeFor[Browser]().Field(i).Name)
+		}
+	}
+	b, err := json.Marshal([]Browser{all, {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := parsePlainBrowsers(string(b)); !ok {
+		t.Errorf("the fast path declines %s", b)
+	}
+	sameBrowsersAsJSON(t, string(b))
+}
+
+func FuzzParseBrowsersSameAsJSON(f *testing.F) {
+	f.Add(`[{"device":"Go HTTP client","at":1796549741720,"views":1,"logged_in":true,"id":"ca068d0123456789"}]`)
+	f.Add(`[{"views":-0,"at":0,"logged_in":false}]`)
+	f.Fuzz(sameBrowsersAsJSON)
+}
