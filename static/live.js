@@ -273,7 +273,6 @@
     e.preventDefault();
     say('down', '<p class="banner warn" data-testid="live-not-sent"><strong>Not sent:</strong> the server is not answering. ' +
       'This page is retrying and shows when the server is back.</p>');
-    kick(); // the student is waiting: try now, not at the next pause's end
   });
   document.body.addEventListener('htmx:sendError', function () {
     say('down', '<p class="banner warn" data-testid="live-not-sent"><strong>Not sent:</strong> the server did not answer. ' +

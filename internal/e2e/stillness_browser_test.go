@@ -14,9 +14,9 @@ import (
 type layoutShift struct {
 	CLS   float64
 	Moved []struct {
-		Node     string  // tag#id.class of the element moved
-		InFooter bool    // the footer, under a panel that grew
-		DY       float64 // how far down it moved, px
+		Node    string  // tag#id.class of the element moved
+		Content bool    // in <main> or the Redis panel (not the header's nav or the footer)
+		DY      float64 // how far down it moved, px
 	}
 }
 
@@ -36,7 +36,7 @@ func (b *browser) shiftsSoFar() layoutShift {
 			CLS: shifts.reduce((sum, e) => sum + e.value, 0),
 			Moved: shifts.flatMap(e => e.sources.map(s => ({
 				Node: name(s.node),
-				InFooter: !!(s.node && (s.node.nodeType === 1 ? s.node : s.node.parentElement)?.closest('footer')),
+				Content: !!(s.node && (s.node.nodeType === 1 ? s.node : s.node.parentElement)?.closest('main, aside')),
 				DY: s.currentRect.y - s.previousRect.y,
 			}))),
 		}))));
@@ -49,10 +49,12 @@ func (b *browser) shiftsSoFar() layoutShift {
 }
 
 // Pages hold still while they load: the Redis panel, which arrives after
-// the page, moves nothing that is drawn (only the footer under it may go
-// down, off the page's content), and Cumulative Layout Shift, as Chromium
-// reports it to a PerformanceObserver, stays under 0.05 (Lighthouse's
-// "good" is 0.1).
+// the page, moves nothing of the page's content or of itself once drawn,
+// and Cumulative Layout Shift, as Chromium reports it to a
+// PerformanceObserver, stays under 0.05 (Lighthouse's "good" is 0.1). The
+// footer under the panel goes down, and the panel's answer brings the
+// header's links again (the lab's progress may have moved on): those count
+// in the CLS only.
 func TestBrowserPagesHoldStill(t *testing.T) {
 	t.Parallel()
 	s := startSite(t)
@@ -70,7 +72,7 @@ func TestBrowserPagesHoldStill(t *testing.T) {
 			}
 			var moved []string
 			for _, m := range ls.Moved {
-				if !m.InFooter {
+				if m.Content {
 					moved = append(moved, m.Node)
 				}
 			}
