@@ -173,9 +173,7 @@ func (b *bufferedWriter) Unwrap() http.ResponseWriter { return b.w }
 // before the save, so it could not say.
 func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.Trace) {
 	b := body.Bytes()
-	// From the end: the slot sits in the panel after the page's content,
-	// and a page is full of the '<' a forward search would stop at.
-	i := bytes.LastIndex(b, traceMarker)
+	i := lastTraceMarker(b)
 	if i < 0 {
 		return
 	}
@@ -191,3 +189,20 @@ func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.T
 }
 
 var traceMarker = []byte(views.TraceMarker)
+
+// lastTraceMarker is bytes.LastIndex(b, traceMarker), found by stepping
+// back from one '!' to the one before: the slot sits in the panel after the
+// page's content, a page holds few '!', and LastIndex hashed every byte
+// after the slot (4 % of a page's instructions).
+func lastTraceMarker(b []byte) int {
+	for end := len(b); ; {
+		i := bytes.LastIndexByte(b[:end], '!')
+		if i < 1 {
+			return -1
+		}
+		if bytes.HasPrefix(b[i-1:], traceMarker) {
+			return i - 1
+		}
+		end = i
+	}
+}
