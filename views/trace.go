@@ -177,9 +177,26 @@ func appendArg(b *bytes.Buffer, arg string, partial bool) {
 	b.WriteByte('"')
 }
 
-func isTokenChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
-}
+func isTokenChar(c byte) bool { return byteClass[c]&tokenByte != 0 }
+
+// byteClass is what appendArg and writeRepr ask of each byte, looked up
+// once (a count's trace runs through a few thousand bytes).
+var byteClass = func() (t [256]uint8) {
+	for c := range 256 {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			t[c] |= tokenByte
+		}
+		if c >= 0x20 && c <= 0x7e && !strings.ContainsRune(`\"<>&`, rune(c)) {
+			t[c] |= plainByte
+		}
+	}
+	return t
+}()
+
+const (
+	tokenByte = 1 << iota // in a session token (base64url)
+	plainByte             // written by writeRepr as it is
+)
 
 func isHex(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -202,6 +219,9 @@ func writeRepr(b *bytes.Buffer, s string) {
 	plain := 0 // s[plain:i] is still to be written as it is
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if byteClass[c]&plainByte != 0 {
+			continue
+		}
 		var esc string
 		switch c {
 		case '\\':
@@ -224,10 +244,6 @@ func writeRepr(b *bytes.Buffer, s string) {
 			esc = `&gt;`
 		case '&':
 			esc = `&amp;`
-		default:
-			if c >= 0x20 && c <= 0x7e {
-				continue
-			}
 		}
 		b.WriteString(s[plain:i])
 		plain = i + 1
