@@ -20,9 +20,8 @@ import (
 	"github.com/sessionlab/sessionlab/views"
 )
 
-// The lab: GET /lab ticks the tutorial's steps from evidence the app keeps
-// (sessions.Lab), and, with -lab, the "Session Security" experiments
-// weaken this session alone, on purpose (see docs/security.md).
+// The lab: GET /lab ticks the tutorial's steps from evidence in the session;
+// with -lab its experiments weaken this session alone (docs/security.md).
 
 // labOf is the lab record of the request's session (zero without one).
 func (a *App) labOf(ctx context.Context) sessions.Lab {
@@ -70,7 +69,7 @@ func (a *App) labPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // labSteps handles GET /lab/steps: the steps and the path again, for the
-// page's live updates (a count or a browser's count on the event stream).
+// page's live updates.
 func (a *App) labSteps(w http.ResponseWriter, r *http.Request) {
 	v, err := a.labView(w, r)
 	if err != nil {
@@ -80,10 +79,8 @@ func (a *App) labSteps(w http.ResponseWriter, r *http.Request) {
 	a.write(w, r, http.StatusOK, views.LabLive(v, true))
 }
 
-// labView reads the evidence and builds the page. Reading it costs one
-// command for the key's TTL and one for this computer's browsers; a step
-// seen done for the first time is recorded in the session (LabNote), so
-// its tick stays when that evidence expires.
+// labView reads the evidence and builds the page; a step first seen done is
+// recorded in the session, so its tick outlives the evidence.
 func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error) {
 	ctx := r.Context()
 	token := a.Sessions.Token(ctx)
@@ -104,8 +101,7 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 		}
 	}
 
-	// The key as Redis holds it now (memory mode: as this process does),
-	// read while the browsers list is: one round trip's wait for both.
+	// The key as held now, read beside the browsers list: one round trip's wait.
 	var keyNow struct {
 		key    string
 		ttl    time.Duration
@@ -416,9 +412,8 @@ func (a *App) writeSessionCookie(ctx context.Context, w http.ResponseWriter, tok
 	cs[len(cs)-1] = strings.Replace(cs[len(cs)-1], "; HttpOnly", "", 1)
 }
 
-// labBrowserCookie names a browser for the fixation experiment (-lab only):
-// a random id, not a session, so the lab can tell a second browser holding
-// the same session ID from the first.
+// labBrowserCookie names a browser (-lab only, a random id, not a session),
+// so the fixation experiment can tell a second browser holding the same ID.
 const labBrowserCookie = "lab-browser"
 
 // labBrowser is this browser's lab id, set now when it has none.
@@ -436,9 +431,8 @@ func (a *App) labBrowser(w http.ResponseWriter, r *http.Request) string {
 	return id
 }
 
-// noteLabBrowser records that browser opened /lab with this session, and
-// when this is the second browser of a session logged in without renewal,
-// that the fixation worked.
+// noteLabBrowser records that browser opened /lab with this session, and that
+// fixation worked if it is a second browser of a login without renewal.
 func (a *App) noteLabBrowser(ctx context.Context, token, browser string, l *sessions.Lab, loggedIn bool) error {
 	if token == "" || browser == "" {
 		return nil
@@ -469,9 +463,8 @@ func (a *App) noteLabBrowser(ctx context.Context, token, browser string, l *sess
 	return nil
 }
 
-// labHolders are the browsers that opened /lab holding this session's ID
-// (-lab only), first seen first, this request's marked; nil unless there
-// are two or more: one session, however many browsers carry its ID.
+// labHolders are the browsers that opened /lab with this session's ID (-lab
+// only), oldest first; nil unless there are two or more.
 func (a *App) labHolders(r *http.Request, l sessions.Lab) []views.Holder {
 	if !a.Lab || len(l.Seen) < 2 {
 		return nil
@@ -491,9 +484,8 @@ func (a *App) labHolders(r *http.Request, l sessions.Lab) []views.Holder {
 // maxLabBrowsers bounds the browsers one session remembers.
 const maxLabBrowsers = 8
 
-// labLogin is called by logIn (-lab only) before the token is renewed or
-// kept: it records the login for the fixation step, and, when a login
-// renews a token another browser held, that the planted copy failed.
+// labLogin records a login (-lab only) for the fixation step, and that a
+// planted copy failed when the login renewed a token another browser held.
 func (a *App) labLogin(r *http.Request, old string, renewed bool) {
 	ctx := r.Context()
 	l := a.labOf(ctx)
@@ -533,9 +525,9 @@ func (a *App) putLab(ctx context.Context, l sessions.Lab) {
 	a.Sessions.Put(ctx, sessions.KeyLab, l)
 }
 
-// labSwitch handles POST /lab/httponly and POST /lab/renewal (-lab only):
-// on=0 turns the protection off for this session, on=1 back on. Either way the token is
-// renewed, so an ID a script or a second browser learned is worth nothing.
+// labSwitch handles POST /lab/httponly and POST /lab/renewal (-lab only): on=0
+// turns the protection off for this session, on=1 on; either way the token is
+// renewed, so an ID learned before is worth nothing.
 func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
 	if !a.parseForm(w, r) {
 		return
@@ -581,11 +573,9 @@ func (a *App) renewLogged(r *http.Request) error {
 	return nil
 }
 
-// labRead handles POST /lab/httponly/read (-lab only): what a script on
-// the page read from document.cookie under this session's cookie name
-// (sent in the form, like the cookie itself; never shown or logged). Read
-// nothing with HttpOnly, or exactly this session's token without it: the
-// outcome is recorded. Anything else is refused.
+// labRead handles POST /lab/httponly/read (-lab only): what a script read from
+// document.cookie (never shown or logged). Nothing, or exactly this session's
+// token, is recorded as an outcome; anything else is refused.
 func (a *App) labRead(w http.ResponseWriter, r *http.Request) {
 	if !a.parseForm(w, r) {
 		return
@@ -621,10 +611,8 @@ func (a *App) labRead(w http.ResponseWriter, r *http.Request) {
 	a.write(w, r, http.StatusOK, views.LabReadResult(exposed))
 }
 
-// labUse handles POST /lab/use (-lab only): this browser takes the pasted
-// session ID as its own cookie, as an attacker would with a stolen or
-// planted one. It changes only this browser's cookie, and only to a session
-// that exists; it is the lab's stand-in for a browser's cookie editor.
+// labUse handles POST /lab/use (-lab only): this browser takes a pasted,
+// existing session ID as its cookie, the lab's stand-in for a cookie editor.
 func (a *App) labUse(w http.ResponseWriter, r *http.Request) {
 	if !a.parseForm(w, r) {
 		return

@@ -21,39 +21,23 @@ import (
 )
 
 const (
-	// keepAliveEvery sends a comment on idle streams, so proxies and the
-	// browser see the connection is alive, and a client gone without a word
-	// is found out by the write.
+	// keepAliveEvery keeps idle streams alive for proxies, and finds a client
+	// gone without a word by the write.
 	keepAliveEvery = 25 * time.Second
-	// streamWriteTimeout is how long one write to a stream may take: a client
-	// that has not taken its events by then is dropped (its page reconnects
-	// and catches up, as after any outage), so an unread socket never holds
-	// a goroutine, a buffer or a shutdown.
+	// streamWriteTimeout drops a client that has not taken its events by then
+	// (its page reconnects and catches up): an unread socket holds nothing.
 	streamWriteTimeout = 5 * time.Second
-	// browsersEvery: at most one list of this computer's browsers a second
-	// per stream, the latest. Every count from an address sends its list to
-	// every stream of the address: a class of 200 behind one NAT, two pages
-	// each, would otherwise render hundreds of thousands of lists a minute.
+	// browsersEvery: at most one browsers list a second per stream, or a class
+	// of 200 behind one NAT would render hundreds of thousands a minute.
 	browsersEvery = time.Second
-	// maxUnsent: a client that leaves this much of its stream unread is
-	// dropped, even while the kernel's send buffer (up to megabytes) still
-	// takes every write.
+	// maxUnsent drops a client that leaves this much unread, even while the
+	// kernel's send buffer (up to megabytes) still takes every write.
 	maxUnsent = 64 << 10
 )
 
-// liveEvents handles GET /live: a server-sent-event stream for the
-// request's session. Events:
-//
-//	views.SSEHello     first on every stream: which process answered and whether the session is alive
-//	views.SSECount     the session's new view count (data: the number)
-//	views.SSEEnded     the session has ended: logged out, revoked, renewed, its credentials changed, or expired
-//	views.SSESessions  the user's list of sessions changed (the sessions page reloads it)
-//	views.SSEIdle      the session ends within sessions.WarnBefore (data: the "stay signed in" warning)
-//	views.SSEBrowsers  a browser on this computer (this client address) counted (data: the list)
-//
-// The page's script (static/live.js) passes the process it knows as
-// ?process=. Without a session the stream is the hello alone. Past a bound
-// on open streams (see streamLimits) the answer is 429 with Retry-After.
+// liveEvents handles GET /live: the session's event stream (the events are
+// views.SSE*; without a session, the hello alone). live.js passes the process
+// it knows as ?process=; past a bound on open streams the answer is 429.
 func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	h := w.Header()
@@ -87,9 +71,8 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// stream is one open /live response and what it listens to: a small event
-// loop (loop) that turns pub/sub messages and timers into events, each
-// written with its own deadline (send).
+// stream is one open /live response: an event loop turning pub/sub messages
+// and timers into events, each written with its own deadline.
 type stream struct {
 	a     *App
 	ctx   context.Context // the request's: its session, its trace
@@ -106,14 +89,12 @@ type stream struct {
 	browsersSent time.Time   // when the last one was
 	browsersDue  *time.Timer // sends browsers when it fires; nil when none is due
 
-	// own is this session's row as the last list that held it showed it:
-	// a list without it (newer browsers pushed it out) still shows it.
+	// own is this session's row as last listed, shown even by a list that
+	// newer browsers pushed it out of.
 	own *sessions.Browser
 
-	// views is the highest count sent. A session's count only rises, but
-	// a catch-up reads it on another connection than the subscription's, so
-	// counts published before that read can still arrive after it: they
-	// are older than what the page shows and are not sent.
+	// sentViews is the highest count sent: a catch-up reads on another
+	// connection, so older published counts may arrive after it.
 	sentViews int
 
 	stopOnce sync.Once
@@ -121,8 +102,7 @@ type stream struct {
 }
 
 // openStream admits a stream within the bounds (errStreamRefused past one)
-// and subscribes it to its session's, its address's and its user's
-// channels.
+// and subscribes it to its session's, address's and user's channels.
 func (a *App) openStream(w http.ResponseWriter, r *http.Request, token string) (*stream, error) {
 	ctx := r.Context()
 	s := &stream{a: a, ctx: ctx, r: r, w: w, rc: http.NewResponseController(w), token: token,
@@ -144,9 +124,8 @@ func (a *App) openStream(w http.ResponseWriter, r *http.Request, token string) (
 	return s, nil
 }
 
-// close unsubscribes and gives the stream's place back; then the
-// address's other pages hear whether this browser still has a page open
-// (after the unsubscribe, which Redis has counted by then).
+// close unsubscribes and gives the stream's place back; then the address's
+// other pages hear whether this browser still has a page open.
 func (s *stream) close() {
 	s.a.Live.Unsubscribe(s.sub)
 	s.a.streams.remove(s)
@@ -177,11 +156,9 @@ func (s *stream) reset() {
 	_ = conn.Close()
 }
 
-// end stops the stream from another goroutine (the server is shutting
-// down): a write under way fails within endGrace instead of at its
-// deadline. The grace lets a stream that was not writing end its response
-// properly (the last chunk), so the browser sees the stream end rather than
-// a broken response (ERR_INCOMPLETE_CHUNKED_ENCODING in its console).
+// end stops the stream at shutdown: a write under way fails within endGrace,
+// which lets an idle stream send its last chunk, so the browser sees an end,
+// not ERR_INCOMPLETE_CHUNKED_ENCODING.
 func (s *stream) end() {
 	s.stopOnce.Do(func() {
 		close(s.stop)
@@ -192,13 +169,10 @@ func (s *stream) end() {
 // endGrace: how long a stream being ended may still write its last chunk.
 const endGrace = 250 * time.Millisecond
 
-// start sends the headers and what the page needs to catch up: the hello
-// (with the count as stored now) and the list of browsers on this computer,
-// since counts made before this stream listened were published to nobody
-// here. The session is saved before the first byte (see loadAndSave).
+// start sends the headers, the hello with the count as stored now and the
+// browsers list: what was published before this stream listened reached nobody.
 func (s *stream) start() error {
-	// The server's read timeout is for ordinary requests; a stream lives as
-	// long as its page, and every write has its own deadline (send).
+	// A stream lives as long as its page; every write has its own deadline.
 	if err := s.rc.SetReadDeadline(time.Time{}); err != nil {
 		// A wrapper hides the connection: the server's timeouts will cut
 		// the stream and the browser will reconnect.
@@ -221,9 +195,8 @@ func (s *stream) start() error {
 	return s.sendBrowsers(list)
 }
 
-// loop turns what the stream hears into events until the client leaves,
-// the session ends, a write fails or the server shuts down. It returns the
-// error that ended it, if any.
+// loop turns what the stream hears into events until the client leaves, the
+// session ends, a write fails or the server shuts down.
 func (s *stream) loop() error {
 	keepAlive := time.NewTicker(keepAliveEvery)
 	defer keepAlive.Stop()
@@ -311,9 +284,8 @@ func (s *stream) message(m live.Message) (done bool, err error) {
 	return false, nil
 }
 
-// sendLatestBrowsers sends the latest list of this computer's browsers
-// (see browsersEvery). A list that does not parse is skipped: the next
-// count sends a new one.
+// sendLatestBrowsers sends the latest browsers list (see browsersEvery); one
+// that does not parse is skipped, as the next count sends another.
 func (s *stream) sendLatestBrowsers() error {
 	payload := s.browsers
 	s.browsers, s.browsersSent = "", time.Now()
@@ -345,11 +317,9 @@ func (s *stream) drain() (done bool, err error) {
 	}
 }
 
-// credentialsChanged ends a logged-in stream whose session no longer holds
-// its account's credential generation (a password change or "log out
-// everywhere else" elsewhere), as its next request would be. The account is
-// read through the client-side cache; if Redis cannot say, the stream goes
-// on and asks again at the next keep-alive.
+// credentialsChanged ends a stream whose session lost its account's
+// credential generation, as its next request would be; if Redis cannot say,
+// it asks again at the next keep-alive.
 func (s *stream) credentialsChanged() (done bool, err error) {
 	if s.user.Username == "" {
 		return false, nil
@@ -361,12 +331,9 @@ func (s *stream) credentialsChanged() (done bool, err error) {
 	return true, s.send(views.SSEEnded, "ended")
 }
 
-// catchUp brings a page up to date after its subscription was re-opened
-// (a Redis hiccup) or a message could not be queued for it, since what was
-// published meanwhile never came: the session's current count, and a nudge
-// to reload the list of sessions. A session gone meanwhile ends the stream.
-// If Redis cannot be read yet, the page keeps what it has; the next count
-// brings it up to date.
+// catchUp sends the current count and a nudge to reload the sessions list
+// after messages were lost (a resubscribe, a full queue); a session gone ends
+// the stream. If Redis cannot be read yet, the next count catches up.
 func (s *stream) catchUp() (done bool, err error) {
 	t, err := s.a.Ops.Times(s.redis(), s.token)
 	switch {
@@ -394,10 +361,9 @@ func (s *stream) sendCount(n int) error {
 	return s.send(views.SSECount, strconv.Itoa(n))
 }
 
-// warnIfEnding checks, when a session's end was due to come close, whether
-// it still is (another tab may have used the session since): if so it sends
-// the "stay signed in" warning, if it has ended it sends views.SSEEnded. It
-// returns when to look again (0: the session is gone, end the stream).
+// warnIfEnding checks whether the session's end is still close (another tab
+// may have used it): it sends the warning, or SSEEnded, and returns when to
+// look again (0: the session is gone).
 func (s *stream) warnIfEnding() (time.Duration, error) {
 	times, err := s.a.Ops.Times(s.redis(), s.token)
 	var end time.Time // zero: the session is gone
@@ -429,10 +395,8 @@ func (s *stream) redis() context.Context {
 	return redisconn.WithBudget(s.ctx, redisconn.RequestBudget)
 }
 
-// sendBrowsers sends an address's list, rendered for this stream's session:
-// its own row marked, there even when the list no longer holds it, and with
-// the count the page's counter shows if the list is older (lists are sent
-// at most one a second, counts at once).
+// sendBrowsers sends an address's list for this stream's session: its own
+// row always there, with the counter's count if the list is older.
 func (s *stream) sendBrowsers(list sessions.BrowserList) error {
 	id := sessions.ID(s.token)
 	for i := range list.Rows {
@@ -483,8 +447,7 @@ func (s *stream) write(p []byte) error {
 // unread; it is reset like one whose write timed out.
 var errClientNotReading = fmt.Errorf("live: client not reading: %w", os.ErrDeadlineExceeded)
 
-// tcpConn is the TCP connection under the request's (through the wrappers
-// that say what they wrap), or nil.
+// tcpConn is the TCP connection under the request's wrappers, or nil.
 func tcpConn(r *http.Request) net.Conn {
 	var c net.Conn
 	if oc, ok := r.Context().Value(oneWriteKey{}).(*oneWriteConn); ok {

@@ -18,16 +18,14 @@ import (
 	"github.com/sessionlab/sessionlab/views"
 )
 
-// isHTMX: the request wants a fragment. A history restore (htmx's history
-// cache missed) says HX-Request too, but puts the answer in place of the
-// whole <body>: it needs the whole page.
+// isHTMX: the request wants a fragment (a history restore says HX-Request
+// too, but needs the whole page).
 func isHTMX(r *http.Request) bool {
 	return r.Header.Get("HX-Request") == "true" && r.Header.Get("HX-History-Restore-Request") != "true"
 }
 
-// render writes a page: the partial alone for htmx, the whole layout for a
-// normal request. It renders into a buffer first so a template error never
-// leaves half a page. Every page shows who is logged in, so none is stored.
+// render writes a page: the partial alone for htmx, else the whole layout.
+// No page is stored: every page shows who is logged in.
 func (a *App) render(w http.ResponseWriter, r *http.Request, status int, title string, content templ.Component) {
 	p := a.page(r.Context(), title)
 	if isHTMX(r) {
@@ -37,11 +35,9 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, status int, title s
 	a.write(w, r, status, views.Layout(p, content))
 }
 
-// renderForm is render for a form's answer. Its expected refusals (401
-// wrong password, 409 name taken, 422 a field to fix) go to htmx as 200
-// with the status in FormStatusHeader: the browser logs every 4xx of a
-// script's request in red in its console, and these are answers the page
-// shows, not failures. Without JavaScript the whole page keeps its status.
+// renderForm is render for a form's answer: htmx gets its expected refusals
+// (401, 409, 422) as 200 with the status in FormStatusHeader, since browsers
+// log a script's 4xx as an error; without JavaScript the status stays.
 func (a *App) renderForm(w http.ResponseWriter, r *http.Request, status int, title string, content templ.Component) {
 	if isHTMX(r) && status != http.StatusOK {
 		w.Header().Set(FormStatusHeader, strconv.Itoa(status))
@@ -58,8 +54,7 @@ const FormStatusHeader = "Sessionlab-Status"
 func (a *App) write(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
 	buf := getBuffer()
 	defer putBuffer(buf)
-	// Rendered even if the client has left: a page is a few kilobytes, and
-	// a cancelled render is not a server error (the write just goes nowhere).
+	// Rendered even if the client left: a cancelled render is no server error.
 	if err := c.Render(context.WithoutCancel(r.Context()), buf); err != nil {
 		a.Log.ErrorContext(r.Context(), "render failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		answerPlain(w, failInternal, "Internal server error\n")
@@ -91,10 +86,8 @@ func (a *App) process() views.Process {
 	return views.Process{ID: a.ProcessID, Instance: a.Instance, Started: a.Started, Now: time.Now()}
 }
 
-// origin is which process created the request's session, beside this one.
-// A session this request creates gets its origin now, not at the write, so
-// the page that the new session lands on (the profile after a login) says
-// it too.
+// origin is which process created the request's session; one this request
+// creates gets it now, so its first page says it too.
 func (a *App) origin(ctx context.Context) views.Origin {
 	o, ok := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
 	if !ok && a.Sessions.Status(ctx) == scs.Modified {
@@ -123,9 +116,8 @@ func (a *App) currentUser(ctx context.Context) (sessions.User, bool) {
 	return u, ok && u.Username != ""
 }
 
-// outageLog logs a Redis outage once per kind and minute, with its reason
-// and how many requests it failed since: during an outage every request
-// fails alike, and a line per request would bury everything else.
+// outageLog logs a Redis outage once per kind and minute, with how many
+// requests it failed: a line per request would bury everything else.
 type outageLog struct {
 	mu    sync.Mutex
 	kinds map[redisconn.Kind]*outageKind

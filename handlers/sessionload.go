@@ -86,14 +86,10 @@ func validToken(t string) bool {
 	return true
 }
 
-// loadAndSave loads the session (one GET), enforces the idle and absolute
-// timeouts, and saves the session after the handler has run but before
-// anything is sent: if the save fails, the user sees that it failed instead
-// of a page claiming success. It replaces scs's LoadAndSave, which commits on
-// the first Write and would mix an error into a success page.
-//
-// A session that is only read is never written back; its expiry is moved by
-// a touch at most every TouchEvery, so a read costs one round trip.
+// loadAndSave loads the session, enforces its timeouts, and saves it before
+// anything is sent, so a failed save is never a page claiming success (scs's
+// LoadAndSave commits on the first Write). A read-only session is only
+// touched, at most every TouchEvery.
 func (a *App) loadAndSave(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Add("Vary", "Cookie")
@@ -105,8 +101,7 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 				token = c.Value
 			}
 		}
-		// Every Redis command the request sends is recorded for the
-		// Redis panel: the load's GET first.
+		// Every Redis command is recorded for the Redis panel, the load's GET first.
 		ctx, trace := redistrace.Start(r.Context())
 		ctx, err := a.Sessions.Load(ctx, token)
 		if err != nil {
@@ -151,12 +146,9 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 	})
 }
 
-// checkGeneration ends a logged-in session whose account has changed its
-// credential generation since the session logged in (a password change,
-// "log out everywhere else") or is gone: Django's session auth hash, see
-// accounts.NewGeneration. The account is read through rueidis's client-side
-// cache, which Redis invalidates on every instance when the account
-// changes, so the check costs no round trip while nothing changes.
+// checkGeneration ends a logged-in session whose account changed its
+// credential generation or is gone (accounts.NewGeneration); through the
+// client-side cache it costs no round trip while nothing changes.
 func (a *App) checkGeneration(ctx context.Context, st *sessionState) error {
 	u, ok := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User)
 	if !ok || u.Username == "" {
@@ -202,8 +194,7 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 	if !expired {
 		return nil
 	}
-	// Redis expires the key on its own; this check is the server's word on
-	// it, and covers the moment between the two.
+	// Redis expires the key itself; this covers the moment in between.
 	a.Log.InfoContext(ctx, "session expired", "session", a.LogID(token))
 	st.end()
 	a.Metrics.SessionsEnded(metrics.EndExpired, 1)
@@ -213,9 +204,8 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 	return nil
 }
 
-// neverReused reports whether the session is anonymous and was last seen
-// when it was created: its key then lives only sessions.FreshFor, and this first
-// reuse must give it the idle timeout.
+// neverReused: an anonymous session last seen at its creation lives only
+// sessions.FreshFor, so this first reuse must give it the idle timeout.
 func (a *App) neverReused(ctx context.Context, seen time.Time) bool {
 	if _, ok := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User); ok {
 		return false
@@ -227,13 +217,9 @@ func (a *App) neverReused(ctx context.Context, seen time.Time) bool {
 // errRenewed: the request carried a token that a login renewed meanwhile.
 var errRenewed = errors.New("session token renewed by another request")
 
-// renewedMeanwhile reports whether the token this request presented was
-// renewed a moment ago (by a login in flight at the same time). The answer
-// to such a request must set no session cookie: the browser already has, or
-// is about to get, the new token, and a cookie set here would replace it and
-// lose the login. It costs a round trip only on that rare path: a request
-// about to create a session (or delete one that vanished) although it came
-// with a cookie.
+// renewedMeanwhile reports whether a login renewed this request's token a
+// moment ago: its answer must set no cookie, or it would replace the new
+// token and lose the login. Asked only on that rare path.
 func (a *App) renewedMeanwhile(ctx context.Context) (bool, error) {
 	st, ok := stateOf(ctx)
 	if !ok || st.presented == "" {
@@ -243,9 +229,8 @@ func (a *App) renewedMeanwhile(ctx context.Context) (bool, error) {
 	return renewed, err
 }
 
-// tokenRenewed answers a request that still carried a session's old token
-// after a login renewed it: nothing was done and no cookie is set. htmx
-// reloads the page, which then goes with the browser's new cookie.
+// tokenRenewed answers a request with a token a login renewed: nothing done,
+// no cookie; htmx reloads the page with the new one.
 func (a *App) tokenRenewed(w http.ResponseWriter, r *http.Request) {
 	a.Log.InfoContext(r.Context(), "request on a renewed token", "method", r.Method, "path", r.URL.Path)
 	if isHTMX(r) {

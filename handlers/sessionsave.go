@@ -88,9 +88,8 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// bufferedWriter holds a response until the session is saved. A handler that
-// streams (server-sent events) flushes, which saves the session first and
-// then passes writes straight through.
+// bufferedWriter holds a response until the session is saved; a stream's
+// first flush saves it and then passes writes through.
 type bufferedWriter struct {
 	w         http.ResponseWriter
 	header    http.Header
@@ -122,9 +121,8 @@ func (b *bufferedWriter) Write(p []byte) (int, error) {
 	return b.body.Write(p)
 }
 
-// send copies the held response to the client. When it is the whole
-// response (final), it goes with a Content-Length instead of chunked; a
-// stream that starts with it must not have one.
+// send copies the held response to the client, with a Content-Length when it
+// is the whole response (final), never for a stream.
 func (b *bufferedWriter) send(final bool) {
 	h := b.w.Header()
 	for k, v := range b.header {
@@ -168,9 +166,8 @@ func (b *bufferedWriter) Flush() { _ = b.FlushError() }
 
 func (b *bufferedWriter) Unwrap() http.ResponseWriter { return b.w }
 
-// fillTrace puts what the request sent to Redis, the save included, in
-// place of the page's trace marker (if it has one): the page was rendered
-// before the save, so it could not say.
+// fillTrace puts what the request sent to Redis, the save included, in place
+// of the page's trace marker: the page was rendered before the save.
 func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.Trace) {
 	b := body.Bytes()
 	i := lastTraceMarker(b)
@@ -190,10 +187,9 @@ func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.T
 
 var traceMarker = []byte(views.TraceMarker)
 
-// lastTraceMarker is bytes.LastIndex(b, traceMarker), found by stepping
-// back from one '!' to the one before: the slot sits in the panel after the
-// page's content, a page holds few '!', and LastIndex hashed every byte
-// after the slot (4 % of a page's instructions).
+// lastTraceMarker is bytes.LastIndex(b, traceMarker), stepping back over a
+// page's few '!': LastIndex hashed every byte after the slot (4 % of a page's
+// instructions).
 func lastTraceMarker(b []byte) int {
 	for end := len(b); ; {
 		i := bytes.LastIndexByte(b[:end], '!')

@@ -80,9 +80,8 @@ type LabPath struct {
 // instances' rows start at y=404, 18 apart).
 func (p LabPath) Height() int { return 404 + 18*max(len(p.OtherInstances)-1, 0) + 16 }
 
-// fit squeezes a line of the path picture that would run past its box
-// (340 units from x=20): a long instance name or user agent stays whole
-// and inside the picture at any width. Glyphs average about 0.55 em.
+// fit squeezes a line that would run past the picture's 340-unit box, so a
+// long name stays whole at any width (glyphs average about 0.55 em).
 func fit(s string, fontSize int) templ.Attributes {
 	const room = 320
 	if float64(utf8.RuneCountInString(s))*0.55*float64(fontSize) <= room {

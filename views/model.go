@@ -133,11 +133,8 @@ type Problem struct {
 }
 
 // htmxConfig keeps htmx inside a CSP without 'unsafe-inline' or 'unsafe-eval'
-// and lets it swap 4xx fragments (form errors, login prompts); the 4xx a
-// form expects (401, 409, 422, 429) are not logged as errors. Its history
-// cache is off: every page is per session and no-store, so back and forward
-// ask the server (HX-History-Restore-Request) instead of showing a copy from
-// before a login or logout.
+// and lets it swap 4xx fragments; its history cache is off, so back and
+// forward never show a copy from before a login or logout.
 const htmxConfig = `{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"historyCacheSize":0,` +
 	`"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},` +
 	`{"code":"40[19]|42[29]","swap":true},` +
@@ -162,9 +159,8 @@ func ttlText(d time.Duration) string {
 // clockLayout is how pages show a moment.
 const clockLayout = "2006-01-02 15:04:05 UTC"
 
-// clock is t as clockLayout shows it, written digit by digit: a page shows
-// several, and time.Format reads its layout anew each time (a third of a
-// page's time formatting).
+// clock is t as clockLayout shows it, digit by digit: time.Format parses its
+// layout every call (a third of a page's time formatting).
 func clock(t time.Time) string {
 	t = t.UTC()
 	y, mo, d := t.Date()

@@ -6,10 +6,8 @@ import (
 	"github.com/a-h/templ"
 )
 
-// Names that cross from the templates to the handlers and the browser: an
-// element id a handler reads back from HX-Target or HX-Trigger, an event a
-// handler sends that a template listens for. Templates and handlers both use
-// these constants, so a rename cannot break one side silently.
+// Names that cross from the templates to the handlers and the browser (ids
+// read back from HX-Target, events): one spelling, so a rename breaks no side.
 const (
 	// Element ids: htmx targets and triggers.
 	IDContent       = "content"            // the page's main region; forms swap into it

@@ -10,12 +10,9 @@ import (
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
-// WriteTrace writes a request's commands, in the order they were sent and
-// spelled as redis-cli MONITOR prints them, as the Redis panel's "what this
-// request did" section (inside RedisTraceSlot). It is written by hand
-// rather than with templ because it goes into every page after the session
-// is saved, and the 5 % that capturing may cost (go tool task bench) leaves
-// no room for a component's allocations.
+// WriteTrace writes a request's commands as MONITOR prints them, for the
+// Redis panel; by hand, not templ, because it goes into every page and the
+// 5 % that tracing may cost (go tool task bench) leaves no room for more.
 func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 	b.WriteString(`<h2>What this request did in Redis</h2><p><code data-testid="trace-request">`)
 	b.WriteString(t.Method)
@@ -106,22 +103,17 @@ func writeArgs(b *bytes.Buffer, args []string) {
 // whole, a long value (a session's JSON, a script's source) cut.
 const shownArg = 48
 
-// tokenRun is the length of a session token (32 random bytes, base64url):
-// a run of token characters this long is cut to its first six, as keys
-// are everywhere else (sessions.CutKey), wherever it appears (a key, a
-// value holding a token). idRun is a session ID's (sessions.ID: 8 bytes
-// of a hash, in hex): a page never shows one whole either, since the other
-// browsers of an address are in what a count sends.
+// tokenRun is a session token's length: a run of token characters this long
+// is cut to six wherever it appears, as sessions.CutKey does. idRun is a
+// session ID's: the other browsers' IDs are in what a count sends.
 const (
 	tokenRun = 43
 	idRun    = 16
 )
 
-// appendArg writes one argument as MONITOR prints it (quoted; \" \\ \n \r
-// \t \a \b escaped, other unprintable bytes as \xhh), HTML-escaped, with a
-// token or a bcrypt hash in it cut, and cut after shownArg bytes. partial:
-// arg is only the start of the argument (a script kept no more), so a run
-// of token characters at its end may be a token's start.
+// appendArg writes one argument as MONITOR prints it, HTML-escaped, with any
+// token or bcrypt hash cut and cut after shownArg bytes. partial: arg is only
+// the start, so a run of token characters at its end may start a token.
 func appendArg(b *bytes.Buffer, arg string, partial bool) {
 	b.WriteByte('"')
 	shown, endsCut := 0, false
@@ -131,8 +123,7 @@ func appendArg(b *bytes.Buffer, arg string, partial bool) {
 			b.WriteString(`…"`)
 			return
 		}
-		// i starts a run: of token characters, cut or shown whole (up to
-		// shownArg), or of other bytes up to the next one that may start a
+		// A run of token characters, or of other bytes up to a possible
 		// bcrypt hash ($).
 		if isTokenChar(arg[i]) {
 			end := i

@@ -1,8 +1,6 @@
 // Package instances lets the instances that share one Redis know of each
-// other: each announces itself every few seconds in one small hash
-// (Key), and an instance that stopped announcing drops off after Window.
-// The lab reads it to tell a one-instance setup, where its servers step
-// cannot be done, from `task demo`'s two.
+// other, each announcing itself in one small hash, so the lab can tell a
+// one-instance setup from `task demo`'s two.
 package instances
 
 import (
@@ -37,9 +35,8 @@ type Instance struct {
 	At      time.Time // its last announce
 }
 
-// roster: KEYS[1] the hash; ARGV[1] this instance's name ("": only read),
-// ARGV[2] its process, ARGV[3] Window in ms. It announces, drops what is
-// older than the window, and returns the live fields.
+// roster announces (unless ARGV[1], the name, is ""), drops stale entries and
+// returns the live ones. KEYS[1] the hash; ARGV: name, process, Window (ms).
 var roster = redistrace.NewScript("instances", `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -121,9 +118,8 @@ func (r *Roster) exec(ctx context.Context, name string) ([]Instance, error) {
 	return list, nil
 }
 
-// Run announces now and every Every until stop is called; stop then
-// removes this instance, so the others stop counting it at once. A failed
-// announce is logged at debug level: Redis being away is logged elsewhere.
+// Run announces every Every until stop, which removes this instance at once.
+// A failed announce is logged at debug level: Redis being away is logged elsewhere.
 func (r *Roster) Run(log *slog.Logger) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

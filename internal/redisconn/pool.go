@@ -16,13 +16,10 @@ import (
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
-// NewPool returns the redigo pool scs/redisstore keeps sessions through. It
-// reaches the server rdb (Connect, same cfg) uses; with Sentinel it follows
-// rdb's master, so the two clients never disagree on who the master is.
-// Every dial, read and write is bounded, so an outage is an error, not a
-// hang. ROLE is asked of a new connection, of one unchecked for roleEvery,
-// and after any failure, so a demoted master serves no session; during a
-// failover (gateFailovers) nothing is lent and the call is a 503.
+// NewPool returns the redigo pool scs/redisstore keeps sessions through, on
+// rdb's master, so the two clients never disagree. Every I/O is bounded; ROLE
+// is checked on new, long-idle (roleEvery) and after-failure connections, so
+// a demoted master serves no session; during a failover nothing is lent.
 func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 	opt, err := cfg.options()
 	if err != nil {
@@ -54,14 +51,11 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 	}
 	p := &poolState{}
 	return &redis.Pool{
-		// Up to one connection per request in flight is kept: with fewer, a
-		// burst of 200 concurrent requests closed and redialled a Redis
-		// connection for about one request in seven (go tool task bench).
+		// With fewer idle connections, a burst of 200 requests redialled for
+		// about one request in seven (go tool task bench).
 		MaxIdle:     256,
 		IdleTimeout: 4 * time.Minute,
-		// With a context (SessionStore borrows with the request's), so the
-		// ROLE check on a new or a borrowed connection, and what the
-		// borrower sends, go into the request's trace.
+		// With the borrower's context, so the ROLE check goes into its trace.
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
 			addr := master()
 			if addr == "" {
@@ -105,10 +99,8 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 			case wc.addr != master():
 				return errMasterMoved
 			case idleSince.UnixNano() < p.lastCheckFailure.Load():
-				// A check failed since this connection went idle: the
-				// others idle as long would most likely fail (or hang) the
-				// same way, one round trip each. Dropping them unchecked
-				// keeps one borrow to at most one failed check and a dial.
+				// A check failed since this went idle: the others would likely
+				// fail alike, so a borrow meets at most one failed check.
 				return errSuspect
 			case time.Since(wc.checked) < roleEvery && wc.checked.UnixNano() > p.lastFailure.Load():
 				return nil
@@ -128,10 +120,8 @@ func limitOf(ctx context.Context) time.Time {
 	return lim
 }
 
-// limitedConn is a pooled connection's network connection: the deadlines
-// redigo sets on it (now plus its read or write timeout, at every command)
-// stop at the limit of whoever borrowed it. A deadline already in place is
-// not set again: with a limit, that is every one after the first.
+// limitedConn caps the deadlines redigo sets at every command at the
+// borrower's limit, set once for both directions.
 type limitedConn struct {
 	net.Conn
 	limit       time.Time // zero: none
@@ -153,9 +143,6 @@ func (c *limitedConn) SetDeadline(t time.Time) error {
 	c.read, c.write = t, t
 	return c.Conn.SetDeadline(t)
 }
-
-// The limit is set as the deadline of both directions at once: one timer
-// serves them, and the command's other deadline is in place already.
 
 func (c *limitedConn) SetReadDeadline(t time.Time) error {
 	t = c.bound(t)
@@ -181,9 +168,8 @@ func (c *limitedConn) SetWriteDeadline(t time.Time) error {
 	return c.Conn.SetWriteDeadline(t)
 }
 
-// roleEvery is how long a connection is lent without checking ROLE again.
-// A replica serves reads, so a connection to a master that a failover
-// demoted would go on reading stale sessions without it.
+// roleEvery is how long a connection is lent without checking ROLE again:
+// a demoted master would serve stale sessions.
 const roleEvery = 3 * time.Second
 
 var (
@@ -288,10 +274,8 @@ func (c *watchedConn) Do(cmd string, args ...any) (any, error) {
 	return v, c.check(err)
 }
 
-// sessionWrites are the commands scs/redisstore starts a write with: the
-// commit's MULTI (before SET, PEXPIREAT and EXEC are sent) and DEL. A write
-// refused for want of a replica is refused there, before anything is
-// buffered on the connection.
+// sessionWrites start scs/redisstore's writes (MULTI, DEL): one refused for
+// want of a replica is refused before anything is buffered.
 var sessionWrites = map[string]bool{"MULTI": true, "DEL": true}
 
 func (c *watchedConn) Send(cmd string, args ...any) error {

@@ -9,18 +9,10 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
-// SessionStore is scs/redisstore over NewPool's pool (one string per session
-// at prefix+token) with what redisstore, which takes no context, lacks: the
-// request's budget bounds each call; a call that met a broken pooled
-// connection is sent once more (all are idempotent; a timeout is not
-// retried, Redis is hung); the connection is borrowed with the request's
-// context, so what it sends (and the pool's ROLE check) goes into the
-// request's trace (see watchedConn). It is an scs.CtxStore.
-//
-// The budget bounds a call without a goroutine to watch it: the store
-// borrows a connection whose deadlines stop at the call's limit (see
-// limitedConn) and runs redisstore's own code on it, through a pool of that
-// one connection.
+// SessionStore is scs/redisstore over NewPool's pool, an scs.CtxStore with
+// what redisstore lacks: the request's budget bounds each call (through the
+// connection's deadlines, limitedConn), a broken pooled connection is retried
+// once (a timeout is not), and the request's trace sees what is sent.
 type SessionStore struct {
 	pool   *redis.Pool
 	prefix string
@@ -69,9 +61,8 @@ func (s SessionStore) DeleteCtx(ctx context.Context, token string) error {
 // errGaveUp is returned when the session store stopped waiting for Redis.
 var errGaveUp = fmt.Errorf("gave up waiting for the session store: %w", context.DeadlineExceeded)
 
-// call runs store (and once more on a broken connection) on a connection
-// whose every read and write ends by the request's budget, DefaultTimeout
-// or ctx's deadline, whichever comes first; past it, the error is errGaveUp.
+// call runs store (again on a broken connection) on a connection whose I/O
+// ends by the budget, DefaultTimeout or ctx's deadline; past it, errGaveUp.
 func (s SessionStore) call(ctx context.Context, store func(*redisstore.RedisStore) error) error {
 	lim, spend := deadline(ctx, DefaultTimeout)
 	defer spend.done()
@@ -89,9 +80,8 @@ func (s SessionStore) call(ctx context.Context, store func(*redisstore.RedisStor
 	return err
 }
 
-// once borrows a connection for ctx (its limit set, see NewPool) and runs
-// store on it: redisstore gets a pool that lends only that connection and,
-// when redisstore closes it, gives it back to the real pool.
+// once borrows a connection for ctx and runs store on it through a pool that
+// lends only that connection.
 func (s SessionStore) once(ctx context.Context, store func(*redisstore.RedisStore) error) error {
 	c, err := s.pool.GetContext(ctx)
 	if err != nil {

@@ -8,14 +8,10 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// Client returns c with every command it sends for a traced context
-// recorded in that context's trace. It is a rueidis hook in the shape of
-// rueidishook.WithHook (that module is not in our module proxy): the
-// wrapper sees each command and its result, on the caller's goroutine.
-// optIn says c caches in rueidis's opt-in mode (CLIENT TRACKING ON OPTIN),
-// where a read the cache misses is sent as CLIENT CACHING YES, MULTI,
-// PTTL, the read, EXEC. Pub/sub and dedicated connections pass through:
-// they belong to no request.
+// Client returns c with every command sent for a traced context recorded in
+// its trace, a hook shaped like rueidishook.WithHook (not in our module
+// proxy). optIn: c caches in opt-in mode, where a cache miss is sent as
+// CLIENT CACHING YES, MULTI, PTTL, the read, EXEC. Pub/sub passes through.
 func Client(c rueidis.Client, optIn bool) rueidis.Client {
 	return traced{Client: c, optIn: optIn}
 }
@@ -126,9 +122,8 @@ func (t traced) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Dur
 	return res
 }
 
-// cacheHit follows the reply of a read rueidis answered from its
-// client-side cache: no round trip was made. cacheMiss follows one it
-// sent, and now keeps (PTTL says for how long).
+// cacheHit follows a reply from the client-side cache (no round trip),
+// cacheMiss one that was sent and is now cached.
 const (
 	cacheHit  = " from the client-side cache (not sent)"
 	cacheMiss = ", now in the client-side cache"
@@ -145,9 +140,8 @@ func summarizeWith(res rueidis.RedisResult, more string) string {
 	return summarize(res) + more
 }
 
-// summarize is a reply in a few characters: a string by its size (a
-// session is a few hundred bytes of JSON) unless it is a short word, a
-// number as itself, an array by its length.
+// summarize is a reply in a few characters: a string by its size unless it
+// is a short word, an array by its length.
 func summarize(res rueidis.RedisResult) string {
 	if err := res.Error(); err != nil {
 		if rueidis.IsRedisNil(err) {

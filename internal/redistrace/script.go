@@ -9,15 +9,10 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// A Lua script's own commands run inside Redis, where no client sees them;
-// MONITOR prints them (as "[0 lua]"). So each script reports them: a
-// prelude wraps redis.call to note every call, and the script returns
-// {what it ran, its result}. Script.Exec hands the caller the result alone;
-// the traced client keeps the rest.
-//
-// What it ran is one string, cheap to return and to keep: commands
-// separated by ranCommand, arguments by ranArg; an argument longer than
-// ranKeep bytes is kept to ranKeep, then ranCut and its full length.
+// A script's own commands are seen by no client (MONITOR prints them), so a
+// prelude wraps redis.call and the script returns {what it ran, its result}:
+// one string, commands split by ranCommand, arguments by ranArg, an argument
+// over ranKeep bytes cut to ranKeep, then ranCut and its full length.
 const (
 	ranCommand = "\x1e"
 	ranArg     = "\x1f"
@@ -55,10 +50,7 @@ type Script struct {
 // names a script only by its hash.
 var scripts sync.Map // sha1 hex -> name
 
-// NewScript returns the script of src, shown on a page as name beside its
-// hash:
-//
-//	var incr = redistrace.NewScript("count", src)
+// NewScript returns the script of src, shown on a page as name beside its hash.
 func NewScript(name, src string) *Script {
 	src = prelude + src + epilogue
 	scripts.Store(sha1hex(src), name)
@@ -148,17 +140,15 @@ func (r Reply) ToString() (string, error) {
 	return r.msg.ToString()
 }
 
-// NextRan splits what a script ran (see NewScript) into its first command
-// and the rest, and NextArg a command into its first argument and the
-// rest: a page walks them without allocating.
+// NextRan splits what a script ran into its first command and the rest, so a
+// page walks it without allocating.
 func NextRan(ran string) (cmd, rest string) {
 	cmd, rest, _ = strings.Cut(ran, ranCommand)
 	return cmd, rest
 }
 
-// NextArg: see NextRan; more says whether another argument follows (it
-// may be empty). An argument cut short ends in ranCut and its length (see
-// Kept).
+// NextArg splits a command into its first argument and the rest; more says
+// whether another (maybe empty) follows.
 func NextArg(cmd string) (arg, rest string, more bool) {
 	return strings.Cut(cmd, ranArg)
 }

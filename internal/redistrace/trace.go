@@ -1,9 +1,6 @@
-// Package redistrace records the Redis commands one request sends, in order,
-// as redis-cli MONITOR prints them (a script's own commands beneath the
-// call), with a short reply and the time each took, so a page can show what
-// it cost in Redis. It records what the app's own clients send for the
-// request's context: nothing extra goes to Redis (no MONITOR), and a request
-// without a trace in its context pays one context lookup per command.
+// Package redistrace records the Redis commands one request sends, as MONITOR
+// prints them, with a short reply and time each, so a page can show what it
+// cost; nothing extra goes to Redis, and an untraced request pays one lookup.
 package redistrace
 
 import (
@@ -15,13 +12,11 @@ import (
 
 // Command is one command as the request sent it.
 type Command struct {
-	// Args are the command as sent, its name first, uncut: a page cuts
-	// them when it shows them (AppendArg).
-	Args  []string
+	Args  []string      // as sent, uncut: a page cuts them (AppendArg)
 	Reply string        // "264 B", "3", "OK", "(nil)", "[3, 90 B]", "error NOSCRIPT"; "" when Queued
 	Took  time.Duration // from sending to the reply, as the app waited for it
-	// Queued: sent in one round trip with the commands after it, up to the
-	// next one with a reply, which carries the reply and the time.
+	// Queued: sent in one round trip with the commands up to the next one
+	// with a reply, which carries the reply and the time.
 	Queued bool
 	// Cached: answered from rueidis's client-side cache; nothing was sent.
 	Cached bool
@@ -29,8 +24,7 @@ type Command struct {
 	Ran    string // a script call: the commands it ran inside Redis (see NextRan)
 }
 
-// maxCommands bounds a trace: a page never needs more, and a request that
-// sends many commands must not grow one without limit.
+// maxCommands bounds a trace: a page never needs more.
 const maxCommands = 48
 
 // Trace is the commands of one request. Its methods are safe for

@@ -17,14 +17,13 @@ import (
 )
 
 // The browsers on one computer: the sessions that counted from one address
-// lately, one small hash per address (BrowsersKey: session ID -> Browser
-// JSON), for /count's two-browser exercise. No token, no user name.
+// lately, for /count's two-browser exercise. No token, no user name.
 const (
 	// BrowsersWindow: a browser that has not counted for this long drops
 	// off the list, and the hash expires this long after the last count.
 	BrowsersWindow = 30 * time.Minute
-	// MaxBrowsers bounds the list (and the hash) per address: a class
-	// behind one NAT shares one list, and it must not grow with the class.
+	// MaxBrowsers bounds the list per address: a class behind one NAT
+	// shares one, and it must not grow with the class.
 	MaxBrowsers = 10
 	// maxCounted bounds how many browsers of an address are counted
 	// (BrowsersSeenKey), so a page can say how many it does not list.
@@ -40,9 +39,8 @@ const Loopback = "loopback"
 // BrowsersKey is the hash of the browsers seen from one client address.
 func BrowsersKey(addr string) string { return "browsers:" + addr }
 
-// BrowsersSeenKey is when each browser of an address last counted (a
-// sorted set of session IDs by unix ms): how many counted lately, beyond the
-// MaxBrowsers the hash keeps.
+// BrowsersSeenKey is a sorted set of when each browser of an address last
+// counted, to count those beyond the MaxBrowsers the hash keeps.
 func BrowsersSeenKey(addr string) string { return "browsers:" + addr + ":seen" }
 
 // BrowsersChannel is the pub/sub channel where every count from addr
@@ -78,16 +76,10 @@ type Visit struct {
 	Process  string // the serving process's short id (the lab's restart evidence)
 }
 
-// noteBrowser is the Lua shared by the count scripts: record one browser's
-// count in an address's hash and its time in the address's sorted set (see
-// BrowsersSeenKey), drop what is older than the window or beyond the newest
-// MaxBrowsers (maxCounted in the set), make both expire a window after this
-// count, publish the new list and return it: how many counted, a space,
-// the list (JSON, newest first). Whether a browser has a page open is
-// whether anyone listens on its session's channel: every open page's live
-// stream does (PUBSUB NUMSUB counts the instances' subscriptions).
-//
-// The scripts pass it ARGV from browserArgs.
+// noteBrowser is the count scripts' Lua that records a browser's count,
+// trims and expires the address's hash and set, and publishes and returns
+// "<counted> <list JSON>". A browser has a page open if anyone listens on
+// its session's channel (PUBSUB NUMSUB). ARGV from browserArgs.
 const noteBrowser = `
 local function list_browsers(key, seen, now, a, publish)
   local window, max, channel, prefix, counted, sessions = tonumber(a[3]), tonumber(a[4]), a[5], a[6], tonumber(a[7]), a[8]
@@ -160,25 +152,21 @@ func SortBrowsers(list []Browser) {
 	})
 }
 
-// browserList: KEYS[1] browsers hash, KEYS[2] its sorted set of times;
-// ARGV[1] a session whose page opened or closed ("": none), then
-// browserArgs (8). It returns the list, and publishes it when ARGV[1] is
-// in it (the others' pages show whether it has a page open).
+// browserList: KEYS: hash, set; ARGV[1] a session whose page opened or
+// closed ("": none), then browserArgs. It returns the list, publishing it
+// when ARGV[1] is in it.
 var browserList = redistrace.NewScript("browsers list", noteBrowser+`
 local publish = ARGV[1] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1
 return list_browsers(KEYS[1], KEYS[2], now_ms(), {unpack(ARGV, 2)}, publish)`)
 
-// Browsers reads an address's list as the count scripts keep it, and how
-// many counted, for a page that starts listening: what was published
-// before it listened never reached it.
+// Browsers reads an address's list, for a page that starts listening: what
+// was published before never reached it.
 func (o *Ops) Browsers(ctx context.Context, addr string) (BrowserList, error) {
 	return o.PageChanged(ctx, "", addr)
 }
 
 // PageChanged reads an address's list like Browsers and, when token's
-// session is in it, tells the address's other pages that a page of it
-// opened or closed (its live stream started or ended): the list, with who
-// has a page open now, is published again.
+// session is in it, publishes it again: one of its pages opened or closed.
 func (o *Ops) PageChanged(ctx context.Context, token, addr string) (BrowserList, error) {
 	id := ""
 	if token != "" {
@@ -213,12 +201,9 @@ func ParseBrowsers(s string) (BrowserList, error) {
 	return BrowserList{Rows: list, Total: max(total, len(list))}, nil
 }
 
-// newBrowser: KEYS[1] browsers hash, KEYS[2] its sorted set of times,
-// KEYS[3] (when new sessions are limited) the address's counter of new
-// sessions; ARGV[1] session ID, ARGV[2] views, then browserArgs (8), then
-// the limit's max and window (throttle.Step.Args). For a session that is about to be created: its key
-// is written by the session store right after, unless the limit refused
-// it, in which case nothing is written and it returns {ms to wait}.
+// newBrowser, for a session about to be created: KEYS: hash, set, [new
+// session counter]; ARGV: session ID, views, browserArgs, throttle.Step.Args.
+// Past the limit nothing is written and it returns {ms to wait}.
 var newBrowser = redistrace.NewScript("note new browser", throttle.CountLimitLua+noteBrowser+`
 if KEYS[3] then
   local wait = count_limit(KEYS[3], ARGV[11], ARGV[12])
@@ -226,11 +211,9 @@ if KEYS[3] then
 end
 return {0, note_browser(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), now_ms(), {unpack(ARGV, 3, 10)})}`)
 
-// NewBrowser records the first count of a session not stored yet in its
-// address's list and returns the list. With limit set, the same round trip
-// counts the new session against it: past the limit nothing is recorded
-// and wait says how long until the address may start one. The session's
-// own write is the request's second round trip.
+// NewBrowser records the first count of a session not stored yet and returns
+// the list; the same round trip counts it against limit (past it, nothing is
+// recorded and wait says how long).
 func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (list BrowserList, wait time.Duration, err error) {
 	keys := []string{BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr)}
 	args := append([]string{ID(token), strconv.Itoa(views)}, browserArgs(v)...)
@@ -260,9 +243,8 @@ func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, 
 	return list, 0, err
 }
 
-// moveBrowser: KEYS[1] browsers hash, KEYS[2] its sorted set of times;
-// ARGV[1] the old session ID, ARGV[2] the new one, ARGV[3] views, then
-// browserArgs (8). The row keeps when it last counted.
+// moveBrowser: KEYS: hash, set; ARGV: old session ID, new one, views,
+// browserArgs. The row keeps when it last counted.
 var moveBrowser = redistrace.NewScript("move browser", noteBrowser+`
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return false end
@@ -272,10 +254,8 @@ local ok, d = pcall(cjson.decode, raw)
 if not ok or type(d) ~= 'table' or not tonumber(d.at) then return false end
 return note_browser(KEYS[1], KEYS[2], ARGV[2], tonumber(ARGV[3]), tonumber(d.at), {unpack(ARGV, 4)})`)
 
-// MoveBrowser gives a session's row in its address's list to the token
-// that renewed it (a login renews the token, and the browser is the same),
-// and publishes the list. A session that never counted has no row: nothing
-// changes.
+// MoveBrowser gives a session's row to the token that renewed it (the browser
+// is the same) and publishes the list; no row, no change.
 func (o *Ops) MoveBrowser(ctx context.Context, oldToken, newToken string, views int, v Visit) error {
 	err := moveBrowser.Exec(ctx, o.rdb, []string{BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr)},
 		append([]string{ID(oldToken), ID(newToken), strconv.Itoa(views)}, browserArgs(v)...)).Error()

@@ -9,12 +9,8 @@ import (
 )
 
 // Codec stores scs session data as readable JSON, so `redis-cli GET sess:<token>`
-// shows what the tutorial describes:
-//
-//	{"deadline":"2026-11-28T09:24:43.123Z","values":{"user":{"username":"alice","role":"student"},"views":3}}
-//
-// JSON has one number type, so values the app stores are decoded back into
-// their Go types by key (decodeValue); any other integer comes back as int.
+// shows what the tutorial describes; values are decoded back into their Go
+// types by key (decodeValue), other integers as int.
 type Codec struct{}
 
 // Keys of the values the app keeps in a session.
@@ -28,19 +24,16 @@ const (
 	KeyCounted    = "counted"      // the process that counted last (see Counted)
 )
 
-// User is who a session belongs to, as the tutorial stores it, and the
-// credential generation of the account when it logged in (see
-// accounts.NewGeneration): a session whose Gen is no longer the account's
-// is logged out.
+// User is who a session belongs to, as the tutorial stores it, with the
+// account's credential generation at login (accounts.NewGeneration).
 type User struct {
 	Username string `json:"username"`
 	Role     string `json:"role"`
 	Gen      string `json:"gen,omitempty"`
 }
 
-// Origin is where and when a session began: recorded in the write that
-// creates it, so a later page can show the session outlived its process or
-// came from another instance.
+// Origin is where and when a session began, so a later page can show it
+// outlived its process or came from another instance.
 type Origin struct {
 	Process  string    `json:"process"`  // the creating process's short id
 	Instance string    `json:"instance"` // the creating instance's name
@@ -97,10 +90,8 @@ func (Codec) Decode(b []byte) (time.Time, map[string]any, error) {
 	return env.Deadline, values, nil
 }
 
-// decodeValue decodes the values the app keeps straight into their Go
-// types (this runs on every request: no reflection, and the common cases
-// without a second pass of encoding/json); any other value as JSON gives
-// it, with integers as int.
+// decodeValue decodes the app's values straight into their Go types, without
+// reflection (every request runs it); any other as JSON does, integers as int.
 func decodeValue(key string, raw json.RawMessage) (any, error) {
 	switch key {
 	case KeyUser:
@@ -120,8 +111,7 @@ func decodeValue(key string, raw json.RawMessage) (any, error) {
 		err := json.Unmarshal(raw, &c)
 		return c, err
 	case KeySeen:
-		// raw is one valid JSON value already; Unmarshal would only check
-		// that again before calling this.
+		// raw is valid JSON already; Unmarshal would check it again.
 		var t time.Time
 		err := t.UnmarshalJSON(raw)
 		return t, err

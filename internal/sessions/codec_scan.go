@@ -5,13 +5,9 @@ import (
 	"time"
 )
 
-// decodePlain is Decode's fast path, for the JSON that Encode and the
-// scripts' cjson write: no whitespace, the two envelope keys, each key once.
-// It reads the envelope in one pass without encoding/json (which checked
-// the whole value, then scanned it again into a map of copies), and the
-// user and origin without reflection. Anything else it declines (ok false),
-// and Decode reads it as before; what it accepts, it decodes exactly as
-// Decode's general path would (FuzzDecodeSameAsReference holds the two to it).
+// decodePlain is Decode's one-pass fast path for the JSON Encode and cjson
+// write (encoding/json scanned it twice); it declines anything else (ok
+// false) and decodes the rest as the general path (FuzzDecodeSameAsReference).
 func decodePlain(b []byte) (deadline time.Time, values map[string]any, ok bool) {
 	s := scanner{b: b}
 	if !s.byte('{') {
@@ -177,9 +173,8 @@ func fields(raw []byte, field func(key string, v []byte) bool) bool {
 	}
 }
 
-// scanner reads a strict subset of JSON: no whitespace, and in keys and
-// in the strings the fast path reads itself, printable ASCII without
-// escapes. What it skips (value) is any JSON value without whitespace.
+// scanner reads a strict subset of JSON: no whitespace, and printable ASCII
+// without escapes in the strings it reads itself.
 type scanner struct {
 	b []byte
 	i int
