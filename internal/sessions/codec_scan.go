@@ -341,12 +341,9 @@ func (s *scanner) word(w string) bool {
 	return false
 }
 
-// parsePlainBrowsers is ParseBrowsers's fast path, for the list as the
-// scripts' cjson writes it (no whitespace, each of Browser's keys at most
-// once, integers, strings without escapes): it runs on every count,
-// with up to MaxBrowsers entries. Anything else it declines (ok false) and
-// encoding/json reads it; what it accepts it reads as encoding/json would
-// (TestParseBrowsersSameAsJSON, FuzzParseBrowsersSameAsJSON).
+// parsePlainBrowsers is ParseBrowsers's fast path (every count runs it) for
+// the list as cjson writes it; it declines anything else (ok false) and reads
+// the rest as encoding/json would (FuzzParseBrowsersSameAsJSON).
 func parsePlainBrowsers(list string) ([]Browser, bool) {
 	s := scanner{b: []byte(list)}
 	if !s.byte('[') {
