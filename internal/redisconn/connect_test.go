@@ -45,6 +45,11 @@ func TestConnectOverTLSWithPrivateCAAndClientCertificate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := redisconn.Connect(t.Context(), tc.cfg)
+			// A handshake that a loaded machine makes late says nothing about
+			// which message a refusal gets: ask again, a few times at most.
+			for try := 1; try < 4 && err != nil && strings.Contains(err.Error(), "did not answer in time"); try++ {
+				_, err = redisconn.Connect(t.Context(), tc.cfg)
+			}
 			if err == nil || !strings.Contains(err.Error(), tc.says) || strings.Contains(err.Error(), "task run") {
 				t.Errorf("error %v; want one naming %q, and no hint to start a Redis", err, tc.says)
 			}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,8 +30,7 @@ const stopBound = 30 * time.Second
 type taskCluster struct {
 	t      *testing.T
 	cmd    *exec.Cmd // go tool task cluster
-	mu     sync.Mutex
-	out    strings.Builder
+	out    printed
 	exited chan struct{}
 }
 
@@ -81,21 +78,9 @@ func startTaskCluster(t *testing.T, work, dir string) *taskCluster {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	tc := &taskCluster{t: t, cmd: cmd, exited: make(chan struct{})}
-	ready := make(chan struct{})
-	go func() {
-		defer close(tc.exited)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			tc.mu.Lock()
-			tc.out.WriteString(sc.Text() + "\n")
-			tc.mu.Unlock()
-			if strings.HasPrefix(sc.Text(), "open https://localhost:") {
-				close(ready)
-			}
-		}
-		_ = cmd.Wait()
-	}()
+	tc := &taskCluster{t: t, cmd: cmd}
+	ready, exited := tc.out.follow(cmd, stdout)
+	tc.exited = exited
 	t.Cleanup(func() {
 		// Whatever the test left running (it failed): every process below go.
 		for _, p := range descendants(cmd.Process.Pid) {
@@ -114,11 +99,7 @@ func startTaskCluster(t *testing.T, work, dir string) *taskCluster {
 	return tc
 }
 
-func (tc *taskCluster) output() string {
-	tc.mu.Lock()
-	defer tc.mu.Unlock()
-	return tc.out.String()
-}
+func (tc *taskCluster) output() string { return tc.out.String() }
 
 // proc is a process below go, by its command name.
 type proc struct {

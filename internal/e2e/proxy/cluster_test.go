@@ -45,9 +45,41 @@ type cluster struct {
 	dir    string
 	state  clusterState
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	log    strings.Builder
+	out    printed
 	exited chan struct{}
+}
+
+// printed is what a cluster printed, readable while it runs.
+type printed struct {
+	mu   sync.Mutex
+	text strings.Builder
+}
+
+// follow copies the output of cmd (started, stdout its pipe) until it
+// exits, then waits for it and closes exited; ready closes at the line
+// that says the cluster serves.
+func (p *printed) follow(cmd *exec.Cmd, stdout io.Reader) (ready, exited chan struct{}) {
+	ready, exited = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.text.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			if strings.HasPrefix(sc.Text(), "open https://localhost:") {
+				close(ready)
+			}
+		}
+		_ = cmd.Wait()
+	}()
+	return ready, exited
+}
+
+func (p *printed) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.text.String()
 }
 
 // The instances drain for 1 s when they restart, not the default 5 s: nginx
@@ -90,21 +122,8 @@ func (c *cluster) start() {
 		t.Fatal(err)
 	}
 	c.cmd = cmd
-	ready, exited := make(chan struct{}), make(chan struct{})
+	ready, exited := c.out.follow(cmd, stdout)
 	c.exited = exited
-	go func() {
-		defer close(exited)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			c.mu.Lock()
-			c.log.WriteString(sc.Text() + "\n")
-			c.mu.Unlock()
-			if strings.HasPrefix(sc.Text(), "open https://localhost:") {
-				close(ready)
-			}
-		}
-		_ = cmd.Wait()
-	}()
 	t.Cleanup(func() {
 		select {
 		case <-exited:
@@ -137,11 +156,7 @@ func (c *cluster) start() {
 }
 
 // output is what the cluster printed so far.
-func (c *cluster) output() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.log.String()
-}
+func (c *cluster) output() string { return c.out.String() }
 
 // readState reads cluster.json again (PIDs change when processes restart).
 func (c *cluster) readState() {
