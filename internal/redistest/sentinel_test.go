@@ -47,7 +47,7 @@ func TestTopologyFailsOver(t *testing.T) {
 			for _, n := range topo.Nodes {
 				if n.Addr() == from && n.Dead() {
 					topo.Rejoin(n)
-					t.Logf("and %s is a replica again after %v", from, time.Since(start).Round(time.Millisecond))
+					t.Logf("and %s has rejoined after %v", from, time.Since(start).Round(time.Millisecond))
 				}
 			}
 		})
