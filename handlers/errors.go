@@ -113,6 +113,13 @@ func (a *App) answerWith(w http.ResponseWriter, r *http.Request, f failure, page
 	a.render(w, r, f.Status, f.Title, page)
 }
 
+// refuse sends a refusal expected in normal use (a lab check, a second tab
+// after a login): as renderForm, htmx gets it as 200 with the status in a header.
+func (a *App) refuse(w http.ResponseWriter, r *http.Request, f failure) {
+	f.setHeaders(w.Header())
+	a.renderForm(w, r, f.Status, f.Title, views.ProblemPage(views.Problem{Status: f.Status, Title: f.Title, Message: f.Message}))
+}
+
 // answerPlain sends a failure as plain text, for probes or when no page renders.
 func answerPlain(w http.ResponseWriter, f failure, text string) {
 	h := w.Header()

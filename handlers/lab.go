@@ -585,7 +585,7 @@ func (a *App) labRead(w http.ResponseWriter, r *http.Request) {
 	read := r.PostForm.Get("read")
 	l := a.labOf(ctx)
 	if token == "" {
-		a.answer(w, r, failLabNoSession)
+		a.refuse(w, r, failLabNoSession)
 		return
 	}
 	o := sessions.LabOutcomes{}
@@ -600,7 +600,7 @@ func (a *App) labRead(w http.ResponseWriter, r *http.Request) {
 	case read != "" && l.NoHTTPOnly && subtle.ConstantTimeCompare([]byte(read), []byte(token)) == 1:
 		o.Exposed, exposed = now, true
 	default:
-		a.answer(w, r, failLabRead)
+		a.refuse(w, r, failLabRead)
 		return
 	}
 	if err := a.Ops.LabNote(ctx, token, "httponly", o, true); err != nil {

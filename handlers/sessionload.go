@@ -236,5 +236,5 @@ func (a *App) tokenRenewed(w http.ResponseWriter, r *http.Request) {
 	if isHTMX(r) {
 		w.Header().Set("HX-Refresh", "true")
 	}
-	a.answer(w, r, failRenewed)
+	a.refuse(w, r, failRenewed) // expected in a second tab after a login
 }
