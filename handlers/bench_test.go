@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"net/url"
@@ -43,7 +44,11 @@ func benchRequest(b *testing.B, path, cookie string, want int, setup ...func(*te
 		ta.register(c, "bench", "bench-password")
 		cookie = ta.app.Sessions.Cookie.Name + "=" + ta.token(c)
 	}
-	req, _ := http.NewRequest(http.MethodGet, ta.srv.URL+path, nil)
+	// Cancellable, as net/http's server makes every request's context:
+	// a context.Background would hide what deriving from it costs.
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ta.srv.URL+path, nil)
 	if cookie != "" {
 		req.Header.Set("Cookie", cookie)
 	}
