@@ -2,6 +2,7 @@ package redisconn
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -100,13 +101,78 @@ func (b bounded) DoMulti(ctx context.Context, multi ...rueidis.Completed) []ruei
 }
 
 func (b bounded) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Duration) rueidis.RedisResult {
-	ctx, cancel := limit(ctx, b.timeout)
+	ctx, cancel := limitLazily(ctx, b.timeout)
 	defer cancel()
 	return b.Client.DoCache(ctx, cmd, ttl)
 }
 
 func (b bounded) DoMultiCache(ctx context.Context, multi ...rueidis.CacheableTTL) []rueidis.RedisResult {
-	ctx, cancel := limit(ctx, b.timeout)
+	ctx, cancel := limitLazily(ctx, b.timeout)
 	defer cancel()
 	return b.Client.DoMultiCache(ctx, multi...)
+}
+
+// limitLazily is limit for commands the client-side cache may answer: rueidis
+// answers a hit without looking at ctx (pipe.DoCache: Flight, then NewResult),
+// so the deadline's timer is made only when a miss waits on it. A timer per
+// credential check was 3 % of a page's CPU.
+func limitLazily(ctx context.Context, timeout time.Duration) (_ context.Context, done func()) {
+	lim, spend := deadline(ctx, timeout)
+	if dl, ok := ctx.Deadline(); ok && !dl.After(lim) {
+		return ctx, spend.done
+	}
+	l := &lazyDeadline{Context: ctx, at: lim}
+	return l, func() { l.stop(); spend.done() }
+}
+
+// lazyDeadline is context.WithDeadline(Context, at), made at the first call
+// of Done or Err; Deadline and Value need no timer.
+type lazyDeadline struct {
+	context.Context
+	at      time.Time
+	timed   atomic.Pointer[context.Context] // the WithDeadline context, once made
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	stopped bool
+}
+
+func (l *lazyDeadline) Deadline() (time.Time, bool) { return l.at, true }
+func (l *lazyDeadline) Done() <-chan struct{}       { return l.make().Done() }
+func (l *lazyDeadline) Err() error                  { return l.make().Err() }
+
+// Value asks the timed context once it exists, so that a context derived
+// from this one finds its cancellation (context's parentCancelCtx).
+func (l *lazyDeadline) Value(key any) any {
+	if t := l.timed.Load(); t != nil {
+		return (*t).Value(key)
+	}
+	return l.Context.Value(key)
+}
+
+func (l *lazyDeadline) make() context.Context {
+	if t := l.timed.Load(); t != nil {
+		return *t
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t := l.timed.Load(); t != nil {
+		return *t
+	}
+	ctx, cancel := context.WithDeadline(l.Context, l.at)
+	if l.stopped {
+		cancel() // asked after the command ended: answer as a cancelled WithDeadline does
+	}
+	l.cancel = cancel
+	l.timed.Store(&ctx)
+	return ctx
+}
+
+// stop is the CancelFunc: it ends the timer if one was made.
+func (l *lazyDeadline) stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopped = true
+	if l.cancel != nil {
+		l.cancel()
+	}
 }
