@@ -4,7 +4,7 @@ package views
 
 import (
 	"context"
-	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -156,19 +156,38 @@ func ttlText(d time.Duration) string {
 	return d.Truncate(time.Second).String()
 }
 
-// clockLayout is how pages show a moment.
-const clockLayout = "2006-01-02 15:04:05 UTC"
+// clockLayout is how pages show a moment; datetimeLayout is the moment in
+// a <time>'s datetime attribute.
+const (
+	clockLayout    = "2006-01-02 15:04:05 UTC"
+	datetimeLayout = "2006-01-02T15:04:05Z"
+)
 
-// clock is t as clockLayout shows it, digit by digit: time.Format parses its
-// layout every call (a third of a page's time formatting).
-func clock(t time.Time) string {
+// clock is t as clockLayout shows it, written digit by digit (stamp).
+func clock(t time.Time) string { return stamp(t, "0000-00-00 00:00:00 UTC", clockLayout) }
+
+// datetime is t as datetimeLayout shows it, written digit by digit (stamp).
+func datetime(t time.Time) string { return stamp(t, "0000-00-00T00:00:00Z", datetimeLayout) }
+
+// timeOfDay is t's UTC time as "15:04:05" shows it.
+func timeOfDay(t time.Time) string {
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return t.UTC().Format(time.TimeOnly)
+	}
+	return clock(t)[11:19]
+}
+
+// stamp writes t's UTC date and time into the digits of pattern, which is
+// layout with every field zero: time.Format parses its layout every call
+// (a third of a page's time formatting).
+func stamp(t time.Time, pattern, layout string) string {
 	t = t.UTC()
 	y, mo, d := t.Date()
 	h, mi, s := t.Clock()
 	if y < 0 || y > 9999 {
-		return t.Format(clockLayout)
+		return t.Format(layout)
 	}
-	b := []byte("0000-00-00 00:00:00 UTC")
+	b := []byte(pattern)
 	put := func(i, v, n int) {
 		for ; n > 0; n-- {
 			b[i+n-1] = byte('0' + v%10)
@@ -191,9 +210,9 @@ func until(t, now time.Time) string {
 	}
 	h, m := int(d.Hours()), int(d.Minutes())%60
 	if h == 0 {
-		return fmt.Sprintf("in %d min", m)
+		return "in " + strconv.Itoa(m) + " min"
 	}
-	return fmt.Sprintf("in %d h %d min", h, m)
+	return "in " + strconv.Itoa(h) + " h " + strconv.Itoa(m) + " min"
 }
 
 // describedBy lists the ids of what describes a field: its error, when one

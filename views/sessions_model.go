@@ -1,7 +1,7 @@
 package views
 
 import (
-	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -58,10 +58,10 @@ func ago(t, now time.Time) string {
 	case d < 5*time.Second:
 		return "just now"
 	case d < time.Minute:
-		return fmt.Sprintf("%d s ago", int(d.Seconds()))
+		return strconv.Itoa(int(d.Seconds())) + " s ago"
 	case d < time.Hour:
-		return fmt.Sprintf("%d min ago", int(d.Minutes()))
+		return strconv.Itoa(int(d.Minutes())) + " min ago"
 	default:
-		return fmt.Sprintf("%d h %d min ago", int(d.Hours()), int(d.Minutes())%60)
+		return strconv.Itoa(int(d.Hours())) + " h " + strconv.Itoa(int(d.Minutes())%60) + " min ago"
 	}
 }
