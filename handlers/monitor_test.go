@@ -20,10 +20,20 @@ import (
 // (MONITOR's "[0 lua]" lines) beneath the script call, nothing more and
 // nothing left out. An argument may be cut short (a token, a long value),
 // and is then marked with "…"; what is shown is MONITOR's text.
+//
+// The app reaches Redis as an ACL user, on database 2, with a client name,
+// so every new connection has a handshake to show (AUTH, SETNAME, SELECT),
+// and each is in the trace of the request that opened it.
 func TestTraceIsWhatMonitorPrints(t *testing.T) {
-	ta := newTestApp(t)
+	rs := redistest.Start(t)
+	rs.MustDo("ACL", "SETUSER", "tracer", "on", ">tracer-password", "~*", "&*", "+@all")
+	ta := newTestAppWith(t, rs, func(cfg *Config) {
+		cfg.Redis.URL = "redis://tracer:tracer-password@" + rs.Addr() + "/2?client_name=sessionlab-trace"
+	})
+	waitForTheHub(t, rs)
 	mon := startMonitor(t, ta.redis)
 	browser, student := ta.client(), ta.client()
+	handshakes := map[string]int{} // command name: how many traces list it
 
 	for _, step := range []struct {
 		name string
@@ -38,16 +48,25 @@ func TestTraceIsWhatMonitorPrints(t *testing.T) {
 		{"after a sign-up, the profile: the account through the client-side cache, missed", func() response { return ta.get(student, "/profile") }},
 		{"the profile again: the account from the client-side cache, not sent", func() response { return ta.get(student, "/profile") }},
 		{"a logged-in count", func() response { return ta.get(student, "/count") }},
+		{"after Redis closed the Redis client's connections, the profile: a new one, with its handshake (HELLO, CLIENT TRACKING, SELECT)", func() response { return ta.get(student, "/profile") }},
 	} {
-		if strings.HasPrefix(step.name, "after a sign-up") {
+		switch {
+		case strings.HasPrefix(step.name, "after a sign-up"):
 			// A sign-up answers with a redirect: no page, so no trace to compare.
 			mon.around(t, func() { ta.register(student, "alice", "correct-horse-1") })
+		case strings.HasPrefix(step.name, "after Redis closed"):
+			killPipelines(t, rs)
 		}
 		t.Run(step.name, func(t *testing.T) {
 			var r response
 			seen := mon.around(t, func() { r = step.do() })
 			shown := renderedTrace(r.body)
 			compareWithMonitor(t, shown, seen)
+			for _, l := range shown {
+				if l.handshake {
+					handshakes[l.args[0]]++
+				}
+			}
 			for _, c := range []*http.Client{browser, student} {
 				if tok := ta.token(c); tok != "" && strings.Contains(r.body, tok) {
 					t.Error("the page holds a full session token")
@@ -55,13 +74,70 @@ func TestTraceIsWhatMonitorPrints(t *testing.T) {
 			}
 		})
 	}
+	// The first count's new pool connection, and the Redis client's new
+	// connection after the kill (and maybe its second pipeline before).
+	for _, cmd := range []string{"AUTH", "SELECT", "HELLO", "CLIENT"} {
+		if handshakes[cmd] == 0 {
+			t.Errorf("no trace listed a handshake's %s; the handshakes listed: %v", cmd, handshakes)
+		}
+	}
+}
+
+// rueidisClients are the app's rueidis connections as Redis lists them
+// (rueidis speaks RESP3; the session pool and MONITOR speak RESP2): their
+// IDs and the last command each ran.
+func rueidisClients(rs *redistest.Server) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(rs.MustDo("CLIENT", "LIST"), "\n") {
+		if !strings.Contains(line, " resp=3") {
+			continue
+		}
+		id, _, _ := strings.Cut(strings.TrimPrefix(line, "id="), " ")
+		_, cmd, _ := strings.Cut(line, " cmd=")
+		cmd, _, _ = strings.Cut(cmd, " ")
+		out[id] = cmd
+	}
+	return out
+}
+
+// waitForTheHub waits until the live hub has opened its connection, in the
+// background when the app starts: a handshake that is no request's.
+func waitForTheHub(t *testing.T, rs *redistest.Server) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); len(rueidisClients(rs)) < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the live hub opened no connection of its own: %v", rueidisClients(rs))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// killPipelines closes the connections that carried the app's commands (not
+// the live hub's, which has sent nothing but its handshake): the client's
+// next command opens a new one (a read it had sent on a closed one it sends
+// again).
+func killPipelines(t *testing.T, rs *redistest.Server) {
+	t.Helper()
+	n := 0
+	for id, cmd := range rueidisClients(rs) {
+		switch cmd {
+		case "hello", "select", "client|tracking", "subscribe":
+		default:
+			rs.MustDo("CLIENT", "KILL", "ID", id)
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no pipeline connection to close: %v", rueidisClients(rs))
+	}
 }
 
 // traceLine is one command: who ran it ("lua" for a script's own, as
 // MONITOR says) and its arguments as MONITOR prints them (quoted, escaped).
 type traceLine struct {
-	lua  bool
-	args []string
+	lua       bool
+	handshake bool // shown as opening the connection the request needed
+	args      []string
 }
 
 func (l traceLine) String() string {
@@ -158,7 +234,8 @@ func renderedTrace(body string) []traceLine {
 			whole = whole[:i]
 		}
 		text := strings.TrimSpace(html.UnescapeString(tagRe.ReplaceAllString(smallRe.ReplaceAllString(item, ""), "")))
-		l := traceLine{lua: strings.Contains(body[m[0]:m[1]], "trace-script-command")}
+		l := traceLine{lua: strings.Contains(body[m[0]:m[1]], "trace-script-command"),
+			handshake: strings.Contains(whole, "opening the connection this request needed")}
 		if !strings.Contains(whole, "(not sent)") {
 			l.args = splitArgs(text)
 		}
@@ -222,9 +299,9 @@ var monitorLineRe = regexp.MustCompile(`^\+[0-9.]+ \[\d+ ([^\]]+)\] (.*)\r\n$`)
 
 // around runs do between two ECHO marks and returns what MONITOR printed
 // between them, but the rueidis client's own upkeep, which the page names
-// as not part of the request: the PING it sends on an idle connection, and
-// HELLO and CLIENT TRACKING, with which it opens one (it opens them as
-// commands need them, up to one per pipeline).
+// as not part of the request: the PING it sends on an idle connection. A
+// connection it opens for a request (as commands need them, up to one per
+// pipeline) is the request's: its handshake is in the request's trace.
 func (m *monitor) around(t *testing.T, do func()) []traceLine {
 	t.Helper()
 	m.n++
@@ -248,8 +325,7 @@ func (m *monitor) around(t *testing.T, do func()) []traceLine {
 			started = true
 		case len(args) == 2 && args[0] == "ECHO" && args[1] == mark+"-end":
 			return lines
-		case len(args) == 1 && args[0] == "PING", len(args) == 2 && args[0] == "HELLO",
-			len(args) > 1 && args[0] == "CLIENT" && args[1] == "TRACKING":
+		case len(args) == 1 && args[0] == "PING":
 		case started:
 			lines = append(lines, traceLine{lua: sm[1] == "lua", args: args})
 		}

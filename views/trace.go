@@ -43,9 +43,14 @@ func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 			b.WriteString(html.EscapeString(c.Script))
 			b.WriteString(` script)</small>`)
 		}
-		if c.Queued {
+		if c.Handshake {
+			b.WriteString(` <small>(opening the connection this request needed)</small>`)
+		}
+		switch {
+		case c.Queued:
 			b.WriteString(` <small>sent with the next, in one round trip</small>`)
-		} else {
+		case c.Handshake && c.Reply == "": // the client reads these replies itself
+		default:
 			b.WriteString(` → `)
 			b.WriteString(html.EscapeString(c.Reply))
 			b.WriteString(`, `)
@@ -87,7 +92,7 @@ func writeOthers(b *bytes.Buffer) {
 	b.WriteString(`<p data-testid="trace-others"><small>Not part of this request, though <code>MONITOR</code> prints them too: `)
 	b.WriteString(`the panel below, which reads this browser's keys in a request of its own (<code>GET /redis</code>); `)
 	b.WriteString(`the page's live stream (<code>GET /live</code>: it loads the session and, on the counter, reads the browsers list when it opens, and listens with <code>SUBSCRIBE</code>); `)
-	b.WriteString(`and the Redis client's own upkeep: <code>PING</code> on an idle connection, <code>HELLO</code> and <code>CLIENT TRACKING</code> on a new one.</small></p>`)
+	b.WriteString(`and the Redis client's own upkeep: <code>PING</code> on an idle connection, and the handshake (<code>HELLO</code>, <code>CLIENT TRACKING</code>…) of a connection it opens in the background, such as the live stream's. A connection opened for this request shows its handshake in the list above.</small></p>`)
 }
 
 func writeArgs(b *bytes.Buffer, args []string) {

@@ -41,10 +41,6 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 		redis.DialTLSHandshakeTimeout(DialTimeout),
 		redis.DialReadTimeout(DefaultTimeout),
 		redis.DialWriteTimeout(DefaultTimeout),
-		redis.DialDatabase(opt.SelectDB),
-		redis.DialUsername(opt.Username),
-		redis.DialPassword(opt.Password),
-		redis.DialClientName(opt.ClientName),
 	}
 	if opt.TLSConfig != nil {
 		dialOptions = append(dialOptions, redis.DialUseTLS(true), redis.DialTLSConfig(opt.TLSConfig))
@@ -82,6 +78,11 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 			}
 			wc := &watchedConn{Conn: c, nc: nc, addr: addr, pool: p, noReplica: noReplica, times: cfg.PoolTimes, pingOnly: cfg.Managed,
 				trace: redistrace.From(ctx)}
+			if err := wc.handshake(opt); err != nil {
+				c.Close()
+				p.failed()
+				return nil, err
+			}
 			if err := wc.checkRole(); err != nil {
 				c.Close()
 				return nil, err
@@ -211,6 +212,32 @@ type watchedConn struct {
 	pingOnly  bool              // Config.Managed: ROLE may be forbidden; READONLY still drops it
 }
 
+// handshake sends what redigo's DialPassword, DialClientName and
+// DialDatabase would, in redigo's order, through c: so the dialing request's
+// trace lists them (AUTH redacted as MONITOR prints it).
+func (c *watchedConn) handshake(opt rueidis.ClientOption) error {
+	var cmds [3][]any
+	n := 0
+	switch {
+	case opt.Password != "" && opt.Username != "":
+		cmds[n], n = []any{"AUTH", opt.Username, opt.Password}, n+1
+	case opt.Password != "":
+		cmds[n], n = []any{"AUTH", opt.Password}, n+1
+	}
+	if opt.ClientName != "" {
+		cmds[n], n = []any{"CLIENT", "SETNAME", opt.ClientName}, n+1
+	}
+	if opt.SelectDB != 0 {
+		cmds[n], n = []any{"SELECT", opt.SelectDB}, n+1
+	}
+	for _, cmd := range cmds[:n] {
+		if _, err := c.Do(cmd[0].(string), cmd[1:]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // checkRole asks the server whether it is (still) a master.
 func (c *watchedConn) checkRole() error {
 	var role []any
@@ -269,10 +296,14 @@ func (c *watchedConn) Do(cmd string, args ...any) (any, error) {
 		c.times.Observe(time.Since(start).Seconds())
 	}
 	if c.trace != nil && cmd != "" { // Do("") sends nothing: it reads what Send queued
-		c.trace.Add(redistrace.Command{Args: traceArgs(cmd, args), Reply: traceReply(v, err), Took: time.Since(start)})
+		c.trace.Add(redistrace.Command{Args: redistrace.Redact(traceArgs(cmd, args)), Reply: traceReply(v, err), Took: time.Since(start),
+			Handshake: handshakeCommands[cmd]})
 	}
 	return v, c.check(err)
 }
+
+// handshakeCommands are the ones only handshake sends.
+var handshakeCommands = map[string]bool{"AUTH": true, "CLIENT": true, "SELECT": true}
 
 // sessionWrites start scs/redisstore's writes (MULTI, DEL): one refused for
 // want of a replica is refused before anything is buffered.

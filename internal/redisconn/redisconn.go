@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
 // ParseURL reads a Redis URL the way rueidis does; its errors leave the URL
@@ -91,6 +93,10 @@ func (cfg Config) options() (rueidis.ClientOption, error) {
 		opt.DisableCache = true
 	}
 	opt.ForceSingleClient = opt.Sentinel.MasterSet == "" // never probe for a cluster: refused below
+	opt.DialCtxFn = handshakeTraced(opt.DialCtxFn)
+	// Redis 7.0 refuses CLIENT SETINFO (it is 7.2's) and MONITOR does not
+	// print it: a request's trace would list a command no one sees.
+	opt.ClientSetInfo = rueidis.DisableClientSetInfo
 	// Every request that meets a broken connection waits for one dial,
 	// whatever its own deadline, so the dial must fit a request's budget.
 	opt.Dialer.Timeout = DialTimeout
@@ -98,6 +104,26 @@ func (cfg Config) options() (rueidis.ClientOption, error) {
 	// Client-side caching stays on: every logged-in request reads its account,
 	// and Redis invalidates the copies when it changes.
 	return opt, nil
+}
+
+// handshakeTraced dials as rueidis does (or as dial does: unix:// sets one)
+// and lets the dialing request's trace see the new connection's handshake:
+// rueidis dials with the context of the command that needs a connection.
+func handshakeTraced(dial func(context.Context, string, *net.Dialer, *tls.Config) (net.Conn, error)) func(context.Context, string, *net.Dialer, *tls.Config) (net.Conn, error) {
+	return func(ctx context.Context, addr string, d *net.Dialer, tc *tls.Config) (c net.Conn, err error) {
+		switch {
+		case dial != nil:
+			c, err = dial(ctx, addr, d, tc)
+		case tc != nil:
+			c, err = (&tls.Dialer{NetDialer: d, Config: tc}).DialContext(ctx, "tcp", addr)
+		default:
+			c, err = d.DialContext(ctx, "tcp", addr)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return redistrace.WatchHandshake(ctx, c), nil
+	}
 }
 
 func addTLSFiles(tc *tls.Config, ca, cert, key string) error {

@@ -20,8 +20,11 @@ type Command struct {
 	Queued bool
 	// Cached: answered from rueidis's client-side cache; nothing was sent.
 	Cached bool
-	Script string // a script call: the script's name, a note beside its hash
-	Ran    string // a script call: the commands it ran inside Redis (see NextRan)
+	// Handshake: sent to open the connection the request needed (HELLO,
+	// AUTH, SELECT…); Reply is "" when the client does not let us see it.
+	Handshake bool
+	Script    string // a script call: the script's name, a note beside its hash
+	Ran       string // a script call: the commands it ran inside Redis (see NextRan)
 }
 
 // maxCommands bounds a trace: a page never needs more.
