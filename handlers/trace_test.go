@@ -10,18 +10,20 @@ import (
 	"github.com/sessionlab/sessionlab/internal/sessions"
 )
 
-var traceRe = regexp.MustCompile(`(?s)<li data-testid="trace-command"[^>]*><code>([^<]*)</code>(?: <small>\(the ([^<]*) script\)</small>)?(?: → (.*?), [0-9.]+ ms)?`)
+var traceRe = regexp.MustCompile(`(?s)<li data-testid="trace-command"[^>]*><code>([^<]*)</code>(?: <small>\(the ([^<]*) script\)</small>)?( <small>\(opening the connection this request needed\)</small>)?(?: → (.*?), [0-9.]+ ms)?`)
 
 // traceLines reads the commands the Redis panel's trace says the request
 // sent (not a script's own), in short: the command, a script's name, the
 // first key, the reply ("GET sess:abcdef… → 264 B", "EVALSHA count
 // sess:abcdef… → [3, 90 B]", "MULTI" when the reply came with a later one).
 // A script's first run in a fresh Redis is EVALSHA → NOSCRIPT, then EVAL
-// (rueidis loads it so): those are left out, and EVAL reads as EVALSHA.
+// (rueidis loads it so): those are left out, and EVAL reads as EVALSHA. So
+// is a new connection's handshake: which request opens one is chance
+// (TestTraceIsWhatMonitorPrints checks them).
 func traceLines(body string) []string {
 	var out []string
 	for _, m := range traceRe.FindAllStringSubmatch(body, -1) {
-		if m[3] == "error NOSCRIPT" {
+		if m[4] == "error NOSCRIPT" || m[3] != "" {
 			continue
 		}
 		args := splitArgs(html.UnescapeString(m[1]))
@@ -38,8 +40,8 @@ func traceLines(body string) []string {
 		case len(args) > 1:
 			line += " " + args[1]
 		}
-		if m[3] != "" {
-			line += " → " + m[3]
+		if m[4] != "" {
+			line += " → " + m[4]
 		}
 		out = append(out, line)
 	}
