@@ -16,6 +16,7 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -63,6 +64,9 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.close()
 	err = s.start()
+	if err == nil {
+		err = s.sendOwn()
+	}
 	if err == nil {
 		err = s.loop()
 	}
@@ -193,6 +197,17 @@ func (s *stream) start() error {
 		return nil
 	}
 	return s.sendBrowsers(list)
+}
+
+// sendOwn lists what the stream sent to Redis as it opened, for the foot of
+// the panel: MONITOR prints it among the page's commands.
+func (s *stream) sendOwn() error {
+	var cmds [8]views.TraceCommand
+	t := views.Trace{Method: s.r.Method, Path: s.r.URL.Path, Commands: cmds[:0]}
+	t.Dropped = redistrace.From(s.ctx).Each(func(c redistrace.Command) { t.Commands = append(t.Commands, c) })
+	var b bytes.Buffer
+	views.WriteOwnTrace(&b, views.OwnLive, t)
+	return s.send(views.SSEOwn, b.String())
 }
 
 // loop turns what the stream hears into events until the client leaves, the

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // The panel's trace is what a student holds up against redis-cli MONITOR:
@@ -132,6 +134,48 @@ func killPipelines(t *testing.T, rs *redistest.Server) {
 	}
 }
 
+// The panel's own request and the live stream are not the page's request,
+// though MONITOR prints their commands among the page's: each lists its
+// own, marked as not the request's, and each list is what MONITOR printed
+// for it, so a student can place every line.
+func TestOwnTrafficIsWhatMonitorPrints(t *testing.T) {
+	ta := newTestApp(t)
+	waitForTheHub(t, ta.redis)
+	mon := startMonitor(t, ta.redis)
+	c := ta.client()
+	ta.register(c, "olive", "olive-password-1")
+	ta.get(c, "/count")
+
+	t.Run("the panel's own request", func(t *testing.T) {
+		var r response
+		seen := mon.around(t, func() { r = ta.get(c, "/redis", "HX-Request", "true", "HX-Target", views.IDRedisPanel) })
+		shown := renderedList(r.body, "own-trace", ownItemRe)
+		if len(shown) == 0 || strings.Count(r.body, `data-own="panel"`) != strings.Count(r.body, `data-testid="own-command"`) {
+			t.Fatalf("the panel does not list its own commands, each marked as the panel's:\n%s", r.body)
+		}
+		if !strings.Contains(r.body, "Not part of this request: the panel's own") {
+			t.Error("the panel's own commands are not headed as not part of the request")
+		}
+		compareWithMonitor(t, shown, seen)
+	})
+	t.Run("the live stream as it opened", func(t *testing.T) {
+		var own apptest.Event
+		seen := mon.around(t, func() { own = apptest.OpenStream(t, c, ta.srv.URL+"/live").Next(views.SSEOwn) })
+		shown := renderedList(own.Data, "own-trace", ownItemRe)
+		if len(shown) == 0 || strings.Count(own.Data, `data-own="live"`) != strings.Count(own.Data, `data-testid="own-command"`) ||
+			!strings.Contains(own.Data, `"SUBSCRIBE"`) {
+			t.Fatalf("the stream does not list its own commands (SUBSCRIBE among them), each marked as the stream's:\n%s", own.Data)
+		}
+		compareWithMonitor(t, shown, seen)
+	})
+	t.Run("a page has the place the stream's list goes", func(t *testing.T) {
+		r := ta.get(c, "/count")
+		if !strings.Contains(r.body, `data-testid="live-own" `+views.AttrLiveSwap+`="`+views.SSEOwn+`"`) {
+			t.Error("the page has no element the stream's own list replaces")
+		}
+	})
+}
+
 // traceLine is one command: who ran it ("lua" for a script's own, as
 // MONITOR says) and its arguments as MONITOR prints them (quoted, escaped).
 type traceLine struct {
@@ -202,6 +246,7 @@ func sameCommand(shown, seen traceLine) bool {
 
 var (
 	traceItemRe = regexp.MustCompile(`<li data-testid="trace-(?:script-)?command"([^>]*)>`)
+	ownItemRe   = regexp.MustCompile(`<li data-testid="(?:own-command|trace-script-command)"([^>]*)>`)
 	tagRe       = regexp.MustCompile(`<[^>]*>`)
 	smallRe     = regexp.MustCompile(`(?s)<small.*?</small>`)
 )
@@ -212,13 +257,19 @@ var (
 // "[0 lua]" ones. A command answered from the
 // client-side cache has no arguments: it was not sent.
 func renderedTrace(body string) []traceLine {
-	start := strings.Index(body, `data-testid="redis-trace"`)
+	return renderedList(body, "redis-trace", traceItemRe)
+}
+
+// renderedList reads the commands of the list with the test id, as
+// renderedTrace does, its items found by item.
+func renderedList(body, list string, item *regexp.Regexp) []traceLine {
+	start := strings.Index(body, `data-testid="`+list+`"`)
 	if start < 0 {
 		return nil
 	}
 	body = body[start:]
 	var out []traceLine
-	for _, m := range traceItemRe.FindAllStringSubmatchIndex(body, -1) {
+	for _, m := range item.FindAllStringSubmatchIndex(body, -1) {
 		item := body[m[1]:]
 		if end := strings.IndexAny(item, "→"); end >= 0 {
 			item = item[:end]

@@ -26,8 +26,8 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDRedisPanel {
-		a.write(w, r, http.StatusOK, views.RedisPanel(v))
+	if isPanelRequest(r) {
+		a.write(w, r, http.StatusOK, views.RedisPanelOwn(v))
 		return
 	}
 	p := a.page(r.Context(), "What's in Redis")
@@ -37,6 +37,12 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.write(w, r, http.StatusOK, views.Layout(p, views.RedisPage(v)))
+}
+
+// isPanelRequest: the panel at the foot of a page asks for its content, in
+// a request of its own that MONITOR shows among the page's.
+func isPanelRequest(r *http.Request) bool {
+	return isHTMX(r) && r.URL.Path == "/redis" && r.Header.Get("HX-Target") == views.IDRedisPanel
 }
 
 // redisView is this browser's keys as stored now, and when they were read.

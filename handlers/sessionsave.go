@@ -181,7 +181,11 @@ func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.T
 	var cmds [8]views.TraceCommand
 	t := views.Trace{Method: r.Method, Path: r.URL.Path, Commands: cmds[:0]}
 	t.Dropped = trace.Each(func(c redistrace.Command) { t.Commands = append(t.Commands, views.TraceCommand(c)) })
-	views.WriteTrace(body, t, a.Redis())
+	if isPanelRequest(r) {
+		views.WriteOwnTrace(body, views.OwnPanel, t)
+	} else {
+		views.WriteTrace(body, t, a.Redis())
+	}
 	body.Write(tail.Bytes())
 }
 

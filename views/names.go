@@ -39,6 +39,7 @@ const (
 	SSEIdle     = "idle"     // the session ends soon (data: the warning)
 	SSEHello    = "hello"    // first on every stream: the process that answered (data: LiveHello)
 	SSEBrowsers = "browsers" // a browser on this computer counted (data: the list)
+	SSEOwn      = "own"      // what the stream sent to Redis as it opened (data: WriteOwnTrace)
 
 	// static/live.js's own attributes and events (it is not htmx's SSE
 	// extension, so it does not borrow that extension's names).

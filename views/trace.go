@@ -29,9 +29,16 @@ func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 	b.WriteString(`</code>, in this order, as <code>redis-cli MONITOR</code> prints them. `)
 	b.WriteString(`<small>An argument cut short here ends in …: a session token (a full token is a password), a session ID, a password hash, a long value.</small></p>`)
 	b.WriteString(`<ol class="redis-trace-list" data-testid="redis-trace">`)
+	writeCommands(b, t, `<li data-testid="trace-command"`)
+	b.WriteString(`</ol>`)
+	writeOthers(b)
+}
+
+// writeCommands writes a trace's commands as list items opened with item.
+func writeCommands(b *bytes.Buffer, t Trace, item string) {
 	var num [24]byte
 	for _, c := range t.Commands {
-		b.WriteString(`<li data-testid="trace-command"`)
+		b.WriteString(item)
 		if c.Cached {
 			b.WriteString(` data-sent="no"`)
 		}
@@ -82,16 +89,42 @@ func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 		b.Write(strconv.AppendInt(num[:0], int64(t.Dropped), 10))
 		b.WriteString(` more</li>`)
 	}
+}
+
+// Own is whose own traffic WriteOwnTrace lists: not the request's, though
+// MONITOR prints it among the request's.
+type Own string
+
+const (
+	OwnPanel Own = "panel" // the Redis panel's own request (GET /redis)
+	OwnLive  Own = "live"  // the page's live stream (GET /live) as it opened
+)
+
+// WriteOwnTrace lists the commands of the panel's own request or of the
+// live stream, each marked as not part of the page's request, so a student
+// can place every line MONITOR prints.
+func WriteOwnTrace(b *bytes.Buffer, who Own, t Trace) {
+	b.WriteString(`<h3>Not part of this request: `)
+	if who == OwnPanel {
+		b.WriteString(`the panel's own</h3><p><small>The request that brought the keys above, <code>GET /redis</code>, came after the page's`)
+	} else {
+		b.WriteString(`the live stream's</h3><p><small>This browser's live stream, <code>GET /live</code> (one for all its tabs), opened after the page`)
+	}
+	if len(t.Commands) == 0 {
+		b.WriteString(` and sent nothing to Redis.</small></p>`)
+		return
+	}
+	b.WriteString(` and sent these, which <code>MONITOR</code> prints too:</small></p><ol class="redis-trace-list redis-own-list" data-testid="own-trace">`)
+	writeCommands(b, t, `<li data-testid="own-command" data-own="`+string(who)+`"`)
 	b.WriteString(`</ol>`)
-	writeOthers(b)
 }
 
 // writeOthers names what MONITOR prints beside a request's commands, so a
 // student does not take it for part of the request.
 func writeOthers(b *bytes.Buffer) {
 	b.WriteString(`<p data-testid="trace-others"><small>Not part of this request, though <code>MONITOR</code> prints them too: `)
-	b.WriteString(`the panel below, which reads this browser's keys in a request of its own (<code>GET /redis</code>); `)
-	b.WriteString(`the page's live stream (<code>GET /live</code>: it loads the session and, on the counter, reads the browsers list when it opens, and listens with <code>SUBSCRIBE</code>); `)
+	b.WriteString(`the panel's own request (<code>GET /redis</code>) and the page's live stream (<code>GET /live</code>, as it opened), listed at the foot of the panel; `)
+	b.WriteString(`the end of the previous page's stream (<code>UNSUBSCRIBE</code> of channels no other page needs, and its browsers list script); other browsers' requests; `)
 	b.WriteString(`and the Redis client's own upkeep: <code>PING</code> on an idle connection, and the handshake (<code>HELLO</code>, <code>CLIENT TRACKING</code>…) of a connection it opens in the background, such as the live stream's. A connection opened for this request shows its handshake in the list above.</small></p>`)
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
 // ErrClosed means the hub has shut down (the server is stopping).
@@ -147,7 +149,16 @@ func (h *Hub) Subscribe(ctx context.Context, channels ...string) (*Sub, error) {
 	conn := h.conn
 	h.mu.Unlock()
 	if len(fresh) > 0 && conn != nil {
-		if err := conn.Do(ctx, conn.B().Subscribe().Channel(fresh...).Build()).Error(); err != nil {
+		start := time.Now()
+		err := conn.Do(ctx, conn.B().Subscribe().Channel(fresh...).Build()).Error()
+		// The subscription connection is the hub's, untraced: the stream's
+		// trace notes the SUBSCRIBE sent for it.
+		reply := "subscribed"
+		if err != nil {
+			reply = "failed"
+		}
+		redistrace.From(ctx).Add(redistrace.Command{Args: append([]string{"SUBSCRIBE"}, fresh...), Reply: reply, Took: time.Since(start)})
+		if err != nil {
 			h.drop(s)
 			return nil, fmt.Errorf("live: subscribe: %w", err)
 		}
