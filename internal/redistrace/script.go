@@ -22,16 +22,22 @@ const (
 
 const prelude = `
 local ran, redis_ = {}, redis
-local function noted(a)
-  a = tostring(a)
-  if #a > 64 then return string.sub(a, 1, 64) .. '\29' .. #a end
-  return a
-end
+local type, sub, format, concat, rcall = type, string.sub, string.format, table.concat, redis.call
 local redis = setmetatable({call = function(...)
   local c = {...}
-  for i = 1, #c do c[i] = noted(c[i]) end
-  ran[#ran + 1] = table.concat(c, '\31')
-  return redis_.call(...)
+  local s = concat(c, '\31')
+  if #s > 64 then
+    local cut = false
+    for i = 1, #c do
+      local a = c[i]
+      if type(a) == 'string' and #a > 64 then
+        c[i], cut = sub(a, 1, 64) .. '\29' .. format('%d', #a), true
+      end
+    end
+    if cut then s = concat(c, '\31') end
+  end
+  ran[#ran + 1] = s
+  return rcall(...)
 end}, {__index = redis_})
 local function script()
 `
