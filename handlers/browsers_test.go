@@ -150,10 +150,14 @@ func TestBrowsersOnThisComputer(t *testing.T) {
 		if err != nil || ttl <= 0 || ttl > sessions.BrowsersWindow.Milliseconds() {
 			t.Errorf("PTTL %s = %d, %v; want within %v", key, ttl, err, sessions.BrowsersWindow)
 		}
-		// Firefox last counted a window ago.
+		// Firefox last counted a window ago: its row and its time in the set.
 		old := time.Now().Add(-sessions.BrowsersWindow - time.Second).UnixMilli()
 		entry := fmt.Sprintf(`{"device":"Firefox on Linux","logged_in":false,"views":1,"at":%d}`, old)
 		if err := rdb.Do(ctx, rdb.B().Hset().Key(key).FieldValue().FieldValue(sessions.ID(ta.token(ff)), entry).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+		seen := sessions.BrowsersSeenKey("203.0.113.7")
+		if err := rdb.Do(ctx, rdb.B().Zadd().Key(seen).ScoreMember().ScoreMember(float64(old), sessions.ID(ta.token(ff))).Build()).Error(); err != nil {
 			t.Fatal(err)
 		}
 		rows := browserRows(t, ta.get(behind(t, chromeWin, "203.0.113.7"), "/count").body)
@@ -162,6 +166,9 @@ func TestBrowsersOnThisComputer(t *testing.T) {
 		}
 		if exists, _ := rdb.Do(ctx, rdb.B().Hexists().Key(key).Field(sessions.ID(ta.token(ff))).Build()).AsBool(); exists {
 			t.Error("the quiet browser's entry is still stored")
+		}
+		if n, _ := rdb.Do(ctx, rdb.B().Zcard().Key(seen).Build()).AsInt64(); n != 1 {
+			t.Errorf("ZCARD %s = %d, want 1: the quiet browser is still counted", seen, n)
 		}
 	})
 

@@ -76,79 +76,134 @@ type Visit struct {
 	Process  string // the serving process's short id (the lab's restart evidence)
 }
 
-// noteBrowser is the count scripts' Lua that records a browser's count,
-// trims and expires the address's hash and set, and publishes and returns
-// "<counted> <list JSON>". A browser has a page open if anyone listens on
-// its session's channel (PUBSUB NUMSUB). ARGV from browserArgs.
+// noteBrowser is the count scripts' Lua for an address's browsers. The
+// sorted set holds when each browser last counted, so it orders the list
+// and counts it; the hash holds the rows of the newest MaxBrowsers as JSON,
+// so a list is their concatenation, never decoded. A browser has a page
+// open if anyone listens on its session's channel (PUBSUB NUMSUB). The list
+// is "<counted> [rows]". ARGV from browserArgs.
 const noteBrowser = `
-local function list_browsers(key, seen, now, a, publish)
-  local window, max, channel, prefix, counted, sessions = tonumber(a[3]), tonumber(a[4]), a[5], a[6], tonumber(a[7]), a[8]
-  redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - window)
-  redis.call('ZREMRANGEBYRANK', seen, 0, -counted - 1)
-  local total = redis.call('ZCARD', seen)
-  local all = redis.call('HGETALL', key)
-  local list = {}
-  for i = 1, #all, 2 do
-    local ok, d = pcall(cjson.decode, all[i+1])
-    if ok and type(d) == 'table' and now - (tonumber(d.at) or 0) < window then
-      d.id = all[i]
-      list[#list+1] = d
-    else
-      redis.call('HDEL', key, all[i])
+local format = string.format
+local function listed(ids, rows, total, a)
+  local out = {}
+  if #ids > 0 then
+    local chans = {}
+    for i = 1, #ids do chans[i] = a[8] .. ids[i] end
+    local n = redis.call('PUBSUB', 'NUMSUB', unpack(chans))
+    for i = 1, #ids do
+      if rows[i] then
+        out[#out+1] = '{"id":"' .. ids[i] .. (n[2*i] > 0 and '","open":true,' or '","open":false,') .. string.sub(rows[i], 2)
+      end
     end
   end
-  table.sort(list, function(x, y)
-    if x.at ~= y.at then return x.at > y.at end
-    return x.id < y.id
-  end)
-  for i = #list, max + 1, -1 do
-    redis.call('HDEL', key, list[i].id)
-    list[i] = nil
-  end
-  if #list > 0 then
-    local chans = {}
-    for i = 1, #list do chans[i] = sessions .. list[i].id end
-    local n = redis.call('PUBSUB', 'NUMSUB', unpack(chans))
-    for i = 1, #list do list[i].open = tonumber(n[2 * i]) > 0 end
-  end
-  redis.call('PEXPIRE', key, window)
-  redis.call('PEXPIRE', seen, window)
-  local out = total .. ' ' .. cjson.encode(list)
-  if publish then redis.call('PUBLISH', channel, prefix .. out) end
+  return format('%d [', total) .. table.concat(out, ',') .. ']'
+end
+local function list_browsers(key, seen, now, a, publish)
+  local from = format('(%d', now - tonumber(a[3]))
+  local ids = redis.call('ZRANGE', seen, '+inf', from, 'BYSCORE', 'REV', 'LIMIT', '0', a[4])
+  local total, rows = #ids, {}
+  if total == tonumber(a[4]) then total = redis.call('ZCOUNT', seen, from, '+inf') end
+  if #ids > 0 then rows = redis.call('HMGET', key, unpack(ids)) end
+  local out = listed(ids, rows, total, a)
+  if publish then redis.call('PUBLISH', a[5], a[6] .. out) end
   return out
 end
-local function note_browser(key, seen, id, views, now, a)
-  redis.call('HSET', key, id, cjson.encode({device = a[1], logged_in = a[2] == '1', views = views, at = now}))
-  redis.call('ZADD', seen, now, id)
-  return list_browsers(key, seen, now, a, true)
+-- A count: this browser's row first, then the newest others; what falls
+-- out of the list or the window leaves the hash when a row is added.
+local function note_browser(key, seen, id, views, now, now_s, a)
+  local max = tonumber(a[4])
+  local cut = format('%d', now - tonumber(a[3]))
+  local from = '(' .. cut
+  local before = redis.call('ZRANGE', seen, '+inf', from, 'BYSCORE', 'REV', 'LIMIT', '0', a[4])
+  local row = '{"device":' .. a[1] .. ',"logged_in":' .. a[2] .. ',"views":' .. views .. ',"at":' .. now_s .. '}'
+  local added = redis.call('HSET', key, id, row) == 1
+  local new = redis.call('ZADD', seen, now_s, id) == 1
+  local ids, others, dropped = {id}, {}, nil
+  for i = 1, #before do
+    if before[i] ~= id then
+      if #ids < max then ids[#ids+1] = before[i]; others[#others+1] = before[i] else dropped = before[i] end
+    end
+  end
+  local total = #ids
+  if new then redis.call('ZREMRANGEBYSCORE', seen, '-inf', cut) end
+  if #before == max then
+    if new then
+      total = redis.call('ZCARD', seen)
+      local keep = tonumber(a[7])
+      if total > keep then
+        redis.call('ZREMRANGEBYRANK', seen, '0', format('%d', -keep - 1))
+        total = keep
+      end
+    else
+      total = redis.call('ZCOUNT', seen, from, '+inf')
+    end
+  end
+  if dropped then redis.call('HDEL', key, dropped) end
+  if added and redis.call('HLEN', key) > #ids then
+    local keep, gone = {}, {}
+    for i = 1, #ids do keep[ids[i]] = true end
+    for _, f in ipairs(redis.call('HKEYS', key)) do
+      if not keep[f] then gone[#gone+1] = f end
+    end
+    redis.call('HDEL', key, unpack(gone))
+  end
+  local rows = {row}
+  if #others > 0 then
+    local r = redis.call('HMGET', key, unpack(others))
+    for i = 1, #others do rows[i+1] = r[i] end
+  end
+  redis.call('PEXPIRE', key, a[3])
+  redis.call('PEXPIRE', seen, a[3])
+  local out = listed(ids, rows, total, a)
+  redis.call('PUBLISH', a[5], a[6] .. out)
+  return out
 end
+-- now_ms is Redis's clock in ms, as a number and as digits (written
+-- without formatting a number, which costs more than the rest).
 local function now_ms()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local us = t[2]
+  local ms = #us > 3 and string.sub(us, 1, #us - 3) or ''
+  local s = t[1] .. string.rep('0', 3 - #ms) .. ms
+  return tonumber(s), s
 end
 `
 
 // browserArgs are the ARGV note_browser reads, starting at ARGV[first].
 func browserArgs(v Visit) []string {
-	device := v.Device
-	if len(device) > maxDevice {
-		device = device[:maxDevice]
-	}
-	logged := "0"
+	logged := "false"
 	if v.LoggedIn {
-		logged = "1"
+		logged = "true"
 	}
-	return []string{device, logged, strconv.FormatInt(BrowsersWindow.Milliseconds(), 10),
+	return []string{jsonString(v.device()), logged, strconv.FormatInt(BrowsersWindow.Milliseconds(), 10),
 		strconv.Itoa(MaxBrowsers), BrowsersChannel(v.Addr), MsgBrowsersPrefix, strconv.Itoa(maxCounted), SessionChannelPrefix}
 }
 
-// SortBrowsers puts the most recent count first, as the scripts do.
+// device is the device text stored for the visit.
+func (v Visit) device() string {
+	if len(v.Device) > maxDevice {
+		return v.Device[:maxDevice]
+	}
+	return v.Device
+}
+
+// jsonString is s as a JSON string, for a script to write as it is.
+func jsonString(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil { // invalid UTF-8 is replaced, never refused
+		return `""`
+	}
+	return string(b)
+}
+
+// SortBrowsers puts the most recent count first, as the scripts' sorted
+// set does (ZRANGE REV: equal times by ID, descending).
 func SortBrowsers(list []Browser) {
 	slices.SortFunc(list, func(x, y Browser) int {
 		if c := cmp.Compare(y.At, x.At); c != 0 {
 			return c
 		}
-		return strings.Compare(x.ID, y.ID)
+		return strings.Compare(y.ID, x.ID)
 	})
 }
 
@@ -209,7 +264,8 @@ if KEYS[3] then
   local wait = count_limit(KEYS[3], ARGV[11], ARGV[12])
   if wait > 0 then return {wait} end
 end
-return {0, note_browser(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), now_ms(), {unpack(ARGV, 3, 10)})}`)
+local now, now_s = now_ms()
+return {0, note_browser(KEYS[1], KEYS[2], ARGV[1], ARGV[2], now, now_s, {unpack(ARGV, 3, 10)})}`)
 
 // NewBrowser records the first count of a session not stored yet and returns
 // the list; the same round trip counts it against limit (past it, nothing is
@@ -250,9 +306,12 @@ local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return false end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-local ok, d = pcall(cjson.decode, raw)
-if not ok or type(d) ~= 'table' or not tonumber(d.at) then return false end
-return note_browser(KEYS[1], KEYS[2], ARGV[2], tonumber(ARGV[3]), tonumber(d.at), {unpack(ARGV, 4)})`)
+local at = string.match(raw, '"at":(%d+)')
+if not at then return false end
+local a = {unpack(ARGV, 4)}
+redis.call('HSET', KEYS[1], ARGV[2], '{"device":' .. a[1] .. ',"logged_in":' .. a[2] .. ',"views":' .. ARGV[3] .. ',"at":' .. at .. '}')
+redis.call('ZADD', KEYS[2], at, ARGV[2])
+return list_browsers(KEYS[1], KEYS[2], now_ms(), a, true)`)
 
 // MoveBrowser gives a session's row to the token that renewed it (the browser
 // is the same) and publishes the list; no row, no change.

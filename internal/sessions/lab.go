@@ -110,8 +110,8 @@ end
 
 // labNote changes one Lab field in place (KEEPTTL), never writing back what
 // another request may be changing. KEYS[1] the session; ARGV: the field, its
-// JSON, "1" to replace a field already set, KeyLab.
-var labNote = redistrace.NewScript("lab note", `
+// JSON, "1" to replace a field already set, KeyLab, KeyViews.
+var labNote = redistrace.NewScript("lab note", encodeSession+`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local s = cjson.decode(raw)
@@ -120,7 +120,7 @@ if type(lab) ~= 'table' then lab = {} end
 if lab[ARGV[1]] ~= nil and ARGV[3] ~= '1' then return 1 end
 lab[ARGV[1]] = cjson.decode(ARGV[2])
 s.values[ARGV[4]] = lab
-redis.call('SET', KEYS[1], cjson.encode(s), 'KEEPTTL')
+redis.call('SET', KEYS[1], encode_session(s, ARGV[5]), 'KEEPTTL')
 return 1`)
 
 // LabNote sets one field of a stored session's Lab (by its JSON name) to
@@ -134,7 +134,7 @@ func (o *Ops) LabNote(ctx context.Context, token, field string, value any, repla
 	if replace {
 		flag = "1"
 	}
-	n, err := labNote.Exec(ctx, o.rdb, []string{Key(token)}, []string{field, string(b), flag, KeyLab}).AsInt64()
+	n, err := labNote.Exec(ctx, o.rdb, []string{Key(token)}, []string{field, string(b), flag, KeyLab, KeyViews}).AsInt64()
 	if err != nil {
 		return fmt.Errorf("sessions: lab note: %w", err)
 	}

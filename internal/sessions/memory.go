@@ -148,8 +148,7 @@ func (m *MemoryOps) noteBrowser(token string, views int, v Visit) BrowserList {
 	if m.browsers[v.Addr] == nil {
 		m.browsers[v.Addr] = map[string]Browser{}
 	}
-	args := browserArgs(v)
-	m.browsers[v.Addr][ID(token)] = Browser{ID: ID(token), Device: args[0], LoggedIn: v.LoggedIn, Views: views, At: now.UnixMilli()}
+	m.browsers[v.Addr][ID(token)] = Browser{ID: ID(token), Device: v.device(), LoggedIn: v.LoggedIn, Views: views, At: now.UnixMilli()}
 	var list []Browser
 	for addr, set := range m.browsers {
 		for id, b := range set {

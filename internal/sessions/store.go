@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -40,26 +41,61 @@ func NewOps(rdb rueidis.Client) *Ops { return &Ops{rdb: rdb} }
 // ErrNoSession means the session's key is gone (expired, revoked, renewed).
 var ErrNoSession = errors.New("sessions: no such session")
 
+// encodeSession is the scripts' Lua that writes a session as Encode does
+// where it matters: the deadline first and the count last, so the next
+// count finds and replaces it without decoding the session.
+const encodeSession = `
+local function encode_session(s, kviews)
+  local v = s.values[kviews]
+  s.values[kviews] = nil
+  local body = cjson.encode(s.values)
+  if v ~= nil then
+    body = (body == '{}' and '{' or string.sub(body, 1, -2) .. ',') .. '"' .. kviews .. '":' .. cjson.encode(v) .. '}'
+  end
+  return '{"deadline":' .. cjson.encode(s.deadline) .. ',"values":' .. body .. '}'
+end
+`
+
 // incrViews is the tutorial's `req.session.views = (req.session.views || 0) + 1`
 // in one atomic step inside Redis (KEEPTTL), so no update is lost; in the same
 // round trip it publishes the count, notes the browser and the lab's evidence
-// and, for a logged-in session, the index entry. KEYS: session, browsers hash
-// and zset, [user index]. ARGV: session ID, instance, channel, MsgCountPrefix,
-// KeyViews, process, KeyOrigin, KeyCounted, KeyLab, browserArgs.
-var incrViews = redistrace.NewScript("count", noteBrowser+noteMove+`
+// and, for a logged-in session, the index entry. A session whose count ends
+// it and whose last counter (or creator) is this process only needs its
+// count replaced (ARGV 10-13 are that process as JSON); any other is
+// decoded. KEYS: session, browsers hash and zset, [user index]. ARGV:
+// session ID, instance, channel, MsgCountPrefix, KeyViews, process,
+// KeyOrigin, KeyCounted, KeyLab, unmovedArgs, browserArgs.
+var incrViews = redistrace.NewScript("count", noteBrowser+noteMove+encodeSession+`
+local function unmoved(raw)
+  if string.find(raw, '"' .. ARGV[8] .. '":', 1, true) then
+    return string.find(raw, ARGV[10], 1, true) or string.find(raw, ARGV[11], 1, true)
+  end
+  local o = string.match(raw, '"' .. ARGV[7] .. '":({[^}]*})')
+  return o and string.find(o, ARGV[12], 1, true) and string.find(o, ARGV[13], 1, true)
+end
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
-local s = cjson.decode(raw)
-local v = (tonumber(s.values[ARGV[5]]) or 0) + 1
-s.values[ARGV[5]] = v
-local now = now_ms()
-note_move(s.values, v, ARGV[6], ARGV[2], now, ARGV[7], ARGV[8], ARGV[9])
-redis.call('SET', KEYS[1], cjson.encode(s), 'KEEPTTL')
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. v)
-local browsers = note_browser(KEYS[2], KEYS[3], ARGV[1], v, now, {unpack(ARGV, 10)})
+local now, now_s = now_ms()
+local head, n = string.match(raw, '^(.*"' .. ARGV[5] .. '":)(%d+)}}$')
+local v, vs
+if head and #n < 14 and unmoved(raw) then
+  v = tonumber(n) + 1
+  vs = string.format('%d', v)
+  redis.call('SET', KEYS[1], head .. vs .. '}}', 'KEEPTTL')
+else
+  local s = cjson.decode(raw)
+  v = (tonumber(s.values[ARGV[5]]) or 0) + 1
+  s.values[ARGV[5]] = v
+  note_move(s.values, v, ARGV[6], ARGV[2], now, ARGV[7], ARGV[8], ARGV[9])
+  redis.call('SET', KEYS[1], encode_session(s, ARGV[5]), 'KEEPTTL')
+  vs = string.format('%d', v)
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. vs)
+local browsers = note_browser(KEYS[2], KEYS[3], ARGV[1], vs, now, now_s, {unpack(ARGV, 14)})
 if KEYS[4] then
   local e = redis.call('HGET', KEYS[4], ARGV[1])
-  if e then
+  local seen = e and tonumber(string.match(e, '"last_seen":(%d+)'))
+  if e and not (seen and now - seen < 1000 and string.find(e, ARGV[13], 1, true)) then
     local d = cjson.decode(e)
     if d.instance ~= ARGV[2] or now - (tonumber(d.last_seen) or 0) >= 1000 then
       d.last_seen = now
@@ -70,6 +106,14 @@ if KEYS[4] then
 end
 return {v, browsers}`)
 
+// unmovedArgs are the JSON by which the count script sees that the last
+// count (or, with none, the session's start) was on this process.
+func unmovedArgs(process, instance string) []string {
+	p, i := `"process":`+jsonString(process), `"instance":`+jsonString(instance)
+	counted := jsonString(KeyCounted) + ":{"
+	return []string{counted + p + "," + i + "}", counted + i + "," + p + "}", p, i}
+}
+
 // IncrViews adds one view to a stored session and returns the new count and
 // the browsers of the visit's address; user is "" for an anonymous session.
 func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error) {
@@ -79,8 +123,8 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 		keys = append(keys, IndexKey(user))
 	}
 	res, err := incrViews.Exec(ctx, o.rdb, keys,
-		append([]string{id, o.Instance, SessionChannel(id), MsgCountPrefix, KeyViews, v.Process, KeyOrigin, KeyCounted, KeyLab},
-			browserArgs(v)...)).ToArray()
+		slices.Concat([]string{id, o.Instance, SessionChannel(id), MsgCountPrefix, KeyViews, v.Process, KeyOrigin, KeyCounted, KeyLab},
+			unmovedArgs(v.Process, o.Instance), browserArgs(v))).ToArray()
 	if rueidis.IsRedisNil(err) {
 		return 0, BrowserList{}, ErrNoSession
 	}
@@ -102,14 +146,22 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 	return int(n), list, err
 }
 
-// touch records activity and moves the expiry without a rewrite. KEYS:
-// session, [index]; ARGV: seen, expiry (ms), ID, seen (ms), instance, KeySeen.
-var touch = redistrace.NewScript("touch", `
+// touch records activity and moves the expiry without a rewrite: the time
+// seen is replaced in place, the session decoded only when it has none.
+// KEYS: session, [index]; ARGV: seen, expiry (ms), ID, seen (ms), instance,
+// KeySeen, KeyViews.
+var touch = redistrace.NewScript("touch", encodeSession+`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
-local s = cjson.decode(raw)
-s.values[ARGV[6]] = ARGV[1]
-redis.call('SET', KEYS[1], cjson.encode(s), 'PXAT', ARGV[2])
+local i, j = string.find(raw, '"' .. ARGV[6] .. '":"[^"\\]*"')
+if i then
+  raw = string.sub(raw, 1, i + #ARGV[6] + 3) .. ARGV[1] .. string.sub(raw, j)
+else
+  local s = cjson.decode(raw)
+  s.values[ARGV[6]] = ARGV[1]
+  raw = encode_session(s, ARGV[7])
+end
+redis.call('SET', KEYS[1], raw, 'PXAT', ARGV[2])
 if KEYS[2] then
   local e = redis.call('HGET', KEYS[2], ARGV[3])
   if e then
@@ -133,7 +185,7 @@ func sessionKeys(token, user string) []string {
 func (o *Ops) Touch(ctx context.Context, token, user string, seen, expiry time.Time) error {
 	n, err := touch.Exec(ctx, o.rdb, sessionKeys(token, user),
 		[]string{seen.UTC().Format(timeFormat), strconv.FormatInt(expiry.UnixMilli(), 10),
-			ID(token), strconv.FormatInt(seen.UnixMilli(), 10), o.Instance, KeySeen}).AsInt64()
+			ID(token), strconv.FormatInt(seen.UnixMilli(), 10), o.Instance, KeySeen, KeyViews}).AsInt64()
 	if err != nil {
 		return fmt.Errorf("sessions: touch: %w", err)
 	}

@@ -1,0 +1,132 @@
+package sessions
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionlab/sessionlab/internal/redistest"
+)
+
+// viewsFirst writes a stored session with its count first, as no writer of
+// ours does: the count script must then decode it (its general path).
+func viewsFirst(t *testing.T, raw string) string {
+	t.Helper()
+	body, ok := strings.CutSuffix(raw, "}}")
+	i := strings.LastIndex(body, `,"views":`)
+	if !ok || i < 0 {
+		return raw // no count yet: the general path already
+	}
+	return strings.Replace(body[:i]+"}}", `"values":{`, `"values":{`+body[i+1:]+",", 1)
+}
+
+// The count script replaces only the count of a session whose count ends it
+// and that this process counted last (or created); it must leave every
+// session as decoding it would: the same values after each count, from any
+// start, on any process and instance.
+func TestCountInPlaceSameAsDecoding(t *testing.T) {
+	rs := redistest.Start(t, "--appendonly", "no")
+	rdb := rs.Client(t)
+	ctx := context.Background()
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	starts := map[string]map[string]any{
+		"new":           {KeyViews: 1, KeySeen: at, KeyOrigin: Origin{Process: "p1", Instance: "a", At: at}},
+		"logged in":     {KeyUser: User{Username: "alice", Role: "student", Gen: "4874ab3d7a607d6f"}, KeyRememberMe: true, KeyOrigin: Origin{Process: "p1", Instance: "a", At: at}},
+		"counted":       {KeyViews: 5, KeyOrigin: Origin{Process: "p1", Instance: "a", At: at}, KeyCounted: Counted{Process: "p2", Instance: "a"}},
+		"lab's views":   {KeyViews: 7, KeyOrigin: Origin{Process: "p0", Instance: "z", At: at}, KeyLab: Lab{Restart: &LabMove{From: "p0", Process: "p1", Instance: "a", Views: 6, At: 1}}},
+		"odd instance":  {KeyViews: 2, KeyOrigin: Origin{Process: "p1", Instance: `a/"b"`, At: at}},
+		"no origin":     {KeyViews: 2},
+		"counted first": {KeyViews: 3, KeyCounted: Counted{Process: "p1", Instance: "a"}, KeyOrigin: Origin{Process: "p9", Instance: "z", At: at}},
+	}
+	steps := []struct{ instance, process string }{
+		{"a", "p1"}, {"a", "p1"}, {"a", "p2"}, {"a", "p2"}, {`a/"b"`, "p1"}, {"b", "p3"}, {"b", "p3"}, {"a", "p1"},
+	}
+	load := func(token string) map[string]any {
+		t.Helper()
+		b, err := rdb.Do(ctx, rdb.B().Get().Key(Key(token)).Build()).AsBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, values, err := Codec{}.Decode(b)
+		if err != nil {
+			t.Fatalf("%s does not decode: %v\n%s", token, err, b)
+		}
+		if l, ok := values[KeyLab].(Lab); ok { // evidence times are Redis's clock
+			for _, m := range []*LabMove{l.Restart, l.Servers} {
+				if m != nil {
+					m.At = 0
+				}
+			}
+		}
+		return values
+	}
+	store := func(token, raw string) {
+		t.Helper()
+		if err := rdb.Do(ctx, rdb.B().Set().Key(Key(token)).Value(raw).Ex(time.Hour).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, values := range starts {
+		t.Run(name, func(t *testing.T) {
+			raw, err := Codec{}.Encode(at.Add(time.Hour), values)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inPlace, decoded := "in-place-"+name, "decoded-"+name
+			store(inPlace, string(raw))
+			store(decoded, string(raw))
+			for i, s := range steps {
+				b, _ := rdb.Do(ctx, rdb.B().Get().Key(Key(decoded)).Build()).ToString()
+				store(decoded, viewsFirst(t, b))
+				o := NewOps(rdb)
+				o.Instance = s.instance
+				for _, token := range []string{inPlace, decoded} {
+					if _, _, err := o.IncrViews(ctx, token, "", Visit{Addr: "192.0.2.1", Device: "Firefox on Linux", Process: s.process}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				got, want := load(inPlace), load(decoded)
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("count %d (%s on %s):\nin place %#v\ndecoded  %#v", i+1, s.process, s.instance, got, want)
+				}
+			}
+		})
+	}
+}
+
+// Touch replaces the time seen in place, or adds it by decoding; either way
+// the other values stay as they were and the count stays last, where the
+// count script finds it.
+func TestTouchKeepsTheRest(t *testing.T) {
+	rs := redistest.Start(t, "--appendonly", "no")
+	rdb := rs.Client(t)
+	ctx := context.Background()
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	seen := at.Add(time.Minute)
+	for name, values := range map[string]map[string]any{
+		"seen-before": {KeyViews: 4, KeySeen: at, KeyUser: User{Username: "alice", Role: "student"}, KeyOrigin: Origin{Process: "p1", Instance: "a", At: at}},
+		"never-seen":  {KeyViews: 4, KeyUser: User{Username: "alice", Role: "student"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			raw, err := Codec{}.Encode(at.Add(time.Hour), values)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs.MustDo("SET", Key(name), string(raw))
+			if err := NewOps(rdb).Touch(ctx, name, "", seen, seen.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			b := rs.MustDo("GET", Key(name))
+			_, got, err := Codec{}.Decode([]byte(b))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, b)
+			}
+			values[KeySeen] = seen
+			if !reflect.DeepEqual(got, values) || !strings.HasSuffix(b, `,"views":4}}`) {
+				t.Errorf("after Touch:\n%s\nwant the values %#v, the count last", b, values)
+			}
+		})
+	}
+}
