@@ -124,8 +124,8 @@ local function note_browser(key, seen, id, views, now, now_s, a)
       if #ids < max then ids[#ids+1] = before[i]; others[#others+1] = before[i] else dropped = before[i] end
     end
   end
-  local total = #ids
-  if new then redis.call('ZREMRANGEBYSCORE', seen, '-inf', cut) end
+  local total, expired = #ids, 0
+  if new then expired = redis.call('ZREMRANGEBYSCORE', seen, '-inf', cut) end
   if #before == max then
     if new then
       total = redis.call('ZCARD', seen)
@@ -138,14 +138,16 @@ local function note_browser(key, seen, id, views, now, now_s, a)
       total = redis.call('ZCOUNT', seen, from, '+inf')
     end
   end
+  -- Rows are only of the listed and of browsers that have since expired
+  -- (and leave the set with the next new browser's count).
   if dropped then redis.call('HDEL', key, dropped) end
-  if added and redis.call('HLEN', key) > #ids then
+  if expired > 0 or (added and not new and redis.call('HLEN', key) > #ids) then
     local keep, gone = {}, {}
     for i = 1, #ids do keep[ids[i]] = true end
     for _, f in ipairs(redis.call('HKEYS', key)) do
       if not keep[f] then gone[#gone+1] = f end
     end
-    redis.call('HDEL', key, unpack(gone))
+    if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
   end
   local rows = {row}
   if #others > 0 then

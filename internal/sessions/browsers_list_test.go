@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/throttle"
@@ -117,5 +118,53 @@ func TestBrowsersCountedAreBounded(t *testing.T) {
 	}
 	if n := rs.MustDo("ZCARD", BrowsersSeenKey("192.0.2.10")); n != strconv.Itoa(maxCounted) {
 		t.Errorf("ZCARD = %s, want %d", n, maxCounted)
+	}
+}
+
+// Browsers quiet for the window leave the set and their rows with the next
+// new browser's count, whether they were listed or not.
+func TestBrowsersQuietForTheWindowLeave(t *testing.T) {
+	rs := redistest.Start(t, "--appendonly", "no")
+	o := NewOps(rs.Client(t))
+	ctx := context.Background()
+	const addr = "192.0.2.11"
+	count := func(token string) BrowserList {
+		t.Helper()
+		list, _, err := o.NewBrowser(ctx, token, 1, Visit{Addr: addr}, throttle.Step{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return list
+	}
+	age := func(tokens ...string) { // as a window's silence would
+		old := strconv.FormatInt(time.Now().Add(-BrowsersWindow-time.Second).UnixMilli(), 10)
+		for _, token := range tokens {
+			rs.MustDo("ZADD", BrowsersSeenKey(addr), old, ID(token))
+		}
+	}
+	late := 0
+	want := func(total, rows, counted int) {
+		t.Helper()
+		late++
+		list := count("late-" + strconv.Itoa(late))
+		if list.Total != total || len(list.Rows) != rows {
+			t.Errorf("total %d, %d rows; want %d and %d", list.Total, len(list.Rows), total, rows)
+		}
+		if n := rs.MustDo("ZCARD", BrowsersSeenKey(addr)); n != strconv.Itoa(counted) {
+			t.Errorf("ZCARD = %s, want %d", n, counted)
+		}
+		if n := rs.MustDo("HLEN", BrowsersKey(addr)); n != strconv.Itoa(rows) {
+			t.Errorf("HLEN = %s, want %d", n, rows)
+		}
+	}
+	for i := range MaxBrowsers + 2 {
+		count("b-" + strconv.Itoa(i))
+	}
+	age("b-0", "b-1") // not listed: no rows
+	want(MaxBrowsers+1, MaxBrowsers, MaxBrowsers+1)
+	age("b-11") // listed
+	want(MaxBrowsers+1, MaxBrowsers, MaxBrowsers+1)
+	if rs.MustDo("HEXISTS", BrowsersKey(addr), ID("b-11")) != "0" {
+		t.Error("the quiet listed browser's row is still stored")
 	}
 }
