@@ -186,11 +186,14 @@ return 1`)
 
 // CountLimitLua is the Lua function count_limit(key, max, window_ms): 0 when
 // the step may go ahead (counted), else the ms to wait. Other packages'
-// scripts include it to take a limited step in the same round trip.
+// scripts include it to take a limited step in the same round trip. A step
+// is counted first (one command, the window's first sets its expiry) and a
+// refused one taken back, so the counter never passes max.
 const CountLimitLua = `
 local function count_limit(key, max, window)
-  local n = tonumber(redis.call('GET', key) or '0') or 0
-  if n >= tonumber(max) then
+  local n = redis.call('INCR', key)
+  if n > tonumber(max) then
+    redis.call('DECR', key)
     local ttl = redis.call('PTTL', key)
     if ttl < 0 then
       redis.call('PEXPIRE', key, window)
@@ -198,8 +201,7 @@ local function count_limit(key, max, window)
     end
     return ttl
   end
-  redis.call('INCR', key)
-  redis.call('PEXPIRE', key, window, 'NX')
+  if n == 1 then redis.call('PEXPIRE', key, window) end
   return 0
 end
 `
