@@ -491,10 +491,10 @@ func ThisViews(views int, oob bool) templ.Component {
 // middleware puts it in place of this marker just before the page is sent.
 const TraceMarker = "<!--redis-trace-->"
 
-// RedisTraceSlot is the panel's "what this request did in Redis" section,
+// redisTraceSlot is the panel's "what this request did in Redis" section,
 // empty until the trace fills it. oob: an htmx response (a count, a page
 // swapped in) replaces the one on the page.
-func RedisTraceSlot(oob bool) templ.Component {
+func redisTraceSlot(oob bool) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {

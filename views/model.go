@@ -3,12 +3,9 @@
 package views
 
 import (
-	"context"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/a-h/templ"
 
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
@@ -141,13 +138,7 @@ const htmxConfig = `{"includeIndicatorStyles":false,"allowEval":false,"allowScri
 	`{"code":"4..","swap":true,"error":true},{"code":"5..","swap":true,"error":true}]}`
 
 // headFixed is headAssets rendered once, when the process starts.
-var headFixed = func() templ.Component {
-	var b strings.Builder
-	if err := headAssets().Render(context.Background(), &b); err != nil {
-		panic(err)
-	}
-	return templ.Raw(b.String())
-}()
+var headFixed = renderedOnce(headAssets())
 
 func ttlText(d time.Duration) string {
 	if d < 0 {

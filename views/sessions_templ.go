@@ -708,13 +708,13 @@ func StaySignedInControl(s StaySignedIn) templ.Component {
 	})
 }
 
-// SessionEndedHook moves a page whose session has ended (revoked, logged out
+// sessionEndedHook moves a page whose session has ended (revoked, logged out
 // in another tab, or renewed by a login in another tab): on the stream's
 // SSEEnded event it asks /profile where to go (the login page, or a reload
 // with the new session). The delay lets the tab that logged out or changed
 // the password finish its own navigation first; only other tabs act. No
 // inline script.
-func SessionEndedHook() templ.Component {
+func sessionEndedHook() templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {

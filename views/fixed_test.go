@@ -1,0 +1,79 @@
+package views
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/a-h/templ"
+)
+
+func renderString(t *testing.T, c templ.Component) string {
+	t.Helper()
+	var b strings.Builder
+	if err := c.Render(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// A kept rendering is what templ renders for the same inputs: each input
+// the badge and the nav read is in the key, so changing any one of them,
+// in any order, gives the fresh rendering, never an earlier one.
+func TestKeptRenderingsAreFresh(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 55, 20, 0, time.UTC)
+	var procs []Process
+	for _, id := range []string{"a1b2c3", "d4e5f6"} {
+		for _, instance := range []string{"a", "b&<"} {
+			for _, age := range []time.Duration{0, 6 * time.Second, 7 * time.Minute, 8 * time.Minute, 26 * time.Hour} {
+				for _, started := range []time.Time{now.Add(-age), now.Add(-age - time.Hour)} {
+					procs = append(procs, Process{ID: id, Instance: instance, Started: started, Now: started.Add(age)})
+				}
+			}
+		}
+	}
+	for round := range 2 { // the second round reads what the first kept
+		for _, p := range procs {
+			for _, oob := range []bool{false, true} {
+				got := renderString(t, InstanceBadge(p, oob))
+				want := renderString(t, instanceBadge(p, ago(p.Started, p.Now), oob))
+				if got != want || !strings.Contains(got, clock(p.Started)) {
+					t.Fatalf("round %d, badge %+v oob %v:\n got %s\nwant %s", round, p, oob, got, want)
+				}
+			}
+		}
+		for _, user := range []string{"", "alice", "bob", "a<b"} {
+			for done := range LabSteps + 1 {
+				for _, oob := range []bool{false, true} {
+					got := renderString(t, NavLinks(user, LabProgress{Done: done}, oob))
+					if want := renderString(t, navLinks(user, LabProgress{Done: done}, oob)); got != want {
+						t.Fatalf("round %d, nav %q %d %v:\n got %s\nwant %s", round, user, done, oob, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// A memo holds at most max renderings, and serves many goroutines at once.
+func TestMemoIsBounded(t *testing.T) {
+	m := memo[int]{max: 8}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 100 {
+				k := (i*7 + g) % 20
+				if got := renderString(t, m.get(k, func() templ.Component { return templ.Raw(fmt.Sprint(k)) })); got != fmt.Sprint(k) {
+					t.Errorf("key %d: %q", k, got)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(m.m); n > 8 {
+		t.Errorf("%d renderings kept, want at most 8", n)
+	}
+}
