@@ -260,8 +260,9 @@
   }
   start();
   document.body.addEventListener('htmx:load', start);
-  // Leaving the page ends its stream first: the browser would otherwise
-  // cancel it mid-response and log the cancelled request.
+  // Leaving the page ends its stream and any pending retry first, so no
+  // retry starts as it goes. (Whether a browser logs a stream cancelled by
+  // the navigation: headless Chromium 156 does not, either way.)
   window.addEventListener('pagehide', function () {
     clearTimeout(retry);
     if (reading) { var r = reading; reading = null; r.abort(); }

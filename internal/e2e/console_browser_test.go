@@ -1,23 +1,19 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/sessionlab/sessionlab/internal/apptest"
 )
 
 // consoleErrors is every red line the page's console has shown so far:
-// the errors the browser itself logs (a failed or 4xx request, an
-// aborted stream) as well as the page's own.
+// the errors the browser itself logs (a failed or 4xx request) as well as
+// the page's own.
 func (b *browser) consoleErrors() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -32,15 +28,16 @@ func (b *browser) consoleErrors() []string {
 
 // A student with DevTools open sees no red line in normal use: a wrong
 // password or a form error is an answer the page shows, not a failed
-// request, and leaving a page does not log its live stream as aborted.
-// During an outage the page retries with growing pauses, so the console
-// gets a few lines, not one a second.
+// request. During an outage the page retries with growing pauses, so the
+// console gets a few lines, not one a second. (Leaving a page while its
+// live stream is open is not checked here: headless Chromium 156 reports
+// nothing for the old page's stream, neither a Network.loadingFailed nor a
+// Log entry, whether or not live.js ends the stream on pagehide.)
 func TestBrowserConsoleStaysClean(t *testing.T) {
 	t.Parallel()
 	s := startSite(t)
 	b := newBrowser(t)
 	b.recordPages()
-	b.recordFailedRequests()
 
 	b.open(s.url("/"))
 	b.open(s.url("/register"))
@@ -88,38 +85,4 @@ func TestBrowserConsoleStaysClean(t *testing.T) {
 	s.app = apptest.Start(t, bin, "-redis", s.redis.URL(), "-addr", s.app.Addr, "-instance", "browser-test")
 	b.waitFor("the page to hear the server again", `document.querySelector('[data-testid=live-status] [data-testid=live-survived]') !== null`)
 	b.count(2)
-}
-
-// recordFailedRequests adds to the console log every request that was
-// cancelled (DevTools prints those in red as "GET <url> net::ERR_ABORTED"),
-// which the Log domain does not report.
-func (b *browser) recordFailedRequests() {
-	b.t.Helper()
-	var mu sync.Mutex
-	urls := map[network.RequestID]string{}
-	err := chromedp.Listen(b.ctx, func(ev any) {
-		switch ev := ev.(type) {
-		case *network.EventRequestWillBeSent:
-			mu.Lock()
-			urls[ev.RequestID] = ev.Request.Method + " " + ev.Request.URL
-			mu.Unlock()
-		case *network.EventLoadingFailed:
-			if !ev.Canceled {
-				return // the Log domain reports it (a "Failed to load resource" line)
-			}
-			mu.Lock()
-			u := urls[ev.RequestID]
-			mu.Unlock()
-			b.mu.Lock()
-			b.console = append(b.console, fmt.Sprintf("network/error: %s %s (canceled %v)", u, ev.ErrorText, ev.Canceled))
-			b.mu.Unlock()
-		}
-	})
-	if err != nil {
-		b.t.Fatalf("browser: listen to network events: %v", err)
-	}
-	b.do("enable network events", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := cdp.Call(ctx, t, network.Enable, network.EnableParams{})
-		return err
-	}))
 }
