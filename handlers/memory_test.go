@@ -22,7 +22,8 @@ func TestMemoryModeWorksWithoutAnIndex(t *testing.T) {
 	t.Run("no page says a session goes through Redis, and no request asks Redis for one", func(t *testing.T) {
 		for _, path := range []string{"/", "/count", "/redis", "/profile"} {
 			body := ta.get(c, path).body
-			for _, untrue := range []string{"Redis pub/sub", "on either instance", "the count goes through Redis"} {
+			for _, untrue := range []string{"Redis pub/sub", "on either instance", "the count goes through Redis",
+				"UNSUBSCRIBE", "such as the live stream's"} {
 				if strings.Contains(body, untrue) {
 					t.Errorf("GET %s in memory mode says %q", path, untrue)
 				}
@@ -67,6 +68,15 @@ func TestMemoryModeWorksWithoutAnIndex(t *testing.T) {
 		r := ta.get(c, "/redis")
 		if r.status != http.StatusOK || strings.Contains(r.body, sessions.IndexKey("mia")) {
 			t.Errorf("GET /redis: %d, shows %s: %v", r.status, sessions.IndexKey("mia"), strings.Contains(r.body, sessions.IndexKey("mia")))
+		}
+	})
+	t.Run("a panel that read nothing from Redis names no moment it read it", func(t *testing.T) {
+		r := ta.get(ta.client(), "/redis", "HX-Request", "true", "HX-Target", "redis-panel")
+		if r.status != http.StatusOK || strings.Contains(r.body, "Read from Redis at") || !strings.Contains(r.body, "sent nothing to Redis") {
+			t.Errorf("the panel of a visitor in memory mode: %d\n%s", r.status, r.body)
+		}
+		if r := ta.get(c, "/redis", "HX-Request", "true", "HX-Target", "redis-panel"); !strings.Contains(r.body, "Read from Redis at") {
+			t.Errorf("the panel of a logged-in user (the account is in Redis) names no moment:\n%s", r.body)
 		}
 	})
 	t.Run("the Redis panel claims no session is in Redis", func(t *testing.T) {

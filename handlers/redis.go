@@ -48,7 +48,11 @@ func isPanelRequest(r *http.Request) bool {
 // redisView is this browser's keys as stored now, and when they were read.
 func (a *App) redisView(ctx context.Context) (views.RedisView, error) {
 	entries, err := a.redisEntries(ctx)
-	return views.RedisView{Entries: entries, Memory: a.InProcess, Server: a.Redis(), At: time.Now()}, err
+	v := views.RedisView{Entries: entries, Memory: a.InProcess, Server: a.Redis(), At: time.Now()}
+	if _, ok := a.currentUser(ctx); a.InProcess && !ok {
+		v.At = time.Time{} // nothing was read: no moment to name
+	}
+	return v, err
 }
 
 func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {

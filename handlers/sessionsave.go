@@ -179,7 +179,7 @@ func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.T
 	tail.Write(b[i+len(traceMarker):])
 	body.Truncate(i)
 	var cmds [8]views.TraceCommand
-	t := views.Trace{Method: r.Method, Path: r.URL.Path, Commands: cmds[:0]}
+	t := views.Trace{Method: r.Method, Path: r.URL.Path, Commands: cmds[:0], InProcess: a.InProcess}
 	t.Dropped = trace.Each(func(c redistrace.Command) { t.Commands = append(t.Commands, views.TraceCommand(c)) })
 	if isPanelRequest(r) {
 		views.WriteOwnTrace(body, views.OwnPanel, t)

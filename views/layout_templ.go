@@ -781,7 +781,7 @@ func liveOwn() templ.Component {
 			}
 			templ.ReleaseBuffer(templ_7745c5c3_Buffer)
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 52, "><p><small>On a page with live updates, this browser's live stream (<code>GET /live</code>, one for all its tabs) lists here what it sent to Redis when it opened.</small></p></section>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 52, "><p><small>On a page with live updates, this browser's live stream (<code>GET /live</code>, one for all its tabs) lists here what it sent to Redis when it opened; a tab that joined a stream another tab had opened shows it when the stream next opens.</small></p></section>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -250,6 +250,9 @@ type Trace struct {
 	Path     string // /count
 	Commands []TraceCommand
 	Dropped  int // commands sent but not kept (a trace is bounded)
+	// InProcess: -store memory, where sessions and the live stream never
+	// reach Redis, so no page may name their commands.
+	InProcess bool
 }
 
 // TraceCommand is one Redis command of a Trace, as it was sent.

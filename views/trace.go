@@ -21,7 +21,7 @@ func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 	b.WriteString(`</code> `)
 	if len(t.Commands) == 0 {
 		b.WriteString(`sent nothing to Redis.</p>`)
-		writeOthers(b)
+		writeOthers(b, t.InProcess)
 		return
 	}
 	b.WriteString(`sent these commands to the Redis at <code data-testid="redis-server">`)
@@ -31,7 +31,7 @@ func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 	b.WriteString(`<ol class="redis-trace-list" data-testid="redis-trace">`)
 	writeCommands(b, t, `<li data-testid="trace-command"`)
 	b.WriteString(`</ol>`)
-	writeOthers(b)
+	writeOthers(b, t.InProcess)
 }
 
 // writeCommands writes a trace's commands as list items opened with item.
@@ -121,11 +121,19 @@ func WriteOwnTrace(b *bytes.Buffer, who Own, t Trace) {
 
 // writeOthers names what MONITOR prints beside a request's commands, so a
 // student does not take it for part of the request.
-func writeOthers(b *bytes.Buffer) {
+func writeOthers(b *bytes.Buffer, inProcess bool) {
 	b.WriteString(`<p data-testid="trace-others"><small>Not part of this request, though <code>MONITOR</code> prints them too: `)
-	b.WriteString(`the panel's own request (<code>GET /redis</code>) and the page's live stream (<code>GET /live</code>, as it opened), listed at the foot of the panel; `)
-	b.WriteString(`the end of the previous page's stream (<code>UNSUBSCRIBE</code> of channels no other page needs, and its browsers list script); other browsers' requests; `)
-	b.WriteString(`and the Redis client's own upkeep: <code>PING</code> on an idle connection, and the handshake (<code>HELLO</code>, <code>CLIENT TRACKING</code>…) of a connection it opens in the background, such as the live stream's. A connection opened for this request shows its handshake in the list above.</small></p>`)
+	if inProcess { // sessions and the live stream stay in this process
+		b.WriteString(`on a page with the Redis panel, the panel's own request (<code>GET /redis</code>, which reads your account when you are logged in), listed at the foot of the panel; other browsers' requests; `)
+	} else {
+		b.WriteString(`on a page with the Redis panel, the panel's own request (<code>GET /redis</code>), and on a page with live updates, its live stream (<code>GET /live</code>, as it opened), each listed at the foot of the panel; `)
+		b.WriteString(`the end of the previous page's stream (<code>UNSUBSCRIBE</code> of channels no other page needs, and its browsers list script); other browsers' requests; `)
+	}
+	b.WriteString(`and the Redis client's own upkeep: <code>PING</code> on an idle connection, and the handshake (<code>HELLO</code>, <code>CLIENT TRACKING</code>…) of a connection it opens in the background`)
+	if !inProcess {
+		b.WriteString(`, such as the live stream's`)
+	}
+	b.WriteString(`. A connection opened for this request shows its handshake in the list above.</small></p>`)
 }
 
 func writeArgs(b *bytes.Buffer, args []string) {
