@@ -10,7 +10,7 @@ import (
 // fromSessionHook: the request is views.SessionEndedHook asking where its page
 // should go now that the page's session has ended.
 func fromSessionHook(r *http.Request) bool {
-	return isHTMX(r) && r.Header.Get("HX-Trigger") == views.IDSessionHook
+	return isHTMX(r) && header(r.Header, hdrHXTrigger) == views.IDSessionHook
 }
 
 // userHandler serves a page that needs a login, for the logged-in user u.

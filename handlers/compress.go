@@ -21,7 +21,7 @@ var gzipWriters = sync.Pool{New: func() any {
 // compressed is body gzipped into out, headers set, when the client accepts
 // it and it is worth it; else body unchanged.
 func compressed(h http.Header, accepts bool, body []byte, out *bytes.Buffer) []byte {
-	h.Add("Vary", "Accept-Encoding")
+	h[hdrVary] = append(h[hdrVary], "Accept-Encoding")
 	if len(body) < minCompressed || !accepts {
 		return body
 	}
@@ -34,6 +34,6 @@ func compressed(h http.Header, accepts bool, body []byte, out *bytes.Buffer) []b
 	if err := zw.Close(); err != nil {
 		return body
 	}
-	h.Set("Content-Encoding", "gzip")
+	h[hdrContentEncoding] = gzipEncoding
 	return out.Bytes()
 }

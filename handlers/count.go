@@ -92,7 +92,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	if st != nil {
 		st.views = n // for the header's lab progress
 	}
-	if isHTMX(r) && r.Header.Get("HX-Target") == views.IDViewCount {
+	if isHTMX(r) && header(r.Header, hdrHXTarget) == views.IDViewCount {
 		// This browser's row and the lab's progress change with the counter.
 		a.write(w, r, http.StatusOK, templ.Join(views.Counter(n), views.ThisViews(n, true), views.RedisTraceSlot(true),
 			views.LabProgressLink(a.labProgress(ctx), true)))

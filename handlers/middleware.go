@@ -21,10 +21,10 @@ func (a *App) secureHeaders(next http.Handler) http.Handler {
 		if hsts && !loopbackHost(r.Host) {
 			h.Set("Strict-Transport-Security", hstsValue)
 		}
-		h.Set("Content-Security-Policy", csp)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "same-origin")
-		h.Set("X-Frame-Options", "DENY")
+		h[hdrCSP] = cspValue
+		h[hdrContentTypeOpts] = nosniff
+		h[hdrReferrerPolicy] = sameOrigin
+		h[hdrFrameOptions] = denyFraming
 		next.ServeHTTP(w, r)
 	})
 }

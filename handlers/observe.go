@@ -28,7 +28,7 @@ func (a *App) observe(next http.Handler) http.Handler {
 		start := time.Now()
 		o := &observed{statusRecorder: statusRecorder{ResponseWriter: w}}
 		o.info.ID = a.requestID(r)
-		w.Header().Set("X-Request-Id", o.info.ID)
+		w.Header()[hdrRequestID] = []string{o.info.ID}
 		ctx := requestlog.With(r.Context(), &o.info)
 		next.ServeHTTP(&o.statusRecorder, r.WithContext(ctx))
 
@@ -54,7 +54,7 @@ func (a *App) observe(next http.Handler) http.Handler {
 // requestID is a trusted proxy's X-Request-Id (so nginx's log and the app's
 // agree), else a new one: a client's own could pose as someone else's.
 func (a *App) requestID(r *http.Request) string {
-	if id := r.Header.Get("X-Request-Id"); id != "" && requestlog.ValidID(id) && a.fromTrustedProxy(r) {
+	if id := header(r.Header, hdrRequestID); id != "" && requestlog.ValidID(id) && a.fromTrustedProxy(r) {
 		return id
 	}
 	return requestlog.NewID()

@@ -21,7 +21,7 @@ import (
 // isHTMX: the request wants a fragment (a history restore says HX-Request
 // too, but needs the whole page).
 func isHTMX(r *http.Request) bool {
-	return r.Header.Get("HX-Request") == "true" && r.Header.Get("HX-History-Restore-Request") != "true"
+	return header(r.Header, hdrHXRequest) == "true" && header(r.Header, hdrHXHistory) != "true"
 }
 
 // render writes a page: the partial alone for htmx, else the whole layout.
@@ -61,9 +61,9 @@ func (a *App) write(w http.ResponseWriter, r *http.Request, status int, c templ.
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Add("Vary", "HX-Request, HX-History-Restore-Request")
+	h[hdrContentType] = htmlType
+	h[hdrCacheControl] = noStore
+	h[hdrVary] = append(h[hdrVary], "HX-Request, HX-History-Restore-Request")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }

@@ -92,7 +92,8 @@ func validToken(t string) bool {
 // touched, at most every TouchEvery.
 func (a *App) loadAndSave(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Add("Vary", "Cookie")
+		h := w.Header()
+		h[hdrVary] = append(h[hdrVary], "Cookie")
 		var token string
 		var presented bool
 		if c, err := r.Cookie(a.Sessions.Cookie.Name); err == nil {

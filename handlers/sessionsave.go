@@ -84,7 +84,7 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	// scs adds `no-cache="Set-Cookie"`; a response that sets a session
 	// cookie must not be stored at all.
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header()[hdrCacheControl] = noStore
 	return nil
 }
 
@@ -127,8 +127,8 @@ func (b *bufferedWriter) send(final bool) {
 	h := b.w.Header()
 	for k, v := range b.header {
 		switch {
-		case k == "Cache-Control" && h.Get("Cache-Control") == "no-store":
-		case k == "Vary" || k == "Set-Cookie":
+		case k == hdrCacheControl && header(h, hdrCacheControl) == "no-store":
+		case k == hdrVary || k == "Set-Cookie":
 			h[k] = append(h[k], v...) // keep the middleware's Vary: Cookie and session cookie
 		default:
 			h[k] = v
@@ -138,13 +138,13 @@ func (b *bufferedWriter) send(final bool) {
 		b.status = http.StatusOK
 	}
 	body := b.body.Bytes()
-	if final && b.status >= 200 && b.status != http.StatusNoContent && b.status != http.StatusNotModified && h.Get("Content-Length") == "" {
-		if strings.HasPrefix(h.Get("Content-Type"), "text/html") && h.Get("Content-Encoding") == "" {
+	if final && b.status >= 200 && b.status != http.StatusNoContent && b.status != http.StatusNotModified && header(h, hdrContentLength) == "" {
+		if strings.HasPrefix(header(h, hdrContentType), "text/html") && header(h, hdrContentEncoding) == "" {
 			zbuf := getBuffer()
 			defer putBuffer(zbuf)
 			body = compressed(h, b.gzip, body, zbuf)
 		}
-		h.Set("Content-Length", strconv.Itoa(len(body)))
+		h[hdrContentLength] = []string{strconv.Itoa(len(body))}
 	}
 	b.w.WriteHeader(b.status)
 	_, _ = b.w.Write(body)

@@ -106,7 +106,7 @@ func Handler() http.Handler {
 // AcceptsGzip reports whether the request's Accept-Encoding allows gzip
 // (a "gzip;q=0" refuses it).
 func AcceptsGzip(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept-Encoding") {
+	for _, v := range r.Header["Accept-Encoding"] { // canonical: Values canonicalizes it on every call
 		for part := range strings.SplitSeq(v, ",") {
 			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 			if strings.TrimSpace(name) != "gzip" {
