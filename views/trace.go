@@ -2,7 +2,6 @@ package views
 
 import (
 	"bytes"
-	"html"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +16,7 @@ func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 	b.WriteString(`<h2>What this request did in Redis</h2><p><code data-testid="trace-request">`)
 	b.WriteString(t.Method)
 	b.WriteByte(' ')
-	b.WriteString(html.EscapeString(t.Path))
+	writeEscaped(b, t.Path)
 	b.WriteString(`</code> `)
 	if len(t.Commands) == 0 {
 		b.WriteString(`sent nothing to Redis.</p>`)
@@ -25,7 +24,7 @@ func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 		return
 	}
 	b.WriteString(`sent these commands to the Redis at <code data-testid="redis-server">`)
-	b.WriteString(html.EscapeString(server.Where))
+	writeEscaped(b, server.Where)
 	b.WriteString(`</code>, in this order, as <code>redis-cli MONITOR</code> prints them. `)
 	b.WriteString(`<small>An argument cut short here ends in …: a session token (a full token is a password), a session ID, a password hash, a long value.</small></p>`)
 	b.WriteString(`<ol class="redis-trace-list" data-testid="redis-trace">`)
@@ -47,7 +46,7 @@ func writeCommands(b *bytes.Buffer, t Trace, item string) {
 		b.WriteString(`</code>`)
 		if c.Script != "" {
 			b.WriteString(` <small>(the `)
-			b.WriteString(html.EscapeString(c.Script))
+			writeEscaped(b, c.Script)
 			b.WriteString(` script)</small>`)
 		}
 		if c.Handshake {
@@ -59,7 +58,7 @@ func writeCommands(b *bytes.Buffer, t Trace, item string) {
 		case c.Handshake && c.Reply == "": // the client reads these replies itself
 		default:
 			b.WriteString(` → `)
-			b.WriteString(html.EscapeString(c.Reply))
+			writeEscaped(b, c.Reply)
 			b.WriteString(`, `)
 			b.Write(appendMillis(num[:0], c.Took))
 		}
@@ -289,6 +288,34 @@ func writeRepr(b *bytes.Buffer, s string) {
 			continue
 		}
 		b.Write([]byte{'\\', 'x', hex[c>>4], hex[c&0xf]})
+	}
+	b.WriteString(s[plain:])
+}
+
+// writeEscaped writes s as html.EscapeString escapes it, straight into b:
+// html.EscapeString's result kept the whole Trace on the heap (a Replacer
+// may return its argument).
+func writeEscaped(b *bytes.Buffer, s string) {
+	plain := 0 // s[plain:i] is still to be written as it is
+	for i := 0; i < len(s); i++ {
+		var esc string
+		switch s[i] {
+		case '&':
+			esc = "&amp;"
+		case '\'':
+			esc = "&#39;"
+		case '<':
+			esc = "&lt;"
+		case '>':
+			esc = "&gt;"
+		case '"':
+			esc = "&#34;"
+		default:
+			continue
+		}
+		b.WriteString(s[plain:i])
+		b.WriteString(esc)
+		plain = i + 1
 	}
 	b.WriteString(s[plain:])
 }

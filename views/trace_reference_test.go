@@ -2,6 +2,7 @@ package views
 
 import (
 	"bytes"
+	"html"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -159,4 +160,30 @@ func FuzzTraceArgumentSameAsReference(f *testing.F) {
 			t.Fatalf("arg %q, partial %v: %s", arg, partial, diff)
 		}
 	})
+}
+
+// writeEscaped writes what html.EscapeString returns, for every byte and
+// for random text.
+func TestWriteEscapedIsHTMLEscapeString(t *testing.T) {
+	check := func(s string) {
+		t.Helper()
+		var b bytes.Buffer
+		writeEscaped(&b, s)
+		if want := html.EscapeString(s); b.String() != want {
+			t.Fatalf("writeEscaped(%q) = %q, want %q", s, b.String(), want)
+		}
+	}
+	for c := range 256 {
+		check(string([]byte{byte(c)}))
+		check("a" + string([]byte{byte(c)}) + "b&")
+	}
+	rng := rand.New(rand.NewPCG(6, 12))
+	const alphabet = "ab <>&'\"é\x00/"
+	for range 20_000 {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		check(string(b))
+	}
 }
