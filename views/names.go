@@ -62,10 +62,32 @@ const (
 func target(id string) string { return "#" + id }
 
 // liveStream marks the element that makes a page listen to /live.
-func liveStream() templ.Attributes { return templ.Attributes{AttrLive: "/live"} }
+func liveStream() templ.Attributer { return liveStreamAttrs }
 
 // liveSwap marks an element whose content the event's data replaces.
-func liveSwap(event string) templ.Attributes { return templ.Attributes{AttrLiveSwap: event} }
+func liveSwap(event string) templ.Attributer {
+	if a, ok := liveSwaps[event]; ok {
+		return a
+	}
+	return &fixedAttrs{{Key: AttrLiveSwap, Value: event}}
+}
+
+// fixedAttrs are a spread's attributes made once: a templ.Attributes is a
+// map that each call builds and each render sorts into a new slice.
+type fixedAttrs []templ.KeyValue[string, any]
+
+func (a *fixedAttrs) Items() []templ.KeyValue[string, any] { return *a }
+
+var (
+	liveStreamAttrs = &fixedAttrs{{Key: AttrLive, Value: "/live"}}
+	liveSwaps       = func() map[string]*fixedAttrs {
+		m := map[string]*fixedAttrs{}
+		for _, e := range []string{SSECount, SSEEnded, SSESessions, SSEIdle, SSEHello, SSEBrowsers, SSEOwn} {
+			m[e] = &fixedAttrs{{Key: AttrLiveSwap, Value: e}}
+		}
+		return m
+	}()
+)
 
 // liveTriggerOn is an hx-trigger on one of the stream's events.
 func liveTriggerOn(event string) string { return liveTrigger + event }
