@@ -81,14 +81,14 @@ type Visit struct {
 // and counts it; the hash holds the rows of the newest MaxBrowsers as JSON,
 // so a list is their concatenation, never decoded. A browser has a page
 // open if anyone listens on its session's channel (PUBSUB NUMSUB). The list
-// is "<counted> [rows]". ARGV from browserArgs.
+// is "<counted> [rows]". a: browserArgs.
 const noteBrowser = `
 local format = string.format
 local function listed(ids, rows, total, a)
   local out = {}
   if #ids > 0 then
     local chans = {}
-    for i = 1, #ids do chans[i] = a[8] .. ids[i] end
+    for i = 1, #ids do chans[i] = $SESSION_CHANNEL .. ids[i] end
     local n = redis.call('PUBSUB', 'NUMSUB', unpack(chans))
     for i = 1, #ids do
       if rows[i] then
@@ -99,22 +99,22 @@ local function listed(ids, rows, total, a)
   return format('%d [', total) .. table.concat(out, ',') .. ']'
 end
 local function list_browsers(key, seen, now, a, publish)
-  local from = format('(%d', now - tonumber(a[3]))
-  local ids = redis.call('ZRANGE', seen, '+inf', from, 'BYSCORE', 'REV', 'LIMIT', '0', a[4])
+  local from = format('(%d', now - $WINDOW)
+  local ids = redis.call('ZRANGE', seen, '+inf', from, 'BYSCORE', 'REV', 'LIMIT', '0', '$MAX')
   local total, rows = #ids, {}
-  if total == tonumber(a[4]) then total = redis.call('ZCOUNT', seen, from, '+inf') end
+  if total == $MAX then total = redis.call('ZCOUNT', seen, from, '+inf') end
   if #ids > 0 then rows = redis.call('HMGET', key, unpack(ids)) end
   local out = listed(ids, rows, total, a)
-  if publish then redis.call('PUBLISH', a[5], a[6] .. out) end
+  if publish then redis.call('PUBLISH', a[3], $MSG_BROWSERS .. out) end
   return out
 end
 -- A count: this browser's row first, then the newest others; what falls
 -- out of the list or the window leaves the hash when a row is added.
 local function note_browser(key, seen, id, views, now, now_s, a)
-  local max = tonumber(a[4])
-  local cut = format('%d', now - tonumber(a[3]))
+  local max = $MAX
+  local cut = format('%d', now - $WINDOW)
   local from = '(' .. cut
-  local before = redis.call('ZRANGE', seen, '+inf', from, 'BYSCORE', 'REV', 'LIMIT', '0', a[4])
+  local before = redis.call('ZRANGE', seen, '+inf', from, 'BYSCORE', 'REV', 'LIMIT', '0', '$MAX')
   local row = '{"device":' .. a[1] .. ',"logged_in":' .. a[2] .. ',"views":' .. views .. ',"at":' .. now_s .. '}'
   local added = redis.call('HSET', key, id, row) == 1
   local new = redis.call('ZADD', seen, now_s, id) == 1
@@ -129,7 +129,7 @@ local function note_browser(key, seen, id, views, now, now_s, a)
   if #before == max then
     if new then
       total = redis.call('ZCARD', seen)
-      local keep = tonumber(a[7])
+      local keep = $MAX_COUNTED
       if total > keep then
         redis.call('ZREMRANGEBYRANK', seen, '0', format('%d', -keep - 1))
         total = keep
@@ -154,10 +154,10 @@ local function note_browser(key, seen, id, views, now, now_s, a)
     local r = redis.call('HMGET', key, unpack(others))
     for i = 1, #others do rows[i+1] = r[i] end
   end
-  redis.call('PEXPIRE', key, a[3])
-  redis.call('PEXPIRE', seen, a[3])
+  redis.call('PEXPIRE', key, '$WINDOW')
+  redis.call('PEXPIRE', seen, '$WINDOW')
   local out = listed(ids, rows, total, a)
-  redis.call('PUBLISH', a[5], a[6] .. out)
+  redis.call('PUBLISH', a[3], $MSG_BROWSERS .. out)
   return out
 end
 -- now_ms is Redis's clock in ms, as a number and as digits (written
@@ -171,14 +171,14 @@ local function now_ms()
 end
 `
 
-// browserArgs are the ARGV note_browser reads, starting at ARGV[first].
+// browserArgs are the ARGV note_browser reads (its a): the device as
+// JSON, true or false (logged in), the address's channel.
 func browserArgs(v Visit) []string {
 	logged := "false"
 	if v.LoggedIn {
 		logged = "true"
 	}
-	return []string{jsonString(v.device()), logged, strconv.FormatInt(BrowsersWindow.Milliseconds(), 10),
-		strconv.Itoa(MaxBrowsers), BrowsersChannel(v.Addr), MsgBrowsersPrefix, strconv.Itoa(maxCounted), SessionChannelPrefix}
+	return []string{jsonString(v.device()), logged, BrowsersChannel(v.Addr)}
 }
 
 // device is the device text stored for the visit.
@@ -187,6 +187,34 @@ func (v Visit) device() string {
 		return v.Device[:maxDevice]
 	}
 	return v.Device
+}
+
+// scriptNames writes into the scripts' source the Go constants they use
+// ($NAME): each keeps one home, as STYLE asks of names passed as ARGV, and
+// a count sends a dozen fewer arguments (each cost Redis about 1.2k
+// instructions to receive).
+var scriptNames = strings.NewReplacer(
+	"$WINDOW", strconv.FormatInt(BrowsersWindow.Milliseconds(), 10),
+	"$MAX_COUNTED", strconv.Itoa(maxCounted),
+	"$MAX", strconv.Itoa(MaxBrowsers),
+	"$MSG_BROWSERS", luaString(MsgBrowsersPrefix),
+	"$MSG_COUNT", luaString(MsgCountPrefix),
+	"$SESSION_CHANNEL", luaString(SessionChannelPrefix),
+	"$KEY_VIEWS", luaString(KeyViews),
+	"$KEY_ORIGIN", luaString(KeyOrigin),
+	"$KEY_COUNTED", luaString(KeyCounted),
+	"$KEY_LAB", luaString(KeyLab),
+	"$JSON_VIEWS", luaString(jsonString(KeyViews)+":"),
+	"$JSON_COUNTED", luaString(jsonString(KeyCounted)+":"),
+	"$JSON_ORIGIN", luaString(jsonString(KeyOrigin)+":{"),
+)
+
+// luaString is s as a Lua string literal; the constants above need no escape.
+func luaString(s string) string {
+	if strings.ContainsAny(s, `'\`+"\n") {
+		panic("sessions: a script constant needs escaping: " + s)
+	}
+	return "'" + s + "'"
 }
 
 // jsonString is s as a JSON string, for a script to write as it is.
@@ -212,9 +240,9 @@ func SortBrowsers(list []Browser) {
 // browserList: KEYS: hash, set; ARGV[1] a session whose page opened or
 // closed ("": none), then browserArgs. It returns the list, publishing it
 // when ARGV[1] is in it.
-var browserList = redistrace.NewScript("browsers list", noteBrowser+`
+var browserList = redistrace.NewScript("browsers list", scriptNames.Replace(noteBrowser+`
 local publish = ARGV[1] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1
-return list_browsers(KEYS[1], KEYS[2], now_ms(), {unpack(ARGV, 2)}, publish)`)
+return list_browsers(KEYS[1], KEYS[2], now_ms(), {unpack(ARGV, 2)}, publish)`))
 
 // Browsers reads an address's list, for a page that starts listening: what
 // was published before never reached it.
@@ -261,13 +289,13 @@ func ParseBrowsers(s string) (BrowserList, error) {
 // newBrowser, for a session about to be created: KEYS: hash, set, [new
 // session counter]; ARGV: session ID, views, browserArgs, throttle.Step.Args.
 // Past the limit nothing is written and it returns {ms to wait}.
-var newBrowser = redistrace.NewScript("note new browser", throttle.CountLimitLua+noteBrowser+`
+var newBrowser = redistrace.NewScript("note new browser", throttle.CountLimitLua+scriptNames.Replace(noteBrowser+`
 if KEYS[3] then
-  local wait = count_limit(KEYS[3], ARGV[11], ARGV[12])
+  local wait = count_limit(KEYS[3], ARGV[6], ARGV[7])
   if wait > 0 then return {wait} end
 end
 local now, now_s = now_ms()
-return {0, note_browser(KEYS[1], KEYS[2], ARGV[1], ARGV[2], now, now_s, {unpack(ARGV, 3, 10)})}`)
+return {0, note_browser(KEYS[1], KEYS[2], ARGV[1], ARGV[2], now, now_s, {unpack(ARGV, 3, 5)})}`))
 
 // NewBrowser records the first count of a session not stored yet and returns
 // the list; the same round trip counts it against limit (past it, nothing is
@@ -303,7 +331,7 @@ func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, 
 
 // moveBrowser: KEYS: hash, set; ARGV: old session ID, new one, views,
 // browserArgs. The row keeps when it last counted.
-var moveBrowser = redistrace.NewScript("move browser", noteBrowser+`
+var moveBrowser = redistrace.NewScript("move browser", scriptNames.Replace(noteBrowser+`
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return false end
 redis.call('HDEL', KEYS[1], ARGV[1])
@@ -313,7 +341,7 @@ if not at then return false end
 local a = {unpack(ARGV, 4)}
 redis.call('HSET', KEYS[1], ARGV[2], '{"device":' .. a[1] .. ',"logged_in":' .. a[2] .. ',"views":' .. ARGV[3] .. ',"at":' .. at .. '}')
 redis.call('ZADD', KEYS[2], at, ARGV[2])
-return list_browsers(KEYS[1], KEYS[2], now_ms(), a, true)`)
+return list_browsers(KEYS[1], KEYS[2], now_ms(), a, true)`))
 
 // MoveBrowser gives a session's row to the token that renewed it (the browser
 // is the same) and publishes the list; no row, no change.

@@ -61,47 +61,47 @@ end
 // round trip it publishes the count, notes the browser and the lab's evidence
 // and, for a logged-in session, the index entry. A session whose count ends
 // it and whose last counter (or creator) is this process only needs its
-// count replaced (ARGV 10-15 are the JSON that shows it); any other is
+// count replaced (ARGV 5-8 are the JSON that shows it); any other is
 // decoded. KEYS: session, browsers hash and zset, [user index]. ARGV:
-// session ID, instance, channel, MsgCountPrefix, "views": as JSON, KeyViews,
-// process, KeyOrigin, KeyCounted, unmovedArgs, KeyLab, browserArgs.
-var incrViews = redistrace.NewScript("count", noteBrowser+noteMove+encodeSession+`
+// session ID, instance, channel, process, unmovedArgs, browserArgs.
+var incrViews = redistrace.NewScript("count", scriptNames.Replace(noteBrowser+noteMove+encodeSession+`
 local find = string.find
 local function unmoved(raw)
-  if find(raw, ARGV[10], 1, true) then
-    return find(raw, ARGV[11], 1, true) or find(raw, ARGV[12], 1, true)
+  if find(raw, $JSON_COUNTED, 1, true) then
+    return find(raw, ARGV[5], 1, true) or find(raw, ARGV[6], 1, true)
   end
-  local i = find(raw, ARGV[13], 1, true)
+  local i = find(raw, $JSON_ORIGIN, 1, true)
   local j = i and find(raw, '}', i, true)
-  local p, q = find(raw, ARGV[14], i or 1, true), find(raw, ARGV[15], i or 1, true)
+  local p, q = find(raw, ARGV[7], i or 1, true), find(raw, ARGV[8], i or 1, true)
   return j and p and q and p < j and q < j
 end
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
 local now, now_s = now_ms()
 -- The count closes the session: "views":<digits>}}
-local i = find(raw, ARGV[5], #raw - #ARGV[5] - 15, true)
-local n = i and string.sub(raw, i + #ARGV[5], -3)
+local views = $JSON_VIEWS
+local i = find(raw, views, #raw - #views - 15, true)
+local n = i and string.sub(raw, i + #views, -3)
 local v, vs
 if n and #n < 14 and find(n, '^%d+$') and string.sub(raw, -2) == '}}' and unmoved(raw) then
   v = tonumber(n) + 1
   vs = string.format('%d', v)
-  redis.call('SET', KEYS[1], string.sub(raw, 1, i + #ARGV[5] - 1) .. vs .. '}}', 'KEEPTTL')
+  redis.call('SET', KEYS[1], string.sub(raw, 1, i + #views - 1) .. vs .. '}}', 'KEEPTTL')
 else
   local s = cjson.decode(raw)
-  v = (tonumber(s.values[ARGV[6]]) or 0) + 1
-  s.values[ARGV[6]] = v
-  note_move(s.values, v, ARGV[7], ARGV[2], now, ARGV[8], ARGV[9], ARGV[16])
-  redis.call('SET', KEYS[1], encode_session(s, ARGV[6]), 'KEEPTTL')
+  v = (tonumber(s.values[$KEY_VIEWS]) or 0) + 1
+  s.values[$KEY_VIEWS] = v
+  note_move(s.values, v, ARGV[4], ARGV[2], now, $KEY_ORIGIN, $KEY_COUNTED, $KEY_LAB)
+  redis.call('SET', KEYS[1], encode_session(s, $KEY_VIEWS), 'KEEPTTL')
   vs = string.format('%d', v)
 end
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. vs)
-local browsers = note_browser(KEYS[2], KEYS[3], ARGV[1], vs, now, now_s, {unpack(ARGV, 17)})
+redis.call('PUBLISH', ARGV[3], $MSG_COUNT .. vs)
+local browsers = note_browser(KEYS[2], KEYS[3], ARGV[1], vs, now, now_s, {unpack(ARGV, 9)})
 if KEYS[4] then
   local e = redis.call('HGET', KEYS[4], ARGV[1])
   local at = e and find(e, '"last_seen":', 1, true)
   local seen = at and tonumber(string.match(e, '^%d+', at + 12))
-  if e and not (seen and now - seen < 1000 and find(e, ARGV[15], 1, true)) then
+  if e and not (seen and now - seen < 1000 and find(e, ARGV[8], 1, true)) then
     local d = cjson.decode(e)
     if d.instance ~= ARGV[2] or now - (tonumber(d.last_seen) or 0) >= 1000 then
       d.last_seen = now
@@ -110,16 +110,15 @@ if KEYS[4] then
     end
   end
 end
-return {v, browsers}`)
+return {v, browsers}`))
 
 // unmovedArgs are the JSON by which the count script sees that the last
 // count (or, with none, the session's start) was on this process: the
-// counter's key, it as this process in either order, the origin's key, this
-// process and this instance.
+// counter as this process in either order, this process and this instance.
 func unmovedArgs(process, instance string) []string {
 	p, i := `"process":`+jsonString(process), `"instance":`+jsonString(instance)
-	counted := jsonString(KeyCounted) + ":"
-	return []string{counted, counted + "{" + p + "," + i + "}", counted + "{" + i + "," + p + "}", jsonString(KeyOrigin) + ":{", p, i}
+	counted := jsonString(KeyCounted) + ":{"
+	return []string{counted + p + "," + i + "}", counted + i + "," + p + "}", p, i}
 }
 
 // IncrViews adds one view to a stored session and returns the new count and
@@ -131,8 +130,7 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 		keys = append(keys, IndexKey(user))
 	}
 	res, err := incrViews.Exec(ctx, o.rdb, keys,
-		slices.Concat([]string{id, o.Instance, SessionChannel(id), MsgCountPrefix, jsonString(KeyViews) + ":", KeyViews, v.Process, KeyOrigin, KeyCounted},
-			unmovedArgs(v.Process, o.Instance), []string{KeyLab}, browserArgs(v))).ToArray()
+		slices.Concat([]string{id, o.Instance, SessionChannel(id), v.Process}, unmovedArgs(v.Process, o.Instance), browserArgs(v))).ToArray()
 	if rueidis.IsRedisNil(err) {
 		return 0, BrowserList{}, ErrNoSession
 	}
