@@ -247,7 +247,7 @@ func Layout(p Page, content templ.Component) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		if !p.HidePanel {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "<aside aria-label=\"Redis\"><details class=\"redis-fold\" data-testid=\"redis-fold\"><summary data-testid=\"redis-fold-summary\">Redis: this request's commands, this session's keys</summary>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "<aside aria-label=\"Redis\"><details class=\"redis-fold\" data-testid=\"redis-fold\"><summary data-testid=\"redis-fold-summary\">Redis: this request's commands, this session's keys, what else MONITOR prints</summary>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
