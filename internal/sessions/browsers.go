@@ -174,11 +174,15 @@ end
 // browserArgs are the ARGV note_browser reads (its a): the device as
 // JSON, true or false (logged in), the address's channel.
 func browserArgs(v Visit) []string {
+	return appendBrowserArgs(make([]string, 0, 3), v)
+}
+
+func appendBrowserArgs(args []string, v Visit) []string {
 	logged := "false"
 	if v.LoggedIn {
 		logged = "true"
 	}
-	return []string{jsonString(v.device()), logged, BrowsersChannel(v.Addr)}
+	return append(args, jsonString(v.device()), logged, BrowsersChannel(v.Addr))
 }
 
 // device is the device text stored for the visit.
@@ -219,6 +223,14 @@ func luaString(s string) string {
 
 // jsonString is s as a JSON string, for a script to write as it is.
 func jsonString(s string) string {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	if plain { // as encoding/json writes it, without its reflection
+		return `"` + s + `"`
+	}
 	b, err := json.Marshal(s)
 	if err != nil { // invalid UTF-8 is replaced, never refused
 		return `""`

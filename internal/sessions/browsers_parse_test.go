@@ -63,3 +63,17 @@ func FuzzParseBrowsersSameAsJSON(f *testing.F) {
 	f.Add(`[{"views":-0,"at":0,"logged_in":false}]`)
 	f.Fuzz(sameBrowsersAsJSON)
 }
+
+// jsonString writes what encoding/json writes, plain strings without it.
+func TestJSONStringIsMarshal(t *testing.T) {
+	strs := []string{"", "Firefox on Linux", "vm:8080", `a"b`, `a\b`, "a<b>&c", "é", "\x00", "\x7f", "\xff", "a\u2028b"}
+	for c := range 256 {
+		strs = append(strs, "x"+string(rune(c))+"y", string([]byte{byte(c)}))
+	}
+	for _, s := range strs {
+		want, _ := json.Marshal(s)
+		if got := jsonString(s); got != string(want) {
+			t.Errorf("jsonString(%q) = %s, want %s", s, got, want)
+		}
+	}
+}

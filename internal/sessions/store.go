@@ -9,8 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -33,6 +33,8 @@ type Ops struct {
 	// Instance is recorded in the session index as the instance that last
 	// served a session.
 	Instance string
+
+	unmoved atomic.Pointer[unmoved] // this process's unmovedArgs, made once
 }
 
 // NewOps returns Ops over a rueidis client.
@@ -121,6 +123,21 @@ func unmovedArgs(process, instance string) []string {
 	return []string{counted + p + "," + i + "}", counted + i + "," + p + "}", p, i}
 }
 
+type unmoved struct {
+	process, instance string
+	args              []string
+}
+
+// unmovedArgs are unmovedArgs for this process, made at its first count.
+func (o *Ops) unmovedArgs(process string) []string {
+	if u := o.unmoved.Load(); u != nil && u.process == process && u.instance == o.Instance {
+		return u.args
+	}
+	u := &unmoved{process, o.Instance, unmovedArgs(process, o.Instance)}
+	o.unmoved.Store(u)
+	return u.args
+}
+
 // IncrViews adds one view to a stored session and returns the new count and
 // the browsers of the visit's address; user is "" for an anonymous session.
 func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error) {
@@ -129,8 +146,9 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 	if user != "" {
 		keys = append(keys, IndexKey(user))
 	}
-	res, err := incrViews.Exec(ctx, o.rdb, keys,
-		slices.Concat([]string{id, o.Instance, SessionChannel(id), v.Process}, unmovedArgs(v.Process, o.Instance), browserArgs(v))).ToArray()
+	args := append(make([]string, 0, 11), id, o.Instance, SessionChannel(id), v.Process)
+	args = appendBrowserArgs(append(args, o.unmovedArgs(v.Process)...), v)
+	res, err := incrViews.Exec(ctx, o.rdb, keys, args).ToArray()
 	if rueidis.IsRedisNil(err) {
 		return 0, BrowserList{}, ErrNoSession
 	}
