@@ -174,10 +174,7 @@ func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.T
 	if i < 0 {
 		return
 	}
-	tail := getBuffer()
-	defer putBuffer(tail)
-	tail.Write(b[i+len(traceMarker):])
-	body.Truncate(i)
+	end, tail := len(b), i+len(traceMarker)
 	var cmds [8]views.TraceCommand
 	t := views.Trace{Method: r.Method, Path: r.URL.Path, Commands: cmds[:0], InProcess: a.InProcess}
 	t.Dropped = trace.Each(func(c redistrace.Command) { t.Commands = append(t.Commands, views.TraceCommand(c)) })
@@ -186,7 +183,12 @@ func (a *App) fillTrace(r *http.Request, body *bytes.Buffer, trace *redistrace.T
 	} else {
 		views.WriteTrace(body, t, a.Redis())
 	}
-	body.Write(tail.Bytes())
+	// The trace went after the page; the page's end follows it, and both
+	// move back over the marker: no second buffer for the end, which cost
+	// every request in flight a pooled buffer of a page's size.
+	body.Write(body.Bytes()[tail:end])
+	b = body.Bytes()
+	body.Truncate(i + copy(b[i:], b[end:]))
 }
 
 var traceMarker = []byte(views.TraceMarker)
