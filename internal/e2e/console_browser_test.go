@@ -30,9 +30,13 @@ func (b *browser) consoleErrors() []string {
 // password or a form error is an answer the page shows, not a failed
 // request. During an outage the page retries with growing pauses, so the
 // console gets a few lines, not one a second. (Leaving a page while its
-// live stream is open is not checked here: headless Chromium 156 reports
-// nothing for the old page's stream, neither a Network.loadingFailed nor a
-// Log entry, whether or not live.js ends the stream on pagehide.)
+// live stream is open is not checked here: no test can see it fail.
+// Chromium 156 shows nothing for the old page's stream, headless or headed
+// with DevTools open and its log preserved, whether or not live.js ends
+// the stream on pagehide, and nothing for the htmx SSE extension's
+// EventSource either: Blink never logs a cancelled request to the console,
+// and the old page's network events stop at the navigation, so its stream
+// stays "pending" in the Network panel.)
 func TestBrowserConsoleStaysClean(t *testing.T) {
 	t.Parallel()
 	s := startSite(t)
