@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -198,7 +199,7 @@ var traceMarker = []byte(views.TraceMarker)
 // instructions).
 func lastTraceMarker(b []byte) int {
 	for end := len(b); ; {
-		i := bytes.LastIndexByte(b[:end], '!')
+		i := lastBang(b[:end])
 		if i < 1 {
 			return -1
 		}
@@ -207,4 +208,24 @@ func lastTraceMarker(b []byte) int {
 		}
 		end = i
 	}
+}
+
+// lastBang is bytes.LastIndexByte(b, '!'), eight bytes at a step: Go's
+// LastIndexByte goes a byte at a time, and the slot is a kilobyte or two
+// before a page's end (3.7 % of a page's instructions in process).
+func lastBang(b []byte) int {
+	const ones, highs, bangs = 0x0101010101010101, 0x8080808080808080, 0x2121212121212121
+	i := len(b)
+	for ; i >= 8; i -= 8 {
+		x := binary.LittleEndian.Uint64(b[i-8:]) ^ bangs // a '!' byte is 0 in x
+		if (x-ones)&^x&highs != 0 {
+			break // a '!' among these eight
+		}
+	}
+	for i--; i >= 0; i-- {
+		if b[i] == '!' {
+			return i
+		}
+	}
+	return -1
 }

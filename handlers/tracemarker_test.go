@@ -51,3 +51,21 @@ func TestFillTraceKeepsThePageAroundIt(t *testing.T) {
 		}
 	}
 }
+
+// lastBang finds what bytes.LastIndexByte finds, at every length and
+// position, beside every other byte.
+func TestLastBangIsLastIndexByte(t *testing.T) {
+	for n := range 40 {
+		for pos := -1; pos < n; pos++ {
+			for _, other := range []byte{0, ' ', '!' - 1, '!' + 1, 0x80, 0xa1, 0xff} {
+				b := bytes.Repeat([]byte{other}, n)
+				if pos >= 0 {
+					b[pos] = '!'
+				}
+				if got, want := lastBang(b), bytes.LastIndexByte(b, '!'); got != want {
+					t.Fatalf("%q: %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
+}
