@@ -1,0 +1,78 @@
+package views
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/a-h/templ"
+)
+
+// templText is what templ's generated code writes for { s }.
+func templText(s string) string {
+	v, _ := templ.JoinStringErrs(s)
+	return templ.EscapeString(v)
+}
+
+// onlyWriter hides bytes.Buffer's WriteString: text's other path.
+type onlyWriter struct{ b *bytes.Buffer }
+
+func (w onlyWriter) Write(p []byte) (int, error) { return w.b.Write(p) }
+
+func TestTextIsTemplsText(t *testing.T) {
+	var cases []string
+	for c := range 256 {
+		cases = append(cases, string([]byte{byte(c)}), "a"+string([]byte{byte(c)})+"b")
+	}
+	cases = append(cases, "", "<<&&''\"\">>", "plain text", "ünïcødé ✓ <b>", "x\xffy&")
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		b := make([]byte, r.IntN(24))
+		for i := range b {
+			b[i] = "ab<>&'\"\xff é"[r.IntN(11)]
+		}
+		cases = append(cases, string(b))
+	}
+	for _, s := range cases {
+		want := templText(s)
+		var b bytes.Buffer
+		if err := text(s).Render(context.Background(), &b); err != nil || b.String() != want {
+			t.Fatalf("text(%q) wrote %q, %v; templ's { s } writes %q", s, b.String(), err, want)
+		}
+		b.Reset()
+		if err := text(s).Render(context.Background(), onlyWriter{&b}); err != nil || b.String() != want {
+			t.Fatalf("text(%q) to a plain io.Writer wrote %q, %v; want %q", s, b.String(), err, want)
+		}
+	}
+	if html.EscapeString("<'\"&>") != templText("<'\"&>") {
+		t.Fatal("templ's { s } no longer escapes as html.EscapeString; text's fallback follows it")
+	}
+}
+
+// failWriter fails its n-th write.
+type failWriter struct{ n int }
+
+var errWrite = errors.New("write failed")
+
+func (w *failWriter) WriteString(s string) (int, error) {
+	if w.n--; w.n == 0 {
+		return 0, errWrite
+	}
+	return len(s), nil
+}
+func (w *failWriter) Write(p []byte) (int, error) { return w.WriteString(string(p)) }
+
+func TestTextReturnsTheWriteError(t *testing.T) {
+	s := "a<b&c"
+	writes := strings.Count(s, "<") + strings.Count(s, "&")
+	for n := 1; n <= 2*writes+1; n++ {
+		if err := text(s).Render(context.Background(), &failWriter{n: n}); !errors.Is(err, errWrite) {
+			t.Errorf("write %d failing: Render returned %v", n, fmt.Sprint(err))
+		}
+	}
+}
