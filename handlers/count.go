@@ -95,7 +95,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	if isHTMX(r) && header(r.Header, hdrHXTarget) == views.IDViewCount {
 		// This browser's row and the lab's progress change with the counter.
 		a.write(w, r, http.StatusOK, templ.Join(views.Counter(n), views.ThisViews(n, true), views.RedisTraceSlot(true),
-			views.LabProgressLink(a.labProgress(ctx), true)))
+			views.LabProgressLink(a.labProgress(ctx, a.labOf(ctx)), true)))
 		return
 	}
 	a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{Views: n, User: u.Username, Origin: a.origin(ctx), Memory: a.InProcess,

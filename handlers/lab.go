@@ -38,12 +38,12 @@ func (a *App) labOf(ctx context.Context) sessions.Lab {
 }
 
 // labProgress counts the steps done from the session as loaded: no Redis
-// command, so the header can show it on every page.
-func (a *App) labProgress(ctx context.Context) views.LabProgress {
+// command, so the header can show it on every page. l is labOf(ctx), which
+// page needs too.
+func (a *App) labProgress(ctx context.Context, l sessions.Lab) views.LabProgress {
 	if _, ok := stateOf(ctx); !ok || a.Sessions.Token(ctx) == "" {
 		return views.LabProgress{}
 	}
-	l := a.labOf(ctx)
 	count := a.Sessions.GetInt(ctx, sessions.KeyViews)
 	if st, ok := stateOf(ctx); ok {
 		count = max(count, st.views)

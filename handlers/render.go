@@ -76,8 +76,9 @@ func (a *App) page(ctx context.Context, title string) views.Page {
 	}
 	st, _ := stateOf(ctx)
 	p.LostSession = st.isLost()
-	p.Lab = a.labProgress(ctx)
-	p.LabWeakened = a.labOf(ctx).Weakened()
+	l := a.labOf(ctx)
+	p.Lab = a.labProgress(ctx, l)
+	p.LabWeakened = l.Weakened()
 	return p
 }
 

@@ -109,16 +109,18 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 			a.fail(w, r, fmt.Errorf("load session %s: %w", a.LogID(token), err))
 			return
 		}
-		st := &sessionState{stale: presented && a.Sessions.Token(ctx) == "", presented: token}
+		// Each scs call boxes its context key (an allocation), so the live
+		// token and the user are asked once here for both checks.
+		live := a.Sessions.Token(ctx)
+		st := &sessionState{stale: presented && live == "", presented: token}
 		st.lost = st.stale && token != "" && a.Issued.Lost(token)
-		if a.Sessions.Token(ctx) != "" {
-			if err := a.checkGeneration(ctx, st); err != nil {
-				a.fail(w, r, err)
-				return
+		if live != "" {
+			u, hasUser := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User)
+			ended, err := a.checkGeneration(ctx, st, live, u, hasUser)
+			if err == nil && !ended {
+				err = a.checkTimeouts(ctx, st, live, u, hasUser)
 			}
-		}
-		if a.Sessions.Token(ctx) != "" {
-			if err := a.checkTimeouts(ctx, st); err != nil {
+			if err != nil {
 				a.fail(w, r, err)
 				return
 			}
@@ -148,40 +150,38 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 }
 
 // checkGeneration ends a logged-in session whose account changed its
-// credential generation or is gone (accounts.NewGeneration); through the
-// client-side cache it costs no round trip while nothing changes.
-func (a *App) checkGeneration(ctx context.Context, st *sessionState) error {
-	u, ok := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User)
-	if !ok || u.Username == "" {
-		return nil
+// credential generation or is gone (accounts.NewGeneration), and says so;
+// through the client-side cache it costs no round trip while nothing
+// changes. token and u (hasUser: the session holds one) are the session's.
+func (a *App) checkGeneration(ctx context.Context, st *sessionState, token string, u sessions.User, hasUser bool) (ended bool, err error) {
+	if !hasUser || u.Username == "" {
+		return false, nil
 	}
 	current, err := a.Accounts.Current(ctx, u.Username, u.Gen)
 	if err != nil {
-		return fmt.Errorf("check session %s: %w", a.LogID(a.Sessions.Token(ctx)), err)
+		return false, fmt.Errorf("check session %s: %w", a.LogID(token), err)
 	}
 	if current {
-		return nil
+		return false, nil
 	}
-	token := a.Sessions.Token(ctx)
 	a.Log.InfoContext(ctx, "session revoked: its account's credentials changed", "session", a.LogID(token), "user", u.Username)
 	st.end()
 	a.Metrics.SessionsEnded(metrics.EndCredentialsChanged, 1)
 	if err := a.Sessions.Destroy(ctx); err != nil {
-		return fmt.Errorf("destroy revoked session %s: %w", a.LogID(token), err)
+		return true, fmt.Errorf("destroy revoked session %s: %w", a.LogID(token), err)
 	}
-	return nil
+	return true, nil
 }
 
 // checkTimeouts ends a session past its idle or absolute deadline and
-// refreshes "last seen" when it is older than TouchEvery.
-func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
+// refreshes "last seen" when it is older than TouchEvery. token, u and
+// hasUser are as checkGeneration's.
+func (a *App) checkTimeouts(ctx context.Context, st *sessionState, token string, u sessions.User, hasUser bool) error {
 	now := time.Now()
-	token := a.Sessions.Token(ctx)
 	deadline := a.Sessions.Deadline(ctx)
 	st.seen = a.Sessions.GetTime(ctx, sessions.KeySeen)
 	expired := now.After(sessions.EndsAt(st.seen, deadline, a.Idle))
-	if !expired && (now.Sub(st.seen) >= a.TouchEvery || a.neverReused(ctx, st.seen)) {
-		u, _ := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User)
+	if !expired && (now.Sub(st.seen) >= a.TouchEvery || a.neverReused(ctx, st.seen, hasUser)) {
 		err := a.Ops.Touch(ctx, token, u.Username, now, sessions.EndsAt(now, deadline, a.Idle))
 		switch {
 		case errors.Is(err, sessions.ErrNoSession):
@@ -207,8 +207,8 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState) error {
 
 // neverReused: an anonymous session last seen at its creation lives only
 // sessions.FreshFor, so this first reuse must give it the idle timeout.
-func (a *App) neverReused(ctx context.Context, seen time.Time) bool {
-	if _, ok := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User); ok {
+func (a *App) neverReused(ctx context.Context, seen time.Time, hasUser bool) bool {
+	if hasUser {
 		return false
 	}
 	o, ok := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
