@@ -27,11 +27,14 @@ const (
 	NotMaster   Kind = "not a master"       // a replica now (a failover moved the master)
 	FailingOver Kind = "failing over"       // Sentinel is switching masters (ErrFailingOver)
 	NoReplica   Kind = "no replica in sync" // Sentinel: writes refused while the master has none (ErrNoReplica)
+	// Sentinel: the master applied a write no replica acknowledged in time
+	// (ErrNotReplicated), so a failover may discard it.
+	NotReplicated Kind = "not replicated"
 )
 
 // MayHaveRun says whether Redis may have run the command although the client
 // saw an error (sent, no answer); every other kind changed nothing.
-func (k Kind) MayHaveRun() bool { return k == TimedOut || k == ConnLost }
+func (k Kind) MayHaveRun() bool { return k == TimedOut || k == ConnLost || k == NotReplicated }
 
 // unavailableReplies mean Redis is there but cannot serve now (not a command
 // this app got wrong); the command changed nothing.
@@ -71,6 +74,8 @@ func Unavailable(err error) (Kind, bool) {
 		return FailingOver, true
 	case errors.Is(err, ErrNoReplica):
 		return NoReplica, true
+	case errors.Is(err, ErrNotReplicated):
+		return NotReplicated, true
 	case errors.As(err, &netErr):
 		return Unreachable, true
 	}

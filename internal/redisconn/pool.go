@@ -32,10 +32,12 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 	master := func() string { return opt.InitAddress[0] }
 	gate := func(string) error { return nil }
 	noReplica := func(string) error { return nil }
+	var replicated func(context.Context, string) error
 	if opt.Sentinel.MasterSet != "" {
 		master = func() string { return MasterAddr(rdb) }
 		gate = failingOver // held like rdb's commands while the master is replaced
 		noReplica = noReplicaAt
+		replicated = replicatedAt
 	}
 	dialOptions := []redis.DialOption{
 		redis.DialTLSHandshakeTimeout(DialTimeout),
@@ -76,7 +78,7 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 				p.failed()
 				return nil, err
 			}
-			wc := &watchedConn{Conn: c, nc: nc, addr: addr, pool: p, noReplica: noReplica, times: cfg.PoolTimes, pingOnly: cfg.Managed,
+			wc := &watchedConn{Conn: c, nc: nc, addr: addr, pool: p, noReplica: noReplica, replicated: replicated, times: cfg.PoolTimes, pingOnly: cfg.Managed,
 				trace: redistrace.From(ctx)}
 			if err := wc.handshake(opt); err != nil {
 				c.Close()
@@ -207,9 +209,12 @@ type watchedConn struct {
 	// noReplica: the pool's master refuses writes for want of a replica in
 	// sync (Sentinel; see ErrNoReplica), nil when it accepts them.
 	noReplica func(addr string) error
-	times     Observer          // nil: not observed
-	trace     *redistrace.Trace // the borrowing request's; nil: not traced
-	pingOnly  bool              // Config.Managed: ROLE may be forbidden; READONLY still drops it
+	// replicated waits until a replica of the master at addr has what it
+	// applied (Sentinel; see ErrNotReplicated); nil on a single Redis.
+	replicated func(ctx context.Context, addr string) error
+	times      Observer          // nil: not observed
+	trace      *redistrace.Trace // the borrowing request's; nil: not traced
+	pingOnly   bool              // Config.Managed: ROLE may be forbidden; READONLY still drops it
 }
 
 // handshake sends what redigo's DialPassword, DialClientName and
@@ -299,7 +304,28 @@ func (c *watchedConn) Do(cmd string, args ...any) (any, error) {
 		c.trace.Add(redistrace.Command{Args: redistrace.Redact(traceArgs(cmd, args)), Reply: traceReply(v, err), Took: time.Since(start),
 			Handshake: handshakeCommands[cmd]})
 	}
+	if err == nil && c.replicated != nil && sessionWritesDone[cmd] {
+		if err := c.waitReplicated(); err != nil {
+			return nil, err
+		}
+	}
 	return v, c.check(err)
+}
+
+// sessionWritesDone end scs/redisstore's writes: their reply is what the
+// store reports, so it waits until a replica has them.
+var sessionWritesDone = map[string]bool{"EXEC": true, "DEL": true}
+
+// waitReplicated waits for a replica by the borrower's limit (or one
+// command's time when it set none).
+func (c *watchedConn) waitReplicated() error {
+	lim := c.nc.limit
+	if lim.IsZero() {
+		lim = time.Now().Add(DefaultTimeout)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), lim)
+	defer cancel()
+	return c.replicated(ctx, c.addr)
 }
 
 // handshakeCommands are the ones only handshake sends.

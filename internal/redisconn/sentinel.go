@@ -31,7 +31,7 @@ const maxFailoverPause = 10 * time.Second
 // ErrFailingOver while any sentinel in opt reports a failover.
 func gateFailovers(c rueidis.Client, opt rueidis.ClientOption, log *slog.Logger) rueidis.Client {
 	g := &failoverGate{Client: c, masterSet: opt.Sentinel.MasterSet, log: log, dedicated: map[rueidis.DedicatedClient]struct{}{},
-		rs: replicaState{recheck: make(chan struct{}, 1)}}
+		rs: replicaState{recheck: make(chan struct{}, 1)}, acks: newAckTracker(c)}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.checkReplicas(ctx) // writes wait for the first answer
 	var wg sync.WaitGroup
@@ -99,7 +99,8 @@ type failoverGate struct {
 	dmu       sync.Mutex
 	dedicated map[rueidis.DedicatedClient]struct{} // lent out by Dedicate
 
-	rs replicaState // does the master have a replica in sync (see noReplica)
+	rs   replicaState // does the master have a replica in sync (see noReplica)
+	acks *ackTracker  // writes are answered once a replica has them
 }
 
 // Dedicate lends a dedicated connection and closes it when the master
@@ -247,24 +248,38 @@ func (g *failoverGate) Do(ctx context.Context, cmd rueidis.Completed) rueidis.Re
 	if err := g.refuse(); err != nil {
 		return rueidis.NewErrorResult(err)
 	}
-	if writes(cmd) {
-		if err := g.noReplica(); err != nil {
+	if !writes(cmd) {
+		return g.Client.Do(ctx, cmd)
+	}
+	if err := g.noReplica(); err != nil {
+		return rueidis.NewErrorResult(err)
+	}
+	res := g.Client.Do(ctx, cmd)
+	if mayHaveWritten(res) {
+		if err := g.acks.replicated(ctx); err != nil {
 			return rueidis.NewErrorResult(err)
 		}
 	}
-	return g.Client.Do(ctx, cmd)
+	return res
 }
 
 func (g *failoverGate) DoMulti(ctx context.Context, multi ...rueidis.Completed) []rueidis.RedisResult {
 	if err := g.refuse(); err != nil {
 		return refused(len(multi), err)
 	}
-	if slices.ContainsFunc(multi, writes) {
-		if err := g.noReplica(); err != nil {
+	if !slices.ContainsFunc(multi, writes) {
+		return g.Client.DoMulti(ctx, multi...)
+	}
+	if err := g.noReplica(); err != nil {
+		return refused(len(multi), err)
+	}
+	res := g.Client.DoMulti(ctx, multi...)
+	if slices.ContainsFunc(res, mayHaveWritten) {
+		if err := g.acks.replicated(ctx); err != nil {
 			return refused(len(multi), err)
 		}
 	}
-	return g.Client.DoMulti(ctx, multi...)
+	return res
 }
 
 // writes says whether cmd may write (see noReplica). Blocking commands
