@@ -40,6 +40,12 @@ var (
 		Message: "The session store (Redis) stopped answering, so this may or may not have been saved. " +
 			"Please reload the page in a moment to see, before you try again.",
 		RetryAfter: retryRedis}
+	// Sentinel: the master has the change and no replica confirmed a copy
+	// in time (redisconn.NotReplicated), so a failover may discard it.
+	failRedisNotReplicated = failure{Status: http.StatusServiceUnavailable, Title: "Session store unavailable",
+		Message: "The session store (Redis) took this, but its standby did not confirm a copy in time, so this may or may not have been saved. " +
+			"Please reload the page in a moment to see, before you try again.",
+		RetryAfter: retryRedis}
 	failShuttingDown = failure{Status: http.StatusServiceUnavailable, Title: "Server stopping",
 		Message: "This server is stopping. Please try again in a moment.", RetryAfter: retryRedis}
 	failNotReady = failure{Status: http.StatusServiceUnavailable, Title: "Not ready", RetryAfter: retryRedis}
@@ -83,6 +89,8 @@ func failureOf(err error, wrote bool) failure {
 	switch {
 	case !ok:
 		return failInternal
+	case kind == redisconn.NotReplicated: // only a write waits for a replica
+		return failRedisNotReplicated
 	case kind.MayHaveRun() && wrote:
 		return failRedisMayHaveRun
 	default:

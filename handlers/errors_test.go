@@ -6,6 +6,7 @@ import (
 	"go/parser"
 	"go/token"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/sessionlab/sessionlab/internal/redisconn"
@@ -17,7 +18,8 @@ import (
 // below reads errors.go, so a row added there and not here fails it.
 var failureRows = map[string]failure{
 	"failInternal": failInternal, "failRedisDown": failRedisDown, "failRedisMayHaveRun": failRedisMayHaveRun,
-	"failShuttingDown": failShuttingDown, "failNotReady": failNotReady, "failDraining": failDraining,
+	"failRedisNotReplicated": failRedisNotReplicated,
+	"failShuttingDown":       failShuttingDown, "failNotReady": failNotReady, "failDraining": failDraining,
 	"failCrossSite": failCrossSite, "failNotFound": failNotFound, "failMethodNotAllowed": failMethodNotAllowed,
 	"failRenewed": failRenewed, "failRevokeOwnSession": failRevokeOwnSession, "failTooLarge": failTooLarge,
 	"failFormTimeout": failFormTimeout, "failTooManyStreams": failTooManyStreams, "failMalformedForm": failMalformedForm,
@@ -109,5 +111,17 @@ func TestAWriteRefusedForWantOfAReplicaChangedNothing(t *testing.T) {
 	err := fmt.Errorf("sessions: incr views: %w", redisconn.ErrNoReplica)
 	if f := failureOf(err, true); f != failRedisDown {
 		t.Errorf("%d %q, want %q", f.Status, f.Message, failRedisDown.Message)
+	}
+}
+
+// A write the Sentinel master applied and no replica acknowledged in time
+// (the group commit) may be discarded by a failover, or kept: the page says
+// so, whether or not the request's method says it wrote.
+func TestAWriteNoReplicaConfirmedMayOrMayNotBeSaved(t *testing.T) {
+	err := fmt.Errorf("sessions: incr views: %w", redisconn.ErrNotReplicated)
+	for _, wrote := range []bool{true, false} {
+		if f := failureOf(err, wrote); f != failRedisNotReplicated || !strings.Contains(f.Message, "may or may not have been saved") {
+			t.Errorf("wrote %v: %d %q, want %q", wrote, f.Status, f.Message, failRedisNotReplicated.Message)
+		}
 	}
 }
