@@ -132,7 +132,7 @@ func writeOthers(b *bytes.Buffer, inProcess bool) {
 	if !inProcess {
 		b.WriteString(`, such as the live stream's`)
 	}
-	b.WriteString(`. A connection opened for this request shows its handshake in the list above.</small></p>`)
+	b.WriteString(`; with Redis Sentinel, the rounds that wait for a replica to have every write before it is acknowledged (<code>SET ready:replicated …</code> and <code>WAIT 1 1000</code>, one round for all requests waiting at once). A connection opened for this request shows its handshake in the list above.</small></p>`)
 }
 
 func writeArgs(b *bytes.Buffer, args []string) {

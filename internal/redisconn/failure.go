@@ -58,6 +58,8 @@ func Unavailable(err error) (Kind, bool) {
 	}
 	var netErr net.Error
 	switch {
+	case errors.Is(err, ErrNotReplicated): // first: it wraps why the wait ended
+		return NotReplicated, true
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return TimedOut, true
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -74,8 +76,6 @@ func Unavailable(err error) (Kind, bool) {
 		return FailingOver, true
 	case errors.Is(err, ErrNoReplica):
 		return NoReplica, true
-	case errors.Is(err, ErrNotReplicated):
-		return NotReplicated, true
 	case errors.As(err, &netErr):
 		return Unreachable, true
 	}

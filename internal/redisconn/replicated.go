@@ -69,11 +69,17 @@ func (t *ackTracker) replicated(ctx context.Context) error {
 		go t.run()
 	}
 	t.mu.Unlock()
+	// The master has applied the write whatever happens now: any end of the
+	// wait (a round's error, the client closing at shutdown, the request's
+	// time running out) leaves it maybe kept, maybe lost by a failover.
 	select {
 	case <-r.done:
+		if r.err != nil && !errors.Is(r.err, ErrNotReplicated) {
+			return fmt.Errorf("%w: %w", ErrNotReplicated, r.err)
+		}
 		return r.err
 	case <-ctx.Done():
-		return fmt.Errorf("waiting for a replica to acknowledge a write: %w", ctx.Err())
+		return fmt.Errorf("%w: waiting for a replica: %w", ErrNotReplicated, ctx.Err())
 	}
 }
 

@@ -133,3 +133,47 @@ func TestGroupCommitKeepsAcknowledgedWritesThroughFailover(t *testing.T) {
 		})
 	}
 }
+
+// A write the master applied is "may or may not" however its wait for a
+// replica ends: the request's time running out, or the client closing (a
+// shutdown), never "nothing was changed".
+func TestAWriteCutOffWaitingForAReplicaMayHaveRun(t *testing.T) {
+	topo := redistest.StartTopology(t)
+	rdb, err := redisconn.Connect(t.Context(), redisconn.Config{URL: topo.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	incr := func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Incr().Key("n").Build()).Error() }
+	waitFor(t, "a write acknowledged once the master has a replica in sync", func() error { return incr(context.Background()) })
+	replica := topo.Nodes[0]
+	if replica.Addr() == topo.MasterAddr() {
+		replica = topo.Nodes[1]
+	}
+	replica.MustDo("CLIENT", "PAUSE", "60000", "WRITE")
+	t.Cleanup(func() { _, _ = replica.Do("CLIENT", "UNPAUSE") })
+
+	mayHaveRun := func(what string, err error) {
+		t.Helper()
+		kind, ok := redisconn.Unavailable(err)
+		if !ok || kind != redisconn.NotReplicated {
+			t.Errorf("%s: %v, classified %q; want %q", what, err, kind, redisconn.NotReplicated)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	mayHaveRun("INCR whose request ran out of time waiting", incr(ctx))
+
+	done := make(chan error, 1)
+	go func() { done <- incr(context.Background()) }()
+	time.Sleep(200 * time.Millisecond) // applied, and waiting for a round
+	rdb.Close()
+	select {
+	case err := <-done:
+		mayHaveRun("INCR waiting when the client closed", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write waiting for a replica was not answered when the client closed")
+	}
+	if got := topo.Master().MustDo("GET", "n"); got != "3" {
+		t.Errorf("n = %s on the master, want 3: both cut-off writes were applied", got)
+	}
+}
