@@ -50,7 +50,20 @@
       near.setAttribute('aria-hidden', 'true');
       near.innerHTML = html;
       near.scrollIntoView({ block: 'nearest' });
+      keepNear = Date.now() + 3000;
     }
+  }
+
+  // The stream's first events after a restart (its own commands, a count)
+  // grow the panel above the footer and would push the news beside the
+  // button out of view: for a moment it is kept where the click was.
+  var keepNear = 0;
+  function holdNear() {
+    if (Date.now() > keepNear) return;
+    requestAnimationFrame(function () {
+      var near = document.getElementById(N.restartStatus);
+      if (near) near.scrollIntoView({ block: 'nearest' });
+    });
   }
 
   // ---- what a message does to this tab ----
@@ -110,6 +123,7 @@
         htmx.trigger(el, N.trigger + name, { data: data });
       }
     });
+    holdNear();
   }
 
   // deliver acts on this tab and, when the stream is shared, on the others.
