@@ -294,7 +294,9 @@ func writeRepr(b *bytes.Buffer, s string) {
 
 // writeEscaped writes s as html.EscapeString escapes it, straight into b:
 // html.EscapeString's result kept the whole Trace on the heap (a Replacer
-// may return its argument).
+// may return its argument). It repeats text.Render's loop on purpose: a
+// string passed through that io.StringWriter escapes too (one allocation
+// and 770 B more per /profile when both shared the loop).
 func writeEscaped(b *bytes.Buffer, s string) {
 	plain := 0 // s[plain:i] is still to be written as it is
 	for i := 0; i < len(s); i++ {
