@@ -94,48 +94,72 @@ type ceilingRow struct {
 	c     cell
 }
 
-// runCeiling measures the ceiling servers and Redis alone at c conns.
-func runCeiling(tb testing.TB, out *os.File, cfg config, wrk, script string, app *target, conns int) []ceilingRow {
+// ceilingServer is one ceiling server, running until stop.
+type ceilingServer struct {
+	name  string
+	trips int
+	url   string
+	cmd   *exec.Cmd
+}
+
+// startCeiling starts a ceiling server that makes trips GETs of the app's
+// session key and writes a page of pageBytes.
+func startCeiling(tb testing.TB, app *target, pageBytes, trips int) *ceilingServer {
 	tb.Helper()
-	_, body := app.get(tb, app.profilePath, app.cookie)
-	key := app.sessionKey(strings.TrimPrefix(app.cookie, app.cookieName+"="))
 	self, err := os.Executable()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	key := app.sessionKey(strings.TrimPrefix(app.cookie, app.cookieName+"="))
+	name := fmt.Sprintf("net/http, a %d B page in one write", pageBytes)
+	if trips > 0 {
+		name += fmt.Sprintf(", + %d GET of the session key (redigo pool)", trips)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(tb))
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%s,%s,%d,%d", ceilingEnv, addr, "redis://"+app.redis.addr, key, pageBytes, trips))
+	logf, _ := os.Create(filepath.Join(tb.TempDir(), "ceiling.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start ceiling server: %v", err)
+	}
+	s := &ceilingServer{name: name, trips: trips, url: "http://" + addr + "/", cmd: cmd}
+	tb.Cleanup(s.stop)
+	if err := waitHTTP(s.url, logf.Name()); err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+func (s *ceilingServer) run(tb testing.TB, cfg config, wrk, script string, app *target, conns int) (cell, error) {
+	return runWrk(tb, wrk, script, wrkLoad{url: s.url, conns: conns, threads: cfg.threads, duration: cfg.duration},
+		&proc{pid: s.cmd.Process.Pid}, app.redisProc)
+}
+
+func (s *ceilingServer) stop() {
+	if s.cmd.ProcessState == nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+	}
+}
+
+// runCeiling measures the ceiling servers and Redis alone at c conns, one
+// after another, after the routes' cells. (The targets compare each route
+// with the ceiling cells run alongside it: see BenchmarkLoad.)
+func runCeiling(tb testing.TB, out *os.File, cfg config, wrk, script string, app *target, servers []*ceilingServer, conns int) []ceilingRow {
+	tb.Helper()
 	fmt.Fprintln(out)
-	fmt.Fprintf(out, "## Ceiling: the same wrk load (c=%d) on servers that do less than the app; nothing can beat these here\n", conns)
+	fmt.Fprintf(out, "## Ceiling: the same wrk load (c=%d) on servers that do less than the app, one after another after the routes' cells; nothing can beat these here\n", conns)
 	fmt.Fprintf(out, "%-60s %9s %8s %8s %6s %s\n", "server", "req/s", "p50", "p99", "errors", "cpu srv/redis/wrk/other")
 	var rows []ceilingRow
-	for _, trips := range []int{0, 1, 2} {
-		name := fmt.Sprintf("net/http, a %d B page in one write", len(body))
-		if trips > 0 {
-			name += fmt.Sprintf(", + %d GET of the session key (redigo pool)", trips)
-		}
-		addr := "127.0.0.1:" + strconv.Itoa(freePort(tb))
-		cmd := exec.Command(self)
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%s,%s,%d,%d", ceilingEnv, addr, "redis://"+app.redis.addr, key, len(body), trips))
-		logf, _ := os.Create(filepath.Join(tb.TempDir(), "ceiling.log"))
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			tb.Fatalf("start ceiling server: %v", err)
-		}
-		err := waitHTTP("http://"+addr+"/", logf.Name())
-		if err == nil {
-			time.Sleep(cfg.pause)
-			var c cell
-			c, err = runWrk(tb, wrk, script, wrkLoad{url: "http://" + addr + "/", conns: conns, threads: cfg.threads,
-				duration: cfg.duration}, &proc{pid: cmd.Process.Pid}, app.redisProc)
-			if err == nil {
-				rows = append(rows, ceilingRow{name: name, trips: trips, c: c})
-				printCeiling(out, name, c)
-			}
-		}
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+	for _, s := range servers {
+		time.Sleep(cfg.pause)
+		c, err := s.run(tb, cfg, wrk, script, app, conns)
 		if err != nil {
 			tb.Fatal(err)
 		}
+		rows = append(rows, ceilingRow{name: s.name, trips: s.trips, c: c})
+		printCeiling(out, s.name, c)
 	}
 	if c, ok := redisBenchmark(tb, cfg, app, conns); ok {
 		rows = append(rows, ceilingRow{name: "Redis alone: redis-benchmark GET", trips: -1, c: c})
