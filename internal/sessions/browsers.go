@@ -82,21 +82,28 @@ type Visit struct {
 // so a list is their concatenation, never decoded. A browser has a page
 // open if anyone listens on its session's channel (PUBSUB NUMSUB). The list
 // is "<counted> [rows]". a: browserArgs.
+//
+// A count publishes only on channels that NUMSUB (which it asks anyway, for
+// "open") says someone listens on: in one script nobody can subscribe
+// between the two, so a PUBLISH it skips would have reached no one.
 const noteBrowser = `
 local format = string.format
-local function listed(ids, rows, total, a)
-  local out = {}
-  if #ids > 0 then
+-- listed returns the list and, with address true, the NUMSUB reply, which
+-- ends with the address's channel.
+local function listed(ids, rows, total, a, address)
+  local out, n = {}, nil
+  if #ids > 0 or address then
     local chans = {}
     for i = 1, #ids do chans[i] = $SESSION_CHANNEL .. ids[i] end
-    local n = redis.call('PUBSUB', 'NUMSUB', unpack(chans))
+    if address then chans[#ids+1] = a[3] end
+    n = redis.call('PUBSUB', 'NUMSUB', unpack(chans))
     for i = 1, #ids do
       if rows[i] then
         out[#out+1] = '{"id":"' .. ids[i] .. (n[2*i] > 0 and '","open":true,' or '","open":false,') .. string.sub(rows[i], 2)
       end
     end
   end
-  return format('%d [', total) .. table.concat(out, ',') .. ']'
+  return format('%d [', total) .. table.concat(out, ',') .. ']', n
 end
 local function list_browsers(key, seen, now, a, publish)
   local from = format('(%d', now - $WINDOW)
@@ -104,13 +111,15 @@ local function list_browsers(key, seen, now, a, publish)
   local total, rows = #ids, {}
   if total == $MAX then total = redis.call('ZCOUNT', seen, from, '+inf') end
   if #ids > 0 then rows = redis.call('HMGET', key, unpack(ids)) end
-  local out = listed(ids, rows, total, a)
+  local out = listed(ids, rows, total, a, false)
   if publish then redis.call('PUBLISH', a[3], $MSG_BROWSERS .. out) end
   return out
 end
 -- A count: this browser's row first, then the newest others; what falls
--- out of the list or the window leaves the hash when a row is added.
-local function note_browser(key, seen, id, views, now, now_s, a)
+-- out of the list or the window leaves the hash when a row is added. With
+-- count (a message for the session's channel) it is published first, then
+-- the list, each only if listened to.
+local function note_browser(key, seen, id, views, now, now_s, a, count)
   local max = $MAX
   local cut = format('%d', now - $WINDOW)
   local from = '(' .. cut
@@ -156,8 +165,9 @@ local function note_browser(key, seen, id, views, now, now_s, a)
   end
   redis.call('PEXPIRE', key, '$WINDOW')
   redis.call('PEXPIRE', seen, '$WINDOW')
-  local out = listed(ids, rows, total, a)
-  redis.call('PUBLISH', a[3], $MSG_BROWSERS .. out)
+  local out, n = listed(ids, rows, total, a, true)
+  if count and n[2] > 0 then redis.call('PUBLISH', $SESSION_CHANNEL .. id, count) end
+  if n[#n] > 0 then redis.call('PUBLISH', a[3], $MSG_BROWSERS .. out) end
   return out
 end
 -- now_ms is Redis's clock in ms, as a number and as digits (written

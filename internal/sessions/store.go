@@ -70,11 +70,11 @@ var incrViews = redistrace.NewScript("count", scriptNames.Replace(noteBrowser+no
 local find = string.find
 local function unmoved(raw)
   if find(raw, $JSON_COUNTED, 1, true) then
-    return find(raw, ARGV[5], 1, true) or find(raw, ARGV[6], 1, true)
+    return find(raw, ARGV[4], 1, true) or find(raw, ARGV[5], 1, true)
   end
   local i = find(raw, $JSON_ORIGIN, 1, true)
   local j = i and find(raw, '}', i, true)
-  local p, q = find(raw, ARGV[7], i or 1, true), find(raw, ARGV[8], i or 1, true)
+  local p, q = find(raw, ARGV[6], i or 1, true), find(raw, ARGV[7], i or 1, true)
   return j and p and q and p < j and q < j
 end
 local raw = redis.call('GET', KEYS[1])
@@ -93,17 +93,16 @@ else
   local s = cjson.decode(raw)
   v = (tonumber(s.values[$KEY_VIEWS]) or 0) + 1
   s.values[$KEY_VIEWS] = v
-  note_move(s.values, v, ARGV[4], ARGV[2], now, $KEY_ORIGIN, $KEY_COUNTED, $KEY_LAB)
+  note_move(s.values, v, ARGV[3], ARGV[2], now, $KEY_ORIGIN, $KEY_COUNTED, $KEY_LAB)
   redis.call('SET', KEYS[1], encode_session(s, $KEY_VIEWS), 'KEEPTTL')
   vs = string.format('%d', v)
 end
-redis.call('PUBLISH', ARGV[3], $MSG_COUNT .. vs)
-local browsers = note_browser(KEYS[2], KEYS[3], ARGV[1], vs, now, now_s, {unpack(ARGV, 9)})
+local browsers = note_browser(KEYS[2], KEYS[3], ARGV[1], vs, now, now_s, {unpack(ARGV, 8)}, $MSG_COUNT .. vs)
 if KEYS[4] then
   local e = redis.call('HGET', KEYS[4], ARGV[1])
   local at = e and find(e, '"last_seen":', 1, true)
   local seen = at and tonumber(string.match(e, '^%d+', at + 12))
-  if e and not (seen and now - seen < 1000 and find(e, ARGV[8], 1, true)) then
+  if e and not (seen and now - seen < 1000 and find(e, ARGV[7], 1, true)) then
     local d = cjson.decode(e)
     if d.instance ~= ARGV[2] or now - (tonumber(d.last_seen) or 0) >= 1000 then
       d.last_seen = now
@@ -146,7 +145,7 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 	if user != "" {
 		keys = append(keys, IndexKey(user))
 	}
-	args := append(make([]string, 0, 11), id, o.Instance, SessionChannel(id), v.Process)
+	args := append(make([]string, 0, 10), id, o.Instance, v.Process)
 	args = appendBrowserArgs(append(args, o.unmovedArgs(v.Process)...), v)
 	res, err := incrViews.Exec(ctx, o.rdb, keys, args).ToArray()
 	if rueidis.IsRedisNil(err) {
