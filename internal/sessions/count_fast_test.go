@@ -140,3 +140,34 @@ func TestTouchKeepsTheRest(t *testing.T) {
 		})
 	}
 }
+
+// The count replaced in place is written over the old number: the session
+// ends with the new number whole, whether it grows a digit or had leading
+// zeros, and keeps its expiry.
+func TestCountInPlaceWritesTheWholeNumber(t *testing.T) {
+	rs := redistest.Start(t, "--appendonly", "no")
+	o := NewOps(rs.Client(t))
+	o.Instance = "a"
+	const head = `{"deadline":"2099-01-01T00:00:00.000Z","values":{"origin":{"process":"p1","instance":"a","at":"2026-12-06T10:00:00.000Z"},"views":`
+	for _, tc := range []struct{ stored, want string }{
+		{"1", "2"},
+		{"9", "10"},
+		{"99999", "100000"},
+		{"007", "8"},
+		{"0", "1"},
+	} {
+		t.Run(tc.stored, func(t *testing.T) {
+			token := "tok-" + tc.stored
+			rs.MustDo("SET", Key(token), head+tc.stored+"}}", "EX", "3600")
+			if _, _, err := o.IncrViews(context.Background(), token, "", Visit{Addr: "192.0.2.1", Process: "p1"}); err != nil {
+				t.Fatal(err)
+			}
+			if got := rs.MustDo("GET", Key(token)); got != head+tc.want+"}}" {
+				t.Errorf("stored %s}}, after a count:\n%s\nwant it to end %s}}", tc.stored, got, tc.want)
+			}
+			if ttl := rs.MustDo("TTL", Key(token)); ttl == "-1" || ttl == "-2" {
+				t.Errorf("TTL %s after a count, want the expiry kept", ttl)
+			}
+		})
+	}
+}

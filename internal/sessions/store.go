@@ -59,13 +59,13 @@ end
 `
 
 // incrViews is the tutorial's `req.session.views = (req.session.views || 0) + 1`
-// in one atomic step inside Redis (KEEPTTL), so no update is lost; in the same
-// round trip it publishes the count, notes the browser and the lab's evidence
-// and, for a logged-in session, the index entry. A session whose count ends
-// it and whose last counter (or creator) is this process only needs its
-// count replaced (ARGV 5-8 are the JSON that shows it); any other is
-// decoded. KEYS: session, browsers hash and zset, [user index]. ARGV:
-// session ID, instance, channel, process, unmovedArgs, browserArgs.
+// in one atomic step inside Redis (the expiry kept), so no update is lost; in
+// the same round trip it publishes the count, notes the browser and the lab's
+// evidence and, for a logged-in session, the index entry. A session whose
+// count ends it and whose last counter (or creator) is this process only
+// needs its count replaced (ARGV 4-7 are the JSON that shows it); any other
+// is decoded. KEYS: session, browsers hash and zset, [user index]. ARGV:
+// session ID, instance, process, unmovedArgs, browserArgs.
 var incrViews = redistrace.NewScript("count", scriptNames.Replace(noteBrowser+noteMove+encodeSession+`
 local find = string.find
 local function unmoved(raw)
@@ -88,7 +88,12 @@ local v, vs
 if n and #n < 14 and find(n, '^%d+$') and string.sub(raw, -2) == '}}' and unmoved(raw) then
   v = tonumber(n) + 1
   vs = string.format('%d', v)
-  redis.call('SET', KEYS[1], string.sub(raw, 1, i + #views - 1) .. vs .. '}}', 'KEEPTTL')
+  if #vs >= #n then
+    -- Over the old number and past it: Redis copies no session, Lua makes none.
+    redis.call('SETRANGE', KEYS[1], i + #views - 1, vs .. '}}')
+  else -- leading zeros: shorter, so the rest is written too
+    redis.call('SET', KEYS[1], string.sub(raw, 1, i + #views - 1) .. vs .. '}}', 'KEEPTTL')
+  end
 else
   local s = cjson.decode(raw)
   v = (tonumber(s.values[$KEY_VIEWS]) or 0) + 1

@@ -91,6 +91,8 @@ func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
 		}, http.StatusSeeOther},
 		{"count on a", func() int { s, _ := apptest.Get(t, laptop, a.URL+"/count"); return s }, http.StatusOK},
 		{"count on b", func() int { s, _ := apptest.Get(t, laptop, b.URL+"/count"); return s }, http.StatusOK},
+		// b counted last: the count is replaced in place (SETRANGE), not decoded
+		{"count again on b", func() int { s, _ := apptest.Get(t, laptop, b.URL+"/count"); return s }, http.StatusOK},
 		{"login elsewhere", func() int {
 			return apptest.PostForm(t, phone, b.URL+"/login", url.Values{"username": {"acl"}, "password": {"acl-password"}})
 		}, http.StatusSeeOther},
