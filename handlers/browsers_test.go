@@ -147,8 +147,8 @@ func TestBrowsersOnThisComputer(t *testing.T) {
 		key := sessions.BrowsersKey("203.0.113.7")
 		ctx := context.Background()
 		ttl, err := rdb.Do(ctx, rdb.B().Pttl().Key(key).Build()).AsInt64()
-		if err != nil || ttl <= 0 || ttl > sessions.BrowsersWindow.Milliseconds() {
-			t.Errorf("PTTL %s = %d, %v; want within %v", key, ttl, err, sessions.BrowsersWindow)
+		if err != nil || ttl <= 0 || ttl > sessions.BrowsersExpiry.Milliseconds() {
+			t.Errorf("PTTL %s = %d, %v; want within %v", key, ttl, err, sessions.BrowsersExpiry)
 		}
 		// Firefox last counted a window ago: its row and its time in the set.
 		old := time.Now().Add(-sessions.BrowsersWindow - time.Second).UnixMilli()

@@ -20,8 +20,13 @@ import (
 // lately, for /count's two-browser exercise. No token, no user name.
 const (
 	// BrowsersWindow: a browser that has not counted for this long drops
-	// off the list, and the hash expires this long after the last count.
+	// off the list, and the address's keys expire between this long and
+	// BrowsersExpiry after the last count.
 	BrowsersWindow = 30 * time.Minute
+	// BrowsersExpiry is the expiry a count gives the address's keys when
+	// they have less than the window left: steady counts set it once a
+	// minute, not every time.
+	BrowsersExpiry = BrowsersWindow + time.Minute
 	// MaxBrowsers bounds the list per address: a class behind one NAT
 	// shares one, and it must not grow with the class.
 	MaxBrowsers = 10
@@ -163,8 +168,12 @@ local function note_browser(key, seen, id, views, now, now_s, a, count)
     local r = redis.call('HMGET', key, unpack(others))
     for i = 1, #others do rows[i+1] = r[i] end
   end
-  redis.call('PEXPIRE', key, '$WINDOW')
-  redis.call('PEXPIRE', seen, '$WINDOW')
+  -- Both keys outlive the window after this count (BrowsersExpiry; PTTL
+  -- answers a number); a key this count made (added, new) has no expiry.
+  if added or new or redis.call('PTTL', seen) < $WINDOW then
+    redis.call('PEXPIRE', key, '$EXPIRY')
+    redis.call('PEXPIRE', seen, '$EXPIRY')
+  end
   local out, n = listed(ids, rows, total, a, true)
   if count and n[2] > 0 then redis.call('PUBLISH', $SESSION_CHANNEL .. id, count) end
   if n[#n] > 0 then redis.call('PUBLISH', a[3], $MSG_BROWSERS .. out) end
@@ -209,6 +218,7 @@ func (v Visit) device() string {
 // instructions to receive).
 var scriptNames = strings.NewReplacer(
 	"$WINDOW", strconv.FormatInt(BrowsersWindow.Milliseconds(), 10),
+	"$EXPIRY", strconv.FormatInt(BrowsersExpiry.Milliseconds(), 10),
 	"$MAX_COUNTED", strconv.Itoa(maxCounted),
 	"$MAX", strconv.Itoa(MaxBrowsers),
 	"$MSG_BROWSERS", luaString(MsgBrowsersPrefix),
@@ -356,13 +366,18 @@ func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, 
 var moveBrowser = redistrace.NewScript("move browser", scriptNames.Replace(noteBrowser+`
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return false end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
 local at = string.match(raw, '"at":(%d+)')
-if not at then return false end
+if not at then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return false
+end
 local a = {unpack(ARGV, 4)}
+-- The new row first: a key emptied would be made again without its expiry.
 redis.call('HSET', KEYS[1], ARGV[2], '{"device":' .. a[1] .. ',"logged_in":' .. a[2] .. ',"views":' .. ARGV[3] .. ',"at":' .. at .. '}')
 redis.call('ZADD', KEYS[2], at, ARGV[2])
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
 return list_browsers(KEYS[1], KEYS[2], now_ms(), a, true)`))
 
 // MoveBrowser gives a session's row to the token that renewed it (the browser
