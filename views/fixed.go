@@ -109,3 +109,24 @@ func RedisTraceSlot(oob bool) templ.Component {
 
 // SessionEndedHook moves a page whose session has ended (sessionEndedHook).
 func SessionEndedHook() templ.Component { return sessionEndedFixed }
+
+// StaySignedInControl is the profile's "stay signed in" control
+// (staySignedInControl). Neither just touched nor warning, as a page shows
+// it, it says no time, so it is rendered once for each value of Pushed.
+func StaySignedInControl(s StaySignedIn) templ.Component {
+	switch {
+	case s.Touched || s.Warn():
+		return staySignedInControl(s)
+	case s.Pushed:
+		return staySignedInPushedFixed
+	}
+	return staySignedInFixed
+}
+
+// quiet is a control that is not warning: its deadline is after its warning.
+var quiet = StaySignedIn{WarnBefore: -1}
+
+var (
+	staySignedInFixed       = renderedOnce(staySignedInControl(quiet))
+	staySignedInPushedFixed = renderedOnce(staySignedInControl(StaySignedIn{WarnBefore: quiet.WarnBefore, Pushed: true}))
+)

@@ -77,3 +77,20 @@ func TestMemoIsBounded(t *testing.T) {
 		t.Errorf("%d renderings kept, want at most 8", n)
 	}
 }
+
+// The kept "stay signed in" control is what templ renders for the same
+// input: touched or warning (near, at and past the warning's start) it is
+// rendered afresh, with its times; otherwise the one kept for its Pushed.
+func TestStaySignedInControlIsTheTemplate(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 55, 20, 0, time.UTC)
+	for _, left := range []time.Duration{-time.Hour, 0, time.Second, 4*time.Minute + 59*time.Second, 5 * time.Minute, 5*time.Minute + time.Second, 29 * time.Minute, 24 * time.Hour} {
+		for _, warn := range []time.Duration{0, 5 * time.Minute} {
+			for k := range 4 {
+				s := StaySignedIn{IdleDeadline: now.Add(left), Now: now, WarnBefore: warn, Touched: k&1 == 1, Pushed: k&2 == 2}
+				if got, want := renderString(t, StaySignedInControl(s)), renderString(t, staySignedInControl(s)); got != want {
+					t.Fatalf("%+v:\n got %s\nwant %s", s, got, want)
+				}
+			}
+		}
+	}
+}

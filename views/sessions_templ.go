@@ -524,11 +524,11 @@ func PasswordSection(f PasswordForm) templ.Component {
 	})
 }
 
-// StaySignedInControl shows the idle deadline and a button that counts as
+// staySignedInControl shows the idle deadline and a button that counts as
 // activity (POST /session/touch). It is shown as a warning when the idle
 // deadline is close; the page's event stream swaps it in as a warning when
-// that moment comes.
-func StaySignedInControl(s StaySignedIn) templ.Component {
+// that moment comes. Pages use it as StaySignedInControl (fixed.go).
+func staySignedInControl(s StaySignedIn) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
