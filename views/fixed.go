@@ -110,6 +110,16 @@ func RedisTraceSlot(oob bool) templ.Component {
 // SessionEndedHook moves a page whose session has ended (sessionEndedHook).
 func SessionEndedHook() templ.Component { return sessionEndedFixed }
 
+// SessionOrigin is sessionOrigin, or nothing when it has nothing to say (a
+// session of this process, as most are): calling a templ component costs
+// its closures and a context layer even when it writes nothing.
+func SessionOrigin(o Origin) templ.Component {
+	if !o.Survived() && !o.OtherInstance() {
+		return templ.NopComponent
+	}
+	return sessionOrigin(o)
+}
+
 // StaySignedInControl is the profile's "stay signed in" control
 // (staySignedInControl). Neither just touched nor warning, as a page shows
 // it, it says no time, so it is rendered once for each value of Pushed.

@@ -94,3 +94,28 @@ func TestStaySignedInControlIsTheTemplate(t *testing.T) {
 		}
 	}
 }
+
+// SessionOrigin writes what templ's sessionOrigin writes for every mix of
+// process, instance and age: nothing only where sessionOrigin says nothing.
+func TestSessionOriginIsTheTemplate(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 55, 20, 0, time.UTC)
+	here := Process{ID: "a1b2c3", Instance: "a", Started: now.Add(-time.Hour), Now: now}
+	said := 0
+	for _, process := range []string{"", "a1b2c3", "d4e5f6"} {
+		for _, instance := range []string{"", "a", "b<&"} {
+			for _, created := range []time.Time{now.Add(-2 * time.Hour), here.Started, now, {}} {
+				o := Origin{Process: process, Instance: instance, Created: created, Here: here}
+				got, want := renderString(t, SessionOrigin(o)), renderString(t, sessionOrigin(o))
+				if got != want {
+					t.Fatalf("%+v:\n got %s\nwant %s", o, got, want)
+				}
+				if want != "" {
+					said++
+				}
+			}
+		}
+	}
+	if said == 0 {
+		t.Fatal("no origin was worth saying: the cases miss what the banner is for")
+	}
+}

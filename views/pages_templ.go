@@ -989,10 +989,10 @@ func CountPage(c Count) templ.Component {
 	})
 }
 
-// SessionOrigin says when the session shown is older than the process
+// sessionOrigin says when the session shown is older than the process
 // serving it, or was created on another instance: the evidence that it
-// lives in Redis, not in a server.
-func SessionOrigin(o Origin) templ.Component {
+// lives in Redis, not in a server. Pages use it as SessionOrigin (fixed.go).
+func sessionOrigin(o Origin) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
