@@ -93,6 +93,7 @@ var (
 	liveStatusFixed     = renderedOnce(liveStatus())
 	redisPanelFixed     = renderedOnce(redisPanelLoader())
 	liveOwnFixed        = renderedOnce(liveOwn())
+	countPanelHookFixed = renderedOnce(countPanelHook())
 )
 
 // RestartControl is the demo's "Restart this server" (restartControl).

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/a-h/templ"
 )
@@ -73,6 +74,23 @@ func TestTextReturnsTheWriteError(t *testing.T) {
 	for n := 1; n <= 2*writes+1; n++ {
 		if err := text(s).Render(context.Background(), &failWriter{n: n}); !errors.Is(err, errWrite) {
 			t.Errorf("write %d failing: Render returned %v", n, fmt.Sprint(err))
+		}
+	}
+}
+
+// templ drops the whitespace after an @call where it keeps it after a
+// { x }: the browsers list writes those spaces itself (@text(" ")).
+func TestBrowsersListKeepsItsSpaces(t *testing.T) {
+	at := time.Date(2026, 12, 6, 10, 55, 20, 0, time.UTC)
+	b := Browsers{Rows: []BrowserRow{{Device: "a<b", CountedAt: at}, {Device: "c", CountedAt: at, This: true}}, Max: 10, Window: 10 * time.Minute, Now: at}
+	got := renderString(t, BrowsersList(b))
+	for _, want := range []string{
+		`data-testid="browser-device">a&lt;b </td>`,
+		`data-testid="browser-device">c <strong data-testid="this-browser">`,
+		`<time datetime="2026-12-06T10:55:20Z">10:55:20</time> <small>(just now)</small>`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the list lacks %s:\n%s", want, got)
 		}
 	}
 }
