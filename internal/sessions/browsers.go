@@ -96,19 +96,23 @@ local format = string.format
 -- listed returns the list and, with address true, the NUMSUB reply, which
 -- ends with the address's channel.
 local function listed(ids, rows, total, a, address)
-  local out, n = {}, nil
+  local n
   if #ids > 0 or address then
     local chans = {}
     for i = 1, #ids do chans[i] = $SESSION_CHANNEL .. ids[i] end
     if address then chans[#ids+1] = a[3] end
     n = redis.call('PUBSUB', 'NUMSUB', unpack(chans))
-    for i = 1, #ids do
-      if rows[i] then
-        out[#out+1] = '{"id":"' .. ids[i] .. (n[2*i] > 0 and '","open":true,' or '","open":false,') .. string.sub(rows[i], 2)
-      end
+  end
+  -- One string made, not one per join: Lua copies and hashes every string.
+  local out, sep = {format('%d [', total)}, '{"id":"'
+  for i = 1, #ids do
+    if rows[i] then
+      out[#out+1] = sep .. ids[i] .. (n[2*i] > 0 and '","open":true,' or '","open":false,') .. string.sub(rows[i], 2)
+      sep = ',{"id":"'
     end
   end
-  return format('%d [', total) .. table.concat(out, ',') .. ']', n
+  out[#out+1] = ']'
+  return table.concat(out), n
 end
 local function list_browsers(key, seen, now, a, publish)
   local from = format('(%d', now - $WINDOW)
