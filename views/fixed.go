@@ -134,10 +134,21 @@ func StaySignedInControl(s StaySignedIn) templ.Component {
 	return staySignedInFixed
 }
 
+// ProfileLive is the profile's live region (profileLive): around a kept
+// control (StaySignedInControl) it is kept too, its two spread attributes
+// included (templ lowercases each name into a new string to classify it).
+func ProfileLive(s StaySignedIn) templ.Component {
+	if s.Touched || s.Warn() || s.Pushed {
+		return profileLive(s)
+	}
+	return profileLiveFixed
+}
+
 // quiet is a control that is not warning: its deadline is after its warning.
 var quiet = StaySignedIn{WarnBefore: -1}
 
 var (
 	staySignedInFixed       = renderedOnce(staySignedInControl(quiet))
 	staySignedInPushedFixed = renderedOnce(staySignedInControl(StaySignedIn{WarnBefore: quiet.WarnBefore, Pushed: true}))
+	profileLiveFixed        = renderedOnce(profileLive(quiet))
 )

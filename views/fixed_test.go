@@ -78,9 +78,10 @@ func TestMemoIsBounded(t *testing.T) {
 	}
 }
 
-// The kept "stay signed in" control is what templ renders for the same
-// input: touched or warning (near, at and past the warning's start) it is
-// rendered afresh, with its times; otherwise the one kept for its Pushed.
+// The kept "stay signed in" control, and the profile's live region around
+// it, are what templ renders for the same input: touched or warning (near,
+// at and past the warning's start) they are rendered afresh, with their
+// times; otherwise the ones kept.
 func TestStaySignedInControlIsTheTemplate(t *testing.T) {
 	now := time.Date(2026, 12, 6, 10, 55, 20, 0, time.UTC)
 	for _, left := range []time.Duration{-time.Hour, 0, time.Second, 4*time.Minute + 59*time.Second, 5 * time.Minute, 5*time.Minute + time.Second, 29 * time.Minute, 24 * time.Hour} {
@@ -89,6 +90,9 @@ func TestStaySignedInControlIsTheTemplate(t *testing.T) {
 				s := StaySignedIn{IdleDeadline: now.Add(left), Now: now, WarnBefore: warn, Touched: k&1 == 1, Pushed: k&2 == 2}
 				if got, want := renderString(t, StaySignedInControl(s)), renderString(t, staySignedInControl(s)); got != want {
 					t.Fatalf("%+v:\n got %s\nwant %s", s, got, want)
+				}
+				if got, want := renderString(t, ProfileLive(s)), renderString(t, profileLive(s)); got != want {
+					t.Fatalf("live region, %+v:\n got %s\nwant %s", s, got, want)
 				}
 			}
 		}
