@@ -2,6 +2,8 @@ package views
 
 import (
 	"context"
+	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -152,3 +154,63 @@ var (
 	staySignedInPushedFixed = renderedOnce(staySignedInControl(StaySignedIn{WarnBefore: quiet.WarnBefore, Pushed: true}))
 	profileLiveFixed        = renderedOnce(profileLive(quiet))
 )
+
+// Counter is the count control (counter) with views in it.
+func Counter(views int) slottedText { return counterSlotted.with(strconv.Itoa(views)) }
+
+// ThisViews is this browser's count in its row (thisViews), out of band for
+// a count's answer.
+func ThisViews(views int, oob bool) slottedText {
+	if oob {
+		return thisViewsOOBSlotted.with(strconv.Itoa(views))
+	}
+	return thisViewsSlotted.with(strconv.Itoa(views))
+}
+
+var (
+	counterSlotted      = slottedOnce(counter)
+	thisViewsSlotted    = slottedOnce(func(c templ.Component) templ.Component { return thisViews(c, false) })
+	thisViewsOOBSlotted = slottedOnce(func(c templ.Component) templ.Component { return thisViews(c, true) })
+)
+
+// slotted is a fragment rendered once around a text that changes, kept as
+// what comes before and after the text: the counter's and this row's
+// attributes (a spread among them) cost more than the rest of a count's
+// rendering.
+type slotted struct{ before, after string }
+
+// slotMarker stands for the text while a slotted fragment is rendered.
+const slotMarker = "\x00slot\x00"
+
+func slottedOnce(fragment func(text templ.Component) templ.Component) *slotted {
+	var b strings.Builder
+	if err := fragment(templ.Raw(slotMarker)).Render(context.Background(), &b); err != nil {
+		panic(err)
+	}
+	before, after, ok := strings.Cut(b.String(), slotMarker)
+	if !ok || strings.Contains(after, slotMarker) {
+		panic("views: a slotted fragment must write its text once")
+	}
+	return &slotted{before, after}
+}
+
+// with is the fragment with s, escaped as templ escapes text, in its slot.
+func (f *slotted) with(s string) slottedText { return slottedText{f, s} }
+
+// slottedText is a component of its own type, not a templ.Component, so
+// that a template calling it boxes nothing.
+type slottedText struct {
+	f *slotted
+	s string
+}
+
+func (t slottedText) Render(ctx context.Context, w io.Writer) error {
+	if _, err := io.WriteString(w, t.f.before); err != nil {
+		return err
+	}
+	if err := text(t.s).Render(ctx, w); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, t.f.after)
+	return err
+}

@@ -3,6 +3,7 @@ package views
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -121,5 +122,42 @@ func TestSessionOriginIsTheTemplate(t *testing.T) {
 	}
 	if said == 0 {
 		t.Fatal("no origin was worth saying: the cases miss what the banner is for")
+	}
+}
+
+// A slotted fragment is what templ renders with the same text in its place,
+// escaped as { s } escapes it.
+func TestSlottedIsTheTemplate(t *testing.T) {
+	for _, n := range []int{0, 1, 9, 10, 99, 100, 12345, -1, 1 << 40} {
+		v := templ.Raw(strconv.Itoa(n))
+		if got, want := renderString(t, Counter(n)), renderString(t, counter(v)); got != want {
+			t.Fatalf("Counter(%d):\n got %s\nwant %s", n, got, want)
+		}
+		for _, oob := range []bool{false, true} {
+			if got, want := renderString(t, ThisViews(n, oob)), renderString(t, thisViews(v, oob)); got != want {
+				t.Fatalf("ThisViews(%d, %v):\n got %s\nwant %s", n, oob, got, want)
+			}
+		}
+	}
+	for _, s := range []string{"", "<b>&'\"", "x\xffy", "\x00slot\x00"} {
+		if got, want := renderString(t, counterSlotted.with(s)), renderString(t, counter(text(s))); got != want {
+			t.Fatalf("%q:\n got %s\nwant %s", s, got, want)
+		}
+	}
+}
+
+func TestSlottedFragmentWritesItsTextOnce(t *testing.T) {
+	for name, f := range map[string]func(templ.Component) templ.Component{
+		"never": func(templ.Component) templ.Component { return templ.Raw("<p></p>") },
+		"twice": func(c templ.Component) templ.Component { return templ.Join(c, c) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: slottedOnce did not refuse it", name)
+				}
+			}()
+			slottedOnce(f)
+		}()
 	}
 }
