@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -90,20 +91,37 @@ type Visit struct {
 //
 // A count publishes only on channels that NUMSUB (which it asks anyway, for
 // "open") says someone listens on: in one script nobody can subscribe
-// between the two, so a PUBLISH it skips would have reached no one.
+// between the two, so a PUBLISH it skips would have reached no one. Then it
+// returns the list's parts for the app to join (joinParts): Lua copies,
+// hashes and collects every string it makes, and joining was a sixth of a
+// first count.
 const noteBrowser = `
 local format = string.format
--- listed returns the list and, with address true, the NUMSUB reply, which
--- ends with the address's channel.
-local function listed(ids, rows, total, a, address)
-  local n
-  if #ids > 0 or address then
-    local chans = {}
-    for i = 1, #ids do chans[i] = $SESSION_CHANNEL .. ids[i] end
-    if address then chans[#ids+1] = a[3] end
-    n = redis.call('PUBSUB', 'NUMSUB', unpack(chans))
+-- numsub asks who listens on the channels of ids' sessions and, with
+-- address true, last, on the address's channel.
+local function numsub(ids, a, address)
+  local chans = {}
+  for i = 1, #ids do chans[i] = $SESSION_CHANNEL .. ids[i] end
+  if address then chans[#ids+1] = a[3] end
+  return redis.call('PUBSUB', 'NUMSUB', unpack(chans))
+end
+-- joined is the list of ids with their rows and n, numsub's answer, in
+-- one string, not one per join. With parts, and more than one row (one
+-- joins as cheaply here, and the app then makes no second string), it is
+-- what the app joins instead: "<counted> <1 or 0 for each open or not>
+-- <ids>", then each row on a line of its own; it takes rows.
+local function joined(ids, rows, total, n, parts)
+  if parts and #ids > 1 then
+    local open = ''
+    for i = 1, #ids do
+      if not rows[i] then open = nil; break end
+      open = open .. (n[2*i] > 0 and '1' or '0')
+    end
+    if open then
+      table.insert(rows, 1, format('%d ', total) .. open .. ' ' .. table.concat(ids, ' '))
+      return table.concat(rows, '\n')
+    end
   end
-  -- One string made, not one per join: Lua copies and hashes every string.
   local out, sep = {format('%d [', total)}, '{"id":"'
   for i = 1, #ids do
     if rows[i] then
@@ -112,7 +130,7 @@ local function listed(ids, rows, total, a, address)
     end
   end
   out[#out+1] = ']'
-  return table.concat(out), n
+  return table.concat(out)
 end
 local function list_browsers(key, seen, now, a, publish)
   local from = format('(%d', now - $WINDOW)
@@ -120,14 +138,15 @@ local function list_browsers(key, seen, now, a, publish)
   local total, rows = #ids, {}
   if total == $MAX then total = redis.call('ZCOUNT', seen, from, '+inf') end
   if #ids > 0 then rows = redis.call('HMGET', key, unpack(ids)) end
-  local out = listed(ids, rows, total, a, false)
+  local out = joined(ids, rows, total, #ids > 0 and numsub(ids, a, false) or {})
   if publish then redis.call('PUBLISH', a[3], $MSG_BROWSERS .. out) end
   return out
 end
 -- A count: this browser's row first, then the newest others; what falls
 -- out of the list or the window leaves the hash when a row is added. With
 -- count (a message for the session's channel) it is published first, then
--- the list, each only if listened to.
+-- the list, each only if listened to. It returns the list as published,
+-- or, unpublished, its parts.
 local function note_browser(key, seen, id, views, now, now_s, a, count)
   local max = $MAX
   local cut = format('%d', now - $WINDOW)
@@ -178,9 +197,11 @@ local function note_browser(key, seen, id, views, now, now_s, a, count)
     redis.call('PEXPIRE', key, '$EXPIRY')
     redis.call('PEXPIRE', seen, '$EXPIRY')
   end
-  local out, n = listed(ids, rows, total, a, true)
+  local n = numsub(ids, a, true)
   if count and n[2] > 0 then redis.call('PUBLISH', $SESSION_CHANNEL .. id, count) end
-  if n[#n] > 0 then redis.call('PUBLISH', a[3], $MSG_BROWSERS .. out) end
+  if n[#n] == 0 then return joined(ids, rows, total, n, true) end
+  local out = joined(ids, rows, total, n)
+  redis.call('PUBLISH', a[3], $MSG_BROWSERS .. out)
   return out
 end
 -- now_ms is Redis's clock in ms, as a number and as digits (written
@@ -322,6 +343,60 @@ func ParseBrowsers(s string) (BrowserList, error) {
 	return BrowserList{Rows: list, Total: max(total, len(list))}, nil
 }
 
+// parseNoted reads the list a count returns: as published, or its parts
+// (note_browser), which joinParts joins.
+func parseNoted(s string) (BrowserList, error) {
+	if _, rest, ok := strings.Cut(s, " "); ok && !strings.HasPrefix(rest, "[") {
+		list, err := joinParts(s)
+		if err != nil {
+			return BrowserList{}, fmt.Errorf("sessions: browsers: %w in %.40q", err, s)
+		}
+		s = list
+	}
+	return ParseBrowsers(s)
+}
+
+var errParts = errors.New("not a list's parts")
+
+// joinParts joins a list's parts as the scripts' joined does: each row
+// after its id and whether it is open.
+func joinParts(s string) (string, error) {
+	head, rows, _ := strings.Cut(s, "\n")
+	total, head, _ := strings.Cut(head, " ")
+	open, ids, ok := strings.Cut(head, " ")
+	if !ok {
+		return "", errParts
+	}
+	var b strings.Builder
+	b.Grow(len(s) + len(open)*32)
+	b.WriteString(total)
+	b.WriteString(" [")
+	for i := range len(open) {
+		var id, row string
+		id, ids, _ = strings.Cut(ids, " ")
+		row, rows, _ = strings.Cut(rows, "\n")
+		if id == "" || row == "" || open[i] != '0' && open[i] != '1' {
+			return "", errParts
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"id":"`)
+		b.WriteString(id)
+		if open[i] == '1' {
+			b.WriteString(`","open":true,`)
+		} else {
+			b.WriteString(`","open":false,`)
+		}
+		b.WriteString(row[1:])
+	}
+	if ids != "" || rows != "" {
+		return "", errParts
+	}
+	b.WriteByte(']')
+	return b.String(), nil
+}
+
 // newBrowser, for a session about to be created: KEYS: hash, set, [new
 // session counter]; ARGV: session ID, views, browserArgs, throttle.Step.Args.
 // Past the limit nothing is written and it returns {ms to wait}.
@@ -361,7 +436,7 @@ func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, 
 	if err != nil {
 		return BrowserList{}, 0, fmt.Errorf("sessions: new browser: %w", err)
 	}
-	list, err = ParseBrowsers(s)
+	list, err = parseNoted(s)
 	return list, 0, err
 }
 

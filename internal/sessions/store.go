@@ -170,7 +170,7 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 	if err != nil {
 		return 0, BrowserList{}, fmt.Errorf("sessions: incr views: %w", err)
 	}
-	list, err := ParseBrowsers(s)
+	list, err := parseNoted(s)
 	return int(n), list, err
 }
 
