@@ -175,15 +175,17 @@ func appendArg(b *bytes.Buffer, arg string, partial bool) {
 			for end < len(arg) && isTokenChar(arg[end]) {
 				end++
 			}
+			// Token characters are all plain: writeRepr would write
+			// the run as it is, after looking at each byte again.
 			if end-i >= tokenRun || end-i == idRun && isHex(arg[i:end]) || partial && end == len(arg) && end-i > 6 {
-				writeRepr(b, arg[i:i+6])
+				b.WriteString(arg[i : i+6])
 				b.WriteString(`…`)
 				shown += 7
 				i, endsCut = end, true
 				continue
 			}
 			end = min(end, i+shownArg-shown)
-			writeRepr(b, arg[i:end])
+			b.WriteString(arg[i:end])
 			shown += end - i
 			i = end
 			continue

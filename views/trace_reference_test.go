@@ -187,3 +187,13 @@ func TestWriteEscapedIsHTMLEscapeString(t *testing.T) {
 		check(string(b))
 	}
 }
+
+// appendArg writes a run of token characters as it is, without writeRepr:
+// that holds only while every token character is one writeRepr leaves alone.
+func TestTokenCharactersArePlain(t *testing.T) {
+	for c := range 256 {
+		if isTokenChar(byte(c)) && byteClass[c]&plainByte == 0 {
+			t.Errorf("token character %q is not plain: appendArg must repr its runs", byte(c))
+		}
+	}
+}
