@@ -186,14 +186,15 @@ local function note_browser(key, seen, id, views, now, now_s, a, count)
     end
     if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
   end
-  local rows = {row}
+  local rows, found = {row}, false
   if #others > 0 then
     local r = redis.call('HMGET', key, unpack(others))
-    for i = 1, #others do rows[i+1] = r[i] end
+    for i = 1, #others do rows[i+1] = r[i]; found = found or r[i] ~= false end
   end
   -- Both keys outlive the window after this count (BrowsersExpiry; PTTL
-  -- answers a number); a key this count made (added, new) has no expiry.
-  if added or new or redis.call('PTTL', seen) < $WINDOW then
+  -- answers a number, -1 for a set this count made). The hash this count
+  -- made (its row new, no other's there) has no expiry either.
+  if (added and not found) or redis.call('PTTL', seen) < $WINDOW then
     redis.call('PEXPIRE', key, '$EXPIRY')
     redis.call('PEXPIRE', seen, '$EXPIRY')
   end

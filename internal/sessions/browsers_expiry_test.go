@@ -58,6 +58,19 @@ func TestBrowsersKeysOutliveTheWindow(t *testing.T) {
 	rs.MustDo("DEL", BrowsersSeenKey(addr))
 	count("first")
 	outlive("a count that made the set again")
+	for _, k := range keys {
+		setExpiry(k, BrowsersWindow+30*time.Second)
+	}
+	count("second")
+	expiries("a new browser beside another, more than the window left", BrowsersWindow+29*time.Second, BrowsersWindow+30*time.Second)
+	rs.MustDo("DEL", BrowsersKey(addr))
+	count("third")
+	outlive("a new browser that made the hash again beside others in the window")
+	rs.MustDo("DEL", BrowsersSeenKey(addr))
+	count("fourth")
+	outlive("a new browser that made the set again beside others' rows")
+	rs.MustDo("DEL", BrowsersKey(addr), BrowsersSeenKey(addr))
+	count("first")
 	if err := o.MoveBrowser(ctx, "first", "renewed", 2, Visit{Addr: addr}); err != nil {
 		t.Fatal(err)
 	}
