@@ -171,12 +171,13 @@ var (
 	counterSlotted      = slottedOnce(counter)
 	thisViewsSlotted    = slottedOnce(func(c templ.Component) templ.Component { return thisViews(c, false) })
 	thisViewsOOBSlotted = slottedOnce(func(c templ.Component) templ.Component { return thisViews(c, true) })
+	browsersBoxSlotted  = slottedOnce(browsersBox)
 )
 
-// slotted is a fragment rendered once around a text that changes, kept as
-// what comes before and after the text: the counter's and this row's
-// attributes (a spread among them) cost more than the rest of a count's
-// rendering.
+// slotted is a fragment rendered once around a text or a component that
+// changes, kept as what comes before and after it: the counter's, this
+// row's and the browsers box's attributes (a spread each) cost more than the
+// rest of a count's rendering.
 type slotted struct{ before, after string }
 
 // slotMarker stands for the text while a slotted fragment is rendered.
@@ -196,6 +197,25 @@ func slottedOnce(fragment func(text templ.Component) templ.Component) *slotted {
 
 // with is the fragment with s, escaped as templ escapes text, in its slot.
 func (f *slotted) with(s string) slottedText { return slottedText{f, s} }
+
+// around is the fragment with c in its slot.
+func (f *slotted) around(c templ.Component) slottedComponent { return slottedComponent{f, c} }
+
+type slottedComponent struct {
+	f *slotted
+	c templ.Component
+}
+
+func (t slottedComponent) Render(ctx context.Context, w io.Writer) error {
+	if _, err := io.WriteString(w, t.f.before); err != nil {
+		return err
+	}
+	if err := t.c.Render(ctx, w); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, t.f.after)
+	return err
+}
 
 // slottedText is a component of its own type, not a templ.Component, so
 // that a template calling it boxes nothing.

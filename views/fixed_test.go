@@ -139,6 +139,13 @@ func TestSlottedIsTheTemplate(t *testing.T) {
 			}
 		}
 	}
+	at := time.Date(2026, 12, 6, 10, 55, 20, 0, time.UTC)
+	for _, b := range []Browsers{{}, {Rows: []BrowserRow{{Device: "a<b", CountedAt: at, This: true}}, More: 2, Presence: true, Max: 10, Window: time.Hour, Now: at}} {
+		list := BrowsersList(b)
+		if got, want := renderString(t, browsersBoxSlotted.around(list)), renderString(t, browsersBox(list)); got != want {
+			t.Fatalf("browsers box:\n got %s\nwant %s", got, want)
+		}
+	}
 	for _, s := range []string{"", "<b>&'\"", "x\xffy", "\x00slot\x00"} {
 		if got, want := renderString(t, counterSlotted.with(s)), renderString(t, counter(text(s))); got != want {
 			t.Fatalf("%q:\n got %s\nwant %s", s, got, want)
