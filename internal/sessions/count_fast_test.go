@@ -3,11 +3,16 @@ package sessions
 import (
 	"context"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
 // viewsFirst writes a stored session with its count first, as no writer of
@@ -169,5 +174,43 @@ func TestCountInPlaceWritesTheWholeNumber(t *testing.T) {
 				t.Errorf("TTL %s after a count, want the expiry kept", ttl)
 			}
 		})
+	}
+}
+
+// An ACL user made before the count wrote in place (no +setrange) still
+// counts: the script writes the whole session, as it did then, and its
+// trace lists what ran, as MONITOR prints it (not the refused SETRANGE).
+func TestCountWithoutSetrangeWritesTheWholeSession(t *testing.T) {
+	rs := redistest.Start(t, "--appendonly", "no", "--user", "old", "on", ">pw", "~*", "&*", "+@all", "-setrange")
+	rdb, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Addr()}, Username: "old", Password: "pw", DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	o := NewOps(redistrace.Client(rdb, false))
+	o.Instance = "a"
+	const head = `{"deadline":"2099-01-01T00:00:00.000Z","values":{"origin":{"process":"p1","instance":"a","at":"2026-12-06T10:00:00.000Z"},"views":`
+	rs.MustDo("SET", Key("tok"), head+"1}}", "EX", "3600")
+	for want := 2; want <= 3; want++ {
+		ctx, tr := redistrace.Start(context.Background())
+		if _, _, err := o.IncrViews(ctx, "tok", "", Visit{Addr: "192.0.2.1", Process: "p1"}); err != nil {
+			t.Fatalf("count %d: %v", want, err)
+		}
+		if got := rs.MustDo("GET", Key("tok")); got != head+strconv.Itoa(want)+"}}" {
+			t.Errorf("after count %d:\n%s\nwant it to end %d}}", want, got, want)
+		}
+		var ran []string
+		tr.Each(func(c redistrace.Command) {
+			for cmd, rest := redistrace.NextRan(c.Ran); cmd != ""; cmd, rest = redistrace.NextRan(rest) {
+				name, _, _ := redistrace.NextArg(cmd)
+				ran = append(ran, name)
+			}
+		})
+		if slices.Contains(ran, "SETRANGE") || !slices.Contains(ran, "SET") {
+			t.Errorf("count %d: the trace says the script ran %v; Redis refused SETRANGE and ran SET", want, ran)
+		}
+	}
+	if ttl := rs.MustDo("TTL", Key("tok")); ttl == "-1" || ttl == "-2" {
+		t.Errorf("TTL %s after the counts, want the expiry kept", ttl)
 	}
 }

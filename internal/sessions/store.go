@@ -88,10 +88,11 @@ local v, vs
 if n and #n < 14 and find(n, '^%d+$') and string.sub(raw, -2) == '}}' and unmoved(raw) then
   v = tonumber(n) + 1
   vs = string.format('%d', v)
-  if #vs >= #n then
-    -- Over the old number and past it: Redis copies no session, Lua makes none.
-    redis.call('SETRANGE', KEYS[1], i + #views - 1, vs .. '}}')
-  else -- leading zeros: shorter, so the rest is written too
+  -- Over the old number and past it: Redis copies no session, Lua makes
+  -- none. A count with leading zeros is shorter, so the rest is written
+  -- too; so is every count when the ACL user predates +setrange.
+  local r = #vs >= #n and redis.pcall('SETRANGE', KEYS[1], i + #views - 1, vs .. '}}')
+  if not r or type(r) == 'table' and r.err then
     redis.call('SET', KEYS[1], string.sub(raw, 1, i + #views - 1) .. vs .. '}}', 'KEEPTTL')
   end
 else
