@@ -31,6 +31,9 @@
   var known = processID(document);
   var down = false;
   var hasStream = false;
+  // While down: the retry's news, and a click's "not sent", which stays
+  // under it until the server is back (each retry rewrites the line).
+  var downNews = '', notSent = '';
 
   function processID(root) {
     var el = root.querySelector('[' + N.process + ']');
@@ -71,9 +74,10 @@
   function handle(msg) {
     if (msg.type === 'down') {
       down = true;
-      say('down', '<p class="banner warn" data-testid="live-down"><strong>The server is not answering.</strong> ' +
+      downNews = '<p class="banner warn" data-testid="live-down"><strong>The server is not answering.</strong> ' +
         'This page lost its connection and is retrying (attempt ' + msg.attempt + '). ' +
-        'Nothing you click is sent until it answers again.</p>');
+        'Nothing you click is sent until it answers again.</p>';
+      say('down', downNews + notSent);
     } else if (msg.type === 'busy') {
       say('busy', '<p class="banner" data-testid="live-busy"></p>');
       if (status) status.firstChild.textContent = msg.text;
@@ -100,6 +104,7 @@
       if (badge && old) old.replaceWith(badge);
     }
     down = false;
+    downNews = notSent = '';
     known = pid;
     // Catch up with the count as stored now (counts made while this page
     // was not listening reached nobody).
@@ -286,12 +291,14 @@
   document.body.addEventListener('htmx:beforeRequest', function (e) {
     if (!down) return;
     e.preventDefault();
-    say('down', '<p class="banner warn" data-testid="live-not-sent"><strong>Not sent:</strong> the server is not answering. ' +
-      'This page is retrying and shows when the server is back.</p>');
+    notSent = '<p class="banner warn" data-testid="live-not-sent"><strong>Not sent:</strong> the server is not answering. ' +
+      'This page is retrying and shows when the server is back.</p>';
+    say('down', downNews + notSent);
   });
   document.body.addEventListener('htmx:sendError', function () {
-    say('down', '<p class="banner warn" data-testid="live-not-sent"><strong>Not sent:</strong> the server did not answer. ' +
-      'It may be restarting; this page is retrying and shows when it is back.</p>');
+    notSent = '<p class="banner warn" data-testid="live-not-sent"><strong>Not sent:</strong> the server did not answer. ' +
+      'It may be restarting; this page is retrying and shows when it is back.</p>';
+    say('down', downNews + notSent);
     if (live) { // this browser has a stream: it notices the return
       down = true;
       kick();

@@ -162,6 +162,11 @@ func TestBrowserOutageAndReturn(t *testing.T) {
 	// Another browser counts meanwhile, on the new process: the page must
 	// show Redis's count, not its own.
 	time.Sleep(1500 * time.Millisecond) // a few retries go by
+	// Each retry rewrites the status line; the click's note stays in it
+	// until the server is back.
+	if !b.present("live-not-sent") || !b.present("live-down") {
+		t.Errorf("after a few retries the status line is %q; want the retry's news and the click's 'Not sent' both", b.statusText())
+	}
 	s.app = apptest.Start(t, bin, "-redis", s.redis.URL(), "-addr", s.app.Addr, "-instance", "browser-test")
 	b.waitFor("the page to hear the server again", `document.querySelector('[data-testid=live-status] [data-testid=live-survived]') !== null`)
 	if b.unmarked() {
