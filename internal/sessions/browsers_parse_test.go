@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -75,5 +76,29 @@ func TestJSONStringIsMarshal(t *testing.T) {
 		if got := jsonString(s); got != string(want) {
 			t.Errorf("jsonString(%q) = %s, want %s", s, got, want)
 		}
+	}
+}
+
+// A count reads its list of 10 without a string per key or value: the
+// fast path cuts the ids and devices from the list it was given (and the
+// list, read as JSON, is the same: the tests above).
+func TestParseBrowsersCutsFromTheList(t *testing.T) {
+	var rows []Browser
+	for i := range MaxBrowsers {
+		rows = append(rows, Browser{ID: fmt.Sprintf("%016x", i), Device: "Firefox on Linux", LoggedIn: i%2 == 0, Open: i%3 == 0, Views: i, At: 1796549741720 + int64(i)})
+	}
+	b, err := json.Marshal(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := string(b)
+	sameBrowsersAsJSON(t, list)
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, ok := parsePlainBrowsers(list); !ok {
+			t.Fatal("the fast path declines the list")
+		}
+	})
+	if allocs > 2 { // the list's bytes and the rows
+		t.Errorf("%v allocations to read %d rows, want at most 2", allocs, len(rows))
 	}
 }
