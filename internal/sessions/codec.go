@@ -47,14 +47,7 @@ type envelope struct {
 
 // Encode implements scs.Codec.
 func (Codec) Encode(deadline time.Time, values map[string]any) ([]byte, error) {
-	v := struct {
-		Deadline string         `json:"deadline"`
-		Values   map[string]any `json:"values"`
-	}{deadline.UTC().Format(timeFormat), values}
-	if v.Values == nil {
-		v.Values = map[string]any{}
-	}
-	b, err := json.Marshal(v)
+	b, err := encodePlain(deadline, values)
 	if err != nil {
 		return nil, fmt.Errorf("sessions: encode: %w", err)
 	}
