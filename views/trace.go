@@ -159,14 +159,24 @@ const (
 // appendArg writes one argument as MONITOR prints it, HTML-escaped, with any
 // token or bcrypt hash cut and cut after shownArg bytes. partial: arg is only
 // the start, so a run of token characters at its end may start a token.
+// It appends to b's free space and writes that once: a count's trace is a
+// few hundred runs and escapes, each a WriteString call of its own before.
 func appendArg(b *bytes.Buffer, arg string, partial bool) {
-	b.WriteByte('"')
+	b.Grow(argBytes)
+	b.Write(appendArgTo(b.AvailableBuffer(), arg, partial))
+}
+
+// argBytes is more than appendArgTo writes for one argument: shownArg bytes
+// of five each (&amp;), a cut token or hash, the quotes and the ellipses.
+const argBytes = 5*shownArg + 32
+
+func appendArgTo(dst []byte, arg string, partial bool) []byte {
+	dst = append(dst, '"')
 	shown, endsCut := 0, false
 	for i := 0; i < len(arg); {
 		endsCut = false
 		if shown >= shownArg {
-			b.WriteString(`…"`)
-			return
+			return append(dst, `…"`...)
 		}
 		// A run of token characters, or of other bytes up to a possible
 		// bcrypt hash ($).
@@ -175,24 +185,22 @@ func appendArg(b *bytes.Buffer, arg string, partial bool) {
 			for end < len(arg) && isTokenChar(arg[end]) {
 				end++
 			}
-			// Token characters are all plain: writeRepr would write
+			// Token characters are all plain: appendRepr would append
 			// the run as it is, after looking at each byte again.
 			if end-i >= tokenRun || end-i == idRun && isHex(arg[i:end]) || partial && end == len(arg) && end-i > 6 {
-				b.WriteString(arg[i : i+6])
-				b.WriteString(`…`)
+				dst = append(append(dst, arg[i:i+6]...), `…`...)
 				shown += 7
 				i, endsCut = end, true
 				continue
 			}
 			end = min(end, i+shownArg-shown)
-			b.WriteString(arg[i:end])
+			dst = append(dst, arg[i:end]...)
 			shown += end - i
 			i = end
 			continue
 		}
 		if bcryptAt(arg, i) {
-			writeRepr(b, arg[i:i+7]) // $2a$10$: the algorithm and cost
-			b.WriteString(`…`)
+			dst = append(appendRepr(dst, arg[i:i+7]), `…`...) // $2a$10$: the algorithm and cost
 			i += 7
 			for i < len(arg) && (isTokenChar(arg[i]) || arg[i] == '.' || arg[i] == '/') {
 				i++
@@ -205,19 +213,19 @@ func appendArg(b *bytes.Buffer, arg string, partial bool) {
 		for end < len(arg) && end-i < shownArg-shown && !isTokenChar(arg[end]) && arg[end] != '$' {
 			end++
 		}
-		writeRepr(b, arg[i:end])
+		dst = appendRepr(dst, arg[i:end])
 		shown += end - i
 		i = end
 	}
 	if partial && !endsCut {
-		b.WriteString(`…`)
+		dst = append(dst, `…`...)
 	}
-	b.WriteByte('"')
+	return append(dst, '"')
 }
 
 func isTokenChar(c byte) bool { return byteClass[c]&tokenByte != 0 }
 
-// byteClass is what appendArg and writeRepr ask of each byte, looked up
+// byteClass is what appendArg and appendRepr ask of each byte, looked up
 // once (a count's trace runs through a few thousand bytes).
 var byteClass = func() (t [256]uint8) {
 	for c := range 256 {
@@ -233,7 +241,7 @@ var byteClass = func() (t [256]uint8) {
 
 const (
 	tokenByte = 1 << iota // in a session token (base64url)
-	plainByte             // written by writeRepr as it is
+	plainByte             // appended by appendRepr as it is
 )
 
 func isHex(s string) bool {
@@ -250,11 +258,11 @@ func bcryptAt(s string, i int) bool {
 	return strings.HasPrefix(s[i:], "$2") && len(s) >= i+7 && s[i+3] == '$' && s[i+6] == '$'
 }
 
-// writeRepr writes s as Redis's sdscatrepr does (what MONITOR prints),
-// escaped for HTML. Bytes that need neither go out a run at a time.
-func writeRepr(b *bytes.Buffer, s string) {
+// appendRepr appends s as Redis's sdscatrepr writes it (what MONITOR
+// prints), escaped for HTML. Bytes that need neither go a run at a time.
+func appendRepr(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
-	plain := 0 // s[plain:i] is still to be written as it is
+	plain := 0 // s[plain:i] is still to be appended as it is
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if byteClass[c]&plainByte != 0 {
@@ -283,15 +291,15 @@ func writeRepr(b *bytes.Buffer, s string) {
 		case '&':
 			esc = `&amp;`
 		}
-		b.WriteString(s[plain:i])
+		dst = append(dst, s[plain:i]...)
 		plain = i + 1
 		if esc != "" {
-			b.WriteString(esc)
+			dst = append(dst, esc...)
 			continue
 		}
-		b.Write([]byte{'\\', 'x', hex[c>>4], hex[c&0xf]})
+		dst = append(dst, '\\', 'x', hex[c>>4], hex[c&0xf])
 	}
-	b.WriteString(s[plain:])
+	return append(dst, s[plain:]...)
 }
 
 // writeEscaped writes s as html.EscapeString escapes it, straight into b:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"html"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -93,26 +94,31 @@ func writeReprReference(b *bytes.Buffer, s string) {
 	}
 }
 
-// sameAsReference reports how appendArg and writeRepr differ from the
+// sameAsReference reports how appendArg and appendRepr differ from the
 // reference on arg ("" when they agree).
 func sameAsReference(arg string, partial bool) string {
 	var got, want bytes.Buffer
-	writeRepr(&got, arg)
+	got.Write(appendRepr(nil, arg))
 	writeReprReference(&want, arg)
 	if got.String() != want.String() {
-		return "writeRepr: got " + got.String() + ", want " + want.String()
+		return "appendRepr: got " + got.String() + ", want " + want.String()
 	}
 	got.Reset()
 	want.Reset()
+	got.WriteString("before ") // appendArg appends to what the buffer holds
+	want.WriteString("before ")
 	appendArg(&got, arg, partial)
 	appendArgReference(&want, arg, partial)
 	if got.String() != want.String() {
 		return "appendArg: got " + got.String() + ", want " + want.String()
 	}
+	if n := got.Len() - len("before "); n > argBytes {
+		return "appendArg wrote " + strconv.Itoa(n) + " bytes, more than argBytes: its Grow falls short"
+	}
 	return ""
 }
 
-// The fast appendArg and writeRepr write what the reference writes: for
+// The fast appendArg and appendRepr write what the reference writes: for
 // every byte alone and beside a token character, and for random arguments
 // built from what traces hold (tokens, session IDs, bcrypt hashes, JSON,
 // escapes, bytes outside ASCII), around the 48-byte cut.
@@ -129,6 +135,8 @@ func TestTraceArgumentSameAsReference(t *testing.T) {
 		check(string([]byte{byte(c)}))
 		check("a" + string([]byte{byte(c)}) + "b")
 		check(strings.Repeat("x", 47) + string([]byte{byte(c)}) + "yz")
+		check(strings.Repeat(string([]byte{byte(c)}), 3*shownArg)) // the longest an argument writes
+		check(strings.Repeat("&", shownArg-1) + strings.Repeat("a", tokenRun) + string([]byte{byte(c)}))
 	}
 	pieces := []string{
 		"NI0i3iT7vM3Lo45HXvXmGg15RKnE23Ip-T3w-JOm0bs", "d62dcb87c09d6de7", "D62DCB87C09D6DE7", "d62dcb87c09d6de",
@@ -188,8 +196,8 @@ func TestWriteEscapedIsHTMLEscapeString(t *testing.T) {
 	}
 }
 
-// appendArg writes a run of token characters as it is, without writeRepr:
-// that holds only while every token character is one writeRepr leaves alone.
+// appendArg writes a run of token characters as it is, without appendRepr:
+// that holds only while every token character is one appendRepr leaves alone.
 func TestTokenCharactersArePlain(t *testing.T) {
 	for c := range 256 {
 		if isTokenChar(byte(c)) && byteClass[c]&plainByte == 0 {
