@@ -133,6 +133,7 @@ func (a *App) browsers(addr string, list sessions.BrowserList, token string, own
 		// This browser's page is open: it is the one showing the list.
 		return views.BrowserRow{Device: x.Device, LoggedIn: x.LoggedIn, Views: x.Views, CountedAt: x.CountedAt(), This: x.ID == id, Open: x.Open || x.ID == id}
 	}
+	b.Rows = make([]views.BrowserRow, 0, len(list.Rows)+1) // the rows and this browser's: one allocation, not five for 10
 	listed := false
 	for _, x := range list.Rows {
 		b.Rows = append(b.Rows, row(x))
