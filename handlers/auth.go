@@ -224,7 +224,7 @@ func (a *App) toProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("HX-Push-Url", "/profile")
-	w.Header().Set("HX-Trigger", views.EventSessionChanged)
+	w.Header()[hdrHXTrigger] = sessionChanged
 	u, _ := a.currentUser(r.Context())
 	a.render(w, r, http.StatusOK, "Profile", views.ProfilePage(a.profileView(r.Context(), u)))
 }

@@ -87,7 +87,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		}
 		st.limitCounted()
 		// A new session's page has no live stream yet to tell its Redis panel.
-		w.Header().Set("HX-Trigger", views.EventSessionChanged)
+		w.Header()[hdrHXTrigger] = sessionChanged
 	}
 	if st != nil {
 		st.views = n // for the header's lab progress

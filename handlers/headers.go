@@ -1,6 +1,10 @@
 package handlers
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/sessionlab/sessionlab/views"
+)
 
 // The headers every page reads and sets, by their canonical names used as
 // map keys: Header.Get, Set and Add put the name through
@@ -48,4 +52,7 @@ var (
 	sameOrigin   = []string{"same-origin"}
 	denyFraming  = []string{"DENY"}
 	gzipEncoding = []string{"gzip"}
+	// Set on every new session's first page (count.go), a login and a
+	// "stay signed in": the page's Redis panel reloads.
+	sessionChanged = []string{views.EventSessionChanged}
 )

@@ -31,7 +31,7 @@ func (a *App) staySignedIn(w http.ResponseWriter, r *http.Request, u sessions.Us
 		a.fail(w, r, err)
 		return
 	}
-	w.Header().Set("HX-Trigger", views.EventSessionChanged)
+	w.Header()[hdrHXTrigger] = sessionChanged
 	if isHTMX(r) {
 		a.write(w, r, http.StatusOK, templ.Join(
 			views.StaySignedInControl(views.StaySignedIn{IdleDeadline: end, Now: now, WarnBefore: sessions.WarnBefore, Touched: true}),
