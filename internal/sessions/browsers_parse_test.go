@@ -35,6 +35,8 @@ func TestParseBrowsersSameAsJSON(t *testing.T) {
 		`[{"views":007}]`, `[{"views":-0}]`, `[{"views":-}]`, `[{"at":-12}]`, `[{"at":12345678901234567890}]`,
 		`[{"logged_in":null}]`, `[{"open":true,"open":false}]`, `[{"logged_in":1}]`, `null`, `[null]`, ` []`, `[] `, `[{"id":"a"},]`, `[{"id":"a"}`,
 		`[{"device":"é"}]`, `[{"other":1}]`,
+		// Keys near Browser's: the fast path compares each whole, with its colon.
+		`[{"idx":"a"}]`, `[{"i":"a"}]`, `[{"id" :"a"}]`, `[{"a":1}]`, `[{"at"`, `[{"`, `[{"d`, `[{"device"}]`, `[{"viewz":1}]`, `[{"logged_in":true,"open":false,"at":1}]`,
 	} {
 		sameBrowsersAsJSON(t, rows)
 	}

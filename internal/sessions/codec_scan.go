@@ -196,17 +196,26 @@ func (s *scanner) plainString() bool {
 	if !s.byte('"') {
 		return false
 	}
-	for ; s.i < len(s.b); s.i++ {
-		switch c := s.b[s.i]; {
-		case c == '"':
-			s.i++
-			return true
-		case c < 0x20 || c >= 0x7f || c == '\\':
-			return false
-		}
+	// One look-up a byte where four comparisons were: every key and
+	// string of a session and of the browsers list passes here.
+	i := s.i
+	for i < len(s.b) && plainByte[s.b[i]] {
+		i++
 	}
-	return false
+	if i == len(s.b) || s.b[i] != '"' {
+		return false
+	}
+	s.i = i + 1
+	return true
 }
+
+// plainByte is what a plain string holds: printable ASCII but '"' and '\\'.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // key reads a plain string and the colon after it.
 func (s *scanner) key() (string, bool) {
@@ -380,22 +389,20 @@ func (s *scanner) browser() (b Browser, ok bool) {
 	}
 	var seen [6]bool
 	for {
-		start := s.i
-		if !s.plainString() || !s.byte(':') {
+		key, ok := s.browserKey()
+		if !ok {
 			return b, false
 		}
-		// Compared in place and cut from src: a string per key and per
-		// value was four allocations a row (40 per count of 10 listed).
-		key := s.b[start+1 : s.i-2]
 		f := -1
-		switch string(key) {
+		switch key {
 		case "id", "device":
 			start := s.i
 			if !s.plainString() {
 				return b, false
 			}
+			// Cut from src: a string per value was two allocations a row.
 			v := s.src[start+1 : s.i-1]
-			if string(key) == "id" {
+			if key == "id" {
 				f, b.ID = 0, v
 			} else {
 				f, b.Device = 1, v
@@ -409,7 +416,7 @@ func (s *scanner) browser() (b Browser, ok bool) {
 			default:
 				return b, false
 			}
-			if string(key) == "open" {
+			if key == "open" {
 				f, b.Open = 5, v
 			} else {
 				f, b.LoggedIn = 2, v
@@ -419,7 +426,7 @@ func (s *scanner) browser() (b Browser, ok bool) {
 			if !ok {
 				return b, false
 			}
-			if string(key) == "views" {
+			if key == "views" {
 				f, b.Views = 3, int(n)
 			} else {
 				f, b.At = 4, n
@@ -438,6 +445,36 @@ func (s *scanner) browser() (b Browser, ok bool) {
 			return b, false
 		}
 	}
+}
+
+// browserKey passes one of Browser's JSON keys and its colon, compared
+// whole (no string made, no byte looked at twice); ok false for any other.
+func (s *scanner) browserKey() (string, bool) {
+	if len(s.b)-s.i < 2 || s.b[s.i] != '"' {
+		return "", false
+	}
+	var member string
+	switch s.b[s.i+1] {
+	case 'i':
+		member = `"id":`
+	case 'd':
+		member = `"device":`
+	case 'l':
+		member = `"logged_in":`
+	case 'o':
+		member = `"open":`
+	case 'v':
+		member = `"views":`
+	case 'a':
+		member = `"at":`
+	default:
+		return "", false
+	}
+	if len(s.b)-s.i < len(member) || string(s.b[s.i:s.i+len(member)]) != member {
+		return "", false
+	}
+	s.i += len(member)
+	return member[1 : len(member)-2], true
 }
 
 // integer reads -?(0|[1-9][0-9]*) of at most 18 digits (a fraction or
