@@ -41,7 +41,14 @@ func (a *App) labOf(ctx context.Context) sessions.Lab {
 // command, so the header can show it on every page. l is labOf(ctx), which
 // page needs too.
 func (a *App) labProgress(ctx context.Context, l sessions.Lab) views.LabProgress {
-	if _, ok := stateOf(ctx); !ok || a.Sessions.Token(ctx) == "" {
+	_, ok := stateOf(ctx)
+	return a.labProgressOf(ctx, l, ok && a.Sessions.Token(ctx) != "")
+}
+
+// labProgressOf is labProgress for a caller that knows whether the request
+// has a session with a token.
+func (a *App) labProgressOf(ctx context.Context, l sessions.Lab, hasToken bool) views.LabProgress {
+	if !hasToken {
 		return views.LabProgress{}
 	}
 	count := a.Sessions.GetInt(ctx, sessions.KeyViews)

@@ -26,10 +26,17 @@ func (a *App) profile(w http.ResponseWriter, r *http.Request, u sessions.User) {
 func (a *App) profileView(ctx context.Context, u sessions.User) views.Profile {
 	now := time.Now()
 	seen := now
-	if st, ok := stateOf(ctx); ok && !st.seen.IsZero() && a.Sessions.Status(ctx) != scs.Modified {
+	status := a.Sessions.Status(ctx)
+	st, ok := stateOf(ctx)
+	if ok && !st.seen.IsZero() && status != scs.Modified {
 		seen = st.seen
 	}
-	deadline := a.Sessions.Deadline(ctx)
+	var deadline time.Time
+	if ok && st.checked.live && status == scs.Unmodified { // as asChecked
+		deadline = st.checked.deadline
+	} else {
+		deadline = a.Sessions.Deadline(ctx)
+	}
 	return views.Profile{
 		Username:     u.Username,
 		Role:         u.Role,

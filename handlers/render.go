@@ -71,13 +71,18 @@ func (a *App) write(w http.ResponseWriter, r *http.Request, status int, c templ.
 func (a *App) page(ctx context.Context, title string) views.Page {
 	p := views.Page{Title: title, Instance: a.Instance, Process: a.process(), Banner: a.Banner,
 		DemoControls: a.Restart != nil}
-	if u, ok := a.currentUser(ctx); ok {
-		p.User = u.Username
+	l := a.labOf(ctx)
+	if c, ok := a.asChecked(ctx); ok {
+		p.User = c.username
+		p.Lab = a.labProgressOf(ctx, l, true)
+	} else {
+		if u, ok := a.currentUser(ctx); ok {
+			p.User = u.Username
+		}
+		p.Lab = a.labProgress(ctx, l)
 	}
 	st, _ := stateOf(ctx)
 	p.LostSession = st.isLost()
-	l := a.labOf(ctx)
-	p.Lab = a.labProgress(ctx, l)
 	p.LabWeakened = l.Weakened()
 	return p
 }

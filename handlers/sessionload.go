@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/alexedwards/scs/v2"
+
 	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -35,6 +37,29 @@ type sessionState struct {
 	// views is the count this request made inside Redis (GET /count),
 	// which the session as loaded does not hold yet (the header's lab progress).
 	views int
+	// checked is what loadAndSave read of a live session that passed its
+	// checks, for pages to read again (see asChecked).
+	checked checkedSession
+}
+
+// checkedSession is a live session as loadAndSave's checks left it: what
+// pages read of it besides what they read once anyway.
+type checkedSession struct {
+	live     bool
+	username string    // "" if nobody is logged in
+	deadline time.Time // absolute
+}
+
+// asChecked is the session as loadAndSave checked it, while this request has
+// not changed it: scs's status leaves Unmodified at the first change and never
+// returns to it. Each scs read walks the context and boxes scs's key (an
+// allocation), so one Status here stands for several reads.
+func (a *App) asChecked(ctx context.Context) (checkedSession, bool) {
+	st, ok := stateOf(ctx)
+	if !ok || !st.checked.live || a.Sessions.Status(ctx) != scs.Unmodified {
+		return checkedSession{}, false
+	}
+	return st.checked, true
 }
 
 // isStale: the cookie named no live session. Nil-safe, as are the others.
@@ -117,12 +142,19 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 		if live != "" {
 			u, hasUser := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User)
 			ended, err := a.checkGeneration(ctx, st, live, u, hasUser)
+			var deadline time.Time
 			if err == nil && !ended {
-				err = a.checkTimeouts(ctx, st, live, u, hasUser)
+				deadline, err = a.checkTimeouts(ctx, st, live, u, hasUser)
 			}
 			if err != nil {
 				a.fail(w, r, err)
 				return
+			}
+			if !st.stale {
+				st.checked = checkedSession{live: true, deadline: deadline}
+				if hasUser {
+					st.checked.username = u.Username
+				}
 			}
 		}
 		r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
@@ -175,10 +207,10 @@ func (a *App) checkGeneration(ctx context.Context, st *sessionState, token strin
 
 // checkTimeouts ends a session past its idle or absolute deadline and
 // refreshes "last seen" when it is older than TouchEvery. token, u and
-// hasUser are as checkGeneration's.
-func (a *App) checkTimeouts(ctx context.Context, st *sessionState, token string, u sessions.User, hasUser bool) error {
+// hasUser are as checkGeneration's; deadline is the absolute one.
+func (a *App) checkTimeouts(ctx context.Context, st *sessionState, token string, u sessions.User, hasUser bool) (deadline time.Time, err error) {
 	now := time.Now()
-	deadline := a.Sessions.Deadline(ctx)
+	deadline = a.Sessions.Deadline(ctx)
 	st.seen = a.Sessions.GetTime(ctx, sessions.KeySeen)
 	expired := now.After(sessions.EndsAt(st.seen, deadline, a.Idle))
 	if !expired && (now.Sub(st.seen) >= a.TouchEvery || a.neverReused(ctx, st.seen, hasUser)) {
@@ -187,22 +219,22 @@ func (a *App) checkTimeouts(ctx context.Context, st *sessionState, token string,
 		case errors.Is(err, sessions.ErrNoSession):
 			expired = true // revoked or renewed since we loaded it
 		case err != nil:
-			return err
+			return deadline, err
 		default:
 			st.seen = now
 		}
 	}
 	if !expired {
-		return nil
+		return deadline, nil
 	}
 	// Redis expires the key itself; this covers the moment in between.
 	a.Log.InfoContext(ctx, "session expired", "session", a.LogID(token))
 	st.end()
 	a.Metrics.SessionsEnded(metrics.EndExpired, 1)
 	if err := a.Sessions.Destroy(ctx); err != nil {
-		return fmt.Errorf("destroy expired session %s: %w", a.LogID(token), err)
+		return deadline, fmt.Errorf("destroy expired session %s: %w", a.LogID(token), err)
 	}
-	return nil
+	return deadline, nil
 }
 
 // neverReused: an anonymous session last seen at its creation lives only
