@@ -3,6 +3,7 @@ package redisconn
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/alexedwards/scs/redisstore"
@@ -16,11 +17,30 @@ import (
 type SessionStore struct {
 	pool   *redis.Pool
 	prefix string
+	spare  *atomic.Pointer[lender] // the last call's, for the next
 }
 
 // NewSessionStore returns the store for pool, with keys prefix+token.
 func NewSessionStore(pool *redis.Pool, prefix string) SessionStore {
-	return SessionStore{pool: pool, prefix: prefix}
+	return SessionStore{pool: pool, prefix: prefix, spare: new(atomic.Pointer[lender])}
+}
+
+// lender is a pool that lends the one connection borrowed for a call, kept
+// with its redisstore for the next call: making both per call cost three
+// allocations. With MaxIdle 0 redigo closes the connection when the store is
+// done with it, which gives it back to the real pool, so between calls a
+// lender holds nothing. Calls at once each take their own.
+type lender struct {
+	pool  redis.Pool
+	store *redisstore.RedisStore
+	conn  redis.Conn // the call's, while it runs
+}
+
+func (s SessionStore) newLender() *lender {
+	l := &lender{}
+	l.pool.Dial = func() (redis.Conn, error) { return l.conn, nil }
+	l.store = redisstore.NewWithPrefix(&l.pool, s.prefix)
+	return l
 }
 
 // Find implements scs.Store.
@@ -87,6 +107,13 @@ func (s SessionStore) once(ctx context.Context, store func(*redisstore.RedisStor
 	if err != nil {
 		return err
 	}
-	one := &redis.Pool{Dial: func() (redis.Conn, error) { return c, nil }}
-	return store(redisstore.NewWithPrefix(one, s.prefix))
+	l := s.spare.Swap(nil)
+	if l == nil {
+		l = s.newLender()
+	}
+	l.conn = c
+	err = store(l.store)
+	l.conn = nil
+	s.spare.Store(l)
+	return err
 }

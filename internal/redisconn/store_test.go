@@ -323,3 +323,52 @@ func TestPoolChecksDoNotAddUpOnAHungRedis(t *testing.T) {
 		t.Error("a command on a hung Redis succeeded")
 	}
 }
+
+// The store keeps what it lends a call's connection through for the next
+// call: calls at once each get their own connection's answers, and every
+// connection goes back to the pool when its call ends, failed or not.
+func TestSessionStoreCallsKeepToTheirConnection(t *testing.T) {
+	rs := redistest.Start(t)
+	store, pool := newStore(t, redisconn.Config{URL: rs.URL()}, connect(t, rs.URL()))
+	ctx := context.Background()
+	expiry := time.Now().Add(time.Hour)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 100 {
+				tok := "tok" + strconv.Itoa(g) + "-" + strconv.Itoa(i)
+				if err := store.CommitCtx(ctx, tok, []byte("value of "+tok), expiry); err != nil {
+					t.Error(err)
+					return
+				}
+				b, found, err := store.FindCtx(ctx, tok)
+				if err != nil || !found || string(b) != "value of "+tok {
+					t.Errorf("find %s: %q, %v, %v", tok, b, found, err)
+					return
+				}
+				if _, found, _ := store.FindCtx(ctx, tok+"-none"); found {
+					t.Errorf("find %s-none: found", tok)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := pool.ActiveCount(); n != pool.IdleCount() {
+		t.Errorf("%d connections lent, %d idle: a call kept one", n-pool.IdleCount(), pool.IdleCount())
+	}
+
+	rs.Pause()
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, _, err := store.FindCtx(short, "tok0-0")
+	cancel()
+	rs.Resume()
+	if err == nil {
+		t.Fatal("find on a paused Redis: no error")
+	}
+	if b, _, err := store.FindCtx(ctx, "tok0-0"); err != nil || string(b) != "value of tok0-0" {
+		t.Errorf("find after a timed-out call: %q, %v", b, err)
+	}
+	if n := pool.ActiveCount(); n != pool.IdleCount() {
+		t.Errorf("%d connections lent after a timed-out call", n-pool.IdleCount())
+	}
+}
