@@ -119,6 +119,9 @@ type limitKey struct{}
 // with ctx must have ended (SessionStore.call); zero: no limit but the
 // pool's own timeouts.
 func limitOf(ctx context.Context) time.Time {
+	if c, ok := ctx.(*limitedCtx); ok {
+		return c.limit // without boxing it
+	}
 	lim, _ := ctx.Value(limitKey{}).(time.Time)
 	return lim
 }

@@ -31,13 +31,15 @@ func NewSessionStore(pool *redis.Pool, prefix string) SessionStore {
 // done with it, which gives it back to the real pool, so between calls a
 // lender holds nothing. Calls at once each take their own.
 type lender struct {
+	real  *redis.Pool // SessionStore's
 	pool  redis.Pool
 	store *redisstore.RedisStore
+	ctx   limitedCtx // the call's, while it runs
 	conn  redis.Conn // the call's, while it runs
 }
 
 func (s SessionStore) newLender() *lender {
-	l := &lender{}
+	l := &lender{real: s.pool}
 	l.pool.Dial = func() (redis.Conn, error) { return l.conn, nil }
 	l.store = redisstore.NewWithPrefix(&l.pool, s.prefix)
 	return l
@@ -89,31 +91,47 @@ func (s SessionStore) call(ctx context.Context, store func(*redisstore.RedisStor
 	if ctx.Err() != nil || !time.Now().Before(lim) {
 		return errGaveUp
 	}
-	ctx = context.WithValue(ctx, limitKey{}, lim)
-	err := s.once(ctx, store)
-	if kind, _ := Unavailable(err); kind == ConnLost && time.Now().Before(lim) {
-		err = s.once(ctx, store)
+	l := s.spare.Swap(nil)
+	if l == nil {
+		l = s.newLender()
 	}
+	l.ctx = limitedCtx{Context: ctx, limit: lim}
+	err := l.once(&l.ctx, store)
+	if kind, _ := Unavailable(err); kind == ConnLost && time.Now().Before(lim) {
+		err = l.once(&l.ctx, store)
+	}
+	l.ctx = limitedCtx{}
+	s.spare.Store(l)
 	if err != nil && !time.Now().Before(lim) {
 		return errGaveUp
 	}
 	return err
 }
 
-// once borrows a connection for ctx and runs store on it through a pool that
-// lends only that connection.
-func (s SessionStore) once(ctx context.Context, store func(*redisstore.RedisStore) error) error {
-	c, err := s.pool.GetContext(ctx)
+// once borrows a connection for ctx and runs store on it through the pool
+// that lends only that connection.
+func (l *lender) once(ctx context.Context, store func(*redisstore.RedisStore) error) error {
+	c, err := l.real.GetContext(ctx)
 	if err != nil {
 		return err
-	}
-	l := s.spare.Swap(nil)
-	if l == nil {
-		l = s.newLender()
 	}
 	l.conn = c
 	err = store(l.store)
 	l.conn = nil
-	s.spare.Store(l)
 	return err
+}
+
+// limitedCtx is a call's context with its limit (limitOf), kept in the
+// call's lender: a context.WithValue and the boxed time were two allocations
+// per call.
+type limitedCtx struct {
+	context.Context
+	limit time.Time
+}
+
+func (c *limitedCtx) Value(key any) any {
+	if key == (limitKey{}) {
+		return c.limit
+	}
+	return c.Context.Value(key)
 }
