@@ -18,7 +18,7 @@ import (
 // BenchmarkLoad is the load benchmark of issue 7. It is a benchmark, not a
 // test: it prints figures and never fails on them. Entry point:
 //
-//	go test -run '^$' -bench '^BenchmarkLoad$' -benchtime 1x -timeout 30m ./internal/bench/
+//	go test -ldflags=-s=false -run '^$' -bench '^BenchmarkLoad$' -benchtime 1x -timeout 30m ./internal/bench/
 //
 // (`go tool task bench` does that, after installing wrk). Environment:
 //
@@ -31,6 +31,7 @@ import (
 //	BENCH_SCALE="1000 100000 1000000"   other sessions stored for the scale table ("none": skip)
 //	BENCH_SCALE_CONNS=50
 //	BENCH_CPUPROFILE=dir     CPU profiles of the app during the c=50 cells (serves -debug-addr)
+//	BENCH_PERF=dir           perf records of the app and the ceiling beside it in the c=50 cells, and where their CPU went
 //	COMPARE_URL=http://...   a second server with POST /login, GET /profile, GET /count
 //	COMPARE_EXPRESS=dir      start the tutorial's Express app from dir (npm ci, own Redis) and compare
 //	COMPARE_NAME, COMPARE_LOGIN_PATH=/login, COMPARE_LOGIN_DATA="username=alice&password=secret",
@@ -98,6 +99,7 @@ func BenchmarkLoad(b *testing.B) {
 	var profiles [][2]string               // what, file
 	results := map[string]map[int][]cell{} // route -> conns -> one cell per target
 	cmdsPerReq := map[string][]string{}    // route -> per target
+	var perfCols []perfColumn              // BENCH_PERF
 	for ri, rt := range routes {
 		results[rt.name] = map[int][]cell{}
 		before := make([]map[string]int64, len(targets))
@@ -131,10 +133,15 @@ func BenchmarkLoad(b *testing.B) {
 						// Its GETs go to the app's Redis: left out of the
 						// app's commands per request.
 						s0 := app.redis.commandStats()
+						var rec *perfRecording
+						if cfg.perfDir != "" && rep == 0 {
+							rec = startPerf(b, cfg.perfDir, fmt.Sprintf("%s ceiling %d", rt.name, rt.trips), ceilings[rt.trips].cmd.Process.Pid, cfg.duration)
+						}
 						c, err := ceilings[rt.trips].run(b, cfg, wrk, script, app, conns)
 						if err != nil {
 							b.Fatal(err)
 						}
+						perfCols = addPerf(b, perfCols, rec, fmt.Sprintf("%d-GET ceiling", rt.trips), 2*ri+1, c)
 						for k, n := range app.redis.commandStats() {
 							before[0][k] += n - s0[k]
 						}
@@ -155,11 +162,16 @@ func BenchmarkLoad(b *testing.B) {
 					if debugAddr != "" && t == app && conns == 50 && rt.withCookie && rep == 0 {
 						prof = cpuProfile(debugAddr, cfg, rt.name)
 					}
+					var rec *perfRecording
+					if cfg.perfDir != "" && t == app && conns == ceilingConns && rep == 0 {
+						rec = startPerf(b, cfg.perfDir, rt.name, t.server.pid, cfg.duration)
+					}
 					c, err := runWrk(b, wrk, script, wrkLoad{url: t.base + rt.path(t), cookie: cookie, conns: conns,
 						threads: cfg.threads, duration: cfg.duration}, t.server, t.redisProc)
 					if err != nil {
 						b.Fatal(err)
 					}
+					perfCols = addPerf(b, perfCols, rec, rt.name, 2*ri, c)
 					if prof != nil {
 						if p := <-prof; p != "" {
 							profiles = append(profiles, [2]string{fmt.Sprintf("%s c=%d", rt.name, conns), p})
@@ -196,6 +208,7 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 
+	printPerf(out, perfCols)
 	ceiling := runCeiling(b, out, cfg, wrk, script, app, ceilings, ceilingConns)
 
 	fmt.Fprintln(out)
@@ -269,6 +282,7 @@ type config struct {
 	scale           []int
 	scaleConns      int
 	cpuProfileDir   string
+	perfDir         string
 	compareExpress  string
 	quick           bool
 }
@@ -303,6 +317,7 @@ func loadConfig(getenv func(string) string) config {
 		c.scaleConns = n
 	}
 	c.cpuProfileDir = getenv("BENCH_CPUPROFILE")
+	c.perfDir = getenv("BENCH_PERF")
 	if d := getenv("COMPARE_EXPRESS"); d != "" && d != "none" {
 		c.compareExpress = d
 	}
@@ -541,8 +556,7 @@ func cpuProfile(addr string, cfg config, routeName string) chan string {
 			return
 		}
 		defer resp.Body.Close()
-		name := strings.NewReplacer(" ", "", "/", "-", ",", "").Replace(routeName)
-		p := filepath.Join(cfg.cpuProfileDir, "cpu"+name+".pprof")
+		p := filepath.Join(cfg.cpuProfileDir, "cpu"+fileName(routeName)+".pprof")
 		f, err := os.Create(p)
 		if err != nil {
 			done <- ""
