@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/throttle"
 )
 
@@ -39,9 +40,12 @@ func benchRequest(b *testing.B, path, cookie string, want int, setup ...func(*te
 		f(ta)
 	}
 	h := ta.app.Routes()
-	if cookie == "logged-in" {
+	if cookie == "logged-in" || cookie == "logged-in-lab" {
 		c := ta.client()
 		ta.register(c, "bench", "bench-password")
+		if cookie == "logged-in-lab" {
+			addLabEvidence(b, ta, ta.token(c))
+		}
 		cookie = ta.app.Sessions.Cookie.Name + "=" + ta.token(c)
 	}
 	// Cancellable, as net/http's server makes every request's context:
@@ -67,6 +71,33 @@ func benchRequest(b *testing.B, path, cookie string, want int, setup ...func(*te
 func BenchmarkProfileLoggedIn(b *testing.B) { benchRequest(b, "/profile", "logged-in", http.StatusOK) }
 func BenchmarkCountLoggedIn(b *testing.B)   { benchRequest(b, "/count", "logged-in", http.StatusOK) }
 func BenchmarkHomeNoCookie(b *testing.B)    { benchRequest(b, "/", "", http.StatusOK) }
+
+// BenchmarkProfileLabEvidence is GET /profile of a student past the lab's
+// restart and servers steps, whose session every request decodes with that
+// evidence and the process that counted last.
+func BenchmarkProfileLabEvidence(b *testing.B) {
+	benchRequest(b, "/profile", "logged-in-lab", http.StatusOK)
+}
+
+// addLabEvidence stores the restart and servers evidence and the last
+// counter in the session of token, as the count script leaves them.
+func addLabEvidence(b *testing.B, ta *testApp, token string) {
+	key := sessions.Key(token)
+	deadline, values, err := sessions.Codec{}.Decode([]byte(ta.redis.MustDo("GET", key)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	values[sessions.KeyLab] = sessions.Lab{
+		Restart: &sessions.LabMove{From: "89c18f", Process: "b7ca7e", Instance: "vm:8201", Views: 647989, At: 1796571859144},
+		Servers: &sessions.LabMove{From: "vm:8091", Process: "4ed79d", Instance: "vm:8101", Views: 57702, At: 1796571746544},
+	}
+	values[sessions.KeyCounted] = sessions.Counted{Process: "5405d3", Instance: "vm:8201"}
+	raw, err := sessions.Codec{}.Encode(deadline, values)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ta.redis.MustDo("SET", key, string(raw), "KEEPTTL")
+}
 
 // BenchmarkCountNoCookie is a new visitor's first count: a new session,
 // counted against the limit on new anonymous sessions (set where this load

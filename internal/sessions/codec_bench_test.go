@@ -40,3 +40,19 @@ func BenchmarkCodecDecode(b *testing.B) {
 		}
 	}
 }
+
+// labStored is a student's session after the restart and servers steps, as
+// Redis held it (the count script's cjson: members in any order). Every
+// request of such a session decodes the lab's evidence and its last counter.
+const labStored = `{"deadline":"2026-12-07T15:38:57.414Z","values":{"lab":{"servers":{"views":57702,"from":"vm:8091","instance":"vm:8101","at":1796571746544,"process":"4ed79d"},"restart":{"views":647989,"from":"89c18f","instance":"vm:8201","process":"b7ca7e","at":1796571859144}},"origin":{"at":"2026-12-06T15:38:57.415Z","instance":"vm:8091","process":"e86aee"},"seen":"2026-12-06T15:45:54.895Z","counted":{"instance":"vm:8201","process":"5405d3"},"user":{"username":"alice1","role":"student","gen":"ca63e16314151bde"},"views":812159}}`
+
+func BenchmarkCodecDecodeLab(b *testing.B) {
+	raw := []byte(labStored)
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := (Codec{}).Decode(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

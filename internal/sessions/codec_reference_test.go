@@ -92,6 +92,7 @@ func TestDecodeSameAsReference(t *testing.T) {
 	}
 	for _, b := range [][]byte{
 		stored,
+		mustEncode(t, labEveryField),
 		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"views":null,"seen":null,"__rememberMe":null,"user":null}}`),
 		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"views":-0,"x":-12,"y":123456789012345678901}}`),
 		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"views":3.5}}`),
@@ -120,6 +121,35 @@ func TestDecodeSameAsReference(t *testing.T) {
 		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"views":-}}`),
 		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"x":[1,-0.5e+3,{"y":"\ud83d\ude00"},true,null,"\x"]}}`),
 		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"restart":{"from":"a","process":"b","instance":"i","views":2,"at":1}},"counted":{"process":"b","instance":"i"}}}`),
+		// The lab's evidence (plainLab, plainCounted) as the scripts' cjson
+		// writes it, and what the fast path leaves to encoding/json.
+		[]byte(labStored),
+		[]byte(labScripts),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{},"counted":{}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"restart":{},"httponly":{},"seen":{},"login":{}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":null,"counted":null}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"restart":null,"seen":null,"no_renewal":null}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":[],"counted":"p"}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"restart":{"views":2,"at":1.796571746544e+12}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"restart":{"views":2.0,"at":1}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"restart":{"views":-0,"at":-1}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"restart":{"views":"2"}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"servers":{"at":999999999999999999,"views":-999999999999999999}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"servers":{"at":9223372036854775807,"views":-9223372036854775808}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"servers":{"at":9223372036854775808}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"seen":{"b1":1,"b2":1.5}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"seen":{"b1":1,"b1":2}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"seen":{"":1,"b\/1":2}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"restart":{"from":"a\/b","process":"\u0070"}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"restart":{"from":"a","from":"b"}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"restart":{"from":"a"},"restart":{"process":"b"}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"no_renewal":true,"no_renewal":false}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"Restart":{"From":"a"},"NO_RENEWAL":true}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"restart":{"from":"a","extra":[1]},"other":{}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"no_httponly":1,"login":{"renewed":"true"}}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{ "restart" : {"from":"a"} },"counted":{ "process":"p"}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"counted":{"process":"p","process":"q","instance":7}}}`),
+		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"counted":{"process":"p","instance":"i","origin":"x"}}}`),
 		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}`),
 		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"user":{"username":"al\u0069ce"}}}`),
 		[]byte(`{"deadline":"0000-01-01T00:30:00+01:00","values":{}}`),
@@ -138,5 +168,83 @@ func FuzzDecodeSameAsReference(f *testing.F) {
 	stored, _ := Codec{}.Encode(deadline, values)
 	f.Add(stored)
 	f.Add([]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"views":-0,"seen":null,"__rememberMe":true}}`))
+	f.Add([]byte(labStored))
+	f.Add([]byte(labScripts))
+	f.Add(mustEncode(f, labEveryField))
+	f.Add([]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"seen":{"b1":1,"b1":2},"restart":{"views":2.5e+1}},"counted":{"process":"a\/b"}}}`))
 	f.Fuzz(sameAsReference)
+}
+
+// labScripts is what the scripts wrote for a lab with every field
+// (TestScriptsLabDecodesOnTheFastPath's session, redis-server 7.0.15).
+const labScripts = `{"deadline":"2099-01-01T00:00:00.000Z","values":{"lab":{"restart":{"at":1796572905364,"from":"p1","instance":"vm:8091","process":"p2","views":2},"servers":{"views":3,"from":"vm:8091","instance":"vm:8101","at":1796572905365,"process":"p3"},"browsers":{"at":1796571746544,"this":"Firefox on Linux: 3 views","other":"Chrome on Linux: 1 views"},"login":{"at":1796571746548,"renewed":true,"from":"f00d","browser":"b1","shared":true},"fixation":{"hidden":1796571746547},"seen":{"b2":1796571746550,"b1":1796571746549},"no_renewal":false,"httponly":{"hidden":1796571746545,"exposed":1796571746546},"no_httponly":true},"user":{"username":"alice","role":"student","gen":"ca63e16314151bde"},"counted":{"instance":"vm:8101","process":"p4"},"origin":{"at":"2026-01-01T00:00:00.000Z","instance":"vm:8091","process":"p1"},"views":4}}`
+
+// labEveryField is a logged-in session with every Lab field set, as
+// Encode (json.Marshal) writes it.
+func labEveryField() (time.Time, map[string]any) {
+	deadline, values := benchValues()
+	values[KeyLab] = Lab{
+		Browsers: &LabBrowsers{At: 1796571746544, This: "Firefox on Linux: 3 views", Other: "Chrome on Linux: 1 views"},
+		Restart:  &LabMove{From: "89c18f", Process: "b7ca7e", Instance: "vm:8201", Views: 647989, At: 1796571859144},
+		Servers:  &LabMove{From: "vm:8091", Process: "4ed79d", Instance: "vm:8101", Views: 57702, At: 1796571746544},
+		HTTPOnly: &LabOutcomes{Hidden: 1796571746545, Exposed: 1796571746546},
+		Fixation: &LabOutcomes{Exposed: 1796571746547},
+		Login:    &LabLogin{At: 1796571746548, Browser: "b1", Renewed: true, From: "f00d", Shared: true},
+		Seen:     map[string]int64{"b1": 1796571746549, "b2": 1796571746550},
+
+		NoHTTPOnly: true,
+		NoRenewal:  true,
+	}
+	values[KeyCounted] = Counted{Process: "5405d3", Instance: "vm:8201"}
+	return deadline, values
+}
+
+// mustEncode is the session values makes, as Encode writes it.
+func mustEncode(tb testing.TB, values func() (time.Time, map[string]any)) []byte {
+	tb.Helper()
+	b, err := Codec{}.Encode(values())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// The lab's evidence as Encode and the scripts write it takes the fast
+// path, not only agrees with the reference (as the general path would).
+func TestDecodePlainReadsTheLab(t *testing.T) {
+	for name, b := range map[string][]byte{
+		"stored":         []byte(labStored),
+		"scripts":        []byte(labScripts),
+		"every field":    mustEncode(t, labEveryField),
+		"empty switches": []byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"no_httponly":false,"seen":{}},"counted":{}}}`),
+	} {
+		t.Run(name, func(t *testing.T) { readsTheLabByHand(t, b) })
+	}
+	_, values := labEveryField()
+	_, got, err := Codec{}.Decode(mustEncode(t, labEveryField))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, values) {
+		t.Errorf("Decode(Encode(every field)):\n got %#v\nwant %#v", got, values)
+	}
+}
+
+// readsTheLabByHand fails unless the session b takes decodePlain and its
+// lab and last counter plainLab and plainCounted (not decodeValue).
+func readsTheLabByHand(t *testing.T, b []byte) {
+	t.Helper()
+	if _, _, ok := decodePlain(b); !ok {
+		t.Errorf("decodePlain declined %s", b)
+	}
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := plainLab(env.Values[KeyLab]); !ok {
+		t.Errorf("plainLab declined %s", env.Values[KeyLab])
+	}
+	if _, ok := plainCounted(env.Values[KeyCounted]); !ok {
+		t.Errorf("plainCounted declined %s", env.Values[KeyCounted])
+	}
 }

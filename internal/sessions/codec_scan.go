@@ -47,8 +47,9 @@ func decodePlain(b []byte) (deadline time.Time, values map[string]any, ok bool) 
 	return deadline, values, true
 }
 
-// values reads the session's values object: the user and the origin by
-// hand, the rest by decodeValue, as the general path does.
+// values reads the session's values object: the user, the origin, the
+// last counter and the lab's evidence by hand, the rest by decodeValue, as
+// the general path does.
 func (s *scanner) values() (map[string]any, bool) {
 	if !s.byte('{') {
 		return nil, false
@@ -75,6 +76,10 @@ func (s *scanner) values() (map[string]any, bool) {
 			v, ok = plainUser(raw)
 		case KeyOrigin:
 			v, ok = plainOrigin(raw)
+		case KeyCounted:
+			v, ok = plainCounted(raw)
+		case KeyLab:
+			v, ok = plainLab(raw)
 		default:
 			ok = false
 		}
@@ -178,7 +183,7 @@ func fields(raw []byte, field func(key string, v []byte) bool) bool {
 type scanner struct {
 	b   []byte
 	i   int
-	src string // b as a string, where the caller has one (browser cuts from it)
+	src string // b as a string, where the caller has one (browser and plainLab cut from it)
 }
 
 func (s *scanner) peek(c byte) bool { return s.i < len(s.b) && s.b[s.i] == c }

@@ -73,3 +73,50 @@ func TestCountRecordsTheLabsMoves(t *testing.T) {
 		t.Errorf("views = %d, want 4", n)
 	}
 }
+
+// What the scripts write for a lab with every field (cjson: members in any
+// order, numbers as it formats them) decodes on the fast path, as the
+// reference decodes it: every request of a student past the restart step
+// reads it.
+func TestScriptsLabDecodesOnTheFastPath(t *testing.T) {
+	rs := redistest.Start(t, "--appendonly", "no")
+	rdb := rs.Client(t)
+	ctx := context.Background()
+	token := "lab-token"
+	rs.MustDo("SET", Key(token), `{"deadline":"2099-01-01T00:00:00.000Z","values":{"user":{"username":"alice","role":"student","gen":"ca63e16314151bde"},"views":1,"origin":{"process":"p1","instance":"vm:8091","at":"2026-01-01T00:00:00.000Z"}}}`)
+	count := func(instance, process string) {
+		t.Helper()
+		o := NewOps(rdb)
+		o.Instance = instance
+		if _, _, err := o.IncrViews(ctx, token, "", Visit{Addr: "127.0.0.1", Device: "Firefox on Linux", Process: process}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(step string) {
+		t.Helper()
+		b := []byte(rs.MustDo("GET", Key(token)))
+		t.Log(step)
+		readsTheLabByHand(t, b)
+		sameAsReference(t, b)
+	}
+	count("vm:8091", "p2") // restart
+	count("vm:8101", "p3") // servers
+	check("after the moves")
+	o := NewOps(rdb)
+	for field, value := range map[string]any{
+		"browsers":    LabBrowsers{At: 1796571746544, This: "Firefox on Linux: 3 views", Other: "Chrome on Linux: 1 views"},
+		"httponly":    LabOutcomes{Hidden: 1796571746545, Exposed: 1796571746546},
+		"fixation":    LabOutcomes{Hidden: 1796571746547},
+		"login":       LabLogin{At: 1796571746548, Browser: "b1", Renewed: true, From: "f00d", Shared: true},
+		"seen":        map[string]int64{"b1": 1796571746549, "b2": 1796571746550},
+		"no_httponly": true,
+		"no_renewal":  false,
+	} {
+		if err := o.LabNote(ctx, token, field, value, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("after every lab note")
+	count("vm:8101", "p4") // decoded and written again by the count script
+	check("after another count")
+}
