@@ -56,3 +56,30 @@ func BenchmarkCodecDecodeLab(b *testing.B) {
 		}
 	}
 }
+
+// A decode allocates no more than it did when each figure was measured
+// (BenchmarkCodecDecode, BenchmarkCodecDecodeLab): the values' own keys are
+// constants, the lab's strings cut from one copy.
+func TestDecodeAllocations(t *testing.T) {
+	plain, err := (Codec{}).Encode(benchValues())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		raw  []byte
+		max  float64
+	}{
+		{"logged in", plain, 18},
+		{"lab's evidence", []byte(labStored), 28},
+	} {
+		n := testing.AllocsPerRun(100, func() {
+			if _, _, err := (Codec{}).Decode(c.raw); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n > c.max {
+			t.Errorf("%s: %v allocations per decode, want at most %v", c.name, n, c.max)
+		}
+	}
+}

@@ -59,7 +59,7 @@ func (s *scanner) values() (map[string]any, bool) {
 		return values, true
 	}
 	for {
-		key, ok := s.key()
+		key, ok := s.valueKey()
 		if !ok {
 			return nil, false
 		}
@@ -230,6 +230,24 @@ func (s *scanner) key() (string, bool) {
 	}
 	return string(s.b[start+1 : s.i-2]), true
 }
+
+// valueKey is key for the values' members: the app's own keys are their
+// constants, not a string made per key and request.
+func (s *scanner) valueKey() (string, bool) {
+	start := s.i
+	if !s.plainString() || !s.byte(':') {
+		return "", false
+	}
+	k := s.b[start+1 : s.i-2]
+	for _, known := range valueKeys {
+		if string(k) == known {
+			return known, true
+		}
+	}
+	return string(k), true
+}
+
+var valueKeys = [...]string{KeyUser, KeyViews, KeySeen, KeyOrigin, KeyRememberMe, KeyLab, KeyCounted}
 
 // maxDepth bounds how deep value goes into nested arrays and objects.
 const maxDepth = 32
