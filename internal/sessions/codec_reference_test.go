@@ -121,7 +121,7 @@ func TestDecodeSameAsReference(t *testing.T) {
 		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"views":-}}`),
 		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"x":[1,-0.5e+3,{"y":"\ud83d\ude00"},true,null,"\x"]}}`),
 		[]byte(`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"restart":{"from":"a","process":"b","instance":"i","views":2,"at":1}},"counted":{"process":"b","instance":"i"}}}`),
-		// The lab's evidence (plainLab, plainCounted) as the scripts' cjson
+		// The lab's evidence (scanner.lab, counted) as the scripts' cjson
 		// writes it, and what the fast path leaves to encoding/json.
 		[]byte(labStored),
 		[]byte(labScripts),
@@ -231,7 +231,7 @@ func TestDecodePlainReadsTheLab(t *testing.T) {
 }
 
 // readsTheLabByHand fails unless the session b takes decodePlain and its
-// lab and last counter plainLab and plainCounted (not decodeValue).
+// lab and last counter the scanner's lab and counted (not decodeValue).
 func readsTheLabByHand(t *testing.T, b []byte) {
 	t.Helper()
 	if _, _, ok := decodePlain(b); !ok {
@@ -241,10 +241,34 @@ func readsTheLabByHand(t *testing.T, b []byte) {
 	if err := json.Unmarshal(b, &env); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := plainLab(env.Values[KeyLab]); !ok {
-		t.Errorf("plainLab declined %s", env.Values[KeyLab])
+	byHand := func(raw []byte, read func(s *scanner) bool) bool {
+		s := scanner{b: raw, src: string(raw)}
+		return read(&s) && s.i == len(raw)
 	}
-	if _, ok := plainCounted(env.Values[KeyCounted]); !ok {
-		t.Errorf("plainCounted declined %s", env.Values[KeyCounted])
+	if !byHand(env.Values[KeyLab], func(s *scanner) bool { return s.lab(&Lab{}) }) {
+		t.Errorf("the lab was not read by hand: %s", env.Values[KeyLab])
+	}
+	if !byHand(env.Values[KeyCounted], func(s *scanner) bool { return s.counted(&Counted{}) }) {
+		t.Errorf("the last counter was not read by hand: %s", env.Values[KeyCounted])
+	}
+}
+
+// A value not as Encode and cjson write it goes to decodeValue from its
+// start, and the rest of the session stays on the fast path.
+func TestDecodePlainReadsOnAfterADecline(t *testing.T) {
+	for _, b := range []string{
+		`{"deadline":"2026-11-28T10:01:12Z","values":{"user":{"username":"x","role":null},"views":2}}`,
+		`{"deadline":"2026-11-28T10:01:12Z","values":{"origin":{"process":"p\/1","at":"2026-11-28T10:01:12Z"},"views":2}}`,
+		`{"deadline":"2026-11-28T10:01:12Z","values":{"lab":{"restart":{"views":2,"extra":[1]}},"counted":{"process":"a","Instance":"i"}}}`,
+	} {
+		_, got, ok := decodePlain([]byte(b))
+		if !ok {
+			t.Errorf("decodePlain declined %s", b)
+			continue
+		}
+		_, want, err := referenceDecode([]byte(b))
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\ndecodePlain %#v\nreference   %#v (%v)", b, got, want, err)
+		}
 	}
 }

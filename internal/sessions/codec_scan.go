@@ -9,7 +9,11 @@ import (
 // write (encoding/json scanned it twice); it declines anything else (ok
 // false) and decodes the rest as the general path (FuzzDecodeSameAsReference).
 func decodePlain(b []byte) (deadline time.Time, values map[string]any, ok bool) {
-	s := scanner{b: b}
+	// The values' strings are cut from one copy of the session: a string
+	// each was an allocation each, eight with the lab's evidence. A value
+	// kept past the request (the live stream's user) keeps the copy, a few
+	// hundred bytes.
+	s := scanner{b: b, src: string(b)}
 	if !s.byte('{') {
 		return time.Time{}, nil, false
 	}
@@ -48,8 +52,9 @@ func decodePlain(b []byte) (deadline time.Time, values map[string]any, ok bool) 
 }
 
 // values reads the session's values object: the user, the origin, the
-// last counter and the lab's evidence by hand, the rest by decodeValue, as
-// the general path does.
+// last counter and the lab's evidence by hand and in place, the rest (or
+// any of those not as Encode and cjson write them) by decodeValue, as the
+// general path does.
 func (s *scanner) values() (map[string]any, bool) {
 	if !s.byte('{') {
 		return nil, false
@@ -66,24 +71,14 @@ func (s *scanner) values() (map[string]any, bool) {
 		if _, dup := values[key]; dup {
 			return nil, false
 		}
-		raw, ok := s.value(0)
+		start := s.i
+		v, ok := s.appValue(key)
 		if !ok {
-			return nil, false
-		}
-		var v any
-		switch key {
-		case KeyUser:
-			v, ok = plainUser(raw)
-		case KeyOrigin:
-			v, ok = plainOrigin(raw)
-		case KeyCounted:
-			v, ok = plainCounted(raw)
-		case KeyLab:
-			v, ok = plainLab(raw)
-		default:
-			ok = false
-		}
-		if !ok {
+			s.i = start
+			raw, ok := s.value(0)
+			if !ok {
+				return nil, false
+			}
 			var err error
 			if v, err = decodeValue(key, raw); err != nil {
 				return nil, false
@@ -99,78 +94,93 @@ func (s *scanner) values() (map[string]any, bool) {
 	}
 }
 
-// plainUser reads a User written as Encode writes it; ok false for
-// anything else (null, escapes, other or repeated keys).
-func plainUser(raw []byte) (u User, ok bool) {
-	var seen [3]bool
-	ok = fields(raw, func(k string, v []byte) bool {
-		var f *string
-		var i int
-		switch k {
+// appValue reads the value of key in place, where it is one of the app's
+// types that values reads by hand (read once, where checking it first with
+// value was half of a decode); ok false for any other key, or a value not
+// as Encode and cjson write it (null, escapes, other or repeated keys).
+func (s *scanner) appValue(key string) (any, bool) {
+	switch key {
+	case KeyUser:
+		var u User
+		ok := s.user(&u)
+		return u, ok
+	case KeyOrigin:
+		var o Origin
+		ok := s.origin(&o)
+		return o, ok
+	case KeyCounted:
+		var c Counted
+		ok := s.counted(&c)
+		return c, ok
+	case KeyLab:
+		var l Lab
+		ok := s.lab(&l)
+		return l, ok
+	}
+	return nil, false
+}
+
+func (s *scanner) user(u *User) bool {
+	var seen memberSet
+	return s.members(func(key string) bool {
+		switch key {
 		case "username":
-			f, i = &u.Username, 0
+			return seen.first(0) && s.str(&u.Username)
 		case "role":
-			f, i = &u.Role, 1
+			return seen.first(1) && s.str(&u.Role)
 		case "gen":
-			f, i = &u.Gen, 2
-		default:
-			return false
+			return seen.first(2) && s.str(&u.Gen)
 		}
-		if seen[i] || v[0] != '"' {
-			return false
-		}
-		seen[i] = true
-		*f = string(v[1 : len(v)-1])
-		return true
+		return false
 	})
-	return u, ok
 }
 
-// plainOrigin reads an Origin as plainUser reads a User.
-func plainOrigin(raw []byte) (o Origin, ok bool) {
-	var seen [3]bool
-	ok = fields(raw, func(k string, v []byte) bool {
-		if v[0] != '"' {
-			return false
+func (s *scanner) origin(o *Origin) bool {
+	var seen memberSet
+	return s.members(func(key string) bool {
+		switch key {
+		case "process":
+			return seen.first(0) && s.str(&o.Process)
+		case "instance":
+			return seen.first(1) && s.str(&o.Instance)
+		case "at":
+			return seen.first(2) && s.time(&o.At)
 		}
-		switch {
-		case k == "process" && !seen[0]:
-			seen[0], o.Process = true, string(v[1:len(v)-1])
-		case k == "instance" && !seen[1]:
-			seen[1], o.Instance = true, string(v[1:len(v)-1])
-		case k == "at" && !seen[2]:
-			seen[2] = true
-			return o.At.UnmarshalJSON(v) == nil
-		default:
-			return false
-		}
-		return true
+		return false
 	})
-	return o, ok
 }
 
-// fields calls field for each member of the object raw whose value is a
-// string without escapes (the quotes included); false if raw is not such an
-// object or field refuses one.
-func fields(raw []byte, field func(key string, v []byte) bool) bool {
-	s := scanner{b: raw}
+// memberSet is the members of an object read so far.
+type memberSet uint16
+
+// first marks member i read; false if it was already (a repeated key,
+// which encoding/json would read twice).
+func (m *memberSet) first(i uint) bool {
+	if *m&(1<<i) != 0 {
+		return false
+	}
+	*m |= 1 << i
+	return true
+}
+
+// members reads an object whose keys are plain strings, calling member for
+// each with the key cut from src and s at its value, which member reads;
+// false if member refuses one. A value member leaves unfinished (a
+// fraction or exponent after an integer) is refused here.
+func (s *scanner) members(member func(key string) bool) bool {
 	if !s.byte('{') {
 		return false
 	}
 	if s.byte('}') {
-		return s.i == len(raw)
+		return true
 	}
 	for {
-		key, ok := s.key()
-		if !ok {
-			return false
-		}
 		start := s.i
-		if !s.plainString() || !field(key, raw[start:s.i]) {
+		if !s.plainString() || !s.byte(':') || !member(s.src[start+1:s.i-2]) {
 			return false
 		}
 		if s.byte('}') {
-			return s.i == len(raw)
+			return true
 		}
 		if !s.byte(',') {
 			return false
@@ -178,12 +188,52 @@ func fields(raw []byte, field func(key string, v []byte) bool) bool {
 	}
 }
 
+// time reads a plain string as time.Time's UnmarshalJSON reads it.
+func (s *scanner) time(t *time.Time) bool {
+	start := s.i
+	return s.plainString() && t.UnmarshalJSON(s.b[start:s.i]) == nil
+}
+
+// str reads a plain string into p, cut from src.
+func (s *scanner) str(p *string) bool {
+	start := s.i
+	if !s.plainString() {
+		return false
+	}
+	*p = s.src[start+1 : s.i-1]
+	return true
+}
+
+func (s *scanner) int64(p *int64) bool {
+	n, ok := s.integer()
+	*p = n
+	return ok
+}
+
+func (s *scanner) int(p *int) bool {
+	n, ok := s.integer()
+	*p = int(n)
+	return ok
+}
+
+func (s *scanner) boolean(p *bool) bool {
+	switch {
+	case s.word("true"):
+		*p = true
+	case s.word("false"):
+		*p = false
+	default:
+		return false
+	}
+	return true
+}
+
 // scanner reads a strict subset of JSON: no whitespace, and printable ASCII
 // without escapes in the strings it reads itself.
 type scanner struct {
 	b   []byte
 	i   int
-	src string // b as a string, where the caller has one (browser and plainLab cut from it)
+	src string // b as a string, where the caller has one: values' strings are cut from it
 }
 
 func (s *scanner) peek(c byte) bool { return s.i < len(s.b) && s.b[s.i] == c }

@@ -4,35 +4,25 @@ package sessions
 // past the restart or servers step decodes a Lab and a Counted, and
 // encoding/json's reflection made them four times the rest of the session.
 
-// plainCounted reads a Counted as plainUser reads a User.
-func plainCounted(raw []byte) (c Counted, ok bool) {
-	var seen [2]bool
-	ok = fields(raw, func(k string, v []byte) bool {
-		if v[0] != '"' {
-			return false
+func (s *scanner) counted(c *Counted) bool {
+	var seen memberSet
+	return s.members(func(key string) bool {
+		switch key {
+		case "process":
+			return seen.first(0) && s.str(&c.Process)
+		case "instance":
+			return seen.first(1) && s.str(&c.Instance)
 		}
-		switch {
-		case k == "process" && !seen[0]:
-			seen[0], c.Process = true, string(v[1:len(v)-1])
-		case k == "instance" && !seen[1]:
-			seen[1], c.Instance = true, string(v[1:len(v)-1])
-		default:
-			return false
-		}
-		return true
+		return false
 	})
-	return c, ok
 }
 
-// plainLab reads a Lab as Encode (json.Marshal) and the scripts (cjson,
-// members in any order) write it; ok false for anything else: null,
-// escapes, other or repeated keys, a number that is not a plain integer.
-func plainLab(raw []byte) (l Lab, ok bool) {
-	// The Lab's strings are cut from one copy of raw: a string each was
-	// six allocations for the two moves alone.
-	s := scanner{b: raw, src: string(raw)}
+// lab reads a Lab as Encode (json.Marshal) and the scripts (cjson, members
+// in any order) write it; false for anything else: null, escapes, other or
+// repeated keys, a number that is not a plain integer.
+func (s *scanner) lab(l *Lab) bool {
 	var seen memberSet
-	ok = s.members(func(key string) bool {
+	return s.members(func(key string) bool {
 		switch key {
 		case "browsers":
 			l.Browsers = new(LabBrowsers)
@@ -61,7 +51,6 @@ func plainLab(raw []byte) (l Lab, ok bool) {
 		}
 		return false
 	})
-	return l, ok && s.i == len(raw)
 }
 
 func (s *scanner) labMove(m *LabMove) bool {
@@ -145,76 +134,4 @@ func (s *scanner) labSeen(seen *map[string]int64) bool {
 		m[id] = at
 		return true
 	})
-}
-
-// memberSet is the members of an object read so far.
-type memberSet uint16
-
-// first marks member i read; false if it was already (a repeated key,
-// which encoding/json would read twice).
-func (m *memberSet) first(i uint) bool {
-	if *m&(1<<i) != 0 {
-		return false
-	}
-	*m |= 1 << i
-	return true
-}
-
-// members reads an object whose keys are plain strings, calling member for
-// each with the key cut from src and s at its value, which member reads;
-// false if member refuses one. A value member leaves unfinished (a
-// fraction or exponent after an integer) is refused here.
-func (s *scanner) members(member func(key string) bool) bool {
-	if !s.byte('{') {
-		return false
-	}
-	if s.byte('}') {
-		return true
-	}
-	for {
-		start := s.i
-		if !s.plainString() || !s.byte(':') || !member(s.src[start+1:s.i-2]) {
-			return false
-		}
-		if s.byte('}') {
-			return true
-		}
-		if !s.byte(',') {
-			return false
-		}
-	}
-}
-
-// str reads a plain string into p, cut from src.
-func (s *scanner) str(p *string) bool {
-	start := s.i
-	if !s.plainString() {
-		return false
-	}
-	*p = s.src[start+1 : s.i-1]
-	return true
-}
-
-func (s *scanner) int64(p *int64) bool {
-	n, ok := s.integer()
-	*p = n
-	return ok
-}
-
-func (s *scanner) int(p *int) bool {
-	n, ok := s.integer()
-	*p = int(n)
-	return ok
-}
-
-func (s *scanner) boolean(p *bool) bool {
-	switch {
-	case s.word("true"):
-		*p = true
-	case s.word("false"):
-		*p = false
-	default:
-		return false
-	}
-	return true
 }
