@@ -106,12 +106,22 @@ func TestRedisRefusalsAre503AndChangeNothing(t *testing.T) {
 				{"password", gus, "/password", url.Values{"current": {"gus-password"}, "new": {"new-gus-password"}}, true},
 				{"profile", gus, "/profile", nil, false},
 			}
-			// Each request once, unchecked: the session pool and each of
+			// Each request unchecked first: the session pool and each of
 			// rueidis's connections meet a fault that dropped them on their
 			// own, and a killed connection's first write fails as "connection
 			// lost" (it may have run), which is not what this test is about.
-			for _, rq := range requests {
-				fetch(rq.c, ta.srv.URL+rq.path, rq.form)
+			// rueidis sends a keyed command on one of its two connections at
+			// random (GOMAXPROCS=2), so one round left one unmet about once
+			// in 40 runs under load; three make that far rarer, and the
+			// checks below retry what a killed connection still answers.
+			rounds := 1
+			if f.dropsConns {
+				rounds = 3
+			}
+			for range rounds {
+				for _, rq := range requests {
+					fetch(rq.c, ta.srv.URL+rq.path, rq.form)
+				}
 			}
 			for _, rq := range requests {
 				for range 2 { // the second is logged with the first
@@ -135,7 +145,14 @@ func TestRedisRefusalsAre503AndChangeNothing(t *testing.T) {
 					}
 				}
 			}
-			r := ta.get(ta.client(), "/readyz")
+			// A killed connection the probe meets first answers "connection
+			// lost" once; then the fault itself.
+			var r response
+			for range 3 {
+				if r = ta.get(ta.client(), "/readyz"); strings.Contains(r.body, f.readyz) {
+					break
+				}
+			}
 			if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, f.readyz) {
 				t.Errorf("readyz: %d %q, want 503 naming %s", r.status, r.body, f.readyz)
 			}
@@ -151,8 +168,18 @@ func TestRedisRefusalsAre503AndChangeNothing(t *testing.T) {
 			if h := untilOK(t, gus, ta.srv.URL+"/count"); h.views() != 2 {
 				t.Errorf("first count after the fault shows %d, want 2 (the refused ones changed nothing)", h.views())
 			}
-			if h := fetch(ta.client(), ta.srv.URL+"/login", url.Values{"username": {"gus"}, "password": {"gus-password"}}); h.status != http.StatusSeeOther {
-				t.Errorf("login with the old password after the fault: %d (was the password changed?)", h.status)
+			// A 503 here is a connection killed by the fault that this login
+			// met first (the count above went over another): retried, as a
+			// student would. A changed password would answer 401.
+			login := func() hit {
+				return fetch(ta.client(), ta.srv.URL+"/login", url.Values{"username": {"gus"}, "password": {"gus-password"}})
+			}
+			h := login()
+			for i := 0; h.status == http.StatusServiceUnavailable && f.dropsConns && i < 3; i++ {
+				h = login()
+			}
+			if h.status != http.StatusSeeOther {
+				t.Errorf("login with the old password after the fault: %d (was the password changed?)\n%s", h.status, h.body)
 			}
 			if h := fetch(ta.client(), ta.srv.URL+"/login", url.Values{"username": {"newcomer"}, "password": {"newcomer-password"}}); h.status == http.StatusSeeOther {
 				t.Errorf("the refused sign-up created an account")
