@@ -35,11 +35,7 @@ func TestCountRecordsTheLabsMoves(t *testing.T) {
 	}
 	count := func(instance, process string) {
 		t.Helper()
-		o := NewOps(rdb)
-		o.Instance = instance
-		if _, _, err := o.IncrViews(ctx, token, "", Visit{Addr: "127.0.0.1", Device: "Firefox on Linux", Process: process}); err != nil {
-			t.Fatal(err)
-		}
+		countAs(t, NewOps(rdb), token, instance, process)
 	}
 
 	count("a", "p1") // the creating process
@@ -86,11 +82,7 @@ func TestScriptsLabDecodesOnTheFastPath(t *testing.T) {
 	rs.MustDo("SET", Key(token), `{"deadline":"2099-01-01T00:00:00.000Z","values":{"user":{"username":"alice","role":"student","gen":"ca63e16314151bde"},"views":1,"origin":{"process":"p1","instance":"vm:8091","at":"2026-01-01T00:00:00.000Z"}}}`)
 	count := func(instance, process string) {
 		t.Helper()
-		o := NewOps(rdb)
-		o.Instance = instance
-		if _, _, err := o.IncrViews(ctx, token, "", Visit{Addr: "127.0.0.1", Device: "Firefox on Linux", Process: process}); err != nil {
-			t.Fatal(err)
-		}
+		countAs(t, NewOps(rdb), token, instance, process)
 	}
 	check := func(step string) {
 		t.Helper()
@@ -119,4 +111,13 @@ func TestScriptsLabDecodesOnTheFastPath(t *testing.T) {
 	check("after every lab note")
 	count("vm:8101", "p4") // decoded and written again by the count script
 	check("after another count")
+}
+
+// countAs counts token's session as process, an instance named instance, would.
+func countAs(t *testing.T, o *Ops, token, instance, process string) {
+	t.Helper()
+	o.Instance = instance
+	if _, _, err := o.IncrViews(context.Background(), token, "", Visit{Addr: "127.0.0.1", Device: "Firefox on Linux", Process: process}); err != nil {
+		t.Fatal(err)
+	}
 }
