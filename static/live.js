@@ -60,14 +60,26 @@
   // The stream's first events after a restart (its own commands, a count)
   // grow the panel above the footer and would push the news beside the
   // button out of view: for a moment it is kept where the click was.
+  // Until the reader goes elsewhere: a scroll that leaves the news out of
+  // view (wheel, keys, a scroll bar, a link) ends the hold, or the page
+  // would pull them back while they reach for a button above. Growth
+  // alone fires no scroll event, and scroll events run before animation
+  // frames, so the hold never undoes such a scroll.
   var keepNear = 0;
   function holdNear() {
     if (Date.now() > keepNear) return;
     requestAnimationFrame(function () {
       var near = document.getElementById(N.restartStatus);
-      if (near) near.scrollIntoView({ block: 'nearest' });
+      if (near && Date.now() <= keepNear) near.scrollIntoView({ block: 'nearest' });
     });
   }
+  window.addEventListener('scroll', function () {
+    if (Date.now() > keepNear) return;
+    var near = document.getElementById(N.restartStatus);
+    if (!near) return;
+    var r = near.getBoundingClientRect();
+    if (r.bottom <= 0 || r.top >= window.innerHeight) keepNear = 0;
+  }, { passive: true });
 
   // ---- what a message does to this tab ----
 

@@ -83,10 +83,22 @@ func TestBrowserRestartButton(t *testing.T) {
 			t.Errorf("status after the restart = %q, want it to say %q", status, want)
 		}
 	}
-	b.count(3) // the page works on with the new process
+
+	// The news beside the restart button is held in view for a moment
+	// while the new process's first events grow the page, but not once the
+	// reader scrolls away: here back up to the counter, as a count made
+	// elsewhere (the same session, another client) arrives.
+	eval[bool](b, `(scrollTo(0, 0), true)`)
+	countElsewhere(t, s.url("/count"), b.sessionCookie(s.app.URL))
+	b.waitText("view-count", "3")
+	time.Sleep(200 * time.Millisecond) // a few animation frames
+	if y := eval[float64](b, `scrollY`); y != 0 {
+		t.Errorf("the page scrolled to %v px after the reader went back to the top: the restart's news pulled them back", y)
+	}
+	b.count(4) // the page works on with the new process
 
 	b.do("reload", chromedp.Reload())
-	b.waitText("view-count", "4")
+	b.waitText("view-count", "5")
 	if got := b.processID(); got != after {
 		t.Errorf("after a reload the footer names process %q, want %q", got, after)
 	}
@@ -111,6 +123,25 @@ func TestBrowserRestartButton(t *testing.T) {
 			t.Errorf("GET /restart: %d, want 405", resp.StatusCode)
 		}
 	})
+}
+
+// countElsewhere counts a view of the session named by token, as another
+// client holding its cookie would.
+func countElsewhere(t *testing.T, url, token string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AddCookie(&http.Cookie{Name: "session", Value: token})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s with the browser's cookie: %d", url, resp.StatusCode)
+	}
 }
 
 // Without -demo-controls no page offers the restart, and POST /restart is
