@@ -123,6 +123,28 @@ func TestBrowsersOnThisComputer(t *testing.T) {
 		}
 	})
 
+	t.Run("a logged-out session leaves the list: one browser never shows as two", func(t *testing.T) {
+		ta := newTestApp(t, trustLoopback)
+		ff := behind(t, firefoxLinux, "203.0.113.7")
+		ta.register(ff, "alice", "alice-password")
+		ta.get(ff, "/count")
+		ta.get(ff, "/count")
+		if r := ta.post(ff, "/logout", nil); r.status != http.StatusSeeOther {
+			t.Fatalf("logout: status %d, want 303", r.status)
+		}
+		// The same browser, now anonymous, counts on.
+		ta.get(ff, "/count")
+		rows := browserRows(t, ta.get(ff, "/count").body)
+		want := []browserRow{{device: "Firefox on Linux", login: "anonymous", views: "2", this: true}}
+		if fmt.Sprint(rows) != fmt.Sprint(want) {
+			t.Errorf("rows after logout %+v, want %+v (the ended session's row still says logged in)", rows, want)
+		}
+		lab := ta.get(ff, "/lab").body
+		if !strings.Contains(lab, `data-step="browsers" data-done="false"`) {
+			t.Error("the lab ticks Two browsers for one browser and its own ended session")
+		}
+	})
+
 	t.Run("at most ten browsers are listed and kept per address", func(t *testing.T) {
 		ta := newTestApp(t, trustLoopback)
 		for range sessions.MaxBrowsers + 3 {

@@ -460,6 +460,26 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return list_browsers(KEYS[1], KEYS[2], now_ms(), a, true)`))
 
+// dropBrowser: KEYS: hash, set; ARGV: session ID, the address's channel.
+// No row, no change.
+var dropBrowser = redistrace.NewScript("drop browser", scriptNames.Replace(noteBrowser+`
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return false end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return list_browsers(KEYS[1], KEYS[2], now_ms(), {false, false, ARGV[2]}, true)`))
+
+// DropBrowser takes an ended session's row off its address's list and
+// publishes the list: a logged-out session is no browser of this computer,
+// and its row would still say "logged in" (and give the lab a second
+// browser that is this one).
+func (o *Ops) DropBrowser(ctx context.Context, token, addr string) error {
+	err := dropBrowser.Exec(ctx, o.rdb, []string{BrowsersKey(addr), BrowsersSeenKey(addr)},
+		[]string{ID(token), BrowsersChannel(addr)}).Error()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return fmt.Errorf("sessions: drop browser: %w", err)
+	}
+	return nil
+}
+
 // MoveBrowser gives a session's row to the token that renewed it (the browser
 // is the same) and publishes the list; no row, no change.
 func (o *Ops) MoveBrowser(ctx context.Context, oldToken, newToken string, views int, v Visit) error {

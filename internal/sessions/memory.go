@@ -88,6 +88,19 @@ func (m *MemoryOps) MoveBrowser(ctx context.Context, oldToken, newToken string, 
 	return nil
 }
 
+// DropBrowser takes an ended session's row off the list (see Ops.DropBrowser).
+func (m *MemoryOps) DropBrowser(ctx context.Context, token, addr string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.browsers[addr][ID(token)]; !ok {
+		return nil
+	}
+	delete(m.browsers[addr], ID(token))
+	delete(m.seen[addr], ID(token))
+	m.publishList(addr, m.listOf(addr, time.Now()))
+	return nil
+}
+
 // PageChanged is Browsers: in memory mode the list does not say which
 // browsers have a page open (views.Browsers.Presence), so nothing changes.
 func (m *MemoryOps) PageChanged(ctx context.Context, token, addr string) (BrowserList, error) {
