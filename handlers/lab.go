@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -108,47 +107,37 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 		}
 	}
 
-	// The key as held now, read beside the browsers list: one round trip's wait.
+	// The key as held now, the instances and the browsers list, read one
+	// after another: the page's trace lists its commands in the order
+	// MONITOR prints them, which reads sent at once would not keep.
 	var keyNow struct {
 		key    string
 		ttl    time.Duration
 		stored bool
 	}
-	keyDone := make(chan error, 1)
-	go func() {
-		if token == "" {
-			keyDone <- nil
-			return
-		}
+	if token != "" {
 		keyNow.key = sessions.CutSessionKey(token)
 		if !a.InProcess {
 			e, err := a.Inspector.Key(ctx, sessions.Key(token))
+			if err != nil {
+				return views.Lab{}, err
+			}
 			keyNow.stored, keyNow.ttl = e.Exists, e.TTL
-			keyDone <- err
-			return
-		}
-		if t, err := a.Ops.Times(ctx, token); err == nil {
+		} else if t, err := a.Ops.Times(ctx, token); err == nil {
 			keyNow.stored, keyNow.ttl = true, time.Until(t.End(a.Idle))
 		}
-		keyDone <- nil
-	}()
+	}
 	// The instances on this Redis, for the servers step (memory mode:
 	// none shares this process's sessions).
 	var live []instances.Instance
-	liveDone := make(chan error, 1)
-	go func() {
-		if a.InProcess {
-			liveDone <- nil
-			return
-		}
+	if !a.InProcess {
 		var err error
-		live, err = a.Instances.Live(ctx)
-		liveDone <- err
-	}()
+		if live, err = a.Instances.Live(ctx); err != nil {
+			return views.Lab{}, err
+		}
+	}
 	browsers, err := a.Ops.Browsers(ctx, visit.Addr)
 	if err != nil {
-		<-keyDone
-		<-liveDone
 		return views.Lab{}, err
 	}
 	list := browsers.Rows
@@ -172,10 +161,6 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 		l.Browsers = ev
 	}
 
-	keyErr, liveErr := <-keyDone, <-liveDone
-	if err := cmp.Or(keyErr, liveErr); err != nil {
-		return views.Lab{}, err
-	}
 	key, ttl, stored := keyNow.key, keyNow.ttl, keyNow.stored
 
 	steps := []views.LabStep{

@@ -382,3 +382,27 @@ func (m *monitor) around(t *testing.T, do func()) []traceLine {
 		}
 	}
 }
+
+// The lab page reads the session's key, the instances and the browsers
+// list: its trace says "in this order, as redis-cli MONITOR prints them",
+// so it sends them one after another, never at once (sent at once, the
+// trace listed them as their replies came, and MONITOR often printed
+// another order).
+func TestLabTraceIsWhatMonitorPrints(t *testing.T) {
+	ta := newTestApp(t)
+	waitForTheHub(t, ta.redis)
+	mon := startMonitor(t, ta.redis)
+	c := ta.client()
+	ta.register(c, "lena", "lena-password-1")
+	ta.get(c, "/count")
+	ta.get(c, "/lab")
+	for i := range 40 {
+		var r response
+		seen := mon.around(t, func() { r = ta.get(c, "/lab") })
+		shown := renderedTrace(r.body)
+		compareWithMonitor(t, shown, seen)
+		if t.Failed() {
+			t.Fatalf("GET /lab number %d: the trace is not what MONITOR printed", i+1)
+		}
+	}
+}
