@@ -277,6 +277,7 @@ func (a *App) serversStep(ev *sessions.LabMove, o sessions.Origin, live []instan
 	}
 	if ev != nil {
 		s.Done = true
+		s.Do = "Count on one instance, then on another: both read the session from the same Redis."
 		s.Evidence = []string{
 			fmt.Sprintf("Counted at %s by instance %s (process %s): views = %d.", sessions.LabTime(ev.At).Format(time.TimeOnly), ev.Instance, ev.Process, ev.Views),
 			fmt.Sprintf("The count before was made by instance %s: both read the session from the same Redis.", ev.From),

@@ -188,7 +188,8 @@ func TestLabRenewalSwitch(t *testing.T) {
 // The servers step knows whether another instance shares this Redis (each
 // announces itself in the instances hash, as main runs it): alone, it says
 // it cannot be done here and what to run; beside another, it says so, and
-// it ticks once the other instance counted this session.
+// it ticks once the other instance counted this session, naming no ports
+// but the instances it saw.
 func TestLabServersStepKnowsTheInstancesOnItsRedis(t *testing.T) {
 	a := newTestAppWith(t, redistest.Start(t), func(c *Config) { c.Instance = "a" })
 	if _, err := a.app.Instances.Announce(t.Context()); err != nil {
@@ -229,6 +230,9 @@ func TestLabServersStepKnowsTheInstancesOnItsRedis(t *testing.T) {
 	s = labStep(r.body, "servers")
 	if !strings.Contains(s, `data-done="true"`) || !strings.Contains(s, "by instance b") || !strings.Contains(s, "made by instance a") {
 		t.Errorf("after a count on b the servers step does not tick with both instances as evidence:\n%s", s)
+	}
+	if strings.Contains(s, ":8080") {
+		t.Errorf("the done servers step names task demo's ports, which these instances do not use:\n%s", s)
 	}
 	if !strings.Contains(r.body, "b · process "+bProcess+" · served this session</text>") {
 		t.Error("the path picture does not say instance b served this session")

@@ -103,7 +103,7 @@ func TestProcessEvidence(t *testing.T) {
 		})
 		body := b.get(c, "/count").body
 		got := testIDText(body, "other-instance")
-		if !strings.Contains(got, "Instance test (process a1b2c3) created it") || !strings.Contains(got, "instance b is serving it now") {
+		if !strings.Contains(got, "Instance test (process a1b2c3) created it") || !strings.Contains(got, "instance b served this page") {
 			t.Errorf("other-instance = %q", got)
 		}
 		if strings.Contains(body, `data-testid="survived"`) {

@@ -38,7 +38,7 @@ type Process struct {
 }
 
 // Origin is which process created the session shown, and when, next to the
-// process serving it now (Here).
+// process that served the page (Here).
 type Origin struct {
 	Process, Instance string
 	Created           time.Time

@@ -103,7 +103,7 @@ func TestBrowserRestartButton(t *testing.T) {
 		t.Errorf("after a reload the footer names process %q, want %q", got, after)
 	}
 	survived := b.text("survived")
-	for _, want := range []string{"by process " + before, "process serving it now, " + after, "lives in Redis"} {
+	for _, want := range []string{"by process " + before, "process that served this page, " + after, "lives in Redis"} {
 		if !strings.Contains(survived, want) {
 			t.Errorf("survived = %q, want it to say %q", survived, want)
 		}
