@@ -135,7 +135,7 @@ func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) (err 
 		a.labLogin(r, old, !keep)
 	}
 	if !keep {
-		if err := a.renewToken(r, true); err != nil {
+		if err := a.renewToken(r, true, true); err != nil {
 			return err
 		}
 	}
@@ -169,10 +169,14 @@ func (a *App) logOutHere(ctx context.Context) {
 }
 
 // renewToken gives the session a new token, taking the old key with GETDEL so
-// views counted concurrently move with it, and the browser's row too.
-func (a *App) renewToken(r *http.Request, loggedIn bool) error {
+// views counted concurrently move with it, and the browser's row too. A
+// login starts the session's absolute lifetime again (scs's RenewToken
+// does); any other renewal (a password change, a lab switch) keeps its end,
+// which the profile promises whatever you do.
+func (a *App) renewToken(r *http.Request, loggedIn, login bool) error {
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
+	end := a.Sessions.Deadline(ctx)
 	gone := "" // the cookie's token, when its key is already gone
 	if old != "" {
 		views, err := a.Ops.Take(ctx, old)
@@ -200,6 +204,9 @@ func (a *App) renewToken(r *http.Request, loggedIn bool) error {
 	}
 	if err := a.Sessions.RenewToken(ctx); err != nil {
 		return err
+	}
+	if !login && !end.IsZero() {
+		a.Sessions.SetDeadline(ctx, end)
 	}
 	if old != "" {
 		v := a.visit(r)

@@ -557,7 +557,7 @@ func (a *App) renewLogged(r *http.Request) error {
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
 	_, loggedIn := a.currentUser(ctx)
-	if err := a.renewToken(r, loggedIn); err != nil {
+	if err := a.renewToken(r, loggedIn, false); err != nil {
 		return err
 	}
 	if u, ok := a.currentUser(ctx); ok {

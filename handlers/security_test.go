@@ -652,3 +652,38 @@ func TestHandlerCookieDoesNotReplaceTheSessionCookie(t *testing.T) {
 		t.Errorf("cookies set: %q, want session and theme", got)
 	}
 }
+
+// The profile says the session ends at its deadline "whatever you do": a
+// password change renews the token but keeps that end; only a login starts
+// the lifetime again.
+func TestRenewalKeepsTheSessionsEnd(t *testing.T) {
+	const lifetime = 2 * time.Hour
+	ta := newTestAppWith(t, redistest.Start(t), func(c *Config) { c.Lifetime = lifetime })
+	c := ta.client()
+	ta.register(c, "hana", "hana-password")
+	deadline := func() string {
+		var env struct{ Deadline string }
+		if err := json.Unmarshal([]byte(ta.redis.MustDo("GET", sessions.Key(ta.token(c)))), &env); err != nil {
+			t.Fatal(err)
+		}
+		return env.Deadline
+	}
+	end := stamp(time.Now().Add(time.Hour)) // an hour left of the two
+	ta.editSession(ta.token(c), func(_, env map[string]any) { env["deadline"] = end })
+
+	before := ta.token(c)
+	if r := ta.post(c, "/password", url.Values{"current": {"hana-password"}, "new": {"hana-password-2"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("change password: %d\n%s", r.status, r.body)
+	}
+	if ta.token(c) == before {
+		t.Fatal("the password change did not renew the token")
+	}
+	if got := deadline(); got != end {
+		t.Errorf("after a password change the session ends %s, want %s as before", got, end)
+	}
+
+	ta.login(c, "hana", "hana-password-2")
+	if got, _ := time.Parse(time.RFC3339, deadline()); time.Until(got) < lifetime-time.Minute {
+		t.Errorf("after a login the session ends %v, want a new lifetime (%v) from now", got, lifetime)
+	}
+}

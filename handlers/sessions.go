@@ -174,7 +174,7 @@ func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, c
 		return errors.Join(errCredentialsUnchanged, err)
 	}
 	old := a.Sessions.Token(ctx)
-	if err := a.renewToken(r, true); err != nil {
+	if err := a.renewToken(r, true, false); err != nil {
 		return err
 	}
 	u.Gen = gen
