@@ -77,10 +77,33 @@ func (a *App) sessionsView(r *http.Request, u sessions.User) (views.Sessions, er
 			Current:  e.ID == current,
 		})
 		if e.ID == current {
-			p.Rows[len(p.Rows)-1].Holders = a.labHolders(r, a.labOf(ctx))
+			row := &p.Rows[len(p.Rows)-1]
+			row.Holders = a.labHolders(r, a.labOf(ctx))
+			a.seenNow(r, u, row)
 		}
 	}
 	return p, nil
+}
+
+// seenNow records this request in the index entry of the session that asked
+// for the list, when the entry is older than a second or names another
+// instance: requests refresh "last seen" only every TouchEvery, and this
+// device's row, shown on a page this instance serves, would otherwise say
+// "3 min ago, served by b", which the Redis panel would then repeat.
+func (a *App) seenNow(r *http.Request, u sessions.User, row *views.SessionRow) {
+	ctx := r.Context()
+	now := time.Now()
+	if row.Instance == a.Instance && now.Sub(row.LastSeen) < time.Second {
+		return
+	}
+	token := a.Sessions.Token(ctx)
+	err := a.Ops.Touch(ctx, token, u.Username, now, sessions.EndsAt(now, a.Sessions.Deadline(ctx), a.Idle))
+	if err != nil {
+		// The row says what the index holds; the page is still right.
+		a.Log.DebugContext(ctx, "sessions page: last seen not recorded", "session", a.LogID(token), "err", err)
+		return
+	}
+	row.LastSeen, row.Instance = now, a.Instance
 }
 
 // revokeSession handles POST /sessions/{id}/revoke: the key is deleted at
