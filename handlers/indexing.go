@@ -21,9 +21,15 @@ func (a *App) indexLogin(r *http.Request, user, oldToken string) error {
 	if oldToken != "" {
 		oldID = sessions.ID(oldToken)
 	}
+	// Created is the session's own start, as the profile shows it (a login
+	// or a renewal keeps the session and its origin), not this token's.
+	o, ok := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
+	if !ok {
+		o = a.recordOrigin(ctx)
+	}
 	e := sessionindex.Entry{
 		Token:     token,
-		Created:   now,
+		Created:   o.At.UnixMilli(),
 		LastSeen:  now,
 		IP:        a.sessionClientIP(r),
 		UserAgent: truncate(r.UserAgent(), 256),

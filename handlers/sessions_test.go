@@ -2,10 +2,13 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -293,5 +296,37 @@ func TestLogOutEverywhereElseSaysItIsDone(t *testing.T) {
 	}
 	if r := ta.get(c, "/sessions?from=revoked-others"); !strings.Contains(r.body, done) {
 		t.Errorf("the page after the redirect lacks the notice")
+	}
+}
+
+// The sessions page's Created is the session's start, as the profile says
+// it: a session counted anonymously and then logged in keeps its start in
+// the index, and so does a renewal (a password change).
+func TestSessionsPageCreatedIsTheSessionsStart(t *testing.T) {
+	a := newTestApp(t)
+	c := a.client()
+	a.get(c, "/count") // the session starts here, anonymously
+	origin := func() string {
+		var env struct {
+			Values struct {
+				Origin struct{ At time.Time }
+			}
+		}
+		if err := json.Unmarshal([]byte(a.redis.MustDo("GET", sessions.Key(a.token(c)))), &env); err != nil {
+			t.Fatal(err)
+		}
+		return strconv.FormatInt(env.Values.Origin.At.UnixMilli(), 10)
+	}
+	started := origin()
+	time.Sleep(20 * time.Millisecond)
+	a.register(c, "dora", "dora-password")
+	for _, step := range []string{"after the login", "after a password change"} {
+		if step == "after a password change" {
+			a.post(c, "/password", url.Values{"current": {"dora-password"}, "new": {"dora-password-2"}})
+		}
+		e := a.redis.MustDo("HGET", sessions.IndexKey("dora"), sessions.ID(a.token(c)))
+		if !strings.Contains(e, `"created":`+started+",") || origin() != started {
+			t.Errorf("%s the index entry is %s, the session's origin at %s: want created = %s", step, e, origin(), started)
+		}
 	}
 }

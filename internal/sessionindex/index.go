@@ -48,7 +48,8 @@ func (x *Index) Key(user string) (string, bool) { return sessions.IndexKey(user)
 // the entry, the key comes with the response.
 const grace = 30 * time.Second
 
-// prune drops entries whose session key is gone, except those younger than grace.
+// prune drops entries whose session key is gone, except those written in the
+// last grace (last_seen: created is the session's start, which a login keeps).
 const prune = `
 local function prune(idx, now, grace, keep, prefix)
   local all = redis.call('HGETALL', idx)
@@ -57,7 +58,7 @@ local function prune(idx, now, grace, keep, prefix)
     local ok, e = pcall(cjson.decode, all[i+1])
     local gone = not ok or type(e) ~= 'table' or type(e.token) ~= 'string'
     if not gone and all[i] ~= keep and redis.call('EXISTS', prefix .. e.token) == 0
-       and now - (tonumber(e.created) or 0) > grace then
+       and now - (tonumber(e.last_seen) or tonumber(e.created) or 0) > grace then
       gone = true
     end
     if gone then

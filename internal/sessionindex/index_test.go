@@ -88,11 +88,13 @@ func TestIndexDropsEndedSessions(t *testing.T) {
 }
 
 // A login writes its entry before its session key (that is written when
-// the response is committed): a listing in between keeps the entry.
+// the response is committed): a listing in between keeps the entry, even
+// when the session itself started long before (an anonymous session that
+// logs in keeps its start).
 func TestIndexKeepsAnEntryWhoseKeyIsAboutToBeWritten(t *testing.T) {
 	ctx := context.Background()
 	x, _ := newIndex(t)
-	e := Entry{Token: "not-yet-committed", Created: time.Now().UnixMilli()}
+	e := Entry{Token: "not-yet-committed", Created: time.Now().Add(-time.Hour).UnixMilli(), LastSeen: time.Now().UnixMilli()}
 	if err := x.Add(ctx, "alice", e, "", time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
