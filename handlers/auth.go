@@ -115,12 +115,21 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.logIn(r, acct, remember); err != nil {
-		a.fail(w, r, err)
+		// logIn may fail after renewing the token: the browser's session is
+		// then taken from Redis (GETDEL), so even a refusal such as OOM has
+		// changed something, and "nothing was changed" would be untrue.
+		a.failWith(w, r, err, "Not logged in", loginFailedMessage)
 		return
 	}
 	a.Metrics.Login(metrics.LoginOK)
 	a.toProfile(w, r)
 }
+
+// loginFailedMessage answers a login that failed in logIn: true whether it
+// failed before the renewal (nothing changed) or after it (the previous
+// session taken, its views kept for a minute for the next login).
+const loginFailedMessage = "The session store (Redis) could not finish logging you in, so you are not logged in, " +
+	"and this browser's previous session may have ended. Please log in again in a moment."
 
 // logIn puts the user in the session under a new token, so a planted token is
 // worthless, and in the index; if that fails it stays logged out, since a

@@ -159,6 +159,9 @@ func (a *App) failAfterWrite(w http.ResponseWriter, r *http.Request, err error, 
 // failWith is fail in the request's own words: one that failed after it had
 // changed something for good must not say "nothing was changed".
 func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title, msg string) {
+	if st, ok := stateOf(r.Context()); ok {
+		st.failTitle, st.failMessage = title, msg
+	}
 	f := failureOf(err, true)
 	a.logFailure(r, f, err)
 	if clientGone(r) {

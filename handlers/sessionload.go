@@ -40,6 +40,9 @@ type sessionState struct {
 	// checked is what loadAndSave read of a live session that passed its
 	// checks, for pages to read again (see asChecked).
 	checked checkedSession
+	// failTitle and failMessage are the handler's own words for its failure
+	// (failWith), for the answer if saving the session then fails too.
+	failTitle, failMessage string
 }
 
 // checkedSession is a live session as loadAndSave's checks left it: what
@@ -171,6 +174,11 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 			return
 		} else if tm, ok := errors.AsType[*errTooManySessions](err); ok {
 			a.tooManySessions(w, r, tm)
+			return
+		} else if err != nil && st.failTitle != "" {
+			// The handler already failed after changing something for good:
+			// its words stay true, a generic "nothing was changed" would not.
+			a.failWith(w, r, err, st.failTitle, st.failMessage)
 			return
 		} else if err != nil {
 			a.fail(w, r, err)
