@@ -61,9 +61,41 @@ func New(rdb rueidis.Client, log *slog.Logger) *Hub {
 	return h
 }
 
+// outage is what run logs of a lost subscription connection: the loss at
+// once, then while reconnects fail (one a second) a line a minute, and the
+// return once a subscribe succeeds, as docs/reliability.md promises for
+// every outage (once per kind and minute), not a line per attempt.
+type outage struct {
+	since, logged time.Time
+	attempts      int
+}
+
+// lost notes a failed or ended connection.
+func (o *outage) lost(log *slog.Logger, err error, now time.Time) {
+	o.attempts++
+	switch {
+	case o.since.IsZero():
+		o.since, o.logged, o.attempts = now, now, 0
+		log.Warn("live: subscription connection lost; reconnecting every second", "err", err)
+	case now.Sub(o.logged) >= time.Minute:
+		log.Warn("live: subscription connection still down", "err", err, "down_for", now.Sub(o.since).Round(time.Second), "failed_attempts", o.attempts)
+		o.logged = now
+	}
+}
+
+// back notes a connection that is up again.
+func (o *outage) back(log *slog.Logger, now time.Time) {
+	if o.since.IsZero() {
+		return
+	}
+	log.Info("live: subscription connection restored", "down_for", now.Sub(o.since).Round(time.Second), "failed_attempts", o.attempts)
+	*o = outage{}
+}
+
 // run keeps the subscription connection open, resubscribing after a reconnect.
 func (h *Hub) run() {
 	defer close(h.stopped)
+	var down outage
 	for reopened := false; ; reopened = true {
 		conn, release := h.rdb.Dedicate()
 		wait := conn.SetPubSubHooks(rueidis.PubSubHooks{OnMessage: func(m rueidis.PubSubMessage) {
@@ -90,9 +122,18 @@ func (h *Hub) run() {
 		}
 		h.connMu.Unlock()
 		if err == nil {
+			// With no channel to subscribe, nothing confirms the connection
+			// but how long it lasts.
+			up := time.Now()
+			if len(channels) > 0 {
+				down.back(h.log, up)
+			}
 			select {
 			case err = <-wait:
 			case <-h.done:
+			}
+			if time.Since(up) >= 5*time.Second {
+				down.back(h.log, up)
 			}
 		}
 		h.mu.Lock()
@@ -105,7 +146,7 @@ func (h *Hub) run() {
 			return
 		default:
 		}
-		h.log.Warn("live: subscription connection lost; reconnecting", "err", err)
+		down.lost(h.log, err, time.Now())
 		select {
 		case <-h.done:
 			return

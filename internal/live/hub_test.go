@@ -1,10 +1,13 @@
 package live
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,9 +18,15 @@ import (
 
 func newHub(t *testing.T) (*Hub, rueidis.Client, *redistest.Server) {
 	t.Helper()
+	return newHubLogging(t, io.Discard)
+}
+
+// newHubLogging is newHub with the hub's log written to log.
+func newHubLogging(t *testing.T, log io.Writer) (*Hub, rueidis.Client, *redistest.Server) {
+	t.Helper()
 	rs := redistest.Start(t)
 	rdb := rs.Client(t)
-	h := New(rdb, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := New(rdb, slog.New(slog.NewTextHandler(log, nil)))
 	t.Cleanup(h.Close)
 	waitUntil(t, "the hub's connection", func() bool {
 		h.mu.Lock()
@@ -143,6 +152,51 @@ func TestHubResubscribesAfterRedisRestarts(t *testing.T) {
 	if m := receive(t, s); m.Payload != "sessions" {
 		t.Errorf("after the restart got %q, want sessions", m.Payload)
 	}
+}
+
+// An outage is logged once, not once per reconnect attempt (one a second),
+// and so is the return (docs/reliability.md: once per kind and minute).
+func TestHubLogsAnOutageOnce(t *testing.T) {
+	var log syncBuffer
+	h, rdb, rs := newHubLogging(t, &log)
+	s, err := h.Subscribe(context.Background(), "live:user:alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unsubscribe(s)
+	rs.Stop()
+	time.Sleep(3500 * time.Millisecond) // three or four attempts fail
+	rs.Start()
+	waitUntil(t, "the subscription to come back", func() bool {
+		m, err := rdb.Do(context.Background(), rdb.B().PubsubNumsub().Channel("live:user:alice").Build()).AsIntMap()
+		return err == nil && m["live:user:alice"] == 1
+	})
+	waitUntil(t, "the return to be logged", func() bool { return strings.Contains(log.String(), "restored") })
+	out := log.String()
+	if n := strings.Count(out, "level=WARN"); n != 1 {
+		t.Errorf("%d WARN lines for one outage of 3.5 s, want 1:\n%s", n, out)
+	}
+	if !strings.Contains(out, "failed_attempts=") {
+		t.Errorf("the return does not say how many attempts failed:\n%s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer the hub's goroutine and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // Close ends every subscriber's channel, and later subscriptions fail.
