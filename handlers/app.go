@@ -79,7 +79,8 @@ type App struct {
 	AccessLog         bool             // log every request at Info (else at Debug)
 	ReadyWithoutRedis bool             // /readyz answers 200 while Redis cannot serve (see readyz)
 
-	outages    outageLog   // Redis outages logged so far, by kind
+	outages    perMinute   // Redis outages logged, by kind
+	throttled  perMinute   // refusals by a limit logged, by limit
 	streams    openStreams // open /live streams, by session and address
 	draining   atomic.Bool // set by Drain
 	closeStack func()

@@ -181,7 +181,7 @@ func (a *App) logFailure(r *http.Request, f failure, err error) {
 	}
 	if kind, ok := redisconn.Unavailable(err); ok {
 		a.Metrics.Unavailable(string(kind))
-		a.outages.report(a.Log, kind, r, err)
+		a.reportOutage(kind, r, err)
 		return
 	}
 	if f == failShuttingDown {

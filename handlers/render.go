@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -122,41 +121,53 @@ func (a *App) currentUser(ctx context.Context) (sessions.User, bool) {
 	return u, ok && u.Username != ""
 }
 
-// outageLog logs a Redis outage once per kind and minute, with how many
-// requests it failed: a line per request would bury everything else.
-type outageLog struct {
+// perMinute says when a kind of event is to be logged: the first, then the
+// first a minute or more after the last line, with how many there were
+// since. A Redis outage or a client hammering a limit fails every request;
+// a line per request would bury everything else (and let a client fill the
+// disk).
+type perMinute struct {
 	mu    sync.Mutex
-	kinds map[redisconn.Kind]*outageKind
+	kinds map[string]*perMinuteKind
 }
 
-type outageKind struct {
+type perMinuteKind struct {
 	logged time.Time
-	failed int // requests failed since logged
+	since  int // events since logged
 }
 
-// outageLogEvery is how often one kind of outage is logged.
-const outageLogEvery = time.Minute
+// perMinuteEvery is how often one kind of event is logged.
+const perMinuteEvery = time.Minute
 
-func (o *outageLog) report(log *slog.Logger, kind redisconn.Kind, r *http.Request, err error) {
-	o.mu.Lock()
-	if o.kinds == nil {
-		o.kinds = map[redisconn.Kind]*outageKind{}
+// due counts one event of kind and reports whether to log it, and how many
+// events of the kind the line stands for.
+func (p *perMinute) due(kind string) (bool, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.kinds == nil {
+		p.kinds = map[string]*perMinuteKind{}
 	}
-	k := o.kinds[kind]
+	k := p.kinds[kind]
 	if k == nil {
-		k = &outageKind{}
-		o.kinds[kind] = k
+		k = &perMinuteKind{}
+		p.kinds[kind] = k
 	}
-	k.failed++
-	if !k.logged.IsZero() && time.Since(k.logged) < outageLogEvery {
-		o.mu.Unlock()
-		return
+	k.since++
+	if !k.logged.IsZero() && time.Since(k.logged) < perMinuteEvery {
+		return false, 0
 	}
-	failed := k.failed
-	k.logged, k.failed = time.Now(), 0
-	o.mu.Unlock()
-	log.ErrorContext(r.Context(), "Redis cannot serve", "kind", string(kind), "failed_requests", failed,
-		"method", r.Method, "path", r.URL.Path, "status", http.StatusServiceUnavailable, "err", err)
+	n := k.since
+	k.logged, k.since = time.Now(), 0
+	return true, n
+}
+
+// reportOutage logs a Redis outage once per kind and minute, with how many
+// requests it failed.
+func (a *App) reportOutage(kind redisconn.Kind, r *http.Request, err error) {
+	if ok, failed := a.outages.due(string(kind)); ok {
+		a.Log.ErrorContext(r.Context(), "Redis cannot serve", "kind", string(kind), "failed_requests", failed,
+			"method", r.Method, "path", r.URL.Path, "status", http.StatusServiceUnavailable, "err", err)
+	}
 }
 
 // parseForm reads a form body of bounded size. It answers 413, 408 or 400

@@ -148,7 +148,10 @@ func (a *App) allowed(w http.ResponseWriter, r *http.Request, what string, addr 
 		return true
 	}
 	secs := wholeSeconds(wait)
-	a.Log.WarnContext(r.Context(), what+" throttled", "client", addr.String(), "retry_after", secs)
+	if ok, refused := a.throttled.due(what); ok {
+		// The client is this request's; refused counts every client's.
+		a.Log.WarnContext(r.Context(), what+" throttled", "client", addr.String(), "retry_after", secs, "refused", refused)
+	}
 	title, c := page(secs)
 	a.answerWith(w, r, failure{Status: http.StatusTooManyRequests, Title: title, RetryAfter: wait}, c)
 	return false

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -164,4 +165,24 @@ func TestSignupThrottling(t *testing.T) {
 	}
 	wantStatus(t, "invalid input still gets its field error", registerFrom("192.0.2.5", "x", "short"), http.StatusUnprocessableEntity)
 	wantStatus(t, "another address", registerFrom("198.51.100.5", "gina", "gina-password"), http.StatusSeeOther)
+}
+
+// A client hammering a limit gets a 429 each time but writes one log line a
+// minute, which counts the refusals it stands for: a line per refusal would
+// let any client fill the operator's disk.
+func TestThrottleRefusalsAreLoggedOncePerMinute(t *testing.T) {
+	ta := newTestApp(t, behindProxy)
+	p := throttle.DefaultPolicy
+	p.Signup = throttle.Limit{Max: 1, Window: time.Hour}
+	ta.app.Throttle = throttle.New(newRedisClient(t, ta.redis), p)
+	for i := range 30 {
+		name := fmt.Sprintf("user%02d", i)
+		r := ta.post(ta.client(), "/register", url.Values{"username": {name}, "password": {name + "-password"}}, "X-Forwarded-For", "192.0.2.7")
+		if want := http.StatusTooManyRequests; i > 0 && r.status != want {
+			t.Fatalf("sign-up %d: %d, want %d", i+1, r.status, want)
+		}
+	}
+	if n := strings.Count(ta.logs.String(), `msg="sign-up throttled"`); n != 1 {
+		t.Errorf("%d log lines for 29 refused sign-ups within a minute, want 1:\n%s", n, ta.logs.String())
+	}
 }
