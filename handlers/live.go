@@ -85,9 +85,12 @@ type stream struct {
 	rc    *http.ResponseController
 	token string
 	addr  string
-	user  sessions.User // Username "" for an anonymous session
-	sub   *live.Sub
-	conn  net.Conn // the TCP connection, to see what the client left unread; nil if unknown
+	// limitAddr is what the per-address bound counts: the address as the
+	// throttles count it (an IPv6 client by its /64), one for loopback.
+	limitAddr string
+	user      sessions.User // Username "" for an anonymous session
+	sub       *live.Sub
+	conn      net.Conn // the TCP connection, to see what the client left unread; nil if unknown
 
 	browsers     string      // the latest browsers list not sent yet ("" none)
 	browsersSent time.Time   // when the last one was
@@ -111,6 +114,7 @@ func (a *App) openStream(w http.ResponseWriter, r *http.Request, token string) (
 	ctx := r.Context()
 	s := &stream{a: a, ctx: ctx, r: r, w: w, rc: http.NewResponseController(w), token: token,
 		addr: a.computer(r), conn: tcpConn(r), stop: make(chan struct{})}
+	s.limitAddr = streamSubject(a.clientIP(r))
 	s.user, _ = a.currentUser(ctx)
 	if err := a.streams.admit(s, a.streamLimits(), a.Log); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -84,7 +85,7 @@ func (o *openStreams) admit(s *stream, lim StreamLimits, log *slog.Logger) error
 		return live.ErrClosed
 	case len(o.all) >= lim.PerProcess:
 		refused = &errStreamRefused{"process", lim.PerProcess}
-	case o.byAddr[s.addr] >= lim.PerAddress:
+	case o.byAddr[s.limitAddr] >= lim.PerAddress:
 		refused = &errStreamRefused{"address", lim.PerAddress}
 	case o.bySession[id] >= lim.PerSession:
 		refused = &errStreamRefused{"session", lim.PerSession}
@@ -103,8 +104,19 @@ func (o *openStreams) admit(s *stream, lim StreamLimits, log *slog.Logger) error
 	}
 	o.all[s] = struct{}{}
 	o.bySession[id]++
-	o.byAddr[s.addr]++
+	o.byAddr[s.limitAddr]++
 	return nil
+}
+
+// streamSubject is the key of the per-address bound: loopback is one
+// computer (as for the browsers list), any other address is counted as the
+// throttles count it, so an IPv6 client cannot pass the bound by using
+// another address of its /64.
+func streamSubject(ip netip.Addr) string {
+	if ip.IsLoopback() {
+		return sessions.Loopback
+	}
+	return throttle.Subject(ip)
 }
 
 // remove gives s's place back.
@@ -119,8 +131,8 @@ func (o *openStreams) remove(s *stream) {
 	if o.bySession[id]--; o.bySession[id] <= 0 {
 		delete(o.bySession, id)
 	}
-	if o.byAddr[s.addr]--; o.byAddr[s.addr] <= 0 {
-		delete(o.byAddr, s.addr)
+	if o.byAddr[s.limitAddr]--; o.byAddr[s.limitAddr] <= 0 {
+		delete(o.byAddr, s.limitAddr)
 	}
 }
 

@@ -80,6 +80,32 @@ func TestLiveStreamsAreBounded(t *testing.T) {
 		})
 	}
 
+	// An IPv6 client has a /64 of addresses: the throttles count it once, and
+	// so must the bound per address, or one client takes every stream of the
+	// process by spreading its sessions over two addresses.
+	t.Run("per address counts an IPv6 /64 as one address", func(t *testing.T) {
+		ta := newTestApp(t, func(a *App) {
+			a.StreamLimits = StreamLimits{PerSession: 1, PerAddress: 2, PerProcess: 10}
+			a.TrustedProxies, _ = ParseTrustedProxies("127.0.0.1/32")
+		})
+		statuses := []int{}
+		for i := range 3 {
+			c := browser(t, firefoxLinux)
+			c.Transport = forwardedFor(fmt.Sprintf("2001:db8::%d", i+1))
+			ta.get(c, "/count")
+			req, _ := http.NewRequest(http.MethodGet, ta.srv.URL+"/live", nil)
+			resp, err := streamClient(c).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { resp.Body.Close() })
+			statuses = append(statuses, resp.StatusCode)
+		}
+		if want := []int{200, 200, 429}; fmt.Sprint(statuses) != fmt.Sprint(want) {
+			t.Errorf("streams from 2001:db8::1, ::2, ::3: %v, want %v (one /64, at most 2 per address)", statuses, want)
+		}
+	})
+
 	t.Run("refusals are logged once a minute, and a closed stream gives its place back", func(t *testing.T) {
 		ta := newTestApp(t, func(a *App) { a.StreamLimits = StreamLimits{PerSession: 1} })
 		c := browser(t, firefoxLinux)
