@@ -173,6 +173,12 @@ func (a *App) reportOutage(kind redisconn.Kind, r *http.Request, err error) {
 // parseForm reads a form body of bounded size. It answers 413, 408 or 400
 // itself and reports whether the handler may go on.
 func (a *App) parseForm(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength > maxFormBytes {
+		// Announced too large: no need to wait for a body that would be
+		// refused (the read timeout would end the wait with a 408).
+		a.answer(w, r, failTooLarge)
+		return false
+	}
 	err := r.ParseForm()
 	if err == nil {
 		return true
