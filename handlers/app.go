@@ -80,7 +80,7 @@ type App struct {
 	ReadyWithoutRedis bool             // /readyz answers 200 while Redis cannot serve (see readyz)
 
 	outages    perMinute   // Redis outages logged, by kind
-	throttled  perMinute   // refusals by a limit logged, by limit
+	refused    perMinute   // refused requests logged, by kind (a limit, cross-origin, demo controls)
 	streams    openStreams // open /live streams, by session and address
 	draining   atomic.Bool // set by Drain
 	closeStack func()

@@ -48,8 +48,12 @@ func limitBody(next http.Handler) http.Handler {
 func (a *App) crossOriginProtection(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.Log.WarnContext(r.Context(), "cross-origin request blocked", "method", r.Method, "path", r.URL.Path,
-			"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+		// Once a minute: a page on any site can make its visitors' browsers
+		// send these.
+		if ok, n := a.refused.due("cross-origin"); ok {
+			a.Log.WarnContext(r.Context(), "cross-origin request blocked", "method", r.Method, "path", r.URL.Path,
+				"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"), "blocked", n)
+		}
 		a.answer(w, r, failCrossSite)
 	}))
 	return cop.Handler(next)

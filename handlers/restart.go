@@ -33,7 +33,9 @@ func (a *App) atTheMachine(w http.ResponseWriter, r *http.Request) bool {
 	if ip.IsLoopback() && loopbackHost(r.Host) {
 		return true
 	}
-	a.Log.WarnContext(r.Context(), "demo control refused: not at this machine", "client", ip.String(), "host", r.Host, "method", r.Method)
+	if ok, n := a.refused.due("demo control"); ok {
+		a.Log.WarnContext(r.Context(), "demo control refused: not at this machine", "client", ip.String(), "host", r.Host, "method", r.Method, "refused", n)
+	}
 	a.notFound(w, r)
 	return false
 }

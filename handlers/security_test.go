@@ -455,6 +455,11 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 			})
 		}
 	}
+	// Dozens refused, one log line: a page on any site can make its
+	// visitors' browsers send these.
+	if n := strings.Count(ta.logs.String(), `msg="cross-origin request blocked"`); n != 1 {
+		t.Errorf("%d log lines for the blocked requests of this test (within a minute), want 1", n)
+	}
 	// The walk itself must see the routes known today, or it proves nothing.
 	for _, route := range []string{"POST /login", "POST /logout", "POST /register", "POST /password",
 		"POST /session/touch", "POST /sessions/revoke-others", "POST /restart", "POST /sessions/{id}/revoke",

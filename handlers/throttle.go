@@ -148,7 +148,7 @@ func (a *App) allowed(w http.ResponseWriter, r *http.Request, what string, addr 
 		return true
 	}
 	secs := wholeSeconds(wait)
-	if ok, refused := a.throttled.due(what); ok {
+	if ok, refused := a.refused.due(what + " throttled"); ok {
 		// The client is this request's; refused counts every client's.
 		a.Log.WarnContext(r.Context(), what+" throttled", "client", addr.String(), "retry_after", secs, "refused", refused)
 	}
