@@ -65,6 +65,10 @@ func signalContext() (context.Context, func()) {
 	return ctx, func() { signal.Stop(sigs); cancel(nil) }
 }
 
+// restartGrace bounds how long a restart waits for requests in flight; a
+// served request takes milliseconds.
+const restartGrace = 2 * time.Second
+
 // restartError: POST /restart (-demo-controls) asked for a fresh process;
 // main then execs the binary again on the same address.
 type restartError struct{ addr string }
@@ -301,8 +305,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		log.Warn("restarting: POST /restart asked for a fresh process")
 	}
 	// Stop accepting, let requests in flight finish (and their session writes land).
-	log.Info("shutting down", "timeout", cfg.shutdownTimeout)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	timeout := cfg.shutdownTimeout
+	if restarting {
+		// The classroom waits, refused, until the new process listens: a
+		// request still in flight after restartGrace is a slow or stalled
+		// client, which must not hold the demo up for the whole timeout.
+		timeout = min(timeout, restartGrace)
+	}
+	log.Info("shutting down", "timeout", timeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		// A restart comes back all the same: the classroom needs its server

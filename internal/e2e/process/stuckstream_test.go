@@ -233,3 +233,41 @@ func tryProcessOf(c *http.Client, base string) string {
 	id, _, _ := strings.Cut(rest, `"`)
 	return id
 }
+
+// A client that stalls in the middle of a form's body holds a request in
+// flight; the restart button waits for it at most a moment, not the whole
+// shutdown timeout (10 s), while every new connection is refused.
+func TestRestartIsNotHeldUpByAStalledClient(t *testing.T) {
+	app := apptest.Start(t, bin, "-redis", redistest.Start(t).URL(), "-demo-controls", "-drain", "0")
+	stalled, err := net.Dial("tcp", app.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	fmt.Fprintf(stalled, "POST /login HTTP/1.1\r\nHost: %s\r\nOrigin: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nusername=a", app.Addr, app.URL)
+	time.Sleep(200 * time.Millisecond) // the handler is reading the body
+
+	c := apptest.Client(t)
+	before := processOf(t, c, app.URL)
+	start := time.Now()
+	resp, err := c.Post(app.URL+"/restart", "application/x-www-form-urlencoded", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /restart: %d, want 202", resp.StatusCode)
+	}
+	for time.Since(start) < 30*time.Second {
+		if p := tryProcessOf(c, app.URL); p != "" && p != before {
+			// restartGrace (2 s) and the new process's start, with room
+			// for a busy machine; the old wait was the 10 s timeout.
+			if d := time.Since(start); d > 7*time.Second {
+				t.Errorf("a new process answered %v after POST /restart, want within the restart's grace", d.Round(time.Millisecond))
+			}
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no new process answered within 30 s of POST /restart\n%s", app.Log())
+}
