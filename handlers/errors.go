@@ -70,6 +70,8 @@ var (
 	failMalformedForm = failure{Status: http.StatusBadRequest, Title: "Malformed form",
 		Message: "The form could not be read. Please send it again from the page."}
 	// The lab's experiments (lab.go, -lab only).
+	failLabSwitchValue = failure{Status: http.StatusBadRequest, Title: "Not a switch position",
+		Message: "A lab switch is on=1 (the safe default) or on=0 (weakened on purpose); nothing was changed."}
 	failLabNoSession = failure{Status: http.StatusConflict, Title: "No session yet",
 		Message: "This browser has no session yet: count a view or log in first."}
 	failLabRead = failure{Status: http.StatusUnprocessableEntity, Title: "Not what this session's cookie allows",

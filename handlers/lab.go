@@ -526,7 +526,13 @@ func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	on := r.PostForm.Get("on") == "1"
+	// Only 0 weakens: a typo must not turn a protection off.
+	v := r.PostForm.Get("on")
+	if v != "0" && v != "1" {
+		a.answer(w, r, failLabSwitchValue)
+		return
+	}
+	on := v == "1"
 	if a.Sessions.Token(ctx) == "" {
 		a.answer(w, r, failLabNoSession)
 		return

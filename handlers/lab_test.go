@@ -99,6 +99,13 @@ func TestLabSwitchesWeakenOnlyTheirOwnSession(t *testing.T) {
 	otherToken := ta.anonymousSession(other)
 	before := ta.token(mine)
 
+	// Only on=0 weakens: anything else is refused and changes nothing.
+	for _, v := range []string{"", "2", "off", "false"} {
+		if r := ta.post(mine, "/lab/switch/httponly", url.Values{"on": {v}}); r.status != http.StatusBadRequest ||
+			ta.token(mine) != before || setCookieOf(r, name) != "" {
+			t.Errorf("on=%q: %d, token renewed %v; want 400 and nothing changed", v, r.status, ta.token(mine) != before)
+		}
+	}
 	r := ta.post(mine, "/lab/switch/httponly", url.Values{"on": {"0"}})
 	line := setCookieOf(r, name)
 	if r.status != http.StatusSeeOther || line == "" || strings.Contains(line, "HttpOnly") {
