@@ -23,7 +23,7 @@ var failureRows = map[string]failure{
 	"failCrossSite": failCrossSite, "failNotFound": failNotFound, "failMethodNotAllowed": failMethodNotAllowed,
 	"failRenewed": failRenewed, "failRevokeOwnSession": failRevokeOwnSession, "failTooLarge": failTooLarge,
 	"failFormTimeout": failFormTimeout, "failTooManyStreams": failTooManyStreams, "failMalformedForm": failMalformedForm,
-	"failLabNoSession": failLabNoSession, "failLabRead": failLabRead, "failLabNotToken": failLabNotToken,
+	"failLabSwitchValue": failLabSwitchValue, "failLabNoSession": failLabNoSession, "failLabRead": failLabRead, "failLabNotToken": failLabNotToken,
 	"failLabNoSuchSession": failLabNoSuchSession,
 }
 
