@@ -82,6 +82,12 @@ func (a *App) page(ctx context.Context, title string) views.Page {
 	}
 	st, _ := stateOf(ctx)
 	p.LostSession = st.isLost()
+	if st.isEnded() {
+		p.EndedSession = "Redis"
+		if a.InProcess {
+			p.EndedSession = "this server's memory"
+		}
+	}
 	p.LabWeakened = l.Weakened()
 	return p
 }

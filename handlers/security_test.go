@@ -718,3 +718,37 @@ func TestRenewalKeepsTheSessionsEnd(t *testing.T) {
 		t.Errorf("after a login the session ends %v, want a new lifetime (%v) from now", got, lifetime)
 	}
 }
+
+// A cookie whose session Redis no longer holds (here Redis lost its data, as
+// a restart without persistence does) is explained on the page, once: the
+// count starts over at 1 and the profile asks for a login, each saying why;
+// the login page that already says the session ended does not repeat it.
+func TestAnEndedSessionIsExplained(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.register(c, "ines", "ines-password")
+	ta.get(c, "/count")
+	old := ta.token(c)
+	ta.redis.MustDo("FLUSHALL")
+
+	r := ta.get(c, "/profile")
+	if r.status != http.StatusUnauthorized || !strings.Contains(r.body, `data-testid="ended-session"`) ||
+		!strings.Contains(r.body, "Redis no longer holds") {
+		t.Errorf("profile with the lost session: %d, ended-session shown %v; want 401 and the explanation",
+			r.status, strings.Contains(r.body, `data-testid="ended-session"`))
+	}
+	if r := ta.get(c, "/login?from=expired"); strings.Contains(r.body, `data-testid="ended-session"`) {
+		t.Error("the login page after an ended session repeats the explanation")
+	}
+	r = ta.get(c, "/count")
+	if viewCount(t, r.body) != "1" || !strings.Contains(r.body, `data-testid="ended-session"`) || ta.token(c) == old {
+		t.Errorf("count with the lost session: views %s, explained %v, new token %v; want 1, explained, a new session",
+			viewCount(t, r.body), strings.Contains(r.body, `data-testid="ended-session"`), ta.token(c) != old)
+	}
+	if r := ta.get(c, "/count"); strings.Contains(r.body, `data-testid="ended-session"`) || viewCount(t, r.body) != "2" {
+		t.Error("the new session's next count still shows the explanation, or did not count on")
+	}
+	if strings.Contains(r.body, old) {
+		t.Error("the page shows the old token")
+	}
+}

@@ -28,6 +28,7 @@ type sessionState struct {
 	// lost: with -store memory, presented names a session this process
 	// never stored (lost with an earlier process, or another instance's).
 	lost      bool
+	explained bool // the page says why the session ended (see isEnded)
 	created   bool // see tokenIssued
 	abandoned bool // see abandon
 	limited   bool // see limitCounted
@@ -70,6 +71,13 @@ func (s *sessionState) isStale() bool { return s != nil && s.stale }
 
 // isLost: the cookie named a session lost with an earlier process.
 func (s *sessionState) isLost() bool { return s != nil && s.lost }
+
+// isEnded: the cookie named, well formed, a session that is not stored
+// (or ended as this request checked it), and no page of this request says
+// so already (the login page after a session ended, ?from=expired).
+func (s *sessionState) isEnded() bool {
+	return s != nil && s.stale && s.presented != "" && !s.lost && !s.explained
+}
 
 // end records that the session ended while this request checked it.
 func (s *sessionState) end() { s.stale = true }
@@ -141,6 +149,7 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 		// token and the user are asked once here for both checks.
 		live := a.Sessions.Token(ctx)
 		st := &sessionState{stale: presented && live == "", presented: token}
+		st.explained = st.stale && r.URL.Path == "/login" && r.URL.Query().Get("from") == "expired"
 		st.lost = st.stale && token != "" && a.Issued.Lost(token)
 		if live != "" {
 			u, hasUser := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User)

@@ -20,7 +20,11 @@ type Page struct {
 	Banner    string  // shown on every page, e.g. when sessions live in memory
 	// LostSession: with -store memory, the browser sent a well-formed
 	// session cookie this process never stored.
-	LostSession  bool
+	LostSession bool
+	// EndedSession: the browser sent a well-formed session cookie that
+	// the store (named here: "Redis", or this server's memory) no longer
+	// holds; "" otherwise.
+	EndedSession string
 	DemoControls bool // show "Restart this server"
 	// Lab is the header's "N of 7 done" (see /lab).
 	Lab LabProgress

@@ -244,6 +244,34 @@ func TestBrowserSessionSurvivesRestart(t *testing.T) {
 	}
 }
 
+// Redis restarted empty (no persistence) while a student was logged in: the
+// next page says why the count starts over at 1 and the login is gone.
+func TestBrowserEndedSessionIsExplained(t *testing.T) {
+	t.Parallel()
+	s := startSite(t)
+	b := newBrowser(t)
+	b.register(s, "emil", "emil-password")
+	b.open(s.url("/count"))
+	b.count(2)
+
+	s.redis.MustDo("FLUSHALL") // as a Redis restarted without persistence
+	b.do("reload", chromedp.Reload())
+	b.waitText("view-count", "1")
+	if got := b.text("ended-session"); !strings.Contains(got, "Redis no longer holds") || !strings.Contains(got, "lost its data") {
+		t.Errorf("ended-session = %q", got)
+	}
+	if got := b.text("whoami"); strings.Contains(got, "emil") {
+		t.Errorf("the page still shows emil logged in: %q", got)
+	}
+	b.screenshot("ended-session")
+	b.count(2)
+	b.do("reload", chromedp.Reload())
+	b.waitText("view-count", "3")
+	if b.present("ended-session") {
+		t.Error("the explanation is shown again for the new session")
+	}
+}
+
 // Exercise 5: logging out from the page drops the cookie, /profile then asks
 // for a login, and Back does not show the profile again from a cache.
 func TestBrowserLogoutForgetsTheSession(t *testing.T) {
