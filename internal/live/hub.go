@@ -92,6 +92,10 @@ func (o *outage) back(log *slog.Logger, now time.Time) {
 	*o = outage{}
 }
 
+// upFor is how long a connection with no channel to subscribe must last to
+// count as up again after an outage.
+const upFor = 5 * time.Second
+
 // run keeps the subscription connection open, resubscribing after a reconnect.
 func (h *Hub) run() {
 	defer close(h.stopped)
@@ -128,11 +132,23 @@ func (h *Hub) run() {
 			if len(channels) > 0 {
 				down.back(h.log, up)
 			}
-			select {
-			case err = <-wait:
-			case <-h.done:
+			// Without a subscribe, a connection that lasts upFor is up:
+			// say so then, not when it next ends (which may be hours away,
+			// and subscribers coming meanwhile use h.conn, not this loop).
+			confirm := time.NewTimer(upFor)
+		waiting:
+			for {
+				select {
+				case err = <-wait:
+					break waiting
+				case <-h.done:
+					break waiting
+				case <-confirm.C:
+					down.back(h.log, up)
+				}
 			}
-			if time.Since(up) >= 5*time.Second {
+			confirm.Stop()
+			if time.Since(up) >= upFor {
 				down.back(h.log, up)
 			}
 		}

@@ -181,6 +181,24 @@ func TestHubLogsAnOutageOnce(t *testing.T) {
 	}
 }
 
+// With no channel subscribed (no page open), the return is logged once the
+// connection has lasted a few seconds, not when it next ends: the outage's
+// WARN must not stand alone for hours after Redis came back.
+func TestHubLogsTheReturnWithNoSubscriber(t *testing.T) {
+	var log syncBuffer
+	_, _, rs := newHubLogging(t, &log)
+	rs.Stop()
+	time.Sleep(upFor + 2*time.Second) // longer than upFor: a down Redis is not "restored"
+	if out := log.String(); strings.Contains(out, "restored") || !strings.Contains(out, "lost") {
+		t.Fatalf("while Redis is down the log says:\n%s", out)
+	}
+	rs.Start()
+	waitUntil(t, "the return to be logged", func() bool { return strings.Contains(log.String(), "restored") })
+	if out := log.String(); strings.Count(out, "level=WARN") != 1 {
+		t.Errorf("want one WARN for one outage:\n%s", out)
+	}
+}
+
 // syncBuffer is a bytes.Buffer the hub's goroutine and the test share.
 type syncBuffer struct {
 	mu sync.Mutex
