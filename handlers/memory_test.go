@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -94,4 +95,26 @@ func TestMemoryModeWorksWithoutAnIndex(t *testing.T) {
 			t.Errorf("GET /profile after logout: %d, want 401", r.status)
 		}
 	})
+}
+
+// With -store memory, a cookie whose session this process stored and no
+// longer holds is explained without naming a cause memory mode cannot have:
+// this process's memory does not lose its data while it runs (a session
+// lost with an earlier process gets the lost-session banner instead).
+func TestMemoryModeEndedSessionNamesOnlyItsCauses(t *testing.T) {
+	rs := redistest.Start(t)
+	cfg := testConfig(rs, sessionstack.Memory)
+	cfg.Lifetime = time.Second
+	ta := wireTestApp(t, rs, cfg).serve()
+	c := ta.client()
+	ta.register(c, "ned", "ned-password")
+	time.Sleep(1100 * time.Millisecond) // the session's absolute end
+
+	body := ta.get(c, "/").body
+	if !strings.Contains(body, `data-testid="ended-session"`) {
+		t.Fatalf("the ended session is not explained (the test proves nothing):\n%s", body)
+	}
+	if strings.Contains(body, "lost its data") || strings.Contains(body, "Redis no longer holds") {
+		t.Errorf("memory mode's explanation names Redis or lost data:\n%s", body)
+	}
 }

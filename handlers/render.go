@@ -83,7 +83,7 @@ func (a *App) page(ctx context.Context, title string) views.Page {
 	st, _ := stateOf(ctx)
 	p.LostSession = st.isLost()
 	if st.isEnded() {
-		p.EndedSession = "Redis"
+		p.EndedSession = views.EndedInRedis
 		if a.InProcess {
 			p.EndedSession = "this server's memory"
 		}

@@ -22,8 +22,8 @@ type Page struct {
 	// session cookie this process never stored.
 	LostSession bool
 	// EndedSession: the browser sent a well-formed session cookie that
-	// the store (named here: "Redis", or this server's memory) no longer
-	// holds; "" otherwise.
+	// the store (named here: EndedInRedis, or this server's memory) no
+	// longer holds; "" otherwise.
 	EndedSession string
 	DemoControls bool // show "Restart this server"
 	// Lab is the header's "N of 7 done" (see /lab).
@@ -31,6 +31,9 @@ type Page struct {
 	// LabWeakened: a lab switch (-lab) weakened this session on purpose.
 	LabWeakened bool
 }
+
+// EndedInRedis is Page.EndedSession for a session store in Redis.
+const EndedInRedis = "Redis"
 
 // Process is the server process that answered: its short id is random and
 // new on every start (a PID may be reused, a restart keeps it on re-exec).
