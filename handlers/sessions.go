@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/a-h/templ"
@@ -82,6 +83,9 @@ func (a *App) sessionsView(r *http.Request, u sessions.User) (views.Sessions, er
 			a.seenNow(r, u, row)
 		}
 	}
+	// Most recently seen first, as the index lists them, with this
+	// device's row where seenNow's "now" puts it.
+	slices.SortStableFunc(p.Rows, func(x, y views.SessionRow) int { return y.LastSeen.Compare(x.LastSeen) })
 	return p, nil
 }
 

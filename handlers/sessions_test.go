@@ -48,6 +48,23 @@ func TestSessionsPageSeesThisDeviceNow(t *testing.T) {
 	}
 }
 
+// The list is most recently seen first, and this device's row, recorded as
+// seen now by the page itself (seenNow), is then the first: it must not sit
+// below a row seen before it.
+func TestSessionsPageListsThisDeviceSeenNowFirst(t *testing.T) {
+	ta := newTestApp(t)
+	laptop, phone := browser(t, firefoxLinux), browser(t, safariIPhone)
+	ta.register(laptop, "olga", "olga-password")
+	time.Sleep(10 * time.Millisecond)
+	ta.login(phone, "olga", "olga-password") // seen after the laptop
+	time.Sleep(1100 * time.Millisecond)      // the laptop's entry is over a second old: the page records it now
+
+	rows := sessionRows(t, ta.get(laptop, "/sessions").body)
+	if len(rows) != 2 || !rows[0].current {
+		t.Errorf("rows %+v: want this device, seen just now, first", rows)
+	}
+}
+
 // The sessions page lists every session of the user, on every instance,
 // with device, IP and the instance that last served it, and marks this one.
 func TestSessionsPageListsEverySessionOfTheUser(t *testing.T) {
