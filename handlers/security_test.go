@@ -720,9 +720,10 @@ func TestRenewalKeepsTheSessionsEnd(t *testing.T) {
 }
 
 // A cookie whose session Redis no longer holds (here Redis lost its data, as
-// a restart without persistence does) is explained on the page, once: the
-// count starts over at 1 and the profile asks for a login, each saying why;
-// the login page that already says the session ended does not repeat it.
+// a restart without persistence does) is explained on each page while the
+// browser still sends it: the profile asks for a login and the count starts
+// over at 1, each saying why; the login page that already says the session
+// ended does not repeat it, and the new session's pages say nothing.
 func TestAnEndedSessionIsExplained(t *testing.T) {
 	ta := newTestApp(t)
 	c := ta.client()

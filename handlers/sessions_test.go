@@ -339,7 +339,9 @@ func TestSessionsPageCreatedIsTheSessionsStart(t *testing.T) {
 	a.register(c, "dora", "dora-password")
 	for _, step := range []string{"after the login", "after a password change"} {
 		if step == "after a password change" {
-			a.post(c, "/password", url.Values{"current": {"dora-password"}, "new": {"dora-password-2"}})
+			if r := a.post(c, "/password", url.Values{"current": {"dora-password"}, "new": {"dora-password-2"}}); r.status != http.StatusSeeOther {
+				t.Fatalf("change password: %d\n%s", r.status, r.body)
+			}
 		}
 		e := a.redis.MustDo("HGET", sessions.IndexKey("dora"), sessions.ID(a.token(c)))
 		if !strings.Contains(e, `"created":`+started+",") || origin() != started {
