@@ -266,7 +266,7 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 			// The logout stands; other tabs learn it on their next request.
 			a.Log.WarnContext(r.Context(), "logout not announced to open pages", "session", a.LogID(old), "err", err)
 		}
-		if err := a.Ops.DropBrowser(ctx, old, a.computer(r)); err != nil {
+		if err := a.Ops.DropBrowser(ctx, sessions.ID(old), a.computer(r)); err != nil {
 			// The logout stands; the row leaves the list with the window.
 			a.Log.WarnContext(r.Context(), "logged-out session left on the browsers list", "session", a.LogID(old), "err", err)
 		}

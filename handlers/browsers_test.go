@@ -145,6 +145,26 @@ func TestBrowsersOnThisComputer(t *testing.T) {
 		}
 	})
 
+	t.Run("a revoked session leaves its computer's list", func(t *testing.T) {
+		ta := newTestApp(t, trustLoopback)
+		ff, phone := behind(t, firefoxLinux, "203.0.113.7"), behind(t, safariIPhone, "203.0.113.7")
+		ta.register(ff, "bea", "bea-password")
+		ta.login(phone, "bea", "bea-password")
+		ta.get(ff, "/count")
+		ta.get(phone, "/count")
+		if rows := browserRows(t, ta.get(ff, "/count").body); len(rows) != 2 {
+			t.Fatalf("before the revoke: %+v, want both browsers", rows)
+		}
+		if r := ta.post(ff, "/sessions/"+sessions.ID(ta.token(phone))+"/revoke", nil); r.status != http.StatusOK && r.status != http.StatusSeeOther {
+			t.Fatalf("revoke: %d\n%s", r.status, r.body)
+		}
+		rows := browserRows(t, ta.get(ff, "/count").body)
+		want := []browserRow{{device: "Firefox on Linux", login: "logged in", views: "3", this: true}}
+		if fmt.Sprint(rows) != fmt.Sprint(want) {
+			t.Errorf("rows after the phone's session was revoked %+v, want %+v (its row still says logged in)", rows, want)
+		}
+	})
+
 	t.Run("at most ten browsers are listed and kept per address", func(t *testing.T) {
 		ta := newTestApp(t, trustLoopback)
 		for range sessions.MaxBrowsers + 3 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/a-h/templ"
@@ -121,6 +122,14 @@ func (a *App) computer(r *http.Request) string {
 		return sessions.Loopback
 	}
 	return ip.String()
+}
+
+// computerOf is computer for an address recorded earlier (an index entry's).
+func computerOf(addr string) string {
+	if ip, err := netip.ParseAddr(addr); err == nil && ip.IsLoopback() {
+		return sessions.Loopback
+	}
+	return addr
 }
 
 // browsers is an address's list as token's page shows it: no session IDs,

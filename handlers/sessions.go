@@ -119,6 +119,9 @@ func (a *App) revokeSession(w http.ResponseWriter, r *http.Request, u sessions.U
 		a.answer(w, r, failRevokeOwnSession)
 		return
 	}
+	// Where the session counted from, to take its row off that computer's
+	// browsers list too (it would say "logged in" for the rest of the window).
+	e, listed, _ := a.Index.Entry(ctx, u.Username, id)
 	revoked, err := a.Index.Revoke(ctx, u.Username, id)
 	if errors.Is(err, sessionindex.ErrUnavailable) {
 		a.showSessions(w, r, u, "", views.PasswordForm{})
@@ -131,6 +134,12 @@ func (a *App) revokeSession(w http.ResponseWriter, r *http.Request, u sessions.U
 	if revoked {
 		a.Metrics.SessionsEnded(metrics.EndRevoked, 1)
 		a.Log.InfoContext(r.Context(), "session revoked", "user", u.Username, "by", a.LogID(a.Sessions.Token(ctx)))
+	}
+	if listed {
+		if err := a.Ops.DropBrowser(ctx, id, computerOf(e.IP)); err != nil {
+			// The revoke stands; the row leaves the list with the window.
+			a.Log.WarnContext(ctx, "revoked session left on the browsers list", "err", err)
+		}
 	}
 	a.afterRevoke(w, r, u, "")
 }

@@ -152,6 +152,23 @@ local n = redis.call('HDEL', KEYS[1], ARGV[1])
 if n > 0 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return n`)
 
+// Entry is one session of the user's index, if it is there.
+func (x *Index) Entry(ctx context.Context, user, id string) (Entry, bool, error) {
+	raw, err := x.rdb.Do(ctx, x.rdb.B().Hget().Key(sessions.IndexKey(user)).Field(id).Build()).ToString()
+	if rueidis.IsRedisNil(err) {
+		return Entry{}, false, nil
+	}
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("sessionindex: entry for %q: %w", user, err)
+	}
+	var e Entry
+	if err := json.Unmarshal([]byte(raw), &e); err != nil {
+		return Entry{}, false, fmt.Errorf("sessionindex: entry for %q: %w", user, err)
+	}
+	e.ID = id
+	return e, true, nil
+}
+
 // Remove drops a session from the index; the caller deletes its key.
 func (x *Index) Remove(ctx context.Context, user, id string) error {
 	err := remove.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, []string{id, sessions.UserChannel(user), sessions.MsgSessions}).Error()

@@ -23,6 +23,11 @@ func (None) Remove(context.Context, string, string) error { return nil }
 // List says ErrUnavailable.
 func (None) List(context.Context, string) ([]Entry, error) { return nil, ErrUnavailable }
 
+// Entry says ErrUnavailable.
+func (None) Entry(context.Context, string, string) (Entry, bool, error) {
+	return Entry{}, false, ErrUnavailable
+}
+
 // Revoke says ErrUnavailable.
 func (None) Revoke(context.Context, string, string) (bool, error) { return false, ErrUnavailable }
 

@@ -467,13 +467,13 @@ if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return false end
 redis.call('ZREM', KEYS[2], ARGV[1])
 return list_browsers(KEYS[1], KEYS[2], now_ms(), {false, false, ARGV[2]}, true)`))
 
-// DropBrowser takes an ended session's row off its address's list and
+// DropBrowser takes an ended session's row (by its ID) off its address's list and
 // publishes the list: a logged-out session is no browser of this computer,
 // and its row would still say "logged in" (and give the lab a second
 // browser that is this one).
-func (o *Ops) DropBrowser(ctx context.Context, token, addr string) error {
+func (o *Ops) DropBrowser(ctx context.Context, id, addr string) error {
 	err := dropBrowser.Exec(ctx, o.rdb, []string{BrowsersKey(addr), BrowsersSeenKey(addr)},
-		[]string{ID(token), BrowsersChannel(addr)}).Error()
+		[]string{id, BrowsersChannel(addr)}).Error()
 	if err != nil && !rueidis.IsRedisNil(err) {
 		return fmt.Errorf("sessions: drop browser: %w", err)
 	}

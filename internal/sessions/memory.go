@@ -89,14 +89,14 @@ func (m *MemoryOps) MoveBrowser(ctx context.Context, oldToken, newToken string, 
 }
 
 // DropBrowser takes an ended session's row off the list (see Ops.DropBrowser).
-func (m *MemoryOps) DropBrowser(ctx context.Context, token, addr string) error {
+func (m *MemoryOps) DropBrowser(ctx context.Context, id, addr string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.browsers[addr][ID(token)]; !ok {
+	if _, ok := m.browsers[addr][id]; !ok {
 		return nil
 	}
-	delete(m.browsers[addr], ID(token))
-	delete(m.seen[addr], ID(token))
+	delete(m.browsers[addr], id)
+	delete(m.seen[addr], id)
 	m.publishList(addr, m.listOf(addr, time.Now()))
 	return nil
 }

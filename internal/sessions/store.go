@@ -377,7 +377,7 @@ type Operations interface {
 	NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (BrowserList, time.Duration, error)
 	Browsers(ctx context.Context, addr string) (BrowserList, error)
 	MoveBrowser(ctx context.Context, oldToken, newToken string, views int, v Visit) error
-	DropBrowser(ctx context.Context, token, addr string) error
+	DropBrowser(ctx context.Context, id, addr string) error
 	PageChanged(ctx context.Context, token, addr string) (BrowserList, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
