@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -207,10 +206,10 @@ func TestRunWiresTheAppAsTheTestsDo(t *testing.T) {
 
 // startRun runs the app as main does, on a free port, until the test ends;
 // it returns the app's URL and its log.
-func startRun(t *testing.T, args ...string) (string, *syncBuffer) {
+func startRun(t *testing.T, args ...string) (string, *apptest.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	out := &syncBuffer{}
+	out := &apptest.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, append([]string{"sessionlab", "-addr", "127.0.0.1:0"}, args...), func(string) string { return "" }, out)
@@ -229,24 +228,6 @@ func startRun(t *testing.T, args ...string) (string, *syncBuffer) {
 	}
 	t.Fatalf("run did not listen:\n%s", out.String())
 	return "", nil
-}
-
-// syncBuffer is a strings.Builder that run's logger and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // A restart re-runs the binary with the same flags, on the address the

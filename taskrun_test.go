@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 )
 
@@ -29,7 +30,7 @@ func TestTaskRunStopsCleanlyOnCtrlC(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 
-	out := &syncBuffer{}
+	out := &apptest.Buffer{}
 	cmd := exec.Command("go", "tool", "task", "run", "--", "-addr", addr)
 	cmd.Env = append(os.Environ(), "REDIS_URL="+rs.URL())
 	cmd.Stdout, cmd.Stderr = out, out

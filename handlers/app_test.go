@@ -26,7 +26,7 @@ type testApp struct {
 	redis *redistest.Server
 	app   *App
 	srv   *httptest.Server
-	logs  *lockedWriter
+	logs  *apptest.Buffer
 }
 
 // newTestApp starts Redis and the app; options may change the App before
@@ -76,7 +76,7 @@ func wireTestApp(t testing.TB, rs *redistest.Server, cfg Config, options ...func
 		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
-	logs := &lockedWriter{w: &strings.Builder{}}
+	logs := &apptest.Buffer{}
 	a, err := New(cfg, rdb, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -1,18 +1,17 @@
 package live
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/rueidis"
 
+	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 )
 
@@ -157,7 +156,7 @@ func TestHubResubscribesAfterRedisRestarts(t *testing.T) {
 // An outage is logged once, not once per reconnect attempt (one a second),
 // and so is the return (docs/reliability.md: once per kind and minute).
 func TestHubLogsAnOutageOnce(t *testing.T) {
-	var log syncBuffer
+	var log apptest.Buffer
 	h, rdb, rs := newHubLogging(t, &log)
 	s, err := h.Subscribe(context.Background(), "live:user:alice")
 	if err != nil {
@@ -185,7 +184,7 @@ func TestHubLogsAnOutageOnce(t *testing.T) {
 // connection has lasted a few seconds, not when it next ends: the outage's
 // WARN must not stand alone for hours after Redis came back.
 func TestHubLogsTheReturnWithNoSubscriber(t *testing.T) {
-	var log syncBuffer
+	var log apptest.Buffer
 	_, _, rs := newHubLogging(t, &log)
 	rs.Stop()
 	time.Sleep(upFor + 2*time.Second) // longer than upFor: a down Redis is not "restored"
@@ -197,24 +196,6 @@ func TestHubLogsTheReturnWithNoSubscriber(t *testing.T) {
 	if out := log.String(); strings.Count(out, "level=WARN") != 1 {
 		t.Errorf("want one WARN for one outage:\n%s", out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer the hub's goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // Close ends every subscriber's channel, and later subscriptions fail.
