@@ -23,7 +23,8 @@ import (
 // The ceiling: what this machine allows at all. The same wrk load goes to
 // servers that do less than the app does: one that writes a page of
 // /profile's size and nothing else, then that plus one and two Redis GETs
-// through the pool redisstore uses. Each sends its page in one write
+// through the pool redisstore uses. Beside each route's cells runs a server
+// with the route's round trips and a page of the route's own size. Each sends its page in one write
 // system call, as the app does (handlers.OneWriteListener). Targets above those figures cannot be
 // met by any version of the app on this machine, and the gap between them
 // and the app is what the app's own code costs.
@@ -96,10 +97,11 @@ type ceilingRow struct {
 
 // ceilingServer is one ceiling server, running until stop.
 type ceilingServer struct {
-	name  string
-	trips int
-	url   string
-	cmd   *exec.Cmd
+	name      string
+	trips     int
+	pageBytes int
+	url       string
+	cmd       *exec.Cmd
 }
 
 // startCeiling starts a ceiling server that makes trips GETs of the app's
@@ -123,7 +125,7 @@ func startCeiling(tb testing.TB, app *target, pageBytes, trips int) *ceilingServ
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start ceiling server: %v", err)
 	}
-	s := &ceilingServer{name: name, trips: trips, url: "http://" + addr + "/", cmd: cmd}
+	s := &ceilingServer{name: name, trips: trips, pageBytes: pageBytes, url: "http://" + addr + "/", cmd: cmd}
 	tb.Cleanup(s.stop)
 	if err := waitHTTP(s.url, logf.Name()); err != nil {
 		tb.Fatal(err)
