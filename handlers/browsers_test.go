@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -164,6 +165,40 @@ func TestBrowsersOnThisComputer(t *testing.T) {
 			t.Errorf("rows after the phone's session was revoked %+v, want %+v (its row still says logged in)", rows, want)
 		}
 	})
+
+	for _, end := range []struct {
+		how  string
+		path string
+		form url.Values
+	}{
+		{"logging out everywhere else", "/sessions/revoke-others", nil},
+		{"a password change", "/password", url.Values{"current": {"bea-password"}, "new": {"bea-new-password"}}},
+	} {
+		t.Run("the sessions ended by "+end.how+" leave their computers' lists", func(t *testing.T) {
+			ta := newTestApp(t, trustLoopback)
+			ff, phone := behind(t, firefoxLinux, "203.0.113.7"), behind(t, safariIPhone, "203.0.113.7")
+			tablet := behind(t, chromeWin, "198.51.100.9")
+			ta.register(ff, "bea", "bea-password")
+			ta.login(phone, "bea", "bea-password")
+			ta.login(tablet, "bea", "bea-password")
+			for _, c := range []*http.Client{ff, phone, tablet} {
+				ta.get(c, "/count")
+			}
+			if r := ta.post(ff, end.path, end.form); r.status != http.StatusSeeOther {
+				t.Fatalf("POST %s: %d, want 303\n%s", end.path, r.status, r.body)
+			}
+			rows := browserRows(t, ta.get(ff, "/count").body)
+			want := []browserRow{{device: "Firefox on Linux", login: "logged in", views: "2", this: true}}
+			if fmt.Sprint(rows) != fmt.Sprint(want) {
+				t.Errorf("rows after %s %+v, want %+v (the phone's ended session still says logged in)", end.how, rows, want)
+			}
+			rdb := ta.redis.Client(t)
+			n, err := rdb.Do(context.Background(), rdb.B().Hlen().Key(sessions.BrowsersKey("198.51.100.9")).Build()).AsInt64()
+			if err != nil || n != 0 {
+				t.Errorf("the other computer's list holds %d rows (%v), want the ended session's gone", n, err)
+			}
+		})
+	}
 
 	t.Run("at most ten browsers are listed and kept per address", func(t *testing.T) {
 		ta := newTestApp(t, trustLoopback)

@@ -29,9 +29,9 @@ func (f *failingIndex) Add(ctx context.Context, user string, e sessionindex.Entr
 	return f.Index.Add(ctx, user, e, oldID, deadline)
 }
 
-func (f *failingIndex) RevokeOthers(ctx context.Context, user, keepID string) (int, error) {
+func (f *failingIndex) RevokeOthers(ctx context.Context, user, keepID string) (sessionindex.Revoked, error) {
 	if f.failRevokeOthers {
-		return 0, errors.New("index script failed")
+		return sessionindex.Revoked{}, errors.New("index script failed")
 	}
 	return f.Index.RevokeOthers(ctx, user, keepID)
 }

@@ -119,9 +119,6 @@ func (a *App) revokeSession(w http.ResponseWriter, r *http.Request, u sessions.U
 		a.answer(w, r, failRevokeOwnSession)
 		return
 	}
-	// Where the session counted from, to take its row off that computer's
-	// browsers list too (it would say "logged in" for the rest of the window).
-	e, listed, _ := a.Index.Entry(ctx, u.Username, id)
 	revoked, err := a.Index.Revoke(ctx, u.Username, id)
 	if errors.Is(err, sessionindex.ErrUnavailable) {
 		a.showSessions(w, r, u, "", views.PasswordForm{})
@@ -131,17 +128,24 @@ func (a *App) revokeSession(w http.ResponseWriter, r *http.Request, u sessions.U
 		a.fail(w, r, err)
 		return
 	}
-	if revoked {
+	if revoked.Live > 0 {
 		a.Metrics.SessionsEnded(metrics.EndRevoked, 1)
 		a.Log.InfoContext(r.Context(), "session revoked", "user", u.Username, "by", a.LogID(a.Sessions.Token(ctx)))
 	}
-	if listed {
-		if err := a.Ops.DropBrowser(ctx, id, computerOf(e.IP)); err != nil {
-			// The revoke stands; the row leaves the list with the window.
-			a.Log.WarnContext(ctx, "revoked session left on the browsers list", "err", err)
+	a.dropBrowsers(ctx, revoked.Removed)
+	a.afterRevoke(w, r, u, "")
+}
+
+// dropBrowsers takes revoked sessions off their computers' browsers lists,
+// where each would say "logged in" for the rest of the window.
+func (a *App) dropBrowsers(ctx context.Context, removed []sessionindex.Entry) {
+	for _, e := range removed {
+		if err := a.Ops.DropBrowser(ctx, e.ID, computerOf(e.IP)); err != nil {
+			// The revoke stands; the rows leave the lists with the window.
+			a.Log.WarnContext(ctx, "revoked sessions left on the browsers list", "err", err)
+			return
 		}
 	}
-	a.afterRevoke(w, r, u, "")
 }
 
 // revokeOthers handles POST /sessions/revoke-others: "log out everywhere else".
@@ -218,14 +222,15 @@ func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, c
 	if err := a.indexLogin(r, u.Username, old); err != nil {
 		return err
 	}
-	n, err := a.Index.RevokeOthers(ctx, u.Username, sessions.ID(a.Sessions.Token(ctx)))
+	revoked, err := a.Index.RevokeOthers(ctx, u.Username, sessions.ID(a.Sessions.Token(ctx)))
 	if errors.Is(err, sessionindex.ErrUnavailable) {
 		return nil // no list to walk: the new generation alone logs the others out
 	}
 	if err != nil {
 		return err
 	}
-	a.Metrics.SessionsEnded(cause, n)
-	a.Log.InfoContext(r.Context(), "other sessions revoked", "user", u.Username, "count", n, "by", a.LogID(a.Sessions.Token(ctx)))
+	a.Metrics.SessionsEnded(cause, revoked.Live)
+	a.Log.InfoContext(r.Context(), "other sessions revoked", "user", u.Username, "count", revoked.Live, "by", a.LogID(a.Sessions.Token(ctx)))
+	a.dropBrowsers(ctx, revoked.Removed)
 	return nil
 }

@@ -152,23 +152,6 @@ local n = redis.call('HDEL', KEYS[1], ARGV[1])
 if n > 0 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return n`)
 
-// Entry is one session of the user's index, if it is there.
-func (x *Index) Entry(ctx context.Context, user, id string) (Entry, bool, error) {
-	raw, err := x.rdb.Do(ctx, x.rdb.B().Hget().Key(sessions.IndexKey(user)).Field(id).Build()).ToString()
-	if rueidis.IsRedisNil(err) {
-		return Entry{}, false, nil
-	}
-	if err != nil {
-		return Entry{}, false, fmt.Errorf("sessionindex: entry for %q: %w", user, err)
-	}
-	var e Entry
-	if err := json.Unmarshal([]byte(raw), &e); err != nil {
-		return Entry{}, false, fmt.Errorf("sessionindex: entry for %q: %w", user, err)
-	}
-	e.ID = id
-	return e, true, nil
-}
-
 // Remove drops a session from the index; the caller deletes its key.
 func (x *Index) Remove(ctx context.Context, user, id string) error {
 	err := remove.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, []string{id, sessions.UserChannel(user), sessions.MsgSessions}).Error()
@@ -180,7 +163,8 @@ func (x *Index) Remove(ctx context.Context, user, id string) error {
 
 // revoke deletes sessions, their entries and tells their tabs. KEYS[1] index;
 // ARGV: user channel, key prefix, channel prefix, MsgEnded, MsgSessions, then
-// the ids, or '*' and the id to keep. It returns how many were revoked.
+// the ids, or '*' and the id to keep. It returns how many live sessions it
+// ended, then the id and entry of each entry it removed.
 var revoke = redistrace.NewScript("revoke", `
 local ids = {}
 if ARGV[6] == '*' then
@@ -192,6 +176,7 @@ else
   for i = 6, #ARGV do ids[#ids+1] = ARGV[i] end
 end
 local n = 0
+local out = {''}
 for _, id in ipairs(ids) do
   local raw = redis.call('HGET', KEYS[1], id)
   if raw then
@@ -201,32 +186,66 @@ for _, id in ipairs(ids) do
     end
     redis.call('HDEL', KEYS[1], id)
     redis.call('PUBLISH', ARGV[3] .. id, ARGV[4])
+    out[#out+1] = id
+    out[#out+1] = raw
   end
 end
 if #ids > 0 then redis.call('PUBLISH', ARGV[1], ARGV[5]) end
-return n`)
+out[1] = tostring(n)
+return out`)
 
-// Revoke deletes one of the user's sessions at once and reports whether a live
-// one ended; an id that is not the user's does nothing.
-func (x *Index) Revoke(ctx context.Context, user, id string) (bool, error) {
-	if id == "" || id == "*" {
-		return false, nil
-	}
-	n, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, revokeArgs(user, id)).AsInt64()
-	if err != nil {
-		return false, fmt.Errorf("sessionindex: revoke for %q: %w", user, err)
-	}
-	return n > 0, nil
+// Revoked is what a revoke did: how many live sessions it ended (a session
+// whose key had expired is removed but not counted) and the index entries it
+// removed, so the caller can clear what else names them.
+type Revoked struct {
+	Live    int
+	Removed []Entry
 }
 
-// RevokeOthers ends every session of the user except keepID and returns how
-// many live ones it ended.
-func (x *Index) RevokeOthers(ctx context.Context, user, keepID string) (int, error) {
-	n, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, revokeArgs(user, "*", keepID)).AsInt64()
-	if err != nil {
-		return 0, fmt.Errorf("sessionindex: revoke others for %q: %w", user, err)
+func parseRevoked(flat []string) (Revoked, error) {
+	if len(flat) == 0 || len(flat)%2 != 1 {
+		return Revoked{}, fmt.Errorf("revoke answered %d values", len(flat))
 	}
-	return int(n), nil
+	live, err := strconv.Atoi(flat[0])
+	if err != nil {
+		return Revoked{}, fmt.Errorf("revoke answered %q for a count", flat[0])
+	}
+	r := Revoked{Live: live, Removed: make([]Entry, 0, len(flat)/2)}
+	for i := 1; i+1 < len(flat); i += 2 {
+		var e Entry
+		_ = json.Unmarshal([]byte(flat[i+1]), &e) // an unreadable entry is still removed: its ID is enough
+		e.ID = flat[i]
+		r.Removed = append(r.Removed, e)
+	}
+	return r, nil
+}
+
+// Revoke deletes one of the user's sessions at once; an id that is not the
+// user's does nothing.
+func (x *Index) Revoke(ctx context.Context, user, id string) (Revoked, error) {
+	if id == "" || id == "*" {
+		return Revoked{}, nil
+	}
+	flat, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, revokeArgs(user, id)).AsStrSlice()
+	if err == nil {
+		var r Revoked
+		if r, err = parseRevoked(flat); err == nil {
+			return r, nil
+		}
+	}
+	return Revoked{}, fmt.Errorf("sessionindex: revoke for %q: %w", user, err)
+}
+
+// RevokeOthers ends every session of the user except keepID.
+func (x *Index) RevokeOthers(ctx context.Context, user, keepID string) (Revoked, error) {
+	flat, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, revokeArgs(user, "*", keepID)).AsStrSlice()
+	if err == nil {
+		var r Revoked
+		if r, err = parseRevoked(flat); err == nil {
+			return r, nil
+		}
+	}
+	return Revoked{}, fmt.Errorf("sessionindex: revoke others for %q: %w", user, err)
 }
 
 func revokeArgs(user string, ids ...string) []string {

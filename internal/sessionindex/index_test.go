@@ -176,9 +176,12 @@ func TestRevokeDeletesTheKeyAndTellsThePage(t *testing.T) {
 		{"alice", sessions.ID("gone"), true},
 		{"alice", sessions.ID("gone"), false}, // already gone
 	} {
-		ok, err := x.Revoke(ctx, tt.user, tt.id)
-		if err != nil || ok != tt.want {
-			t.Errorf("Revoke(%s, %s) = %v, %v; want %v", tt.user, tt.id, ok, err, tt.want)
+		r, err := x.Revoke(ctx, tt.user, tt.id)
+		if err != nil || (r.Live > 0) != tt.want || len(r.Removed) != r.Live {
+			t.Errorf("Revoke(%s, %s) = %+v, %v; want a live one ended: %v, and its entry", tt.user, tt.id, r, err, tt.want)
+		}
+		if tt.want && (len(r.Removed) != 1 || r.Removed[0].ID != tt.id || r.Removed[0].Token != "gone") {
+			t.Errorf("Revoke(%s, %s) removed %+v, want the entry of %s", tt.user, tt.id, r.Removed, tt.id)
 		}
 	}
 	var kn int64

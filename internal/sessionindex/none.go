@@ -23,16 +23,15 @@ func (None) Remove(context.Context, string, string) error { return nil }
 // List says ErrUnavailable.
 func (None) List(context.Context, string) ([]Entry, error) { return nil, ErrUnavailable }
 
-// Entry says ErrUnavailable.
-func (None) Entry(context.Context, string, string) (Entry, bool, error) {
-	return Entry{}, false, ErrUnavailable
+// Revoke says ErrUnavailable.
+func (None) Revoke(context.Context, string, string) (Revoked, error) {
+	return Revoked{}, ErrUnavailable
 }
 
-// Revoke says ErrUnavailable.
-func (None) Revoke(context.Context, string, string) (bool, error) { return false, ErrUnavailable }
-
 // RevokeOthers says ErrUnavailable.
-func (None) RevokeOthers(context.Context, string, string) (int, error) { return 0, ErrUnavailable }
+func (None) RevokeOthers(context.Context, string, string) (Revoked, error) {
+	return Revoked{}, ErrUnavailable
+}
 
 // Key says there is no index key.
 func (None) Key(string) (string, bool) { return "", false }

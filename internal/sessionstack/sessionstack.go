@@ -42,10 +42,9 @@ func ParseMode(s string) (Mode, error) {
 type Index interface {
 	Add(ctx context.Context, user string, e sessionindex.Entry, oldID string, deadline time.Time) error
 	List(ctx context.Context, user string) ([]sessionindex.Entry, error)
-	Entry(ctx context.Context, user, id string) (sessionindex.Entry, bool, error)
 	Remove(ctx context.Context, user, id string) error
-	Revoke(ctx context.Context, user, id string) (bool, error)
-	RevokeOthers(ctx context.Context, user, keepID string) (int, error)
+	Revoke(ctx context.Context, user, id string) (sessionindex.Revoked, error)
+	RevokeOthers(ctx context.Context, user, keepID string) (sessionindex.Revoked, error)
 	Key(user string) (string, bool)
 }
 
