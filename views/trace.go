@@ -174,10 +174,13 @@ func appendArgTo(dst []byte, arg string, partial bool) []byte {
 	dst = append(dst, '"')
 	shown, endsCut := 0, false
 	for i := 0; i < len(arg); {
-		endsCut = false
 		if shown >= shownArg {
+			if endsCut { // the cut's own … already says the rest is not shown
+				return append(dst, '"')
+			}
 			return append(dst, `…"`...)
 		}
+		endsCut = false
 		// A run of token characters, or of other bytes up to a possible
 		// bcrypt hash ($).
 		if isTokenChar(arg[i]) {

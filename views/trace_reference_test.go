@@ -20,11 +20,14 @@ func appendArgReference(b *bytes.Buffer, arg string, partial bool) {
 	b.WriteByte('"')
 	shown, endsCut := 0, false
 	for i := 0; i < len(arg); {
-		endsCut = false
 		if shown >= shownArg {
-			b.WriteString(`…"`)
+			if !endsCut {
+				b.WriteString(`…`)
+			}
+			b.WriteByte('"')
 			return
 		}
+		endsCut = false
 		if isToken(arg[i]) && (i == 0 || !isToken(arg[i-1])) {
 			end := i
 			for end < len(arg) && isToken(arg[end]) {

@@ -24,6 +24,8 @@ func TestTraceArgumentsAsMonitorPrintsThem(t *testing.T) {
 		{"a session ID, in a channel and in a value", "live:sess:d62dcb87c09d6de7", false, `"live:sess:d62dcb…"`},
 		{"a session ID in a value", `[{"id":"d62dcb87c09d6de7","views":2}]`, false, `[{"id":"d62dcb…","views":2}]`},
 		{"a bcrypt hash", `{"hash":"$2a$10$0MS5/nUaQuKAIZBo.9.I6eavt.Kzl50DHh3GcRoKlZ5xQ1iTh5RLC","x":1}`, false, `{"hash":"$2a$10$…","x":1}`},
+		{"an account: its hash cut, and the rest with the same one ellipsis", `{"username":"user2","role":"student","hash":"$2a$04$0MS5/nUaQuKAIZBo.9.I6eavt.Kzl50DHh3GcRoKlZ5xQ1iTh5RLC","created":1796545009007}`, false,
+			`{"username":"user2","role":"student","hash":"$2a$04$…`},
 		{"a long value, cut", `{"deadline":"2026-12-07T08:12:56.591Z","values":{"views":3}}`, false, `{"deadline":"2026-12-07T08:12:56.591Z","values":…`},
 		{"what a script kept of a long argument: a token's start at its end is cut", `{"token":"NI0i3iT7vM3Lo45`, true, `{"token":"NI0i3i…`},
 	} {
