@@ -226,31 +226,30 @@ func (x *Index) Revoke(ctx context.Context, user, id string) (Revoked, error) {
 	if id == "" || id == "*" {
 		return Revoked{}, nil
 	}
-	flat, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, revokeArgs(user, id)).AsStrSlice()
-	if err == nil {
-		var r Revoked
-		if r, err = parseRevoked(flat); err == nil {
-			return r, nil
-		}
+	r, err := x.revoke(ctx, user, id)
+	if err != nil {
+		return Revoked{}, fmt.Errorf("sessionindex: revoke for %q: %w", user, err)
 	}
-	return Revoked{}, fmt.Errorf("sessionindex: revoke for %q: %w", user, err)
+	return r, nil
 }
 
 // RevokeOthers ends every session of the user except keepID.
 func (x *Index) RevokeOthers(ctx context.Context, user, keepID string) (Revoked, error) {
-	flat, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, revokeArgs(user, "*", keepID)).AsStrSlice()
-	if err == nil {
-		var r Revoked
-		if r, err = parseRevoked(flat); err == nil {
-			return r, nil
-		}
+	r, err := x.revoke(ctx, user, "*", keepID)
+	if err != nil {
+		return Revoked{}, fmt.Errorf("sessionindex: revoke others for %q: %w", user, err)
 	}
-	return Revoked{}, fmt.Errorf("sessionindex: revoke others for %q: %w", user, err)
+	return r, nil
 }
 
-func revokeArgs(user string, ids ...string) []string {
-	return append([]string{sessions.UserChannel(user), sessions.Prefix, sessions.SessionChannelPrefix,
+func (x *Index) revoke(ctx context.Context, user string, ids ...string) (Revoked, error) {
+	args := append([]string{sessions.UserChannel(user), sessions.Prefix, sessions.SessionChannelPrefix,
 		sessions.MsgEnded, sessions.MsgSessions}, ids...)
+	flat, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, args).AsStrSlice()
+	if err != nil {
+		return Revoked{}, err
+	}
+	return parseRevoked(flat)
 }
 
 func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
