@@ -218,8 +218,7 @@ func (a *App) renewToken(r *http.Request, loggedIn, login bool) error {
 		a.Sessions.SetDeadline(ctx, end)
 	}
 	if old != "" {
-		v := a.visit(r)
-		v.LoggedIn = loggedIn
+		v := a.visit(r, loggedIn)
 		if err := a.Ops.MoveBrowser(ctx, old, a.Sessions.Token(ctx), a.Sessions.GetInt(ctx, sessions.KeyViews), v); err != nil {
 			return err
 		}

@@ -29,20 +29,19 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		a.sessionEnded(w, r)
 		return
 	}
-	u, _ := a.currentUser(ctx)
+	u, loggedIn := a.currentUser(ctx)
 	if r.Method == http.MethodHead {
 		// HEAD must change nothing: the page as it is, no view counted.
 		a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{
 			Views: a.Sessions.GetInt(ctx, sessions.KeyViews), User: u.Username, Origin: a.origin(ctx), Memory: a.InProcess}))
 		return
 	}
-	visit := a.visit(r)
+	visit := a.visit(r, loggedIn)
 	var n int
 	var list sessions.BrowserList
 	token := a.Sessions.Token(ctx)
 	if token != "" {
-		owner, _ := a.currentUser(ctx)
-		incr, browsers, err := a.Ops.IncrViews(ctx, token, owner.Username, visit)
+		incr, browsers, err := a.Ops.IncrViews(ctx, token, u.Username, visit)
 		switch {
 		case errors.Is(err, sessions.ErrNoSession):
 			// Expired or revoked since it was loaded.
@@ -103,9 +102,9 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		Browsers: a.browsers(visit.Addr, list, token, nil)}))
 }
 
-// visit is who is counting, for the list of browsers of an address.
-func (a *App) visit(r *http.Request) sessions.Visit {
-	_, loggedIn := a.currentUser(r.Context())
+// visit is who is counting, for the list of browsers of an address;
+// loggedIn is currentUser's, which each caller has asked already.
+func (a *App) visit(r *http.Request, loggedIn bool) sessions.Visit {
 	return sessions.Visit{
 		Addr:     a.computer(r),
 		Device:   useragent.Parse(r.UserAgent()).String(),

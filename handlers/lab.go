@@ -95,7 +95,7 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 	viewsN := a.Sessions.GetInt(ctx, sessions.KeyViews)
 	origin, _ := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
 	_, loggedIn := a.currentUser(ctx)
-	visit := a.visit(r)
+	visit := a.visit(r, loggedIn)
 
 	// HEAD changes nothing: no cookie, no evidence recorded.
 	record := r.Method != http.MethodHead
