@@ -51,7 +51,14 @@ func (a *App) routes() (http.Handler, []string) {
 	root.readOnly("/static/", static.Handler())
 	root.readOnly("/healthz", http.HandlerFunc(a.healthz))
 	root.readOnly("/readyz", http.HandlerFunc(a.readyz))
-	root.Handle("/", redisBudget(a.crossOriginProtection(limitBody(a.loadAndSave(a.problemPages(&pages.ServeMux))))))
+	sessionPages := redisBudget(a.crossOriginProtection(limitBody(a.loadAndSave(a.problemPages(&pages.ServeMux)))))
+	root.Handle("/", sessionPages)
+	// The pages' own patterns lead there too: a path the root mux matches
+	// only by "/" costs it a second match (for a trailing-slash redirect) and
+	// allocations in each fallback.
+	for _, p := range pages.patterns {
+		root.ServeMux.Handle(p, sessionPages)
+	}
 
 	return a.observe(a.recoverPanics(a.secureHeaders(&root.ServeMux))), append(root.patterns, pages.patterns...)
 }
