@@ -99,7 +99,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{Views: n, User: u.Username, Origin: a.origin(ctx), Memory: a.InProcess,
-		Browsers: a.browsers(visit.Addr, list, token, nil)}))
+		Browsers: a.browsers(visit.Addr, list, list.Self, nil)}))
 }
 
 // visit is who is counting, for the list of browsers of an address;
@@ -131,12 +131,13 @@ func computerOf(addr string) string {
 	return addr
 }
 
-// browsers is an address's list as token's page shows it: no session IDs,
-// its own row always there (own, when the list no longer holds it).
-func (a *App) browsers(addr string, list sessions.BrowserList, token string, own *sessions.Browser) views.Browsers {
+// browsers is an address's list as the page of session id shows it: no
+// session IDs, its own row always there (own, when the list no longer holds
+// it). A count's list names its session (Self): hashing the token again was
+// a SHA-256 per count.
+func (a *App) browsers(addr string, list sessions.BrowserList, id string, own *sessions.Browser) views.Browsers {
 	b := views.Browsers{Addr: addr, ThisMachine: addr == sessions.Loopback, Window: sessions.BrowsersWindow, Now: time.Now(), Max: sessions.MaxBrowsers,
 		Presence: !a.InProcess}
-	id := sessions.ID(token)
 	row := func(x sessions.Browser) views.BrowserRow {
 		// This browser's page is open: it is the one showing the list.
 		return views.BrowserRow{Device: x.Device, LoggedIn: x.LoggedIn, Views: x.Views, CountedAt: x.CountedAt(), This: x.ID == id, Open: x.Open || x.ID == id}

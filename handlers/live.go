@@ -426,7 +426,7 @@ func (s *stream) sendBrowsers(list sessions.BrowserList) error {
 		}
 	}
 	var buf bytes.Buffer
-	if err := views.BrowsersList(s.a.browsers(s.addr, list, s.token, s.own)).Render(s.ctx, &buf); err != nil {
+	if err := views.BrowsersList(s.a.browsers(s.addr, list, id, s.own)).Render(s.ctx, &buf); err != nil {
 		return err
 	}
 	return s.send(views.SSEBrowsers, buf.String())

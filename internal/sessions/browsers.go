@@ -68,6 +68,10 @@ type Browser struct {
 type BrowserList struct {
 	Rows  []Browser
 	Total int
+	// Self is the ID of the session whose count returned the list
+	// (IncrViews, NewBrowser), which they hash anyway: its row is the
+	// page's own browser. "" for other lists.
+	Self string
 }
 
 // CountedAt is when the browser last counted.
@@ -413,8 +417,9 @@ return {0, note_browser(KEYS[1], KEYS[2], ARGV[1], ARGV[2], now, now_s, {unpack(
 // the list; the same round trip counts it against limit (past it, nothing is
 // recorded and wait says how long).
 func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (list BrowserList, wait time.Duration, err error) {
+	id := ID(token)
 	keys := []string{BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr)}
-	args := append([]string{ID(token), strconv.Itoa(views)}, browserArgs(v)...)
+	args := append([]string{id, strconv.Itoa(views)}, browserArgs(v)...)
 	if limit.Key != "" {
 		keys = append(keys, limit.Key)
 		args = append(args, limit.Args()...)
@@ -438,6 +443,7 @@ func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, 
 		return BrowserList{}, 0, fmt.Errorf("sessions: new browser: %w", err)
 	}
 	list, err = parseNoted(s)
+	list.Self = id
 	return list, 0, err
 }
 

@@ -147,7 +147,8 @@ func (m *MemoryOps) noteBrowser(token string, views int, v Visit) BrowserList {
 	if m.seen[v.Addr] == nil {
 		m.seen[v.Addr] = map[string]int64{}
 	}
-	m.seen[v.Addr][ID(token)] = now.UnixMilli()
+	id := ID(token)
+	m.seen[v.Addr][id] = now.UnixMilli()
 	for addr, set := range m.seen {
 		for id, at := range set {
 			if now.Sub(time.UnixMilli(at)) >= BrowsersWindow || len(set) > maxCounted {
@@ -161,7 +162,7 @@ func (m *MemoryOps) noteBrowser(token string, views int, v Visit) BrowserList {
 	if m.browsers[v.Addr] == nil {
 		m.browsers[v.Addr] = map[string]Browser{}
 	}
-	m.browsers[v.Addr][ID(token)] = Browser{ID: ID(token), Device: v.device(), LoggedIn: v.LoggedIn, Views: views, At: now.UnixMilli()}
+	m.browsers[v.Addr][id] = Browser{ID: id, Device: v.device(), LoggedIn: v.LoggedIn, Views: views, At: now.UnixMilli()}
 	var list []Browser
 	for addr, set := range m.browsers {
 		for id, b := range set {
@@ -181,6 +182,7 @@ func (m *MemoryOps) noteBrowser(token string, views int, v Visit) BrowserList {
 	}
 	l := BrowserList{Rows: list[:min(len(list), MaxBrowsers)], Total: max(len(m.seen[v.Addr]), min(len(list), MaxBrowsers))}
 	m.publishList(v.Addr, l)
+	l.Self = id
 	return l
 }
 

@@ -171,6 +171,7 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 		return 0, BrowserList{}, fmt.Errorf("sessions: incr views: %w", err)
 	}
 	list, err := parseNoted(s)
+	list.Self = id
 	return int(n), list, err
 }
 
