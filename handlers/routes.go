@@ -51,13 +51,17 @@ func (a *App) routes() (http.Handler, []string) {
 	root.readOnly("/static/", static.Handler())
 	root.readOnly("/healthz", http.HandlerFunc(a.healthz))
 	root.readOnly("/readyz", http.HandlerFunc(a.readyz))
-	sessionPages := redisBudget(a.crossOriginProtection(limitBody(a.loadAndSave(a.problemPages(&pages.ServeMux)))))
-	root.Handle("/", sessionPages)
-	// The pages' own patterns lead there too: a path the root mux matches
-	// only by "/" costs it a second match (for a trailing-slash redirect) and
-	// allocations in each fallback.
+	withSession := func(h http.Handler) http.Handler {
+		return redisBudget(a.crossOriginProtection(limitBody(a.loadAndSave(h))))
+	}
+	root.Handle("/", withSession(a.problemPages(&pages.ServeMux)))
+	// A page's own pattern goes straight to the pages mux, which matches it
+	// as the root did; only the rest needs problemPages' extra match. A path
+	// matched by "/" alone also cost the root mux a second match (for a
+	// trailing-slash redirect) and allocations in each fallback.
+	known := withSession(&pages.ServeMux)
 	for _, p := range pages.patterns {
-		root.ServeMux.Handle(p, sessionPages)
+		root.ServeMux.Handle(p, known)
 	}
 
 	return a.observe(a.recoverPanics(a.secureHeaders(&root.ServeMux))), append(root.patterns, pages.patterns...)
