@@ -94,3 +94,29 @@ func TestBrowsersListKeepsItsSpaces(t *testing.T) {
 		}
 	}
 }
+
+// parenthesized is "(" text ")"; the browsers section's note keeps the space
+// before its @text, which starts with the verb because templ reads an @call
+// straight after a word as text.
+func TestParenthesizedAndThePageNote(t *testing.T) {
+	for _, s := range []string{"", "just now", "a<b&'\"c"} {
+		var b bytes.Buffer
+		if err := parenthesized(s).Render(context.Background(), &b); err != nil || b.String() != "("+templText(s)+")" {
+			t.Errorf("parenthesized(%q) wrote %q, %v", s, b.String(), err)
+		}
+	}
+	for n := 1; n <= 3; n++ {
+		if err := parenthesized("x").Render(context.Background(), &failWriter{n: n}); !errors.Is(err, errWrite) {
+			t.Errorf("write %d failing: Render returned %v", n, err)
+		}
+	}
+	for presence, want := range map[bool]string{
+		true:  `when any of them counts, and &#34;Page&#34; says which have a page of this app open now (its live stream listening).`,
+		false: `when any of them counts.`,
+	} {
+		got := renderString(t, BrowsersSection(Browsers{Presence: presence, Max: 10, Window: 10 * time.Minute}))
+		if !strings.Contains(got, want) {
+			t.Errorf("presence %v: the section lacks %q:\n%s", presence, want, got)
+		}
+	}
+}
