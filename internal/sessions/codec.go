@@ -106,7 +106,7 @@ func decodeValue(key string, raw json.RawMessage) (any, error) {
 	case KeySeen:
 		// raw is valid JSON already; Unmarshal would check it again.
 		var t time.Time
-		err := t.UnmarshalJSON(raw)
+		err := unmarshalTime(&t, raw)
 		return t, err
 	case KeyViews:
 		if n, ok := plainInt(raw); ok {

@@ -30,7 +30,7 @@ func decodePlain(b []byte) (deadline time.Time, values map[string]any, ok bool) 
 		case key == "deadline" && !haveDeadline:
 			haveDeadline = true
 			raw, ok := s.value(0)
-			if !ok || raw[0] != '"' || deadline.UnmarshalJSON(raw) != nil {
+			if !ok || raw[0] != '"' || unmarshalTime(&deadline, raw) != nil {
 				return time.Time{}, nil, false
 			}
 		case key == "values" && !haveValues:
@@ -191,7 +191,7 @@ func (s *scanner) members(member func(key string) bool) bool {
 // time reads a plain string as time.Time's UnmarshalJSON reads it.
 func (s *scanner) time(t *time.Time) bool {
 	start := s.i
-	return s.plainString() && t.UnmarshalJSON(s.b[start:s.i]) == nil
+	return s.plainString() && unmarshalTime(t, s.b[start:s.i]) == nil
 }
 
 // str reads a plain string into p, cut from src.
