@@ -152,7 +152,7 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 		Accounts:       accounts.New(rdb, cfg.BcryptCost),
 		Inspector:      inspect.New(rdb),
 		Ready:          prober.Probe,
-		LogID:          sessions.LogID(cfg.LogSalt).Of,
+		LogID:          sessions.LogID(cfg.LogSalt).Func(),
 		Instance:       cfg.Instance,
 		ProcessID:      processID,
 		Instances:      instances.New(rdb, cfg.Instance, processID),

@@ -23,8 +23,12 @@ func TestLogIDIsHMAC(t *testing.T) {
 		salt := []byte(strings.Repeat("s\x00\xff", n)[:n])
 		for _, m := range []int{1, 43, 127, 128, 129, 1000} {
 			token := strings.Repeat("abc\x00\x80xyz", m)[:m]
-			if got, want := LogID(salt).Of(token), logIDReference(salt, token); got != want {
+			want := logIDReference(salt, token)
+			if got := LogID(salt).Of(token); got != want {
 				t.Errorf("salt of %d bytes, token of %d: %s, want %s", n, m, got, want)
+			}
+			if got := LogID(salt).Func()(token); got != want {
+				t.Errorf("Func, salt of %d bytes, token of %d: %s, want %s", n, m, got, want)
 			}
 		}
 	}
@@ -32,7 +36,8 @@ func TestLogIDIsHMAC(t *testing.T) {
 		t.Errorf(`no token: %q, want "-"`, got)
 	}
 	token := "P8k4m-3Yx2G3c5a0sW9zQe1Lr7Tn6Vb4Hf2Jd8Kq0Uo"
-	if a := testing.AllocsPerRun(100, func() { LogID("0123456789abcdef").Of(token) }); a > 1 {
-		t.Errorf("%v allocations per log id, want 1 (its string)", a)
+	of := LogID("0123456789abcdef").Func()
+	if a := testing.AllocsPerRun(100, func() { of(token) }); a > 5 {
+		t.Errorf("%v allocations per log id, want 5 (the two digests' clones, the token's bytes and the inner sum passed to them, its string)", a)
 	}
 }

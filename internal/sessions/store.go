@@ -4,10 +4,13 @@ package sessions
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -282,41 +285,50 @@ func (o *Ops) Ended(ctx context.Context, token string) error {
 // through the logs, useless for taking it over.
 type LogID []byte
 
-// Of returns the log id of a token ("-" for none).
-func (salt LogID) Of(token string) string {
-	if token == "" {
-		return "-"
-	}
-	// HMAC-SHA256 as crypto/hmac computes it (TestLogIDIsHMAC), in arrays
-	// of its own: hmac.New made two digests and two pads, eight allocations
-	// on every new session's log line.
+// Of returns the log id of a token ("-" for none). A process makes its ids
+// with Func, which does the salt's share of the work once.
+func (salt LogID) Of(token string) string { return salt.Func()(token) }
+
+// Func is Of for one salt: HMAC-SHA256 as crypto/hmac computes it
+// (TestLogIDIsHMAC), with the two padded key blocks hashed once, so each id
+// hashes two blocks (the token, the inner sum), not four. The two digests it
+// clones are never written again, so ids may be made at once.
+func (salt LogID) Func() func(token string) string {
 	key := []byte(salt)
 	if len(key) > sha256.BlockSize {
 		sum := sha256.Sum256(key)
 		key = sum[:]
 	}
-	var buf [sha256.BlockSize + 128]byte
-	msg := buf[:0]
-	if sha256.BlockSize+len(token) > len(buf) {
-		msg = make([]byte, 0, sha256.BlockSize+len(token))
+	var ipad, opad [sha256.BlockSize]byte
+	copy(ipad[:], key)
+	copy(opad[:], key)
+	for i := range ipad {
+		ipad[i] ^= 0x36
+		opad[i] ^= 0x5c
 	}
-	msg = msg[:sha256.BlockSize]
-	clear(msg)
-	copy(msg, key)
-	for i := range msg {
-		msg[i] ^= 0x36
+	inner, outer := sha256.New(), sha256.New()
+	inner.Write(ipad[:])
+	outer.Write(opad[:])
+	return func(token string) string {
+		if token == "" {
+			return "-"
+		}
+		var sum [sha256.Size]byte
+		var mac hash.Hash
+		in, err1 := inner.(hash.Cloner).Clone()
+		out, err2 := outer.(hash.Cloner).Clone()
+		if err1 == nil && err2 == nil {
+			io.WriteString(in, token)
+			out.Write(in.Sum(sum[:0]))
+			mac = out
+		} else { // crypto/sha256's digest clones; in case it ever cannot
+			mac = hmac.New(sha256.New, []byte(salt))
+			io.WriteString(mac, token)
+		}
+		var id [12]byte
+		hex.Encode(id[:], mac.Sum(sum[:0])[:6])
+		return string(id[:])
 	}
-	inner := sha256.Sum256(append(msg, token...))
-	var outer [sha256.BlockSize + sha256.Size]byte
-	copy(outer[:], key)
-	for i := range sha256.BlockSize {
-		outer[i] ^= 0x5c
-	}
-	copy(outer[sha256.BlockSize:], inner[:])
-	sum := sha256.Sum256(outer[:])
-	var id [12]byte
-	hex.Encode(id[:], sum[:6])
-	return string(id[:])
 }
 
 // IdleStore caps the expiry of every session write at now+idle, so Redis drops
