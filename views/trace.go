@@ -171,6 +171,9 @@ func appendArg(b *bytes.Buffer, arg string, partial bool) {
 const argBytes = 5*shownArg + 32
 
 func appendArgTo(dst []byte, arg string, partial bool) []byte {
+	if !partial && len(arg) <= shownArg && asItIs(arg) {
+		return append(append(append(dst, '"'), arg...), '"')
+	}
 	dst = append(dst, '"')
 	shown, endsCut := 0, false
 	for i := 0; i < len(arg); {
@@ -228,6 +231,28 @@ func appendArgTo(dst []byte, arg string, partial bool) []byte {
 
 func isTokenChar(c byte) bool { return byteClass[c]&tokenByte != 0 }
 
+// asItIs: a whole argument (no longer than shownArg) that appendArgTo would
+// write as it is, between quotes: nothing to escape, no bcrypt hash, no run
+// of token characters that could be a token or a session ID. Most of a
+// count's arguments are (commands, keys, numbers, this process's names), and
+// one look at each byte costs them less than the general loop's runs.
+func asItIs(arg string) bool {
+	run := 0 // token characters just before i
+	for i := 0; i < len(arg); i++ {
+		switch c := byteClass[arg[i]]; {
+		case c&tokenByte != 0:
+			run++
+		case c&quotedByte == 0:
+			return false
+		case run == idRun || run >= tokenRun:
+			return false
+		default:
+			run = 0
+		}
+	}
+	return run != idRun && run < tokenRun
+}
+
 // byteClass is what appendArg and appendRepr ask of each byte, looked up
 // once (a count's trace runs through a few thousand bytes).
 var byteClass = func() (t [256]uint8) {
@@ -237,14 +262,18 @@ var byteClass = func() (t [256]uint8) {
 		}
 		if c >= 0x20 && c <= 0x7e && !strings.ContainsRune(`\"<>&`, rune(c)) {
 			t[c] |= plainByte
+			if c != '$' { // a bcrypt hash's start
+				t[c] |= quotedByte
+			}
 		}
 	}
 	return t
 }()
 
 const (
-	tokenByte = 1 << iota // in a session token (base64url)
-	plainByte             // appended by appendRepr as it is
+	tokenByte  = 1 << iota // in a session token (base64url)
+	plainByte              // appended by appendRepr as it is
+	quotedByte             // plain, and no hash starts with it (asItIs)
 )
 
 func isHex(s string) bool {
