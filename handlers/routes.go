@@ -64,7 +64,22 @@ func (a *App) routes() (http.Handler, []string) {
 		root.ServeMux.Handle(p, known)
 	}
 
-	return a.observe(a.recoverPanics(a.secureHeaders(&root.ServeMux))), append(root.patterns, pages.patterns...)
+	return a.observe(a.recoverPanics(a.secureHeaders(pathless(&root.ServeMux)))), append(root.patterns, pages.patterns...)
+}
+
+// pathless answers a CONNECT without a path, to an authority (a proxy
+// probe), with the mux's plain 404, as the root mux did before it held the
+// pages' patterns: the mux does not clean a CONNECT's path, and the home
+// page's "GET /{$}" matches the empty one but for the method, a 405 with
+// "Allow: GET, HEAD". The mux cleans any other request's empty path to "/".
+func pathless(mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodConnect && r.URL.Path == "" {
+			http.NotFound(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // OperatorRoutes are for whoever runs the process, on -debug-addr only:
