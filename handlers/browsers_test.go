@@ -200,6 +200,40 @@ func TestBrowsersOnThisComputer(t *testing.T) {
 		})
 	}
 
+	// A laptop that logged in on one network and counted on another: its
+	// row is on the list of the address it counted from, which the index
+	// entry's ip (the login's) does not name.
+	for _, end := range []struct {
+		how, path string
+		form      url.Values
+	}{
+		{"a revoke", "", nil},
+		{"'log out everywhere else'", "/sessions/revoke-others", nil},
+	} {
+		t.Run("the sessions ended by "+end.how+" leave the list of the computer they last counted from", func(t *testing.T) {
+			ta := newTestApp(t, trustLoopback)
+			ff := behind(t, firefoxLinux, "203.0.113.7")
+			laptop := behind(t, chromeWin, "198.51.100.9")
+			ta.register(ff, "cyd", "cyd-password")
+			ta.login(laptop, "cyd", "cyd-password")
+			laptop.Transport = proxied{ua: chromeWin, addr: "192.0.2.50"} // moved, cookie kept
+			ta.get(laptop, "/count")
+			path := end.path
+			if path == "" {
+				path = "/sessions/" + sessions.ID(ta.token(laptop)) + "/revoke"
+			}
+			if r := ta.post(ff, path, end.form); r.status != http.StatusSeeOther {
+				t.Fatalf("POST %s: %d, want 303\n%s", path, r.status, r.body)
+			}
+			rows := browserRows(t, ta.get(behind(t, safariIPhone, "192.0.2.50"), "/count").body)
+			for _, r := range rows {
+				if r.login == "logged in" {
+					t.Errorf("rows on the laptop's new network after %s: %+v; the ended session still says logged in", end.how, rows)
+				}
+			}
+		})
+	}
+
 	t.Run("at most ten browsers are listed and kept per address", func(t *testing.T) {
 		ta := newTestApp(t, trustLoopback)
 		for range sessions.MaxBrowsers + 3 {

@@ -137,10 +137,17 @@ func (a *App) revokeSession(w http.ResponseWriter, r *http.Request, u sessions.U
 }
 
 // dropBrowsers takes revoked sessions off their computers' browsers lists,
-// where each would say "logged in" for the rest of the window.
+// where each would say "logged in" for the rest of the window: the list of
+// the address it logged in from and, when it last counted from another (a
+// laptop that moved networks), that one's.
 func (a *App) dropBrowsers(ctx context.Context, removed []sessionindex.Entry) {
 	for _, e := range removed {
-		if err := a.Ops.DropBrowser(ctx, e.ID, computerOf(e.IP)); err != nil {
+		addr := computerOf(e.IP)
+		err := a.Ops.DropBrowser(ctx, e.ID, addr)
+		if err == nil && e.CountedFrom != "" && e.CountedFrom != addr {
+			err = a.Ops.DropBrowser(ctx, e.ID, e.CountedFrom)
+		}
+		if err != nil {
 			// The revoke stands; the rows leave the lists with the window.
 			a.Log.WarnContext(ctx, "revoked sessions left on the browsers list", "err", err)
 			return

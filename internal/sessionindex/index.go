@@ -26,7 +26,10 @@ type Entry struct {
 	IP        string `json:"ip"`
 	UserAgent string `json:"user_agent"`
 	Instance  string `json:"instance"`
-	Views     int    `json:"-"` // the session's count, read by List
+	// CountedFrom is the address whose browsers list last counted the
+	// session (the count script writes it), which need not be IP's.
+	CountedFrom string `json:"counted_from,omitempty"`
+	Views       int    `json:"-"` // the session's count, read by List
 }
 
 // CreatedAt and LastSeenAt are the entry's times as time.Time.

@@ -110,11 +110,15 @@ if KEYS[4] then
   local e = redis.call('HGET', KEYS[4], ARGV[1])
   local at = e and find(e, '"last_seen":', 1, true)
   local seen = at and tonumber(string.match(e, '^%d+', at + 12))
-  if e and not (seen and now - seen < 1000 and find(e, ARGV[7], 1, true)) then
+  -- The address whose list holds the row (KEYS[2] is browsers:<address>),
+  -- which a revoke clears: the entry's ip is the login's.
+  local addr = string.sub(KEYS[2], 10)
+  if e and not (seen and now - seen < 1000 and find(e, ARGV[7], 1, true) and find(e, '"counted_from":' .. cjson.encode(addr), 1, true)) then
     local d = cjson.decode(e)
-    if d.instance ~= ARGV[2] or now - (tonumber(d.last_seen) or 0) >= 1000 then
+    if d.instance ~= ARGV[2] or now - (tonumber(d.last_seen) or 0) >= 1000 or d.counted_from ~= addr then
       d.last_seen = now
       d.instance = ARGV[2]
+      d.counted_from = addr
       redis.call('HSET', KEYS[4], ARGV[1], cjson.encode(d))
     end
   end
