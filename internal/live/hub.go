@@ -100,7 +100,7 @@ const upFor = 5 * time.Second
 func (h *Hub) run() {
 	defer close(h.stopped)
 	var down outage
-	for reopened := false; ; reopened = true {
+	for {
 		conn, release := h.rdb.Dedicate()
 		wait := conn.SetPubSubHooks(rueidis.PubSubHooks{OnMessage: func(m rueidis.PubSubMessage) {
 			h.Publish(m.Channel, m.Message)
@@ -119,7 +119,11 @@ func (h *Hub) run() {
 		if err == nil {
 			h.mu.Lock()
 			h.conn = conn
-			if reopened {
+			if len(channels) > 0 {
+				// Whoever subscribed while there was no connection (an
+				// outage, or the first connection still opening) may have
+				// missed messages: a count publishes only to a channel with
+				// a subscriber in Redis.
 				h.resync()
 			}
 			h.mu.Unlock()

@@ -153,6 +153,29 @@ func TestHubResubscribesAfterRedisRestarts(t *testing.T) {
 	}
 }
 
+// A subscriber that came while the hub's first connection was still opening
+// is told to catch up once it is open: what was published meanwhile reached
+// nobody (a count publishes only to channels with a subscriber in Redis).
+func TestHubResyncsSubscribersThatCameBeforeTheFirstConnection(t *testing.T) {
+	rs := redistest.Start(t)
+	rdb := rs.Client(t)
+	rs.Pause() // the hub's first connection hangs in its handshake
+	h := New(rdb, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(h.Close)
+	s, err := h.Subscribe(context.Background(), "live:sess:early")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unsubscribe(s)
+	rs.Resume()
+	waitUntil(t, "the subscription in Redis", func() bool { return numsub(t, rdb, "live:sess:early") == 1 })
+	select {
+	case <-s.Resync:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the early subscriber was not told to catch up")
+	}
+}
+
 // An outage is logged once, not once per reconnect attempt (one a second),
 // and so is the return (docs/reliability.md: once per kind and minute).
 func TestHubLogsAnOutageOnce(t *testing.T) {
