@@ -366,7 +366,8 @@ func (b *browser) waitFor(what, cond string) {
 		time.Sleep(25 * time.Millisecond)
 	}
 	loc, _ := chromedp.Run(b.ctx, chromedp.Location())
-	b.t.Fatalf("browser: wait until %s: not within %v (at %s; last error: %v)", what, stepTimeout, loc, err)
+	text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body?.innerText.slice(0, 3000) ?? ''`))
+	b.t.Fatalf("browser: wait until %s: not within %v (at %s; last error: %v); the page says:\n%s", what, stepTimeout, loc, err, text)
 }
 
 // navigatedAway tells an evaluation cut short by a page load from a failure.
