@@ -264,14 +264,37 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 		return err
 	}
 	defer lock.Close()
-	p, err := choosePorts(ports, free)
-	if err != nil {
-		return err
-	}
 	cert, key, err := localhostCert(filepath.Join(dir, "tls"))
 	if err != nil {
 		return err
 	}
+	// SIGHUP too: task returns at once on Ctrl-C, and the hang-up that follows
+	// must not cut the stop short.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	stopWithGoTool()
+	defer os.Remove(stateFile(dir))
+	// A free port may be taken before the process that needs it binds it
+	// (by another program, or as the local port of an outgoing connection):
+	// with -free-ports the cluster then stops what it started and chooses
+	// again, as a start on other ports after a stop would.
+	for attempt := 1; ; attempt++ {
+		p, err := choosePorts(ports, free)
+		if err != nil {
+			return err
+		}
+		err = runOn(ctx, dir, appBin, p, cert, key, appArgs, out)
+		if free && attempt < 3 && errors.Is(err, errPortTaken) {
+			fmt.Fprintf(out, "%v\na port was taken after it was chosen; choosing free ports again\n", err)
+			continue
+		}
+		return err
+	}
+}
+
+// runOn starts every process of the cluster on the ports p and supervises
+// them until ctx is done, then stops them.
+func runOn(ctx context.Context, dir, appBin string, p Ports, cert, key string, appArgs []string, out io.Writer) error {
 	c := &cluster{dir: dir, out: out, state: State{
 		PID:   os.Getpid(),
 		URL:   fmt.Sprintf("https://localhost:%d/", p.HTTPS),
@@ -284,12 +307,6 @@ func up(dir, appBin string, ports Ports, free bool, appArgs []string, out io.Wri
 	for _, s := range p.Sentinels {
 		c.state.Sentinels = append(c.state.Sentinels, addr(s))
 	}
-	// SIGHUP too: task returns at once on Ctrl-C, and the hang-up that follows
-	// must not cut the stop short.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	stopWithGoTool()
-	defer os.Remove(stateFile(dir))
 	stopped := false // by a signal, once it ran
 	defer func() {
 		if stopped {

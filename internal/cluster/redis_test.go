@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -103,5 +104,40 @@ func TestStartFailingHalfWayStopsWhatItStarted(t *testing.T) {
 		if !strings.Contains(string(b), "ready to exit") && !strings.Contains(string(b), "shutdown") {
 			t.Errorf("%s was not shut down:\n%s", name, b)
 		}
+	}
+}
+
+// With -free-ports, a process that finds its port taken (chosen free, then
+// taken before it bound it) makes the cluster stop what it started and
+// choose ports again, twice at most; here the instance always says so.
+func TestAPortTakenAfterItWasChosenIsChosenAgain(t *testing.T) {
+	for _, b := range []string{"nginx", "redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("%s is not installed", b)
+		}
+	}
+	dir := t.TempDir()
+	app := filepath.Join(t.TempDir(), "app")
+	script := "#!/bin/sh\necho 'listen tcp 127.0.0.1:1: bind: address already in use' >&2\nexit 1\n"
+	if err := os.WriteFile(app, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	done := make(chan error, 1)
+	go func() { done <- run([]string{"-dir", dir, "-app", app, "-free-ports"}, &out) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errPortTaken) {
+			t.Errorf("run: %v, want %v", err, errPortTaken)
+		}
+	case <-time.After(3 * 90 * time.Second):
+		t.Fatal("three starts that failed half-way did not return within 270 s")
+	}
+	if n := strings.Count(out.String(), "choosing free ports again"); n != 2 {
+		t.Errorf("the cluster chose ports again %d times, want 2:\n%s", n, out.String())
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "logs", "redis-1.log"))
+	if n := strings.Count(string(b), "ready to exit"); n != 3 {
+		t.Errorf("redis-1 was shut down %d times, want once after each of the 3 starts:\n%s", n, b)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -73,6 +74,9 @@ type service struct {
 	done  chan struct{}
 }
 
+// errPortTaken is a process that could not bind its port.
+var errPortTaken = errors.New("its port is in use")
+
 // waitReady polls s.ready until it holds, the process exits, the service
 // is stopped, or 20 s pass.
 func (s *service) waitReady(p *proc) error {
@@ -80,7 +84,11 @@ func (s *service) waitReady(p *proc) error {
 	for !s.ready() {
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited at start; the end of its log:\n%s", s.name, p.logTail())
+			tail := p.logTail()
+			if strings.Contains(strings.ToLower(tail), "address already in use") {
+				return fmt.Errorf("%s exited at start (%w); the end of its log:\n%s", s.name, errPortTaken, tail)
+			}
+			return fmt.Errorf("%s exited at start; the end of its log:\n%s", s.name, tail)
 		case <-s.quit:
 			return fmt.Errorf("%s: stopped while starting", s.name)
 		case <-time.After(50 * time.Millisecond):
