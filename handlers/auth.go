@@ -190,6 +190,16 @@ func (a *App) renewToken(r *http.Request, loggedIn, login bool) error {
 	if old != "" {
 		views, err := a.Ops.Take(ctx, old)
 		switch {
+		case errors.Is(err, sessions.ErrNoSession) && !login:
+			// Another request renewed it since this one loaded it (the
+			// same form sent twice), or ended it: what this one would
+			// change is no longer this session's.
+			if _, renewed, err := a.Ops.Renewed(ctx, old); err != nil {
+				return err
+			} else if renewed {
+				return errRenewed
+			}
+			return errEndedMeanwhile
 		case errors.Is(err, sessions.ErrNoSession):
 			gone = old
 		case err != nil:

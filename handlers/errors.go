@@ -58,7 +58,11 @@ var (
 	failMethodNotAllowed = failure{Status: http.StatusMethodNotAllowed, Title: "Method not allowed",
 		Message: "This address does not accept that method."}
 	failRenewed = failure{Status: http.StatusConflict, Title: "Session renewed",
-		Message: "You logged in a moment ago, and this request still carried your previous session, so nothing was done. Reload the page to go on."}
+		Message: "Your session got a new token a moment ago (you logged in, or sent this form twice), and this request still carried the previous one, so nothing was done. Reload the page to go on."}
+	failEndedMeanwhile = failure{Status: http.StatusUnauthorized, Title: "Session ended",
+		Message: "This session was ended a moment ago, from another browser or tab (a logout, “Log out everywhere else” or a password change), so nothing was done. Please log in again."}
+	failRevokedAsRenewed = failure{Status: http.StatusConflict, Title: "Session ended",
+		Message: "Another of your sessions logged out everywhere else, or changed the password, at the same moment; that ended this one as it started. Please log in again."}
 	failRevokeOwnSession = failure{Status: http.StatusBadRequest, Title: "That is this session",
 		Message: "To end the session you are using, log out."}
 	failTooLarge = failure{Status: http.StatusRequestEntityTooLarge, Title: "Request too large",

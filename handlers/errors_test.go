@@ -24,7 +24,7 @@ var failureRows = map[string]failure{
 	"failRenewed": failRenewed, "failRevokeOwnSession": failRevokeOwnSession, "failTooLarge": failTooLarge,
 	"failFormTimeout": failFormTimeout, "failTooManyStreams": failTooManyStreams, "failMalformedForm": failMalformedForm,
 	"failLabSwitchValue": failLabSwitchValue, "failLabNoSession": failLabNoSession, "failLabRead": failLabRead, "failLabNotToken": failLabNotToken,
-	"failLabNoSuchSession": failLabNoSuchSession,
+	"failLabNoSuchSession": failLabNoSuchSession, "failEndedMeanwhile": failEndedMeanwhile, "failRevokedAsRenewed": failRevokedAsRenewed,
 }
 
 // Every failure that waiting cures says when to come back (every 503 the

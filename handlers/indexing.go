@@ -38,6 +38,9 @@ func (a *App) indexLogin(r *http.Request, user, oldToken string) error {
 	if err := a.Index.Add(ctx, user, e, oldID, a.Sessions.Deadline(ctx)); err != nil {
 		return fmt.Errorf("index session %s: %w", a.LogID(token), err)
 	}
+	if st, ok := stateOf(ctx); ok {
+		st.indexedFor = user
+	}
 	return nil
 }
 

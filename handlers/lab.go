@@ -547,7 +547,10 @@ func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
 		a.answer(w, r, failNotFound)
 		return
 	}
-	if err := a.renewLogged(r); err != nil {
+	if err := a.renewLogged(r); errors.Is(err, errRenewed) || errors.Is(err, errEndedMeanwhile) {
+		a.notRenewed(w, r, err)
+		return
+	} else if err != nil {
 		a.fail(w, r, err)
 		return
 	}

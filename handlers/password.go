@@ -54,6 +54,10 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 	err := a.endOtherSessions(r, u, metrics.EndPasswordChange, func(ctx context.Context) (string, error) {
 		return a.Accounts.SetPassword(ctx, u.Username, next)
 	})
+	if errors.Is(err, errRenewed) || errors.Is(err, errEndedMeanwhile) {
+		a.notRenewed(w, r, err)
+		return
+	}
 	if errors.Is(err, errCredentialsUnchanged) {
 		a.fail(w, r, err)
 		return

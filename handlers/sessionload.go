@@ -41,6 +41,9 @@ type sessionState struct {
 	// checked is what loadAndSave read of a live session that passed its
 	// checks, for pages to read again (see asChecked).
 	checked checkedSession
+	// indexedFor is the user whose index this request added the session's
+	// new token to (indexLogin): saving it then checks the entry is still there.
+	indexedFor string
 	// failTitle and failMessage are the handler's own words for its failure
 	// (failWith), for the answer if saving the session then fails too.
 	failTitle, failMessage string
@@ -181,6 +184,9 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 		if err := a.saveSession(w, r); errors.Is(err, errRenewed) {
 			a.tokenRenewed(w, r)
 			return
+		} else if errors.Is(err, errRevokedAsRenewed) {
+			a.refuse(w, r, failRevokedAsRenewed)
+			return
 		} else if tm, ok := errors.AsType[*errTooManySessions](err); ok {
 			a.tooManySessions(w, r, tm)
 			return
@@ -264,6 +270,14 @@ func (a *App) neverReused(ctx context.Context, seen time.Time, hasUser bool) boo
 	return ok && o.At.Equal(seen)
 }
 
+// errEndedMeanwhile: the session ended (a logout or revoke elsewhere)
+// after this request loaded it and before it could renew it.
+var errEndedMeanwhile = errors.New("session ended by another request")
+
+// errRevokedAsRenewed: another request revoked the session's new token
+// between its index entry and its save (see sessionindex.KeepIfListed).
+var errRevokedAsRenewed = errors.New("session revoked as it was renewed")
+
 // errRenewed: the request carried a token that a login renewed meanwhile.
 var errRenewed = errors.New("session token renewed by another request")
 
@@ -281,6 +295,17 @@ func (a *App) renewedMeanwhile(ctx context.Context) (bool, error) {
 
 // tokenRenewed answers a request with a token a login renewed: nothing done,
 // no cookie; htmx reloads the page with the new one.
+// notRenewed answers a request whose session another request renewed or
+// ended before this one could renew it (renewToken); nothing was changed.
+func (a *App) notRenewed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errEndedMeanwhile) {
+		a.Log.InfoContext(r.Context(), "request on a session ended meanwhile", "method", r.Method, "path", r.URL.Path)
+		a.refuse(w, r, failEndedMeanwhile)
+		return
+	}
+	a.tokenRenewed(w, r)
+}
+
 func (a *App) tokenRenewed(w http.ResponseWriter, r *http.Request) {
 	a.Log.InfoContext(r.Context(), "request on a renewed token", "method", r.Method, "path", r.URL.Path)
 	if isHTMX(r) {

@@ -161,6 +161,10 @@ func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request, u sessions.Us
 	err := a.endOtherSessions(r, u, metrics.EndRevoked, func(ctx context.Context) (string, error) {
 		return a.Accounts.NewGeneration(ctx, u.Username)
 	})
+	if errors.Is(err, errRenewed) || errors.Is(err, errEndedMeanwhile) {
+		a.notRenewed(w, r, err)
+		return
+	}
 	if errors.Is(err, errCredentialsUnchanged) {
 		a.fail(w, r, err)
 		return
@@ -210,19 +214,26 @@ func (a *App) writeSessionList(w http.ResponseWriter, r *http.Request, p views.S
 // account was changed, so nothing was.
 var errCredentialsUnchanged = errors.New("credentials unchanged")
 
-// endOtherSessions ends every session of u but this one. change gives the
-// account a new credential generation, which logs out every older session on
-// its next request; this one gets a new token with the new generation, so its
-// own requests in flight cannot take it down. The index then ends the others at once.
+// endOtherSessions ends every session of u but this one. This one gets a new
+// token first: taking the old one (GETDEL) is what lets only one copy of a
+// form sent twice go on (the other gets errRenewed, having changed nothing),
+// and that a session revoked meanwhile is not renewed (errEndedMeanwhile).
+// change then gives the account a new credential generation, which logs out
+// every older session on its next request; this one holds it, so its own
+// requests in flight cannot take it down. The index then ends the others at
+// once. An error is errRenewed, errEndedMeanwhile, or errCredentialsUnchanged
+// when the account was not changed.
 func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, change func(context.Context) (string, error)) error {
 	ctx := r.Context()
+	old := a.Sessions.Token(ctx)
+	if err := a.renewToken(r, true, false); errors.Is(err, errRenewed) || errors.Is(err, errEndedMeanwhile) {
+		return err
+	} else if err != nil {
+		return errors.Join(errCredentialsUnchanged, err)
+	}
 	gen, err := change(ctx)
 	if err != nil {
 		return errors.Join(errCredentialsUnchanged, err)
-	}
-	old := a.Sessions.Token(ctx)
-	if err := a.renewToken(r, true, false); err != nil {
-		return err
 	}
 	u.Gen = gen
 	a.Sessions.Put(ctx, sessions.KeyUser, u)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
+	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
@@ -62,6 +63,19 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		token, expiry, err := a.Sessions.Commit(commitCtx)
 		if err != nil {
 			return fmt.Errorf("save session %s: %w", a.LogID(token), err)
+		}
+		if st != nil && st.indexedFor != "" {
+			// The cookie is not set yet: a session deleted here was never
+			// the browser's.
+			listed, err := a.Index.KeepIfListed(ctx, st.indexedFor, token)
+			if err != nil {
+				return fmt.Errorf("save session %s: %w", a.LogID(token), err)
+			}
+			if !listed {
+				a.Log.InfoContext(ctx, "session revoked as it was renewed", "session", a.LogID(token), "user", st.indexedFor)
+				a.Metrics.SessionsEnded(metrics.EndRevoked, 1)
+				return errRevokedAsRenewed
+			}
 		}
 		a.Issued.Add(token, expiry)
 		if created {

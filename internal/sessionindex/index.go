@@ -104,6 +104,25 @@ func (x *Index) Add(ctx context.Context, user string, e Entry, oldID string, dea
 	return nil
 }
 
+// keepIfListed: KEYS[1] index, KEYS[2] the session's key; ARGV[1] its id.
+var keepIfListed = redistrace.NewScript("keep if listed", `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 1 end
+redis.call('DEL', KEYS[2])
+return 0`)
+
+// KeepIfListed runs after a renewed session's key is written: when a revoke
+// removed its entry between Add and that write (another browser's "log out
+// everywhere else" at the same moment), it deletes the key and says so, so
+// no session stays live off its user's list. After it, a revoke finds the
+// entry, or the key is gone.
+func (x *Index) KeepIfListed(ctx context.Context, user, token string) (bool, error) {
+	n, err := keepIfListed.Exec(ctx, x.rdb, []string{sessions.IndexKey(user), sessions.Key(token)}, []string{sessions.ID(token)}).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("sessionindex: check the entry for %q: %w", user, err)
+	}
+	return n == 1, nil
+}
+
 // list: KEYS[1] index; ARGV: now, grace (ms), session key prefix,
 // sessions.KeyViews. It returns id, entry, views (from the session) per entry.
 var list = redistrace.NewScript("index list", prune+`

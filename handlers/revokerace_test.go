@@ -1,0 +1,130 @@
+package handlers
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sessionlab/sessionlab/internal/sessions"
+)
+
+// Two browsers of one user that "log out everywhere else" at the same
+// moment each end the other, and each renews its own token as it does: a
+// renewed session whose entry the other's revoke removed before its key was
+// written must not stay live off the list. Whatever the interleaving, every
+// live session of the user is on the sessions page, and every answer is a
+// 303 (this browser kept), a 401 (the other's revoke came first: this one
+// was already out) or a 409 that says why this browser was not kept. No
+// answer but a 303 sets a cookie.
+func TestTwoLogOutsEverywhereElseAtOnceLeaveNoUnlistedSession(t *testing.T) {
+	ta := newTestApp(t)
+	statuses := map[int]int{}
+	for trial := range 30 {
+		laptop, phone := ta.client(), ta.client()
+		user := "kim" + string(rune('a'+trial%26)) + strings.Repeat("x", trial/26)
+		ta.register(laptop, user, "kim-password")
+		ta.login(phone, user, "kim-password")
+
+		var wg sync.WaitGroup
+		answers := make([]response, 2)
+		for i, c := range []*http.Client{laptop, phone} {
+			wg.Go(func() { answers[i] = ta.post(c, "/sessions/revoke-others", nil) })
+		}
+		wg.Wait()
+		for i, r := range answers {
+			statuses[r.status]++
+			kept := r.status == http.StatusSeeOther
+			out := r.status == http.StatusUnauthorized || r.status == http.StatusConflict && strings.Contains(r.body, "at the same moment")
+			if !kept && !out || out && r.header.Get("Set-Cookie") != "" {
+				t.Fatalf("trial %d: browser %d's revoke-others answered %d (Set-Cookie %q):\n%s", trial, i, r.status, r.header.Get("Set-Cookie"), r.body)
+			}
+		}
+
+		listed := ta.redis.MustDo("HKEYS", sessions.IndexKey(user))
+		for _, key := range strings.Fields(ta.redis.MustDo("KEYS", sessions.Prefix+"*")) {
+			if !strings.Contains(ta.redis.MustDo("GET", key), `"username":"`+user+`"`) {
+				continue
+			}
+			if id := sessions.ID(strings.TrimPrefix(key, sessions.Prefix)); !slices.Contains(strings.Fields(listed), id) {
+				t.Errorf("trial %d: %s… is live, with no entry on %s's sessions page (listed: %q)", trial, key[:11], user, listed)
+			}
+		}
+	}
+	t.Logf("answers: %v", statuses)
+}
+
+// The same form sent twice at once (a double click without JavaScript; htmx
+// drops the second) carries one cookie: one copy takes the session's token
+// and does the change; the other changes nothing and sets no cookie (a 409
+// that says so, or, when the first had finished before it was read, the 401
+// of a session ended by the change, or the password form's 422: that
+// password is no longer the current one). So the browser stays logged in
+// whichever answer comes last, and its session is listed.
+func TestAFormThatEndsOtherSessionsSentTwiceKeepsThisBrowser(t *testing.T) {
+	ta := newTestApp(t)
+	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+	}{
+		{"log out everywhere else", "/sessions/revoke-others", url.Values{}},
+		{"change the password", "/password", url.Values{"current": {"kim-password"}, "new": {"kim-new-password"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for trial := range 15 {
+				laptop, phone := ta.client(), ta.client()
+				user := fmt.Sprintf("kim-%d-%s", trial, strings.ReplaceAll(tc.name, " ", "-"))
+				ta.register(laptop, user, "kim-password")
+				ta.login(phone, user, "kim-password")
+				cookie := ta.app.Sessions.Cookie.Name + "=" + ta.token(laptop)
+
+				var wg sync.WaitGroup
+				answers := make([]hit, 2)
+				for i := range answers {
+					wg.Go(func() { answers[i] = fetch(noJar, ta.srv.URL+tc.path, tc.form, "Cookie", cookie) })
+				}
+				wg.Wait()
+				done, refused := 0, 0
+				for _, h := range answers {
+					switch {
+					case h.status == http.StatusSeeOther:
+						done++
+					case !h.setCookie && (h.status == http.StatusConflict && strings.Contains(h.body, "sent this form twice") ||
+						h.status == http.StatusUnauthorized ||
+						h.status == http.StatusUnprocessableEntity && strings.Contains(h.body, "not your current password")):
+						refused++
+					default:
+						t.Fatalf("trial %d: an answer was %d (set a cookie: %v):\n%s", trial, h.status, h.setCookie, h.body)
+					}
+				}
+				if done != 1 || refused != 1 {
+					t.Fatalf("trial %d: %d changes and %d refusals, want one of each", trial, done, refused)
+				}
+				for _, h := range answers {
+					if !h.setCookie {
+						continue
+					}
+					kept := ""
+					for _, c := range h.header.Values("Set-Cookie") {
+						if v, ok := strings.CutPrefix(c, ta.app.Sessions.Cookie.Name+"="); ok {
+							kept, _, _ = strings.Cut(v, ";")
+						}
+					}
+					if p := fetch(noJar, ta.srv.URL+"/profile", nil, "Cookie", ta.app.Sessions.Cookie.Name+"="+kept); p.status != http.StatusOK {
+						t.Errorf("trial %d: the browser's new cookie opens /profile with %d, want 200", trial, p.status)
+					}
+					if listed := ta.redis.MustDo("HKEYS", sessions.IndexKey(user)); listed != sessions.ID(kept) {
+						t.Errorf("trial %d: %s's sessions page lists %q, want only this browser's %q", trial, user, listed, sessions.ID(kept))
+					}
+				}
+				if p := ta.get(phone, "/profile"); p.status != http.StatusUnauthorized {
+					t.Errorf("trial %d: the other browser opens /profile with %d, want 401", trial, p.status)
+				}
+			}
+		})
+	}
+}
