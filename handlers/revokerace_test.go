@@ -128,3 +128,46 @@ func TestAFormThatEndsOtherSessionsSentTwiceKeepsThisBrowser(t *testing.T) {
 		})
 	}
 }
+
+// A lab switch renews the session too: sent twice with one cookie, one copy
+// renews it and the other changes nothing (a 409 with no cookie), so the
+// browser keeps a live session whichever answer comes last.
+func TestALabSwitchSentTwiceRenewsOnce(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+	name := ta.app.Sessions.Cookie.Name
+	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for trial := range 15 {
+		c := ta.client()
+		ta.anonymousSession(c)
+		cookie := name + "=" + ta.token(c)
+		var wg sync.WaitGroup
+		answers := make([]hit, 2)
+		for i := range answers {
+			wg.Go(func() {
+				answers[i] = fetch(noJar, ta.srv.URL+"/lab/switch/renewal", url.Values{"on": {"0"}}, "Cookie", cookie)
+			})
+		}
+		wg.Wait()
+		renewed, refused := "", 0
+		for _, h := range answers {
+			switch {
+			case h.status == http.StatusSeeOther && h.setCookie:
+				for _, line := range h.header.Values("Set-Cookie") {
+					if v, ok := strings.CutPrefix(line, name+"="); ok {
+						renewed, _, _ = strings.Cut(v, ";")
+					}
+				}
+			case h.status == http.StatusConflict && !h.setCookie && strings.Contains(h.body, "sent this form twice"):
+				refused++
+			default:
+				t.Fatalf("trial %d: an answer was %d (set a cookie: %v):\n%s", trial, h.status, h.setCookie, h.body)
+			}
+		}
+		if renewed == "" || refused != 1 {
+			t.Fatalf("trial %d: answers %d and %d, want one renewal and one 409", trial, answers[0].status, answers[1].status)
+		}
+		if h := fetch(noJar, ta.srv.URL+"/count", nil, "Cookie", name+"="+renewed); h.status != http.StatusOK || h.setCookie {
+			t.Errorf("trial %d: the renewed cookie counts with %d (new cookie: %v), want 200 on the same session", trial, h.status, h.setCookie)
+		}
+	}
+}
