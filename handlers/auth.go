@@ -188,17 +188,21 @@ func (a *App) renewToken(r *http.Request, loggedIn, login bool) error {
 	end := a.Sessions.Deadline(ctx)
 	gone := "" // the cookie's token, when its key is already gone
 	if old != "" {
-		views, err := a.Ops.Take(ctx, old)
+		take := a.Ops.Take
+		if !login {
+			// Not marked renewed if gone: this request gives up, and the
+			// browser's next one must find its session ended, not renewed.
+			take = a.Ops.TakeLive
+		}
+		views, err := take(ctx, old)
 		switch {
-		case errors.Is(err, sessions.ErrNoSession) && !login:
+		case errors.Is(err, sessions.ErrTokenRenewed) && !login:
 			// Another request renewed it since this one loaded it (the
-			// same form sent twice), or ended it: what this one would
-			// change is no longer this session's.
-			if _, renewed, err := a.Ops.Renewed(ctx, old); err != nil {
-				return err
-			} else if renewed {
-				return errRenewed
-			}
+			// same form sent twice): what this one would change is no
+			// longer this session's.
+			return errRenewed
+		case errors.Is(err, sessions.ErrNoSession) && !login:
+			// Ended (a revoke or logout elsewhere) since this one loaded it.
 			return errEndedMeanwhile
 		case errors.Is(err, sessions.ErrNoSession):
 			gone = old

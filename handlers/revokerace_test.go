@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -176,5 +177,73 @@ func TestALabSwitchSentTwiceRenewsOnce(t *testing.T) {
 		if h := fetch(noJar, ta.srv.URL+"/count", nil, "Cookie", name+"="+renewed); h.status != http.StatusOK || h.setCookie {
 			t.Errorf("trial %d: the renewed cookie counts with %d (new cookie: %v), want 200 on the same session", trial, h.status, h.setCookie)
 		}
+	}
+}
+
+// revokedFirst is the session store with another browser's revoke landing
+// between a request's load and its renewal: the moment two browsers race.
+type revokedFirst struct {
+	sessions.Operations
+	revoke func(token string)
+}
+
+func (o revokedFirst) Take(ctx context.Context, token string) (int, error) {
+	o.revoke(token)
+	return o.Operations.Take(ctx, token)
+}
+
+func (o revokedFirst) TakeLive(ctx context.Context, token string) (int, error) {
+	o.revoke(token)
+	return o.Operations.(interface {
+		TakeLive(context.Context, string) (int, error)
+	}).TakeLive(ctx, token)
+}
+
+// A browser whose session another browser ended (a revoke on the sessions
+// page) while its own "log out everywhere else" or password change was on
+// its way was not renewed and did not send the form twice: it is told that
+// its session ended (401), changes nothing, and is not told to reload, which
+// would only show the login page. A browser of that session counting just
+// then starts a new anonymous count, not a "session renewed" refusal.
+func TestAFormOnASessionEndedMeanwhileSaysSessionEnded(t *testing.T) {
+	var ta *testApp
+	var user string
+	ta = newTestApp(t, func(a *App) {
+		a.Ops = revokedFirst{Operations: a.Ops, revoke: func(token string) {
+			if _, err := a.Index.Revoke(context.Background(), user, sessions.ID(token)); err != nil {
+				t.Error(err)
+			}
+		}}
+	})
+	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		name, user, path string
+		form             url.Values
+	}{
+		{"log out everywhere else", "kim-ended-1", "/sessions/revoke-others", url.Values{}},
+		{"change the password", "kim-ended-2", "/password", url.Values{"current": {"kim-password"}, "new": {"kim-new-password"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			laptop, phone := ta.client(), ta.client()
+			user = tc.user
+			ta.register(laptop, user, "kim-password")
+			ta.login(phone, user, "kim-password")
+			gen := ta.redis.MustDo("GET", "user:"+user)
+			cookie := ta.app.Sessions.Cookie.Name + "=" + ta.token(laptop)
+
+			h := fetch(noJar, ta.srv.URL+tc.path, tc.form, "Cookie", cookie)
+			if h.status != http.StatusUnauthorized || !strings.Contains(h.body, "Session ended") || h.setCookie {
+				t.Errorf("answered %d (set a cookie: %v), want 401 “Session ended” and no cookie:\n%s", h.status, h.setCookie, h.body)
+			}
+			if now := ta.redis.MustDo("GET", "user:"+user); now != gen {
+				t.Errorf("the account changed:\nbefore %s\nafter  %s", gen, now)
+			}
+			if c := fetch(noJar, ta.srv.URL+"/count", nil, "Cookie", cookie); c.status != http.StatusOK || !c.setCookie {
+				t.Errorf("counting with the ended session's cookie answered %d (set a cookie: %v), want 200 and a new session:\n%s", c.status, c.setCookie, c.body)
+			}
+			if p := ta.get(phone, "/profile"); p.status != http.StatusOK {
+				t.Errorf("the other browser, untouched, opens /profile with %d", p.status)
+			}
+		})
 	}
 }

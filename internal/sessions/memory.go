@@ -200,6 +200,15 @@ func (m *MemoryOps) Touch(ctx context.Context, token, user string, seen, expiry 
 
 // Take reads and deletes a session and marks it renewed (see Ops.Take).
 func (m *MemoryOps) Take(ctx context.Context, token string) (views int, err error) {
+	return m.take(token, true)
+}
+
+// TakeLive is Take for a renewal that is not a login (see Ops.TakeLive).
+func (m *MemoryOps) TakeLive(ctx context.Context, token string) (views int, err error) {
+	return m.take(token, false)
+}
+
+func (m *MemoryOps) take(token string, login bool) (views int, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b, found, err := m.Store.Find(token)
@@ -207,7 +216,11 @@ func (m *MemoryOps) Take(ctx context.Context, token string) (views int, err erro
 		return 0, fmt.Errorf("sessions: take: %w", err)
 	}
 	if !found {
-		if _, ok := m.renewedNow(token); !ok {
+		_, renewed := m.renewedNow(token)
+		switch {
+		case !login && renewed:
+			return 0, ErrTokenRenewed
+		case login && !renewed:
 			m.markRenewed(token, 0)
 		}
 		return 0, ErrNoSession

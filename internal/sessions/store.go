@@ -45,6 +45,10 @@ func NewOps(rdb rueidis.Client) *Ops { return &Ops{rdb: rdb} }
 // ErrNoSession means the session's key is gone (expired, revoked, renewed).
 var ErrNoSession = errors.New("sessions: no such session")
 
+// ErrTokenRenewed is an ErrNoSession whose key another request's renewal
+// took within RenewedFor (see TakeLive).
+var ErrTokenRenewed = fmt.Errorf("%w: its token was renewed", ErrNoSession)
+
 // encodeSession is the scripts' Lua that writes a session as Encode does
 // where it matters: the deadline first and the count last, so the next
 // count finds and replaces it without decoding the session.
@@ -233,12 +237,18 @@ func (o *Ops) Touch(ctx context.Context, token, user string, seen, expiry time.T
 
 // take is GETDEL that also marks the token renewed with the count it carried
 // and tells open pages it ended. KEYS: session, marker; ARGV: channel,
-// MsgEnded, RenewedFor (ms), KeyViews. A key already gone leaves the marker
-// as it is, so a second login racing the first finds the first's count.
+// MsgEnded, RenewedFor (ms), KeyViews, '1' for a login. A key already gone
+// leaves the marker as it is, so a second login racing the first finds the
+// first's count; a login marks it when there is none (it renews anyway),
+// any other renewal does not (it gives up) and says whether one is there.
 var take = redistrace.NewScript("take (GETDEL)", `
 local v = redis.call('GETDEL', KEYS[1])
 if not v then
-  redis.call('SET', KEYS[2], 0, 'PX', ARGV[3], 'NX')
+  if ARGV[5] == '1' then
+    redis.call('SET', KEYS[2], 0, 'PX', ARGV[3], 'NX')
+  elseif redis.call('EXISTS', KEYS[2]) == 1 then
+    return redis.status_reply('RENEWED')
+  end
   return false
 end
 local ok, s = pcall(cjson.decode, v)
@@ -252,13 +262,28 @@ return v`)
 // update up to that moment, and marks the token renewed in the same step, so
 // no request finds the key gone and no marker. It returns the old key's views.
 func (o *Ops) Take(ctx context.Context, token string) (views int, err error) {
+	return o.take(ctx, token, "1")
+}
+
+// TakeLive is Take for a renewal that is not a login (a password change, "log
+// out everywhere else", a lab switch): a key already gone is not renewed, so
+// it is not marked renewed, and the error says why it is gone:
+// ErrTokenRenewed when another request renewed it, else ErrNoSession (ended).
+func (o *Ops) TakeLive(ctx context.Context, token string) (views int, err error) {
+	return o.take(ctx, token, "0")
+}
+
+func (o *Ops) take(ctx context.Context, token, login string) (views int, err error) {
 	b, err := take.Exec(ctx, o.rdb, []string{Key(token), RenewedKey(token)},
-		[]string{SessionChannel(ID(token)), MsgEnded, strconv.FormatInt(RenewedFor.Milliseconds(), 10), KeyViews}).AsBytes()
+		[]string{SessionChannel(ID(token)), MsgEnded, strconv.FormatInt(RenewedFor.Milliseconds(), 10), KeyViews, login}).AsBytes()
 	if rueidis.IsRedisNil(err) {
 		return 0, ErrNoSession
 	}
 	if err != nil {
 		return 0, fmt.Errorf("sessions: take: %w", err)
+	}
+	if string(b) == "RENEWED" { // a stored session is JSON
+		return 0, ErrTokenRenewed
 	}
 	return carriedViews(b), nil
 }
@@ -398,6 +423,7 @@ type Operations interface {
 	PageChanged(ctx context.Context, token, addr string) (BrowserList, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
 	Take(ctx context.Context, token string) (views int, err error)
+	TakeLive(ctx context.Context, token string) (views int, err error)
 	Times(ctx context.Context, token string) (Times, error)
 	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
 	Ended(ctx context.Context, token string) error
