@@ -8,9 +8,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/internal/sessionstack"
 )
 
 // Two browsers of one user that "log out everywhere else" at the same
@@ -243,6 +247,72 @@ func TestAFormOnASessionEndedMeanwhileSaysSessionEnded(t *testing.T) {
 			}
 			if p := ta.get(phone, "/profile"); p.status != http.StatusOK {
 				t.Errorf("the other browser, untouched, opens /profile with %d", p.status)
+			}
+		})
+	}
+}
+
+// changedFirst is the session index with another browser's "log out
+// everywhere else" landing just before this request's entry goes in: the
+// account gets a new credential generation after this request read it, and
+// that revoke, already done, cannot see the entry.
+type changedFirst struct {
+	sessionstack.Index
+	change func(user string)
+}
+
+func (x changedFirst) Add(ctx context.Context, user string, e sessionindex.Entry, oldID string, deadline time.Time) error {
+	x.change(user)
+	return x.Index.Add(ctx, user, e, oldID, deadline)
+}
+
+// A session saved with a credential generation the account no longer has
+// is over before its cookie is set: its next request logs it out. So a
+// login, or a "log out everywhere else" or password change, that another
+// browser's "log out everywhere else" overtook as it saved does not answer
+// as if it had worked (a 303 to a page that then says "Please log in"): it
+// answers 409, that the other's change ended it as it started, sets no
+// cookie, and leaves no key of that generation in Redis.
+func TestARenewalOvertakenByANewGenerationIsNotKept(t *testing.T) {
+	var overtake atomic.Bool // the next entry added is overtaken
+	ta := newTestApp(t, func(a *App) {
+		a.Index = changedFirst{Index: a.Index, change: func(user string) {
+			if overtake.CompareAndSwap(true, false) {
+				if _, err := a.Accounts.NewGeneration(context.Background(), user); err != nil {
+					t.Error(err)
+				}
+			}
+		}}
+	})
+	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for i, tc := range []struct {
+		name, path string
+		form       url.Values
+	}{
+		{"log in", "/login", url.Values{"password": {"kim-password"}}},
+		{"log out everywhere else", "/sessions/revoke-others", url.Values{}},
+		{"change the password", "/password", url.Values{"current": {"kim-password"}, "new": {"kim-new-password"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			browser := ta.client()
+			user := fmt.Sprintf("kim-overtaken-%d", i)
+			ta.register(browser, user, "kim-password")
+			cookie := ta.app.Sessions.Cookie.Name + "=" + ta.token(browser)
+			form := tc.form
+			if tc.path == "/login" {
+				form.Set("username", user)
+				cookie = ""
+			}
+			overtake.Store(true)
+			h := fetch(noJar, ta.srv.URL+tc.path, form, "Cookie", cookie)
+			if h.status != http.StatusConflict || !strings.Contains(h.body, "at the same moment") || h.setCookie {
+				t.Errorf("answered %d (set a cookie: %v), want 409 “at the same moment” and no cookie:\n%s", h.status, h.setCookie, h.body)
+			}
+			gen := ta.redis.MustDo("GET", "user:"+user)
+			for _, key := range strings.Fields(ta.redis.MustDo("KEYS", sessions.Prefix+"*")) {
+				if v := ta.redis.MustDo("GET", key); strings.Contains(v, `"username":"`+user+`"`) && key != sessions.Prefix+ta.token(browser) {
+					t.Errorf("%s… is in Redis, of a generation the account (%s) no longer has:\n%s", key[:11], gen, v)
+				}
 			}
 		})
 	}

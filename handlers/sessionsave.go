@@ -67,7 +67,11 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		if st != nil && st.indexedFor != "" {
 			// The cookie is not set yet: a session deleted here was never
 			// the browser's.
-			listed, err := a.Index.KeepIfListed(ctx, st.indexedFor, token)
+			gen := "" // logged out here after it was indexed: no generation to hold
+			if u, ok := a.currentUser(ctx); ok && u.Username == st.indexedFor {
+				gen = u.Gen
+			}
+			listed, err := a.Index.KeepIfListed(ctx, st.indexedFor, token, gen)
 			if err != nil {
 				return fmt.Errorf("save session %s: %w", a.LogID(token), err)
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 )
@@ -104,19 +105,31 @@ func (x *Index) Add(ctx context.Context, user string, e Entry, oldID string, dea
 	return nil
 }
 
-// keepIfListed: KEYS[1] index, KEYS[2] the session's key; ARGV[1] its id.
+// keepIfListed: KEYS[1] index, KEYS[2] the session's key, KEYS[3] the
+// account; ARGV[1] the session's id, ARGV[2] its credential generation (empty:
+// no user in it, nothing to compare).
 var keepIfListed = redistrace.NewScript("keep if listed", `
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  local ok, acct = pcall(cjson.decode, redis.call('GET', KEYS[3]) or '')
+  if ARGV[2] == '' or ok and type(acct) == 'table' and acct.gen == ARGV[2] then return 1 end
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
 redis.call('DEL', KEYS[2])
 return 0`)
 
 // KeepIfListed runs after a renewed session's key is written: when a revoke
 // removed its entry between Add and that write (another browser's "log out
-// everywhere else" at the same moment), it deletes the key and says so, so
-// no session stays live off its user's list. After it, a revoke finds the
-// entry, or the key is gone.
-func (x *Index) KeepIfListed(ctx context.Context, user, token string) (bool, error) {
-	n, err := keepIfListed.Exec(ctx, x.rdb, []string{sessions.IndexKey(user), sessions.Key(token)}, []string{sessions.ID(token)}).AsInt64()
+// everywhere else" at the same moment), or the account's credential
+// generation is no longer gen, the one the session holds (that other
+// browser's change came after this request read the account, and its
+// revoke before this entry), it deletes the key and the entry and says so,
+// so no session stays live off its user's list, and none is kept that its
+// next request would log out. gen "": the session no longer holds the user
+// (a failure logged it out here), only the entry is checked. After it, a revoke finds the entry, or the key
+// is gone.
+func (x *Index) KeepIfListed(ctx context.Context, user, token, gen string) (bool, error) {
+	n, err := keepIfListed.Exec(ctx, x.rdb, []string{sessions.IndexKey(user), sessions.Key(token), accounts.Key(user)},
+		[]string{sessions.ID(token), gen}).AsInt64()
 	if err != nil {
 		return false, fmt.Errorf("sessionindex: check the entry for %q: %w", user, err)
 	}

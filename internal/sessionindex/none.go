@@ -21,7 +21,7 @@ func (None) Add(context.Context, string, Entry, string, time.Time) error { retur
 func (None) Remove(context.Context, string, string) error { return nil }
 
 // KeepIfListed implements the index: a session in memory has no entry to lose.
-func (None) KeepIfListed(context.Context, string, string) (bool, error) { return true, nil }
+func (None) KeepIfListed(context.Context, string, string, string) (bool, error) { return true, nil }
 
 // List says ErrUnavailable.
 func (None) List(context.Context, string) ([]Entry, error) { return nil, ErrUnavailable }

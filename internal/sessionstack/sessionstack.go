@@ -41,7 +41,7 @@ func ParseMode(s string) (Mode, error) {
 // sessionindex.None in memory.
 type Index interface {
 	Add(ctx context.Context, user string, e sessionindex.Entry, oldID string, deadline time.Time) error
-	KeepIfListed(ctx context.Context, user, token string) (bool, error)
+	KeepIfListed(ctx context.Context, user, token, gen string) (bool, error)
 	List(ctx context.Context, user string) ([]sessionindex.Entry, error)
 	Remove(ctx context.Context, user, id string) error
 	Revoke(ctx context.Context, user, id string) (sessionindex.Revoked, error)
