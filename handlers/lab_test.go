@@ -347,3 +347,24 @@ func TestLabProgressFollowsTheSessionThroughLogin(t *testing.T) {
 		t.Error("after the login the header does not say 3 of 7 done")
 	}
 }
+
+// A lab switch sent twice with one cookie (a double click without
+// JavaScript): the copy that arrives after the first renewed the token finds
+// no session under its cookie. It says the session got a new token a moment
+// ago, as the other forms that renew do, and sets no cookie: "This browser
+// has no session yet" would be untrue, since the first copy's cookie is live.
+func TestLabSwitchSentTwiceSaysRenewed(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true })
+	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	c := ta.client()
+	ta.register(c, "lab-twice", "kim-password")
+	cookie := ta.app.Sessions.Cookie.Name + "=" + ta.token(c)
+	first := fetch(noJar, ta.srv.URL+"/lab/switch/httponly", url.Values{"on": {"0"}}, "Cookie", cookie)
+	if first.status != http.StatusSeeOther || !first.setCookie {
+		t.Fatalf("the first copy answered %d (set a cookie: %v), want 303 and the new cookie", first.status, first.setCookie)
+	}
+	second := fetch(noJar, ta.srv.URL+"/lab/switch/httponly", url.Values{"on": {"0"}}, "Cookie", cookie)
+	if second.status != http.StatusConflict || !strings.Contains(second.body, "Session renewed") || second.setCookie {
+		t.Errorf("the second copy answered %d (set a cookie: %v), want 409 “Session renewed” and no cookie:\n%s", second.status, second.setCookie, second.body)
+	}
+}
