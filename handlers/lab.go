@@ -573,8 +573,11 @@ func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
 func (a *App) renewLogged(r *http.Request) error {
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
-	_, loggedIn := a.currentUser(ctx)
+	u, loggedIn := a.currentUser(ctx)
 	if err := a.renewToken(r, loggedIn, false); err != nil {
+		if loggedIn && !errors.Is(err, errRenewed) && !errors.Is(err, errEndedMeanwhile) {
+			a.listedOrDropped(r, u.Username, old)
+		}
 		return err
 	}
 	if u, ok := a.currentUser(ctx); ok {

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -312,6 +313,73 @@ func TestARenewalOvertakenByANewGenerationIsNotKept(t *testing.T) {
 			for _, key := range strings.Fields(ta.redis.MustDo("KEYS", sessions.Prefix+"*")) {
 				if v := ta.redis.MustDo("GET", key); strings.Contains(v, `"username":"`+user+`"`) && key != sessions.Prefix+ta.token(browser) {
 					t.Errorf("%s… is in Redis, of a generation the account (%s) no longer has:\n%s", key[:11], gen, v)
+				}
+			}
+		})
+	}
+}
+
+// failingChange is the account store with the next credential change
+// failing (a Redis timeout, an account deleted meanwhile).
+type failingChange struct {
+	accountStore
+	fail *atomic.Bool
+}
+
+func (s failingChange) NewGeneration(ctx context.Context, username string) (string, error) {
+	if s.fail.CompareAndSwap(true, false) {
+		return "", errors.New("injected: the change failed")
+	}
+	return s.accountStore.NewGeneration(ctx, username)
+}
+
+func (s failingChange) SetPassword(ctx context.Context, username, password string) (string, error) {
+	if s.fail.CompareAndSwap(true, false) {
+		return "", errors.New("injected: the change failed")
+	}
+	return s.accountStore.SetPassword(ctx, username, password)
+}
+
+// A "log out everywhere else" or password change whose change of the account
+// fails after the session got its new token changes nothing, and leaves no
+// session off its user's list: the browser keeps a listed session that
+// opens /profile, or none (no cookie naming an unlisted one).
+func TestAFailedChangeAfterTheRenewalLeavesNoUnlistedSession(t *testing.T) {
+	var fail atomic.Bool
+	ta := newTestApp(t, func(a *App) { a.Accounts = failingChange{accountStore: a.Accounts, fail: &fail} })
+	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	name := ta.app.Sessions.Cookie.Name
+	for i, tc := range []struct {
+		name, path string
+		form       url.Values
+	}{
+		{"log out everywhere else", "/sessions/revoke-others", url.Values{}},
+		{"change the password", "/password", url.Values{"current": {"kim-password"}, "new": {"kim-new-password"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			laptop := ta.client()
+			user := fmt.Sprintf("kim-failed-%d", i)
+			ta.register(laptop, user, "kim-password")
+			fail.Store(true)
+			h := fetch(noJar, ta.srv.URL+tc.path, tc.form, "Cookie", name+"="+ta.token(laptop))
+			if h.status < 500 {
+				t.Fatalf("answered %d, want the failure", h.status)
+			}
+			listed := strings.Fields(ta.redis.MustDo("HKEYS", sessions.IndexKey(user)))
+			for _, key := range strings.Fields(ta.redis.MustDo("KEYS", sessions.Prefix+"*")) {
+				if !strings.Contains(ta.redis.MustDo("GET", key), `"username":"`+user+`"`) {
+					continue
+				}
+				if id := sessions.ID(strings.TrimPrefix(key, sessions.Prefix)); !slices.Contains(listed, id) {
+					t.Errorf("%s… is live, with no entry on %s's sessions page (listed: %q)", key[:11], user, listed)
+				}
+			}
+			for _, c := range h.header.Values("Set-Cookie") {
+				v, ok := strings.CutPrefix(c, name+"=")
+				if token, _, _ := strings.Cut(v, ";"); ok && token != "" {
+					if p := fetch(noJar, ta.srv.URL+"/profile", nil, "Cookie", name+"="+token); p.status != http.StatusOK {
+						t.Errorf("the failure set a cookie that opens /profile with %d", p.status)
+					}
 				}
 			}
 		})

@@ -229,10 +229,12 @@ func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, c
 	if err := a.renewToken(r, true, false); errors.Is(err, errRenewed) || errors.Is(err, errEndedMeanwhile) {
 		return err
 	} else if err != nil {
+		a.listedOrDropped(r, u.Username, old)
 		return errors.Join(errCredentialsUnchanged, err)
 	}
 	gen, err := change(ctx)
 	if err != nil {
+		a.listedOrDropped(r, u.Username, old)
 		return errors.Join(errCredentialsUnchanged, err)
 	}
 	u.Gen = gen
@@ -251,4 +253,21 @@ func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, c
 	a.Log.InfoContext(r.Context(), "other sessions revoked", "user", u.Username, "count", revoked.Live, "by", a.LogID(a.Sessions.Token(ctx)))
 	a.dropBrowsers(ctx, revoked.Removed)
 	return nil
+}
+
+// listedOrDropped ends a renewal that failed after the old key was taken:
+// the session, under its new token, goes on its user's list in place of the
+// old one, or, when that fails too, is not kept (no key, no cookie), so no
+// session the sessions page cannot list or revoke is left live.
+func (a *App) listedOrDropped(r *http.Request, user, old string) {
+	ctx := r.Context()
+	if a.Sessions.Token(ctx) == old {
+		return // not renewed: the old key and its entry stand
+	}
+	if err := a.indexLogin(r, user, old); err != nil {
+		a.Log.WarnContext(ctx, "renewed session not kept: it could not be listed", "user", user, "err", err)
+		if st, ok := stateOf(ctx); ok {
+			st.abandon()
+		}
+	}
 }
