@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -35,13 +36,25 @@ func (a *App) indexLogin(r *http.Request, user, oldToken string) error {
 		UserAgent: truncate(r.UserAgent(), 256),
 		Instance:  a.Instance,
 	}
-	if err := a.Index.Add(ctx, user, e, oldID, a.Sessions.Deadline(ctx)); err != nil {
+	if err := a.Index.Add(ctx, user, e, oldID, a.Sessions.Deadline(ctx)); errors.Is(err, sessionindex.ErrRevoked) {
+		a.Log.InfoContext(ctx, "session revoked as it was renewed", "session", a.LogID(token), "user", user)
+		notKept(ctx)
+		return errEndedMeanwhile
+	} else if err != nil {
 		return fmt.Errorf("index session %s: %w", a.LogID(token), err)
 	}
 	if st, ok := stateOf(ctx); ok {
 		st.indexedFor = user
 	}
 	return nil
+}
+
+// notKept: this request's session is not saved and no cookie is set (a
+// renewed session that could not be listed, or was revoked as it renewed).
+func notKept(ctx context.Context) {
+	if st, ok := stateOf(ctx); ok {
+		st.abandon()
+	}
 }
 
 // unindex drops a session from its user's index (logout, or a login as

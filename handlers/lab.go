@@ -581,7 +581,10 @@ func (a *App) renewLogged(r *http.Request) error {
 		return err
 	}
 	if u, ok := a.currentUser(ctx); ok {
-		return a.indexLogin(r, u.Username, old)
+		if err := a.indexLogin(r, u.Username, old); err != nil {
+			notKept(ctx) // not listed, so not revocable
+			return err
+		}
 	}
 	return nil
 }

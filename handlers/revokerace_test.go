@@ -254,17 +254,24 @@ func TestAFormOnASessionEndedMeanwhileSaysSessionEnded(t *testing.T) {
 }
 
 // changedFirst is the session index with another browser's "log out
-// everywhere else" landing just before this request's entry goes in: the
-// account gets a new credential generation after this request read it, and
-// that revoke, already done, cannot see the entry.
+// everywhere else" landing after this request's own reading or change of
+// the account and before its save: a login's entry going in (Add), or a
+// renewing form's last index call, the revoke of the other sessions
+// (RevokeOthers). The account gets a credential generation this request's
+// session does not hold, and that revoke, already done, did not see it.
 type changedFirst struct {
 	sessionstack.Index
-	change func(user string)
+	change func(user, at string)
 }
 
 func (x changedFirst) Add(ctx context.Context, user string, e sessionindex.Entry, oldID string, deadline time.Time) error {
-	x.change(user)
+	x.change(user, "Add")
 	return x.Index.Add(ctx, user, e, oldID, deadline)
+}
+
+func (x changedFirst) RevokeOthers(ctx context.Context, user, keepID string) (sessionindex.Revoked, error) {
+	x.change(user, "RevokeOthers")
+	return x.Index.RevokeOthers(ctx, user, keepID)
 }
 
 // A session saved with a credential generation the account no longer has
@@ -275,10 +282,11 @@ func (x changedFirst) Add(ctx context.Context, user string, e sessionindex.Entry
 // answers 409, that the other's change ended it as it started, sets no
 // cookie, and leaves no key of that generation in Redis.
 func TestARenewalOvertakenByANewGenerationIsNotKept(t *testing.T) {
-	var overtake atomic.Bool // the next entry added is overtaken
+	var overtakeAt atomic.Value // the index call the next change lands in
+	overtakeAt.Store("")
 	ta := newTestApp(t, func(a *App) {
-		a.Index = changedFirst{Index: a.Index, change: func(user string) {
-			if overtake.CompareAndSwap(true, false) {
+		a.Index = changedFirst{Index: a.Index, change: func(user, at string) {
+			if overtakeAt.CompareAndSwap(at, "") {
 				if _, err := a.Accounts.NewGeneration(context.Background(), user); err != nil {
 					t.Error(err)
 				}
@@ -289,10 +297,11 @@ func TestARenewalOvertakenByANewGenerationIsNotKept(t *testing.T) {
 	for i, tc := range []struct {
 		name, path string
 		form       url.Values
+		at         string // where the other's change lands
 	}{
-		{"log in", "/login", url.Values{"password": {"kim-password"}}},
-		{"log out everywhere else", "/sessions/revoke-others", url.Values{}},
-		{"change the password", "/password", url.Values{"current": {"kim-password"}, "new": {"kim-new-password"}}},
+		{"log in", "/login", url.Values{"password": {"kim-password"}}, "Add"},
+		{"log out everywhere else", "/sessions/revoke-others", url.Values{}, "RevokeOthers"},
+		{"change the password", "/password", url.Values{"current": {"kim-password"}, "new": {"kim-new-password"}}, "RevokeOthers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			browser := ta.client()
@@ -304,7 +313,7 @@ func TestARenewalOvertakenByANewGenerationIsNotKept(t *testing.T) {
 				form.Set("username", user)
 				cookie = ""
 			}
-			overtake.Store(true)
+			overtakeAt.Store(tc.at)
 			h := fetch(noJar, ta.srv.URL+tc.path, form, "Cookie", cookie)
 			if h.status != http.StatusConflict || !strings.Contains(h.body, "at the same moment") || h.setCookie {
 				t.Errorf("answered %d (set a cookie: %v), want 409 “at the same moment” and no cookie:\n%s", h.status, h.setCookie, h.body)
@@ -381,6 +390,69 @@ func TestAFailedChangeAfterTheRenewalLeavesNoUnlistedSession(t *testing.T) {
 						t.Errorf("the failure set a cookie that opens /profile with %d", p.status)
 					}
 				}
+			}
+		})
+	}
+}
+
+// revokedBeforeEntry is the session index with a revoke of the session by
+// id (from another browser's sessions page) landing after this request took
+// its old key and before its new entry goes in: the revoke finds the old
+// entry, and the key it deletes is already gone.
+type revokedBeforeEntry struct {
+	sessionstack.Index
+	armed *atomic.Bool
+}
+
+func (x revokedBeforeEntry) Add(ctx context.Context, user string, e sessionindex.Entry, oldID string, deadline time.Time) error {
+	if oldID != "" && x.armed.CompareAndSwap(true, false) {
+		if _, err := x.Index.Revoke(ctx, user, oldID); err != nil {
+			return err
+		}
+	}
+	return x.Index.Add(ctx, user, e, oldID, deadline)
+}
+
+// A revoke answered "done" ends the session, even when it lands while the
+// session renews itself (a lab switch, "log out everywhere else" or a
+// password change under way): the renewal does not carry it on under a new
+// token. The renewing request is told its session ended (401), sets no
+// cookie, changes nothing, and no key of that user is left in Redis.
+func TestARevokeDuringARenewalEndsTheSession(t *testing.T) {
+	var armed atomic.Bool
+	ta := newTestApp(t, func(a *App) {
+		a.Lab = true
+		a.Index = revokedBeforeEntry{Index: a.Index, armed: &armed}
+	})
+	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for i, tc := range []struct {
+		name, path string
+		form       url.Values
+	}{
+		{"a lab switch", "/lab/switch/renewal", url.Values{"on": {"0"}}},
+		{"log out everywhere else", "/sessions/revoke-others", url.Values{}},
+		{"change the password", "/password", url.Values{"current": {"kim-password"}, "new": {"kim-new-password"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			browser := ta.client()
+			user := fmt.Sprintf("kim-revoked-%d", i)
+			ta.register(browser, user, "kim-password")
+			account := ta.redis.MustDo("GET", "user:"+user)
+			armed.Store(true)
+			h := fetch(noJar, ta.srv.URL+tc.path, tc.form, "Cookie", ta.app.Sessions.Cookie.Name+"="+ta.token(browser))
+			if h.status != http.StatusUnauthorized || !strings.Contains(h.body, "Session ended") || h.setCookie {
+				t.Errorf("answered %d (set a cookie: %v), want 401 “Session ended” and no cookie:\n%s", h.status, h.setCookie, h.body)
+			}
+			if now := ta.redis.MustDo("GET", "user:"+user); now != account {
+				t.Errorf("the account changed:\nbefore %s\nafter  %s", account, now)
+			}
+			for _, key := range strings.Fields(ta.redis.MustDo("KEYS", sessions.Prefix+"*")) {
+				if strings.Contains(ta.redis.MustDo("GET", key), `"username":"`+user+`"`) {
+					t.Errorf("%s… of the revoked session's user is still in Redis", key[:11])
+				}
+			}
+			if listed := ta.redis.MustDo("HKEYS", sessions.IndexKey(user)); listed != "" {
+				t.Errorf("%s's sessions page still lists %q", user, listed)
 			}
 		})
 	}

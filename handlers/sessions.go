@@ -217,12 +217,15 @@ var errCredentialsUnchanged = errors.New("credentials unchanged")
 // endOtherSessions ends every session of u but this one. This one gets a new
 // token first: taking the old one (GETDEL) is what lets only one copy of a
 // form sent twice go on (the other gets errRenewed, having changed nothing),
-// and that a session revoked meanwhile is not renewed (errEndedMeanwhile).
-// change then gives the account a new credential generation, which logs out
-// every older session on its next request; this one holds it, so its own
-// requests in flight cannot take it down. The index then ends the others at
-// once. An error is errRenewed, errEndedMeanwhile, or errCredentialsUnchanged
-// when the account was not changed.
+// and that a session ended meanwhile is not renewed (errEndedMeanwhile). The
+// new token then replaces the old on the user's list, before the account
+// changes: a revoke of this session that came after the take is found there
+// (errEndedMeanwhile, nothing changed), and a change that fails leaves this
+// session listed. change gives the account a new credential generation,
+// which logs out every older session on its next request; this one holds
+// it, so its own requests in flight cannot take it down. The index then ends
+// the others at once. An error is errRenewed, errEndedMeanwhile, or
+// errCredentialsUnchanged when the account was not changed.
 func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, change func(context.Context) (string, error)) error {
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
@@ -232,16 +235,18 @@ func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, c
 		a.listedOrDropped(r, u.Username, old)
 		return errors.Join(errCredentialsUnchanged, err)
 	}
+	if err := a.indexLogin(r, u.Username, old); errors.Is(err, errEndedMeanwhile) {
+		return err
+	} else if err != nil {
+		notKept(ctx) // not listed, so not revocable
+		return errors.Join(errCredentialsUnchanged, err)
+	}
 	gen, err := change(ctx)
 	if err != nil {
-		a.listedOrDropped(r, u.Username, old)
 		return errors.Join(errCredentialsUnchanged, err)
 	}
 	u.Gen = gen
 	a.Sessions.Put(ctx, sessions.KeyUser, u)
-	if err := a.indexLogin(r, u.Username, old); err != nil {
-		return err
-	}
 	revoked, err := a.Index.RevokeOthers(ctx, u.Username, sessions.ID(a.Sessions.Token(ctx)))
 	if errors.Is(err, sessionindex.ErrUnavailable) {
 		return nil // no list to walk: the new generation alone logs the others out
@@ -266,8 +271,6 @@ func (a *App) listedOrDropped(r *http.Request, user, old string) {
 	}
 	if err := a.indexLogin(r, user, old); err != nil {
 		a.Log.WarnContext(ctx, "renewed session not kept: it could not be listed", "user", user, "err", err)
-		if st, ok := stateOf(ctx); ok {
-			st.abandon()
-		}
+		notKept(ctx)
 	}
 }

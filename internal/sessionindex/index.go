@@ -6,6 +6,7 @@ package sessionindex
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -76,10 +77,15 @@ local function prune(idx, now, grace, keep, prefix)
 end
 `
 
-// add: KEYS[1] index; ARGV: id, entry JSON, old id, deadline, now, grace (ms),
-// user channel, session key prefix, sessions.MsgSessions.
+// add: KEYS[1] index, KEYS[2] revoked ids; ARGV: id, entry JSON, old id,
+// deadline, now, grace (ms), user channel, session key prefix,
+// sessions.MsgSessions. It returns 0, adding nothing, when the old id was
+// revoked a moment ago.
 var add = redistrace.NewScript("index add", prune+`
-if ARGV[3] ~= '' then redis.call('HDEL', KEYS[1], ARGV[3]) end
+if ARGV[3] ~= '' then
+  if redis.call('HEXISTS', KEYS[2], ARGV[3]) == 1 then return 0 end
+  redis.call('HDEL', KEYS[1], ARGV[3])
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 prune(KEYS[1], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[1], ARGV[8])
 local at = redis.call('PEXPIRETIME', KEYS[1])
@@ -87,20 +93,34 @@ if at < tonumber(ARGV[4]) then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
 redis.call('PUBLISH', ARGV[7], ARGV[9])
 return 1`)
 
+// ErrRevoked: the session a new token replaces was revoked after the
+// renewal took its key and before its entry was replaced (Add).
+var ErrRevoked = errors.New("sessionindex: the session was revoked as it was renewed")
+
+// revokedFor is how long a revoked id is remembered (RevokedKey): longer
+// than any renewal takes from its key's GETDEL to its new entry.
+const revokedFor = time.Minute
+
 // Add records a new session of user, removing the entry of the token it
-// replaces; the hash lives as long as its longest session.
+// replaces; the hash lives as long as its longest session. When that
+// session was revoked a moment ago (between the renewal's GETDEL, which
+// left the revoke no key to delete, and this), it adds nothing and says
+// ErrRevoked, so the renewal does not carry a revoked session on.
 func (x *Index) Add(ctx context.Context, user string, e Entry, oldID string, deadline time.Time) error {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("sessionindex: encode: %w", err)
 	}
-	err = add.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, []string{
+	n, err := add.Exec(ctx, x.rdb, []string{sessions.IndexKey(user), sessions.RevokedKey(user)}, []string{
 		sessions.ID(e.Token), string(b), oldID,
 		ms(deadline), ms(time.Now()), strconv.FormatInt(grace.Milliseconds(), 10),
 		sessions.UserChannel(user), sessions.Prefix, sessions.MsgSessions,
-	}).Error()
+	}).AsInt64()
 	if err != nil {
 		return fmt.Errorf("sessionindex: add for %q: %w", user, err)
+	}
+	if n == 0 {
+		return ErrRevoked
 	}
 	return nil
 }
@@ -196,19 +216,21 @@ func (x *Index) Remove(ctx context.Context, user, id string) error {
 	return nil
 }
 
-// revoke deletes sessions, their entries and tells their tabs. KEYS[1] index;
-// ARGV: user channel, key prefix, channel prefix, MsgEnded, MsgSessions, then
-// the ids, or '*' and the id to keep. It returns how many live sessions it
-// ended, then the id and entry of each entry it removed.
+// revoke deletes sessions, their entries and tells their tabs, and
+// remembers the ids it removed (see Add). KEYS[1] index, KEYS[2] revoked
+// ids; ARGV: user channel, key prefix, channel prefix, MsgEnded,
+// MsgSessions, revokedFor (ms), then the ids, or '*' and the id to keep. It
+// returns how many live sessions it ended, then the id and entry of each
+// entry it removed.
 var revoke = redistrace.NewScript("revoke", `
 local ids = {}
-if ARGV[6] == '*' then
+if ARGV[7] == '*' then
   local all = redis.call('HKEYS', KEYS[1])
   for _, id in ipairs(all) do
-    if id ~= ARGV[7] then ids[#ids+1] = id end
+    if id ~= ARGV[8] then ids[#ids+1] = id end
   end
 else
-  for i = 6, #ARGV do ids[#ids+1] = ARGV[i] end
+  for i = 7, #ARGV do ids[#ids+1] = ARGV[i] end
 end
 local n = 0
 local out = {''}
@@ -220,12 +242,17 @@ for _, id in ipairs(ids) do
       if redis.call('DEL', ARGV[2] .. e.token) > 0 then n = n + 1 end
     end
     redis.call('HDEL', KEYS[1], id)
+    redis.call('HSET', KEYS[2], id, '1')
     redis.call('PUBLISH', ARGV[3] .. id, ARGV[4])
     out[#out+1] = id
     out[#out+1] = raw
   end
 end
-if #ids > 0 then redis.call('PUBLISH', ARGV[1], ARGV[5]) end
+if #out > 1 then redis.call('PEXPIRE', KEYS[2], ARGV[6]) end
+-- Always after "log out everywhere else": it follows a new credential
+-- generation, which the open pages of sessions missing from the list learn
+-- of only from this.
+if #ids > 0 or ARGV[7] == '*' then redis.call('PUBLISH', ARGV[1], ARGV[5]) end
 out[1] = tostring(n)
 return out`)
 
@@ -279,8 +306,8 @@ func (x *Index) RevokeOthers(ctx context.Context, user, keepID string) (Revoked,
 
 func (x *Index) revoke(ctx context.Context, user string, ids ...string) (Revoked, error) {
 	args := append([]string{sessions.UserChannel(user), sessions.Prefix, sessions.SessionChannelPrefix,
-		sessions.MsgEnded, sessions.MsgSessions}, ids...)
-	flat, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, args).AsStrSlice()
+		sessions.MsgEnded, sessions.MsgSessions, strconv.FormatInt(revokedFor.Milliseconds(), 10)}, ids...)
+	flat, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user), sessions.RevokedKey(user)}, args).AsStrSlice()
 	if err != nil {
 		return Revoked{}, err
 	}

@@ -23,6 +23,10 @@ func ID(token string) string {
 // Usernames cannot hold ':', so it never collides with the account key.
 func IndexKey(username string) string { return "user:" + username + ":sessions" }
 
+// RevokedKey is the Redis hash of the user's session ids revoked in the last
+// minute (internal/sessionindex): a renewal under way does not carry one on.
+func RevokedKey(username string) string { return "user:" + username + ":revoked" }
+
 // SessionChannel is the pub/sub channel of one session's live events
 // (MsgCountPrefix and a count, MsgEnded). It is named by ID, never by token.
 func SessionChannel(id string) string { return SessionChannelPrefix + id }
