@@ -32,9 +32,19 @@ func (a *App) requireLogin(h userHandler) http.Handler {
 // loginRequired answers a request for a page that needs a login; htmx goes to
 // the whole login page, not a form swapped into a fragment.
 func (a *App) loginRequired(w http.ResponseWriter, r *http.Request) {
-	if st, _ := stateOf(r.Context()); isHTMX(r) && st.isStale() {
-		a.sessionEnded(w, r)
-		return
+	if st, _ := stateOf(r.Context()); st.isStale() {
+		if isHTMX(r) {
+			a.sessionEnded(w, r)
+			return
+		}
+		// A page or form sent with a token renewed a moment ago (a second
+		// tab during a login, the second copy of a form sent twice): the
+		// browser is logged in under the new one, so "Please log in"
+		// would be untrue.
+		if renewed, err := a.renewedMeanwhile(r.Context()); err == nil && renewed {
+			a.tokenRenewed(w, r)
+			return
+		}
 	}
 	if fromSessionHook(r) {
 		// No session cookie left: a logout in another tab cleared it.

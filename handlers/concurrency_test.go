@@ -331,7 +331,8 @@ func TestRequestOnRenewedTokenSetsNoCookie(t *testing.T) {
 		{"plain count", "/count", nil, http.StatusConflict, false, false},
 		// htmx gets it as 200 with the status in a header (see renderForm).
 		{"htmx count", "/count", countHeaders[1], http.StatusOK, true, false},
-		{"plain profile", "/profile", nil, http.StatusUnauthorized, false, false},
+		// Not "Please log in": the browser is logged in, under the new cookie.
+		{"plain profile", "/profile", nil, http.StatusConflict, false, false},
 		{"htmx profile", "/profile", []string{"HX-Request", "true"}, http.StatusOK, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -72,10 +72,10 @@ func TestTwoLogOutsEverywhereElseAtOnceLeaveNoUnlistedSession(t *testing.T) {
 
 // The same form sent twice at once (a double click without JavaScript; htmx
 // drops the second) carries one cookie: one copy takes the session's token
-// and does the change; the other changes nothing and sets no cookie (a 409
-// that says so, or, when the first had finished before it was read, the 401
-// of a session ended by the change, or the password form's 422: that
-// password is no longer the current one). So the browser stays logged in
+// and does the change; the other changes nothing and sets no cookie: a 409
+// that says so (never "Please log in": the browser is logged in under the
+// first copy's cookie), or the password form's 422 when it checked the
+// password after the first copy changed it. So the browser stays logged in
 // whichever answer comes last, and its session is listed.
 func TestAFormThatEndsOtherSessionsSentTwiceKeepsThisBrowser(t *testing.T) {
 	ta := newTestApp(t)
@@ -107,7 +107,6 @@ func TestAFormThatEndsOtherSessionsSentTwiceKeepsThisBrowser(t *testing.T) {
 					case h.status == http.StatusSeeOther:
 						done++
 					case !h.setCookie && (h.status == http.StatusConflict && strings.Contains(h.body, "sent this form twice") ||
-						h.status == http.StatusUnauthorized ||
 						h.status == http.StatusUnprocessableEntity && strings.Contains(h.body, "not your current password")):
 						refused++
 					default:
@@ -453,6 +452,36 @@ func TestARevokeDuringARenewalEndsTheSession(t *testing.T) {
 			}
 			if listed := ta.redis.MustDo("HKEYS", sessions.IndexKey(user)); listed != "" {
 				t.Errorf("%s's sessions page still lists %q", user, listed)
+			}
+		})
+	}
+}
+
+// The second copy of a form that renews the session can arrive after the
+// first has finished: its cookie names a session renewed a moment ago, and
+// the answer says so (409, no cookie), not "Please log in", which would be
+// untrue of a browser logged in under the first copy's cookie.
+func TestASecondCopyAfterTheFirstFinishedSaysRenewed(t *testing.T) {
+	ta := newTestApp(t)
+	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+	}{
+		{"log out everywhere else", "/sessions/revoke-others", url.Values{}},
+		{"change the password", "/password", url.Values{"current": {"kim-password"}, "new": {"kim-new-password"}}},
+		{"the profile page, loaded with the old cookie", "/profile", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ta.client()
+			ta.register(c, "kim-"+strings.ReplaceAll(tc.name[:8], " ", "-"), "kim-password")
+			cookie := ta.app.Sessions.Cookie.Name + "=" + ta.token(c)
+			if first := fetch(noJar, ta.srv.URL+"/sessions/revoke-others", url.Values{}, "Cookie", cookie); first.status != http.StatusSeeOther {
+				t.Fatalf("the first copy answered %d", first.status)
+			}
+			h := fetch(noJar, ta.srv.URL+tc.path, tc.form, "Cookie", cookie)
+			if h.status != http.StatusConflict || !strings.Contains(h.body, "Session renewed") || h.setCookie {
+				t.Errorf("answered %d (set a cookie: %v), want 409 “Session renewed” and no cookie:\n%s", h.status, h.setCookie, h.body)
 			}
 		})
 	}

@@ -293,8 +293,6 @@ func (a *App) renewedMeanwhile(ctx context.Context) (bool, error) {
 	return renewed, err
 }
 
-// tokenRenewed answers a request with a token a login renewed: nothing done,
-// no cookie; htmx reloads the page with the new one.
 // notRenewed answers a request whose session another request renewed or
 // ended before this one could renew it (renewToken); nothing was changed.
 func (a *App) notRenewed(w http.ResponseWriter, r *http.Request, err error) {
@@ -306,6 +304,8 @@ func (a *App) notRenewed(w http.ResponseWriter, r *http.Request, err error) {
 	a.tokenRenewed(w, r)
 }
 
+// tokenRenewed answers a request with a token a login renewed: nothing done,
+// no cookie; htmx reloads the page with the new one.
 func (a *App) tokenRenewed(w http.ResponseWriter, r *http.Request) {
 	a.Log.InfoContext(r.Context(), "request on a renewed token", "method", r.Method, "path", r.URL.Path)
 	if isHTMX(r) {
