@@ -18,6 +18,25 @@ import (
 	"github.com/sessionlab/sessionlab/internal/sessionstack"
 )
 
+// noRedirects sends a request with the cookie a test gives it and shows the
+// answer as it is: no jar, and a 303 not followed.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// renewingForm is a form that renews the session it is sent with.
+type renewingForm struct {
+	name, path string
+	form       url.Values
+}
+
+// endingForms are the forms that also end the user's other sessions (for
+// a user whose password is kim-password), each with a form of its own.
+func endingForms() []renewingForm {
+	return []renewingForm{
+		{"log out everywhere else", "/sessions/revoke-others", url.Values{}},
+		{"change the password", "/password", url.Values{"current": {"kim-password"}, "new": {"kim-new-password"}}},
+	}
+}
+
 // Two browsers of one user that "log out everywhere else" at the same
 // moment each end the other, and each renews its own token as it does: a
 // renewed session whose entry the other's revoke removed before its key was
@@ -79,14 +98,7 @@ func TestTwoLogOutsEverywhereElseAtOnceLeaveNoUnlistedSession(t *testing.T) {
 // whichever answer comes last, and its session is listed.
 func TestAFormThatEndsOtherSessionsSentTwiceKeepsThisBrowser(t *testing.T) {
 	ta := newTestApp(t)
-	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	for _, tc := range []struct {
-		name, path string
-		form       url.Values
-	}{
-		{"log out everywhere else", "/sessions/revoke-others", url.Values{}},
-		{"change the password", "/password", url.Values{"current": {"kim-password"}, "new": {"kim-new-password"}}},
-	} {
+	for _, tc := range endingForms() {
 		t.Run(tc.name, func(t *testing.T) {
 			for trial := range 15 {
 				laptop, phone := ta.client(), ta.client()
@@ -98,7 +110,7 @@ func TestAFormThatEndsOtherSessionsSentTwiceKeepsThisBrowser(t *testing.T) {
 				var wg sync.WaitGroup
 				answers := make([]hit, 2)
 				for i := range answers {
-					wg.Go(func() { answers[i] = fetch(noJar, ta.srv.URL+tc.path, tc.form, "Cookie", cookie) })
+					wg.Go(func() { answers[i] = fetch(noRedirects, ta.srv.URL+tc.path, tc.form, "Cookie", cookie) })
 				}
 				wg.Wait()
 				done, refused := 0, 0
@@ -126,7 +138,7 @@ func TestAFormThatEndsOtherSessionsSentTwiceKeepsThisBrowser(t *testing.T) {
 							kept, _, _ = strings.Cut(v, ";")
 						}
 					}
-					if p := fetch(noJar, ta.srv.URL+"/profile", nil, "Cookie", ta.app.Sessions.Cookie.Name+"="+kept); p.status != http.StatusOK {
+					if p := fetch(noRedirects, ta.srv.URL+"/profile", nil, "Cookie", ta.app.Sessions.Cookie.Name+"="+kept); p.status != http.StatusOK {
 						t.Errorf("trial %d: the browser's new cookie opens /profile with %d, want 200", trial, p.status)
 					}
 					if listed := ta.redis.MustDo("HKEYS", sessions.IndexKey(user)); listed != sessions.ID(kept) {
@@ -147,7 +159,6 @@ func TestAFormThatEndsOtherSessionsSentTwiceKeepsThisBrowser(t *testing.T) {
 func TestALabSwitchSentTwiceRenewsOnce(t *testing.T) {
 	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
 	name := ta.app.Sessions.Cookie.Name
-	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for trial := range 15 {
 		c := ta.client()
 		ta.anonymousSession(c)
@@ -156,7 +167,7 @@ func TestALabSwitchSentTwiceRenewsOnce(t *testing.T) {
 		answers := make([]hit, 2)
 		for i := range answers {
 			wg.Go(func() {
-				answers[i] = fetch(noJar, ta.srv.URL+"/lab/switch/renewal", url.Values{"on": {"0"}}, "Cookie", cookie)
+				answers[i] = fetch(noRedirects, ta.srv.URL+"/lab/switch/renewal", url.Values{"on": {"0"}}, "Cookie", cookie)
 			})
 		}
 		wg.Wait()
@@ -178,7 +189,7 @@ func TestALabSwitchSentTwiceRenewsOnce(t *testing.T) {
 		if renewed == "" || refused != 1 {
 			t.Fatalf("trial %d: answers %d and %d, want one renewal and one 409", trial, answers[0].status, answers[1].status)
 		}
-		if h := fetch(noJar, ta.srv.URL+"/count", nil, "Cookie", name+"="+renewed); h.status != http.StatusOK || h.setCookie {
+		if h := fetch(noRedirects, ta.srv.URL+"/count", nil, "Cookie", name+"="+renewed); h.status != http.StatusOK || h.setCookie {
 			t.Errorf("trial %d: the renewed cookie counts with %d (new cookie: %v), want 200 on the same session", trial, h.status, h.setCookie)
 		}
 	}
@@ -219,7 +230,6 @@ func TestAFormOnASessionEndedMeanwhileSaysSessionEnded(t *testing.T) {
 			}
 		}}
 	})
-	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, tc := range []struct {
 		name, user, path string
 		form             url.Values
@@ -235,14 +245,14 @@ func TestAFormOnASessionEndedMeanwhileSaysSessionEnded(t *testing.T) {
 			gen := ta.redis.MustDo("GET", "user:"+user)
 			cookie := ta.app.Sessions.Cookie.Name + "=" + ta.token(laptop)
 
-			h := fetch(noJar, ta.srv.URL+tc.path, tc.form, "Cookie", cookie)
+			h := fetch(noRedirects, ta.srv.URL+tc.path, tc.form, "Cookie", cookie)
 			if h.status != http.StatusUnauthorized || !strings.Contains(h.body, "Session ended") || h.setCookie {
 				t.Errorf("answered %d (set a cookie: %v), want 401 “Session ended” and no cookie:\n%s", h.status, h.setCookie, h.body)
 			}
 			if now := ta.redis.MustDo("GET", "user:"+user); now != gen {
 				t.Errorf("the account changed:\nbefore %s\nafter  %s", gen, now)
 			}
-			if c := fetch(noJar, ta.srv.URL+"/count", nil, "Cookie", cookie); c.status != http.StatusOK || !c.setCookie {
+			if c := fetch(noRedirects, ta.srv.URL+"/count", nil, "Cookie", cookie); c.status != http.StatusOK || !c.setCookie {
 				t.Errorf("counting with the ended session's cookie answered %d (set a cookie: %v), want 200 and a new session:\n%s", c.status, c.setCookie, c.body)
 			}
 			if p := ta.get(phone, "/profile"); p.status != http.StatusOK {
@@ -292,7 +302,6 @@ func TestARenewalOvertakenByANewGenerationIsNotKept(t *testing.T) {
 			}
 		}}
 	})
-	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for i, tc := range []struct {
 		name, path string
 		form       url.Values
@@ -313,7 +322,7 @@ func TestARenewalOvertakenByANewGenerationIsNotKept(t *testing.T) {
 				cookie = ""
 			}
 			overtakeAt.Store(tc.at)
-			h := fetch(noJar, ta.srv.URL+tc.path, form, "Cookie", cookie)
+			h := fetch(noRedirects, ta.srv.URL+tc.path, form, "Cookie", cookie)
 			if h.status != http.StatusConflict || !strings.Contains(h.body, "at the same moment") || h.setCookie {
 				t.Errorf("answered %d (set a cookie: %v), want 409 “at the same moment” and no cookie:\n%s", h.status, h.setCookie, h.body)
 			}
@@ -355,21 +364,14 @@ func (s failingChange) SetPassword(ctx context.Context, username, password strin
 func TestAFailedChangeAfterTheRenewalLeavesNoUnlistedSession(t *testing.T) {
 	var fail atomic.Bool
 	ta := newTestApp(t, func(a *App) { a.Accounts = failingChange{accountStore: a.Accounts, fail: &fail} })
-	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	name := ta.app.Sessions.Cookie.Name
-	for i, tc := range []struct {
-		name, path string
-		form       url.Values
-	}{
-		{"log out everywhere else", "/sessions/revoke-others", url.Values{}},
-		{"change the password", "/password", url.Values{"current": {"kim-password"}, "new": {"kim-new-password"}}},
-	} {
+	for i, tc := range endingForms() {
 		t.Run(tc.name, func(t *testing.T) {
 			laptop := ta.client()
 			user := fmt.Sprintf("kim-failed-%d", i)
 			ta.register(laptop, user, "kim-password")
 			fail.Store(true)
-			h := fetch(noJar, ta.srv.URL+tc.path, tc.form, "Cookie", name+"="+ta.token(laptop))
+			h := fetch(noRedirects, ta.srv.URL+tc.path, tc.form, "Cookie", name+"="+ta.token(laptop))
 			if h.status < 500 {
 				t.Fatalf("answered %d, want the failure", h.status)
 			}
@@ -385,7 +387,7 @@ func TestAFailedChangeAfterTheRenewalLeavesNoUnlistedSession(t *testing.T) {
 			for _, c := range h.header.Values("Set-Cookie") {
 				v, ok := strings.CutPrefix(c, name+"=")
 				if token, _, _ := strings.Cut(v, ";"); ok && token != "" {
-					if p := fetch(noJar, ta.srv.URL+"/profile", nil, "Cookie", name+"="+token); p.status != http.StatusOK {
+					if p := fetch(noRedirects, ta.srv.URL+"/profile", nil, "Cookie", name+"="+token); p.status != http.StatusOK {
 						t.Errorf("the failure set a cookie that opens /profile with %d", p.status)
 					}
 				}
@@ -423,22 +425,14 @@ func TestARevokeDuringARenewalEndsTheSession(t *testing.T) {
 		a.Lab = true
 		a.Index = revokedBeforeEntry{Index: a.Index, armed: &armed}
 	})
-	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	for i, tc := range []struct {
-		name, path string
-		form       url.Values
-	}{
-		{"a lab switch", "/lab/switch/renewal", url.Values{"on": {"0"}}},
-		{"log out everywhere else", "/sessions/revoke-others", url.Values{}},
-		{"change the password", "/password", url.Values{"current": {"kim-password"}, "new": {"kim-new-password"}}},
-	} {
+	for i, tc := range append([]renewingForm{{"a lab switch", "/lab/switch/renewal", url.Values{"on": {"0"}}}}, endingForms()...) {
 		t.Run(tc.name, func(t *testing.T) {
 			browser := ta.client()
 			user := fmt.Sprintf("kim-revoked-%d", i)
 			ta.register(browser, user, "kim-password")
 			account := ta.redis.MustDo("GET", "user:"+user)
 			armed.Store(true)
-			h := fetch(noJar, ta.srv.URL+tc.path, tc.form, "Cookie", ta.app.Sessions.Cookie.Name+"="+ta.token(browser))
+			h := fetch(noRedirects, ta.srv.URL+tc.path, tc.form, "Cookie", ta.app.Sessions.Cookie.Name+"="+ta.token(browser))
 			if h.status != http.StatusUnauthorized || !strings.Contains(h.body, "Session ended") || h.setCookie {
 				t.Errorf("answered %d (set a cookie: %v), want 401 “Session ended” and no cookie:\n%s", h.status, h.setCookie, h.body)
 			}
@@ -463,23 +457,15 @@ func TestARevokeDuringARenewalEndsTheSession(t *testing.T) {
 // untrue of a browser logged in under the first copy's cookie.
 func TestASecondCopyAfterTheFirstFinishedSaysRenewed(t *testing.T) {
 	ta := newTestApp(t)
-	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	for _, tc := range []struct {
-		name, path string
-		form       url.Values
-	}{
-		{"log out everywhere else", "/sessions/revoke-others", url.Values{}},
-		{"change the password", "/password", url.Values{"current": {"kim-password"}, "new": {"kim-new-password"}}},
-		{"the profile page, loaded with the old cookie", "/profile", nil},
-	} {
+	for _, tc := range append(endingForms(), renewingForm{"the profile page, loaded with the old cookie", "/profile", nil}) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ta.client()
 			ta.register(c, "kim-"+strings.ReplaceAll(tc.name[:8], " ", "-"), "kim-password")
 			cookie := ta.app.Sessions.Cookie.Name + "=" + ta.token(c)
-			if first := fetch(noJar, ta.srv.URL+"/sessions/revoke-others", url.Values{}, "Cookie", cookie); first.status != http.StatusSeeOther {
+			if first := fetch(noRedirects, ta.srv.URL+"/sessions/revoke-others", url.Values{}, "Cookie", cookie); first.status != http.StatusSeeOther {
 				t.Fatalf("the first copy answered %d", first.status)
 			}
-			h := fetch(noJar, ta.srv.URL+tc.path, tc.form, "Cookie", cookie)
+			h := fetch(noRedirects, ta.srv.URL+tc.path, tc.form, "Cookie", cookie)
 			if h.status != http.StatusConflict || !strings.Contains(h.body, "Session renewed") || h.setCookie {
 				t.Errorf("answered %d (set a cookie: %v), want 409 “Session renewed” and no cookie:\n%s", h.status, h.setCookie, h.body)
 			}
