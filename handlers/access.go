@@ -13,6 +13,12 @@ func fromSessionHook(r *http.Request) bool {
 	return isHTMX(r) && header(r.Header, hdrHXTrigger) == views.IDSessionHook
 }
 
+// fromSessionList: the request is the sessions page's list (views.SessionList)
+// refreshing itself on a live update.
+func fromSessionList(r *http.Request) bool {
+	return isHTMX(r) && header(r.Header, hdrHXTrigger) == views.IDSessionList
+}
+
 // userHandler serves a page that needs a login, for the logged-in user u.
 type userHandler func(w http.ResponseWriter, r *http.Request, u sessions.User)
 
@@ -32,6 +38,15 @@ func (a *App) requireLogin(h userHandler) http.Handler {
 // loginRequired answers a request for a page that needs a login; htmx goes to
 // the whole login page, not a form swapped into a fragment.
 func (a *App) loginRequired(w http.ResponseWriter, r *http.Request) {
+	if fromSessionList(r) {
+		// The sessions page's list refreshing itself after its session
+		// ended: the logout this tab just sent ends it too, and its own
+		// navigation is still on its way. The page's session-ended hook,
+		// beside the list, moves it after that, and knows a logout from
+		// a revoke; the list leaves the page as it is.
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	if st, _ := stateOf(r.Context()); st.isStale() {
 		if isHTMX(r) {
 			a.sessionEnded(w, r)

@@ -274,6 +274,38 @@ func TestSessionHookSaysWhereToGo(t *testing.T) {
 	}
 }
 
+// The sessions page's list refreshes itself when the user's sessions change,
+// and a logout is such a change: the tab that clicked "Log out" hears it
+// while its own form is still on its way. The refresh must not send that tab
+// to the login page as if its session had expired or been revoked; it leaves
+// the page to the session-ended hook, which waits for the tab's own
+// navigation and knows a logout from a revoke.
+func TestSessionListRefreshLeavesAnEndedSessionToTheHook(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.register(c, "vic", "vic-password")
+	tab := ta.clientWithToken(ta.token(c)) // the tab, its cookie not cleared yet
+	if r := ta.post(c, "/logout", nil); r.status != http.StatusSeeOther {
+		t.Fatalf("logout: %d", r.status)
+	}
+	refresh := []string{"HX-Request", "true", "HX-Trigger", views.IDSessionList, "HX-Target", views.IDSessionList}
+	for _, tc := range []struct {
+		name string
+		c    *http.Client
+	}{{"cookie of the ended session", tab}, {"no cookie", ta.client()}} {
+		r := ta.get(tc.c, "/sessions", refresh...)
+		if r.status != http.StatusNoContent || r.header.Get("HX-Redirect") != "" || r.header.Get("HX-Refresh") != "" {
+			t.Errorf("%s: the list's refresh answered %d, HX-Redirect %q, HX-Refresh %q; want 204 and nothing else",
+				tc.name, r.status, r.header.Get("HX-Redirect"), r.header.Get("HX-Refresh"))
+		}
+	}
+	// A revoke from this page still says where the session went.
+	r := ta.post(tab, "/sessions/x/revoke", nil, "HX-Request", "true", "HX-Target", views.IDSessionList)
+	if r.header.Get("HX-Redirect") != "/login?from=expired" {
+		t.Errorf("a revoke sent with the ended session: %d, HX-Redirect %q; want /login?from=expired", r.status, r.header.Get("HX-Redirect"))
+	}
+}
+
 // hear subscribes to a session's live channel, as its open pages do.
 func hear(t *testing.T, ta *testApp, token string) *live.Sub {
 	t.Helper()
