@@ -29,6 +29,9 @@ type Server struct {
 	paused bool
 	// tlsPort is the TLS port (StartTLS), 0 for none.
 	tlsPort int
+	// login is the AUTH this helper's own connections send first (StartAs),
+	// nil while the default user is open.
+	login []string
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -37,10 +40,22 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // keeps data, as `task run` does) and stops it when the test ends.
 func Start(tb testing.TB, extraArgs ...string) *Server {
 	tb.Helper()
+	return launch(tb, nil, extraArgs)
+}
+
+// StartAs is Start for a server whose default user is closed (extraArgs set
+// the users): this helper's own connections log in as user.
+func StartAs(tb testing.TB, user, password string, extraArgs ...string) *Server {
+	tb.Helper()
+	return launch(tb, []string{"AUTH", user, password}, extraArgs)
+}
+
+func launch(tb testing.TB, login, extraArgs []string) *Server {
+	tb.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		tb.Fatalf("redistest: redis-server is not on PATH (apt-get install redis-server): %v", err)
 	}
-	s := &Server{tb: tb, dir: tb.TempDir(), port: freePort(tb), args: extraArgs}
+	s := &Server{tb: tb, dir: tb.TempDir(), port: freePort(tb), args: extraArgs, login: login}
 	s.start(true)
 	tb.Cleanup(s.Stop)
 	return s
@@ -127,11 +142,28 @@ func (s *Server) answersWithin(d time.Duration) bool {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(d))
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return false
+	return s.ping(conn) == nil
+}
+
+// ping logs in (StartAs) and sends PING on conn; nil when PONG came back.
+func (s *Server) ping(conn net.Conn) error {
+	r := bufio.NewReader(conn)
+	if s.login != nil {
+		if _, err := conn.Write(command(s.login)); err != nil {
+			return err
+		}
+		if _, err := readReply(r); err != nil {
+			return err
+		}
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := r.ReadString('\n')
+	if err == nil && !strings.HasPrefix(line, "+PONG") {
+		err = fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	}
+	return err
 }
 
 // Restart stops the server and starts it again on the same port and dir.
@@ -173,7 +205,7 @@ func (s *Server) start(firstStart bool) {
 		if err := cmd.Start(); err != nil {
 			s.tb.Fatalf("redistest: start redis-server: %v", err)
 		}
-		err := waitReady(s.Addr(), 5*time.Second)
+		err := s.waitReady(5 * time.Second)
 		if err == nil && s.pid() != cmd.Process.Pid {
 			// Something answers, but not ours: ours could not bind the port.
 			err = fmt.Errorf("port %d belongs to another redis-server", s.port)
@@ -210,8 +242,14 @@ func (s *Server) pid() int {
 // Its timeouts are short so a test that stops or pauses Redis sees it soon.
 func (s *Server) Client(tb testing.TB) rueidis.Client {
 	tb.Helper()
+	var user, password string
+	if s.login != nil {
+		user, password = s.login[1], s.login[2]
+	}
 	rdb, err := rueidis.NewClient(rueidis.ClientOption{
 		InitAddress:      []string{s.Addr()},
+		Username:         user,
+		Password:         password,
 		DisableCache:     true,
 		ConnWriteTimeout: time.Second,
 		Dialer:           net.Dialer{Timeout: time.Second},
@@ -243,14 +281,17 @@ func (s *Server) DoSeq(cmds ...[]string) ([]string, error) {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	r := bufio.NewReader(conn)
+	if s.login != nil {
+		if _, err := conn.Write(command(s.login)); err != nil {
+			return nil, err
+		}
+		if _, err := readReply(r); err != nil {
+			return nil, err
+		}
+	}
 	var replies []string
 	for _, args := range cmds {
-		var b strings.Builder
-		fmt.Fprintf(&b, "*%d\r\n", len(args))
-		for _, a := range args {
-			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-		}
-		if _, err := conn.Write([]byte(b.String())); err != nil {
+		if _, err := conn.Write(command(args)); err != nil {
 			return replies, err
 		}
 		reply, err := readReply(r)
@@ -260,6 +301,16 @@ func (s *Server) DoSeq(cmds ...[]string) ([]string, error) {
 		replies = append(replies, reply)
 	}
 	return replies, nil
+}
+
+// command is args as a RESP array.
+func command(args []string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	return []byte(b.String())
 }
 
 // MustDo is Do that fails the test on error.
@@ -313,25 +364,20 @@ func readReply(r *bufio.Reader) (string, error) {
 	return "", fmt.Errorf("unexpected reply %q", line)
 }
 
-func waitReady(addr string, timeout time.Duration) error {
+func (s *Server) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		conn, err := net.DialTimeout("tcp", s.Addr(), 200*time.Millisecond)
 		if err == nil {
 			_ = conn.SetDeadline(time.Now().Add(time.Second))
-			_, err = conn.Write([]byte("PING\r\n"))
-			if err == nil {
-				var line string
-				line, err = bufio.NewReader(conn).ReadString('\n')
-				if err == nil && strings.HasPrefix(line, "+PONG") {
-					conn.Close()
-					return nil
-				}
-			}
+			err = s.ping(conn)
 			conn.Close()
+			if err == nil {
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no PONG from %s within %v: %v", addr, timeout, err)
+			return fmt.Errorf("no PONG from %s within %v: %v", s.Addr(), timeout, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

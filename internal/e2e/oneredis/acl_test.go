@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,23 +20,32 @@ import (
 // read from the doc itself so that what it says is what is tested.
 func aclRule(t *testing.T) string {
 	t.Helper()
+	rule := docACL(t, "user sessionlab ")
+	if strings.Contains(rule, "cluster") {
+		t.Errorf("the ACL user is granted a CLUSTER command, which the app never sends: %s", rule)
+	}
+	return rule
+}
+
+// docACL is the ACL line of docs/deploy.md that starts with prefix.
+func docACL(t *testing.T, prefix string) string {
+	t.Helper()
 	doc, err := os.ReadFile("../../../docs/deploy.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(doc), "\nuser default off\n") {
-		t.Error("docs/deploy.md leaves the default user open: it must show `user default off`")
-	}
 	for line := range strings.Lines(string(doc)) {
-		if strings.HasPrefix(line, "user sessionlab ") {
-			if strings.Contains(line, "cluster") {
-				t.Errorf("the ACL user is granted a CLUSTER command, which the app never sends: %s", line)
-			}
+		if strings.HasPrefix(line, prefix) {
 			return strings.TrimSpace(line)
 		}
 	}
-	t.Fatal("docs/deploy.md has no line starting with 'user sessionlab '")
+	t.Fatalf("docs/deploy.md has no line starting with %q", prefix)
 	return ""
+}
+
+// userArgs is an ACL line as redis-server's command-line arguments.
+func userArgs(line string) []string {
+	return append([]string{"--user"}, strings.Fields(strings.TrimPrefix(line, "user "))...)
 }
 
 // aclDenials reads redis-cli-style ACL LOG output (one value a line) into
@@ -64,7 +74,7 @@ func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
 	t.Parallel()
 	const password = "acl-test-password"
 	rule := strings.Replace(aclRule(t), ">change-this-password", ">"+password, 1)
-	rs := redistest.Start(t, append([]string{"--user"}, strings.Fields(strings.TrimPrefix(rule, "user "))...)...)
+	rs := redistest.Start(t, userArgs(rule)...)
 	u := "redis://sessionlab:" + password + "@" + rs.Addr() + "/0"
 	a := apptest.Start(t, bin, "-redis", u, "-instance", "a")
 	b := apptest.Start(t, bin, "-redis", u, "-instance", "b")
@@ -149,5 +159,55 @@ func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
 		if !strings.Contains(string(out), "NOPERM") {
 			t.Errorf("as the app's user, %s answered %q, want NOPERM", strings.Join(cmd, " "), strings.TrimSpace(string(out)))
 		}
+	}
+}
+
+// A Redis set up as docs/deploy.md says (its default user closed, an admin,
+// the app's user; the append-only file on) keeps every account and session
+// through a restart. Redis 7.0 replays the file's transactions (a script's
+// writes, scs/redisstore's MULTI/EXEC) as the default user and checks that
+// user's permissions again at EXEC (redis/redis#14541): a default user closed
+// with no permissions loses them all at the first restart, and the app says
+// "Please log in" as if nothing had been stored.
+func TestTheDocumentedACLKeepsDataThroughARedisRestart(t *testing.T) {
+	t.Parallel()
+	const password, adminPassword = "acl-test-password", "acl-admin-password"
+	closed := docACL(t, "user default ")
+	if f := strings.Fields(closed); !slices.Contains(f, "off") || slices.Contains(f, "nopass") || slices.ContainsFunc(f, func(s string) bool { return strings.HasPrefix(s, ">") }) {
+		t.Errorf("docs/deploy.md's default user %q must be off, with no password: Redis leaves it open to anyone", closed)
+	}
+	admin := strings.Replace(docACL(t, "user admin "), ">another-long-random-password", ">"+adminPassword, 1)
+	app := strings.Replace(aclRule(t), ">change-this-password", ">"+password, 1)
+	args := append(append(userArgs(closed), userArgs(admin)...), userArgs(app)...)
+	rs := redistest.StartAs(t, "admin", adminPassword, args...)
+	if out, _ := exec.Command("redis-cli", "-u", "redis://"+rs.Addr(), "GET", "user:keep").CombinedOutput(); !strings.Contains(string(out), "NOAUTH") {
+		t.Errorf("a client that does not log in: GET answered %q, want NOAUTH", strings.TrimSpace(string(out)))
+	}
+	p := apptest.Start(t, bin, "-redis", "redis://sessionlab:"+password+"@"+rs.Addr()+"/0", "-instance", "a")
+	laptop := apptest.Client(t)
+	if s := apptest.PostForm(t, laptop, p.URL+"/register", url.Values{"username": {"keep"}, "password": {"keep-password"}}); s != http.StatusSeeOther {
+		t.Fatalf("register: %d", s)
+	}
+	for range 3 {
+		if s, _ := apptest.Get(t, laptop, p.URL+"/count"); s != http.StatusOK {
+			t.Fatalf("count: %d", s)
+		}
+	}
+
+	rs.Restart()
+	apptest.WaitUntilOK(t, laptop, p.URL+"/readyz")
+	if log, _ := os.ReadFile(filepath.Join(rs.Dir(), "redis.log")); strings.Contains(string(log), "NOPERM") {
+		t.Errorf("Redis refused what its append-only file holds when it loaded it:\n%s", log)
+	}
+	// A connection from before the restart may answer one request 503 (EOF):
+	// nothing reached the new Redis.
+	if _, body := apptest.WaitUntilOK(t, laptop, p.URL+"/profile"); !strings.Contains(body, "Hello keep") {
+		t.Errorf("profile after the Redis restart: the login was lost")
+	}
+	if _, body := apptest.WaitUntilOK(t, laptop, p.URL+"/count"); apptest.ViewCount(t, body) != "4" {
+		t.Errorf("count after the Redis restart: %s, want 4 (the session and its count kept)", apptest.ViewCount(t, body))
+	}
+	if s := apptest.PostForm(t, apptest.Client(t), p.URL+"/login", url.Values{"username": {"keep"}, "password": {"keep-password"}}); s != http.StatusSeeOther {
+		t.Errorf("login after the Redis restart: %d, want 303 (the account kept)", s)
 	}
 }
