@@ -40,7 +40,7 @@ func TestSessionsPageSeesThisDeviceNow(t *testing.T) {
 	if len(rows) != 1 || !rows[0].current || rows[0].instance != "a" {
 		t.Errorf("this device's row on a page a served: %+v, want instance a", rows)
 	}
-	if !strings.Contains(r.body, `data-testid="session-last-seen"><time datetime="`) || !strings.Contains(r.body, ">just now</time>") {
+	if !strings.Contains(r.body, `data-testid="session-last-seen"><time datetime="`) || !strings.Contains(r.body, ">just now</span></time>") {
 		t.Errorf("this device's row does not say it was seen just now:\n%s", r.body)
 	}
 	if e := rs.MustDo("HGET", sessions.IndexKey("carol"), id); !strings.Contains(e, `"instance":"a"`) {

@@ -291,6 +291,37 @@
   }
   start();
   document.body.addEventListener('htmx:load', start);
+
+  // Relative times ("3 min ago", "in 29 min") are the server's words for the
+  // moment it drew them; rewritten every few seconds, they stay true on a
+  // page left open. They are counted on the server's clock (the page's N.now
+  // meta), so a browser whose clock is off says what the server would; the
+  // words are views.ago's and views.until's.
+  var meta = document.querySelector('meta[name="' + N.now + '"]');
+  var skew = meta ? Date.parse(meta.getAttribute('content')) - Date.now() : 0;
+  if (isNaN(skew)) skew = 0;
+  function agoText(ms) {
+    var s = Math.round(ms / 1000);
+    if (s < 5) return 'just now';
+    if (s < 60) return s + ' s ago';
+    var m = Math.floor(s / 60);
+    if (m < 60) return m + ' min ago';
+    return Math.floor(m / 60) + ' h ' + (m % 60) + ' min ago';
+  }
+  function untilText(ms) {
+    var m = Math.round(ms / 60000);
+    if (m < 1) return 'in less than a minute';
+    if (m < 60) return 'in ' + m + ' min';
+    return 'in ' + Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
+  }
+  setInterval(function () {
+    var now = Date.now() + skew;
+    document.querySelectorAll('[' + N.ago + '],[' + N.until + ']').forEach(function (el) {
+      var from = el.getAttribute(N.ago);
+      var text = from !== null ? agoText(now - Date.parse(from)) : untilText(Date.parse(el.getAttribute(N.until)) - now);
+      if (el.textContent !== text) el.textContent = text;
+    });
+  }, 5000);
   // Leaving the page ends its stream and any pending retry first, so no
   // retry starts as it goes. (Whether a browser logs a stream cancelled by
   // the navigation: headless Chromium 156 does not, either way.)

@@ -293,7 +293,7 @@ func BrowsersList(b Browsers) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = parenthesized(ago(row.CountedAt, b.Now)).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = inParens(agoElement(row.CountedAt, b.Now)).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -51,6 +51,13 @@ const (
 	EventLiveOpen    = "live-open"
 	EventLiveMessage = "live-message"
 
+	// Relative times that the script keeps true while a page stays open
+	// (views/relative.go): the moment a text counts from or to, and the
+	// meta that holds the server's clock when the page was drawn.
+	AttrAgo   = "data-ago"
+	AttrUntil = "data-until"
+	metaNow   = "sessionlab-now"
+
 	// LiveHello's attributes, which the script reads.
 	AttrProcess     = "data-process"
 	AttrHasSession  = "data-session"
@@ -101,7 +108,7 @@ var liveNames = func() string {
 		"hello": SSEHello, "count": SSECount, "ended": SSEEnded,
 		"process": AttrProcess, "session": AttrHasSession, "views": AttrStoredViews,
 		"status": IDLiveStatus, "restartStatus": IDRestartStatus, "processBadge": IDProcess, "back": testIDLiveBack,
-		"sessionChanged": EventSessionChanged,
+		"sessionChanged": EventSessionChanged, "ago": AttrAgo, "until": AttrUntil, "now": metaNow,
 	})
 	if err != nil {
 		panic(err)

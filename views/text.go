@@ -48,18 +48,3 @@ func (t text) Render(_ context.Context, w io.Writer) error {
 	_, err := sw.WriteString(s[plain:])
 	return err
 }
-
-// parenthesized is @text(s) in parentheses, for where templ would read
-// "(@text(s))" as text.
-type parenthesized string
-
-func (p parenthesized) Render(ctx context.Context, w io.Writer) error {
-	if _, err := io.WriteString(w, "("); err != nil {
-		return err
-	}
-	if err := text(p).Render(ctx, w); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, ")")
-	return err
-}

@@ -87,7 +87,7 @@ func TestBrowsersListKeepsItsSpaces(t *testing.T) {
 	for _, want := range []string{
 		`data-testid="browser-device">a&lt;b </td>`,
 		`data-testid="browser-device">c <strong data-testid="this-browser">`,
-		`<time datetime="2026-12-06T10:55:20Z">10:55:20</time> <small>(just now)</small>`,
+		`<time datetime="2026-12-06T10:55:20Z">10:55:20</time> <small>(<span data-ago="2026-12-06T10:55:20Z">just now</span>)</small>`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the list lacks %s:\n%s", want, got)
@@ -95,21 +95,9 @@ func TestBrowsersListKeepsItsSpaces(t *testing.T) {
 	}
 }
 
-// parenthesized is "(" text ")"; the browsers section's note keeps the space
-// before its @text, which starts with the verb because templ reads an @call
-// straight after a word as text.
-func TestParenthesizedAndThePageNote(t *testing.T) {
-	for _, s := range []string{"", "just now", "a<b&'\"c"} {
-		var b bytes.Buffer
-		if err := parenthesized(s).Render(context.Background(), &b); err != nil || b.String() != "("+templText(s)+")" {
-			t.Errorf("parenthesized(%q) wrote %q, %v", s, b.String(), err)
-		}
-	}
-	for n := 1; n <= 3; n++ {
-		if err := parenthesized("x").Render(context.Background(), &failWriter{n: n}); !errors.Is(err, errWrite) {
-			t.Errorf("write %d failing: Render returned %v", n, err)
-		}
-	}
+// The browsers section's note keeps the space before its @text, which starts
+// with the verb because templ reads an @call straight after a word as text.
+func TestThePageNote(t *testing.T) {
 	for presence, want := range map[bool]string{
 		true:  `when any of them counts, and &#34;Page&#34; says which have a page of this app open now (its live stream listening).`,
 		false: `when any of them counts.`,

@@ -116,3 +116,41 @@ func TestBrowserRedisPanelFoldsOnAPhone(t *testing.T) {
 	b.open(s.url("/profile"))
 	b.screenshot("profile-folded")
 }
+
+// "3 min ago" and "in 29 min" are true when the page is drawn and must stay
+// true while it stays open: the page rewrites them as time passes, counted on
+// the server's clock, in the server's words.
+func TestBrowserRelativeTimesStayTrueOnAnOpenPage(t *testing.T) {
+	t.Parallel()
+	s := startSite(t)
+	b := newBrowser(t)
+	b.register(s, "clock", "clock-password")
+	b.open(s.url("/profile"))
+	b.waitFor("the idle deadline in 30 min", `document.querySelector('[data-testid=idle-deadline] [data-until]')?.textContent === 'in 30 min'`)
+
+	// Moments around the server's now when it drew the page (its meta), each
+	// with the words views.ago and views.until give for it.
+	b.waitFor("the page's own moments written in the server's words", `(() => {
+		const now = Date.parse(document.querySelector('meta[name=sessionlab-now]').content);
+		const cases = [['data-ago', -3e3, 'just now'], ['data-ago', 90e3, '1 min ago'], ['data-ago', (2*3600+5*60+30)*1e3, '2 h 5 min ago'],
+			['data-until', 10e3, 'in less than a minute'], ['data-until', -300e3, 'in less than a minute'],
+			['data-until', (45*60+10)*1e3, 'in 45 min'], ['data-until', (2*3600+60)*1e3, 'in 2 h 1 min']];
+		if (!window.cases) {
+			window.cases = cases.map(([attr, ms, want]) => {
+				const el = document.createElement('span');
+				el.setAttribute(attr, new Date(attr === 'data-ago' ? now - ms : now + ms).toISOString().replace(/\.\d+Z$/, 'Z'));
+				el.textContent = 'not yet rewritten';
+				document.body.append(el);
+				return [el, want];
+			});
+		}
+		return window.cases.every(([el, want]) => el.textContent === want);
+	})()`)
+
+	// Ten minutes later on this browser's clock: the footer's process and the
+	// deadlines have moved on.
+	eval[bool](b, `(() => { const real = Date.now.bind(Date); Date.now = () => real() + 10*60e3; return true; })()`)
+	b.waitFor("the idle deadline in 20 min", `document.querySelector('[data-testid=idle-deadline] [data-until]')?.textContent === 'in 20 min'`)
+	b.waitFor("the session's end in 23 h 50 min", `document.querySelector('[data-testid=abs-deadline] [data-until]')?.textContent === 'in 23 h 50 min'`)
+	b.waitFor("the process started 10 min ago", `/^1[01] min ago$/.test(document.querySelector('[data-testid=process] [data-ago]')?.textContent ?? '')`)
+}
