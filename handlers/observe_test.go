@@ -1,9 +1,16 @@
 package handlers
 
 import (
+	"fmt"
+	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/requestlog"
 )
 
 // With -cookie-secure the app is HTTPS-only, and says so with HSTS; never
@@ -90,4 +97,98 @@ func TestReadyWithoutRedisKeepsReadinessThroughAnOutage(t *testing.T) {
 	if r := shared.get(shared.client(), "/count"); r.status != http.StatusServiceUnavailable {
 		t.Errorf("-ready-without-redis, Redis stopped: /count %d, want the app's 503", r.status)
 	}
+}
+
+// A request that matches a route is counted, and logged, under that route's
+// pattern whichever layer answers it: the cross-origin check, the body limit,
+// the session load when Redis is hung (the request's budget runs out) or
+// stopped. "none" is for requests no route matches (404, 405), as
+// docs/deploy.md says.
+func TestRequestsAreCountedUnderTheRouteThatMatched(t *testing.T) {
+	logs := &apptest.Buffer{}
+	ta := newTestApp(t, func(a *App) {
+		a.AccessLog = true
+		a.Log = requestlog.NewLogger(logs, "text", slog.LevelInfo) // as main: request_id on each line
+	})
+	c := ta.client()
+	ta.register(c, "gus", "gus-password")
+	big := url.Values{"username": {strings.Repeat("g", maxFormBytes)}, "password": {"gus-password"}}
+	for _, tc := range []struct {
+		name          string
+		before        func()
+		send          func() response
+		status        int
+		method, route string
+	}{
+		{"cross-origin POST refused", nil, func() response {
+			return ta.post(c, "/logout", nil, "Sec-Fetch-Site", "cross-site")
+		}, http.StatusForbidden, "POST", "/logout"},
+		{"body over the limit", nil, func() response { return ta.post(ta.client(), "/login", big) },
+			http.StatusRequestEntityTooLarge, "POST", "/login"},
+		{"no route", nil, func() response { return ta.get(c, "/no-such-page") }, http.StatusNotFound, "GET", "none"},
+		{"no route for the method", nil, func() response {
+			req, _ := http.NewRequest(http.MethodDelete, ta.srv.URL+"/count", nil)
+			return ta.do(c, req)
+		}, http.StatusMethodNotAllowed, "DELETE", "none"},
+		{"Redis hung: the session load runs out of budget", ta.redis.Pause, func() response {
+			defer ta.redis.Resume()
+			return ta.get(c, "/count")
+		}, http.StatusServiceUnavailable, "GET", "/count"},
+		{"Redis stopped: the session load fails", ta.redis.Stop, func() response { return ta.get(c, "/count") },
+			http.StatusServiceUnavailable, "GET", "/count"},
+		{"Redis stopped: login-only page", nil, func() response { return ta.get(c, "/profile") },
+			http.StatusServiceUnavailable, "GET", "/profile"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.before != nil {
+				tc.before()
+			}
+			counted := func(route string) int {
+				method := tc.method
+				if route == "none" {
+					method = "" // one series for all unmatched requests
+				}
+				return requestsCounted(t, ta, method, route, tc.status)
+			}
+			was, wasNone := counted(tc.route), counted("none")
+			r := tc.send()
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d\n%s", r.status, tc.status, r.body)
+			}
+			// observe counts and logs once the response is out.
+			id := r.header.Get("X-Request-Id")
+			waitFor(t, "the access log line", func() bool { return strings.Contains(logs.String(), "request_id="+id) })
+			if got := counted(tc.route) - was; got != 1 {
+				t.Errorf("%s route=%q code=%d counted %d times, want once\n%s", tc.method, tc.route, tc.status, got,
+					ta.operator("/metrics").body)
+			}
+			if got := counted("none") - wasNone; tc.route != "none" && got != 0 {
+				t.Errorf("route=\"none\" code=%d counted %d times, want 0", tc.status, got)
+			}
+			want := fmt.Sprintf("msg=request method=%s route=%s status=%d ", tc.method, tc.route, tc.status)
+			for line := range strings.Lines(logs.String()) {
+				if strings.Contains(line, "request_id="+id) && strings.Contains(line, "msg=request ") &&
+					!strings.Contains(line, want) {
+					t.Errorf("access log line %q, want %q", line, want)
+				}
+			}
+		})
+	}
+}
+
+// requestsCounted is sessionlab_http_requests_total for method, route and
+// code, as /metrics shows it (0 before the first).
+func requestsCounted(t *testing.T, ta *testApp, method, route string, code int) int {
+	t.Helper()
+	sample := fmt.Sprintf("sessionlab_http_requests_total{code=\"%d\",method=\"%s\",route=\"%s\"} ", code, method, route)
+	for line := range strings.Lines(ta.operator("/metrics").body) {
+		if v, ok := strings.CutPrefix(line, sample); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return n
+		}
+	}
+	return 0
 }

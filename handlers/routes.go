@@ -18,7 +18,9 @@ func (a *App) Routes() http.Handler {
 // routes also returns every pattern it registered, so that a test can walk
 // them all (every state-changing route must refuse cross-origin requests).
 func (a *App) routes() (http.Handler, []string) {
-	pages := &patternMux{metrics: a.Metrics}
+	// The root marks each page's route (below), not the pages mux: the
+	// session middleware in between may answer first (a 503 when Redis is out).
+	pages := &patternMux{}
 	pages.HandleFunc("GET /{$}", a.home)
 	pages.HandleFunc("GET /register", a.registerForm)
 	pages.HandleFunc("POST /register", a.register)
@@ -47,7 +49,7 @@ func (a *App) routes() (http.Handler, []string) {
 	pages.Handle("POST /password", a.requireLogin(a.changePassword))
 	pages.Handle("POST /session/touch", a.requireLogin(a.staySignedIn))
 
-	root := &patternMux{metrics: a.Metrics}
+	root := &routeMux{metrics: a.Metrics}
 	root.readOnly("/static/", static.Handler())
 	root.readOnly("/healthz", http.HandlerFunc(a.healthz))
 	root.readOnly("/readyz", http.HandlerFunc(a.readyz))
@@ -58,13 +60,14 @@ func (a *App) routes() (http.Handler, []string) {
 	// A page's own pattern goes straight to the pages mux, which matches it
 	// as the root did; only the rest needs problemPages' extra match. A path
 	// matched by "/" alone also cost the root mux a second match (for a
-	// trailing-slash redirect) and allocations in each fallback.
+	// trailing-slash redirect) and allocations in each fallback. The root's
+	// match also names the route, for whichever layer answers.
 	known := withSession(&pages.ServeMux)
 	for _, p := range pages.patterns {
-		root.ServeMux.Handle(p, known)
+		root.Handle(p, known)
 	}
 
-	return a.observe(a.recoverPanics(a.secureHeaders(pathless(&root.ServeMux)))), append(root.patterns, pages.patterns...)
+	return a.observe(a.recoverPanics(a.secureHeaders(pathless(&root.ServeMux)))), root.patterns
 }
 
 // pathless answers a CONNECT without a path, to an authority (a proxy
@@ -96,19 +99,14 @@ func (a *App) OperatorRoutes() http.Handler {
 	return mux
 }
 
-// patternMux is a ServeMux that remembers its patterns and marks each request
-// with its route's metrics (see observe).
+// patternMux is a ServeMux that remembers its patterns.
 type patternMux struct {
 	http.ServeMux
 	patterns []string
-	metrics  *metrics.Metrics
 }
 
 func (m *patternMux) Handle(pattern string, h http.Handler) {
 	m.patterns = append(m.patterns, pattern)
-	if pattern != "/" {
-		h = routed(m.metrics.RouteOf(pattern), h)
-	}
 	m.ServeMux.Handle(pattern, h)
 }
 
@@ -116,9 +114,28 @@ func (m *patternMux) HandleFunc(pattern string, h func(http.ResponseWriter, *htt
 	m.Handle(pattern, http.HandlerFunc(h))
 }
 
+// routeMux is the root patternMux: it marks each request with the metrics of
+// the route it matched (see observe) before any middleware can answer it.
+// "/" is no route: what reaches it matched no page (404, 405).
+type routeMux struct {
+	patternMux
+	metrics *metrics.Metrics
+}
+
+func (m *routeMux) Handle(pattern string, h http.Handler) {
+	if pattern != "/" {
+		h = routed(m.metrics.RouteOf(pattern), h)
+	}
+	m.patternMux.Handle(pattern, h)
+}
+
+func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h)) // not patternMux's, which would not mark the route
+}
+
 // readOnly serves h for GET and HEAD at path, and other methods 405, which
 // would otherwise fall through to "/" and its 404.
-func (m *patternMux) readOnly(path string, h http.Handler) {
+func (m *routeMux) readOnly(path string, h http.Handler) {
 	m.Handle("GET "+path, h)
 	m.ServeMux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, HEAD")
