@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"encoding/json"
 	"reflect"
 	"slices"
 	"strconv"
@@ -27,6 +28,39 @@ func viewsFirst(t *testing.T, raw string) string {
 	return strings.Replace(body[:i]+"}}", `"values":{`, `"values":{`+body[i+1:]+",", 1)
 }
 
+// storedValues is the session stored under token, decoded, with the lab's
+// evidence times (Redis's clock) left out, so two sessions' values compare.
+func storedValues(t *testing.T, rdb rueidis.Client, token string) map[string]any {
+	t.Helper()
+	b, err := rdb.Do(context.Background(), rdb.B().Get().Key(Key(token)).Build()).AsBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(b) {
+		t.Fatalf("%s is not JSON:\n%s", token, b)
+	}
+	_, values, err := Codec{}.Decode(b)
+	if err != nil {
+		t.Fatalf("%s does not decode: %v\n%s", token, err, b)
+	}
+	if l, ok := values[KeyLab].(Lab); ok {
+		for _, m := range []*LabMove{l.Restart, l.Servers} {
+			if m != nil {
+				m.At = 0
+			}
+		}
+	}
+	return values
+}
+
+// storeRaw stores raw as the session of token, for an hour.
+func storeRaw(t *testing.T, rdb rueidis.Client, token, raw string) {
+	t.Helper()
+	if err := rdb.Do(context.Background(), rdb.B().Set().Key(Key(token)).Value(raw).Ex(time.Hour).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The count script replaces only the count of a session whose count ends it
 // and that this process counted last (or created); it must leave every
 // session as decoding it would: the same values after each count, from any
@@ -48,31 +82,6 @@ func TestCountInPlaceSameAsDecoding(t *testing.T) {
 	steps := []struct{ instance, process string }{
 		{"a", "p1"}, {"a", "p1"}, {"a", "p2"}, {"a", "p2"}, {`a/"b"`, "p1"}, {"b", "p3"}, {"b", "p3"}, {"a", "p1"},
 	}
-	load := func(token string) map[string]any {
-		t.Helper()
-		b, err := rdb.Do(ctx, rdb.B().Get().Key(Key(token)).Build()).AsBytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, values, err := Codec{}.Decode(b)
-		if err != nil {
-			t.Fatalf("%s does not decode: %v\n%s", token, err, b)
-		}
-		if l, ok := values[KeyLab].(Lab); ok { // evidence times are Redis's clock
-			for _, m := range []*LabMove{l.Restart, l.Servers} {
-				if m != nil {
-					m.At = 0
-				}
-			}
-		}
-		return values
-	}
-	store := func(token, raw string) {
-		t.Helper()
-		if err := rdb.Do(ctx, rdb.B().Set().Key(Key(token)).Value(raw).Ex(time.Hour).Build()).Error(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	raws := map[string]string{}
 	for name, values := range starts {
 		raw, err := Codec{}.Encode(at.Add(time.Hour), values)
@@ -90,11 +99,11 @@ func TestCountInPlaceSameAsDecoding(t *testing.T) {
 	for name, raw := range raws {
 		t.Run(name, func(t *testing.T) {
 			inPlace, decoded := "in-place-"+name, "decoded-"+name
-			store(inPlace, raw)
-			store(decoded, raw)
+			storeRaw(t, rdb, inPlace, raw)
+			storeRaw(t, rdb, decoded, raw)
 			for i, s := range steps {
 				b, _ := rdb.Do(ctx, rdb.B().Get().Key(Key(decoded)).Build()).ToString()
-				store(decoded, viewsFirst(t, b))
+				storeRaw(t, rdb, decoded, viewsFirst(t, b))
 				o := NewOps(rdb)
 				o.Instance = s.instance
 				for _, token := range []string{inPlace, decoded} {
@@ -102,7 +111,7 @@ func TestCountInPlaceSameAsDecoding(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				got, want := load(inPlace), load(decoded)
+				got, want := storedValues(t, rdb, inPlace), storedValues(t, rdb, decoded)
 				if !reflect.DeepEqual(got, want) {
 					t.Fatalf("count %d (%s on %s):\nin place %#v\ndecoded  %#v", i+1, s.process, s.instance, got, want)
 				}

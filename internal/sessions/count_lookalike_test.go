@@ -2,7 +2,6 @@ package sessions
 
 import (
 	"context"
-	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -45,34 +44,6 @@ func TestCountInPlaceIgnoresLookalikeStrings(t *testing.T) {
 		steps = append(steps, step{inst, "p1"}, step{inst, "p1"})
 	}
 	steps = append(steps, step{"a", `p1"`}, step{"a", `p1"`}, step{"a", "p1"})
-	load := func(t *testing.T, token string) map[string]any {
-		t.Helper()
-		b, err := rdb.Do(ctx, rdb.B().Get().Key(Key(token)).Build()).AsBytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !json.Valid(b) {
-			t.Fatalf("%s is not JSON after a count:\n%s", token, b)
-		}
-		_, values, err := Codec{}.Decode(b)
-		if err != nil {
-			t.Fatalf("%s does not decode: %v\n%s", token, err, b)
-		}
-		if l, ok := values[KeyLab].(Lab); ok { // evidence times are Redis's clock
-			for _, m := range []*LabMove{l.Restart, l.Servers} {
-				if m != nil {
-					m.At = 0
-				}
-			}
-		}
-		return values
-	}
-	store := func(t *testing.T, token, raw string) {
-		t.Helper()
-		if err := rdb.Do(ctx, rdb.B().Set().Key(Key(token)).Value(raw).Ex(time.Hour).Build()).Error(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for name, values := range starts {
 		raw, err := Codec{}.Encode(at.Add(time.Hour), values)
 		if err != nil {
@@ -80,11 +51,11 @@ func TestCountInPlaceIgnoresLookalikeStrings(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			inPlace, decoded := "in-place-"+name, "decoded-"+name
-			store(t, inPlace, string(raw))
-			store(t, decoded, string(raw))
+			storeRaw(t, rdb, inPlace, string(raw))
+			storeRaw(t, rdb, decoded, string(raw))
 			for i, s := range steps {
 				b, _ := rdb.Do(ctx, rdb.B().Get().Key(Key(decoded)).Build()).ToString()
-				store(t, decoded, viewsFirst(t, b))
+				storeRaw(t, rdb, decoded, viewsFirst(t, b))
 				o := NewOps(rdb)
 				o.Instance = s.instance
 				var n [2]int
@@ -94,7 +65,7 @@ func TestCountInPlaceIgnoresLookalikeStrings(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				got, want := load(t, inPlace), load(t, decoded)
+				got, want := storedValues(t, rdb, inPlace), storedValues(t, rdb, decoded)
 				if n[0] != n[1] || !reflect.DeepEqual(got, want) {
 					t.Fatalf("count %d (%q on %q) returned %d, decoding %d:\nin place %#v\ndecoded  %#v", i+1, s.process, s.instance, n[0], n[1], got, want)
 				}
