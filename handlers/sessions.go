@@ -200,11 +200,18 @@ func (a *App) afterRevoke(w http.ResponseWriter, r *http.Request, u sessions.Use
 }
 
 // writeSessionList answers with the sessions table and, out of band, the
-// Redis panel read right after it, so the page shows one moment.
+// Redis panel read right after it, so the page shows one moment. A click
+// (Revoke, "Log out everywhere else": a POST) also brings its own trace, as
+// a click on Count does; the list's refresh on a live update is no click,
+// and the page's trace stays.
 func (a *App) writeSessionList(w http.ResponseWriter, r *http.Request, p views.Sessions) {
 	v, err := a.redisView(r.Context())
 	if err != nil {
 		a.fail(w, r, err)
+		return
+	}
+	if r.Method == http.MethodPost {
+		a.write(w, r, http.StatusOK, templ.Join(views.SessionList(p), views.RedisPanelOOB(v), views.RedisTraceSlot(true)))
 		return
 	}
 	a.write(w, r, http.StatusOK, templ.Join(views.SessionList(p), views.RedisPanelOOB(v)))

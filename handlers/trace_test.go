@@ -2,12 +2,15 @@ package handlers
 
 import (
 	"html"
+	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 var traceRe = regexp.MustCompile(`(?s)<li data-testid="trace-command"[^>]*><code>([^<]*)</code>(?: <small>\(the ([^<]*) script\)</small>)?( <small>\(opening the connection this request needed\)</small>)?(?: → (.*?), [0-9.]+ ms)?`)
@@ -146,5 +149,30 @@ func TestDescribeRedisAsTheAppReachesIt(t *testing.T) {
 				t.Error("the password or a sentinel shows")
 			}
 		})
+	}
+}
+
+// A click on Revoke brings the commands it sent, as a click on Count does:
+// the panel's "What this request did in Redis" must not go on showing the
+// page load's while a student looks in MONITOR for the revoke's. The list's
+// own refresh on a live update is no click: the page's trace stays.
+func TestARevokeClickBringsItsOwnTrace(t *testing.T) {
+	ta := newTestApp(t)
+	laptop, phone := ta.client(), ta.client()
+	ta.register(laptop, "rita", "rita-password")
+	if r := ta.post(phone, "/login", url.Values{"username": {"rita"}, "password": {"rita-password"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("login on the phone: %d", r.status)
+	}
+	id := sessions.ID(ta.token(phone))
+	r := ta.post(laptop, "/sessions/"+id+"/revoke", nil, "HX-Request", "true", "HX-Target", views.IDSessionList)
+	if !strings.Contains(r.body, `id="redis-trace" class="redis-trace" aria-label="What this request did in Redis" hx-swap-oob="true"`) {
+		t.Fatalf("no out-of-band trace in the revoke's answer:\n%s", r.body)
+	}
+	if !strings.Contains(r.body, `data-testid="trace-request">POST /sessions/`+id+`/revoke</code>`) || len(traceLines(r.body)) == 0 {
+		t.Errorf("the revoke's trace does not name it or lists nothing: %q", traceLines(r.body))
+	}
+	refresh := ta.get(laptop, "/sessions", "HX-Request", "true", "HX-Trigger", views.IDSessionList, "HX-Target", views.IDSessionList)
+	if strings.Contains(refresh.body, `id="redis-trace"`) {
+		t.Errorf("the list's own refresh replaced the page's trace:\n%s", refresh.body)
 	}
 }
