@@ -78,7 +78,11 @@ func (a *App) sessionEnded(w http.ResponseWriter, r *http.Request) {
 		a.tokenRenewed(w, r)
 		return
 	}
-	w.Header().Set("HX-Redirect", "/login?from=expired")
+	to := "/login?from=expired"
+	if st, _ := stateOf(r.Context()); st.isUnreadable() {
+		to = "/login" // its banner says what happened, which "expired" would not
+	}
+	w.Header().Set("HX-Redirect", to)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusUnauthorized)
 }

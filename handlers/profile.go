@@ -46,6 +46,7 @@ func (a *App) profileView(ctx context.Context, u sessions.User) views.Profile {
 		IdleDeadline: sessions.EndsAt(seen, deadline, a.Idle),
 		WarnBefore:   sessions.WarnBefore,
 		AbsDeadline:  deadline,
+		Lifetime:     a.Sessions.Lifetime,
 		Now:          now,
 	}
 }

@@ -58,7 +58,11 @@ func (a *App) redisView(ctx context.Context) (views.RedisView, error) {
 func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 	var entries []views.RedisEntry
 	// With -store memory, asking Redis would trace commands about no key.
-	if token := a.Sessions.Token(ctx); token != "" && !a.InProcess {
+	token, note := a.Sessions.Token(ctx), "this browser's session (the key holds the full token; it is cut here on purpose)"
+	if st, _ := stateOf(ctx); token == "" && st.isUnreadable() {
+		token, note = st.presented, "the key this browser's session cookie names: not a session this app can read, left as it is"
+	}
+	if token != "" && !a.InProcess {
 		e, err := a.Inspector.Key(ctx, sessions.Key(token))
 		if err != nil {
 			return nil, fmt.Errorf("session %s: %w", a.LogID(token), err)
@@ -66,7 +70,7 @@ func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 		if e.Exists {
 			entries = append(entries, views.RedisEntry{
 				Key:    sessions.CutSessionKey(token),
-				Note:   "this browser's session (the key holds the full token; it is cut here on purpose)",
+				Note:   note,
 				TTL:    e.TTL,
 				Memory: e.Memory,
 				Value:  inspect.Pretty(e.Value),

@@ -280,6 +280,11 @@ func TestIdleAndAbsoluteTimeouts(t *testing.T) {
 		if d := env.Deadline.Sub(env.Values.Seen); d > lifetime || d < lifetime-time.Minute {
 			t.Errorf("stored deadline is %v after login, want the %v lifetime", d, lifetime)
 		}
+		// "Created" is the anonymous session's start; the lifetime is the login's.
+		since := regexp.MustCompile(`whatever you do: 2 h after you logged in, at <time datetime="([^"]+)"`).FindStringSubmatch(r.body)
+		if want := env.Deadline.Add(-lifetime).UTC().Format(sec); since == nil || since[1] != want {
+			t.Errorf("the profile does not say the %v lifetime started at the login, %s: %v", lifetime, want, since)
+		}
 		ttl, _ := strconv.Atoi(ta.redis.MustDo("TTL", sessions.Key(token)))
 		if ttl <= 0 || ttl > int(idle.Seconds()) {
 			t.Errorf("key TTL %ds, want at most the idle timeout (%v): Redis drops an idle session itself", ttl, idle)

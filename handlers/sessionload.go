@@ -27,11 +27,14 @@ type sessionState struct {
 	stale bool
 	// lost: with -store memory, presented names a session this process
 	// never stored (lost with an earlier process, or another instance's).
-	lost      bool
-	explained bool // the page says why the session ended (see isEnded)
-	created   bool // see tokenIssued
-	abandoned bool // see abandon
-	limited   bool // see limitCounted
+	lost bool
+	// unreadable: presented names a stored value that is not a session
+	// (sessions.ErrUnreadable); this request has a new session instead.
+	unreadable bool
+	explained  bool // the page says why the session ended (see isEnded)
+	created    bool // see tokenIssued
+	abandoned  bool // see abandon
+	limited    bool // see limitCounted
 	// originAt: when this request recorded the session's origin (it
 	// creates the session).
 	originAt time.Time
@@ -75,11 +78,14 @@ func (s *sessionState) isStale() bool { return s != nil && s.stale }
 // isLost: the cookie named a session lost with an earlier process.
 func (s *sessionState) isLost() bool { return s != nil && s.lost }
 
+// isUnreadable: the cookie named a stored value that is not a session.
+func (s *sessionState) isUnreadable() bool { return s != nil && s.unreadable }
+
 // isEnded: the cookie named, well formed, a session that is not stored
 // (or ended as this request checked it), and no page of this request says
 // so already (the login page after a session ended, ?from=expired).
 func (s *sessionState) isEnded() bool {
-	return s != nil && s.stale && s.presented != "" && !s.lost && !s.explained
+	return s != nil && s.stale && s.presented != "" && !s.lost && !s.unreadable && !s.explained
 }
 
 // end records that the session ended while this request checked it.
@@ -142,8 +148,17 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 			}
 		}
 		// Every Redis command is recorded for the Redis panel, the load's GET first.
-		ctx, trace := redistrace.Start(r.Context())
-		ctx, err := a.Sessions.Load(ctx, token)
+		traced, trace := redistrace.Start(r.Context())
+		ctx, err := a.Sessions.Load(traced, token)
+		unreadable := errors.Is(err, sessions.ErrUnreadable)
+		if unreadable {
+			// Left as it is (it may be evidence of what changed it), and
+			// not saved over: the browser starts a new session, with a new
+			// token, the first time it stores something.
+			a.Log.WarnContext(traced, "session unreadable: a new one starts, the stored value is left as it is",
+				"session", a.LogID(token), "err", err)
+			ctx, err = a.Sessions.Load(traced, "")
+		}
 		if err != nil {
 			a.fail(w, r, fmt.Errorf("load session %s: %w", a.LogID(token), err))
 			return
@@ -151,7 +166,7 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 		// Each scs call boxes its context key (an allocation), so the live
 		// token and the user are asked once here for both checks.
 		live := a.Sessions.Token(ctx)
-		st := &sessionState{stale: presented && live == "", presented: token}
+		st := &sessionState{stale: presented && live == "", presented: token, unreadable: unreadable}
 		st.explained = st.stale && r.URL.Path == "/login" && r.URL.Query().Get("from") == "expired"
 		st.lost = st.stale && token != "" && a.Issued.Lost(token)
 		if live != "" {

@@ -78,3 +78,13 @@ func TestAgoUntilAreSprintf(t *testing.T) {
 		}
 	}
 }
+
+func TestLifetimeText(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		24 * time.Hour: "24 h", 2 * time.Hour: "2 h", 90 * time.Minute: "90 min", 90 * time.Second: "1m30s", 0: "0s",
+	} {
+		if got := lifetimeText(d); got != want {
+			t.Errorf("lifetimeText(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

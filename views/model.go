@@ -25,7 +25,10 @@ type Page struct {
 	// the store (named here: EndedInRedis, or this server's memory) no
 	// longer holds; "" otherwise.
 	EndedSession string
-	DemoControls bool // show "Restart this server"
+	// UnreadableSession: the browser's session cookie names a value in
+	// Redis that is not a session; the request started a new one.
+	UnreadableSession bool
+	DemoControls      bool // show "Restart this server"
 	// Lab is the header's "N of 7 done" (see /lab).
 	Lab LabProgress
 	// LabWeakened: a lab switch (-lab) weakened this session on purpose.
@@ -85,6 +88,7 @@ type Profile struct {
 	IdleDeadline   time.Time
 	WarnBefore     time.Duration // see StaySignedIn
 	AbsDeadline    time.Time
+	Lifetime       time.Duration // the absolute lifetime, which a login starts again
 	Now            time.Time
 }
 
@@ -152,6 +156,17 @@ func ttlText(d time.Duration) string {
 		return "no expiry"
 	}
 	return d.Truncate(time.Second).String()
+}
+
+// lifetimeText is a session lifetime as people say it: "24 h", "90 min".
+func lifetimeText(d time.Duration) string {
+	switch {
+	case d > 0 && d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + " h"
+	case d > 0 && d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + " min"
+	}
+	return d.String()
 }
 
 // clockLayout is how pages show a moment; datetimeLayout is the moment in

@@ -154,3 +154,40 @@ func TestBrowserRelativeTimesStayTrueOnAnOpenPage(t *testing.T) {
 	b.waitFor("the session's end in 23 h 50 min", `document.querySelector('[data-testid=abs-deadline] [data-until]')?.textContent === 'in 23 h 50 min'`)
 	b.waitFor("the process started 10 min ago", `/^1[01] min ago$/.test(document.querySelector('[data-testid=process] [data-ago]')?.textContent ?? '')`)
 }
+
+// A student who edits the session's key with redis-cli, as the panel shows
+// how, into something that is not a session: the next click says so (not
+// "expired", nor an error page), and the next count starts a new session
+// while the edited value stays in Redis for the student to look at.
+func TestBrowserAnEditedSessionIsSaidToBeUnreadable(t *testing.T) {
+	t.Parallel()
+	s := startSite(t)
+	b := newBrowser(t)
+	b.register(s, "editor", "editor-password")
+	b.open(s.url("/count"))
+	b.waitText("view-count", "1")
+	token := b.sessionCookie(s.url("/"))
+	const edited = `{"views": "many"}`
+	s.redis.MustDo("SET", "sess:"+token, edited, "KEEPTTL")
+
+	b.click("count-button")
+	b.waitFor("the login page", `location.pathname === '/login'`)
+	b.waitFor("the unreadable-session banner", `document.querySelector('[data-testid=unreadable-session]') !== null`)
+	if got := b.text("unreadable-session"); !strings.Contains(got, "cannot be read") || !strings.Contains(got, "left in Redis") {
+		t.Errorf("unreadable-session = %q", got)
+	}
+	if b.present("ended-session") {
+		t.Error("the page also says the session ended")
+	}
+	b.screenshot("unreadable-session")
+
+	b.open(s.url("/count"))
+	b.waitText("view-count", "1")
+	b.count(2)
+	if b.sessionCookie(s.url("/")) == token {
+		t.Error("the new session kept the edited one's token")
+	}
+	if got := s.redis.MustDo("GET", "sess:"+token); got != edited {
+		t.Errorf("the edited value is now %q", got)
+	}
+}

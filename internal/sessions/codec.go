@@ -3,6 +3,7 @@ package sessions
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -54,29 +55,34 @@ func (Codec) Encode(deadline time.Time, values map[string]any) ([]byte, error) {
 	return b, nil
 }
 
+// ErrUnreadable: a stored session's value is not one this codec wrote (a
+// hand edit with redis-cli, another program's write).
+var ErrUnreadable = errors.New("sessions: stored value is not a session")
+
 // Decode implements scs.Codec. It rejects anything that is not a session
-// envelope, so a corrupt value is never taken for an empty session.
+// envelope, so a corrupt value is never taken for an empty session (and
+// saved over); its errors are ErrUnreadable.
 func (Codec) Decode(b []byte) (time.Time, map[string]any, error) {
 	if deadline, values, ok := decodePlain(b); ok {
 		return deadline, values, nil
 	}
 	var env envelope
 	if err := json.Unmarshal(b, &env); err != nil {
-		return time.Time{}, nil, fmt.Errorf("sessions: decode: %w", err)
+		return time.Time{}, nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
 	if env.Deadline.IsZero() || env.Values == nil {
-		return time.Time{}, nil, fmt.Errorf("sessions: decode: not a session (no deadline or values)")
+		return time.Time{}, nil, fmt.Errorf("%w: no deadline or values", ErrUnreadable)
 	}
 	// Encode writes the deadline in UTC with a four-digit year; a deadline
 	// it could not write back is not one of ours (found by FuzzCodecDecode).
 	if y := env.Deadline.UTC().Year(); y < 1 || y > 9999 {
-		return time.Time{}, nil, fmt.Errorf("sessions: decode: deadline out of range")
+		return time.Time{}, nil, fmt.Errorf("%w: deadline out of range", ErrUnreadable)
 	}
 	values := make(map[string]any, len(env.Values))
 	for k, raw := range env.Values {
 		v, err := decodeValue(k, raw)
 		if err != nil {
-			return time.Time{}, nil, fmt.Errorf("sessions: decode %q: %w", k, err)
+			return time.Time{}, nil, fmt.Errorf("%w: value %q: %w", ErrUnreadable, k, err)
 		}
 		values[k] = v
 	}
