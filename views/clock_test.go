@@ -2,6 +2,7 @@ package views
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -79,12 +80,14 @@ func TestAgoUntilAreSprintf(t *testing.T) {
 	}
 }
 
-func TestLifetimeText(t *testing.T) {
+func TestLifetimeSaysHoursOrMinutes(t *testing.T) {
 	for d, want := range map[time.Duration]string{
-		24 * time.Hour: "24 h", 2 * time.Hour: "2 h", 90 * time.Minute: "90 min", 90 * time.Second: "1m30s", 0: "0s",
+		24 * time.Hour: "24 h", 2 * time.Hour: "2 h", 150 * time.Hour: "150 h", 90 * time.Minute: "90 min",
+		90 * time.Second: "1m30s", 0: "0s",
 	} {
-		if got := lifetimeText(d); got != want {
-			t.Errorf("lifetimeText(%v) = %q, want %q", d, got, want)
+		var b strings.Builder
+		if err := lifetime(d).Render(t.Context(), &b); err != nil || b.String() != want {
+			t.Errorf("lifetime(%v) = %q, %v; want %q", d, b.String(), err, want)
 		}
 	}
 }

@@ -158,17 +158,6 @@ func ttlText(d time.Duration) string {
 	return d.Truncate(time.Second).String()
 }
 
-// lifetimeText is a session lifetime as people say it: "24 h", "90 min".
-func lifetimeText(d time.Duration) string {
-	switch {
-	case d > 0 && d%time.Hour == 0:
-		return strconv.FormatInt(int64(d/time.Hour), 10) + " h"
-	case d > 0 && d%time.Minute == 0:
-		return strconv.FormatInt(int64(d/time.Minute), 10) + " min"
-	}
-	return d.String()
-}
-
 // clockLayout is how pages show a moment; datetimeLayout is the moment in
 // a <time>'s datetime attribute.
 const (

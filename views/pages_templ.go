@@ -719,7 +719,7 @@ func ProfilePage(p Profile) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = text(lifetimeText(p.Lifetime)).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = lifetime(p.Lifetime).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -3,6 +3,7 @@ package views
 import (
 	"context"
 	"io"
+	"strconv"
 	"time"
 )
 
@@ -80,5 +81,30 @@ func (m nowMeta) Render(_ context.Context, w io.Writer) error {
 	b := append(p[:0], `<meta name="`+metaNow+`" content="`...)
 	b = appendClock(appendDate(b, y, int(mo), d, 'T'), h, mi, s)
 	_, err := w.Write(append(b, `Z"/>`...))
+	return err
+}
+
+// lifetime is a session lifetime as people say it ("24 h", "90 min"),
+// written @lifetime(d): a number under 100 is strconv's own string, so
+// unlike "24" + " h" it costs no allocation.
+type lifetime time.Duration
+
+func (l lifetime) Render(_ context.Context, w io.Writer) error {
+	d := time.Duration(l)
+	var n int64
+	var unit string
+	switch {
+	case d > 0 && d%time.Hour == 0:
+		n, unit = int64(d/time.Hour), " h"
+	case d > 0 && d%time.Minute == 0:
+		n, unit = int64(d/time.Minute), " min"
+	default:
+		_, err := io.WriteString(w, d.String())
+		return err
+	}
+	if _, err := io.WriteString(w, strconv.FormatInt(n, 10)); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, unit)
 	return err
 }
