@@ -16,24 +16,30 @@ import (
 // session, and the value is left in Redis as it is, for whoever changed it.
 func TestAnUnreadableSessionStartsAfreshAndIsLeftAsItIs(t *testing.T) {
 	ta := newTestApp(t)
-	for _, value := range []string{
-		`not a session`,                       // not JSON
-		`{"deadline":"2030-01-01T00:00:00Z"}`, // JSON, no values
-		`{"deadline":"2030-01-01T00:00:00Z","values":{"user":"vi"}}`, // a value of the wrong type
+	for _, edit := range []struct {
+		value string
+		set   []string // SET's options: KEEPTTL, or none, which leaves the key without an expiry
+	}{
+		{`not a session`, []string{"KEEPTTL"}},                                              // not JSON
+		{`{"deadline":"2030-01-01T00:00:00Z"}`, []string{"KEEPTTL"}},                        // JSON, no values
+		{`{"deadline":"2030-01-01T00:00:00Z","values":{"user":"vi"}}`, []string{"KEEPTTL"}}, // a value of the wrong type
+		{`{"deadline":"2030-01-01T00:00:00Z","values":{"views":"many"}}`, nil},              // and no expiry
 	} {
+		value := edit.value
 		t.Run(value, func(t *testing.T) {
 			c := ta.client()
 			name := "u" + strconv.Itoa(len(value))
 			ta.register(c, name, name+"-password")
 			old := ta.token(c)
-			ta.redis.MustDo("SET", sessions.Key(old), value, "KEEPTTL")
+			ta.redis.MustDo(append([]string{"SET", sessions.Key(old), value}, edit.set...)...)
+			ttl := ta.redis.MustDo("PTTL", sessions.Key(old))
 			leftAsItIs := func() {
 				t.Helper()
 				if got := ta.redis.MustDo("GET", sessions.Key(old)); got != value {
 					t.Fatalf("the stored value is now %q, want it left as %q", got, value)
 				}
-				if ttl, _ := strconv.Atoi(ta.redis.MustDo("PTTL", sessions.Key(old))); ttl <= 0 {
-					t.Fatalf("the stored value lost its expiry: PTTL %d", ttl)
+				if now := ta.redis.MustDo("PTTL", sessions.Key(old)); (now == "-1") != (ttl == "-1") {
+					t.Fatalf("the stored value's expiry changed: PTTL %s, then %s", ttl, now)
 				}
 			}
 

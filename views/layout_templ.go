@@ -843,7 +843,7 @@ func UnreadableSession() templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 54, "<p class=\"banner warn\" role=\"alert\" data-testid=\"unreadable-session\">Your browser sent a session cookie whose key in Redis holds something that is not a session this app wrote (a change made by hand with <code>redis-cli</code>, say), so it cannot be read. It is left in Redis as it is, until it expires. Counting or logging in starts a new session, with a new cookie.</p>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 54, "<p class=\"banner warn\" role=\"alert\" data-testid=\"unreadable-session\">Your browser sent a session cookie whose key in Redis holds something that is not a session this app wrote (a change made by hand with <code>redis-cli</code>, say), so it cannot be read. It is left in Redis as it is: this app neither deletes nor overwrites it. Counting or logging in starts a new session, with a new cookie.</p>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
