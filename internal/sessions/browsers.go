@@ -271,6 +271,40 @@ func luaString(s string) string {
 	return "'" + s + "'"
 }
 
+// cjsonString is s as a JSON string the way Redis's cjson writes it: '/'
+// and DEL escaped too, and bytes from 0x80 (invalid UTF-8, U+2028) as they
+// are, where encoding/json escapes '<', '>', '&' and U+2028 and replaces
+// invalid UTF-8. A script looks for this process's JSON in what it wrote
+// itself: a session another process counted last is rewritten by cjson.
+func cjsonString(s string) string {
+	const hex = "0123456789abcdef"
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"', '\\', '/':
+			b = append(b, '\\', c)
+		case '\b':
+			b = append(b, `\b`...)
+		case '\t':
+			b = append(b, `\t`...)
+		case '\n':
+			b = append(b, `\n`...)
+		case '\f':
+			b = append(b, `\f`...)
+		case '\r':
+			b = append(b, `\r`...)
+		default:
+			if c < 0x20 || c == 0x7f {
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			} else {
+				b = append(b, c)
+			}
+		}
+	}
+	return string(append(b, '"'))
+}
+
 // jsonString is s as a JSON string, for a script to write as it is.
 func jsonString(s string) string {
 	plain := true

@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strconv"
@@ -221,5 +222,82 @@ func TestCountWithoutSetrangeWritesTheWholeSession(t *testing.T) {
 	}
 	if ttl := rs.MustDo("TTL", Key("tok")); ttl == "-1" || ttl == "-2" {
 		t.Errorf("TTL %s after the counts, want the expiry kept", ttl)
+	}
+}
+
+// An instance may be named anything (-instance): a name that Go's JSON and
+// Redis's cjson write differently ('/', '<', DEL, bytes that are not UTF-8)
+// still lets a session this process counted last be counted in place. Here
+// another process counts first; this one's first count then decodes the
+// session (it moved), and every count after it is in place.
+func TestCountInPlaceForAnyInstanceName(t *testing.T) {
+	rs := redistest.Start(t, "--appendonly", "no")
+	rdb := rs.Client(t)
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	for _, instance := range []string{"web-1", "10.0.0.7:8080", "eu/west/1", "<a&b>", "a\x7fb", "caf\xe9", "café", `q"\`, "a\u2028b"} {
+		t.Run(strconv.Quote(instance), func(t *testing.T) {
+			raw, err := Codec{}.Encode(at.Add(time.Hour), map[string]any{KeyViews: 1, KeyOrigin: Origin{Process: "p1", Instance: instance, At: at}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			token := "tok-" + strconv.Quote(instance)
+			storeRaw(t, rdb, token, string(raw))
+			o := NewOps(redistrace.Client(rdb, false))
+			o.Instance = instance
+			for _, c := range []struct {
+				process string
+				inPlace bool
+			}{{"p0", false}, {"p1", false}, {"p1", true}, {"p1", true}} {
+				ctx, tr := redistrace.Start(context.Background())
+				if _, _, err := o.IncrViews(ctx, token, "", Visit{Addr: "192.0.2.1", Process: c.process}); err != nil {
+					t.Fatal(err)
+				}
+				var ran []string
+				tr.Each(func(c redistrace.Command) {
+					for cmd, rest := redistrace.NextRan(c.Ran); cmd != ""; cmd, rest = redistrace.NextRan(rest) {
+						name, _, _ := redistrace.NextArg(cmd)
+						ran = append(ran, name)
+					}
+				})
+				if inPlace := slices.Contains(ran, "SETRANGE"); inPlace != c.inPlace {
+					t.Errorf("a count by %s ran %v, in place %v, want %v:\n%s", c.process, ran, inPlace, c.inPlace, rs.MustDo("GET", Key(token)))
+				}
+			}
+			if got := storedValues(t, rdb, token)[KeyViews]; got != 5 {
+				t.Errorf("views %v after four counts from 1", got)
+			}
+		})
+	}
+}
+
+// cjsonString writes what Redis's cjson.encode writes: every byte alone and
+// in random strings.
+func TestCJSONStringIsRedisCJSON(t *testing.T) {
+	rs := redistest.Start(t, "--appendonly", "no")
+	rdb := rs.Client(t)
+	inputs := []string{"", "web-1", "eu/west/1", "<a&b>", "café", "a\u2028b", "caf\xe9"}
+	for c := range 256 {
+		inputs = append(inputs, string([]byte{'a', byte(c), 'z'}))
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		b := make([]byte, r.IntN(40))
+		for i := range b {
+			b[i] = byte(r.IntN(256))
+		}
+		inputs = append(inputs, string(b))
+	}
+	cmds := make(rueidis.Commands, len(inputs))
+	for i, s := range inputs {
+		cmds[i] = rdb.B().Eval().Script("return cjson.encode(ARGV[1])").Numkeys(0).Arg(s).Build()
+	}
+	for i, res := range rdb.DoMulti(context.Background(), cmds...) {
+		want, err := res.ToString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cjsonString(inputs[i]); got != want {
+			t.Errorf("cjsonString(%q) = %q, cjson writes %q", inputs[i], got, want)
+		}
 	}
 }

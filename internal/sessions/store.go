@@ -131,10 +131,13 @@ return {v, browsers}`))
 
 // unmovedArgs are the JSON by which the count script sees that the last
 // count (or, with none, the session's start) was on this process: the
-// counter as this process in either order, this process and this instance.
+// counter as this process in either order, this process and this instance,
+// spelled as the script's cjson writes them (the origin, which Go writes,
+// differs only for an instance name cjson escapes otherwise: its session's
+// first count then decodes it once).
 func unmovedArgs(process, instance string) []string {
-	p, i := `"process":`+jsonString(process), `"instance":`+jsonString(instance)
-	counted := jsonString(KeyCounted) + ":{"
+	p, i := `"process":`+cjsonString(process), `"instance":`+cjsonString(instance)
+	counted := cjsonString(KeyCounted) + ":{"
 	return []string{counted + p + "," + i + "}", counted + i + "," + p + "}", p, i}
 }
 
