@@ -54,6 +54,18 @@ func storedValues(t *testing.T, rdb rueidis.Client, token string) map[string]any
 	return values
 }
 
+// ranInside names the commands the trace's scripts ran inside Redis, in order.
+func ranInside(tr *redistrace.Trace) []string {
+	var ran []string
+	tr.Each(func(c redistrace.Command) {
+		for cmd, rest := redistrace.NextRan(c.Ran); cmd != ""; cmd, rest = redistrace.NextRan(rest) {
+			name, _, _ := redistrace.NextArg(cmd)
+			ran = append(ran, name)
+		}
+	})
+	return ran
+}
+
 // storeRaw stores raw as the session of token, for an hour.
 func storeRaw(t *testing.T, rdb rueidis.Client, token, raw string) {
 	t.Helper()
@@ -209,13 +221,7 @@ func TestCountWithoutSetrangeWritesTheWholeSession(t *testing.T) {
 		if got := rs.MustDo("GET", Key("tok")); got != head+strconv.Itoa(want)+"}}" {
 			t.Errorf("after count %d:\n%s\nwant it to end %d}}", want, got, want)
 		}
-		var ran []string
-		tr.Each(func(c redistrace.Command) {
-			for cmd, rest := redistrace.NextRan(c.Ran); cmd != ""; cmd, rest = redistrace.NextRan(rest) {
-				name, _, _ := redistrace.NextArg(cmd)
-				ran = append(ran, name)
-			}
-		})
+		ran := ranInside(tr)
 		if slices.Contains(ran, "SETRANGE") || !slices.Contains(ran, "SET") {
 			t.Errorf("count %d: the trace says the script ran %v; Redis refused SETRANGE and ran SET", want, ran)
 		}
@@ -252,13 +258,7 @@ func TestCountInPlaceForAnyInstanceName(t *testing.T) {
 				if _, _, err := o.IncrViews(ctx, token, "", Visit{Addr: "192.0.2.1", Process: c.process}); err != nil {
 					t.Fatal(err)
 				}
-				var ran []string
-				tr.Each(func(c redistrace.Command) {
-					for cmd, rest := redistrace.NextRan(c.Ran); cmd != ""; cmd, rest = redistrace.NextRan(rest) {
-						name, _, _ := redistrace.NextArg(cmd)
-						ran = append(ran, name)
-					}
-				})
+				ran := ranInside(tr)
 				if inPlace := slices.Contains(ran, "SETRANGE"); inPlace != c.inPlace {
 					t.Errorf("a count by %s ran %v, in place %v, want %v:\n%s", c.process, ran, inPlace, c.inPlace, rs.MustDo("GET", Key(token)))
 				}
