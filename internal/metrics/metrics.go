@@ -90,9 +90,6 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Registry is where the families live, for tests and extra collectors.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
 // Route is one route pattern's request counters and latency, looked up once
 // when the route is registered, so a request costs no label hashing.
 type Route struct {
