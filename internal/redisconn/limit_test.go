@@ -11,13 +11,16 @@ import (
 // from it, as a context.WithValue's would.
 func TestLimitOfAStoreCall(t *testing.T) {
 	lim := time.Now().Add(time.Second)
-	type otherKey struct{}
+	type (
+		otherKey   struct{}
+		derivedKey struct{}
+	)
 	call := &limitedCtx{Context: context.WithValue(context.Background(), otherKey{}, "below"), limit: lim}
 	derived, cancel := context.WithCancel(call)
 	defer cancel()
 	for name, ctx := range map[string]context.Context{
 		"the call's":            call,
-		"derived, with a value": context.WithValue(call, struct{}{}, 1),
+		"derived, with a value": context.WithValue(call, derivedKey{}, 1),
 		"derived, cancellable":  derived,
 		"context.WithValue":     context.WithValue(context.Background(), limitKey{}, lim),
 	} {

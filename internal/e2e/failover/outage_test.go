@@ -64,11 +64,11 @@ func TestProcessSurvivesRedisOutageAndRestart(t *testing.T) {
 
 	rs.Restart()
 	apptest.WaitUntilOK(t, c, p.URL+"/readyz")
-	status, body := apptest.WaitUntilOK(t, c, p.URL+"/count")
+	_, body := apptest.WaitUntilOK(t, c, p.URL+"/count")
 	if apptest.ViewCount(t, body) != "2" {
 		t.Errorf("count after outages and a Redis restart = %s, want 2 (the 503s counted nothing)", apptest.ViewCount(t, body))
 	}
-	if status, body = apptest.Get(t, c, p.URL+"/profile"); status != http.StatusOK || !strings.Contains(body, "Hello ola") {
+	if status, body := apptest.Get(t, c, p.URL+"/profile"); status != http.StatusOK || !strings.Contains(body, "Hello ola") {
 		t.Errorf("profile after the Redis restart: %d, the login was lost", status)
 	}
 }
