@@ -81,6 +81,8 @@ func (a *App) sessionEnded(w http.ResponseWriter, r *http.Request) {
 	to := "/login?from=expired"
 	if st, _ := stateOf(r.Context()); st.isUnreadable() {
 		to = "/login" // its banner says what happened, which "expired" would not
+	} else if st != nil && st.unreadableAccount != "" {
+		to = "/login?from=account"
 	}
 	w.Header().Set("HX-Redirect", to)
 	w.Header().Set("Cache-Control", "no-store")

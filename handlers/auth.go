@@ -71,6 +71,9 @@ func (a *App) loginForm(w http.ResponseWriter, r *http.Request) {
 		form.Notice = "You are logged out. Your session's key is gone from Redis."
 	case "expired":
 		form.Notice = "Your session has ended (it expired or was revoked). Please log in again."
+	case "account":
+		form.Notice = "You were logged out: your account's key in Redis holds something that is not an account " +
+			"this app wrote (a change made by hand with redis-cli?), so the login could not be checked."
 	}
 	a.render(w, r, http.StatusOK, "Log in", views.LoginPage(form))
 }
@@ -108,6 +111,14 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.Log.InfoContext(r.Context(), "login failed", "session", a.LogID(a.Sessions.Token(r.Context())))
 		form.Error = "Invalid username or password."
 		a.renderForm(w, r, http.StatusUnauthorized, "Log in", views.LoginPage(form))
+		return
+	}
+	if errors.Is(err, accounts.ErrUnreadable) {
+		a.Log.WarnContext(r.Context(), "login refused: the account's stored value cannot be read", "err", err)
+		form.Error = "The account's key in Redis, " + accounts.Key(strings.ToLower(strings.TrimSpace(name))) +
+			", holds something that is not an account this app wrote (a change made by hand with redis-cli?), " +
+			"so no password can be checked. It is left as it is; logging in works again once it holds the account again."
+		a.renderForm(w, r, http.StatusConflict, "Log in", views.LoginPage(form))
 		return
 	}
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistrace"
@@ -344,6 +345,9 @@ func (s *stream) credentialsChanged() (done bool, err error) {
 		return false, nil
 	}
 	current, err := s.a.Accounts.Current(s.redis(), s.user.Username, s.user.Gen)
+	if errors.Is(err, accounts.ErrUnreadable) {
+		return true, s.send(views.SSEEnded, "ended") // as its next request would be logged out
+	}
 	if err != nil || current {
 		return false, nil
 	}

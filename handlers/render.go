@@ -83,6 +83,9 @@ func (a *App) page(ctx context.Context, title string) views.Page {
 	st, _ := stateOf(ctx)
 	p.LostSession = st.isLost()
 	p.UnreadableSession = st.isUnreadable()
+	if st != nil {
+		p.UnreadableAccount = st.unreadableAccount
+	}
 	if st.isEnded() {
 		p.EndedSession = views.EndedInRedis
 		if a.InProcess {

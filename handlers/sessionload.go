@@ -9,6 +9,7 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
+	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -31,10 +32,13 @@ type sessionState struct {
 	// unreadable: presented names a stored value that is not a session
 	// (sessions.ErrUnreadable); this request has a new session instead.
 	unreadable bool
-	explained  bool // the page says why the session ended (see isEnded)
-	created    bool // see tokenIssued
-	abandoned  bool // see abandon
-	limited    bool // see limitCounted
+	// unreadableAccount: the key of the session's account, whose stored
+	// value is not an account (accounts.ErrUnreadable): it logged out.
+	unreadableAccount string
+	explained         bool // the page says why the session ended (see isEnded)
+	created           bool // see tokenIssued
+	abandoned         bool // see abandon
+	limited           bool // see limitCounted
 	// originAt: when this request recorded the session's origin (it
 	// creates the session).
 	originAt time.Time
@@ -85,7 +89,7 @@ func (s *sessionState) isUnreadable() bool { return s != nil && s.unreadable }
 // (or ended as this request checked it), and no page of this request says
 // so already (the login page after a session ended, ?from=expired).
 func (s *sessionState) isEnded() bool {
-	return s != nil && s.stale && s.presented != "" && !s.lost && !s.unreadable && !s.explained
+	return s != nil && s.stale && s.presented != "" && !s.lost && !s.unreadable && s.unreadableAccount == "" && !s.explained
 }
 
 // end records that the session ended while this request checked it.
@@ -228,13 +232,19 @@ func (a *App) checkGeneration(ctx context.Context, st *sessionState, token strin
 		return false, nil
 	}
 	current, err := a.Accounts.Current(ctx, u.Username, u.Gen)
-	if err != nil {
+	if errors.Is(err, accounts.ErrUnreadable) {
+		// A hand edit: no login to the account can be checked, so none
+		// stays, and the value is left as it is for whoever changed it.
+		a.Log.WarnContext(ctx, "session logged out: its account's stored value cannot be read, and is left as it is",
+			"session", a.LogID(token), "user", u.Username, "err", err)
+		st.unreadableAccount = accounts.Key(u.Username)
+	} else if err != nil {
 		return false, fmt.Errorf("check session %s: %w", a.LogID(token), err)
-	}
-	if current {
+	} else if current {
 		return false, nil
+	} else {
+		a.Log.InfoContext(ctx, "session revoked: its account's credentials changed", "session", a.LogID(token), "user", u.Username)
 	}
-	a.Log.InfoContext(ctx, "session revoked: its account's credentials changed", "session", a.LogID(token), "user", u.Username)
 	st.end()
 	a.Metrics.SessionsEnded(metrics.EndCredentialsChanged, 1)
 	if err := a.Sessions.Destroy(ctx); err != nil {

@@ -28,6 +28,9 @@ type Page struct {
 	// UnreadableSession: the browser's session cookie names a value in
 	// Redis that is not a session; the request started a new one.
 	UnreadableSession bool
+	// UnreadableAccount: the key of the account whose stored value is not
+	// an account, which logged out the browser's session; "" otherwise.
+	UnreadableAccount string
 	DemoControls      bool // show "Restart this server"
 	// Lab is the header's "N of 7 done" (see /lab).
 	Lab LabProgress

@@ -40,7 +40,18 @@ var (
 	// ErrBadCredentials covers unknown user and wrong password alike, so
 	// callers cannot tell (and show) which one it was.
 	ErrBadCredentials = errors.New("accounts: invalid username or password")
+	// ErrUnreadable means the account's key holds something this app did
+	// not write (a change by hand with redis-cli): no login to it can be
+	// checked until it holds an account again.
+	ErrUnreadable = errors.New("accounts: the stored account cannot be read")
 )
+
+// unreadable reports whether err from reading an account's key means that
+// the key holds something else than an account: another type of value.
+func unreadable(err error) bool {
+	re, ok := rueidis.IsRedisErr(err)
+	return ok && strings.HasPrefix(re.Error(), "WRONGTYPE")
+}
 
 // FieldError is input that breaks a rule, named by its form field.
 type FieldError struct {
@@ -150,12 +161,15 @@ func (s *Store) Get(ctx context.Context, username string) (Account, error) {
 	if rueidis.IsRedisNil(err) {
 		return Account{}, ErrBadCredentials
 	}
+	if unreadable(err) {
+		return Account{}, fmt.Errorf("accounts: get %q: %w (%v)", username, ErrUnreadable, err)
+	}
 	if err != nil {
 		return Account{}, fmt.Errorf("accounts: get %q: %w", username, err)
 	}
 	var a Account
 	if err := json.Unmarshal(b, &a); err != nil {
-		return Account{}, fmt.Errorf("accounts: decode %q: %w", username, err)
+		return Account{}, fmt.Errorf("accounts: decode %q: %w (%v)", username, ErrUnreadable, err)
 	}
 	return a, nil
 }
@@ -171,7 +185,7 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Ac
 	var a Account
 	if nameErr == nil {
 		a, err = s.Get(ctx, name)
-		if err != nil && !errors.Is(err, ErrBadCredentials) {
+		if err != nil && !errors.Is(err, ErrBadCredentials) && !errors.Is(err, ErrUnreadable) {
 			return Account{}, err
 		}
 	}
@@ -180,6 +194,9 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Ac
 		hash = a.Hash
 	}
 	if s.compare(hash, []byte(password), top) != nil || nameErr != nil || err != nil {
+		if errors.Is(err, ErrUnreadable) {
+			return Account{}, err // said whatever the password: no password can be checked
+		}
 		return Account{}, ErrBadCredentials
 	}
 	// The login is good even if this fails: the next one rehashes.

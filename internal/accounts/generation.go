@@ -83,6 +83,9 @@ func (s *Store) generation(ctx context.Context, username string, cached bool) (g
 	if rueidis.IsRedisNil(err) {
 		return "", false, nil
 	}
+	if unreadable(err) {
+		return "", false, fmt.Errorf("accounts: generation of %q: %w (%v)", username, ErrUnreadable, err)
+	}
 	if err != nil {
 		return "", false, fmt.Errorf("accounts: generation of %q: %w", username, err)
 	}
@@ -93,7 +96,7 @@ func (s *Store) generation(ctx context.Context, username string, cached bool) (g
 		Gen string `json:"gen"`
 	}
 	if err := json.Unmarshal([]byte(raw), &a); err != nil {
-		return "", false, fmt.Errorf("accounts: decode %q: %w", username, err)
+		return "", false, fmt.Errorf("accounts: decode %q: %w (%v)", username, ErrUnreadable, err)
 	}
 	if s.gensStored.Add(1) > maxDecodedGens {
 		s.gens.Clear()
