@@ -140,6 +140,8 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 	pid := make([]byte, 3)
 	_, _ = rand.Read(pid)
 	processID := hex.EncodeToString(pid)
+	acc := accounts.New(rdb, cfg.BcryptCost)
+	acc.Log = log
 	return &App{
 		Log:            log,
 		Sessions:       sm,
@@ -149,7 +151,7 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 		Banner:         stack.Warning,
 		Issued:         stack.Issued,
 		InProcess:      stack.InProcess,
-		Accounts:       accounts.New(rdb, cfg.BcryptCost),
+		Accounts:       acc,
 		Inspector:      inspect.New(rdb),
 		Ready:          prober.Probe,
 		LogID:          sessions.LogID(cfg.LogSalt).Func(),

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,6 +111,8 @@ func CheckNew(username, password string) (string, error) {
 
 // Store reads and writes accounts.
 type Store struct {
+	Log *slog.Logger // optional: says when a hand edit made CostsKey unreadable
+
 	rdb     rueidis.Client
 	cost    int
 	dummies dummies // hashes compared against for unknown users, to even out timing (cost.go)
@@ -127,9 +130,9 @@ func New(rdb rueidis.Client, cost int) *Store {
 
 // create stores a new account unless the name is taken, counting its hash's
 // cost. KEYS: account, CostsKey; ARGV: the account, its hash's cost.
-var create = redistrace.NewScript("create account", `
+var create = redistrace.NewScript("create account", countCost+`
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
-redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+count_cost(ARGV[2], 1)
 return 1`)
 
 // Create stores a new account. SET NX makes it atomic: of two concurrent

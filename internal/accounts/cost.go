@@ -3,6 +3,7 @@ package accounts
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -53,9 +54,17 @@ func costOf(hash string) int {
 }
 
 // topCost is the highest cost of any stored hash, at least the current one;
-// a missing CostsKey is counted first (accounts made before it existed).
+// a missing CostsKey is counted first (accounts made before it existed), and
+// so is one that cannot be read (a hand edit: another type, a count that is
+// no number), which would otherwise fail every login until someone fixed it.
 func (s *Store) topCost(ctx context.Context) (int, error) {
 	m, err := s.rdb.DoCache(ctx, s.rdb.B().Hgetall().Key(CostsKey).Cache(), cacheFor).AsIntMap()
+	if numErr := (*strconv.NumError)(nil); unreadable(err) || errors.As(err, &numErr) {
+		if s.Log != nil {
+			s.Log.WarnContext(ctx, "bcrypt cost counts cannot be read: counted again from the accounts", "key", CostsKey, "err", err)
+		}
+		m, err = nil, s.rdb.Do(ctx, s.rdb.B().Del().Key(CostsKey).Build()).Error()
+	}
 	if err != nil {
 		return 0, fmt.Errorf("accounts: read hash costs: %w", err)
 	}
@@ -72,6 +81,16 @@ func (s *Store) topCost(ctx context.Context) (int, error) {
 	}
 	return top, nil
 }
+
+// countCost is the scripts' HINCRBY of a cost's count (KEYS[2] is CostsKey):
+// counts a hand edit made unreadable are deleted instead, for topCost to
+// count again, so the script's other writes (a new account) stand and the
+// request does not fail after making them.
+const countCost = `
+local function count_cost(cost, by)
+  if not pcall(redis.call, 'HINCRBY', KEYS[2], cost, by) then redis.call('DEL', KEYS[2]) end
+end
+`
 
 // writeCounts writes the counts unless another process already has.
 var writeCounts = redistrace.NewScript("cost counts", `
@@ -128,15 +147,15 @@ func (s *Store) compare(hash string, password []byte, top int) error {
 // rehash replaces a checked hash with one at the current cost, unless the
 // account changed meanwhile. KEYS: account, CostsKey; ARGV: old hash, new
 // hash, old cost, new cost.
-var rehash = redistrace.NewScript("rehash", `
+var rehash = redistrace.NewScript("rehash", countCost+`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local a = cjson.decode(raw)
 if a.hash ~= ARGV[1] then return 0 end
 a.hash = ARGV[2]
 redis.call('SET', KEYS[1], cjson.encode(a), 'KEEPTTL')
-redis.call('HINCRBY', KEYS[2], ARGV[3], -1)
-redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
+count_cost(ARGV[3], -1)
+count_cost(ARGV[4], 1)
 return 1`)
 
 // upgrade rehashes a's password at the current cost if its hash has

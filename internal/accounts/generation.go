@@ -26,15 +26,15 @@ func newGen() string {
 
 // setGen writes fields into an account in place (KEEPTTL). KEYS: account,
 // CostsKey; ARGV: generation, new hash or "", its cost. 0: no account.
-var setGen = redistrace.NewScript("set generation", `
+var setGen = redistrace.NewScript("set generation", countCost+`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local a = cjson.decode(raw)
 a.gen = ARGV[1]
 if ARGV[2] ~= '' then
   local old = tonumber(string.sub(a.hash or '', 5, 6))
-  if old then redis.call('HINCRBY', KEYS[2], tostring(old), -1) end
-  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+  if old then count_cost(tostring(old), -1) end
+  count_cost(ARGV[3], 1)
   a.hash = ARGV[2]
 end
 redis.call('SET', KEYS[1], cjson.encode(a), 'KEEPTTL')
