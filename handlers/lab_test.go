@@ -368,3 +368,26 @@ func TestLabSwitchSentTwiceSaysRenewed(t *testing.T) {
 		t.Errorf("the second copy answered %d (set a cookie: %v), want 409 “Session renewed” and no cookie:\n%s", second.status, second.setCookie, second.body)
 	}
 }
+
+// The instances hash edited by hand into another type (SET instances x)
+// fails no page: /lab reads it as no instance until the next announce, which
+// starts the hash again (the lab answered 500 for everyone, and every
+// announce failed too, so the key stayed).
+func TestLabSurvivesAnInstancesKeyOfAnotherType(t *testing.T) {
+	a := newTestAppWith(t, redistest.Start(t), func(c *Config) { c.Instance = "a" })
+	c := a.client()
+	a.anonymousSession(c)
+	a.redis.MustDo("SET", "instances", "hello")
+	if r := a.get(c, "/lab"); r.status != http.StatusOK {
+		t.Fatalf("GET /lab with instances of another type: %d, want 200", r.status)
+	}
+	if live, err := a.app.Instances.Announce(t.Context()); err != nil || len(live) != 1 || live[0].Name != "a" {
+		t.Fatalf("the announce after the edit: %v, %v; want instance a alone", live, err)
+	}
+	if got := a.redis.MustDo("TYPE", "instances"); got != "hash" {
+		t.Errorf("instances is a %s after the announce, want a hash again", got)
+	}
+	if s := labStep(a.get(c, "/lab").body, "servers"); !strings.Contains(s, "Only this instance (a)") {
+		t.Errorf("the servers step after the announce:\n%s", s)
+	}
+}

@@ -42,6 +42,13 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[3])
 local announce = ARGV[1] ~= ''
+-- A hand edit that made the key another type: no instance is listed, and
+-- the next announce starts the hash again.
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'hash' and kind ~= 'none' then
+  if not announce then return {} end
+  redis.call('DEL', KEYS[1])
+end
 if announce then
   redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({process = ARGV[2], at = now}))
 end
