@@ -78,3 +78,18 @@ func TestAnUnreadableAccountLogsOutAndSaysWhy(t *testing.T) {
 		})
 	}
 }
+
+// An account deleted by hand (DEL user:<name>) logs its sessions out, and
+// the page's list of how a session ends names that too.
+func TestADeletedAccountIsAmongTheEndsTheBannerNames(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.register(c, "gone", "gone-password")
+	ta.redis.MustDo("DEL", accounts.Key("gone"))
+	r := ta.get(c, "/profile")
+	if r.status != http.StatusUnauthorized || !strings.Contains(r.body, `data-testid="ended-session"`) ||
+		!strings.Contains(r.body, "its account was deleted") {
+		t.Fatalf("GET /profile after DEL %s: %d, want 401 with the ended-session banner naming a deleted account:\n%s",
+			accounts.Key("gone"), r.status, r.body)
+	}
+}

@@ -935,12 +935,12 @@ func EndedSession(store string) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		if store == EndedInRedis {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 59, "it expired, a login renewed it, it was logged out or revoked (or its password changed) elsewhere, or Redis lost its data (a restart without persistence). ")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 59, "it expired, a login renewed it, it was logged out or revoked (or its password changed, or its account was deleted) elsewhere, or Redis lost its data (a restart without persistence). ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		} else {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 60, "it expired, a login renewed it, or it was logged out or revoked (or its password changed) elsewhere. ")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 60, "it expired, a login renewed it, or it was logged out or revoked (or its password changed, or its account was deleted) elsewhere. ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
