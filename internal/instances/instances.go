@@ -42,17 +42,27 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[3])
 local announce = ARGV[1] ~= ''
--- A hand edit that made the key another type: no instance is listed, and
--- the next announce starts the hash again.
-local kind = redis.call('TYPE', KEYS[1]).ok
-if kind ~= 'hash' and kind ~= 'none' then
-  if not announce then return {} end
-  redis.call('DEL', KEYS[1])
+-- A hand edit that made the key another type (WRONGTYPE): no instance is
+-- listed, and the next announce starts the hash again. (No TYPE: the
+-- documented ACL user need not have it.)
+local function wrong_type(e)
+  local m = type(e) == 'table' and e.err or tostring(e)
+  if not string.find(m, 'WRONGTYPE', 1, true) then error(e, 0) end
 end
 if announce then
-  redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({process = ARGV[2], at = now}))
+  local entry = cjson.encode({process = ARGV[2], at = now})
+  local ok, e = pcall(redis.call, 'HSET', KEYS[1], ARGV[1], entry)
+  if not ok then
+    wrong_type(e)
+    redis.call('DEL', KEYS[1])
+    redis.call('HSET', KEYS[1], ARGV[1], entry)
+  end
 end
-local all = redis.call('HGETALL', KEYS[1])
+local ok, all = pcall(redis.call, 'HGETALL', KEYS[1])
+if not ok then
+  wrong_type(all)
+  return {}
+end
 local live = {}
 for i = 1, #all, 2 do
   local ok, d = pcall(cjson.decode, all[i+1])
