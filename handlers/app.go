@@ -162,7 +162,7 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 		Idle:           cfg.Idle,
 		TouchEvery:     sessions.TouchEvery(cfg.Idle),
 		Redis:          redisServer,
-		Throttle:       throttle.New(rdb, cfg.Throttle),
+		Throttle:       throttleLogging(throttle.New(rdb, cfg.Throttle), log),
 		StreamLimits:   cfg.Streams,
 		TrustedProxies: cfg.TrustedProxies,
 		Lab:            cfg.Lab,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"time"
@@ -24,6 +25,12 @@ type rateLimiter interface {
 	Signup(ctx context.Context, addr netip.Addr) (wait time.Duration, err error)
 	NewSession(ctx context.Context, addr netip.Addr) (wait time.Duration, err error)
 	NewSessionStep(addr netip.Addr) throttle.Step
+}
+
+// throttleLogging has t log its counter resets to log.
+func throttleLogging(t *throttle.Throttle, log *slog.Logger) *throttle.Throttle {
+	t.Log = log
+	return t
 }
 
 // throttleAccount is the account a login names, "" when it can never be one.

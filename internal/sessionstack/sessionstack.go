@@ -117,7 +117,7 @@ func New(cfg Config, sm *scs.SessionManager, rdb rueidis.Client, log *slog.Logge
 		return &Stack{
 			Ops: &sessions.MemoryOps{Store: sm.Store, Idle: cfg.Idle, Publish: hub.Publish,
 				Limit: func(ctx context.Context, s throttle.Step) (time.Duration, error) {
-					return throttle.CountStep(ctx, rdb, s)
+					return throttle.CountStep(ctx, rdb, s, log)
 				}},
 			Index:     sessionindex.None{},
 			Live:      hub,

@@ -6,8 +6,10 @@
 package throttle
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"time"
@@ -123,6 +125,29 @@ func Subject(addr netip.Addr) string {
 type Throttle struct {
 	rdb    rueidis.Client
 	policy Policy
+	// Log gets a WARN for each counter reset (see counterLua); nil:
+	// slog.Default.
+	Log *slog.Logger
+}
+
+// warnReset logs the counters a script reset.
+func warnReset(ctx context.Context, log *slog.Logger, keys ...string) {
+	for _, k := range keys {
+		cmp.Or(log, slog.Default()).WarnContext(ctx,
+			"throttle counter reset: it held what the app never writes there (another type, or not a whole number), so it counts afresh",
+			"key", k)
+	}
+}
+
+// resetKeys are the keys of the 1-based KEYS indexes a script reset.
+func resetKeys(keys []string, idx []int64) []string {
+	var out []string
+	for _, i := range idx {
+		if i >= 1 && int(i) <= len(keys) {
+			out = append(out, keys[i-1])
+		}
+	}
+	return out
 }
 
 // New returns a Throttle enforcing policy.
@@ -130,12 +155,62 @@ func New(rdb rueidis.Client, policy Policy) *Throttle {
 	return &Throttle{rdb: rdb, policy: policy}
 }
 
+// counterLua reads and counts the counters of begin and settle. They are
+// the app's own, but students edit keys with redis-cli (the pages teach it):
+// a counter holding another type of value, or a value INCR cannot count,
+// would fail every attempt it limits, for everyone behind the address, and
+// after SET it has no expiry to end it. Such a counter is reset: deleted,
+// so the attempt counts afresh with its window; reset lists its KEYS
+// index, for the app's log. Only those errors reset (an OOM or a refused
+// command is raised again), and only a value the app never writes: a
+// counter it wrote counts and limits as ever, so nobody who cannot write
+// to Redis skips a limit this way.
+const counterLua = `
+local function counter_unusable(e)
+  local m = type(e) == 'table' and e.err or tostring(e)
+  return string.find(m, 'WRONGTYPE', 1, true) or string.find(m, 'not an integer', 1, true) or
+    string.find(m, 'would overflow', 1, true)
+end
+local reset = {}
+local function reset_counter(i)
+  redis.call('DEL', KEYS[i])
+  reset[#reset + 1] = i
+end
+-- value is KEYS[i]'s count, 0 when absent or reset.
+local function value(i)
+  local ok, v = pcall(redis.call, 'GET', KEYS[i])
+  if not ok then
+    if not counter_unusable(v) then error(v, 0) end
+    reset_counter(i)
+    return 0
+  end
+  if not v then return 0 end
+  local n = tonumber(v)
+  if not n or not string.find(v, '^%-?%d+$') then
+    reset_counter(i)
+    return 0
+  end
+  return n
+end
+-- add runs INCR or DECR on KEYS[i]; after a reset, INCR counts from 1 and
+-- DECR has nothing left to take back.
+local function add(cmd, i)
+  local ok, n = pcall(redis.call, cmd, KEYS[i])
+  if ok then return n end
+  if not counter_unusable(n) then error(n, 0) end
+  reset_counter(i)
+  if cmd == 'INCR' then return redis.call('INCR', KEYS[i]) end
+  return 0
+end
+`
+
 // begin checks an attempt and, if it may go ahead, counts it in flight.
 // KEYS: counters, their pending counters, [known mark]. ARGV: n, the counter
 // skipped when the mark exists (0: none), pendingFor, then max and window of
-// each. Returns {0|1 (wait)|2 (busy), ms, skipped}. A counter that lost its
-// TTL gets one again, so nothing blocks forever.
-var begin = redistrace.NewScript("login attempt", `
+// each. Returns {0|1 (wait)|2 (busy), ms, skipped, KEYS indexes reset...}.
+// A counter that lost its TTL gets one again, so nothing blocks forever; a
+// pending counter without one (only a hand edit leaves one) is reset.
+var begin = redistrace.NewScript("login attempt", counterLua+`
 local n, cond, pfor = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local skip = 0
 if cond > 0 and redis.call('EXISTS', KEYS[2*n+1]) == 1 then skip = cond end
@@ -143,8 +218,7 @@ local wait, busy = 0, false
 for i = 1, n do
   if i ~= skip then
     local max, window = tonumber(ARGV[2+2*i]), ARGV[3+2*i]
-    local f = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
-    local p = tonumber(redis.call('GET', KEYS[n+i]) or '0') or 0
+    local f, p = value(i), value(n+i)
     if f >= max then
       local ttl = redis.call('PTTL', KEYS[i])
       if ttl < 0 then
@@ -153,28 +227,29 @@ for i = 1, n do
       end
       wait = math.max(wait, ttl)
     elseif f + p >= max then
-      busy = true
+      if redis.call('PTTL', KEYS[n+i]) == -1 then reset_counter(n+i) else busy = true end
     end
   end
 end
-if wait > 0 then return {1, wait, skip} end
-if busy then return {2, 0, skip} end
+if wait > 0 then return {1, wait, skip, unpack(reset)} end
+if busy then return {2, 0, skip, unpack(reset)} end
 for i = 1, n do
   if i ~= skip then
-    redis.call('INCR', KEYS[n+i])
+    add('INCR', n+i)
     redis.call('PEXPIRE', KEYS[n+i], pfor)
   end
 end
-return {0, 0, skip}`)
+return {0, 0, skip, unpack(reset)}`)
 
 // settle ends an attempt. KEYS: counters, pending counters, [counter to clear,
 // mark to set on success]; ARGV: outcome, n, windows, the mark's lifetime.
-var settle = redistrace.NewScript("settle attempt", `
+// Returns the KEYS indexes reset.
+var settle = redistrace.NewScript("settle attempt", counterLua+`
 local outcome, n = ARGV[1], tonumber(ARGV[2])
 for i = 1, n do
-  if (tonumber(redis.call('GET', KEYS[n+i]) or '0') or 0) > 0 then redis.call('DECR', KEYS[n+i]) end
+  if value(n+i) > 0 then add('DECR', n+i) end
   if outcome == 'failed' then
-    redis.call('INCR', KEYS[i])
+    add('INCR', i)
     redis.call('PEXPIRE', KEYS[i], ARGV[2+i], 'NX')
   end
 end
@@ -182,16 +257,26 @@ if outcome == 'ok' then
   if KEYS[2*n+1] then redis.call('DEL', KEYS[2*n+1]) end
   if KEYS[2*n+2] then redis.call('SET', KEYS[2*n+2], '1', 'PX', ARGV[3+n]) end
 end
-return 1`)
+return reset`)
 
 // CountLimitLua is the Lua function count_limit(key, max, window_ms): 0 when
-// the step may go ahead (counted), else the ms to wait. Other packages'
-// scripts include it to take a limited step in the same round trip. A step
-// is counted first (one command, the window's first sets its expiry) and a
+// the step may go ahead (counted), else the ms to wait; and true when the
+// counter was reset (see counterLua: another type, or a value INCR cannot
+// count, is deleted and the step counted afresh). Other packages' scripts
+// include it to take a limited step in the same round trip. A step is
+// counted first (one command, the window's first sets its expiry) and a
 // refused one taken back, so the counter never passes max.
 const CountLimitLua = `
 local function count_limit(key, max, window)
-  local n = redis.call('INCR', key)
+  local ok, n = pcall(redis.call, 'INCR', key)
+  local reset = false
+  if not ok then
+    local m = type(n) == 'table' and n.err or tostring(n)
+    if not (string.find(m, 'WRONGTYPE', 1, true) or string.find(m, 'not an integer', 1, true) or
+      string.find(m, 'would overflow', 1, true)) then error(n, 0) end
+    redis.call('DEL', key)
+    n, reset = redis.call('INCR', key), true
+  end
   if n > tonumber(max) then
     redis.call('DECR', key)
     local ttl = redis.call('PTTL', key)
@@ -199,16 +284,18 @@ local function count_limit(key, max, window)
       redis.call('PEXPIRE', key, window)
       ttl = tonumber(window)
     end
-    return ttl
+    return ttl, reset
   end
   if n == 1 then redis.call('PEXPIRE', key, window) end
-  return 0
+  return 0, reset
 end
 `
 
-// count is count_limit as a script of its own (sign-ups, new sessions).
+// count is count_limit as a script of its own (sign-ups, new sessions):
+// {ms to wait, 1 if the counter was reset}.
 var count = redistrace.NewScript("count attempt", CountLimitLua+`
-return count_limit(KEYS[1], ARGV[1], ARGV[2])`)
+local wait, reset = count_limit(KEYS[1], ARGV[1], ARGV[2])
+return {wait, reset and 1 or 0}`)
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 
@@ -259,10 +346,11 @@ func (t *Throttle) attempt(ctx context.Context, counters []counter, knownKey str
 		if err != nil {
 			return nil, 0, fmt.Errorf("throttle: attempt: %w", err)
 		}
-		if len(res) != 3 {
+		if len(res) < 3 {
 			return nil, 0, fmt.Errorf("throttle: attempt: unexpected reply %v", res)
 		}
 		code, wait, skip := res[0], res[1], int(res[2])
+		warnReset(ctx, t.Log, resetKeys(keys, res[3:])...)
 		switch {
 		case code == 1:
 			return nil, time.Duration(wait) * time.Millisecond, nil
@@ -344,9 +432,11 @@ func (tk *Ticket) Done(ctx context.Context, o Outcome) error {
 			keys = append(keys, tk.known)
 		}
 	}
-	if err := settle.Exec(ctx, tk.t.rdb, keys, args).Error(); err != nil {
+	reset, err := settle.Exec(ctx, tk.t.rdb, keys, args).AsIntSlice()
+	if err != nil {
 		return fmt.Errorf("throttle: settle: %w", err)
 	}
+	warnReset(ctx, tk.t.Log, resetKeys(keys, reset)...)
 	return nil
 }
 
@@ -382,7 +472,7 @@ func (t *Throttle) NewSessionStep(addr netip.Addr) Step {
 
 // count runs the count script for one limit (Max 0: no limit).
 func (t *Throttle) count(ctx context.Context, key string, l Limit, what string) (time.Duration, error) {
-	wait, err := CountStep(ctx, t.rdb, Step{Key: key, Limit: l})
+	wait, err := CountStep(ctx, t.rdb, Step{Key: key, Limit: l}, t.Log)
 	if err != nil {
 		return 0, fmt.Errorf("throttle: %s: %w", what, err)
 	}
@@ -391,13 +481,20 @@ func (t *Throttle) count(ctx context.Context, key string, l Limit, what string) 
 
 // CountStep checks and counts one step in one round trip; it returns how
 // long to wait (0: go ahead). The zero Step sends nothing.
-func CountStep(ctx context.Context, rdb rueidis.Client, s Step) (time.Duration, error) {
+// A counter reset gets a WARN in log (nil: slog.Default).
+func CountStep(ctx context.Context, rdb rueidis.Client, s Step, log *slog.Logger) (time.Duration, error) {
 	if s.Key == "" || s.Limit.Max <= 0 {
 		return 0, nil
 	}
-	n, err := count.Exec(ctx, rdb, []string{s.Key}, s.Args()).AsInt64()
+	res, err := count.Exec(ctx, rdb, []string{s.Key}, s.Args()).AsIntSlice()
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("unexpected reply %v", res)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("count %s: %w", s.Key, err)
 	}
-	return time.Duration(n) * time.Millisecond, nil
+	if res[1] == 1 {
+		warnReset(ctx, log, s.Key)
+	}
+	return time.Duration(res[0]) * time.Millisecond, nil
 }

@@ -409,3 +409,32 @@ func TestZeroSignupLimitMeansNone(t *testing.T) {
 		}
 	}
 }
+
+// A counter is reset only for a value the app never writes (see the
+// handlers' throttle_retyped_test.go): an error of another kind, here
+// Redis out of memory, is returned and leaves every counter as it was.
+func TestOnlyAnUnusableCounterIsReset(t *testing.T) {
+	th, rs := start(t, small)
+	fail(t, th, "alice", "192.0.2.1")
+	pair := throttle.Key(throttle.KindPair, "alice", ip("192.0.2.1"))
+	signup := throttle.Key(throttle.KindSignup, "", ip("192.0.2.1"))
+	p := small
+	p.Signup = throttle.Limit{Max: 10, Window: time.Hour}
+	th = throttle.New(rs.Client(t), p)
+	if _, err := th.Signup(context.Background(), ip("192.0.2.1")); err != nil {
+		t.Fatal(err)
+	}
+	rs.MustDo("CONFIG", "SET", "maxmemory-policy", "noeviction")
+	rs.MustDo("CONFIG", "SET", "maxmemory", "1")
+	_, _, loginErr := th.Login(context.Background(), "alice", ip("192.0.2.1"))
+	_, signupErr := th.Signup(context.Background(), ip("192.0.2.1"))
+	rs.MustDo("CONFIG", "SET", "maxmemory", "0")
+	if loginErr == nil || signupErr == nil {
+		t.Fatalf("out of memory: login %v, sign-up %v; want both to fail", loginErr, signupErr)
+	}
+	for key, want := range map[string]string{pair: "1", signup: "1"} {
+		if got := rs.MustDo("GET", key); got != want {
+			t.Errorf("%s holds %q after the failed attempt, want %q as before", key, got, want)
+		}
+	}
+}
