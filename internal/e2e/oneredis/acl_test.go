@@ -118,6 +118,27 @@ func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
 		{"failed login", func() int {
 			return apptest.PostForm(t, phone, a.URL+"/login", url.Values{"username": {"acl"}, "password": {"wrong-password"}})
 		}, http.StatusUnauthorized},
+		// Keys a student changed by hand with redis-cli are repaired with
+		// no command beyond the user's.
+		{"a count after SET over the address's browsers list", func() int {
+			rs.MustDo("SET", "browsers:loopback", "edited")
+			s, _ := apptest.Get(t, laptop, a.URL+"/count")
+			return s
+		}, http.StatusOK},
+		{"the lab after SET over the instances hash", func() int {
+			rs.MustDo("SET", "instances", "edited")
+			s, _ := apptest.Get(t, laptop, b.URL+"/lab")
+			return s
+		}, http.StatusOK},
+		{"a failed login after HSET over the address's failure counter", func() int {
+			rs.MustDo("DEL", "login:fail:addr:127.0.0.1")
+			rs.MustDo("HSET", "login:fail:addr:127.0.0.1", "edited", "1")
+			return apptest.PostForm(t, phone, a.URL+"/login", url.Values{"username": {"acl"}, "password": {"wrong-password"}})
+		}, http.StatusUnauthorized},
+		{"a login after SET over the bcrypt cost counts", func() int {
+			rs.MustDo("SET", "accounts:costs", "edited")
+			return apptest.PostForm(t, phone, a.URL+"/login", url.Values{"username": {"acl"}, "password": {"acl-new-password"}})
+		}, http.StatusSeeOther},
 		{"log out", func() int { return apptest.PostForm(t, laptop, a.URL+"/logout", nil) }, http.StatusSeeOther},
 		{"log in", func() int {
 			return apptest.PostForm(t, laptop, b.URL+"/login", url.Values{"username": {"acl"}, "password": {"acl-new-password"}})
