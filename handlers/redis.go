@@ -73,7 +73,7 @@ func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 				Note:   note,
 				TTL:    e.TTL,
 				Memory: e.Memory,
-				Value:  inspect.Pretty(e.Value),
+				Value:  shownValue(e, "string", inspect.Pretty),
 			})
 		}
 	}
@@ -88,7 +88,7 @@ func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 				Note:   "your account; the password is kept only as a bcrypt hash (cut here)",
 				TTL:    e.TTL,
 				Memory: e.Memory,
-				Value:  inspect.Pretty(cutHash(e.Value)),
+				Value:  shownValue(e, "string", func(v []byte) string { return inspect.Pretty(cutHash(v)) }),
 			})
 		}
 		ie, ok, err := a.indexPanelEntry(ctx, u.Username)
@@ -100,6 +100,17 @@ func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 		}
 	}
 	return entries, nil
+}
+
+// shownValue is a key's value as the panel shows it (show: how), or, for a
+// key holding another type of value than the app writes there (want),
+// what TYPE says, where the page failed.
+func shownValue(e inspect.Entry, want string, show func([]byte) string) string {
+	if e.OtherType != "" {
+		return "(TYPE: " + e.OtherType + ", not the " + want + " this app writes here; changed by hand with redis-cli? " +
+			"Not shown here: read it with redis-cli.)"
+	}
+	return show(e.Value)
 }
 
 // cutHash shortens the bcrypt hash in an account value to its algorithm and
@@ -174,6 +185,10 @@ func (a *App) indexPanelEntry(ctx context.Context, user string) (views.RedisEntr
 	}
 	if !e.Exists {
 		return views.RedisEntry{}, false, nil
+	}
+	if e.OtherType != "" {
+		return views.RedisEntry{Key: e.Key, Note: "your sessions on every server: the app writes a hash here",
+			TTL: e.TTL, Memory: e.Memory, Value: shownValue(e, "hash", nil)}, true, nil
 	}
 	var fields map[string]map[string]any
 	if err := json.Unmarshal(e.Value, &fields); err != nil {

@@ -18,7 +18,7 @@ func (in *Inspector) Hash(ctx context.Context, key string) (Entry, error) {
 	e := Entry{Key: key}
 	fields, err := res[0].AsStrMap()
 	if err != nil {
-		return e, fmt.Errorf("inspect: hgetall: %w", err)
+		return in.otherType(ctx, e, "hgetall", err, res[1], res[2])
 	}
 	if len(fields) == 0 {
 		return e, nil

@@ -20,6 +20,10 @@ type Entry struct {
 	Value  []byte
 	TTL    time.Duration // -1: no expiry
 	Memory int64         // MEMORY USAGE, bytes
+	// OtherType is the key's TYPE when it holds another type of value
+	// than was asked for (changed by hand with redis-cli); Value is then
+	// empty. "" for the type asked for.
+	OtherType string
 }
 
 // Inspector reads keys.
@@ -44,10 +48,29 @@ func (in *Inspector) Key(ctx context.Context, key string) (Entry, error) {
 		return e, nil
 	}
 	if err != nil {
-		return e, fmt.Errorf("inspect: get: %w", err)
+		return in.otherType(ctx, e, "get", err, res[1], res[2])
 	}
 	e.Exists, e.Value = true, v
 	return e, e.readTTLAndMemory(res[1], res[2])
+}
+
+// otherType reads what it can of a key the read (op) failed on: when it
+// held another type of value (WRONGTYPE), its TYPE, TTL and memory, so a
+// page shows the key as it is instead of failing; any other error is
+// returned.
+func (in *Inspector) otherType(ctx context.Context, e Entry, op string, err error, pttl, memory rueidis.RedisResult) (Entry, error) {
+	if !strings.Contains(err.Error(), "WRONGTYPE") {
+		return e, fmt.Errorf("inspect: %s: %w", op, err)
+	}
+	t, terr := in.rdb.Do(ctx, in.rdb.B().Type().Key(e.Key).Build()).ToString()
+	if terr != nil {
+		return e, fmt.Errorf("inspect: type: %w", terr)
+	}
+	if t == "none" { // deleted since
+		return e, nil
+	}
+	e.Exists, e.OtherType = true, t
+	return e, e.readTTLAndMemory(pttl, memory)
 }
 
 // Pretty indents a JSON value with sorted keys (cjson writes them in any

@@ -400,12 +400,19 @@ func (s IdleStore) CommitCtx(ctx context.Context, token string, b []byte, expiry
 	return s.Store.Commit(token, b, expiry)
 }
 
-// FindCtx implements scs.CtxStore.
-func (s IdleStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+// FindCtx implements scs.CtxStore. A key holding another type of value
+// than a string (changed by hand with redis-cli) is ErrUnreadable, as a
+// string that is not a session is.
+func (s IdleStore) FindCtx(ctx context.Context, token string) (b []byte, found bool, err error) {
 	if cs, ok := s.Store.(scs.CtxStore); ok {
-		return cs.FindCtx(ctx, token)
+		b, found, err = cs.FindCtx(ctx, token)
+	} else {
+		b, found, err = s.Store.Find(token)
 	}
-	return s.Store.Find(token)
+	if IsWrongType(err) {
+		err = fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	return b, found, err
 }
 
 // DeleteCtx implements scs.CtxStore.
