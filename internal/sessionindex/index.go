@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strconv"
 	"time"
@@ -41,6 +42,22 @@ func (e Entry) LastSeenAt() time.Time { return time.UnixMilli(e.LastSeen).UTC() 
 // Index reads and writes the per-user session index.
 type Index struct {
 	rdb rueidis.Client
+	// Log says when a user's index or revoked ids of another type are
+	// started again (nil: slog's default).
+	Log *slog.Logger
+}
+
+// exec runs one of the index's scripts. A user's index or revoked ids of
+// another type than the hash the app writes (SET over it with redis-cli)
+// fail every script before its first write: they are deleted (derived data,
+// and a minute's memory of revokes: see sessions.ResetRetyped) and the
+// script runs again. hashes are the KEYS that are such hashes.
+func (x *Index) exec(ctx context.Context, s *redistrace.Script, keys []string, hashes int, args []string) redistrace.Reply {
+	r := s.Exec(ctx, x.rdb, keys, args)
+	if sessions.ResetRetyped(ctx, x.rdb, x.Log, r.Error(), keys[:hashes]...) {
+		r = s.Exec(ctx, x.rdb, keys, args)
+	}
+	return r
 }
 
 // New returns an Index over a rueidis client.
@@ -111,7 +128,7 @@ func (x *Index) Add(ctx context.Context, user string, e Entry, oldID string, dea
 	if err != nil {
 		return fmt.Errorf("sessionindex: encode: %w", err)
 	}
-	n, err := add.Exec(ctx, x.rdb, []string{sessions.IndexKey(user), sessions.RevokedKey(user)}, []string{
+	n, err := x.exec(ctx, add, []string{sessions.IndexKey(user), sessions.RevokedKey(user)}, 2, []string{
 		sessions.ID(e.Token), string(b), oldID,
 		ms(deadline), ms(time.Now()), strconv.FormatInt(grace.Milliseconds(), 10),
 		sessions.UserChannel(user), sessions.Prefix, sessions.MsgSessions,
@@ -148,7 +165,7 @@ return 0`)
 // (a failure logged it out here), only the entry is checked. After it, a revoke finds the entry, or the key
 // is gone.
 func (x *Index) KeepIfListed(ctx context.Context, user, token, gen string) (bool, error) {
-	n, err := keepIfListed.Exec(ctx, x.rdb, []string{sessions.IndexKey(user), sessions.Key(token), accounts.Key(user)},
+	n, err := x.exec(ctx, keepIfListed, []string{sessions.IndexKey(user), sessions.Key(token), accounts.Key(user)}, 1,
 		[]string{sessions.ID(token), gen}).AsInt64()
 	if err != nil {
 		return false, fmt.Errorf("sessionindex: check the entry for %q: %w", user, err)
@@ -177,7 +194,7 @@ return out`)
 
 // List returns the user's live sessions, most recently seen first.
 func (x *Index) List(ctx context.Context, user string) ([]Entry, error) {
-	flat, err := list.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)},
+	flat, err := x.exec(ctx, list, []string{sessions.IndexKey(user)}, 1,
 		[]string{ms(time.Now()), strconv.FormatInt(grace.Milliseconds(), 10), sessions.Prefix, sessions.KeyViews}).AsStrSlice()
 	if err != nil {
 		return nil, fmt.Errorf("sessionindex: list for %q: %w", user, err)
@@ -209,7 +226,7 @@ return n`)
 
 // Remove drops a session from the index; the caller deletes its key.
 func (x *Index) Remove(ctx context.Context, user, id string) error {
-	err := remove.Exec(ctx, x.rdb, []string{sessions.IndexKey(user)}, []string{id, sessions.UserChannel(user), sessions.MsgSessions}).Error()
+	err := x.exec(ctx, remove, []string{sessions.IndexKey(user)}, 1, []string{id, sessions.UserChannel(user), sessions.MsgSessions}).Error()
 	if err != nil {
 		return fmt.Errorf("sessionindex: remove for %q: %w", user, err)
 	}
@@ -237,12 +254,13 @@ local out = {''}
 for _, id in ipairs(ids) do
   local raw = redis.call('HGET', KEYS[1], id)
   if raw then
+    -- First: revoked ids of another type fail here, before any write (exec).
+    redis.call('HSET', KEYS[2], id, '1')
     local ok, e = pcall(cjson.decode, raw)
     if ok and type(e) == 'table' and type(e.token) == 'string' then
       if redis.call('DEL', ARGV[2] .. e.token) > 0 then n = n + 1 end
     end
     redis.call('HDEL', KEYS[1], id)
-    redis.call('HSET', KEYS[2], id, '1')
     redis.call('PUBLISH', ARGV[3] .. id, ARGV[4])
     out[#out+1] = id
     out[#out+1] = raw
@@ -307,7 +325,7 @@ func (x *Index) RevokeOthers(ctx context.Context, user, keepID string) (Revoked,
 func (x *Index) revoke(ctx context.Context, user string, ids ...string) (Revoked, error) {
 	args := append([]string{sessions.UserChannel(user), sessions.Prefix, sessions.SessionChannelPrefix,
 		sessions.MsgEnded, sessions.MsgSessions, strconv.FormatInt(revokedFor.Milliseconds(), 10)}, ids...)
-	flat, err := revoke.Exec(ctx, x.rdb, []string{sessions.IndexKey(user), sessions.RevokedKey(user)}, args).AsStrSlice()
+	flat, err := x.exec(ctx, revoke, []string{sessions.IndexKey(user), sessions.RevokedKey(user)}, 2, args).AsStrSlice()
 	if err != nil {
 		return Revoked{}, err
 	}

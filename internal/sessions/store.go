@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,9 @@ type Ops struct {
 	// Instance is recorded in the session index as the instance that last
 	// served a session.
 	Instance string
+	// Log says when a user's index of another type is started again (nil:
+	// slog's default).
+	Log *slog.Logger
 
 	unmoved atomic.Pointer[unmoved] // this process's unmovedArgs, made once
 }
@@ -85,6 +89,9 @@ local function unmoved(raw)
 end
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
+-- Read before any write: an index of another type fails the script here,
+-- having changed nothing, and Go starts the index again and counts (Ops).
+local e = KEYS[4] and redis.call('HGET', KEYS[4], ARGV[1])
 local now, now_s = now_ms()
 -- The count closes the session: "views":<digits>}}
 local views = $JSON_VIEWS
@@ -110,14 +117,13 @@ else
   vs = string.format('%d', v)
 end
 local browsers = note_browser(KEYS[2], KEYS[3], ARGV[1], vs, now, now_s, {unpack(ARGV, 8)}, $MSG_COUNT .. vs)
-if KEYS[4] then
-  local e = redis.call('HGET', KEYS[4], ARGV[1])
-  local at = e and find(e, '"last_seen":', 1, true)
+if e then
+  local at = find(e, '"last_seen":', 1, true)
   local seen = at and tonumber(string.match(e, '^%d+', at + 12))
   -- The address whose list holds the row (KEYS[2] is browsers:<address>),
   -- which a revoke clears: the entry's ip is the login's.
   local addr = string.sub(KEYS[2], 10)
-  if e and not (seen and now - seen < 1000 and find(e, ARGV[7], 1, true) and find(e, '"counted_from":' .. cjson.encode(addr), 1, true)) then
+  if not (seen and now - seen < 1000 and find(e, ARGV[7], 1, true) and find(e, '"counted_from":' .. cjson.encode(addr), 1, true)) then
     local d = cjson.decode(e)
     if d.instance ~= ARGV[2] or now - (tonumber(d.last_seen) or 0) >= 1000 or d.counted_from ~= addr then
       d.last_seen = now
@@ -158,6 +164,8 @@ func (o *Ops) unmovedArgs(process string) []string {
 
 // IncrViews adds one view to a stored session and returns the new count and
 // the browsers of the visit's address; user is "" for an anonymous session.
+// A user's index of another type (changed by hand) is deleted and the count
+// made again: the script failed on it before writing anything.
 func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error) {
 	id := ID(token)
 	keys := []string{Key(token), BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr)}
@@ -167,6 +175,9 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 	args := append(make([]string, 0, 10), id, o.Instance, v.Process)
 	args = appendBrowserArgs(append(args, o.unmovedArgs(v.Process)...), v)
 	res, err := incrViews.Exec(ctx, o.rdb, keys, args).ToArray()
+	if user != "" && ResetRetyped(ctx, o.rdb, o.Log, err, IndexKey(user)) {
+		res, err = incrViews.Exec(ctx, o.rdb, keys, args).ToArray()
+	}
 	if rueidis.IsRedisNil(err) {
 		return 0, BrowserList{}, ErrNoSession
 	}
@@ -226,9 +237,14 @@ func sessionKeys(token, user string) []string {
 
 // Touch sets the session's last-seen time and its key's expiry.
 func (o *Ops) Touch(ctx context.Context, token, user string, seen, expiry time.Time) error {
-	n, err := touch.Exec(ctx, o.rdb, sessionKeys(token, user),
-		[]string{seen.UTC().Format(timeFormat), strconv.FormatInt(expiry.UnixMilli(), 10),
-			ID(token), strconv.FormatInt(seen.UnixMilli(), 10), o.Instance, KeySeen, KeyViews}).AsInt64()
+	keys := sessionKeys(token, user)
+	args := []string{seen.UTC().Format(timeFormat), strconv.FormatInt(expiry.UnixMilli(), 10),
+		ID(token), strconv.FormatInt(seen.UnixMilli(), 10), o.Instance, KeySeen, KeyViews}
+	n, err := touch.Exec(ctx, o.rdb, keys, args).AsInt64()
+	if user != "" && ResetRetyped(ctx, o.rdb, o.Log, err, IndexKey(user)) {
+		// The session was written before the index failed: the same write again.
+		n, err = touch.Exec(ctx, o.rdb, keys, args).AsInt64()
+	}
 	if err != nil {
 		return fmt.Errorf("sessions: touch: %w", err)
 	}

@@ -103,12 +103,14 @@ func New(cfg Config, sm *scs.SessionManager, rdb rueidis.Client, log *slog.Logge
 		}
 		sm.Store = sessions.IdleStore{Store: redisconn.NewSessionStore(pool, sessions.Prefix), Idle: cfg.Idle}
 		ops := sessions.NewOps(rdb)
-		ops.Instance = cfg.Instance
+		ops.Instance, ops.Log = cfg.Instance, log
+		index := sessionindex.New(rdb)
+		index.Log = log
 		stats := func() (int, int) {
 			st := pool.Stats()
 			return st.ActiveCount - st.IdleCount, st.IdleCount
 		}
-		return &Stack{Ops: ops, Index: sessionindex.New(rdb), Live: live.New(rdb, log),
+		return &Stack{Ops: ops, Index: index, Live: live.New(rdb, log),
 			Issued: sessions.NeverLost{}, PoolStats: stats, closePool: pool.Close}, nil
 	case Memory:
 		sm.Store = sessions.IdleStore{Store: memstore.New(), Idle: cfg.Idle}

@@ -1,0 +1,142 @@
+package handlers
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/sessionlab/sessionlab/internal/sessions"
+)
+
+// A user's session index of another type (SET or ZADD over the hash with
+// redis-cli) does not fail that user's every count, list, logout, login and
+// password change, with no way out (a logout that answered 500 left the
+// browser logged in): the index is derived data, so it is deleted and
+// starts again, with a WARN, and each route does what it says.
+func TestAUsersSessionIndexOfAnotherTypeStartsAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name, kind string
+		edit       []string
+	}{
+		{"string", "string", []string{"SET", "", "not an index"}},
+		{"zset", "zset", []string{"ZADD", "", "1", "not-an-entry"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ta := newTestApp(t)
+			const name, password = "indexed", "indexed-password"
+			key := sessions.IndexKey(name)
+			edit := func() {
+				t.Helper()
+				ta.redis.MustDo("DEL", key)
+				ta.redis.MustDo(append([]string{tc.edit[0], key}, tc.edit[2:]...)...)
+			}
+			c, c2, bob := ta.client(), ta.client(), ta.client()
+			ta.register(c, name, password)
+			ta.login(c2, name, password)
+			ta.register(bob, "bob", "bob-password")
+			if r := ta.get(c, "/count"); r.status != http.StatusOK {
+				t.Fatalf("GET /count before the edit: %d", r.status)
+			}
+
+			edit()
+			r := ta.get(c, "/redis")
+			if r.status != http.StatusOK || !strings.Contains(r.body, key) || !strings.Contains(r.body, "TYPE: "+tc.kind) {
+				t.Errorf("GET /redis: %d, want 200 showing %s as a %s:\n%s", r.status, key, tc.kind, r.body)
+			}
+			r = ta.get(c, "/count")
+			if r.status != http.StatusOK || countShown(t, r.body) != "2" {
+				t.Fatalf("GET /count after the edit: %d, want 200 counting 2:\n%s", r.status, r.body)
+			}
+			if stored := ta.redis.MustDo("GET", sessions.Key(ta.token(c))); !containsViews(stored, 2) {
+				t.Errorf("the session holds %s, want 2 views: one per count", stored)
+			}
+			if got := ta.redis.MustDo("TYPE", key); got != "hash" && got != "none" {
+				t.Errorf("%s is a %s after the count, want it started again", key, got)
+			}
+			if logs := ta.logs.String(); !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, key) {
+				t.Errorf("no WARN naming %s:\n%s", key, logs)
+			}
+
+			edit()
+			if r := ta.get(c, "/sessions"); r.status != http.StatusOK {
+				t.Errorf("GET /sessions after the edit: %d, want 200", r.status)
+			}
+
+			edit()
+			c3 := ta.client()
+			ta.login(c3, name, password)
+			if r := ta.get(c3, "/sessions"); r.status != http.StatusOK || !strings.Contains(r.body, `data-testid="session-row"`) {
+				t.Errorf("GET /sessions after a login: %d, want 200 listing this session:\n%s", r.status, r.body)
+			}
+
+			edit()
+			if r := ta.post(c3, "/logout", nil); r.status != http.StatusSeeOther {
+				t.Errorf("POST /logout after the edit: %d, want 303:\n%s", r.status, r.body)
+			}
+			if r := ta.get(c3, "/profile"); r.status == http.StatusOK {
+				t.Error("GET /profile after the logout: 200, still logged in")
+			}
+
+			edit()
+			r = ta.post(c, "/password", url.Values{"current": {password}, "new": {"indexed-new-password"}})
+			if r.status != http.StatusSeeOther {
+				t.Errorf("POST /password after the edit: %d, want 303:\n%s", r.status, r.body)
+			}
+			if r := ta.get(c, "/profile"); r.status != http.StatusOK {
+				t.Errorf("GET /profile after the password change: %d, want 200", r.status)
+			}
+			// The index lost c2's entry: the new credential generation ends it.
+			if r := ta.get(c2, "/profile"); r.status == http.StatusOK {
+				t.Error("the other browser is still logged in after the password change")
+			}
+			if r := ta.get(bob, "/count"); r.status != http.StatusOK {
+				t.Errorf("another user's GET /count: %d", r.status)
+			}
+			if strings.Contains(ta.logs.String(), "level=ERROR") {
+				t.Errorf("errors logged:\n%s", ta.logs.String())
+			}
+		})
+	}
+}
+
+// The user's revoked-ids key of another type (SET over the hash) does not
+// fail "log out everywhere else" and a password change after they took the
+// session, with a page saying nothing was changed and a minute of 409s: the
+// key is the app's own, so it is deleted and the change goes through.
+func TestARevokedKeyOfAnotherTypeIsReset(t *testing.T) {
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+	}{
+		{"log out everywhere else", "/sessions/revoke-others", url.Values{}},
+		{"change the password", "/password", url.Values{"current": {"rev-password"}, "new": {"rev-new-password"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ta := newTestApp(t)
+			const name = "rev"
+			c, other := ta.client(), ta.client()
+			ta.register(c, name, "rev-password")
+			ta.login(other, name, "rev-password")
+			key := sessions.RevokedKey(name)
+			ta.redis.MustDo("SET", key, "not a hash")
+
+			if r := ta.post(c, tc.path, tc.form); r.status != http.StatusSeeOther {
+				t.Fatalf("POST %s: %d, want 303:\n%s", tc.path, r.status, r.body)
+			}
+			if r := ta.get(c, "/sessions"); r.status != http.StatusOK {
+				t.Errorf("GET /sessions afterwards: %d, want 200:\n%s", r.status, r.body)
+			}
+			if r := ta.get(other, "/profile"); r.status == http.StatusOK {
+				t.Error("the other browser is still logged in")
+			}
+			if got := ta.redis.MustDo("TYPE", key); got != "hash" && got != "none" {
+				t.Errorf("%s is a %s, want a hash again", key, got)
+			}
+			if logs := ta.logs.String(); !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, key) ||
+				strings.Contains(logs, "level=ERROR") {
+				t.Errorf("want a WARN naming %s and no ERROR:\n%s", key, logs)
+			}
+		})
+	}
+}
