@@ -42,6 +42,10 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	token := a.Sessions.Token(ctx)
 	if token != "" {
 		incr, browsers, err := a.Ops.IncrViews(ctx, token, u.Username, visit)
+		if errors.Is(err, sessions.ErrEntryUnreadable) {
+			a.reindex(r, u.Username)
+			err = nil
+		}
 		switch {
 		case errors.Is(err, sessions.ErrNoSession):
 			// Expired or revoked since it was loaded.

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -100,6 +101,40 @@ func TestAUsersSessionIndexOfAnotherTypeStartsAgain(t *testing.T) {
 	}
 }
 
+// One entry of a user's index that is not JSON (HSET over it with
+// redis-cli) does not fail every count of its browser, each one still
+// counted: the entry is written again, the count counts once.
+func TestAnUndecodableIndexEntryIsWrittenAgain(t *testing.T) {
+	ta := newTestApp(t)
+	const name = "garbled"
+	c := ta.client()
+	ta.register(c, name, "garbled-password")
+	if r := ta.get(c, "/count"); r.status != http.StatusOK {
+		t.Fatalf("GET /count before the edit: %d", r.status)
+	}
+	id := sessions.ID(ta.token(c))
+	ta.redis.MustDo("HSET", sessions.IndexKey(name), id, "not json")
+	for _, want := range []string{"2", "3"} {
+		r := ta.get(c, "/count")
+		if r.status != http.StatusOK || countShown(t, r.body) != want {
+			t.Fatalf("GET /count after the edit: %d, want 200 counting %s:\n%s", r.status, want, r.body)
+		}
+	}
+	if stored := ta.redis.MustDo("GET", sessions.Key(ta.token(c))); !containsViews(stored, 3) {
+		t.Errorf("the session holds %s, want 3 views: one per count", stored)
+	}
+	var e struct{ Token string }
+	if raw := ta.redis.MustDo("HGET", sessions.IndexKey(name), id); json.Unmarshal([]byte(raw), &e) != nil || e.Token != ta.token(c) {
+		t.Errorf("the entry holds %q, want it written again with the session's token", raw)
+	}
+	if r := ta.get(c, "/sessions"); r.status != http.StatusOK || !strings.Contains(r.body, `data-testid="session-row"`) {
+		t.Errorf("GET /sessions: %d, want 200 listing the session", r.status)
+	}
+	if logs := ta.logs.String(); !strings.Contains(logs, "level=WARN") || strings.Contains(logs, "level=ERROR") {
+		t.Errorf("want a WARN and no ERROR:\n%s", logs)
+	}
+}
+
 // The user's revoked-ids key of another type (SET over the hash) does not
 // fail "log out everywhere else" and a password change after they took the
 // session, with a page saying nothing was changed and a minute of 409s: the
@@ -138,5 +173,21 @@ func TestARevokedKeyOfAnotherTypeIsReset(t *testing.T) {
 				t.Errorf("want a WARN naming %s and no ERROR:\n%s", key, logs)
 			}
 		})
+	}
+}
+
+// A page that refreshes "last seen" does not fail on such an entry either;
+// it leaves the entry for the count to write again.
+func TestAnUndecodableIndexEntryDoesNotFailTheTouch(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.TouchEvery = 0 })
+	const name = "touched"
+	c := ta.client()
+	ta.register(c, name, "touched-password")
+	ta.redis.MustDo("HSET", sessions.IndexKey(name), sessions.ID(ta.token(c)), "not json")
+	if r := ta.get(c, "/profile"); r.status != http.StatusOK {
+		t.Errorf("GET /profile after the edit: %d, want 200", r.status)
+	}
+	if strings.Contains(ta.logs.String(), "level=ERROR") {
+		t.Errorf("errors logged:\n%s", ta.logs.String())
 	}
 }

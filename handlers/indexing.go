@@ -17,25 +17,11 @@ import (
 func (a *App) indexLogin(r *http.Request, user, oldToken string) error {
 	ctx := r.Context()
 	token := a.Sessions.Token(ctx)
-	now := time.Now().UnixMilli()
 	oldID := ""
 	if oldToken != "" {
 		oldID = sessions.ID(oldToken)
 	}
-	// Created is the session's own start, as the profile shows it (a login
-	// or a renewal keeps the session and its origin), not this token's.
-	o, ok := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
-	if !ok {
-		o = a.recordOrigin(ctx)
-	}
-	e := sessionindex.Entry{
-		Token:     token,
-		Created:   o.At.UnixMilli(),
-		LastSeen:  now,
-		IP:        a.sessionClientIP(r),
-		UserAgent: truncate(r.UserAgent(), 256),
-		Instance:  a.Instance,
-	}
+	e := a.indexEntry(r)
 	if err := a.Index.Add(ctx, user, e, oldID, a.Sessions.Deadline(ctx)); errors.Is(err, sessionindex.ErrRevoked) {
 		a.Log.InfoContext(ctx, "session revoked as it was renewed", "session", a.LogID(token), "user", user)
 		notKept(ctx)
@@ -47,6 +33,39 @@ func (a *App) indexLogin(r *http.Request, user, oldToken string) error {
 		st.indexedFor = user
 	}
 	return nil
+}
+
+// indexEntry is the index entry of the request's session as a login writes it.
+func (a *App) indexEntry(r *http.Request) sessionindex.Entry {
+	ctx := r.Context()
+	// Created is the session's own start, as the profile shows it (a login
+	// or a renewal keeps the session and its origin), not this token's.
+	o, ok := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
+	if !ok {
+		o = a.recordOrigin(ctx)
+	}
+	return sessionindex.Entry{
+		Token:     a.Sessions.Token(ctx),
+		Created:   o.At.UnixMilli(),
+		LastSeen:  time.Now().UnixMilli(),
+		IP:        a.sessionClientIP(r),
+		UserAgent: truncate(r.UserAgent(), 256),
+		Instance:  a.Instance,
+	}
+}
+
+// reindex writes again the session's entry in user's index, which holds
+// something that is not an entry (changed by hand with redis-cli), so the
+// session stays on its user's list and revocable. A failure leaves it as it
+// is: the count stands, and the list drops the entry when next read.
+func (a *App) reindex(r *http.Request, user string) {
+	ctx := r.Context()
+	token := a.Sessions.Token(ctx)
+	a.Log.WarnContext(ctx, "the session's index entry could not be read: written again",
+		"session", a.LogID(token), "user", user, "key", sessions.IndexKey(user))
+	if err := a.Index.Add(ctx, user, a.indexEntry(r), "", a.Sessions.Deadline(ctx)); err != nil {
+		a.Log.WarnContext(ctx, "the session's index entry not written again", "session", a.LogID(token), "user", user, "err", err)
+	}
 }
 
 // notKept: this request's session is not saved and no cookie is set (a

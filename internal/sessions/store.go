@@ -124,7 +124,10 @@ if e then
   -- which a revoke clears: the entry's ip is the login's.
   local addr = string.sub(KEYS[2], 10)
   if not (seen and now - seen < 1000 and find(e, ARGV[7], 1, true) and find(e, '"counted_from":' .. cjson.encode(addr), 1, true)) then
-    local d = cjson.decode(e)
+    local ok, d = pcall(cjson.decode, e)
+    -- An entry that is not one (changed by hand) is left for Go to
+    -- write again, which knows what a login writes in it.
+    if not ok or type(d) ~= 'table' then return {v, browsers, 'entry'} end
     if d.instance ~= ARGV[2] or now - (tonumber(d.last_seen) or 0) >= 1000 or d.counted_from ~= addr then
       d.last_seen = now
       d.instance = ARGV[2]
@@ -165,7 +168,8 @@ func (o *Ops) unmovedArgs(process string) []string {
 // IncrViews adds one view to a stored session and returns the new count and
 // the browsers of the visit's address; user is "" for an anonymous session.
 // A user's index of another type (changed by hand) is deleted and the count
-// made again: the script failed on it before writing anything.
+// made again: the script failed on it before writing anything. With
+// ErrEntryUnreadable the count and the list are there too.
 func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error) {
 	id := ID(token)
 	keys := []string{Key(token), BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr)}
@@ -180,6 +184,10 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 	}
 	if rueidis.IsRedisNil(err) {
 		return 0, BrowserList{}, ErrNoSession
+	}
+	var entry error
+	if err == nil && len(res) == 3 {
+		entry, res = ErrEntryUnreadable, res[:2]
 	}
 	if err == nil && len(res) != 2 {
 		err = fmt.Errorf("%d values, want 2", len(res))
@@ -197,8 +205,16 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 	}
 	list, err := parseNoted(s)
 	list.Self = id
+	if err == nil {
+		err = entry
+	}
 	return int(n), list, err
 }
+
+// ErrEntryUnreadable: the count counted, but the session's entry in its
+// user's index holds something that is not an entry (changed by hand with
+// redis-cli), which the count left as it is: the caller writes it again.
+var ErrEntryUnreadable = errors.New("sessions: the session's index entry is not one this app wrote")
 
 // touch records activity and moves the expiry without a rewrite: the time
 // seen is replaced in place, the session decoded only when it has none.
@@ -218,8 +234,10 @@ end
 redis.call('SET', KEYS[1], raw, 'PXAT', ARGV[2])
 if KEYS[2] then
   local e = redis.call('HGET', KEYS[2], ARGV[3])
-  if e then
-    local d = cjson.decode(e)
+  -- An entry that is not one (changed by hand) is the count's to write again.
+  local ok, d = false, nil
+  if e then ok, d = pcall(cjson.decode, e) end
+  if ok and type(d) == 'table' then
     d.last_seen = tonumber(ARGV[4])
     d.instance = ARGV[5]
     redis.call('HSET', KEYS[2], ARGV[3], cjson.encode(d))
