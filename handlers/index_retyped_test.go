@@ -52,8 +52,9 @@ func TestAUsersSessionIndexOfAnotherTypeStartsAgain(t *testing.T) {
 			if stored := ta.redis.MustDo("GET", sessions.Key(ta.token(c))); !containsViews(stored, 2) {
 				t.Errorf("the session holds %s, want 2 views: one per count", stored)
 			}
-			if got := ta.redis.MustDo("TYPE", key); got != "hash" && got != "none" {
-				t.Errorf("%s is a %s after the count, want it started again", key, got)
+			// Started again, with the session that counted listed again.
+			if raw := ta.redis.MustDo("HGET", key, sessions.ID(ta.token(c))); !strings.Contains(raw, ta.token(c)) {
+				t.Errorf("%s holds %q for the session that counted, want its entry written again", key, raw)
 			}
 			if logs := ta.logs.String(); !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, key) {
 				t.Errorf("no WARN naming %s:\n%s", key, logs)
@@ -132,6 +133,26 @@ func TestAnUndecodableIndexEntryIsWrittenAgain(t *testing.T) {
 	}
 	if logs := ta.logs.String(); !strings.Contains(logs, "level=WARN") || strings.Contains(logs, "level=ERROR") {
 		t.Errorf("want a WARN and no ERROR:\n%s", logs)
+	}
+}
+
+// A session missing from its user's index (the index deleted by hand, or
+// started again) is listed again at its next count, so it can be seen and
+// revoked on the sessions page.
+func TestACountListsAgainASessionMissingFromItsIndex(t *testing.T) {
+	ta := newTestApp(t)
+	const name = "unlisted"
+	c := ta.client()
+	ta.register(c, name, "unlisted-password")
+	ta.redis.MustDo("DEL", sessions.IndexKey(name))
+	if r := ta.get(c, "/count"); r.status != http.StatusOK || countShown(t, r.body) != "1" {
+		t.Fatalf("GET /count: %d, want 200 counting 1", r.status)
+	}
+	if raw := ta.redis.MustDo("HGET", sessions.IndexKey(name), sessions.ID(ta.token(c))); !strings.Contains(raw, ta.token(c)) {
+		t.Errorf("the index holds %q for the session, want its entry written again", raw)
+	}
+	if r := ta.get(c, "/sessions"); r.status != http.StatusOK || !strings.Contains(r.body, `data-testid="session-row"`) {
+		t.Errorf("GET /sessions: %d, want 200 listing the session", r.status)
 	}
 }
 

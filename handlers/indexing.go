@@ -54,14 +54,15 @@ func (a *App) indexEntry(r *http.Request) sessionindex.Entry {
 	}
 }
 
-// reindex writes again the session's entry in user's index, which holds
-// something that is not an entry (changed by hand with redis-cli), so the
-// session stays on its user's list and revocable. A failure leaves it as it
-// is: the count stands, and the list drops the entry when next read.
+// reindex writes again the session's entry in user's index, which is
+// missing (the index deleted or started again) or holds something that is
+// not an entry (changed by hand with redis-cli), so the session is on its
+// user's list and revocable again. A failure leaves it as it is: the count
+// stands.
 func (a *App) reindex(r *http.Request, user string) {
 	ctx := r.Context()
 	token := a.Sessions.Token(ctx)
-	a.Log.WarnContext(ctx, "the session's index entry could not be read: written again",
+	a.Log.WarnContext(ctx, "the session's index entry was missing or could not be read: written again",
 		"session", a.LogID(token), "user", user, "key", sessions.IndexKey(user))
 	if err := a.Index.Add(ctx, user, a.indexEntry(r), "", a.Sessions.Deadline(ctx)); err != nil {
 		a.Log.WarnContext(ctx, "the session's index entry not written again", "session", a.LogID(token), "user", user, "err", err)

@@ -91,7 +91,8 @@ local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
 -- Read before any write: an index of another type fails the script here,
 -- having changed nothing, and Go starts the index again and counts (Ops).
-local e = KEYS[4] and redis.call('HGET', KEYS[4], ARGV[1])
+-- A logged-in session with no entry gets '', which is no entry (below).
+local e = KEYS[4] and (redis.call('HGET', KEYS[4], ARGV[1]) or '')
 local now, now_s = now_ms()
 -- The count closes the session: "views":<digits>}}
 local views = $JSON_VIEWS
@@ -125,8 +126,8 @@ if e then
   local addr = string.sub(KEYS[2], 10)
   if not (seen and now - seen < 1000 and find(e, ARGV[7], 1, true) and find(e, '"counted_from":' .. cjson.encode(addr), 1, true)) then
     local ok, d = pcall(cjson.decode, e)
-    -- An entry that is not one (changed by hand) is left for Go to
-    -- write again, which knows what a login writes in it.
+    -- An entry that is missing or not one (changed by hand) is left for
+    -- Go to write again, which knows what a login writes in it.
     if not ok or type(d) ~= 'table' then return {v, browsers, 'entry'} end
     if d.instance ~= ARGV[2] or now - (tonumber(d.last_seen) or 0) >= 1000 or d.counted_from ~= addr then
       d.last_seen = now
@@ -169,7 +170,8 @@ func (o *Ops) unmovedArgs(process string) []string {
 // the browsers of the visit's address; user is "" for an anonymous session.
 // A user's index of another type (changed by hand) is deleted and the count
 // made again: the script failed on it before writing anything. With
-// ErrEntryUnreadable the count and the list are there too.
+// ErrEntryUnreadable (the session's entry is missing, or not one) the count
+// and the list are there too.
 func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error) {
 	id := ID(token)
 	keys := []string{Key(token), BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr)}
@@ -212,9 +214,10 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 }
 
 // ErrEntryUnreadable: the count counted, but the session's entry in its
-// user's index holds something that is not an entry (changed by hand with
-// redis-cli), which the count left as it is: the caller writes it again.
-var ErrEntryUnreadable = errors.New("sessions: the session's index entry is not one this app wrote")
+// user's index is missing (the index deleted, or started again) or holds
+// something that is not an entry (changed by hand with redis-cli), which
+// the count left as it is: the caller writes it again.
+var ErrEntryUnreadable = errors.New("sessions: the session's index entry is missing or not one this app wrote")
 
 // touch records activity and moves the expiry without a rewrite: the time
 // seen is replaced in place, the session decoded only when it has none.
