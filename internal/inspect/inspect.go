@@ -55,23 +55,39 @@ func (in *Inspector) Key(ctx context.Context, key string) (Entry, error) {
 }
 
 // otherType reads what it can of a key the read (op) failed on: when it
-// held another type of value (WRONGTYPE), its TYPE, TTL and memory, so a
-// page shows the key as it is instead of failing; any other error is
-// returned.
+// held another type of value (WRONGTYPE), which type, its TTL and memory, so
+// a page shows the key as it is instead of failing; any other error is
+// returned. The type comes from which of GET, HLEN and ZCARD it answers
+// (the documented ACL user has no TYPE).
 func (in *Inspector) otherType(ctx context.Context, e Entry, op string, err error, pttl, memory rueidis.RedisResult) (Entry, error) {
-	if !strings.Contains(err.Error(), "WRONGTYPE") {
+	if !isWrongType(err) {
 		return e, fmt.Errorf("inspect: %s: %w", op, err)
 	}
-	t, terr := in.rdb.Do(ctx, in.rdb.B().Type().Key(e.Key).Build()).ToString()
-	if terr != nil {
-		return e, fmt.Errorf("inspect: type: %w", terr)
+	b := in.rdb.B()
+	res := in.rdb.DoMulti(ctx,
+		b.Get().Key(e.Key).Build(),
+		b.Hlen().Key(e.Key).Build(),
+		b.Zcard().Key(e.Key).Build(),
+	)
+	e.OtherType = "list, set or stream"
+	for i, t := range []string{"string", "hash", "zset"} {
+		err := res[i].Error()
+		if rueidis.IsRedisNil(err) {
+			return Entry{Key: e.Key}, nil // deleted since
+		}
+		if err == nil {
+			e.OtherType = t
+			break
+		}
+		if !isWrongType(err) {
+			return e, fmt.Errorf("inspect: %s: %w", op, err)
+		}
 	}
-	if t == "none" { // deleted since
-		return e, nil
-	}
-	e.Exists, e.OtherType = true, t
+	e.Exists = true
 	return e, e.readTTLAndMemory(pttl, memory)
 }
+
+func isWrongType(err error) bool { return err != nil && strings.Contains(err.Error(), "WRONGTYPE") }
 
 // Pretty indents a JSON value with sorted keys (cjson writes them in any
 // order, and a key that jumps on every click reads as a change); anything

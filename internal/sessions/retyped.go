@@ -10,14 +10,16 @@ import (
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
-// retype: KEYS[1] a key, ARGV[1] the type the app writes there. A key
-// holding another type is deleted and its type returned, else the empty
-// string.
+// retype: KEYS[1] a key the app writes as a hash. A key holding another
+// type (HLEN answers WRONGTYPE) is deleted: 1; else 0. (No TYPE: the
+// documented ACL user need not have it.)
 var retype = redistrace.NewScript("reset a key of another type", `
-local t = redis.call('TYPE', KEYS[1]).ok
-if t == ARGV[1] or t == 'none' then return '' end
-redis.call('DEL', KEYS[1])
-return t`)
+local r = redis.pcall('HLEN', KEYS[1])
+if type(r) == 'table' and r.err and string.find(r.err, 'WRONGTYPE', 1, true) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0`)
 
 // IsWrongType says whether err is Redis's WRONGTYPE: a command met a key
 // holding another type of value than it works on.
@@ -39,14 +41,14 @@ func ResetRetyped(ctx context.Context, rdb rueidis.Client, log *slog.Logger, err
 	}
 	reset := false
 	for _, k := range keys {
-		was, rerr := retype.Exec(ctx, rdb, []string{k}, []string{"hash"}).ToString()
-		if rerr != nil || was == "" {
+		n, rerr := retype.Exec(ctx, rdb, []string{k}, nil).AsInt64()
+		if rerr != nil || n == 0 {
 			continue
 		}
 		if log == nil {
 			log = slog.Default()
 		}
-		log.WarnContext(ctx, "a key of another type than the app writes was deleted and starts again", "key", k, "was", was, "err", err)
+		log.WarnContext(ctx, "a key of another type than the app writes was deleted and starts again", "key", k, "err", err)
 		reset = true
 	}
 	return reset

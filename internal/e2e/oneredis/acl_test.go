@@ -15,6 +15,7 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessions"
 )
 
 // aclRule is the Redis ACL user that docs/deploy.md gives operators,
@@ -138,6 +139,24 @@ func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
 		{"a login after SET over the bcrypt cost counts", func() int {
 			rs.MustDo("SET", "accounts:costs", "edited")
 			return apptest.PostForm(t, phone, a.URL+"/login", url.Values{"username": {"acl"}, "password": {"acl-new-password"}})
+		}, http.StatusSeeOther},
+		{"the Redis page after SET over the user's session list", func() int {
+			rs.MustDo("SET", "user:acl:sessions", "edited")
+			s, _ := apptest.Get(t, laptop, a.URL+"/redis")
+			return s
+		}, http.StatusOK},
+		{"a count after SET over the user's session list", func() int {
+			s, _ := apptest.Get(t, laptop, a.URL+"/count")
+			return s
+		}, http.StatusOK},
+		{"a count after HSET over the session's entry in the list", func() int {
+			rs.MustDo("HSET", "user:acl:sessions", sessions.ID(apptest.SessionToken(t, laptop, a.URL)), "edited")
+			s, _ := apptest.Get(t, laptop, a.URL+"/count")
+			return s
+		}, http.StatusOK},
+		{"log out everywhere else after SET over the revoked ids", func() int {
+			rs.MustDo("SET", "user:acl:revoked", "edited")
+			return apptest.PostForm(t, laptop, a.URL+"/sessions/revoke-others", nil)
 		}, http.StatusSeeOther},
 		{"log out", func() int { return apptest.PostForm(t, laptop, a.URL+"/logout", nil) }, http.StatusSeeOther},
 		{"log in", func() int {
