@@ -105,6 +105,15 @@ func (ta *testApp) serve() *testApp {
 	return ta
 }
 
+// noErrorLogged fails t if the app logged anything at ERROR: what it
+// recovers from is a WARN.
+func (ta *testApp) noErrorLogged(t testing.TB) {
+	t.Helper()
+	if logs := ta.logs.String(); strings.Contains(logs, "level=ERROR") {
+		t.Errorf("errors logged:\n%s", logs)
+	}
+}
+
 // client is a browser: its own cookie jar, redirects not followed.
 func (ta *testApp) client() *http.Client { return apptest.Client(ta.t) }
 

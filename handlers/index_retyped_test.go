@@ -95,9 +95,7 @@ func TestAUsersSessionIndexOfAnotherTypeStartsAgain(t *testing.T) {
 			if r := ta.get(bob, "/count"); r.status != http.StatusOK {
 				t.Errorf("another user's GET /count: %d", r.status)
 			}
-			if strings.Contains(ta.logs.String(), "level=ERROR") {
-				t.Errorf("errors logged:\n%s", ta.logs.String())
-			}
+			ta.noErrorLogged(t)
 		})
 	}
 }
@@ -208,7 +206,5 @@ func TestAnUndecodableIndexEntryDoesNotFailTheTouch(t *testing.T) {
 	if r := ta.get(c, "/profile"); r.status != http.StatusOK {
 		t.Errorf("GET /profile after the edit: %d, want 200", r.status)
 	}
-	if strings.Contains(ta.logs.String(), "level=ERROR") {
-		t.Errorf("errors logged:\n%s", ta.logs.String())
-	}
+	ta.noErrorLogged(t)
 }

@@ -72,9 +72,7 @@ func TestAnUnreadableAccountLogsOutAndSaysWhy(t *testing.T) {
 			if r := ta.get(c, "/profile"); r.status != http.StatusOK {
 				t.Errorf("GET /profile after logging in again: %d", r.status)
 			}
-			if strings.Contains(ta.logs.String(), "level=ERROR") {
-				t.Errorf("errors logged:\n%s", ta.logs.String())
-			}
+			ta.noErrorLogged(t)
 		})
 	}
 }
