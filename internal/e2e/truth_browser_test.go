@@ -191,3 +191,28 @@ func TestBrowserAnEditedSessionIsSaidToBeUnreadable(t *testing.T) {
 		t.Errorf("the edited value is now %q", got)
 	}
 }
+
+// The same for the account: a student who edits user:<name> into something
+// that is not an account is logged out at the next click, the login page
+// says why, and a login to it names the key, which is left as it is.
+func TestBrowserAnEditedAccountLogsOutAndSaysWhy(t *testing.T) {
+	t.Parallel()
+	s := startSite(t)
+	b := newBrowser(t)
+	b.register(s, "edited", "edited-password")
+	b.open(s.url("/count"))
+	b.waitText("view-count", "1")
+	s.redis.MustDo("SET", "user:edited", "edited by hand")
+
+	b.click("count-button")
+	b.waitFor("the login page saying why", `location.pathname === '/login' &&
+		(document.querySelector('main')?.textContent ?? '').includes("account's key in Redis holds something that is not an account")`)
+	b.screenshot("unreadable-account")
+	b.fill("username", "edited")
+	b.fill("password", "edited-password")
+	b.click("login-submit")
+	b.waitFor("the login's answer", `document.body.textContent.includes('user:edited')`)
+	if got := s.redis.MustDo("GET", "user:edited"); got != "edited by hand" {
+		t.Errorf("the edited account is now %q", got)
+	}
+}
