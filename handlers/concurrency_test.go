@@ -346,6 +346,10 @@ func TestRequestOnRenewedTokenSetsNoCookie(t *testing.T) {
 			if got := h.header.Get(FormStatusHeader); tc.hxRefresh && got != "409" {
 				t.Errorf("htmx: %s %q, want 409", FormStatusHeader, got)
 			}
+			// Named as the access log names it, never by its path.
+			if !logged(ta.logs.String(), "request on a renewed token", "method=GET", "route="+tc.path) {
+				t.Errorf("no line \"request on a renewed token\" with method=GET route=%s:\n%s", tc.path, ta.logs.String())
+			}
 		})
 	}
 	if got := storedViews(t, ta.redis, ta.token(c)); got != 2 {

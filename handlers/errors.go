@@ -182,7 +182,7 @@ func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title,
 // outage once a minute per kind (counted per request), anything else each time.
 func (a *App) logFailure(r *http.Request, f failure, err error) {
 	if clientGone(r) {
-		a.Log.InfoContext(r.Context(), "client gone", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.Log.InfoContext(r.Context(), "client gone", "method", r.Method, "route", a.route(r), "err", err)
 		return
 	}
 	if kind, ok := redisconn.Unavailable(err); ok {
@@ -191,10 +191,10 @@ func (a *App) logFailure(r *http.Request, f failure, err error) {
 		return
 	}
 	if f == failShuttingDown {
-		a.Log.InfoContext(r.Context(), "refused while stopping", "method", r.Method, "path", r.URL.Path)
+		a.Log.InfoContext(r.Context(), "refused while stopping", "method", r.Method, "route", a.route(r))
 		return
 	}
-	a.Log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", f.Status, "err", err)
+	a.Log.ErrorContext(r.Context(), "request failed", "method", r.Method, "route", a.route(r), "status", f.Status, "err", err)
 }
 
 func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }

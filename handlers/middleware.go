@@ -51,7 +51,7 @@ func (a *App) crossOriginProtection(next http.Handler) http.Handler {
 		// Once a minute: a page on any site can make its visitors' browsers
 		// send these.
 		if ok, n := a.refused.due("cross-origin"); ok {
-			a.Log.WarnContext(r.Context(), "cross-origin request blocked", "method", r.Method, "path", r.URL.Path,
+			a.Log.WarnContext(r.Context(), "cross-origin request blocked", "method", r.Method, "route", a.route(r),
 				"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"), "blocked", n)
 		}
 		a.answer(w, r, failCrossSite)
@@ -117,7 +117,7 @@ func (a *App) recoverPanics(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				a.Log.ErrorContext(r.Context(), "panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				a.Log.ErrorContext(r.Context(), "panic", "method", r.Method, "route", a.route(r), "panic", v)
 				w.Header().Set("Connection", "close")
 				answerPlain(w, failInternal, "Internal server error\n")
 			}

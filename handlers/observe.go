@@ -76,3 +76,13 @@ func (a *App) fromTrustedProxy(r *http.Request) bool {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	return err == nil && a.trusted(peer.Addr().Unmap())
 }
+
+// route names r's route for a log line as the access log does: the pattern
+// that matched, "none" when none did. Never the path: the client writes it,
+// and it can hold anything, a session token included.
+func (a *App) route(r *http.Request) string {
+	if info := requestlog.From(r.Context()); info != nil && info.Route != nil {
+		return info.Route.Path()
+	}
+	return a.Metrics.Unmatched().Path()
+}

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/requestlog"
@@ -191,4 +193,102 @@ func requestsCounted(t *testing.T, ta *testApp, method, route string, code int) 
 		}
 	}
 	return 0
+}
+
+// Every line about one request names its route as the access log does (the
+// pattern, "none" when no route matched), never its path: an operator
+// groups failures by route, and a path is the client's to write; it can hold
+// anything, a whole session token included.
+func TestRequestLinesNameTheRouteNeverThePath(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		send        func(t *testing.T, ta *testApp, c *http.Client, path string)
+		path        func(token string) string
+		line, route string
+	}{
+		{"Redis stopped, a route's value in the path", func(t *testing.T, ta *testApp, c *http.Client, path string) {
+			ta.redis.Stop()
+			ta.post(c, path, nil)
+		}, revokePath, `msg="Redis cannot serve"`, "/sessions/{id}/revoke"},
+		{"Redis stopped, a path no route matches", func(t *testing.T, ta *testApp, c *http.Client, path string) {
+			ta.redis.Stop()
+			ta.get(c, path)
+		}, func(token string) string { return "/" + token }, `msg="Redis cannot serve"`, "none"},
+		{"a Redis error the app does not expect (500)", func(t *testing.T, ta *testApp, c *http.Client, path string) {
+			ta.redis.MustDo("ACL", "SETUSER", "default", "-get") // the session's load fails with NOPERM
+			ta.post(c, path, nil)
+		}, revokePath, `msg="request failed"`, "/sessions/{id}/revoke"},
+		{"a cross-origin POST", func(t *testing.T, ta *testApp, c *http.Client, path string) {
+			ta.post(c, path, nil, "Sec-Fetch-Site", "cross-site")
+		}, revokePath, `msg="cross-origin request blocked"`, "/sessions/{id}/revoke"},
+		{"the client left", func(t *testing.T, ta *testApp, c *http.Client, path string) {
+			ta.redis.MustDo("CLIENT", "PAUSE", "5000", "WRITE") // the count's script waits
+			t.Cleanup(func() { ta.redis.MustDo("CLIENT", "UNPAUSE") })
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ta.srv.URL+path, nil)
+			if resp, err := c.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}, func(string) string { return "/count" }, `msg="client gone"`, "/count"},
+		{"the server stopping", func(t *testing.T, ta *testApp, c *http.Client, path string) {
+			ta.app.Live.Close()
+			ta.get(c, path)
+		}, func(string) string { return "/live" }, `msg="refused while stopping"`, "/live"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ta := newTestApp(t)
+			c := ta.client()
+			ta.register(c, "gus", "gus-password")
+			ta.get(c, "/count") // a count stored, so the next one runs a script
+			token := ta.token(c)
+			tc.send(t, ta, c, tc.path(token))
+			waitForLog(t, ta, tc.line)
+			logs := ta.logs.String()
+			for line := range strings.Lines(logs) {
+				if strings.Contains(line, tc.line) && !lineHas(line, "", "route="+tc.route) {
+					t.Errorf("%s, want route=%s:\n%s", tc.line, tc.route, line)
+				}
+				if strings.Contains(line, "path=") {
+					t.Errorf("a line names a path:\n%s", line)
+				}
+			}
+			if strings.Contains(logs, token) {
+				t.Errorf("the session's token is in the log:\n%s", logs)
+			}
+		})
+	}
+}
+
+// revokePath is POST /sessions/{id}/revoke with a client's own token where
+// the page puts a session's one-way id.
+func revokePath(token string) string { return "/sessions/" + token + "/revoke" }
+
+// logged reports whether logs hold a line with msg (as the text handler
+// writes it, quoted if need be) and each of fields ("route=/count") whole.
+func logged(logs, msg string, fields ...string) bool {
+	for line := range strings.Lines(logs) {
+		if lineHas(line, msg, fields...) {
+			return true
+		}
+	}
+	return false
+}
+
+// lineHas is logged for one line; msg "" matches any.
+func lineHas(line, msg string, fields ...string) bool {
+	line = " " + strings.TrimSuffix(line, "\n") + " "
+	m := msg
+	if strings.ContainsAny(msg, " =\"") {
+		m = strconv.Quote(msg)
+	}
+	if msg != "" && !strings.Contains(line, " msg="+m+" ") {
+		return false
+	}
+	for _, f := range fields {
+		if !strings.Contains(line, " "+f+" ") {
+			return false
+		}
+	}
+	return true
 }

@@ -55,7 +55,7 @@ func (a *App) write(w http.ResponseWriter, r *http.Request, status int, c templ.
 	defer putBuffer(buf)
 	// Rendered even if the client left: a cancelled render is no server error.
 	if err := c.Render(context.WithoutCancel(r.Context()), buf); err != nil {
-		a.Log.ErrorContext(r.Context(), "render failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.Log.ErrorContext(r.Context(), "render failed", "method", r.Method, "route", a.route(r), "err", err)
 		answerPlain(w, failInternal, "Internal server error\n")
 		return
 	}
@@ -176,7 +176,7 @@ func (p *perMinute) due(kind string) (bool, int) {
 func (a *App) reportOutage(kind redisconn.Kind, r *http.Request, err error) {
 	if ok, failed := a.outages.due(string(kind)); ok {
 		a.Log.ErrorContext(r.Context(), "Redis cannot serve", "kind", string(kind), "failed_requests", failed,
-			"method", r.Method, "path", r.URL.Path, "status", http.StatusServiceUnavailable, "err", err)
+			"method", r.Method, "route", a.route(r), "status", http.StatusServiceUnavailable, "err", err)
 	}
 }
 
@@ -200,7 +200,7 @@ func (a *App) parseForm(w http.ResponseWriter, r *http.Request) bool {
 	if netErr, ok := errors.AsType[net.Error](err); ok && netErr.Timeout() || clientGone(r) {
 		// The body did not come within the server's read timeout, or the
 		// client left: a slow or vanished client, not a server error.
-		a.Log.InfoContext(r.Context(), "form body not received", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.Log.InfoContext(r.Context(), "form body not received", "method", r.Method, "route", a.route(r), "err", err)
 		w.Header().Set("Connection", "close")
 		a.answer(w, r, failFormTimeout)
 		return false

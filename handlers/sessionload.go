@@ -322,7 +322,7 @@ func (a *App) renewedMeanwhile(ctx context.Context) (bool, error) {
 // ended before this one could renew it (renewToken); nothing was changed.
 func (a *App) notRenewed(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errEndedMeanwhile) {
-		a.Log.InfoContext(r.Context(), "request on a session ended meanwhile", "method", r.Method, "path", r.URL.Path)
+		a.Log.InfoContext(r.Context(), "request on a session ended meanwhile", "method", r.Method, "route", a.route(r))
 		a.refuse(w, r, failEndedMeanwhile)
 		return
 	}
@@ -332,7 +332,7 @@ func (a *App) notRenewed(w http.ResponseWriter, r *http.Request, err error) {
 // tokenRenewed answers a request with a token a login renewed: nothing done,
 // no cookie; htmx reloads the page with the new one.
 func (a *App) tokenRenewed(w http.ResponseWriter, r *http.Request) {
-	a.Log.InfoContext(r.Context(), "request on a renewed token", "method", r.Method, "path", r.URL.Path)
+	a.Log.InfoContext(r.Context(), "request on a renewed token", "method", r.Method, "route", a.route(r))
 	if isHTMX(r) {
 		w.Header().Set("HX-Refresh", "true")
 	}
