@@ -80,7 +80,8 @@ type App struct {
 	ReadyWithoutRedis bool             // /readyz answers 200 while Redis cannot serve (see readyz)
 
 	outages    perMinute   // Redis outages logged, by kind
-	refused    perMinute   // refused requests logged, by kind (a limit, cross-origin, demo controls)
+	refused    refusalLog  // refused requests logged, by kind (a limit, demo controls), with who was refused
+	blocked    perMinute   // cross-origin requests logged
 	streams    openStreams // open /live streams, by session and address
 	draining   atomic.Bool // set by Drain
 	closeStack func()

@@ -62,6 +62,54 @@ func TestRestartAnswersOnlyTheMachine(t *testing.T) {
 	}
 }
 
+// Demo controls refused to strangers are logged a line a minute that says
+// how many, from how many clients and which most, not one client beside
+// everyone's count; the Host and method are the latest refusal's.
+func TestDemoControlRefusalLinesSayWhoWasRefused(t *testing.T) {
+	ta := newTestApp(t, behindProxy, func(a *App) { a.Restart = func() {} })
+	_, port, _ := strings.Cut(strings.TrimPrefix(ta.srv.URL, "http://"), ":")
+	send := func(from string, times int) {
+		t.Helper()
+		for range times {
+			req, _ := http.NewRequest(http.MethodPost, ta.srv.URL+"/restart", nil)
+			req.Host = "localhost:" + port
+			req.Header.Set("X-Forwarded-For", from)
+			if r := ta.do(ta.client(), req); r.status != http.StatusNotFound {
+				t.Fatalf("POST /restart from %s: %d, want 404", from, r.status)
+			}
+		}
+	}
+	lines := func() []string {
+		var ls []string
+		for line := range strings.Lines(ta.logs.String()) {
+			if lineHas(line, "demo control refused: not at this machine") {
+				ls = append(ls, line)
+			}
+		}
+		return ls
+	}
+	send("203.0.113.9", 1)
+	if ls := lines(); len(ls) != 1 || !lineHas(ls[0], "", "refused=1", "clients=1", `top="203.0.113.9 (1)"`, "last_method=POST", "last_host=localhost:"+port) {
+		t.Fatalf("after the first refusal, want one line with refused=1 clients=1 top=\"203.0.113.9 (1)\":\n%s", ta.logs.String())
+	}
+	send("203.0.113.9", 3)
+	send("198.51.100.7", 1)
+	ta.app.refused.backdate("demo control", perMinuteEvery)
+	send("198.51.100.7", 1)
+	ls := lines()
+	if len(ls) != 2 {
+		t.Fatalf("%d lines, want 2:\n%s", len(ls), ta.logs.String())
+	}
+	if want := []string{"refused=5", "clients=2", `top="203.0.113.9 (3), 198.51.100.7 (2)"`}; !lineHas(ls[1], "", want...) {
+		t.Errorf("second line:\n%s\nwant %v", ls[1], want)
+	}
+	for _, l := range ls {
+		if strings.Contains(l, " client=") || strings.Contains(l, " host=") {
+			t.Errorf("a line names one request's client or host as if it stood for all:\n%s", l)
+		}
+	}
+}
+
 // Static files are the embedded ones and nothing else; routes that only
 // read answer every other method 405 with Allow, not 404.
 func TestReadOnlyRoutes(t *testing.T) {

@@ -65,10 +65,11 @@ type openStreams struct {
 	bySession map[string]int
 	byAddr    map[string]int
 	ended     bool // the server is shutting down: no new stream
-	// Refusals since the last log line, by bound: a flood of refusals is
-	// logged once a minute.
-	refused  map[string]int
-	loggedAt time.Time
+	// Refusals since the last log line, by bound and by client: a flood of
+	// refusals is logged once a minute.
+	refused   map[string]int
+	refusedBy refusalTally
+	loggedAt  time.Time
 }
 
 // admit counts s in, or says which bound it would pass.
@@ -92,13 +93,14 @@ func (o *openStreams) admit(s *stream, lim StreamLimits, log *slog.Logger) error
 	}
 	if refused != nil {
 		o.refused[refused.bound]++
-		if now := time.Now(); now.Sub(o.loggedAt) >= time.Minute {
-			args := []any{"open", len(o.all), "client", s.addr}
+		o.refusedBy.add(s.limitAddr)
+		if now := time.Now(); now.Sub(o.loggedAt) >= perMinuteEvery {
+			args := append([]any{"open", len(o.all)}, o.refusedBy.summary().args()...)
 			for _, b := range []string{"session", "address", "process"} {
 				args = append(args, "refused_"+b, o.refused[b])
 			}
 			log.Warn("live streams refused at a bound (counts since the last such line)", args...)
-			o.loggedAt, o.refused = now, map[string]int{}
+			o.loggedAt, o.refused, o.refusedBy = now, map[string]int{}, refusalTally{}
 		}
 		return refused
 	}

@@ -106,6 +106,62 @@ func TestLiveStreamsAreBounded(t *testing.T) {
 		}
 	})
 
+	// Not one client beside everyone's count, as if it had made them all.
+	t.Run("a refusal line says how many, from how many clients and which most", func(t *testing.T) {
+		ta := newTestApp(t, func(a *App) {
+			a.StreamLimits = StreamLimits{PerSession: 1}
+			a.TrustedProxies, _ = ParseTrustedProxies("127.0.0.1/32")
+		})
+		streaming := func(addr string) *http.Client {
+			c := browser(t, firefoxLinux)
+			c.Transport = forwardedFor(addr)
+			ta.get(c, "/count")
+			if s := apptest.OpenStream(t, c, ta.srv.URL+"/live"); s.Status != http.StatusOK {
+				t.Fatalf("first stream from %s: %d", addr, s.Status)
+			}
+			return c
+		}
+		refuse := func(c *http.Client, times int) {
+			t.Helper()
+			for range times {
+				if r := ta.get(c, "/live"); r.status != http.StatusTooManyRequests {
+					t.Fatalf("second stream of a session: %d, want 429", r.status)
+				}
+			}
+		}
+		lines := func() []string {
+			var ls []string
+			for line := range strings.Lines(ta.logs.String()) {
+				if strings.Contains(line, "live streams refused") {
+					ls = append(ls, line)
+				}
+			}
+			return ls
+		}
+		a, b := streaming("192.0.2.1"), streaming("192.0.2.2")
+		refuse(a, 1)
+		if ls := lines(); len(ls) != 1 || !lineHas(ls[0], "", "refused=1", "clients=1", `top="192.0.2.1 (1)"`, "refused_session=1") {
+			t.Fatalf("after the first refusal, want one line with refused=1 clients=1 top=\"192.0.2.1 (1)\":\n%s", ta.logs.String())
+		}
+		refuse(a, 3)
+		refuse(b, 1)
+		ta.app.streams.backdate(perMinuteEvery)
+		refuse(b, 1)
+		ls := lines()
+		if len(ls) != 2 {
+			t.Fatalf("%d lines, want 2:\n%s", len(ls), ta.logs.String())
+		}
+		if want := []string{"open=2", "refused=5", "clients=2", `top="192.0.2.1 (3), 192.0.2.2 (2)"`, "refused_session=5",
+			"refused_address=0", "refused_process=0"}; !lineHas(ls[1], "", want...) {
+			t.Errorf("second line:\n%s\nwant %v", ls[1], want)
+		}
+		for _, l := range ls {
+			if strings.Contains(l, " client=") {
+				t.Errorf("a line names one client as if it stood for all:\n%s", l)
+			}
+		}
+	})
+
 	t.Run("refusals are logged once a minute, and a closed stream gives its place back", func(t *testing.T) {
 		ta := newTestApp(t, func(a *App) { a.StreamLimits = StreamLimits{PerSession: 1} })
 		c := browser(t, firefoxLinux)

@@ -50,7 +50,7 @@ func (a *App) crossOriginProtection(next http.Handler) http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Once a minute: a page on any site can make its visitors' browsers
 		// send these.
-		if ok, n := a.refused.due("cross-origin"); ok {
+		if ok, n := a.blocked.due("cross-origin"); ok {
 			a.Log.WarnContext(r.Context(), "cross-origin request blocked", "method", r.Method, "route", a.route(r),
 				"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"), "blocked", n)
 		}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/sessionlab/sessionlab/internal/throttle"
 	"github.com/sessionlab/sessionlab/views"
 )
 
@@ -33,8 +34,9 @@ func (a *App) atTheMachine(w http.ResponseWriter, r *http.Request) bool {
 	if ip.IsLoopback() && loopbackHost(r.Host) {
 		return true
 	}
-	if ok, n := a.refused.due("demo control"); ok {
-		a.Log.WarnContext(r.Context(), "demo control refused: not at this machine", "client", ip.String(), "host", r.Host, "method", r.Method, "refused", n)
+	if s, ok := a.refused.due("demo control", throttle.Subject(ip)); ok {
+		a.Log.WarnContext(r.Context(), "demo control refused: not at this machine",
+			append(s.args(), "last_method", r.Method, "last_host", r.Host)...)
 	}
 	a.notFound(w, r)
 	return false

@@ -155,9 +155,8 @@ func (a *App) allowed(w http.ResponseWriter, r *http.Request, what string, addr 
 		return true
 	}
 	secs := wholeSeconds(wait)
-	if ok, refused := a.refused.due(what + " throttled"); ok {
-		// The client is this request's; refused counts every client's.
-		a.Log.WarnContext(r.Context(), what+" throttled", "client", addr.String(), "retry_after", secs, "refused", refused)
+	if s, ok := a.refused.due(what+" throttled", throttle.Subject(addr)); ok {
+		a.Log.WarnContext(r.Context(), what+" throttled", append(s.args(), "last_retry_after", secs)...)
 	}
 	title, c := page(secs)
 	a.answerWith(w, r, failure{Status: http.StatusTooManyRequests, Title: title, RetryAfter: wait}, c)

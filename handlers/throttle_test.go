@@ -186,3 +186,65 @@ func TestThrottleRefusalsAreLoggedOncePerMinute(t *testing.T) {
 		t.Errorf("%d log lines for 29 refused sign-ups within a minute, want 1:\n%s", n, ta.logs.String())
 	}
 }
+
+// A refusal line says what happened since the last one: how many refusals,
+// from how many clients, and the clients refused most (three at most, as
+// the limits count them: an IPv4 address, an IPv6 /64), not one client
+// beside everyone's count as if it had made them all. Still a line a minute.
+func TestThrottleRefusalLinesSayWhoWasRefused(t *testing.T) {
+	ta := newTestApp(t, behindProxy)
+	p := throttle.DefaultPolicy
+	p.Signup = throttle.Limit{Max: 1, Window: time.Hour}
+	ta.app.Throttle = throttle.New(newRedisClient(t, ta.redis), p)
+	n := 0
+	signUp := func(addr string, times, status int) {
+		t.Helper()
+		for range times {
+			n++
+			name := fmt.Sprintf("user%02d", n)
+			r := ta.post(ta.client(), "/register", url.Values{"username": {name}, "password": {name + "-password"}}, "X-Forwarded-For", addr)
+			wantStatus(t, "sign-up from "+addr, r, status)
+		}
+	}
+	lines := func() []string {
+		var ls []string
+		for line := range strings.Lines(ta.logs.String()) {
+			if lineHas(line, "sign-up throttled") {
+				ls = append(ls, line)
+			}
+		}
+		return ls
+	}
+	const passed, refused = http.StatusSeeOther, http.StatusTooManyRequests
+
+	signUp("192.0.2.1", 1, passed)
+	signUp("192.0.2.1", 1, refused)
+	if ls := lines(); len(ls) != 1 || !lineHas(ls[0], "", "refused=1", "clients=1", `top="192.0.2.1 (1)"`) {
+		t.Fatalf("after the first refusal, want one line with refused=1 clients=1 top=\"192.0.2.1 (1)\":\n%s", ta.logs.String())
+	}
+	signUp("192.0.2.1", 5, refused)
+	signUp("2001:db8::1", 1, passed)
+	signUp("2001:db8::1", 1, refused)
+	signUp("2001:db8::2", 3, refused) // the same /64, one client to the limit
+	signUp("198.51.100.1", 1, passed)
+	signUp("198.51.100.1", 2, refused)
+	signUp("198.51.100.2", 1, passed)
+	if n := len(lines()); n != 1 {
+		t.Fatalf("%d lines within the minute, want 1:\n%s", n, ta.logs.String())
+	}
+	ta.app.refused.backdate("sign-up throttled", perMinuteEvery)
+	signUp("198.51.100.2", 1, refused)
+	ls := lines()
+	if len(ls) != 2 {
+		t.Fatalf("%d lines a minute later, want 2:\n%s", len(ls), ta.logs.String())
+	}
+	// Not 13 and 6: the first line's refusal is not counted again.
+	if want := []string{"refused=12", "clients=4", `top="192.0.2.1 (5), 2001:db8::/64 (4), 198.51.100.1 (2)"`}; !lineHas(ls[1], "", want...) {
+		t.Errorf("second line:\n%s\nwant %v", ls[1], want)
+	}
+	for _, l := range ls {
+		if strings.Contains(l, " client=") {
+			t.Errorf("a line names one client as if it stood for all:\n%s", l)
+		}
+	}
+}

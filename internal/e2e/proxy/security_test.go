@@ -65,7 +65,7 @@ func TestBinaryBehindTLSProxy(t *testing.T) {
 	if r := login("192.0.2.2", "alice-password"); r.StatusCode != http.StatusSeeOther {
 		t.Errorf("the owner from another address: %d, want 303", r.StatusCode)
 	}
-	if !strings.Contains(app.Log(), `msg="login throttled" client=192.0.2.1`) {
+	if !strings.Contains(app.Log(), `msg="login throttled" refused=1 clients=1 top="192.0.2.1 (1)"`) {
 		t.Errorf("no log line for the throttled login\n%s", app.Log())
 	}
 }

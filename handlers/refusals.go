@@ -1,0 +1,170 @@
+package handlers
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A refusal (a throttle's 429, a demo control's 404 to a stranger, a live
+// stream past a bound) is logged a line a minute per kind, and that line says
+// what happened since the last one: how many refusals, from how many clients,
+// and the clients refused most. One client beside everyone's count would
+// read as if it had made them all.
+
+// maxTallied bounds the clients a tally holds, so a flood from many
+// addresses cannot grow it; maxNamed is how many a line names.
+const (
+	maxTallied = 256
+	maxNamed   = 3
+)
+
+// refusalTally counts refusals by client until the next line. Past
+// maxTallied clients it keeps the heaviest as the Space-Saving algorithm does
+// (Metwally et al.): a new client takes the place of the least refused and
+// inherits its count as possibly others', so any client with more than
+// 1/maxTallied of the refusals is still named, with a count it certainly
+// reached. Its zero value is ready to use.
+type refusalTally struct {
+	refused int
+	clients map[string]int // client -> its place in counts
+	counts  []tallied      // in the order first refused
+	more    bool           // a client came when the tally was full
+}
+
+type tallied struct {
+	client string
+	n      int // refusals counted to the client
+	others int // of n, how many may be those of the clients it replaced
+}
+
+// add counts one refusal of client.
+func (t *refusalTally) add(client string) {
+	t.refused++
+	if i, ok := t.clients[client]; ok {
+		t.counts[i].n++
+		return
+	}
+	if t.clients == nil {
+		t.clients = map[string]int{}
+	}
+	if len(t.counts) < maxTallied {
+		t.clients[client] = len(t.counts)
+		t.counts = append(t.counts, tallied{client: client, n: 1})
+		return
+	}
+	t.more = true
+	least := 0
+	for i, c := range t.counts {
+		if c.n < t.counts[least].n {
+			least = i
+		}
+	}
+	delete(t.clients, t.counts[least].client)
+	n := t.counts[least].n
+	t.counts[least] = tallied{client: client, n: n + 1, others: n}
+	t.clients[client] = least
+}
+
+// summary is what a line says about the refusals counted.
+func (t *refusalTally) summary() refusals {
+	s := refusals{Refused: t.refused, Clients: len(t.counts), More: t.more}
+	named := make([]refuser, len(t.counts))
+	for i, c := range t.counts {
+		named[i] = refuser{Client: c.client, Refused: c.n - c.others, AtLeast: c.others > 0}
+	}
+	slices.SortStableFunc(named, func(a, b refuser) int { return b.Refused - a.Refused })
+	if len(named) > maxNamed {
+		named = named[:maxNamed]
+	}
+	s.Top = named
+	return s
+}
+
+// refusals is what one line says: every refusal since the last line, from
+// how many clients (when More, more than Clients), and the most refused.
+type refusals struct {
+	Refused int
+	Clients int
+	More    bool
+	Top     topRefusers
+}
+
+// args are the line's attributes: refused, clients (or clients_more_than)
+// and top.
+func (s refusals) args() []any {
+	clients := "clients"
+	if s.More {
+		clients = "clients_more_than"
+	}
+	return []any{"refused", s.Refused, clients, s.Clients, "top", s.Top}
+}
+
+// refuser is one client a line names, with the refusals it certainly had
+// (AtLeast: maybe more, when the tally had to forget some).
+type refuser struct {
+	Client  string `json:"client"`
+	Refused int    `json:"refused"`
+	AtLeast bool   `json:"at_least,omitempty"`
+}
+
+// topRefusers reads as a phrase in the text log ("192.0.2.1 (5), 2001:db8::/64
+// (at least 2)") and as a list of objects in the JSON one.
+type topRefusers []refuser
+
+func (t topRefusers) MarshalText() ([]byte, error) {
+	var b strings.Builder
+	for i, r := range t {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(r.Client)
+		b.WriteString(" (")
+		if r.AtLeast {
+			b.WriteString("at least ")
+		}
+		b.WriteString(strconv.Itoa(r.Refused))
+		b.WriteString(")")
+	}
+	return []byte(b.String()), nil
+}
+
+func (t topRefusers) MarshalJSON() ([]byte, error) { return json.Marshal([]refuser(t)) }
+
+// refusalLog decides when each kind of refusal is logged: the first, then
+// the first perMinuteEvery or more after the last line, with the tally of
+// the refusals since.
+type refusalLog struct {
+	mu    sync.Mutex
+	kinds map[string]*refusalKind // a fixed set of kinds, named in code
+}
+
+type refusalKind struct {
+	logged time.Time
+	tally  refusalTally
+}
+
+// due counts one refusal of client and reports whether to log a line, and
+// what it says.
+func (l *refusalLog) due(kind, client string) (refusals, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.kinds == nil {
+		l.kinds = map[string]*refusalKind{}
+	}
+	k := l.kinds[kind]
+	if k == nil {
+		k = &refusalKind{}
+		l.kinds[kind] = k
+	}
+	k.tally.add(client)
+	if !k.logged.IsZero() && time.Since(k.logged) < perMinuteEvery {
+		return refusals{}, false
+	}
+	s := k.tally.summary()
+	k.logged, k.tally = time.Now(), refusalTally{}
+	return s, true
+}
