@@ -79,9 +79,8 @@ type App struct {
 	AccessLog         bool             // log every request at Info (else at Debug)
 	ReadyWithoutRedis bool             // /readyz answers 200 while Redis cannot serve (see readyz)
 
-	outages    perMinute   // Redis outages logged, by kind
-	refused    refusalLog  // refused requests logged, by kind (a limit, demo controls), with who was refused
-	blocked    perMinute   // cross-origin requests logged
+	outages    refusalLog  // requests failed by a Redis outage logged, by kind, with their routes
+	refused    refusalLog  // refused requests logged, by kind (a limit, demo controls, cross-origin), with who was refused
 	streams    openStreams // open /live streams, by session and address
 	draining   atomic.Bool // set by Drain
 	closeStack func()

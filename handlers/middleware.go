@@ -3,6 +3,8 @@ package handlers
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 )
@@ -50,9 +52,10 @@ func (a *App) crossOriginProtection(next http.Handler) http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Once a minute: a page on any site can make its visitors' browsers
 		// send these.
-		if ok, n := a.blocked.due("cross-origin"); ok {
-			a.Log.WarnContext(r.Context(), "cross-origin request blocked", "method", r.Method, "route", a.route(r),
-				"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"), "blocked", n)
+		if s, ok := a.refused.due("cross-origin", blockedOrigin(r.Header.Get("Origin"))); ok {
+			a.Log.WarnContext(r.Context(), "cross-origin request blocked", append(s.argsAs(byOrigin),
+				"last_method", clipped(r.Method, maxValueLen), "last_route", a.route(r),
+				"last_sec_fetch_site", clipped(r.Header.Get("Sec-Fetch-Site"), maxValueLen))...)
 		}
 		a.answer(w, r, failCrossSite)
 	}))
@@ -132,4 +135,51 @@ func redisBudget(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(w, r.WithContext(redisconn.WithBudget(r.Context(), redisconn.RequestBudget)))
 	})
+}
+
+// maxOriginLen is as much of an Origin as a line names: any real site's
+// origin fits, and a sender cannot make a line of megabytes.
+const maxOriginLen = 100
+
+// blockedOrigin is how a line names a blocked request's Origin, which its
+// sender writes: scheme://host[:port] (a path, query or user is no origin's,
+// and could hold a token), "null", "(no Origin)", or "(not an origin)" for
+// anything that could forge the line's list; cut to maxOriginLen.
+func blockedOrigin(h string) string {
+	switch h {
+	case "":
+		return "(no Origin)"
+	case "null":
+		return h
+	}
+	u, err := url.Parse(h)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "(not an origin)"
+	}
+	o := u.Scheme + "://" + u.Host
+	for _, c := range []byte(o) {
+		if !originByte(c) {
+			return "(not an origin)"
+		}
+	}
+	return clipped(o, maxOriginLen)
+}
+
+// originByte reports whether c may appear in a scheme://host[:port] a line
+// names: never a space, comma or parenthesis, which would forge its list.
+func originByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("+-.:/[]_%", c) >= 0
+}
+
+// maxValueLen is as much of a method or a Fetch header as a line names: the
+// standard ones fit.
+const maxValueLen = 16
+
+// clipped is s cut to n bytes, marked when cut: a value the client writes
+// (an Origin, a method, a header) stays short in a line.
+func clipped(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -86,3 +86,12 @@ func (a *App) route(r *http.Request) string {
 	}
 	return a.Metrics.Unmatched().Path()
 }
+
+// routePattern is r's route with its method, as the route table declares it
+// ("POST /login"; "none"), for a line that tallies requests by route.
+func (a *App) routePattern(r *http.Request) string {
+	if info := requestlog.From(r.Context()); info != nil && info.Route != nil {
+		return info.Route.Pattern()
+	}
+	return a.Metrics.Unmatched().Pattern()
+}

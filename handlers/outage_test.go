@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -288,4 +289,80 @@ func TestHungRedisMidRequestAnswersWithinTheBudget(t *testing.T) {
 		t.Errorf("login with Redis hung after the password check answered after %v, want within %v", h.elapsed, outageBound)
 	}
 	rs.WaitAnswering()
+}
+
+// An outage's line a minute per kind says what the outage did since the last
+// line: how many requests it failed, on how many routes, and the routes it
+// failed most (as the route table declares them, method and pattern; "none"
+// when no route matched), not one request's method and route beside
+// everyone's count as if that route had failed them all.
+func TestOutageLinesSayWhichRoutesFailed(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.register(c, "gus", "gus-password")
+	token := ta.token(c)
+	const kind = "connection refused"
+	lines := func() []string {
+		var ls []string
+		for line := range strings.Lines(ta.logs.String()) {
+			if lineHas(line, "Redis cannot serve", "kind="+strconv.Quote(kind)) {
+				ls = append(ls, line)
+			}
+		}
+		return ls
+	}
+	fail := func(method, path string, times int) {
+		t.Helper()
+		for range times {
+			req, _ := http.NewRequest(method, ta.srv.URL+path, nil)
+			if r := ta.do(c, req); r.status != http.StatusServiceUnavailable {
+				t.Fatalf("%s %s with Redis stopped: %d, want 503", method, path, r.status)
+			}
+		}
+	}
+
+	ta.redis.Stop()
+	// A connection the stop closed fails its request as "connection lost";
+	// then every new one is refused.
+	waitFor(t, "a line of kind "+kind, func() bool {
+		fail(http.MethodGet, "/count", 1)
+		return len(lines()) > 0
+	})
+	if l, n := lines()[0], fieldOf(lines()[0], "failed_requests"); n == "" || !lineHas(l, "", "routes=1", `top="GET /count (`+n+`)"`) {
+		t.Fatalf("first line, want routes=1 and top naming GET /count with every failed request:\n%s", l)
+	}
+	fail(http.MethodGet, "/count", 3)
+	fail(http.MethodPost, "/login", 2)
+	fail(http.MethodGet, "/profile", 1)
+	fail(http.MethodGet, "/"+token, 1) // no route: a path is the client's to write
+	if n := len(lines()); n != 1 {
+		t.Fatalf("%d lines within the minute, want 1:\n%s", n, ta.logs.String())
+	}
+	ta.app.outages.backdate(kind, perMinuteEvery)
+	fail(http.MethodGet, "/count", 1)
+	ls := lines()
+	if len(ls) != 2 {
+		t.Fatalf("%d lines a minute later, want 2:\n%s", len(ls), ta.logs.String())
+	}
+	if want := []string{"failed_requests=8", "routes=4", `top="GET /count (4), POST /login (2), GET /profile (1)"`, "status=503"}; !lineHas(ls[1], "", want...) {
+		t.Errorf("second line:\n%s\nwant %v", ls[1], want)
+	}
+	for _, l := range ls {
+		if strings.Contains(l, " method=") || strings.Contains(l, " route=") {
+			t.Errorf("a line names one request's method or route as if it stood for all:\n%s", l)
+		}
+	}
+	if strings.Contains(ta.logs.String(), token) {
+		t.Errorf("the session's token is in the log:\n%s", ta.logs.String())
+	}
+}
+
+// fieldOf is the value of an unquoted field of a text log line ("" when absent).
+func fieldOf(line, name string) string {
+	for f := range strings.FieldsSeq(line) {
+		if v, ok := strings.CutPrefix(f, name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }

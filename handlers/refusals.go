@@ -10,10 +10,14 @@ import (
 )
 
 // A refusal (a throttle's 429, a demo control's 404 to a stranger, a live
-// stream past a bound) is logged a line a minute per kind, and that line says
-// what happened since the last one: how many refusals, from how many clients,
-// and the clients refused most. One client beside everyone's count would
-// read as if it had made them all.
+// stream past a bound, a cross-origin 403) or a request failed by a Redis
+// outage is logged a line a minute per kind, and that line says what
+// happened since the last one: how many, from how many clients (origins,
+// routes), and those most refused. One request's client beside everyone's
+// count would read as if it had made them all.
+
+// perMinuteEvery is how often one kind of event is logged.
+const perMinuteEvery = time.Minute
 
 // maxTallied bounds the clients a tally holds, so a flood from many
 // addresses cannot grow it; maxNamed is how many a line names.
@@ -22,7 +26,8 @@ const (
 	maxNamed   = 3
 )
 
-// refusalTally counts refusals by client until the next line. Past
+// refusalTally counts refusals by client (or by whatever a line names
+// them by: an origin, a route) until the next line. Past
 // maxTallied clients it keeps the heaviest as the Space-Saving algorithm does
 // (Metwally et al.): a new client takes the place of the least refused and
 // inherits its count as possibly others', so any client with more than
@@ -93,22 +98,38 @@ type refusals struct {
 	Top     topRefusers
 }
 
+// tallyNames names a line's fields after what its tally counts.
+type tallyNames struct {
+	count    string // every event since the last line ("refused")
+	distinct string // how many keys ("clients"; with _more_than past the bound)
+	key      string // what each of top is ("client")
+}
+
+var (
+	byClient = tallyNames{count: "refused", distinct: "clients", key: "client"}
+	byOrigin = tallyNames{count: "blocked", distinct: "origins", key: "origin"}
+	byRoute  = tallyNames{count: "failed_requests", distinct: "routes", key: "route"}
+)
+
 // args are the line's attributes: refused, clients (or clients_more_than)
 // and top.
-func (s refusals) args() []any {
-	clients := "clients"
+func (s refusals) args() []any { return s.argsAs(byClient) }
+
+// argsAs are the line's attributes named after what was counted.
+func (s refusals) argsAs(n tallyNames) []any {
+	distinct := n.distinct
 	if s.More {
-		clients = "clients_more_than"
+		distinct += "_more_than"
 	}
-	return []any{"refused", s.Refused, clients, s.Clients, "top", s.Top}
+	return []any{n.count, s.Refused, distinct, s.Clients, "top", namedTop{s.Top, n}}
 }
 
 // refuser is one client a line names, with the refusals it certainly had
 // (AtLeast: maybe more, when the tally had to forget some).
 type refuser struct {
-	Client  string `json:"client"`
-	Refused int    `json:"refused"`
-	AtLeast bool   `json:"at_least,omitempty"`
+	Client  string
+	Refused int
+	AtLeast bool
 }
 
 // topRefusers reads as a phrase in the text log ("192.0.2.1 (5), 2001:db8::/64
@@ -132,7 +153,25 @@ func (t topRefusers) MarshalText() ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-func (t topRefusers) MarshalJSON() ([]byte, error) { return json.Marshal([]refuser(t)) }
+// namedTop is top as a line names it: in JSON a list of objects whose
+// fields say what was counted ({"origin":…,"blocked":2}).
+type namedTop struct {
+	top   topRefusers
+	names tallyNames
+}
+
+func (t namedTop) MarshalText() ([]byte, error) { return t.top.MarshalText() }
+
+func (t namedTop) MarshalJSON() ([]byte, error) {
+	list := make([]map[string]any, len(t.top))
+	for i, r := range t.top {
+		list[i] = map[string]any{t.names.key: r.Client, t.names.count: r.Refused}
+		if r.AtLeast {
+			list[i]["at_least"] = true
+		}
+	}
+	return json.Marshal(list)
+}
 
 // refusalLog decides when each kind of refusal is logged: the first, then
 // the first perMinuteEvery or more after the last line, with the tally of

@@ -97,3 +97,44 @@ func (o *openStreams) backdate(d time.Duration) {
 	defer o.mu.Unlock()
 	o.loggedAt = o.loggedAt.Add(-d)
 }
+
+// The same tally counts blocked origins and the routes an outage failed; a
+// line names its fields after what it counts, in text and in JSON.
+func TestTallyLinesNameWhatTheyCount(t *testing.T) {
+	for _, tc := range []struct {
+		names            tallyNames
+		keys             []string
+		text, count, key string
+	}{
+		{byOrigin, []string{"https://evil.example", "null", "https://evil.example"},
+			`blocked=3 origins=2 top="https://evil.example (2), null (1)"`, "blocked", "origin"},
+		{byRoute, []string{"GET /count", "POST /login", "GET /count"},
+			`failed_requests=3 routes=2 top="GET /count (2), POST /login (1)"`, "failed_requests", "route"},
+		{byClient, []string{"192.0.2.1", "2001:db8::/64", "192.0.2.1"},
+			`refused=3 clients=2 top="192.0.2.1 (2), 2001:db8::/64 (1)"`, "refused", "client"},
+	} {
+		var tally refusalTally
+		for _, k := range tc.keys {
+			tally.add(k)
+		}
+		var text, js bytes.Buffer
+		slog.New(slog.NewTextHandler(&text, nil)).Warn("x", tally.summary().argsAs(tc.names)...)
+		slog.New(slog.NewJSONHandler(&js, nil)).Warn("x", tally.summary().argsAs(tc.names)...)
+		if !strings.Contains(text.String(), tc.text) {
+			t.Errorf("text:\n%s\nwant %s", text.String(), tc.text)
+		}
+		var line map[string]any
+		if err := json.Unmarshal(js.Bytes(), &line); err != nil {
+			t.Fatalf("%v\n%s", err, js.String())
+		}
+		want := map[string]any{tc.count: 3.0, tc.names.distinct: 2.0, "top": []any{
+			map[string]any{tc.key: tc.keys[0], tc.count: 2.0},
+			map[string]any{tc.key: tc.keys[1], tc.count: 1.0},
+		}}
+		for k, v := range want {
+			if fmt.Sprint(line[k]) != fmt.Sprint(v) {
+				t.Errorf("json %s: %v, want %v\n%s", k, line[k], v, js.String())
+			}
+		}
+	}
+}

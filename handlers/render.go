@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -131,52 +130,13 @@ func (a *App) currentUser(ctx context.Context) (sessions.User, bool) {
 	return u, ok && u.Username != ""
 }
 
-// perMinute says when a kind of event is to be logged: the first, then the
-// first a minute or more after the last line, with how many there were
-// since. A Redis outage or a client hammering a limit fails every request;
-// a line per request would bury everything else (and let a client fill the
-// disk).
-type perMinute struct {
-	mu    sync.Mutex
-	kinds map[string]*perMinuteKind
-}
-
-type perMinuteKind struct {
-	logged time.Time
-	since  int // events since logged
-}
-
-// perMinuteEvery is how often one kind of event is logged.
-const perMinuteEvery = time.Minute
-
-// due counts one event of kind and reports whether to log it, and how many
-// events of the kind the line stands for.
-func (p *perMinute) due(kind string) (bool, int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.kinds == nil {
-		p.kinds = map[string]*perMinuteKind{}
-	}
-	k := p.kinds[kind]
-	if k == nil {
-		k = &perMinuteKind{}
-		p.kinds[kind] = k
-	}
-	k.since++
-	if !k.logged.IsZero() && time.Since(k.logged) < perMinuteEvery {
-		return false, 0
-	}
-	n := k.since
-	k.logged, k.since = time.Now(), 0
-	return true, n
-}
-
 // reportOutage logs a Redis outage once per kind and minute, with how many
-// requests it failed.
+// requests it failed since the last line and on which routes: an outage
+// fails every request, and a line per request would bury everything else.
 func (a *App) reportOutage(kind redisconn.Kind, r *http.Request, err error) {
-	if ok, failed := a.outages.due(string(kind)); ok {
-		a.Log.ErrorContext(r.Context(), "Redis cannot serve", "kind", string(kind), "failed_requests", failed,
-			"method", r.Method, "route", a.route(r), "status", http.StatusServiceUnavailable, "err", err)
+	if s, ok := a.outages.due(string(kind), a.routePattern(r)); ok {
+		a.Log.ErrorContext(r.Context(), "Redis cannot serve", append([]any{"kind", string(kind)},
+			append(s.argsAs(byRoute), "status", http.StatusServiceUnavailable, "last_err", err)...)...)
 	}
 }
 

@@ -485,6 +485,110 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 	})
 }
 
+// Cross-origin requests blocked are logged a line a minute that says what
+// happened since the last line: how many were blocked, from how many origins,
+// and the origins blocked most, not one request's origin beside everyone's
+// count. An Origin is the sender's to write: a line names it as
+// scheme://host[:port] only, cut to maxOriginLen, and a header that is no
+// origin as such; of the rest it names the latest request's method, route
+// and Sec-Fetch-Site, never its path, query or Referer, which may carry a
+// session token.
+func TestCrossOriginLinesSayFromWhichOrigins(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.register(c, "gus", "gus-password")
+	token := ta.token(c)
+	block := func(origin string, times int) {
+		t.Helper()
+		for range times {
+			req, _ := http.NewRequest(http.MethodPost, ta.srv.URL+revokePath(token)+"?session="+token, nil)
+			req.Header.Set("Sec-Fetch-Site", "cross-site")
+			if origin != "" {
+				req.Header.Set("Origin", origin)
+			}
+			req.Header.Set("Referer", "https://evil.example/steal?session="+token)
+			if r := ta.do(c, req); r.status != http.StatusForbidden {
+				t.Fatalf("a cross-site POST from %.40q: %d, want 403", origin, r.status)
+			}
+		}
+	}
+	lines := func() []string {
+		var ls []string
+		for line := range strings.Lines(ta.logs.String()) {
+			if lineHas(line, "cross-origin request blocked") {
+				ls = append(ls, line)
+			}
+		}
+		return ls
+	}
+
+	block("https://evil.example", 1)
+	if ls := lines(); len(ls) != 1 || !lineHas(ls[0], "", "blocked=1", "origins=1", `top="https://evil.example (1)"`,
+		"last_method=POST", "last_route=/sessions/{id}/revoke", "last_sec_fetch_site=cross-site") {
+		t.Fatalf("after the first block, want one line with blocked=1 origins=1 top=\"https://evil.example (1)\":\n%s", ta.logs.String())
+	}
+	long := "https://" + strings.Repeat("a", 5000) + ".example"
+	block("https://evil.example", 2)
+	block("https://evil.example:443/steal?session="+token, 1) // a path and query are no origin's: the same site
+	block("null", 2)                                          // a sandboxed page, a redirect
+	block("", 1)                                              // Sec-Fetch-Site alone
+	block(long, 1)
+	block("https://x.example (99), https://y.example", 1) // would forge the list
+	if n := len(lines()); n != 1 {
+		t.Fatalf("%d lines within the minute, want 1:\n%s", n, ta.logs.String())
+	}
+	ta.app.refused.backdate("cross-origin", perMinuteEvery)
+	block("https://evil.example", 1)
+	ls := lines()
+	if len(ls) != 2 {
+		t.Fatalf("%d lines a minute later, want 2:\n%s", len(ls), ta.logs.String())
+	}
+	if want := []string{"blocked=9", "origins=6", `top="https://evil.example (3), null (2), https://evil.example:443 (1)"`,
+		"last_method=POST", "last_route=/sessions/{id}/revoke", "last_sec_fetch_site=cross-site"}; !lineHas(ls[1], "", want...) {
+		t.Errorf("second line:\n%s\nwant %v", ls[1], want)
+	}
+	logs := ta.logs.String()
+	for _, l := range ls {
+		for _, f := range []string{" origin=", " method=", " route=", " sec_fetch_site=", "referer", "path="} {
+			if strings.Contains(strings.ToLower(l), f) {
+				t.Errorf("a line names one request's %s as if it stood for all, or a path:\n%s", strings.Trim(f, " ="), l)
+			}
+		}
+		if len(l) > 500 {
+			t.Errorf("a line of %d bytes: an origin is cut to %d", len(l), maxOriginLen)
+		}
+	}
+	if strings.Contains(logs, token) || strings.Contains(logs, strings.Repeat("a", maxOriginLen+1)) || strings.Contains(logs, "y.example") {
+		t.Errorf("the log holds a token, a whole long origin or a forged one:\n%s", logs)
+	}
+}
+
+// How a line names a request's Origin: what a browser sends (scheme, host
+// and port, or null) as it is; anything else cut to the origin it names,
+// or said to be none; never longer than maxOriginLen and a mark.
+func TestBlockedOriginNames(t *testing.T) {
+	long := "https://" + strings.Repeat("a", 300) + ".example"
+	for _, tc := range []struct{ header, want string }{
+		{"https://evil.example", "https://evil.example"},
+		{"http://192.0.2.1:8080", "http://192.0.2.1:8080"},
+		{"https://[2001:db8::1]:8443", "https://[2001:db8::1]:8443"},
+		{"chrome-extension://abcdef", "chrome-extension://abcdef"},
+		{"null", "null"},
+		{"", "(no Origin)"},
+		{"https://evil.example/path/TOKEN?q=TOKEN#TOKEN", "https://evil.example"},
+		{"https://user:TOKEN@evil.example", "https://evil.example"},
+		{"https://x.example (99), https://y.example", "(not an origin)"},
+		{"evil.example", "(not an origin)"},
+		{"https://evil.example\n", "(not an origin)"},
+		{"https://ev\"il.example", "(not an origin)"},
+		{long, long[:maxOriginLen] + "…"},
+	} {
+		if got := blockedOrigin(tc.header); got != tc.want {
+			t.Errorf("Origin %.60q: %.60q, want %.60q", tc.header, got, tc.want)
+		}
+	}
+}
+
 var wildcard = regexp.MustCompile(`\{[^}]*\}`)
 
 // stateChanging splits a mux pattern ("POST /sessions/{id}/revoke") and says

@@ -94,6 +94,7 @@ func (m *Metrics) Handler() http.Handler {
 // when the route is registered, so a request costs no label hashing.
 type Route struct {
 	path     string
+	pattern  string
 	byCode   *prometheus.CounterVec
 	duration prometheus.Observer
 	codes    [600]atomic.Pointer[prometheus.Counter]
@@ -102,8 +103,13 @@ type Route struct {
 // Route returns the metrics of a route pattern ("GET /count"), split into
 // method and path.
 func (m *Metrics) Route(method, path string) *Route {
+	pattern := path
+	if method != "" {
+		pattern = method + " " + path
+	}
 	return &Route{
 		path:     path,
+		pattern:  pattern,
 		byCode:   m.requests.MustCurryWith(prometheus.Labels{"method": method, "route": path}),
 		duration: m.duration.WithLabelValues(method, path),
 	}
@@ -121,6 +127,11 @@ func (m *Metrics) RouteOf(pattern string) *Route {
 // Path is the route's pattern without its method ("none" for Unmatched),
 // as the access log names it.
 func (r *Route) Path() string { return r.path }
+
+// Pattern is the route as the route table declares it, method and path
+// ("GET /count", "/restart"; "none" for Unmatched): a few fixed names,
+// whatever the client sends.
+func (r *Route) Pattern() string { return r.pattern }
 
 // Unmatched is the Route of requests no pattern matched (404, 405).
 func (m *Metrics) Unmatched() *Route { return m.unmatched }
