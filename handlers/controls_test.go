@@ -108,6 +108,20 @@ func TestDemoControlRefusalLinesSayWhoWasRefused(t *testing.T) {
 			t.Errorf("a line names one request's client or host as if it stood for all:\n%s", l)
 		}
 	}
+
+	// The Host is the client's to write, as long as net/http reads it:
+	// the line names only its start.
+	long := strings.Repeat("h", 5000) + ".example"
+	ta.app.refused.backdate("demo control", perMinuteEvery)
+	req, _ := http.NewRequest(http.MethodPost, ta.srv.URL+"/restart", nil)
+	req.Host = long
+	if r := ta.do(ta.client(), req); r.status != http.StatusNotFound {
+		t.Fatalf("POST /restart with a long Host: %d, want 404", r.status)
+	}
+	ls = lines()
+	if len(ls) != 3 || len(ls[2]) > 400 || !strings.Contains(ls[2], "last_host=hhhh") {
+		t.Errorf("a line for a %d-byte Host is %d bytes, want its Host cut short:\n%.600s", len(long), len(ls[len(ls)-1]), ls[len(ls)-1])
+	}
 }
 
 // Static files are the embedded ones and nothing else; routes that only

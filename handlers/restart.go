@@ -36,7 +36,7 @@ func (a *App) atTheMachine(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if s, ok := a.refused.due("demo control", throttle.Subject(ip)); ok {
 		a.Log.WarnContext(r.Context(), "demo control refused: not at this machine",
-			append(s.args(), "last_method", r.Method, "last_host", r.Host)...)
+			append(s.args(), "last_method", clipped(r.Method, maxValueLen), "last_host", clipped(r.Host, maxOriginLen))...)
 	}
 	a.notFound(w, r)
 	return false
