@@ -55,6 +55,12 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 		IdleTimeout: 4 * time.Minute,
 		// With the borrower's context, so the ROLE check goes into its trace.
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
+			if c, ok := ctx.(*limitedCtx); ok {
+				// A copy: a dial timer that fires as the dial returns cancels
+				// its context after the call ended, and reads its parent,
+				// which the call's lender has emptied for the next call.
+				ctx = &limitedCtx{Context: c.Context, limit: c.limit}
+			}
 			addr := master()
 			if addr == "" {
 				return nil, errors.New("Redis Sentinel has named no master yet")

@@ -3,10 +3,12 @@ package redisconn_test
 import (
 	"context"
 	"errors"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -371,4 +373,61 @@ func TestSessionStoreCallsKeepToTheirConnection(t *testing.T) {
 	if n := pool.ActiveCount(); n != pool.IdleCount() {
 		t.Errorf("%d connections lent after a timed-out call", n-pool.IdleCount())
 	}
+}
+
+// A dial that the call's limit cuts short (Redis's port takes no new
+// connection: its accept queue is full) ends the call cleanly: the dial's
+// timer cancels its context as the call returns, after the store had reused
+// the call's context for the next one (a nil dereference in the timer's
+// goroutine, a data race under -race).
+func TestSessionStoreDialCutByTheLimitEndsCleanly(t *testing.T) {
+	addr := fullListener(t)
+	rs := redistest.Start(t)
+	store, _ := newStore(t, redisconn.Config{URL: "redis://" + addr + "/0"}, connect(t, rs.URL()))
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 5 {
+				ctx := redisconn.WithBudget(context.Background(), 50*time.Millisecond)
+				if _, _, err := store.FindCtx(ctx, "tok"); !isTimeout(err) {
+					t.Errorf("find through a dial that cannot finish: %v, want a timeout", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(50 * time.Millisecond) // for a late timer
+}
+
+// fullListener is a loopback address whose listener never accepts and whose
+// accept queue is full, so a dial to it waits for its deadline.
+func fullListener(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)
+	for i := 0; ; i++ { // fill the queue
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+		if i > 16 {
+			t.Skip("the listener's queue does not fill: dials cannot be made to wait")
+		}
+	}
+	return addr
 }
