@@ -158,6 +158,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&c.logFormat, "log-format", cmp.Or(getenv("LOG_FORMAT"), "text"), "log lines as text or json (env LOG_FORMAT)")
 	fs.BoolVar(&c.accessLog, "access-log", env.bool("ACCESS_LOG"), "log every request at info level: method, route, status, duration, client address, request id (env ACCESS_LOG)")
 	fs.BoolVar(&c.readyWithoutRedis, "ready-without-redis", env.bool("READY_WITHOUT_REDIS"), "answer /readyz with 200 while Redis cannot serve (the body says why): for instances behind one load balancer that share one Redis; see docs/deploy.md (env READY_WITHOUT_REDIS)")
+	fs.IntVar(&c.redis.PoolSize, "redis-pool", env.int("REDIS_POOL", redisconn.DefaultPoolSize),
+		"most connections the session store opens to Redis; a request past them waits for one within its Redis budget, then gets the 503 of an outage (env REDIS_POOL)")
 	fs.BoolVar(&c.redis.Managed, "redis-managed", env.bool("REDIS_MANAGED"), "for a managed Redis that forbids CLIENT TRACKING, ROLE, CONFIG or INFO: send none of them (no client-side caching); see docs/deploy.md (env REDIS_MANAGED)")
 	fs.BoolVar(&c.lab, "lab", env.bool("LAB"), "the lab's Session Security switches: a session may weaken itself on /lab (no HttpOnly, no renewal at login); see docs/security.md (env LAB)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; none when empty (env TRUSTED_PROXIES)")
@@ -185,6 +187,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if c.class < 1 {
 		return c, errors.New("-class must be at least 1")
+	}
+	if c.redis.PoolSize < 1 {
+		return c, errors.New("-redis-pool must be at least 1")
 	}
 	if c.newSessions < 0 {
 		c.newSessions = throttle.ForClass(c.class).Anonymous.Max
@@ -284,7 +289,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		log.Info("debug listener", "addr", dln.Addr().String())
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "url", browserURL(ln.Addr()), "instance", instance,
-		"process", app.ProcessID, "redis", redisconn.Redact(cfg.redis.URL), "store", cfg.store,
+		"process", app.ProcessID, "redis", redisconn.Redact(cfg.redis.URL), "redis_pool", cfg.redis.PoolSize, "store", cfg.store,
 		"lifetime", cfg.lifetime, "idle", cfg.idle, "demo_controls", cfg.demoControls, "lab", cfg.lab)
 	policy, streams := throttlePolicy(cfg.class, cfg.newSessions), handlers.StreamLimitsForClass(cfg.class)
 	log.Info("limits on one client address, sized for a class behind it (-class)", "class", cfg.class,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sessionlab/sessionlab/internal/apptest"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 )
 
@@ -89,6 +90,36 @@ func TestSecurityConfig(t *testing.T) {
 	}
 }
 
+// The session pool's bound: redisconn.DefaultPoolSize, REDIS_POOL, or
+// -redis-pool over both; a pool of no connection could serve nothing.
+func TestRedisPoolConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  string
+		want int
+	}{
+		{"default", nil, "", redisconn.DefaultPoolSize},
+		{"from the environment", nil, "16", 16},
+		{"the flag wins", []string{"-redis-pool", "8"}, "16", 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(append([]string{"sessionlab"}, tc.args...), func(k string) string {
+				if k == "REDIS_POOL" {
+					return tc.env
+				}
+				return ""
+			}, io.Discard)
+			if err != nil || c.redis.PoolSize != tc.want {
+				t.Errorf("pool size %d, %v; want %d", c.redis.PoolSize, err, tc.want)
+			}
+		})
+	}
+	if _, err := parseConfig([]string{"sessionlab", "-redis-pool", "0"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("-redis-pool 0 accepted")
+	}
+}
+
 // An environment value that does not parse stops the start with one line
 // naming the variable and the value, instead of silently giving the default
 // (COOKIE_SECURE=yes used to give a cookie without Secure).
@@ -97,6 +128,7 @@ func TestEnvironmentValuesThatDoNotParseStopTheStart(t *testing.T) {
 		"COOKIE_SECURE": "yes", "DEMO_CONTROLS": "on", "ACCESS_LOG": "enabled",
 		"SESSION_LIFETIME": "1 day", "SESSION_IDLE": "30", "SHUTDOWN_TIMEOUT": "10 s",
 		"NEW_SESSIONS": "many", "BCRYPT_COST": "12.5", "LOG_LEVEL": "verbose", "LOG_FORMAT": "xml",
+		"REDIS_POOL": "lots",
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parseConfig([]string{"sessionlab"}, func(k string) string {

@@ -166,7 +166,7 @@ func Client(tb testing.TB) *http.Client {
 // checks this list against the app's flags).
 var AppSettings = []string{"ADDR", "REDIS_URL", "INSTANCE", "COOKIE_SECURE", "SESSION_LIFETIME", "SESSION_IDLE",
 	"SHUTDOWN_TIMEOUT", "BCRYPT_COST", "LOG_LEVEL", "STORE", "DEBUG_ADDR", "TRUSTED_PROXIES", "DEMO_CONTROLS",
-	"REDIS_CA", "REDIS_CERT", "REDIS_KEY", "REDIS_SENTINEL_USER", "REDIS_SENTINEL_PASSWORD", "NEW_SESSIONS", "DRAIN", "LOG_FORMAT", "ACCESS_LOG", "READY_WITHOUT_REDIS", "REDIS_MANAGED", "LAB", "CLASS_SIZE"}
+	"REDIS_CA", "REDIS_CERT", "REDIS_KEY", "REDIS_SENTINEL_USER", "REDIS_SENTINEL_PASSWORD", "NEW_SESSIONS", "DRAIN", "LOG_FORMAT", "ACCESS_LOG", "READY_WITHOUT_REDIS", "REDIS_MANAGED", "LAB", "CLASS_SIZE", "REDIS_POOL"}
 
 // Env is the test's environment without AppSettings: a developer's
 // STORE=memory or DEBUG_ADDR must not change what a test runs.

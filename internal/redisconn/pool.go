@@ -47,11 +47,20 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 	if opt.TLSConfig != nil {
 		dialOptions = append(dialOptions, redis.DialUseTLS(true), redis.DialTLSConfig(opt.TLSConfig))
 	}
+	size := cfg.PoolSize
+	if size <= 0 {
+		size = DefaultPoolSize
+	}
 	p := &poolState{}
 	return &redis.Pool{
-		// With fewer idle connections, a burst of 200 requests redialled for
-		// about one request in seven (go tool task bench).
-		MaxIdle:     256,
+		// The bound: a hung Redis otherwise met one new connection per
+		// request in flight, hundreds against its maxclients. SessionStore
+		// waits for one of these by the call's budget (redigo's Wait ends only
+		// with the context); a borrow past it without the store fails at once.
+		MaxActive: size,
+		// All kept: with fewer idle connections, a burst of 200 requests
+		// redialled for about one request in seven (go tool task bench).
+		MaxIdle:     size,
 		IdleTimeout: 4 * time.Minute,
 		// With the borrower's context, so the ROLE check goes into its trace.
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
@@ -419,3 +428,8 @@ func (c *watchedConn) Receive() (any, error) {
 	v, err := c.Conn.Receive()
 	return v, c.check(err)
 }
+
+// DefaultPoolSize is how many connections the session pool opens at most
+// (-redis-pool): a session call holds one for a round trip, so a few dozen
+// serve a class of 200 at full speed (docs/reliability.md has the figures).
+const DefaultPoolSize = 64

@@ -43,6 +43,9 @@ type Config struct {
 	// and INFO, so none is sent (no client-side caching, PING for ROLE).
 	Managed   bool
 	PoolTimes Observer // when set, times each call on the session pool's connections
+	// PoolSize is the most connections the session pool opens at once; 0:
+	// DefaultPoolSize.
+	PoolSize int
 }
 
 // urlOptions are the URL options the app honours; any other would be

@@ -3,6 +3,7 @@ package redisconn
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -18,11 +19,19 @@ type SessionStore struct {
 	pool   *redis.Pool
 	prefix string
 	spare  *atomic.Pointer[lender] // the last call's, for the next
+	// slots: one per connection the pool may open (MaxActive), held by a
+	// call while it borrows, so a call past the bound waits for one by its
+	// own limit and then gives up as a timed-out command does (a 503).
+	slots chan struct{}
 }
 
 // NewSessionStore returns the store for pool, with keys prefix+token.
 func NewSessionStore(pool *redis.Pool, prefix string) SessionStore {
-	return SessionStore{pool: pool, prefix: prefix, spare: new(atomic.Pointer[lender])}
+	n := pool.MaxActive
+	if n <= 0 {
+		n = math.MaxInt32 // no bound; a channel of struct{} holds no buffer
+	}
+	return SessionStore{pool: pool, prefix: prefix, spare: new(atomic.Pointer[lender]), slots: make(chan struct{}, n)}
 }
 
 // lender is a pool that lends the one connection borrowed for a call, kept
@@ -88,9 +97,10 @@ var errGaveUp = fmt.Errorf("gave up waiting for the session store: %w", context.
 func (s SessionStore) call(ctx context.Context, store func(*redisstore.RedisStore) error) error {
 	lim, spend := deadline(ctx, DefaultTimeout)
 	defer spend.done()
-	if ctx.Err() != nil || !time.Now().Before(lim) {
+	if ctx.Err() != nil || !time.Now().Before(lim) || !s.take(ctx, lim) {
 		return errGaveUp
 	}
+	defer func() { <-s.slots }()
 	l := s.spare.Swap(nil)
 	if l == nil {
 		l = s.newLender()
@@ -106,6 +116,25 @@ func (s SessionStore) call(ctx context.Context, store func(*redisstore.RedisStor
 		return errGaveUp
 	}
 	return err
+}
+
+// take waits for a slot until lim or ctx's end; false when none came. The
+// timer is made only when every slot is taken.
+func (s SessionStore) take(ctx context.Context, lim time.Time) bool {
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(lim))
+	defer t.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // once borrows a connection for ctx and runs store on it through the pool

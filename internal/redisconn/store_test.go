@@ -375,6 +375,104 @@ func TestSessionStoreCallsKeepToTheirConnection(t *testing.T) {
 	}
 }
 
+// The pool opens at most Config.PoolSize connections. A call past the bound
+// waits for one: on a healthy Redis it gets one and succeeds; on a hung one
+// it gives up when its budget is spent, as a timed-out command does (a 503),
+// or when its request ends, never later.
+func TestSessionStoreWaitsForAConnectionWithinTheBudget(t *testing.T) {
+	const size, calls = 2, 40
+	rs := redistest.Start(t)
+	store, pool := newStore(t, redisconn.Config{URL: rs.URL(), PoolSize: size}, connect(t, rs.URL()))
+	expiry := time.Now().Add(time.Hour)
+	most := watchPool(t, pool)
+
+	t.Run("healthy: every call gets a connection in turn", func(t *testing.T) {
+		var wg sync.WaitGroup
+		for i := range calls {
+			wg.Go(func() {
+				tok := "tok" + strconv.Itoa(i)
+				ctx := redisconn.WithBudget(context.Background(), redisconn.RequestBudget)
+				if err := store.CommitCtx(ctx, tok, []byte(tok), expiry); err != nil {
+					t.Errorf("commit %s: %v", tok, err)
+				}
+				if b, _, err := store.FindCtx(ctx, tok); err != nil || string(b) != tok {
+					t.Errorf("find %s: %q, %v", tok, b, err)
+				}
+			})
+		}
+		wg.Wait()
+	})
+
+	t.Run("hung: a waiting call ends by its budget", func(t *testing.T) {
+		rs.Pause()
+		defer rs.Resume()
+		budgets := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
+		var wg sync.WaitGroup
+		for i := range calls {
+			budget := budgets[i%len(budgets)]
+			wg.Go(func() {
+				ctx := redisconn.WithBudget(context.Background(), budget)
+				start := time.Now()
+				_, _, err := store.FindCtx(ctx, "tok0")
+				took := time.Since(start)
+				if kind, _ := redisconn.Unavailable(err); kind != redisconn.TimedOut {
+					t.Errorf("find with a %v budget: %v (%q), want a timeout", budget, err, kind)
+				}
+				if took > budget+250*time.Millisecond {
+					t.Errorf("find with a %v budget took %v", budget, took)
+				}
+			})
+		}
+		wg.Wait()
+	})
+
+	t.Run("hung: a waiting call ends with its request", func(t *testing.T) {
+		rs.Pause()
+		defer rs.Resume()
+		var wg sync.WaitGroup
+		for range size {
+			wg.Go(func() { _, _, _ = store.FindCtx(context.Background(), "tok0") }) // hold the pool for DefaultTimeout
+		}
+		time.Sleep(50 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, _, err := store.FindCtx(ctx, "tok0")
+		if took := time.Since(start); err == nil || took > 350*time.Millisecond {
+			t.Errorf("find whose request ended after 100ms: %v after %v", err, took)
+		}
+		wg.Wait()
+	})
+
+	rs.Resume()
+	if b, _, err := store.FindCtx(context.Background(), "tok7"); err != nil || string(b) != "tok7" {
+		t.Errorf("find after the hang: %q, %v", b, err)
+	}
+	if n := most(); n > size {
+		t.Errorf("the pool had %d connections at once, want at most %d", n, size)
+	}
+}
+
+// watchPool samples pool's connections (lent and idle) until the returned
+// function is called, which gives the most seen at once.
+func watchPool(t *testing.T, pool *redis.Pool) (most func() int) {
+	t.Helper()
+	stop, done := make(chan struct{}), make(chan int)
+	go func() {
+		n := 0
+		for {
+			n = max(n, pool.ActiveCount())
+			select {
+			case <-stop:
+				done <- n
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	return func() int { close(stop); return <-done }
+}
+
 // A dial that the call's limit cuts short (Redis's port takes no new
 // connection: its accept queue is full) ends the call cleanly: the dial's
 // timer cancels its context as the call returns, after the store had reused
