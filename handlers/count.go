@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -41,7 +42,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	var list sessions.BrowserList
 	token := a.Sessions.Token(ctx)
 	if token != "" {
-		incr, browsers, err := a.Ops.IncrViews(ctx, token, u.Username, visit)
+		incr, browsers, noted, err := a.Ops.IncrViews(ctx, token, u.Username, visit)
 		if errors.Is(err, sessions.ErrEntryUnreadable) {
 			a.reindex(r, u.Username)
 			err = nil
@@ -65,6 +66,11 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 			return
 		default:
 			n, list = incr, browsers
+			if noted.Restart != nil || noted.Servers != nil {
+				l := a.labOf(ctx)
+				l.Restart, l.Servers = cmp.Or(noted.Restart, l.Restart), cmp.Or(noted.Servers, l.Servers)
+				labNoted(ctx, l)
+			}
 		}
 	}
 	if token == "" {

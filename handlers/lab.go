@@ -22,12 +22,17 @@ import (
 // The lab: GET /lab ticks the tutorial's steps from evidence in the session;
 // with -lab its experiments weaken this session alone (docs/security.md).
 
-// labOf is the lab record of the request's session (zero without one).
+// labOf is the lab record of the request's session (zero without one),
+// with what this request noted in the store (labNoted).
 func (a *App) labOf(ctx context.Context) sessions.Lab {
-	if _, ok := stateOf(ctx); !ok {
+	st, ok := stateOf(ctx)
+	if !ok {
 		return sessions.Lab{}
 	}
 	l, _ := a.Sessions.Get(ctx, sessions.KeyLab).(sessions.Lab)
+	if st.lab != nil {
+		l = *st.lab
+	}
 	if !a.Lab {
 		// Switches exist only with -lab: a session flipped under an
 		// earlier -lab process is not weakened by this one.
@@ -162,6 +167,7 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 	}
 
 	key, ttl, stored := keyNow.key, keyNow.ttl, keyNow.stored
+	labNoted(ctx, l)
 
 	steps := []views.LabStep{
 		a.storeStep(stored, key, ttl, origin),
@@ -510,6 +516,14 @@ func (a *App) labLogin(r *http.Request, old string, renewed bool) {
 		l.Seen = nil
 	}
 	a.putLab(ctx, l)
+}
+
+// labNoted records the session's lab as this request's notes left it in the
+// store, for the rest of the request to read (labOf).
+func labNoted(ctx context.Context, l sessions.Lab) {
+	if st, ok := stateOf(ctx); ok {
+		st.lab = &l
+	}
 }
 
 // putLab stores the lab record with the session's next write, keeping the

@@ -45,6 +45,10 @@ type sessionState struct {
 	// views is the count this request made inside Redis (GET /count),
 	// which the session as loaded does not hold yet (the header's lab progress).
 	views int
+	// lab is the session's lab as this request's own notes left it in the
+	// store (the count script's moves, /lab's notes), which the session as
+	// loaded does not hold: the header's progress says what /lab says.
+	lab *sessions.Lab
 	// checked is what loadAndSave read of a live session that passed its
 	// checks, for pages to read again (see asChecked).
 	checked checkedSession

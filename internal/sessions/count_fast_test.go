@@ -120,7 +120,7 @@ func TestCountInPlaceSameAsDecoding(t *testing.T) {
 				o := NewOps(rdb)
 				o.Instance = s.instance
 				for _, token := range []string{inPlace, decoded} {
-					if _, _, err := o.IncrViews(ctx, token, "", Visit{Addr: "192.0.2.1", Device: "Firefox on Linux", Process: s.process}); err != nil {
+					if _, _, _, err := o.IncrViews(ctx, token, "", Visit{Addr: "192.0.2.1", Device: "Firefox on Linux", Process: s.process}); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -186,7 +186,7 @@ func TestCountInPlaceWritesTheWholeNumber(t *testing.T) {
 		t.Run(tc.stored, func(t *testing.T) {
 			token := "tok-" + tc.stored
 			rs.MustDo("SET", Key(token), head+tc.stored+"}}", "EX", "3600")
-			if _, _, err := o.IncrViews(context.Background(), token, "", Visit{Addr: "192.0.2.1", Process: "p1"}); err != nil {
+			if _, _, _, err := o.IncrViews(context.Background(), token, "", Visit{Addr: "192.0.2.1", Process: "p1"}); err != nil {
 				t.Fatal(err)
 			}
 			if got := rs.MustDo("GET", Key(token)); got != head+tc.want+"}}" {
@@ -215,7 +215,7 @@ func TestCountWithoutSetrangeWritesTheWholeSession(t *testing.T) {
 	rs.MustDo("SET", Key("tok"), head+"1}}", "EX", "3600")
 	for want := 2; want <= 3; want++ {
 		ctx, tr := redistrace.Start(context.Background())
-		if _, _, err := o.IncrViews(ctx, "tok", "", Visit{Addr: "192.0.2.1", Process: "p1"}); err != nil {
+		if _, _, _, err := o.IncrViews(ctx, "tok", "", Visit{Addr: "192.0.2.1", Process: "p1"}); err != nil {
 			t.Fatalf("count %d: %v", want, err)
 		}
 		if got := rs.MustDo("GET", Key("tok")); got != head+strconv.Itoa(want)+"}}" {
@@ -255,7 +255,7 @@ func TestCountInPlaceForAnyInstanceName(t *testing.T) {
 				inPlace bool
 			}{{"p0", false}, {"p1", false}, {"p1", true}, {"p1", true}} {
 				ctx, tr := redistrace.Start(context.Background())
-				if _, _, err := o.IncrViews(ctx, token, "", Visit{Addr: "192.0.2.1", Process: c.process}); err != nil {
+				if _, _, _, err := o.IncrViews(ctx, token, "", Visit{Addr: "192.0.2.1", Process: c.process}); err != nil {
 					t.Fatal(err)
 				}
 				ran := ranInside(tr)

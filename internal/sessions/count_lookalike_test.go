@@ -61,7 +61,7 @@ func TestCountInPlaceIgnoresLookalikeStrings(t *testing.T) {
 				var n [2]int
 				var err error
 				for k, token := range []string{inPlace, decoded} {
-					if n[k], _, err = o.IncrViews(ctx, token, "", Visit{Addr: "192.0.2.1", Device: "Firefox on Linux", Process: s.process}); err != nil {
+					if n[k], _, _, err = o.IncrViews(ctx, token, "", Visit{Addr: "192.0.2.1", Device: "Firefox on Linux", Process: s.process}); err != nil {
 						t.Fatal(err)
 					}
 				}

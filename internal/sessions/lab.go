@@ -83,9 +83,11 @@ func LabTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
 // noteMove is the count script's Lua that records the first restart and
 // servers evidence, then this process as the last counter; the fields are
-// Counted's, Origin's and Lab's JSON names.
+// Counted's, Origin's and Lab's JSON names. It returns the Lab field it
+// recorded (nil for none), for the count's page to show the tick.
 const noteMove = `
 local function note_move(values, v, process, instance, now, korigin, kcounted, klab)
+  local noted
   local prev = values[kcounted] or values[korigin]
   if type(prev) == 'table' and v > 1 and prev.process ~= process then
     local lab = values[klab]
@@ -97,6 +99,7 @@ local function note_move(values, v, process, instance, now, korigin, kcounted, k
       lab = lab or {}
       lab[kind] = {from = from, process = process, instance = instance, views = v, at = now}
       values[klab] = lab
+      noted = kind
     end
   end
   -- Kept only once a count lands away from the creating process: until
@@ -105,6 +108,7 @@ local function note_move(values, v, process, instance, now, korigin, kcounted, k
   if values[kcounted] or type(o) ~= 'table' or o.process ~= process or o.instance ~= instance then
     values[kcounted] = {process = process, instance = instance}
   end
+  return noted
 end
 `
 

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -11,7 +12,8 @@ import (
 // The count script keeps the lab's restart and servers evidence in the
 // session it writes anyway: nothing until a count lands on another process
 // with the count carried on, then the first such count for each kind, and
-// the last counter only once it is not the creator.
+// the last counter only once it is not the creator. The count that records
+// one returns it, so its page can show the tick; no other count returns any.
 func TestCountRecordsTheLabsMoves(t *testing.T) {
 	rs := redistest.Start(t)
 	rdb := rs.Client(t)
@@ -33,9 +35,10 @@ func TestCountRecordsTheLabsMoves(t *testing.T) {
 		}
 		return values
 	}
+	var noted Lab
 	count := func(instance, process string) {
 		t.Helper()
-		countAs(t, NewOps(rdb), token, instance, process)
+		noted = countAs(t, NewOps(rdb), token, instance, process)
 	}
 
 	count("a", "p1") // the creating process
@@ -46,18 +49,30 @@ func TestCountRecordsTheLabsMoves(t *testing.T) {
 	if l, _ := v[KeyLab].(Lab); l.Restart != nil || l.Servers != nil {
 		t.Errorf("a count by the creating process recorded a move: %+v", l)
 	}
+	if !reflect.DeepEqual(noted, Lab{}) {
+		t.Errorf("a count by the creating process says it noted %+v", noted)
+	}
 
 	count("a", "p2") // the same instance, restarted
 	l, _ := load()[KeyLab].(Lab)
 	if l.Restart == nil || l.Restart.From != "p1" || l.Restart.Process != "p2" || l.Restart.Views != 3 {
 		t.Fatalf("after a count by a new process of instance a: restart = %+v, want from p1 to p2 at 3 views", l.Restart)
 	}
+	if noted.Restart == nil || *noted.Restart != *l.Restart || noted.Servers != nil {
+		t.Errorf("the count that recorded the restart says it noted %+v, want restart %+v alone", noted, *l.Restart)
+	}
+	if count("a", "p2"); !reflect.DeepEqual(noted, Lab{}) {
+		t.Errorf("the next count on the same process says it noted %+v", noted)
+	}
 
 	count("b", "p3") // another instance
 	v = load()
 	l, _ = v[KeyLab].(Lab)
-	if l.Servers == nil || l.Servers.From != "a" || l.Servers.Instance != "b" || l.Servers.Views != 4 {
-		t.Fatalf("after a count on instance b: servers = %+v, want from a to b at 4 views", l.Servers)
+	if l.Servers == nil || l.Servers.From != "a" || l.Servers.Instance != "b" || l.Servers.Views != 5 {
+		t.Fatalf("after a count on instance b: servers = %+v, want from a to b at 5 views", l.Servers)
+	}
+	if noted.Servers == nil || *noted.Servers != *l.Servers || noted.Restart != nil {
+		t.Errorf("the count that recorded the servers move says it noted %+v, want servers %+v alone", noted, *l.Servers)
 	}
 	if l.Restart.Process != "p2" {
 		t.Errorf("the restart evidence changed: %+v", l.Restart)
@@ -65,8 +80,8 @@ func TestCountRecordsTheLabsMoves(t *testing.T) {
 	if c, _ := v[KeyCounted].(Counted); c != (Counted{Process: "p3", Instance: "b"}) {
 		t.Errorf("%s = %+v, want p3 on b", KeyCounted, c)
 	}
-	if n, _ := v[KeyViews].(int); n != 4 {
-		t.Errorf("views = %d, want 4", n)
+	if n, _ := v[KeyViews].(int); n != 5 {
+		t.Errorf("views = %d, want 5", n)
 	}
 }
 
@@ -113,11 +128,14 @@ func TestScriptsLabDecodesOnTheFastPath(t *testing.T) {
 	check("after another count")
 }
 
-// countAs counts token's session as process, an instance named instance, would.
-func countAs(t *testing.T, o *Ops, token, instance, process string) {
+// countAs counts token's session as process, an instance named instance,
+// would, and returns the lab evidence the count says it recorded.
+func countAs(t *testing.T, o *Ops, token, instance, process string) Lab {
 	t.Helper()
 	o.Instance = instance
-	if _, _, err := o.IncrViews(context.Background(), token, "", Visit{Addr: "127.0.0.1", Device: "Firefox on Linux", Process: process}); err != nil {
+	_, _, noted, err := o.IncrViews(context.Background(), token, "", Visit{Addr: "127.0.0.1", Device: "Firefox on Linux", Process: process})
+	if err != nil {
 		t.Fatal(err)
 	}
+	return noted
 }

@@ -30,22 +30,22 @@ type MemoryOps struct {
 }
 
 // IncrViews adds one view (see Ops.IncrViews).
-func (m *MemoryOps) IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error) {
+func (m *MemoryOps) IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, Lab, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	deadline, values, err := m.find(token)
 	if err != nil {
-		return 0, BrowserList{}, err
+		return 0, BrowserList{}, Lab{}, err
 	}
 	n, _ := values[KeyViews].(int)
 	n++
 	values[KeyViews] = n
 	// An update keeps the key's lifetime, like KEEPTTL.
 	if err := m.save(token, deadline, values, timesOf(deadline, values).End(m.Idle)); err != nil {
-		return 0, BrowserList{}, err
+		return 0, BrowserList{}, Lab{}, err
 	}
 	m.publish(SessionChannel(ID(token)), MsgCountPrefix+strconv.Itoa(n))
-	return n, m.noteBrowser(token, n, v), nil
+	return n, m.noteBrowser(token, n, v), Lab{}, nil // memory mode has no restart or servers step
 }
 
 // NewBrowser records the first count of a session not stored yet (see Ops.NewBrowser).

@@ -37,7 +37,7 @@ func TestMemoryOpsCountsConcurrentViews(t *testing.T) {
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			if _, _, err := m.IncrViews(context.Background(), "tok", "", Visit{Addr: "127.0.0.1"}); err != nil {
+			if _, _, _, err := m.IncrViews(context.Background(), "tok", "", Visit{Addr: "127.0.0.1"}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -66,7 +66,7 @@ func TestMemoryOpsCountsConcurrentViews(t *testing.T) {
 func TestMemoryOpsMissingSession(t *testing.T) {
 	m := &MemoryOps{Store: memstore.New()}
 	ctx := context.Background()
-	if _, _, err := m.IncrViews(ctx, "none", "", Visit{Addr: "127.0.0.1"}); !errors.Is(err, ErrNoSession) {
+	if _, _, _, err := m.IncrViews(ctx, "none", "", Visit{Addr: "127.0.0.1"}); !errors.Is(err, ErrNoSession) {
 		t.Errorf("IncrViews: %v", err)
 	}
 	if err := m.Touch(ctx, "none", "", time.Now(), time.Now().Add(time.Hour)); !errors.Is(err, ErrNoSession) {

@@ -56,14 +56,14 @@ func TestOpsKeepTheSessionIndexCurrent(t *testing.T) {
 
 	b := NewOps(rdb)
 	b.Instance = "b"
-	if n, _, err := b.IncrViews(ctx, "alice-token", "alice", Visit{Addr: "127.0.0.1"}); err != nil || n != 1 {
+	if n, _, _, err := b.IncrViews(ctx, "alice-token", "alice", Visit{Addr: "127.0.0.1"}); err != nil || n != 1 {
 		t.Fatalf("IncrViews = %d, %v", n, err)
 	}
 	if e := entry(); e["instance"] != "b" || e["token"] != "alice-token" {
 		t.Errorf("after IncrViews on b: entry %v, want instance b and the rest kept", e)
 	}
 
-	if _, _, err := b.IncrViews(ctx, "anon-token", "", Visit{Addr: "127.0.0.1"}); err != nil {
+	if _, _, _, err := b.IncrViews(ctx, "anon-token", "", Visit{Addr: "127.0.0.1"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Touch(ctx, "anon-token", "", seen, seen.Add(time.Hour)); err != nil {

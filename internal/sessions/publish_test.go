@@ -52,7 +52,7 @@ func TestCountPublishesToWhoeverListens(t *testing.T) {
 	}
 	count := func(want int) {
 		t.Helper()
-		n, _, err := o.IncrViews(ctx, "tok", "", v)
+		n, _, _, err := o.IncrViews(ctx, "tok", "", v)
 		if err != nil || n != want {
 			t.Fatalf("count: %d, %v; want %d", n, err, want)
 		}

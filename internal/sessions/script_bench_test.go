@@ -161,7 +161,7 @@ func benchCount(b *testing.B, others int) {
 		`{"token":"alice-token","created":%d,"last_seen":%[1]d,"ip":"127.0.0.1","user_agent":"Mozilla/5.0","instance":"vm:8080"}`, now.UnixMilli()))
 	v := Visit{Addr: "loopback", Device: "Chrome on Linux", LoggedIn: true, Process: "6d5dcf"}
 	reportRedisTime(b, rs, func(int) {
-		if _, _, err := o.IncrViews(ctx, "alice-token", "alice", v); err != nil {
+		if _, _, _, err := o.IncrViews(ctx, "alice-token", "alice", v); err != nil {
 			b.Fatal(err)
 		}
 	})

@@ -16,7 +16,7 @@ import (
 func TestCountsListNameTheirSession(t *testing.T) {
 	rs := redistest.Start(t, "--appendonly", "no")
 	impls := map[string]interface {
-		IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error)
+		IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, Lab, error)
 		NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (BrowserList, time.Duration, error)
 	}{
 		"redis":  NewOps(rs.Client(t)),
@@ -47,7 +47,7 @@ func TestCountsListNameTheirSession(t *testing.T) {
 			if _, _, err := ops.NewBrowser(ctx, "another-token", 1, v, throttle.Step{}); err != nil {
 				t.Fatal(err)
 			}
-			n, list, err := ops.IncrViews(ctx, token, "", v)
+			n, list, _, err := ops.IncrViews(ctx, token, "", v)
 			if err != nil || n != 2 || list.Self != ID(token) || len(list.Rows) != 2 {
 				t.Fatalf("IncrViews: %d, %+v, %v; want 2 views, 2 rows, Self %q", n, list, err, ID(token))
 			}

@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -75,7 +76,8 @@ end
 // count ends it and whose last counter (or creator) is this process only
 // needs its count replaced (ARGV 4-7 are the JSON that shows it); any other
 // is decoded. KEYS: session, browsers hash and zset, [user index]. ARGV:
-// session ID, instance, process, unmovedArgs, browserArgs.
+// session ID, instance, process, unmovedArgs, browserArgs. The reply is
+// {count, list}, then 'entry' (or ”) and the lab evidence noted, if any.
 var incrViews = redistrace.NewScript("count", scriptNames.Replace(noteBrowser+noteMove+encodeSession+`
 local find = string.find
 local function unmoved(raw)
@@ -98,7 +100,7 @@ local now, now_s = now_ms()
 local views = $JSON_VIEWS
 local i = find(raw, views, #raw - #views - 15, true)
 local n = i and string.sub(raw, i + #views, -3)
-local v, vs
+local v, vs, noted
 if n and #n < 14 and find(n, '^%d+$') and string.sub(raw, -2) == '}}' and unmoved(raw) then
   v = tonumber(n) + 1
   vs = string.format('%d', v)
@@ -113,7 +115,10 @@ else
   local s = cjson.decode(raw)
   v = (tonumber(s.values[$KEY_VIEWS]) or 0) + 1
   s.values[$KEY_VIEWS] = v
-  note_move(s.values, v, ARGV[3], ARGV[2], now, $KEY_ORIGIN, $KEY_COUNTED, $KEY_LAB)
+  local kind = note_move(s.values, v, ARGV[3], ARGV[2], now, $KEY_ORIGIN, $KEY_COUNTED, $KEY_LAB)
+  -- The evidence recorded, as a Lab's JSON: the page this count answers
+  -- shows the tick that /lab would.
+  if kind then noted = cjson.encode({[kind] = s.values[$KEY_LAB][kind]}) end
   redis.call('SET', KEYS[1], encode_session(s, $KEY_VIEWS), 'KEEPTTL')
   vs = string.format('%d', v)
 end
@@ -128,7 +133,7 @@ if e then
     local ok, d = pcall(cjson.decode, e)
     -- An entry that is missing or not one (changed by hand) is left for
     -- Go to write again, which knows what a login writes in it.
-    if not ok or type(d) ~= 'table' then return {v, browsers, 'entry'} end
+    if not ok or type(d) ~= 'table' then return {v, browsers, 'entry', noted} end
     if d.instance ~= ARGV[2] or now - (tonumber(d.last_seen) or 0) >= 1000 or d.counted_from ~= addr then
       d.last_seen = now
       d.instance = ARGV[2]
@@ -137,6 +142,7 @@ if e then
     end
   end
 end
+if noted then return {v, browsers, '', noted} end
 return {v, browsers}`))
 
 // unmovedArgs are the JSON by which the count script sees that the last
@@ -170,9 +176,7 @@ func (o *Ops) unmovedArgs(process string) []string {
 // the browsers of the visit's address; user is "" for an anonymous session.
 // A user's index of another type (changed by hand) is deleted and the count
 // made again: the script failed on it before writing anything. With
-// ErrEntryUnreadable (the session's entry is missing, or not one) the count
-// and the list are there too.
-func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error) {
+func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (n int, list BrowserList, noted Lab, err error) {
 	id := ID(token)
 	keys := []string{Key(token), BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr)}
 	if user != "" {
@@ -185,32 +189,41 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (int, 
 		res, err = incrViews.Exec(ctx, o.rdb, keys, args).ToArray()
 	}
 	if rueidis.IsRedisNil(err) {
-		return 0, BrowserList{}, ErrNoSession
+		return 0, BrowserList{}, Lab{}, ErrNoSession
 	}
 	var entry error
-	if err == nil && len(res) == 3 {
-		entry, res = ErrEntryUnreadable, res[:2]
+	if err == nil && len(res) >= 3 && len(res) <= 4 {
+		if flag, _ := res[2].ToString(); flag == "entry" {
+			entry = ErrEntryUnreadable
+		}
+		if len(res) == 4 {
+			var b string
+			if b, err = res[3].ToString(); err == nil {
+				err = json.Unmarshal([]byte(b), &noted)
+			}
+		}
+		res = res[:2]
 	}
 	if err == nil && len(res) != 2 {
-		err = fmt.Errorf("%d values, want 2", len(res))
+		err = fmt.Errorf("%d values, want 2 to 4", len(res))
 	}
 	if err != nil {
-		return 0, BrowserList{}, fmt.Errorf("sessions: incr views: %w", err)
+		return 0, BrowserList{}, Lab{}, fmt.Errorf("sessions: incr views: %w", err)
 	}
-	n, err := res[0].AsInt64()
+	c, err := res[0].AsInt64()
 	if err != nil {
-		return 0, BrowserList{}, fmt.Errorf("sessions: incr views: %w", err)
+		return 0, BrowserList{}, Lab{}, fmt.Errorf("sessions: incr views: %w", err)
 	}
 	s, err := res[1].ToString()
 	if err != nil {
-		return 0, BrowserList{}, fmt.Errorf("sessions: incr views: %w", err)
+		return 0, BrowserList{}, Lab{}, fmt.Errorf("sessions: incr views: %w", err)
 	}
-	list, err := parseNoted(s)
+	list, err = parseNoted(s)
 	list.Self = id
 	if err == nil {
 		err = entry
 	}
-	return int(n), list, err
+	return int(c), list, noted, err
 }
 
 // ErrEntryUnreadable: the count counted, but the session's entry in its
@@ -462,7 +475,7 @@ func (s IdleStore) DeleteCtx(ctx context.Context, token string) error {
 
 // Operations are the in-place session changes: Ops, or MemoryOps in memory.
 type Operations interface {
-	IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, error)
+	IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, Lab, error)
 	NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (BrowserList, time.Duration, error)
 	Browsers(ctx context.Context, addr string) (BrowserList, error)
 	MoveBrowser(ctx context.Context, oldToken, newToken string, views int, v Visit) error
