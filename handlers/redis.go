@@ -36,7 +36,7 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		a.write(w, r, http.StatusOK, views.Fragment(p, views.RedisPage(v)))
 		return
 	}
-	a.write(w, r, http.StatusOK, views.Layout(p, views.RedisPage(v)))
+	a.write(w, r, http.StatusOK, layout(r.Context(), p, views.RedisPage(v)))
 }
 
 // isPanelRequest: the panel at the foot of a page asks for its content, in

@@ -30,7 +30,15 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, status int, title s
 		a.write(w, r, status, views.Fragment(p, content))
 		return
 	}
-	a.write(w, r, status, views.Layout(p, content))
+	a.write(w, r, status, layout(r.Context(), p, content))
+}
+
+// layout is the whole page around content; one that says the session ended
+// expires its cookie (see forgetEnded).
+func layout(ctx context.Context, p views.Page, content templ.Component) templ.Component {
+	st, _ := stateOf(ctx)
+	st.tell(p)
+	return views.Layout(p, content)
 }
 
 // renderForm is render for a form's answer: htmx gets its expected refusals

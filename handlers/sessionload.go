@@ -14,6 +14,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/static"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // sessionState is what the middleware learned about the request's session,
@@ -36,9 +37,12 @@ type sessionState struct {
 	// value is not an account (accounts.ErrUnreadable): it logged out.
 	unreadableAccount string
 	explained         bool // the page says why the session ended (see isEnded)
-	created           bool // see tokenIssued
-	abandoned         bool // see abandon
-	limited           bool // see limitCounted
+	// told: a whole page said the session ended (its banner, or the login
+	// page's notice), so its answer expires the cookie (forgetEnded).
+	told      bool
+	created   bool // see tokenIssued
+	abandoned bool // see abandon
+	limited   bool // see limitCounted
 	// originAt: when this request recorded the session's origin (it
 	// creates the session).
 	originAt time.Time
@@ -98,6 +102,14 @@ func (s *sessionState) isEnded() bool {
 
 // end records that the session ended while this request checked it.
 func (s *sessionState) end() { s.stale = true }
+
+// tell records that this whole page says the session ended, when it does:
+// its banner (p), or the login page that says so already (explained).
+func (s *sessionState) tell(p views.Page) {
+	if s != nil && s.stale && (p.EndedSession != "" || s.explained) {
+		s.told = true
+	}
+}
 
 // tokenIssued records that the handler gave a new session its token early
 // (newToken): saving it creates its key.

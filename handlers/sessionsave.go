@@ -27,7 +27,7 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 	case scs.Modified:
 		st, _ := stateOf(ctx)
 		if st != nil && st.abandoned {
-			return nil
+			return a.forgetEnded(w, r) // nothing is stored, but the page may have said the session ended
 		}
 		created := a.Sessions.Token(ctx) == "" || st != nil && st.created
 		if a.Sessions.Token(ctx) == "" { // newToken has checked already
@@ -81,6 +81,14 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 				return errRevokedAsRenewed
 			}
 		}
+		if st.isStale() && st.presented != "" && st.presented != token {
+			// The browser's ended cookie is replaced now: the answers to its
+			// requests sent before must not expire the new one (forgetEnded).
+			if err := a.Ops.MarkReplaced(ctx, st.presented); err != nil {
+				a.Log.WarnContext(ctx, "ended cookie replaced, not marked: a page sent meanwhile may expire the new one",
+					"old", a.LogID(st.presented), "session", a.LogID(token), "err", err)
+			}
+		}
 		a.Issued.Add(token, expiry)
 		if created {
 			a.Metrics.SessionCreated()
@@ -99,10 +107,33 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		}
 		a.Sessions.WriteSessionCookie(ctx, w, "", time.Time{})
 	default:
-		return nil
+		return a.forgetEnded(w, r)
 	}
 	// scs adds `no-cache="Set-Cookie"`; a response that sets a session
 	// cookie must not be stored at all.
+	w.Header()[hdrCacheControl] = noStore
+	return nil
+}
+
+// forgetEnded expires the cookie of a session that had ended, once a whole
+// page said so (told): later pages of the browser are plain anonymous ones,
+// not "your session ended" again. Not when a login or a new session replaced
+// that cookie meanwhile (Ops.Replaced): its answer may be the browser's
+// cookie by now, and this one would delete it.
+func (a *App) forgetEnded(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	st, _ := stateOf(ctx)
+	if st == nil || !st.told {
+		return nil
+	}
+	if st.presented != "" {
+		replaced, err := a.Ops.Replaced(ctx, st.presented)
+		if err != nil || replaced {
+			// Unknown (Redis failed just now): kept, the next page says it again.
+			return nil
+		}
+	}
+	a.Sessions.WriteSessionCookie(ctx, w, "", time.Time{})
 	w.Header()[hdrCacheControl] = noStore
 	return nil
 }

@@ -25,6 +25,7 @@ type MemoryOps struct {
 
 	mu       sync.Mutex
 	renewed  map[string]renewal            // by token ID
+	replaced map[string]time.Time          // by token ID: until when (MarkReplaced)
 	browsers map[string]map[string]Browser // address -> session ID -> its last count
 	seen     map[string]map[string]int64   // address -> session ID -> when it last counted (unix ms), listed or not
 }
@@ -286,6 +287,32 @@ func (m *MemoryOps) Renewed(ctx context.Context, token string) (views int, renew
 	defer m.mu.Unlock()
 	r, ok := m.renewedNow(token)
 	return r.views, ok, nil
+}
+
+// MarkReplaced records a replaced token (see Ops.MarkReplaced).
+func (m *MemoryOps) MarkReplaced(ctx context.Context, token string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	if m.replaced == nil {
+		m.replaced = map[string]time.Time{}
+	}
+	for id, until := range m.replaced {
+		if now.After(until) {
+			delete(m.replaced, id)
+		}
+	}
+	m.replaced[ID(token)] = now.Add(RenewedFor)
+	return nil
+}
+
+// Replaced reports a renewed or replaced token (see Ops.Replaced).
+func (m *MemoryOps) Replaced(ctx context.Context, token string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, renewed := m.renewedNow(token)
+	until, replaced := m.replaced[ID(token)]
+	return renewed || replaced && time.Now().Before(until), nil
 }
 
 // renewal is a renewed token: until when it counts as such, and its views.

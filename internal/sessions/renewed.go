@@ -27,3 +27,35 @@ func (o *Ops) Renewed(ctx context.Context, token string) (views int, renewed boo
 	}
 	return int(n), true, nil
 }
+
+// ReplacedKey is the marker of an ended session's token that a new session
+// replaced in its browser (a login or a count with its cookie), by ID.
+func ReplacedKey(token string) string { return "replaced:" + ID(token) }
+
+// MarkReplaced records that a new session replaced token, whose session had
+// ended, in its browser: answers to that browser's requests sent before must
+// not expire the new cookie (see Replaced). Unlike a renewal it changes
+// nothing else: such a request may still start a session of its own.
+func (o *Ops) MarkReplaced(ctx context.Context, token string) error {
+	err := o.rdb.Do(ctx, o.rdb.B().Set().Key(ReplacedKey(token)).Value("1").Px(RenewedFor).Build()).Error()
+	if err != nil {
+		return fmt.Errorf("sessions: mark replaced: %w", err)
+	}
+	return nil
+}
+
+// Replaced reports whether token's cookie may have been replaced in its
+// browser within RenewedFor: a renewal (Take) or a new session
+// (MarkReplaced). One round trip for both markers.
+func (o *Ops) Replaced(ctx context.Context, token string) (bool, error) {
+	vs, err := o.rdb.Do(ctx, o.rdb.B().Mget().Key(RenewedKey(token), ReplacedKey(token)).Build()).ToArray()
+	if err != nil {
+		return false, fmt.Errorf("sessions: replaced: %w", err)
+	}
+	for _, v := range vs {
+		if !v.IsNil() {
+			return true, nil
+		}
+	}
+	return false, nil
+}
