@@ -118,3 +118,33 @@ func TestMemoryModeEndedSessionNamesOnlyItsCauses(t *testing.T) {
 		t.Errorf("memory mode's explanation names Redis or lost data:\n%s", body)
 	}
 }
+
+// In memory mode too the ended session is explained once. A session this
+// process never stored (lost with an earlier process, or living on another
+// instance, which shares the cookie on another port of the same host) is
+// explained but its cookie is kept: it may be live elsewhere.
+func TestMemoryModeExplainsOnceAndKeepsAnotherInstancesCookie(t *testing.T) {
+	rs := redistest.Start(t)
+	cfg := testConfig(rs, sessionstack.Memory)
+	cfg.Lifetime = time.Second
+	ta := wireTestApp(t, rs, cfg).serve()
+	c := ta.client()
+	ta.register(c, "ona", "ona-password")
+	time.Sleep(1100 * time.Millisecond) // the session's absolute end
+	if body := ta.get(c, "/").body; !strings.Contains(body, `data-testid="ended-session"`) {
+		t.Fatal("the ended session is not explained (the test proves nothing)")
+	}
+	if r := ta.get(c, "/"); strings.Contains(r.body, `data-testid="ended-session"`) || ta.token(c) != "" {
+		t.Errorf("the next page explains again (%v), or the cookie is still there (%v)",
+			strings.Contains(r.body, `data-testid="ended-session"`), ta.token(c) != "")
+	}
+
+	other := wireTestApp(t, rs, testConfig(rs, sessionstack.Memory)).serve()
+	theirs := other.client()
+	other.anonymousSession(theirs)
+	r := ta.get(ta.clientWithToken(other.token(theirs)), "/")
+	if !strings.Contains(r.body, `data-testid="lost-session"`) || setCookieOf(r, "session") != "" {
+		t.Errorf("another instance's session: lost-session shown %v, Set-Cookie %q; want shown and no cookie change",
+			strings.Contains(r.body, `data-testid="lost-session"`), setCookieOf(r, "session"))
+	}
+}
