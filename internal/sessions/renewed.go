@@ -29,8 +29,9 @@ func (o *Ops) Renewed(ctx context.Context, token string) (views int, renewed boo
 }
 
 // ReplacedKey is the marker of an ended session's token that a new session
-// replaced in its browser (a login or a count with its cookie), by ID.
-func ReplacedKey(token string) string { return "replaced:" + ID(token) }
+// replaced in its browser (a login or a count with its cookie), by ID. It is
+// under renewed: so the documented ACL user (docs/deploy.md) may use it.
+func ReplacedKey(token string) string { return "renewed:ended:" + ID(token) }
 
 // MarkReplaced records that a new session replaced token, whose session had
 // ended, in its browser: answers to that browser's requests sent before must
@@ -45,17 +46,12 @@ func (o *Ops) MarkReplaced(ctx context.Context, token string) error {
 }
 
 // Replaced reports whether token's cookie may have been replaced in its
-// browser within RenewedFor: a renewal (Take) or a new session
-// (MarkReplaced). One round trip for both markers.
+// browser within RenewedFor: by a renewal (Take) or a new session
+// (MarkReplaced). One EXISTS for both markers.
 func (o *Ops) Replaced(ctx context.Context, token string) (bool, error) {
-	vs, err := o.rdb.Do(ctx, o.rdb.B().Mget().Key(RenewedKey(token), ReplacedKey(token)).Build()).ToArray()
+	n, err := o.rdb.Do(ctx, o.rdb.B().Exists().Key(RenewedKey(token), ReplacedKey(token)).Build()).AsInt64()
 	if err != nil {
 		return false, fmt.Errorf("sessions: replaced: %w", err)
 	}
-	for _, v := range vs {
-		if !v.IsNil() {
-			return true, nil
-		}
-	}
-	return false, nil
+	return n > 0, nil
 }
