@@ -114,3 +114,17 @@ func TestHeaderProgressSaysWhatTheLabSays(t *testing.T) {
 		})
 	}
 }
+
+// Another tab's count reloads the Redis panel of a count page (its panel
+// hook); that answer brings the header's progress too, so a tab that did
+// not count says what /lab says after a count in another tab ticked a step.
+func TestThePanelReloadBringsTheHeadersProgress(t *testing.T) {
+	ta := newTestApp(t)
+	c := ta.client()
+	ta.anonymousSession(c)
+	ta.get(c, "/count") // in the other tab: the count step ticks
+	r := ta.get(c, "/redis", "HX-Request", "true", "HX-Target", views.IDRedisPanel, "HX-Trigger", "panel-hook")
+	if header, lab := progressIn(r.body), ta.labSays(c); header != lab || lab != "2" {
+		t.Errorf("the panel's reload says %q of 7 for the header, /lab says %s (want 2)", header, lab)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
+
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
@@ -27,7 +29,11 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if isPanelRequest(r) {
-		a.write(w, r, http.StatusOK, views.RedisPanelOwn(v))
+		// With the header's progress: a count page reloads its panel after
+		// each count of any tab (its panel hook), which may tick a step.
+		ctx := r.Context()
+		a.write(w, r, http.StatusOK, templ.Join(views.RedisPanelOwn(v),
+			views.LabProgressLink(a.labProgress(ctx, a.labOf(ctx)), true)))
 		return
 	}
 	p := a.page(r.Context(), "What's in Redis")

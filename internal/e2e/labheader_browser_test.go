@@ -47,3 +47,25 @@ func TestBrowserHeaderProgressFollowsTheCount(t *testing.T) {
 		t.Errorf("the count page on instance b said %q in the header; /lab says 4 of 7 done", got)
 	}
 }
+
+// A count in one tab that ticks a step shows in the header of another tab's
+// count page too, without a reload (its Redis panel reloads after each
+// count, and brings the header's progress).
+func TestBrowserHeaderProgressFollowsAnotherTabsCount(t *testing.T) {
+	t.Parallel()
+	s := startSite(t)
+	one := newBrowser(t)
+	one.open(s.url("/count"))
+	one.waitText("view-count", "1")
+	one.waitText("lab-progress", "1 of 7 done")
+	waitStreams(t, s.app, 1)
+	one.markPage()
+	two := one.newTab()
+	two.open(s.url("/count")) // the second view: the count step ticks
+	two.waitText("lab-progress", "2 of 7 done")
+	one.waitText("view-count", "2")
+	one.waitText("lab-progress", "2 of 7 done")
+	if one.unmarked() {
+		t.Error("the first tab reloaded to show the progress")
+	}
+}
