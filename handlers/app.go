@@ -34,6 +34,7 @@ type accountStore interface {
 	SetPassword(ctx context.Context, username, password string) (gen string, err error)
 	NewGeneration(ctx context.Context, username string) (gen string, err error)
 	Current(ctx context.Context, username, gen string) (bool, error)
+	CurrentInRedis(ctx context.Context, username, gen string) (bool, error)
 }
 
 // keyInspector reads a key as redis-cli would.

@@ -339,12 +339,13 @@ func (s *stream) drain() (done bool, err error) {
 
 // credentialsChanged ends a stream whose session lost its account's
 // credential generation, as its next request would be; if Redis cannot say,
-// it asks again at the next keep-alive.
+// it asks again at the next keep-alive. It reads Redis, not the cache: the
+// message that sent it here can outrun the cache's invalidation.
 func (s *stream) credentialsChanged() (done bool, err error) {
 	if s.user.Username == "" {
 		return false, nil
 	}
-	current, err := s.a.Accounts.Current(s.redis(), s.user.Username, s.user.Gen)
+	current, err := s.a.Accounts.CurrentInRedis(s.redis(), s.user.Username, s.user.Gen)
 	if errors.Is(err, accounts.ErrUnreadable) {
 		return true, s.send(views.SSEEnded, "ended") // as its next request would be logged out
 	}

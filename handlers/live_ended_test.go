@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -88,5 +89,47 @@ func changePassword(t *testing.T, a *testApp, other *http.Client) {
 	r := a.post(other, "/password", url.Values{"current": {"old-password"}, "new": {"new-password"}})
 	if r.status != http.StatusSeeOther {
 		t.Fatalf("change password: %d", r.status)
+	}
+}
+
+// A stream told that its user's credentials changed reads the generation
+// from Redis, not from this process's cache: the cache's invalidation comes
+// on another connection than the message and may come after it (a busy
+// process, or the change made by another process). Here the invalidation is
+// held back on its way, as it was when the stream outran it under load and
+// stayed open until its next keep-alive.
+func TestAStreamEndsWhenTheNewsOutrunsTheCache(t *testing.T) {
+	rs := redistest.Start(t)
+	held := holdableRedis(t, rs)
+	a := newTestAppWith(t, rs, func(c *Config) { c.Instance = "a"; c.Redis.URL = held.URL() })
+	b := newLiveApp(t, rs, "b")
+	rdb := newRedisClient(t, rs)
+	mine, other := browser(t, firefoxLinux), browser(t, chromeWin)
+	a.register(mine, "nell", "old-password")
+	b.login(other, "nell", "old-password")
+	// Missing from the index: only the new generation can end it.
+	token := a.token(mine)
+	if err := rdb.Do(context.Background(), rdb.B().Hdel().Key(sessions.IndexKey("nell")).Field(sessions.ID(token)).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	s := apptest.OpenStream(t, mine, a.srv.URL+"/live")
+	s.Next(views.SSEHello)
+	if r := a.get(mine, "/profile"); r.status != http.StatusOK { // the generation is in a's cache now
+		t.Fatalf("profile before the change: %d", r.status)
+	}
+
+	held.Hold()
+	if r := b.post(other, "/sessions/revoke-others", nil); r.status != http.StatusSeeOther {
+		t.Fatalf("log out everywhere else on b: %d", r.status)
+	}
+	// The message has reached a; a stream that asks Redis is let through at
+	// once, one that trusts the cache is given the time it needs to.
+	for deadline := time.Now().Add(10 * time.Second); !held.Asked(accounts.Key("nell")) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	held.Release()
+	s.Next(views.SSEEnded)
+	if !s.Ended() {
+		t.Error("the stream stayed open after its ended event")
 	}
 }

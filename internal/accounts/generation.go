@@ -66,6 +66,13 @@ func (s *Store) Current(ctx context.Context, username, gen string) (bool, error)
 	if err != nil || found && cached == gen {
 		return err == nil, err
 	}
+	return s.CurrentInRedis(ctx, username, gen)
+}
+
+// CurrentInRedis is Current read from Redis, past the cache: for a caller
+// told by a message that the generation changed, as the cache's invalidation
+// comes on another connection and may not have arrived yet.
+func (s *Store) CurrentInRedis(ctx context.Context, username, gen string) (bool, error) {
 	now, found, err := s.generation(ctx, username, false)
 	return err == nil && found && now == gen, err
 }
