@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -127,9 +128,10 @@ func (h *heldRedis) Release() {
 	}
 }
 
-// Asked reports whether a held connection has sent s since Hold.
-func (h *heldRedis) Asked(s string) bool {
+// Asked reports whether a held connection has sent a command naming key
+// (as a whole argument) since Hold.
+func (h *heldRedis) Asked(key string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return bytes.Contains(h.sent.Bytes(), []byte(s))
+	return bytes.Contains(h.sent.Bytes(), fmt.Appendf(nil, "\r\n$%d\r\n%s\r\n", len(key), key))
 }
