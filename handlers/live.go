@@ -101,8 +101,9 @@ type stream struct {
 	// newer browsers pushed it out of.
 	own *sessions.Browser
 
-	// sentViews is the highest count sent: a catch-up reads on another
-	// connection, so older published counts may arrive after it.
+	// sentViews is the highest count sent, the hello's first: a catch-up
+	// reads on another connection, so older published counts may arrive
+	// after it.
 	sentViews int
 
 	stopOnce sync.Once
@@ -189,6 +190,9 @@ func (s *stream) start() error {
 	}
 	s.w.Header().Set("X-Accel-Buffering", "no")
 	s.w.WriteHeader(http.StatusOK)
+	// The hello carries the count as stored (hello reads the same value): a
+	// catch-up that finds it unchanged has no news for the page.
+	s.sentViews = s.a.Sessions.GetInt(s.ctx, sessions.KeyViews)
 	if err := s.send(views.SSEHello, s.a.hello(s.ctx, s.r, true)); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
@@ -45,5 +46,39 @@ func TestLivePageCatchesUpAfterTheSubscriptionIsReopened(t *testing.T) {
 		if ev.Data != "4" {
 			t.Fatalf("count event after that = %q, want 5", ev.Data)
 		}
+	}
+}
+
+// The hello carries the count as stored: a catch-up that finds the same
+// count (nothing was counted while the subscription was down, or before the
+// hub's first connection came up) repeats nothing, so every count event is
+// news to the page.
+func TestACatchUpRepeatsNoCountTheHelloSent(t *testing.T) {
+	rs := redistest.Start(t)
+	ta := newLiveApp(t, rs, "a")
+	c := browser(t, firefoxLinux)
+	ta.get(c, "/count") // count 1
+	s := apptest.OpenStream(t, c, ta.srv.URL+"/live")
+	s.Next(views.SSEHello)
+	rs.MustDo("CLIENT", "KILL", "TYPE", "pubsub") // the hub reconnects and catches up
+	// The catch-up ends with its nudge to reload the sessions list.
+	timeout := time.After(10 * time.Second)
+	for caughtUp := false; !caughtUp; {
+		select {
+		case ev, ok := <-s.Events:
+			if !ok {
+				t.Fatal("the stream ended before its catch-up")
+			}
+			if ev.Name == views.SSECount {
+				t.Errorf("count event %q before the catch-up's end: the hello said 1 and nothing was counted", ev.Data)
+			}
+			caughtUp = ev.Name == views.SSESessions
+		case <-timeout:
+			t.Fatal("no catch-up within 10s of the subscription's loss")
+		}
+	}
+	ta.get(c, "/count")
+	if ev := s.Next(views.SSECount); ev.Data != "2" {
+		t.Errorf("count event after the catch-up = %q, want 2", ev.Data)
 	}
 }
