@@ -60,12 +60,25 @@ func TestBrowserEndedSessionInTwoTabs(t *testing.T) {
 	// What a revoke from another browser does: the key goes, open pages hear it.
 	s.redis.MustDo("DEL", "sess:"+token)
 	s.redis.MustDo("PUBLISH", sessions.SessionChannel(sessions.ID(token)), sessions.MsgEnded)
+	// Each tab's hook asks the server a second after the news. The first
+	// answer's login page says the session ended and expires the cookie; a
+	// tab whose hook comes after that has no cookie left, which is what a
+	// logout leaves too, so it may say "logged out" (also true: its key is
+	// gone). Which tab is first is the machine's, not the app's, choice.
+	expired := 0
 	for _, tab := range []*browser{one, two} {
 		tab.waitFor("the login page", `location.pathname === '/login'`)
 		tab.waitFor("its notice", `document.querySelector('[data-testid=notice]') !== null`)
-		if got := tab.path(); got != "/login?from=expired" {
-			t.Errorf("a tab went to %s, want /login?from=expired", got)
+		switch got := tab.path(); got {
+		case "/login?from=expired":
+			expired++
+		case "/login?from=logout":
+		default:
+			t.Errorf("a tab went to %s, want /login?from=expired (or from=logout, after the other tab was told)", got)
 		}
+	}
+	if expired == 0 {
+		t.Error("no tab said the session ended")
 	}
 	two.screenshot("ended-two-tabs")
 	if c := one.sessionCookie(s.app.URL); c != "" {
