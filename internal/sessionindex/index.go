@@ -269,8 +269,10 @@ end
 if #out > 1 then redis.call('PEXPIRE', KEYS[2], ARGV[6]) end
 -- Always after "log out everywhere else": it follows a new credential
 -- generation, which the open pages of sessions missing from the list learn
--- of only from this.
-if #ids > 0 or ARGV[7] == '*' then redis.call('PUBLISH', ARGV[1], ARGV[5]) end
+-- of only from this. Otherwise only when an entry went: every open page of
+-- the user reads Redis and reloads its list, which a revoke of an id not
+-- listed (any id a client makes up) must not cost.
+if #out > 1 or ARGV[7] == '*' then redis.call('PUBLISH', ARGV[1], ARGV[5]) end
 out[1] = tostring(n)
 return out`)
 
