@@ -51,7 +51,9 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if token == "" || a.Live == nil {
-		_ = sendEvent(w, views.SSEHello, a.hello(ctx, r, false))
+		if hello, err := a.hello(ctx, r, false); err == nil {
+			_ = sendEvent(w, views.SSEHello, hello)
+		}
 		return
 	}
 	s, err := a.openStream(w, r, token)
@@ -193,7 +195,11 @@ func (s *stream) start() error {
 	// The hello carries the count as stored (hello reads the same value): a
 	// catch-up that finds it unchanged has no news for the page.
 	s.sentViews = s.a.Sessions.GetInt(s.ctx, sessions.KeyViews)
-	if err := s.send(views.SSEHello, s.a.hello(s.ctx, s.r, true)); err != nil {
+	hello, err := s.a.hello(s.ctx, s.r, true)
+	if err != nil {
+		return err
+	}
+	if err := s.send(views.SSEHello, hello); err != nil {
 		return err
 	}
 	// The address's other pages hear that this browser has a page open.
@@ -496,15 +502,20 @@ func tcpConn(r *http.Request) net.Conn {
 
 var errStreamEnded = errors.New("live: stream ended by the server")
 
-// hello is the stream's first event's data (views.SSEHello).
-func (a *App) hello(ctx context.Context, r *http.Request, session bool) string {
+// hello is the stream's first event's data (views.SSEHello); an error only
+// when the client left as the stream opened (the render stops at a
+// cancelled context): no one to send it to, and no server error.
+func (a *App) hello(ctx context.Context, r *http.Request, session bool) (string, error) {
 	h := views.Hello{Process: a.process(), Previous: knownProcess(r), Session: session,
 		Memory: a.InProcess, Views: a.Sessions.GetInt(ctx, sessions.KeyViews)}
 	var buf bytes.Buffer
 	if err := views.LiveHello(h).Render(ctx, &buf); err != nil {
+		if clientGone(r) {
+			return "", err
+		}
 		a.Log.ErrorContext(r.Context(), "live: render hello", "err", err)
 	}
-	return buf.String()
+	return buf.String(), nil
 }
 
 // knownProcess is the process id the page knew (?process=), if it looks

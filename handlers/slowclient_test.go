@@ -65,6 +65,19 @@ func TestSlowAndVanishedClients(t *testing.T) {
 			t.Errorf("a vanished client was logged as a server error:\n%s", logs)
 		}
 	})
+
+	t.Run("a client that leaves as its live stream opens is not an error", func(t *testing.T) {
+		ta := newTestApp(t)
+		// Gone before the hello is rendered: the request's context is
+		// cancelled, as the server cancels it when the connection closes
+		// (found by closing hundreds of /live requests at once: 92 ERROR
+		// lines "live: render hello" err="context canceled").
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/live", nil)
+		ta.app.Routes().ServeHTTP(httptest.NewRecorder(), req)
+		ta.noErrorLogged(t)
+	})
 }
 
 // waitForLog waits up to 5 s for the app to log a line containing s.
