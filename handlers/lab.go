@@ -415,12 +415,21 @@ func (a *App) writeSessionCookie(ctx context.Context, w http.ResponseWriter, tok
 // so the fixation experiment can tell a second browser holding the same ID.
 const labBrowserCookie = "lab-browser"
 
-// labBrowser is this browser's lab id, set now when it has none.
-func (a *App) labBrowser(w http.ResponseWriter, r *http.Request) string {
+// labBrowserID is the lab id the browser sent, "" for none or one this app
+// did not issue: the client writes the cookie, and a login stores the id.
+func labBrowserID(r *http.Request) string {
 	if c, err := r.Cookie(labBrowserCookie); err == nil && len(c.Value) == 16 {
 		if _, err := hex.DecodeString(c.Value); err == nil {
 			return c.Value
 		}
+	}
+	return ""
+}
+
+// labBrowser is this browser's lab id, set now when it has none.
+func (a *App) labBrowser(w http.ResponseWriter, r *http.Request) string {
+	if id := labBrowserID(r); id != "" {
+		return id
 	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
@@ -468,10 +477,7 @@ func (a *App) labHolders(r *http.Request, l sessions.Lab) []views.Holder {
 	if !a.Lab || len(l.Seen) < 2 {
 		return nil
 	}
-	this := ""
-	if c, err := r.Cookie(labBrowserCookie); err == nil {
-		this = c.Value
-	}
+	this := labBrowserID(r)
 	hs := make([]views.Holder, 0, len(l.Seen))
 	for id, at := range l.Seen {
 		hs = append(hs, views.Holder{This: id == this, Since: sessions.LabTime(at)})
@@ -488,10 +494,7 @@ const maxLabBrowsers = 8
 func (a *App) labLogin(r *http.Request, old string, renewed bool) {
 	ctx := r.Context()
 	l := a.labOf(ctx)
-	browser := ""
-	if c, err := r.Cookie(labBrowserCookie); err == nil {
-		browser = c.Value
-	}
+	browser := labBrowserID(r)
 	shared := false
 	for b := range l.Seen {
 		if b != browser {

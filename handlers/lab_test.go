@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/sessionstack"
 )
 
@@ -390,4 +391,28 @@ func TestLabSurvivesAnInstancesKeyOfAnotherType(t *testing.T) {
 	if s := labStep(a.get(c, "/lab").body, "servers"); !strings.Contains(s, "Only this instance (a)") {
 		t.Errorf("the servers step after the announce:\n%s", s)
 	}
+}
+
+// A login (-lab) records the lab browser only as the id /lab issues (16 hex
+// digits): a lab-browser cookie the client wrote itself went into the
+// session whole, so a login with one of 60 KB stored 60 KB in its key
+// (hostile-clients run: a 60,305-byte sess: value, against 569 bytes).
+func TestLabLoginRecordsOnlyALabBrowserID(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true })
+	c := ta.client()
+	ta.register(c, "lena", "lena-password")
+	u, _ := url.Parse(ta.srv.URL)
+	big := strings.Repeat("Z", 60<<10)
+	c.Jar.SetCookies(u, []*http.Cookie{{Name: labBrowserCookie, Value: big, Path: "/"}})
+	if r := ta.post(c, "/login", url.Values{"username": {"lena"}, "password": {"lena-password"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("login: %d, want 303", r.status)
+	}
+	stored := ta.redis.MustDo("GET", sessions.Key(ta.token(c)))
+	if strings.Contains(stored, "ZZZZ") || len(stored) > 4<<10 {
+		t.Errorf("the session holds %d bytes after a login with a %d-byte lab-browser cookie, some of it the cookie's", len(stored), len(big))
+	}
+	if r := ta.get(c, "/lab"); r.status != http.StatusOK {
+		t.Errorf("GET /lab after it: %d", r.status)
+	}
+	ta.noErrorLogged(t)
 }
