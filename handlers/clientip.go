@@ -62,6 +62,17 @@ func (a *App) clientIP(r *http.Request) netip.Addr {
 	return addr
 }
 
+// forwardedByStranger: r says a proxy forwarded it, but its peer is not one
+// of -trusted-proxies. A tunnel or proxy on this machine that nobody declared
+// (ngrok, cloudflared, a local nginx) connects from loopback for every client.
+func (a *App) forwardedByStranger(r *http.Request) bool {
+	h := r.Header
+	if len(h["X-Forwarded-For"]) == 0 && len(h["Forwarded"]) == 0 && len(h["X-Real-Ip"]) == 0 {
+		return false
+	}
+	return !a.fromTrustedProxy(r)
+}
+
 func (a *App) trusted(addr netip.Addr) bool {
 	return a.TrustedProxies.contain(addr)
 }

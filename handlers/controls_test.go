@@ -62,6 +62,41 @@ func TestRestartAnswersOnlyTheMachine(t *testing.T) {
 	}
 }
 
+// Behind a proxy or tunnel nobody declared (no -trusted-proxies: nginx on
+// the laptop, ngrok, cloudflared), every client connects from loopback and
+// writes the Host it likes; the proxy's own headers still say the request
+// was forwarded, so it is no one at the machine (hostile-clients run: POST
+// /restart from 127.0.0.1 with X-Forwarded-For: 203.0.113.9 and Host:
+// localhost answered 202 and restarted the process).
+func TestRestartRefusesRequestsForwardedByAnUndeclaredProxy(t *testing.T) {
+	restarts := 0
+	ta := newTestApp(t, func(a *App) { a.Restart = func() { restarts++ } })
+	_, port, _ := strings.Cut(strings.TrimPrefix(ta.srv.URL, "http://"), ":")
+	for _, h := range [][2]string{
+		{"X-Forwarded-For", "203.0.113.9"},
+		{"X-Forwarded-For", "127.0.0.1"},
+		{"Forwarded", "for=203.0.113.9;proto=https"},
+		{"X-Real-Ip", "203.0.113.9"},
+	} {
+		t.Run(h[0]+": "+h[1], func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, ta.srv.URL+"/restart", nil)
+			req.Host = "localhost:" + port
+			req.Header.Set(h[0], h[1])
+			if r := ta.do(ta.client(), req); r.status != http.StatusNotFound {
+				t.Errorf("%d, want 404", r.status)
+			}
+		})
+	}
+	if restarts != 0 {
+		t.Fatalf("%d restarts through an undeclared proxy", restarts)
+	}
+	req, _ := http.NewRequest(http.MethodPost, ta.srv.URL+"/restart", nil)
+	req.Host = "localhost:" + port
+	if r := ta.do(ta.client(), req); r.status != http.StatusAccepted || restarts != 1 {
+		t.Errorf("POST at the machine: %d, %d restarts; want 202 and a restart", r.status, restarts)
+	}
+}
+
 // Demo controls refused to strangers are logged a line a minute that says
 // how many, from how many clients and which most, not one client beside
 // everyone's count; the Host and method are the latest refusal's.

@@ -28,10 +28,11 @@ func (a *App) restart(w http.ResponseWriter, r *http.Request) {
 
 // atTheMachine reports whether a demo control may answer r (else it answers
 // 404): a loopback client that named a loopback host, since DNS rebinding can
-// reach 127.0.0.1 from any site, but never under the name localhost.
+// reach 127.0.0.1 from any site, but never under the name localhost; and not
+// forwarded by a proxy nobody declared, whose clients all seem to be loopback.
 func (a *App) atTheMachine(w http.ResponseWriter, r *http.Request) bool {
 	ip := a.clientIP(r)
-	if ip.IsLoopback() && loopbackHost(r.Host) {
+	if ip.IsLoopback() && loopbackHost(r.Host) && !a.forwardedByStranger(r) {
 		return true
 	}
 	if s, ok := a.refused.due("demo control", throttle.Subject(ip)); ok {
