@@ -40,9 +40,14 @@ func main() {
 		err = reexec(r.addr)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "sessionlab:", err)
+		reportFailure(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// reportFailure writes why the process stops, as one line.
+func reportFailure(w io.Writer, err error) {
+	fmt.Fprintln(w, "sessionlab:", err)
 }
 
 // stopSignal is the cause of run's context when a signal ended it: SIGTERM

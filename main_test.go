@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -170,6 +171,48 @@ func TestRunWithoutRedisSaysSoInOneLine(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("run took %v to give up", d)
+	}
+}
+
+// The line that says why the process stops follows -log-format: with json,
+// a log pipeline that parses every line as JSON keeps it (systemd's unit in
+// docs/ sets LOG_FORMAT=json, and its instances exit 1 while Redis is not up
+// yet); with text it is "sessionlab: <cause>".
+func TestTheLineThatEndsTheProcessFollowsTheLogFormat(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			err := run(t.Context(), []string{"sessionlab", "-redis", "redis://" + addr + "/0", "-addr", "127.0.0.1:0",
+				"-log-format", format}, func(string) string { return "" }, io.Discard)
+			if err == nil {
+				t.Fatal("run succeeded without Redis")
+			}
+			var out strings.Builder
+			reportFailure(&out, err)
+			line, ok := strings.CutSuffix(out.String(), "\n")
+			if !ok || strings.Contains(line, "\n") {
+				t.Fatalf("%q: want one line", out.String())
+			}
+			cause := "no Redis answers at redis://" + addr + "/0"
+			if format == "text" {
+				if !strings.HasPrefix(line, "sessionlab: "+cause) {
+					t.Errorf("%q: want sessionlab: %s...", line, cause)
+				}
+				return
+			}
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("-log-format json, and the last line is not JSON: %q", line)
+			}
+			if msg, _ := rec["err"].(string); rec["level"] != "ERROR" || !strings.HasPrefix(msg, cause) {
+				t.Errorf("%v: want level ERROR and err %s...", rec, cause)
+			}
+		})
 	}
 }
 
