@@ -45,10 +45,24 @@ func main() {
 	}
 }
 
-// reportFailure writes why the process stops, as one line.
+// reportFailure writes why the process stops, as one line in the run's
+// -log-format: a log pipeline that parses JSON lines keeps it too.
 func reportFailure(w io.Writer, err error) {
+	if f, ok := errors.AsType[inLogFormat](err); ok && f.format == "json" {
+		requestlog.NewLogger(w, "json", slog.LevelError).Error("exiting with status 1", "err", err.Error())
+		return
+	}
 	fmt.Fprintln(w, "sessionlab:", err)
 }
+
+// inLogFormat is a failure of a run whose flags were read: it carries the
+// -log-format for reportFailure.
+type inLogFormat struct {
+	error
+	format string
+}
+
+func (e inLogFormat) Unwrap() error { return e.error }
 
 // stopSignal is the cause of run's context when a signal ended it: SIGTERM
 // drains, Ctrl-C (a person at a terminal) stops at once.
@@ -205,7 +219,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	return c, nil
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := parseConfig(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -213,6 +227,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			err = inLogFormat{err, cfg.logFormat}
+		}
+	}()
 	log := requestlog.NewLogger(stdout, cfg.logFormat, cfg.logLevel)
 
 	cfg.redis.Log = log
