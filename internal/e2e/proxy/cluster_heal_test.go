@@ -20,8 +20,9 @@ import (
 
 // counters are browsers counting one view at a time through nginx, each
 // with its own session, while the cluster is disturbed. Each checks every
-// answer: a session's acknowledged counts must rise (a 503 "may or may not
-// have been counted" may skip one), and any other failure is recorded.
+// answer: a session's acknowledged counts must rise, by exactly one after a
+// 200 (a view counted twice is recorded; a 503 "may or may not have been
+// counted", or no answer, may skip one), and any other failure is recorded.
 type counters struct {
 	url  string // nginx's, read once: c.state changes as processes restart
 	stop chan struct{}
@@ -33,15 +34,17 @@ type counters struct {
 	statuses map[int]int
 	problems []string
 	drops    []string
+	twice    []string    // a count that rose by more than one right after a 200
 	failures []time.Time // when each non-200 answer (or transport error) came
 	lastOK   []time.Time // each browser's last 200
 	acked    []int       // each browser's last acknowledged count
+	exact    []bool      // each browser's last answer was a 200: the next count is acked+1
 	answers  int
 }
 
 func countThroughNginx(c *cluster, browsers int) *counters {
 	k := &counters{url: c.state.URL, stop: make(chan struct{}), statuses: map[int]int{},
-		lastOK: make([]time.Time, browsers), acked: make([]int, browsers)}
+		lastOK: make([]time.Time, browsers), acked: make([]int, browsers), exact: make([]bool, browsers)}
 	for i := range browsers {
 		hc := c.client()
 		k.browsers = append(k.browsers, hc)
@@ -89,9 +92,12 @@ func (k *counters) count(i int, hc *http.Client) {
 		}
 		if n <= k.acked[i] {
 			k.drops = append(k.drops, fmt.Sprintf("browser %d was told %d after %d", i, n, k.acked[i]))
+		} else if k.exact[i] && n != k.acked[i]+1 {
+			k.twice = append(k.twice, fmt.Sprintf("browser %d was told %d right after %d", i, n, k.acked[i]))
 		}
 		k.acked[i], k.lastOK[i] = n, now
 	}
+	k.exact[i] = err == nil && resp.StatusCode == http.StatusOK
 }
 
 // phase is what the browsers saw from one event to their recovery.
@@ -100,6 +106,7 @@ type phase struct {
 	statuses        map[int]int
 	window          time.Duration // from the event to the last failure
 	problems, drops []string
+	twice           []string
 }
 
 func (p phase) String() string {
@@ -111,7 +118,7 @@ func (p phase) String() string {
 func (k *counters) during(t *testing.T, event func()) phase {
 	t.Helper()
 	k.mu.Lock()
-	k.statuses, k.problems, k.drops, k.failures, k.answers = map[int]int{}, nil, nil, nil, 0
+	k.statuses, k.problems, k.drops, k.twice, k.failures, k.answers = map[int]int{}, nil, nil, nil, nil, 0
 	k.mu.Unlock()
 	start := time.Now()
 	event()
@@ -125,7 +132,7 @@ func (k *counters) during(t *testing.T, event func()) phase {
 		// has a count acknowledged.
 		back := time.Since(last) > time.Second && !slices.ContainsFunc(k.lastOK, func(ok time.Time) bool { return ok.Before(last) })
 		p := phase{answers: k.answers, failed: len(k.failures), statuses: maps.Clone(k.statuses),
-			problems: slices.Clone(k.problems), drops: slices.Clone(k.drops)}
+			problems: slices.Clone(k.problems), drops: slices.Clone(k.drops), twice: slices.Clone(k.twice)}
 		if len(k.failures) > 0 {
 			p.window = last.Sub(start)
 		}
@@ -214,11 +221,19 @@ func TestClusterHealsItself(t *testing.T) {
 	}()
 	time.Sleep(time.Second)
 
-	check := func(name string, p phase, wantNoFailure bool) {
+	// mayCountTwice: only a kill -9 of an instance may count a view twice
+	// (nginx retries the request it was serving elsewhere: docs/deploy.md);
+	// a graceful stop never does, because the instance drains first.
+	check := func(name string, p phase, wantNoFailure, mayCountTwice bool) {
 		t.Helper()
 		t.Logf("%s: %v", name, p)
 		if len(p.drops) > 0 {
 			t.Errorf("%s: acknowledged counts lost: %s", name, strings.Join(p.drops, "; "))
+		}
+		if len(p.twice) > 0 && !mayCountTwice {
+			t.Errorf("%s: a view counted twice: %s", name, strings.Join(p.twice, "; "))
+		} else if len(p.twice) > 0 {
+			t.Logf("%s: a view counted twice (nginx retried the request the killed instance was serving): %s", name, strings.Join(p.twice, "; "))
 		}
 		if len(p.problems) > 0 {
 			kinds := map[string]int{}
@@ -232,12 +247,12 @@ func TestClusterHealsItself(t *testing.T) {
 		}
 	}
 
-	check("rolling restart of every instance", k.during(t, func() { t.Log(strings.TrimSpace(c.run("restart-app"))) }), true)
-	check("kill -9 of the replica", k.during(t, func() { t.Logf("killed %s", c.killRedis("replica")) }), false)
-	check("kill -9 of the master", k.during(t, func() { t.Logf("killed %s", c.killRedis("master")) }), false)
-	check("kill -9 of the sentinel the app asks first", k.during(t, func() { c.kill("sentinel-1", true) }), true)
-	check("planned failover", k.during(t, func() { t.Log(strings.TrimSpace(c.run("failover"))) }), false)
-	check("kill -9 of an instance", k.during(t, func() { c.kill("app2", true) }), false)
+	check("rolling restart of every instance", k.during(t, func() { t.Log(strings.TrimSpace(c.run("restart-app"))) }), true, false)
+	check("kill -9 of the replica", k.during(t, func() { t.Logf("killed %s", c.killRedis("replica")) }), false, false)
+	check("kill -9 of the master", k.during(t, func() { t.Logf("killed %s", c.killRedis("master")) }), false, false)
+	check("kill -9 of the sentinel the app asks first", k.during(t, func() { c.kill("sentinel-1", true) }), true, false)
+	check("planned failover", k.during(t, func() { t.Log(strings.TrimSpace(c.run("failover"))) }), false, false)
+	check("kill -9 of an instance", k.during(t, func() { c.kill("app2", true) }), false, true)
 	k.end()
 
 	// SIGTERM (as systemd or a script sends) stops every process.
