@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -231,6 +232,55 @@ func TestAppTestKnowsEverySetting(t *testing.T) {
 	known := slices.Sorted(slices.Values(apptest.AppSettings))
 	if len(read) == 0 || !slices.Equal(read, known) {
 		t.Errorf("the app reads %v; apptest.AppSettings has %v", read, known)
+	}
+}
+
+// The README's configuration table names every flag, each with the
+// environment variable -h gives it: an operator reads the table, not the
+// source.
+func TestREADMEConfigurationTableListsEveryFlag(t *testing.T) {
+	var usage strings.Builder
+	if _, err := parseConfig([]string{"sessionlab", "-h"}, func(string) string { return "" }, &usage); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	envOf := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^  -(\S+)[^\n]*\n\s+[^\n]*\(env ([A-Z_]+)`).FindAllStringSubmatch(usage.String(), -1) {
+		envOf[m[1]] = m[2]
+	}
+	if len(envOf) == 0 {
+		t.Fatalf("no flag with its variable in -h:\n%s", usage.String())
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inTable := map[string]bool{}
+	code := regexp.MustCompile("`([^`]+)`")
+	for _, row := range regexp.MustCompile("(?m)^\\| `-.*$").FindAllString(string(readme), -1) {
+		cells := strings.Split(row, " | ")
+		if len(cells) < 3 {
+			t.Errorf("README row %q: want flag | env | default | ...", row)
+			continue
+		}
+		flags, envs := code.FindAllStringSubmatch(cells[0], -1), code.FindAllStringSubmatch(cells[1], -1)
+		if len(flags) != len(envs) {
+			t.Errorf("README row %q: %d flags, %d variables", row, len(flags), len(envs))
+			continue
+		}
+		for i, f := range flags {
+			name := strings.TrimPrefix(f[1], "-")
+			inTable[name] = true
+			if want, ok := envOf[name]; !ok {
+				t.Errorf("README lists -%s, which -h does not know", name)
+			} else if envs[i][1] != want {
+				t.Errorf("README gives -%s the variable %s; -h says %s", name, envs[i][1], want)
+			}
+		}
+	}
+	for name, env := range envOf {
+		if !inTable[name] {
+			t.Errorf("README's configuration table lacks -%s (env %s)", name, env)
+		}
 	}
 }
 
