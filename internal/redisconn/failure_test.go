@@ -14,7 +14,7 @@ import (
 // Unavailable tells an outage from a bug, and names the outage, for errors
 // met on a real redis-server put in each state.
 func TestUnavailableTellsOutageFromBug(t *testing.T) {
-	rs := redistest.Start(t, "--busy-reply-threshold", "100")
+	rs := redistest.Start(t, "--busy-reply-threshold", "100", "--enable-debug-command", "local")
 	rdb := connect(t, rs.URL())
 	ctx := context.Background()
 	set := func() error { return rdb.Do(ctx, rdb.B().Set().Key("k").Value("v").Build()).Error() }
@@ -47,6 +47,25 @@ func TestUnavailableTellsOutageFromBug(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		defer func() { _, _ = rs.Do("SCRIPT", "KILL") }()
 		want(t, set(), "BUSY")
+	})
+	t.Run("a command while a restarted Redis loads its data is LOADING", func(t *testing.T) {
+		// A Redis restarted with a large append-only file answers LOADING
+		// for seconds (2.5 s in an operator's kill -9 and restart): a 503,
+		// never a 500. DEBUG RELOAD loads the same way, slowed per key.
+		rs.MustDo("DEBUG", "POPULATE", "200", "loading:", "1024")
+		rs.MustDo("CONFIG", "SET", "loading-process-events-interval-bytes", "1024")
+		rs.MustDo("CONFIG", "SET", "key-load-delay", "10000") // 10 ms a key: 2 s
+		reloaded := make(chan error, 1)
+		go func() { _, err := rs.Do("DEBUG", "RELOAD"); reloaded <- err }()
+		defer func() {
+			if err := <-reloaded; err != nil {
+				t.Error(err)
+			}
+			rs.MustDo("CONFIG", "SET", "key-load-delay", "0")
+			rs.MustDo("FLUSHALL")
+		}()
+		time.Sleep(300 * time.Millisecond)
+		want(t, set(), "LOADING")
 	})
 	t.Run("a hung Redis has timed out", func(t *testing.T) {
 		rs.Pause()
