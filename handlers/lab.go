@@ -683,6 +683,19 @@ func (a *App) labPath(r *http.Request, token, key string, ttl time.Duration, noH
 	if token != "" {
 		p.Cookie = a.Sessions.Cookie.Name + "=" + strings.TrimPrefix(sessions.CutSessionKey(token), sessions.Prefix)
 		p.Key, p.TTL = key, roundDur(ttl)
+	} else if st, _ := stateOf(ctx); st.isStale() && st.presented != "" {
+		// The browser sent the cookie of a session that ended: the picture
+		// says so, as the page's banner does, not "no session cookie".
+		gone := sessions.CutSessionKey(st.presented)
+		p.Cookie = a.Sessions.Cookie.Name + "=" + strings.TrimPrefix(gone, sessions.Prefix) + " (ended)"
+		switch {
+		case a.InProcess && st.isLost():
+			p.Ended = gone + " is not in this process: lost"
+		case a.InProcess:
+			p.Ended = gone + " is not in this process: ended"
+		default:
+			p.Ended = gone + " is not in Redis: ended"
+		}
 	}
 	attrs := strings.SplitN(a.setCookieLine(token, noHTTPOnly), "; ", 2)
 	if len(attrs) == 2 {

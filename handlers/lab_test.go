@@ -61,6 +61,9 @@ func TestLabInMemoryModeShowsTheLoss(t *testing.T) {
 	if !strings.Contains(s, `data-testid="lab-lost"`) || !strings.Contains(s, "lost with the process") || !strings.Contains(s, `data-done="false"`) {
 		t.Errorf("after a restart in memory mode the restart step does not show the loss:\n%s", s)
 	}
+	if got := svgText(r.body, "lab-path-key"); !strings.Contains(got, "sess:"+token[:6]+"…") || !strings.Contains(got, "lost") {
+		t.Errorf("after a restart in memory mode the picture's memory box says %q, want the lost session's key and that it was lost", got)
+	}
 }
 
 // The header's "N of 7 done" is on every page, counted from the session as
@@ -415,4 +418,44 @@ func TestLabLoginRecordsOnlyALabBrowserID(t *testing.T) {
 		t.Errorf("GET /lab after it: %d", r.status)
 	}
 	ta.noErrorLogged(t)
+}
+
+// A browser whose session ended (renewed by a login elsewhere, revoked,
+// expired) still sends its cookie: the page's banner says so, and the
+// lab's picture of this request says the same, not "no session cookie".
+func TestLabPathNamesTheCookieOfAnEndedSession(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+	c := ta.client()
+	token := ta.anonymousSession(c)
+	ta.redis.MustDo("DEL", "sess:"+token)
+
+	r := ta.get(ta.withCookie(token), "/lab")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /lab: %d", r.status)
+	}
+	if !strings.Contains(r.body, `data-testid="ended-session"`) {
+		t.Fatal("the page does not say this browser sent the cookie of an ended session")
+	}
+	cut := "session=" + token[:6] + "…"
+	if got := svgText(r.body, "lab-path-cookie"); !strings.Contains(got, cut) || !strings.Contains(got, "ended") {
+		t.Errorf("the picture's cookie says %q, want the cookie this browser sent (%s) and that its session ended", got, cut)
+	}
+	if got := svgText(r.body, "lab-path-key"); !strings.Contains(got, "sess:"+token[:6]+"…") || !strings.Contains(got, "not in Redis") {
+		t.Errorf("the picture's Redis box says %q, want the ended session's key and that it is not in Redis", got)
+	}
+}
+
+// svgText is the text of the picture's <text> element with this data-testid,
+// "" when absent.
+func svgText(body, id string) string {
+	i := strings.Index(body, `data-testid="`+id+`"`)
+	if i < 0 {
+		return ""
+	}
+	rest := body[i:]
+	start, end := strings.IndexByte(rest, '>'), strings.Index(rest, "</text>")
+	if start < 0 || end < start {
+		return ""
+	}
+	return rest[start+1 : end]
 }

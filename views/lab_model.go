@@ -71,6 +71,7 @@ type LabPath struct {
 	Process        string
 	Key            string   // "sess:abc123…", "" without a session
 	TTL            string   // "29m 58s", "" without a session
+	Ended          string   // without a session: what became of the one whose cookie the browser sent ("" if none)
 	InProcess      bool     // memory mode: the key is in this process, not Redis
 	Others         []string // the other browsers of this computer, with their counts
 	OtherInstances []string // the other instances on this Redis now, with their processes
