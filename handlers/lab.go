@@ -301,12 +301,24 @@ func (a *App) serversStep(ev *sessions.LabMove, o sessions.Origin, live []instan
 			"stop it and run go tool task demo (instances a on :8080, b on :8081), then count on one and on the other.", a.Instance)
 		return s
 	}
-	s.Do = fmt.Sprintf("Instances %s and %s share this Redis now: count on this one, then on the other (or the other way round).",
-		a.Instance, strings.Join(names, ", "))
+	other := "the other"
+	if len(names) > 1 {
+		other = "another"
+	}
+	s.Do = fmt.Sprintf("Instances %s share this Redis now: count on this one, then on %s (or the other way round).",
+		andList(append([]string{a.Instance}, names...)), other)
 	if o.Instance != "" {
 		s.Do += fmt.Sprintf(" This session was created on instance %s.", o.Instance)
 	}
 	return s
+}
+
+// andList joins names as a sentence lists them: "a and b", "a, b and c".
+func andList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 func (a *App) httpOnlyStep(l sessions.Lab) views.LabStep {

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -247,6 +248,27 @@ func TestLabServersStepKnowsTheInstancesOnItsRedis(t *testing.T) {
 	}
 	if !strings.Contains(r.body, "b · process "+bProcess+" · served this session</text>") {
 		t.Error("the path picture does not say instance b served this session")
+	}
+}
+
+// With three instances on one Redis (task demo with DEMO_PORTS="8080 8081
+// 8082"), the servers step names them as a list reads: "a, b and c".
+func TestLabServersStepNamesThreeInstances(t *testing.T) {
+	rs := redistest.Start(t)
+	var apps []*testApp
+	for i, name := range []string{"a", "b", "c"} {
+		ta := newTestAppWith(t, rs, func(c *Config) { c.Instance = name }, func(app *App) { app.ProcessID = fmt.Sprintf("d4e5f%d", i) })
+		if _, err := ta.app.Instances.Announce(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		apps = append(apps, ta)
+	}
+	a := apps[0]
+	c := a.client()
+	a.anonymousSession(c)
+	s := labStep(a.get(c, "/lab").body, "servers")
+	if !strings.Contains(s, "Instances a, b and c share this Redis now") {
+		t.Errorf("beside b and c the servers step does not name the three instances as a list:\n%s", s)
 	}
 }
 
