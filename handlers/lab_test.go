@@ -481,3 +481,24 @@ func svgText(body, id string) string {
 	}
 	return rest[start+1 : end]
 }
+
+// A browser with no session yet has neither switch: each experiment that
+// says "below" says instead to count a view first, the fixation one too.
+func TestLabExperimentsWithoutASessionSayToCountFirst(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+	r := ta.get(ta.client(), "/lab")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /lab: %d", r.status)
+	}
+	for _, section := range []string{"lab-httponly", "lab-fixation"} {
+		i := strings.Index(r.body, `data-testid="`+section+`"`)
+		if i < 0 {
+			t.Fatalf("no %s section", section)
+		}
+		s := r.body[i:]
+		s = s[:strings.Index(s, "</section>")]
+		if !strings.Contains(s, "Count a view first") {
+			t.Errorf("the %s section, which has no switch without a session, does not say to count a view first:\n%s", section, s)
+		}
+	}
+}
