@@ -502,3 +502,33 @@ func TestLabExperimentsWithoutASessionSayToCountFirst(t *testing.T) {
 		}
 	}
 }
+
+// The httpOnly experiment's second browser holds a copy of the session's ID.
+// When the first browser renews it (the switch back to HttpOnly), the copy's
+// pages are refused as "Session renewed" for a while: the answer must not
+// tell that browser it logged in or sent a form twice, which it did not,
+// but that it held a copy of an ID another browser renewed.
+func TestLabCopyOfARenewedIDIsToldWhatHappened(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+	victim := ta.client()
+	token := ta.anonymousSession(victim)
+	if r := ta.post(victim, "/lab/switch/httponly", url.Values{"on": {"0"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("switching HttpOnly off: %d", r.status)
+	}
+	copied := ta.token(victim)
+	if copied == token {
+		t.Fatal("switching HttpOnly off kept the ID")
+	}
+	copyHolder := ta.withCookie(copied)
+	if r := ta.post(victim, "/lab/switch/httponly", url.Values{"on": {"1"}}); r.status != http.StatusSeeOther || ta.token(victim) == copied {
+		t.Fatalf("switching HttpOnly back on: %d, ID renewed: %v", r.status, ta.token(victim) != copied)
+	}
+
+	r := ta.get(copyHolder, "/count")
+	if r.status != http.StatusConflict {
+		t.Skipf("the copy's count answered %d: no longer refused as renewed", r.status)
+	}
+	if !strings.Contains(r.body, "another browser") || !strings.Contains(r.body, "copy") {
+		t.Errorf("the copy's refused count does not say another browser renewed the ID it held a copy of:\n%s", r.body)
+	}
+}
