@@ -66,7 +66,13 @@ func (a *App) registerFailed(w http.ResponseWriter, r *http.Request, form views.
 // loginForm handles GET /login.
 func (a *App) loginForm(w http.ResponseWriter, r *http.Request) {
 	var form views.AuthForm
-	switch r.URL.Query().Get("from") {
+	// The notices tell what happened to this browser's session: not to a
+	// browser logged in again since (another tab's login, Back after one).
+	from := r.URL.Query().Get("from")
+	if _, loggedIn := a.currentUser(r.Context()); loggedIn {
+		from = ""
+	}
+	switch from {
 	case "logout":
 		form.Notice = "You are logged out. Your session's key is gone from Redis."
 	case "expired":

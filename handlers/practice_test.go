@@ -235,3 +235,30 @@ func TestRegisterShowsEveryFieldError(t *testing.T) {
 		}
 	}
 }
+
+// The login page's notices say what happened to this browser's session
+// ("You are logged out. Your session's key is gone from Redis."); a browser
+// that is logged in again (a tab reloaded after a login in another, Back to
+// the page a logout left) is not told so, under a header naming its user.
+func TestLoginNoticesOnlyForALoggedOutBrowser(t *testing.T) {
+	ta := newTestApp(t)
+	out := ta.client()
+	for _, from := range []string{"logout", "expired", "account"} {
+		if r := ta.get(out, "/login?from="+from); r.status != http.StatusOK || !strings.Contains(r.body, `data-testid="notice"`) {
+			t.Errorf("a logged-out browser at /login?from=%s: %d, notice shown %v; want 200 and the notice",
+				from, r.status, strings.Contains(r.body, `data-testid="notice"`))
+		}
+	}
+	in := ta.client()
+	ta.register(in, "nora", "nora-password")
+	for _, from := range []string{"logout", "expired", "account"} {
+		r := ta.get(in, "/login?from="+from)
+		if r.status != http.StatusOK {
+			t.Fatalf("GET /login?from=%s logged in: %d", from, r.status)
+		}
+		if strings.Contains(r.body, `data-testid="notice"`) {
+			i := strings.Index(r.body, `data-testid="notice"`)
+			t.Errorf("a browser logged in as nora at /login?from=%s is told %s", from, r.body[i:min(len(r.body), i+160)])
+		}
+	}
+}
