@@ -55,8 +55,12 @@ func isPanelRequest(r *http.Request) bool {
 func (a *App) redisView(ctx context.Context) (views.RedisView, error) {
 	entries, err := a.redisEntries(ctx)
 	v := views.RedisView{Entries: entries, Memory: a.InProcess, Server: a.Redis(), At: time.Now()}
-	if _, ok := a.currentUser(ctx); a.InProcess && !ok {
-		v.At = time.Time{} // nothing was read: no moment to name
+	// Nothing was read (no moment to name) without a login and without a
+	// session key to look at: memory mode, or a browser with no session.
+	st, _ := stateOf(ctx)
+	noKey := a.InProcess || a.Sessions.Token(ctx) == "" && !st.isUnreadable()
+	if _, ok := a.currentUser(ctx); noKey && !ok {
+		v.At = time.Time{}
 	}
 	return v, err
 }
