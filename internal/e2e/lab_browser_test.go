@@ -337,6 +337,15 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 		t.Fatal("with renewal on the login kept the session ID")
 	}
 	two.waitLoggedOut("the browser holding the planted ID, after a login that renewed it")
+	// While it still sends the planted cookie, its lab page says so in the
+	// picture of the request as in the banner: a session that ended.
+	if sent := two.sessionCookie(a.URL); sent != "" {
+		two.open(a.URL + "/lab")
+		// An SVG <text> has no innerText: its textContent, as the other path checks read it.
+		if got := eval[string](two, `document.querySelector('[data-testid=lab-path-cookie]')?.textContent ?? ''`); got != "session="+sent[:6]+"… (ended)" {
+			t.Errorf("the planted copy's lab picture says the cookie is %q, want the ID it sent cut short, marked (ended)", got)
+		}
+	}
 	one.open(a.URL + "/lab")
 	one.waitLabStep("fixation", true)
 
