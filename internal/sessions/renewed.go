@@ -12,6 +12,14 @@ import (
 // answers to requests sent just before a login must not overwrite its cookie.
 const RenewedFor = time.Minute
 
+// RenewalInFlight is how long after a renewal a request may still carry the
+// old token because it was sent before the renewal's answer arrived (a second
+// tab, a form sent twice); every request answers within its Redis budget and
+// a dial, so this is generous. A browser that still sends the old token
+// later never got the new one (the answer carrying it was lost: a 503 after
+// Redis had run the renewal), so no reload can help it.
+const RenewalInFlight = 10 * time.Second
+
 // RenewedKey is the marker of a renewed token, named by ID, never by token.
 func RenewedKey(token string) string { return "renewed:" + ID(token) }
 
