@@ -48,6 +48,8 @@ func TestARenewalWhoseAnswerWasLostIsNoReloadLoop(t *testing.T) {
 			if !strings.Contains(r.body, endedBanner) {
 				t.Errorf("GET %s: %d, no ended-session explanation", path, r.status)
 			}
+			// The cookie stays for the marker's minute (Replaced), so that
+			// logging in again can pick up the views the marker holds.
 			// Logging in again picks the views up, as a login after any renewal does.
 			if r := ta.post(c, "/login", url.Values{"username": {name}, "password": {name + "-password"}}); r.status != http.StatusSeeOther {
 				t.Fatalf("login again: %d %q", r.status, problemTitle(r.body))

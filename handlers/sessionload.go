@@ -324,14 +324,15 @@ var errRenewed = errors.New("session token renewed by another request")
 
 // renewedMeanwhile reports whether a login renewed this request's token a
 // moment ago: its answer must set no cookie, or it would replace the new
-// token and lose the login. Asked only on that rare path.
+// token and lose the login. Asked only on that rare path. Later than
+// RenewalInFlight the browser never got the new token (that answer was
+// lost), so the session is treated as ended: a reload could not help.
 func (a *App) renewedMeanwhile(ctx context.Context) (bool, error) {
 	st, ok := stateOf(ctx)
 	if !ok || st.presented == "" {
 		return false, nil
 	}
-	_, renewed, err := a.Ops.Renewed(ctx, st.presented)
-	return renewed, err
+	return a.Ops.RenewedInFlight(ctx, st.presented)
 }
 
 // notRenewed answers a request whose session another request renewed or

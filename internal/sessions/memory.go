@@ -289,6 +289,14 @@ func (m *MemoryOps) Renewed(ctx context.Context, token string) (views int, renew
 	return r.views, ok, nil
 }
 
+// RenewedInFlight reports a renewal within RenewalInFlight (see Ops.RenewedInFlight).
+func (m *MemoryOps) RenewedInFlight(ctx context.Context, token string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.renewedNow(token)
+	return ok && time.Until(r.until) > RenewedFor-RenewalInFlight, nil
+}
+
 // MarkReplaced records a replaced token (see Ops.MarkReplaced).
 func (m *MemoryOps) MarkReplaced(ctx context.Context, token string) error {
 	m.mu.Lock()

@@ -36,6 +36,17 @@ func (o *Ops) Renewed(ctx context.Context, token string) (views int, renewed boo
 	return int(n), true, nil
 }
 
+// RenewedInFlight reports whether token was renewed within RenewalInFlight:
+// a request carrying it may have been sent before the renewal's answer
+// arrived, and its browser holds the new token by now. One PTTL.
+func (o *Ops) RenewedInFlight(ctx context.Context, token string) (bool, error) {
+	ms, err := o.rdb.Do(ctx, o.rdb.B().Pttl().Key(RenewedKey(token)).Build()).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("sessions: renewed in flight: %w", err)
+	}
+	return ms > (RenewedFor - RenewalInFlight).Milliseconds(), nil // -2: no marker
+}
+
 // ReplacedKey is the marker of an ended session's token that a new session
 // replaced in its browser (a login or a count with its cookie), by ID. It is
 // under renewed: so the documented ACL user (docs/deploy.md) may use it.

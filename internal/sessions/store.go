@@ -486,6 +486,7 @@ type Operations interface {
 	TakeLive(ctx context.Context, token string) (views int, err error)
 	Times(ctx context.Context, token string) (Times, error)
 	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
+	RenewedInFlight(ctx context.Context, token string) (bool, error)
 	MarkReplaced(ctx context.Context, token string) error
 	Replaced(ctx context.Context, token string) (bool, error)
 	Ended(ctx context.Context, token string) error
