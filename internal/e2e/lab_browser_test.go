@@ -351,7 +351,7 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 
 	// httponly: a script reads nothing; with the switch, it reads the ID.
 	// A third browser, with a session of its own (two's cookie was just
-	// renewed away, and a renewed cookie is refused for a minute).
+	// renewed away, and a renewed cookie is answered "renewed" for sessions.RenewalInFlight).
 	three := one.privateWindow()
 	three.open(a.URL + "/count")
 	three.waitText("view-count", "1")
