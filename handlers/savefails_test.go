@@ -97,8 +97,9 @@ func sessionCommit(p []byte) bool {
 		bytes.Contains(p, []byte("\r\nsess:"))
 }
 
-// A sign-up or login whose handler has done its work (the account created,
-// the browser's previous session taken for the renewal) and whose session
+// A sign-up, login, password change or "log out everywhere else" whose
+// handler has done its work (the account created, the password changed, the
+// browser's previous session taken for the renewal) and whose session
 // then cannot be saved is answered with what happened, as when logging in
 // fails partway: not "nothing was changed", and with no name in the header,
 // since the browser is not logged in. (Seen in the chaos run: a kill -9 of
@@ -111,6 +112,8 @@ func TestASaveThatFailsAfterTheLoginSaysWhatHappened(t *testing.T) {
 	}{
 		{"/register", "Account created, not logged in"},
 		{"/login", "Not logged in"},
+		{"/password", "Password changed, logged out"},
+		{"/sessions/revoke-others", "Logged out everywhere"},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			rs := redistest.Start(t)
@@ -124,9 +127,13 @@ func TestASaveThatFailsAfterTheLoginSaysWhatHappened(t *testing.T) {
 			ta := newTestAppWith(t, rs, func(c *Config) { c.Redis = redisconn.Config{URL: proxy.URL()} })
 			c := ta.client()
 			form := url.Values{"username": {"cutuser"}, "password": {"cutuser-password"}}
-			if tc.path == "/login" {
+			switch tc.path {
+			case "/login":
 				ta.register(ta.client(), "cutuser", "cutuser-password")
 				ta.get(c, "/count") // an anonymous session, taken by the login's renewal
+			case "/password", "/sessions/revoke-others":
+				ta.register(c, "cutuser", "cutuser-password")
+				form = url.Values{"current": {"cutuser-password"}, "new": {"cutuser-password-2"}}
 			}
 			mu.Lock()
 			armed = true
