@@ -40,12 +40,18 @@ func (a *App) register(w http.ResponseWriter, r *http.Request) {
 	}
 	a.Log.InfoContext(r.Context(), "account created", "user", acct.Username)
 	if err := a.logIn(r, acct, false); err != nil {
-		a.failWith(w, r, err, "Account created, not logged in",
-			"Your account was created, but logging you in failed on our side. Log in with your new username and password.")
+		a.failWith(w, r, err, accountCreatedTitle, accountCreatedMessage)
 		return
 	}
+	a.ifSaveFails(r.Context(), accountCreatedTitle, accountCreatedMessage)
 	a.toProfile(w, r)
 }
+
+// A sign-up that created the account and could not log it in.
+const (
+	accountCreatedTitle   = "Account created, not logged in"
+	accountCreatedMessage = "Your account was created, but logging you in failed on our side. Log in with your new username and password."
+)
 
 // registerFailed shows the form again with what was wrong (422, or 409 taken).
 func (a *App) registerFailed(w http.ResponseWriter, r *http.Request, form views.AuthForm, err error) {
@@ -138,6 +144,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.failWith(w, r, err, "Not logged in", loginFailedMessage)
 		return
 	}
+	a.ifSaveFails(r.Context(), "Not logged in", loginFailedMessage)
 	a.Metrics.Login(metrics.LoginOK)
 	a.toProfile(w, r)
 }

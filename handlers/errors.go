@@ -162,6 +162,16 @@ func (a *App) failAfterWrite(w http.ResponseWriter, r *http.Request, err error, 
 	w.WriteHeader(statusClientGone)
 }
 
+// ifSaveFails gives the words for a request whose handler changed something
+// for good (an account created, a token renewed, a password changed) and
+// then succeeded, should saving the session fail after all: the browser is
+// then not logged in, and "nothing was changed" would be untrue.
+func (a *App) ifSaveFails(ctx context.Context, title, msg string) {
+	if st, ok := stateOf(ctx); ok {
+		st.failTitle, st.failMessage = title, msg
+	}
+}
+
 // failWith is fail in the request's own words: one that failed after it had
 // changed something for good must not say "nothing was changed".
 func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title, msg string) {

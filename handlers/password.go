@@ -71,6 +71,9 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 				"Log in with the new password, then use “Log out everywhere else” on the Sessions page.")
 		return
 	}
+	a.ifSaveFails(ctx, "Password changed, logged out",
+		"Your new password is saved and your other sessions are logged out, but keeping this one failed on our side, so this browser was logged out too. "+
+			"Log in with the new password.")
 	a.Log.InfoContext(r.Context(), "password changed", "user", u.Username)
 	if isHTMX(r) {
 		w.Header().Set("HX-Redirect", "/sessions?from=password")

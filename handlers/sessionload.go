@@ -226,8 +226,11 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 			a.tooManySessions(w, r, tm)
 			return
 		} else if err != nil && st.failTitle != "" {
-			// The handler already failed after changing something for good:
-			// its words stay true, a generic "nothing was changed" would not.
+			// The handler changed something for good (and failed, or
+			// succeeded): its words stay true, a generic "nothing was
+			// changed" would not. The browser is not logged in: the
+			// page's header must not say it is.
+			a.logOutHere(r.Context())
 			a.failWith(w, r, err, st.failTitle, st.failMessage)
 			return
 		} else if err != nil {

@@ -173,12 +173,18 @@ func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request, u sessions.Us
 		// The other sessions are ended; this one may not hold the new
 		// generation. Failing closed, as a password change does.
 		a.logOutHere(ctx)
-		a.failWith(w, r, err, "Logged out everywhere",
-			"Your other sessions are logged out, but keeping this one failed on our side, so this browser was logged out too. Please log in again.")
+		a.failWith(w, r, err, loggedOutEverywhereTitle, loggedOutEverywhereMessage)
 		return
 	}
+	a.ifSaveFails(ctx, loggedOutEverywhereTitle, loggedOutEverywhereMessage)
 	a.afterRevoke(w, r, u, "revoked-others")
 }
+
+// "Log out everywhere else" that ended the others and could not keep this one.
+const (
+	loggedOutEverywhereTitle   = "Logged out everywhere"
+	loggedOutEverywhereMessage = "Your other sessions are logged out, but keeping this one failed on our side, so this browser was logged out too. Please log in again."
+)
 
 // afterRevoke answers a revoke: htmx gets the list, a plain form a 303.
 func (a *App) afterRevoke(w http.ResponseWriter, r *http.Request, u sessions.User, from string) {
