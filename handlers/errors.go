@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
+	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
 
@@ -58,7 +59,8 @@ var (
 	failMethodNotAllowed = failure{Status: http.StatusMethodNotAllowed, Title: "Method not allowed",
 		Message: "This address does not accept that method."}
 	failRenewed = failure{Status: http.StatusConflict, Title: "Session renewed",
-		Message: "Your session got a new token a moment ago (you logged in, or sent this form twice, or another browser that holds a copy of its ID renewed it), and this request still carried the previous one, so nothing was done. Reload the page to go on. A browser that held only a copy of the old ID is left with no session: for up to a minute its pages say this, then a new session starts."}
+		Message: "Your session got a new token a moment ago (you logged in, or sent this form twice, or another browser that holds a copy of its ID renewed it), and this request still carried the previous one, so nothing was done. Reload the page to go on. A browser that held only a copy of the old ID is left with no session: for up to " +
+			strconv.Itoa(int(sessions.RenewalInFlight/time.Second)) + " seconds its pages say this, then that its session ended."}
 	failEndedMeanwhile = failure{Status: http.StatusUnauthorized, Title: "Session ended",
 		Message: "This session was ended a moment ago, from another browser or tab (a logout, “Log out everywhere else” or a password change), so nothing was done. Please log in again."}
 	failRevokedAsRenewed = failure{Status: http.StatusConflict, Title: "Session ended",

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessions"
 )
 
 // failureRows are the rows of the table in errors.go, by name: the test
@@ -123,5 +125,15 @@ func TestAWriteNoReplicaConfirmedMayOrMayNotBeSaved(t *testing.T) {
 		if f := failureOf(err, wrote); f != failRedisNotReplicated || !strings.Contains(f.Message, "may or may not have been saved") {
 			t.Errorf("wrote %v: %d %q, want %q", wrote, f.Status, f.Message, failRedisNotReplicated.Message)
 		}
+	}
+}
+
+// The 409 for a renewed token tells a browser that holds only a copy of the
+// old ID how long it will be told so: as long as a request may still be in
+// flight after a renewal (sessions.RenewalInFlight), not the marker's minute.
+func TestRenewedPageSaysHowLongACopyIsToldSo(t *testing.T) {
+	want := fmt.Sprintf("for up to %d seconds its pages say this", int(sessions.RenewalInFlight/time.Second))
+	if !strings.Contains(failRenewed.Message, want) {
+		t.Errorf("the 409's words: %q\nwant them to say %q", failRenewed.Message, want)
 	}
 }
