@@ -85,6 +85,10 @@ type App struct {
 	streams    openStreams // open /live streams, by session and address
 	draining   atomic.Bool // set by Drain
 	closeStack func()
+
+	// Lines a client can cause with each request (it left, its body never
+	// came, it sent a renewed token) logged, by kind, with who sent them.
+	clientLines refusalLog
 }
 
 // Drain makes /readyz answer 503 from now on, while every request is served.
