@@ -190,11 +190,11 @@ func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title,
 	a.answer(w, r, f)
 }
 
-// logFailure logs a failed request: a client that left at Info, a Redis
-// outage once a minute per kind (counted per request), anything else each time.
+// logFailure logs a failed request: a client that left, or a Redis outage,
+// once a minute per kind (counted per request); anything else each time.
 func (a *App) logFailure(r *http.Request, f failure, err error) {
 	if clientGone(r) {
-		a.Log.InfoContext(r.Context(), "client gone", "method", r.Method, "route", a.route(r), "err", err)
+		a.clientCaused(r, "client gone", err)
 		return
 	}
 	if kind, ok := redisconn.Unavailable(err); ok {

@@ -204,6 +204,10 @@ func (s *stream) start() error {
 	}
 	// The address's other pages hear that this browser has a page open.
 	list, err := s.a.Ops.PageChanged(s.redis(), s.token, s.addr)
+	if err != nil && clientGone(s.r) {
+		s.a.clientCaused(s.r, "client gone", err)
+		return err
+	}
 	if err != nil {
 		s.a.Log.InfoContext(s.ctx, "live: cannot read the browsers list", "err", err)
 		return nil

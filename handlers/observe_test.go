@@ -232,7 +232,7 @@ func TestRequestLinesNameTheRouteNeverThePath(t *testing.T) {
 			if resp, err := c.Do(req); err == nil {
 				resp.Body.Close()
 			}
-		}, func(string) string { return "/count" }, `msg="client gone"`, "route=/count"},
+		}, func(string) string { return "/count" }, `msg="client gone"`, "last_route=/count"},
 		{"the server stopping", func(t *testing.T, ta *testApp, c *http.Client, path string) {
 			ta.app.Live.Close()
 			ta.get(c, path)

@@ -168,7 +168,7 @@ func (a *App) parseForm(w http.ResponseWriter, r *http.Request) bool {
 	if netErr, ok := errors.AsType[net.Error](err); ok && netErr.Timeout() || clientGone(r) {
 		// The body did not come within the server's read timeout, or the
 		// client left: a slow or vanished client, not a server error.
-		a.Log.InfoContext(r.Context(), "form body not received", "method", r.Method, "route", a.route(r), "err", err)
+		a.clientCaused(r, "form body not received", err)
 		w.Header().Set("Connection", "close")
 		a.answer(w, r, failFormTimeout)
 		return false

@@ -43,6 +43,7 @@ type sessionState struct {
 	created   bool // see tokenIssued
 	abandoned bool // see abandon
 	limited   bool // see limitCounted
+	renewed   bool // see answeredRenewed
 	// originAt: when this request recorded the session's origin (it
 	// creates the session).
 	originAt time.Time
@@ -122,6 +123,17 @@ func (s *sessionState) tokenIssued() {
 // abandon: the handler failed before a new session was worth keeping, so
 // it is not written and no cookie is set.
 func (s *sessionState) abandon() { s.abandoned = true }
+
+// answeredRenewed reports whether this request was answered as one on a
+// renewed token before (GET /count is: by its handler, then by the save).
+func (s *sessionState) answeredRenewed() bool {
+	if s == nil {
+		return false
+	}
+	before := s.renewed
+	s.renewed = true
+	return before
+}
 
 // limitCounted: the handler's own script counted the new session against
 // the limit on new anonymous sessions, so saving it does not count again.
@@ -342,7 +354,7 @@ func (a *App) renewedMeanwhile(ctx context.Context) (bool, error) {
 // ended before this one could renew it (renewToken); nothing was changed.
 func (a *App) notRenewed(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errEndedMeanwhile) {
-		a.Log.InfoContext(r.Context(), "request on a session ended meanwhile", "method", r.Method, "route", a.route(r))
+		a.clientCaused(r, "request on a session ended meanwhile", nil)
 		a.refuse(w, r, failEndedMeanwhile)
 		return
 	}
@@ -352,7 +364,9 @@ func (a *App) notRenewed(w http.ResponseWriter, r *http.Request, err error) {
 // tokenRenewed answers a request with a token a login renewed: nothing done,
 // no cookie; htmx reloads the page with the new one.
 func (a *App) tokenRenewed(w http.ResponseWriter, r *http.Request) {
-	a.Log.InfoContext(r.Context(), "request on a renewed token", "method", r.Method, "route", a.route(r))
+	if st, _ := stateOf(r.Context()); !st.answeredRenewed() {
+		a.clientCaused(r, "request on a renewed token", nil) // one request, counted once
+	}
 	if isHTMX(r) {
 		w.Header().Set("HX-Refresh", "true")
 	}

@@ -37,7 +37,7 @@ func TestSlowAndVanishedClients(t *testing.T) {
 			t.Errorf("status %d, want 408 (or a closed connection)", resp.StatusCode)
 		}
 		waitForLog(t, ta, "form body not received")
-		if !logged(ta.logs.String(), "form body not received", "method=POST", "route=/login") {
+		if !logged(ta.logs.String(), "form body not received", "last_method=POST", "last_route=/login") {
 			t.Errorf("the line does not name the route /login:\n%s", ta.logs.String())
 		}
 		if strings.Contains(ta.logs.String(), "level=ERROR") {
