@@ -72,9 +72,12 @@ func (a *App) passwordCheckAllowed(w http.ResponseWriter, r *http.Request, u ses
 	})
 }
 
-// checked settles a throttle ticket: only ErrBadCredentials is a failure. A
-// failure to settle is only logged: the attempt is forgotten within seconds.
+// checked settles a throttle ticket: only ErrBadCredentials is a failure. It
+// is settled even if the client left: one that closed only its side of the
+// connection still reads the answer. A failure to settle is only logged: the
+// attempt is forgotten within seconds.
 func (a *App) checked(ctx context.Context, tk *throttle.Ticket, err error) {
+	ctx = context.WithoutCancel(ctx) // the request's Redis budget stays
 	o := throttle.Succeeded
 	switch {
 	case errors.Is(err, accounts.ErrBadCredentials):
