@@ -268,6 +268,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		BcryptCost:     cfg.bcryptCost,
 		Throttle:       throttlePolicy(cfg.class, cfg.newSessions),
 		Streams:        handlers.StreamLimitsForClass(cfg.class),
+		Conns:          handlers.ConnLimitsFor(cfg.class, openFilesLimit(), cfg.redis.PoolSize),
 		TrustedProxies: cfg.trustedProxies,
 		Instance:       instance,
 		LogSalt:        salt,
@@ -301,7 +302,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	stopAnnounce := app.Instances.Run(log)
 	defer stopAnnounce()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(handlers.OneWriteListener(srv, ln)) }()
+	go func() { serveErr <- srv.Serve(handlers.OneWriteListener(srv, app.LimitConns(ln))) }()
 	if cfg.debugAddr != "" {
 		dln, err := net.Listen("tcp", cfg.debugAddr)
 		if err != nil {
@@ -314,11 +315,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "url", browserURL(ln.Addr()), "instance", instance,
 		"process", app.ProcessID, "redis", redisconn.Redact(cfg.redis.URL), "redis_pool", cfg.redis.PoolSize, "store", cfg.store,
-		"lifetime", cfg.lifetime, "idle", cfg.idle, "demo_controls", cfg.demoControls, "lab", cfg.lab)
+		"lifetime", cfg.lifetime, "idle", cfg.idle, "demo_controls", cfg.demoControls, "lab", cfg.lab,
+		"connections_max", app.ConnLimits.PerProcess)
 	policy, streams := throttlePolicy(cfg.class, cfg.newSessions), handlers.StreamLimitsForClass(cfg.class)
+	if want := handlers.ConnLimitsFor(cfg.class, 0, 0).PerAddress; app.ConnLimits.PerAddress < want {
+		log.Warn("too few open files for the class: one client address may hold fewer connections than -class needs; raise RLIMIT_NOFILE (LimitNOFILE=)",
+			"connections", app.ConnLimits.PerAddress, "class_needs", want, "connections_max", app.ConnLimits.PerProcess, "nofile", openFilesLimit())
+	}
 	log.Info("limits on one client address, sized for a class behind it (-class)", "class", cfg.class,
 		"signups_per_hour", policy.Signup.Max, "failed_logins_per_15m", policy.Address.Max,
-		"new_sessions_per_10m", policy.Anonymous.Max, "live_streams", streams.PerAddress,
+		"new_sessions_per_10m", policy.Anonymous.Max, "live_streams", streams.PerAddress, "connections", app.ConnLimits.PerAddress,
 		"per_account", fmt.Sprintf("%d failed logins per 5m from one address, %d from new addresses", policy.Pair.Max, policy.Account.Max))
 
 	var restarting bool

@@ -56,6 +56,7 @@ type App struct {
 	Live         *live.Hub                                       // pub/sub fan-out to server-sent-event streams
 	Instances    *instances.Roster                               // the instances on this Redis (the lab's servers step)
 	StreamLimits StreamLimits                                    // a zero field takes its DefaultStreamLimits value
+	ConnLimits   ConnLimits                                      // bounds on open client connections (LimitConns); a zero field: none
 	Throttle     rateLimiter                                     // limits on password checks, sign-ups and new anonymous sessions; nil: none
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
@@ -105,6 +106,7 @@ type Config struct {
 	BcryptCost     int
 	Throttle       throttle.Policy
 	Streams        StreamLimits // zero fields: DefaultStreamLimits
+	Conns          ConnLimits   // zero fields: no bound
 	TrustedProxies Proxies
 	Instance       string // shown on every page
 	LogSalt        []byte // salts the short hashes of tokens in logs (see LogID)
@@ -169,6 +171,7 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 		Redis:          redisServer,
 		Throttle:       throttleLogging(throttle.New(rdb, cfg.Throttle), log),
 		StreamLimits:   cfg.Streams,
+		ConnLimits:     cfg.Conns,
 		TrustedProxies: cfg.TrustedProxies,
 		Lab:            cfg.Lab,
 		closeStack:     stack.Close,

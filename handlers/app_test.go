@@ -96,7 +96,7 @@ func wireTestApp(t testing.TB, rs *redistest.Server, cfg Config, options ...func
 func (ta *testApp) serve() *testApp {
 	ta.t.Helper()
 	ta.srv = httptest.NewUnstartedServer(ta.app.Routes())
-	ta.srv.Listener = OneWriteListener(ta.srv.Config, ta.srv.Listener) // as main serves it
+	ta.srv.Listener = OneWriteListener(ta.srv.Config, ta.app.LimitConns(ta.srv.Listener)) // as main serves it
 	ta.srv.Start()
 	ta.t.Cleanup(ta.srv.Close)
 	// Streams end when the hub closes, so close it before the server waits for them.

@@ -27,6 +27,7 @@ type Metrics struct {
 	ended         *prometheus.CounterVec   // cause
 	logins        *prometheus.CounterVec   // outcome
 	redisDuration *prometheus.HistogramVec // client
+	connsRefused  *prometheus.CounterVec   // bound
 
 	unmatched *Route
 }
@@ -53,6 +54,13 @@ const (
 	LoginThrottled = "throttled" // refused by the throttle before the password was checked
 )
 
+// The bounds on open client connections (sessionlab_connections_refused_total's
+// bound label).
+const (
+	ConnBoundAddress = "address" // one client address (IPv6: its /64)
+	ConnBoundProcess = "process" // the whole process, below RLIMIT_NOFILE
+)
+
 // New registers every family, the Go runtime's and the process's.
 func New() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
@@ -71,6 +79,11 @@ func New() *Metrics {
 	m.redisDuration = f.histogramVec("sessionlab_redis_command_duration_seconds",
 		"Time each Redis call took as the caller waited for it (a pipeline or transaction counts once), by client.",
 		[]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}, "client")
+	m.connsRefused = f.counterVec("sessionlab_connections_refused_total",
+		"Client connections closed as soon as accepted, before any request, because a bound on open connections was reached.", "bound")
+	for _, b := range []string{ConnBoundAddress, ConnBoundProcess} {
+		m.connsRefused.WithLabelValues(b)
+	}
 	for _, c := range []string{EndLogout, EndRevoked, EndPasswordChange, EndCredentialsChanged, EndExpired} {
 		m.ended.WithLabelValues(c)
 	}
@@ -170,6 +183,10 @@ func (m *Metrics) SessionsEnded(cause string, n int) {
 
 // Login counts a login attempt's outcome (one of the Login consts).
 func (m *Metrics) Login(outcome string) { m.logins.WithLabelValues(outcome).Inc() }
+
+// ConnectionRefused counts a client connection closed at a bound (one of
+// the ConnBound consts).
+func (m *Metrics) ConnectionRefused(bound string) { m.connsRefused.WithLabelValues(bound).Inc() }
 
 // WatchLiveStreams exports how many event streams (/live) are open, as
 // streams says when scraped.
