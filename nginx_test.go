@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionlab/sessionlab/handlers"
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/throttle"
 	"github.com/sessionlab/sessionlab/internal/tlscert"
 )
 
@@ -57,6 +59,11 @@ func TestNginxSiteForTheUnit(t *testing.T) {
 	}
 	if !strings.Contains(string(unit), "-addr 127.0.0.1:809%i ") {
 		t.Fatal("the unit no longer listens on 127.0.0.1:809%i: change the site's upstream with it")
+	}
+	// The app's cap on connections per address exempts its proxy, so the
+	// proxy bounds them, at the app's figure for the default class.
+	if want := fmt.Sprintf("limit_conn sessionlab_per_address %d;", handlers.ConnLimitsFor(throttle.DefaultClass, 0, 0).PerAddress); !strings.Contains(string(site), want) {
+		t.Errorf("the site lacks %q (docs/security.md, Connections)", want)
 	}
 	for i := 1; i <= 3; i++ {
 		if s := fmt.Sprintf("server 127.0.0.1:809%d max_fails=1 fail_timeout=2s;", i); !strings.Contains(string(site), s) {
