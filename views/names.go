@@ -46,6 +46,9 @@ const (
 	AttrLive     = "data-live"      // on the element that makes a page listen: the stream's URL
 	AttrLiveSwap = "data-live-swap" // an element whose content an event's data replaces: the event's name
 	liveTrigger  = "live:"          // hx-trigger prefix: "live:count" fires when a count event arrives
+	// AttrLiveShown on an element with a live trigger: the event's data that
+	// it already shows, so an event carrying it triggers nothing.
+	AttrLiveShown = "data-live-shown"
 	// Events the script dispatches on <body> for whoever listens (the
 	// browser tests do): the stream opened, an event arrived (detail.type).
 	EventLiveOpen    = "live-open"
