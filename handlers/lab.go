@@ -7,9 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -189,7 +191,32 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 	v.SetCookie = a.setCookieLine(token, l.NoHTTPOnly)
 	v.Holders = a.labHolders(r, l)
 	v.Path = a.labPath(r, token, key, ttl, l.NoHTTPOnly, list, id, live)
+	v.News = labNews(list, id)
 	return v, nil
+}
+
+// labOthers are the lines /lab shows of an address's other browsers (the
+// first is the browsers step's "another browser").
+func labOthers(list []sessions.Browser, id string) []string {
+	var lines []string
+	for _, b := range list {
+		if b.ID != id && len(lines) < maxPathRows {
+			lines = append(lines, browserLine(b))
+		}
+	}
+	return lines
+}
+
+// labNews is what /lab shows of an address's list, for session id, as a
+// short digest (views.Lab.News): its own row's changes come as counts, and
+// who has a page open it does not show.
+func labNews(list []sessions.Browser, id string) string {
+	h := fnv.New64a()
+	for _, line := range labOthers(list, id) {
+		h.Write([]byte(line))
+		h.Write([]byte{'\n'})
+	}
+	return strconv.FormatUint(h.Sum64(), 16)
 }
 
 func browserLine(b sessions.Browser) string {
@@ -478,6 +505,10 @@ func (a *App) noteLabBrowser(ctx context.Context, token, browser string, l *sess
 				return err
 			}
 			l.Fixation = &o
+			// The browser that logged in shows the step too.
+			if err := a.Ops.LabChanged(ctx, token); err != nil {
+				a.Log.InfoContext(ctx, "lab: cannot tell the session's pages", "err", err)
+			}
 		}
 	}
 	return nil
@@ -713,11 +744,7 @@ func (a *App) labPath(r *http.Request, token, key string, ttl time.Duration, noH
 	if len(attrs) == 2 {
 		p.CookieAttrs = attrs[1]
 	}
-	for _, b := range list {
-		if b.ID != id && len(p.Others) < maxPathRows {
-			p.Others = append(p.Others, browserLine(b))
-		}
-	}
+	p.Others = labOthers(list, id)
 	// The instances that served this session, to mark them among the live ones.
 	served := map[string]bool{}
 	if o, ok := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin); ok {

@@ -3,6 +3,7 @@ package handlers
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -175,5 +176,60 @@ func TestLabReadsItsStepsOnlyForNews(t *testing.T) {
 	ta.get(pages[0].c, "/count")
 	if got := settleAll(pages); fmt.Sprint(got) != fmt.Sprint([]int{1, 1, 1}) {
 		t.Errorf("one count of lab page 0's session: the lab pages read their steps %v times, want once each", got)
+	}
+}
+
+// The fixation experiment's outcome is noted by the other browser's /lab
+// (the one holding the planted ID): the logged-in browser's open /lab page
+// hears of it once and shows the step's evidence, though no count changed.
+func TestLabHearsTheOtherBrowsersFixationOutcome(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+	one := ta.client()
+	ta.anonymousSession(one)
+	if r := ta.post(one, "/lab/switch/renewal", url.Values{"on": {"0"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("switching renewal off: %d", r.status)
+	}
+	planted := ta.token(one)
+	ta.get(one, "/lab")
+	two := ta.withCookie(planted)
+	ta.get(two, "/lab")
+	ta.register(one, "fay", "fay-password")
+	page := ta.openLab(t, one)
+	if n := page.settle(1500 * time.Millisecond); n != 0 {
+		t.Errorf("the lab page read its steps %d times right after it loaded, want 0", n)
+	}
+	if s := labStep(page.body, "fixation"); strings.Contains(s, "was logged in by your login") {
+		t.Fatalf("the exposed outcome is shown before the other browser saw it:\n%s", s)
+	}
+	if r := ta.get(two, "/lab"); !strings.Contains(labStep(r.body, "fixation"), "was logged in by your login") {
+		t.Fatalf("the browser holding the planted ID: /lab %d does not note the exposed outcome", r.status)
+	}
+	if n := page.settle(1500 * time.Millisecond); n != 1 {
+		t.Errorf("the logged-in browser's lab page read its steps %d times after the other browser's /lab, want once", n)
+	}
+	if s := labStep(page.body, "fixation"); !strings.Contains(s, "was logged in by your login") {
+		t.Errorf("the logged-in browser's open lab page does not show the exposed outcome:\n%s", s)
+	}
+}
+
+// A stream sends the list as it opens, then hears the list its own opening
+// published (for the other pages' "page open"): the same list, not sent
+// twice.
+func TestStreamSendsItsListOnceAsItOpens(t *testing.T) {
+	ta := newTestApp(t, trustLoopback)
+	ff := behind(t, firefoxLinux, "203.0.113.21")
+	ta.get(ff, "/count")
+	s := apptest.OpenStream(t, ff, ta.srv.URL+"/live")
+	s.Next(views.SSEBrowsers)
+	quiet := time.After(2 * time.Second) // past browsersEvery
+	for {
+		select {
+		case ev := <-s.Events:
+			if ev.Name == views.SSEBrowsers {
+				t.Fatalf("a second browsers list right after the first, unchanged: %.80q", ev.Data)
+			}
+		case <-quiet:
+			return
+		}
 	}
 }

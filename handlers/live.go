@@ -102,6 +102,12 @@ type stream struct {
 	// own is this session's row as last listed, shown even by a list that
 	// newer browsers pushed it out of.
 	own *sessions.Browser
+	// labNews is the last views.SSELab news of the list sent: a list that
+	// changed only who has a page open is no news for /lab.
+	labNews string
+	// browsersShown is the last browsers list sent, as rendered: the list
+	// start sends comes back as its own PageChanged's message.
+	browsersShown string
 
 	// sentViews is the highest count sent, the hello's first: a catch-up
 	// reads on another connection, so older published counts may arrive
@@ -299,6 +305,8 @@ func (s *stream) message(m live.Message) (done bool, err error) {
 		return false, s.sendCount(n)
 	case p == sessions.MsgEnded:
 		return true, s.send(views.SSEEnded, "ended")
+	case p == sessions.MsgLab:
+		return false, s.send(views.SSELab, views.LabNewsRecord)
 	case p == sessions.MsgSessions:
 		if done, err := s.credentialsChanged(); done || err != nil {
 			return done, err
@@ -448,7 +456,17 @@ func (s *stream) sendBrowsers(list sessions.BrowserList) error {
 	if err := views.BrowsersList(s.a.browsers(s.addr, list, id, s.own)).Render(s.ctx, &buf); err != nil {
 		return err
 	}
-	return s.send(views.SSEBrowsers, buf.String())
+	if html := buf.String(); html != s.browsersShown {
+		if err := s.send(views.SSEBrowsers, html); err != nil {
+			return err
+		}
+		s.browsersShown = html
+	}
+	if news := labNews(list.Rows, id); news != s.labNews {
+		s.labNews = news
+		return s.send(views.SSELab, news)
+	}
+	return nil
 }
 
 // send writes one event and flushes it (see write).

@@ -14,7 +14,8 @@
 // data-names, written from views/names.go. A page takes part once it has
 // an element with the "live" attribute; an event's data replaces the content
 // of elements whose "swap" attribute names it, and triggers elements whose
-// hx-trigger is the "trigger" prefix plus its name (live:count).
+// hx-trigger is the "trigger" prefix plus its name (live:count), unless
+// their "shown" attribute is the event's data (what they show already).
 (function () {
   'use strict';
 
@@ -135,8 +136,9 @@
         htmx.swap(el, data, { swapStyle: el.getAttribute('hx-swap') || 'innerHTML' });
       }
     });
+    // An element whose N.shown is the event's data already shows it.
     document.querySelectorAll('[hx-trigger]').forEach(function (el) {
-      if (el.getAttribute('hx-trigger').split(/[\s,]+/).indexOf(N.trigger + name) >= 0) {
+      if (el.getAttribute('hx-trigger').split(/[\s,]+/).indexOf(N.trigger + name) >= 0 && el.getAttribute(N.shown) !== data) {
         htmx.trigger(el, N.trigger + name, { data: data });
       }
     });

@@ -44,6 +44,9 @@ type LabStep struct {
 
 // Lab is the /lab page.
 type Lab struct {
+	// News is what the page shows of the address's browsers, as the stream
+	// sends it (SSELab): the page reads its steps again when it differs.
+	News     string
 	Steps    []LabStep
 	Progress LabProgress
 	Path     LabPath

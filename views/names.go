@@ -40,6 +40,13 @@ const (
 	SSEHello    = "hello"    // first on every stream: the process that answered (data: LiveHello)
 	SSEBrowsers = "browsers" // a browser on this computer counted (data: the list)
 	SSEOwn      = "own"      // what the stream sent to Redis as it opened (data: WriteOwnTrace)
+	// SSELab: news for /lab: what it shows of the address's browsers changed
+	// (data: Lab.News, sent when it differs from the stream's last), or the
+	// session's lab record did (data: LabNewsRecord).
+	SSELab = "lab"
+	// LabNewsRecord is SSELab's data for news of the lab record: no
+	// Lab.News is spelled so, so every page reads its steps again.
+	LabNewsRecord = "record"
 
 	// static/live.js's own attributes and events (it is not htmx's SSE
 	// extension, so it does not borrow that extension's names).
@@ -108,7 +115,7 @@ var liveNames = func() string {
 	b, err := json.Marshal(map[string]string{
 		"live": AttrLive, "swap": AttrLiveSwap, "trigger": liveTrigger,
 		"open": EventLiveOpen, "message": EventLiveMessage,
-		"hello": SSEHello, "count": SSECount, "ended": SSEEnded,
+		"hello": SSEHello, "count": SSECount, "ended": SSEEnded, "shown": AttrLiveShown,
 		"process": AttrProcess, "session": AttrHasSession, "views": AttrStoredViews,
 		"status": IDLiveStatus, "restartStatus": IDRestartStatus, "processBadge": IDProcess, "back": testIDLiveBack,
 		"sessionChanged": EventSessionChanged, "ago": AttrAgo, "until": AttrUntil, "now": metaNow,

@@ -126,7 +126,8 @@ func writeOthers(b *bytes.Buffer, inProcess bool) {
 		b.WriteString(`on a page with the Redis panel, the panel's own request (<code>GET /redis</code>, which reads your account when you are logged in), listed at the foot of the panel; other browsers' requests; `)
 	} else {
 		b.WriteString(`on a page with the Redis panel, the panel's own request (<code>GET /redis</code>), and on a page with live updates, its live stream (<code>GET /live</code>, as it opened), each listed at the foot of the panel; `)
-		b.WriteString(`the end of the previous page's stream (<code>UNSUBSCRIBE</code> of channels no other page needs, and its browsers list script); other browsers' requests; `)
+		b.WriteString(`the end of the previous page's stream (<code>UNSUBSCRIBE</code> of channels no other page needs, and its browsers list script); `)
+		b.WriteString(`an open Lab page reading its steps again (<code>GET /lab/steps</code>), once for each change it shows: a count of this session or of another browser of this computer, a lab outcome another browser saw (a page opened or left elsewhere is no change); other browsers' requests; `)
 	}
 	b.WriteString(`and the Redis client's own upkeep: <code>PING</code> on an idle connection, and the handshake (<code>HELLO</code>, <code>CLIENT TRACKING</code>…) of a connection it opens in the background`)
 	if !inProcess {

@@ -214,6 +214,12 @@ func (b *browser) whoami() string {
 	return eval[string](b, `document.querySelector('[data-testid=whoami] small')?.textContent ?? ''`)
 }
 
+// labReads is how many times the page read its steps again (GET /lab/steps).
+func (b *browser) labReads() int {
+	b.t.Helper()
+	return eval[int](b, `performance.getEntriesByType('resource').filter(e => e.name.includes('/lab/steps')).length`)
+}
+
 // Every step to a tick: two browsers, a restart through the button, two
 // instances on one Redis, and both experiments, with `task run`'s flags.
 func TestBrowserLabEveryStepTicks(t *testing.T) {
@@ -256,6 +262,12 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 		t.Errorf("count evidence %q, want views = 2", ev)
 	}
 	waitStreams(t, a, 1)
+	// Loaded just now, the page shows what is stored: its stream's first
+	// events (the list, its own opening's list) make it read nothing again.
+	time.Sleep(1500 * time.Millisecond) // past the stream's one list a second
+	if n := one.labReads(); n != 0 {
+		t.Errorf("the lab page read its steps %d times right after it loaded, want 0", n)
+	}
 
 	// browsers: a second browser counts; the open lab page ticks live.
 	two.open(a.URL + "/count")
@@ -270,6 +282,19 @@ func TestBrowserLabEveryStepTicks(t *testing.T) {
 	one.waitFor("the other browser's second view in the path picture", `[...document.querySelectorAll('[data-testid=lab-path-other]')].some(e => e.textContent.endsWith(': 2 views'))`)
 	if one.unmarked() {
 		t.Error("the lab page reloaded to show the other browser's count")
+	}
+	// The other browser leaving its page and opening another, which counts:
+	// the lab page reads once, for the count (who has a page open is not
+	// on the lab).
+	reads := one.labReads()
+	two.open(a.URL + "/") // no live stream: two's closes
+	waitStreams(t, a, 1)
+	two.open(a.URL + "/count")
+	two.waitText("view-count", "3")
+	one.waitFor("the other browser's third view in the path picture", `[...document.querySelectorAll('[data-testid=lab-path-other]')].some(e => e.textContent.endsWith(': 3 views'))`)
+	time.Sleep(1500 * time.Millisecond)
+	if n := one.labReads() - reads; n != 1 {
+		t.Errorf("the other browser left a page and opened one that counted: the lab page read its steps %d times, want once (for the count)", n)
 	}
 
 	// restart: through the footer's button, then a count on the new process.

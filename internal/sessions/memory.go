@@ -255,6 +255,12 @@ func (m *MemoryOps) Ended(ctx context.Context, token string) error {
 	return nil
 }
 
+// LabChanged tells a session's open pages that its lab record changed (see Ops.LabChanged).
+func (m *MemoryOps) LabChanged(ctx context.Context, token string) error {
+	m.publish(SessionChannel(ID(token)), MsgLab)
+	return nil
+}
+
 func (m *MemoryOps) publish(channel, payload string) {
 	if m.Publish != nil {
 		m.Publish(channel, payload)

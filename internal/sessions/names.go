@@ -45,6 +45,7 @@ const (
 	MsgCountPrefix = "count "   // SessionChannel: the new view count follows
 	MsgEnded       = "ended"    // SessionChannel: the session ended (revoked, logged out, renewed)
 	MsgSessions    = "sessions" // UserChannel: the list changed
+	MsgLab         = "lab"      // SessionChannel: another browser added to the session's lab record
 	// BrowsersChannel: an address's new list of browsers (JSON) follows.
 	MsgBrowsersPrefix = "browsers "
 )

@@ -354,6 +354,16 @@ func (o *Ops) Times(ctx context.Context, token string) (Times, error) {
 	return timesOfStored(b)
 }
 
+// LabChanged tells a session's open pages that its lab record changed: a
+// page other than the one that noted it shows the record too.
+func (o *Ops) LabChanged(ctx context.Context, token string) error {
+	err := o.rdb.Do(ctx, o.rdb.B().Publish().Channel(SessionChannel(ID(token))).Message(MsgLab).Build()).Error()
+	if err != nil {
+		return fmt.Errorf("sessions: lab changed: %w", err)
+	}
+	return nil
+}
+
 // Ended tells a session's open pages that it has ended (a logout).
 func (o *Ops) Ended(ctx context.Context, token string) error {
 	err := o.rdb.Do(ctx, o.rdb.B().Publish().Channel(SessionChannel(ID(token))).Message(MsgEnded).Build()).Error()
@@ -490,6 +500,7 @@ type Operations interface {
 	MarkReplaced(ctx context.Context, token string) error
 	Replaced(ctx context.Context, token string) (bool, error)
 	Ended(ctx context.Context, token string) error
+	LabChanged(ctx context.Context, token string) error
 	LabNote(ctx context.Context, token, field string, value any, replace bool) error
 }
 
