@@ -109,7 +109,19 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{Views: n, User: u.Username, Origin: a.origin(ctx), Memory: a.InProcess,
-		Browsers: a.browsers(visit.Addr, list, list.Self, nil)}))
+		Browsers: a.browsers(visit.Addr, list, list.Self, nil), CookieDropped: a.secureCookieDropped(r)}))
+}
+
+// secureCookieDropped is the server's guess that the browser drops this
+// app's Secure cookie: it came over plain HTTP (not through a declared proxy,
+// which may hold the TLS) to a host that is not localhost, with no cookie.
+// The browser's own call is its secure context, as the lab shows it.
+func (a *App) secureCookieDropped(r *http.Request) bool {
+	if !a.Sessions.Cookie.Secure || r.TLS != nil || isLocalhost(r.Host) || a.fromTrustedProxy(r) {
+		return false
+	}
+	_, err := r.Cookie(a.Sessions.Cookie.Name)
+	return err != nil
 }
 
 // visit is who is counting, for the list of browsers of an address;

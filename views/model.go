@@ -115,6 +115,9 @@ type Count struct {
 	Origin   Origin
 	Browsers Browsers // the browsers on this computer
 	Memory   bool     // -store memory: the session is in this process, not in Redis
+	// CookieDropped: -cookie-secure, plain HTTP at an address that is not
+	// localhost, and no cookie came: the browser drops the Secure cookie.
+	CookieDropped bool
 }
 
 // RedisView is the "What's in Redis" panel.

@@ -519,6 +519,7 @@ func TestBrowserLabSecureCookieLive(t *testing.T) {
 
 	b.open(local + "/count")
 	b.waitText("view-count", "1")
+	b.waitFor("no word of a dropped cookie at localhost", `document.querySelector('[data-testid=cookie-dropped]') === null`)
 	b.count(2)
 	b.open(local + "/lab")
 	if c := b.cookie(local); c == nil || c.Name != "__Host-session" || !c.Secure {
@@ -532,6 +533,10 @@ func TestBrowserLabSecureCookieLive(t *testing.T) {
 	for range 2 {
 		b.open(lan + "/count")
 		b.waitText("view-count", "1")
+	}
+	// The count page says why it stays at 1, as /lab does.
+	if got := b.text("cookie-dropped"); !strings.Contains(got, "stay at 1") || !strings.Contains(got, "drops the cookie") {
+		t.Errorf("at %s /count says %q, want why the count stays at 1", lan, got)
 	}
 	if c := b.cookie(lan); c != nil {
 		t.Errorf("at %s the browser kept the Secure cookie over plain HTTP: %+v", lan, c)
