@@ -333,26 +333,74 @@ func TestRunWiresTheAppAsTheTestsDo(t *testing.T) {
 // it returns the app's URL and its log.
 func startRun(t *testing.T, args ...string) (string, *apptest.Buffer) {
 	t.Helper()
+	url, out, stop := runStoppable(t, args...)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return url, out
+}
+
+// runStoppable runs the app as main does, on a free port; stop ends it as
+// Ctrl-C does and returns what run returned. Stop it before the test ends.
+func runStoppable(t *testing.T, args ...string) (url string, out *apptest.Buffer, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	out := &apptest.Buffer{}
+	out = &apptest.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, append([]string{"sessionlab", "-addr", "127.0.0.1:0"}, args...), func(string) string { return "" }, out)
 	}()
-	t.Cleanup(func() {
+	stop = func() error {
 		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+		return <-done
+	}
 	listening := regexp.MustCompile(`msg=listening addr=(\S+)`)
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if m := listening.FindStringSubmatch(out.String()); m != nil {
-			return "http://" + m[1], out
+			return "http://" + m[1], out, stop
 		}
 	}
+	_ = stop()
 	t.Fatalf("run did not listen:\n%s", out.String())
-	return "", nil
+	return "", nil, nil
+}
+
+// A shutdown writes the tally lines still pending (here two cross-origin
+// requests blocked after the line the first one wrote), before "stopped":
+// the last minute before the exit is not lost. Before, they were never
+// written.
+func TestShutdownWritesThePendingTallyLines(t *testing.T) {
+	rs := redistest.Start(t)
+	url, out, stop := runStoppable(t, "-redis", rs.URL())
+	for range 3 {
+		req, _ := http.NewRequest(http.MethodPost, url+"/logout", nil)
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("cross-site POST /logout: %d, want 403", resp.StatusCode)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for line := range strings.Lines(out.String()) {
+		if strings.Contains(line, `msg="cross-origin request blocked"`) {
+			lines = append(lines, line)
+		}
+		if strings.Contains(line, "msg=stopped") {
+			break
+		}
+	}
+	if len(lines) != 2 || !strings.Contains(lines[0], " blocked=1 ") || !strings.Contains(lines[1], " blocked=2 ") {
+		t.Errorf("before \"stopped\": %d cross-origin lines, want blocked=1 at once and blocked=2 at the shutdown:\n%s", len(lines), out.String())
+	}
 }
 
 // A restart re-runs the binary with the same flags, on the address the

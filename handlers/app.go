@@ -90,6 +90,8 @@ type App struct {
 	// Lines a client can cause with each request (it left, its body never
 	// came, it sent a renewed token) logged, by kind, with who sent them.
 	clientLines refusalLog
+	// tallies: how often a tally line is written (zero: perMinuteEvery).
+	tallies struct{ every time.Duration }
 }
 
 // Drain makes /readyz answer 503 from now on, while every request is served.
