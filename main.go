@@ -359,6 +359,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("shutdown: %w", err)
 		}
 	}
+	// No request is left to count: the tally lines pending are written
+	// before "stopped", not lost with the process.
+	app.FlushTallies()
 	log.Info("stopped")
 	if restarting {
 		return restartError{addr: ln.Addr().String()}

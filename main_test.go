@@ -401,6 +401,12 @@ func TestShutdownWritesThePendingTallyLines(t *testing.T) {
 	if len(lines) != 2 || !strings.Contains(lines[0], " blocked=1 ") || !strings.Contains(lines[1], " blocked=2 ") {
 		t.Errorf("before \"stopped\": %d cross-origin lines, want blocked=1 at once and blocked=2 at the shutdown:\n%s", len(lines), out.String())
 	}
+	// A line counts many requests: it names the latest one's id, not one as its own.
+	for _, l := range lines {
+		if !strings.Contains(l, " last_request_id=") || strings.Contains(l, " request_id=") {
+			t.Errorf("want last_request_id= and no request_id=:\n%s", l)
+		}
+	}
 }
 
 // A restart re-runs the binary with the same flags, on the address the

@@ -81,17 +81,12 @@ type App struct {
 	AccessLog         bool             // log every request at Info (else at Debug)
 	ReadyWithoutRedis bool             // /readyz answers 200 while Redis cannot serve (see readyz)
 
-	outages    refusalLog  // requests failed by a Redis outage logged, by kind, with their routes
-	refused    refusalLog  // refused requests logged, by kind (a limit, demo controls, cross-origin), with who was refused
+	// Lines many requests can cause (a refusal, an outage, what a client
+	// did to its own request), a line a minute per kind (tallylog.go).
+	tallies    tallyLog
 	streams    openStreams // open /live streams, by session and address
 	draining   atomic.Bool // set by Drain
 	closeStack func()
-
-	// Lines a client can cause with each request (it left, its body never
-	// came, it sent a renewed token) logged, by kind, with who sent them.
-	clientLines refusalLog
-	// tallies: how often a tally line is written (zero: perMinuteEvery).
-	tallies struct{ every time.Duration }
 }
 
 // Drain makes /readyz answer 503 from now on, while every request is served.
@@ -184,5 +179,9 @@ func New(cfg Config, rdb rueidis.Client, log *slog.Logger) (*App, error) {
 	}, nil
 }
 
-// Close closes the session store's connections and ends every live stream.
-func (a *App) Close() { a.closeStack() }
+// Close writes the tally lines pending, closes the session store's
+// connections and ends every live stream.
+func (a *App) Close() {
+	a.FlushTallies()
+	a.closeStack()
+}

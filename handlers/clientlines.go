@@ -13,21 +13,19 @@ import (
 // logged as refusals are (refusals.go): a line a minute per kind, which says
 // how many such requests since the last line, from how many clients (as the
 // throttles count them), the clients that sent most, and the latest one's
-// method, route and error.
+// method, route and error. The lines are written as refusals' are
+// (tallylog.go): the first at once, the rest at the end of the minute.
 
 // byRequests names a line's fields for requests counted by client.
 var byRequests = tallyNames{count: "requests", distinct: "clients", key: "client"}
 
-// clientCaused counts r under msg and logs the line at Info when one is due;
-// err (nil for none) is the latest request's.
+// clientCaused counts r under msg, a line at Info; err (nil for none) is the
+// latest request's.
 func (a *App) clientCaused(r *http.Request, msg string, err error) {
-	s, ok := a.clientLines.due(msg, throttle.Subject(a.clientIP(r)))
-	if !ok {
-		return
-	}
-	args := append(s.argsAs(byRequests), "last_method", clipped(r.Method, maxValueLen), "last_route", a.route(r))
+	last := []any{"last_method", clipped(r.Method, maxValueLen), "last_route", a.route(r)}
 	if err != nil {
-		args = append(args, "last_err", err)
+		last = append(last, "last_err", err)
 	}
-	a.Log.Log(r.Context(), slog.LevelInfo, msg, args...)
+	a.tally(r.Context(), tallyEvent{kind: msg, msg: msg, level: slog.LevelInfo, names: byRequests,
+		key: throttle.Subject(a.clientIP(r)), last: last})
 }

@@ -114,7 +114,7 @@ func TestAClientCannotWriteALinePerRequest(t *testing.T) {
 			if ls := lines(); len(ls) != 1 {
 				t.Fatalf("%d lines %q for %d requests from one client within a minute, want 1:\n%s", len(ls), tc.line, n, ta.logs.String())
 			}
-			ta.app.clientLines.backdate(tc.line, perMinuteEvery)
+			ta.app.tallies.backdate(tc.line, perMinuteEvery)
 			request()
 			ls := lines()
 			if len(ls) != 2 {

@@ -336,7 +336,7 @@ func TestRequestOnRenewedTokenSetsNoCookie(t *testing.T) {
 		{"htmx profile", "/profile", []string{"HX-Request", "true"}, http.StatusOK, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ta.app.clientLines.backdate("request on a renewed token", perMinuteEvery) // a line a minute: this one's
+			ta.app.tallies.backdate("request on a renewed token", perMinuteEvery) // a line a minute: this one's
 			h := fetch(withCookie(old), ta.srv.URL+tc.path, nil, tc.headers...)
 			if h.status != tc.status || h.setCookie != tc.wantCookie {
 				t.Errorf("status %d, sets cookie %v; want %d, %v\n%s", h.status, h.setCookie, tc.status, tc.wantCookie, h.body)

@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"context"
+	"log/slog"
 	"math"
 	"net"
 	"sync"
@@ -137,14 +139,13 @@ func (l *connLimiter) refused(bound, subject string, open int) {
 	if a.Metrics != nil {
 		a.Metrics.ConnectionRefused(bound)
 	}
-	if s, ok := a.refused.due("connection past the "+bound+" bound", subject); ok {
-		limit := l.lim.PerAddress
-		if bound == connBoundProcess {
-			limit = l.lim.PerProcess
-		}
-		a.Log.Warn("connections refused at a bound (counts since the last such line)",
-			append(s.args(), "bound", bound, "limit", limit, "open", open)...)
+	limit := l.lim.PerAddress
+	if bound == connBoundProcess {
+		limit = l.lim.PerProcess
 	}
+	a.tally(context.Background(), tallyEvent{kind: "connection past the " + bound + " bound",
+		msg: "connections refused at a bound (counts since the last such line)", level: slog.LevelWarn,
+		names: byClient, key: subject, last: []any{"bound", bound, "limit", limit, "open", open}})
 }
 
 // limitedConn gives its place back when closed, once.

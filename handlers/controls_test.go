@@ -129,7 +129,7 @@ func TestDemoControlRefusalLinesSayWhoWasRefused(t *testing.T) {
 	}
 	send("203.0.113.9", 3)
 	send("198.51.100.7", 1)
-	ta.app.refused.backdate("demo control", perMinuteEvery)
+	ta.app.tallies.backdate("demo control", perMinuteEvery)
 	send("198.51.100.7", 1)
 	ls := lines()
 	if len(ls) != 2 {
@@ -147,7 +147,7 @@ func TestDemoControlRefusalLinesSayWhoWasRefused(t *testing.T) {
 	// The Host is the client's to write, as long as net/http reads it:
 	// the line names only its start.
 	long := strings.Repeat("h", 5000) + ".example"
-	ta.app.refused.backdate("demo control", perMinuteEvery)
+	ta.app.tallies.backdate("demo control", perMinuteEvery)
 	req, _ := http.NewRequest(http.MethodPost, ta.srv.URL+"/restart", nil)
 	req.Host = long
 	if r := ta.do(ta.client(), req); r.status != http.StatusNotFound {

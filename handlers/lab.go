@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -711,7 +712,10 @@ func (a *App) labUse(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.Log.InfoContext(ctx, "lab: a browser took a pasted session ID", "session", a.LogID(token))
+	// A line a minute, counted by the session taken: a client can send this
+	// request at will.
+	a.tally(ctx, tallyEvent{kind: "lab use", msg: "lab: a browser took a pasted session ID", level: slog.LevelInfo,
+		names: bySession, key: a.LogID(token)})
 	a.Sessions.WriteSessionCookie(ctx, w, token, t.Deadline)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, "/lab", http.StatusSeeOther)

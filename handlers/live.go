@@ -126,7 +126,10 @@ func (a *App) openStream(w http.ResponseWriter, r *http.Request, token string) (
 		addr: a.computer(r), conn: tcpConn(r), stop: make(chan struct{})}
 	s.limitAddr = streamSubject(a.clientIP(r))
 	s.user, _ = a.currentUser(ctx)
-	if err := a.streams.admit(s, a.streamLimits(), a.Log); err != nil {
+	if err := a.streams.admit(s, a.streamLimits()); err != nil {
+		if e, ok := errors.AsType[*errStreamRefused](err); ok {
+			a.tallyStreamRefused(s, e)
+		}
 		return nil, err
 	}
 	channels := []string{sessions.SessionChannel(sessions.ID(token)), sessions.BrowsersChannel(s.addr)}

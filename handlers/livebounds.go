@@ -51,6 +51,7 @@ const streamRetryAfter = 30 * time.Second
 type errStreamRefused struct {
 	bound string // "session", "address" or "process"
 	limit int
+	open  int // streams open in the process then
 }
 
 func (e *errStreamRefused) Error() string {
@@ -65,44 +66,25 @@ type openStreams struct {
 	bySession map[string]int
 	byAddr    map[string]int
 	ended     bool // the server is shutting down: no new stream
-	// Refusals since the last log line, by bound and by client: a flood of
-	// refusals is logged once a minute.
-	refused   map[string]int
-	refusedBy refusalTally
-	loggedAt  time.Time
 }
 
 // admit counts s in, or says which bound it would pass.
-func (o *openStreams) admit(s *stream, lim StreamLimits, log *slog.Logger) error {
+func (o *openStreams) admit(s *stream, lim StreamLimits) error {
 	id := sessions.ID(s.token)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.all == nil {
-		o.all, o.bySession, o.byAddr, o.refused = map[*stream]struct{}{}, map[string]int{}, map[string]int{}, map[string]int{}
+		o.all, o.bySession, o.byAddr = map[*stream]struct{}{}, map[string]int{}, map[string]int{}
 	}
-	var refused *errStreamRefused
 	switch {
 	case o.ended:
 		return live.ErrClosed
 	case len(o.all) >= lim.PerProcess:
-		refused = &errStreamRefused{"process", lim.PerProcess}
+		return &errStreamRefused{"process", lim.PerProcess, len(o.all)}
 	case o.byAddr[s.limitAddr] >= lim.PerAddress:
-		refused = &errStreamRefused{"address", lim.PerAddress}
+		return &errStreamRefused{"address", lim.PerAddress, len(o.all)}
 	case o.bySession[id] >= lim.PerSession:
-		refused = &errStreamRefused{"session", lim.PerSession}
-	}
-	if refused != nil {
-		o.refused[refused.bound]++
-		o.refusedBy.add(s.limitAddr)
-		if now := time.Now(); now.Sub(o.loggedAt) >= perMinuteEvery {
-			args := append([]any{"open", len(o.all)}, o.refusedBy.summary().args()...)
-			for _, b := range []string{"session", "address", "process"} {
-				args = append(args, "refused_"+b, o.refused[b])
-			}
-			log.Warn("live streams refused at a bound (counts since the last such line)", args...)
-			o.loggedAt, o.refused, o.refusedBy = now, map[string]int{}, refusalTally{}
-		}
-		return refused
+		return &errStreamRefused{"session", lim.PerSession, len(o.all)}
 	}
 	o.all[s] = struct{}{}
 	o.bySession[id]++
@@ -158,6 +140,15 @@ func (o *openStreams) count() int {
 // EndStreams ends every open /live stream and refuses new ones, so that
 // Shutdown never waits on a stream.
 func (a *App) EndStreams() { a.streams.endAll() }
+
+// tallyStreamRefused counts a stream refused at a bound: a flood of them is
+// a line a minute, with the counts by bound.
+func (a *App) tallyStreamRefused(s *stream, e *errStreamRefused) {
+	a.tally(s.ctx, tallyEvent{kind: "live stream past a bound",
+		msg: "live streams refused at a bound (counts since the last such line)", level: slog.LevelWarn,
+		names: byClient, key: s.limitAddr, by: e.bound, byAll: []string{"session", "address", "process"},
+		head: []any{"open", e.open}})
+}
 
 // streamRefused answers a stream past a bound: 429 with Retry-After and a
 // line the page shows instead of "the server is not answering".

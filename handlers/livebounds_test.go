@@ -145,7 +145,7 @@ func TestLiveStreamsAreBounded(t *testing.T) {
 		}
 		refuse(a, 3)
 		refuse(b, 1)
-		ta.app.streams.backdate(perMinuteEvery)
+		ta.app.tallies.backdate("live stream past a bound", perMinuteEvery)
 		refuse(b, 1)
 		ls := lines()
 		if len(ls) != 2 {

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -52,11 +53,10 @@ func (a *App) crossOriginProtection(next http.Handler) http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Once a minute: a page on any site can make its visitors' browsers
 		// send these.
-		if s, ok := a.refused.due("cross-origin", blockedOrigin(r.Header.Get("Origin"))); ok {
-			a.Log.WarnContext(r.Context(), "cross-origin request blocked", append(s.argsAs(byOrigin),
-				"last_method", clipped(r.Method, maxValueLen), "last_route", a.route(r),
-				"last_sec_fetch_site", clipped(r.Header.Get("Sec-Fetch-Site"), maxValueLen))...)
-		}
+		a.tally(r.Context(), tallyEvent{kind: "cross-origin", msg: "cross-origin request blocked", level: slog.LevelWarn,
+			names: byOrigin, key: blockedOrigin(r.Header.Get("Origin")),
+			last: []any{"last_method", clipped(r.Method, maxValueLen), "last_route", a.route(r),
+				"last_sec_fetch_site", clipped(r.Header.Get("Sec-Fetch-Site"), maxValueLen)}})
 		a.answer(w, r, failCrossSite)
 	}))
 	return cop.Handler(next)

@@ -338,7 +338,7 @@ func TestOutageLinesSayWhichRoutesFailed(t *testing.T) {
 	if n := len(lines()); n != 1 {
 		t.Fatalf("%d lines within the minute, want 1:\n%s", n, ta.logs.String())
 	}
-	ta.app.outages.backdate(kind, perMinuteEvery)
+	ta.app.tallies.backdate(outageKind(kind), perMinuteEvery)
 	fail(http.MethodGet, "/count", 1)
 	ls := lines()
 	if len(ls) != 2 {

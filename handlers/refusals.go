@@ -5,16 +5,16 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
 // A refusal (a throttle's 429, a demo control's 404 to a stranger, a live
-// stream past a bound, a cross-origin 403) or a request failed by a Redis
-// outage is logged a line a minute per kind, and that line says what
-// happened since the last one: how many, from how many clients (origins,
-// routes), and those most refused. One request's client beside everyone's
-// count would read as if it had made them all.
+// stream past a bound, a connection past a bound, a cross-origin 403) or a
+// request failed by a Redis outage is logged a line a minute per kind
+// (tallylog.go), and that line says what happened since the last one: how
+// many, from how many clients (origins, routes), and those most refused.
+// One request's client beside everyone's count would read as if it had made
+// them all.
 
 // perMinuteEvery is how often one kind of event is logged.
 const perMinuteEvery = time.Minute
@@ -109,11 +109,10 @@ var (
 	byClient = tallyNames{count: "refused", distinct: "clients", key: "client"}
 	byOrigin = tallyNames{count: "blocked", distinct: "origins", key: "origin"}
 	byRoute  = tallyNames{count: "failed_requests", distinct: "routes", key: "route"}
+	// Pasted session IDs a browser took in the lab (POST /lab/use), by
+	// session (its LogID).
+	bySession = tallyNames{count: "taken", distinct: "sessions", key: "session"}
 )
-
-// args are the line's attributes: refused, clients (or clients_more_than)
-// and top.
-func (s refusals) args() []any { return s.argsAs(byClient) }
 
 // argsAs are the line's attributes named after what was counted.
 func (s refusals) argsAs(n tallyNames) []any {
@@ -171,39 +170,4 @@ func (t namedTop) MarshalJSON() ([]byte, error) {
 		}
 	}
 	return json.Marshal(list)
-}
-
-// refusalLog decides when each kind of refusal is logged: the first, then
-// the first perMinuteEvery or more after the last line, with the tally of
-// the refusals since.
-type refusalLog struct {
-	mu    sync.Mutex
-	kinds map[string]*refusalKind // a fixed set of kinds, named in code
-}
-
-type refusalKind struct {
-	logged time.Time
-	tally  refusalTally
-}
-
-// due counts one refusal of client and reports whether to log a line, and
-// what it says.
-func (l *refusalLog) due(kind, client string) (refusals, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.kinds == nil {
-		l.kinds = map[string]*refusalKind{}
-	}
-	k := l.kinds[kind]
-	if k == nil {
-		k = &refusalKind{}
-		l.kinds[kind] = k
-	}
-	k.tally.add(client)
-	if !k.logged.IsZero() && time.Since(k.logged) < perMinuteEvery {
-		return refusals{}, false
-	}
-	s := k.tally.summary()
-	k.logged, k.tally = time.Now(), refusalTally{}
-	return s, true
 }

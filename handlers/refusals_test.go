@@ -61,8 +61,8 @@ func TestRefusalLineFields(t *testing.T) {
 		tally.add(c)
 	}
 	var text, js bytes.Buffer
-	slog.New(slog.NewTextHandler(&text, nil)).Warn("x throttled", tally.summary().args()...)
-	slog.New(slog.NewJSONHandler(&js, nil)).Warn("x throttled", tally.summary().args()...)
+	slog.New(slog.NewTextHandler(&text, nil)).Warn("x throttled", tally.summary().argsAs(byClient)...)
+	slog.New(slog.NewJSONHandler(&js, nil)).Warn("x throttled", tally.summary().argsAs(byClient)...)
 	if want := `refused=3 clients=2 top="192.0.2.1 (2), 2001:db8::/64 (1)"`; !strings.Contains(text.String(), want) {
 		t.Errorf("text:\n%s\nwant %s", text.String(), want)
 	}
@@ -82,20 +82,14 @@ func TestRefusalLineFields(t *testing.T) {
 	}
 }
 
-// backdate moves kind's last line d into the past, as if d had passed.
-func (l *refusalLog) backdate(kind string, d time.Duration) {
+// backdate moves kind's last line d into the past, as if d had passed
+// (the next event then writes the line, before the timer).
+func (l *tallyLog) backdate(kind string, d time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if k := l.kinds[kind]; k != nil {
 		k.logged = k.logged.Add(-d)
 	}
-}
-
-// backdate moves the last live-refusal line d into the past.
-func (o *openStreams) backdate(d time.Duration) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.loggedAt = o.loggedAt.Add(-d)
 }
 
 // The same tally counts blocked origins and the routes an outage failed; a

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -142,11 +143,13 @@ func (a *App) currentUser(ctx context.Context) (sessions.User, bool) {
 // requests it failed since the last line and on which routes: an outage
 // fails every request, and a line per request would bury everything else.
 func (a *App) reportOutage(kind redisconn.Kind, r *http.Request, err error) {
-	if s, ok := a.outages.due(string(kind), a.routePattern(r)); ok {
-		a.Log.ErrorContext(r.Context(), "Redis cannot serve", append([]any{"kind", string(kind)},
-			append(s.argsAs(byRoute), "status", http.StatusServiceUnavailable, "last_err", err)...)...)
-	}
+	a.tally(r.Context(), tallyEvent{kind: outageKind(kind), msg: "Redis cannot serve", level: slog.LevelError,
+		names: byRoute, key: a.routePattern(r), head: []any{"kind", string(kind)},
+		last: []any{"status", http.StatusServiceUnavailable, "last_err", err}})
 }
+
+// outageKind is the tally kind of an outage's line.
+func outageKind(k redisconn.Kind) string { return "Redis cannot serve: " + string(k) }
 
 // parseForm reads a form body of bounded size. It answers 413, 408 or 400
 // itself and reports whether the handler may go on.

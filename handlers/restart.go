@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -35,10 +36,9 @@ func (a *App) atTheMachine(w http.ResponseWriter, r *http.Request) bool {
 	if ip.IsLoopback() && loopbackHost(r.Host) && !a.forwardedByStranger(r) {
 		return true
 	}
-	if s, ok := a.refused.due("demo control", throttle.Subject(ip)); ok {
-		a.Log.WarnContext(r.Context(), "demo control refused: not at this machine",
-			append(s.args(), "last_method", clipped(r.Method, maxValueLen), "last_host", clipped(r.Host, maxOriginLen))...)
-	}
+	a.tally(r.Context(), tallyEvent{kind: "demo control", msg: "demo control refused: not at this machine", level: slog.LevelWarn,
+		names: byClient, key: throttle.Subject(ip),
+		last: []any{"last_method", clipped(r.Method, maxValueLen), "last_host", clipped(r.Host, maxOriginLen)}})
 	a.notFound(w, r)
 	return false
 }

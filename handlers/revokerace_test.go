@@ -245,7 +245,7 @@ func TestAFormOnASessionEndedMeanwhileSaysSessionEnded(t *testing.T) {
 			gen := ta.redis.MustDo("GET", "user:"+user)
 			cookie := ta.app.Sessions.Cookie.Name + "=" + ta.token(laptop)
 
-			ta.app.clientLines.backdate("request on a session ended meanwhile", perMinuteEvery) // a line a minute: this one's
+			ta.app.tallies.backdate("request on a session ended meanwhile", perMinuteEvery) // a line a minute: this one's
 			h := fetch(noRedirects, ta.srv.URL+tc.path, tc.form, "Cookie", cookie)
 			if h.status != http.StatusUnauthorized || !strings.Contains(h.body, "Session ended") || h.setCookie {
 				t.Errorf("answered %d (set a cookie: %v), want 401 “Session ended” and no cookie:\n%s", h.status, h.setCookie, h.body)

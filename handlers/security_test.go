@@ -537,7 +537,7 @@ func TestCrossOriginLinesSayFromWhichOrigins(t *testing.T) {
 	if n := len(lines()); n != 1 {
 		t.Fatalf("%d lines within the minute, want 1:\n%s", n, ta.logs.String())
 	}
-	ta.app.refused.backdate("cross-origin", perMinuteEvery)
+	ta.app.tallies.backdate("cross-origin", perMinuteEvery)
 	block("https://evil.example", 1)
 	ls := lines()
 	if len(ls) != 2 {

@@ -1,9 +1,14 @@
 package handlers
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,11 +194,42 @@ func TestLabUseIsALineAPeriod(t *testing.T) {
 	}
 	waitTallied(t, ta, msg, "taken", m)
 	for line := range strings.Lines(ta.logs.String()) {
-		if lineHas(line, msg) && !lineHas(line, "", "sessions=1", `top="`+ta.app.LogID(id)+" (") {
+		if lineHas(line, msg) && (!lineHas(line, "", "sessions=1") || !strings.Contains(line, ` top="`+ta.app.LogID(id)+" (")) {
 			t.Errorf("a line does not name the one session taken:\n%s", line)
 		}
 		if strings.Contains(line, id) {
 			t.Errorf("a line holds the whole token:\n%s", line)
 		}
+	}
+}
+
+// A line waiting for the end of its period costs nothing per event: one
+// timer serves every kind, so a flood starts no goroutine; a flush (the
+// shutdown's) writes every kind's pending line, and the lines count every
+// event.
+func TestPendingTallyLinesHoldNoGoroutinePerEvent(t *testing.T) {
+	const events, kinds = 10_000, 3
+	var out bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&out, nil))
+	l := tallyLog{every: time.Hour}
+	before := runtime.NumGoroutine()
+	for i := range events {
+		l.note(context.Background(), log, tallyEvent{kind: fmt.Sprint("kind ", i%kinds), msg: "x", names: byClient,
+			key: fmt.Sprint("192.0.2.", i%200)})
+	}
+	if n := runtime.NumGoroutine(); n > before+1 {
+		t.Errorf("%d goroutines after %d events pending, %d before", n, events, before)
+	}
+	if n := strings.Count(out.String(), "msg=x "); n != kinds {
+		t.Fatalf("%d lines before the flush, want %d (each kind's first):\n%s", n, kinds, out.String())
+	}
+	l.flush()
+	total := 0
+	for _, m := range regexp.MustCompile(` refused=(\d+) `).FindAllStringSubmatch(out.String(), -1) {
+		n, _ := strconv.Atoi(m[1])
+		total += n
+	}
+	if n := strings.Count(out.String(), "msg=x "); n != 2*kinds || total != events {
+		t.Errorf("after the flush: %d lines counting %d, want %d counting %d:\n%s", n, total, 2*kinds, events, out.String())
 	}
 }

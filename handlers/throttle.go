@@ -158,9 +158,8 @@ func (a *App) allowed(w http.ResponseWriter, r *http.Request, what string, addr 
 		return true
 	}
 	secs := wholeSeconds(wait)
-	if s, ok := a.refused.due(what+" throttled", throttle.Subject(addr)); ok {
-		a.Log.WarnContext(r.Context(), what+" throttled", append(s.args(), "last_retry_after", secs)...)
-	}
+	a.tally(r.Context(), tallyEvent{kind: what + " throttled", msg: what + " throttled", level: slog.LevelWarn,
+		names: byClient, key: throttle.Subject(addr), last: []any{"last_retry_after", secs}})
 	title, c := page(secs)
 	a.answerWith(w, r, failure{Status: http.StatusTooManyRequests, Title: title, RetryAfter: wait}, c)
 	return false

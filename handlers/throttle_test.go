@@ -232,7 +232,7 @@ func TestThrottleRefusalLinesSayWhoWasRefused(t *testing.T) {
 	if n := len(lines()); n != 1 {
 		t.Fatalf("%d lines within the minute, want 1:\n%s", n, ta.logs.String())
 	}
-	ta.app.refused.backdate("sign-up throttled", perMinuteEvery)
+	ta.app.tallies.backdate("sign-up throttled", perMinuteEvery)
 	signUp("198.51.100.2", 1, refused)
 	ls := lines()
 	if len(ls) != 2 {
