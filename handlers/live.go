@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -73,8 +74,21 @@ func (a *App) liveEvents(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = s.loop()
 	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		s.reset()
+	case s.stopped() && s.endedFor == endedForRoom:
+		s.sayMadeRoom()
+	}
+}
+
+// stopped reports whether endFor ran.
+func (s *stream) stopped() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -114,9 +128,23 @@ type stream struct {
 	// after it.
 	sentViews int
 
+	// seq is the stream's place in line among all admitted, place its
+	// element in its address's list (openStreams, under its lock).
+	seq   uint64
+	place *list.Element
+
 	stopOnce sync.Once
-	stop     chan struct{} // closed by end: the server is shutting down
+	stop     chan struct{} // closed by endFor
+	endedFor endCause      // why stop was closed; read only after it was
 }
+
+// endCause is why the server ended a stream.
+type endCause int
+
+const (
+	endedAtShutdown endCause = iota + 1
+	endedForRoom             // another address's stream took its place
+)
 
 // openStream admits a stream within the bounds (errStreamRefused past one)
 // and subscribes it to its session's, address's and user's channels.
@@ -126,11 +154,15 @@ func (a *App) openStream(w http.ResponseWriter, r *http.Request, token string) (
 		addr: a.computer(r), conn: tcpConn(r), stop: make(chan struct{})}
 	s.limitAddr = streamSubject(a.clientIP(r))
 	s.user, _ = a.currentUser(ctx)
-	if err := a.streams.admit(s, a.streamLimits()); err != nil {
-		if e, ok := errors.AsType[*errStreamRefused](err); ok {
-			a.tallyStreamRefused(s, e)
-		}
+	madeRoom, open, err := a.streams.admit(s, a.streamLimits())
+	if e, ok := errors.AsType[*errStreamRefused](err); ok {
+		a.tallyStreamRefused(s, e)
+	}
+	if err != nil {
 		return nil, err
+	}
+	if madeRoom {
+		a.tallyStreamEndedForRoom(s, open)
 	}
 	channels := []string{sessions.SessionChannel(sessions.ID(token)), sessions.BrowsersChannel(s.addr)}
 	if s.user.Username != "" {
@@ -177,11 +209,13 @@ func (s *stream) reset() {
 	_ = conn.Close()
 }
 
-// end stops the stream at shutdown: a write under way fails within endGrace,
-// which lets an idle stream send its last chunk, so the browser sees an end,
-// not ERR_INCOMPLETE_CHUNKED_ENCODING.
-func (s *stream) end() {
+// endFor stops the stream (at shutdown, or to make room): a write under way
+// fails within endGrace, which lets an idle stream send its last chunk, so
+// the browser sees an end, not ERR_INCOMPLETE_CHUNKED_ENCODING. The first
+// cause stays.
+func (s *stream) endFor(why endCause) {
 	s.stopOnce.Do(func() {
+		s.endedFor = why
 		close(s.stop)
 		_ = s.rc.SetWriteDeadline(time.Now().Add(endGrace))
 	})

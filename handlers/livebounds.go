@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"bytes"
 	"cmp"
+	"container/list"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/throttle"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // StreamLimits bound the open /live streams, two goroutines and about 70 KB
@@ -64,32 +67,85 @@ type openStreams struct {
 	mu        sync.Mutex
 	all       map[*stream]struct{}
 	bySession map[string]int
-	byAddr    map[string]int
-	ended     bool // the server is shutting down: no new stream
+	byAddr    map[string]*list.List // each address's streams, oldest first
+	opened    uint64                // streams admitted so far: each one's place in line
+	ended     bool                  // the server is shutting down: no new stream
 }
 
-// admit counts s in, or says which bound it would pass.
-func (o *openStreams) admit(s *stream, lim StreamLimits) error {
+// roomMargin is how many fewer streams than the biggest holder an address
+// must hold for its stream to take one of that holder's places. With a
+// margin of one, two addresses flooding a full process would take places
+// from each other on every request (499 against 500, then 500 against 499);
+// with two they settle, while an address holding few still gets in.
+const roomMargin = 2
+
+// admit counts s in, or says which bound it would pass. When the process is
+// full, a stream from an address holding at least roomMargin fewer than the
+// biggest holder takes the place of that holder's oldest stream (ended as
+// if refused; the room made is returned), so that no few addresses can keep
+// everyone else's live updates out: the streams end up shared between the
+// addresses asking for them. open is the count of streams then.
+func (o *openStreams) admit(s *stream, lim StreamLimits) (madeRoom bool, open int, err error) {
 	id := sessions.ID(s.token)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.all == nil {
-		o.all, o.bySession, o.byAddr = map[*stream]struct{}{}, map[string]int{}, map[string]int{}
+		o.all, o.bySession, o.byAddr = map[*stream]struct{}{}, map[string]int{}, map[string]*list.List{}
+	}
+	if o.ended {
+		return false, len(o.all), live.ErrClosed
+	}
+	held := o.held(s.limitAddr)
+	var biggest *list.List // when the process is full: whose oldest stream makes room
+	if len(o.all) >= lim.PerProcess {
+		biggest = o.biggest()
 	}
 	switch {
-	case o.ended:
-		return live.ErrClosed
-	case len(o.all) >= lim.PerProcess:
-		return &errStreamRefused{"process", lim.PerProcess, len(o.all)}
-	case o.byAddr[s.limitAddr] >= lim.PerAddress:
-		return &errStreamRefused{"address", lim.PerAddress, len(o.all)}
+	case biggest != nil && held+roomMargin > biggest.Len():
+		return false, len(o.all), &errStreamRefused{"process", lim.PerProcess, len(o.all)}
+	case held >= lim.PerAddress:
+		return false, len(o.all), &errStreamRefused{"address", lim.PerAddress, len(o.all)}
 	case o.bySession[id] >= lim.PerSession:
-		return &errStreamRefused{"session", lim.PerSession, len(o.all)}
+		return false, len(o.all), &errStreamRefused{"session", lim.PerSession, len(o.all)}
+	}
+	if biggest != nil {
+		oldest := biggest.Front().Value.(*stream)
+		o.forget(oldest)
+		oldest.endFor(endedForRoom)
 	}
 	o.all[s] = struct{}{}
 	o.bySession[id]++
-	o.byAddr[s.limitAddr]++
-	return nil
+	l := o.byAddr[s.limitAddr]
+	if l == nil {
+		l = list.New()
+		o.byAddr[s.limitAddr] = l
+	}
+	o.opened++
+	s.seq = o.opened
+	s.place = l.PushBack(s)
+	return biggest != nil, len(o.all), nil
+}
+
+// held is how many streams addr holds.
+func (o *openStreams) held(addr string) int {
+	if l := o.byAddr[addr]; l != nil {
+		return l.Len()
+	}
+	return 0
+}
+
+// biggest is the streams of the address holding the most; of several
+// holding as many, the one whose oldest stream is oldest, so a tie is
+// broken the same way whatever the map's order.
+func (o *openStreams) biggest() *list.List {
+	var big *list.List
+	for _, l := range o.byAddr {
+		if big == nil || l.Len() > big.Len() ||
+			l.Len() == big.Len() && l.Front().Value.(*stream).seq < big.Front().Value.(*stream).seq {
+			big = l
+		}
+	}
+	return big
 }
 
 // streamSubject is the key of the per-address bound: loopback is one
@@ -105,17 +161,25 @@ func streamSubject(ip netip.Addr) string {
 
 // remove gives s's place back.
 func (o *openStreams) remove(s *stream) {
-	id := sessions.ID(s.token)
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.forget(s)
+}
+
+// forget gives s's place back (o.mu held); a stream already forgotten, as
+// one ended to make room, is left as it is.
+func (o *openStreams) forget(s *stream) {
 	if _, ok := o.all[s]; !ok {
 		return
 	}
+	id := sessions.ID(s.token)
 	delete(o.all, s)
 	if o.bySession[id]--; o.bySession[id] <= 0 {
 		delete(o.bySession, id)
 	}
-	if o.byAddr[s.limitAddr]--; o.byAddr[s.limitAddr] <= 0 {
+	l := o.byAddr[s.limitAddr]
+	l.Remove(s.place)
+	if l.Len() == 0 {
 		delete(o.byAddr, s.limitAddr)
 	}
 }
@@ -126,7 +190,7 @@ func (o *openStreams) endAll() {
 	defer o.mu.Unlock()
 	o.ended = true
 	for s := range o.all {
-		s.end()
+		s.endFor(endedAtShutdown)
 	}
 }
 
@@ -150,9 +214,38 @@ func (a *App) tallyStreamRefused(s *stream, e *errStreamRefused) {
 		head: []any{"open", e.open}})
 }
 
+// tallyStreamEndedForRoom counts a stream that took the place of another
+// address's (openStreams.admit): a line a minute, counted by the address
+// that asked.
+func (a *App) tallyStreamEndedForRoom(s *stream, open int) {
+	if a.Metrics != nil {
+		a.Metrics.LiveStreamEndedForRoom()
+	}
+	a.tally(s.ctx, tallyEvent{kind: "live stream ended to make room",
+		msg: "live streams ended to make room for another address's (counts since the last such line)", level: slog.LevelWarn,
+		names: byTaker, key: s.limitAddr, head: []any{"open", open}})
+}
+
 // streamRefused answers a stream past a bound: 429 with Retry-After and a
 // line the page shows instead of "the server is not answering".
 func (a *App) streamRefused(w http.ResponseWriter, r *http.Request, e *errStreamRefused) {
 	answerPlain(w, failTooManyStreams, fmt.Sprintf("Too many live pages are open from here (at most %d per %s). "+
 		"This page still works; its live updates resume within %d seconds.\n", e.limit, e.bound, wholeSeconds(streamRetryAfter)))
+}
+
+// sayMadeRoom is the last word of a stream ended to make room: what a
+// refusal says, and its Retry-After as the event's retry field, so the page
+// waits as it would after a 429. It writes past end's stop, within endGrace.
+func (s *stream) sayMadeRoom() {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "retry: %d\n", streamRetryAfter.Milliseconds())
+	_ = sendEvent(&b, views.SSEMadeRoom, fmt.Sprintf("Too many live pages are open on this server, and this address holds the most "+
+		"of them, so this page made room for another address's. This page still works; it asks for its live updates again in %d seconds.",
+		wholeSeconds(streamRetryAfter)))
+	if err := s.rc.SetWriteDeadline(time.Now().Add(endGrace)); err != nil {
+		return
+	}
+	if _, err := s.w.Write(b.Bytes()); err == nil {
+		_ = s.rc.Flush()
+	}
 }

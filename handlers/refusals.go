@@ -112,6 +112,9 @@ var (
 	// Pasted session IDs a browser took in the lab (POST /lab/use), by
 	// session (its LogID).
 	bySession = tallyNames{count: "taken", distinct: "sessions", key: "session"}
+	// Live streams ended to make room, by the address whose stream took
+	// the place (openStreams.admit).
+	byTaker = tallyNames{count: "ended", distinct: "clients", key: "client"}
 )
 
 // argsAs are the line's attributes named after what was counted.

@@ -194,6 +194,13 @@
             var ev = parse(buf.slice(0, i));
             buf = buf.slice(i + 2);
             if (!ev) continue;
+            if (ev.name === N.madeRoom) {
+              // This stream made room for another address's: as after a
+              // 429, say so and ask again when the server says.
+              busy = (parseInt(ev.retry, 10) || 30000);
+              deliver({ type: 'busy', text: ev.data });
+              continue;
+            }
             if (ev.name === N.hello) {
               attempt = 0;
               idle = ev.data.indexOf(N.session + '="false"') >= 0;
@@ -219,7 +226,7 @@
   }
 
   function parse(block) {
-    var name = 'message', data = [], any = false;
+    var name = 'message', data = [], any = false, wait = '';
     block.split('\n').forEach(function (line) {
       if (line === '' || line[0] === ':') return;
       var i = line.indexOf(':');
@@ -227,8 +234,9 @@
       var value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
       if (field === 'event') name = value;
       else if (field === 'data') { data.push(value); any = true; }
+      else if (field === 'retry') wait = value;
     });
-    return any ? { name: name, data: data.join('\n') } : null;
+    return any ? { name: name, data: data.join('\n'), retry: wait } : null;
   }
 
   function lost() {

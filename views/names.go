@@ -40,6 +40,9 @@ const (
 	SSEHello    = "hello"    // first on every stream: the process that answered (data: LiveHello)
 	SSEBrowsers = "browsers" // a browser on this computer counted (data: the list)
 	SSEOwn      = "own"      // what the stream sent to Redis as it opened (data: WriteOwnTrace)
+	// SSEMadeRoom: the stream ends to make room for another address's, as if
+	// refused (data: what the page says; its retry field: when to ask again).
+	SSEMadeRoom = "made-room"
 	// SSELab: news for /lab: what it shows of the address's browsers changed
 	// (data: Lab.News, sent when it differs from the stream's last), or the
 	// session's lab record did (data: LabNewsRecord).
@@ -115,7 +118,7 @@ var liveNames = func() string {
 	b, err := json.Marshal(map[string]string{
 		"live": AttrLive, "swap": AttrLiveSwap, "trigger": liveTrigger,
 		"open": EventLiveOpen, "message": EventLiveMessage,
-		"hello": SSEHello, "count": SSECount, "ended": SSEEnded, "shown": AttrLiveShown,
+		"hello": SSEHello, "count": SSECount, "ended": SSEEnded, "madeRoom": SSEMadeRoom, "shown": AttrLiveShown,
 		"process": AttrProcess, "session": AttrHasSession, "views": AttrStoredViews,
 		"status": IDLiveStatus, "restartStatus": IDRestartStatus, "processBadge": IDProcess, "back": testIDLiveBack,
 		"sessionChanged": EventSessionChanged, "ago": AttrAgo, "until": AttrUntil, "now": metaNow,

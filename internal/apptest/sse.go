@@ -12,6 +12,7 @@ import (
 // Event is one server-sent event.
 type Event struct {
 	Name, Data string
+	Retry      string // the event's retry field: how many ms to wait before reconnecting
 }
 
 // Stream is an open server-sent-event stream, read by a plain HTTP client
@@ -63,6 +64,8 @@ func OpenStream(tb testing.TB, c *http.Client, url string) *Stream {
 				ev.Name = strings.TrimPrefix(line, "event: ")
 			case strings.HasPrefix(line, "data: "):
 				data = append(data, strings.TrimPrefix(line, "data: "))
+			case strings.HasPrefix(line, "retry: "):
+				ev.Retry = strings.TrimPrefix(line, "retry: ")
 			}
 		}
 	}()

@@ -28,6 +28,7 @@ type Metrics struct {
 	logins        *prometheus.CounterVec   // outcome
 	redisDuration *prometheus.HistogramVec // client
 	connsRefused  *prometheus.CounterVec   // bound
+	streamsMoved  prometheus.Counter
 
 	unmatched *Route
 }
@@ -81,6 +82,8 @@ func New() *Metrics {
 		[]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}, "client")
 	m.connsRefused = f.counterVec("sessionlab_connections_refused_total",
 		"Client connections closed as soon as accepted, before any request, because a bound on open connections was reached.", "bound")
+	m.streamsMoved = f.counter("sessionlab_live_streams_ended_for_room_total",
+		"Event streams (/live) ended when the process bound was full, to make room for a stream from an address holding fewer; the page asks again after Retry-After.")
 	for _, b := range []string{ConnBoundAddress, ConnBoundProcess} {
 		m.connsRefused.WithLabelValues(b)
 	}
@@ -187,6 +190,10 @@ func (m *Metrics) Login(outcome string) { m.logins.WithLabelValues(outcome).Inc(
 // ConnectionRefused counts a client connection closed at a bound (one of
 // the ConnBound consts).
 func (m *Metrics) ConnectionRefused(bound string) { m.connsRefused.WithLabelValues(bound).Inc() }
+
+// LiveStreamEndedForRoom counts a stream ended to make room for another
+// address's.
+func (m *Metrics) LiveStreamEndedForRoom() { m.streamsMoved.Inc() }
 
 // WatchLiveStreams exports how many event streams (/live) are open, as
 // streams says when scraped.

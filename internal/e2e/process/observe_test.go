@@ -136,7 +136,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		"sessionlab_sessions_created_total", "sessionlab_sessions_renewed_total", "sessionlab_sessions_ended_total",
 		"sessionlab_logins_total", "sessionlab_live_streams", "sessionlab_redis_command_duration_seconds",
 		"sessionlab_redis_pool_connections", "sessionlab_redis_failover_gate_closed", "sessionlab_connections_refused_total",
-		"go_goroutines", "go_memstats_heap_alloc_bytes", "process_cpu_seconds_total", "process_open_fds",
+		"sessionlab_live_streams_ended_for_room_total", "go_goroutines", "go_memstats_heap_alloc_bytes", "process_cpu_seconds_total", "process_open_fds",
 	} {
 		if f := m[name]; f == nil || len(f.Metric) == 0 {
 			t.Errorf("%s: no samples", name)
@@ -171,6 +171,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	atLeast(1, "sessionlab_redis_pool_connections", "client", "redigo", "state", "idle")
 	exactly(0, "sessionlab_redis_failover_gate_closed")
 	exactly(0, "sessionlab_connections_refused_total", "bound", "address")
+	exactly(0, "sessionlab_live_streams_ended_for_room_total")
 
 	if s := apptest.PostForm(t, laptop, p.URL+"/logout", nil); s != http.StatusSeeOther {
 		t.Fatalf("logout: %d", s)
