@@ -10,6 +10,7 @@ import (
 
 	"github.com/a-h/templ"
 
+	"github.com/sessionlab/sessionlab/internal/requestlog"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/useragent"
 	"github.com/sessionlab/sessionlab/views"
@@ -42,9 +43,18 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	var list sessions.BrowserList
 	token := a.Sessions.Token(ctx)
 	if token != "" {
+		// nginx sends a count whose instance died (kill -9) to the next one
+		// with the same id: the first may have counted it.
+		if info := requestlog.From(ctx); info != nil && info.Proxied {
+			visit.Request = info.ID
+		}
 		incr, browsers, noted, err := a.Ops.IncrViews(ctx, token, u.Username, visit)
-		if errors.Is(err, sessions.ErrEntryUnreadable) {
+		switch {
+		case errors.Is(err, sessions.ErrEntryUnreadable):
 			a.reindex(r, u.Username)
+			err = nil
+		case errors.Is(err, sessions.ErrCountRepeated):
+			a.Log.InfoContext(ctx, "the proxy sent a count again that was counted already: answered with its count", "session", a.LogID(token))
 			err = nil
 		}
 		switch {

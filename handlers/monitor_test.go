@@ -31,11 +31,16 @@ func TestTraceIsWhatMonitorPrints(t *testing.T) {
 	rs.MustDo("ACL", "SETUSER", "tracer", "on", ">tracer-password", "~*", "&*", "+@all")
 	ta := newTestAppWith(t, rs, func(cfg *Config) {
 		cfg.Redis.URL = "redis://tracer:tracer-password@" + rs.Addr() + "/2?client_name=sessionlab-trace"
-	})
+	}, func(a *App) { a.TrustedProxies, _ = ParseTrustedProxies("127.0.0.1/32") })
 	waitForTheHub(t, rs)
 	mon := startMonitor(t, ta.redis)
 	browser, student := ta.client(), ta.client()
 	handshakes := map[string]int{} // command name: how many traces list it
+	const (
+		proxiedCount = "a count with a trusted proxy's request id (its counted: key read and written)"
+		proxiedRetry = "that request again, as nginx retries it (the count it made read, nothing written)"
+	)
+	onCountedKey := map[string]string{proxiedCount: "GET SET", proxiedRetry: "GET"}
 
 	for _, step := range []struct {
 		name string
@@ -50,6 +55,8 @@ func TestTraceIsWhatMonitorPrints(t *testing.T) {
 		{"after a sign-up, the profile: the account through the client-side cache, missed", func() response { return ta.get(student, "/profile") }},
 		{"the profile again: the account from the client-side cache, not sent", func() response { return ta.get(student, "/profile") }},
 		{"a logged-in count", func() response { return ta.get(student, "/count") }},
+		{proxiedCount, func() response { return ta.get(student, "/count", "X-Request-Id", "nginx-trace-1") }},
+		{proxiedRetry, func() response { return ta.get(student, "/count", "X-Request-Id", "nginx-trace-1") }},
 		{"after Redis closed the Redis client's connections, the profile: a new one, with its handshake (HELLO, CLIENT TRACKING, SELECT)", func() response { return ta.get(student, "/profile") }},
 	} {
 		switch {
@@ -64,6 +71,17 @@ func TestTraceIsWhatMonitorPrints(t *testing.T) {
 			seen := mon.around(t, func() { r = step.do() })
 			shown := renderedTrace(r.body)
 			compareWithMonitor(t, shown, seen)
+			if want, ok := onCountedKey[step.name]; ok {
+				var ran []string
+				for _, l := range seen {
+					if l.lua && len(l.args) > 1 && strings.HasPrefix(l.args[1], "counted:") {
+						ran = append(ran, l.args[0])
+					}
+				}
+				if got := strings.Join(ran, " "); got != want {
+					t.Errorf("the count script ran %q on the session's counted: key, want %q; MONITOR printed:\n%s", got, want, joinLines(seen))
+				}
+			}
 			for _, l := range shown {
 				if l.handshake {
 					handshakes[l.args[0]]++

@@ -27,7 +27,7 @@ func (a *App) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		o := &observed{statusRecorder: statusRecorder{ResponseWriter: w}}
-		o.info.ID = a.requestID(r)
+		o.info.ID, o.info.Proxied = a.requestID(r)
 		w.Header()[hdrRequestID] = []string{o.info.ID}
 		ctx := requestlog.With(r.Context(), &o.info)
 		next.ServeHTTP(&o.statusRecorder, r.WithContext(ctx))
@@ -52,12 +52,13 @@ func (a *App) observe(next http.Handler) http.Handler {
 }
 
 // requestID is a trusted proxy's X-Request-Id (so nginx's log and the app's
-// agree), else a new one: a client's own could pose as someone else's.
-func (a *App) requestID(r *http.Request) string {
+// agree, and a count nginx retries is counted once), else a new one: a
+// client's own could pose as someone else's.
+func (a *App) requestID(r *http.Request) (id string, proxied bool) {
 	if id := header(r.Header, hdrRequestID); id != "" && requestlog.ValidID(id) && a.fromTrustedProxy(r) {
-		return id
+		return id, true
 	}
-	return requestlog.NewID()
+	return requestlog.NewID(), false
 }
 
 // routed marks the request as served by route, for observe.

@@ -16,6 +16,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/inspect"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
+	"github.com/sessionlab/sessionlab/internal/requestlog"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -86,6 +87,11 @@ func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 				Value:  shownValue(e, "string", inspect.Pretty),
 			})
 		}
+		if ce, ok, err := a.countedPanelEntry(ctx, token); err != nil {
+			return nil, err
+		} else if ok {
+			entries = append(entries, ce)
+		}
 	}
 	if u, ok := a.currentUser(ctx); ok {
 		e, err := a.Inspector.Key(ctx, accounts.Key(u.Username))
@@ -110,6 +116,31 @@ func (a *App) redisEntries(ctx context.Context) ([]views.RedisEntry, error) {
 		}
 	}
 	return entries, nil
+}
+
+// countedPanelEntry is the session's CountedKey, which only a count through
+// a proxy that sends request ids writes: a page not served through one does
+// not ask for it.
+func (a *App) countedPanelEntry(ctx context.Context, token string) (views.RedisEntry, bool, error) {
+	if info := requestlog.From(ctx); info == nil || !info.Proxied || token != a.Sessions.Token(ctx) {
+		return views.RedisEntry{}, false, nil
+	}
+	key := sessions.CountedKey(token)
+	e, err := a.Inspector.Key(ctx, key)
+	if err != nil {
+		return views.RedisEntry{}, false, fmt.Errorf("%s: %w", key, err)
+	}
+	if !e.Exists {
+		return views.RedisEntry{}, false, nil
+	}
+	return views.RedisEntry{
+		Key: key,
+		Note: "this session's last count through the proxy: its request id and the count it made. If the proxy sends " +
+			"that request again to another server (the first one died before answering), it gets this count, and nothing is counted twice",
+		TTL:    e.TTL,
+		Memory: e.Memory,
+		Value:  shownValue(e, "string", func(v []byte) string { return string(v) }),
+	}, true, nil
 }
 
 // shownValue is a key's value as the panel shows it (show: how), or, for a

@@ -17,6 +17,9 @@ import (
 type Info struct {
 	ID    string
 	Route *metrics.Route // the matched route's (set by the route table); nil: none matched
+	// Proxied: ID is a trusted proxy's, the same on its retries of one
+	// request; else it is the app's own, new for each.
+	Proxied bool
 }
 
 type key struct{}

@@ -84,6 +84,10 @@ type Visit struct {
 	Device   string
 	LoggedIn bool
 	Process  string // the serving process's short id (the lab's restart evidence)
+	// Request is a trusted proxy's request id, the same on the proxy's
+	// retries of one request, so IncrViews counts it once; "" for none.
+	// Memory mode ignores it: no other process could count it first.
+	Request string
 }
 
 // noteBrowser is the count scripts' Lua for an address's browsers. The
@@ -265,6 +269,7 @@ func (v Visit) device() string {
 var scriptNames = strings.NewReplacer(
 	"$WINDOW", strconv.FormatInt(BrowsersWindow.Milliseconds(), 10),
 	"$EXPIRY", strconv.FormatInt(BrowsersExpiry.Milliseconds(), 10),
+	"$COUNTED_FOR", strconv.FormatInt(CountedFor.Milliseconds(), 10),
 	"$MAX_COUNTED", strconv.Itoa(maxCounted),
 	"$MAX", strconv.Itoa(MaxBrowsers),
 	"$MSG_BROWSERS", luaString(MsgBrowsersPrefix),

@@ -27,6 +27,11 @@ func IndexKey(username string) string { return "user:" + username + ":sessions" 
 // minute (internal/sessionindex): a renewal under way does not carry one on.
 func RevokedKey(username string) string { return "user:" + username + ":revoked" }
 
+// CountedKey holds the request id of the session's last count through a
+// proxy and the count it made, "<id> <count>", for CountedFor (IncrViews).
+// Named by ID: a new token (a login, a renewal) is a new key.
+func CountedKey(token string) string { return "counted:" + ID(token) }
+
 // SessionChannel is the pub/sub channel of one session's live events
 // (MsgCountPrefix and a count, MsgEnded). It is named by ID, never by token.
 func SessionChannel(id string) string { return SessionChannelPrefix + id }

@@ -75,9 +75,11 @@ end
 // evidence and, for a logged-in session, the index entry. A session whose
 // count ends it and whose last counter (or creator) is this process only
 // needs its count replaced (ARGV 4-7 are the JSON that shows it); any other
-// is decoded. KEYS: session, browsers hash and zset, [user index]. ARGV:
-// session ID, instance, process, unmovedArgs, browserArgs. The reply is
-// {count, list}, then 'entry' (or ”) and the lab evidence noted, if any.
+// is decoded. KEYS: session, browsers hash and zset, [user index], [the
+// session's CountedKey]. ARGV: session ID, instance, process, unmovedArgs,
+// browserArgs, [a trusted proxy's request id]. The reply is {count, list},
+// then 'entry' (or ”) and the lab evidence noted, if any; a request id
+// counted already answers {its count, list, 'repeat'}.
 var incrViews = redistrace.NewScript("count", scriptNames.Replace(noteBrowser+noteMove+encodeSession+`
 local find = string.find
 local function unmoved(raw)
@@ -91,10 +93,23 @@ local function unmoved(raw)
 end
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
+-- With a proxy's request id (the last key its CountedKey), the proxy's
+-- retry of a count made already gets that count, and nothing changes.
+local counted = ARGV[11] and KEYS[#KEYS]
+if counted then
+  local last = redis.pcall('GET', counted)
+  -- Another type (set by hand) is written over below; any other error
+  -- (an ACL without the key) stops the count before it writes.
+  if type(last) == 'table' and not find(last.err, 'WRONGTYPE', 1, true) then error(last, 0) end
+  local id = ARGV[11] .. ' '
+  local n = type(last) == 'string' and string.sub(last, 1, #id) == id and tonumber(string.sub(last, #id + 1))
+  if n then return {n, list_browsers(KEYS[2], KEYS[3], (now_ms()), {unpack(ARGV, 8, 10)}), 'repeat'} end
+end
+local index = KEYS[4] ~= counted and KEYS[4]
 -- Read before any write: an index of another type fails the script here,
 -- having changed nothing, and Go starts the index again and counts (Ops).
 -- A logged-in session with no entry gets '', which is no entry (below).
-local e = KEYS[4] and (redis.call('HGET', KEYS[4], ARGV[1]) or '')
+local e = index and (redis.call('HGET', index, ARGV[1]) or '')
 local now, now_s = now_ms()
 -- The count closes the session: "views":<digits>}}
 local views = $JSON_VIEWS
@@ -122,6 +137,7 @@ else
   redis.call('SET', KEYS[1], encode_session(s, $KEY_VIEWS), 'KEEPTTL')
   vs = string.format('%d', v)
 end
+if counted then redis.call('SET', counted, ARGV[11] .. ' ' .. vs, 'PX', '$COUNTED_FOR') end
 local browsers = note_browser(KEYS[2], KEYS[3], ARGV[1], vs, now, now_s, {unpack(ARGV, 8)}, $MSG_COUNT .. vs)
 if e then
   local at = find(e, '"last_seen":', 1, true)
@@ -138,7 +154,7 @@ if e then
       d.last_seen = now
       d.instance = ARGV[2]
       d.counted_from = addr
-      redis.call('HSET', KEYS[4], ARGV[1], cjson.encode(d))
+      redis.call('HSET', index, ARGV[1], cjson.encode(d))
     end
   end
 end
@@ -172,10 +188,19 @@ func (o *Ops) unmovedArgs(process string) []string {
 	return u.args
 }
 
+// CountedFor is how long a session's CountedKey keeps the request id of its
+// last count through a proxy. nginx sends a request to the next instance
+// only while it has no answer, each try within proxy_read_timeout (75 s in
+// docs/nginx-sessionlab.conf), so its third (proxy_next_upstream_tries 3)
+// starts at most 150 s after the count it repeats.
+const CountedFor = 3 * time.Minute
+
 // IncrViews adds one view to a stored session and returns the new count and
 // the browsers of the visit's address; user is "" for an anonymous session.
 // A user's index of another type (changed by hand) is deleted and the count
-// made again: the script failed on it before writing anything. With
+// made again: the script failed on it before writing anything. A visit with
+// a Request id that the session's last count had answers that count again,
+// adding nothing (nginx's retry of a count whose instance died).
 func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (n int, list BrowserList, noted Lab, err error) {
 	id := ID(token)
 	keys := []string{Key(token), BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr)}
@@ -184,6 +209,9 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (n int
 	}
 	args := append(make([]string, 0, 10), id, o.Instance, v.Process)
 	args = appendBrowserArgs(append(args, o.unmovedArgs(v.Process)...), v)
+	if v.Request != "" {
+		keys, args = append(keys, CountedKey(token)), append(args, v.Request)
+	}
 	res, err := incrViews.Exec(ctx, o.rdb, keys, args).ToArray()
 	if user != "" && ResetRetyped(ctx, o.rdb, o.Log, err, IndexKey(user)) {
 		res, err = incrViews.Exec(ctx, o.rdb, keys, args).ToArray()
@@ -191,10 +219,13 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (n int
 	if rueidis.IsRedisNil(err) {
 		return 0, BrowserList{}, Lab{}, ErrNoSession
 	}
-	var entry error
+	var flagged error
 	if err == nil && len(res) >= 3 && len(res) <= 4 {
-		if flag, _ := res[2].ToString(); flag == "entry" {
-			entry = ErrEntryUnreadable
+		switch flag, _ := res[2].ToString(); flag {
+		case "entry":
+			flagged = ErrEntryUnreadable
+		case "repeat":
+			flagged = ErrCountRepeated
 		}
 		if len(res) == 4 {
 			var b string
@@ -221,10 +252,14 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (n int
 	list, err = parseNoted(s)
 	list.Self = id
 	if err == nil {
-		err = entry
+		err = flagged
 	}
 	return int(c), list, noted, err
 }
+
+// ErrCountRepeated: nothing was counted, the request id had been counted
+// already (a proxy sent the request again); the count is the one it made.
+var ErrCountRepeated = errors.New("sessions: this request was counted already")
 
 // ErrEntryUnreadable: the count counted, but the session's entry in its
 // user's index is missing (the index deleted, or started again) or holds

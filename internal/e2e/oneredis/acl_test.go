@@ -78,8 +78,20 @@ func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
 	rule := strings.Replace(aclRule(t), ">change-this-password", ">"+password, 1)
 	rs := redistest.Start(t, userArgs(rule)...)
 	u := "redis://sessionlab:" + password + "@" + rs.Addr() + "/0"
-	a := apptest.Start(t, bin, "-redis", u, "-instance", "a")
-	b := apptest.Start(t, bin, "-redis", u, "-instance", "b")
+	laptop, phone := apptest.Client(t), apptest.Client(t)
+	// Trusting the test as a proxy: its X-Request-Id is kept, as nginx's.
+	a := apptest.Start(t, bin, "-redis", u, "-instance", "a", "-trusted-proxies", "127.0.0.1/32")
+	b := apptest.Start(t, bin, "-redis", u, "-instance", "b", "-trusted-proxies", "127.0.0.1/32")
+	proxied := func(app *apptest.Process, id string) int {
+		req, _ := http.NewRequest(http.MethodGet, app.URL+"/count", nil)
+		req.Header.Set("X-Request-Id", id)
+		resp, err := laptop.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
 
 	// Each app asked for maxmemory-policy once at start (to warn about
 	// eviction), was refused (the user has no CONFIG) and logged that it
@@ -89,7 +101,6 @@ func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
 		t.Errorf("at start: ACL LOG %v, want only the refused CONFIG GET", denials)
 	}
 	rs.MustDo("ACL", "LOG", "RESET")
-	laptop, phone := apptest.Client(t), apptest.Client(t)
 	steps := []struct {
 		what   string
 		do     func() int
@@ -105,6 +116,8 @@ func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
 		{"count on b", func() int { s, _ := apptest.Get(t, laptop, b.URL+"/count"); return s }, http.StatusOK},
 		// b counted last: the count is replaced in place (SETRANGE), not decoded
 		{"count again on b", func() int { s, _ := apptest.Get(t, laptop, b.URL+"/count"); return s }, http.StatusOK},
+		{"a count through a proxy (its request id kept: the counted: key)", func() int { return proxied(a, "acl-proxied-1") }, http.StatusOK},
+		{"the proxy's retry of it on b", func() int { return proxied(b, "acl-proxied-1") }, http.StatusOK},
 		{"login elsewhere", func() int {
 			return apptest.PostForm(t, phone, b.URL+"/login", url.Values{"username": {"acl"}, "password": {"acl-password"}})
 		}, http.StatusSeeOther},
@@ -152,6 +165,16 @@ func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
 		{"a count after HSET over the session's entry in the list", func() int {
 			rs.MustDo("HSET", "user:acl:sessions", sessions.ID(apptest.SessionToken(t, laptop, a.URL)), "edited")
 			s, _ := apptest.Get(t, laptop, a.URL+"/count")
+			return s
+		}, http.StatusOK},
+		{"a count through a proxy after HSET over the session's counted: key", func() int {
+			key := sessions.CountedKey(apptest.SessionToken(t, laptop, a.URL))
+			rs.MustDo("DEL", key)
+			rs.MustDo("HSET", key, "edited", "1")
+			s := proxied(a, "acl-proxied-2")
+			if got := rs.MustDo("GET", key); !strings.HasPrefix(got, "acl-proxied-2 ") {
+				t.Errorf("after a count through the proxy, %s holds %q, want the request id and its count", key, got)
+			}
 			return s
 		}, http.StatusOK},
 		{"log out everywhere else after SET over the revoked ids", func() int {

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"crypto/tls"
 	"net/http"
 	"os"
@@ -9,14 +8,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
-	"github.com/sessionlab/sessionlab/internal/tlscert"
 )
 
 // nginx never sends a request that timed out to another instance: GET /count
@@ -36,54 +32,14 @@ func TestNginxNeverRetriesARequestThatTimedOut(t *testing.T) {
 	fast := apptest.Start(t, bin, "-redis", redis.URL())
 	slowRedis.Pause()
 
-	dir := t.TempDir()
-	for _, d := range []string{"logs", "nginx-tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cert, key, err := tlscert.SelfSigned(dir, "localhost", "sessionlab test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	https := freeAddr(t)
-	text, err := os.ReadFile("../../cluster/nginx.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
 	shipped := "proxy_read_timeout 75s;"
-	if !bytes.Contains(text, []byte(shipped)) {
-		t.Fatalf("the template no longer says %q; this test shortens it", shipped)
-	}
-	text = bytes.Replace(text, []byte(shipped), []byte("proxy_read_timeout 300ms;"), 1)
-	var conf bytes.Buffer
-	if err := template.Must(template.New("nginx").Parse(string(text))).Execute(&conf, map[string]any{
-		"Dir": dir, "Listen": https, "Cert": cert, "Key": key, "Apps": []string{slow.Addr, fast.Addr},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	nginx := exec.Command("nginx", "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "logs", "nginx-error.log"), "-g", "daemon off;")
-	nginx.SysProcAttr = apptest.StopWithParent()
-	if err := nginx.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = nginx.Process.Signal(syscall.SIGTERM); _ = nginx.Wait() })
-
+	https, dir := startNginx(t, func(conf string) string {
+		if !strings.Contains(conf, shipped) {
+			t.Fatalf("the template no longer says %q; this test shortens it", shipped)
+		}
+		return strings.Replace(conf, shipped, "proxy_read_timeout 300ms;", 1)
+	}, slow.Addr, fast.Addr) // no Redis needed for its /healthz: either instance answers
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := c.Get("https://" + https + "/healthz") // no Redis needed: either instance answers
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not answer: %v", err)
-		}
-	}
 
 	// Views counted through nginx, each by a new visitor: round-robin sends
 	// the first to the slow instance (after its timeout nginx skips it for
