@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -299,5 +300,37 @@ func TestCJSONStringIsRedisCJSON(t *testing.T) {
 		if got := cjsonString(inputs[i]); got != want {
 			t.Errorf("cjsonString(%q) = %q, cjson writes %q", inputs[i], got, want)
 		}
+	}
+}
+
+// An ACL user made before CountedKey existed (no ~counted:*) still counts
+// through a proxy: Redis refuses a script that names a key the user may not
+// touch before it runs, so the count is sent again without the proxy's
+// check, once per request, and the process says once what the ACL lacks.
+func TestCountThroughAProxyWithAnOldACLCountsWithoutTheCheck(t *testing.T) {
+	rs := redistest.Start(t, "--appendonly", "no", "--user", "old", "on", ">pw", "~sess:*", "~browsers:*", "&*", "+@all")
+	rdb, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Addr()}, Username: "old", Password: "pw", DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	var logs strings.Builder
+	o := NewOps(redistrace.Client(rdb, false))
+	o.Instance, o.Log = "a", slog.New(slog.NewTextHandler(&logs, nil))
+	const head = `{"deadline":"2099-01-01T00:00:00.000Z","values":{"origin":{"process":"p1","instance":"a","at":"2026-12-06T10:00:00.000Z"},"views":`
+	rs.MustDo("SET", Key("tok"), head+"1}}", "EX", "3600")
+	for want := 2; want <= 3; want++ {
+		// The same id twice: without its key the proxy's retry cannot be
+		// told from a new count, and counting it is what the app did before.
+		n, _, _, err := o.IncrViews(context.Background(), "tok", "", Visit{Addr: "192.0.2.1", Process: "p1", Request: "req-1"})
+		if err != nil || n != want {
+			t.Fatalf("count %d through a proxy with the old ACL: %d, %v", want, n, err)
+		}
+	}
+	if got := rs.MustDo("GET", Key("tok")); got != head+"3}}" {
+		t.Errorf("stored %s, want it to end 3}}", got)
+	}
+	if n := strings.Count(logs.String(), "~counted:*"); n != 1 {
+		t.Errorf("%d log lines name the missing ~counted:*, want 1:\n%s", n, logs.String())
 	}
 }
