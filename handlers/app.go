@@ -57,7 +57,7 @@ type App struct {
 	Instances    *instances.Roster                               // the instances on this Redis (the lab's servers step)
 	StreamLimits StreamLimits                                    // a zero field takes its DefaultStreamLimits value
 	ConnLimits   ConnLimits                                      // bounds on open client connections (LimitConns); a zero field: none
-	Throttle     rateLimiter                                     // limits on password checks, sign-ups and new anonymous sessions; nil: none
+	Throttle     rateLimiter                                     // limits on password checks, sign-ups, new anonymous sessions and renewals at will; nil: none
 	// TrustedProxies may set X-Forwarded-For (see clientIP); empty: none.
 	TrustedProxies Proxies
 

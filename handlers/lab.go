@@ -616,6 +616,9 @@ func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
 		a.answer(w, r, failNotFound)
 		return
 	}
+	if !a.labSwitchAllowed(w, r) {
+		return
+	}
 	if err := a.renewLogged(r); errors.Is(err, errRenewed) || errors.Is(err, errEndedMeanwhile) {
 		a.notRenewed(w, r, err)
 		return

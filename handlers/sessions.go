@@ -158,6 +158,9 @@ func (a *App) dropBrowsers(ctx context.Context, removed []sessionindex.Entry) {
 // revokeOthers handles POST /sessions/revoke-others: "log out everywhere else".
 func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request, u sessions.User) {
 	ctx := r.Context()
+	if !a.revokeOthersAllowed(w, r, u) {
+		return
+	}
 	err := a.endOtherSessions(r, u, metrics.EndRevoked, func(ctx context.Context) (string, error) {
 		return a.Accounts.NewGeneration(ctx, u.Username)
 	})

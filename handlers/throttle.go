@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/a-h/templ"
@@ -25,6 +26,8 @@ type rateLimiter interface {
 	Signup(ctx context.Context, addr netip.Addr) (wait time.Duration, err error)
 	NewSession(ctx context.Context, addr netip.Addr) (wait time.Duration, err error)
 	NewSessionStep(addr netip.Addr) throttle.Step
+	RevokeOthers(ctx context.Context, account string) (wait time.Duration, err error)
+	LabSwitch(ctx context.Context, session string) (wait time.Duration, err error)
 }
 
 // throttleLogging has t log its counter resets to log.
@@ -101,6 +104,50 @@ func (a *App) signupAllowed(w http.ResponseWriter, r *http.Request, form views.A
 	return a.allowed(w, r, "sign-up", addr, wait, err, func(secs int) (string, templ.Component) {
 		form.Error = "Too many accounts were created from your address. Please try again " + waitText(secs) + "."
 		return "Create an account", views.RegisterPage(form)
+	})
+}
+
+// revokeOthersAllowed counts a "log out everywhere else" of u's account
+// before anything is changed; past the limit it answers 429 with the
+// sessions list saying why, and reports false.
+func (a *App) revokeOthersAllowed(w http.ResponseWriter, r *http.Request, u sessions.User) bool {
+	if a.Throttle == nil {
+		return true
+	}
+	wait, err := a.Throttle.RevokeOthers(r.Context(), u.Username)
+	return a.allowed(w, r, "log out everywhere else", a.clientIP(r), wait, err, func(secs int) (string, templ.Component) {
+		p, _ := a.sessionsView(r, u) // a list it cannot read says so
+		p.Password.Username = u.Username
+		p.Refused = "Logging out everywhere else is paused for your account: it was done several times in the last few minutes. " +
+			"Please try again " + waitText(secs) + "; nothing was changed. To end one session now, use its Revoke button; " +
+			"changing your password also logs out every other session."
+		if isHTMX(r) && r.Header.Get("HX-Target") == views.IDSessionList {
+			return "Active sessions", views.SessionList(p)
+		}
+		return "Active sessions", views.SessionsPage(p)
+	})
+}
+
+// labSwitchAllowed counts a lab switch of the request's session before
+// anything is changed; past the limit it answers 429 and reports false. A
+// session's switches are counted under its origin (process and moment it
+// was created), which its renewals keep, unlike its token.
+func (a *App) labSwitchAllowed(w http.ResponseWriter, r *http.Request) bool {
+	if a.Throttle == nil {
+		return true
+	}
+	ctx := r.Context()
+	o, ok := a.Sessions.Get(ctx, sessions.KeyOrigin).(sessions.Origin)
+	if !ok {
+		o = a.recordOrigin(ctx)
+	}
+	name := o.Process + ":" + strconv.FormatInt(o.At.UnixMilli(), 10)
+	wait, err := a.Throttle.LabSwitch(ctx, name)
+	return a.allowed(w, r, "lab switch", a.clientIP(r), wait, err, func(secs int) (string, templ.Component) {
+		title := "Lab switches paused"
+		return title, views.ProblemPage(views.Problem{Status: http.StatusTooManyRequests, Title: title,
+			Message: "Lab switches are paused for this session: it flipped them more often in the last minute than an experiment needs. " +
+				"Please try again " + waitText(secs) + "; nothing was changed."})
 	})
 }
 

@@ -10,6 +10,7 @@ type Sessions struct {
 	Rows        []SessionRow
 	Now         time.Time
 	Notice      string
+	Refused     string // why "log out everywhere else" was refused (a limit)
 	Password    PasswordForm
 	Unavailable bool // memory store mode: no shared index of sessions
 }

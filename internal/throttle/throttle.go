@@ -1,8 +1,9 @@
 // Package throttle slows down password guessing: it counts failed logins in
 // Redis in fixed windows and says how long a client must wait at a limit.
 // Only a checked, wrong password counts, so an outage leaves no 429 behind;
-// attempts in flight count too, so parallel guesses cannot slip past. The
-// limits and why each exists: docs/security.md.
+// attempts in flight count too, so parallel guesses cannot slip past. It
+// also counts what a client could otherwise do at will (sign-ups, new
+// sessions, renewals). The limits and why each exists: docs/security.md.
 package throttle
 
 import (
@@ -33,6 +34,10 @@ type Policy struct {
 	Known     time.Duration // how long a successful login makes an address known for the account
 	Signup    Limit         // account creations from one address; Max 0: no limit
 	Anonymous Limit         // new anonymous sessions from one address; Max 0: no limit
+	// What renews a session at a logged-in client's will, and so writes
+	// audit lines: Max 0, no limit.
+	RevokeOthers Limit // "log out everywhere else" of one account
+	LabSwitch    Limit // lab switches (-lab) of one session
 }
 
 // DefaultClass is how many students behind one address (a school's NAT) the
@@ -54,6 +59,14 @@ func ForClass(n int) Policy {
 		// The window is sessions.FreshFor, so a flood's unused keys expire
 		// within it (a sessions test holds the two equal).
 		Anonymous: Limit{Max: 3 * n, Window: 10 * time.Minute},
+		// Each renews the token, replaces the account's credential
+		// generation and walks its sessions, with two audit lines. A
+		// student uses it once or twice in the tutorial; a double click
+		// without JavaScript counts twice.
+		RevokeOthers: Limit{Max: 5, Window: 5 * time.Minute},
+		// Each renews the token, with two audit lines. An experiment
+		// flips a switch off and on again, a few times a session.
+		LabSwitch: Limit{Max: 30, Window: time.Minute},
 	}
 }
 
@@ -68,6 +81,7 @@ const (
 	KindKnown      Kind = "known"
 	KindSignup     Kind = "signup"
 	KindNewSession Kind = "newsession"
+	KindRevoke     Kind = "revokeothers"
 )
 
 // Key is the Redis key of one counter or "known address" mark (the list is
@@ -84,6 +98,8 @@ func Key(kind Kind, account string, addr netip.Addr) string {
 		return "signup:addr:" + Subject(addr)
 	case KindNewSession:
 		return "newsession:addr:" + Subject(addr)
+	case KindRevoke:
+		return "revokeothers:account:" + account
 	default:
 		return "login:known:" + account + ":" + Subject(addr)
 	}
@@ -92,6 +108,10 @@ func Key(kind Kind, account string, addr netip.Addr) string {
 // SessionKey counts the failed current-password checks of one session,
 // named by its ID, never its token.
 func SessionKey(sessionID string) string { return "password:fail:session:" + sessionID }
+
+// LabSwitchKey counts the lab switches of one session, named by
+// name (see LabSwitch).
+func LabSwitchKey(name string) string { return "labswitch:session:" + name }
 
 // Pending is the counter of attempts in flight beside a failure counter; it
 // lives pendingFor, so an attempt whose process died is forgotten.
@@ -450,6 +470,19 @@ func (t *Throttle) Signup(ctx context.Context, addr netip.Addr) (time.Duration, 
 // written; it returns how long to wait (0: go ahead).
 func (t *Throttle) NewSession(ctx context.Context, addr netip.Addr) (time.Duration, error) {
 	return t.count(ctx, Key(KindNewSession, "", addr), t.policy.Anonymous, "new session")
+}
+
+// RevokeOthers counts a "log out everywhere else" of account before
+// anything is changed; it returns how long to wait (0: go ahead).
+func (t *Throttle) RevokeOthers(ctx context.Context, account string) (time.Duration, error) {
+	return t.count(ctx, Key(KindRevoke, account, netip.Addr{}), t.policy.RevokeOthers, "log out everywhere else")
+}
+
+// LabSwitch counts a lab switch of the session named name (a name it
+// keeps through its renewals) before anything is changed; it returns how
+// long to wait (0: go ahead).
+func (t *Throttle) LabSwitch(ctx context.Context, name string) (time.Duration, error) {
+	return t.count(ctx, LabSwitchKey(name), t.policy.LabSwitch, "lab switch")
 }
 
 // Step is one limited step for CountLimitLua; the zero Step limits nothing.

@@ -30,6 +30,9 @@ func TestDefaultPolicyIsPinned(t *testing.T) {
 		Signup:  throttle.Limit{Max: 300, Window: time.Hour},
 		// New anonymous sessions per address: a class behind one NAT.
 		Anonymous: throttle.Limit{Max: 600, Window: 10 * time.Minute},
+		// What renews a session at a logged-in client's will.
+		RevokeOthers: throttle.Limit{Max: 5, Window: 5 * time.Minute},
+		LabSwitch:    throttle.Limit{Max: 30, Window: time.Minute},
 	}
 	if throttle.DefaultPolicy != want {
 		t.Errorf("DefaultPolicy = %+v\nwant %+v\n(change this test and the docs together with the policy)", throttle.DefaultPolicy, want)
@@ -83,6 +86,12 @@ func TestDefaultPolicyAtItsLimits(t *testing.T) {
 		}},
 		{"the 601st new anonymous session from one address waits 10 minutes", 600, 10 * time.Minute, func(th *throttle.Throttle) (time.Duration, error) {
 			return th.NewSession(context.Background(), ip("192.0.2.8"))
+		}},
+		{"the 6th 'log out everywhere else' of one account waits 5 minutes", 5, 5 * time.Minute, func(th *throttle.Throttle) (time.Duration, error) {
+			return th.RevokeOthers(context.Background(), "alice")
+		}},
+		{"the 31st lab switch of one session waits a minute", 30, time.Minute, func(th *throttle.Throttle) (time.Duration, error) {
+			return th.LabSwitch(context.Background(), "session-1")
 		}},
 	}
 	for _, c := range counted {
