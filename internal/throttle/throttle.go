@@ -99,7 +99,10 @@ func Key(kind Kind, account string, addr netip.Addr) string {
 	case KindNewSession:
 		return "newsession:addr:" + Subject(addr)
 	case KindRevoke:
-		return "revokeothers:account:" + account
+		// Under the account's own keys, which the Redis ACL user of
+		// docs/deploy.md already covers: an ACL written for an earlier
+		// version must not turn "log out everywhere else" into a 503.
+		return "user:" + account + ":revoke-others"
 	default:
 		return "login:known:" + account + ":" + Subject(addr)
 	}
