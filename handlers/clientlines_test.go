@@ -74,25 +74,7 @@ func TestAClientCannotWriteALinePerRequest(t *testing.T) {
 				}
 			}
 		}},
-		{"a token a login renewed, sent again", "request on a renewed token", "", "last_route=/count", func(t *testing.T, ta *testApp) func() {
-			c := ta.client()
-			ta.register(c, "gus", "gus-password")
-			old := ta.token(c)
-			ta.login(c, "gus", "gus-password") // renews the token: old is answered 409 for a while
-			return func() {
-				req, _ := http.NewRequest(http.MethodGet, ta.srv.URL+"/count", nil)
-				req.Header.Set("Cookie", ta.app.Sessions.Cookie.Name+"="+old)
-				resp, err := http.DefaultTransport.RoundTrip(req)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusConflict {
-					t.Errorf("GET /count with the renewed token: %d, want 409", resp.StatusCode)
-				}
-			}
-		}},
+		{"a token a login renewed, sent again", "request on a renewed token", "", "last_route=/count", renewedTokenSentAgain},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ta := newTestApp(t)
@@ -159,3 +141,25 @@ func (w *leavingWriter) Flush() {
 
 func (w *leavingWriter) SetWriteDeadline(time.Time) error { return nil }
 func (w *leavingWriter) SetReadDeadline(time.Time) error  { return nil }
+
+// renewedTokenSentAgain logs a user in (renewing the token), then returns
+// an event: a GET /count with the old token, answered 409.
+func renewedTokenSentAgain(t *testing.T, ta *testApp) func() {
+	c := ta.client()
+	ta.register(c, "gus", "gus-password")
+	old := ta.token(c)
+	ta.login(c, "gus", "gus-password") // renews the token: old is answered 409 for a while
+	return func() {
+		req, _ := http.NewRequest(http.MethodGet, ta.srv.URL+"/count", nil)
+		req.Header.Set("Cookie", ta.app.Sessions.Cookie.Name+"="+old)
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusConflict {
+			t.Errorf("GET /count with the renewed token: %d, want 409", resp.StatusCode)
+		}
+	}
+}

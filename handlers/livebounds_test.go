@@ -197,6 +197,15 @@ func streamClient(c *http.Client) *http.Client {
 	return &http.Client{Jar: c.Jar, Transport: c.Transport, CheckRedirect: c.CheckRedirect}
 }
 
+// sessionFrom is a browser with a session, whose requests come from addr
+// through a trusted proxy.
+func sessionFrom(t *testing.T, ta *testApp, addr string) *http.Client {
+	c := browser(t, firefoxLinux)
+	c.Transport = forwardedFor(addr)
+	ta.get(c, "/count")
+	return c
+}
+
 // forwardedFor is a transport that says the request comes from addr
 // (through a trusted proxy).
 type forwardedFor string
@@ -207,22 +216,18 @@ func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-// When the process bound is full, a stream from an address holding fewer
-// streams than the biggest holder takes the place of that holder's oldest
-// stream, so two addresses that fill the bound cannot keep everyone else's
-// live updates out; the biggest holder itself is refused as before.
+// When the process bound is full, a stream from an address holding at least
+// two fewer streams than the biggest holder takes the place of that holder's
+// oldest stream, so two addresses that fill the bound cannot keep everyone
+// else's live updates out; the biggest holder itself is refused as before,
+// and so is an address one fewer (roomMargin).
 func TestAFullProcessMakesRoomForAnotherAddress(t *testing.T) {
 	lim := StreamLimits{PerSession: 2, PerAddress: 4, PerProcess: 6}
 	ta := newTestApp(t, func(a *App) {
 		a.StreamLimits = lim
 		a.TrustedProxies, _ = ParseTrustedProxies("127.0.0.1/32")
 	})
-	session := func(addr string) *http.Client {
-		c := browser(t, firefoxLinux)
-		c.Transport = forwardedFor(addr)
-		ta.get(c, "/count")
-		return c
-	}
+	session := func(addr string) *http.Client { return sessionFrom(t, ta, addr) }
 	open := func(c *http.Client, who string) *apptest.Stream {
 		t.Helper()
 		s := apptest.OpenStream(t, c, ta.srv.URL+"/live")
@@ -340,12 +345,7 @@ func TestAFloodFromTwoAddressesLeavesAThirdItsStream(t *testing.T) {
 		a.StreamLimits = lim
 		a.TrustedProxies, _ = ParseTrustedProxies("127.0.0.1/32")
 	})
-	session := func(addr string) *http.Client {
-		c := browser(t, firefoxLinux)
-		c.Transport = forwardedFor(addr)
-		ta.get(c, "/count")
-		return c
-	}
+	session := func(addr string) *http.Client { return sessionFrom(t, ta, addr) }
 	ctx, stop := context.WithCancel(context.Background())
 	var served, refused, overBound atomic.Int64
 	var wg sync.WaitGroup
