@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -10,14 +9,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/sessionlab/sessionlab/internal/apptest"
 	"github.com/sessionlab/sessionlab/internal/redistest"
-	"github.com/sessionlab/sessionlab/internal/tlscert"
 )
 
 // The nginx template (internal/cluster/nginx.conf, run by real nginx) sends
@@ -31,58 +27,17 @@ func TestNginxSendsRequestIDAndRedirectsHTTP(t *testing.T) {
 	rs := redistest.Start(t)
 	app := apptest.Start(t, bin, "-redis", rs.URL(), "-trusted-proxies", "127.0.0.1/32", "-access-log")
 
-	dir := t.TempDir()
-	for _, d := range []string{"logs", "nginx-tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cert, key, err := tlscert.SelfSigned(dir, "localhost", "sessionlab test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	https, plain := freeAddr(t), freeAddr(t)
-	_, httpsPort, _ := net.SplitHostPort(https)
-	text, err := os.ReadFile("../../cluster/nginx.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conf bytes.Buffer
-	if err := template.Must(template.New("nginx").Parse(string(text))).Execute(&conf, map[string]any{
-		"Dir": dir, "Listen": https, "Cert": cert, "Key": key, "Apps": []string{app.Addr},
-		"HTTPListen": plain, "HTTPSPort": ":" + httpsPort,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	nginx := exec.Command("nginx", "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "logs", "nginx-error.log"), "-g", "daemon off;")
-	nginx.SysProcAttr = apptest.StopWithParent()
-	if out, err := exec.Command("nginx", "-t", "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "logs", "nginx-error.log")).CombinedOutput(); err != nil {
-		t.Fatalf("nginx -t: %v\n%s", err, out)
-	}
-	if err := nginx.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// SIGTERM: the master stops its worker and then itself (after a
-	// SIGKILL the worker would run on, holding the ports).
-	t.Cleanup(func() { _ = nginx.Process.Signal(syscall.SIGTERM); _ = nginx.Wait() })
+	n := startNginxWith(t, nginxOptions{apps: []string{app.Addr}, plain: true})
+	https, plain, httpsPort, dir := n.https, n.plain, n.httpsPort, n.dir
 
 	c := &http.Client{
 		Timeout:       5 * time.Second,
 		Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	var resp *http.Response
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err = c.Get("https://" + https + "/healthz"); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not answer: %v", err)
-		}
+	resp, err := c.Get("https://" + https + "/healthz")
+	if err != nil {
+		t.Fatal(err)
 	}
 	resp.Body.Close()
 	id := resp.Header.Get("X-Request-Id")
