@@ -228,9 +228,15 @@ func (a *App) tallyStreamEndedForRoom(s *stream, open int) {
 
 // streamRefused answers a stream past a bound: 429 with Retry-After and a
 // line the page shows instead of "the server is not answering".
+// The process bound is the server's: the address refused at it holds no
+// more than others, so "from here" would blame it.
 func (a *App) streamRefused(w http.ResponseWriter, r *http.Request, e *errStreamRefused) {
-	answerPlain(w, failTooManyStreams, fmt.Sprintf("Too many live pages are open from here (at most %d per %s). "+
-		"This page still works; its live updates resume within %d seconds.\n", e.limit, e.bound, wholeSeconds(streamRetryAfter)))
+	where := "from here"
+	if e.bound == "process" {
+		where = "on this server"
+	}
+	answerPlain(w, failTooManyStreams, fmt.Sprintf("Too many live pages are open %s (at most %d per %s). "+
+		"This page still works; its live updates resume within %d seconds.\n", where, e.limit, e.bound, wholeSeconds(streamRetryAfter)))
 }
 
 // sayMadeRoom is the last word of a stream ended to make room: what a

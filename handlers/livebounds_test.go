@@ -30,9 +30,10 @@ func TestLiveStreamsAreBounded(t *testing.T) {
 		perAddr  bool
 		want     string
 	}{
-		{"per session", 1, false, "per session"},
-		{"per address", 3, false, "per address"},
-		{"per process", 4, true, "per process"},
+		{"per session", 1, false, "open from here (at most 2 per session)"},
+		{"per address", 3, false, "open from here (at most 5 per address)"},
+		// Not "from here": the address holds no more than any other.
+		{"per process", 4, true, "open on this server (at most 8 per process)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
