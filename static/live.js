@@ -115,6 +115,11 @@
       var badge = t.content.getElementById(N.processBadge);
       var old = document.getElementById(N.processBadge);
       if (badge && old) old.replaceWith(badge);
+    } else if (status && status.getAttribute('data-state') === 'busy') {
+      // Let in again after a 429 or making room: the line said updates
+      // would resume, and now they have.
+      status.removeAttribute('data-state');
+      status.innerHTML = '';
     }
     down = false;
     downNews = notSent = '';

@@ -77,6 +77,44 @@ func TestBrowserShowsAStreamThatMadeRoom(t *testing.T) {
 	waitStreams(t, s.app, 5)
 }
 
+// A page that made room says so only until its live updates are back: let
+// in again (a stream of another address closed, and the page asked again,
+// here at once after "Stay signed in" changed its session, else after 30 s),
+// it no longer says it "asks for its live updates again in 30 seconds".
+func TestBrowserSaysNothingOfMakingRoomOnceLiveAgain(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	rs := redistest.Start(t)
+	s := &site{redis: rs, app: apptest.Start(t, bin, "-redis", rs.URL(), "-class", "1", "-new-sessions", "0",
+		"-trusted-proxies", "127.0.0.1/32", "-debug-addr", "127.0.0.1:0")}
+	b := newBrowser(t)
+	b.register(s, "ann", "student-password")
+	waitStreams(t, s.app, 1)
+	var streams []*apptest.Stream
+	for _, addr := range []string{"", "", "192.0.2.1", "192.0.2.1", "192.0.2.2"} {
+		c := apptest.Client(t)
+		if addr != "" {
+			c.Transport = forwardedFor(addr)
+		}
+		apptest.Get(t, c, s.url("/count"))
+		st := apptest.OpenStream(t, c, s.url("/live"))
+		if st.Status != 200 {
+			t.Fatalf("stream from %q: %d", addr, st.Status)
+		}
+		streams = append(streams, st)
+	}
+	b.waitFor("the page's stream making room", `!!document.querySelector('[data-testid=live-busy]')`)
+
+	streams[2].Close()
+	waitStreams(t, s.app, 4)
+	b.click("stay-button")
+	waitStreams(t, s.app, 5)
+	b.waitFor("the line about making room to go once the page is live again",
+		`!document.querySelector('[data-testid=live-busy]') && !document.querySelector('[data-testid=live-down]')`)
+}
+
 // forwardedFor is a transport that says the request comes from addr
 // (through a trusted proxy).
 type forwardedFor string
