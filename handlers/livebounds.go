@@ -236,7 +236,7 @@ func (a *App) streamRefused(w http.ResponseWriter, r *http.Request, e *errStream
 		where = "on this server"
 	}
 	answerPlain(w, failTooManyStreams, fmt.Sprintf("Too many live pages are open %s (at most %d per %s). "+
-		"This page still works; its live updates resume within %d seconds.\n", where, e.limit, e.bound, wholeSeconds(streamRetryAfter)))
+		"This page still works; it asks for its live updates again in %d seconds.\n", where, e.limit, e.bound, wholeSeconds(streamRetryAfter)))
 }
 
 // sayMadeRoom is the last word of a stream ended to make room: what a

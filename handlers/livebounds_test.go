@@ -84,6 +84,11 @@ func TestLiveStreamsAreBounded(t *testing.T) {
 			if msg := string(b[:n]); !strings.Contains(msg, "Too many live pages") || !strings.Contains(msg, tt.want) {
 				t.Errorf("refusal says %q, want it to name the bound (%s)", msg, tt.want)
 			}
+			// When it asks again, not a promise: the bound may still be
+			// full then (a flood at the process bound holds its streams).
+			if msg := string(b[:n]); !strings.Contains(msg, "asks for its live updates again in 30 seconds") || strings.Contains(msg, "resume") {
+				t.Errorf("refusal says %q, want it to say when the page asks again, and promise nothing", msg)
+			}
 			if got := ta.app.streams.count(); got != want {
 				t.Errorf("%d streams counted open, want %d", got, want)
 			}
