@@ -180,6 +180,15 @@ func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request, u sessions.Us
 		return
 	}
 	a.ifSaveFails(ctx, loggedOutEverywhereTitle, loggedOutEverywhereMessage)
+	if isHTMX(r) {
+		// This tab's token was renewed, so its page's live stream ends
+		// with the old one, and an ended page reloads: swapped in, the
+		// notice would vanish a second later. A page load under the new
+		// token keeps it, as after a password change.
+		w.Header().Set("HX-Redirect", "/sessions?from=revoked-others")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	a.afterRevoke(w, r, u, "revoked-others")
 }
 

@@ -240,6 +240,43 @@ func TestBrowserPasswordChangeKeepsThisTab(t *testing.T) {
 	}
 }
 
+// "Log out everywhere else" renews this tab's token as a password change
+// does: the tab lands on the sessions page with the notice, logged in, and
+// the notice stays (the old token's "ended" event must not reload it away).
+func TestBrowserLogOutEverywhereElseKeepsItsNotice(t *testing.T) {
+	t.Parallel()
+	a, _ := twoInstances(t)
+	b := newBrowser(t)
+	b.registerAt(a.URL, "rhea", "rhea-password")
+	if s := apptest.PostForm(t, apptest.Client(t), a.URL+"/login", url.Values{"username": {"rhea"}, "password": {"rhea-password"}}); s != http.StatusSeeOther {
+		t.Fatalf("login elsewhere: %d", s)
+	}
+	b.open(a.URL + "/sessions")
+	waitStreams(t, a, 1)
+	b.recordPages()
+	b.click("revoke-others")
+	notice := `(document.querySelector('[data-testid=notice]')?.textContent ?? '').includes('Every other session of yours is logged out')`
+	b.waitFor("the notice", notice)
+
+	// An "ended" event reloads a page a second after it comes, and the old
+	// token's stream ends at the click: two seconds show whether that
+	// reaches the page.
+	b.waitFor("the page's live stream", `(window.liveEvents ?? []).includes('open')`)
+	time.Sleep(2 * time.Second)
+	if !eval[bool](b, notice) {
+		t.Errorf("the notice is gone: the tab is at %s, %s pages loaded since the click", b.path(), eval[string](b, `sessionStorage.getItem('pages')`))
+	}
+	if got := eval[string](b, `sessionStorage.getItem('pages')`); got != "1" {
+		t.Errorf("%s pages loaded since the click, want 1 (the sessions page it was sent to)", got)
+	}
+	if seen := eval[string](b, `(window.liveEvents ?? []).join(' ')`); strings.Contains(seen, views.SSEEnded) {
+		t.Errorf("the page got an ended event: %s", seen)
+	}
+	if got := b.text("whoami"); !strings.Contains(got, "rhea") {
+		t.Errorf("after logging out everywhere else the header shows %q, want rhea logged in", got)
+	}
+}
+
 // recordPages makes every page this tab loads from now on count itself in
 // sessionStorage (so a redirect or reload shows) and record, from its very
 // start, its live stream opening and the events it hears, in
