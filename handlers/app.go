@@ -35,6 +35,9 @@ type accountStore interface {
 	NewGeneration(ctx context.Context, username string) (gen string, err error)
 	Current(ctx context.Context, username, gen string) (bool, error)
 	CurrentInRedis(ctx context.Context, username, gen string) (bool, error)
+	// HoldHashing takes a password-hashing slot (accounts.Hashing) for a
+	// step whose limit counts it in flight, before the limit is checked.
+	HoldHashing(ctx context.Context) (context.Context, func(), error)
 }
 
 // keyInspector reads a key as redis-cli would.

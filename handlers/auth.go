@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/a-h/templ"
+
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/metrics"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -29,11 +31,18 @@ func (a *App) register(w http.ResponseWriter, r *http.Request) {
 		a.registerFailed(w, r, form, err)
 		return
 	}
-	// Checked only now: only input that will be hashed counts.
-	if !a.signupAllowed(w, r, form) {
+	ctx, release, err := a.Accounts.HoldHashing(r.Context())
+	if err != nil {
+		a.passwordNotChecked(w, r, err, func(msg string) templ.Component { form.Error = msg; return views.RegisterPage(form) })
 		return
 	}
-	acct, err := a.Accounts.Create(r.Context(), name, password)
+	// Checked only now: only input that will be hashed counts.
+	if !a.signupAllowed(w, r, form) {
+		release()
+		return
+	}
+	acct, err := a.Accounts.Create(ctx, name, password)
+	release()
 	if err != nil {
 		a.registerFailed(w, r, form, err)
 		return
@@ -112,12 +121,21 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.renderForm(w, r, http.StatusUnprocessableEntity, "Log in", views.LoginPage(form))
 		return
 	}
+	// The slot first: a login waiting for one is not yet counted in flight.
+	ctx, release, err := a.Accounts.HoldHashing(r.Context())
+	if err != nil {
+		a.passwordNotChecked(w, r, err, func(msg string) templ.Component { form.Error = msg; return views.LoginPage(form) })
+		return
+	}
+	r = r.WithContext(ctx)
 	tk, ok := a.loginAllowed(w, r, form, name)
 	if !ok {
+		release()
 		return
 	}
 	acct, err := a.Accounts.Authenticate(r.Context(), name, password)
 	a.checked(r.Context(), tk, err)
+	release()
 	if errors.Is(err, accounts.ErrBadCredentials) {
 		a.Metrics.Login(metrics.LoginWrong)
 		a.Log.InfoContext(r.Context(), "login failed", "session", a.LogID(a.Sessions.Token(r.Context())))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/a-h/templ"
 
+	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/live"
 	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/sessions"
@@ -27,7 +28,8 @@ type failure struct {
 	RetryAfter time.Duration
 }
 
-// retryRedis is how soon a client may retry after Redis could not serve.
+// retryRedis is how soon a client may retry after Redis could not serve,
+// and after any other 503.
 const retryRedis = 5 * time.Second
 
 var (
@@ -46,6 +48,11 @@ var (
 	failRedisNotReplicated = failure{Status: http.StatusServiceUnavailable, Title: "Session store unavailable",
 		Message: "The session store (Redis) took this, but its standby did not confirm a copy in time, so this may or may not have been saved. " +
 			"Please reload the page in a moment to see, before you try again.",
+		RetryAfter: retryRedis}
+	// Every password-hashing slot stayed taken (accounts.ErrBusy): a flood
+	// of logins, or a class logging in at once on a small machine.
+	failPasswordsBusy = failure{Status: http.StatusServiceUnavailable, Title: "Busy checking passwords",
+		Message:    "This server is checking many passwords at once right now, so yours was not checked and nothing was changed. Please try again in a few seconds.",
 		RetryAfter: retryRedis}
 	failShuttingDown = failure{Status: http.StatusServiceUnavailable, Title: "Server stopping",
 		Message: "This server is stopping. Please try again in a moment.", RetryAfter: retryRedis}
@@ -92,6 +99,9 @@ var (
 func failureOf(err error, wrote bool) failure {
 	if errors.Is(err, live.ErrClosed) {
 		return failShuttingDown
+	}
+	if errors.Is(err, accounts.ErrBusy) {
+		return failPasswordsBusy
 	}
 	kind, ok := redisconn.Unavailable(err)
 	switch {
@@ -200,6 +210,10 @@ func (a *App) logFailure(r *http.Request, f failure, err error) {
 	if kind, ok := redisconn.Unavailable(err); ok {
 		a.Metrics.Unavailable(string(kind))
 		a.reportOutage(kind, r, err)
+		return
+	}
+	if f == failPasswordsBusy {
+		a.passwordsBusy(r)
 		return
 	}
 	if f == failShuttingDown {

@@ -20,8 +20,8 @@ import (
 // below reads errors.go, so a row added there and not here fails it.
 var failureRows = map[string]failure{
 	"failInternal": failInternal, "failRedisDown": failRedisDown, "failRedisMayHaveRun": failRedisMayHaveRun,
-	"failRedisNotReplicated": failRedisNotReplicated,
-	"failShuttingDown":       failShuttingDown, "failNotReady": failNotReady, "failDraining": failDraining,
+	"failRedisNotReplicated": failRedisNotReplicated, "failPasswordsBusy": failPasswordsBusy,
+	"failShuttingDown": failShuttingDown, "failNotReady": failNotReady, "failDraining": failDraining,
 	"failCrossSite": failCrossSite, "failNotFound": failNotFound, "failMethodNotAllowed": failMethodNotAllowed,
 	"failRenewed": failRenewed, "failRevokeOwnSession": failRevokeOwnSession, "failTooLarge": failTooLarge,
 	"failFormTimeout": failFormTimeout, "failTooManyStreams": failTooManyStreams, "failMalformedForm": failMalformedForm,

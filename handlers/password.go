@@ -29,6 +29,15 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 		pf.New.Error = fe.Message
 	}
 	if pf.Current.Error == "" && pf.New.Error == "" {
+		// One slot for both hashes (the current password's, the new one's),
+		// taken before the check is counted in flight.
+		held, release, err := a.Accounts.HoldHashing(ctx)
+		if err != nil {
+			a.passwordNotChecked(w, r, err, nil)
+			return
+		}
+		defer release()
+		ctx, r = held, r.WithContext(held)
 		tk, ok := a.passwordCheckAllowed(w, r, u, func(msg string) templ.Component {
 			p, _ := a.sessionsView(r, u)
 			p.Password = views.PasswordForm{Username: u.Username, Error: msg}
@@ -37,7 +46,7 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 		if !ok {
 			return
 		}
-		_, err := a.Accounts.Authenticate(ctx, u.Username, current)
+		_, err = a.Accounts.Authenticate(ctx, u.Username, current)
 		a.checked(ctx, tk, err)
 		switch {
 		case errors.Is(err, accounts.ErrBadCredentials):

@@ -224,3 +224,23 @@ func waitText(secs int) string {
 	}
 	return "in a minute"
 }
+
+// passwordsBusy logs, once a minute with a count by client, the password
+// checks refused because every hashing slot stayed taken (accounts.Hashing):
+// in a flood, a line per request would be a flood of lines.
+func (a *App) passwordsBusy(r *http.Request) {
+	a.tally(r.Context(), tallyEvent{kind: "password check busy", msg: "password check refused: every hashing slot was taken",
+		level: slog.LevelWarn, names: byRequests, key: throttle.Subject(a.clientIP(r)),
+		last: []any{"last_route", a.route(r)}})
+}
+
+// passwordNotChecked answers a password step that got no hashing slot (or
+// whose client left waiting): page, when given, is the form saying why.
+func (a *App) passwordNotChecked(w http.ResponseWriter, r *http.Request, err error, page func(msg string) templ.Component) {
+	if !errors.Is(err, accounts.ErrBusy) || page == nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.passwordsBusy(r)
+	a.answerWith(w, r, failPasswordsBusy, page(failPasswordsBusy.Message))
+}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
@@ -112,6 +111,9 @@ func CheckNew(username, password string) (string, error) {
 // Store reads and writes accounts.
 type Store struct {
 	Log *slog.Logger // optional: says when a hand edit made CostsKey unreadable
+	// Hashing bounds the bcrypt work in flight (hashing.go); New sets the
+	// defaults.
+	Hashing *Hashing
 
 	rdb     rueidis.Client
 	cost    int
@@ -123,7 +125,7 @@ type Store struct {
 
 // New returns a Store hashing with the given bcrypt cost.
 func New(rdb rueidis.Client, cost int) *Store {
-	s := &Store{rdb: rdb, cost: cost}
+	s := &Store{rdb: rdb, cost: cost, Hashing: NewHashing(DefaultHashSlots(), DefaultHashWait)}
 	s.dummies.at(cost) // made now, not in the first login
 	return s
 }
@@ -142,7 +144,7 @@ func (s *Store) Create(ctx context.Context, username, password string) (Account,
 	if err != nil {
 		return Account{}, err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
+	hash, err := s.hash(ctx, password)
 	if err != nil {
 		return Account{}, fmt.Errorf("accounts: hash password for %q: %w", name, err)
 	}
@@ -196,6 +198,11 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Ac
 	if nameErr == nil && err == nil {
 		hash = a.Hash
 	}
+	release, herr := s.Hashing.acquire(ctx)
+	if herr != nil {
+		return Account{}, fmt.Errorf("accounts: check password: %w", herr)
+	}
+	defer release() // held through the rehash too
 	if s.compare(hash, []byte(password), top) != nil || nameErr != nil || err != nil {
 		if errors.Is(err, ErrUnreadable) {
 			return Account{}, err // said whatever the password: no password can be checked

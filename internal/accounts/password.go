@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-
-	"golang.org/x/crypto/bcrypt"
 )
 
 // SetPassword gives an account a new password and, in the same atomic step, a
@@ -16,7 +14,7 @@ func (s *Store) SetPassword(ctx context.Context, username, password string) (gen
 	if err := CheckPassword(password); err != nil {
 		return "", err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
+	hash, err := s.hash(ctx, password)
 	if err != nil {
 		return "", fmt.Errorf("accounts: hash password for %q: %w", username, err)
 	}
