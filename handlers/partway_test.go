@@ -112,3 +112,45 @@ func TestPasswordChangeFailingPartwaySaysWhatHappened(t *testing.T) {
 		t.Errorf("login with the new password: %d", l.status)
 	}
 }
+
+// A password change or "log out everywhere else" that renewed this browser's
+// token and then could not list the session (Redis failed between the two)
+// changed no credentials, but the browser is logged out: a session its user's
+// list does not hold could never be revoked. The page says both, never that
+// nothing was changed.
+func TestACredentialChangeFailingAfterTheRenewalSaysTheBrowserIsLoggedOut(t *testing.T) {
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+	}{
+		{"password change", "/password", url.Values{"current": {"gus-password"}, "new": {"brand-new-password"}}},
+		{"log out everywhere else", "/sessions/revoke-others", url.Values{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ta, fi := newFailingIndexApp(t)
+			c := ta.client()
+			ta.register(c, "gus", "gus-password")
+			other := ta.client()
+			ta.post(other, "/login", url.Values{"username": {"gus"}, "password": {"gus-password"}})
+
+			fi.failAdd = true
+			r := ta.post(c, tc.path, tc.form)
+			fi.failAdd = false
+			if r.status != http.StatusServiceUnavailable || strings.Contains(r.body, "nothing was changed") ||
+				!strings.Contains(r.body, "logged out") {
+				t.Errorf("%s failing after the renewal: %d, want 503 saying this browser is logged out, not that nothing was changed\n%s",
+					tc.name, r.status, r.body)
+			}
+			// 409 for a few seconds (its old token was renewed), then 401.
+			if p := ta.get(c, "/profile"); p.status == http.StatusOK {
+				t.Errorf("GET /profile after it: %d, want it logged out, as the page said", p.status)
+			}
+			if p := ta.get(other, "/profile"); p.status != http.StatusOK {
+				t.Errorf("the other browser's GET /profile: %d, want 200 (no credentials changed)", p.status)
+			}
+			if l := ta.post(ta.client(), "/login", url.Values{"username": {"gus"}, "password": {"gus-password"}}); l.status != http.StatusSeeOther {
+				t.Errorf("login with the old password: %d, want 303 (the password was not changed)", l.status)
+			}
+		})
+	}
+}

@@ -68,7 +68,9 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 		return
 	}
 	if errors.Is(err, errCredentialsUnchanged) {
-		a.fail(w, r, err)
+		a.failUnchanged(w, r, err, "Password not changed, logged out",
+			"Your password was not changed, and your other sessions were not touched. But the session store (Redis) failed partway, "+
+				"after this browser's session had been given a new token, so this browser is logged out. Log in again with your current password.")
 		return
 	}
 	if err != nil {

@@ -169,7 +169,9 @@ func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request, u sessions.Us
 		return
 	}
 	if errors.Is(err, errCredentialsUnchanged) {
-		a.fail(w, r, err)
+		a.failUnchanged(w, r, err, "Not logged out elsewhere, logged out here",
+			"No other session was logged out. But the session store (Redis) failed partway, after this browser's session had been given a new token, "+
+				"so this browser is logged out. Log in again, then use “Log out everywhere else” again.")
 		return
 	}
 	if err != nil {
@@ -283,6 +285,18 @@ func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, c
 	a.Log.InfoContext(r.Context(), "other sessions revoked", "user", u.Username, "count", revoked.Live, "by", a.LogID(a.Sessions.Token(ctx)))
 	a.dropBrowsers(ctx, revoked.Removed)
 	return nil
+}
+
+// failUnchanged answers a credential change that failed before it changed
+// the account (errCredentialsUnchanged): as fail, unless this browser's
+// renewed session could not be kept, when "nothing was changed" would be
+// untrue and title and msg say what happened.
+func (a *App) failUnchanged(w http.ResponseWriter, r *http.Request, err error, title, msg string) {
+	if st, ok := stateOf(r.Context()); !ok || !st.abandoned {
+		a.fail(w, r, err)
+		return
+	}
+	a.failWith(w, r, err, title, msg)
 }
 
 // listedOrDropped ends a renewal that failed after the old key was taken:
