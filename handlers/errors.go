@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/a-h/templ"
@@ -130,7 +131,17 @@ func wholeSeconds(d time.Duration) int {
 
 // answer sends a failure: its headers and the problem page.
 func (a *App) answer(w http.ResponseWriter, r *http.Request, f failure) {
-	a.answerWith(w, r, f, views.ProblemPage(views.Problem{Status: f.Status, Title: f.Title, Message: f.Message}))
+	a.answerWith(w, r, f, views.ProblemPage(problemOf(r, f)))
+}
+
+// problemOf is the problem page's model of f; a lab step's refusal links
+// back to the lab, where the experiment is.
+func problemOf(r *http.Request, f failure) views.Problem {
+	p := views.Problem{Status: f.Status, Title: f.Title, Message: f.Message}
+	if strings.HasPrefix(r.URL.Path, "/lab/") {
+		p.Back, p.BackText = "/lab", "Back to the Lab"
+	}
+	return p
 }
 
 // answerWith sends a failure with a page of its own (a form that says why).
@@ -143,7 +154,7 @@ func (a *App) answerWith(w http.ResponseWriter, r *http.Request, f failure, page
 // after a login): as renderForm, htmx gets it as 200 with the status in a header.
 func (a *App) refuse(w http.ResponseWriter, r *http.Request, f failure) {
 	f.setHeaders(w.Header())
-	a.renderForm(w, r, f.Status, f.Title, views.ProblemPage(views.Problem{Status: f.Status, Title: f.Title, Message: f.Message}))
+	a.renderForm(w, r, f.Status, f.Title, views.ProblemPage(problemOf(r, f)))
 }
 
 // answerPlain sends a failure as plain text, for probes or when no page renders.

@@ -532,3 +532,32 @@ func TestLabCopyOfARenewedIDIsToldWhatHappened(t *testing.T) {
 		t.Errorf("the copy's refused count does not say another browser renewed the ID it held a copy of:\n%s", r.body)
 	}
 }
+
+// Every refusal of a lab step links back to the lab, where the experiment
+// is, and not only Home.
+func TestLabRefusalsLinkBackToTheLab(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+	fresh := ta.client()
+	counted := ta.client()
+	ta.get(counted, "/count")
+	for _, tc := range []struct {
+		what   string
+		c      *http.Client
+		path   string
+		form   url.Values
+		status int
+	}{
+		{"a switch position that is none", counted, "/lab/switch/httponly", url.Values{"on": {"2"}}, http.StatusBadRequest},
+		{"a switch without a session", fresh, "/lab/switch/httponly", url.Values{"on": {"0"}}, http.StatusConflict},
+		{"a pasted ID that is no session ID", counted, "/lab/use", url.Values{"id": {"not-an-id"}}, http.StatusUnprocessableEntity},
+	} {
+		r := ta.post(tc.c, tc.path, tc.form, ta.sameSite()...)
+		if r.status != tc.status {
+			t.Errorf("%s: status %d, want %d\n%s", tc.what, r.status, tc.status, r.body)
+			continue
+		}
+		if !strings.Contains(r.body, `<a href="/lab" data-testid="problem-back">`) {
+			t.Errorf("%s: the refusal does not link back to the lab:\n%s", tc.what, r.body)
+		}
+	}
+}

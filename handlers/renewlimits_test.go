@@ -187,6 +187,9 @@ func TestLabSwitchesAreLimitedPerSession(t *testing.T) {
 	if !strings.Contains(r.body, words) || !strings.Contains(r.body, "<html") {
 		t.Errorf("the refusal is not a page saying why:\n%s", r.body)
 	}
+	if !strings.Contains(r.body, `<a href="/lab" data-testid="problem-back">`) {
+		t.Errorf("the refusal does not link back to the lab, where the experiment was:\n%s", r.body)
+	}
 	r = ta.post(c, "/lab/switch/renewal", url.Values{"on": {"0"}}, ta.sameSite("HX-Request", "true")...)
 	wantStatus(t, "one more, as htmx", r, http.StatusTooManyRequests)
 	wantRetryAfter(t, "one more, as htmx", r, labSwitchWindow)

@@ -144,10 +144,10 @@ func (a *App) labSwitchAllowed(w http.ResponseWriter, r *http.Request) bool {
 	name := o.Process + ":" + strconv.FormatInt(o.At.UnixMilli(), 10)
 	wait, err := a.Throttle.LabSwitch(ctx, name)
 	return a.allowed(w, r, "lab switch", a.clientIP(r), wait, err, func(secs int) (string, templ.Component) {
-		title := "Lab switches paused"
-		return title, views.ProblemPage(views.Problem{Status: http.StatusTooManyRequests, Title: title,
+		f := failure{Status: http.StatusTooManyRequests, Title: "Lab switches paused",
 			Message: "Lab switches are paused for this session: it flipped them more often in the last minute than an experiment needs. " +
-				"Please try again " + waitText(secs) + "; nothing was changed."})
+				"Please try again " + waitText(secs) + "; nothing was changed."}
+		return f.Title, views.ProblemPage(problemOf(r, f))
 	})
 }
 

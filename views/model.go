@@ -144,6 +144,9 @@ type Problem struct {
 	Status  int
 	Title   string
 	Message string
+	// Back, when set, links to the page the request came from (the lab's
+	// refusals link to the lab), before Home.
+	Back, BackText string
 }
 
 // htmxConfig keeps htmx inside a CSP without 'unsafe-inline' or 'unsafe-eval'
