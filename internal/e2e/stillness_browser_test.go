@@ -92,3 +92,34 @@ func TestBrowserPagesHoldStill(t *testing.T) {
 		t.Errorf("the page does not keep room for a scrollbar (scrollbar-gutter %q): a panel that makes it scroll moves the column sideways", got)
 	}
 }
+
+// The sessions table's "Last seen" is rewritten every 5 seconds ("just now",
+// "8 s ago", "12 min ago"); its column keeps its width through every such
+// word, so the columns after it never move (they did at phone width, in a
+// slow run where the first rewrite came before the check above).
+func TestBrowserSessionsColumnsHoldStillAsLastSeenIsRewritten(t *testing.T) {
+	t.Parallel()
+	s := startSite(t)
+	b := newBrowser(t)
+	b.register(s, "columns", "holding-columns")
+	for _, v := range []viewport{desktop, phone} {
+		b.do(v.name+" width", chromedp.EmulateViewport(v.width, v.height))
+		b.open(s.url("/sessions"))
+		b.waitFor("the sessions table", `document.querySelector('[data-testid=session-last-seen] time') !== null`)
+		var before string
+		for _, words := range []string{"just now", "8 s ago", "59 min ago", "23 h 59 min ago", "just now"} {
+			got := eval[string](b, `(() => {
+				document.querySelector('[data-testid=session-last-seen] time').textContent = `+strconvQuote(words)+`;
+				return [...document.querySelectorAll('.table-scroll th')].map(th => Math.round(th.getBoundingClientRect().left) + '+' + Math.round(th.getBoundingClientRect().width)).join(' ');
+			})()`)
+			if before == "" {
+				before = got
+			} else if got != before {
+				t.Errorf("/sessions at %s: with Last seen %q the columns are at %s, were at %s", v.name, words, got, before)
+			}
+		}
+	}
+	b.do("reset viewport", chromedp.EmulateViewport(desktop.width, desktop.height))
+}
+
+func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
