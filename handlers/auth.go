@@ -124,6 +124,9 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	// The slot first: a login waiting for one is not yet counted in flight.
 	ctx, release, err := a.Accounts.HoldHashing(r.Context())
 	if err != nil {
+		if errors.Is(err, accounts.ErrBusy) {
+			a.Metrics.Login(metrics.LoginBusy)
+		}
 		a.passwordNotChecked(w, r, err, func(msg string) templ.Component { form.Error = msg; return views.LoginPage(form) })
 		return
 	}

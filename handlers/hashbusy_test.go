@@ -50,6 +50,9 @@ func TestAPasswordCheckThatGetsNoHashingSlotChangesNothing(t *testing.T) {
 	}
 	wantBusy("a sign-up", ta.post(ta.client(), "/register", url.Values{"username": {"vic"}, "password": {"vic-password"}}))
 	wantBusy("a password change", ta.post(c, "/password", url.Values{"current": {"una-password"}, "new": {"una-new-password"}}))
+	if got, want := metricValue(t, ta, `sessionlab_logins_total{outcome="busy"}`), strconv.Itoa(2*throttle.DefaultPolicy.Pair.Max+1); got != want {
+		t.Errorf(`sessionlab_logins_total{outcome="busy"} = %q, want %s (every login refused)`, got, want)
+	}
 	if !strings.Contains(ta.logs.String(), "password check refused: every hashing slot was taken") {
 		t.Errorf("no log line tells the operator the checks were refused:\n%s", ta.logs.String())
 	}

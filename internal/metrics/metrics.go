@@ -53,6 +53,7 @@ const (
 	LoginOK        = "ok"
 	LoginWrong     = "wrong"     // unknown user or wrong password
 	LoginThrottled = "throttled" // refused by the throttle before the password was checked
+	LoginBusy      = "busy"      // every password-hashing slot stayed taken: not checked (accounts.ErrBusy)
 )
 
 // The bounds on open client connections (sessionlab_connections_refused_total's
@@ -90,7 +91,7 @@ func New() *Metrics {
 	for _, c := range []string{EndLogout, EndRevoked, EndPasswordChange, EndCredentialsChanged, EndExpired} {
 		m.ended.WithLabelValues(c)
 	}
-	for _, o := range []string{LoginOK, LoginWrong, LoginThrottled} {
+	for _, o := range []string{LoginOK, LoginWrong, LoginThrottled, LoginBusy} {
 		m.logins.WithLabelValues(o)
 	}
 	for _, c := range []string{ClientRueidis, ClientRedigo} {
