@@ -31,18 +31,15 @@ func (a *App) register(w http.ResponseWriter, r *http.Request) {
 		a.registerFailed(w, r, form, err)
 		return
 	}
-	ctx, release, err := a.Accounts.HoldHashing(r.Context())
-	if err != nil {
+	// Checked only now: only input that will be hashed counts.
+	if !a.signupAllowed(w, r, form) {
+		return
+	}
+	acct, err := a.Accounts.Create(r.Context(), name, password)
+	if errors.Is(err, accounts.ErrBusy) {
 		a.passwordNotChecked(w, r, err, func(msg string) templ.Component { form.Error = msg; return views.RegisterPage(form) })
 		return
 	}
-	// Checked only now: only input that will be hashed counts.
-	if !a.signupAllowed(w, r, form) {
-		release()
-		return
-	}
-	acct, err := a.Accounts.Create(ctx, name, password)
-	release()
 	if err != nil {
 		a.registerFailed(w, r, form, err)
 		return
@@ -121,24 +118,20 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.renderForm(w, r, http.StatusUnprocessableEntity, "Log in", views.LoginPage(form))
 		return
 	}
-	// The slot first: a login waiting for one is not yet counted in flight.
-	ctx, release, err := a.Accounts.HoldHashing(r.Context())
-	if err != nil {
-		if errors.Is(err, accounts.ErrBusy) {
-			a.Metrics.Login(metrics.LoginBusy)
-		}
+	tk, ok := a.loginAllowed(w, r, form, name)
+	if !ok {
+		return
+	}
+	// It may wait its turn for a password-hashing slot (accounts.Hashing).
+	stop := tk.KeepInFlight(r.Context())
+	acct, err := a.Accounts.Authenticate(r.Context(), name, password)
+	stop()
+	a.checked(r.Context(), tk, err)
+	if errors.Is(err, accounts.ErrBusy) {
+		a.Metrics.Login(metrics.LoginBusy)
 		a.passwordNotChecked(w, r, err, func(msg string) templ.Component { form.Error = msg; return views.LoginPage(form) })
 		return
 	}
-	r = r.WithContext(ctx)
-	tk, ok := a.loginAllowed(w, r, form, name)
-	if !ok {
-		release()
-		return
-	}
-	acct, err := a.Accounts.Authenticate(r.Context(), name, password)
-	a.checked(r.Context(), tk, err)
-	release()
 	if errors.Is(err, accounts.ErrBadCredentials) {
 		a.Metrics.Login(metrics.LoginWrong)
 		a.Log.InfoContext(r.Context(), "login failed", "session", a.LogID(a.Sessions.Token(r.Context())))

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,10 +68,10 @@ func TestAPasswordCheckThatGetsNoHashingSlotChangesNothing(t *testing.T) {
 	wantStatus(t, "the first browser is still logged in", ta.get(c, "/profile"), http.StatusOK)
 }
 
-// A login takes its hashing slot before its limit check, so one waiting for a
-// slot is not counted in flight: the throttle forgets an attempt in flight
-// after 3 s, and a class's queue of logins can wait longer than that.
-func TestALoginWaitingForAHashingSlotIsNotCountedInFlight(t *testing.T) {
+// Guesses waiting their turn for a hashing slot stay counted in flight,
+// however long they wait: the throttle forgets a mark after 3 s unless it is
+// kept alive, and parallel guesses would then slip past the limit.
+func TestGuessesWaitingForAHashingSlotStillCountAgainstTheLimit(t *testing.T) {
 	var store *accounts.Store
 	ta := newTestApp(t, behindProxy, func(a *App) { store = a.Accounts.(*accounts.Store) })
 	ta.register(ta.client(), "wes", "wes-password")
@@ -79,20 +80,54 @@ func TestALoginWaitingForAHashingSlotIsNotCountedInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan response, 1)
-	go func() { done <- ta.loginFrom("192.0.2.41", "wes", "wes-password") }()
-	pending := throttle.Pending("login:fail:pair:wes:192.0.2.41")
-	for range 20 {
-		time.Sleep(10 * time.Millisecond)
-		if got := ta.redis.MustDo("EXISTS", pending); got != "0" {
-			t.Fatalf("a login waiting for its hashing slot is counted in flight (%s exists)", pending)
+	const guesses = 8
+	max := throttle.DefaultPolicy.Pair.Max
+	got := make([]response, guesses)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() { got[i] = ta.loginFrom("192.0.2.41", "wes", "guess-"+strconv.Itoa(i)) })
+	}
+	time.Sleep(4500 * time.Millisecond) // past the 3 s a mark lives unrefreshed
+	release()
+	wg.Wait()
+	byStatus := map[int]int{}
+	for _, r := range got {
+		byStatus[r.status]++
+	}
+	if byStatus[http.StatusUnauthorized] != max || byStatus[http.StatusTooManyRequests] != guesses-max {
+		t.Errorf("%d parallel guesses, held up by a busy hashing slot: %v by status, want %d checked (401) and %d refused (429)",
+			guesses, byStatus, max, guesses-max)
+	}
+	if n := ta.redis.MustDo("GET", "login:fail:pair:wes:192.0.2.41"); n != strconv.Itoa(max) {
+		t.Errorf("failures counted: %s, want %d", n, max)
+	}
+}
+
+// Logins while Redis hangs each fail at their own time with the outage's
+// 503: a login holds its hashing slot only while it compares, never while it
+// waits for Redis, so a hang does not line them up behind one another.
+func TestLoginsWhileRedisHangsAreNotLinedUpForTheHashingSlot(t *testing.T) {
+	ta := newTestApp(t)
+	ta.register(ta.client(), "xia", "xia-password")
+	ta.redis.Block("CLIENT", "PAUSE", "5000")
+	const logins = 6 // one after another, the last would wait 5 request budgets
+	hits := make([]hit, logins)
+	var wg sync.WaitGroup
+	for i := range hits {
+		wg.Go(func() {
+			hits[i] = fetch(ta.client(), ta.srv.URL+"/login", url.Values{"username": {"xia"}, "password": {"xia-password"}})
+		})
+	}
+	wg.Wait()
+	for i, h := range hits {
+		switch {
+		case h.err != nil:
+			t.Errorf("login %d: %v after %v", i, h.err, h.elapsed)
+		case h.status != http.StatusServiceUnavailable || !strings.Contains(h.body, `data-testid="problem-title">Session store unavailable<`):
+			t.Errorf("login %d: %d, want the outage's 503 page\n%s", i, h.status, h.body)
+		case h.elapsed > outageBound:
+			t.Errorf("login %d answered after %v, want within %v", i, h.elapsed, outageBound)
 		}
 	}
-	select {
-	case r := <-done:
-		t.Fatalf("the login was answered (%d) while the only slot was held", r.status)
-	default:
-	}
-	release()
-	wantStatus(t, "the login once the slot is free", <-done, http.StatusSeeOther)
+	ta.redis.WaitAnswering()
 }

@@ -29,15 +29,6 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 		pf.New.Error = fe.Message
 	}
 	if pf.Current.Error == "" && pf.New.Error == "" {
-		// One slot for both hashes (the current password's, the new one's),
-		// taken before the check is counted in flight.
-		held, release, err := a.Accounts.HoldHashing(ctx)
-		if err != nil {
-			a.passwordNotChecked(w, r, err, nil)
-			return
-		}
-		defer release()
-		ctx, r = held, r.WithContext(held)
 		tk, ok := a.passwordCheckAllowed(w, r, u, func(msg string) templ.Component {
 			p, _ := a.sessionsView(r, u)
 			p.Password = views.PasswordForm{Username: u.Username, Error: msg}
@@ -46,7 +37,17 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 		if !ok {
 			return
 		}
-		_, err = a.Accounts.Authenticate(ctx, u.Username, current)
+		// One password-hashing slot for both hashes (the current password's
+		// check, the new one's), waited for while the check is kept in
+		// flight: the new password is never refused after the renewal.
+		stop := tk.KeepInFlight(ctx)
+		held, release, err := a.Accounts.HoldHashing(ctx)
+		if err == nil {
+			defer release()
+			ctx, r = held, r.WithContext(held)
+			_, err = a.Accounts.Authenticate(ctx, u.Username, current)
+		}
+		stop()
 		a.checked(ctx, tk, err)
 		switch {
 		case errors.Is(err, accounts.ErrBadCredentials):

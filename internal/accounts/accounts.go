@@ -198,12 +198,15 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Ac
 	if nameErr == nil && err == nil {
 		hash = a.Hash
 	}
-	release, herr := s.Hashing.acquire(ctx)
+	// The slot for the comparison alone: Redis calls hold none, so a hung
+	// Redis fails every waiting login at its own time, not one after another.
+	release, herr := s.Hashing.Acquire(ctx)
 	if herr != nil {
 		return Account{}, fmt.Errorf("accounts: check password: %w", herr)
 	}
-	defer release() // held through the rehash too
-	if s.compare(hash, []byte(password), top) != nil || nameErr != nil || err != nil {
+	cerr := s.compare(hash, []byte(password), top)
+	release()
+	if cerr != nil || nameErr != nil || err != nil {
 		if errors.Is(err, ErrUnreadable) {
 			return Account{}, err // said whatever the password: no password can be checked
 		}

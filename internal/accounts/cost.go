@@ -165,7 +165,7 @@ func (s *Store) upgrade(ctx context.Context, a Account, password string) error {
 	if old == s.cost {
 		return nil
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
+	hash, err := s.hash(ctx, password) // busy: the next login tries again
 	if err != nil {
 		return fmt.Errorf("accounts: rehash %q: %w", a.Username, err)
 	}

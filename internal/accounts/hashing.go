@@ -20,6 +20,8 @@ var ErrBusy = errors.New("accounts: every password-hashing slot stayed taken, so
 
 // DefaultHashWait is how long a check waits for a slot: a class of 150
 // logging in at one instant on two CPUs (one slot, about 65 ms a check).
+// The login throttle keeps a waiting login's in-flight mark alive
+// (throttle.Ticket.KeepInFlight), which would otherwise lapse after 3 s.
 const DefaultHashWait = 10 * time.Second
 
 // DefaultHashSlots leaves the other half of the CPUs to everything else
@@ -40,24 +42,24 @@ func NewHashing(slots int, wait time.Duration) *Hashing {
 // heldKey marks a context whose caller holds a slot (Hold).
 type heldKey struct{}
 
-// Hold takes a slot for a caller's whole step, waiting at most the gate's
-// wait (ErrBusy) and no longer than ctx. The store's hashing under the
-// returned context takes no slot of its own. A login holds one from before
-// its limit check until it is settled, so it never waits for a slot while
-// the throttle counts it in flight.
+// Hold takes a slot for a caller's step of several hashes (a password
+// change: the current password's check and the new one's hash), waiting at
+// most the gate's wait (ErrBusy) and no longer than ctx. The store's hashing
+// under the returned context takes no slot of its own.
 func (h *Hashing) Hold(ctx context.Context) (context.Context, func(), error) {
 	if ctx.Value(heldKey{}) != nil {
 		return ctx, func() {}, nil
 	}
-	release, err := h.acquire(ctx)
+	release, err := h.Acquire(ctx)
 	if err != nil {
 		return ctx, nil, err
 	}
 	return context.WithValue(ctx, heldKey{}, true), release, nil
 }
 
-// acquire takes a slot, unless ctx holds one already.
-func (h *Hashing) acquire(ctx context.Context) (release func(), err error) {
+// Acquire takes a slot, unless ctx holds one already (Hold), waiting at
+// most the gate's wait (ErrBusy) and no longer than ctx.
+func (h *Hashing) Acquire(ctx context.Context) (release func(), err error) {
 	if ctx.Value(heldKey{}) != nil {
 		return func() {}, nil
 	}
@@ -87,7 +89,7 @@ func (s *Store) HoldHashing(ctx context.Context) (context.Context, func(), error
 
 // hash hashes a new password at the store's cost, in a slot.
 func (s *Store) hash(ctx context.Context, password string) ([]byte, error) {
-	release, err := s.Hashing.acquire(ctx)
+	release, err := s.Hashing.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}

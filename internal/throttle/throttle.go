@@ -430,6 +430,41 @@ func (t *Throttle) PasswordCheck(ctx context.Context, account, sessionID string)
 	return tk, wait, err
 }
 
+// KeepInFlight keeps the attempt's in-flight marks alive until stop is
+// called: they lapse pendingFor after the last refresh, which forgets an
+// attempt whose process died, and must not forget one waiting its turn for
+// a password-hashing slot (accounts.Hashing), which may take longer.
+func (tk *Ticket) KeepInFlight(ctx context.Context) (stop func()) {
+	if tk == nil || len(tk.counters) == 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(pendingFor / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			cmds := make(rueidis.Commands, 0, len(tk.counters))
+			for _, c := range tk.counters {
+				cmds = append(cmds, tk.t.rdb.B().Pexpire().Key(Pending(c.key)).Milliseconds(pendingFor.Milliseconds()).Build())
+			}
+			for _, r := range tk.t.rdb.DoMulti(ctx, cmds...) {
+				if err := r.Error(); err != nil && ctx.Err() == nil && tk.t.Log != nil {
+					tk.t.Log.WarnContext(ctx, "throttle: an attempt in flight could not be kept in flight", "err", err)
+					break
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // Done settles the attempt: only Failed counts; Succeeded also clears the
 // pair and makes the address known for the account.
 func (tk *Ticket) Done(ctx context.Context, o Outcome) error {
