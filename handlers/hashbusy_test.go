@@ -131,3 +131,41 @@ func TestLoginsWhileRedisHangsAreNotLinedUpForTheHashingSlot(t *testing.T) {
 	}
 	ta.redis.WaitAnswering()
 }
+
+// Right passwords held up in flight are refused, past the throttle's wait,
+// with words that say so, not as failed logins: none failed.
+func TestLoginsHeldUpInFlightAreNotCalledFailedLogins(t *testing.T) {
+	var store *accounts.Store
+	ta := newTestApp(t, behindProxy, func(a *App) { store = a.Accounts.(*accounts.Store) })
+	ta.register(ta.client(), "yan", "yan-password")
+	store.Hashing = accounts.NewHashing(1, time.Minute)
+	_, release, err := store.Hashing.Hold(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	max := throttle.DefaultPolicy.Pair.Max
+	got := make([]response, max+2) // a class's double clicks, or a flood
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() { got[i] = ta.loginFrom("192.0.2.42", "yan", "yan-password") })
+	}
+	time.Sleep(4500 * time.Millisecond) // past the throttle's wait for attempts in flight
+	release()
+	wg.Wait()
+	refused := 0
+	for i, r := range got {
+		switch r.status {
+		case http.StatusSeeOther:
+		case http.StatusTooManyRequests:
+			refused++
+			if strings.Contains(r.body, "failed logins") || !strings.Contains(r.body, "being checked at once") {
+				t.Errorf("login %d refused while others were in flight: the form does not say so\n%s", i, r.body)
+			}
+		default:
+			t.Errorf("login %d: %d, want 303 or 429", i, r.status)
+		}
+	}
+	if refused != 2 {
+		t.Errorf("%d of %d right passwords at once refused, want 2 (the pair limit lets %d in flight)", refused, len(got), max)
+	}
+}

@@ -53,12 +53,20 @@ func (a *App) loginAllowed(w http.ResponseWriter, r *http.Request, form views.Au
 	}
 	addr := a.clientIP(r)
 	tk, wait, err := a.Throttle.Login(r.Context(), throttleAccount(name), addr)
+	inFlight := errors.Is(err, throttle.ErrInFlight)
+	if inFlight {
+		err = nil // a refusal, with its wait
+	}
 	if err == nil && wait > 0 {
 		a.Metrics.Login(metrics.LoginThrottled)
 	}
 	return tk, a.allowed(w, r, "login", addr, wait, err, func(secs int) (string, templ.Component) {
 		form.Error = "Too many failed logins. To protect the account, logins from here are paused: try again " +
 			waitText(secs) + "."
+		if inFlight { // none may have failed
+			form.Error = "Too many logins to this account from here are being checked at once, so this one was not checked. Please try again " +
+				waitText(secs) + "."
+		}
 		return "Log in", views.LoginPage(form)
 	})
 }
@@ -69,7 +77,15 @@ func (a *App) passwordCheckAllowed(w http.ResponseWriter, r *http.Request, u ses
 		return nil, true
 	}
 	tk, wait, err := a.Throttle.PasswordCheck(r.Context(), u.Username, sessions.ID(a.Sessions.Token(r.Context())))
+	inFlight := errors.Is(err, throttle.ErrInFlight)
+	if inFlight {
+		err = nil // a refusal, with its wait
+	}
 	return tk, a.allowed(w, r, "password check", a.clientIP(r), wait, err, func(secs int) (string, templ.Component) {
+		if inFlight { // none may have been wrong
+			return "Active sessions", page("Too many password checks of this account are in progress at once, so this one was not made. Please try again " +
+				waitText(secs) + ".")
+		}
 		return "Active sessions", page("Too many wrong current passwords. To protect the account, password changes are paused: try again " +
 			waitText(secs) + ".")
 	})

@@ -9,6 +9,7 @@ package throttle
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -337,6 +338,11 @@ const (
 	Unchecked Outcome = "unchecked" // never checked (Redis failed first): nothing counted
 )
 
+// ErrInFlight comes with a wait: the attempt was refused because others in
+// flight for long (a flood, or a queue for the password-hashing slots) could
+// take it past a limit, not because failures did. Nothing was counted.
+var ErrInFlight = errors.New("throttle: refused while attempts in flight could take it past a limit")
+
 // Ticket is an attempt let through and in flight; Done settles it. A nil
 // Ticket (no throttle) settles as nothing.
 type Ticket struct {
@@ -385,7 +391,7 @@ func (t *Throttle) attempt(ctx context.Context, counters []counter, knownKey str
 			}
 			continue
 		case code == 2:
-			return nil, time.Second, nil // a flood of attempts in flight
+			return nil, time.Second, ErrInFlight // a flood of attempts in flight
 		}
 		tk := &Ticket{t: t}
 		for i, c := range counters {
