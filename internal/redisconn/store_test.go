@@ -42,6 +42,27 @@ func newStore(t *testing.T, cfg redisconn.Config, rdb rueidis.Client) (redisconn
 	return redisconn.NewSessionStore(pool, "sess:"), pool
 }
 
+// fillIdle leaves n idle connections in the pool. It holds them all at
+// once: calls made in parallel may all run on one connection on a fast
+// machine.
+func fillIdle(t *testing.T, pool *redis.Pool, n int) {
+	t.Helper()
+	var conns []redis.Conn
+	for range n {
+		c := pool.Get()
+		if _, err := c.Do("PING"); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	if got := pool.Stats().IdleCount; got != n {
+		t.Fatalf("%d idle connections, want %d", got, n)
+	}
+}
+
 // Sessions are kept as scs/redisstore keeps them: one string per session
 // at prefix+token, expiring when the session does.
 func TestSessionStoreKeepsSessionsAsRedisstoreDoes(t *testing.T) {
@@ -129,15 +150,7 @@ func TestSessionStoreSurvivesRedisRestart(t *testing.T) {
 	if err := store.CommitCtx(ctx, "tok", []byte("v"), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	// Several idle connections in the pool.
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() { _, _, _ = store.FindCtx(ctx, "tok") })
-	}
-	wg.Wait()
-	if n := pool.Stats().IdleCount; n < 2 {
-		t.Fatalf("only %d idle connections; the test needs several", n)
-	}
+	fillIdle(t, pool, 8)
 
 	rs.Restart()
 
@@ -214,14 +227,7 @@ func TestSessionStoreRefusesAReplica(t *testing.T) {
 	if err := store.CommitCtx(ctx, "tok", []byte("v"), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() { _, _, _ = store.FindCtx(ctx, "tok") })
-	}
-	wg.Wait()
-	if n := pool.Stats().IdleCount; n < 2 {
-		t.Fatalf("only %d idle connections; the test needs several", n)
-	}
+	fillIdle(t, pool, 4)
 
 	// rs turns replica (a failover demoted it), with the session still in
 	// its copy while it syncs, or from the master's own copy.
@@ -294,17 +300,7 @@ func TestPoolChecksDoNotAddUpOnAHungRedis(t *testing.T) {
 	rs := redistest.Start(t)
 	_, pool := newStore(t, redisconn.Config{URL: rs.URL()}, connect(t, rs.URL()))
 	const idle = 8
-	var conns []redis.Conn
-	for range idle + 1 {
-		c := pool.Get()
-		if _, err := c.Do("PING"); err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
-	for _, c := range conns {
-		c.Close()
-	}
+	fillIdle(t, pool, idle+1)
 	rs.Pause()
 	defer rs.Resume()
 	// One command times out (a failure): the idle connections are suspect.
