@@ -91,7 +91,7 @@ func (a *App) page(ctx context.Context, title string) views.Page {
 	st, _ := stateOf(ctx)
 	p.LostSession = st.isLost()
 	p.UnreadableSession = st.isUnreadable()
-	if st != nil {
+	if st != nil && !st.explained {
 		p.UnreadableAccount = st.unreadableAccount
 	}
 	if st.isEnded() {

@@ -94,6 +94,10 @@ func (s *sessionState) isLost() bool { return s != nil && s.lost }
 // isUnreadable: the cookie named a stored value that is not a session.
 func (s *sessionState) isUnreadable() bool { return s != nil && s.unreadable }
 
+// explainsEnd: the login page's ?from= says why the session ended (where
+// sessionEnded sends a page), so no banner repeats it.
+func explainsEnd(from string) bool { return from == "expired" || from == "account" }
+
 // isEnded: the cookie named, well formed, a session that is not stored
 // (or ended as this request checked it), and no page of this request says
 // so already (the login page after a session ended, ?from=expired).
@@ -107,7 +111,7 @@ func (s *sessionState) end() { s.stale = true }
 // tell records that this whole page says the session ended, when it does:
 // its banner (p), or the login page that says so already (explained).
 func (s *sessionState) tell(p views.Page) {
-	if s != nil && s.stale && (p.EndedSession != "" || s.explained) {
+	if s != nil && s.stale && (p.EndedSession != "" || p.UnreadableAccount != "" || s.explained) {
 		s.told = true
 	}
 }
@@ -199,8 +203,14 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 		// token and the user are asked once here for both checks.
 		live := a.Sessions.Token(ctx)
 		st := &sessionState{stale: presented && live == "", presented: token, unreadable: unreadable}
-		st.explained = st.stale && r.URL.Path == "/login" && r.URL.Query().Get("from") == "expired"
+		st.explained = st.stale && r.URL.Path == "/login" && explainsEnd(r.URL.Query().Get("from"))
 		st.lost = st.stale && token != "" && a.Issued.Lost(token)
+		if st.stale && token != "" && !st.lost && !unreadable {
+			// Logged out by an earlier request that could not say why (see
+			// checkGeneration): this one may. A failed read is the plain
+			// "ended" instead. Only a cookie naming no session pays for it.
+			st.unreadableAccount, _ = a.Ops.AccountUnreadable(ctx, token)
+		}
 		if live != "" {
 			u, hasUser := a.Sessions.Get(ctx, sessions.KeyUser).(sessions.User)
 			ended, err := a.checkGeneration(ctx, st, live, u, hasUser)
@@ -269,6 +279,12 @@ func (a *App) checkGeneration(ctx context.Context, st *sessionState, token strin
 		a.Log.WarnContext(ctx, "session logged out: its account's stored value cannot be read, and is left as it is",
 			"session", a.LogID(token), "user", u.Username, "err", err)
 		st.unreadableAccount = accounts.Key(u.Username)
+		// This request's answer may not say why (the Redis panel's, a
+		// stream's): the page that later does reads it back.
+		if err := a.Ops.MarkAccountUnreadable(ctx, token, st.unreadableAccount); err != nil {
+			a.Log.WarnContext(ctx, "logout for an unreadable account not recorded: a later page may say only that the session ended",
+				"session", a.LogID(token), "err", err)
+		}
 	} else if err != nil {
 		return false, fmt.Errorf("check session %s: %w", a.LogID(token), err)
 	} else if current {

@@ -104,6 +104,10 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 			} else if renewed {
 				return nil
 			}
+			// Ended by this request's checks: an answer that cannot say
+			// why (the Redis panel's, a stream's, a redirect to the login
+			// page) leaves the cookie for the page that does.
+			return a.forgetEnded(w, r)
 		}
 		a.Sessions.WriteSessionCookie(ctx, w, "", time.Time{})
 	default:

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -89,5 +90,71 @@ func TestADeletedAccountIsAmongTheEndsTheBannerNames(t *testing.T) {
 		!strings.Contains(r.body, "its account was deleted") {
 		t.Fatalf("GET /profile after DEL %s: %d, want 401 with the ended-session banner naming a deleted account:\n%s",
 			accounts.Key("gone"), r.status, r.body)
+	}
+}
+
+// A session can end under a request whose answer cannot say why: the Redis
+// panel's first load or a fragment, sent as the student edits the account.
+// Its cookie then stays until a page says why (the next whole page, or the
+// login page an htmx click is sent to), and that page names the edited key
+// even though the request that found it is over.
+func TestASessionEndedUnderAnAnswerThatCannotSaySoIsExplainedNext(t *testing.T) {
+	ta := newTestApp(t)
+	panel := []string{"HX-Request", "true", "HX-Target", "redis-panel"}
+	for i, tc := range []struct {
+		name   string
+		edit   func(key string)
+		banner string // what the next whole page says
+	}{
+		{"account edited by hand", func(key string) { ta.redis.MustDo("SET", key, "edited by hand") }, `data-testid="unreadable-account"`},
+		{"account deleted", func(key string) { ta.redis.MustDo("DEL", key) }, endedBanner},
+	} {
+		for j, next := range []string{"a whole page", "an htmx click"} {
+			t.Run(tc.name+", then "+next, func(t *testing.T) {
+				c := ta.client()
+				name := fmt.Sprintf("under-%d-%d", i, j)
+				ta.register(c, name, "under-password")
+				key := accounts.Key(name)
+				tc.edit(key)
+				if r := ta.get(c, "/redis", panel...); setCookieOf(r, "session") != "" {
+					t.Fatalf("the panel's answer, which says nothing of the session, sets %q", setCookieOf(r, "session"))
+				}
+				if ta.token(c) == "" {
+					t.Fatal("the cookie went before any page said why the session ended")
+				}
+				var r response
+				if next == "a whole page" {
+					r = ta.get(c, "/profile")
+					if !strings.Contains(r.body, tc.banner) {
+						t.Fatalf("the next page: %d, want it to say why (%s):\n%s", r.status, tc.banner, r.body)
+					}
+					if tc.banner != endedBanner && !strings.Contains(r.body, key) {
+						t.Errorf("the next page does not name %s", key)
+					}
+				} else {
+					r = ta.get(c, "/count", "HX-Request", "true", "HX-Target", "view-count")
+					want := "/login?from=expired"
+					if tc.banner != endedBanner {
+						want = "/login?from=account"
+					}
+					if got := r.header.Get("HX-Redirect"); got != want {
+						t.Fatalf("the click: %d, HX-Redirect %q, want %q", r.status, got, want)
+					}
+					if setCookieOf(r, "session") != "" {
+						t.Errorf("the click's redirect sets %q before the login page says why", setCookieOf(r, "session"))
+					}
+					r = ta.get(c, want)
+					if strings.Contains(r.body, tc.banner) {
+						t.Errorf("the login page shows a banner besides its notice")
+					}
+				}
+				if !expired(setCookieOf(r, "session")) {
+					t.Errorf("the page that says why sets %q, want the cookie expired", setCookieOf(r, "session"))
+				}
+				if r := ta.get(c, "/profile"); strings.Contains(r.body, tc.banner) || strings.Contains(r.body, endedBanner) {
+					t.Error("the page after it says it again")
+				}
+			})
+		}
 	}
 }

@@ -26,6 +26,7 @@ type MemoryOps struct {
 	mu       sync.Mutex
 	renewed  map[string]renewal            // by token ID
 	replaced map[string]time.Time          // by token ID: until when (MarkReplaced)
+	accounts map[string]unreadable         // by token ID (MarkAccountUnreadable)
 	browsers map[string]map[string]Browser // address -> session ID -> its last count
 	seen     map[string]map[string]int64   // address -> session ID -> when it last counted (unix ms), listed or not
 }
@@ -327,6 +328,41 @@ func (m *MemoryOps) Replaced(ctx context.Context, token string) (bool, error) {
 	_, renewed := m.renewedNow(token)
 	until, replaced := m.replaced[ID(token)]
 	return renewed || replaced && time.Now().Before(until), nil
+}
+
+// unreadable is a token's MarkAccountUnreadable: the account key, until when.
+type unreadable struct {
+	key   string
+	until time.Time
+}
+
+// MarkAccountUnreadable records a logout for an unreadable account (see
+// Ops.MarkAccountUnreadable).
+func (m *MemoryOps) MarkAccountUnreadable(ctx context.Context, token, accountKey string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	if m.accounts == nil {
+		m.accounts = map[string]unreadable{}
+	}
+	for id, u := range m.accounts {
+		if now.After(u.until) {
+			delete(m.accounts, id)
+		}
+	}
+	m.accounts[ID(token)] = unreadable{accountKey, now.Add(UnreadableFor)}
+	return nil
+}
+
+// AccountUnreadable is what MarkAccountUnreadable recorded (see
+// Ops.AccountUnreadable).
+func (m *MemoryOps) AccountUnreadable(ctx context.Context, token string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if u, ok := m.accounts[ID(token)]; ok && time.Now().Before(u.until) {
+		return u.key, nil
+	}
+	return "", nil
 }
 
 // renewal is a renewed token: until when it counts as such, and its views.

@@ -74,3 +74,38 @@ func (o *Ops) Replaced(ctx context.Context, token string) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// UnreadableFor is how long a session logged out for its account's unreadable
+// value is remembered as such: its cookie stays until a page says why (a
+// request that cannot, such as the Redis panel's, may have ended it), and a
+// student may come back to the page a while later.
+const UnreadableFor = time.Hour
+
+// AccountUnreadableKey is the marker of a token whose session was logged out
+// because its account's stored value could not be read, by ID; under
+// renewed: for the documented ACL user, as ReplacedKey.
+func AccountUnreadableKey(token string) string { return "renewed:account:" + ID(token) }
+
+// MarkAccountUnreadable records that token's session was logged out because
+// the account at accountKey could not be read, for the page that later says
+// why (AccountUnreadable).
+func (o *Ops) MarkAccountUnreadable(ctx context.Context, token, accountKey string) error {
+	err := o.rdb.Do(ctx, o.rdb.B().Set().Key(AccountUnreadableKey(token)).Value(accountKey).Px(UnreadableFor).Build()).Error()
+	if err != nil {
+		return fmt.Errorf("sessions: mark account unreadable: %w", err)
+	}
+	return nil
+}
+
+// AccountUnreadable is the account key MarkAccountUnreadable recorded for
+// token within UnreadableFor, or "".
+func (o *Ops) AccountUnreadable(ctx context.Context, token string) (string, error) {
+	key, err := o.rdb.Do(ctx, o.rdb.B().Get().Key(AccountUnreadableKey(token)).Build()).ToString()
+	if rueidis.IsRedisNil(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("sessions: account unreadable: %w", err)
+	}
+	return key, nil
+}

@@ -556,6 +556,8 @@ type Operations interface {
 	RenewedInFlight(ctx context.Context, token string) (bool, error)
 	MarkReplaced(ctx context.Context, token string) error
 	Replaced(ctx context.Context, token string) (bool, error)
+	MarkAccountUnreadable(ctx context.Context, token, accountKey string) error
+	AccountUnreadable(ctx context.Context, token string) (accountKey string, err error)
 	Ended(ctx context.Context, token string) error
 	LabChanged(ctx context.Context, token string) error
 	LabNote(ctx context.Context, token, field string, value any, replace bool) error
