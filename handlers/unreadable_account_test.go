@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
+	"github.com/sessionlab/sessionlab/internal/redistest"
+	"github.com/sessionlab/sessionlab/internal/sessionstack"
 )
 
 // An account whose stored value the app cannot read (user:<name> changed by
@@ -99,7 +101,15 @@ func TestADeletedAccountIsAmongTheEndsTheBannerNames(t *testing.T) {
 // login page an htmx click is sent to), and that page names the edited key
 // even though the request that found it is over.
 func TestASessionEndedUnderAnAnswerThatCannotSaySoIsExplainedNext(t *testing.T) {
-	ta := newTestApp(t)
+	for _, mode := range []sessionstack.Mode{sessionstack.Redis, sessionstack.Memory} {
+		t.Run(string(mode), func(t *testing.T) {
+			rs := redistest.Start(t)
+			explainedNext(t, wireTestApp(t, rs, testConfig(rs, mode)).serve())
+		})
+	}
+}
+
+func explainedNext(t *testing.T, ta *testApp) {
 	panel := []string{"HX-Request", "true", "HX-Target", "redis-panel"}
 	for i, tc := range []struct {
 		name   string

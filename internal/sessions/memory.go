@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -274,11 +275,7 @@ func (m *MemoryOps) markRenewed(token string, views int) {
 	if m.renewed == nil {
 		m.renewed = map[string]renewal{}
 	}
-	for id, r := range m.renewed {
-		if now.After(r.until) {
-			delete(m.renewed, id)
-		}
-	}
+	maps.DeleteFunc(m.renewed, func(_ string, r renewal) bool { return now.After(r.until) })
 	m.renewed[ID(token)] = renewal{until: now.Add(RenewedFor), views: views}
 }
 
@@ -312,11 +309,7 @@ func (m *MemoryOps) MarkReplaced(ctx context.Context, token string) error {
 	if m.replaced == nil {
 		m.replaced = map[string]time.Time{}
 	}
-	for id, until := range m.replaced {
-		if now.After(until) {
-			delete(m.replaced, id)
-		}
-	}
+	maps.DeleteFunc(m.replaced, func(_ string, until time.Time) bool { return now.After(until) })
 	m.replaced[ID(token)] = now.Add(RenewedFor)
 	return nil
 }
@@ -345,11 +338,7 @@ func (m *MemoryOps) MarkAccountUnreadable(ctx context.Context, token, accountKey
 	if m.accounts == nil {
 		m.accounts = map[string]unreadable{}
 	}
-	for id, u := range m.accounts {
-		if now.After(u.until) {
-			delete(m.accounts, id)
-		}
-	}
+	maps.DeleteFunc(m.accounts, func(_ string, u unreadable) bool { return now.After(u.until) })
 	m.accounts[ID(token)] = unreadable{accountKey, now.Add(UnreadableFor)}
 	return nil
 }
