@@ -37,6 +37,7 @@ func (a *App) register(w http.ResponseWriter, r *http.Request) {
 	}
 	acct, err := a.Accounts.Create(r.Context(), name, password)
 	if errors.Is(err, accounts.ErrBusy) {
+		a.signupNotHashed(r)
 		a.passwordNotChecked(w, r, err, func(msg string) templ.Component { form.Error = msg; return views.RegisterPage(form) })
 		return
 	}

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -167,5 +168,42 @@ func TestLoginsHeldUpInFlightAreNotCalledFailedLogins(t *testing.T) {
 	}
 	if refused != 2 {
 		t.Errorf("%d of %d right passwords at once refused, want 2 (the pair limit lets %d in flight)", refused, len(got), max)
+	}
+}
+
+// Only a sign-up whose password is hashed counts against its address's
+// limit: one refused because every hashing slot was taken is taken back, so
+// a class signing up while someone floods logins is not locked out for the
+// hour by sign-ups that never happened. One that got its slot still counts.
+func TestASignUpThatGetsNoHashingSlotIsNotCounted(t *testing.T) {
+	var store *accounts.Store
+	ta := newTestApp(t, behindProxy, func(a *App) { store = a.Accounts.(*accounts.Store) })
+	const addr = "192.0.2.41"
+	key := throttle.Key(throttle.KindSignup, "", netip.MustParseAddr(addr))
+	signUp := func(name string) response {
+		return ta.post(ta.client(), "/register", url.Values{"username": {name}, "password": {name + "-password"}}, "X-Forwarded-For", addr)
+	}
+	wantStatus(t, "a first sign-up", signUp("xia"), http.StatusSeeOther)
+	if got := ta.redis.MustDo("GET", key); got != "1" {
+		t.Fatalf("%s = %q after one sign-up, want 1", key, got)
+	}
+	store.Hashing = accounts.NewHashing(1, 50*time.Millisecond)
+	_, release, err := store.Hashing.Hold(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		wantStatus(t, "sign-up "+strconv.Itoa(i+2)+" with every slot taken", signUp("yan"+strconv.Itoa(i)), http.StatusServiceUnavailable)
+	}
+	if got := ta.redis.MustDo("GET", key); got != "1" {
+		t.Errorf("%s = %q after three sign-ups refused for a hashing slot, want 1 (only the one made)", key, got)
+	}
+	if ttl := ta.redis.MustDo("PTTL", key); strings.HasPrefix(ttl, "-") {
+		t.Errorf("%s lost its window's expiry (PTTL %s)", key, ttl)
+	}
+	release()
+	wantStatus(t, "a sign-up once a slot is free", signUp("zed"), http.StatusSeeOther)
+	if got := ta.redis.MustDo("GET", key); got != "2" {
+		t.Errorf("%s = %q, want 2", key, got)
 	}
 }

@@ -24,6 +24,7 @@ type rateLimiter interface {
 	Login(ctx context.Context, account string, addr netip.Addr) (*throttle.Ticket, time.Duration, error)
 	PasswordCheck(ctx context.Context, account, sessionID string) (*throttle.Ticket, time.Duration, error)
 	Signup(ctx context.Context, addr netip.Addr) (wait time.Duration, err error)
+	SignupNotHashed(ctx context.Context, addr netip.Addr) error
 	NewSession(ctx context.Context, addr netip.Addr) (wait time.Duration, err error)
 	NewSessionStep(addr netip.Addr) throttle.Step
 	RevokeOthers(ctx context.Context, account string) (wait time.Duration, err error)
@@ -121,6 +122,17 @@ func (a *App) signupAllowed(w http.ResponseWriter, r *http.Request, form views.A
 		form.Error = "Too many accounts were created from your address. Please try again " + waitText(secs) + "."
 		return "Create an account", views.RegisterPage(form)
 	})
+}
+
+// signupNotHashed takes back signupAllowed's count of a sign-up refused
+// for a hashing slot; if Redis fails, it stays counted (logged).
+func (a *App) signupNotHashed(r *http.Request) {
+	if a.Throttle == nil {
+		return
+	}
+	if err := a.Throttle.SignupNotHashed(r.Context(), a.clientIP(r)); err != nil {
+		a.Log.WarnContext(r.Context(), "a sign-up refused for a hashing slot stays counted against its address", "err", err)
+	}
 }
 
 // revokeOthersAllowed counts a "log out everywhere else" of u's account

@@ -510,6 +510,27 @@ func (t *Throttle) Signup(ctx context.Context, addr netip.Addr) (time.Duration, 
 	return t.count(ctx, Key(KindSignup, "", addr), t.policy.Signup, "sign-up")
 }
 
+// SignupNotHashed takes back Signup's count for a sign-up whose password
+// was never hashed (every hashing slot was taken): only sign-ups made count.
+func (t *Throttle) SignupNotHashed(ctx context.Context, addr netip.Addr) error {
+	if t.policy.Signup.Max <= 0 {
+		return nil
+	}
+	if err := uncount.Exec(ctx, t.rdb, []string{Key(KindSignup, "", addr)}, nil).Error(); err != nil {
+		return fmt.Errorf("throttle: sign-up not hashed: %w", err)
+	}
+	return nil
+}
+
+// uncount takes one count back: never below zero, never a counter that is
+// gone (its window ended) or that INCR could not count; the window keeps
+// its expiry.
+var uncount = redistrace.NewScript("take back an attempt", `
+local ok, n = pcall(redis.call, 'GET', KEYS[1])
+n = ok and tonumber(n)
+if n and n > 0 then redis.call('DECR', KEYS[1]) end
+return 0`)
+
 // NewSession counts a new anonymous session from addr before its key is
 // written; it returns how long to wait (0: go ahead).
 func (t *Throttle) NewSession(ctx context.Context, addr netip.Addr) (time.Duration, error) {

@@ -410,6 +410,58 @@ func TestSignupLimitPerAddress(t *testing.T) {
 	attempt(t, th, "alice", "192.0.2.7", true)
 }
 
+// A sign-up taken back (its password was never hashed) frees its place in
+// the window, which keeps its end; taking back never goes below zero, never
+// makes a counter whose window ended, and leaves a value it cannot count.
+func TestASignupTakenBackFreesItsPlace(t *testing.T) {
+	p := small
+	p.Signup = throttle.Limit{Max: 2, Window: time.Hour}
+	th, rs := start(t, p)
+	ctx := context.Background()
+	addr := ip("192.0.2.9")
+	key := throttle.Key(throttle.KindSignup, "", addr)
+	for range 2 {
+		if wait, err := th.Signup(ctx, addr); err != nil || wait != 0 {
+			t.Fatalf("Signup = %v, %v", wait, err)
+		}
+	}
+	ttl := rs.MustDo("PTTL", key)
+	if err := th.SignupNotHashed(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+	if wait, err := th.Signup(ctx, addr); err != nil || wait != 0 {
+		t.Fatalf("the sign-up after one taken back: %v, %v; want allowed", wait, err)
+	}
+	if got := rs.MustDo("PTTL", key); atoi(t, got) > atoi(t, ttl) || atoi(t, got) < 0 {
+		t.Errorf("the window's expiry went from %s to %s ms", ttl, got)
+	}
+	for _, v := range []string{"0", "a value INCR cannot count"} {
+		rs.MustDo("SET", key, v, "PX", "60000")
+		if err := th.SignupNotHashed(ctx, addr); err != nil {
+			t.Fatal(err)
+		}
+		if got := rs.MustDo("GET", key); got != v {
+			t.Errorf("taking back from %q left %q", v, got)
+		}
+	}
+	rs.MustDo("DEL", key)
+	if err := th.SignupNotHashed(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.MustDo("EXISTS", key); got != "0" {
+		t.Errorf("taking back from an ended window made a counter")
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func TestZeroSignupLimitMeansNone(t *testing.T) {
 	th, _ := start(t, small) // small sets no Signup limit
 	for range 20 {
