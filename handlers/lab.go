@@ -653,7 +653,7 @@ func (a *App) renewLogged(r *http.Request) error {
 	return nil
 }
 
-// labRead handles POST /lab/httponly/read (-lab only): what a script read from
+// labRead handles POST /lab/read (-lab only): what a script read from
 // document.cookie (never shown or logged). Nothing, or exactly this session's
 // token, is recorded as an outcome; anything else is refused.
 func (a *App) labRead(w http.ResponseWriter, r *http.Request) {
@@ -686,6 +686,11 @@ func (a *App) labRead(w http.ResponseWriter, r *http.Request) {
 	if err := a.Ops.LabNote(ctx, token, "httponly", o, true); err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	// This tab's steps are read again by HX-Trigger, the session's other
+	// open pages by the news.
+	if err := a.Ops.LabChanged(ctx, token); err != nil {
+		a.Log.InfoContext(ctx, "lab: cannot tell the session's pages", "err", err)
 	}
 	w.Header().Set("HX-Trigger", views.EventLabChanged)
 	a.write(w, r, http.StatusOK, views.LabReadResult(exposed))

@@ -233,3 +233,29 @@ func TestStreamSendsItsListOnceAsItOpens(t *testing.T) {
 		}
 	}
 }
+
+// The httponly experiment's outcome is noted by the tab that ran it: the
+// same session's /lab page open in another tab hears of it once and shows
+// the step done, as it does for the fixation outcome.
+func TestLabHearsTheHTTPOnlyOutcomeOfAnotherTab(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+	c := ta.client()
+	ta.register(c, "hal", "hal-password")
+	page := ta.openLab(t, c)
+	if n := page.settle(1500 * time.Millisecond); n != 0 {
+		t.Errorf("the lab page read its steps %d times right after it loaded, want 0", n)
+	}
+	const seen = "a script read no session ID (HttpOnly)"
+	if s := labStep(page.body, "httponly"); strings.Contains(s, seen) {
+		t.Fatalf("the httponly step shows an outcome before the experiment:\n%s", s)
+	}
+	if r := ta.post(c, "/lab/read", url.Values{"read": {""}}, "HX-Request", "true"); r.status != http.StatusOK {
+		t.Fatalf("POST /lab/read from the other tab: %d\n%s", r.status, r.body)
+	}
+	if n := page.settle(1500 * time.Millisecond); n != 1 {
+		t.Errorf("the open lab page read its steps %d times after the other tab's experiment, want once", n)
+	}
+	if s := labStep(page.body, "httponly"); !strings.Contains(s, seen) {
+		t.Errorf("the open lab page does not show the outcome:\n%s", s)
+	}
+}
