@@ -100,7 +100,8 @@ func explainsEnd(from string) bool { return from == "expired" || from == "accoun
 
 // isEnded: the cookie named, well formed, a session that is not stored
 // (or ended as this request checked it), and no page of this request says
-// so already (the login page after a session ended, ?from=expired).
+// so already (the login page after a session ended, ?from=expired or
+// ?from=account).
 func (s *sessionState) isEnded() bool {
 	return s != nil && s.stale && s.presented != "" && !s.lost && !s.unreadable && s.unreadableAccount == "" && !s.explained
 }
