@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/instances"
 )
 
 // redisProbe reads a Redis the way an operator would: INFO, DBSIZE,
@@ -190,19 +192,9 @@ func (m *monitor) stop(p *redisProbe) int {
 			if strings.Contains(l, marker) {
 				return trips
 			}
-			// +1700000000.123456 [0 127.0.0.1:5555] "GET" "sess:..."
-			open, close := strings.IndexByte(l, '['), strings.IndexByte(l, ']')
-			if open < 0 || close < open {
-				continue
-			}
-			src := strings.Fields(l[open+1 : close])
-			if len(src) < 2 || src[1] == "lua" {
-				continue
-			}
-			cmd := strings.ToLower(strings.Trim(strings.Fields(l[close+1:])[0], `"`))
-			client := src[1]
+			client, cmd, ok := monitored(l)
 			switch {
-			case overhead[cmd]:
+			case !ok:
 			case cmd == "multi":
 				inMulti[client] = true
 				trips++
@@ -216,6 +208,61 @@ func (m *monitor) stop(p *redisProbe) int {
 		case <-timeout:
 			return trips
 		}
+	}
+}
+
+// monitored reads one MONITOR line: the client that sent the command and
+// the command, lower case. ok is false for what is no request's trip:
+// a command a Lua script ran, a client's own overhead (overhead), and the
+// app's instance heartbeat (the roster script on instances.Key, every
+// instances.Every), which fell among the 20 requests of a sample now and
+// then and made a route's trips 1.05.
+func monitored(line string) (client, cmd string, ok bool) {
+	// +1700000000.123456 [0 127.0.0.1:5555] "EVALSHA" "<sha>" "1" "instances" ...
+	open, end := strings.IndexByte(line, '['), strings.IndexByte(line, ']')
+	if open < 0 || end < open {
+		return "", "", false
+	}
+	src := strings.Fields(line[open+1 : end])
+	args := monitorArgs(line[end+1:])
+	if len(src) < 2 || src[1] == "lua" || len(args) == 0 {
+		return "", "", false
+	}
+	cmd = strings.ToLower(args[0])
+	if overhead[cmd] {
+		return "", "", false
+	}
+	if (cmd == "evalsha" || cmd == "eval") && len(args) > 3 && args[2] == "1" && args[3] == instances.Key {
+		return "", "", false
+	}
+	return src[1], cmd, true
+}
+
+// monitorArgs are a MONITOR line's arguments, each quoted and escaped as Go
+// quotes a string (Redis's sdscatrepr), unquoted.
+func monitorArgs(s string) []string {
+	var args []string
+	for {
+		i := strings.IndexByte(s, '"')
+		if i < 0 {
+			return args
+		}
+		j := i + 1
+		for j < len(s) && s[j] != '"' {
+			if s[j] == '\\' {
+				j++
+			}
+			j++
+		}
+		if j >= len(s) {
+			return args
+		}
+		a, err := strconv.Unquote(s[i : j+1])
+		if err != nil {
+			return args
+		}
+		args = append(args, a)
+		s = s[j+1:]
 	}
 }
 
@@ -239,4 +286,29 @@ func (p *redisProbe) fillSessions(from, to int) error {
 		}
 	}
 	return nil
+}
+
+// A route's trips are its requests' commands: not a script's inner
+// commands, a client's own, or the app's heartbeat that runs on a timer.
+func TestMonitorCountsOnlyTheRequestsCommands(t *testing.T) {
+	for _, c := range []struct {
+		line, client, cmd string
+	}{
+		{`1796661352.872000 [0 127.0.0.1:50382] "GET" "sess:Zx9AbC"`, "127.0.0.1:50382", "get"},
+		{`1796661352.872100 [0 127.0.0.1:50390] "EVALSHA" "4e1f" "3" "sess:Zx9AbC" "browsers:127.0.0.1" "1"`, "127.0.0.1:50390", "evalsha"},
+		{`1796661352.872200 [0 127.0.0.1:50390] "MULTI"`, "127.0.0.1:50390", "multi"},
+		{`1796661352.872300 [0 lua] "TIME"`, "", ""},
+		{`1796661352.872400 [0 127.0.0.1:50388] "PING"`, "", ""},
+		{`1796661352.872500 [0 127.0.0.1:50388] "ROLE"`, "", ""},
+		{`1796661352.871000 [0 127.0.0.1:50382] "EVALSHA" "80516ea4" "1" "instances" "vm:8099" "6d3bc6" "15000"`, "", ""},
+		{`1796661352.871000 [0 127.0.0.1:50382] "EVAL" "local k = KEYS[1] -- \"a\" \\" "1" "instances" "vm:8099" "6d3bc6" "15000"`, "", ""},
+		// A request's script whose first key merely starts like the roster's.
+		{`1796661352.871000 [0 127.0.0.1:50382] "EVALSHA" "80516ea4" "1" "instances:x"`, "127.0.0.1:50382", "evalsha"},
+		{`garbage`, "", ""},
+	} {
+		client, cmd, ok := monitored(c.line)
+		if ok != (c.cmd != "") || client != c.client || cmd != c.cmd {
+			t.Errorf("monitored(%s) = %q, %q, %v; want %q, %q", c.line, client, cmd, ok, c.client, c.cmd)
+		}
+	}
 }
