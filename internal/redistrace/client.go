@@ -2,6 +2,7 @@ package redistrace
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -53,11 +54,16 @@ func (c *Command) result(res rueidis.RedisResult) string {
 			c.Script = name
 			m, _ := res.ToMessage()
 			ran, result, err := unwrap(&m)
-			if err == nil {
+			switch {
+			case errors.Is(err, errNotReported):
+			case err != nil:
 				c.Ran = ran
-				if result == nil {
-					return "(nil)"
-				}
+				return summarizeErr(err)
+			case result == nil:
+				c.Ran = ran
+				return "(nil)"
+			default:
+				c.Ran = ran
 				return summarizeMessage(result)
 			}
 		}
@@ -144,23 +150,28 @@ func summarizeWith(res rueidis.RedisResult, more string) string {
 // is a short word, an array by its length.
 func summarize(res rueidis.RedisResult) string {
 	if err := res.Error(); err != nil {
-		if rueidis.IsRedisNil(err) {
-			return "(nil)"
-		}
-		if re, ok := rueidis.IsRedisErr(err); ok {
-			msg := re.Error()
-			if i := indexSpace(msg); i > 0 {
-				msg = msg[:i]
-			}
-			return "error " + msg
-		}
-		return "failed"
+		return summarizeErr(err)
 	}
 	m, err := res.ToMessage()
 	if err != nil {
 		return "failed"
 	}
 	return summarizeMessage(&m)
+}
+
+// summarizeErr is an error reply as a page shows it: its first word.
+func summarizeErr(err error) string {
+	if rueidis.IsRedisNil(err) {
+		return "(nil)"
+	}
+	if re, ok := rueidis.IsRedisErr(err); ok {
+		msg := re.Error()
+		if i := indexSpace(msg); i > 0 {
+			msg = msg[:i]
+		}
+		return "error " + msg
+	}
+	return "failed"
 }
 
 func summarizeMessage(m *rueidis.RedisMessage) string {

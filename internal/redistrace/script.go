@@ -68,10 +68,18 @@ local redis = setmetatable({
 local function script()
 `
 
+// A script that fails has still run what it ran before (Redis keeps its
+// writes, and MONITOR printed them), so the epilogue catches the error and
+// reports {what it ran, the error}.
 const epilogue = `
 end
-local function reported(...) return {table.concat(ran, '\30'), ...} end
-return reported(script())`
+local function reported(ok, ...)
+  if ok then return {table.concat(ran, '\30'), ...} end
+  local e = ...
+  if type(e) ~= 'table' or type(e.err) ~= 'string' then e = {err = tostring(e)} end
+  return {table.concat(ran, '\30'), e}
+end
+return reported(pcall(script))`
 
 // Script is a Lua script that reports the commands it ran.
 type Script struct {
@@ -118,7 +126,7 @@ func (s *Script) Exec(ctx context.Context, c rueidis.Client, keys, args []string
 var errNotReported = errors.New("redistrace: the script's reply is not {ran, result}")
 
 // unwrap splits a script's reply; result is nil when the script returned
-// nil or false.
+// nil or false. A script that failed gives what it ran and its error.
 func unwrap(m *rueidis.RedisMessage) (ran string, result *rueidis.RedisMessage, err error) {
 	parts, err := m.ToArray()
 	if err != nil || len(parts) == 0 || !parts[0].IsString() {
@@ -126,6 +134,9 @@ func unwrap(m *rueidis.RedisMessage) (ran string, result *rueidis.RedisMessage, 
 	}
 	ran, _ = parts[0].ToString()
 	if len(parts) > 1 && !parts[1].IsNil() {
+		if err := parts[1].Error(); err != nil {
+			return ran, nil, err
+		}
 		result = &parts[1]
 	}
 	return ran, result, nil
