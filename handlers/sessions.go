@@ -68,18 +68,19 @@ func (a *App) sessionsView(r *http.Request, u sessions.User) (views.Sessions, er
 	current := sessions.ID(a.Sessions.Token(ctx))
 	for _, e := range entries {
 		p.Rows = append(p.Rows, views.SessionRow{
-			ID:       e.ID,
-			Device:   useragent.Parse(e.UserAgent).String(),
-			IP:       e.IP,
-			Created:  e.CreatedAt(),
-			LastSeen: e.LastSeenAt(),
-			Instance: e.Instance,
-			Views:    e.Views,
-			Current:  e.ID == current,
+			ID:         e.ID,
+			Device:     useragent.Parse(e.UserAgent).String(),
+			IP:         e.IP,
+			Created:    e.CreatedAt(),
+			LastSeen:   e.LastSeenAt(),
+			Instance:   e.Instance,
+			Views:      e.Views,
+			Unreadable: e.Unreadable,
+			Current:    e.ID == current,
 		})
 		if e.ID == current {
 			row := &p.Rows[len(p.Rows)-1]
-			row.Holders = a.labHolders(r, a.labOf(ctx))
+			row.Holders = a.labHolders(labBrowserID(r), a.labOf(ctx))
 			a.seenNow(r, u, row)
 		}
 	}

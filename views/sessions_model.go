@@ -19,7 +19,8 @@ type Sessions struct {
 // never the token.
 type SessionRow struct {
 	ID, Device, IP, Instance string
-	Views                    int // the session's count, as Redis has it
+	Views                    int  // the session's count, as Redis has it
+	Unreadable               bool // its key holds no session (edited by hand): Views says nothing
 	Created, LastSeen        time.Time
 	Current                  bool // the session of the browser looking at the page
 	// Holders: the lab saw this session's ID in these browsers (a pasted

@@ -33,6 +33,9 @@ type Entry struct {
 	// session (the count script writes it), which need not be IP's.
 	CountedFrom string `json:"counted_from,omitempty"`
 	Views       int    `json:"-"` // the session's count, read by List
+	// Unreadable: List found the session's key holding no session (another
+	// type, or a value edited by hand), so Views says nothing.
+	Unreadable bool `json:"-"`
 }
 
 // CreatedAt and LastSeenAt are the entry's times as time.Time.
@@ -174,21 +177,29 @@ func (x *Index) KeepIfListed(ctx context.Context, user, token, gen string) (bool
 }
 
 // list: KEYS[1] index; ARGV: now, grace (ms), session key prefix,
-// sessions.KeyViews. It returns id, entry, views (from the session) per entry.
+// sessions.KeyViews. It returns id, entry, views (from the session) per
+// entry; views is "unreadable" for a key that holds no session (another
+// type, or a value edited by hand), which must not fail the whole list.
 var list = redistrace.NewScript("index list", prune+`
 local live = prune(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), '', ARGV[3])
 local out = {}
 for i = 1, #live, 2 do
-  local views = 0
+  local views = '0'
   local ok, e = pcall(cjson.decode, live[i+1])
-  local raw = ok and redis.call('GET', ARGV[3] .. e.token)
-  if raw then
+  local raw = ok and redis.pcall('GET', ARGV[3] .. e.token)
+  if type(raw) == 'table' then
+    views = 'unreadable'
+  elseif raw then
     local ok2, s = pcall(cjson.decode, raw)
-    if ok2 and type(s) == 'table' and type(s.values) == 'table' then views = tonumber(s.values[ARGV[4]]) or 0 end
+    if ok2 and type(s) == 'table' and type(s.values) == 'table' then
+      views = tostring(tonumber(s.values[ARGV[4]]) or 0)
+    else
+      views = 'unreadable'
+    end
   end
   out[#out+1] = live[i]
   out[#out+1] = live[i+1]
-  out[#out+1] = tostring(views)
+  out[#out+1] = views
 end
 return out`)
 
@@ -206,7 +217,11 @@ func (x *Index) List(ctx context.Context, user string) ([]Entry, error) {
 			continue
 		}
 		e.ID = flat[i]
-		e.Views, _ = strconv.Atoi(flat[i+2])
+		if flat[i+2] == "unreadable" {
+			e.Unreadable = true
+		} else {
+			e.Views, _ = strconv.Atoi(flat[i+2])
+		}
 		out = append(out, e)
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/sessionlab/sessionlab/internal/sessions"
 )
@@ -77,5 +80,41 @@ func TestEveryCallStartsAKeyOfAnotherTypeAgain(t *testing.T) {
 				t.Errorf("%s: no WARN naming %s: %q", c.name, k, logs.String())
 			}
 		}
+	}
+}
+
+// A listed session whose key was edited by hand into another type or a
+// value that is no session is listed as unreadable, not as 0 views, and
+// does not fail the list of its user's other sessions.
+func TestListSaysWhichSessionsItCannotRead(t *testing.T) {
+	ctx := context.Background()
+	x, rdb := newIndex(t)
+	deadline := time.Now().Add(time.Hour)
+	for _, tok := range []string{"fine-token", "hash-token", "junk-token"} {
+		if err := x.Add(ctx, "u", session(t, rdb, tok, time.Now()), "", deadline); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []rueidis.Completed{
+		rdb.B().Del().Key(sessions.Key("hash-token")).Build(),
+		rdb.B().Hset().Key(sessions.Key("hash-token")).FieldValue().FieldValue("views", "7").Build(),
+		rdb.B().Expire().Key(sessions.Key("hash-token")).Seconds(900).Build(),
+		rdb.B().Set().Key(sessions.Key("junk-token")).Value(`{"broken":`).Keepttl().Build(),
+	} {
+		if err := rdb.Do(ctx, c).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := x.List(ctx, "u")
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	got := map[string]bool{}
+	for _, e := range list {
+		got[e.ID] = e.Unreadable
+	}
+	want := map[string]bool{sessions.ID("fine-token"): false, sessions.ID("hash-token"): true, sessions.ID("junk-token"): true}
+	if !maps.Equal(got, want) {
+		t.Errorf("listed (ID: unreadable) %v, want %v", got, want)
 	}
 }
