@@ -146,6 +146,49 @@ func TestBrowsersOnThisComputer(t *testing.T) {
 		}
 	})
 
+	t.Run("a session that ended on its own leaves the list when its browser counts again", func(t *testing.T) {
+		for _, end := range []struct {
+			name string
+			do   func(ta *testApp, key string) error
+		}{
+			{"deleted", func(ta *testApp, key string) error { _, err := ta.redis.Do("DEL", key); return err }},
+			{"made a hash", func(ta *testApp, key string) error {
+				if _, err := ta.redis.Do("DEL", key); err != nil {
+					return err
+				}
+				_, err := ta.redis.Do("HSET", key, "views", "7")
+				return err
+			}},
+			{"not a session", func(ta *testApp, key string) error {
+				_, err := ta.redis.Do("SET", key, "not json", "KEEPTTL")
+				return err
+			}},
+		} {
+			for _, click := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s, next count a click: %v", end.name, click), func(t *testing.T) {
+					ta := newTestApp(t, trustLoopback)
+					ff := behind(t, firefoxLinux, "203.0.113.7")
+					ta.get(ff, "/count")
+					if err := end.do(ta, sessions.Key(ta.token(ff))); err != nil {
+						t.Fatal(err)
+					}
+					if click {
+						// The counter's click is sent to the page that says why,
+						// which lets the ended cookie go; the next count starts anew.
+						r := ta.get(ff, "/count", "HX-Request", "true", "HX-Target", views.IDViewCount)
+						to := r.header.Get("HX-Redirect")
+						if r.status != http.StatusUnauthorized || to == "" {
+							t.Fatalf("the click: %d to %q, want 401 and a page that says why", r.status, to)
+						}
+						ta.get(ff, to)
+					}
+					ta.get(ff, "/count") // a new session
+					assertOneBrowser(t, ta, ff)
+				})
+			}
+		}
+	})
+
 	t.Run("a revoked session leaves its computer's list", func(t *testing.T) {
 		ta := newTestApp(t, trustLoopback)
 		ff, phone := behind(t, firefoxLinux, "203.0.113.7"), behind(t, safariIPhone, "203.0.113.7")
@@ -366,5 +409,19 @@ func TestBrowsersOnLoopbackAreOneComputer(t *testing.T) {
 	other := ta.get(behind(t, chromeWin, "203.0.113.7"), "/count").body
 	if !strings.Contains(other, "your Internet address (<code>203.0.113.7</code>") {
 		t.Errorf("a remote browser's list does not name its address")
+	}
+}
+
+// assertOneBrowser: after its session ended, ff counted once more in a new
+// one, and is listed once, with the lab's "Two browsers" not done.
+func assertOneBrowser(t *testing.T, ta *testApp, ff *http.Client) {
+	t.Helper()
+	rows := browserRows(t, ta.get(ff, "/count").body)
+	want := []browserRow{{device: "Firefox on Linux", login: "anonymous", views: "2", this: true}}
+	if fmt.Sprint(rows) != fmt.Sprint(want) {
+		t.Errorf("rows %+v, want %+v: the ended session's row stays as another browser", rows, want)
+	}
+	if lab := ta.get(ff, "/lab").body; !strings.Contains(lab, `data-step="browsers" data-done="false"`) {
+		t.Error("the lab ticks Two browsers for one browser and its own ended session")
 	}
 }

@@ -42,6 +42,13 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	var n int
 	var list sessions.BrowserList
 	token := a.Sessions.Token(ctx)
+	// ended is the session this browser's cookie named that ended before
+	// this count (expired, revoked, deleted or edited by hand): its row on
+	// the browsers list is this browser's, which counts on in a new one.
+	var ended string
+	if st.isStale() {
+		ended = st.presented
+	}
 	if token != "" {
 		// nginx sends a count whose instance died (kill -9) to the next one
 		// with the same id: the first may have counted it.
@@ -68,7 +75,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 				a.fail(w, r, err)
 				return
 			}
-			token = ""
+			ended, token = token, ""
 		case err != nil:
 			// The count script was sent: if Redis stopped answering, it
 			// may still run it, so the page must not say nothing changed.
@@ -94,6 +101,12 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err)
 			return
 		}
+		if ended != "" {
+			// One browser must not show as two (nor tick the lab's "Two browsers").
+			if err := a.Ops.DropBrowser(ctx, sessions.ID(ended), visit.Addr); err != nil {
+				a.Log.WarnContext(ctx, "ended session left on the browsers list", "session", a.LogID(ended), "err", err)
+			}
+		}
 		// The same script counts the new session against its limit.
 		var wait time.Duration
 		if list, wait, err = a.Ops.NewBrowser(ctx, token, n, visit, a.newSessionStep(r)); err != nil {
@@ -110,7 +123,8 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		w.Header()[hdrHXTrigger] = sessionChanged
 	}
 	if st != nil {
-		st.views = n // for the header's lab progress
+		// For the header's lab progress.
+		st.views, st.twoBrowsers = n, listsAnother(list)
 	}
 	if isHTMX(r) && header(r.Header, hdrHXTarget) == views.IDViewCount {
 		// This browser's row and the lab's progress change with the counter.
@@ -120,6 +134,20 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	}
 	a.render(w, r, http.StatusOK, "View counter", views.CountPage(views.Count{Views: n, User: u.Username, Origin: a.origin(ctx), Memory: a.InProcess,
 		Browsers: a.browsers(visit.Addr, list, list.Self, nil), CookieDropped: a.secureCookieDropped(r)}))
+}
+
+// listsAnother says whether a count's list holds its own browser and
+// another: /lab's "Two browsers" (labView).
+func listsAnother(list sessions.BrowserList) bool {
+	self, other := false, false
+	for _, b := range list.Rows {
+		if b.ID == list.Self {
+			self = true
+		} else {
+			other = true
+		}
+	}
+	return self && other
 }
 
 // secureCookieDropped is the server's guess that the browser drops this

@@ -136,6 +136,11 @@ func (a *App) forgetEnded(w http.ResponseWriter, r *http.Request) error {
 			// Unknown (Redis failed just now): kept, the next page says it again.
 			return nil
 		}
+		// The browser counts on in a new session: its ended one's row must
+		// not stay on the list as another browser (nor tick "Two browsers").
+		if err := a.Ops.DropBrowser(ctx, sessions.ID(st.presented), a.computer(r)); err != nil {
+			a.Log.WarnContext(ctx, "ended session left on the browsers list", "session", a.LogID(st.presented), "err", err)
+		}
 	}
 	a.Sessions.WriteSessionCookie(ctx, w, "", time.Time{})
 	w.Header()[hdrCacheControl] = noStore
