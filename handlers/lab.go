@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -59,11 +60,12 @@ func (a *App) labProgressOf(ctx context.Context, l sessions.Lab, hasToken bool) 
 		return views.LabProgress{}
 	}
 	count := a.Sessions.GetInt(ctx, sessions.KeyViews)
+	twoBrowsers := false
 	if st, ok := stateOf(ctx); ok {
-		count = max(count, st.views)
+		count, twoBrowsers = max(count, st.views), st.twoBrowsers
 	}
 	n := 0
-	for _, done := range []bool{!a.InProcess, count >= 2, l.Browsers != nil,
+	for _, done := range []bool{!a.InProcess, count >= 2, l.Browsers != nil || twoBrowsers,
 		l.Restart != nil && !a.InProcess, l.Servers != nil && !a.InProcess, l.HTTPOnly.Both(), l.Fixation.Both()} {
 		if done {
 			n++
@@ -190,7 +192,7 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 		}
 	}
 	v.SetCookie = a.setCookieLine(token, l.NoHTTPOnly)
-	v.Holders = a.labHolders(r, l)
+	v.Holders = a.labHolders(cmp.Or(browser, labBrowserID(r)), l)
 	v.Path = a.labPath(r, token, key, ttl, l.NoHTTPOnly, list, id, live)
 	v.News = labNews(list, id)
 	return v, nil
@@ -453,7 +455,13 @@ func (a *App) writeSessionCookie(ctx context.Context, w http.ResponseWriter, tok
 
 // labBrowserCookie names a browser (-lab only, a random id, not a session),
 // so the fixation experiment can tell a second browser holding the same ID.
-const labBrowserCookie = "lab-browser"
+// It lasts longer than any session cookie ("remember me" included): one
+// that went with a browser restart while the session's stayed would make
+// the same browser a second one holding the ID.
+const (
+	labBrowserCookie = "lab-browser"
+	labBrowserLasts  = 400 * 24 * time.Hour // the longest browsers keep a cookie
+)
 
 // labBrowserID is the lab id the browser sent, "" for none or one this app
 // did not issue: the client writes the cookie, and a login stores the id.
@@ -475,7 +483,7 @@ func (a *App) labBrowser(w http.ResponseWriter, r *http.Request) string {
 	_, _ = rand.Read(b)
 	id := hex.EncodeToString(b)
 	http.SetCookie(w, &http.Cookie{Name: labBrowserCookie, Value: id, Path: "/", HttpOnly: true,
-		Secure: a.Sessions.Cookie.Secure, SameSite: http.SameSiteLaxMode})
+		MaxAge: int(labBrowserLasts.Seconds()), Secure: a.Sessions.Cookie.Secure, SameSite: http.SameSiteLaxMode})
 	return id
 }
 
@@ -517,11 +525,10 @@ func (a *App) noteLabBrowser(ctx context.Context, token, browser string, l *sess
 
 // labHolders are the browsers that opened /lab with this session's ID (-lab
 // only), oldest first; nil unless there are two or more.
-func (a *App) labHolders(r *http.Request, l sessions.Lab) []views.Holder {
+func (a *App) labHolders(this string, l sessions.Lab) []views.Holder {
 	if !a.Lab || len(l.Seen) < 2 {
 		return nil
 	}
-	this := labBrowserID(r)
 	hs := make([]views.Holder, 0, len(l.Seen))
 	for id, at := range l.Seen {
 		hs = append(hs, views.Holder{This: id == this, Since: sessions.LabTime(at)})
@@ -748,6 +755,9 @@ func (a *App) labPath(r *http.Request, token, key string, ttl time.Duration, noH
 			p.Ended = gone + " is not in this process: lost"
 		case a.InProcess:
 			p.Ended = gone + " is not in this process: ended"
+		case st.isUnreadable():
+			// Still in Redis, as the banner and the Redis panel say.
+			p.Ended = gone + " holds no session: ended"
 		default:
 			p.Ended = gone + " is not in Redis: ended"
 		}

@@ -6,10 +6,12 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/sessionstack"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // labStep is a step's <li> on /lab, "" when absent.
@@ -465,6 +467,14 @@ func TestLabPathNamesTheCookieOfAnEndedSession(t *testing.T) {
 	if got := svgText(r.body, "lab-path-key"); !strings.Contains(got, "sess:"+token[:6]+"…") || !strings.Contains(got, "not in Redis") {
 		t.Errorf("the picture's Redis box says %q, want the ended session's key and that it is not in Redis", got)
 	}
+
+	// A key still there, holding what is no session (edited by hand).
+	token = ta.anonymousSession(ta.client())
+	ta.redis.MustDo("SET", "sess:"+token, "not json", "KEEPTTL")
+	r = ta.get(ta.withCookie(token), "/lab")
+	if got := svgText(r.body, "lab-path-key"); !strings.Contains(got, "sess:"+token[:6]+"…") || !strings.Contains(got, "holds no session") || strings.Contains(got, "not in Redis") {
+		t.Errorf("the picture's Redis box says %q, want the key and that it holds no session (it is in Redis)", got)
+	}
 }
 
 // svgText is the text of the picture's <text> element with this data-testid,
@@ -559,5 +569,56 @@ func TestLabRefusalsLinkBackToTheLab(t *testing.T) {
 		if !strings.Contains(r.body, `<a href="/lab" data-testid="problem-back">`) {
 			t.Errorf("%s: the refusal does not link back to the lab:\n%s", tc.what, r.body)
 		}
+	}
+}
+
+// A count whose list shows this browser and another says the "Two
+// browsers" step is done in its header, as /lab then does, before /lab
+// has been viewed to record it.
+func TestLabProgressCountsTwoBrowsersAsLabWould(t *testing.T) {
+	ta := newTestApp(t, trustLoopback)
+	e, f := behind(t, firefoxLinux, "203.0.113.9"), behind(t, chromeWin, "203.0.113.9")
+	ta.get(e, "/count")
+	ta.get(f, "/count")
+	progress := func(body string) string {
+		i := strings.Index(body, `data-testid="lab-progress">`)
+		if i < 0 {
+			t.Fatal("no lab progress in the header")
+		}
+		rest := body[i+len(`data-testid="lab-progress">`):]
+		return rest[:strings.IndexByte(rest, '<')]
+	}
+	page := progress(ta.get(e, "/count").body)
+	click := progress(ta.get(e, "/count", "HX-Request", "true", "HX-Target", views.IDViewCount).body)
+	lab := progress(ta.get(e, "/lab").body)
+	if page != lab || click != lab || lab != "3 of 7 done" {
+		t.Errorf("the count page says %q, its click %q, and /lab %q; want all 3 of 7 done", page, click, lab)
+	}
+}
+
+// The lab's id for a browser outlives any session cookie, so a browser
+// restart that kept a "remember me" session is not a second browser holding
+// its ID; and the page that gives a browser its id already counts it as
+// this browser.
+func TestLabKnowsThisBrowserAcrossRestartsAndOnItsFirstVisit(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+	one, two := ta.client(), ta.client()
+	ta.register(one, "ines", "ines-password")
+	r := ta.get(one, "/lab")
+	var lasts int
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == labBrowserCookie {
+			lasts = c.MaxAge
+		}
+	}
+	if lifetime := ta.app.Sessions.Lifetime; time.Duration(lasts)*time.Second <= lifetime {
+		t.Errorf("the lab-browser cookie lasts %d s, not longer than a session (%v): it would go with a browser restart", lasts, lifetime)
+	}
+	if r := ta.post(two, "/lab/use", url.Values{"id": {ta.token(one)}}); r.status != http.StatusSeeOther {
+		t.Fatalf("POST /lab/use: %d", r.status)
+	}
+	body := ta.get(two, "/lab").body // two's first id, issued by this very page
+	if n, this := strings.Count(body, `data-testid="lab-holder"`), strings.Count(body, `data-testid="lab-holder" data-this="true"`); n != 2 || this != 1 {
+		t.Errorf("the page names %d browsers holding the ID, %d of them this one; want 2 and 1", n, this)
 	}
 }

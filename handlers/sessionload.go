@@ -50,6 +50,10 @@ type sessionState struct {
 	// views is the count this request made inside Redis (GET /count),
 	// which the session as loaded does not hold yet (the header's lab progress).
 	views int
+	// twoBrowsers: the count's list shows this browser and another, which
+	// /lab records as the "Two browsers" step when it is next viewed; the
+	// header's progress counts it now, as /lab would.
+	twoBrowsers bool
 	// lab is the session's lab as this request's own notes left it in the
 	// store (the count script's moves, /lab's notes), which the session as
 	// loaded does not hold: the header's progress says what /lab says.
