@@ -26,7 +26,7 @@ func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 	b.WriteString(`sent these commands to the Redis at <code data-testid="redis-server">`)
 	writeEscaped(b, server.Where)
 	b.WriteString(`</code>, in this order, as <code>redis-cli MONITOR</code> prints them. `)
-	b.WriteString(`<small>An argument cut short here ends in …: a session token (a full token is a password), a session ID, a password hash, a long value.</small></p>`)
+	b.WriteString(`<small>Cut short here, with … where the cut is, even inside an argument: anything shaped like a session token (a full token is a password) or a session ID (16 hex digits, as an account's credential generation is too), a password hash, and what follows a long argument's first 48 bytes.</small></p>`)
 	b.WriteString(`<ol class="redis-trace-list" data-testid="redis-trace">`)
 	writeCommands(b, t, `<li data-testid="trace-command"`)
 	b.WriteString(`</ol>`)
