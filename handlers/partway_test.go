@@ -154,3 +154,107 @@ func TestACredentialChangeFailingAfterTheRenewalSaysTheBrowserIsLoggedOut(t *tes
 		})
 	}
 }
+
+// fullAtChange is the real account store with Redis full (maxmemory) from
+// the moment the account is to change; every write after it is refused, the
+// renewed session's save included. refused: the change is refused too, as
+// Redis refuses it (OOM), where the store's own write may still get through.
+type fullAtChange struct {
+	accountStore
+	rs      *redistest.Server
+	refused bool
+}
+
+func (f fullAtChange) fill(ctx context.Context) error {
+	f.rs.MustDo("CONFIG", "SET", "maxmemory", "1")
+	if !f.refused {
+		return nil
+	}
+	_, err := f.rs.Do("SET", "a-write", "refused")
+	if err == nil {
+		return errors.New("Redis took a write at maxmemory 1")
+	}
+	return err
+}
+
+func (f fullAtChange) SetPassword(ctx context.Context, username, password string) (string, error) {
+	if err := f.fill(ctx); err != nil {
+		return "", err
+	}
+	return f.accountStore.SetPassword(ctx, username, password)
+}
+
+func (f fullAtChange) NewGeneration(ctx context.Context, username string) (string, error) {
+	if err := f.fill(ctx); err != nil {
+		return "", err
+	}
+	return f.accountStore.NewGeneration(ctx, username)
+}
+
+// A credential change after which Redis is full (OOM) has its renewed
+// session's save refused, its old token taken by the renewal: this browser
+// is logged out, and the page says so and whether the credentials changed,
+// never that nothing was changed.
+func TestACredentialChangeWhenRedisFillsSaysTheBrowserIsLoggedOut(t *testing.T) {
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+		refused    bool
+	}{
+		{"password change refused", "/password", url.Values{"current": {"gus-password"}, "new": {"brand-new-password"}}, true},
+		{"password change", "/password", url.Values{"current": {"gus-password"}, "new": {"brand-new-password"}}, false},
+		{"log out everywhere else refused", "/sessions/revoke-others", url.Values{}, true},
+		{"log out everywhere else", "/sessions/revoke-others", url.Values{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := redistest.Start(t)
+			ta := wireTestApp(t, rs, testConfig(rs, sessionstack.Redis))
+			ta.app.Accounts = fullAtChange{ta.app.Accounts, rs, tc.refused}
+			ta.serve()
+			c := ta.client()
+			ta.register(c, "gus", "gus-password")
+			old := ta.token(c)
+
+			r := ta.post(c, tc.path, tc.form)
+			rs.MustDo("CONFIG", "SET", "maxmemory", "0")
+			if n, _ := rs.Do("EXISTS", "sess:"+old); n != "0" {
+				t.Fatalf("the old key is still there: the renewal did not take it")
+			}
+			text := pageText(r.body)
+			if r.status != http.StatusServiceUnavailable || strings.Contains(text, "nothing was changed") || !strings.Contains(text, "logged out") {
+				t.Errorf("%s: %d %q, want 503 saying this browser is logged out, not that nothing was changed", tc.name, r.status, text)
+			}
+			if p := ta.get(c, "/profile"); p.status == http.StatusOK {
+				t.Errorf("GET /profile after it: 200, want it logged out, as the page said")
+			}
+			password := "gus-password"
+			if strings.Contains(text, "Password changed") {
+				password = "brand-new-password"
+			}
+			if l := ta.post(ta.client(), "/login", url.Values{"username": {"gus"}, "password": {password}}); l.status != http.StatusSeeOther {
+				t.Errorf("the page said %q, but a login with %s answers %d", text, password, l.status)
+			}
+		})
+	}
+}
+
+// pageText is a page's <main> as text, for a failure's message.
+func pageText(body string) string {
+	if i := strings.Index(body, "<main"); i >= 0 {
+		body = body[i:]
+	}
+	var b strings.Builder
+	in := false
+	for _, r := range body {
+		switch {
+		case r == '<':
+			in = true
+		case r == '>':
+			in = false
+			b.WriteByte(' ')
+		case !in:
+			b.WriteRune(r)
+		}
+	}
+	return strings.Join(strings.Fields(b.String()), " ")
+}

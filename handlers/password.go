@@ -61,7 +61,10 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 		a.showSessions(w, r, u, "", pf)
 		return
 	}
-	err := a.endOtherSessions(r, u, metrics.EndPasswordChange, func(ctx context.Context) (string, error) {
+	partway := failWords{"Password not changed, logged out",
+		"Your password was not changed, and your other sessions were not touched. But the session store (Redis) failed partway, " +
+			"after this browser's session had been given a new token, so this browser is logged out. Log in again with your current password."}
+	err := a.endOtherSessions(r, u, metrics.EndPasswordChange, partway, func(ctx context.Context) (string, error) {
 		return a.Accounts.SetPassword(ctx, u.Username, next)
 	})
 	if errors.Is(err, errRenewed) || errors.Is(err, errEndedMeanwhile) {
@@ -69,9 +72,7 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 		return
 	}
 	if errors.Is(err, errCredentialsUnchanged) {
-		a.failUnchanged(w, r, err, "Password not changed, logged out",
-			"Your password was not changed, and your other sessions were not touched. But the session store (Redis) failed partway, "+
-				"after this browser's session had been given a new token, so this browser is logged out. Log in again with your current password.")
+		a.failUnchanged(w, r, err, partway)
 		return
 	}
 	if err != nil {

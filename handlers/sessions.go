@@ -162,7 +162,10 @@ func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request, u sessions.Us
 	if !a.revokeOthersAllowed(w, r, u) {
 		return
 	}
-	err := a.endOtherSessions(r, u, metrics.EndRevoked, func(ctx context.Context) (string, error) {
+	partway := failWords{"Not logged out elsewhere, logged out here",
+		"No other session was logged out. But the session store (Redis) failed partway, after this browser's session had been given a new token, " +
+			"so this browser is logged out. Log in again, then use “Log out everywhere else” again."}
+	err := a.endOtherSessions(r, u, metrics.EndRevoked, partway, func(ctx context.Context) (string, error) {
 		return a.Accounts.NewGeneration(ctx, u.Username)
 	})
 	if errors.Is(err, errRenewed) || errors.Is(err, errEndedMeanwhile) {
@@ -170,9 +173,7 @@ func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request, u sessions.Us
 		return
 	}
 	if errors.Is(err, errCredentialsUnchanged) {
-		a.failUnchanged(w, r, err, "Not logged out elsewhere, logged out here",
-			"No other session was logged out. But the session store (Redis) failed partway, after this browser's session had been given a new token, "+
-				"so this browser is logged out. Log in again, then use “Log out everywhere else” again.")
+		a.failUnchanged(w, r, err, partway)
 		return
 	}
 	if err != nil {
@@ -253,8 +254,10 @@ var errCredentialsUnchanged = errors.New("credentials unchanged")
 // which logs out every older session on its next request; this one holds
 // it, so its own requests in flight cannot take it down. The index then ends
 // the others at once. An error is errRenewed, errEndedMeanwhile, or
-// errCredentialsUnchanged when the account was not changed.
-func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, change func(context.Context) (string, error)) error {
+// errCredentialsUnchanged when the account was not changed. partway says
+// what happened should the renewed session not be saved either (the old
+// token is taken): "nothing was changed" would then be untrue.
+func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, partway failWords, change func(context.Context) (string, error)) error {
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
 	if err := a.renewToken(r, true, false); errors.Is(err, errRenewed) || errors.Is(err, errEndedMeanwhile) {
@@ -263,6 +266,7 @@ func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, c
 		a.listedOrDropped(r, u.Username, old)
 		return errors.Join(errCredentialsUnchanged, err)
 	}
+	a.ifSaveFails(ctx, partway.title, partway.msg)
 	if err := a.indexLogin(r, u.Username, old); errors.Is(err, errEndedMeanwhile) {
 		return err
 	} else if err != nil {
@@ -292,13 +296,16 @@ func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, c
 // the account (errCredentialsUnchanged): as fail, unless this browser's
 // renewed session could not be kept, when "nothing was changed" would be
 // untrue and title and msg say what happened.
-func (a *App) failUnchanged(w http.ResponseWriter, r *http.Request, err error, title, msg string) {
+func (a *App) failUnchanged(w http.ResponseWriter, r *http.Request, err error, partway failWords) {
 	if st, ok := stateOf(r.Context()); !ok || !st.abandoned {
 		a.fail(w, r, err)
 		return
 	}
-	a.failWith(w, r, err, title, msg)
+	a.failWith(w, r, err, partway.title, partway.msg)
 }
+
+// failWords are a failure page's title and message in a request's own words.
+type failWords struct{ title, msg string }
 
 // listedOrDropped ends a renewal that failed after the old key was taken:
 // the session, under its new token, goes on its user's list in place of the
