@@ -31,13 +31,11 @@ type accountStore interface {
 	Create(ctx context.Context, username, password string) (accounts.Account, error)
 	Authenticate(ctx context.Context, username, password string) (accounts.Account, error)
 	Get(ctx context.Context, username string) (accounts.Account, error)
-	SetPassword(ctx context.Context, username, password string) (gen string, err error)
+	HashNewPassword(ctx context.Context, password string) (accounts.NewPassword, error)
+	SetPassword(ctx context.Context, username string, p accounts.NewPassword) (gen string, err error)
 	NewGeneration(ctx context.Context, username string) (gen string, err error)
 	Current(ctx context.Context, username, gen string) (bool, error)
 	CurrentInRedis(ctx context.Context, username, gen string) (bool, error)
-	// HoldHashing takes a password-hashing slot (accounts.Hashing) for a
-	// step whose limit counts it in flight, before the limit is checked.
-	HoldHashing(ctx context.Context) (context.Context, func(), error)
 }
 
 // keyInspector reads a key as redis-cli would.

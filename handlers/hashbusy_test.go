@@ -207,3 +207,53 @@ func TestASignUpThatGetsNoHashingSlotIsNotCounted(t *testing.T) {
 		t.Errorf("%s = %q, want 2", key, got)
 	}
 }
+
+// waitingChange is the real account store whose password change, once
+// hashed, waits on Redis until the test lets it go (as a hung Redis holds it).
+type waitingChange struct {
+	accountStore
+	entered, proceed chan struct{}
+}
+
+func (w waitingChange) SetPassword(ctx context.Context, username string, p accounts.NewPassword) (string, error) {
+	close(w.entered)
+	<-w.proceed
+	return w.accountStore.SetPassword(ctx, username, p)
+}
+
+// A password change holds no hashing slot while it waits on Redis: one that
+// did held up every login behind a hung Redis for its own Redis budget, and
+// then each login's (2.5-2.9 s, where every request answers within 2 s).
+func TestAPasswordChangeHoldsNoHashingSlotWhileItWaitsOnRedis(t *testing.T) {
+	var store *accounts.Store
+	wc := waitingChange{entered: make(chan struct{}), proceed: make(chan struct{})}
+	ta := newTestApp(t, func(a *App) {
+		store = a.Accounts.(*accounts.Store)
+		store.Hashing = accounts.NewHashing(1, time.Second) // the only slot
+		wc.accountStore = a.Accounts
+		a.Accounts = wc
+	})
+	c := ta.client()
+	ta.register(c, "vera", "vera-password")
+	done := make(chan response, 1)
+	go func() {
+		done <- ta.post(c, "/password", url.Values{"current": {"vera-password"}, "new": {"brand-new-password"}})
+	}()
+	select {
+	case <-wc.entered:
+	case r := <-done:
+		t.Fatalf("the change answered %d before it reached its Redis work", r.status)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	release, err := store.Hashing.Acquire(ctx)
+	cancel()
+	if err != nil {
+		t.Errorf("a login's hash waiting while the change waits on Redis: %v, want the slot at once", err)
+	} else {
+		release()
+	}
+	close(wc.proceed)
+	if r := <-done; r.status != http.StatusSeeOther {
+		t.Errorf("the change: %d, want 303", r.status)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessionstack"
@@ -177,7 +178,7 @@ func (f fullAtChange) fill(ctx context.Context) error {
 	return err
 }
 
-func (f fullAtChange) SetPassword(ctx context.Context, username, password string) (string, error) {
+func (f fullAtChange) SetPassword(ctx context.Context, username string, password accounts.NewPassword) (string, error) {
 	if err := f.fill(ctx); err != nil {
 		return "", err
 	}

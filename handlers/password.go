@@ -22,6 +22,7 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 	}
 	current, next := r.PostForm.Get("current"), r.PostForm.Get("new")
 	var pf views.PasswordForm
+	var newPassword accounts.NewPassword
 	if current == "" {
 		pf.Current.Error = "Enter your current password."
 	}
@@ -37,18 +38,18 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 		if !ok {
 			return
 		}
-		// One password-hashing slot for both hashes (the current password's
-		// check, the new one's), waited for while the check is kept in
-		// flight: the new password is never refused after the renewal.
+		// The check, kept in flight while it waits for a hashing slot, then
+		// the new password's hash, before anything changes: a change once
+		// begun is never refused for want of a slot. Each hash holds a slot
+		// for itself alone, never while waiting on Redis, so a hung Redis
+		// cannot hold up the logins waiting for one.
 		stop := tk.KeepInFlight(ctx)
-		held, release, err := a.Accounts.HoldHashing(ctx)
-		if err == nil {
-			defer release()
-			ctx, r = held, r.WithContext(held)
-			_, err = a.Accounts.Authenticate(ctx, u.Username, current)
-		}
+		_, err := a.Accounts.Authenticate(ctx, u.Username, current)
 		stop()
 		a.checked(ctx, tk, err)
+		if err == nil {
+			newPassword, err = a.Accounts.HashNewPassword(ctx, next)
+		}
 		switch {
 		case errors.Is(err, accounts.ErrBadCredentials):
 			pf.Current.Error = "That is not your current password."
@@ -65,7 +66,7 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 		"Your password was not changed, and your other sessions were not touched. But the session store (Redis) failed partway, " +
 			"after this browser's session had been given a new token, so this browser is logged out. Log in again with your current password."}
 	err := a.endOtherSessions(r, u, metrics.EndPasswordChange, partway, func(ctx context.Context) (string, error) {
-		return a.Accounts.SetPassword(ctx, u.Username, next)
+		return a.Accounts.SetPassword(ctx, u.Username, newPassword)
 	})
 	if errors.Is(err, errRenewed) || errors.Is(err, errEndedMeanwhile) {
 		a.notRenewed(w, r, err)

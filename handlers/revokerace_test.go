@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/sessionstack"
@@ -354,7 +355,7 @@ func (s failingChange) NewGeneration(ctx context.Context, username string) (stri
 	return s.accountStore.NewGeneration(ctx, username)
 }
 
-func (s failingChange) SetPassword(ctx context.Context, username, password string) (string, error) {
+func (s failingChange) SetPassword(ctx context.Context, username string, password accounts.NewPassword) (string, error) {
 	if s.fail.CompareAndSwap(true, false) {
 		return "", errors.New("injected: the change failed")
 	}

@@ -120,7 +120,7 @@ func TestRehashAfterAPasswordChangeKeepsTheNewPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen, err := s.SetPassword(ctx, "racer", "new-password")
+	gen, err := setPassword(ctx, s, "racer", "new-password")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func TestCredentialChangesEndOlderGenerations(t *testing.T) {
 
 	t.Run("password change", func(t *testing.T) {
 		before := a.Gen
-		gen, err := s.SetPassword(ctx, "gwen", "new-password")
+		gen, err := setPassword(ctx, s, "gwen", "new-password")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func TestCredentialChangesEndOlderGenerations(t *testing.T) {
 	})
 
 	t.Run("no such account", func(t *testing.T) {
-		if _, err := s.SetPassword(ctx, "nobody", "some-password"); !errors.Is(err, ErrBadCredentials) {
+		if _, err := setPassword(ctx, s, "nobody", "some-password"); !errors.Is(err, ErrBadCredentials) {
 			t.Errorf("SetPassword: %v, want ErrBadCredentials", err)
 		}
 		if _, err := s.NewGeneration(ctx, "nobody"); !errors.Is(err, ErrBadCredentials) {
@@ -75,4 +75,14 @@ func TestCredentialChangesEndOlderGenerations(t *testing.T) {
 			t.Errorf("Current of no account: %v, %v; want false, nil", ok, err)
 		}
 	})
+}
+
+// setPassword is a password change as the handler makes it: the new
+// password hashed first, then stored.
+func setPassword(ctx context.Context, s *Store, username, password string) (string, error) {
+	p, err := s.HashNewPassword(ctx, password)
+	if err != nil {
+		return "", err
+	}
+	return s.SetPassword(ctx, username, p)
 }

@@ -82,11 +82,6 @@ func (h *Hashing) Acquire(ctx context.Context) (release func(), err error) {
 
 func (h *Hashing) release() { <-h.slots }
 
-// HoldHashing is Hold on the store's gate.
-func (s *Store) HoldHashing(ctx context.Context) (context.Context, func(), error) {
-	return s.Hashing.Hold(ctx)
-}
-
 // hash hashes a new password at the store's cost, in a slot.
 func (s *Store) hash(ctx context.Context, password string) ([]byte, error) {
 	release, err := s.Hashing.Acquire(ctx)

@@ -38,7 +38,7 @@ func TestEveryPasswordHashWaitsForAHashingSlot(t *testing.T) {
 		{"a wrong password", func() error { _, err := s.Authenticate(ctx, "ada", "not-her-password"); return err }},
 		{"an unknown name", func() error { _, err := s.Authenticate(ctx, "nobody", "ada-password"); return err }},
 		{"a sign-up", func() error { _, err := s.Create(ctx, "bob", "bob-password"); return err }},
-		{"a password change", func() error { _, err := s.SetPassword(ctx, "ada", "new-ada-password"); return err }},
+		{"a new password's hash", func() error { _, err := s.HashNewPassword(ctx, "new-ada-password"); return err }},
 	}
 	for _, op := range ops {
 		start := time.Now()
