@@ -193,8 +193,14 @@ func (a *App) labView(w http.ResponseWriter, r *http.Request) (views.Lab, error)
 	}
 	v.SetCookie = a.setCookieLine(token, l.NoHTTPOnly)
 	v.Holders = a.labHolders(cmp.Or(browser, labBrowserID(r)), l)
-	v.Path = a.labPath(r, token, key, ttl, l.NoHTTPOnly, list, id, live)
-	v.News = labNews(list, id)
+	// A cookie of a session that ended names this browser's row until the
+	// row goes (forgetEnded, or the next count): not another browser's.
+	own := id
+	if own == "" && st.isStale() && st.presented != "" {
+		own = sessions.ID(st.presented)
+	}
+	v.Path = a.labPath(r, token, key, ttl, l.NoHTTPOnly, list, own, live)
+	v.News = labNews(list, own)
 	return v, nil
 }
 

@@ -468,6 +468,12 @@ func TestLabPathNamesTheCookieOfAnEndedSession(t *testing.T) {
 		t.Errorf("the picture's Redis box says %q, want the ended session's key and that it is not in Redis", got)
 	}
 
+	// The ended session's row on its computer's list is this browser's, not
+	// another's (the only other browser here is none).
+	if n := strings.Count(r.body, `data-testid="lab-path-other"`); n != 0 {
+		t.Errorf("the picture lists %d other browsers of this computer, want none: the row of this browser's ended session is no other browser", n)
+	}
+
 	// A key still there, holding what is no session (edited by hand).
 	token = ta.anonymousSession(ta.client())
 	ta.redis.MustDo("SET", "sess:"+token, "not json", "KEEPTTL")
