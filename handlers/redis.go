@@ -33,8 +33,10 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		// With the header's progress: a count page reloads its panel after
 		// each count of any tab (its panel hook), which may tick a step.
 		ctx := r.Context()
+		l := a.labOf(ctx)
+		a.twoBrowsersNow(r, l)
 		a.write(w, r, http.StatusOK, templ.Join(views.RedisPanelOwn(v),
-			views.LabProgressLink(a.labProgress(ctx, a.labOf(ctx)), true)))
+			views.LabProgressLink(a.labProgress(ctx, l), true)))
 		return
 	}
 	p := a.page(r.Context(), "What's in Redis")
@@ -44,6 +46,26 @@ func (a *App) redisPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.write(w, r, http.StatusOK, layout(r.Context(), p, views.RedisPage(v)))
+}
+
+// twoBrowsersNow reads this computer's browsers list for the header's
+// progress when the session has not recorded "Two browsers" yet: /lab would
+// tick it from the list now, and the count page that loaded this panel said
+// so (st.twoBrowsers); the panel's progress must not take it back. Only then,
+// and never on the counted routes: one script call of the panel's own.
+func (a *App) twoBrowsersNow(r *http.Request, l sessions.Lab) {
+	ctx := r.Context()
+	st, ok := stateOf(ctx)
+	token := a.Sessions.Token(ctx)
+	if !ok || token == "" || l.Browsers != nil {
+		return
+	}
+	list, err := a.Ops.Browsers(ctx, a.computer(r))
+	if err != nil {
+		return // the progress as recorded: behind /lab at worst, never ahead
+	}
+	list.Self = sessions.ID(token)
+	st.twoBrowsers = listsAnother(list)
 }
 
 // isPanelRequest: the panel at the foot of a page asks for its content, in
