@@ -189,6 +189,27 @@ func TestBrowsersOnThisComputer(t *testing.T) {
 		}
 	})
 
+	t.Run("a session that ended on its own leaves the list when its browser logs in", func(t *testing.T) {
+		ta := newTestApp(t, trustLoopback)
+		ta.register(ta.client(), "quinn", "quinn-password")
+		ff := behind(t, firefoxLinux, "203.0.113.7")
+		ta.get(ff, "/count")
+		ta.get(ff, "/count")
+		ta.get(ff, "/login") // the form, while the session lives
+		ta.redis.MustDo("DEL", sessions.Key(ta.token(ff)))
+		if r := ta.post(ff, "/login", url.Values{"username": {"quinn"}, "password": {"quinn-password"}}); r.status != http.StatusSeeOther {
+			t.Fatalf("login: %d", r.status)
+		}
+		rows := browserRows(t, ta.get(ff, "/count").body)
+		want := []browserRow{{device: "Firefox on Linux", login: "logged in", views: "1", this: true}}
+		if fmt.Sprint(rows) != fmt.Sprint(want) {
+			t.Errorf("rows %+v, want %+v: the ended session's row stays as another browser", rows, want)
+		}
+		if lab := ta.get(ff, "/lab").body; !strings.Contains(lab, `data-step="browsers" data-done="false"`) {
+			t.Error("the lab ticks Two browsers for one browser and its own ended session")
+		}
+	})
+
 	t.Run("a revoked session leaves its computer's list", func(t *testing.T) {
 		ta := newTestApp(t, trustLoopback)
 		ff, phone := behind(t, firefoxLinux, "203.0.113.7"), behind(t, safariIPhone, "203.0.113.7")

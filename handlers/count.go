@@ -42,13 +42,10 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 	var n int
 	var list sessions.BrowserList
 	token := a.Sessions.Token(ctx)
-	// ended is the session this browser's cookie named that ended before
-	// this count (expired, revoked, deleted or edited by hand): its row on
-	// the browsers list is this browser's, which counts on in a new one.
+	// ended is the session this browser's cookie named that ended under
+	// this count (expired or revoked since it was loaded): its row on the
+	// browsers list is this browser's, which counts on in a new one.
 	var ended string
-	if st.isStale() {
-		ended = st.presented
-	}
 	if token != "" {
 		// nginx sends a count whose instance died (kill -9) to the next one
 		// with the same id: the first may have counted it.
@@ -101,11 +98,15 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err)
 			return
 		}
+		// One browser must not show as two (nor tick the lab's "Two
+		// browsers"): the row of the session it had goes before the list is
+		// read, as the save would take it off after (dropEndedRow).
 		if ended != "" {
-			// One browser must not show as two (nor tick the lab's "Two browsers").
 			if err := a.Ops.DropBrowser(ctx, sessions.ID(ended), visit.Addr); err != nil {
 				a.Log.WarnContext(ctx, "ended session left on the browsers list", "session", a.LogID(ended), "err", err)
 			}
+		} else if st.isStale() && st.presented != "" {
+			a.dropEndedRow(r, st)
 		}
 		// The same script counts the new session against its limit.
 		var wait time.Duration

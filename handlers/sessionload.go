@@ -50,6 +50,9 @@ type sessionState struct {
 	// views is the count this request made inside Redis (GET /count),
 	// which the session as loaded does not hold yet (the header's lab progress).
 	views int
+	// endedRowDropped: the row of the ended session presented is off its
+	// computer's browsers list (dropEndedRow).
+	endedRowDropped bool
 	// twoBrowsers: the count's list shows this browser and another, which
 	// /lab records as the "Two browsers" step when it is next viewed; the
 	// header's progress counts it now, as /lab would.

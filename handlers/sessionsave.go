@@ -88,6 +88,7 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 				a.Log.WarnContext(ctx, "ended cookie replaced, not marked: a page sent meanwhile may expire the new one",
 					"old", a.LogID(st.presented), "session", a.LogID(token), "err", err)
 			}
+			a.dropEndedRow(r, st)
 		}
 		a.Issued.Add(token, expiry)
 		if created {
@@ -136,15 +137,26 @@ func (a *App) forgetEnded(w http.ResponseWriter, r *http.Request) error {
 			// Unknown (Redis failed just now): kept, the next page says it again.
 			return nil
 		}
-		// The browser counts on in a new session: its ended one's row must
-		// not stay on the list as another browser (nor tick "Two browsers").
-		if err := a.Ops.DropBrowser(ctx, sessions.ID(st.presented), a.computer(r)); err != nil {
-			a.Log.WarnContext(ctx, "ended session left on the browsers list", "session", a.LogID(st.presented), "err", err)
-		}
+		a.dropEndedRow(r, st)
 	}
 	a.Sessions.WriteSessionCookie(ctx, w, "", time.Time{})
 	w.Header()[hdrCacheControl] = noStore
 	return nil
+}
+
+// dropEndedRow takes the row of the session the browser's cookie named, which
+// ended, off its computer's browsers list, once: the browser goes on in a new
+// session (or none), and its ended one must not stay listed as another
+// browser (nor tick the lab's "Two browsers").
+func (a *App) dropEndedRow(r *http.Request, st *sessionState) {
+	if st.endedRowDropped {
+		return
+	}
+	st.endedRowDropped = true
+	ctx := r.Context()
+	if err := a.Ops.DropBrowser(ctx, sessions.ID(st.presented), a.computer(r)); err != nil {
+		a.Log.WarnContext(ctx, "ended session left on the browsers list", "session", a.LogID(st.presented), "err", err)
+	}
 }
 
 // bufferedWriter holds a response until the session is saved; a stream's
