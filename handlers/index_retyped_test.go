@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sessionlab/sessionlab/internal/sessions"
+	"github.com/sessionlab/sessionlab/views"
 )
 
 // A user's session index of another type (SET or ZADD over the hash with
@@ -207,4 +208,26 @@ func TestAnUndecodableIndexEntryDoesNotFailTheTouch(t *testing.T) {
 		t.Errorf("GET /profile after the edit: %d, want 200", r.status)
 	}
 	ta.noErrorLogged(t)
+}
+
+// The Redis panel shows the user's index when a field holds what is no entry
+// (edited by hand): that field is named and its value not shown, the others
+// as usual. It left the whole key out.
+func TestThePanelShowsAnIndexWithAFieldEditedByHand(t *testing.T) {
+	ta := newTestApp(t)
+	const name = "fiona"
+	c, other := ta.client(), ta.client()
+	ta.register(c, name, "fiona-password")
+	ta.login(other, name, "fiona-password")
+	otherID := sessions.ID(ta.token(other))
+	for _, edit := range []string{"not-json", "[1,2]", `"` + ta.token(other) + `"`} {
+		ta.redis.MustDo("HSET", sessions.IndexKey(name), otherID, edit)
+		body := ta.get(c, "/redis", "HX-Request", "true", "HX-Target", views.IDRedisPanel).body
+		if !strings.Contains(body, sessions.IndexKey(name)) || !strings.Contains(body, otherID) {
+			t.Errorf("field edited to %s: the panel leaves out %s or the field", edit, sessions.IndexKey(name))
+		}
+		if strings.Contains(body, ta.token(other)) || strings.Contains(body, ta.token(c)) {
+			t.Errorf("field edited to %s: the panel shows a whole token", edit)
+		}
+	}
 }

@@ -253,16 +253,24 @@ func (a *App) indexPanelEntry(ctx context.Context, user string) (views.RedisEntr
 		return views.RedisEntry{Key: e.Key, Note: "your sessions on every server: the app writes a hash here",
 			TTL: e.TTL, Memory: e.Memory, Value: shownValue(e, "hash", nil)}, true, nil
 	}
-	var fields map[string]map[string]any
-	if err := json.Unmarshal(e.Value, &fields); err != nil {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(e.Value, &raw); err != nil {
 		return views.RedisEntry{}, false, nil
 	}
+	fields := make(map[string]any, len(raw))
 	var times []string
-	for _, id := range slices.Sorted(maps.Keys(fields)) {
-		f := fields[id]
+	for _, id := range slices.Sorted(maps.Keys(raw)) {
+		var f map[string]any
+		if err := json.Unmarshal(raw[id], &f); err != nil || f == nil {
+			// A field edited by hand: listed, its value not shown (it
+			// could hold a token, which the page never shows whole).
+			fields[id] = fmt.Sprintf("(not an entry the app wrote: %d bytes, not shown)", len(raw[id]))
+			continue
+		}
 		if tok, ok := f["token"].(string); ok && len(tok) > 6 {
 			f["token"] = tok[:6] + "…"
 		}
+		fields[id] = f
 		times = append(times, epochTimes(id, f, "created", "last_seen"))
 	}
 	cut, err := json.Marshal(fields)
