@@ -191,10 +191,13 @@ for i = 1, #live, 2 do
     views = 'unreadable'
   elseif raw then
     local ok2, s = pcall(cjson.decode, raw)
-    if ok2 and type(s) == 'table' and type(s.values) == 'table' then
-      views = tostring(tonumber(s.values[ARGV[4]]) or 0)
+    local v = ok2 and type(s) == 'table' and type(s.values) == 'table' and s.values[ARGV[4]]
+    if v == nil or v == cjson.null then
+      views = '0'
+    elseif type(v) == 'number' and v == math.floor(v) and math.abs(v) < 2^63 then
+      views = string.format('%.0f', v)
     else
-      views = 'unreadable'
+      views = 'unreadable' -- not a session, or a count the app cannot read (the codec's int)
     end
   end
   out[#out+1] = live[i]

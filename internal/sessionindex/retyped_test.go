@@ -90,7 +90,7 @@ func TestListSaysWhichSessionsItCannotRead(t *testing.T) {
 	ctx := context.Background()
 	x, rdb := newIndex(t)
 	deadline := time.Now().Add(time.Hour)
-	for _, tok := range []string{"fine-token", "hash-token", "junk-token"} {
+	for _, tok := range []string{"fine-token", "hash-token", "junk-token", "many-token", "huge-token", "null-token"} {
 		if err := x.Add(ctx, "u", session(t, rdb, tok, time.Now()), "", deadline); err != nil {
 			t.Fatal(err)
 		}
@@ -100,6 +100,10 @@ func TestListSaysWhichSessionsItCannotRead(t *testing.T) {
 		rdb.B().Hset().Key(sessions.Key("hash-token")).FieldValue().FieldValue("views", "7").Build(),
 		rdb.B().Expire().Key(sessions.Key("hash-token")).Seconds(900).Build(),
 		rdb.B().Set().Key(sessions.Key("junk-token")).Value(`{"broken":`).Keepttl().Build(),
+		// docs/redis.md's own example of a hand edit, and a count no int holds.
+		rdb.B().Set().Key(sessions.Key("many-token")).Value(`{"deadline":"2099-01-01T00:00:00.000Z","values":{"views":"many"}}`).Keepttl().Build(),
+		rdb.B().Set().Key(sessions.Key("huge-token")).Value(`{"deadline":"2099-01-01T00:00:00.000Z","values":{"views":99999999999999999999}}`).Keepttl().Build(),
+		rdb.B().Set().Key(sessions.Key("null-token")).Value(`{"deadline":"2099-01-01T00:00:00.000Z","values":{"views":null}}`).Keepttl().Build(),
 	} {
 		if err := rdb.Do(ctx, c).Error(); err != nil {
 			t.Fatal(err)
@@ -113,7 +117,8 @@ func TestListSaysWhichSessionsItCannotRead(t *testing.T) {
 	for _, e := range list {
 		got[e.ID] = e.Unreadable
 	}
-	want := map[string]bool{sessions.ID("fine-token"): false, sessions.ID("hash-token"): true, sessions.ID("junk-token"): true}
+	want := map[string]bool{sessions.ID("fine-token"): false, sessions.ID("hash-token"): true, sessions.ID("junk-token"): true,
+		sessions.ID("many-token"): true, sessions.ID("huge-token"): true, sessions.ID("null-token"): false}
 	if !maps.Equal(got, want) {
 		t.Errorf("listed (ID: unreadable) %v, want %v", got, want)
 	}
