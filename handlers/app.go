@@ -84,10 +84,13 @@ type App struct {
 
 	// Lines many requests can cause (a refusal, an outage, what a client
 	// did to its own request), a line a minute per kind (tallylog.go).
-	tallies    tallyLog
-	streams    openStreams // open /live streams, by session and address
-	draining   atomic.Bool // set by Drain
-	closeStack func()
+	tallies tallyLog
+	streams openStreams // open /live streams, by session and address
+	// liveKeepAlive is the streams' keep-alive, keepAliveEvery unless a
+	// test shortens it.
+	liveKeepAlive time.Duration
+	draining      atomic.Bool // set by Drain
+	closeStack    func()
 }
 
 // Drain makes /readyz answer 503 from now on, while every request is served.

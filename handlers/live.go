@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"cmp"
 	"container/list"
 	"context"
 	"errors"
@@ -275,7 +276,7 @@ func (s *stream) sendOwn() error {
 // loop turns what the stream hears into events until the client leaves, the
 // session ends, a write fails or the server shuts down.
 func (s *stream) loop() error {
-	keepAlive := time.NewTicker(keepAliveEvery)
+	keepAlive := time.NewTicker(cmp.Or(s.a.liveKeepAlive, keepAliveEvery))
 	defer keepAlive.Stop()
 	st, _ := stateOf(s.ctx)
 	end := sessions.EndsAt(st.seen, s.a.Sessions.Deadline(s.ctx), s.a.Idle)
@@ -312,10 +313,13 @@ func (s *stream) loop() error {
 			s.browsersDue = nil
 			err = s.sendLatestBrowsers()
 		case <-keepAlive.C:
-			// A session whose credentials changed ends here even when no
-			// message said so (it was missing from the index).
-			if done, err = s.credentialsChanged(); !done && err == nil {
-				err = s.write([]byte(": keep-alive\n\n"))
+			// A session that ended with no message saying so ends here: its
+			// key deleted or edited by hand, or its credentials changed while
+			// it was missing from the index.
+			if done, err = s.sessionGone(); !done && err == nil {
+				if done, err = s.credentialsChanged(); !done && err == nil {
+					err = s.write([]byte(": keep-alive\n\n"))
+				}
 			}
 		case <-warn.C:
 			var next time.Duration
@@ -338,6 +342,9 @@ func (s *stream) message(m live.Message) (done bool, err error) {
 		if err != nil {
 			s.a.Log.WarnContext(s.ctx, "live: bad count message", "err", err)
 			return false, nil
+		}
+		if n < s.sentViews {
+			return s.countLowered()
 		}
 		return false, s.sendCount(n)
 	case p == sessions.MsgEnded:
@@ -414,6 +421,17 @@ func (s *stream) credentialsChanged() (done bool, err error) {
 	return true, s.send(views.SSEEnded, "ended")
 }
 
+// sessionGone ends a stream whose session's key went, or holds no session,
+// without a message (a hand edit): its next request would say it ended. If
+// Redis cannot say, it asks again at the next keep-alive.
+func (s *stream) sessionGone() (done bool, err error) {
+	_, err = s.a.Ops.Times(s.redis(), s.token)
+	if errors.Is(err, sessions.ErrNoSession) || sessions.IsWrongType(err) {
+		return true, s.send(views.SSEEnded, "ended")
+	}
+	return false, nil
+}
+
 // catchUp sends the current count and a nudge to reload the sessions list
 // after messages were lost (a resubscribe, a full queue); a session gone ends
 // the stream. If Redis cannot be read yet, the next count catches up.
@@ -433,6 +451,21 @@ func (s *stream) catchUp() (done bool, err error) {
 		return false, err
 	}
 	return false, s.send(views.SSESessions, "changed")
+}
+
+// countLowered answers a published count below one sent: an older message
+// after a catch-up's read (see stream.sentViews), or a count edited down by
+// hand and counted on. Redis says which: the page shows its count.
+func (s *stream) countLowered() (done bool, err error) {
+	t, err := s.a.Ops.Times(s.redis(), s.token)
+	switch {
+	case errors.Is(err, sessions.ErrNoSession):
+		return true, s.send(views.SSEEnded, "ended")
+	case err != nil || t.Views >= s.sentViews:
+		return false, nil // an older message; or Redis cannot say, and the next count will
+	}
+	s.sentViews = t.Views
+	return false, s.send(views.SSECount, strconv.Itoa(t.Views))
 }
 
 // sendCount sends a count newer than any sent before (see stream.sentViews).

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"strings"
 	"net/url"
 	"testing"
 	"time"
@@ -131,5 +132,48 @@ func TestAStreamEndsWhenTheNewsOutrunsTheCache(t *testing.T) {
 	s.Next(views.SSEEnded)
 	if !s.Ended() {
 		t.Error("the stream stayed open after its ended event")
+	}
+}
+
+// A session whose key was deleted or edited by hand, which no message
+// announces, ends its stream at the next keep-alive: it showed the session
+// live, its own row "open now", for as long as the page stayed open.
+func TestAStreamEndsWhenItsKeyGoesByHand(t *testing.T) {
+	rs := redistest.Start(t)
+	a := newLiveApp(t, rs, "a", func(a *App) { a.liveKeepAlive = 100 * time.Millisecond })
+	for _, edit := range [][]string{{"DEL"}, {"SET", "", "not json", "KEEPTTL"}} {
+		t.Run(edit[0], func(t *testing.T) {
+			c := browser(t, firefoxLinux)
+			a.get(c, "/count")
+			s := apptest.OpenStream(t, c, a.srv.URL+"/live")
+			s.Next(views.SSEHello)
+			args := []string{edit[0], sessions.Key(a.token(c))}
+			rs.MustDo(append(args, edit[min(2, len(edit)):]...)...)
+			s.Next(views.SSEEnded)
+			if !s.Ended() {
+				t.Error("the stream stayed open after its ended event")
+			}
+		})
+	}
+}
+
+// A count edited down by hand and counted on reaches the session's open
+// pages: the stream sent nothing below the highest count it had sent.
+func TestAStreamShowsACountEditedDown(t *testing.T) {
+	rs := redistest.Start(t)
+	a := newLiveApp(t, rs, "a")
+	c := browser(t, firefoxLinux)
+	for range 5 {
+		a.get(c, "/count")
+	}
+	s := apptest.OpenStream(t, c, a.srv.URL+"/live")
+	s.Next(views.SSEHello)
+	key := sessions.Key(a.token(c))
+	rs.MustDo("SET", key, strings.Replace(rs.MustDo("GET", key), `"views":5`, `"views":0`, 1), "KEEPTTL")
+	if r := a.get(c, "/count"); r.status != http.StatusOK || countShown(t, r.body) != "1" {
+		t.Fatalf("the count after the edit: %d, want 200 counting 1", r.status)
+	}
+	if ev := s.Next(views.SSECount); ev.Data != "1" {
+		t.Errorf("the stream's count = %q, want 1, as Redis and the page have it", ev.Data)
 	}
 }
