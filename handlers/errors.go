@@ -195,6 +195,14 @@ func (a *App) ifSaveFails(ctx context.Context, title, msg string) {
 	}
 }
 
+// ifRevokedAsRenewed gives the words for a credential change that was
+// stored, should another session's change end this one before it is kept.
+func (a *App) ifRevokedAsRenewed(ctx context.Context, words failWords) {
+	if st, ok := stateOf(ctx); ok {
+		st.revokedWords = words
+	}
+}
+
 // failWith is fail in the request's own words: one that failed after it had
 // changed something for good must not say "nothing was changed".
 func (a *App) failWith(w http.ResponseWriter, r *http.Request, err error, title, msg string) {

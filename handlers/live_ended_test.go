@@ -3,8 +3,8 @@ package handlers
 import (
 	"context"
 	"net/http"
-	"strings"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 

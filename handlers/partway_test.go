@@ -13,6 +13,7 @@ import (
 	"github.com/sessionlab/sessionlab/internal/accounts"
 	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessionindex"
+	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/internal/sessionstack"
 )
 
@@ -258,4 +259,73 @@ func pageText(body string) string {
 		}
 	}
 	return strings.Join(strings.Fields(b.String()), " ")
+}
+
+// changedThen is the real account store that runs then once, right after a
+// credential change is stored: another session's request at that moment.
+type changedThen struct {
+	accountStore
+	then *func()
+}
+
+func (c changedThen) after() {
+	if f := *c.then; f != nil {
+		*c.then = nil
+		f()
+	}
+}
+
+func (c changedThen) SetPassword(ctx context.Context, username string, p accounts.NewPassword) (string, error) {
+	gen, err := c.accountStore.SetPassword(ctx, username, p)
+	c.after()
+	return gen, err
+}
+
+func (c changedThen) NewGeneration(ctx context.Context, username string) (string, error) {
+	gen, err := c.accountStore.NewGeneration(ctx, username)
+	c.after()
+	return gen, err
+}
+
+// A password change or "log out everywhere else" whose change is stored, and
+// whose session another session's "log out everywhere else" ends before it is
+// kept, says what it changed: the generic "that ended this one as it
+// started" read as if the password change had not happened.
+func TestACredentialChangeEndedByAnotherAtTheSameMomentSaysWhatItChanged(t *testing.T) {
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+		want       string
+	}{
+		{"password change", "/password", url.Values{"current": {"gus-password"}, "new": {"brand-new-password"}}, "new password was saved"},
+		{"log out everywhere else", "/sessions/revoke-others", url.Values{}, "other sessions were logged out"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var then func()
+			rs := redistest.Start(t)
+			ta := wireTestApp(t, rs, testConfig(rs, sessionstack.Redis))
+			ta.app.Accounts = changedThen{ta.app.Accounts, &then}
+			ta.serve()
+			mine, other := ta.client(), ta.client()
+			ta.register(mine, "gus", "gus-password")
+			ta.login(other, "gus", "gus-password")
+			// The other session's "log out everywhere else", which passed its
+			// checks before this change, ends this session's new entry.
+			then = func() {
+				if _, err := ta.app.Index.RevokeOthers(context.Background(), "gus", sessions.ID(ta.token(other))); err != nil {
+					t.Errorf("the other session's revoke: %v", err)
+				}
+			}
+			r := ta.post(mine, tc.path, tc.form)
+			text := pageText(r.body)
+			if r.status != http.StatusConflict || !strings.Contains(text, tc.want) {
+				t.Errorf("%s: %d %q, want 409 saying %q", tc.name, r.status, text, tc.want)
+			}
+			if tc.path == "/password" {
+				if l := ta.post(ta.client(), "/login", url.Values{"username": {"gus"}, "password": {"brand-new-password"}}); l.status != http.StatusSeeOther {
+					t.Errorf("a login with the new password: %d, want 303 (the page says it was saved)", l.status)
+				}
+			}
+		})
+	}
 }

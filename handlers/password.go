@@ -88,6 +88,10 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request, u sessions.
 	a.ifSaveFails(ctx, "Password changed, logged out",
 		"Your new password is saved and your other sessions are logged out, but keeping this one failed on our side, so this browser was logged out too. "+
 			"Log in with the new password.")
+	a.ifRevokedAsRenewed(ctx, failWords{"Password changed, logged out",
+		"Your new password was saved and your other sessions were logged out. But another of your sessions logged out everywhere else, " +
+			"or changed the password, at the same moment, which ended this one as it started. Log in with the new password; " +
+			"if it is refused, the other session changed the password after you."})
 	a.Log.InfoContext(r.Context(), "password changed", "user", u.Username)
 	if isHTMX(r) {
 		w.Header().Set("HX-Redirect", "/sessions?from=password")

@@ -50,6 +50,11 @@ type sessionState struct {
 	// views is the count this request made inside Redis (GET /count),
 	// which the session as loaded does not hold yet (the header's lab progress).
 	views int
+	// revokedWords: what a credential change that was stored says should
+	// another session's change end this one before it is kept
+	// (errRevokedAsRenewed); the generic words would read as if it had not
+	// happened.
+	revokedWords failWords
 	// endedRowDropped: the row of the ended session presented is off its
 	// computer's browsers list (dropEndedRow).
 	endedRowDropped bool
@@ -250,7 +255,12 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 			a.tokenRenewed(w, r)
 			return
 		} else if errors.Is(err, errRevokedAsRenewed) {
-			a.refuse(w, r, failRevokedAsRenewed)
+			f := failRevokedAsRenewed
+			if st.revokedWords.title != "" {
+				// It changed credentials before that: the page says so.
+				f.Title, f.Message = st.revokedWords.title, st.revokedWords.msg
+			}
+			a.refuse(w, r, f)
 			return
 		} else if tm, ok := errors.AsType[*errTooManySessions](err); ok {
 			a.tooManySessions(w, r, tm)

@@ -184,6 +184,9 @@ func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request, u sessions.Us
 		return
 	}
 	a.ifSaveFails(ctx, loggedOutEverywhereTitle, loggedOutEverywhereMessage)
+	a.ifRevokedAsRenewed(ctx, failWords{loggedOutEverywhereTitle,
+		"Your other sessions were logged out. But another of your sessions logged out everywhere else, or changed the password, " +
+			"at the same moment, which ended this one as it started. Please log in again."})
 	if isHTMX(r) {
 		// This tab's token was renewed, so its page's live stream ends
 		// with the old one, and an ended page reloads: swapped in, the
