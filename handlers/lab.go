@@ -499,7 +499,10 @@ func (a *App) noteLabBrowser(ctx context.Context, token, browser string, l *sess
 	if token == "" || browser == "" {
 		return nil
 	}
-	if _, seen := l.Seen[browser]; !seen && len(l.Seen) < maxLabBrowsers {
+	// Fixation is a browser that held the planted ID before the login: one
+	// that took it after (seen first now) hijacked a session, no more.
+	seenAt, seenBefore := l.Seen[browser]
+	if !seenBefore && len(l.Seen) < maxLabBrowsers {
 		seen := map[string]int64{}
 		for k, v := range l.Seen {
 			seen[k] = v
@@ -511,7 +514,7 @@ func (a *App) noteLabBrowser(ctx context.Context, token, browser string, l *sess
 		l.Seen = seen
 	}
 	if in := l.Login; loggedIn && in != nil && !in.Renewed && in.Shared && in.Browser != browser {
-		if _, before := l.Seen[browser]; before && (l.Fixation == nil || l.Fixation.Exposed == 0) {
+		if seenBefore && seenAt < in.At && (l.Fixation == nil || l.Fixation.Exposed == 0) {
 			o := sessions.LabOutcomes{Exposed: time.Now().UnixMilli()}
 			if l.Fixation != nil {
 				o.Hidden = l.Fixation.Hidden
@@ -696,7 +699,16 @@ func (a *App) labRead(w http.ResponseWriter, r *http.Request) {
 		a.refuse(w, r, failLabRead)
 		return
 	}
-	if err := a.Ops.LabNote(ctx, token, "httponly", o, true); err != nil {
+	if err := a.Ops.LabNote(ctx, token, "httponly", o, true); errors.Is(err, sessions.ErrNoSession) {
+		// Ended or renewed (a switch, a logout) while this was read:
+		// nothing was recorded, and the page says why.
+		if renewed, rerr := a.renewedMeanwhile(ctx); rerr == nil && renewed {
+			a.tokenRenewed(w, r)
+			return
+		}
+		a.refuse(w, r, failEndedMeanwhile)
+		return
+	} else if err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -725,7 +737,9 @@ func (a *App) labUse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := a.Ops.Times(ctx, token)
-	if errors.Is(err, sessions.ErrNoSession) {
+	// No live session has that ID: none stored, a key edited by hand into
+	// another type, or one past its end that the next load would delete.
+	if errors.Is(err, sessions.ErrNoSession) || sessions.IsWrongType(err) || err == nil && !time.Now().Before(t.End(a.Idle)) {
 		a.answer(w, r, failLabNoSuchSession)
 		return
 	}

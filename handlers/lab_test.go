@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -628,5 +629,75 @@ func TestLabKnowsThisBrowserAcrossRestartsAndOnItsFirstVisit(t *testing.T) {
 	body := ta.get(two, "/lab").body // two's first id, issued by this very page
 	if n, this := strings.Count(body, `data-testid="lab-holder"`), strings.Count(body, `data-testid="lab-holder" data-this="true"`); n != 2 || this != 1 {
 		t.Errorf("the page names %d browsers holding the ID, %d of them this one; want 2 and 1", n, this)
+	}
+}
+
+// labOps is the real Ops whose lab note of one name says the session ended,
+// as when a logout or a lab switch takes it while a request is under way.
+type labOps struct {
+	sessions.Operations
+	endedAt string
+}
+
+func (o labOps) LabNote(ctx context.Context, token, name string, v any, publish bool) error {
+	if name == o.endedAt {
+		return sessions.ErrNoSession
+	}
+	return o.Operations.LabNote(ctx, token, name, v, publish)
+}
+
+// The lab's actions on a session that ended under them, or that is not one,
+// answer with a page that says so, never a 500: the httponly experiment's
+// read when a logout or switch took the session meanwhile; taking an ID whose
+// key a student made another type, or whose session is past its end.
+func TestLabActionsOnASessionThatIsNoneSayWhy(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true; a.Ops = labOps{a.Ops, "httponly"} }).serve()
+	c := ta.client()
+	ta.get(c, "/count")
+	if r := ta.post(c, "/lab/read", url.Values{"read": {""}}); r.status != http.StatusUnauthorized {
+		t.Errorf("the read, its session ended meanwhile: %d, want 401 saying it ended", r.status)
+	}
+	hash := strings.Repeat("H", 43)
+	ta.redis.MustDo("HSET", "sess:"+hash, "a", "b")
+	if r := ta.post(ta.client(), "/lab/use", url.Values{"id": {hash}}); r.status != http.StatusNotFound {
+		t.Errorf("taking an ID whose key is a hash: %d, want 404 no such session", r.status)
+	}
+	past := strings.Repeat("P", 43)
+	ta.redis.MustDo("SET", "sess:"+past, `{"deadline":"2020-01-01T00:00:00.000Z","values":{"views":1}}`, "EX", "600")
+	if r := ta.post(ta.client(), "/lab/use", url.Values{"id": {past}}); r.status != http.StatusNotFound {
+		t.Errorf("taking the ID of a session past its end: %d, want 404 no such session", r.status)
+	}
+}
+
+// Fixation is a browser that held the planted ID before the login that kept
+// it: one that takes the ID after the login has hijacked a session, which the
+// step must not tick as fixation.
+func TestLabFixationNeedsTheIDPlantedBeforeTheLogin(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+	ta.register(ta.client(), "carol", "carol-password")
+	victim := ta.client()
+	ta.get(victim, "/count")
+	if r := ta.post(victim, "/lab/switch/renewal", url.Values{"on": {"0"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("renewal off: %d", r.status)
+	}
+	ta.get(victim, "/lab")
+	planted := ta.token(victim)
+	// A second browser holds the ID for a while, then lets it go.
+	holder := ta.client()
+	ta.get(holder, "/count")
+	own := ta.token(holder)
+	ta.post(holder, "/lab/use", url.Values{"id": {planted}})
+	ta.get(holder, "/lab")
+	ta.post(holder, "/lab/use", url.Values{"id": {own}})
+	if r := ta.post(victim, "/login", url.Values{"username": {"carol"}, "password": {"carol-password"}}); r.status != http.StatusSeeOther || ta.token(victim) != planted {
+		t.Fatalf("login with renewal off: %d, token kept %v", r.status, ta.token(victim) == planted)
+	}
+	// A third browser takes the ID only now.
+	late := ta.client()
+	ta.get(late, "/lab")
+	ta.post(late, "/lab/use", url.Values{"id": {planted}})
+	ta.get(late, "/lab")
+	if stored := ta.redis.MustDo("GET", sessions.Key(planted)); strings.Contains(stored, `"exposed"`) {
+		t.Errorf("the fixation step is ticked for a browser that took the ID after the login: %s", stored)
 	}
 }
