@@ -701,3 +701,35 @@ func TestLabFixationNeedsTheIDPlantedBeforeTheLogin(t *testing.T) {
 		t.Errorf("the fixation step is ticked for a browser that took the ID after the login: %s", stored)
 	}
 }
+
+// A password change or "log out everywhere else" renews the token, so the
+// copies other browsers held are dead: the lab and the sessions page no
+// longer say the ID is held in two browsers.
+func TestLabForgetsTheHoldersOfAnIDACredentialChangeRenewed(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		form url.Values
+	}{
+		{"/password", url.Values{"current": {"dora-password"}, "new": {"brand-new-password"}}},
+		{"/sessions/revoke-others", url.Values{}},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+			mine, copyOf := ta.client(), ta.client()
+			ta.register(mine, "dora", "dora-password")
+			ta.get(mine, "/lab")
+			ta.post(copyOf, "/lab/use", url.Values{"id": {ta.token(mine)}})
+			if body := ta.get(copyOf, "/lab").body; !strings.Contains(body, `data-testid="lab-holders"`) {
+				t.Fatal("before: the lab does not say two browsers hold the ID")
+			}
+			if r := ta.post(mine, tc.path, tc.form); r.status != http.StatusSeeOther {
+				t.Fatalf("%s: %d", tc.path, r.status)
+			}
+			for _, page := range []string{"/lab", "/sessions"} {
+				if body := ta.get(mine, page).body; strings.Contains(body, `data-testid="lab-holders"`) {
+					t.Errorf("%s after %s still says two browsers hold the ID; the other copy is dead", page, tc.path)
+				}
+			}
+		})
+	}
+}

@@ -270,6 +270,13 @@ func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, p
 		return errors.Join(errCredentialsUnchanged, err)
 	}
 	a.ifSaveFails(ctx, partway.title, partway.msg)
+	if l := a.labOf(ctx); a.Lab && l.Seen != nil {
+		// Copies of the old token are dead: the lab must not go on naming
+		// the browsers that held them (as a lab switch's renewal forgets them).
+		l.Seen = nil
+		a.putLab(ctx, l)
+		labNoted(ctx, l)
+	}
 	if err := a.indexLogin(r, u.Username, old); errors.Is(err, errEndedMeanwhile) {
 		return err
 	} else if err != nil {
