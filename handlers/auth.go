@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/a-h/templ"
 
@@ -179,13 +180,16 @@ func (a *App) logIn(r *http.Request, acct accounts.Account, remember bool) (err 
 	prev, _ := a.currentUser(ctx)
 	// The fixation experiment (-lab) can switch renewal off for this session.
 	keep := old != "" && a.labOf(ctx).NoRenewal
-	if a.Lab {
-		a.labLogin(r, old, !keep)
+	if keep {
+		keptToken(ctx)
+		// As a renewal would (scs's RenewToken): the profile dates the
+		// session's end from this login.
+		a.Sessions.SetDeadline(ctx, time.Now().Add(a.Sessions.Lifetime))
+	} else if err := a.renewToken(r, true, true); err != nil {
+		return err
 	}
-	if !keep {
-		if err := a.renewToken(r, true, true); err != nil {
-			return err
-		}
+	if a.Lab {
+		a.labLogin(r, old, !keep) // after the renewal: on the lab as it was taken
 	}
 	defer func() {
 		if err != nil {
@@ -233,7 +237,7 @@ func (a *App) renewToken(r *http.Request, loggedIn, login bool) error {
 			// browser's next one must find its session ended, not renewed.
 			take = a.Ops.TakeLive
 		}
-		views, err := take(ctx, old)
+		t, err := take(ctx, old)
 		switch {
 		case errors.Is(err, sessions.ErrTokenRenewed) && !login:
 			// Another request renewed it since this one loaded it (the
@@ -247,8 +251,8 @@ func (a *App) renewToken(r *http.Request, loggedIn, login bool) error {
 			gone = old
 		case err != nil:
 			return err
-		case views > 0:
-			a.Sessions.Put(ctx, sessions.KeyViews, views)
+		default:
+			a.carry(ctx, t)
 		}
 	} else if st, ok := stateOf(ctx); ok {
 		gone = st.presented
@@ -283,6 +287,18 @@ func (a *App) renewToken(r *http.Request, loggedIn, login bool) error {
 	}
 	a.Log.InfoContext(ctx, "session renewed", "old", a.LogID(old), "session", a.LogID(a.Sessions.Token(ctx)))
 	return nil
+}
+
+// carry puts in the renewed session what its old key held as it was taken:
+// counts and lab evidence recorded since this request loaded it would
+// otherwise be written over by the new key.
+func (a *App) carry(ctx context.Context, t sessions.Taken) {
+	if t.Views > 0 {
+		a.Sessions.Put(ctx, sessions.KeyViews, t.Views)
+	}
+	if t.Lab != nil {
+		a.putLab(ctx, *t.Lab)
+	}
 }
 
 // toProfile ends a successful login: a 303, or for htmx the profile fragment.

@@ -77,6 +77,14 @@ func notKept(ctx context.Context) {
 	}
 }
 
+// keptToken: this request's login keeps the loaded token (see
+// sessionState.keptToken).
+func keptToken(ctx context.Context) {
+	if st, ok := stateOf(ctx); ok {
+		st.keptToken = true
+	}
+}
+
 // unindex drops a session from its user's index (logout, or a login as
 // someone else).
 func (a *App) unindex(ctx context.Context, user, token string) error {

@@ -590,9 +590,11 @@ func labNoted(ctx context.Context, l sessions.Lab) {
 }
 
 // putLab stores the lab record with the session's next write, keeping the
-// switches as they were stored (labOf hides them without -lab).
+// switches as they were stored (labOf hides them without -lab), and is what
+// labOf gives the rest of the request.
 func (a *App) putLab(ctx context.Context, l sessions.Lab) {
 	a.Sessions.Put(ctx, sessions.KeyLab, l)
+	labNoted(ctx, l)
 }
 
 // labSwitch handles POST /lab/httponly and POST /lab/renewal (-lab only): on=0
@@ -603,6 +605,11 @@ func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	name := r.PathValue("switch")
+	if name != "httponly" && name != "renewal" {
+		a.answer(w, r, failNotFound)
+		return
+	}
 	// Only 0 weakens: a typo must not turn a protection off.
 	v := r.PostForm.Get("on")
 	if v != "0" && v != "1" {
@@ -622,16 +629,6 @@ func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
 		a.answer(w, r, failLabNoSession)
 		return
 	}
-	l := a.labOf(ctx)
-	switch r.PathValue("switch") {
-	case "httponly":
-		l.NoHTTPOnly = !on
-	case "renewal":
-		l.NoRenewal = !on
-	default:
-		a.answer(w, r, failNotFound)
-		return
-	}
 	if !a.labSwitchAllowed(w, r) {
 		return
 	}
@@ -642,9 +639,17 @@ func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	// The lab as the renewal took it: evidence noted since this request
+	// loaded the session stays.
+	l := a.labOf(ctx)
+	if name == "httponly" {
+		l.NoHTTPOnly = !on
+	} else {
+		l.NoRenewal = !on
+	}
 	l.Seen = nil
 	a.putLab(ctx, l)
-	a.Log.InfoContext(ctx, "lab switch", "session", a.LogID(a.Sessions.Token(ctx)), "switch", r.PathValue("switch"), "on", on)
+	a.Log.InfoContext(ctx, "lab switch", "session", a.LogID(a.Sessions.Token(ctx)), "switch", name, "on", on)
 	http.Redirect(w, r, "/lab", http.StatusSeeOther)
 }
 

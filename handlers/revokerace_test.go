@@ -196,25 +196,6 @@ func TestALabSwitchSentTwiceRenewsOnce(t *testing.T) {
 	}
 }
 
-// revokedFirst is the session store with another browser's revoke landing
-// between a request's load and its renewal: the moment two browsers race.
-type revokedFirst struct {
-	sessions.Operations
-	revoke func(token string)
-}
-
-func (o revokedFirst) Take(ctx context.Context, token string) (int, error) {
-	o.revoke(token)
-	return o.Operations.Take(ctx, token)
-}
-
-func (o revokedFirst) TakeLive(ctx context.Context, token string) (int, error) {
-	o.revoke(token)
-	return o.Operations.(interface {
-		TakeLive(context.Context, string) (int, error)
-	}).TakeLive(ctx, token)
-}
-
 // A browser whose session another browser ended (a revoke on the sessions
 // page) while its own "log out everywhere else" or password change was on
 // its way was not renewed and did not send the form twice: it is told that
@@ -225,7 +206,7 @@ func TestAFormOnASessionEndedMeanwhileSaysSessionEnded(t *testing.T) {
 	var ta *testApp
 	var user string
 	ta = newTestApp(t, func(a *App) {
-		a.Ops = revokedFirst{Operations: a.Ops, revoke: func(token string) {
+		a.Ops = takenAfter{Operations: a.Ops, meanwhile: func(token string) {
 			if _, err := a.Index.Revoke(context.Background(), user, sessions.ID(token)); err != nil {
 				t.Error(err)
 			}

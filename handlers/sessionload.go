@@ -72,6 +72,9 @@ type sessionState struct {
 	// indexedFor is the user whose index this request added the session's
 	// new token to (indexLogin): saving it then checks the entry is still there.
 	indexedFor string
+	// keptToken: a login kept the loaded token (-lab, renewal off), so
+	// saving it checks that no renewal took that token meanwhile.
+	keptToken bool
 	// failTitle and failMessage are the handler's own words for its failure
 	// (failWith), for the answer if saving the session then fails too.
 	failTitle, failMessage string

@@ -275,7 +275,6 @@ func (a *App) endOtherSessions(r *http.Request, u sessions.User, cause string, p
 		// the browsers that held them (as a lab switch's renewal forgets them).
 		l.Seen = nil
 		a.putLab(ctx, l)
-		labNoted(ctx, l)
 	}
 	if err := a.indexLogin(r, u.Username, old); errors.Is(err, errEndedMeanwhile) {
 		return err

@@ -64,6 +64,19 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return fmt.Errorf("save session %s: %w", a.LogID(token), err)
 		}
+		if st != nil && st.keptToken {
+			if kept, err := a.Ops.KeepUnlessRenewed(ctx, token); err != nil {
+				return fmt.Errorf("save session %s: %w", a.LogID(token), err)
+			} else if !kept {
+				// Written back under an ID a renewal took meanwhile, which
+				// another browser may hold: deleted, and listed nowhere.
+				if err := a.unindex(ctx, st.indexedFor, token); err != nil {
+					a.Log.WarnContext(ctx, "session renewed as it was kept: its index entry stays until the list drops it",
+						"session", a.LogID(token), "err", err)
+				}
+				return errRenewed
+			}
+		}
 		if st != nil && st.indexedFor != "" {
 			// The cookie is not set yet: a session deleted here was never
 			// the browser's.

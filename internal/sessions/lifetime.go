@@ -59,13 +59,23 @@ func timesOf(deadline time.Time, values map[string]any) Times {
 	return Times{Deadline: deadline, Seen: seen, Views: views}
 }
 
-// carriedViews is the view count a renewed token carries over from its old
-// key (0 when none or unreadable).
-func carriedViews(b []byte) int {
+// Taken is what a renewed token carries over from its old key as it was
+// taken, with every change made up to that moment: the view count (0 when
+// none or unreadable) and the lab's record (nil when none).
+type Taken struct {
+	Views int
+	Lab   *Lab
+}
+
+func taken(b []byte) Taken {
 	_, values, err := Codec{}.Decode(b)
 	if err != nil {
-		return 0
+		return Taken{}
 	}
-	n, _ := values[KeyViews].(int)
-	return n
+	var t Taken
+	t.Views, _ = values[KeyViews].(int)
+	if l, ok := values[KeyLab].(Lab); ok {
+		t.Lab = &l
+	}
+	return t
 }

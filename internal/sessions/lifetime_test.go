@@ -87,7 +87,7 @@ func TestOpsReturnTimesAndCarriedViews(t *testing.T) {
 	seen := time.Now().UTC().Truncate(time.Millisecond)
 	impls := map[string]interface {
 		Times(ctx context.Context, token string) (Times, error)
-		Take(ctx context.Context, token string) (int, error)
+		Take(ctx context.Context, token string) (Taken, error)
 	}{
 		"redis":  NewOps(rs.Client(t)),
 		"memory": &MemoryOps{Store: memstore.New()},
@@ -128,8 +128,8 @@ func TestOpsReturnTimesAndCarriedViews(t *testing.T) {
 			if _, err := ops.Times(ctx, "none"); !errors.Is(err, ErrNoSession) {
 				t.Errorf("Times of a missing key: %v, want ErrNoSession", err)
 			}
-			if views, err := ops.Take(ctx, "tok"); err != nil || views != 7 {
-				t.Errorf("Take = %d, %v; want the 7 views the key held", views, err)
+			if got, err := ops.Take(ctx, "tok"); err != nil || got.Views != 7 {
+				t.Errorf("Take = %+v, %v; want the 7 views the key held", got, err)
 			}
 			if _, err := ops.Times(ctx, "tok"); !errors.Is(err, ErrNoSession) {
 				t.Errorf("Times after Take: %v, want ErrNoSession", err)

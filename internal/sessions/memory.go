@@ -202,39 +202,39 @@ func (m *MemoryOps) Touch(ctx context.Context, token, user string, seen, expiry 
 }
 
 // Take reads and deletes a session and marks it renewed (see Ops.Take).
-func (m *MemoryOps) Take(ctx context.Context, token string) (views int, err error) {
+func (m *MemoryOps) Take(ctx context.Context, token string) (Taken, error) {
 	return m.take(token, true)
 }
 
 // TakeLive is Take for a renewal that is not a login (see Ops.TakeLive).
-func (m *MemoryOps) TakeLive(ctx context.Context, token string) (views int, err error) {
+func (m *MemoryOps) TakeLive(ctx context.Context, token string) (Taken, error) {
 	return m.take(token, false)
 }
 
-func (m *MemoryOps) take(token string, login bool) (views int, err error) {
+func (m *MemoryOps) take(token string, login bool) (Taken, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b, found, err := m.Store.Find(token)
 	if err != nil {
-		return 0, fmt.Errorf("sessions: take: %w", err)
+		return Taken{}, fmt.Errorf("sessions: take: %w", err)
 	}
 	if !found {
 		_, renewed := m.renewedNow(token)
 		switch {
 		case !login && renewed:
-			return 0, ErrTokenRenewed
+			return Taken{}, ErrTokenRenewed
 		case login && !renewed:
 			m.markRenewed(token, 0)
 		}
-		return 0, ErrNoSession
+		return Taken{}, ErrNoSession
 	}
 	if err := m.Store.Delete(token); err != nil {
-		return 0, fmt.Errorf("sessions: take: %w", err)
+		return Taken{}, fmt.Errorf("sessions: take: %w", err)
 	}
-	views = carriedViews(b)
-	m.markRenewed(token, views)
+	t := taken(b)
+	m.markRenewed(token, t.Views)
 	m.publish(SessionChannel(ID(token)), MsgEnded)
-	return views, nil
+	return t, nil
 }
 
 // Times reads a session's deadline and last activity (see Ops.Times).
@@ -299,6 +299,20 @@ func (m *MemoryOps) RenewedInFlight(ctx context.Context, token string) (bool, er
 	defer m.mu.Unlock()
 	r, ok := m.renewedNow(token)
 	return ok && time.Until(r.until) > RenewedFor-RenewalInFlight, nil
+}
+
+// KeepUnlessRenewed deletes a session written under a renewed token (see
+// Ops.KeepUnlessRenewed).
+func (m *MemoryOps) KeepUnlessRenewed(ctx context.Context, token string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, renewed := m.renewedNow(token); !renewed {
+		return true, nil
+	}
+	if err := m.Store.Delete(token); err != nil {
+		return false, fmt.Errorf("sessions: keep unless renewed: %w", err)
+	}
+	return false, nil
 }
 
 // MarkReplaced records a replaced token (see Ops.MarkReplaced).

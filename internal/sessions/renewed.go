@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
 // RenewedFor is how long a renewed token is remembered, with its count:
@@ -45,6 +47,26 @@ func (o *Ops) RenewedInFlight(ctx context.Context, token string) (bool, error) {
 		return false, fmt.Errorf("sessions: renewed in flight: %w", err)
 	}
 	return ms > (RenewedFor - RenewalInFlight).Milliseconds(), nil // -2: no marker
+}
+
+// keepUnlessRenewed deletes KEYS[1] (a session just written) when its token
+// was renewed (KEYS[2], the marker): the key would revive a taken ID.
+var keepUnlessRenewed = redistrace.NewScript("keep unless renewed", `
+if redis.call('EXISTS', KEYS[2]) == 0 then return 1 end
+redis.call('DEL', KEYS[1])
+return 0`)
+
+// KeepUnlessRenewed runs after a session is written under the token its
+// request loaded (a login that kept its token, -lab): a renewal that took
+// that token meanwhile (Take) has moved the session to a new one, and the
+// write would bring the old ID back to life. Then it deletes the write and
+// reports false. A renewal after this check takes what was written.
+func (o *Ops) KeepUnlessRenewed(ctx context.Context, token string) (bool, error) {
+	n, err := keepUnlessRenewed.Exec(ctx, o.rdb, []string{Key(token), RenewedKey(token)}, nil).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("sessions: keep unless renewed: %w", err)
+	}
+	return n == 1, nil
 }
 
 // ReplacedKey is the marker of an ended session's token that a new session

@@ -370,8 +370,8 @@ return v`)
 
 // Take reads and deletes a stored session to renew its token, carrying every
 // update up to that moment, and marks the token renewed in the same step, so
-// no request finds the key gone and no marker. It returns the old key's views.
-func (o *Ops) Take(ctx context.Context, token string) (views int, err error) {
+// no request finds the key gone and no marker.
+func (o *Ops) Take(ctx context.Context, token string) (Taken, error) {
 	return o.take(ctx, token, "1")
 }
 
@@ -379,23 +379,23 @@ func (o *Ops) Take(ctx context.Context, token string) (views int, err error) {
 // out everywhere else", a lab switch): a key already gone is not renewed, so
 // it is not marked renewed, and the error says why it is gone:
 // ErrTokenRenewed when another request renewed it, else ErrNoSession (ended).
-func (o *Ops) TakeLive(ctx context.Context, token string) (views int, err error) {
+func (o *Ops) TakeLive(ctx context.Context, token string) (Taken, error) {
 	return o.take(ctx, token, "0")
 }
 
-func (o *Ops) take(ctx context.Context, token, login string) (views int, err error) {
+func (o *Ops) take(ctx context.Context, token, login string) (Taken, error) {
 	b, err := take.Exec(ctx, o.rdb, []string{Key(token), RenewedKey(token)},
 		[]string{SessionChannel(ID(token)), MsgEnded, strconv.FormatInt(RenewedFor.Milliseconds(), 10), KeyViews, login}).AsBytes()
 	if rueidis.IsRedisNil(err) {
-		return 0, ErrNoSession
+		return Taken{}, ErrNoSession
 	}
 	if err != nil {
-		return 0, fmt.Errorf("sessions: take: %w", err)
+		return Taken{}, fmt.Errorf("sessions: take: %w", err)
 	}
 	if string(b) == "RENEWED" { // a stored session is JSON
-		return 0, ErrTokenRenewed
+		return Taken{}, ErrTokenRenewed
 	}
-	return carriedViews(b), nil
+	return taken(b), nil
 }
 
 // Times reads a stored session's deadline and last activity (one GET).
@@ -549,11 +549,12 @@ type Operations interface {
 	DropBrowser(ctx context.Context, id, addr string) error
 	PageChanged(ctx context.Context, token, addr string) (BrowserList, error)
 	Touch(ctx context.Context, token, user string, seen, expiry time.Time) error
-	Take(ctx context.Context, token string) (views int, err error)
-	TakeLive(ctx context.Context, token string) (views int, err error)
+	Take(ctx context.Context, token string) (Taken, error)
+	TakeLive(ctx context.Context, token string) (Taken, error)
 	Times(ctx context.Context, token string) (Times, error)
 	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
 	RenewedInFlight(ctx context.Context, token string) (bool, error)
+	KeepUnlessRenewed(ctx context.Context, token string) (bool, error)
 	MarkReplaced(ctx context.Context, token string) error
 	Replaced(ctx context.Context, token string) (bool, error)
 	MarkAccountUnreadable(ctx context.Context, token, accountKey string) error
