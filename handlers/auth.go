@@ -221,7 +221,8 @@ func (a *App) logOutHere(ctx context.Context) {
 }
 
 // renewToken gives the session a new token, taking the old key with GETDEL so
-// views counted concurrently move with it, and the browser's row too. A
+// everything stored concurrently moves with it (carry), and the browser's
+// row too. A
 // login starts the session's absolute lifetime again (scs's RenewToken
 // does); any other renewal (a password change, a lab switch) keeps its end,
 // which the profile promises whatever you do.
@@ -253,6 +254,10 @@ func (a *App) renewToken(r *http.Request, loggedIn, login bool) error {
 			return err
 		default:
 			a.carry(ctx, t)
+			if !t.Deadline.IsZero() {
+				end = t.Deadline
+			}
+			_, loggedIn = a.currentUser(ctx)
 		}
 	} else if st, ok := stateOf(ctx); ok {
 		gone = st.presented
@@ -289,16 +294,24 @@ func (a *App) renewToken(r *http.Request, loggedIn, login bool) error {
 	return nil
 }
 
-// carry puts in the renewed session what its old key held as it was taken:
-// counts and lab evidence recorded since this request loaded it would
-// otherwise be written over by the new key.
+// carry makes the renewed session what its old key held as it was taken,
+// not what this request loaded: a count, a lab outcome, or a login that kept
+// the token, stored by another request since, would otherwise be written
+// over by the new key. The request's own changes come after the renewal.
 func (a *App) carry(ctx context.Context, t sessions.Taken) {
-	if t.Views > 0 {
-		a.Sessions.Put(ctx, sessions.KeyViews, t.Views)
+	if t.Values == nil {
+		return // unreadable: the session as loaded
 	}
-	if t.Lab != nil {
-		a.putLab(ctx, *t.Lab)
+	for _, k := range a.Sessions.Keys(ctx) {
+		if _, ok := t.Values[k]; !ok {
+			a.Sessions.Remove(ctx, k)
+		}
 	}
+	for k, v := range t.Values {
+		a.Sessions.Put(ctx, k, v)
+	}
+	l, _ := t.Values[sessions.KeyLab].(sessions.Lab)
+	labNoted(ctx, l)
 }
 
 // toProfile ends a successful login: a 303, or for htmx the profile fragment.
@@ -317,13 +330,27 @@ func (a *App) toProfile(w http.ResponseWriter, r *http.Request) {
 func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
-	if u, ok := a.currentUser(ctx); ok {
-		if err := a.unindex(ctx, u.Username, old); err != nil {
+	if old != "" {
+		// A renewal in another tab (a lab switch, a password change) may
+		// have taken the token since this request loaded it: the session
+		// then lives on under the new one, which this logout cannot end.
+		if err := a.Ops.EndUnlessRenewed(ctx, old); errors.Is(err, sessions.ErrTokenRenewed) {
+			a.tokenRenewed(w, r)
+			return
+		} else if err != nil {
 			a.fail(w, r, err)
 			return
 		}
+		if u, ok := a.currentUser(ctx); ok {
+			// Ended first: a renewal after this finds nothing to carry
+			// on, so none can list the session again.
+			if err := a.unindex(ctx, u.Username, old); err != nil {
+				a.Log.WarnContext(ctx, "logged-out session left on its user's list until the list drops it",
+					"session", a.LogID(old), "err", err)
+			}
+		}
 	}
-	if err := a.Sessions.Destroy(ctx); err != nil {
+	if err := a.Sessions.Destroy(sessions.WithEnded(ctx)); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -154,3 +154,139 @@ func TestALoginThatKeepsItsTokenStartsTheLifetime(t *testing.T) {
 		t.Errorf("after the login the session ends at %s (%v); want about %s, a lifetime after the login", m[1], err, want.UTC())
 	}
 }
+
+// removedAfter is the session index with another request landing as a
+// session is taken off its user's list (a logout's unindex).
+type removedAfter struct {
+	sessionstack.Index
+	meanwhile func(id string)
+}
+
+func (x removedAfter) Remove(ctx context.Context, user, id string) error {
+	x.meanwhile(id)
+	return x.Index.Remove(ctx, user, id)
+}
+
+// endedAfter is the session store with another request's renewal landing
+// between a logout's load and its delete.
+type endedAfter struct {
+	sessions.Operations
+	meanwhile func(token string)
+}
+
+func (o endedAfter) EndUnlessRenewed(ctx context.Context, token string) error {
+	o.meanwhile(token)
+	return o.Operations.EndUnlessRenewed(ctx, token)
+}
+
+// A logout and a renewal (a lab switch) sent from one browser's two tabs at
+// once: whichever takes the token first, the answers tell the truth. Either
+// the logout ends the session and the switch finds it ended, or the switch
+// renewed it first and the logout, which cannot end the new token, says
+// nothing was done (409). Never "you are logged out" with the session alive
+// under the switch's new token.
+func TestALogoutRacingARenewalNeverLeavesTheSessionAlive(t *testing.T) {
+	switchWith := func(ta *testApp, token string) hit {
+		return fetch(noRedirects, ta.srv.URL+"/lab/switch/httponly", url.Values{"on": {"0"}},
+			"Cookie", ta.app.Sessions.Cookie.Name+"="+token)
+	}
+	loggedIn := func(ta *testApp, user string) []string {
+		var live []string
+		for _, k := range strings.Fields(ta.redis.MustDo("KEYS", "sess:*")) {
+			if strings.Contains(ta.redis.MustDo("GET", k), `"username":"`+user+`"`) {
+				live = append(live, k)
+			}
+		}
+		return live
+	}
+	t.Run("the logout first", func(t *testing.T) {
+		var once sync.Once
+		var ta *testApp
+		var token string
+		var switched hit
+		ta = newTestApp(t, func(a *App) {
+			a.Lab = true
+			a.Index = removedAfter{Index: a.Index, meanwhile: func(string) {
+				once.Do(func() { switched = switchWith(ta, token) })
+			}}
+		}).serve()
+		c := ta.client()
+		ta.register(c, "gus", "gus-password")
+		token = ta.token(c)
+		if r := ta.post(c, "/logout", nil); r.status != http.StatusSeeOther || r.header.Get("Location") != "/login?from=logout" {
+			t.Errorf("the logout: %d to %q, want 303 to the page saying you are logged out", r.status, r.header.Get("Location"))
+		}
+		if switched.status == http.StatusSeeOther {
+			t.Errorf("the switch after the logout ended the session: %d, want it refused", switched.status)
+		}
+		if live := loggedIn(ta, "gus"); len(live) > 0 {
+			t.Errorf("after the logout, %v still hold a session logged in as gus", live)
+		}
+	})
+	t.Run("the switch first", func(t *testing.T) {
+		var once sync.Once
+		var ta *testApp
+		var switched hit
+		ta = newTestApp(t, func(a *App) {
+			a.Lab = true
+			a.Ops = endedAfter{Operations: a.Ops, meanwhile: func(token string) {
+				once.Do(func() { switched = switchWith(ta, token) })
+			}}
+		}).serve()
+		c := ta.client()
+		ta.register(c, "hal", "hal-password")
+		r := ta.post(c, "/logout", nil)
+		if r.status != http.StatusConflict || strings.Contains(r.body, "logged out") || r.header.Get("Clear-Site-Data") != "" {
+			t.Errorf("the logout after the switch renewed the token: %d, want 409 saying nothing was done", r.status)
+		}
+		if switched.status != http.StatusSeeOther {
+			t.Fatalf("the switch: %d", switched.status)
+		}
+		if live := loggedIn(ta, "hal"); len(live) != 1 {
+			t.Errorf("sessions logged in as hal: %v; want the switch's one, which the logout said it did not end", live)
+		}
+	})
+}
+
+// A lab switch that loaded the session just before a login kept its token
+// (renewal off), and took it just after: the login was stored and answered,
+// so the switch's new token carries it on, listed, rather than the session
+// as the switch had loaded it, logged out.
+func TestALabSwitchCarriesOnALoginThatLandedMeanwhile(t *testing.T) {
+	var once sync.Once
+	var ta *testApp
+	var token string
+	var login hit
+	ta = newTestApp(t, func(a *App) {
+		a.Lab = true
+		a.Ops = takenAfter{Operations: a.Ops, meanwhile: func(taken string) {
+			if taken != token {
+				return
+			}
+			once.Do(func() {
+				login = fetch(noRedirects, ta.srv.URL+"/login", url.Values{"username": {"ivy"}, "password": {"ivy-password"}},
+					"Cookie", ta.app.Sessions.Cookie.Name+"="+token)
+			})
+		}}
+	}).serve()
+	ta.register(ta.client(), "ivy", "ivy-password")
+	c := ta.client()
+	ta.get(c, "/count")
+	if r := ta.post(c, "/lab/switch/renewal", url.Values{"on": {"0"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("renewal off: %d", r.status)
+	}
+	token = ta.token(c)
+	if r := ta.post(c, "/lab/switch/httponly", url.Values{"on": {"0"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("the switch: %d", r.status)
+	}
+	if login.status != http.StatusSeeOther {
+		t.Fatalf("the login that kept the token, meanwhile: %d", login.status)
+	}
+	if r := ta.get(c, "/profile"); r.status != http.StatusOK || !strings.Contains(r.body, "ivy") {
+		t.Errorf("the switch's new token: /profile %d; want ivy logged in, as the login answered", r.status)
+	}
+	ids := ta.redis.MustDo("HKEYS", sessions.IndexKey("ivy"))
+	if !strings.Contains(ids, sessions.ID(ta.token(c))) || strings.Contains(ids, sessions.ID(token)) {
+		t.Errorf("ivy's list holds %q; want the new token's ID and not the taken one's", ids)
+	}
+}

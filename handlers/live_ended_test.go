@@ -119,6 +119,7 @@ func TestAStreamEndsWhenTheNewsOutrunsTheCache(t *testing.T) {
 		t.Fatalf("profile before the change: %d", r.status)
 	}
 
+	untilSubscribed(t, rs) // the message must find a's stream listening
 	held.Hold()
 	if r := b.post(other, "/sessions/revoke-others", nil); r.status != http.StatusSeeOther {
 		t.Fatalf("log out everywhere else on b: %d", r.status)

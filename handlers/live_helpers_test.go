@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -100,4 +101,27 @@ func exists(t *testing.T, rdb rueidis.Client, key string) bool {
 		t.Fatalf("EXISTS %s: %v", key, err)
 	}
 	return n == 1
+}
+
+// killSubscription drops the live hub's subscription connection, as a Redis
+// hiccup would, once the hub holds one (untilSubscribed).
+func killSubscription(t *testing.T, rs *redistest.Server) {
+	t.Helper()
+	untilSubscribed(t, rs)
+	rs.MustDo("CLIENT", "KILL", "TYPE", "pubsub")
+}
+
+// untilSubscribed waits until a live hub has subscribed in Redis: a stream
+// opened while its hub's first connection was still opening is subscribed
+// by that connection later, so a fault made before then (a kill, a held
+// reply) hits nothing or the wrong connection, and a test waits for news
+// that came already or never will.
+func untilSubscribed(t *testing.T, rs *redistest.Server) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); rs.MustDo("PUBSUB", "CHANNELS", "live:*") == ""; {
+		if time.Now().After(deadline) {
+			t.Fatal("the live hub subscribed to nothing within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -25,7 +25,7 @@ func TestLivePageCatchesUpAfterTheSubscriptionIsReopened(t *testing.T) {
 	}
 	// The hiccup: Redis drops the subscription connection; the hub opens
 	// it again a second later. These counts fall in between.
-	rs.MustDo("CLIENT", "KILL", "TYPE", "pubsub")
+	killSubscription(t, rs)
 	for range 3 {
 		if r := ta.get(c, "/count"); r.status != http.StatusOK {
 			t.Fatalf("GET /count: %d", r.status)
@@ -60,7 +60,7 @@ func TestACatchUpRepeatsNoCountTheHelloSent(t *testing.T) {
 	ta.get(c, "/count") // count 1
 	s := apptest.OpenStream(t, c, ta.srv.URL+"/live")
 	s.Next(views.SSEHello)
-	rs.MustDo("CLIENT", "KILL", "TYPE", "pubsub") // the hub reconnects and catches up
+	killSubscription(t, rs) // the hub reconnects and catches up
 	// The catch-up ends with its nudge to reload the sessions list.
 	timeout := time.After(10 * time.Second)
 	for caughtUp := false; !caughtUp; {

@@ -59,23 +59,21 @@ func timesOf(deadline time.Time, values map[string]any) Times {
 	return Times{Deadline: deadline, Seen: seen, Views: views}
 }
 
-// Taken is what a renewed token carries over from its old key as it was
-// taken, with every change made up to that moment: the view count (0 when
-// none or unreadable) and the lab's record (nil when none).
+// Taken is a stored session as a renewal took it from its old key (Take),
+// with every change made up to that moment: the new token carries all of
+// it, so nothing another request stored since this one loaded the session
+// (a count, a lab outcome, a login that kept the token) is written over.
 type Taken struct {
-	Views int
-	Lab   *Lab
+	Views    int            // the view count (0 when none or unreadable)
+	Deadline time.Time      // zero when unreadable
+	Values   map[string]any // nil when unreadable
 }
 
 func taken(b []byte) Taken {
-	_, values, err := Codec{}.Decode(b)
+	deadline, values, err := Codec{}.Decode(b)
 	if err != nil {
 		return Taken{}
 	}
-	var t Taken
-	t.Views, _ = values[KeyViews].(int)
-	if l, ok := values[KeyLab].(Lab); ok {
-		t.Lab = &l
-	}
-	return t
+	views, _ := values[KeyViews].(int)
+	return Taken{Views: views, Deadline: deadline, Values: values}
 }

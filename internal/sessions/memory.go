@@ -315,6 +315,27 @@ func (m *MemoryOps) KeepUnlessRenewed(ctx context.Context, token string) (bool, 
 	return false, nil
 }
 
+// EndUnlessRenewed deletes a session unless a renewal took it first (see
+// Ops.EndUnlessRenewed).
+func (m *MemoryOps) EndUnlessRenewed(ctx context.Context, token string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, found, err := m.Store.Find(token)
+	if err != nil {
+		return fmt.Errorf("sessions: end: %w", err)
+	}
+	if !found {
+		if _, renewed := m.renewedNow(token); renewed {
+			return ErrTokenRenewed
+		}
+		return nil
+	}
+	if err := m.Store.Delete(token); err != nil {
+		return fmt.Errorf("sessions: end: %w", err)
+	}
+	return nil
+}
+
 // MarkReplaced records a replaced token (see Ops.MarkReplaced).
 func (m *MemoryOps) MarkReplaced(ctx context.Context, token string) error {
 	m.mu.Lock()

@@ -69,6 +69,30 @@ func (o *Ops) KeepUnlessRenewed(ctx context.Context, token string) (bool, error)
 	return n == 1, nil
 }
 
+// endUnlessRenewed deletes KEYS[1] (a session a logout ends); when it was
+// gone already and KEYS[2] (its renewed marker) is set, it answers RENEWED.
+var endUnlessRenewed = redistrace.NewScript("end (DEL)", `
+if redis.call('DEL', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+  return redis.status_reply('RENEWED')
+end
+return redis.status_reply('OK')`)
+
+// EndUnlessRenewed deletes a session's key for a logout, in one step with
+// the check that no renewal (Take) took it first: then the session lives on
+// under a new token, which this logout has not ended, and the error is
+// ErrTokenRenewed. A key gone for any other reason (expired, revoked) is
+// ended: nil.
+func (o *Ops) EndUnlessRenewed(ctx context.Context, token string) error {
+	s, err := endUnlessRenewed.Exec(ctx, o.rdb, []string{Key(token), RenewedKey(token)}, nil).ToString()
+	if err != nil {
+		return fmt.Errorf("sessions: end: %w", err)
+	}
+	if s == "RENEWED" {
+		return ErrTokenRenewed
+	}
+	return nil
+}
+
 // ReplacedKey is the marker of an ended session's token that a new session
 // replaced in its browser (a login or a count with its cookie), by ID. It is
 // under renewed: so the documented ACL user (docs/deploy.md) may use it.

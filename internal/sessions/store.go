@@ -501,6 +501,15 @@ func WithIdle(ctx context.Context, d time.Duration) context.Context {
 	return context.WithValue(ctx, idleKey{}, d)
 }
 
+type endedKey struct{}
+
+// WithEnded says that the session's key was deleted already in this
+// request (EndUnlessRenewed): the store's delete, which scs's Destroy makes,
+// sends nothing more.
+func WithEnded(ctx context.Context) context.Context {
+	return context.WithValue(ctx, endedKey{}, true)
+}
+
 // The Ctx methods pass the request's context, and its Redis budget, on.
 
 // CommitCtx implements scs.CtxStore. A write whose context carries a
@@ -534,6 +543,9 @@ func (s IdleStore) FindCtx(ctx context.Context, token string) (b []byte, found b
 
 // DeleteCtx implements scs.CtxStore.
 func (s IdleStore) DeleteCtx(ctx context.Context, token string) error {
+	if ended, _ := ctx.Value(endedKey{}).(bool); ended {
+		return nil
+	}
 	if cs, ok := s.Store.(scs.CtxStore); ok {
 		return cs.DeleteCtx(ctx, token)
 	}
@@ -555,6 +567,7 @@ type Operations interface {
 	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
 	RenewedInFlight(ctx context.Context, token string) (bool, error)
 	KeepUnlessRenewed(ctx context.Context, token string) (bool, error)
+	EndUnlessRenewed(ctx context.Context, token string) error
 	MarkReplaced(ctx context.Context, token string) error
 	Replaced(ctx context.Context, token string) (bool, error)
 	MarkAccountUnreadable(ctx context.Context, token, accountKey string) error
