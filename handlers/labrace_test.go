@@ -94,12 +94,7 @@ func TestALoginThatKeepsItsTokenDoesNotReviveATakenOne(t *testing.T) {
 			})
 		}}
 	}).serve()
-	ta.register(ta.client(), "erin", "erin-password")
-	c := ta.client()
-	ta.get(c, "/count")
-	if r := ta.post(c, "/lab/switch/renewal", url.Values{"on": {"0"}}); r.status != http.StatusSeeOther {
-		t.Fatalf("renewal off: %d", r.status)
-	}
+	c := ta.renewalOff("erin")
 	token = ta.token(c)
 	r := ta.post(c, "/login", url.Values{"username": {"erin"}, "password": {"erin-password"}})
 	if r.status != http.StatusConflict {
@@ -132,12 +127,7 @@ func TestAnUnknownLabSwitchIsNotFound(t *testing.T) {
 // from the login.
 func TestALoginThatKeepsItsTokenStartsTheLifetime(t *testing.T) {
 	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
-	ta.register(ta.client(), "fay", "fay-password")
-	c := ta.client()
-	ta.get(c, "/count")
-	if r := ta.post(c, "/lab/switch/renewal", url.Values{"on": {"0"}}); r.status != http.StatusSeeOther {
-		t.Fatalf("renewal off: %d", r.status)
-	}
+	c := ta.renewalOff("fay")
 	key := sessions.Key(ta.token(c))
 	soon := time.Now().Add(time.Hour).UTC().Format("2006-01-02T15:04:05.000Z")
 	ta.redis.MustDo("SET", key, regexp.MustCompile(`"deadline":"[^"]*"`).ReplaceAllString(ta.redis.MustDo("GET", key), `"deadline":"`+soon+`"`), "KEEPTTL")
@@ -269,12 +259,7 @@ func TestALabSwitchCarriesOnALoginThatLandedMeanwhile(t *testing.T) {
 			})
 		}}
 	}).serve()
-	ta.register(ta.client(), "ivy", "ivy-password")
-	c := ta.client()
-	ta.get(c, "/count")
-	if r := ta.post(c, "/lab/switch/renewal", url.Values{"on": {"0"}}); r.status != http.StatusSeeOther {
-		t.Fatalf("renewal off: %d", r.status)
-	}
+	c := ta.renewalOff("ivy")
 	token = ta.token(c)
 	if r := ta.post(c, "/lab/switch/httponly", url.Values{"on": {"0"}}); r.status != http.StatusSeeOther {
 		t.Fatalf("the switch: %d", r.status)
@@ -289,4 +274,18 @@ func TestALabSwitchCarriesOnALoginThatLandedMeanwhile(t *testing.T) {
 	if !strings.Contains(ids, sessions.ID(ta.token(c))) || strings.Contains(ids, sessions.ID(token)) {
 		t.Errorf("ivy's list holds %q; want the new token's ID and not the taken one's", ids)
 	}
+}
+
+// renewalOff registers user (password user-password) from another browser
+// and gives a browser with an anonymous session whose next login keeps its
+// token (the lab's renewal switch off).
+func (ta *testApp) renewalOff(user string) *http.Client {
+	ta.t.Helper()
+	ta.register(ta.client(), user, user+"-password")
+	c := ta.client()
+	ta.get(c, "/count")
+	if r := ta.post(c, "/lab/switch/renewal", url.Values{"on": {"0"}}); r.status != http.StatusSeeOther {
+		ta.t.Fatalf("renewal off: %d", r.status)
+	}
+	return c
 }
