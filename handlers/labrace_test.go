@@ -276,16 +276,116 @@ func TestALabSwitchCarriesOnALoginThatLandedMeanwhile(t *testing.T) {
 	}
 }
 
-// renewalOff registers user (password user-password) from another browser
-// and gives a browser with an anonymous session whose next login keeps its
-// token (the lab's renewal switch off).
+// renewalOff registers user (password user-password) from another browser,
+// which logs out, and gives a browser with an anonymous session whose next
+// login keeps its token (the lab's renewal switch off).
 func (ta *testApp) renewalOff(user string) *http.Client {
 	ta.t.Helper()
-	ta.register(ta.client(), user, user+"-password")
+	signup := ta.client()
+	ta.register(signup, user, user+"-password")
+	ta.post(signup, "/logout", nil)
 	c := ta.client()
 	ta.get(c, "/count")
 	if r := ta.post(c, "/lab/switch/renewal", url.Values{"on": {"0"}}); r.status != http.StatusSeeOther {
 		ta.t.Fatalf("renewal off: %d", r.status)
 	}
 	return c
+}
+
+// keptAfter is the session store with another request landing between a
+// kept-token login's write and its check (KeepUnlessMoved).
+type keptAfter struct {
+	sessions.Operations
+	meanwhile func(token string)
+}
+
+func (o keptAfter) KeepUnlessMoved(ctx context.Context, token string) (sessions.Kept, error) {
+	o.meanwhile(token)
+	return o.Operations.KeepUnlessMoved(ctx, token)
+}
+
+// A logout sent with a token a renewal took a moment before (the logout's
+// tab had not seen the renewal's answer yet) finds no session to end: it
+// says nothing was done (409), as the session lives on under the new token,
+// not "you are logged out".
+func TestALogoutWithATokenRenewedAMomentAgoSaysNothingWasDone(t *testing.T) {
+	ta := newTestApp(t, func(a *App) { a.Lab = true }).serve()
+	c := ta.client()
+	ta.register(c, "jan", "jan-password")
+	old := ta.token(c)
+	if r := ta.post(c, "/lab/switch/httponly", url.Values{"on": {"0"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("the switch: %d", r.status)
+	}
+	r := fetch(noRedirects, ta.srv.URL+"/logout", url.Values{}, "Cookie", ta.app.Sessions.Cookie.Name+"="+old)
+	if r.status != http.StatusConflict || r.header.Get("Clear-Site-Data") != "" {
+		t.Errorf("the logout with the token the switch took: %d (Clear-Site-Data %q), want 409 saying nothing was done",
+			r.status, r.header.Get("Clear-Site-Data"))
+	}
+	if p := ta.get(c, "/profile"); p.status != http.StatusOK {
+		t.Errorf("the switch's new token after that logout: /profile %d, want 200 (still logged in)", p.status)
+	}
+}
+
+// A login that kept its token (renewal off) and a renewal or a logout of
+// that token in the browser's other tab, landing just before or after the
+// login wrote the session: every answer holds. A renewal after the write
+// carried the login on, so the login answers 303 without handing back the
+// dead token; a logout ended the session, so the login says so (401) and
+// nothing stays logged in, the planted ID least of all. A kept token's
+// login never sends the cookie the browser holds again.
+func TestAKeptTokenLoginAnswersWhatBecameOfIt(t *testing.T) {
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+		before     bool // lands before the login's write (else after)
+		want       int  // the login's answer
+		loggedIn   bool // a session of the user lives on
+	}{
+		{"a switch after", "/lab/switch/httponly", url.Values{"on": {"0"}}, false, http.StatusSeeOther, true},
+		{"a logout after", "/logout", url.Values{}, false, http.StatusUnauthorized, false},
+		{"a logout before", "/logout", url.Values{}, true, http.StatusUnauthorized, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var once sync.Once
+			var ta *testApp
+			var other hit
+			var token string
+			meanwhile := func() {
+				once.Do(func() {
+					other = fetch(noRedirects, ta.srv.URL+tc.path, tc.form, "Cookie", ta.app.Sessions.Cookie.Name+"="+token)
+				})
+			}
+			ta = newTestApp(t, func(a *App) {
+				a.Lab = true
+				if tc.before {
+					a.Index = addedAfter{Index: a.Index, meanwhile: func() {
+						if token != "" {
+							meanwhile()
+						}
+					}}
+				} else {
+					a.Ops = keptAfter{Operations: a.Ops, meanwhile: func(string) { meanwhile() }}
+				}
+			}).serve()
+			c := ta.renewalOff("kim")
+			token = ta.token(c)
+			login := fetch(noRedirects, ta.srv.URL+"/login", url.Values{"username": {"kim"}, "password": {"kim-password"}},
+				"Cookie", ta.app.Sessions.Cookie.Name+"="+token)
+			if login.status != tc.want || login.setCookie {
+				t.Errorf("the login: %d (sets the cookie: %v), want %d and no cookie", login.status, login.setCookie, tc.want)
+			}
+			if stored := ta.redis.MustDo("GET", sessions.Key(token)); stored != "" {
+				t.Errorf("the kept token's key holds %s after %s; want none", stored, tc.name)
+			}
+			var live []string
+			for _, k := range strings.Fields(ta.redis.MustDo("KEYS", "sess:*")) {
+				if strings.Contains(ta.redis.MustDo("GET", k), `"username":"kim"`) {
+					live = append(live, k)
+				}
+			}
+			if (len(live) == 1) != tc.loggedIn || len(live) > 1 {
+				t.Errorf("sessions logged in as kim after %s (answered %d): %v; want logged in: %v", tc.name, other.status, live, tc.loggedIn)
+			}
+		})
+	}
 }

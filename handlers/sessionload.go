@@ -254,8 +254,8 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 		if bw.streaming {
 			return
 		}
-		if err := a.saveSession(w, r); errors.Is(err, errRenewed) {
-			a.tokenRenewed(w, r)
+		if err := a.saveSession(w, r); errors.Is(err, errRenewed) || errors.Is(err, errEndedMeanwhile) {
+			a.notRenewed(w, r, err)
 			return
 		} else if errors.Is(err, errRevokedAsRenewed) {
 			f := failRevokedAsRenewed

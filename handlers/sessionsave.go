@@ -65,16 +65,22 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("save session %s: %w", a.LogID(token), err)
 		}
 		if st != nil && st.keptToken {
-			if kept, err := a.Ops.KeepUnlessRenewed(ctx, token); err != nil {
+			switch kept, err := a.Ops.KeepUnlessMoved(ctx, token); {
+			case err != nil:
 				return fmt.Errorf("save session %s: %w", a.LogID(token), err)
-			} else if !kept {
-				// Written back under an ID a renewal took meanwhile, which
+			case kept == sessions.KeptUndone:
+				// Written back under an ID a renewal took before, which
 				// another browser may hold: deleted, and listed nowhere.
-				if err := a.unindex(ctx, st.indexedFor, token); err != nil {
-					a.Log.WarnContext(ctx, "session renewed as it was kept: its index entry stays until the list drops it",
-						"session", a.LogID(token), "err", err)
-				}
+				a.unindexKept(r, st.indexedFor, token)
 				return errRenewed
+			case kept == sessions.KeptEnded:
+				a.unindexKept(r, st.indexedFor, token)
+				return errEndedMeanwhile
+			case kept == sessions.KeptCarried:
+				// A renewal took the session after this write and carried it
+				// on: its answer gives the browser the new token, which this
+				// one must not overwrite with the dead one.
+				return nil
 			}
 		}
 		if st != nil && st.indexedFor != "" {
@@ -104,6 +110,13 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 			a.dropEndedRow(r, st)
 		}
 		a.Issued.Add(token, expiry)
+		if st != nil && st.keptToken && !a.Sessions.Cookie.Persist && !a.Sessions.GetBool(ctx, sessions.KeyRememberMe) {
+			// The browser holds this very cookie, a session cookie with no
+			// expiry to move: sending it again could only overwrite the token
+			// a renewal in another tab gave it meanwhile.
+			w.Header()[hdrCacheControl] = noStore
+			return nil
+		}
 		if created {
 			a.Metrics.SessionCreated()
 			a.Log.InfoContext(r.Context(), "session created", "session", a.LogID(token))
@@ -131,6 +144,15 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 	// cookie must not be stored at all.
 	w.Header()[hdrCacheControl] = noStore
 	return nil
+}
+
+// unindexKept takes a kept token whose write was deleted off its user's list
+// (KeepUnlessMoved); a failure leaves a dead entry, which the list drops.
+func (a *App) unindexKept(r *http.Request, user, token string) {
+	if err := a.unindex(r.Context(), user, token); err != nil {
+		a.Log.WarnContext(r.Context(), "kept token undone: its index entry stays until the list drops it",
+			"session", a.LogID(token), "err", err)
+	}
 }
 
 // forgetEnded expires the cookie of a session that had ended, once a whole

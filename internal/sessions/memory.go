@@ -24,12 +24,13 @@ type MemoryOps struct {
 	// in Redis like every limit): throttle.CountStep.
 	Limit func(ctx context.Context, s throttle.Step) (time.Duration, error)
 
-	mu       sync.Mutex
-	renewed  map[string]renewal            // by token ID
-	replaced map[string]time.Time          // by token ID: until when (MarkReplaced)
-	accounts map[string]unreadable         // by token ID (MarkAccountUnreadable)
-	browsers map[string]map[string]Browser // address -> session ID -> its last count
-	seen     map[string]map[string]int64   // address -> session ID -> when it last counted (unix ms), listed or not
+	mu        sync.Mutex
+	renewed   map[string]renewal            // by token ID
+	replaced  map[string]time.Time          // by token ID: until when (MarkReplaced)
+	loggedOut map[string]time.Time          // by token ID: until when (EndUnlessRenewed)
+	accounts  map[string]unreadable         // by token ID (MarkAccountUnreadable)
+	browsers  map[string]map[string]Browser // address -> session ID -> its last count
+	seen      map[string]map[string]int64   // address -> session ID -> when it last counted (unix ms), listed or not
 }
 
 // IncrViews adds one view (see Ops.IncrViews).
@@ -301,18 +302,29 @@ func (m *MemoryOps) RenewedInFlight(ctx context.Context, token string) (bool, er
 	return ok && time.Until(r.until) > RenewedFor-RenewalInFlight, nil
 }
 
-// KeepUnlessRenewed deletes a session written under a renewed token (see
-// Ops.KeepUnlessRenewed).
-func (m *MemoryOps) KeepUnlessRenewed(ctx context.Context, token string) (bool, error) {
+// KeepUnlessMoved deletes a session written under a token a renewal or a
+// logout took meanwhile (see Ops.KeepUnlessMoved).
+func (m *MemoryOps) KeepUnlessMoved(ctx context.Context, token string) (Kept, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, renewed := m.renewedNow(token); !renewed {
-		return true, nil
+	_, renewed := m.renewedNow(token)
+	out := time.Now().Before(m.loggedOut[ID(token)])
+	if !renewed && !out {
+		return KeptAsWritten, nil
 	}
-	if err := m.Store.Delete(token); err != nil {
-		return false, fmt.Errorf("sessions: keep unless renewed: %w", err)
+	_, written, err := m.Store.Find(token)
+	if err == nil && written {
+		err = m.Store.Delete(token)
 	}
-	return false, nil
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("sessions: keep unless moved: %w", err)
+	case !renewed:
+		return KeptEnded, nil
+	case written:
+		return KeptUndone, nil
+	}
+	return KeptCarried, nil
 }
 
 // EndUnlessRenewed deletes a session unless a renewal took it first (see
@@ -333,6 +345,12 @@ func (m *MemoryOps) EndUnlessRenewed(ctx context.Context, token string) error {
 	if err := m.Store.Delete(token); err != nil {
 		return fmt.Errorf("sessions: end: %w", err)
 	}
+	now := time.Now()
+	if m.loggedOut == nil {
+		m.loggedOut = map[string]time.Time{}
+	}
+	maps.DeleteFunc(m.loggedOut, func(_ string, until time.Time) bool { return now.After(until) })
+	m.loggedOut[ID(token)] = now.Add(RenewedFor)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -49,30 +50,60 @@ func (o *Ops) RenewedInFlight(ctx context.Context, token string) (bool, error) {
 	return ms > (RenewedFor - RenewalInFlight).Milliseconds(), nil // -2: no marker
 }
 
-// keepUnlessRenewed deletes KEYS[1] (a session just written) when its token
-// was renewed (KEYS[2], the marker): the key would revive a taken ID.
-var keepUnlessRenewed = redistrace.NewScript("keep unless renewed", `
-if redis.call('EXISTS', KEYS[2]) == 0 then return 1 end
-redis.call('DEL', KEYS[1])
-return 0`)
+// LoggedOutKey is the marker of a token a logout ended (EndUnlessRenewed),
+// by ID; under renewed: for the documented ACL user, as ReplacedKey.
+func LoggedOutKey(token string) string { return "renewed:out:" + ID(token) }
 
-// KeepUnlessRenewed runs after a session is written under the token its
-// request loaded (a login that kept its token, -lab): a renewal that took
-// that token meanwhile (Take) has moved the session to a new one, and the
-// write would bring the old ID back to life. Then it deletes the write and
-// reports false. A renewal after this check takes what was written.
-func (o *Ops) KeepUnlessRenewed(ctx context.Context, token string) (bool, error) {
-	n, err := keepUnlessRenewed.Exec(ctx, o.rdb, []string{Key(token), RenewedKey(token)}, nil).AsInt64()
+// Kept is what KeepUnlessMoved found of a session written under its loaded
+// token.
+type Kept int
+
+const (
+	// KeptAsWritten: nothing took the token; the write stands.
+	KeptAsWritten Kept = iota
+	// KeptUndone: a renewal took the token before the write, which revived
+	// the ID; the write is deleted, and the session lives on, without it,
+	// under the renewal's token.
+	KeptUndone
+	// KeptCarried: a renewal took the token after the write, and carried it
+	// on under its new token (Take); the old ID is dead.
+	KeptCarried
+	// KeptEnded: a logout ended the session, before or after the write; the
+	// write is deleted.
+	KeptEnded
+)
+
+// keepUnlessMoved: KEYS[1] a session just written, KEYS[2] its renewed
+// marker, KEYS[3] its logged-out marker.
+var keepUnlessMoved = redistrace.NewScript("keep unless moved", `
+local renewed = redis.call('EXISTS', KEYS[2]) == 1
+if not renewed and redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
+local written = redis.call('DEL', KEYS[1]) == 1
+if not renewed then return 3 end
+if written then return 1 end
+return 2`)
+
+// KeepUnlessMoved runs after a session is written under the token its
+// request loaded (a login that kept its token, -lab). scs writes with a
+// plain SET, so a renewal (Take) or a logout (EndUnlessRenewed) of that
+// token since the request loaded it would be undone by the write, bringing
+// the old ID back to life, possibly logged in, in a browser that held a
+// copy: then the write is deleted. The markers both leave say which.
+func (o *Ops) KeepUnlessMoved(ctx context.Context, token string) (Kept, error) {
+	n, err := keepUnlessMoved.Exec(ctx, o.rdb, []string{Key(token), RenewedKey(token), LoggedOutKey(token)}, nil).AsInt64()
 	if err != nil {
-		return false, fmt.Errorf("sessions: keep unless renewed: %w", err)
+		return 0, fmt.Errorf("sessions: keep unless moved: %w", err)
 	}
-	return n == 1, nil
+	return Kept(n), nil
 }
 
-// endUnlessRenewed deletes KEYS[1] (a session a logout ends); when it was
-// gone already and KEYS[2] (its renewed marker) is set, it answers RENEWED.
+// endUnlessRenewed deletes KEYS[1] (a session a logout ends) and marks it
+// logged out (KEYS[3], ARGV[1] ms); when it was gone already and KEYS[2]
+// (its renewed marker) is set, it answers RENEWED.
 var endUnlessRenewed = redistrace.NewScript("end (DEL)", `
-if redis.call('DEL', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+if redis.call('DEL', KEYS[1]) == 1 then
+  redis.call('SET', KEYS[3], 1, 'PX', ARGV[1])
+elseif redis.call('EXISTS', KEYS[2]) == 1 then
   return redis.status_reply('RENEWED')
 end
 return redis.status_reply('OK')`)
@@ -81,9 +112,11 @@ return redis.status_reply('OK')`)
 // the check that no renewal (Take) took it first: then the session lives on
 // under a new token, which this logout has not ended, and the error is
 // ErrTokenRenewed. A key gone for any other reason (expired, revoked) is
-// ended: nil.
+// ended: nil. It marks the token logged out for RenewedFor, so a login that
+// kept the token and writes it after this cannot revive it (KeepUnlessMoved).
 func (o *Ops) EndUnlessRenewed(ctx context.Context, token string) error {
-	s, err := endUnlessRenewed.Exec(ctx, o.rdb, []string{Key(token), RenewedKey(token)}, nil).ToString()
+	s, err := endUnlessRenewed.Exec(ctx, o.rdb, []string{Key(token), RenewedKey(token), LoggedOutKey(token)},
+		[]string{strconv.FormatInt(RenewedFor.Milliseconds(), 10)}).ToString()
 	if err != nil {
 		return fmt.Errorf("sessions: end: %w", err)
 	}

@@ -566,7 +566,7 @@ type Operations interface {
 	Times(ctx context.Context, token string) (Times, error)
 	Renewed(ctx context.Context, token string) (views int, renewed bool, err error)
 	RenewedInFlight(ctx context.Context, token string) (bool, error)
-	KeepUnlessRenewed(ctx context.Context, token string) (bool, error)
+	KeepUnlessMoved(ctx context.Context, token string) (Kept, error)
 	EndUnlessRenewed(ctx context.Context, token string) error
 	MarkReplaced(ctx context.Context, token string) error
 	Replaced(ctx context.Context, token string) (bool, error)
