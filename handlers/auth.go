@@ -273,7 +273,10 @@ func (a *App) renewToken(r *http.Request, loggedIn, login bool) error {
 			a.Sessions.Put(ctx, sessions.KeyViews, views)
 		}
 	}
-	if err := a.Sessions.RenewToken(ctx); err != nil {
+	// The old key is gone (taken above, or already): scs's own DEL of it
+	// could only delete a write another request made since, such as a
+	// login that kept the token, whose check (KeepUnlessMoved) must see it.
+	if err := a.Sessions.RenewToken(sessions.WithEnded(ctx)); err != nil {
 		return err
 	}
 	if !login && !end.IsZero() {

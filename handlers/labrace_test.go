@@ -389,3 +389,129 @@ func TestAKeptTokenLoginAnswersWhatBecameOfIt(t *testing.T) {
 		})
 	}
 }
+
+// takenThen is the session store with another request's work landing just
+// after a renewal's take, before the renewal goes on.
+type takenThen struct {
+	sessions.Operations
+	then func(token string)
+}
+
+func (o takenThen) TakeLive(ctx context.Context, token string) (sessions.Taken, error) {
+	t, err := o.Operations.TakeLive(ctx, token)
+	o.then(token)
+	return t, err
+}
+
+// listedAfter is the session index with another request landing between a
+// login's own checks after its write (KeepUnlessMoved, then KeepIfListed).
+type listedAfter struct {
+	sessionstack.Index
+	meanwhile func(token string)
+}
+
+func (x listedAfter) KeepIfListed(ctx context.Context, user, token, gen string) (bool, error) {
+	x.meanwhile(token)
+	return x.Index.KeepIfListed(ctx, user, token, gen)
+}
+
+// A kept-token login and a switch of the same session, interleaved the two
+// ways the last attack found. The switch took the token after the login
+// loaded it and before it wrote it: the switch carried the session on
+// without the login, so the login's write (the ID revived) is deleted and
+// the login says nothing was done; the switch's own renewal must not delete
+// that write first, which made the login read it as carried on. The switch
+// took it after the login's checks had begun: it carried the login on, and
+// the login answers 303 as such, not "another session ended this one".
+func TestAKeptTokenLoginInterleavedWithASwitch(t *testing.T) {
+	loggedIn := func(ta *testApp, user string) []string {
+		var live []string
+		for _, k := range strings.Fields(ta.redis.MustDo("KEYS", "sess:*")) {
+			if strings.Contains(ta.redis.MustDo("GET", k), `"username":"`+user+`"`) {
+				live = append(live, k)
+			}
+		}
+		return live
+	}
+	t.Run("taken between the login's load and its write", func(t *testing.T) {
+		var ta *testApp
+		var token string
+		var switched hit
+		var once, onceTaken, onceWritten sync.Once
+		taken, written, switchDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		wait := func(ch chan struct{}, what string) {
+			select {
+			case <-ch:
+			case <-time.After(5 * time.Second):
+				t.Errorf("the interleaving did not happen: no %s", what)
+			}
+		}
+		ta = newTestApp(t, func(a *App) {
+			a.Lab = true
+			a.Index = addedAfter{Index: a.Index, meanwhile: func() {
+				if token == "" {
+					return
+				}
+				once.Do(func() {
+					go func() {
+						defer close(switchDone)
+						switched = fetch(noRedirects, ta.srv.URL+"/lab/switch/httponly", url.Values{"on": {"0"}},
+							"Cookie", ta.app.Sessions.Cookie.Name+"="+token)
+					}()
+					wait(taken, "take")
+				})
+			}}
+			a.Ops = keptAfter{Operations: takenThen{Operations: a.Ops, then: func(tk string) {
+				if tk == token {
+					onceTaken.Do(func() { close(taken); wait(written, "write") })
+				}
+			}}, meanwhile: func(string) {
+				onceWritten.Do(func() { close(written); wait(switchDone, "switch answer") })
+			}}
+		}).serve()
+		c := ta.renewalOff("lou")
+		token = ta.token(c)
+		login := fetch(noRedirects, ta.srv.URL+"/login", url.Values{"username": {"lou"}, "password": {"lou-password"}},
+			"Cookie", ta.app.Sessions.Cookie.Name+"="+token)
+		if login.status != http.StatusConflict {
+			t.Errorf("the login the switch did not carry: %d, want 409 (nothing was done)", login.status)
+		}
+		if switched.status != http.StatusSeeOther {
+			t.Errorf("the switch: %d", switched.status)
+		}
+		if live := loggedIn(ta, "lou"); len(live) > 0 {
+			t.Errorf("logged in as lou: %v; want none (the login said nothing was done)", live)
+		}
+	})
+	t.Run("taken between the login's two checks", func(t *testing.T) {
+		var ta *testApp
+		var token string
+		var switched hit
+		var once sync.Once
+		ta = newTestApp(t, func(a *App) {
+			a.Lab = true
+			a.Index = listedAfter{Index: a.Index, meanwhile: func(listed string) {
+				if listed != token {
+					return
+				}
+				once.Do(func() {
+					switched = fetch(noRedirects, ta.srv.URL+"/lab/switch/httponly", url.Values{"on": {"0"}},
+						"Cookie", ta.app.Sessions.Cookie.Name+"="+token)
+				})
+			}}
+		}).serve()
+		c := ta.renewalOff("max")
+		token = ta.token(c)
+		login := fetch(noRedirects, ta.srv.URL+"/login", url.Values{"username": {"max"}, "password": {"max-password"}},
+			"Cookie", ta.app.Sessions.Cookie.Name+"="+token)
+		if login.status != http.StatusSeeOther || login.setCookie {
+			t.Errorf("the login the switch carried on: %d (sets the cookie: %v), want 303 and no cookie", login.status, login.setCookie)
+		}
+		if switched.status != http.StatusSeeOther {
+			t.Fatalf("the switch: %d", switched.status)
+		}
+		if live := loggedIn(ta, "max"); len(live) != 1 || live[0] == sessions.Key(token) {
+			t.Errorf("logged in as max: %v; want the switch's new token alone", live)
+		}
+	})
+}

@@ -94,6 +94,13 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 			if err != nil {
 				return fmt.Errorf("save session %s: %w", a.LogID(token), err)
 			}
+			if !listed && st.keptToken {
+				// A renewal that took the kept token since KeepUnlessMoved
+				// moved the entry with it, carrying this login on.
+				if _, renewed, err := a.Ops.Renewed(ctx, token); err == nil && renewed {
+					return nil
+				}
+			}
 			if !listed {
 				a.Log.InfoContext(ctx, "session revoked as it was renewed", "session", a.LogID(token), "user", st.indexedFor)
 				a.Metrics.SessionsEnded(metrics.EndRevoked, 1)

@@ -504,8 +504,8 @@ func WithIdle(ctx context.Context, d time.Duration) context.Context {
 type endedKey struct{}
 
 // WithEnded says that the session's key was deleted already in this
-// request (EndUnlessRenewed): the store's delete, which scs's Destroy makes,
-// sends nothing more.
+// request (EndUnlessRenewed, Take): the store's delete, which scs's Destroy
+// and RenewToken make, sends nothing more.
 func WithEnded(ctx context.Context) context.Context {
 	return context.WithValue(ctx, endedKey{}, true)
 }
