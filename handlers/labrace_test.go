@@ -515,3 +515,36 @@ func TestAKeptTokenLoginInterleavedWithASwitch(t *testing.T) {
 		}
 	})
 }
+
+// A logout of the kept token that lands between a kept-token login's two
+// checks takes the session off its user's list: the login says the session
+// ended (401), not that another of the user's sessions ended it.
+func TestAKeptTokenLoginEndedBetweenItsChecksSaysLoggedOut(t *testing.T) {
+	var ta *testApp
+	var token string
+	var logout hit
+	var once sync.Once
+	ta = newTestApp(t, func(a *App) {
+		a.Lab = true
+		a.Index = listedAfter{Index: a.Index, meanwhile: func(listed string) {
+			if listed == token {
+				once.Do(func() {
+					logout = fetch(noRedirects, ta.srv.URL+"/logout", url.Values{}, "Cookie", ta.app.Sessions.Cookie.Name+"="+token)
+				})
+			}
+		}}
+	}).serve()
+	c := ta.renewalOff("ned")
+	token = ta.token(c)
+	login := fetch(noRedirects, ta.srv.URL+"/login", url.Values{"username": {"ned"}, "password": {"ned-password"}},
+		"Cookie", ta.app.Sessions.Cookie.Name+"="+token)
+	if login.status != http.StatusUnauthorized || login.setCookie {
+		t.Errorf("the login its own browser's logout ended: %d (sets the cookie: %v), want 401 and no cookie", login.status, login.setCookie)
+	}
+	if logout.status != http.StatusSeeOther {
+		t.Errorf("the logout: %d", logout.status)
+	}
+	if stored := ta.redis.MustDo("GET", sessions.Key(token)); stored != "" {
+		t.Errorf("the kept token's key holds %s; want none", stored)
+	}
+}

@@ -95,10 +95,14 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 				return fmt.Errorf("save session %s: %w", a.LogID(token), err)
 			}
 			if !listed && st.keptToken {
-				// A renewal that took the kept token since KeepUnlessMoved
-				// moved the entry with it, carrying this login on.
-				if _, renewed, err := a.Ops.Renewed(ctx, token); err == nil && renewed {
+				// Off the list since KeepUnlessMoved: a renewal that took the
+				// kept token moved the entry with it, carrying this login on,
+				// or a logout took it off; only without either was it revoked.
+				switch kept, err := a.Ops.KeepUnlessMoved(ctx, token); {
+				case err == nil && kept == sessions.KeptCarried:
 					return nil
+				case err == nil && kept == sessions.KeptEnded:
+					return errEndedMeanwhile
 				}
 			}
 			if !listed {
