@@ -333,17 +333,11 @@ func (a *App) toProfile(w http.ResponseWriter, r *http.Request) {
 func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	old := a.Sessions.Token(ctx)
-	if old == "" {
-		// The cookie's session was gone when this request loaded it: a
-		// renewal in another tab may have taken it just before, and the
-		// session lives on under the new token, which this cannot end.
-		if renewed, err := a.renewedMeanwhile(ctx); err != nil {
-			a.fail(w, r, err)
-			return
-		} else if renewed {
-			a.tokenRenewed(w, r)
-			return
-		}
+	// The cookie's session was gone when this request loaded it: a renewal
+	// in another tab may have taken it just before, and the session lives
+	// on under the new token, which this cannot end.
+	if old == "" && a.answeredRenewed(w, r) {
+		return
 	}
 	if old != "" {
 		// A renewal in another tab (a lab switch, a password change) may

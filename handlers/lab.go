@@ -619,14 +619,9 @@ func (a *App) labSwitch(w http.ResponseWriter, r *http.Request) {
 	on := v == "1"
 	if a.Sessions.Token(ctx) == "" {
 		// The same switch sent twice: the first copy renewed the token.
-		if renewed, err := a.renewedMeanwhile(ctx); err != nil {
-			a.fail(w, r, err)
-			return
-		} else if renewed {
-			a.tokenRenewed(w, r)
-			return
+		if !a.answeredRenewed(w, r) {
+			a.answer(w, r, failLabNoSession)
 		}
-		a.answer(w, r, failLabNoSession)
 		return
 	}
 	if !a.labSwitchAllowed(w, r) {

@@ -180,15 +180,6 @@ func TestALogoutRacingARenewalNeverLeavesTheSessionAlive(t *testing.T) {
 		return fetch(noRedirects, ta.srv.URL+"/lab/switch/httponly", url.Values{"on": {"0"}},
 			"Cookie", ta.app.Sessions.Cookie.Name+"="+token)
 	}
-	loggedIn := func(ta *testApp, user string) []string {
-		var live []string
-		for _, k := range strings.Fields(ta.redis.MustDo("KEYS", "sess:*")) {
-			if strings.Contains(ta.redis.MustDo("GET", k), `"username":"`+user+`"`) {
-				live = append(live, k)
-			}
-		}
-		return live
-	}
 	t.Run("the logout first", func(t *testing.T) {
 		var once sync.Once
 		var ta *testApp
@@ -209,7 +200,7 @@ func TestALogoutRacingARenewalNeverLeavesTheSessionAlive(t *testing.T) {
 		if switched.status == http.StatusSeeOther {
 			t.Errorf("the switch after the logout ended the session: %d, want it refused", switched.status)
 		}
-		if live := loggedIn(ta, "gus"); len(live) > 0 {
+		if live := ta.loggedInAs("gus"); len(live) > 0 {
 			t.Errorf("after the logout, %v still hold a session logged in as gus", live)
 		}
 	})
@@ -232,7 +223,7 @@ func TestALogoutRacingARenewalNeverLeavesTheSessionAlive(t *testing.T) {
 		if switched.status != http.StatusSeeOther {
 			t.Fatalf("the switch: %d", switched.status)
 		}
-		if live := loggedIn(ta, "hal"); len(live) != 1 {
+		if live := ta.loggedInAs("hal"); len(live) != 1 {
 			t.Errorf("sessions logged in as hal: %v; want the switch's one, which the logout said it did not end", live)
 		}
 	})
@@ -367,22 +358,14 @@ func TestAKeptTokenLoginAnswersWhatBecameOfIt(t *testing.T) {
 					a.Ops = keptAfter{Operations: a.Ops, meanwhile: func(string) { meanwhile() }}
 				}
 			}).serve()
-			c := ta.renewalOff("kim")
-			token = ta.token(c)
-			login := fetch(noRedirects, ta.srv.URL+"/login", url.Values{"username": {"kim"}, "password": {"kim-password"}},
-				"Cookie", ta.app.Sessions.Cookie.Name+"="+token)
+			login := ta.keptTokenLogin("kim", &token)
 			if login.status != tc.want || login.setCookie {
 				t.Errorf("the login: %d (sets the cookie: %v), want %d and no cookie", login.status, login.setCookie, tc.want)
 			}
 			if stored := ta.redis.MustDo("GET", sessions.Key(token)); stored != "" {
 				t.Errorf("the kept token's key holds %s after %s; want none", stored, tc.name)
 			}
-			var live []string
-			for _, k := range strings.Fields(ta.redis.MustDo("KEYS", "sess:*")) {
-				if strings.Contains(ta.redis.MustDo("GET", k), `"username":"kim"`) {
-					live = append(live, k)
-				}
-			}
+			live := ta.loggedInAs("kim")
 			if (len(live) == 1) != tc.loggedIn || len(live) > 1 {
 				t.Errorf("sessions logged in as kim after %s (answered %d): %v; want logged in: %v", tc.name, other.status, live, tc.loggedIn)
 			}
@@ -424,15 +407,6 @@ func (x listedAfter) KeepIfListed(ctx context.Context, user, token, gen string) 
 // took it after the login's checks had begun: it carried the login on, and
 // the login answers 303 as such, not "another session ended this one".
 func TestAKeptTokenLoginInterleavedWithASwitch(t *testing.T) {
-	loggedIn := func(ta *testApp, user string) []string {
-		var live []string
-		for _, k := range strings.Fields(ta.redis.MustDo("KEYS", "sess:*")) {
-			if strings.Contains(ta.redis.MustDo("GET", k), `"username":"`+user+`"`) {
-				live = append(live, k)
-			}
-		}
-		return live
-	}
 	t.Run("taken between the login's load and its write", func(t *testing.T) {
 		var ta *testApp
 		var token string
@@ -469,17 +443,14 @@ func TestAKeptTokenLoginInterleavedWithASwitch(t *testing.T) {
 				onceWritten.Do(func() { close(written); wait(switchDone, "switch answer") })
 			}}
 		}).serve()
-		c := ta.renewalOff("lou")
-		token = ta.token(c)
-		login := fetch(noRedirects, ta.srv.URL+"/login", url.Values{"username": {"lou"}, "password": {"lou-password"}},
-			"Cookie", ta.app.Sessions.Cookie.Name+"="+token)
+		login := ta.keptTokenLogin("lou", &token)
 		if login.status != http.StatusConflict {
 			t.Errorf("the login the switch did not carry: %d, want 409 (nothing was done)", login.status)
 		}
 		if switched.status != http.StatusSeeOther {
 			t.Errorf("the switch: %d", switched.status)
 		}
-		if live := loggedIn(ta, "lou"); len(live) > 0 {
+		if live := ta.loggedInAs("lou"); len(live) > 0 {
 			t.Errorf("logged in as lou: %v; want none (the login said nothing was done)", live)
 		}
 	})
@@ -500,17 +471,14 @@ func TestAKeptTokenLoginInterleavedWithASwitch(t *testing.T) {
 				})
 			}}
 		}).serve()
-		c := ta.renewalOff("max")
-		token = ta.token(c)
-		login := fetch(noRedirects, ta.srv.URL+"/login", url.Values{"username": {"max"}, "password": {"max-password"}},
-			"Cookie", ta.app.Sessions.Cookie.Name+"="+token)
+		login := ta.keptTokenLogin("max", &token)
 		if login.status != http.StatusSeeOther || login.setCookie {
 			t.Errorf("the login the switch carried on: %d (sets the cookie: %v), want 303 and no cookie", login.status, login.setCookie)
 		}
 		if switched.status != http.StatusSeeOther {
 			t.Fatalf("the switch: %d", switched.status)
 		}
-		if live := loggedIn(ta, "max"); len(live) != 1 || live[0] == sessions.Key(token) {
+		if live := ta.loggedInAs("max"); len(live) != 1 || live[0] == sessions.Key(token) {
 			t.Errorf("logged in as max: %v; want the switch's new token alone", live)
 		}
 	})
@@ -534,10 +502,7 @@ func TestAKeptTokenLoginEndedBetweenItsChecksSaysLoggedOut(t *testing.T) {
 			}
 		}}
 	}).serve()
-	c := ta.renewalOff("ned")
-	token = ta.token(c)
-	login := fetch(noRedirects, ta.srv.URL+"/login", url.Values{"username": {"ned"}, "password": {"ned-password"}},
-		"Cookie", ta.app.Sessions.Cookie.Name+"="+token)
+	login := ta.keptTokenLogin("ned", &token)
 	if login.status != http.StatusUnauthorized || login.setCookie {
 		t.Errorf("the login its own browser's logout ended: %d (sets the cookie: %v), want 401 and no cookie", login.status, login.setCookie)
 	}
@@ -547,4 +512,26 @@ func TestAKeptTokenLoginEndedBetweenItsChecksSaysLoggedOut(t *testing.T) {
 	if stored := ta.redis.MustDo("GET", sessions.Key(token)); stored != "" {
 		t.Errorf("the kept token's key holds %s; want none", stored)
 	}
+}
+
+// loggedInAs lists the session keys in Redis that hold user logged in.
+func (ta *testApp) loggedInAs(user string) []string {
+	ta.t.Helper()
+	var live []string
+	for _, k := range strings.Fields(ta.redis.MustDo("KEYS", "sess:*")) {
+		if strings.Contains(ta.redis.MustDo("GET", k), `"username":"`+user+`"`) {
+			live = append(live, k)
+		}
+	}
+	return live
+}
+
+// keptTokenLogin logs user in from a browser whose renewal is off
+// (renewalOff), sending the request itself so that the answer is seen as
+// sent; it sets *token to the kept token first, for hooks to read.
+func (ta *testApp) keptTokenLogin(user string, token *string) hit {
+	ta.t.Helper()
+	*token = ta.token(ta.renewalOff(user))
+	return fetch(noRedirects, ta.srv.URL+"/login", url.Values{"username": {user}, "password": {user + "-password"}},
+		"Cookie", ta.app.Sessions.Cookie.Name+"="+*token)
 }

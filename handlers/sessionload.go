@@ -387,6 +387,22 @@ func (a *App) renewedMeanwhile(ctx context.Context) (bool, error) {
 	return a.Ops.RenewedInFlight(ctx, st.presented)
 }
 
+// answeredRenewed answers a request that arrived with no session when its
+// token was renewed a moment ago (another tab's renewal took it), and
+// reports whether it did: the session lives on under the new token, and
+// nothing this request would do applies to it.
+func (a *App) answeredRenewed(w http.ResponseWriter, r *http.Request) bool {
+	renewed, err := a.renewedMeanwhile(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return true
+	}
+	if renewed {
+		a.tokenRenewed(w, r)
+	}
+	return renewed
+}
+
 // notRenewed answers a request whose session another request renewed or
 // ended before this one could renew it (renewToken); nothing was changed.
 func (a *App) notRenewed(w http.ResponseWriter, r *http.Request, err error) {
