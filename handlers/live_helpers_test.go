@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/redis/rueidis"
 
@@ -118,10 +117,5 @@ func killSubscription(t *testing.T, rs *redistest.Server) {
 // that came already or never will.
 func untilSubscribed(t *testing.T, rs *redistest.Server) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); rs.MustDo("PUBSUB", "CHANNELS", "live:*") == ""; {
-		if time.Now().After(deadline) {
-			t.Fatal("the live hub subscribed to nothing within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, "the live hub to subscribe", func() bool { return rs.MustDo("PUBSUB", "CHANNELS", "live:*") != "" })
 }
