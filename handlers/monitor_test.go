@@ -1,12 +1,10 @@
 package handlers
 
 import (
-	"bufio"
+	"fmt"
 	"html"
-	"net"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +31,7 @@ func TestTraceIsWhatMonitorPrints(t *testing.T) {
 		cfg.Redis.URL = "redis://tracer:tracer-password@" + rs.Addr() + "/2?client_name=sessionlab-trace"
 	}, func(a *App) { a.TrustedProxies, _ = ParseTrustedProxies("127.0.0.1/32") })
 	waitForTheHub(t, rs)
-	mon := startMonitor(t, ta.redis)
+	mon := ta.redis.StartMonitor(t)
 	browser, student := ta.client(), ta.client()
 	handshakes := map[string]int{} // command name: how many traces list it
 	const (
@@ -62,20 +60,20 @@ func TestTraceIsWhatMonitorPrints(t *testing.T) {
 		switch {
 		case strings.HasPrefix(step.name, "after a sign-up"):
 			// A sign-up answers with a redirect: no page, so no trace to compare.
-			mon.around(t, func() { ta.register(student, "alice", "correct-horse-1") })
+			mon.Around(t, func() { ta.register(student, "alice", "correct-horse-1") })
 		case strings.HasPrefix(step.name, "after Redis closed"):
 			killPipelines(t, rs)
 		}
 		t.Run(step.name, func(t *testing.T) {
 			var r response
-			seen := mon.around(t, func() { r = step.do() })
+			seen := mon.Around(t, func() { r = step.do() })
 			shown := renderedTrace(r.body)
 			compareWithMonitor(t, shown, seen)
 			if want, ok := onCountedKey[step.name]; ok {
 				var ran []string
 				for _, l := range seen {
-					if l.lua && len(l.args) > 1 && strings.HasPrefix(l.args[1], "counted:") {
-						ran = append(ran, l.args[0])
+					if l.Lua && len(l.Args) > 1 && strings.HasPrefix(l.Args[1], "counted:") {
+						ran = append(ran, l.Args[0])
 					}
 				}
 				if got := strings.Join(ran, " "); got != want {
@@ -84,7 +82,7 @@ func TestTraceIsWhatMonitorPrints(t *testing.T) {
 			}
 			for _, l := range shown {
 				if l.handshake {
-					handshakes[l.args[0]]++
+					handshakes[l.Args[0]]++
 				}
 			}
 			for _, c := range []*http.Client{browser, student} {
@@ -159,14 +157,14 @@ func killPipelines(t *testing.T, rs *redistest.Server) {
 func TestOwnTrafficIsWhatMonitorPrints(t *testing.T) {
 	ta := newTestApp(t)
 	waitForTheHub(t, ta.redis)
-	mon := startMonitor(t, ta.redis)
+	mon := ta.redis.StartMonitor(t)
 	c := ta.client()
 	ta.register(c, "olive", "olive-password-1")
 	ta.get(c, "/count")
 
 	t.Run("the panel's own request", func(t *testing.T) {
 		var r response
-		seen := mon.around(t, func() { r = ta.get(c, "/redis", "HX-Request", "true", "HX-Target", views.IDRedisPanel) })
+		seen := mon.Around(t, func() { r = ta.get(c, "/redis", "HX-Request", "true", "HX-Target", views.IDRedisPanel) })
 		shown := renderedList(r.body, "own-trace", ownItemRe)
 		if len(shown) == 0 || strings.Count(r.body, `data-own="panel"`) != strings.Count(r.body, `data-testid="own-command"`) {
 			t.Fatalf("the panel does not list its own commands, each marked as the panel's:\n%s", r.body)
@@ -178,7 +176,7 @@ func TestOwnTrafficIsWhatMonitorPrints(t *testing.T) {
 	})
 	t.Run("the live stream as it opened", func(t *testing.T) {
 		var own apptest.Event
-		seen := mon.around(t, func() { own = apptest.OpenStream(t, c, ta.srv.URL+"/live").Next(views.SSEOwn) })
+		seen := mon.Around(t, func() { own = apptest.OpenStream(t, c, ta.srv.URL+"/live").Next(views.SSEOwn) })
 		shown := renderedList(own.Data, "own-trace", ownItemRe)
 		if len(shown) == 0 || strings.Count(own.Data, `data-own="live"`) != strings.Count(own.Data, `data-testid="own-command"`) ||
 			!strings.Contains(own.Data, `"SUBSCRIBE"`) {
@@ -197,27 +195,18 @@ func TestOwnTrafficIsWhatMonitorPrints(t *testing.T) {
 // traceLine is one command: who ran it ("lua" for a script's own, as
 // MONITOR says) and its arguments as MONITOR prints them (quoted, escaped).
 type traceLine struct {
-	lua       bool
+	redistest.Line
 	handshake bool // shown as opening the connection the request needed
-	args      []string
-}
-
-func (l traceLine) String() string {
-	s := strings.Join(l.args, " ")
-	if l.lua {
-		return "[lua] " + s
-	}
-	return s
 }
 
 // compareWithMonitor checks the trace against MONITOR, line by line. A shown
 // argument matches MONITOR's when it is the same text, or, cut with "…",
 // when MONITOR's holds the shown pieces in order where the cuts are.
-func compareWithMonitor(t *testing.T, shown, seen []traceLine) {
+func compareWithMonitor(t *testing.T, shown []traceLine, seen []redistest.Line) {
 	t.Helper()
 	var sent []traceLine
 	for _, l := range shown {
-		if l.args == nil { // answered from the client-side cache: nothing went to Redis
+		if l.Args == nil { // answered from the client-side cache: nothing went to Redis
 			continue
 		}
 		sent = append(sent, l)
@@ -238,7 +227,7 @@ func compareWithMonitor(t *testing.T, shown, seen []traceLine) {
 	}
 }
 
-func joinLines(ls []traceLine) string {
+func joinLines[L fmt.Stringer](ls []L) string {
 	var b strings.Builder
 	for _, l := range ls {
 		b.WriteString("  " + l.String() + "\n")
@@ -246,16 +235,16 @@ func joinLines(ls []traceLine) string {
 	return b.String()
 }
 
-func sameCommand(shown, seen traceLine) bool {
-	if shown.lua != seen.lua || len(shown.args) != len(seen.args) {
+func sameCommand(shown traceLine, seen redistest.Line) bool {
+	if shown.Lua != seen.Lua || len(shown.Args) != len(seen.Args) {
 		return false
 	}
-	for i, a := range shown.args {
+	for i, a := range shown.Args {
 		pieces := strings.Split(a, "…")
 		for j := range pieces {
 			pieces[j] = regexp.QuoteMeta(pieces[j])
 		}
-		if !regexp.MustCompile(`^` + strings.Join(pieces, `.*`) + `$`).MatchString(seen.args[i]) {
+		if !regexp.MustCompile(`^` + strings.Join(pieces, `.*`) + `$`).MatchString(seen.Args[i]) {
 			return false
 		}
 	}
@@ -303,102 +292,14 @@ func renderedList(body, list string, item *regexp.Regexp) []traceLine {
 			whole = whole[:i]
 		}
 		text := strings.TrimSpace(html.UnescapeString(tagRe.ReplaceAllString(smallRe.ReplaceAllString(item, ""), "")))
-		l := traceLine{lua: strings.Contains(body[m[0]:m[1]], "trace-script-command"),
+		l := traceLine{Line: redistest.Line{Lua: strings.Contains(body[m[0]:m[1]], "trace-script-command")},
 			handshake: strings.Contains(whole, "opening the connection this request needed")}
-		if !strings.Contains(whole, "(not sent)") {
-			l.args = splitArgs(text)
+		if !strings.Contains(body[m[0]:m[1]], `data-sent="no"`) {
+			l.Args = redistest.SplitArgs(text)
 		}
 		out = append(out, l)
 	}
 	return out
-}
-
-// splitArgs splits MONITOR's quoted arguments ("GET" "sess:abc"), keeping
-// each as printed; text without quotes splits at spaces.
-func splitArgs(s string) []string {
-	s = strings.TrimSpace(s)
-	if !strings.HasPrefix(s, `"`) {
-		return strings.Fields(s)
-	}
-	var args []string
-	for len(s) > 0 {
-		if s[0] != '"' {
-			s = s[1:]
-			continue
-		}
-		i := 1
-		for i < len(s) && s[i] != '"' {
-			if s[i] == '\\' {
-				i++
-			}
-			i++
-		}
-		args = append(args, s[1:min(i, len(s))])
-		s = s[min(i+1, len(s)):]
-	}
-	return args
-}
-
-// monitor is a redis-cli MONITOR of its own.
-type monitor struct {
-	rs *redistest.Server
-	r  *bufio.Reader
-	n  int
-}
-
-func startMonitor(t *testing.T, rs *redistest.Server) *monitor {
-	t.Helper()
-	conn, err := net.Dial("tcp", rs.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if _, err := conn.Write([]byte("MONITOR\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	m := &monitor{rs: rs, r: bufio.NewReader(conn)}
-	if line, err := m.r.ReadString('\n'); err != nil || line != "+OK\r\n" {
-		t.Fatalf("MONITOR: %q, %v", line, err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
-	return m
-}
-
-var monitorLineRe = regexp.MustCompile(`^\+[0-9.]+ \[\d+ ([^\]]+)\] (.*)\r\n$`)
-
-// around runs do between two ECHO marks and returns what MONITOR printed
-// between them, but the rueidis client's own upkeep, which the page names
-// as not part of the request: the PING it sends on an idle connection. A
-// connection it opens for a request (as commands need them, up to one per
-// pipeline) is the request's: its handshake is in the request's trace.
-func (m *monitor) around(t *testing.T, do func()) []traceLine {
-	t.Helper()
-	m.n++
-	mark := "trace-test-mark-" + strconv.Itoa(m.n)
-	m.rs.MustDo("ECHO", mark+"-start")
-	do()
-	m.rs.MustDo("ECHO", mark+"-end")
-	var lines []traceLine
-	started := false
-	for {
-		line, err := m.r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("MONITOR: %v", err)
-		}
-		sm := monitorLineRe.FindStringSubmatch(line)
-		if sm == nil {
-			t.Fatalf("MONITOR printed %q", line)
-		}
-		switch args := splitArgs(sm[2]); {
-		case len(args) == 2 && args[0] == "ECHO" && args[1] == mark+"-start":
-			started = true
-		case len(args) == 2 && args[0] == "ECHO" && args[1] == mark+"-end":
-			return lines
-		case len(args) == 1 && args[0] == "PING":
-		case started:
-			lines = append(lines, traceLine{lua: sm[1] == "lua", args: args})
-		}
-	}
 }
 
 // The lab page reads the session's key, the instances and the browsers
@@ -409,14 +310,14 @@ func (m *monitor) around(t *testing.T, do func()) []traceLine {
 func TestLabTraceIsWhatMonitorPrints(t *testing.T) {
 	ta := newTestApp(t)
 	waitForTheHub(t, ta.redis)
-	mon := startMonitor(t, ta.redis)
+	mon := ta.redis.StartMonitor(t)
 	c := ta.client()
 	ta.register(c, "lena", "lena-password-1")
 	ta.get(c, "/count")
 	ta.get(c, "/lab")
 	for i := range 40 {
 		var r response
-		seen := mon.around(t, func() { r = ta.get(c, "/lab") })
+		seen := mon.Around(t, func() { r = ta.get(c, "/lab") })
 		shown := renderedTrace(r.body)
 		compareWithMonitor(t, shown, seen)
 		if t.Failed() {

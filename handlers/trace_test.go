@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sessionlab/sessionlab/internal/redisconn"
+	"github.com/sessionlab/sessionlab/internal/redistest"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 	"github.com/sessionlab/sessionlab/views"
 )
@@ -31,7 +32,7 @@ func traceLines(body string) []string {
 		if m[4] == "error NOSCRIPT" || m[3] != "" {
 			continue
 		}
-		args := splitArgs(html.UnescapeString(m[1]))
+		args := redistest.SplitArgs(html.UnescapeString(m[1]))
 		line := args[0]
 		if line == "ROLE" {
 			continue

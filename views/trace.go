@@ -38,7 +38,7 @@ func writeCommands(b *bytes.Buffer, t Trace, item string) {
 	var num [24]byte
 	for _, c := range t.Commands {
 		b.WriteString(item)
-		if c.Cached {
+		if c.Cached || c.Unsent {
 			b.WriteString(` data-sent="no"`)
 		}
 		b.WriteString(`><code>`)
@@ -56,6 +56,9 @@ func writeCommands(b *bytes.Buffer, t Trace, item string) {
 		case c.Queued:
 			b.WriteString(` <small>sent with the next, in one round trip</small>`)
 		case c.Handshake && c.Reply == "": // the client reads these replies itself
+		case c.Unsent:
+			b.WriteString(` → `)
+			writeEscaped(b, c.Reply)
 		default:
 			b.WriteString(` → `)
 			writeEscaped(b, c.Reply)

@@ -47,3 +47,21 @@ func TestTraceArgumentsAsMonitorPrintsThem(t *testing.T) {
 func jsonRepr(s string) string {
 	return string(bytes.ReplaceAll([]byte(s), []byte(`"`), []byte(`\"`)))
 }
+
+// A command refused before it was sent is listed as not sent, with why and
+// no time: MONITOR never printed it. One sent and failed shows its time.
+func TestACommandNotSentSaysSo(t *testing.T) {
+	var b bytes.Buffer
+	WriteTrace(&b, Trace{Method: "GET", Path: "/count", Commands: []TraceCommand{
+		{Args: []string{"GET", "k"}, Reply: "failed", Took: 1e6},
+		{Args: []string{"INCR", "n"}, Unsent: true, Reply: "not sent: the master has no replica in sync"},
+	}}, RedisServer{Where: "127.0.0.1:6379"})
+	for _, want := range []string{
+		`<li data-testid="trace-command"><code>"GET" "k"</code> → failed, 1.0 ms</li>`,
+		`<li data-testid="trace-command" data-sent="no"><code>"INCR" "n"</code> → not sent: the master has no replica in sync</li>`,
+	} {
+		if !bytes.Contains(b.Bytes(), []byte(want)) {
+			t.Errorf("trace lacks %s\n%s", want, b.String())
+		}
+	}
+}

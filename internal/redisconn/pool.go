@@ -110,6 +110,7 @@ func NewPool(cfg Config, rdb rueidis.Client) (*redis.Pool, error) {
 			wc := c.(*watchedConn)
 			wc.nc.limit = limitOf(ctx)
 			wc.trace = redistrace.From(ctx) // this borrower's, until the next borrow
+			wc.queued = wc.queued[:0]
 			if err := gate(wc.addr); err != nil {
 				return err
 			}
@@ -230,9 +231,10 @@ type watchedConn struct {
 	// replicated waits until a replica of the master at addr has what it
 	// applied (Sentinel; see ErrNotReplicated); nil on a single Redis.
 	replicated func(ctx context.Context, addr string) error
-	times      Observer          // nil: not observed
-	trace      *redistrace.Trace // the borrowing request's; nil: not traced
-	pingOnly   bool              // Config.Managed: ROLE may be forbidden; READONLY still drops it
+	times      Observer             // nil: not observed
+	trace      *redistrace.Trace    // the borrowing request's; nil: not traced
+	queued     []redistrace.Command // sent by Send, listed with the next Do's reply (traceDone)
+	pingOnly   bool                 // Config.Managed: ROLE may be forbidden; READONLY still drops it
 }
 
 // handshake sends what redigo's DialPassword, DialClientName and
@@ -310,6 +312,7 @@ func (c *watchedConn) Err() error {
 func (c *watchedConn) Do(cmd string, args ...any) (any, error) {
 	if sessionWrites[cmd] {
 		if err := c.noReplica(c.addr); err != nil {
+			c.traceRefused(err, cmd, args)
 			return nil, err
 		}
 	}
@@ -318,9 +321,8 @@ func (c *watchedConn) Do(cmd string, args ...any) (any, error) {
 	if c.times != nil {
 		c.times.Observe(time.Since(start).Seconds())
 	}
-	if c.trace != nil && cmd != "" { // Do("") sends nothing: it reads what Send queued
-		c.trace.Add(redistrace.Command{Args: redistrace.Redact(traceArgs(cmd, args)), Reply: traceReply(v, err), Took: time.Since(start),
-			Handshake: handshakeCommands[cmd]})
+	if c.trace != nil {
+		c.traceDone(cmd, args, v, err, time.Since(start))
 	}
 	if err == nil && c.replicated != nil && sessionWritesDone[cmd] {
 		if err := c.waitReplicated(); err != nil {
@@ -356,13 +358,50 @@ var sessionWrites = map[string]bool{"MULTI": true, "DEL": true}
 func (c *watchedConn) Send(cmd string, args ...any) error {
 	if sessionWrites[cmd] {
 		if err := c.noReplica(c.addr); err != nil {
+			c.traceRefused(err, cmd, args)
 			return err
 		}
 	}
 	if c.trace != nil {
-		c.trace.Add(redistrace.Command{Args: traceArgs(cmd, args), Queued: true}) // its reply comes with the next Do
+		c.queued = append(c.queued, redistrace.Command{Args: traceArgs(cmd, args), Queued: true}) // its reply comes with the next Do
 	}
 	return c.check(c.Conn.Send(cmd, args...))
+}
+
+// traceDone lists what Send queued and the command Do sent, which carries
+// the reply and the time; Do("") sends nothing, and its reply is the last
+// queued command's (the DISCARD redigo sends when it returns a connection
+// whose MULTI was refused).
+func (c *watchedConn) traceDone(cmd string, args []any, v any, err error, took time.Duration) {
+	if cmd == "" && len(c.queued) > 0 {
+		if replies, ok := v.([]any); ok && err == nil && len(replies) > 0 { // every reply Send waited for
+			v = replies[len(replies)-1]
+			err, _ = v.(redis.Error)
+		}
+		last := &c.queued[len(c.queued)-1]
+		last.Queued, last.Reply, last.Took = false, traceReply(v, err), took
+	}
+	for _, q := range c.queued {
+		c.trace.Add(q)
+	}
+	clear(c.queued)
+	c.queued = c.queued[:0]
+	if cmd != "" {
+		c.trace.Add(redistrace.Command{Args: redistrace.Redact(traceArgs(cmd, args)), Reply: traceReply(v, err), Took: took,
+			Handshake: handshakeCommands[cmd]})
+	}
+}
+
+// traceRefused lists a command refused before it was sent as not sent.
+func (c *watchedConn) traceRefused(err error, cmd string, args []any) {
+	if c.trace == nil {
+		return
+	}
+	why := err.Error()
+	if r, ok := errors.AsType[*redistrace.Refusal](err); ok {
+		why = r.Why
+	}
+	c.trace.Add(redistrace.Command{Args: redistrace.Redact(traceArgs(cmd, args)), Unsent: true, Reply: "not sent: " + why})
 }
 
 // traceArgs are a command's arguments as redigo writes them.

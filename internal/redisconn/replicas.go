@@ -2,11 +2,12 @@ package redisconn
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
 // A write acknowledged by a master with no replica in sync is lost by a
@@ -16,7 +17,8 @@ import (
 
 // ErrNoReplica is the error of a write refused because the master has no
 // replica in sync: a failover now could lose it. Nothing was sent.
-var ErrNoReplica = errors.New("the Redis master has no replica in sync, so a failover could lose a write: writes are refused until it has one")
+var ErrNoReplica error = &redistrace.Refusal{Why: "the master has no replica in sync",
+	Msg: "the Redis master has no replica in sync, so a failover could lose a write: writes are refused until it has one"}
 
 // replicaCheckEvery is how often the gate asks the master about its
 // replicas. A replica that drops out is noticed within this long.
@@ -87,8 +89,10 @@ func (g *failoverGate) checkReplicas(ctx context.Context) {
 	case !changed:
 	case ok:
 		g.log.Info("Redis Sentinel: the master has a replica in sync; writes are accepted", "master", master)
-	default:
+	case err != nil:
 		g.log.Warn("Redis Sentinel: the master has no replica in sync; writes are refused until it has one", "master", master, "err", err)
+	default: // what the master said of its replicas: which one, its state, its lag
+		g.log.Warn("Redis Sentinel: the master has no replica in sync; writes are refused until it has one", "master", master, "replicas", replicaLines(info))
 	}
 }
 
@@ -101,6 +105,21 @@ func (g *failoverGate) newMaster() {
 	case g.rs.recheck <- struct{}{}:
 	default:
 	}
+}
+
+// replicaLines are the replicas an INFO replication reply lists, as it
+// lists them ("slave0:ip=…,state=online,offset=…,lag=3"), or "none".
+func replicaLines(info string) string {
+	var lines []string
+	for line := range strings.Lines(info) {
+		if strings.HasPrefix(line, "slave") && strings.Contains(line, "state=") {
+			lines = append(lines, strings.TrimSpace(line))
+		}
+	}
+	if lines == nil {
+		return "none"
+	}
+	return strings.Join(lines, " ")
 }
 
 // inSyncReplicas counts the replicas an INFO replication reply lists as

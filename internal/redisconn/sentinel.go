@@ -2,7 +2,6 @@ package redisconn
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"slices"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/sessionlab/sessionlab/internal/redistrace"
 )
 
 // Sentinel: rueidis alone writes to the old master until +switch-master
@@ -21,7 +22,7 @@ import (
 
 // ErrFailingOver is the error of a command refused because the sentinels
 // are failing the master over (see Unavailable: kind FailingOver).
-var ErrFailingOver = errors.New("Redis Sentinel is failing the master over")
+var ErrFailingOver error = &redistrace.Refusal{Why: "Sentinel is failing the master over", Msg: "Redis Sentinel is failing the master over"}
 
 // maxFailoverPause bounds how long the gate stays closed if the new master is
 // never announced (a failover that aborts silently).
@@ -163,7 +164,9 @@ func (g *failoverGate) shut(from string) {
 		return // a late event about a master the client has left already
 	}
 	g.from, g.until = from, time.Now().Add(maxFailoverPause)
-	g.closed.Store(true)
+	if !g.closed.Swap(true) {
+		g.log.Warn("Redis Sentinel: a failover of the master started; commands are refused until the app follows the new master", "master", from)
+	}
 }
 
 // refuse is ErrFailingOver while the gate is closed, else nil. It costs an
@@ -181,7 +184,12 @@ func (g *failoverGate) refuse() error {
 	return ErrFailingOver
 }
 
-func (g *failoverGate) open() { g.closed.Store(false) }
+// open opens the gate when the failover aborted.
+func (g *failoverGate) open(why string) {
+	if g.closed.Swap(false) {
+		g.log.Info("Redis Sentinel: the failover aborted; commands are accepted again", "why", why)
+	}
+}
 
 // failoverEvents announce a failover's steps; only the leading sentinel
 // publishes them, so the gate listens to all.
@@ -231,7 +239,7 @@ func (g *failoverGate) event(m rueidis.PubSubMessage) {
 		return
 	}
 	if strings.HasPrefix(m.Channel, "-failover-abort") {
-		g.open()
+		g.open(m.Channel)
 		return
 	}
 	g.shut(net.JoinHostPort(ip, port))

@@ -36,10 +36,31 @@ func (t traced) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResu
 	c := Command{Args: args(cmd.Commands())}
 	start := time.Now()
 	res := t.Client.Do(ctx, cmd)
-	c.Took = time.Since(start)
-	c.Reply = c.result(res)
+	if !c.refused(res.Error()) {
+		c.Took = time.Since(start)
+		c.Reply = c.result(res)
+	}
 	tr.Add(c)
 	return res
+}
+
+// Refusal is the error of a command the client refused before sending it
+// (Sentinel failing the master over, no replica in sync): a trace lists the
+// command as not sent, since MONITOR never printed it.
+type Refusal struct {
+	Why string // a few words for the trace: "the master has no replica in sync"
+	Msg string // the error's text
+}
+
+func (r *Refusal) Error() string { return r.Msg }
+
+// refused marks c as not sent when err is a Refusal.
+func (c *Command) refused(err error) bool {
+	r, ok := errors.AsType[*Refusal](err)
+	if ok {
+		c.Unsent, c.Queued, c.Reply = true, false, "not sent: "+r.Why
+	}
+	return ok
 }
 
 // result is the reply as a page shows it; for one of our scripts, also
@@ -84,10 +105,12 @@ func (t traced) DoMulti(ctx context.Context, multi ...rueidis.Completed) []rueid
 	res := t.Client.DoMulti(ctx, multi...)
 	took := time.Since(start) // one round trip for all of them
 	for i, r := range res {
-		if i == len(res)-1 {
-			cmds[i].Took = took
+		if !cmds[i].refused(r.Error()) {
+			if i == len(res)-1 {
+				cmds[i].Took = took
+			}
+			cmds[i].Reply = cmds[i].result(r)
 		}
-		cmds[i].Reply = cmds[i].result(r)
 		tr.Add(cmds[i])
 	}
 	return res
@@ -110,6 +133,8 @@ func (t traced) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Dur
 	res := t.Client.DoCache(ctx, cmd, ttl)
 	took := time.Since(start)
 	switch {
+	case c.refused(res.Error()):
+		tr.Add(c)
 	case res.IsCacheHit():
 		c.Cached = true
 		c.Reply = summarizeWith(res, cacheHit)

@@ -20,6 +20,9 @@ type Command struct {
 	Queued bool
 	// Cached: answered from rueidis's client-side cache; nothing was sent.
 	Cached bool
+	// Unsent: refused by the client before it was sent (a Refusal), so
+	// MONITOR never printed it; Reply says why.
+	Unsent bool
 	// Handshake: sent to open the connection the request needed (HELLO,
 	// AUTH, SELECT…); Reply is "" when the client does not let us see it.
 	Handshake bool

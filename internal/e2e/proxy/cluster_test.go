@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -139,9 +140,9 @@ func (c *cluster) start() {
 			t.Error("the cluster did not stop within 30 s of an interrupt")
 		}
 		if t.Failed() {
-			for _, name := range []string{"app1", "app2", "app3", "nginx-error", "redis-1", "redis-2"} {
+			for _, name := range []string{"app1", "app2", "app3", "nginx-error", "redis-1", "redis-2", "sentinel-1", "sentinel-2", "sentinel-3"} {
 				b, _ := os.ReadFile(filepath.Join(c.dir, "logs", name+".log"))
-				t.Logf("%s.log:\n%s", name, b)
+				t.Logf("%s.log, its last 30 lines:\n%s", name, lastLines(string(b), 30))
 			}
 		}
 	})
@@ -153,6 +154,12 @@ func (c *cluster) start() {
 		t.Fatalf("the cluster did not start within 90 s:\n%s", c.output())
 	}
 	c.readState()
+}
+
+// lastLines is the end of a log, n lines at most.
+func lastLines(s string, n int) string {
+	lines := strings.SplitAfter(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "")
 }
 
 // output is what the cluster printed so far.
@@ -225,7 +232,7 @@ func (c *cluster) count(hc *http.Client) (n int, instance string) {
 	req, _ := http.NewRequest(http.MethodGet, c.state.URL+"count", nil)
 	resp, body := c.fetch(hc, req)
 	if resp.StatusCode != http.StatusOK {
-		c.t.Fatalf("GET /count: %d\n%s", resp.StatusCode, body)
+		c.t.Fatalf("GET /count: %d\n%s", resp.StatusCode, c.explain(body))
 	}
 	n, err := strconv.Atoi(apptest.ViewCount(c.t, body))
 	m := servedBy.FindStringSubmatch(body)
@@ -233,6 +240,30 @@ func (c *cluster) count(hc *http.Client) (n int, instance string) {
 		c.t.Fatalf("GET /count: no count or instance in the page\n%s", body)
 	}
 	return n, m[1]
+}
+
+var (
+	problemRe = regexp.MustCompile(`data-testid="problem-message">([^<]*)`)
+	traceRe   = regexp.MustCompile(`(?s)<li data-testid="trace-command"[^>]*>(.*?)</li>`)
+	tagsRe    = regexp.MustCompile(`<[^>]*>`)
+)
+
+// explain is what a failed page says (its problem, its Redis trace) and the
+// log of the instance that served it, short enough to be read in CI's
+// output; the whole page when it is not one of ours.
+func (c *cluster) explain(body string) string {
+	m, p := servedBy.FindStringSubmatch(body), problemRe.FindStringSubmatch(body)
+	if m == nil || p == nil {
+		return body
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "served by %s: %s\ntrace:\n", m[1], html.UnescapeString(p[1]))
+	for _, li := range traceRe.FindAllStringSubmatch(body, -1) {
+		fmt.Fprintf(&b, "  %s\n", html.UnescapeString(tagsRe.ReplaceAllString(li[1], "")))
+	}
+	log, _ := os.ReadFile(filepath.Join(c.dir, "logs", m[1]+".log"))
+	fmt.Fprintf(&b, "%s.log:\n%s", m[1], log)
+	return b.String()
 }
 
 // The proxy path as an operator deploys it: nginx with TLS and HTTP/2 in
