@@ -92,9 +92,20 @@ func TestHungRedisUnderAClassKeepsConnectionsBounded(t *testing.T) {
 				t.Errorf("Redis lists %d clients after the hang, want at most %d", n, redisconn.DefaultPoolSize+others)
 			}
 			untilOK(t, c, ta.srv.URL+"/readyz")
-			// A 503 count never reached Redis: the session load failed first.
-			if h := untilOK(t, c, ta.srv.URL+"/count"); h.views() != before.views()+1 {
-				t.Errorf("first count after the hang shows %d, want %d", h.views(), before.views()+1)
+			// A count answered "nothing was changed" never reached Redis: the
+			// session load failed first, as it does for nearly all. One that
+			// loaded the session just before the hang and timed out on its
+			// count was answered "may or may not have been saved": Redis runs
+			// it when it wakes, so it may be counted.
+			mayHave := 0
+			for i, h := range hits {
+				if i%2 == 0 && strings.Contains(h.body, "may or may not have been saved") { // a count
+					mayHave++
+				}
+			}
+			if h := untilOK(t, c, ta.srv.URL+"/count"); h.views() < before.views()+1 || h.views() > before.views()+1+mayHave {
+				t.Errorf("first count after the hang shows %d, want %d (and up to %d more: the counts answered 'may or may not')",
+					h.views(), before.views()+1, mayHave)
 			}
 			if r := ta.get(c, "/profile"); r.status != http.StatusOK || !strings.Contains(r.body, "Hello ida") {
 				t.Errorf("profile after the hang: %d", r.status)
