@@ -23,9 +23,27 @@ func WriteTrace(b *bytes.Buffer, t Trace, server RedisServer) {
 		writeOthers(b, t.InProcess)
 		return
 	}
-	b.WriteString(`sent these commands to the Redis at <code data-testid="redis-server">`)
-	writeEscaped(b, server.Where)
-	b.WriteString(`</code>, in this order, as <code>redis-cli MONITOR</code> prints them. `)
+	sent := 0
+	for _, c := range t.Commands {
+		if !c.Cached && !c.Unsent {
+			sent++
+		}
+	}
+	if sent == 0 {
+		// A cached read, or a command refused before it was sent: nothing
+		// MONITOR would print, though the list says what it took.
+		b.WriteString(`sent nothing to the Redis at <code data-testid="redis-server">`)
+		writeEscaped(b, server.Where)
+		b.WriteString(`</code>: <code>redis-cli MONITOR</code> prints none of these. `)
+	} else {
+		b.WriteString(`sent these commands to the Redis at <code data-testid="redis-server">`)
+		writeEscaped(b, server.Where)
+		b.WriteString(`</code>, in this order, as <code>redis-cli MONITOR</code> prints them`)
+		if sent < len(t.Commands) {
+			b.WriteString(`, but for those marked not sent, which it does not print`)
+		}
+		b.WriteString(`. `)
+	}
 	b.WriteString(`<small>Cut short here, with … where the cut is, even inside an argument: anything shaped like a session token (a full token is a password) or a session ID (16 hex digits, as an account's credential generation is too), a password hash, and what follows a long argument's first 48 bytes.</small></p>`)
 	b.WriteString(`<ol class="redis-trace-list" data-testid="redis-trace">`)
 	writeCommands(b, t, `<li data-testid="trace-command"`)

@@ -50,18 +50,35 @@ func jsonRepr(s string) string {
 
 // A command refused before it was sent is listed as not sent, with why and
 // no time: MONITOR never printed it. One sent and failed shows its time.
+// The sentence above the list says what MONITOR printed: the commands but
+// those not sent, or none of them.
 func TestACommandNotSentSaysSo(t *testing.T) {
-	var b bytes.Buffer
-	WriteTrace(&b, Trace{Method: "GET", Path: "/count", Commands: []TraceCommand{
-		{Args: []string{"GET", "k"}, Reply: "failed", Took: 1e6},
-		{Args: []string{"INCR", "n"}, Unsent: true, Reply: "not sent: the master has no replica in sync"},
-	}}, RedisServer{Where: "127.0.0.1:6379"})
-	for _, want := range []string{
-		`<li data-testid="trace-command"><code>"GET" "k"</code> → failed, 1.0 ms</li>`,
-		`<li data-testid="trace-command" data-sent="no"><code>"INCR" "n"</code> → not sent: the master has no replica in sync</li>`,
+	failed := TraceCommand{Args: []string{"GET", "k"}, Reply: "failed", Took: 1e6}
+	refused := TraceCommand{Args: []string{"INCR", "n"}, Unsent: true, Reply: "not sent: the master has no replica in sync"}
+	for _, tc := range []struct {
+		name string
+		cmds []TraceCommand
+		want []string
+	}{
+		{"one sent, one not", []TraceCommand{failed, refused}, []string{
+			`</code>, in this order, as <code>redis-cli MONITOR</code> prints them, but for those marked not sent, which it does not print. `,
+			`<li data-testid="trace-command"><code>"GET" "k"</code> → failed, 1.0 ms</li>`,
+			`<li data-testid="trace-command" data-sent="no"><code>"INCR" "n"</code> → not sent: the master has no replica in sync</li>`,
+		}},
+		{"none sent", []TraceCommand{refused}, []string{
+			`sent nothing to the Redis at <code data-testid="redis-server">127.0.0.1:6379</code>: <code>redis-cli MONITOR</code> prints none of these. `,
+			`<li data-testid="trace-command" data-sent="no"><code>"INCR" "n"</code> → not sent: the master has no replica in sync</li>`,
+		}},
+		{"all sent", []TraceCommand{failed}, []string{
+			`</code>, in this order, as <code>redis-cli MONITOR</code> prints them. `,
+		}},
 	} {
-		if !bytes.Contains(b.Bytes(), []byte(want)) {
-			t.Errorf("trace lacks %s\n%s", want, b.String())
+		var b bytes.Buffer
+		WriteTrace(&b, Trace{Method: "GET", Path: "/count", Commands: tc.cmds}, RedisServer{Where: "127.0.0.1:6379"})
+		for _, want := range tc.want {
+			if !bytes.Contains(b.Bytes(), []byte(want)) {
+				t.Errorf("%s: trace lacks %s\n%s", tc.name, want, b.String())
+			}
 		}
 	}
 }

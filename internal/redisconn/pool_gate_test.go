@@ -45,6 +45,9 @@ func TestFailoverGateHoldsTheSessionPool(t *testing.T) {
 	if err := g.Do(ctx, g.B().Get().Key("k").Build()).Error(); !rueidis.IsRedisNil(err) {
 		t.Errorf("client read on a master without a replica: %v", err)
 	}
+	if err := g.Do(ctx, g.B().ConfigGet().Parameter("maxmemory-policy").Build()).Error(); err != nil {
+		t.Errorf("CONFIG GET (the startup check of maxmemory-policy) on a master without a replica: %v", err)
+	}
 	rs.MustDo("CONFIG", "SET", "repl-diskless-sync-delay", "0") // sync the replica now, not in 5 s
 	replica := redistest.Start(t, "--replicaof", "127.0.0.1", rs.Addr()[len("127.0.0.1:"):])
 	waitInSync(t, replica)

@@ -291,9 +291,15 @@ func (g *failoverGate) DoMulti(ctx context.Context, multi ...rueidis.Completed) 
 }
 
 // writes says whether cmd may write (see noReplica). Blocking commands
-// and pub/sub are left alone.
+// and pub/sub are left alone, and so is CONFIG GET, which rueidis does not
+// mark read-only: refused, the startup check of maxmemory-policy warned it
+// could not read it "for want of a replica".
 func writes(cmd rueidis.Completed) bool {
-	return !cmd.IsReadOnly() && !cmd.IsBlock() && !cmd.NoReply()
+	if cmd.IsReadOnly() || cmd.IsBlock() || cmd.NoReply() {
+		return false
+	}
+	c := cmd.Commands()
+	return len(c) < 2 || c[0] != "CONFIG" || c[1] != "GET"
 }
 
 func (g *failoverGate) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl time.Duration) rueidis.RedisResult {

@@ -360,7 +360,8 @@ func sentinelsMaster(topo *redistest.Topology) (string, error) {
 var sentinelEvents = regexp.MustCompile(`[+-](sdown master|odown|try-failover|elected-leader|promoted-slave|switch-master|convert-to-slave|failover-end |failover-abort)`)
 
 // failoverTimeline merges the nemesis's actions, the sentinels' failover
-// events and the apps' "new master" lines by time.
+// events and the apps' Sentinel lines (the gate closing, opening on an
+// abort, a new master, writes refused for want of a replica) by time.
 func failoverTimeline(topo *redistest.Topology, apps []*apptest.Process, ops nemesisOps) string {
 	lines := slices.Clone(ops.log)
 	stamp := regexp.MustCompile(`\d\d:\d\d:\d\d\.\d\d\d`)
@@ -376,7 +377,7 @@ func failoverTimeline(topo *redistest.Topology, apps []*apptest.Process, ops nem
 	appStamp := regexp.MustCompile(`time=\S*T(\d\d:\d\d:\d\d\.\d\d\d)`)
 	for i, p := range apps {
 		for line := range strings.Lines(p.Log()) {
-			if strings.Contains(line, "new master") {
+			if strings.Contains(line, "Redis Sentinel:") {
 				if m := appStamp.FindStringSubmatch(line); m != nil {
 					lines = append(lines, fmt.Sprintf("%s app %d: %s", m[1], i, strings.TrimRight(line, "\n")))
 				}
