@@ -86,6 +86,9 @@ type App struct {
 	// did to its own request), a line a minute per kind (tallylog.go).
 	tallies tallyLog
 	streams openStreams // open /live streams, by session and address
+	// countHints let a logged-in count read its session and count in one
+	// round trip (countfirst.go).
+	countHints countHints
 	// liveKeepAlive is the streams' keep-alive, keepAliveEvery unless a
 	// test shortens it.
 	liveKeepAlive time.Duration

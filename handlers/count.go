@@ -52,7 +52,16 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		if info := requestlog.From(ctx); info != nil && info.Proxied {
 			visit.Request = info.ID
 		}
-		incr, browsers, noted, err := a.Ops.IncrViews(ctx, token, u.Username, visit)
+		var incr int
+		var browsers sessions.BrowserList
+		var noted sessions.Lab
+		var err error
+		if c := st.countedFor(token); c != nil {
+			// Counted as the session was read (countFirst).
+			incr, browsers, noted, err = c.N, c.List, c.Noted, c.Err
+		} else {
+			incr, browsers, noted, err = a.Ops.IncrViews(ctx, token, u.Username, visit)
+		}
 		switch {
 		case errors.Is(err, sessions.ErrEntryUnreadable):
 			a.reindex(r, u.Username)

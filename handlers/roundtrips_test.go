@@ -109,3 +109,68 @@ func TestNewSessionTwoRoundTrips(t *testing.T) {
 		t.Errorf("browsers of the address: %s rows -> %s: a refused session was listed", before, after)
 	}
 }
+
+// A logged-in count reads its session and counts in one round trip once
+// this process has seen the session logged in (countFirst); an instance
+// that has not yet seen it reads first, in two, as does a count of a
+// session whose credentials changed, which then ends and counts nothing
+// in it.
+func TestALoggedInCountIsOneRoundTrip(t *testing.T) {
+	a := newTestApp(t)
+	c := a.client()
+	a.register(c, "alice", "alice-password")
+	token := a.token(c)
+	// The scripts are loaded (a first EVALSHA may need an EVAL): the count
+	// script, then the one that reads and counts.
+	a.get(c, "/count")
+	a.get(c, "/count")
+
+	count := func(ta *testApp, want string, wantTrips int) {
+		t.Helper()
+		var r response
+		trips, cmds := roundTrips(t, ta.redis, func() { r = ta.get(c, "/count") })
+		wantStatus(t, "count", r, http.StatusOK)
+		if got := viewCount(t, r.body); got != want {
+			t.Errorf("count: page says %s, want %s", got, want)
+		}
+		if trips != wantTrips {
+			t.Errorf("count %s: %d round trips %v, want %d", want, trips, cmds, wantTrips)
+		}
+	}
+	count(a, "3", 1)
+	count(a, "4", 1)
+	// Another instance, the same cookie: its first count also reads the
+	// account into its client-side cache.
+	b := newTestAppOn(t, a.redis)
+	count(b, "5", 3)
+	count(b, "6", 1)
+
+	// The account's credentials change (another browser's password
+	// change, as its generation is all a session holds of them).
+	acct := a.redis.MustDo("GET", "user:alice")
+	gen := acct[strings.Index(acct, `"gen":"`)+len(`"gen":"`):]
+	gen = gen[:strings.IndexByte(gen, '"')]
+	a.redis.MustDo("SET", "user:alice", strings.Replace(acct, gen, "0000000000000001", 1))
+	// Once the app's client-side cache has heard of it, as it does within
+	// moments: the script reads Redis, the app's check its cache.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if current, err := a.app.Accounts.Current(t.Context(), "alice", gen); err == nil && !current {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the app still reads generation %s as current (%v)", gen, err)
+		}
+	}
+	var r response
+	trips, cmds := roundTrips(t, a.redis, func() { r = a.get(c, "/count") })
+	wantStatus(t, "count after the credentials changed", r, http.StatusOK)
+	if got := viewCount(t, r.body); got != "1" {
+		t.Errorf("count after the credentials changed: page says %s, want 1, a new session's", got)
+	}
+	// Counted nothing: the usual path read the session again.
+	if trips < 2 || cmds[0] != "EVALSHA" || cmds[1] != "GET" {
+		t.Errorf("count after the credentials changed: %d round trips %v, want the checked count, then the usual read", trips, cmds)
+	}
+	if after := a.redis.MustDo("EXISTS", sessions.Key(token)); after != "0" {
+		t.Errorf("the session whose credentials changed is still stored (EXISTS %s)", after)
+	}
+}

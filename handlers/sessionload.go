@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,6 +70,9 @@ type sessionState struct {
 	// checked is what loadAndSave read of a live session that passed its
 	// checks, for pages to read again (see asChecked).
 	checked checkedSession
+	// counted is the count countFirst made of presented as it loaded it
+	// (GET /count), for the handler to answer with; nil: none was made.
+	counted *sessions.CheckedCount
 	// indexedFor is the user whose index this request added the session's
 	// new token to (indexLogin): saving it then checks the entry is still there.
 	indexedFor string
@@ -199,9 +203,18 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 				token = c.Value
 			}
 		}
-		// Every Redis command is recorded for the Redis panel, the load's GET first.
+		// Every Redis command is recorded for the Redis panel, the load's GET
+		// first, or the count that read the session instead (countFirst).
 		traced, trace := redistrace.Start(r.Context())
-		ctx, err := a.Sessions.Load(traced, token)
+		var counted *sessions.CheckedCount
+		if token != "" && isCountRoute(r) {
+			counted = a.countFirst(traced, r, token)
+		}
+		loadCtx := traced
+		if counted != nil && counted.Raw != nil {
+			loadCtx = sessions.WithFound(traced, token, counted.Raw)
+		}
+		ctx, err := a.Sessions.Load(loadCtx, token)
 		unreadable := errors.Is(err, sessions.ErrUnreadable)
 		if unreadable {
 			// Left as it is (it may be evidence of what changed it), and
@@ -211,6 +224,11 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 				"session", a.LogID(token), "err", err)
 			ctx, err = a.Sessions.Load(traced, "")
 		}
+		if err != nil && counted != nil {
+			// The count was sent first: it may have run.
+			a.failAfterWrite(w, r, fmt.Errorf("load session %s: %w", a.LogID(token), cmp.Or(counted.Err, err)), true)
+			return
+		}
 		if err != nil {
 			a.fail(w, r, fmt.Errorf("load session %s: %w", a.LogID(token), err))
 			return
@@ -218,7 +236,7 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 		// Each scs call boxes its context key (an allocation), so the live
 		// token and the user are asked once here for both checks.
 		live := a.Sessions.Token(ctx)
-		st := &sessionState{stale: presented && live == "", presented: token, unreadable: unreadable}
+		st := &sessionState{stale: presented && live == "", presented: token, unreadable: unreadable, counted: counted}
 		st.explained = st.stale && r.URL.Path == "/login" && explainsEnd(r.URL.Query().Get("from"))
 		st.lost = st.stale && token != "" && a.Issued.Lost(token)
 		if st.stale && token != "" && !st.lost && !unreadable {
@@ -235,13 +253,14 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 				deadline, err = a.checkTimeouts(ctx, st, live, u, hasUser)
 			}
 			if err != nil {
-				a.fail(w, r, err)
+				a.failAfterWrite(w, r, err, !safeMethod(r.Method) || counted != nil)
 				return
 			}
 			if !st.stale {
 				st.checked = checkedSession{live: true, deadline: deadline}
 				if hasUser {
 					st.checked.username = u.Username
+					a.countHints.note(live, u)
 				}
 			}
 		}

@@ -282,6 +282,7 @@ var scriptNames = strings.NewReplacer(
 	"$JSON_VIEWS", luaString(jsonString(KeyViews)+":"),
 	"$JSON_COUNTED", luaString(jsonString(KeyCounted)+":"),
 	"$JSON_ORIGIN", luaString(jsonString(KeyOrigin)+":{"),
+	"$JSON_SEEN_AT", luaString(jsonString(KeySeen)+`:"`),
 )
 
 // luaString is s as a Lua string literal; the constants above need no escape.

@@ -73,18 +73,8 @@ local function encode_session(s, kviews)
 end
 `
 
-// incrViews is the tutorial's `req.session.views = (req.session.views || 0) + 1`
-// in one atomic step inside Redis (the expiry kept), so no update is lost; in
-// the same round trip it publishes the count, notes the browser and the lab's
-// evidence and, for a logged-in session, the index entry. A session whose
-// count ends it and whose last counter (or creator) is this process only
-// needs its count replaced (ARGV 4-7 are the JSON that shows it); any other
-// is decoded. KEYS: session, browsers hash and zset, [user index], [the
-// session's CountedKey]. ARGV: session ID, instance, process, unmovedArgs,
-// browserArgs, [a trusted proxy's request id]. The reply is {count, list},
-// then 'entry' (or ”) and the lab evidence noted, if any; a request id
-// counted already answers {its count, list, 'repeat'}.
-var incrViews = redistrace.NewScript("count", scriptNames.Replace(noteBrowser+noteMove+encodeSession+`
+// countLua is the count scripts' shared part: count(raw, rid, counted).
+var countLua = noteBrowser + noteMove + encodeSession + `
 local find = string.find
 local function unmoved(raw)
   if find(raw, $JSON_COUNTED, 1, true) then
@@ -95,11 +85,10 @@ local function unmoved(raw)
   local p, q = find(raw, ARGV[6], i or 1, true), find(raw, ARGV[7], i or 1, true)
   return j and p and q and p < j and q < j
 end
-local raw = redis.call('GET', KEYS[1])
-if not raw then return false end
--- With a proxy's request id (the last key its CountedKey), the proxy's
--- retry of a count made already gets that count, and nothing changes.
-local counted = ARGV[11] and KEYS[#KEYS]
+-- count counts the session whose value is raw. With a proxy's request id
+-- rid (and its CountedKey, counted), the proxy's retry of a count made
+-- already gets that count, and nothing changes.
+local function count(raw, rid, counted)
 if counted then
   local last = redis.pcall('GET', counted)
   -- Another type (set by hand) is written over below; any other error
@@ -107,7 +96,7 @@ if counted then
   -- gets here: Redis refuses the script first, and IncrViews counts
   -- without it.)
   if type(last) == 'table' and not find(last.err, 'WRONGTYPE', 1, true) then error(last, 0) end
-  local id = ARGV[11] .. ' '
+  local id = rid .. ' '
   local n = type(last) == 'string' and string.sub(last, 1, #id) == id and tonumber(string.sub(last, #id + 1))
   if n then return {n, list_browsers(KEYS[2], KEYS[3], (now_ms()), {unpack(ARGV, 8, 10)}), 'repeat'} end
 end
@@ -143,7 +132,7 @@ else
   redis.call('SET', KEYS[1], encode_session(s, $KEY_VIEWS), 'KEEPTTL')
   vs = string.format('%d', v)
 end
-if counted then redis.call('SET', counted, ARGV[11] .. ' ' .. vs, 'PX', '$COUNTED_FOR') end
+if counted then redis.call('SET', counted, rid .. ' ' .. vs, 'PX', '$COUNTED_FOR') end
 local browsers = note_browser(KEYS[2], KEYS[3], ARGV[1], vs, now, now_s, {unpack(ARGV, 8)}, $MSG_COUNT .. vs)
 if e then
   local at = find(e, '"last_seen":', 1, true)
@@ -165,7 +154,58 @@ if e then
   end
 end
 if noted then return {v, browsers, '', noted} end
-return {v, browsers}`))
+return {v, browsers}
+end
+`
+
+// incrViews is the tutorial's `req.session.views = (req.session.views || 0) + 1`
+// in one atomic step inside Redis (the expiry kept), so no update is lost; in
+// the same round trip it publishes the count, notes the browser and the lab's
+// evidence and, for a logged-in session, the index entry. A session whose
+// count ends it and whose last counter (or creator) is this process only
+// needs its count replaced (ARGV 4-7 are the JSON that shows it); any other
+// is decoded. KEYS: session, browsers hash and zset, [user index], [the
+// session's CountedKey]. ARGV: session ID, instance, process, unmovedArgs,
+// browserArgs, [a trusted proxy's request id]. The reply is {count, list},
+// then 'entry' (or ”) and the lab evidence noted, if any; a request id
+// counted already answers {its count, list, 'repeat'}.
+var incrViews = redistrace.NewScript("count", scriptNames.Replace(countLua+`
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+return count(raw, ARGV[11], ARGV[11] and KEYS[#KEYS])`))
+
+// countChecked is incrViews for a count that comes before the session was
+// loaded (Ops.CountChecked): in the same round trip it reads the session
+// and counts only if the request would count with it, as loadAndSave
+// decides once it has loaded it: the session holds the credential
+// generation the account holds now, its last-seen time needs no touch and
+// keeps it within the idle timeout, and its deadline is ahead. Otherwise
+// it changes nothing and returns false. KEYS: incrViews's with the user's
+// index, then the account, then the CountedKey. ARGV: incrViews's 1-10,
+// the request id or an empty string, the generation as the session and the account
+// write it ("gen":"…"), the username as the session writes it, the time
+// "seen" must be after and the time the deadline must be after, both as
+// stored. The reply is incrViews's, the session's value first.
+var countChecked = redistrace.NewScript("count", scriptNames.Replace(countLua+`
+local raw = redis.pcall('GET', KEYS[1])
+if type(raw) ~= 'string' then return false end
+local function stored_time(prefix, at)
+  local i = find(raw, prefix, 1, true)
+  if not i or (at and i ~= at) then return nil end
+  local from = i + #prefix
+  local t = string.sub(raw, from, from + #ARGV[14] - 1)
+  if string.sub(raw, from + #t, from + #t) ~= '"' then return nil end
+  return t
+end
+local seen, deadline = stored_time($JSON_SEEN_AT), stored_time('{"deadline":"', 1)
+if not (seen and seen > ARGV[14] and deadline and deadline > ARGV[15]) then return false end
+if not (find(raw, ARGV[12], 1, true) and find(raw, ARGV[13], 1, true)) then return false end
+local account = redis.pcall('GET', KEYS[5])
+if type(account) ~= 'string' or not find(account, ARGV[12], 1, true) then return false end
+local rid = ARGV[11] ~= '' and ARGV[11] or nil
+local r = count(raw, rid, rid and KEYS[6])
+table.insert(r, 1, raw)
+return r`))
 
 // unmovedArgs are the JSON by which the count script sees that the last
 // count (or, with none, the session's start) was on this process: the
@@ -235,6 +275,72 @@ func (o *Ops) IncrViews(ctx context.Context, token, user string, v Visit) (n int
 	if rueidis.IsRedisNil(err) {
 		return 0, BrowserList{}, Lab{}, ErrNoSession
 	}
+	return parseCount(id, res, err)
+}
+
+// CountCheck is what a count sent before its session is loaded must find
+// in the session (countChecked): the user and credential generation this
+// process last saw in it, and the app's clock.
+type CountCheck struct {
+	User, Gen  string
+	AccountKey string    // the user's account, which must hold Gen still
+	SeenAfter  time.Time // "seen" must be later: no touch due, not idle
+	Now        time.Time // the deadline must be later
+}
+
+// CheckedCount is a count CountChecked made: the session's value as the count
+// found it, and what IncrViews would have returned.
+type CheckedCount struct {
+	Raw   []byte
+	N     int
+	List  BrowserList
+	Noted Lab
+	Err   error // the script was sent and may have run
+}
+
+// CountChecked counts as IncrViews does, in the round trip that reads the
+// session, if the session is still what c says. ok false: nothing was
+// counted (no session, a check failed, or Redis refused the script before
+// running it), and the caller loads the session and counts as usual. ok
+// with Counted.Err: the count was sent and may have run.
+func (o *Ops) CountChecked(ctx context.Context, token string, c CountCheck, v Visit) (_ CheckedCount, ok bool) {
+	if c.User == "" || c.Gen == "" {
+		return CheckedCount{}, false
+	}
+	id := ID(token)
+	keys := append(make([]string, 0, 6), Key(token), BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr), IndexKey(c.User), c.AccountKey)
+	args := append(make([]string, 0, 16), id, o.Instance, v.Process)
+	args = appendBrowserArgs(append(args, o.unmovedArgs(v.Process)...), v)
+	args = append(args, v.Request)
+	if v.Request != "" {
+		keys = append(keys, CountedKey(token))
+	}
+	args = append(args, `"gen":`+jsonString(c.Gen), `"username":`+jsonString(c.User),
+		c.SeenAfter.UTC().Format(timeFormat), c.Now.UTC().Format(timeFormat))
+	res, err := countChecked.Exec(ctx, o.rdb, keys, args).ToArray()
+	var refused *redistrace.Refusal
+	switch {
+	case rueidis.IsRedisNil(err), isNoPerm(err), errors.As(err, &refused):
+		return CheckedCount{}, false // nothing ran
+	case ResetRetyped(ctx, o.rdb, o.Log, err, IndexKey(c.User)):
+		return CheckedCount{}, false // the index's read failed before any write
+	case err != nil:
+		return CheckedCount{Err: fmt.Errorf("sessions: incr views: %w", err)}, true
+	}
+	if len(res) < 3 {
+		return CheckedCount{Err: fmt.Errorf("sessions: incr views: %d values, want 3 to 5", len(res))}, true
+	}
+	raw, err := res[0].ToString()
+	if err != nil {
+		return CheckedCount{Err: fmt.Errorf("sessions: incr views: %w", err)}, true
+	}
+	n, list, noted, err := parseCount(id, res[1:], nil)
+	return CheckedCount{Raw: []byte(raw), N: n, List: list, Noted: noted, Err: err}, true
+}
+
+// parseCount reads a count script's reply: {count, list}, then a flag and
+// the lab's evidence noted, if any.
+func parseCount(id string, res []rueidis.RedisMessage, err error) (n int, list BrowserList, noted Lab, _ error) {
 	var flagged error
 	if err == nil && len(res) >= 3 && len(res) <= 4 {
 		switch flag, _ := res[2].ToString(); flag {
@@ -530,6 +636,9 @@ func (s IdleStore) CommitCtx(ctx context.Context, token string, b []byte, expiry
 // than a string (changed by hand with redis-cli) is ErrUnreadable, as a
 // string that is not a session is.
 func (s IdleStore) FindCtx(ctx context.Context, token string) (b []byte, found bool, err error) {
+	if f, ok := ctx.Value(foundKey{}).(*foundValue); ok && f.token == token && f.used.CompareAndSwap(false, true) {
+		return f.raw, true, nil
+	}
 	if cs, ok := s.Store.(scs.CtxStore); ok {
 		b, found, err = cs.FindCtx(ctx, token)
 	} else {
@@ -539,6 +648,20 @@ func (s IdleStore) FindCtx(ctx context.Context, token string) (b []byte, found b
 		err = fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
 	return b, found, err
+}
+
+type foundKey struct{}
+
+type foundValue struct {
+	token string
+	raw   []byte
+	used  atomic.Bool // once: a later read must see what Redis holds then
+}
+
+// WithFound makes the next FindCtx answer token with raw, the session's value read
+// already this request (Ops.CountChecked), instead of reading it again.
+func WithFound(ctx context.Context, token string, raw []byte) context.Context {
+	return context.WithValue(ctx, foundKey{}, &foundValue{token: token, raw: raw})
 }
 
 // DeleteCtx implements scs.CtxStore.
