@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -226,7 +225,7 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 		}
 		if err != nil && counted != nil {
 			// The count was sent first: it may have run.
-			a.failAfterWrite(w, r, fmt.Errorf("load session %s: %w", a.LogID(token), cmp.Or(counted.Err, err)), true)
+			a.failAfterWrite(w, r, fmt.Errorf("load session %s: %w", a.LogID(token), err), true)
 			return
 		}
 		if err != nil {
