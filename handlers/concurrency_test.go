@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,29 +103,49 @@ const maxInFlight = 8
 
 // 200 views of one session, 24 at a time and spread over two app instances
 // on one Redis, raise the count by exactly 200: each is counted once, and
-// each response shows a different number.
+// each response shows a different number. Logged in, both instances have
+// seen the session, so its counts read it and count in one round trip
+// (countFirst), racing each other as anonymous counts do.
 func TestConcurrentCountsAcrossInstancesAreAllCounted(t *testing.T) {
+	t.Run("anonymous", func(t *testing.T) { concurrentCounts(t, false) })
+	t.Run("logged in", func(t *testing.T) { concurrentCounts(t, true) })
+}
+
+func concurrentCounts(t *testing.T, loggedIn bool) {
 	first := newTestApp(t)
 	second := newTestAppOn(t, first.redis)
 	c := first.client()
-	if r := first.get(c, "/count"); r.status != http.StatusOK {
+	if loggedIn {
+		first.register(c, "counter", "counter-password")
+		for _, ta := range []*testApp{first, second} {
+			if r := ta.get(c, "/profile"); r.status != http.StatusOK {
+				t.Fatalf("profile: %d", r.status)
+			}
+		}
+	}
+	if r := first.get(c, "/count"); r.status != http.StatusOK || viewCount(t, r.body) != "1" {
 		t.Fatalf("first count: %d", r.status)
 	}
 	token := first.token(c)
 
 	const n = 200
 	hits := make([]hit, n)
-	var wg sync.WaitGroup
-	inFlight := make(chan struct{}, maxInFlight)
-	for i := range n {
-		base := []*testApp{first, second}[i%2].srv.URL
-		wg.Go(func() {
-			inFlight <- struct{}{}
-			defer func() { <-inFlight }()
-			hits[i] = fetch(c, base+"/count", nil, countHeaders[(i/2)%2]...)
-		})
+	_, cmds := roundTrips(t, first.redis, func() {
+		var wg sync.WaitGroup
+		inFlight := make(chan struct{}, maxInFlight)
+		for i := range n {
+			base := []*testApp{first, second}[i%2].srv.URL
+			wg.Go(func() {
+				inFlight <- struct{}{}
+				defer func() { <-inFlight }()
+				hits[i] = fetch(c, base+"/count", nil, countHeaders[(i/2)%2]...)
+			})
+		}
+		wg.Wait()
+	})
+	if reads := slices.Index(cmds, "GET"); loggedIn && reads >= 0 {
+		t.Errorf("a logged-in count read its session apart from its count (%v…): want one round trip each", cmds[:min(len(cmds), reads+3)])
 	}
-	wg.Wait()
 
 	seen := map[int]bool{}
 	for i, h := range hits {

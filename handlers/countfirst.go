@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sessionlab/sessionlab/internal/accounts"
+	"github.com/sessionlab/sessionlab/internal/redisconn"
 	"github.com/sessionlab/sessionlab/internal/requestlog"
 	"github.com/sessionlab/sessionlab/internal/sessions"
 )
@@ -92,7 +93,29 @@ func (a *App) countFirst(ctx context.Context, r *http.Request, token string) *se
 	if !ok {
 		return nil
 	}
+	if kind, down := redisconn.Unavailable(c.Err); down && !kind.MayHaveRun() {
+		// Refused or failed before it changed anything (the Sentinel gate,
+		// an OOM): the usual path tries, and says so. A write no replica
+		// acknowledged, or one with no answer, may have run: it stays.
+		return nil
+	}
 	return &c
+}
+
+// failAfterCount answers a request whose count countFirst made, when a
+// later step of loading its session failed: whatever that error, the count
+// was sent, so the answer must not say that nothing was changed.
+func (a *App) failAfterCount(w http.ResponseWriter, r *http.Request, err error) {
+	f := failureOf(err, true)
+	if f == failRedisDown {
+		f = failRedisMayHaveRun
+	}
+	a.logFailure(r, f, err)
+	if !clientGone(r) {
+		a.answer(w, r, f)
+		return
+	}
+	w.WriteHeader(statusClientGone)
 }
 
 // isCountRoute: the request is the one countFirst counts for (count.go's

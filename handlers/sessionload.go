@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -224,8 +225,9 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 			ctx, err = a.Sessions.Load(traced, "")
 		}
 		if err != nil && counted != nil {
-			// The count was sent first: it may have run.
-			a.failAfterWrite(w, r, fmt.Errorf("load session %s: %w", a.LogID(token), err), true)
+			// The count was sent first, and failed (else the load reads
+			// what it read): its error says what the answer may claim.
+			a.failAfterCount(w, r, fmt.Errorf("count session %s: %w", a.LogID(token), cmp.Or(counted.Err, err)))
 			return
 		}
 		if err != nil {
@@ -251,8 +253,12 @@ func (a *App) loadAndSave(next http.Handler) http.Handler {
 			if err == nil && !ended {
 				deadline, err = a.checkTimeouts(ctx, st, live, u, hasUser)
 			}
+			if err != nil && counted != nil {
+				a.failAfterCount(w, r, err)
+				return
+			}
 			if err != nil {
-				a.failAfterWrite(w, r, err, !safeMethod(r.Method) || counted != nil)
+				a.fail(w, r, err)
 				return
 			}
 			if !st.stale {

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +16,10 @@ func TestCountCheckedCountsOnlyWhatTheChecksPass(t *testing.T) {
 	rs := redistest.Start(t, "--appendonly", "no")
 	rdb := rs.Client(t)
 	ctx := context.Background()
-	now := time.Now().UTC().Truncate(time.Millisecond)
+	// Go writes a time in the values without trailing zeros (…:19.53Z), the
+	// deadline with three digits; the script compares them as the app's
+	// clock is sent, three digits always.
+	now := time.Date(2026, 12, 8, 1, 37, 19, 530_000_000, time.UTC)
 	const gen = "4874ab3d7a607d6f"
 	user := User{Username: "alice", Role: "student", Gen: gen}
 	session := func(seen, deadline time.Time, u User) string {
@@ -28,7 +32,9 @@ func TestCountCheckedCountsOnlyWhatTheChecksPass(t *testing.T) {
 	}
 	account := `{"username":"alice","role":"student","hash":"x","created":"2026-12-06T10:00:00Z","gen":"` + gen + `"}`
 	check := CountCheck{User: "alice", Gen: gen, AccountKey: "user:alice", SeenAfter: now.Add(-time.Minute), Now: now}
+	after := func(seenAfter time.Time) CountCheck { c := check; c.SeenAfter = seenAfter; return c }
 	visit := Visit{Addr: "192.0.2.1", Device: "Firefox on Linux", LoggedIn: true, Process: "p1"}
+	live := session(now.Add(-time.Second), now.Add(time.Hour), user)
 
 	cases := []struct {
 		name    string
@@ -37,18 +43,24 @@ func TestCountCheckedCountsOnlyWhatTheChecksPass(t *testing.T) {
 		check   CountCheck
 		counts  bool
 	}{
-		{"passes every check", session(now.Add(-time.Second), now.Add(time.Hour), user), account, check, true},
+		{"passes every check", live, account, check, true},
+		{"seen on a whole second", session(now.Truncate(time.Second), now.Add(time.Hour), user), account, check, true},
+		{"seen a millisecond after the cutoff, written short", live, account, after(now.Add(-time.Second - time.Millisecond)), true},
+		{"seen at the cutoff, written short", live, account, after(now.Add(-time.Second)), false},
+		{"seen a millisecond before the cutoff, written short", live, account, after(now.Add(-time.Second + time.Millisecond)), false},
 		{"no session", "", account, check, false},
 		{"a touch is due", session(now.Add(-time.Minute), now.Add(time.Hour), user), account, check, false},
 		{"past its deadline", session(now.Add(-time.Second), now, user), account, check, false},
-		{"its credentials changed", session(now.Add(-time.Second), now.Add(time.Hour), user),
-			`{"username":"alice","role":"student","hash":"y","gen":"0000000000000001"}`, check, false},
-		{"no account", session(now.Add(-time.Second), now.Add(time.Hour), user), "", check, false},
+		{"its credentials changed", live, `{"username":"alice","role":"student","hash":"y","gen":"0000000000000001"}`, check, false},
+		{"no account", live, "", check, false},
 		{"another generation in the session", session(now.Add(-time.Second), now.Add(time.Hour), User{Username: "alice", Role: "student", Gen: "0000000000000001"}),
 			account, check, false},
 		{"another user in the session", session(now.Add(-time.Second), now.Add(time.Hour), User{Username: "bob", Role: "student", Gen: gen}),
 			account, check, false},
 		{"not a session", `{"deadline":"x"}`, account, check, false},
+	}
+	if !strings.Contains(live, `"seen":"2026-12-08T01:37:18.53Z"`) {
+		t.Fatalf("the session's time seen is not written short, as this test needs:\n%s", live)
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

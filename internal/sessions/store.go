@@ -185,17 +185,22 @@ return count(raw, ARGV[11], ARGV[11] and KEYS[#KEYS])`))
 // the request id or an empty string, the generation as the session and the account
 // write it ("gen":"…"), the username as the session writes it, the time
 // "seen" must be after and the time the deadline must be after, both as
-// stored. The reply is incrViews's, the session's value first.
+// sent (timeFormat). The reply is incrViews's, the session's value first.
 var countChecked = redistrace.NewScript("count", scriptNames.Replace(countLua+`
 local raw = redis.pcall('GET', KEYS[1])
 if type(raw) ~= 'string' then return false end
+-- stored_time is the time after prefix as the app's clock is sent
+-- (timeFormat: milliseconds, three digits), so that the two compare as
+-- strings: Go writes a time in the values with no trailing zeros
+-- ("…:19.53Z"), the deadline and touch with three ("…:19.530Z").
 local function stored_time(prefix, at)
   local i = find(raw, prefix, 1, true)
   if not i or (at and i ~= at) then return nil end
   local from = i + #prefix
-  local t = string.sub(raw, from, from + #ARGV[14] - 1)
-  if string.sub(raw, from + #t, from + #t) ~= '"' then return nil end
-  return t
+  local j = find(raw, '"', from, true)
+  if not j then return nil end
+  local whole, frac = string.match(string.sub(raw, from, j - 1), '^(%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d)%.?(%d*)Z$')
+  return whole and whole .. '.' .. string.sub(frac .. '000', 1, 3) .. 'Z'
 end
 local seen, deadline = stored_time($JSON_SEEN_AT), stored_time('{"deadline":"', 1)
 if not (seen and seen > ARGV[14] and deadline and deadline > ARGV[15]) then return false end
@@ -318,9 +323,8 @@ func (o *Ops) CountChecked(ctx context.Context, token string, c CountCheck, v Vi
 	args = append(args, `"gen":`+jsonString(c.Gen), `"username":`+jsonString(c.User),
 		c.SeenAfter.UTC().Format(timeFormat), c.Now.UTC().Format(timeFormat))
 	res, err := countChecked.Exec(ctx, o.rdb, keys, args).ToArray()
-	var refused *redistrace.Refusal
 	switch {
-	case rueidis.IsRedisNil(err), isNoPerm(err), errors.As(err, &refused):
+	case rueidis.IsRedisNil(err), isNoPerm(err):
 		return CheckedCount{}, false // nothing ran
 	case ResetRetyped(ctx, o.rdb, o.Log, err, IndexKey(c.User)):
 		return CheckedCount{}, false // the index's read failed before any write

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -23,11 +24,12 @@ import (
 // acknowledged is lost when the Redis master fails over or stalls. Two
 // instances share a Sentinel deployment (master, replica, three sentinels on
 // the sentinels' test defaults: down after 1 s, failover timeout 5 s); four
-// sessions each count one view at a time, on either instance, while a
-// nemesis every few seconds either asks for a failover (SENTINEL FAILOVER) or
-// stalls the current master for two seconds (CLIENT PAUSE 2000: a GC pause,
-// a slow disk, a short partition; the sentinels fail it over meanwhile, and
-// it then answers again as a master until a sentinel reconfigures it).
+// sessions (two of them logged in) each count one view at a time, on either
+// instance, while a nemesis every few seconds either asks for a failover
+// (SENTINEL FAILOVER) or stalls the current master for two seconds (CLIENT
+// PAUSE 2000: a GC pause, a slow disk, a short partition; the sentinels fail
+// it over meanwhile, and it then answers again as a master until a sentinel
+// reconfigures it).
 //
 // The checker reads every answer: a session counts one view at a time, so
 // the counts it is told must rise. A count told lower than or equal to one
@@ -82,6 +84,11 @@ func TestNemesis(t *testing.T) {
 	histories := make([]history, sessions)
 	for i := range clients {
 		clients[i] = apptest.Client(t)
+		if i%2 == 1 {
+			// Logged in: its counts read the session and count in one
+			// round trip once an instance has seen it (handlers/countfirst.go).
+			register(t, clients[i], apps[0], fmt.Sprintf("nemesis%d", i))
+		}
 		histories[i].add(countAnswer(clients[i], apps[i%2], i%2, time.Now()))
 	}
 
@@ -134,6 +141,20 @@ func TestNemesis(t *testing.T) {
 	}
 	t.Logf("nemesis report: %s; %s", ops, total)
 	t.Logf("what the nemesis did, and what the sentinels and the apps saw (UTC):\n%s", failoverTimeline(topo, apps, ops))
+}
+
+// register makes an account and logs c in with it, on app.
+func register(t *testing.T, c *http.Client, app *apptest.Process, name string) {
+	t.Helper()
+	resp, err := c.PostForm(app.URL+"/register", url.Values{"username": {name}, "password": {name + "-password"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("register %s: status %d, want 303\n%.300s", name, resp.StatusCode, body)
+	}
 }
 
 // answer is one answer to GET /count as a session was told it.
