@@ -117,9 +117,18 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 		} else if st.isStale() && st.presented != "" {
 			a.dropEndedRow(r, st)
 		}
-		// The same script counts the new session against its limit.
+		// The same script counts the new session against its limit and,
+		// with Redis, writes it: the save has nothing left to send.
+		var first *sessions.Written
+		if !a.InProcess {
+			if first, err = a.captureFirstSave(ctx, st); err != nil {
+				st.abandon()
+				a.fail(w, r, err)
+				return
+			}
+		}
 		var wait time.Duration
-		if list, wait, err = a.Ops.NewBrowser(ctx, token, n, visit, a.newSessionStep(r)); err != nil {
+		if list, wait, err = a.Ops.NewBrowser(ctx, token, n, visit, a.newSessionStep(r), first); err != nil {
 			st.abandon() // the 503 says nothing was changed: it must be true
 			a.fail(w, r, err)
 			return
@@ -129,6 +138,7 @@ func (a *App) count(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		st.limitCounted()
+		st.written = first
 		// A new session's page has no live stream yet to tell its Redis panel.
 		w.Header()[hdrHXTrigger] = sessionChanged
 	}

@@ -73,6 +73,9 @@ type sessionState struct {
 	// counted is the count countFirst made of presented as it loaded it
 	// (GET /count), for the handler to answer with; nil: none was made.
 	counted *sessions.CheckedCount
+	// written is the new session's value the count's script wrote
+	// (captureFirstSave): its save sends it only if it changed since.
+	written *sessions.Written
 	// indexedFor is the user whose index this request added the session's
 	// new token to (indexLogin): saving it then checks the entry is still there.
 	indexedFor string

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net/http"
@@ -37,30 +38,14 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 				return errRenewed
 			}
 		}
-		_, loggedIn := a.currentUser(ctx)
-		fresh := created && !loggedIn // a new anonymous session
+		fresh := a.isNewAnonymous(ctx, st)
 		if fresh && (st == nil || !st.limited) {
 			if err := a.newSessionAllowed(r); err != nil {
 				return err
 			}
 		}
-		if !a.Sessions.Exists(ctx, sessions.KeyOrigin) {
-			// Recorded in the write that creates the session: no extra
-			// round trip, and pages can show it outlived this process.
-			a.recordOrigin(ctx)
-		}
-		now := time.Now().UTC().Truncate(time.Millisecond)
-		if st != nil && !st.originAt.IsZero() {
-			now = st.originAt // created by this request: seen when created (see neverReused)
-		}
-		a.Sessions.Put(ctx, sessions.KeySeen, now)
-		commitCtx := ctx
-		if fresh {
-			// Short-lived until it is used again (see sessions.FreshFor), set by
-			// the write that creates it.
-			commitCtx = sessions.WithIdle(ctx, sessions.FreshFor)
-		}
-		token, expiry, err := a.Sessions.Commit(commitCtx)
+		a.stampForSave(ctx, st)
+		token, expiry, err := a.Sessions.Commit(a.commitContext(ctx, st, fresh))
 		if err != nil {
 			return fmt.Errorf("save session %s: %w", a.LogID(token), err)
 		}
@@ -155,6 +140,55 @@ func (a *App) saveSession(w http.ResponseWriter, r *http.Request) error {
 	// cookie must not be stored at all.
 	w.Header()[hdrCacheControl] = noStore
 	return nil
+}
+
+// isNewAnonymous: the request's session is new (not stored yet) and
+// nobody's (not logged in).
+func (a *App) isNewAnonymous(ctx context.Context, st *sessionState) bool {
+	created := a.Sessions.Token(ctx) == "" || st != nil && st.created
+	_, loggedIn := a.currentUser(ctx)
+	return created && !loggedIn
+}
+
+// stampForSave puts what every save of a changed session records: its
+// origin if it has none, in the write that creates it (no extra round trip,
+// and pages can show it outlived this process), and when it was last seen.
+func (a *App) stampForSave(ctx context.Context, st *sessionState) {
+	if !a.Sessions.Exists(ctx, sessions.KeyOrigin) {
+		a.recordOrigin(ctx)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	if st != nil && !st.originAt.IsZero() {
+		now = st.originAt // created by this request: seen when created (see neverReused)
+	}
+	a.Sessions.Put(ctx, sessions.KeySeen, now)
+}
+
+// commitContext is ctx for the session's commit: a new anonymous session
+// (fresh) is short-lived until it is used again (sessions.FreshFor), set by
+// the write that creates it; one a script wrote already (captureFirstSave)
+// is not sent again.
+func (a *App) commitContext(ctx context.Context, st *sessionState, fresh bool) context.Context {
+	if fresh {
+		ctx = sessions.WithIdle(ctx, sessions.FreshFor)
+	}
+	if st != nil && st.written != nil {
+		ctx = sessions.WithWritten(ctx, st.written)
+	}
+	return ctx
+}
+
+// captureFirstSave is the new session's value as saveSession would write it
+// now, for the script that counts the session to write it in the same round
+// trip (sessions.WithCapture); the save then sends nothing unless the value
+// changed meanwhile.
+func (a *App) captureFirstSave(ctx context.Context, st *sessionState) (*sessions.Written, error) {
+	a.stampForSave(ctx, st)
+	cctx, w := sessions.WithCapture(a.commitContext(ctx, st, a.isNewAnonymous(ctx, st)))
+	if _, _, err := a.Sessions.Commit(cctx); err != nil {
+		return nil, fmt.Errorf("encode new session: %w", err)
+	}
+	return w, nil
 }
 
 // unindexKept takes a kept token whose write was deleted off its user's list

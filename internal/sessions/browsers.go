@@ -459,26 +459,42 @@ func joinParts(s string) (string, error) {
 }
 
 // newBrowser, for a session about to be created: KEYS: hash, set, [new
-// session counter]; ARGV: session ID, views, browserArgs, throttle.Step.Args.
-// Past the limit nothing is written and it returns {ms to wait}.
+// session counter], [the session]; ARGV: session ID, views, browserArgs,
+// the counter's throttle.Step.Args or two empty strings, then the session's
+// value and expiry (ms) or none. Past the limit nothing is written and it
+// returns {ms to wait}. The session is written before its row: a write
+// Redis refuses (OOM) leaves no row of a browser that has no session.
 var newBrowser = redistrace.NewScript("note new browser", throttle.CountLimitLua+scriptNames.Replace(noteBrowser+`
-if KEYS[3] then
-  local wait = count_limit(KEYS[3], ARGV[6], ARGV[7])
+local k = 3
+if ARGV[6] ~= '' then
+  local wait = count_limit(KEYS[k], ARGV[6], ARGV[7])
   if wait > 0 then return {wait} end
+  k = k + 1
 end
+if ARGV[8] then redis.call('SET', KEYS[k], ARGV[8], 'PXAT', ARGV[9]) end
 local now, now_s = now_ms()
 return {0, note_browser(KEYS[1], KEYS[2], ARGV[1], ARGV[2], now, now_s, {unpack(ARGV, 3, 5)})}`))
 
 // NewBrowser records the first count of a session not stored yet and returns
 // the list; the same round trip counts it against limit (past it, nothing is
-// recorded and wait says how long).
-func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (list BrowserList, wait time.Duration, err error) {
+// recorded and wait says how long) and, with first (see WithCapture),
+// writes the session, so that its save sends nothing.
+func (o *Ops) NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step, first *Written) (list BrowserList, wait time.Duration, err error) {
 	id := ID(token)
-	keys := []string{BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr)}
-	args := append([]string{id, strconv.Itoa(views)}, browserArgs(v)...)
+	keys := append(make([]string, 0, 4), BrowsersKey(v.Addr), BrowsersSeenKey(v.Addr))
+	args := append(append(make([]string, 0, 9), id, strconv.Itoa(views)), browserArgs(v)...)
 	if limit.Key != "" {
 		keys = append(keys, limit.Key)
 		args = append(args, limit.Args()...)
+	} else {
+		args = append(args, "", "")
+	}
+	if first != nil {
+		if first.Token != token || first.capture {
+			return BrowserList{}, 0, errors.New("sessions: new browser: the session to write is another token's, or was never captured")
+		}
+		keys = append(keys, Key(token))
+		args = append(args, string(first.Value), strconv.FormatInt(first.Expiry.UnixMilli(), 10))
 	}
 	res, err := newBrowser.Exec(ctx, o.rdb, keys, args).ToArray()
 	if err != nil {

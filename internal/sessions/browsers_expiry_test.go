@@ -22,7 +22,7 @@ func TestBrowsersKeysOutliveTheWindow(t *testing.T) {
 	keys := []string{BrowsersKey(addr), BrowsersSeenKey(addr)}
 	count := func(token string) {
 		t.Helper()
-		if _, _, err := o.NewBrowser(ctx, token, 1, Visit{Addr: addr}, throttle.Step{}); err != nil {
+		if _, _, err := o.NewBrowser(ctx, token, 1, Visit{Addr: addr}, throttle.Step{}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -70,7 +70,7 @@ func TestBrowsersListIsTheNewestOfAll(t *testing.T) {
 		token := "browser-" + strconv.Itoa(r.IntN(25))
 		views := r.IntN(1000)
 		dev := fmt.Sprintf("Device %d <&>", r.IntN(3))
-		list, wait, err := o.NewBrowser(ctx, token, views, Visit{Addr: addr, Device: dev}, throttle.Step{})
+		list, wait, err := o.NewBrowser(ctx, token, views, Visit{Addr: addr, Device: dev}, throttle.Step{}, nil)
 		if err != nil || wait != 0 {
 			t.Fatal(wait, err)
 		}
@@ -109,7 +109,7 @@ func TestBrowsersCountedAreBounded(t *testing.T) {
 	var list BrowserList
 	for i := range maxCounted + 5 {
 		var err error
-		if list, _, err = o.NewBrowser(ctx, "b-"+strconv.Itoa(i), 1, Visit{Addr: "192.0.2.10"}, throttle.Step{}); err != nil {
+		if list, _, err = o.NewBrowser(ctx, "b-"+strconv.Itoa(i), 1, Visit{Addr: "192.0.2.10"}, throttle.Step{}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -130,7 +130,7 @@ func TestBrowsersQuietForTheWindowLeave(t *testing.T) {
 	const addr = "192.0.2.11"
 	count := func(token string) BrowserList {
 		t.Helper()
-		list, _, err := o.NewBrowser(ctx, token, 1, Visit{Addr: addr}, throttle.Step{})
+		list, _, err := o.NewBrowser(ctx, token, 1, Visit{Addr: addr}, throttle.Step{}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"strconv"
@@ -52,8 +53,12 @@ func (m *MemoryOps) IncrViews(ctx context.Context, token, user string, v Visit) 
 	return n, m.noteBrowser(token, n, v), Lab{}, nil // memory mode has no restart or servers step
 }
 
-// NewBrowser records the first count of a session not stored yet (see Ops.NewBrowser).
-func (m *MemoryOps) NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (BrowserList, time.Duration, error) {
+// NewBrowser records the first count of a session not stored yet (see
+// Ops.NewBrowser). It writes no session: the save writes it in this process.
+func (m *MemoryOps) NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step, first *Written) (BrowserList, time.Duration, error) {
+	if first != nil {
+		return BrowserList{}, 0, errors.New("sessions: new browser: a session to write, and no Redis to write it in")
+	}
 	if limit.Key != "" {
 		if m.Limit == nil {
 			return BrowserList{}, 0, fmt.Errorf("sessions: new browser: a limit to count, and no Limit to count it")

@@ -82,7 +82,7 @@ func TestCountPublishesToWhoeverListens(t *testing.T) {
 	t.Run("nobody listens: no PUBLISH", func(t *testing.T) {
 		before := published()
 		count(2)
-		if _, _, err := o.NewBrowser(ctx, "other", 1, v, throttle.Step{}); err != nil {
+		if _, _, err := o.NewBrowser(ctx, "other", 1, v, throttle.Step{}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if n := published() - before; n != 0 {
@@ -116,7 +116,7 @@ func TestCountPublishesToWhoeverListens(t *testing.T) {
 		quiet()
 	})
 	t.Run("a new browser: the list", func(t *testing.T) {
-		if _, _, err := o.NewBrowser(ctx, "third", 1, v, throttle.Step{}); err != nil {
+		if _, _, err := o.NewBrowser(ctx, "third", 1, v, throttle.Step{}, nil); err != nil {
 			t.Fatal(err)
 		}
 		m := next(address)

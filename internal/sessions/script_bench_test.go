@@ -126,7 +126,7 @@ func fillAddress(b *testing.B, o *Ops, addr string) {
 	b.Helper()
 	for i := range MaxBrowsers {
 		if _, _, err := o.NewBrowser(context.Background(), fmt.Sprintf("other-%d", i), 1,
-			Visit{Addr: addr, Device: "Firefox on Linux"}, throttle.Step{}); err != nil {
+			Visit{Addr: addr, Device: "Firefox on Linux"}, throttle.Step{}, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -175,7 +175,7 @@ func BenchmarkNewBrowserScriptRedis(b *testing.B) {
 	limit := throttle.Step{Key: "newsession:addr:127.0.0.1", Limit: throttle.Limit{Max: 1 << 30, Window: 10 * time.Minute}}
 	v := Visit{Addr: "loopback", Device: "Chrome on Linux", Process: "6d5dcf"}
 	reportRedisTime(b, rs, func(i int) {
-		if _, wait, err := o.NewBrowser(ctx, "new-"+strconv.Itoa(i), 1, v, limit); err != nil || wait > 0 {
+		if _, wait, err := o.NewBrowser(ctx, "new-"+strconv.Itoa(i), 1, v, limit, nil); err != nil || wait > 0 {
 			b.Fatal(wait, err)
 		}
 	})

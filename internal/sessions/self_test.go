@@ -17,7 +17,7 @@ func TestCountsListNameTheirSession(t *testing.T) {
 	rs := redistest.Start(t, "--appendonly", "no")
 	impls := map[string]interface {
 		IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, Lab, error)
-		NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (BrowserList, time.Duration, error)
+		NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step, first *Written) (BrowserList, time.Duration, error)
 	}{
 		"redis":  NewOps(rs.Client(t)),
 		"memory": &MemoryOps{Store: memstore.New(), Idle: time.Hour},
@@ -27,7 +27,7 @@ func TestCountsListNameTheirSession(t *testing.T) {
 			ctx := context.Background()
 			v := Visit{Addr: "192.0.2.7", Device: "Firefox on Linux"}
 			const token = "self-test-token-" + "0123456789abcdefghijklmnopqrstuvw"
-			list, _, err := ops.NewBrowser(ctx, token, 1, v, throttle.Step{})
+			list, _, err := ops.NewBrowser(ctx, token, 1, v, throttle.Step{}, nil)
 			if err != nil || list.Self != ID(token) {
 				t.Fatalf("NewBrowser: Self %q, %v; want %q", list.Self, err, ID(token))
 			}
@@ -44,7 +44,7 @@ func TestCountsListNameTheirSession(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := ops.NewBrowser(ctx, "another-token", 1, v, throttle.Step{}); err != nil {
+			if _, _, err := ops.NewBrowser(ctx, "another-token", 1, v, throttle.Step{}, nil); err != nil {
 				t.Fatal(err)
 			}
 			n, list, _, err := ops.IncrViews(ctx, token, "", v)

@@ -3,6 +3,7 @@
 package sessions
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/hmac"
@@ -611,6 +612,37 @@ func WithIdle(ctx context.Context, d time.Duration) context.Context {
 	return context.WithValue(ctx, idleKey{}, d)
 }
 
+// A new session's first write can go in the script that counts it
+// (Ops.NewBrowser), one round trip fewer: scs encodes a session only when it
+// commits, after the handler, so the handler commits early with
+// WithCapture, which sends nothing and keeps what would have been written;
+// the script writes it; and the save's commit, given WithWritten, sends
+// nothing when it would write the same bytes (and writes them otherwise).
+
+// Written is a session value as the store writes it: Expiry is the key's,
+// after the idle timeout's cap.
+type Written struct {
+	Token   string
+	Value   []byte
+	Expiry  time.Time
+	capture bool
+}
+
+type writtenKey struct{}
+
+// WithCapture makes the next commit made with ctx send nothing: it fills
+// the Written returned, as the store would have written it.
+func WithCapture(ctx context.Context) (context.Context, *Written) {
+	w := &Written{capture: true}
+	return context.WithValue(ctx, writtenKey{}, w), w
+}
+
+// WithWritten says that Redis holds w already (a script wrote it): a commit
+// made with ctx of w's token and very bytes sends nothing.
+func WithWritten(ctx context.Context, w *Written) context.Context {
+	return context.WithValue(ctx, writtenKey{}, w)
+}
+
 type endedKey struct{}
 
 // WithEnded says that the session's key was deleted already in this
@@ -630,6 +662,15 @@ func (s IdleStore) CommitCtx(ctx context.Context, token string, b []byte, expiry
 		idle = d
 	}
 	expiry = EndsAt(time.Now(), expiry, idle)
+	if w, ok := ctx.Value(writtenKey{}).(*Written); ok {
+		if w.capture {
+			*w = Written{Token: token, Value: b, Expiry: expiry}
+			return nil
+		}
+		if w.Token == token && bytes.Equal(w.Value, b) {
+			return nil // Redis holds these very bytes, written with the same expiry rule
+		}
+	}
 	if cs, ok := s.Store.(scs.CtxStore); ok {
 		return cs.CommitCtx(ctx, token, b, expiry)
 	}
@@ -682,7 +723,7 @@ func (s IdleStore) DeleteCtx(ctx context.Context, token string) error {
 // Operations are the in-place session changes: Ops, or MemoryOps in memory.
 type Operations interface {
 	IncrViews(ctx context.Context, token, user string, v Visit) (int, BrowserList, Lab, error)
-	NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step) (BrowserList, time.Duration, error)
+	NewBrowser(ctx context.Context, token string, views int, v Visit, limit throttle.Step, first *Written) (BrowserList, time.Duration, error)
 	Browsers(ctx context.Context, addr string) (BrowserList, error)
 	MoveBrowser(ctx context.Context, oldToken, newToken string, views int, v Visit) error
 	DropBrowser(ctx context.Context, id, addr string) error

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"html"
 	"io"
 	"maps"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,6 +34,7 @@ type counters struct {
 
 	mu       sync.Mutex
 	statuses map[int]int
+	messages map[string]int // each failure page's message: which failure it was
 	problems []string
 	drops    []string
 	twice    []string    // a count that rose by more than one right after a 200
@@ -43,7 +46,7 @@ type counters struct {
 }
 
 func countThroughNginx(c *cluster, browsers int) *counters {
-	k := &counters{url: c.state.URL, stop: make(chan struct{}), statuses: map[int]int{},
+	k := &counters{url: c.state.URL, stop: make(chan struct{}), statuses: map[int]int{}, messages: map[string]int{},
 		lastOK: make([]time.Time, browsers), acked: make([]int, browsers), exact: make([]bool, browsers)}
 	for i := range browsers {
 		hc := c.client()
@@ -81,6 +84,9 @@ func (k *counters) count(i int, hc *http.Client) {
 	case resp.StatusCode != http.StatusOK:
 		k.failures = append(k.failures, now)
 		k.statuses[resp.StatusCode]++
+		if m := problemIn.FindSubmatch(body); m != nil {
+			k.messages[fmt.Sprintf("%d %s", resp.StatusCode, html.UnescapeString(string(m[1])))]++
+		}
 		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 			k.problems = append(k.problems, fmt.Sprintf("status %d (Retry-After %q)", resp.StatusCode, resp.Header.Get("Retry-After")))
 		}
@@ -100,17 +106,25 @@ func (k *counters) count(i int, hc *http.Client) {
 	k.exact[i] = err == nil && resp.StatusCode == http.StatusOK
 }
 
+// problemIn reads a problem page's message: which failure it was.
+var problemIn = regexp.MustCompile(`data-testid="problem-message">([^<]*)<`)
+
 // phase is what the browsers saw from one event to their recovery.
 type phase struct {
 	answers, failed int
 	statuses        map[int]int
+	messages        map[string]int
 	window          time.Duration // from the event to the last failure
 	problems, drops []string
 	twice           []string
 }
 
 func (p phase) String() string {
-	return fmt.Sprintf("%d answers %v, %d failed, the last %.1f s after the event", p.answers, p.statuses, p.failed, p.window.Seconds())
+	s := fmt.Sprintf("%d answers %v, %d failed, the last %.1f s after the event", p.answers, p.statuses, p.failed, p.window.Seconds())
+	if len(p.messages) > 0 {
+		s += fmt.Sprintf(" (failures by message: %v)", p.messages)
+	}
+	return s
 }
 
 // during resets the record, runs event, and waits (30 s at most) until
@@ -118,7 +132,7 @@ func (p phase) String() string {
 func (k *counters) during(t *testing.T, event func()) phase {
 	t.Helper()
 	k.mu.Lock()
-	k.statuses, k.problems, k.drops, k.twice, k.failures, k.answers = map[int]int{}, nil, nil, nil, nil, 0
+	k.statuses, k.messages, k.problems, k.drops, k.twice, k.failures, k.answers = map[int]int{}, map[string]int{}, nil, nil, nil, nil, 0
 	k.mu.Unlock()
 	start := time.Now()
 	event()
@@ -131,7 +145,7 @@ func (k *counters) during(t *testing.T, event func()) phase {
 		// The last failure was a second ago, and since then every browser
 		// has a count acknowledged.
 		back := time.Since(last) > time.Second && !slices.ContainsFunc(k.lastOK, func(ok time.Time) bool { return ok.Before(last) })
-		p := phase{answers: k.answers, failed: len(k.failures), statuses: maps.Clone(k.statuses),
+		p := phase{answers: k.answers, failed: len(k.failures), statuses: maps.Clone(k.statuses), messages: maps.Clone(k.messages),
 			problems: slices.Clone(k.problems), drops: slices.Clone(k.drops), twice: slices.Clone(k.twice)}
 		if len(k.failures) > 0 {
 			p.window = last.Sub(start)

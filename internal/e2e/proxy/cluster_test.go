@@ -143,6 +143,9 @@ func (c *cluster) start() {
 			for _, name := range []string{"app1", "app2", "app3", "nginx-error", "redis-1", "redis-2", "sentinel-1", "sentinel-2", "sentinel-3"} {
 				b, _ := os.ReadFile(filepath.Join(c.dir, "logs", name+".log"))
 				t.Logf("%s.log, its last 30 lines:\n%s", name, lastLines(string(b), 30))
+				if strings.HasPrefix(name, "app") {
+					t.Logf("%s.log, its warnings and errors (every process):\n%s", name, warnings(string(b), 60))
+				}
 			}
 		}
 	})
@@ -154,6 +157,18 @@ func (c *cluster) start() {
 		t.Fatalf("the cluster did not start within 90 s:\n%s", c.output())
 	}
 	c.readState()
+}
+
+// warnings are a log's WARN and ERROR lines, and its starts and stops (n lines at most, the last).
+func warnings(s string, n int) string {
+	var keep []string
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") ||
+			strings.Contains(line, "msg=listening") || strings.Contains(line, "msg=draining") || strings.Contains(line, `msg="shutting down"`) {
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep[max(0, len(keep)-n):], "")
 }
 
 // lastLines is the end of a log, n lines at most.
