@@ -25,10 +25,11 @@ import (
 // instances share a Sentinel deployment (master, replica, three sentinels on
 // the sentinels' test defaults: down after 1 s, failover timeout 5 s); four
 // sessions (two of them logged in) each count one view at a time, on either
-// instance, while a nemesis every few seconds either asks for a failover
-// (SENTINEL FAILOVER) or stalls the current master for two seconds (CLIENT
-// PAUSE 2000: a GC pause, a slow disk, a short partition; the sentinels fail
-// it over meanwhile, and it then answers again as a master until a sentinel
+// instance, and a new browser makes its first count every 250 ms, while a
+// nemesis every few seconds either asks for a failover (SENTINEL FAILOVER)
+// or stalls the current master for two seconds (CLIENT PAUSE 2000: a GC
+// pause, a slow disk, a short partition; the sentinels fail it over
+// meanwhile, and it then answers again as a master until a sentinel
 // reconfigures it).
 //
 // The checker reads every answer: a session counts one view at a time, so
@@ -36,7 +37,9 @@ import (
 // told before is a drop (acknowledged counts lost); a count that rises by
 // more than the answers that could have counted (200s, and 503s that say
 // the view "may or may not" have been counted) is a 503 that said "nothing
-// was changed" and lied. No 500, and every request gets an answer.
+// was changed" and lied. No 500, and every request gets an answer. A new
+// browser told 1 must be told 2 by its next count, afterwards: its session,
+// written by the script that counted it, was kept.
 //
 // NEMESIS_DURATION (default 30s) sets how long the nemesis runs,
 // NEMESIS_EVERY (default 4s-8s) how often it strikes, NEMESIS_SEED replays
@@ -106,6 +109,31 @@ func TestNemesis(t *testing.T) {
 			}
 		})
 	}
+	// New browsers, one every 250 ms (within the limit on new sessions from
+	// one address): each first count writes its session in the script that
+	// counts it (captureFirstSave), so a 200 there is a session acknowledged.
+	var firsts []*http.Client // each got a 200 saying 1
+	var firstStatuses = map[string]int{}
+	wg.Go(func() {
+		for n := 0; time.Now().Before(end); n++ {
+			c := apptest.Client(t)
+			a := countAnswer(c, apps[n%2], n%2, start)
+			word := cmp.Or(statusWords[a.status], strconv.Itoa(a.status))
+			if a.status == http.StatusServiceUnavailable && a.unsure {
+				word = "503 may or may not"
+			}
+			firstStatuses[word]++
+			switch {
+			case a.err != "":
+				t.Errorf("a new browser's first count at %v: %s: %s", a.at.Round(time.Millisecond), word, a.err)
+			case a.status == http.StatusOK && a.count != 1:
+				t.Errorf("a new browser's first count at %v was told %d", a.at.Round(time.Millisecond), a.count)
+			case a.status == http.StatusOK:
+				firsts = append(firsts, c)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	})
 	ops := runNemesis(t, topo, rand.New(rand.NewPCG(seed, 0)), every, start, end)
 	wg.Wait()
 
@@ -122,6 +150,28 @@ func TestNemesis(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
+
+	// Every new browser told 1 counts 2 now, on the other instance: its
+	// session was kept.
+	firstsLost := 0
+	deadline := time.Now().Add(30 * time.Second) // for all: the deployment has settled
+	for i, c := range firsts {
+		a := countAnswer(c, apps[(i+1)%2], (i+1)%2, start)
+		for a.status != http.StatusOK && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+			a = countAnswer(c, apps[(i+1)%2], (i+1)%2, start)
+		}
+		switch {
+		case a.status != http.StatusOK:
+			t.Errorf("new browser %d: its second count still gets %d 30 s after the sessions counted again", i, a.status)
+		case a.count == 1:
+			firstsLost++
+			t.Errorf("new browser %d: told 1 again: its acknowledged first count (and its session) was lost", i)
+		case a.count != 2:
+			t.Errorf("new browser %d: told %d after 1, with no other count", i, a.count)
+		}
+	}
+	t.Logf("new browsers: first counts %v; %d acknowledged and checked after, %d of them lost", firstStatuses, len(firsts), firstsLost)
 
 	var total verdict
 	for i := range histories {
