@@ -405,9 +405,13 @@ func ParseBrowsers(s string) (BrowserList, error) {
 }
 
 // parseNoted reads the list a count returns: as published, or its parts
-// (note_browser), which joinParts joins.
+// (note_browser), read in place (parseParts) or, for a row that reader
+// declines, joined first (joinParts).
 func parseNoted(s string) (BrowserList, error) {
 	if _, rest, ok := strings.Cut(s, " "); ok && !strings.HasPrefix(rest, "[") {
+		if list, ok := parseParts(s); ok {
+			return list, nil
+		}
 		list, err := joinParts(s)
 		if err != nil {
 			return BrowserList{}, fmt.Errorf("sessions: browsers: %w in %.40q", err, s)
@@ -418,6 +422,59 @@ func parseNoted(s string) (BrowserList, error) {
 }
 
 var errParts = errors.New("not a list's parts")
+
+// plainID: id reads as itself in a JSON string (plainString's bytes).
+func plainID(id string) bool {
+	for i := range len(id) {
+		if !plainByte[id[i]] {
+			return false
+		}
+	}
+	return id != ""
+}
+
+// parseParts reads a list's parts ("<counted> <open flags> <ids>", then a
+// row a line) as joinParts and ParseBrowsers would, each row in place with
+// its id and flag from the first line: the joined list, and the bytes the
+// scanner copied of it, were two list-sized strings a count. ok false: a
+// row written otherwise than by the scripts (by hand), for that path.
+func parseParts(s string) (BrowserList, bool) {
+	head, rows, _ := strings.Cut(s, "\n")
+	counted, head, _ := strings.Cut(head, " ")
+	open, ids, ok := strings.Cut(head, " ")
+	total, err := strconv.Atoi(counted)
+	if !ok || err != nil {
+		return BrowserList{}, false
+	}
+	sc := scanner{b: []byte(rows), src: rows}
+	list := make([]Browser, 0, MaxBrowsers)
+	for i := range len(open) {
+		var id string
+		id, ids, _ = strings.Cut(ids, " ")
+		end := strings.IndexByte(rows[sc.i:], '\n')
+		if end < 0 {
+			end = len(rows)
+		} else {
+			end += sc.i
+		}
+		b, seen, ok := sc.browserSeen()
+		// A row's own "id" or "open" would follow the first line's in the
+		// joined list, and encoding/json keeps the last; an empty row would
+		// leave a comma before its '}'; an id with escapes is JSON's to read.
+		if !ok || sc.i != end || seen[0] || seen[5] || seen == [6]bool{} || !plainID(id) || open[i] != '0' && open[i] != '1' {
+			return BrowserList{}, false
+		}
+		b.ID, b.Open = id, open[i] == '1'
+		list = append(list, b)
+		if end < len(rows) {
+			sc.i++ // the newline
+		}
+	}
+	if ids != "" || sc.i != len(rows) {
+		return BrowserList{}, false
+	}
+	return BrowserList{Rows: list, Total: max(total, len(list))}, true
+}
 
 // joinParts joins a list's parts as the scripts' joined does: each row
 // after its id and whether it is open.

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/redis/rueidis"
@@ -28,6 +29,7 @@ local total = tonumber(ARGV[4])
 return {joined(ids, rows, total, n), joined(ids, rows, total, n, true)}`))
 	devices := []string{"Firefox on Linux", `a "quoted" one`, "back\\slash", "new\nline", "ünï \u2028 <b>&", "", "\x01\x7f"}
 	r := rand.New(rand.NewPCG(1, 2))
+	inPlace := 0
 	for c := range 300 {
 		k := 2 + r.IntN(MaxBrowsers-1)
 		ids, rows, n := make([]string, k), make([]string, k), make([]any, 0, 2*k+2)
@@ -59,5 +61,29 @@ return {joined(ids, rows, total, n), joined(ids, rows, total, n, true)}`))
 		if j, err := joinParts(parts); parts != joined && (err != nil || j != joined) {
 			t.Fatalf("parts %q\njoined as %q, %v\nwant      %q", parts, j, err, joined)
 		}
+		// Rows the scripts wrote with a plain device are read in place.
+		if _, ok := parseParts(parts); parts != joined && !ok && plain(rows) {
+			t.Fatalf("parts %q: declined by parseParts", parts)
+		} else if ok {
+			inPlace++
+		}
 	}
+	if inPlace == 0 {
+		t.Error("no list was read in place")
+	}
+}
+
+// plain: every row is there, its device without escapes.
+func plain(rows []string) bool {
+	for _, r := range rows {
+		if r == "" || strings.ContainsAny(r, `\`) || strings.Count(r, `"`) != 10 {
+			return false
+		}
+		for _, c := range r {
+			if c < 0x20 || c >= 0x7f {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -454,24 +454,30 @@ func parsePlainBrowsers(list string) ([]Browser, bool) {
 
 // browser reads one plain Browser object.
 func (s *scanner) browser() (b Browser, ok bool) {
+	b, _, ok = s.browserSeen()
+	return b, ok
+}
+
+// browserSeen is browser, and which of its members the object had (id,
+// device, logged_in, views, at, open).
+func (s *scanner) browserSeen() (b Browser, seen [6]bool, ok bool) {
 	if !s.byte('{') {
-		return b, false
+		return b, seen, false
 	}
 	if s.byte('}') {
-		return b, true
+		return b, seen, true
 	}
-	var seen [6]bool
 	for {
 		key, ok := s.browserKey()
 		if !ok {
-			return b, false
+			return b, seen, false
 		}
 		f := -1
 		switch key {
 		case "id", "device":
 			start := s.i
 			if !s.plainString() {
-				return b, false
+				return b, seen, false
 			}
 			// Cut from src: a string per value was two allocations a row.
 			v := s.src[start+1 : s.i-1]
@@ -487,7 +493,7 @@ func (s *scanner) browser() (b Browser, ok bool) {
 				v = true
 			case s.word("false"):
 			default:
-				return b, false
+				return b, seen, false
 			}
 			if key == "open" {
 				f, b.Open = 5, v
@@ -497,7 +503,7 @@ func (s *scanner) browser() (b Browser, ok bool) {
 		case "views", "at":
 			n, ok := s.integer()
 			if !ok {
-				return b, false
+				return b, seen, false
 			}
 			if key == "views" {
 				f, b.Views = 3, int(n)
@@ -505,17 +511,17 @@ func (s *scanner) browser() (b Browser, ok bool) {
 				f, b.At = 4, n
 			}
 		default:
-			return b, false
+			return b, seen, false
 		}
 		if seen[f] {
-			return b, false
+			return b, seen, false
 		}
 		seen[f] = true
 		if s.byte('}') {
-			return b, true
+			return b, seen, true
 		}
 		if !s.byte(',') {
-			return b, false
+			return b, seen, false
 		}
 	}
 }
