@@ -104,3 +104,26 @@ func TestParseBrowsersCutsFromTheList(t *testing.T) {
 		t.Errorf("%v allocations to read %d rows, want at most 2", allocs, len(rows))
 	}
 }
+
+// A list's parts read in place are what joining them and reading the joined
+// list makes: for any parts parseParts accepts.
+func FuzzParsePartsSameAsJoined(f *testing.F) {
+	f.Add("12 10 ca068d0123456789 0b1c\n" + `{"device":"Firefox on Linux","logged_in":true,"views":3,"at":1796549741720}` + "\n" + `{"device":"Go HTTP client","logged_in":false,"views":1,"at":1796549741000}`)
+	f.Add("2 11 a b\n{\"views\":1}\n{\"at\":2,\"open\":false}")
+	f.Add("2 01 a b\n{}\n{\"views\":1}")
+	f.Add("2 01 a\\u0041 b\n{\"views\":1}\n{\"views\":2}")
+	f.Fuzz(func(t *testing.T, parts string) {
+		got, ok := parseParts(parts)
+		if !ok {
+			return
+		}
+		joined, err := joinParts(parts)
+		if err != nil {
+			t.Fatalf("parseParts read %q, which does not join: %v", parts, err)
+		}
+		want, err := ParseBrowsers(joined)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("parts %q\nread in place as %+v\njoined and read as %+v, %v", parts, got, want, err)
+		}
+	})
+}
