@@ -78,7 +78,7 @@ func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
 	rule := strings.Replace(aclRule(t), ">change-this-password", ">"+password, 1)
 	rs := redistest.Start(t, userArgs(rule)...)
 	u := "redis://sessionlab:" + password + "@" + rs.Addr() + "/0"
-	laptop, phone := apptest.Client(t), apptest.Client(t)
+	laptop, phone, newcomer := apptest.Client(t), apptest.Client(t), apptest.Client(t)
 	// Trusting the test as a proxy: its X-Request-Id is kept, as nginx's.
 	a := apptest.Start(t, bin, "-redis", u, "-instance", "a", "-trusted-proxies", "127.0.0.1/32")
 	b := apptest.Start(t, bin, "-redis", u, "-instance", "b", "-trusted-proxies", "127.0.0.1/32")
@@ -185,12 +185,21 @@ func TestAppRunsAsTheDocumentedACLUser(t *testing.T) {
 		{"log in", func() int {
 			return apptest.PostForm(t, laptop, b.URL+"/login", url.Values{"username": {"acl"}, "password": {"acl-new-password"}})
 		}, http.StatusSeeOther},
+		// The script that counts a new browser writes its session too.
+		{"a new browser's first count on a", func() int { s, _ := apptest.Get(t, newcomer, a.URL+"/count"); return s }, http.StatusOK},
+		{"its second count on b says 2", func() int {
+			s, body := apptest.Get(t, newcomer, b.URL+"/count")
+			if !strings.Contains(body, `data-testid="view-count">2<`) {
+				return -1
+			}
+			return s
+		}, http.StatusOK},
 	}
-	for i, s := range steps {
+	for _, s := range steps {
 		if got := s.do(); got != s.status {
 			t.Errorf("%s: %d, want %d", s.what, got, s.status)
 		}
-		if i == 1 { // registered: the page's live stream, which subscribes
+		if s.what == "register" { // the page's live stream, which subscribes
 			if st := apptest.OpenStream(t, laptop, a.URL+"/live"); st.Status != http.StatusOK {
 				t.Errorf("live stream: %d, want 200", st.Status)
 			}
