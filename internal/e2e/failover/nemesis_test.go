@@ -3,6 +3,7 @@ package failover
 import (
 	"cmp"
 	"fmt"
+	"html"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -215,6 +216,8 @@ type answer struct {
 	count  int           // the count told (a 200)
 	unsure bool          // a 503 that says the view may or may not have been counted
 	err    string        // what went wrong, for the report
+	id     string        // the request id the answer carries (X-Request-Id), for the instance's log
+	trace  string        // a 200's Redis trace in short: what the request sent, for a problem's report
 }
 
 var statusWords = map[int]string{0: "no answer", 200: "200", 500: "500"}
@@ -230,6 +233,7 @@ func countAnswer(c *http.Client, app *apptest.Process, which int, start time.Tim
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	a.status = resp.StatusCode
+	a.id = resp.Header.Get("X-Request-Id")
 	switch a.status {
 	case http.StatusOK:
 		n, err := strconv.Atoi(viewCountOf(string(body)))
@@ -237,6 +241,7 @@ func countAnswer(c *http.Client, app *apptest.Process, which int, start time.Tim
 			a.status, a.err = -1, "a 200 without a count"
 		}
 		a.count = n
+		a.trace = traceOf(string(body))
 	case http.StatusServiceUnavailable:
 		a.unsure = strings.Contains(string(body), "may or may not")
 		if resp.Header.Get("Retry-After") == "" {
@@ -246,6 +251,18 @@ func countAnswer(c *http.Client, app *apptest.Process, which int, start time.Tim
 		a.err = fmt.Sprintf("%.200s", body)
 	}
 	return a
+}
+
+// traceCommand is one command a page's Redis trace lists (not a script's own).
+var traceCommand = regexp.MustCompile(`data-testid="trace-command"><code>("[A-Z]+")[^<]*</code>(?: <small>\(the ([^<]*) script\)</small>)?(?: → ([^<]*?), [0-9.]+ ms)?`)
+
+// traceOf is a page's trace in short: each command, its script, its reply.
+func traceOf(body string) string {
+	var cmds []string
+	for _, m := range traceCommand.FindAllStringSubmatch(body, -1) {
+		cmds = append(cmds, strings.TrimSpace(html.UnescapeString(m[1]+" "+m[2]+" → "+m[3])))
+	}
+	return strings.Join(cmds, "; ")
 }
 
 // viewCountOf is the count a /count page shows, "" if none.
@@ -285,7 +302,8 @@ type verdict struct {
 func (h *history) check() verdict {
 	v := verdict{statuses: map[string]int{}}
 	last, lastAt := 0, time.Duration(0)
-	mayHave := 0 // answers since the last count told that may have counted
+	mayHave := 0       // answers since the last count told that may have counted
+	var since []string // those answers, for a problem's report
 	for _, a := range h.answers {
 		word := cmp.Or(statusWords[a.status], strconv.Itoa(a.status))
 		switch {
@@ -302,6 +320,11 @@ func (h *history) check() verdict {
 		if a.status == 0 {
 			mayHave++ // a request that got no answer may have counted
 		}
+		told := fmt.Sprintf("%s at %v on instance %d (request %s)", word, a.at.Round(time.Millisecond), a.app, a.id)
+		if a.trace != "" {
+			told += fmt.Sprintf(", told %d [trace: %s]", a.count, a.trace)
+		}
+		since = append(since, told)
 		if a.status != http.StatusOK {
 			continue
 		}
@@ -315,10 +338,10 @@ func (h *history) check() verdict {
 		case a.count-last-1 > mayHave:
 			n := a.count - last - 1 - mayHave
 			v.phantoms += n
-			v.problems = append(v.problems, fmt.Sprintf("told %d at %v after %d at %v, with %d answers between that may have counted: %d views counted that no answer allowed (a 503 that said nothing was changed, or another history)",
-				a.count, a.at.Round(time.Millisecond), last, lastAt.Round(time.Millisecond), mayHave, n))
+			v.problems = append(v.problems, fmt.Sprintf("told %d at %v after %d at %v, with %d answers between that may have counted: %d views counted that no answer allowed (a 503 that said nothing was changed, or another history); the answers since: %s",
+				a.count, a.at.Round(time.Millisecond), last, lastAt.Round(time.Millisecond), mayHave, n, strings.Join(since, "; ")))
 		}
-		last, lastAt, mayHave = a.count, a.at, 0
+		last, lastAt, mayHave, since = a.count, a.at, 0, nil
 	}
 	return v
 }
